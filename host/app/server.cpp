@@ -1,0 +1,298 @@
+// Server wiring: loop, signals, plugins, Redis, decode -> route -> dispatch,
+// and the graceful stop.
+#include "app/server.h"
+
+#include "common/log.h"
+#include "plugin/search_path.h"
+#include "redis/reply.h"
+
+#include <hiredis/hiredis.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstdlib>
+#include <stdexcept>
+#include <unistd.h>
+
+namespace evh::app {
+namespace {
+
+redis::Endpoint endpointOf(const config::Redis& r) {
+  redis::Endpoint e;
+  e.host = r.host;
+  e.port = r.port;
+  e.db = r.db;
+  e.username = r.username;
+  e.password = r.password;
+  e.connect_timeout_ms = r.connect_timeout_ms;
+  e.backoff_initial_ms = r.reconnect.initial_ms;
+  e.backoff_max_ms = r.reconnect.max_ms;
+  e.backoff_multiplier = r.reconnect.multiplier;
+  e.ping_interval_ms = r.ping_interval_ms;
+  e.ping_timeout_ms = r.ping_timeout_ms;
+  return e;
+}
+
+}  // namespace
+
+Server::Server(config::Config config, Options options)
+    : config_(std::move(config)),
+      options_(std::move(options)),
+      decoder_(event::Decoder::Limits{config_.limits.max_message_bytes, config_.limits.max_json_depth}) {
+  if (int rc = uv_loop_init(&loop_); rc != 0) {
+    throw std::runtime_error(std::string("uv_loop_init: ") + uv_strerror(rc));
+  }
+  loop_.data = this;
+  loop_thread_ = std::this_thread::get_id();
+  poster_ = std::make_unique<Poster>(&loop_);
+  channel_counters_.resize(config_.channels.size());
+  trace_events_ = config_.logging.debug_events || log::host().should_log(spdlog::level::trace);
+}
+
+Server::~Server() {
+  // Normally everything is stopped by finishStop; this also covers a start()
+  // that threw half way.
+  subscriber_.reset();
+  if (commands_) {
+    commands_->stop();
+  }
+  poster_->drain();
+  if (pool_) {
+    pool_->stop();
+  }
+  registry_.shutdownAll();
+  dispatcher_.reset();
+  commands_.reset();
+  poster_.reset();
+  sigint_.close();
+  sigterm_.close();
+  deadline_.close();
+  uv_run(&loop_, UV_RUN_DEFAULT);  // let every close callback run
+  if (uv_loop_close(&loop_) != 0) {
+    log::host().error("event loop closed with handles still open (a bug)");
+  }
+}
+
+void Server::start() {
+  for (auto [handle, signum] : {std::pair{&sigint_, SIGINT}, std::pair{&sigterm_, SIGTERM}}) {
+    *handle = makeUvHandle<uv_signal_t>(&loop_, uv_signal_init);
+    if (!*handle) {
+      throw std::runtime_error("uv_signal_init failed");
+    }
+    (*handle)->data = this;
+    uv_signal_start(handle->get(), &Server::onSignal, signum);
+  }
+  deadline_ = makeUvHandle<uv_timer_t>(&loop_, uv_timer_init);
+  deadline_->data = this;
+
+  const redis::Endpoint endpoint = endpointOf(config_.redis);
+  // The command connection first: plugins may send commands from init().
+  commands_ = std::make_unique<redis::CommandClient>(&loop_, endpoint);
+  commands_->start();
+
+  registry_.load(config_.plugins, plugin::searchPath(options_.plugin_dirs), *this, config_.prefix());
+
+  std::vector<plugin::Instance*> instances;
+  for (const auto& in : registry_.instances()) {
+    instances.push_back(in.get());
+  }
+  pool_ = std::make_unique<dispatch::WorkerPool>(config_.workers);
+  router_ = std::make_unique<route::Router>(config_.channels,
+                                            [this](const std::string& name) { return registry_.find(name); });
+  dispatch::Dispatcher::Options dopt;
+  dopt.max_in_flight = config_.limits.max_in_flight;
+  dopt.trace_events = trace_events_;
+  dispatcher_ = std::make_unique<dispatch::Dispatcher>(*poster_, *pool_, instances, dopt);
+
+  std::vector<redis::Subscription> subs;
+  for (size_t i = 0; i < config_.channels.size(); ++i) {
+    const auto& ch = config_.channels[i];
+    subs.push_back(redis::Subscription{ch.name, config_.prefix() + ch.name, ch.pattern, i});
+  }
+  if (!subs.empty()) {
+    subscriber_ = std::make_unique<redis::Subscriber>(
+        &loop_, endpoint, std::move(subs),
+        [this](const redis::Subscription& sub, std::string_view channel, std::string_view payload) {
+          onMessage(sub, channel, payload);
+        });
+    subscriber_->start();
+  }
+  log::host().info("evhost started: {} plugin(s), {} channel(s), prefix \"{}\", redis {}:{}",
+                   registry_.instances().size(), config_.channels.size(), config_.prefix(), config_.redis.host,
+                   config_.redis.port);
+}
+
+int Server::run() {
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  return exit_code_;
+}
+
+void Server::onMessage(const redis::Subscription& sub, std::string_view channel, std::string_view payload) {
+  ChannelCounters& cc = channel_counters_[sub.index];
+  ++cc.received;
+  decoder_.decode(event::makeMessage(payload, sub.logical, channel), items_);
+  for (auto& item : items_) {
+    if (auto* rejected = std::get_if<event::Rejected>(&item)) {
+      ++cc.invalid;
+      if (invalid_log_.allow(uv_now(&loop_))) {
+        log::host().warn("invalid event on {}: {} ({}){}; {} bytes", channel, rejected->detail,
+                         event::reasonCode(rejected->reason),
+                         invalid_log_.suppressed() > 0
+                             ? " [" + std::to_string(invalid_log_.suppressed()) + " more since the last such line]"
+                             : std::string(),
+                         rejected->raw_length);
+      }
+      continue;
+    }
+    auto& ev = std::get<event::Event>(item);
+    if (trace_events_) {
+      log::host().info("event stage=decoded eventId={} correlationId={} eventType={} channel={}", ev.eventId(),
+                       ev.correlationId(), ev.eventType(), channel);
+    }
+    const route::Targets& targets = router_->route(sub.index, ev.eventType());
+    if (targets.empty()) {
+      ++cc.unrouted;
+      log::host().debug("no route for eventType={} eventId={} on {}", ev.eventType(), ev.eventId(), sub.logical);
+      continue;
+    }
+    std::string id(ev.eventId());
+    if (!dispatcher_->dispatch(std::move(ev), targets)) {
+      ++cc.overloaded;
+      if (overload_log_.allow(uv_now(&loop_))) {
+        log::host().warn("overloaded: {} events in flight (limits.max_in_flight); event {} on {} not handled{}",
+                         dispatcher_->inFlight(), id, sub.logical,
+                         overload_log_.suppressed() > 0
+                             ? " [" + std::to_string(overload_log_.suppressed()) + " more since the last such line]"
+                             : std::string());
+      }
+    }
+  }
+}
+
+void Server::onSignal(uv_signal_t* h, int signum) {
+  auto* self = static_cast<Server*>(h->data);
+  if (self->stopping_) {
+    log::host().warn("second signal ({}): exiting at once", signum);
+    log::host().flush();
+    std::_Exit(1);
+  }
+  log::host().info("signal {} received: stopping", signum);
+  self->stop();
+}
+
+void Server::stop() {
+  if (stopping_) {
+    return;
+  }
+  stopping_ = true;
+  // Stop taking events first; what is in flight may still use Redis.
+  subscriber_.reset();
+  if (dispatcher_ == nullptr) {
+    finishStop();
+    return;
+  }
+  if (dispatcher_->inFlight() > 0) {
+    log::host().info("waiting up to {} ms for {} event(s) in flight", config_.shutdown_timeout_ms,
+                     dispatcher_->inFlight());
+  }
+  uv_timer_start(
+      deadline_.get(), [](uv_timer_t* t) { static_cast<Server*>(t->data)->onDeadline(); },
+      config_.shutdown_timeout_ms, 0);
+  dispatcher_->whenIdle([this] { finishStop(); });
+}
+
+void Server::onDeadline() {
+  exit_code_ = 1;
+  for (const auto& line : dispatcher_->abandon()) {
+    log::host().error("shutdown deadline ({} ms) passed: {}", config_.shutdown_timeout_ms, line);
+  }
+  auto busy = dispatcher_->busyPlugins();
+  if (!busy.empty()) {
+    // A handler still running on a worker cannot be interrupted, and its
+    // plugin cannot be shut down or unloaded under it: shut the others
+    // down and leave.
+    std::vector<const plugin::Instance*> keep(busy.begin(), busy.end());
+    for (const auto* p : busy) {
+      log::host().error("plugin {} still has a handler running; exiting without shutting it down", p->name());
+    }
+    commands_->stop();
+    poster_->drain();
+    for (auto it = registry_.instances().rbegin(); it != registry_.instances().rend(); ++it) {
+      if (std::find(keep.begin(), keep.end(), it->get()) == keep.end()) {
+        (*it)->shutdown();
+      }
+    }
+    log::host().flush();
+    std::_Exit(1);
+  }
+  finishStop();
+}
+
+void Server::finishStop() {
+  if (stopped_) {
+    return;
+  }
+  stopped_ = true;
+  uv_timer_stop(deadline_.get());
+  // Every reply callback and post runs before plugins shut down (the ABI
+  // promises it): cancel outstanding commands, run posted functions.
+  if (commands_) {
+    commands_->stop();
+  }
+  poster_->drain();
+  if (pool_) {
+    pool_->stop();
+  }
+  registry_.shutdownAll();
+  poster_->close();
+  deadline_.close();
+  // Keep the signal handles so that a second signal still exits at once,
+  // but let the loop end without them.
+  uv_unref(reinterpret_cast<uv_handle_t*>(sigint_.get()));
+  uv_unref(reinterpret_cast<uv_handle_t*>(sigterm_.get()));
+  log::host().info("evhost stopped");
+}
+
+evh_status Server::redisCommand(plugin::Instance& from, std::vector<std::string> argv, evh_reply_cb cb,
+                                void* user_data) {
+  if (stopped_ || commands_ == nullptr) {
+    return EVH_ERR_CANCELLED;
+  }
+  if (std::this_thread::get_id() == loop_thread_) {
+    return sendCommand(from, std::move(argv), cb, user_data) ? EVH_OK : EVH_ERR_UNAVAILABLE;
+  }
+  // From a worker: marshal to the loop. From here on the callback owes an
+  // answer, so a failure to send is reported through it.
+  plugin::Instance* in = &from;
+  bool posted = poster_->post([this, in, argv = std::move(argv), cb, user_data]() mutable {
+    if ((stopped_ || !sendCommand(*in, std::move(argv), cb, user_data)) && cb != nullptr) {
+      cb(user_data, stopped_ ? EVH_ERR_CANCELLED : EVH_ERR_UNAVAILABLE, nullptr);
+    }
+  });
+  return posted ? EVH_OK : EVH_ERR_CANCELLED;
+}
+
+bool Server::sendCommand(plugin::Instance& from, std::vector<std::string> argv, evh_reply_cb cb, void* user_data) {
+  plugin::Instance* in = &from;
+  std::string name = argv[0];
+  return commands_->send(argv, [in, name, cb, user_data](evh_status status, const redisReply* reply) {
+    if (cb == nullptr) {
+      if (status != EVH_OK) {
+        in->logger().warn("redis {}: no reply ({})", name,
+                          status == EVH_ERR_CANCELLED ? "cancelled at shutdown" : "connection lost");
+      } else if (reply->type == REDIS_REPLY_ERROR) {
+        in->logger().warn("redis {}: {}", name, std::string_view(reply->str, reply->len));
+      }
+      return;
+    }
+    redis::ReplyView view(reply);
+    cb(user_data, status, view.root());
+  });
+}
+
+evh_status Server::post(plugin::Instance& from, void (*fn)(void*), void* user_data) {
+  (void)from;
+  return poster_->post([fn, user_data] { fn(user_data); }) ? EVH_OK : EVH_ERR_CANCELLED;
+}
+
+}  // namespace evh::app

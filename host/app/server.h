@@ -1,0 +1,100 @@
+// The evhost server: owns the loop and every subsystem; start/stop order.
+#pragma once
+
+#include "common/throttle.h"
+#include "config/config.h"
+#include "dispatch/dispatcher.h"
+#include "dispatch/worker_pool.h"
+#include "event/envelope.h"
+#include "loop/poster.h"
+#include "loop/uv_handle.h"
+#include "plugin/registry.h"
+#include "redis/command_client.h"
+#include "redis/subscriber.h"
+#include "route/router.h"
+
+#include <uv.h>
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace evh::app {
+
+struct Options {
+  std::vector<std::string> plugin_dirs;  // --plugin-dir, in order
+};
+
+// Per configured channel, for the metrics.
+struct ChannelCounters {
+  uint64_t received = 0;    // messages off Redis
+  uint64_t invalid = 0;     // events (or whole messages) refused by the decoder
+  uint64_t unrouted = 0;    // events no route matched
+  uint64_t overloaded = 0;  // events refused because max_in_flight was reached
+};
+
+class Server final : public plugin::HostServices {
+ public:
+  Server(config::Config config, Options options);
+  ~Server() override;
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Loads plugins, connects to Redis and subscribes. Throws
+  // plugin::LoadError (and std::runtime_error for environment failures)
+  // with a message for the operator. THREAD: the thread that will run().
+  void start();
+
+  // Runs the loop until the server has stopped. Returns the exit code: 0
+  // after a graceful stop, 1 when the shutdown deadline cut work short.
+  int run();
+
+  // Begins a graceful stop (what SIGINT/SIGTERM do): stop taking events,
+  // let in-flight handlers finish up to shutdown_timeout_ms, shut plugins
+  // down, close connections. THREAD: loop.
+  void stop();
+
+  uv_loop_t* loop() noexcept { return &loop_; }
+  const plugin::Registry& plugins() const noexcept { return registry_; }
+  const std::vector<ChannelCounters>& channelCounters() const noexcept { return channel_counters_; }
+
+  // plugin::HostServices
+  evh_status redisCommand(plugin::Instance& from, std::vector<std::string> argv, evh_reply_cb cb,
+                          void* user_data) override;
+  evh_status post(plugin::Instance& from, void (*fn)(void*), void* user_data) override;
+
+ private:
+  static void onSignal(uv_signal_t* h, int signum);
+  void onMessage(const redis::Subscription& sub, std::string_view channel, std::string_view payload);
+  // Sends on the command connection; false (cb not called) when not connected.
+  bool sendCommand(plugin::Instance& from, std::vector<std::string> argv, evh_reply_cb cb, void* user_data);
+  void finishStop();
+  void onDeadline();
+
+  config::Config config_;
+  Options options_;
+  uv_loop_t loop_;
+  std::thread::id loop_thread_;
+  std::unique_ptr<Poster> poster_;
+  UvHandle<uv_signal_t> sigint_;
+  UvHandle<uv_signal_t> sigterm_;
+  UvHandle<uv_timer_t> deadline_;
+  plugin::Registry registry_;
+  std::unique_ptr<dispatch::WorkerPool> pool_;
+  std::unique_ptr<route::Router> router_;
+  std::unique_ptr<dispatch::Dispatcher> dispatcher_;
+  std::unique_ptr<redis::CommandClient> commands_;
+  std::unique_ptr<redis::Subscriber> subscriber_;
+  event::Decoder decoder_;
+  std::vector<event::Item> items_;  // reused by every decode
+  std::vector<ChannelCounters> channel_counters_;
+  Throttle invalid_log_{1000};
+  Throttle overload_log_{1000};
+  bool trace_events_ = false;
+  bool stopping_ = false;
+  bool stopped_ = false;
+  int exit_code_ = 0;
+};
+
+}  // namespace evh::app

@@ -1,0 +1,190 @@
+// Small helpers of the typed configuration.
+#include "config/config.h"
+
+#include <charconv>
+#include <cstdlib>
+#include <limits>
+#include <utility>
+
+namespace evh::config {
+namespace {
+
+int hexValue(char c) {
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  if (c >= 'a' && c <= 'f') {
+    return c - 'a' + 10;
+  }
+  if (c >= 'A' && c <= 'F') {
+    return c - 'A' + 10;
+  }
+  return -1;
+}
+
+// Decodes %XX escapes; user names and passwords must escape ':', '@' and '/'.
+bool percentDecode(std::string_view in, std::string& out) {
+  out.clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out += in[i];
+      continue;
+    }
+    if (i + 2 >= in.size()) {
+      return false;  // fewer than two characters follow the '%'
+    }
+    const int hi = hexValue(in[i + 1]);
+    const int lo = hexValue(in[i + 2]);
+    if (hi < 0 || lo < 0) {
+      return false;
+    }
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return true;
+}
+
+// Parses an unsigned decimal with no sign, spaces or trailing text.
+bool parseDecimal(std::string_view text, uint64_t max, uint64_t& out) {
+  if (text.empty()) {
+    return false;
+  }
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, out);
+  return ec == std::errc() && ptr == end && out <= max;
+}
+
+bool equalsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a.size(); ++i) {
+    const auto lower = [](char c) {
+      return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+    };
+    if (lower(a[i]) != lower(b[i])) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string Origin::describe() const {
+  std::string out = file;
+  if (line > 0) {
+    out += ":" + std::to_string(line);
+  }
+  if (!key.empty()) {
+    out += ": " + key;
+  }
+  return out;
+}
+
+std::optional<std::string> processEnv(const std::string& name) {
+  const char* v = std::getenv(name.c_str());
+  if (v == nullptr) {
+    return std::nullopt;
+  }
+  return std::string(v);
+}
+
+bool parseRedisUrl(std::string_view url, Redis& out, std::string& error) {
+  const size_t scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) {
+    error = "expected a URL of the form redis://[user[:password]@]host[:port][/db]";
+    return false;
+  }
+  const std::string_view scheme = url.substr(0, scheme_end);
+  if (!equalsIgnoreCase(scheme, "redis")) {
+    error = "unsupported scheme \"" + std::string(scheme) + "\" (only redis:// is supported)";
+    return false;
+  }
+  std::string_view rest = url.substr(scheme_end + 3);
+
+  // The last '@' ends the user info, so that an unescaped '@' or '/' in a
+  // password still parses the way its author meant.
+  std::string username;
+  std::string password;
+  const size_t at = rest.rfind('@');
+  if (at != std::string_view::npos) {
+    const std::string_view userinfo = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    const size_t colon = userinfo.find(':');
+    const bool user_ok = percentDecode(userinfo.substr(0, colon), username);
+    const bool pass_ok =
+        colon == std::string_view::npos || percentDecode(userinfo.substr(colon + 1), password);
+    if (!user_ok || !pass_ok) {
+      error = std::string("invalid percent-encoding in the ") +
+              (user_ok ? "password" : "user name");
+      return false;
+    }
+  }
+  if (rest.find_first_of("?#") != std::string_view::npos) {
+    error = "query strings and fragments are not supported";
+    return false;
+  }
+
+  const size_t slash = rest.find('/');
+  const std::string_view authority = rest.substr(0, slash);
+  const std::string_view path =
+      slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+
+  std::string_view host;
+  std::string_view port_text;
+  bool has_port = false;
+  if (!authority.empty() && authority.front() == '[') {
+    const size_t close = authority.find(']');
+    if (close == std::string_view::npos) {
+      error = "missing \"]\" after the IPv6 address";
+      return false;
+    }
+    host = authority.substr(1, close - 1);
+    const std::string_view after = authority.substr(close + 1);
+    if (!after.empty() && after.front() != ':') {
+      error = "unexpected \"" + std::string(after) + "\" after the IPv6 address";
+      return false;
+    }
+    has_port = !after.empty();
+    port_text = has_port ? after.substr(1) : std::string_view();
+  } else {
+    const size_t colon = authority.find(':');
+    host = authority.substr(0, colon);
+    has_port = colon != std::string_view::npos;
+    port_text = has_port ? authority.substr(colon + 1) : std::string_view();
+    if (port_text.find(':') != std::string_view::npos) {
+      error = "an IPv6 address must be written in brackets, e.g. redis://[::1]:6379";
+      return false;
+    }
+  }
+  if (host.empty()) {
+    error = "missing host";
+    return false;
+  }
+  if (host.find_first_of(" \t\r\n") != std::string_view::npos) {
+    error = "the host contains whitespace";
+    return false;
+  }
+
+  uint64_t port = 6379;
+  if (has_port && (!parseDecimal(port_text, 65535, port) || port == 0)) {
+    error = "invalid port \"" + std::string(port_text) + "\" (expected an integer in 1..65535)";
+    return false;
+  }
+  uint64_t db = 0;
+  if (!path.empty() &&
+      !parseDecimal(path, static_cast<uint64_t>(std::numeric_limits<int32_t>::max()), db)) {
+    error = "invalid database \"" + std::string(path) + "\" (expected an integer in 0..2147483647)";
+    return false;
+  }
+
+  out.host = std::string(host);
+  out.port = static_cast<uint16_t>(port);
+  out.db = static_cast<uint32_t>(db);
+  out.username = std::move(username);
+  out.password = std::move(password);
+  return true;
+}
+
+}  // namespace evh::config

@@ -1,0 +1,30 @@
+// ${VAR} / ${VAR:-default} / $$ expansion of configuration values.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+
+namespace evh::config {
+
+// The outcome of expanding one scalar. `errors` is empty on success; each
+// entry is a message without location (the caller prefixes file:line: key).
+struct Expansion {
+  std::string value;
+  std::vector<std::string> errors;
+};
+
+// Expands every variable reference in `text`:
+//   ${NAME}          the value of NAME; an error when NAME is unset
+//   ${NAME:-default} the value of NAME, or `default` when NAME is unset or
+//                    empty (shell semantics); `default` may itself contain
+//                    references and may be empty
+//   $$               a literal '$'
+// NAME matches [A-Za-z_][A-Za-z0-9_]*. A '$' followed by anything else is kept
+// as is, so passwords with a lone '$' need no escaping. A malformed "${" (no
+// closing brace, bad name, stray character) is an error, and stops the scan.
+Expansion expandVariables(std::string_view text, const EnvLookup& env);
+
+}  // namespace evh::config

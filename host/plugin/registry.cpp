@@ -1,0 +1,71 @@
+// Loading a deployment's plugins; shutdown and unload in reverse order.
+#include "plugin/registry.h"
+
+#include "common/log.h"
+#include "plugin/search_path.h"
+
+#include <map>
+
+namespace evh::plugin {
+
+Registry::~Registry() { shutdownAll(); }
+
+void Registry::load(const std::vector<config::Plugin>& plugins, const std::vector<std::string>& search_dirs,
+                    HostServices& services, const std::string& env_prefix) {
+  std::map<std::string, LibraryPtr> by_path;
+  std::vector<std::unique_ptr<Instance>> loaded;
+  std::string faults;
+  for (const auto& p : plugins) {
+    try {
+      std::string path = resolve(p.path, p.config_dir, search_dirs);
+      LibraryPtr& lib = by_path[path];
+      if (!lib) {
+        lib = Library::open(path);
+      }
+      loaded.push_back(std::make_unique<Instance>(p.name, lib, services, env_prefix));
+    } catch (const LoadError& e) {
+      faults += (faults.empty() ? "" : "\n") + p.origin.describe() + ": plugin \"" + p.name + "\": " + e.what();
+    }
+  }
+  if (!faults.empty()) {
+    throw LoadError(faults);
+  }
+  by_path.clear();  // instances hold the libraries now
+  for (size_t i = 0; i < loaded.size(); ++i) {
+    const auto& p = plugins[i];
+    try {
+      loaded[i]->init(p.config_json);
+    } catch (const LoadError&) {
+      instances_ = std::move(loaded);  // shut down what was initialised, in reverse
+      shutdownAll();
+      throw;
+    }
+    log::host().info("plugin {} loaded: {} {} (ABI {}.{}, {}) from {}", p.name, loaded[i]->library().name(),
+                     loaded[i]->library().version(), loaded[i]->library().abiMajor(),
+                     loaded[i]->library().abiMinor(), loaded[i]->blocking() ? "blocking" : "inline",
+                     loaded[i]->library().path());
+  }
+  instances_ = std::move(loaded);
+}
+
+void Registry::shutdownAll() {
+  for (auto it = instances_.rbegin(); it != instances_.rend(); ++it) {
+    (*it)->shutdown();
+  }
+  // Destroying an instance drops its reference to the library; the last one
+  // dlcloses it, after every instance of that library has shut down.
+  while (!instances_.empty()) {
+    instances_.pop_back();
+  }
+}
+
+Instance* Registry::find(std::string_view name) const {
+  for (const auto& in : instances_) {
+    if (in->name() == name) {
+      return in.get();
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace evh::plugin

@@ -1,0 +1,40 @@
+// Every plugin instance of a deployment: load, init in order, shut down in reverse.
+#pragma once
+
+#include "config/config.h"
+#include "plugin/instance.h"
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace evh::plugin {
+
+class Registry {
+ public:
+  Registry() = default;
+  ~Registry();
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+
+  // Resolves and loads every configured plugin, then initialises them in
+  // config order. Throws LoadError: every load fault found (one per line),
+  // or the first init failure. On failure the instances already initialised
+  // are shut down in reverse order before the throw. A library configured
+  // several times is loaded once and instantiated once per entry. THREAD: loop.
+  void load(const std::vector<config::Plugin>& plugins, const std::vector<std::string>& search_dirs,
+            HostServices& services, const std::string& env_prefix);
+
+  // Shuts every instance down in reverse init order, then unloads the
+  // libraries (after all instances are gone). Idempotent. THREAD: loop.
+  void shutdownAll();
+
+  Instance* find(std::string_view name) const;
+  const std::vector<std::unique_ptr<Instance>>& instances() const noexcept { return instances_; }
+
+ private:
+  std::vector<std::unique_ptr<Instance>> instances_;  // init order
+};
+
+}  // namespace evh::plugin

@@ -1,0 +1,59 @@
+// Request/reply over the self-healing command connection.
+#include "redis/command_client.h"
+
+#include <hiredis/hiredis.h>
+
+#include <memory>
+
+namespace evh::redis {
+namespace {
+
+struct Request {
+  CommandClient::ReplyFn fn;
+  const bool* stopping;
+};
+
+}  // namespace
+
+CommandClient::CommandClient(uv_loop_t* loop, Endpoint endpoint)
+    : conn_(loop, std::move(endpoint), "commands", Connection::Mode::Commands, Connection::Handlers{}) {}
+
+CommandClient::~CommandClient() { stop(); }
+
+void CommandClient::start() { conn_.start(); }
+
+void CommandClient::stop() {
+  stopping_ = true;
+  conn_.stop();  // runs every pending callback (as cancelled) before returning
+}
+
+bool CommandClient::send(const std::vector<std::string>& argv, ReplyFn fn) {
+  if (argv.empty() || !conn_.ready()) {
+    return false;
+  }
+  std::vector<const char*> ptrs;
+  std::vector<size_t> lens;
+  ptrs.reserve(argv.size());
+  lens.reserve(argv.size());
+  for (const auto& a : argv) {
+    ptrs.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  auto req = std::make_unique<Request>(Request{std::move(fn), &stopping_});
+  if (!conn_.command(static_cast<int>(argv.size()), ptrs.data(), lens.data(), &CommandClient::onReply, req.get())) {
+    return false;
+  }
+  req.release();  // owned by hiredis' callback list until onReply
+  return true;
+}
+
+void CommandClient::onReply(redisAsyncContext* /*ac*/, void* reply, void* privdata) {
+  std::unique_ptr<Request> req(static_cast<Request*>(privdata));
+  if (reply == nullptr) {
+    req->fn(*req->stopping ? EVH_ERR_CANCELLED : EVH_ERR_UNAVAILABLE, nullptr);
+    return;
+  }
+  req->fn(EVH_OK, static_cast<const redisReply*>(reply));
+}
+
+}  // namespace evh::redis

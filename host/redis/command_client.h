@@ -1,0 +1,41 @@
+// The command connection: requests and replies for the host and plugins.
+#pragma once
+
+#include "redis/connection.h"
+
+#include <evh/plugin.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+struct redisReply;
+
+namespace evh::redis {
+
+class CommandClient {
+ public:
+  // status: EVH_OK with a reply; EVH_ERR_UNAVAILABLE when the connection
+  // dropped first; EVH_ERR_CANCELLED when stop() ran first. THREAD: loop.
+  using ReplyFn = std::function<void(evh_status status, const redisReply* reply)>;
+
+  CommandClient(uv_loop_t* loop, Endpoint endpoint);
+  ~CommandClient();
+
+  void start();
+  void stop();
+  bool ready() const noexcept { return conn_.ready(); }
+  const Connection& connection() const noexcept { return conn_; }
+
+  // Sends argv. Returns false when not connected; fn then never runs.
+  // Otherwise fn runs exactly once, later. THREAD: loop.
+  bool send(const std::vector<std::string>& argv, ReplyFn fn);
+
+ private:
+  static void onReply(redisAsyncContext* ac, void* reply, void* privdata);
+
+  Connection conn_;
+  bool stopping_ = false;
+};
+
+}  // namespace evh::redis

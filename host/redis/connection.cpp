@@ -1,0 +1,436 @@
+// A self-healing Redis connection over hiredis' async API and libuv adapter.
+// sds.h has no extern "C" of its own in hiredis 0.14, and hiredis.h (via
+// connection.h) includes it outside its own: so it comes first, as C.
+extern "C" {
+#include <hiredis/sds.h>
+}
+
+#include "redis/connection.h"
+
+#include "common/log.h"
+
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/read.h>
+
+#include <arpa/inet.h>
+#include <netdb.h>
+
+#include <cstring>
+
+namespace evh::redis {
+namespace {
+
+uint64_t nowMs(uv_loop_t* loop) { return uv_now(loop); }
+
+bool isNumericIp(const std::string& host) {
+  unsigned char buf[sizeof(struct in6_addr)];
+  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
+
+// Liveness without help from hiredis: every top-level reply object the
+// reader creates bumps a counter on its Connection. hiredis 0.14 offers no
+// way to see the reply to a PING sent in subscribed mode (it lands in no
+// callback), so "anything arrived since the PING" is the signal. The hooks
+// forward to hiredis' own reply functions; the reader's privdata points at
+// the Connection (or is NULL once it let go).
+const redisReplyObjectFunctions* g_default_fns = nullptr;
+
+inline void noteReply(const redisReadTask* task) {
+  if (task->parent == nullptr && task->privdata != nullptr) {
+    ++static_cast<Connection*>(task->privdata)->replies_seen_;
+  }
+}
+void* hookString(const redisReadTask* t, char* s, size_t n) {
+  noteReply(t);
+  return g_default_fns->createString(t, s, n);
+}
+void* hookArray(const redisReadTask* t, int n) {
+  noteReply(t);
+  return g_default_fns->createArray(t, n);
+}
+void* hookInteger(const redisReadTask* t, long long v) {
+  noteReply(t);
+  return g_default_fns->createInteger(t, v);
+}
+void* hookNil(const redisReadTask* t) {
+  noteReply(t);
+  return g_default_fns->createNil(t);
+}
+void hookFree(void* obj) { g_default_fns->freeObject(obj); }
+redisReplyObjectFunctions g_hooked_fns = {hookString, hookArray, hookInteger, hookNil, hookFree};
+
+void hookReader(redisAsyncContext* ac, Connection* owner) {
+  redisReader* r = ac->c.reader;
+  if (g_default_fns == nullptr) {
+    g_default_fns = r->fn;
+  }
+  r->fn = &g_hooked_fns;
+  r->privdata = owner;
+}
+
+}  // namespace
+
+Connection::Connection(uv_loop_t* loop, Endpoint endpoint, std::string name, Mode mode, Handlers handlers)
+    : loop_(loop),
+      endpoint_(std::move(endpoint)),
+      name_(std::move(name)),
+      mode_(mode),
+      handlers_(std::move(handlers)),
+      backoff_(endpoint_.backoff_initial_ms, endpoint_.backoff_max_ms, endpoint_.backoff_multiplier) {
+  retry_timer_ = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);
+  connect_timer_ = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);
+  tick_timer_ = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);
+  for (auto* t : {retry_timer_.get(), connect_timer_.get(), tick_timer_.get()}) {
+    t->data = this;
+  }
+}
+
+Connection::~Connection() { stop(); }
+
+void Connection::start() {
+  if (state_ != State::Idle) {
+    return;
+  }
+  resolve();
+}
+
+void Connection::stop() {
+  if (stopped_) {
+    return;
+  }
+  stopped_ = true;
+  state_ = State::Stopped;
+  ready_ = false;
+  uv_timer_stop(retry_timer_.get());
+  uv_timer_stop(connect_timer_.get());
+  uv_timer_stop(tick_timer_.get());
+  if (resolving_ != nullptr) {
+    resolving_->data = nullptr;  // its callback only frees it now
+    uv_cancel(reinterpret_cast<uv_req_t*>(resolving_));
+    resolving_ = nullptr;
+  }
+  if (ac_ != nullptr) {
+    redisAsyncContext* ac = ac_;
+    ac_ = nullptr;
+    // Pending callbacks run with NULL replies inside redisAsyncFree; the
+    // connect/disconnect callbacks see data == nullptr and leave us alone.
+    ac->data = nullptr;
+    ac->c.reader->privdata = nullptr;
+    redisAsyncFree(ac);
+  }
+}
+
+void Connection::reconnect(const std::string& why) {
+  if (stopped_) {
+    return;
+  }
+  if (ac_ != nullptr) {
+    dropContext(why);
+  }
+}
+
+void Connection::resolve() {
+  state_ = State::Resolving;
+  if (isNumericIp(endpoint_.host)) {
+    connectTo(endpoint_.host);
+    return;
+  }
+  // hiredis would resolve with a blocking getaddrinfo on the loop; resolve
+  // on libuv's thread pool instead and connect to the address found.
+  auto* req = new uv_getaddrinfo_t();
+  req->data = this;
+  struct addrinfo hints {};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  int rc = uv_getaddrinfo(loop_, req, &Connection::onResolved, endpoint_.host.c_str(), nullptr, &hints);
+  if (rc != 0) {
+    delete req;
+    fail("cannot resolve " + endpoint_.host + ": " + uv_strerror(rc));
+    return;
+  }
+  resolving_ = req;
+}
+
+void Connection::onResolved(uv_getaddrinfo_t* req, int status, struct addrinfo* res) {
+  auto* self = static_cast<Connection*>(req->data);
+  std::string ip;
+  if (status == 0 && res != nullptr) {
+    char buf[INET6_ADDRSTRLEN] = {0};
+    if (res->ai_family == AF_INET) {
+      inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr, buf, sizeof(buf));
+    } else {
+      inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr, buf, sizeof(buf));
+    }
+    ip = buf;
+  }
+  uv_freeaddrinfo(res);
+  delete req;
+  if (self == nullptr) {
+    return;  // stopped meanwhile
+  }
+  self->resolving_ = nullptr;
+  if (ip.empty()) {
+    self->fail("cannot resolve " + self->endpoint_.host + ": " + (status != 0 ? uv_strerror(status) : "no address"));
+    return;
+  }
+  self->connectTo(ip);
+}
+
+void Connection::connectTo(const std::string& ip) {
+  state_ = State::Connecting;
+  redisAsyncContext* ac = redisAsyncConnect(ip.c_str(), endpoint_.port);
+  if (ac == nullptr) {
+    fail("out of memory creating a Redis context");
+    return;
+  }
+  if (ac->err != 0) {
+    std::string why = ac->errstr;
+    redisAsyncFree(ac);
+    fail(why);
+    return;
+  }
+  if (redisLibuvAttach(ac, loop_) != REDIS_OK) {
+    redisAsyncFree(ac);
+    fail("cannot attach the Redis connection to the event loop");
+    return;
+  }
+  ac->data = this;
+  hookReader(ac, this);
+  redisAsyncSetConnectCallback(ac, &Connection::onConnect);
+  redisAsyncSetDisconnectCallback(ac, &Connection::onDisconnect);
+  ac_ = ac;
+  drop_reason_.clear();
+  uv_timer_start(
+      connect_timer_.get(),
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Connection*>(t->data);
+        if (self->state_ == State::Connecting || self->state_ == State::Handshaking) {
+          self->dropContext("no connection within connect_timeout_ms=" +
+                            std::to_string(self->endpoint_.connect_timeout_ms));
+        }
+      },
+      endpoint_.connect_timeout_ms, 0);
+}
+
+void Connection::onConnect(const redisAsyncContext* cac, int status) {
+  auto* self = static_cast<Connection*>(cac->data);
+  if (self == nullptr) {
+    return;
+  }
+  if (status != REDIS_OK) {
+    // hiredis frees the context right after this callback.
+    std::string why = cac->errstr != nullptr && cac->errstr[0] != '\0' ? cac->errstr : "connect failed";
+    self->ac_ = nullptr;
+    self->fail(why);
+    return;
+  }
+  auto* ac = const_cast<redisAsyncContext*>(cac);
+  redisEnableKeepAlive(&ac->c);  // kernel-level half-open detection as well
+  self->handshake();
+}
+
+void Connection::handshake() {
+  state_ = State::Handshaking;
+  handshake_pending_ = 0;
+  if (!endpoint_.password.empty()) {
+    if (endpoint_.username.empty()) {
+      const char* argv[] = {"AUTH", endpoint_.password.c_str()};
+      const size_t lens[] = {4, endpoint_.password.size()};
+      redisAsyncCommandArgv(ac_, &Connection::onHandshakeReply, this, 2, argv, lens);
+    } else {
+      const char* argv[] = {"AUTH", endpoint_.username.c_str(), endpoint_.password.c_str()};
+      const size_t lens[] = {4, endpoint_.username.size(), endpoint_.password.size()};
+      redisAsyncCommandArgv(ac_, &Connection::onHandshakeReply, this, 3, argv, lens);
+    }
+    ++handshake_pending_;
+  }
+  if (endpoint_.db != 0) {
+    std::string db = std::to_string(endpoint_.db);
+    const char* argv[] = {"SELECT", db.c_str()};
+    const size_t lens[] = {6, db.size()};
+    redisAsyncCommandArgv(ac_, &Connection::onHandshakeReply, this, 2, argv, lens);
+    ++handshake_pending_;
+  }
+  if (handshake_pending_ == 0) {
+    becomeReady();
+  }
+}
+
+void Connection::onHandshakeReply(redisAsyncContext* ac, void* r, void* privdata) {
+  auto* self = static_cast<Connection*>(privdata);
+  if (ac->data == nullptr || r == nullptr || self->state_ != State::Handshaking) {
+    return;  // the connection is going away; its disconnect path reports why
+  }
+  auto* reply = static_cast<redisReply*>(r);
+  if (reply->type == REDIS_REPLY_ERROR) {
+    std::string what = self->endpoint_.db != 0 && std::strstr(reply->str, "DB") != nullptr ? "SELECT" : "AUTH";
+    self->dropContext(what + " failed: " + reply->str);
+    return;
+  }
+  if (--self->handshake_pending_ == 0) {
+    self->becomeReady();
+  }
+}
+
+void Connection::becomeReady() {
+  uv_timer_stop(connect_timer_.get());
+  state_ = State::Ready;
+  ready_ = true;
+  ++connects_;
+  if (down_since_ms_ != 0) {
+    log::host().info("redis {} ({}): connected again after {} ms and {} failed attempt(s)", name_,
+                     endpoint_.describe(), nowMs(loop_) - down_since_ms_, backoff_.attempts());
+  } else {
+    log::host().info("redis {} ({}): connected", name_, endpoint_.describe());
+  }
+  down_since_ms_ = 0;
+  last_failure_.clear();
+  backoff_.reset();
+  ping_outstanding_ = false;
+  ping_sent_ms_ = nowMs(loop_);
+  uint64_t tick = std::max<uint64_t>(50, std::min(endpoint_.ping_interval_ms, endpoint_.ping_timeout_ms) / 2);
+  uv_timer_start(
+      tick_timer_.get(), [](uv_timer_t* t) { static_cast<Connection*>(t->data)->onTick(); }, tick, tick);
+  if (handlers_.on_ready) {
+    handlers_.on_ready();
+  }
+}
+
+void Connection::onDisconnect(const redisAsyncContext* ac, int status) {
+  auto* self = static_cast<Connection*>(ac->data);
+  if (self == nullptr) {
+    return;
+  }
+  // hiredis frees the context after this callback.
+  self->ac_ = nullptr;
+  std::string why = !self->drop_reason_.empty() ? self->drop_reason_
+                    : status == REDIS_OK        ? std::string("closed")
+                    : ac->errstr != nullptr && ac->errstr[0] != '\0'
+                        ? std::string(ac->errstr)
+                        : std::string("connection lost");
+  self->drop_reason_.clear();
+  self->fail(why);
+}
+
+void Connection::dropContext(const std::string& why) {
+  if (ac_ == nullptr) {
+    return;
+  }
+  redisAsyncContext* ac = ac_;
+  const bool was_connected = (ac->c.flags & REDIS_CONNECTED) != 0;
+  drop_reason_ = why;
+  // Inside a hiredis callback the free is deferred until it returns; then
+  // (or now) onDisconnect reports drop_reason_ if the socket was connected.
+  redisAsyncFree(ac);
+  if (!was_connected && ac_ != nullptr) {
+    // Never connected: hiredis calls no disconnect callback.
+    ac_ = nullptr;
+    drop_reason_.clear();
+    fail(why);
+  }
+}
+
+void Connection::fail(const std::string& why) {
+  if (stopped_) {
+    return;
+  }
+  uv_timer_stop(connect_timer_.get());
+  uv_timer_stop(tick_timer_.get());
+  const bool was_ready = ready_;
+  ready_ = false;
+  if (was_ready) {
+    ++outages_;
+    down_since_ms_ = nowMs(loop_);
+    log::host().warn("redis {} ({}): connection lost: {}; reconnecting", name_, endpoint_.describe(), why);
+    last_failure_ = why;
+    if (handlers_.on_lost) {
+      handlers_.on_lost(why);
+    }
+  } else if (why != last_failure_) {
+    if (down_since_ms_ == 0) {
+      down_since_ms_ = nowMs(loop_);
+    }
+    // The first failure, or a different one (say, from "connection refused"
+    // to "WRONGPASS"): worth one line. Repeats of it are debug only.
+    log::host().error("redis {} ({}): {}; retrying with backoff", name_, endpoint_.describe(), why);
+    last_failure_ = why;
+  } else {
+    log::host().debug("redis {} ({}): still failing: {}", name_, endpoint_.describe(), why);
+  }
+  scheduleRetry();
+}
+
+void Connection::scheduleRetry() {
+  state_ = State::Waiting;
+  uint32_t delay = backoff_.next();
+  uv_timer_start(
+      retry_timer_.get(),
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Connection*>(t->data);
+        if (!self->stopped_ && self->state_ == State::Waiting) {
+          self->resolve();
+        }
+      },
+      delay, 0);
+}
+
+bool Connection::command(int argc, const char** argv, const size_t* lens, redisCallbackFn* fn, void* privdata) {
+  if (!ready_ || ac_ == nullptr) {
+    return false;
+  }
+  return redisAsyncCommandArgv(ac_, fn, privdata, argc, argv, lens) == REDIS_OK;
+}
+
+void Connection::onTick() {
+  if (!ready_ || ac_ == nullptr) {
+    return;
+  }
+  const uint64_t now = nowMs(loop_);
+  if (ping_outstanding_) {
+    if (replies_seen_ == seen_at_ping_ && now - ping_sent_ms_ >= endpoint_.ping_timeout_ms) {
+      // The answer may be waiting unread if the loop itself was busy: read
+      // before judging.
+      redisAsyncHandleRead(ac_);
+      if (ac_ == nullptr || !ready_) {
+        return;
+      }
+    }
+    if (replies_seen_ != seen_at_ping_) {
+      ping_outstanding_ = false;
+    } else if (now - ping_sent_ms_ >= endpoint_.ping_timeout_ms) {
+      dropContext("no reply to PING within ping_timeout_ms=" + std::to_string(endpoint_.ping_timeout_ms) +
+                  " (half-open connection?)");
+      return;
+    }
+  }
+  if (!ping_outstanding_ && now - ping_sent_ms_ >= endpoint_.ping_interval_ms) {
+    sendPing();
+  }
+}
+
+void Connection::sendPing() {
+  seen_at_ping_ = replies_seen_;
+  ping_sent_ms_ = nowMs(loop_);
+  ping_outstanding_ = true;
+  if (mode_ == Mode::Commands) {
+    static const char* argv[] = {"PING"};
+    static const size_t lens[] = {4};
+    redisAsyncCommandArgv(ac_, nullptr, nullptr, 1, argv, lens);
+    return;
+  }
+  // In subscribed mode hiredis 0.14 queues the callback of any command but
+  // (P)SUBSCRIBE on a list that only error replies drain, and the PING reply
+  // (an array, ["pong", ""]) never drains it: each PING would leak a node
+  // for the life of the connection. So the PING is appended to the output
+  // buffer directly -- with no callback to match -- and its reply, which
+  // hiredis looks up as a pattern "" we never subscribe and drops, is seen
+  // by the reply hooks above.
+  static constexpr char kPing[] = "*1\r\n$4\r\nPING\r\n";
+  ac_->c.obuf = sdscatlen(ac_->c.obuf, kPing, sizeof(kPing) - 1);
+  if (ac_->ev.addWrite != nullptr) {
+    ac_->ev.addWrite(ac_->ev.data);
+  }
+}
+
+}  // namespace evh::redis

@@ -1,0 +1,117 @@
+// One Redis connection that keeps itself connected: async connect, AUTH and
+// SELECT, reconnect with backoff, and half-open detection by PING.
+#pragma once
+
+#include "loop/uv_handle.h"
+#include "redis/backoff.h"
+#include "redis/endpoint.h"
+
+#include <hiredis/async.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace evh::redis {
+
+// Holds a redisAsyncContext non-owningly: hiredis frees it itself after a
+// failed connect or a disconnect, and the callbacks null our pointer then.
+// Every transition is logged once (a lost connection, the first failure, a
+// changed failure reason, the recovery), never once per attempt.
+class Connection {
+ public:
+  enum class Mode {
+    Commands,   // request/reply; PING is an ordinary command
+    Subscriber  // subscribed mode; PING is written raw (see sendPing)
+  };
+  struct Handlers {
+    // Called each time the connection is up and authenticated: subscribe here.
+    std::function<void()> on_ready;
+    // Called when a ready connection goes away (not while retrying).
+    std::function<void(const std::string& why)> on_lost;
+  };
+
+  Connection(uv_loop_t* loop, Endpoint endpoint, std::string name, Mode mode, Handlers handlers);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Starts connecting; retries until stop(). THREAD: loop.
+  void start();
+  // Closes the connection and stops retrying. Pending command callbacks run
+  // with a NULL reply before this returns (or, inside a hiredis callback,
+  // right after it returns). Must not be called while this object is being
+  // used by a hiredis callback further up the stack if it is then destroyed.
+  void stop();
+  // Drops the current connection (if any) and reconnects after a backoff.
+  void reconnect(const std::string& why);
+
+  bool ready() const noexcept { return ready_; }
+  bool stopped() const noexcept { return stopped_; }
+  const std::string& name() const noexcept { return name_; }
+  const Endpoint& endpoint() const noexcept { return endpoint_; }
+  // The live context while connected, else nullptr.
+  redisAsyncContext* context() const noexcept { return ac_; }
+
+  // Sends a command when ready. fn(ac, reply, privdata) runs exactly once:
+  // with the reply, or with a NULL reply when the connection drops or
+  // stop() runs first. Returns false (and fn never runs) when not ready.
+  bool command(int argc, const char** argv, const size_t* lens, redisCallbackFn* fn, void* privdata);
+
+  // Counters for health and tests.
+  uint64_t connects() const noexcept { return connects_; }
+  uint64_t outages() const noexcept { return outages_; }
+
+ private:
+  enum class State { Idle, Resolving, Connecting, Handshaking, Ready, Waiting, Stopped };
+
+  void resolve();
+  void connectTo(const std::string& ip);
+  void handshake();
+  void becomeReady();
+  void fail(const std::string& why);
+  void scheduleRetry();
+  void dropContext(const std::string& why);
+  void onTick();
+  void sendPing();
+
+  static void onConnect(const redisAsyncContext* ac, int status);
+  static void onDisconnect(const redisAsyncContext* ac, int status);
+  static void onHandshakeReply(redisAsyncContext* ac, void* reply, void* privdata);
+  static void onResolved(uv_getaddrinfo_t* req, int status, struct addrinfo* res);
+
+  uv_loop_t* loop_;
+  Endpoint endpoint_;
+  std::string name_;
+  Mode mode_;
+  Handlers handlers_;
+  Backoff backoff_;
+
+  redisAsyncContext* ac_ = nullptr;
+  uv_getaddrinfo_t* resolving_ = nullptr;  // freed by its callback
+  UvHandle<uv_timer_t> retry_timer_;
+  UvHandle<uv_timer_t> connect_timer_;
+  UvHandle<uv_timer_t> tick_timer_;
+
+  State state_ = State::Idle;
+  bool ready_ = false;
+  bool stopped_ = false;
+  int handshake_pending_ = 0;
+  std::string drop_reason_;       // why we are dropping the context ourselves
+  std::string last_failure_;      // logged once until it changes
+  uint64_t down_since_ms_ = 0;    // when the outage began (0: none)
+
+ public:
+  // Read by the reply-object hooks (see connection.cpp); not for callers.
+  uint64_t replies_seen_ = 0;
+
+ private:
+  uint64_t seen_at_ping_ = 0;
+  uint64_t ping_sent_ms_ = 0;
+  bool ping_outstanding_ = false;
+  uint64_t connects_ = 0;
+  uint64_t outages_ = 0;
+};
+
+}  // namespace evh::redis

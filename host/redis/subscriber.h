@@ -1,0 +1,70 @@
+// The Pub/Sub source: one connection in subscribed mode, resubscribed from
+// our own list after every reconnect, with outage windows recorded as gaps.
+#pragma once
+
+#include "redis/connection.h"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace evh::redis {
+
+struct Subscription {
+  std::string logical;  // channel name from the config, without prefix
+  std::string redis;    // what we (P)SUBSCRIBE: prefix + logical
+  bool pattern = false;
+  size_t index = 0;     // position in the config, for the router
+};
+
+// A window during which Pub/Sub messages may have been lost.
+struct Gap {
+  uint64_t start_ms;  // wall clock, ms since the epoch
+  uint64_t end_ms;
+  std::vector<std::string> channels;
+};
+
+class Subscriber {
+ public:
+  // A message: the subscription it matched, the channel it was published
+  // on, and its bytes (borrowed for the call).
+  using Sink = std::function<void(const Subscription& sub, std::string_view channel, std::string_view payload)>;
+
+  Subscriber(uv_loop_t* loop, Endpoint endpoint, std::vector<Subscription> subs, Sink sink);
+  ~Subscriber();
+
+  void start();
+  void stop();
+
+  // True once every subscription is confirmed on the current connection.
+  bool subscribed() const noexcept { return confirmed_ == subs_.size() && conn_.ready(); }
+  const Connection& connection() const noexcept { return conn_; }
+  const std::vector<Subscription>& subscriptions() const noexcept { return subs_; }
+  uint64_t gaps() const noexcept { return gaps_; }
+  uint64_t messages() const noexcept { return messages_; }
+  // Called when an outage ends and is logged.
+  std::function<void(const Gap&)> on_gap;
+
+ private:
+  void subscribeAll();
+  static void onReply(redisAsyncContext* ac, void* reply, void* privdata);
+
+  struct Slot {
+    Subscriber* owner;
+    const Subscription* sub;
+  };
+
+  std::vector<Subscription> subs_;
+  std::vector<Slot> slots_;  // one per subscription, stable for hiredis' privdata
+  Sink sink_;
+  Connection conn_;
+  size_t confirmed_ = 0;
+  uint64_t outage_start_ms_ = 0;  // wall clock; 0 = none
+  uint64_t gaps_ = 0;
+  uint64_t messages_ = 0;
+};
+
+}  // namespace evh::redis

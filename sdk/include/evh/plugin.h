@@ -1,0 +1,373 @@
+/*
+ * evh/plugin.h -- the evhost plugin C ABI, version 1.
+ *
+ * A plugin is a shared object that exports exactly one symbol,
+ * evh_plugin_entry(), returning a static descriptor. evhost (the host) loads
+ * it with dlopen(RTLD_NOW | RTLD_LOCAL), checks the ABI version, calls init()
+ * once per instance configured in YAML, calls handle() once per routed event,
+ * and shutdown() once per instance before unloading.
+ *
+ * This header is C99 (and C++17) with standard headers only.
+ *
+ * VERSIONING
+ *   EVH_ABI_MAJOR changes only on a breaking change; the host refuses a plugin
+ *   built for another major version. EVH_ABI_MINOR grows when fields or host
+ *   functions are appended. Every struct that crosses the boundary begins with
+ *   struct_size, so each side reads only what the other side compiled:
+ *     - the host accepts a descriptor from an older minor and never reads past
+ *       its struct_size;
+ *     - a plugin must check api->struct_size (EVH_API_HAS(api, fn)) before
+ *       calling a host function added after 1.0;
+ *     - the host refuses a plugin that needs a newer minor than its own.
+ *   Nothing is ever removed or reordered within a major version.
+ *
+ * OWNERSHIP (the rules everything below follows unless its comment says
+ * otherwise)
+ *   1. Arguments are borrowed for the duration of the call. Copy what you
+ *      keep. evh_str values are NOT NUL-terminated unless stated.
+ *   2. Whoever allocates frees: init() creates the instance, shutdown()
+ *      destroys it; neither side frees the other's memory.
+ *   3. Error text goes through api->set_error / api->call_set_error /
+ *      api->complete, which copy it. Nothing is allocated across the boundary.
+ *   4. Every asynchronous callback given to the host (evh_reply_cb, post) is
+ *      called exactly once, also when the host shuts down (with an error
+ *      status).
+ *
+ * THREADS
+ *   The host runs one event loop thread. init(), shutdown() and the handle()
+ *   of an inline plugin run on it and must never block (no sleeps, no file or
+ *   network I/O, no waiting on locks held for long). A plugin that sets
+ *   EVH_PLUGIN_BLOCKING has handle() called on a bounded worker pool instead,
+ *   possibly concurrently (see max_concurrency). Each host function below says
+ *   from which threads it may be called.
+ */
+#ifndef EVH_PLUGIN_H
+#define EVH_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Versions                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* A cast that is an old-style cast in C and a static_cast in C++, so that
+ * the macros below stay clean under C++ -Wold-style-cast. */
+#ifdef __cplusplus
+#define EVH__CAST(type, x) static_cast<type>(x)
+#define EVH__NULL nullptr
+#else
+#define EVH__CAST(type, x) ((type)(x))
+#define EVH__NULL 0
+#endif
+
+#define EVH_ABI_MAJOR 1 /* changes on a breaking change only */
+#define EVH_ABI_MINOR 0 /* grows with every append */
+#define EVH_ABI_MAKE_VERSION(major, minor) \
+  ((EVH__CAST(uint32_t, major) << 16) | (EVH__CAST(uint32_t, minor) & 0xFFFFu))
+#define EVH_ABI_VERSION EVH_ABI_MAKE_VERSION(EVH_ABI_MAJOR, EVH_ABI_MINOR)
+#define EVH_ABI_VERSION_MAJOR(v) (EVH__CAST(uint32_t, v) >> 16)
+#define EVH_ABI_VERSION_MINOR(v) (EVH__CAST(uint32_t, v) & 0xFFFFu)
+
+/* The name of the one symbol a plugin exports, for dlsym(). */
+#define EVH_PLUGIN_ENTRY_SYMBOL "evh_plugin_entry"
+
+/* True when a struct whose first field is struct_size contains `field`
+ * completely: use before reading any field appended after 1.0. */
+#define EVH_HAS_FIELD(ptr, type, field) \
+  ((ptr) != EVH__NULL && (ptr)->struct_size >= offsetof(type, field) + sizeof(EVH__CAST(type*, EVH__NULL)->field))
+/* True when the host API table carries host function `fn`. */
+#define EVH_API_HAS(api, fn) EVH_HAS_FIELD(api, evh_host_api, fn)
+
+#if defined(_WIN32)
+#define EVH_PLUGIN_VISIBLE __declspec(dllexport)
+#else
+#define EVH_PLUGIN_VISIBLE __attribute__((visibility("default")))
+#endif
+#ifdef __cplusplus
+#define EVH_PLUGIN_EXPORT extern "C" EVH_PLUGIN_VISIBLE
+#else
+#define EVH_PLUGIN_EXPORT EVH_PLUGIN_VISIBLE
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Basic types                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* Status codes. A fixed-width integer, never an enum type, in the ABI.
+ * handle() answers EVH_OK, EVH_RETRY, EVH_REJECT or EVH_PENDING. Host
+ * functions answer EVH_OK or a negative EVH_ERR_* code. init() answers
+ * EVH_OK or any other value for failure. */
+typedef int32_t evh_status;
+enum {
+  EVH_OK = 0,      /* done, successfully */
+  EVH_RETRY = 1,   /* transient failure: the host retries per the route's policy */
+  EVH_REJECT = 2,  /* permanent failure: no retry; the event is dead-lettered */
+  EVH_PENDING = 3, /* handle() only: the outcome comes later via api->complete() */
+
+  EVH_ERR_INVALID = -1,     /* an argument is invalid (NULL, wrong size, bad name) */
+  EVH_ERR_NOMEM = -2,       /* out of memory */
+  EVH_ERR_UNSUPPORTED = -3, /* not supported by this host or in this context */
+  EVH_ERR_INTERNAL = -4,    /* a bug or unexpected failure; see the host log */
+  EVH_ERR_UNAVAILABLE = -5, /* Redis is not connected, or the command failed in transit */
+  EVH_ERR_CANCELLED = -6,   /* the host is shutting down; the request was not carried out */
+  EVH_ERR_STATE = -7        /* called at the wrong time (e.g. complete() twice) */
+};
+
+/* Log levels, for api->log. */
+typedef int32_t evh_log_level;
+enum {
+  EVH_LOG_TRACE = 0,
+  EVH_LOG_DEBUG = 1,
+  EVH_LOG_INFO = 2,
+  EVH_LOG_WARN = 3,
+  EVH_LOG_ERROR = 4,
+  EVH_LOG_CRITICAL = 5
+};
+
+/* A byte string: pointer and length. Not NUL-terminated unless a comment says
+ * so. ptr may be NULL when len is 0. Borrowed (rule 1) unless stated. */
+typedef struct evh_str {
+  const char* ptr;
+  size_t len;
+} evh_str;
+
+/* Opaque handles owned by the host. */
+typedef struct evh_host evh_host;     /* one plugin instance's handle; valid from init() until shutdown() returns */
+typedef struct evh_call evh_call;     /* one handle() invocation; valid until its outcome is final (see handle) */
+typedef struct evh_metric evh_metric; /* a registered metric; valid until shutdown() returns */
+
+/* ------------------------------------------------------------------------ */
+/* Events                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Flags in evh_event.flags. */
+enum {
+  EVH_EVENT_FROM_BATCH = 1u << 0, /* unpacked from a BATCH envelope */
+  EVH_EVENT_REDELIVERED = 1u << 1 /* a stream entry delivered before (recovery or claim) */
+};
+
+/* A read-only view of one event, decoded by the host.
+ * OWNERSHIP: everything is borrowed; valid until handle() returns, even when
+ *   handle() answers EVH_PENDING. Copy what you need later.
+ * THREAD: read it on the thread handle() was called on. */
+typedef struct evh_event {
+  uint32_t struct_size;   /* sizeof(evh_event) as compiled into the host */
+  uint32_t attempt;       /* 1 on the first call for this event and plugin, 2 on the first retry, ... */
+  uint32_t max_attempts;  /* the route's retry limit; attempt == max_attempts is the last try */
+  uint32_t flags;         /* EVH_EVENT_* bits */
+  evh_str channel;        /* logical channel from the config, without the environment prefix */
+  evh_str redis_channel;  /* channel or stream key as seen on Redis, prefix included */
+  evh_str event_type;     /* envelope eventType (CloudEvents: type) */
+  evh_str event_id;       /* envelope eventId (CloudEvents: id) */
+  evh_str correlation_id; /* envelope correlationId; len 0 when absent */
+  evh_str timestamp;      /* envelope timestamp as sent (ISO-8601 text or epoch ms digits) */
+  int64_t timestamp_ms;   /* the same timestamp in milliseconds since the Unix epoch */
+  evh_str payload;        /* JSON text of the payload object (CloudEvents: data) */
+  evh_str envelope;       /* JSON text of this event's whole envelope */
+  evh_str raw;            /* the message exactly as received; for a batch member, the whole batch */
+  evh_str delivery_id;    /* stream entry id (e.g. "1700000000000-0"); len 0 for Pub/Sub */
+} evh_event;
+
+/* ------------------------------------------------------------------------ */
+/* Redis replies                                                             */
+/* ------------------------------------------------------------------------ */
+
+typedef int32_t evh_reply_type;
+enum {
+  EVH_REPLY_STRING = 1,  /* bulk string: str */
+  EVH_REPLY_ARRAY = 2,   /* elements / element */
+  EVH_REPLY_INTEGER = 3, /* integer */
+  EVH_REPLY_NIL = 4,     /* no value */
+  EVH_REPLY_STATUS = 5,  /* simple string such as OK: str */
+  EVH_REPLY_ERROR = 6    /* error reply from Redis, e.g. "WRONGTYPE ...": str */
+};
+
+/* A Redis reply, a tree of these.
+ * OWNERSHIP: borrowed; valid only during the evh_reply_cb call. */
+typedef struct evh_reply {
+  uint32_t struct_size;                 /* sizeof(evh_reply) as compiled into the host */
+  evh_reply_type type;                  /* EVH_REPLY_* */
+  int64_t integer;                      /* EVH_REPLY_INTEGER */
+  evh_str str;                          /* STRING, STATUS, ERROR; NUL-terminated */
+  size_t elements;                      /* ARRAY: number of elements */
+  const struct evh_reply* const* element; /* ARRAY: elements[0 .. elements-1] */
+} evh_reply;
+
+/* Called once per request made with api->redis_command or api->publish.
+ * status: EVH_OK when Redis answered (reply may still be EVH_REPLY_ERROR);
+ *   EVH_ERR_UNAVAILABLE when the connection failed before an answer (the
+ *   command may or may not have run); EVH_ERR_CANCELLED at shutdown.
+ * reply: non-NULL exactly when status is EVH_OK.
+ * THREAD: always the loop thread, whichever thread made the request. Must not
+ *   block. */
+typedef void (*evh_reply_cb)(void* user_data, evh_status status, const evh_reply* reply);
+
+/* ------------------------------------------------------------------------ */
+/* Host functions                                                            */
+/* ------------------------------------------------------------------------ */
+
+typedef int32_t evh_metric_kind;
+enum {
+  EVH_METRIC_COUNTER = 1, /* only grows: metric_add with delta >= 0 */
+  EVH_METRIC_GAUGE = 2    /* any value: metric_add or metric_set */
+};
+
+/* The table of host functions, filled by the host and passed to init().
+ * OWNERSHIP: owned by the host; the pointer stays valid until shutdown()
+ *   returns. Keep it in your instance.
+ * Append-only: check EVH_API_HAS(api, fn) for anything added after 1.0. */
+typedef struct evh_host_api {
+  uint32_t struct_size; /* sizeof(evh_host_api) as compiled into the host */
+  uint32_t abi_version; /* the host's EVH_ABI_VERSION */
+
+  /* Writes one log line under this instance's name (msg is copied).
+   * THREAD: any. */
+  void (*log)(evh_host* host, evh_log_level level, evh_str msg);
+
+  /* Nonzero when `level` would be logged: skip formatting otherwise.
+   * THREAD: any. */
+  int32_t (*log_enabled)(evh_host* host, evh_log_level level);
+
+  /* Records why init() is about to fail (copied). Shown in the host's
+   * refusal message. THREAD: the thread running init(). */
+  void (*set_error)(evh_host* host, evh_str msg);
+
+  /* Attaches a message to the outcome of a handle() call answering
+   * EVH_RETRY or EVH_REJECT (copied; the last one wins). It ends up in logs
+   * and dead-letter entries. THREAD: the thread running that handle(). */
+  void (*call_set_error)(evh_call* call, evh_str msg);
+
+  /* Gives the outcome of a call whose handle() answered EVH_PENDING: status
+   * is EVH_OK, EVH_RETRY or EVH_REJECT, msg an optional message (copied).
+   * Call exactly once per pending call; after it returns, `call` is invalid.
+   * Returns EVH_OK, or EVH_ERR_STATE if already completed/not pending,
+   * EVH_ERR_INVALID for another status. THREAD: any. */
+  evh_status (*complete)(evh_call* call, evh_status status, evh_str msg);
+
+  /* Publishes `message` on `channel` with the environment prefix prepended
+   * (channel "jollyjet:events:x" becomes "dev:jollyjet:events:x"). cb may be
+   * NULL (failures are then logged by the host); otherwise it is called
+   * exactly once with the reply (an integer: the number of receivers).
+   * Returns EVH_OK when queued, or an error and then cb is NOT called.
+   * THREAD: any; from a worker thread the request is marshalled to the loop. */
+  evh_status (*publish)(evh_host* host, evh_str channel, evh_str message, evh_reply_cb cb,
+                        void* user_data);
+
+  /* Sends one Redis command (argv[0] is the command name) on the host's
+   * command connection. Keys are NOT prefixed: build them yourself from
+   * env_prefix(). The argv strings are copied before return. cb as for
+   * publish. THREAD: any; from a worker thread the request is marshalled to
+   * the loop. */
+  evh_status (*redis_command)(evh_host* host, int32_t argc, const evh_str* argv, evh_reply_cb cb,
+                              void* user_data);
+
+  /* The environment prefix (e.g. "dev:"), NUL-terminated, valid until
+   * shutdown() returns. THREAD: any. */
+  evh_str (*env_prefix)(evh_host* host);
+
+  /* Registers (or finds) a metric of this instance. name: [a-z0-9_]+, which
+   * the host exports with the instance's name as a label. help is copied.
+   * Returns NULL on an invalid name or a kind clash. The handle is valid
+   * until shutdown() returns. THREAD: any. */
+  evh_metric* (*metric_register)(evh_host* host, evh_str name, evh_metric_kind kind, evh_str help);
+
+  /* Adds delta to a metric (atomic). THREAD: any. */
+  void (*metric_add)(evh_metric* metric, int64_t delta);
+
+  /* Sets a gauge (atomic); ignored for counters. THREAD: any. */
+  void (*metric_set)(evh_metric* metric, int64_t value);
+
+  /* Runs fn(user_data) on the loop thread soon, exactly once; at shutdown,
+   * still before shutdown() is called. Returns EVH_OK, or an error and fn
+   * will not run. THREAD: any. */
+  evh_status (*post)(evh_host* host, void (*fn)(void* user_data), void* user_data);
+
+  /* Added in ABI 1.1 -- append only below this line. */
+} evh_host_api;
+
+/* ------------------------------------------------------------------------ */
+/* The plugin descriptor                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Flags in evh_plugin_desc.flags. */
+enum {
+  /* handle() may block (file or network I/O, heavy CPU): the host calls it on
+   * its worker pool instead of the loop thread. */
+  EVH_PLUGIN_BLOCKING = 1u << 0
+};
+
+/* What a plugin is. Returned by evh_plugin_entry().
+ * OWNERSHIP: owned by the plugin, in static storage; must stay valid and
+ *   unchanged until the library is unloaded.
+ * The host reads only the first struct_size bytes, so a plugin built against
+ * an older minor keeps working. */
+typedef struct evh_plugin_desc {
+  uint32_t struct_size;     /* sizeof(evh_plugin_desc) as compiled into the plugin */
+  uint32_t abi_version;     /* EVH_ABI_VERSION the plugin was built against */
+  const char* name;         /* the plugin's name, [a-z0-9_-]+, NUL-terminated, static */
+  const char* version;      /* the plugin's own version, e.g. "1.4.2"; static; may be NULL */
+  const char* description;  /* one line for `evhctl plugin inspect`; static; may be NULL */
+  uint32_t flags;           /* EVH_PLUGIN_* bits */
+  uint32_t max_concurrency; /* BLOCKING only: at most this many simultaneous handle() calls
+                               on one instance; 0 = as many as the worker pool has threads.
+                               Set 1 if your instance state is not thread-safe. */
+
+  /* Creates one instance. Called once per instance configured in YAML (the
+   * same library may be configured several times with different configs).
+   * api, host: valid until shutdown() returns; keep them.
+   * config_json: the instance's YAML `config:` block as JSON text (an object,
+   *   "{}" when absent), NUL-terminated, borrowed for this call.
+   * *out_instance: set to your instance pointer (may be NULL if stateless).
+   * Returns EVH_OK, or anything else to refuse; give the reason with
+   * api->set_error first. On failure shutdown() is not called: free what
+   * you allocated before returning.
+   * THREAD: loop thread. Must not block for long (it runs at start-up). */
+  evh_status (*init)(const evh_host_api* api, evh_host* host, evh_str config_json,
+                     void** out_instance);
+
+  /* Handles one event for one route of this instance.
+   * Returns EVH_OK (done), EVH_RETRY (transient: retried per policy),
+   * EVH_REJECT (permanent: dead-lettered) -- with an optional message via
+   * api->call_set_error -- or EVH_PENDING: the outcome will be given later,
+   * exactly once, with api->complete(call, ...). Any other value counts as
+   * EVH_RETRY and is logged.
+   * event: borrowed until handle() returns (copy what a PENDING call needs).
+   * call: valid until the outcome is final: the return of handle() unless
+   *   it answered EVH_PENDING, else the return of api->complete().
+   *   api->complete() may run (from another thread, say) before handle()
+   *   returns EVH_PENDING; the host then uses the completed outcome.
+   * THREAD: the loop thread, or a worker thread if EVH_PLUGIN_BLOCKING. */
+  evh_status (*handle)(void* instance, const evh_event* event, evh_call* call);
+
+  /* Destroys an instance. Called once, on the loop thread, after every
+   * handle() call has finished, every pending call has been completed or
+   * abandoned at the shutdown deadline, and every reply callback and post
+   * has run. After it returns, `api` and `host` must not be used. May be
+   * NULL when there is nothing to free. */
+  void (*shutdown)(void* instance);
+
+  /* Added in ABI 1.1 -- append only below this line. */
+} evh_plugin_desc;
+
+/* The one exported symbol. host_abi_version is the host's EVH_ABI_VERSION;
+ * return NULL to decline (e.g. the plugin needs host functions the host
+ * lacks). Called on the loop thread, possibly more than once; must return
+ * the same descriptor each time. Define it in your plugin as
+ *
+ *   EVH_PLUGIN_EXPORT const evh_plugin_desc* evh_plugin_entry(uint32_t host_abi_version) {...}
+ */
+typedef const evh_plugin_desc* (*evh_plugin_entry_fn)(uint32_t host_abi_version);
+
+/* Declared here so that a plugin's definition is checked against it. */
+EVH_PLUGIN_EXPORT const evh_plugin_desc* evh_plugin_entry(uint32_t host_abi_version);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* EVH_PLUGIN_H */

@@ -1,0 +1,86 @@
+// Test doubles for what a plugin instance needs from the host (unit tests only).
+#pragma once
+
+#include "plugin/instance.h"
+
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace evh::test {
+
+// HostServices without Redis: commands fail as unavailable, posts queue up
+// until runPosted().
+class FakeServices final : public plugin::HostServices {
+ public:
+  evh_status redisCommand(plugin::Instance&, std::vector<std::string> argv, evh_reply_cb, void*) override {
+    std::lock_guard<std::mutex> lock(mutex);
+    commands.push_back(std::move(argv));
+    return EVH_ERR_UNAVAILABLE;
+  }
+  evh_status post(plugin::Instance&, void (*fn)(void*), void* ud) override {
+    std::lock_guard<std::mutex> lock(mutex);
+    posted.emplace_back([fn, ud] { fn(ud); });
+    return EVH_OK;
+  }
+  void runPosted() {
+    std::vector<std::function<void()>> now;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      now.swap(posted);
+    }
+    for (auto& f : now) {
+      f();
+    }
+  }
+
+  std::mutex mutex;
+  std::vector<std::vector<std::string>> commands;
+  std::vector<std::function<void()>> posted;
+};
+
+// Records what a plugin says about one call.
+struct FakeCall final : evh_call {
+  void setError(std::string_view msg) override { error.assign(msg); }
+  evh_status complete(evh_status status, std::string_view msg) override {
+    completions.push_back({status, std::string(msg)});
+    return EVH_OK;
+  }
+  struct Completion {
+    evh_status status;
+    std::string message;
+  };
+  std::string error;
+  std::vector<Completion> completions;
+};
+
+// An event view with the given type and id; strings are static literals.
+inline evh_event makeEvent(const char* type, const char* id = "evt-1") {
+  auto s = [](const char* p) { return evh_str{p, std::char_traits<char>::length(p)}; };
+  evh_event e{};
+  e.struct_size = sizeof(evh_event);
+  e.attempt = 1;
+  e.max_attempts = 3;
+  e.channel = s("jollyjet:events:product");
+  e.redis_channel = s("dev:jollyjet:events:product");
+  e.event_type = s(type);
+  e.event_id = s(id);
+  e.timestamp = s("2024-01-15T10:30:00.000Z");
+  e.timestamp_ms = 1705314600000;
+  e.payload = s("{}");
+  e.envelope = s("{}");
+  e.raw = s("{}");
+  return e;
+}
+
+inline int64_t metricValue(const plugin::Instance& in, const std::string& name) {
+  for (const auto& m : in.metrics()) {
+    if (m.name == name) {
+      return m.value;
+    }
+  }
+  return -1;
+}
+
+}  // namespace evh::test

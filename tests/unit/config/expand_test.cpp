@@ -1,0 +1,151 @@
+// Tests of ${VAR} / ${VAR:-default} / $$ expansion.
+#include "config/expand.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace evh::config {
+namespace {
+
+class ExpandTest : public ::testing::Test {
+ protected:
+  Expansion expand(const std::string& text) {
+    return expandVariables(text, [this](const std::string& name) -> std::optional<std::string> {
+      const auto it = env_.find(name);
+      if (it == env_.end()) {
+        return std::nullopt;
+      }
+      return it->second;
+    });
+  }
+
+  std::map<std::string, std::string> env_{{"HOST", "redis.local"}, {"EMPTY", ""}, {"PORT", "6380"}};
+};
+
+TEST_F(ExpandTest, LeavesPlainTextAlone) {
+  const Expansion e = expand("no variables here");
+  EXPECT_TRUE(e.errors.empty());
+  EXPECT_EQ(e.value, "no variables here");
+}
+
+TEST_F(ExpandTest, SubstitutesSetVariable) {
+  const Expansion e = expand("${HOST}:${PORT}");
+  EXPECT_TRUE(e.errors.empty());
+  EXPECT_EQ(e.value, "redis.local:6380");
+}
+
+TEST_F(ExpandTest, UnsetVariableWithoutDefaultIsAnError) {
+  const Expansion e = expand("x${MISSING}y");
+  ASSERT_EQ(e.errors.size(), 1U);
+  EXPECT_EQ(e.errors[0], "variable \"MISSING\" is not set and has no default");
+}
+
+TEST_F(ExpandTest, ReportsEveryUnsetVariable) {
+  const Expansion e = expand("${A}-${B}");
+  ASSERT_EQ(e.errors.size(), 2U);
+  EXPECT_NE(e.errors[0].find("\"A\""), std::string::npos);
+  EXPECT_NE(e.errors[1].find("\"B\""), std::string::npos);
+}
+
+TEST_F(ExpandTest, SetButEmptyVariableWithoutDefaultIsEmpty) {
+  const Expansion e = expand("[${EMPTY}]");
+  EXPECT_TRUE(e.errors.empty());
+  EXPECT_EQ(e.value, "[]");
+}
+
+TEST_F(ExpandTest, UsesDefaultWhenUnset) {
+  const Expansion e = expand("${REDIS_PORT:-6379}");
+  EXPECT_TRUE(e.errors.empty());
+  EXPECT_EQ(e.value, "6379");
+}
+
+TEST_F(ExpandTest, UsesDefaultWhenSetButEmpty) {
+  const Expansion e = expand("${EMPTY:-fallback}");
+  EXPECT_TRUE(e.errors.empty());
+  EXPECT_EQ(e.value, "fallback");
+}
+
+TEST_F(ExpandTest, SetVariableOverridesDefault) {
+  const Expansion e = expand("${PORT:-6379}");
+  EXPECT_TRUE(e.errors.empty());
+  EXPECT_EQ(e.value, "6380");
+}
+
+TEST_F(ExpandTest, DefaultMayBeEmpty) {
+  const Expansion e = expand("a${MISSING:-}b");
+  EXPECT_TRUE(e.errors.empty());
+  EXPECT_EQ(e.value, "ab");
+}
+
+TEST_F(ExpandTest, DefaultMayHoldReferences) {
+  const Expansion e = expand("${URL:-redis://${HOST:-localhost}:${P:-6379}}");
+  EXPECT_TRUE(e.errors.empty());
+  EXPECT_EQ(e.value, "redis://redis.local:6379");
+}
+
+TEST_F(ExpandTest, UnusedDefaultDoesNotReportItsUnsetVariables) {
+  const Expansion e = expand("${HOST:-${MISSING}}");
+  EXPECT_TRUE(e.errors.empty());
+  EXPECT_EQ(e.value, "redis.local");
+}
+
+TEST_F(ExpandTest, UsedDefaultReportsItsUnsetVariables) {
+  const Expansion e = expand("${NOPE:-${MISSING}}");
+  ASSERT_EQ(e.errors.size(), 1U);
+  EXPECT_NE(e.errors[0].find("\"MISSING\""), std::string::npos);
+}
+
+TEST_F(ExpandTest, DoubleDollarIsALiteralDollar) {
+  const Expansion e = expand("pa$$word $${HOST}");
+  EXPECT_TRUE(e.errors.empty());
+  EXPECT_EQ(e.value, "pa$word ${HOST}");
+}
+
+TEST_F(ExpandTest, LoneDollarIsKept) {
+  const Expansion e = expand("$HOME costs $5$");
+  EXPECT_TRUE(e.errors.empty());
+  EXPECT_EQ(e.value, "$HOME costs $5$");
+}
+
+TEST_F(ExpandTest, UnterminatedReferenceIsMalformed) {
+  const Expansion e = expand("${HOST");
+  ASSERT_EQ(e.errors.size(), 1U);
+  EXPECT_EQ(e.errors[0], "malformed variable reference \"${HOST\": missing closing \"}\"");
+}
+
+TEST_F(ExpandTest, UnterminatedDefaultIsMalformed) {
+  const Expansion e = expand("${HOST:-x");
+  ASSERT_EQ(e.errors.size(), 1U);
+  EXPECT_EQ(e.errors[0], "malformed variable reference \"${HOST:-x\": missing closing \"}\"");
+}
+
+TEST_F(ExpandTest, EmptyNameIsMalformed) {
+  const Expansion e = expand("${}");
+  ASSERT_EQ(e.errors.size(), 1U);
+  EXPECT_NE(e.errors[0].find("expected a variable name"), std::string::npos);
+}
+
+TEST_F(ExpandTest, NameStartingWithDigitIsMalformed) {
+  const Expansion e = expand("${1X}");
+  ASSERT_EQ(e.errors.size(), 1U);
+  EXPECT_NE(e.errors[0].find("\"${1X}\""), std::string::npos);
+}
+
+TEST_F(ExpandTest, ShellOnlyOperatorsAreMalformed) {
+  const Expansion e = expand("${HOST-x}");
+  ASSERT_EQ(e.errors.size(), 1U);
+  EXPECT_EQ(e.errors[0],
+            "malformed variable reference \"${HOST-x}\": expected \"}\" or \":-\" after the "
+            "variable name");
+}
+
+TEST_F(ExpandTest, MalformedReferenceIsTheOnlyErrorReported) {
+  const Expansion e = expand("${MISSING} ${BAD");
+  ASSERT_EQ(e.errors.size(), 1U);
+  EXPECT_NE(e.errors[0].find("malformed"), std::string::npos);
+  EXPECT_EQ(e.value, "");
+}
+
+}  // namespace
+}  // namespace evh::config

@@ -1,0 +1,910 @@
+// Tests of loading YAML into a Config: values, defaults, and every class of
+// error with its file:line and key path.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <random>
+
+#include "config/config.h"
+
+namespace evh::config {
+namespace {
+
+// The YAML text after a leading newline, so that a raw string literal can
+// start on its own line and line 1 is its first line.
+std::string yamlText(const char* text) {
+  std::string s(text);
+  if (!s.empty() && s.front() == '\n') {
+    s.erase(0, 1);
+  }
+  return s;
+}
+
+std::string joined(const std::vector<std::string>& errors) {
+  std::string out;
+  for (const std::string& e : errors) {
+    out += "  " + e + "\n";
+  }
+  return out;
+}
+
+class LoaderTest : public ::testing::Test {
+ protected:
+  EnvLookup env() {
+    return [this](const std::string& name) -> std::optional<std::string> {
+      const auto it = env_.find(name);
+      if (it == env_.end()) {
+        return std::nullopt;
+      }
+      return it->second;
+    };
+  }
+
+  LoadResult load(const char* yaml) { return loadString(yamlText(yaml), "cfg.yaml", env()); }
+
+  // Loads YAML that must be valid and returns its Config.
+  Config valid(const char* yaml) {
+    LoadResult result = load(yaml);
+    EXPECT_TRUE(result.errors.empty()) << joined(result.errors);
+    EXPECT_TRUE(result.config.has_value());
+    return result.config.value_or(Config{});
+  }
+
+  // Loads YAML that must fail with exactly the one error given.
+  void expectError(const char* yaml, const std::string& error) {
+    const LoadResult result = load(yaml);
+    EXPECT_FALSE(result.config.has_value());
+    ASSERT_EQ(result.errors.size(), 1U) << joined(result.errors);
+    EXPECT_EQ(result.errors[0], error);
+  }
+
+  // The plugin config block of the single plugin in `yaml`, parsed back.
+  nlohmann::json pluginConfig(const char* yaml) {
+    const Config config = valid(yaml);
+    if (config.plugins.size() != 1) {
+      ADD_FAILURE() << "expected one plugin, got " << config.plugins.size();
+      return nullptr;
+    }
+    return nlohmann::json::parse(config.plugins[0].config_json);
+  }
+
+  std::map<std::string, std::string> env_;
+};
+
+// ---- valid configurations ----------------------------------------------------
+
+TEST_F(LoaderTest, EmptyMapGivesDefaults) {
+  const Config config = valid("{}");
+  EXPECT_EQ(config.file, "cfg.yaml");
+  EXPECT_EQ(config.environment, "");
+  EXPECT_EQ(config.prefix(), "");
+  EXPECT_EQ(config.redis.host, "127.0.0.1");
+  EXPECT_EQ(config.redis.port, 6379);
+  EXPECT_EQ(config.redis.db, 0U);
+  EXPECT_EQ(config.redis.connect_timeout_ms, 2000U);
+  EXPECT_EQ(config.redis.reconnect.initial_ms, 100U);
+  EXPECT_EQ(config.redis.reconnect.max_ms, 10000U);
+  EXPECT_DOUBLE_EQ(config.redis.reconnect.multiplier, 2.0);
+  EXPECT_TRUE(config.plugins.empty());
+  EXPECT_TRUE(config.channels.empty());
+  EXPECT_EQ(config.limits.max_message_bytes, 1048576U);
+  EXPECT_EQ(config.logging.level, "info");
+  EXPECT_EQ(config.logging.format, LogFormat::Text);
+  EXPECT_FALSE(config.logging.debug_events);
+  EXPECT_EQ(config.workers, 4U);
+  EXPECT_EQ(config.shutdown_timeout_ms, 10000U);
+}
+
+TEST_F(LoaderTest, FullExampleLoadsEveryValue) {
+  const Config config = valid(R"(
+environment: dev
+redis:
+  host: redis.internal
+  port: 6380
+  db: 3
+  username: app
+  password: secret
+  connect_timeout_ms: 1500
+  reconnect: { initial_ms: 50, max_ms: 5000, multiplier: 1.5 }
+  ping_interval_ms: 4000
+  ping_timeout_ms: 1000
+plugins:
+  product:
+    path: product
+    config: { any: yaml }
+  audit:
+    path: ./plugins/libaudit.so
+channels:
+  jollyjet:events:product:
+    transport: pubsub
+    pattern: false
+    routes:
+      - events: [PRODUCT_CREATED, PRODUCT_UPDATED]
+        plugins: [product, audit]
+      - events: "*"
+        plugins: [audit]
+  "jollyjet:events:*":
+    pattern: true
+    routes:
+      - plugins: [audit]
+limits: { max_message_bytes: 2048, max_in_flight: 50, max_json_depth: 16 }
+logging: { level: debug, format: json, debug_events: true }
+workers: 8
+shutdown_timeout_ms: 0
+)");
+  EXPECT_EQ(config.environment, "dev");
+  EXPECT_EQ(config.prefix(), "dev:");
+  EXPECT_EQ(config.redis.host, "redis.internal");
+  EXPECT_EQ(config.redis.port, 6380);
+  EXPECT_EQ(config.redis.db, 3U);
+  EXPECT_EQ(config.redis.username, "app");
+  EXPECT_EQ(config.redis.password, "secret");
+  EXPECT_EQ(config.redis.connect_timeout_ms, 1500U);
+  EXPECT_EQ(config.redis.reconnect.initial_ms, 50U);
+  EXPECT_EQ(config.redis.reconnect.max_ms, 5000U);
+  EXPECT_DOUBLE_EQ(config.redis.reconnect.multiplier, 1.5);
+  EXPECT_EQ(config.redis.ping_interval_ms, 4000U);
+  EXPECT_EQ(config.redis.ping_timeout_ms, 1000U);
+
+  ASSERT_EQ(config.plugins.size(), 2U);
+  EXPECT_EQ(config.plugins[0].name, "product");
+  EXPECT_EQ(config.plugins[0].path, "product");
+  EXPECT_EQ(config.plugins[0].config_json, R"({"any":"yaml"})");
+  EXPECT_EQ(config.plugins[0].config_dir, ".");
+  EXPECT_EQ(config.plugins[0].origin.describe(), "cfg.yaml:13: plugins.product");
+  EXPECT_EQ(config.plugins[1].name, "audit");
+  EXPECT_EQ(config.plugins[1].path, "./plugins/libaudit.so");
+  EXPECT_EQ(config.plugins[1].config_json, "{}");
+
+  ASSERT_EQ(config.channels.size(), 2U);
+  const Channel& product = config.channels[0];
+  EXPECT_EQ(product.name, "jollyjet:events:product");
+  EXPECT_FALSE(product.pattern);
+  EXPECT_EQ(product.transport, Transport::PubSub);
+  EXPECT_EQ(product.origin.describe(), "cfg.yaml:19: channels.jollyjet:events:product");
+  ASSERT_EQ(product.routes.size(), 2U);
+  EXPECT_EQ(product.routes[0].events,
+            (std::vector<std::string>{"PRODUCT_CREATED", "PRODUCT_UPDATED"}));
+  EXPECT_EQ(product.routes[0].plugins, (std::vector<std::string>{"product", "audit"}));
+  EXPECT_EQ(product.routes[0].origin.describe(),
+            "cfg.yaml:23: channels.jollyjet:events:product.routes[0]");
+  EXPECT_TRUE(product.routes[1].events.empty());
+  EXPECT_EQ(product.routes[1].plugins, (std::vector<std::string>{"audit"}));
+  EXPECT_EQ(product.routes[1].origin.line, 25);
+
+  const Channel& all = config.channels[1];
+  EXPECT_EQ(all.name, "jollyjet:events:*");
+  EXPECT_TRUE(all.pattern);
+  ASSERT_EQ(all.routes.size(), 1U);
+  EXPECT_TRUE(all.routes[0].events.empty());  // no `events:` means every type
+
+  EXPECT_EQ(config.limits.max_message_bytes, 2048U);
+  EXPECT_EQ(config.limits.max_in_flight, 50U);
+  EXPECT_EQ(config.limits.max_json_depth, 16U);
+  EXPECT_EQ(config.logging.level, "debug");
+  EXPECT_EQ(config.logging.format, LogFormat::Json);
+  EXPECT_TRUE(config.logging.debug_events);
+  EXPECT_EQ(config.workers, 8U);
+  EXPECT_EQ(config.shutdown_timeout_ms, 0U);
+}
+
+TEST_F(LoaderTest, ShippedJollyjetConfigLoadsWhenPresent) {
+  // The default deployment must always load with no environment set; it is
+  // written by someone else, so the test only runs once it exists.
+  const std::filesystem::path shipped =
+      std::filesystem::path(__FILE__).parent_path() / "../../../config/jollyjet.yaml";
+  if (!std::filesystem::exists(shipped)) {
+    GTEST_SKIP() << shipped << " does not exist yet";
+  }
+  const LoadResult result = loadFile(shipped.string(), env());
+  EXPECT_TRUE(result.errors.empty()) << joined(result.errors);
+}
+
+TEST_F(LoaderTest, DocumentedExampleLoads) {
+  // docs/config.md's annotated example must stay true.
+  const std::filesystem::path doc =
+      std::filesystem::path(__FILE__).parent_path() / "../../../docs/config.md";
+  std::ifstream in(doc);
+  ASSERT_TRUE(in) << doc;
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t begin = text.find("```yaml\n");
+  ASSERT_NE(begin, std::string::npos);
+  const size_t end = text.find("\n```", begin);
+  ASSERT_NE(end, std::string::npos);
+  const std::string yaml = text.substr(begin + 8, end - begin - 8 + 1);
+  const LoadResult result = loadString(yaml, "config.md", env());
+  ASSERT_TRUE(result.errors.empty()) << joined(result.errors);
+  const Config& config = *result.config;
+  EXPECT_EQ(config.prefix(), "dev:");
+  EXPECT_EQ(config.plugins.size(), 2U);
+  EXPECT_EQ(config.channels.size(), 2U);
+  EXPECT_EQ(nlohmann::json::parse(config.plugins[1].config_json)["label"], "v1.0");
+}
+
+TEST_F(LoaderTest, AcceptsZeroChannels) {
+  const Config config = valid(R"(
+plugins:
+  unused: { path: unused }
+)");
+  EXPECT_EQ(config.plugins.size(), 1U);
+  EXPECT_TRUE(config.channels.empty());
+}
+
+TEST_F(LoaderTest, EmptySectionsMeanDefaults) {
+  const Config config = valid(R"(
+redis:
+plugins:
+channels:
+logging:
+)");
+  EXPECT_EQ(config.redis.port, 6379);
+  EXPECT_TRUE(config.plugins.empty());
+}
+
+TEST_F(LoaderTest, StarEventsMeansEveryType) {
+  const Config config = valid(R"(
+plugins: { a: { path: a } }
+channels:
+  c:
+    routes:
+      - { events: "*", plugins: [a] }
+      - { events: ["*"], plugins: [a] }
+)");
+  ASSERT_EQ(config.channels.size(), 1U);
+  ASSERT_EQ(config.channels[0].routes.size(), 2U);
+  EXPECT_TRUE(config.channels[0].routes[0].events.empty());
+  EXPECT_TRUE(config.channels[0].routes[1].events.empty());
+}
+
+TEST_F(LoaderTest, PluginsMayBeDefinedAfterChannels) {
+  const Config config = valid(R"(
+channels:
+  c: { routes: [ { plugins: [late] } ] }
+plugins:
+  late: { path: late }
+)");
+  EXPECT_EQ(config.channels[0].routes[0].plugins, (std::vector<std::string>{"late"}));
+}
+
+TEST_F(LoaderTest, AcceptsYamlBooleanSpellings) {
+  const Config config = valid("logging: { debug_events: yes }");
+  EXPECT_TRUE(config.logging.debug_events);
+}
+
+TEST_F(LoaderTest, QuotedNumbersAreAcceptedForNumericKeys) {
+  const Config config = valid(R"(workers: "12")");
+  EXPECT_EQ(config.workers, 12U);
+}
+
+// ---- ${VAR} expansion ----------------------------------------------------------
+
+TEST_F(LoaderTest, DefaultIsUsedWhenVariableIsUnset) {
+  const Config config = valid(R"(
+redis:
+  host: ${REDIS_HOST:-localhost}
+  port: ${REDIS_PORT:-6379}
+logging:
+  debug_events: ${DEBUG_EVENTS:-false}
+)");
+  EXPECT_EQ(config.redis.host, "localhost");
+  EXPECT_EQ(config.redis.port, 6379);
+  EXPECT_FALSE(config.logging.debug_events);
+}
+
+TEST_F(LoaderTest, SetVariableOverridesDefault) {
+  env_ = {{"REDIS_HOST", "10.1.2.3"}, {"REDIS_PORT", "7001"}, {"DEBUG_EVENTS", "true"}};
+  const Config config = valid(R"(
+redis:
+  host: ${REDIS_HOST:-localhost}
+  port: ${REDIS_PORT:-6379}
+logging:
+  debug_events: ${DEBUG_EVENTS:-false}
+)");
+  EXPECT_EQ(config.redis.host, "10.1.2.3");
+  EXPECT_EQ(config.redis.port, 7001);
+  EXPECT_TRUE(config.logging.debug_events);
+}
+
+TEST_F(LoaderTest, UnsetVariableWithoutDefaultNamesFileLineKeyAndVariable) {
+  expectError(R"(
+redis:
+  host: localhost
+  password: ${REDIS_PASSWORD}
+)",
+              "cfg.yaml:3: redis.password: variable \"REDIS_PASSWORD\" is not set and has no "
+              "default");
+}
+
+TEST_F(LoaderTest, DoubleDollarIsALiteralDollar) {
+  const Config config = valid(R"(
+redis:
+  password: "pa$$word and $${NOT_EXPANDED}"
+)");
+  EXPECT_EQ(config.redis.password, "pa$word and ${NOT_EXPANDED}");
+}
+
+TEST_F(LoaderTest, MalformedReferenceIsAnError) {
+  expectError("environment: ${ENV\n",
+              "cfg.yaml:1: environment: malformed variable reference \"${ENV\": missing closing "
+              "\"}\"");
+}
+
+TEST_F(LoaderTest, ExpandedValueThatIsNotANumberNamesBoth) {
+  env_ = {{"REDIS_PORT", "sixty"}};
+  expectError("redis: { port: \"${REDIS_PORT}\" }",
+              "cfg.yaml:1: redis.port: expected an integer in 1..65535, got \"sixty\" (from "
+              "\"${REDIS_PORT}\")");
+}
+
+TEST_F(LoaderTest, KeysAreNotExpanded) {
+  expectError("${KEY}: 1\n",
+              "cfg.yaml:1: ${KEY}: unknown key (expected one of: environment, redis, plugins, "
+              "channels, limits, logging, workers, shutdown_timeout_ms)");
+}
+
+// ---- redis.url -------------------------------------------------------------------
+
+TEST_F(LoaderTest, UrlSetsConnectionFields) {
+  const Config config = valid(R"(
+redis:
+  url: redis://app:p%40ss@cache:6390/4
+  connect_timeout_ms: 500
+)");
+  EXPECT_EQ(config.redis.host, "cache");
+  EXPECT_EQ(config.redis.port, 6390);
+  EXPECT_EQ(config.redis.db, 4U);
+  EXPECT_EQ(config.redis.username, "app");
+  EXPECT_EQ(config.redis.password, "p@ss");
+  EXPECT_EQ(config.redis.connect_timeout_ms, 500U);
+}
+
+TEST_F(LoaderTest, UrlMayComeFromTheEnvironment) {
+  env_ = {{"REDIS_URL", "redis://:pw@10.0.0.9"}};
+  const Config config = valid("redis: { url: \"${REDIS_URL:-redis://localhost}\" }");
+  EXPECT_EQ(config.redis.host, "10.0.0.9");
+  EXPECT_EQ(config.redis.password, "pw");
+}
+
+TEST_F(LoaderTest, UrlTogetherWithHostIsAnError) {
+  expectError(R"(
+redis:
+  url: redis://localhost
+  host: other
+)",
+              "cfg.yaml:3: redis.host: cannot be combined with redis.url (the URL sets host, "
+              "port, db, username and password)");
+}
+
+TEST_F(LoaderTest, UrlWithBadSchemeIsAnError) {
+  expectError("redis:\n  url: rediss://h\n",
+              "cfg.yaml:2: redis.url: invalid URL: unsupported scheme \"rediss\" (only redis:// "
+              "is supported)");
+}
+
+TEST_F(LoaderTest, UrlWithBadPortIsAnError) {
+  expectError("redis:\n  url: redis://h:99999\n",
+              "cfg.yaml:2: redis.url: invalid URL: invalid port \"99999\" (expected an integer "
+              "in 1..65535)");
+}
+
+TEST_F(LoaderTest, UserNameWithoutPasswordIsAnError) {
+  expectError("redis:\n  username: app\n",
+              "cfg.yaml:2: redis.username: a user name needs a password (AUTH <username> "
+              "<password>)");
+}
+
+// ---- plugin config blocks ------------------------------------------------------
+
+TEST_F(LoaderTest, ConfigBlockBecomesTypedJson) {
+  const nlohmann::json json = pluginConfig(R"(
+plugins:
+  p:
+    path: p
+    config:
+      enabled: true
+      disabled: False
+      count: 3
+      negative: -7
+      ratio: 0.25
+      exp: 1e3
+      hex: 0x1f
+      nothing: ~
+      empty:
+      text: hello world
+      version: "1.0"
+      quoted_bool: 'true'
+      tagged: !!str 42
+      big: 18446744073709551615
+      infinity: .inf
+      nested:
+        list: [1, two, { three: 3 }]
+        map: { a: [ ] }
+)");
+  EXPECT_EQ(json["enabled"], true);
+  EXPECT_EQ(json["disabled"], false);
+  EXPECT_EQ(json["count"], 3);
+  EXPECT_EQ(json["negative"], -7);
+  EXPECT_DOUBLE_EQ(json["ratio"].get<double>(), 0.25);
+  EXPECT_DOUBLE_EQ(json["exp"].get<double>(), 1000.0);
+  EXPECT_EQ(json["hex"], 31);
+  EXPECT_TRUE(json["nothing"].is_null());
+  EXPECT_TRUE(json["empty"].is_null());
+  EXPECT_EQ(json["text"], "hello world");
+  EXPECT_EQ(json["version"], "1.0");
+  EXPECT_EQ(json["quoted_bool"], "true");
+  EXPECT_EQ(json["tagged"], "42");
+  EXPECT_EQ(json["big"].get<uint64_t>(), 18446744073709551615ULL);
+  EXPECT_EQ(json["infinity"], ".inf");
+  EXPECT_EQ(json["nested"],
+            nlohmann::json::parse(R"({"list":[1,"two",{"three":3}],"map":{"a":[]}})"));
+}
+
+TEST_F(LoaderTest, ConfigBlockKeepsQuotedNumbersAsStrings) {
+  const nlohmann::json json = pluginConfig(R"(
+plugins:
+  p: { path: p, config: { zip: "01234", id: '7' } }
+)");
+  EXPECT_EQ(json["zip"], "01234");
+  EXPECT_EQ(json["id"], "7");
+}
+
+TEST_F(LoaderTest, ConfigBlockValuesAreExpandedThenTyped) {
+  env_ = {{"CIRCUIT_BREAKER_THRESHOLD", "9"}};
+  const nlohmann::json json = pluginConfig(R"(
+plugins:
+  p:
+    path: p
+    config:
+      threshold: ${CIRCUIT_BREAKER_THRESHOLD:-5}
+      timeout_ms: ${CIRCUIT_BREAKER_TIMEOUT:-60000}
+      label: "${CIRCUIT_BREAKER_THRESHOLD}"
+)");
+  EXPECT_EQ(json["threshold"], 9);
+  EXPECT_EQ(json["timeout_ms"], 60000);
+  EXPECT_EQ(json["label"], "9");
+}
+
+TEST_F(LoaderTest, ConfigBlockAcceptsAnyKeys) {
+  const nlohmann::json json = pluginConfig(R"(
+plugins:
+  p: { path: p, config: { whatever: 1, "with space": 2 } }
+)");
+  EXPECT_EQ(json["whatever"], 1);
+  EXPECT_EQ(json["with space"], 2);
+}
+
+TEST_F(LoaderTest, ConfigBlockMayBeAList) {
+  const nlohmann::json json = pluginConfig("plugins: { p: { path: p, config: [1, 2] } }");
+  EXPECT_EQ(json, nlohmann::json::parse("[1,2]"));
+}
+
+TEST_F(LoaderTest, ConfigBlockReportsUnsetVariablesWithTheirPath) {
+  expectError(R"(
+plugins:
+  p:
+    path: p
+    config:
+      retry:
+        - ${RETRY_MAX_ATTEMPTS}
+)",
+              "cfg.yaml:6: plugins.p.config.retry[0]: variable \"RETRY_MAX_ATTEMPTS\" is not set "
+              "and has no default");
+}
+
+TEST_F(LoaderTest, ConfigBlockWithSelfReferringAliasIsAnError) {
+  const LoadResult result = load("plugins: { p: { path: p, config: &a [1, *a] } }");
+  ASSERT_EQ(result.errors.size(), 1U) << joined(result.errors);
+  EXPECT_NE(result.errors[0].find("nested deeper than 64 levels"), std::string::npos)
+      << result.errors[0];
+}
+
+// ---- config_dir and files --------------------------------------------------------
+
+class LoaderFileTest : public LoaderTest {
+ protected:
+  void SetUp() override {
+    std::random_device random;
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           ("evh_config_test_" + std::to_string(random()));
+    std::filesystem::create_directories(dir_ / "sub");
+  }
+
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  std::filesystem::path write(const std::string& name, const std::string& text) {
+    const std::filesystem::path path = dir_ / name;
+    std::ofstream(path) << text;
+    return path;
+  }
+
+  std::filesystem::path dir_;
+};
+
+TEST_F(LoaderFileTest, MissingFileIsAnError) {
+  const std::string path = (dir_ / "absent.yaml").string();
+  const LoadResult result = loadFile(path, env());
+  EXPECT_FALSE(result.config.has_value());
+  ASSERT_EQ(result.errors.size(), 1U);
+  EXPECT_EQ(result.errors[0], path + ": cannot read config file: No such file or directory");
+}
+
+TEST_F(LoaderFileTest, DirectoryIsAnError) {
+  const LoadResult result = loadFile(dir_.string(), env());
+  ASSERT_EQ(result.errors.size(), 1U);
+  EXPECT_EQ(result.errors[0], dir_.string() + ": cannot read config file: Is a directory");
+}
+
+TEST_F(LoaderFileTest, ConfigDirIsTheAbsoluteFolderOfTheFile) {
+  const std::filesystem::path path = write("sub/app.yaml", "plugins: { p: { path: p } }\n");
+  const LoadResult result = loadFile(path.string(), env());
+  ASSERT_TRUE(result.config) << joined(result.errors);
+  EXPECT_EQ(result.config->file, path.string());
+  ASSERT_EQ(result.config->plugins.size(), 1U);
+  EXPECT_EQ(result.config->plugins[0].config_dir, (dir_ / "sub").lexically_normal().string());
+  EXPECT_EQ(result.config->plugins[0].origin.file, path.string());
+}
+
+TEST_F(LoaderFileTest, RelativePathGivesAbsoluteConfigDir) {
+  const std::filesystem::path path = write("sub/app.yaml", "plugins: { p: { path: p } }\n");
+  // Relative to the current directory, with a detour, so that the result
+  // must be both made absolute and normalised.
+  const std::string relative =
+      (std::filesystem::relative(dir_, std::filesystem::current_path()) / "sub/../sub/app.yaml")
+          .string();
+  ASSERT_TRUE(std::filesystem::path(relative).is_relative()) << relative;
+  const LoadResult result = loadFile(relative, env());
+  ASSERT_TRUE(result.config) << joined(result.errors);
+  EXPECT_EQ(result.config->file, relative);
+  const std::string config_dir = result.config->plugins[0].config_dir;
+  EXPECT_TRUE(std::filesystem::path(config_dir).is_absolute()) << config_dir;
+  EXPECT_TRUE(std::filesystem::equivalent(config_dir, dir_ / "sub")) << config_dir;
+  EXPECT_EQ(config_dir.find(".."), std::string::npos) << config_dir;
+}
+
+TEST_F(LoaderFileTest, ErrorsNameTheFileAsGiven) {
+  const std::filesystem::path path = write("bad.yaml", "workers: 0\n");
+  const LoadResult result = loadFile(path.string(), env());
+  ASSERT_EQ(result.errors.size(), 1U);
+  EXPECT_EQ(result.errors[0],
+            path.string() + ":1: workers: expected an integer in 1..256, got \"0\"");
+}
+
+TEST_F(LoaderTest, LoadStringUsesTheFolderOfTheFileName) {
+  const LoadResult result = loadString("plugins: { p: { path: p } }", "conf/x.yaml", env());
+  ASSERT_TRUE(result.config) << joined(result.errors);
+  EXPECT_EQ(result.config->plugins[0].config_dir, "conf");
+}
+
+// ---- syntax and structure errors -------------------------------------------------
+
+TEST_F(LoaderTest, YamlSyntaxErrorGivesLineAndColumn) {
+  const LoadResult result = load(R"(
+redis:
+  host: a
+  port: [1, 2
+workers: 4
+)");
+  EXPECT_FALSE(result.config.has_value());
+  ASSERT_EQ(result.errors.size(), 1U) << joined(result.errors);
+  // The line of the "[" whose list never ends, and yaml-cpp's column, 1-based.
+  EXPECT_EQ(result.errors[0], "cfg.yaml:4:8: YAML syntax error: end of sequence flow not found");
+}
+
+TEST_F(LoaderTest, UnquotedStarHintsAtQuoting) {
+  const LoadResult result = load(R"(
+channels:
+  c: { routes: [ { events: *, plugins: [p] } ] }
+)");
+  ASSERT_EQ(result.errors.size(), 1U) << joined(result.errors);
+  EXPECT_EQ(result.errors[0].rfind("cfg.yaml:2:", 0), 0U) << result.errors[0];
+  EXPECT_NE(result.errors[0].find("must be quoted"), std::string::npos) << result.errors[0];
+}
+
+TEST_F(LoaderTest, EmptyFileIsAnError) {
+  expectError("", "cfg.yaml: empty configuration");
+  expectError("# nothing but a comment\n", "cfg.yaml: empty configuration");
+}
+
+TEST_F(LoaderTest, RootMustBeAMap) {
+  expectError("- a\n- b\n", "cfg.yaml:1: expected a map of top-level keys, got a list");
+}
+
+TEST_F(LoaderTest, SeveralDocumentsAreAnError) {
+  expectError("workers: 1\n---\nworkers: 2\n", "cfg.yaml:3: expected one YAML document, found 2");
+}
+
+TEST_F(LoaderTest, UnknownKeySuggestsTheClosestKey) {
+  expectError(R"(
+redis:
+  host: localhost
+  prot: 6379
+)",
+              "cfg.yaml:3: redis.prot: unknown key (did you mean \"port\"?)");
+}
+
+TEST_F(LoaderTest, UnknownKeyFarFromAnyListsTheKeys) {
+  expectError("logging:\n  colour: red\n",
+              "cfg.yaml:2: logging.colour: unknown key (expected one of: level, format, "
+              "debug_events)");
+}
+
+TEST_F(LoaderTest, UnknownKeysAreCaughtAtEveryLevel) {
+  const LoadResult result = load(R"(
+workrs: 2
+redis:
+  reconnect: { inital_ms: 5 }
+plugins:
+  p: { path: p, confg: {} }
+channels:
+  c:
+    patern: true
+    routes:
+      - { plugins: [p], event: [X] }
+)");
+  EXPECT_EQ(result.errors,
+            (std::vector<std::string>{
+                "cfg.yaml:1: workrs: unknown key (did you mean \"workers\"?)",
+                "cfg.yaml:3: redis.reconnect.inital_ms: unknown key (did you mean \"initial_ms\"?)",
+                "cfg.yaml:5: plugins.p.confg: unknown key (did you mean \"config\"?)",
+                "cfg.yaml:8: channels.c.patern: unknown key (did you mean \"pattern\"?)",
+                "cfg.yaml:10: channels.c.routes[0].event: unknown key (did you mean \"events\"?)",
+            }))
+      << joined(result.errors);
+}
+
+TEST_F(LoaderTest, DuplicateKeyIsAnError) {
+  expectError(R"(
+workers: 2
+redis: {}
+workers: 3
+)",
+              "cfg.yaml:3: workers: duplicate key (first defined on line 1)");
+}
+
+TEST_F(LoaderTest, DuplicatePluginNameIsAnError) {
+  expectError(R"(
+plugins:
+  p: { path: a }
+  p: { path: b }
+)",
+              "cfg.yaml:3: plugins.p: duplicate key (first defined on line 2)");
+}
+
+// ---- wrong types and ranges --------------------------------------------------------
+
+TEST_F(LoaderTest, MapWhereScalarExpectedIsAnError) {
+  expectError("redis:\n  host: { name: x }\n",
+              "cfg.yaml:2: redis.host: expected a string, got a map");
+}
+
+TEST_F(LoaderTest, ScalarWhereMapExpectedIsAnError) {
+  expectError("redis: localhost\n", "cfg.yaml:1: redis: expected a map, got \"localhost\"");
+}
+
+TEST_F(LoaderTest, MissingValueIsAnError) {
+  expectError("redis:\n  host:\n", "cfg.yaml:2: redis.host: expected a string, got no value");
+}
+
+TEST_F(LoaderTest, NonNumericPortIsAnError) {
+  expectError(R"(
+redis:
+  host: x
+  port: abc
+)",
+              "cfg.yaml:3: redis.port: expected an integer in 1..65535, got \"abc\"");
+}
+
+TEST_F(LoaderTest, OutOfRangeNumbersAreErrors) {
+  const LoadResult result = load(R"(
+redis:
+  port: 70000
+  db: -1
+  connect_timeout_ms: 0
+  reconnect: { multiplier: 0.5 }
+workers: 257
+limits: { max_json_depth: 1.5 }
+)");
+  EXPECT_EQ(result.errors,
+            (std::vector<std::string>{
+                "cfg.yaml:2: redis.port: expected an integer in 1..65535, got \"70000\"",
+                "cfg.yaml:3: redis.db: expected an integer in 0..2147483647, got \"-1\"",
+                "cfg.yaml:4: redis.connect_timeout_ms: expected an integer in 1..4294967295, got "
+                "\"0\"",
+                "cfg.yaml:5: redis.reconnect.multiplier: expected a number >= 1, got \"0.5\"",
+                "cfg.yaml:6: workers: expected an integer in 1..256, got \"257\"",
+                "cfg.yaml:7: limits.max_json_depth: expected an integer in 1..4294967295, got "
+                "\"1.5\"",
+            }))
+      << joined(result.errors);
+}
+
+TEST_F(LoaderTest, BackoffMaxBelowInitialIsAnError) {
+  expectError(R"(
+redis:
+  reconnect:
+    initial_ms: 500
+    max_ms: 100
+)",
+              "cfg.yaml:4: redis.reconnect.max_ms: must be >= initial_ms (500), got 100");
+}
+
+TEST_F(LoaderTest, NonBooleanIsAnError) {
+  expectError("logging: { debug_events: maybe }",
+              "cfg.yaml:1: logging.debug_events: expected a boolean (true or false), got "
+              "\"maybe\"");
+}
+
+TEST_F(LoaderTest, UnknownLogLevelListsTheChoices) {
+  expectError("logging:\n  level: verbose\n",
+              "cfg.yaml:2: logging.level: expected one of trace, debug, info, warn, error, "
+              "critical, off; got \"verbose\"");
+}
+
+TEST_F(LoaderTest, UnknownTransportListsTheChoices) {
+  expectError(R"(
+plugins: { p: { path: p } }
+channels:
+  c:
+    transport: streams
+    routes: [ { plugins: [p] } ]
+)",
+              "cfg.yaml:4: channels.c.transport: expected one of pubsub, got \"streams\"");
+}
+
+TEST_F(LoaderTest, InvalidEnvironmentIsAnError) {
+  expectError("environment: \"dev env\"\n",
+              "cfg.yaml:1: environment: expected only letters, digits, \"_\", \".\" and \"-\"; "
+              "got \"dev env\"");
+}
+
+// ---- plugins and routes --------------------------------------------------------------
+
+TEST_F(LoaderTest, RouteNamingUndefinedPluginSuggestsTheClosest) {
+  expectError(R"(
+plugins:
+  product: { path: product }
+  audit: { path: audit }
+channels:
+  x:
+    routes:
+      - events: [A]
+        plugins: [audit, prodcut]
+)",
+              "cfg.yaml:8: channels.x.routes[0].plugins[1]: undefined plugin \"prodcut\" (did you "
+              "mean \"product\"?)");
+}
+
+TEST_F(LoaderTest, UndefinedPluginWithNothingCloseListsTheDefinedOnes) {
+  expectError(R"(
+plugins:
+  product: { path: product }
+channels:
+  x: { routes: [ { plugins: [zzz] } ] }
+)",
+              "cfg.yaml:4: channels.x.routes[0].plugins[0]: undefined plugin \"zzz\" (defined: "
+              "product)");
+}
+
+TEST_F(LoaderTest, PluginWithoutPathIsAnError) {
+  expectError("plugins:\n  p:\n    config: {}\n",
+              "cfg.yaml:2: plugins.p: missing required key \"path\"");
+}
+
+TEST_F(LoaderTest, PluginWithEmptyPathIsAnError) {
+  expectError("plugins:\n  p: { path: \"\" }\n", "cfg.yaml:2: plugins.p.path: must not be empty");
+}
+
+TEST_F(LoaderTest, InvalidPluginNameIsAnError) {
+  expectError("plugins:\n  Product: { path: p }\n",
+              "cfg.yaml:2: plugins.Product: invalid plugin instance name \"Product\" (use "
+              "lowercase letters, digits, \"_\" and \"-\")");
+}
+
+TEST_F(LoaderTest, ChannelWithoutRoutesIsAnError) {
+  expectError("channels:\n  c: { pattern: true }\n",
+              "cfg.yaml:2: channels.c: missing required key \"routes\"");
+}
+
+TEST_F(LoaderTest, ChannelWithEmptyRoutesIsAnError) {
+  expectError("channels:\n  c: { routes: [] }\n",
+              "cfg.yaml:2: channels.c.routes: expected at least one route");
+}
+
+TEST_F(LoaderTest, RouteWithoutPluginsIsAnError) {
+  expectError(R"(
+channels:
+  c:
+    routes:
+      - events: [A]
+)",
+              "cfg.yaml:4: channels.c.routes[0]: missing required key \"plugins\"");
+}
+
+TEST_F(LoaderTest, RouteWithEmptyPluginListIsAnError) {
+  expectError("channels:\n  c: { routes: [ { plugins: [] } ] }\n",
+              "cfg.yaml:2: channels.c.routes[0].plugins: expected a non-empty list of plugin "
+              "instance names, got an empty list");
+}
+
+TEST_F(LoaderTest, SingleEventTypeMustBeAList) {
+  expectError(R"(
+plugins: { p: { path: p } }
+channels:
+  c: { routes: [ { events: PRODUCT_CREATED, plugins: [p] } ] }
+)",
+              "cfg.yaml:3: channels.c.routes[0].events: expected a list of event types or \"*\", "
+              "got \"PRODUCT_CREATED\" (write [PRODUCT_CREATED] for a single type)");
+}
+
+TEST_F(LoaderTest, StarMixedWithEventTypesIsAnError) {
+  expectError(R"(
+plugins: { p: { path: p } }
+channels:
+  c: { routes: [ { events: ["*", A], plugins: [p] } ] }
+)",
+              "cfg.yaml:3: channels.c.routes[0].events: \"*\" already matches every event type; "
+              "list no others");
+}
+
+TEST_F(LoaderTest, DuplicatePluginInARouteIsAnError) {
+  expectError(R"(
+plugins: { p: { path: p } }
+channels:
+  c: { routes: [ { plugins: [p, p] } ] }
+)",
+              "cfg.yaml:3: channels.c.routes[0].plugins[1]: plugin \"p\" is already listed in "
+              "this route");
+}
+
+// ---- many errors at once ------------------------------------------------------------
+
+TEST_F(LoaderTest, ReportsEveryErrorInFileOrder) {
+  const LoadResult result = load(R"(
+channels:
+  c:
+    routes:
+      - events: [A]
+        plugins: [missing]
+redis:
+  port: abc
+  hots: x
+logging:
+  level: loud
+plugins:
+  p:
+    config: {}
+workers: ${WORKERS}
+)");
+  EXPECT_FALSE(result.config.has_value());
+  EXPECT_EQ(result.errors,
+            (std::vector<std::string>{
+                "cfg.yaml:5: channels.c.routes[0].plugins[0]: undefined plugin \"missing\" "
+                "(defined: p)",
+                "cfg.yaml:7: redis.port: expected an integer in 1..65535, got \"abc\"",
+                "cfg.yaml:8: redis.hots: unknown key (did you mean \"host\"?)",
+                "cfg.yaml:10: logging.level: expected one of trace, debug, info, warn, error, "
+                "critical, off; got \"loud\"",
+                "cfg.yaml:12: plugins.p: missing required key \"path\"",
+                "cfg.yaml:14: workers: variable \"WORKERS\" is not set and has no default",
+            }))
+      << joined(result.errors);
+}
+
+TEST_F(LoaderTest, ErrorsStayOnOneLine) {
+  const LoadResult result = load("logging:\n  level: |\n    two\n    lines\n");
+  ASSERT_EQ(result.errors.size(), 1U);
+  EXPECT_EQ(result.errors[0].find('\n'), std::string::npos) << result.errors[0];
+  EXPECT_NE(result.errors[0].find("got \"two\\nlines\\n\""), std::string::npos)
+      << result.errors[0];
+}
+
+}  // namespace
+}  // namespace evh::config
