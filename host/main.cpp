@@ -6,6 +6,7 @@
 #include "plugin/search_path.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -134,6 +135,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   evh::config::Config& cfg = *loaded.config;
+  // The plan's EventDebugger switch works without touching the config.
+  if (const char* dbg = std::getenv("DEBUG_EVENTS"); dbg != nullptr && std::strcmp(dbg, "true") == 0) {
+    cfg.logging.debug_events = true;
+  }
   auto level = evh::log::parseLevel(args.log_level.empty() ? cfg.logging.level : args.log_level);
   evh::log::setup(level.value_or(spdlog::level::info),
                   cfg.logging.format == evh::config::LogFormat::Json ? evh::log::Format::Json

@@ -46,6 +46,7 @@ Server::Server(config::Config config, Options options)
   loop_thread_ = std::this_thread::get_id();
   poster_ = std::make_unique<Poster>(&loop_);
   channel_counters_.resize(config_.channels.size());
+  invalid_log_.assign(static_cast<size_t>(event::Reason::EmptyBatch) + 1, Throttle(1000));
   trace_events_ = config_.logging.debug_events || log::host().should_log(spdlog::level::trace);
 }
 
@@ -134,13 +135,13 @@ void Server::onMessage(const redis::Subscription& sub, std::string_view channel,
   for (auto& item : items_) {
     if (auto* rejected = std::get_if<event::Rejected>(&item)) {
       ++cc.invalid;
-      if (invalid_log_.allow(uv_now(&loop_))) {
-        log::host().warn("invalid event on {}: {} ({}){}; {} bytes", channel, rejected->detail,
-                         event::reasonCode(rejected->reason),
-                         invalid_log_.suppressed() > 0
-                             ? " [" + std::to_string(invalid_log_.suppressed()) + " more since the last such line]"
-                             : std::string(),
-                         rejected->raw_length);
+      Throttle& throttle = invalid_log_[static_cast<size_t>(rejected->reason)];
+      if (throttle.allow(uv_now(&loop_))) {
+        log::host().warn("invalid event on {}: {} (reason={}, {} bytes){}", channel, rejected->detail,
+                         event::reasonCode(rejected->reason), rejected->raw_length,
+                         throttle.suppressed() > 0
+                             ? " [" + std::to_string(throttle.suppressed()) + " more since the last such line]"
+                             : std::string());
       }
       continue;
     }

@@ -89,7 +89,9 @@ class Server final : public plugin::HostServices {
   event::Decoder decoder_;
   std::vector<event::Item> items_;  // reused by every decode
   std::vector<ChannelCounters> channel_counters_;
-  Throttle invalid_log_{1000};
+  // One throttle per refusal reason, so a flood of one kind of garbage
+  // cannot hide a different fault.
+  std::vector<Throttle> invalid_log_;
   Throttle overload_log_{1000};
   bool trace_events_ = false;
   bool stopping_ = false;

@@ -61,18 +61,26 @@ class Event {
 
   std::string_view eventId() const noexcept { return view(event_id_); }
   std::string_view eventType() const noexcept { return view(event_type_); }
-  std::string_view correlationId() const noexcept { return view(correlation_id_); }  // empty when absent/null
+  // Empty when absent or null.
+  std::string_view correlationId() const noexcept { return view(correlation_id_); }
   // The timestamp as sent: the unescaped string content for RFC 3339, the
   // digits for epoch ms; empty for a CloudEvent without "time".
   std::string_view timestamp() const noexcept { return view(timestamp_); }
-  int64_t timestampMs() const noexcept { return timestamp_ms_; }  // 0 when there was no timestamp
-  std::string_view payload() const noexcept { return view(payload_); }    // JSON text of the payload object
-  std::string_view envelope() const noexcept { return view(envelope_); }  // JSON text of this event's object
-  std::string_view raw() const noexcept;                                   // the whole message, as received
+  // Milliseconds since the Unix epoch; 0 when there was no timestamp.
+  int64_t timestampMs() const noexcept { return timestamp_ms_; }
+  // JSON text of the payload object, exactly as in the message ("{}" for a
+  // CloudEvent without data).
+  std::string_view payload() const noexcept { return view(payload_); }
+  // JSON text of this event's envelope object: the whole message, or the
+  // member's text for a batch member.
+  std::string_view envelope() const noexcept { return view(envelope_); }
+  // The whole message exactly as received (for a batch member: the batch).
+  std::string_view raw() const noexcept;
   std::string_view channel() const noexcept;
   std::string_view redisChannel() const noexcept;
   bool fromBatch() const noexcept { return from_batch_; }
-  uint32_t batchIndex() const noexcept { return batch_index_; }  // position in the BATCH; 0 otherwise
+  // Position in the BATCH's messages array; 0 when not from a batch.
+  uint32_t batchIndex() const noexcept { return batch_index_; }
   const std::shared_ptr<const Message>& message() const noexcept { return message_; }
 
   // Fills the C view handed to plugins. Every evh_str points into this Event
@@ -140,6 +148,7 @@ class Decoder {
   Decoder();
   // Throws std::invalid_argument for a zero or over-large limit.
   explicit Decoder(Limits limits);
+  // A moved-from Decoder may only be destroyed or assigned to.
   Decoder(Decoder&&) noexcept;
   Decoder& operator=(Decoder&&) noexcept;
   Decoder(const Decoder&) = delete;

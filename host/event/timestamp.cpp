@@ -11,9 +11,7 @@ constexpr int64_t kMsPerMinute = 60 * kMsPerSecond;
 constexpr int64_t kMsPerHour = 60 * kMsPerMinute;
 constexpr int64_t kMsPerDay = 24 * kMsPerHour;
 
-bool isDigit(char c) noexcept {
-  return c >= '0' && c <= '9';
-}
+bool isDigit(char c) noexcept { return c >= '0' && c <= '9'; }
 
 // Reads exactly `count` ASCII digits at `pos` as a decimal number.
 bool readDigits(std::string_view text, size_t pos, size_t count, unsigned& value) noexcept {

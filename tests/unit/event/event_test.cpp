@@ -1,6 +1,4 @@
 // Tests of Event: ownership (moves and copies keep views valid) and the C view given to plugins.
-#include "event/envelope.h"
-
 #include <gtest/gtest.h>
 
 #include <string>
@@ -8,12 +6,12 @@
 #include <utility>
 #include <vector>
 
+#include "event/envelope.h"
+
 namespace evh::event {
 namespace {
 
-std::string_view sv(evh_str s) {
-  return std::string_view(s.ptr, s.len);
-}
+std::string_view sv(evh_str s) { return std::string_view(s.ptr, s.len); }
 
 class EventTest : public ::testing::Test {
  protected:
@@ -76,7 +74,8 @@ TEST_F(EventTest, VectorGrowthKeepsViewsValid) {
 
 TEST_F(EventTest, CopyIsIndependentAndSharesTheMessage) {
   const Event original = decodeEvent(kEscaped);
-  const Event copy = original;  // NOLINT(performance-unnecessary-copy-initialization): copying is the point
+  const Event copy =
+      original;  // NOLINT(performance-unnecessary-copy-initialization): copying is the point
   EXPECT_EQ(copy.eventId(), "a\"b");
   EXPECT_NE(copy.eventId().data(), original.eventId().data());
   EXPECT_EQ(copy.message(), original.message());
@@ -86,7 +85,8 @@ TEST_F(EventTest, CopyIsIndependentAndSharesTheMessage) {
 TEST_F(EventTest, OutlivesTheDecoderAndItsNextMessages) {
   Event event = decodeEvent(kEscaped);
   for (int i = 0; i < 10; ++i) {
-    decodeEvent(R"({"eventId":"zzzzzzzzz","eventType":"zzz","timestamp":1,"payload":{"z":"zzzzzzzzzzzz"}})");
+    decodeEvent(
+        R"({"eventId":"zzzzzzzzz","eventType":"zzz","timestamp":1,"payload":{"z":"zzzzzzzzzzzz"}})");
   }
   EXPECT_EQ(event.eventId(), "a\"b");
   EXPECT_EQ(event.eventType(), "T1");
@@ -137,7 +137,8 @@ TEST_F(EventTest, FillViewFlagsBatchMembers) {
   evh_event view{};
   events[1].fillView(view, 1, 3);
   EXPECT_EQ(view.flags, static_cast<uint32_t>(EVH_EVENT_FROM_BATCH));
-  EXPECT_EQ(sv(view.envelope), R"({"eventId":"b","eventType":"T","timestamp":2,"payload":{"x":[]}})");
+  EXPECT_EQ(sv(view.envelope),
+            R"({"eventId":"b","eventType":"T","timestamp":2,"payload":{"x":[]}})");
   EXPECT_EQ(sv(view.raw), batch);
   EXPECT_EQ(sv(view.timestamp), "2");
   EXPECT_EQ(view.timestamp_ms, 2);

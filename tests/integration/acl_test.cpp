@@ -1,0 +1,81 @@
+// Redis ACL: evhost connects as a user allowed only its channels and keys.
+#include "support/evhost_process.h"
+#include "support/redis_server.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+namespace evh::test {
+namespace {
+
+class AclTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // Only test:jollyjet:* channels, only the "seen" key, only the commands
+    // evhost and the recorder plugin use.
+    auto r = redis_.command({"ACL", "SETUSER", "evh", "on", ">s3cret", "resetchannels", "&test:jollyjet:*",
+                             "resetkeys", "~seen", "-@all", "+subscribe", "+psubscribe", "+ping", "+publish",
+                             "+rpush", "+auth"});
+    ASSERT_EQ(r->type, REDIS_REPLY_STATUS) << (r->str ? r->str : "");
+  }
+
+  std::string config(const std::string& user, const std::string& password) const {
+    std::ostringstream y;
+    y << "environment: test\n"
+      << "redis:\n  host: 127.0.0.1\n  port: " << redis_.port() << "\n  username: " << user
+      << "\n  password: " << password << "\n"
+      << "  reconnect: {initial_ms: 50, max_ms: 200}\n"
+      << R"(plugins:
+  rec: {path: recorder}
+channels:
+  jollyjet:events:product:
+    routes:
+      - events: "*"
+        plugins: [rec]
+)";
+    return y.str();
+  }
+
+  RedisServer redis_;
+};
+
+TEST_F(AclTest, ConnectsAsTheConfiguredUser) {
+  EvhostProcess host(config("evh", "s3cret"));
+  ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
+  redis_.command({"PUBLISH", "test:jollyjet:events:product",
+                  R"({"eventId":"a1","eventType":"PRODUCT_CREATED","timestamp":1,"payload":{}})"});
+  ASSERT_TRUE(eventually([&] { return redis_.command({"LLEN", "seen"})->integer == 1; })) << host.log();
+  auto clients = redis_.command({"CLIENT", "LIST"});
+  std::string list(clients->str, clients->len);
+  size_t as_evh = 0;
+  for (size_t pos = list.find("user=evh"); pos != std::string::npos; pos = list.find("user=evh", pos + 1)) {
+    ++as_evh;
+  }
+  EXPECT_EQ(as_evh, 2U) << list;  // the subscriber and the command connection
+}
+
+TEST_F(AclTest, WrongPasswordIsOneClearErrorAndRetries) {
+  EvhostProcess host(config("evh", "wrong"));
+  ASSERT_TRUE(host.waitForLog("AUTH failed: WRONGPASS")) << host.log();
+  // Several attempts later, still one line per connection, still running.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  EXPECT_EQ(host.countInLog("AUTH failed: WRONGPASS"), 2U) << host.log();
+  EXPECT_TRUE(host.running());
+  // Redis folds repeated failures into one ACL LOG entry with a count.
+  auto log = redis_.command({"ACL", "LOG"});
+  long long attempts = 0;
+  for (size_t i = 0; i < log->elements; ++i) {
+    const redisReply* entry = log->element[i];
+    for (size_t k = 0; k + 1 < entry->elements; k += 2) {
+      if (std::string(entry->element[k]->str) == "count") {
+        attempts += entry->element[k + 1]->integer;
+      }
+    }
+  }
+  EXPECT_GE(attempts, 4) << "expected several AUTH attempts";
+}
+
+}  // namespace
+}  // namespace evh::test

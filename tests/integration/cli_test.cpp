@@ -1,0 +1,145 @@
+// The command lines: evhost --check-config, start-up refusals, evhctl.
+#include "support/evhost_process.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+namespace evh::test {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class CliTest : public ::testing::Test {
+ protected:
+  std::string write(const std::string& name, const std::string& text) {
+    std::string path = dir_ + "/" + name;
+    std::ofstream(path) << text;
+    return path;
+  }
+  void SetUp() override {
+    char tmpl[] = "/tmp/evh-cli-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::pair<int, std::string> check(const std::string& path) {
+    return runCommand({EVH_EVHOST_BIN, "--check-config", path, "--plugin-dir", EVH_TEST_PLUGIN_DIR});
+  }
+
+  std::string dir_;
+};
+
+TEST_F(CliTest, CheckConfigPrintsOkForTheShippedConfigs) {
+  for (const char* rel : {"config/jollyjet.yaml"}) {
+    auto [code, out] = runCommand({EVH_EVHOST_BIN, "--check-config", std::string(EVH_SOURCE_DIR) + "/" + rel});
+    EXPECT_EQ(code, 0) << rel << ": " << out;
+    EXPECT_EQ(out, "ok\n") << rel;
+  }
+}
+
+TEST_F(CliTest, CheckConfigReportsEveryErrorWithFileAndLine) {
+  std::string path = write("bad.yaml", R"(environment: dev
+redis:
+  prot: 6379
+plugins:
+  rec: {path: recorder}
+channels:
+  ch:
+    routes:
+      - events: "*"
+        plugins: [rce]
+workers: many
+)");
+  auto [code, out] = check(path);
+  EXPECT_EQ(code, 1);
+  EXPECT_THAT(out, HasSubstr(path + ":3: redis.prot: unknown key (did you mean \"port\"?)"));
+  EXPECT_THAT(out, HasSubstr(path + ":10: channels.ch.routes[0].plugins[0]: undefined plugin \"rce\" (did you mean \"rec\"?)"));
+  EXPECT_THAT(out, HasSubstr(path + ":11: workers:"));
+}
+
+TEST_F(CliTest, CheckConfigReportsYamlSyntaxWithLine) {
+  std::string path = write("syntax.yaml", "environment: dev\nplugins:\n  rec: {path: recorder\n");
+  auto [code, out] = check(path);
+  EXPECT_EQ(code, 1);
+  EXPECT_THAT(out, HasSubstr(path + ":"));
+  EXPECT_THAT(out, HasSubstr("YAML syntax error"));
+}
+
+TEST_F(CliTest, CheckConfigReportsUnsetVariable) {
+  std::string path = write("var.yaml", "environment: ${EVH_TEST_SURELY_UNSET_VAR}\n");
+  auto [code, out] = check(path);
+  EXPECT_EQ(code, 1);
+  EXPECT_THAT(out, HasSubstr(path + ":1: environment:"));
+  EXPECT_THAT(out, HasSubstr("EVH_TEST_SURELY_UNSET_VAR"));
+}
+
+TEST_F(CliTest, CheckConfigReportsUnloadablePlugins) {
+  std::string path = write("plug.yaml", R"(plugins:
+  old: {path: abi_wrong_major}
+  gone: {path: ./nothing-here.so}
+)");
+  auto [code, out] = check(path);
+  EXPECT_EQ(code, 1);
+  EXPECT_THAT(out, HasSubstr("built for plugin ABI 2.0, but this evhost implements ABI 1.0"));
+  EXPECT_THAT(out, HasSubstr(dir_ + "/nothing-here.so: plugin file does not exist"));
+}
+
+TEST_F(CliTest, EvhostRefusesToStartWhenAPluginInitFails) {
+  std::string path = write("init.yaml", R"(redis: {port: 1}
+plugins:
+  db: {path: init_fails}
+)");
+  auto [code, out] =
+      runCommand({EVH_EVHOST_BIN, "--config", path, "--plugin-dir", EVH_TEST_PLUGIN_DIR});
+  EXPECT_EQ(code, 1);
+  EXPECT_THAT(out, HasSubstr("plugin \"db\" (" + std::string(EVH_TEST_PLUGIN_DIR) +
+                             "/init_fails.so): init failed: database unreachable at 10.0.0.1:5432"));
+}
+
+TEST_F(CliTest, EvhostRejectsBadArguments) {
+  auto [code, out] = runCommand({EVH_EVHOST_BIN, "--frobnicate"});
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(out, HasSubstr("unknown argument \"--frobnicate\""));
+  auto [code2, out2] = runCommand({EVH_EVHOST_BIN});
+  EXPECT_EQ(code2, 2);
+  EXPECT_THAT(out2, HasSubstr("no configuration"));
+  auto [code3, out3] = runCommand({EVH_EVHOST_BIN, "--config"});
+  EXPECT_EQ(code3, 2);
+  EXPECT_THAT(out3, HasSubstr("--config needs a value"));
+}
+
+TEST_F(CliTest, PluginInspectPrintsWhatTheHostSees) {
+  auto [code, out] = runCommand({EVH_EVHCTL_BIN, "plugin", "inspect", std::string(EVH_TEST_PLUGIN_DIR) + "/ok_cpp.so"});
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_THAT(out, HasSubstr("name:            ok_cpp"));
+  EXPECT_THAT(out, HasSubstr("version:         2.0.0"));
+  EXPECT_THAT(out, HasSubstr("abi:             1.0 (host 1.0)"));
+  EXPECT_THAT(out, HasSubstr("flags:           blocking"));
+  EXPECT_THAT(out, HasSubstr("max_concurrency: 2"));
+}
+
+TEST_F(CliTest, PluginInspectFindsBundledPluginsByName) {
+  auto [code, out] = runCommand({EVH_EVHCTL_BIN, "plugin", "inspect", "product"});
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_THAT(out, HasSubstr("name:            product"));
+}
+
+TEST_F(CliTest, PluginInspectExplainsRefusals) {
+  auto [code, out] =
+      runCommand({EVH_EVHCTL_BIN, "plugin", "inspect", std::string(EVH_TEST_PLUGIN_DIR) + "/abi_newer_minor.so"});
+  EXPECT_EQ(code, 1);
+  EXPECT_THAT(out, HasSubstr("refused:"));
+  EXPECT_THAT(out, HasSubstr("newer than this evhost's ABI 1.0 (upgrade evhost)"));
+  auto [code2, out2] = runCommand({EVH_EVHCTL_BIN, "plugin", "inspect", std::string(EVH_TEST_PLUGIN_DIR) + "/not_elf.so"});
+  EXPECT_EQ(code2, 1);
+  EXPECT_THAT(out2, HasSubstr("not a shared object"));
+}
+
+}  // namespace
+}  // namespace evh::test

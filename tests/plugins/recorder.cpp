@@ -1,0 +1,83 @@
+// recorder: a test plugin that records every event it is given by RPUSHing
+// one line to a Redis list through the host's async command API, and only
+// then completes the call (PENDING), so a record means "handled".
+//
+// Config: {"key": "seen", "tag": "recorder", "sleep_ms": 0,
+//          "answer": {"SOME_TYPE": "retry" | "reject" | "throw"}}
+// Record: tag|eventType|eventId|correlationId|attempt|channel|redisChannel|timestamp|timestampMs|payload
+// Built twice: recorder (inline) and slow_recorder (EVH_PLUGIN_BLOCKING,
+// sleeps sleep_ms in handle() to stand for blocking work).
+#include <evh/plugin.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+namespace {
+
+class Recorder final : public evh::Plugin {
+ public:
+#ifdef EVH_TEST_BLOCKING
+  static constexpr uint32_t kFlags = EVH_PLUGIN_BLOCKING;
+  static constexpr uint32_t kMaxConcurrency = 1;
+#endif
+
+  Recorder(evh::Host host, std::string_view config) : Plugin(host) {
+    auto j = nlohmann::json::parse(config);
+    key_ = j.value("key", "seen");
+    tag_ = j.value("tag", "recorder");
+    sleep_ms_ = j.value("sleep_ms", 0);
+    if (j.contains("answer")) {
+      answers_ = j["answer"].get<std::map<std::string, std::string>>();
+    }
+  }
+
+  evh::Result handle(const evh::Event& ev, evh::Call& call) override {
+    if (sleep_ms_ > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms_));
+    }
+    auto a = answers_.find(std::string(ev.type()));
+    if (a != answers_.end()) {
+      if (a->second == "retry") {
+        return evh::Result::retry("recorder was told to retry");
+      }
+      if (a->second == "reject") {
+        return evh::Result::reject("recorder was told to reject");
+      }
+      if (a->second == "throw") {
+        throw std::runtime_error("recorder was told to throw");
+      }
+    }
+    std::string record = tag_ + "|" + std::string(ev.type()) + "|" + std::string(ev.id()) + "|" +
+                         std::string(ev.correlationId()) + "|" + std::to_string(ev.attempt()) + "|" +
+                         std::string(ev.channel()) + "|" + std::string(ev.redisChannel()) + "|" +
+                         std::string(ev.timestamp()) + "|" + std::to_string(ev.timestampMs()) + "|" +
+                         std::string(ev.payload());
+    evh::Completion done = call.defer();
+    evh_status s = host().command({"RPUSH", key_, record}, [done](const evh::Reply& r) {
+      done.complete(r.ok() ? evh::Result::ok() : evh::Result::retry("RPUSH failed: " + r.describe()));
+    });
+    if (s != EVH_OK) {
+      return evh::Result::retry("redis command refused: " + std::to_string(s));
+    }
+    return evh::Result::pending();
+  }
+
+ private:
+  std::string key_;
+  std::string tag_;
+  int sleep_ms_ = 0;
+  std::map<std::string, std::string> answers_;
+};
+
+}  // namespace
+
+#ifdef EVH_TEST_BLOCKING
+EVH_PLUGIN(Recorder, "slow_recorder", "1.0.0")
+#else
+EVH_PLUGIN(Recorder, "recorder", "1.0.0")
+#endif

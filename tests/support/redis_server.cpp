@@ -1,0 +1,165 @@
+// Starting and stopping private redis-server processes on free ports.
+#include "support/redis_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+
+namespace evh::test {
+namespace {
+
+// A port the kernel just handed out; free unless someone races us (then
+// launch() fails and we try another).
+uint16_t freePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    if (fd >= 0) {
+      close(fd);
+    }
+    throw std::runtime_error("cannot find a free port");
+  }
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+}  // namespace
+
+RedisServer::RedisServer(std::vector<std::string> extra) : extra_(std::move(extra)) {
+  char tmpl[] = "/tmp/evh-redis-XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) {
+    throw std::runtime_error("mkdtemp failed");
+  }
+  dir_ = tmpl;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    port_ = freePort();
+    if (launch()) {
+      return;
+    }
+  }
+  throw std::runtime_error("could not start redis-server");
+}
+
+RedisServer::~RedisServer() {
+  client_.reset();
+  stop();
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+}
+
+bool RedisServer::launch() {
+  std::vector<std::string> args = {"redis-server", "--bind", "127.0.0.1", "--port", std::to_string(port_),
+                                   "--dir", dir_, "--save", "", "--logfile", dir_ + "/redis.log"};
+  bool has_appendonly = false;
+  for (const auto& a : extra_) {
+    has_appendonly = has_appendonly || a == "--appendonly";
+  }
+  if (!has_appendonly) {
+    args.insert(args.end(), {"--appendonly", "no"});
+  }
+  args.insert(args.end(), extra_.begin(), extra_.end());
+  pid_t pid = fork();
+  if (pid < 0) {
+    throw std::runtime_error("fork failed");
+  }
+  if (pid == 0) {
+    std::vector<char*> argv;
+    for (auto& a : args) {
+      argv.push_back(a.data());
+    }
+    argv.push_back(nullptr);
+    execvp("redis-server", argv.data());
+    _exit(127);
+  }
+  pid_ = pid;
+  for (int i = 0; i < 400; ++i) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return false;  // exited: port taken, most likely
+    }
+    RedisConn c(redisConnect("127.0.0.1", port_));
+    if (c && c->err == 0) {
+      ReplyPtr r(static_cast<redisReply*>(redisCommand(c.get(), "PING")));
+      // With requirepass/ACL a PING may be refused, but then it is up.
+      if (r) {
+        return true;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ::kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+  return false;
+}
+
+void RedisServer::kill() {
+  client_.reset();
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+}
+
+void RedisServer::stop() {
+  client_.reset();
+  if (pid_ > 0) {
+    ::kill(pid_, SIGTERM);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+}
+
+void RedisServer::restart() {
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    if (launch()) {
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // port in TIME_WAIT or still closing
+  }
+  throw std::runtime_error("could not restart redis-server on port " + std::to_string(port_));
+}
+
+RedisConn RedisServer::connect() const {
+  RedisConn c(redisConnect("127.0.0.1", port_));
+  if (!c || c->err != 0) {
+    throw std::runtime_error("cannot connect to test redis on port " + std::to_string(port_));
+  }
+  return c;
+}
+
+ReplyPtr RedisServer::command(const std::vector<std::string>& argv) {
+  if (!client_) {
+    client_ = connect();
+  }
+  std::vector<const char*> ptrs;
+  std::vector<size_t> lens;
+  for (const auto& a : argv) {
+    ptrs.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  ReplyPtr r(static_cast<redisReply*>(
+      redisCommandArgv(client_.get(), static_cast<int>(argv.size()), ptrs.data(), lens.data())));
+  if (!r) {
+    client_.reset();
+    throw std::runtime_error("redis command failed: connection error");
+  }
+  return r;
+}
+
+}  // namespace evh::test

@@ -1,0 +1,78 @@
+// A private redis-server on a free loopback port, for integration tests.
+#pragma once
+
+#include <hiredis/hiredis.h>
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace evh::test {
+
+struct RedisFree {
+  void operator()(redisContext* c) const { redisFree(c); }
+};
+using RedisConn = std::unique_ptr<redisContext, RedisFree>;
+struct ReplyFree {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+using ReplyPtr = std::unique_ptr<redisReply, ReplyFree>;
+
+class RedisServer {
+ public:
+  // Starts redis-server on a free port with `extra` arguments (e.g.
+  // {"--appendonly", "yes"}); throws std::runtime_error if it cannot.
+  explicit RedisServer(std::vector<std::string> extra = {});
+  ~RedisServer();
+  RedisServer(const RedisServer&) = delete;
+  RedisServer& operator=(const RedisServer&) = delete;
+
+  uint16_t port() const { return port_; }
+  const std::string& dir() const { return dir_; }
+
+  // SIGKILL, no goodbye.
+  void kill();
+  // SIGTERM and wait.
+  void stop();
+  // Starts again on the same port (after kill or stop).
+  void restart();
+  bool running() const { return pid_ > 0; }
+
+  // A new synchronous connection (tests only: the host never blocks).
+  RedisConn connect() const;
+  // Runs one command on a fresh-or-cached connection; throws on I/O error.
+  ReplyPtr command(const std::vector<std::string>& argv);
+
+ private:
+  bool launch();
+
+  std::vector<std::string> extra_;
+  std::string dir_;
+  uint16_t port_ = 0;
+  pid_t pid_ = -1;
+  RedisConn client_;
+};
+
+// Polls `pred` every few ms until it holds or `timeout` passes (a guard
+// against hangs, not a timing assertion).
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds timeout = std::chrono::seconds(20));
+
+}  // namespace evh::test
+
+#include <thread>
+
+template <class Pred>
+bool evh::test::eventually(Pred pred, std::chrono::milliseconds timeout) {
+  auto until = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < until) {
+    if (pred()) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return pred();
+}
