@@ -131,6 +131,9 @@ int Server::run() {
 void Server::onMessage(const redis::Subscription& sub, std::string_view channel, std::string_view payload) {
   ChannelCounters& cc = channel_counters_[sub.index];
   ++cc.received;
+  if (trace_events_) {
+    log::host().info("event stage=received channel={} bytes={}", channel, payload.size());
+  }
   decoder_.decode(event::makeMessage(payload, sub.logical, channel), items_);
   for (auto& item : items_) {
     if (auto* rejected = std::get_if<event::Rejected>(&item)) {

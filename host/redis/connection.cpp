@@ -230,45 +230,50 @@ void Connection::onConnect(const redisAsyncContext* cac, int status) {
   self->handshake();
 }
 
+// AUTH and SELECT when configured, then always a PING: a connection counts
+// as up only after a full round trip, so that a frozen server (its kernel
+// still accepting connections) fails the connect timeout instead of
+// flapping between "connected" and "lost".
 void Connection::handshake() {
   state_ = State::Handshaking;
-  handshake_pending_ = 0;
+  handshake_steps_.clear();
+  auto send = [this](const char* step, std::vector<std::string> args) {
+    std::vector<const char*> argv;
+    std::vector<size_t> lens;
+    for (const auto& a : args) {
+      argv.push_back(a.c_str());
+      lens.push_back(a.size());
+    }
+    handshake_steps_.push_back(step);
+    redisAsyncCommandArgv(ac_, &Connection::onHandshakeReply, this, static_cast<int>(argv.size()), argv.data(),
+                          lens.data());
+  };
   if (!endpoint_.password.empty()) {
     if (endpoint_.username.empty()) {
-      const char* argv[] = {"AUTH", endpoint_.password.c_str()};
-      const size_t lens[] = {4, endpoint_.password.size()};
-      redisAsyncCommandArgv(ac_, &Connection::onHandshakeReply, this, 2, argv, lens);
+      send("AUTH", {"AUTH", endpoint_.password});
     } else {
-      const char* argv[] = {"AUTH", endpoint_.username.c_str(), endpoint_.password.c_str()};
-      const size_t lens[] = {4, endpoint_.username.size(), endpoint_.password.size()};
-      redisAsyncCommandArgv(ac_, &Connection::onHandshakeReply, this, 3, argv, lens);
+      send("AUTH", {"AUTH", endpoint_.username, endpoint_.password});
     }
-    ++handshake_pending_;
   }
   if (endpoint_.db != 0) {
-    std::string db = std::to_string(endpoint_.db);
-    const char* argv[] = {"SELECT", db.c_str()};
-    const size_t lens[] = {6, db.size()};
-    redisAsyncCommandArgv(ac_, &Connection::onHandshakeReply, this, 2, argv, lens);
-    ++handshake_pending_;
+    send("SELECT", {"SELECT", std::to_string(endpoint_.db)});
   }
-  if (handshake_pending_ == 0) {
-    becomeReady();
-  }
+  send("PING", {"PING"});
 }
 
 void Connection::onHandshakeReply(redisAsyncContext* ac, void* r, void* privdata) {
   auto* self = static_cast<Connection*>(privdata);
-  if (ac->data == nullptr || r == nullptr || self->state_ != State::Handshaking) {
+  if (ac->data == nullptr || r == nullptr || self->state_ != State::Handshaking || self->handshake_steps_.empty()) {
     return;  // the connection is going away; its disconnect path reports why
   }
+  const char* step = self->handshake_steps_.front();
+  self->handshake_steps_.pop_front();
   auto* reply = static_cast<redisReply*>(r);
   if (reply->type == REDIS_REPLY_ERROR) {
-    std::string what = self->endpoint_.db != 0 && std::strstr(reply->str, "DB") != nullptr ? "SELECT" : "AUTH";
-    self->dropContext(what + " failed: " + reply->str);
+    self->dropContext(std::string(step) + " failed: " + reply->str);
     return;
   }
-  if (--self->handshake_pending_ == 0) {
+  if (self->handshake_steps_.empty()) {
     self->becomeReady();
   }
 }

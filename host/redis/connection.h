@@ -10,8 +10,10 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace evh::redis {
 
@@ -97,7 +99,7 @@ class Connection {
   State state_ = State::Idle;
   bool ready_ = false;
   bool stopped_ = false;
-  int handshake_pending_ = 0;
+  std::deque<const char*> handshake_steps_;  // commands whose replies the handshake awaits
   std::string drop_reason_;       // why we are dropping the context ourselves
   std::string last_failure_;      // logged once until it changes
   uint64_t down_since_ms_ = 0;    // when the outage began (0: none)

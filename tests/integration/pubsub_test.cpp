@@ -8,6 +8,8 @@
 
 #include <signal.h>
 
+#include <fstream>
+#include <iterator>
 #include <set>
 #include <sstream>
 
@@ -209,6 +211,135 @@ channels:
   EXPECT_EQ(host.countInLog("retrying with backoff"), 2U) << host.log();
   EXPECT_EQ(host.countInLog("connected again after"), 2U) << host.log();
   EXPECT_EQ(host.countInLog("pubsub gap"), 1U) << host.log();
+}
+
+TEST_F(PubSubTest, DetectsAFrozenServerByPingAndRecovers) {
+  EvhostProcess host(config(R"(
+plugins:
+  rec: {path: recorder}
+channels:
+  jollyjet:events:product:
+    routes:
+      - events: "*"
+        plugins: [rec]
+)",
+                            "  connect_timeout_ms: 300\n"));
+  waitSubscribed(host);
+  redis_.freeze();
+  ASSERT_TRUE(host.waitForLog("no reply to PING within ping_timeout_ms=500 (half-open connection?)")) << host.log();
+  // While frozen, reconnects fail the handshake's timeout: logged once per
+  // connection, not once per attempt.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_LE(host.countInLog("no connection within connect_timeout_ms=300"), 2U) << host.log();
+  redis_.thaw();
+  waitSubscribed(host, 2);
+  publish("jollyjet:events:product", productCreated("thawed"));
+  ASSERT_TRUE(eventually([&] {
+    auto all = records();
+    return !all.empty() && all.back().id == "thawed";
+  })) << host.log();
+  EXPECT_TRUE(host.running());
+}
+
+TEST_F(PubSubTest, UnpacksBatchesAndAcceptsCloudEvents) {
+  EvhostProcess host(config(R"(
+plugins:
+  rec: {path: recorder}
+channels:
+  jollyjet:events:product:
+    routes:
+      - events: "*"
+        plugins: [rec]
+)"));
+  waitSubscribed(host);
+  publish("jollyjet:events:product", R"({"type":"BATCH","timestamp":"2024-01-15T10:30:00.000Z","messages":[)" +
+                                         productCreated("b1") + "," + R"({"eventId":"b2"},)" +
+                                         productCreated("b3") + "]}");
+  publish("jollyjet:events:product",
+          R"({"specversion":"1.0","id":"ce-1","type":"PRODUCT_CREATED","source":"/jollyjet/products",)"
+          R"("time":"2024-01-15T10:30:00Z","correlationid":"c-9","data":{"productId":"p-9"}})");
+  ASSERT_TRUE(eventually([&] { return llen() == 3; })) << host.log();
+  auto all = records();
+  EXPECT_EQ(all[0].id, "b1");
+  EXPECT_EQ(all[1].id, "b3");
+  EXPECT_EQ(all[2].id, "ce-1");
+  EXPECT_EQ(all[2].correlation, "c-9");
+  EXPECT_EQ(all[2].payload, R"({"productId":"p-9"})");
+  EXPECT_EQ(all[2].timestamp_ms, "1705314600000");
+  EXPECT_TRUE(host.waitForLog("reason=missing_field")) << host.log();
+}
+
+TEST_F(PubSubTest, EventsBeyondMaxInFlightAreCountedAndLogged) {
+  EvhostProcess host(config(R"(
+limits: {max_in_flight: 1}
+plugins:
+  slow: {path: slow_recorder, config: {key: slow, sleep_ms: 300}}
+channels:
+  jollyjet:events:product:
+    routes:
+      - events: "*"
+        plugins: [slow]
+)"));
+  waitSubscribed(host);
+  for (int i = 0; i < 4; ++i) {
+    publish("jollyjet:events:product", productCreated("e" + std::to_string(i)));
+  }
+  ASSERT_TRUE(host.waitForLog("overloaded: 1 events in flight (limits.max_in_flight); event e1")) << host.log();
+  ASSERT_TRUE(eventually([&] { return llen("slow") == 1; })) << host.log();
+  publish("jollyjet:events:product", productCreated("later"));
+  ASSERT_TRUE(eventually([&] { return llen("slow") == 2; })) << host.log();
+  EXPECT_EQ(records("slow")[1].id, "later");
+}
+
+// A slow plugin must never make Redis cut the subscriber off for a full
+// output buffer: evhost reads as fast as Redis sends and sheds the excess.
+class OutputBufferTest : public PubSubTest {};
+
+TEST_F(OutputBufferTest, SlowPluginNeverGetsTheSubscriberDisconnected) {
+  redis_.command({"CONFIG", "SET", "client-output-buffer-limit", "pubsub 256kb 128kb 1"});
+  EvhostProcess host(config(R"(
+limits: {max_in_flight: 100}
+plugins:
+  slow: {path: slow_recorder, config: {key: slow, sleep_ms: 20}}
+channels:
+  jollyjet:events:product:
+    routes:
+      - events: "*"
+        plugins: [slow]
+)"));
+  waitSubscribed(host);
+  constexpr int kEvents = 20000;  // about 6 MB, far over the 256 kB limit
+  RedisConn pub = redis_.connect();
+  for (int i = 0; i < kEvents; ++i) {
+    std::string msg = productCreated("evt-" + std::to_string(i));
+    redisAppendCommand(pub.get(), "PUBLISH %s %b", "test:jollyjet:events:product", msg.data(), msg.size());
+  }
+  for (int i = 0; i < kEvents; ++i) {
+    void* reply = nullptr;
+    ASSERT_EQ(redisGetReply(pub.get(), &reply), REDIS_OK);
+    freeReplyObject(reply);
+  }
+  ASSERT_TRUE(host.waitForLog("overloaded:")) << host.log();
+  // Redis 7.0 has no INFO counter for it, but logs every such disconnect.
+  std::ifstream redis_log(redis_.dir() + "/redis.log");
+  std::string redis_text((std::istreambuf_iterator<char>(redis_log)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(redis_text.find("output buffer limits"), std::string::npos) << redis_text;
+  EXPECT_EQ(host.countInLog("connection lost"), 0U) << host.log();
+  // Once the admitted backlog is handled (the list stops growing), a later
+  // event is handled: still subscribed.
+  long long last = -1;
+  ASSERT_TRUE(eventually([&] {
+    long long now = llen("slow");
+    bool settled = now == last && now > 0;
+    last = now;
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    return settled;
+  }, std::chrono::seconds(60)));
+  publish("jollyjet:events:product", productCreated("after"));
+  ASSERT_TRUE(eventually([&] {
+    auto all = records("slow");
+    return !all.empty() && all.back().id == "after";
+  })) << host.log();
 }
 
 TEST_F(PubSubTest, RefusedMessagesAreLoggedAndTheNextGoodEventIsHandled) {

@@ -119,9 +119,23 @@ void RedisServer::kill() {
 void RedisServer::stop() {
   client_.reset();
   if (pid_ > 0) {
+    ::kill(pid_, SIGCONT);  // in case it is frozen
     ::kill(pid_, SIGTERM);
     waitpid(pid_, nullptr, 0);
     pid_ = -1;
+  }
+}
+
+void RedisServer::freeze() {
+  client_.reset();
+  if (pid_ > 0) {
+    ::kill(pid_, SIGSTOP);
+  }
+}
+
+void RedisServer::thaw() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGCONT);
   }
 }
 

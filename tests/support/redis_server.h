@@ -37,6 +37,10 @@ class RedisServer {
   void kill();
   // SIGTERM and wait.
   void stop();
+  // SIGSTOP / SIGCONT: a server that keeps its sockets open but answers
+  // nothing, as a half-open connection looks from the client.
+  void freeze();
+  void thaw();
   // Starts again on the same port (after kill or stop).
   void restart();
   bool running() const { return pid_ > 0; }

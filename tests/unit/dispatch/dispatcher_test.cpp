@@ -1,0 +1,473 @@
+// The dispatcher with real plugins: inline and blocking calls, PENDING from any thread, limits, shutdown.
+#include "dispatch/dispatcher.h"
+
+#include "plugin/registry.h"
+#include "support/fake_host.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <spdlog/sinks/ostream_sink.h>
+
+#include <chrono>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace evh::dispatch {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr size_t kPoolThreads = 4;
+// Only guards against hangs: every wait below normally ends in milliseconds.
+constexpr auto kHangGuard = std::chrono::seconds(20);
+
+int64_t threadHash(std::thread::id id) { return static_cast<int64_t>(std::hash<std::thread::id>{}(id)); }
+
+// One plugin instance to load: instance name, library (test plugin file name)
+// and the scripted answer ("" = the event type decides).
+struct PluginSpec {
+  std::string name;
+  std::string library;
+  std::string answer;
+};
+
+class DispatcherTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(uv_loop_init(&loop_), 0);
+    poster_ = std::make_unique<Poster>(&loop_);
+    pool_ = std::make_unique<WorkerPool>(kPoolThreads);
+  }
+
+  // The server's shutdown order: workers, posts, plugins, then the dispatcher.
+  void TearDown() override {
+    pool_->stop();
+    services_.runPosted();
+    poster_->drain();
+    registry_.shutdownAll();
+    dispatcher_.reset();
+    poster_->close();
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    poster_.reset();
+    EXPECT_EQ(uv_loop_close(&loop_), 0);
+  }
+
+  void start(std::initializer_list<PluginSpec> specs, Dispatcher::Options options = {}) {
+    std::vector<config::Plugin> entries;
+    for (const auto& s : specs) {
+      config::Plugin p;
+      p.name = s.name;
+      p.path = std::string(EVH_TEST_PLUGIN_DIR) + "/" + s.library + ".so";
+      p.config_json = s.answer.empty() ? "{}" : R"({"answer":")" + s.answer + R"("})";
+      p.config_dir = ".";
+      entries.push_back(std::move(p));
+    }
+    registry_.load(entries, {}, services_, "dev:");
+    std::vector<plugin::Instance*> instances;
+    for (const auto& in : registry_.instances()) {
+      instances.push_back(in.get());
+    }
+    dispatcher_ = std::make_unique<Dispatcher>(*poster_, *pool_, instances, options);
+  }
+
+  plugin::Instance* plugin(const std::string& name) {
+    plugin::Instance* in = registry_.find(name);
+    EXPECT_NE(in, nullptr) << name;
+    return in;
+  }
+
+  route::Targets targets(std::initializer_list<const char*> names) {
+    route::Targets out;
+    for (const char* n : names) {
+      out.push_back(route::Target{plugin(n), 0});
+    }
+    return out;
+  }
+
+  event::Event makeEvent(const std::string& type, const std::string& id = "evt-1") {
+    std::string json = R"({"eventId":")" + id + R"(","eventType":")" + type +
+                       R"(","timestamp":"2024-01-15T10:30:00.000Z","correlationId":"corr-1","payload":{"n":1}})";
+    std::vector<event::Item> items;
+    decoder_.decode(event::makeMessage(json, "jollyjet:events:test", "dev:jollyjet:events:test"), items);
+    EXPECT_EQ(items.size(), 1U);
+    EXPECT_TRUE(std::holds_alternative<event::Event>(items.at(0)));
+    return std::get<event::Event>(std::move(items.at(0)));
+  }
+
+  bool dispatch(const std::string& type, std::initializer_list<const char*> names, const std::string& id = "evt-1") {
+    return dispatcher_->dispatch(makeEvent(type, id), targets(names));
+  }
+
+  // Runs the loop until done() holds; false on the hang guard.
+  bool runLoopUntil(const std::function<bool()>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + kHangGuard;
+    for (;;) {
+      uv_run(&loop_, UV_RUN_NOWAIT);
+      if (done()) {
+        return true;
+      }
+      if (std::chrono::steady_clock::now() > deadline) {
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+
+  // Waits WITHOUT running the loop (for work done by other threads).
+  static bool waitFor(const std::function<bool()>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + kHangGuard;
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
+  }
+
+  bool runLoopUntilIdle() {
+    return runLoopUntil([this] { return dispatcher_->inFlight() == 0; });
+  }
+
+  // Copies the log lines of one plugin instance into a string stream.
+  std::ostringstream& captureLog(const std::string& name) {
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log_);
+    plugin(name)->logger().sinks().push_back(sink);
+    return log_;
+  }
+
+  int64_t metric(const std::string& name, const std::string& metric_name) {
+    return test::metricValue(*plugin(name), metric_name);
+  }
+
+  const PluginCounters& counters(const std::string& name) { return dispatcher_->counters(plugin(name)); }
+
+  uv_loop_t loop_{};
+  event::Decoder decoder_;
+  test::FakeServices services_;
+  std::unique_ptr<Poster> poster_;
+  std::unique_ptr<WorkerPool> pool_;
+  plugin::Registry registry_;
+  std::unique_ptr<Dispatcher> dispatcher_;
+  std::ostringstream log_;
+};
+
+// ---------------------------------------------------------------- inline
+
+TEST_F(DispatcherTest, InlinePluginsRunInOrderInsideDispatch) {
+  start({{"a", "scripted", ""}, {"b", "scripted", ""}, {"c", "scripted", ""}});
+  ASSERT_TRUE(dispatch("OK", {"b", "c", "a"}));
+  // No loop iteration has run: everything happened inside dispatch().
+  for (const char* n : {"a", "b", "c"}) {
+    EXPECT_EQ(metric(n, "calls"), 1) << n;
+    EXPECT_EQ(metric(n, "thread"), threadHash(std::this_thread::get_id())) << n;
+    EXPECT_EQ(counters(n).calls, 1U) << n;
+    EXPECT_EQ(counters(n).ok, 1U) << n;
+  }
+  EXPECT_LT(metric("b", "order"), metric("c", "order"));
+  EXPECT_LT(metric("c", "order"), metric("a", "order"));
+  EXPECT_EQ(dispatcher_->inFlight(), 0U);
+  EXPECT_EQ(dispatcher_->unfinishedCalls(), 0U);
+}
+
+TEST_F(DispatcherTest, InlineOutcomesAreCounted) {
+  start({{"p", "scripted", ""}});
+  std::ostringstream& log = captureLog("p");
+  ASSERT_TRUE(dispatch("OK", {"p"}));
+  ASSERT_TRUE(dispatch("RETRY", {"p"}));
+  ASSERT_TRUE(dispatch("REJECT", {"p"}));
+  ASSERT_TRUE(dispatch("REJECT", {"p"}));
+  const PluginCounters& c = counters("p");
+  EXPECT_EQ(c.calls, 4U);
+  EXPECT_EQ(c.ok, 1U);
+  EXPECT_EQ(c.retry, 1U);
+  EXPECT_EQ(c.rejected, 2U);
+  EXPECT_EQ(c.pending, 0U);
+  EXPECT_EQ(c.abandoned, 0U);
+  EXPECT_EQ(dispatcher_->inFlight(), 0U);
+  // The messages given with call_set_error reach the log.
+  EXPECT_THAT(log.str(), HasSubstr("scripted retry"));
+  EXPECT_THAT(log.str(), HasSubstr("scripted reject"));
+}
+
+TEST_F(DispatcherTest, EveryTargetIsCalledOnceAndTheEventLivesUntilTheLastFinishes) {
+  // An inline plugin that finishes at once, a blocking one that reads the
+  // event later on a worker, and an inline PENDING one completed later.
+  start({{"now", "scripted", "OK"}, {"later", "scripted", "PENDING_POST"}, {"worker", "scripted_serial", ""}});
+  int idle = 0;
+  ASSERT_TRUE(dispatch("SLEEP_10", {"now", "worker", "later"}));
+  dispatcher_->whenIdle([&] { ++idle; });
+  EXPECT_EQ(counters("now").ok, 1U);
+  EXPECT_EQ(dispatcher_->inFlight(), 1U);
+  EXPECT_EQ(dispatcher_->unfinishedCalls(), 2U);
+
+  ASSERT_TRUE(runLoopUntil([&] { return counters("worker").ok == 1; }));
+  EXPECT_EQ(dispatcher_->inFlight(), 1U);  // "later" has not completed
+  EXPECT_EQ(idle, 0);
+
+  services_.runPosted();  // "later" completes
+  ASSERT_TRUE(runLoopUntilIdle());
+  EXPECT_EQ(counters("later").ok, 1U);
+  EXPECT_EQ(idle, 1);
+  for (const char* n : {"now", "later", "worker"}) {
+    EXPECT_EQ(metric(n, "calls"), 1) << n;
+    EXPECT_EQ(counters(n).calls, 1U) << n;
+  }
+  EXPECT_EQ(dispatcher_->unfinishedCalls(), 0U);
+}
+
+// ---------------------------------------------------------------- PENDING
+
+TEST_F(DispatcherTest, PendingCompletedLaterFromTheLoopFinishesThroughThePoster) {
+  start({{"p", "scripted", ""}});
+  ASSERT_TRUE(dispatch("PENDING_POST", {"p"}));
+  EXPECT_EQ(counters("p").pending, 1U);
+  EXPECT_EQ(counters("p").ok, 0U);
+  EXPECT_EQ(dispatcher_->inFlight(), 1U);
+  EXPECT_EQ(dispatcher_->unfinishedCalls(), 1U);
+
+  services_.runPosted();  // the plugin calls complete(OK) from the loop thread
+  EXPECT_EQ(counters("p").ok, 0U);  // the outcome is posted, not applied inside complete()
+  ASSERT_TRUE(runLoopUntilIdle());
+  EXPECT_EQ(counters("p").ok, 1U);
+  EXPECT_EQ(counters("p").retry, 0U);
+  EXPECT_EQ(dispatcher_->unfinishedCalls(), 0U);
+}
+
+TEST_F(DispatcherTest, PendingCompletedFromAnotherThreadFinishesOnTheLoop) {
+  start({{"p", "scripted", ""}});
+  ASSERT_TRUE(dispatch("PENDING_THREAD", {"p"}));
+  // The plugin's own thread completes the call while the loop is not running.
+  ASSERT_TRUE(waitFor([&] { return metric("p", "thread_completes") == 1; }));
+  EXPECT_EQ(metric("p", "thread_complete"), EVH_OK);
+  EXPECT_EQ(counters("p").ok, 0U);
+  EXPECT_EQ(dispatcher_->inFlight(), 1U);
+
+  ASSERT_TRUE(runLoopUntilIdle());
+  EXPECT_EQ(counters("p").pending, 1U);
+  EXPECT_EQ(counters("p").ok, 1U);
+  EXPECT_EQ(dispatcher_->unfinishedCalls(), 0U);
+}
+
+TEST_F(DispatcherTest, CompleteBeforeHandleReturnsPendingUsesTheCompletedOutcome) {
+  start({{"p", "scripted", ""}});
+  ASSERT_TRUE(dispatch("COMPLETE_EARLY_THEN_PENDING", {"p"}));
+  EXPECT_EQ(metric("p", "early_complete"), EVH_OK);
+  // Finished inside dispatch(), with the outcome given to complete().
+  EXPECT_EQ(counters("p").pending, 1U);
+  EXPECT_EQ(counters("p").rejected, 1U);
+  EXPECT_EQ(counters("p").ok, 0U);
+  EXPECT_EQ(counters("p").retry, 0U);
+  EXPECT_EQ(dispatcher_->inFlight(), 0U);
+  EXPECT_EQ(dispatcher_->unfinishedCalls(), 0U);
+}
+
+TEST_F(DispatcherTest, CompleteTwiceIsRefusedTheSecondTime) {
+  start({{"late", "scripted", "PENDING_POST_TWICE"}, {"early", "scripted", "COMPLETE_EARLY_TWICE"}});
+  ASSERT_TRUE(dispatch("X", {"early"}));
+  EXPECT_EQ(metric("early", "second_complete"), EVH_ERR_STATE);
+  EXPECT_EQ(counters("early").ok, 1U);
+
+  ASSERT_TRUE(dispatch("X", {"late"}));
+  services_.runPosted();
+  EXPECT_EQ(metric("late", "second_complete"), EVH_ERR_STATE);
+  ASSERT_TRUE(runLoopUntilIdle());
+  for (const char* n : {"late", "early"}) {
+    const PluginCounters& c = counters(n);
+    EXPECT_EQ(c.ok, 1U) << n;
+    EXPECT_EQ(c.retry + c.rejected, 0U) << n;
+  }
+}
+
+TEST_F(DispatcherTest, CompleteThenNonPendingAnswerUsesTheAnswerOnce) {
+  start({{"p", "scripted", ""}});
+  ASSERT_TRUE(dispatch("COMPLETE_THEN_OK", {"p"}));
+  EXPECT_EQ(dispatcher_->inFlight(), 0U);
+  // Let anything that might have been posted run: still one outcome.
+  ASSERT_TRUE(dispatch("PENDING_POST", {"p"}));
+  services_.runPosted();
+  ASSERT_TRUE(runLoopUntilIdle());
+  const PluginCounters& c = counters("p");
+  EXPECT_EQ(c.calls, 2U);
+  EXPECT_EQ(c.ok, 2U);  // COMPLETE_THEN_OK counted as its answer, OK; PENDING_POST OK
+  EXPECT_EQ(c.rejected, 0U);
+  EXPECT_EQ(c.retry, 0U);
+  EXPECT_EQ(c.pending, 1U);
+}
+
+// ---------------------------------------------------------------- blocking
+
+TEST_F(DispatcherTest, BlockingPluginRunsOnAWorkerAndAnswersOnTheLoop) {
+  start({{"w", "scripted_serial", ""}});
+  const plugin::Instance* w = plugin("w");
+  ASSERT_TRUE(dispatch("OK", {"w"}));
+  EXPECT_EQ(dispatcher_->busyPlugins(), std::vector<const plugin::Instance*>{w});
+  // handle() returns on the worker; its outcome waits for the loop.
+  ASSERT_TRUE(waitFor([&] { return metric("w", "calls") == 1 && metric("w", "running") == 0; }));
+  EXPECT_EQ(counters("w").ok, 0U);
+  EXPECT_EQ(dispatcher_->inFlight(), 1U);
+
+  ASSERT_TRUE(runLoopUntilIdle());
+  EXPECT_EQ(counters("w").ok, 1U);
+  EXPECT_NE(metric("w", "thread"), threadHash(std::this_thread::get_id()));
+  EXPECT_TRUE(dispatcher_->busyPlugins().empty());
+}
+
+TEST_F(DispatcherTest, BlockingPluginWithMaxConcurrencyOneKeepsFifoOrder) {
+  start({{"w", "scripted_serial", ""}});
+  constexpr int kEvents = 50;
+  for (int i = 1; i <= kEvents; ++i) {
+    ASSERT_TRUE(dispatch("SEQ", {"w"}, std::to_string(i)));
+  }
+  ASSERT_TRUE(runLoopUntilIdle());
+  EXPECT_EQ(counters("w").ok, static_cast<uint64_t>(kEvents));
+  EXPECT_EQ(metric("w", "last_seq"), kEvents);
+  EXPECT_EQ(metric("w", "out_of_order"), 0);
+  EXPECT_EQ(metric("w", "max_running"), 1);
+}
+
+TEST_F(DispatcherTest, BlockingPluginRunsUpToMaxConcurrencyCallsAndNeverMore) {
+  start({{"w", "scripted_pair", ""}});  // max_concurrency 2, pool of 4
+  // Two calls that each wait for the other: only possible with 2 at once.
+  ASSERT_TRUE(dispatch("HOLD_2", {"w"}));
+  ASSERT_TRUE(dispatch("HOLD_2", {"w"}));
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_TRUE(dispatch("SLEEP_5", {"w"}));
+  }
+  ASSERT_TRUE(runLoopUntilIdle());
+  EXPECT_EQ(metric("w", "hold_timeouts"), 0);
+  EXPECT_EQ(metric("w", "max_running"), 2);
+  EXPECT_EQ(counters("w").ok, 10U);
+}
+
+TEST_F(DispatcherTest, BlockingPluginsShareThePoolIndependently) {
+  // A serial plugin held busy does not hold back another blocking plugin.
+  start({{"slow", "scripted_serial", "SLEEP_100"}, {"fast", "scripted_pair", "OK"}});
+  ASSERT_TRUE(dispatch("X", {"slow"}));
+  ASSERT_TRUE(dispatch("X", {"slow"}));
+  ASSERT_TRUE(dispatch("X", {"fast"}));
+  ASSERT_TRUE(runLoopUntil([&] { return counters("fast").ok == 1; }));
+  ASSERT_TRUE(runLoopUntilIdle());
+  EXPECT_EQ(counters("slow").ok, 2U);
+  EXPECT_EQ(metric("slow", "max_running"), 1);
+}
+
+// ---------------------------------------------------------------- limits
+
+TEST_F(DispatcherTest, DispatchRefusesEventsOverMaxInFlightUntilOneFinishes) {
+  Dispatcher::Options options;
+  options.max_in_flight = 2;
+  start({{"later", "scripted", "PENDING_POST"}, {"never", "scripted", "PENDING_NEVER"}}, options);
+  ASSERT_TRUE(dispatch("X", {"later"}));
+  ASSERT_TRUE(dispatch("X", {"never"}));
+  EXPECT_FALSE(dispatch("X", {"later"}));
+  EXPECT_FALSE(dispatch("X", {"later", "never"}));
+  EXPECT_EQ(dispatcher_->inFlight(), 2U);
+  // A refused event calls nothing.
+  EXPECT_EQ(metric("later", "calls"), 1);
+  EXPECT_EQ(metric("never", "calls"), 1);
+  EXPECT_EQ(counters("later").calls, 1U);
+
+  services_.runPosted();
+  ASSERT_TRUE(runLoopUntil([&] { return dispatcher_->inFlight() == 1; }));
+  EXPECT_TRUE(dispatch("X", {"later"}));
+  EXPECT_FALSE(dispatch("X", {"later"}));
+  EXPECT_EQ(metric("later", "calls"), 2);
+}
+
+TEST_F(DispatcherTest, WhenIdleRunsAtOnceWhenNothingIsInFlight) {
+  start({{"p", "scripted", ""}});
+  int idle = 0;
+  dispatcher_->whenIdle([&] { ++idle; });
+  EXPECT_EQ(idle, 1);
+  ASSERT_TRUE(dispatch("OK", {"p"}));
+  EXPECT_EQ(idle, 1);
+}
+
+TEST_F(DispatcherTest, WhenIdleRunsOnceWhenTheLastEventFinishes) {
+  start({{"p", "scripted", ""}});
+  int idle = 0;
+  ASSERT_TRUE(dispatch("PENDING_POST", {"p"}, "1"));
+  ASSERT_TRUE(dispatch("PENDING_POST", {"p"}, "2"));
+  dispatcher_->whenIdle([&] { ++idle; });
+  EXPECT_EQ(idle, 0);
+  services_.runPosted();
+  ASSERT_TRUE(runLoopUntilIdle());
+  EXPECT_EQ(idle, 1);
+  ASSERT_TRUE(dispatch("OK", {"p"}, "3"));
+  EXPECT_EQ(idle, 1);
+}
+
+// ---------------------------------------------------------------- shutdown
+
+TEST_F(DispatcherTest, AbandonNamesPluginsWithUnfinishedCalls) {
+  start({{"stuck", "scripted", "PENDING_NEVER"}, {"fine", "scripted", "OK"}});
+  ASSERT_TRUE(dispatch("X", {"stuck", "fine"}, "1"));
+  ASSERT_TRUE(dispatch("X", {"stuck"}, "2"));
+  EXPECT_EQ(dispatcher_->unfinishedCalls(), 2U);
+
+  std::vector<std::string> lines = dispatcher_->abandon();
+  ASSERT_EQ(lines.size(), 1U);
+  EXPECT_THAT(lines[0], HasSubstr("stuck: 2 call(s) unfinished"));
+  EXPECT_EQ(counters("stuck").abandoned, 2U);
+  EXPECT_EQ(counters("fine").abandoned, 0U);
+  // TearDown shuts the plugins down, then the destructor frees the calls and
+  // their events (AddressSanitizer reports any leak).
+}
+
+TEST_F(DispatcherTest, AbandonCountsBlockingCallsRunningAndNeverStarted) {
+  start({{"slow", "scripted_serial", "SLEEP_50"}});
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(dispatch("X", {"slow"}, std::to_string(i)));
+  }
+  std::vector<std::string> lines = dispatcher_->abandon();
+  ASSERT_EQ(lines.size(), 1U);
+  EXPECT_THAT(lines[0], HasSubstr("slow: 3 call(s) unfinished (1 running on workers, 2 never started)"));
+  EXPECT_EQ(counters("slow").abandoned, 3U);
+  // The running call's outcome arrives after abandon() and is dropped.
+  ASSERT_TRUE(waitFor([&] { return metric("slow", "calls") == 1 && metric("slow", "running") == 0; }));
+  uv_run(&loop_, UV_RUN_NOWAIT);
+  EXPECT_EQ(counters("slow").ok, 0U);
+  EXPECT_EQ(metric("slow", "calls"), 1);  // the waiting calls never start
+}
+
+// ---------------------------------------------------------------- faults
+
+TEST_F(DispatcherTest, ExceptionThrownThroughTheCAbiCountsAsRetry) {
+  start({{"p", "scripted", ""}});
+  std::ostringstream& log = captureLog("p");
+  ASSERT_TRUE(dispatch("THROW", {"p"}));
+  EXPECT_EQ(counters("p").retry, 1U);
+  EXPECT_EQ(counters("p").ok, 0U);
+  EXPECT_EQ(dispatcher_->inFlight(), 0U);
+  EXPECT_THAT(log.str(), HasSubstr("exception thrown through the C ABI: scripted threw"));
+}
+
+TEST_F(DispatcherTest, ExceptionThrownOnAWorkerCountsAsRetry) {
+  start({{"w", "scripted_serial", ""}});
+  std::ostringstream& log = captureLog("w");
+  ASSERT_TRUE(dispatch("THROW", {"w"}));
+  ASSERT_TRUE(runLoopUntilIdle());
+  EXPECT_EQ(counters("w").retry, 1U);
+  EXPECT_THAT(log.str(), HasSubstr("exception thrown through the C ABI: scripted threw"));
+}
+
+TEST_F(DispatcherTest, UnknownStatusCountsAsRetry) {
+  start({{"p", "scripted", ""}});
+  std::ostringstream& log = captureLog("p");
+  ASSERT_TRUE(dispatch("STATUS_42", {"p"}));
+  EXPECT_EQ(counters("p").retry, 1U);
+  EXPECT_EQ(counters("p").ok + counters("p").rejected + counters("p").pending, 0U);
+  EXPECT_EQ(dispatcher_->inFlight(), 0U);
+  EXPECT_THAT(log.str(), HasSubstr("unknown status 42"));
+}
+
+}  // namespace
+}  // namespace evh::dispatch
