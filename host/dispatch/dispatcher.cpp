@@ -103,7 +103,10 @@ Dispatcher::Dispatcher(Poster& poster, WorkerPool& pool, const std::vector<plugi
     if (limit == 0 || limit > pool_.size()) {
       limit = static_cast<uint32_t>(pool_.size());
     }
-    plugins_.emplace(p, PluginState{p, limit, 0, {}, {}});
+    PluginState ps;
+    ps.plugin = p;
+    ps.limit = limit;
+    plugins_.emplace(p, std::move(ps));
   }
 }
 
@@ -149,6 +152,9 @@ void Dispatcher::release(Call* call) {
 }
 
 bool Dispatcher::dispatch(event::Event&& event, const route::Targets& targets) {
+  if (targets.empty()) {
+    return true;
+  }
   if (in_flight_ >= options_.max_in_flight) {
     return false;
   }
@@ -220,8 +226,18 @@ void Dispatcher::pump(PluginState& ps) {
 }
 
 void Dispatcher::submitBlocking(Call* call) {
-  pool_.submit([this, call, token = alive_] {
+  auto on_worker = plugins_.at(call->target.plugin).on_worker;
+  pool_.submit([this, call, token = alive_, on_worker] {
+    // Count first, then look at the token: abandon() clears the token and
+    // then reads the count, so either it sees this call as running or this
+    // call sees the token cleared and never enters the plugin.
+    on_worker->fetch_add(1);
+    if (!token->load()) {
+      on_worker->fetch_sub(1);
+      return;
+    }
     evh_status s = callPlugin(*call->target.plugin, call->view, call);
+    on_worker->fetch_sub(1);
     poster_.post([this, call, s, token] {
       if (!token->load()) {
         return;
@@ -323,7 +339,7 @@ std::vector<std::string> Dispatcher::abandon() {
 std::vector<const plugin::Instance*> Dispatcher::busyPlugins() const {
   std::vector<const plugin::Instance*> out;
   for (const auto& [p, ps] : plugins_) {
-    if (ps.running > 0) {
+    if (ps.on_worker->load() > 0) {
       out.push_back(p);
     }
   }

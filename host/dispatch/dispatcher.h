@@ -42,8 +42,9 @@ class Dispatcher {
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
 
-  // Hands an event to each target, in order. Returns false -- and calls
-  // nothing -- when max_in_flight events are already in flight. THREAD: loop.
+  // Hands an event to each target, in order (no targets: nothing to do).
+  // Returns false -- and calls nothing -- when max_in_flight events are
+  // already in flight. THREAD: loop.
   bool dispatch(event::Event&& event, const route::Targets& targets);
 
   size_t inFlight() const noexcept { return in_flight_; }
@@ -69,7 +70,10 @@ class Dispatcher {
   struct PluginState {
     plugin::Instance* plugin;
     uint32_t limit;                 // concurrent handle() calls (blocking plugins)
-    uint32_t running = 0;           // on workers now
+    uint32_t running = 0;           // submitted to workers, outcome not yet back on the loop
+    // handle() calls executing on a worker right now; decremented by the
+    // worker itself, so it stays true after abandon() drops the outcomes.
+    std::shared_ptr<std::atomic<uint32_t>> on_worker = std::make_shared<std::atomic<uint32_t>>(0);
     std::deque<Call*> waiting;      // blocking calls not yet submitted, FIFO
     PluginCounters counters;
   };

@@ -60,6 +60,38 @@ void* hookNil(const redisReadTask* t) {
 void hookFree(void* obj) { g_default_fns->freeObject(obj); }
 redisReplyObjectFunctions g_hooked_fns = {hookString, hookArray, hookInteger, hookNil, hookFree};
 
+// hiredis 0.14's libuv adapter returns early when a poll reports an error
+// (status < 0) -- and libuv reports POLLERR, e.g. a refused connect, exactly
+// that way, after stopping the poll. hiredis never hears of it and a refused
+// connect would wait for our connect timeout. These wrappers keep the
+// adapter's hooks but restart its poll with a callback that hands errors to
+// hiredis as readiness, so that it reads the socket error itself.
+void pollPassingErrors(uv_poll_t* handle, int status, int events) {
+  redisLibuvPoll(handle, 0, status < 0 ? (UV_READABLE | UV_WRITABLE) : events);
+}
+void repoll(void* privdata) {
+  auto* p = static_cast<redisLibuvEvents*>(privdata);
+  if (p->events != 0) {
+    uv_poll_start(&p->handle, p->events, &pollPassingErrors);
+  }
+}
+void addRead(void* privdata) {
+  redisLibuvAddRead(privdata);
+  repoll(privdata);
+}
+void delRead(void* privdata) {
+  redisLibuvDelRead(privdata);
+  repoll(privdata);
+}
+void addWrite(void* privdata) {
+  redisLibuvAddWrite(privdata);
+  repoll(privdata);
+}
+void delWrite(void* privdata) {
+  redisLibuvDelWrite(privdata);
+  repoll(privdata);
+}
+
 void hookReader(redisAsyncContext* ac, Connection* owner) {
   redisReader* r = ac->c.reader;
   if (g_default_fns == nullptr) {
@@ -196,6 +228,10 @@ void Connection::connectTo(const std::string& ip) {
     return;
   }
   ac->data = this;
+  ac->ev.addRead = &addRead;
+  ac->ev.delRead = &delRead;
+  ac->ev.addWrite = &addWrite;
+  ac->ev.delWrite = &delWrite;
   hookReader(ac, this);
   redisAsyncSetConnectCallback(ac, &Connection::onConnect);
   redisAsyncSetDisconnectCallback(ac, &Connection::onDisconnect);
