@@ -38,6 +38,7 @@ redis::Endpoint endpointOf(const config::Redis& r) {
 Server::Server(config::Config config, Options options)
     : config_(std::move(config)),
       options_(std::move(options)),
+      prefix_(config_.prefix()),
       decoder_(event::Decoder::Limits{config_.limits.max_message_bytes, config_.limits.max_json_depth}) {
   if (int rc = uv_loop_init(&loop_); rc != 0) {
     throw std::runtime_error(std::string("uv_loop_init: ") + uv_strerror(rc));
@@ -134,7 +135,16 @@ void Server::onMessage(const redis::Subscription& sub, std::string_view channel,
   if (trace_events_) {
     log::host().info("event stage=received channel={} bytes={}", channel, payload.size());
   }
-  decoder_.decode(event::makeMessage(payload, sub.logical, channel), items_);
+  // The logical channel is the one published on, without the prefix -- for
+  // a pattern subscription the matching channel, not the pattern.
+  std::string_view logical = sub.logical;
+  if (sub.pattern) {
+    logical = channel;
+    if (logical.substr(0, prefix_.size()) == prefix_) {
+      logical.remove_prefix(prefix_.size());
+    }
+  }
+  decoder_.decode(event::makeMessage(payload, logical, channel), items_);
   for (auto& item : items_) {
     if (auto* rejected = std::get_if<event::Rejected>(&item)) {
       ++cc.invalid;

@@ -74,6 +74,7 @@ class Server final : public plugin::HostServices {
 
   config::Config config_;
   Options options_;
+  std::string prefix_;  // the environment prefix, e.g. "dev:"
   uv_loop_t loop_;
   std::thread::id loop_thread_;
   std::unique_ptr<Poster> poster_;

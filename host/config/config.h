@@ -38,11 +38,40 @@ struct Redis {
   uint32_t ping_timeout_ms = 2000;
 };
 
+enum class Jitter { None, Full, Equal };
+
+// How a failed call (RETRY, a thrown exception, a timeout) is tried again.
+struct RetryPolicy {
+  uint32_t max_attempts = 3;      // every attempt, the first included (env RETRY_MAX_ATTEMPTS)
+  uint32_t base_delay_ms = 1000;  // delay before the 2nd attempt (env RETRY_BASE_DELAY)
+  double multiplier = 2.0;        // each further delay is the previous one times this
+  uint32_t max_delay_ms = 60000;  // no delay is longer
+  Jitter jitter = Jitter::Equal;  // none: exact; full: random in [0, d]; equal: d/2 + random in [0, d/2]
+};
+
+// The plan's circuit breaker, per plugin instance.
+struct BreakerPolicy {
+  uint32_t threshold = 5;            // consecutive failures that open it (env CIRCUIT_BREAKER_THRESHOLD)
+  uint32_t open_ms = 60000;          // how long it stays open (env CIRCUIT_BREAKER_TIMEOUT)
+  uint32_t half_open_max_calls = 3;  // trial calls when half-open; all must succeed to close it
+  uint32_t max_wait_ms = 90000;      // longest an event waits for an open breaker, then circuit_open
+  uint32_t max_waiting = 10000;      // most events waiting per plugin; beyond: circuit_open at once
+};
+
+struct DeadLetter {
+  std::string plugin;         // instance that receives dead-letter entries; empty: fallback file only
+  std::string fallback_file = "evhost-dead-letter.jsonl";  // when that plugin fails (relative: to the working dir)
+  uint32_t timeout_ms = 5000;  // a dead-letter call not finished by then counts as failed
+  Origin origin;
+};
+
 struct Plugin {
   std::string name;          // instance name: the key under `plugins:`
   std::string path;          // as written (bare name or path)
   std::string config_json;   // the `config:` block converted to JSON; "{}" when absent
   std::string config_dir;    // folder of the config file, for relative paths
+  uint32_t timeout_ms = 0;   // a call not finished by then counts as a failure (RETRY); 0: none
+  BreakerPolicy breaker;     // root `circuit_breaker:` overridden by the plugin's own
   Origin origin;
 };
 
@@ -51,6 +80,7 @@ enum class Transport { PubSub };
 struct Route {
   std::vector<std::string> events;  // event types; empty means every type ("*")
   std::vector<std::string> plugins; // instance names, in call order
+  RetryPolicy retry;                // root `retry:` overridden by the route's own
   Origin origin;
 };
 
@@ -85,6 +115,9 @@ struct Config {
   std::vector<Channel> channels;
   Limits limits;
   Logging logging;
+  RetryPolicy retry;        // root defaults (already folded into each route)
+  BreakerPolicy breaker;    // root defaults (already folded into each plugin)
+  DeadLetter dead_letter;
   uint32_t workers = 4;               // worker threads for blocking plugins
   uint32_t shutdown_timeout_ms = 10000;
 };

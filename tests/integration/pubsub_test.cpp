@@ -140,6 +140,29 @@ channels:
   EXPECT_EQ(host.countInLog("error"), 0U) << host.log();
 }
 
+TEST_F(PubSubTest, PatternChannelsReceiveEveryMatchingChannel) {
+  EvhostProcess host(config(R"(
+plugins:
+  rec: {path: recorder}
+channels:
+  "jollyjet:events:*":
+    pattern: true
+    routes:
+      - events: "*"
+        plugins: [rec]
+)"));
+  waitSubscribed(host);
+  publish("jollyjet:events:product", productCreated("p1"));
+  publish("jollyjet:events:audit", productCreated("p2"));
+  redis_.command({"PUBLISH", "other:jollyjet:events:product", productCreated("not-ours")});
+  ASSERT_TRUE(eventually([&] { return llen() == 2; })) << host.log();
+  auto all = records();
+  EXPECT_EQ(all[0].id, "p1");
+  EXPECT_EQ(all[0].channel, "jollyjet:events:product");
+  EXPECT_EQ(all[0].redis_channel, "test:jollyjet:events:product");
+  EXPECT_EQ(all[1].redis_channel, "test:jollyjet:events:audit");
+}
+
 TEST_F(PubSubTest, TenThousandEventsArriveExactlyOnce) {
   EvhostProcess host(config(R"(
 limits: {max_in_flight: 20000}

@@ -160,7 +160,8 @@ typedef struct evh_event {
   uint32_t attempt;       /* 1 on the first call for this event and plugin, 2 on the first retry, ... */
   uint32_t max_attempts;  /* the route's retry limit; attempt == max_attempts is the last try */
   uint32_t flags;         /* EVH_EVENT_* bits */
-  evh_str channel;        /* logical channel from the config, without the environment prefix */
+  evh_str channel;        /* channel published on, without the environment prefix (for a pattern
+                             subscription: the matching channel, not the pattern) */
   evh_str redis_channel;  /* channel or stream key as seen on Redis, prefix included */
   evh_str event_type;     /* envelope eventType (CloudEvents: type) */
   evh_str event_id;       /* envelope eventId (CloudEvents: id) */
