@@ -1,4 +1,5 @@
-// evhctl: the operator CLI. Today: plugin inspection.
+// evhctl: the operator CLI: plugin inspection and the dead-letter list.
+#include "cli/dlq.h"
 #include "plugin/library.h"
 #include "plugin/search_path.h"
 
@@ -8,12 +9,16 @@
 
 namespace {
 
-constexpr const char* kUsage =
+const std::string kUsage = std::string(
     "usage: evhctl plugin inspect PLUGIN [--plugin-dir DIR]...\n"
+    "       evhctl dlq [--config FILE] list|show|remove|replay|purge ...\n"
     "\n"
-    "  plugin inspect PLUGIN  print a plugin's name, version, ABI version and flags;\n"
-    "                         exit 1 with the reason when evhost would refuse it.\n"
-    "                         PLUGIN is a path, or a bare name looked up like evhost does.\n";
+    "  plugin inspect PLUGIN                    print a plugin's name, version, ABI version and flags;\n"
+    "                                           exit 1 with the reason when evhost would refuse it.\n"
+    "                                           PLUGIN is a path, or a bare name looked up like evhost does.\n") +
+                           evh::cli::kDlqUsage +
+                           "\n"
+                           "exit status: 0 done, 1 failed (reason on stderr), 2 bad arguments\n";
 
 int inspect(const std::string& what, const std::vector<std::string>& dirs) {
   try {
@@ -43,12 +48,15 @@ int inspect(const std::string& what, const std::vector<std::string>& dirs) {
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
-    std::fputs(kUsage, args.empty() ? stderr : stdout);
+    std::fputs(kUsage.c_str(), args.empty() ? stderr : stdout);
     return args.empty() ? 2 : 0;
   }
   if (args[0] == "--version") {
     std::printf("evhctl %s (plugin ABI %u.%u)\n", EVH_VERSION, EVH_ABI_MAJOR, EVH_ABI_MINOR);
     return 0;
+  }
+  if (args[0] == "dlq") {
+    return evh::cli::runDlq(std::vector<std::string>(args.begin() + 1, args.end()));
   }
   if (args.size() >= 3 && args[0] == "plugin" && args[1] == "inspect") {
     std::vector<std::string> dirs;
@@ -59,16 +67,16 @@ int main(int argc, char** argv) {
       } else if (target.empty() && args[i].rfind("--", 0) != 0) {
         target = args[i];
       } else {
-        std::fprintf(stderr, "evhctl: unexpected argument \"%s\"\n%s", args[i].c_str(), kUsage);
+        std::fprintf(stderr, "evhctl: unexpected argument \"%s\"\n%s", args[i].c_str(), kUsage.c_str());
         return 2;
       }
     }
     if (target.empty()) {
-      std::fprintf(stderr, "evhctl: plugin inspect needs a PLUGIN\n%s", kUsage);
+      std::fprintf(stderr, "evhctl: plugin inspect needs a PLUGIN\n%s", kUsage.c_str());
       return 2;
     }
     return inspect(target, dirs);
   }
-  std::fprintf(stderr, "evhctl: unknown command\n%s", kUsage);
+  std::fprintf(stderr, "evhctl: unknown command\n%s", kUsage.c_str());
   return 2;
 }

@@ -94,9 +94,9 @@ void Server::start() {
 
   registry_.load(config_.plugins, plugin::searchPath(options_.plugin_dirs), *this, config_.prefix());
 
-  std::vector<plugin::Instance*> instances;
-  for (const auto& in : registry_.instances()) {
-    instances.push_back(in.get());
+  std::vector<dispatch::PluginSetup> setups;
+  for (const auto& p : config_.plugins) {
+    setups.push_back(dispatch::PluginSetup{registry_.find(p.name), p.breaker, p.timeout_ms});
   }
   pool_ = std::make_unique<dispatch::WorkerPool>(config_.workers);
   router_ = std::make_unique<route::Router>(config_.channels,
@@ -104,7 +104,13 @@ void Server::start() {
   dispatch::Dispatcher::Options dopt;
   dopt.max_in_flight = config_.limits.max_in_flight;
   dopt.trace_events = trace_events_;
-  dispatcher_ = std::make_unique<dispatch::Dispatcher>(*poster_, *pool_, instances, dopt);
+  dopt.dead_letter_plugin = config_.dead_letter.plugin.empty() ? nullptr : registry_.find(config_.dead_letter.plugin);
+  dopt.dead_letter_timeout_ms = config_.dead_letter.timeout_ms;
+  dopt.fallback_file = config_.dead_letter.fallback_file;
+  dispatcher_ = std::make_unique<dispatch::Dispatcher>(&loop_, *poster_, *pool_, setups, dopt);
+  if (dopt.dead_letter_plugin == nullptr) {
+    log::host().warn("no dead_letter.plugin configured: dead-letter entries go to {}", dopt.fallback_file);
+  }
 
   std::vector<redis::Subscription> subs;
   for (size_t i = 0; i < config_.channels.size(); ++i) {
@@ -148,6 +154,8 @@ void Server::onMessage(const redis::Subscription& sub, std::string_view channel,
   for (auto& item : items_) {
     if (auto* rejected = std::get_if<event::Rejected>(&item)) {
       ++cc.invalid;
+      dispatch::DeadLetterInfo info{"invalid", event::reasonCode(rejected->reason), rejected->detail, "", 0, 0, 0};
+      dispatcher_->deadLetter(dispatch::makeEntry(info, rejected->rawPart(), logical, channel));
       Throttle& throttle = invalid_log_[static_cast<size_t>(rejected->reason)];
       if (throttle.allow(uv_now(&loop_))) {
         log::host().warn("invalid event on {}: {} (reason={}, {} bytes){}", channel, rejected->detail,
@@ -169,17 +177,24 @@ void Server::onMessage(const redis::Subscription& sub, std::string_view channel,
       log::host().debug("no route for eventType={} eventId={} on {}", ev.eventType(), ev.eventId(), sub.logical);
       continue;
     }
-    std::string id(ev.eventId());
-    if (!dispatcher_->dispatch(std::move(ev), targets)) {
+    if (dispatcher_->inFlight() >= config_.limits.max_in_flight) {
       ++cc.overloaded;
+      std::string id(ev.eventId());
+      dispatch::DeadLetterInfo info{"overloaded", "overloaded",
+                                    std::to_string(dispatcher_->inFlight()) +
+                                        " events in flight (limits.max_in_flight)",
+                                    "", 0, 0, 0};
+      dispatcher_->deadLetter(dispatch::makeEntry(info, ev));
       if (overload_log_.allow(uv_now(&loop_))) {
-        log::host().warn("overloaded: {} events in flight (limits.max_in_flight); event {} on {} not handled{}",
+        log::host().warn("overloaded: {} events in flight (limits.max_in_flight); event {} on {} dead-lettered (reason=overloaded){}",
                          dispatcher_->inFlight(), id, sub.logical,
                          overload_log_.suppressed() > 0
                              ? " [" + std::to_string(overload_log_.suppressed()) + " more since the last such line]"
                              : std::string());
       }
+      continue;
     }
+    dispatcher_->dispatch(std::move(ev), targets);
   }
 }
 
@@ -212,7 +227,7 @@ void Server::stop() {
   uv_timer_start(
       deadline_.get(), [](uv_timer_t* t) { static_cast<Server*>(t->data)->onDeadline(); },
       config_.shutdown_timeout_ms, 0);
-  dispatcher_->whenIdle([this] { finishStop(); });
+  dispatcher_->drain([this] { finishStop(); });
 }
 
 void Server::onDeadline() {
@@ -256,6 +271,11 @@ void Server::finishStop() {
   poster_->drain();
   if (pool_) {
     pool_->stop();
+  }
+  // Calls given up on (a timeout) may still be completed by their plugin,
+  // as late as its shutdown(): from here on such outcomes are dropped.
+  if (dispatcher_) {
+    dispatcher_->seal();
   }
   registry_.shutdownAll();
   poster_->close();

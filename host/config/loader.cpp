@@ -23,6 +23,15 @@ const std::vector<std::string> kLogLevels = {"trace", "debug", "info",    "warn"
                                              "error", "critical", "off"};
 const std::vector<std::string> kLogFormats = {"text", "json"};
 const std::vector<std::string> kTransports = {"pubsub"};
+const std::vector<std::string> kJitters = {"none", "full", "equal"};
+constexpr Jitter kJitterValues[] = {Jitter::None, Jitter::Full, Jitter::Equal};
+
+// Environment variables that give defaults to root policy keys absent from
+// the file (the plan's variables; a key in the file wins).
+constexpr const char* kEnvRetryMaxAttempts = "RETRY_MAX_ATTEMPTS";
+constexpr const char* kEnvRetryBaseDelay = "RETRY_BASE_DELAY";
+constexpr const char* kEnvBreakerThreshold = "CIRCUIT_BREAKER_THRESHOLD";
+constexpr const char* kEnvBreakerTimeout = "CIRCUIT_BREAKER_TIMEOUT";
 
 // A plugin name used by a route, checked once every plugin is known, because
 // `plugins:` may come after `channels:` in the file.
@@ -31,6 +40,75 @@ struct PluginRef {
   YAML::Mark mark;
   std::string path;
 };
+
+// Where a policy value came from, so that a problem found in a merged policy
+// points at the key (or variable) that set it.
+struct Source {
+  enum class Kind { Default, Env, File };
+  Kind kind = Kind::Default;
+  YAML::Mark mark = YAML::Mark::null_mark();  // File only
+  std::string name;  // File: dotted key path; Env: variable name
+  bool bad = false;  // given, but invalid (already reported)
+};
+
+// One key of a `retry:` or `circuit_breaker:` map.
+template <class T>
+struct Setting {
+  std::optional<T> value;  // given and valid
+  Source source;           // Default: not given here
+  bool given() const { return source.kind != Source::Kind::Default; }
+  // Overrides `out` with this key's value when it has one, and records in
+  // `*where` that it came from here when the key was given (even invalid).
+  void applyTo(T& out, Source* where = nullptr) const {
+    if (value) {
+      out = *value;
+    }
+    if (where != nullptr && given()) {
+      *where = source;
+    }
+  }
+};
+
+// The keys one `retry:` map gives (root or route).
+struct RetryKeys {
+  Setting<uint32_t> max_attempts;
+  Setting<uint32_t> base_delay_ms;
+  Setting<double> multiplier;
+  Setting<uint32_t> max_delay_ms;
+  Setting<Jitter> jitter;
+};
+
+// The keys one `circuit_breaker:` map gives (root or plugin).
+struct BreakerKeys {
+  Setting<uint32_t> threshold;
+  Setting<uint32_t> open_ms;
+  Setting<uint32_t> half_open_max_calls;
+  Setting<uint32_t> max_wait_ms;
+  Setting<uint32_t> max_waiting;
+};
+
+// "a.b" for "a.b.c"; "" for a name without a dot.
+std::string parentKey(const std::string& path) {
+  const size_t dot = path.rfind('.');
+  return dot == std::string::npos ? std::string() : path.substr(0, dot);
+}
+
+// Where `other`, the value `self` is compared with, came from, for a message
+// about `self`: nothing when both are keys of the same map.
+std::string fromText(const Source& other, const Source& self) {
+  switch (other.kind) {
+    case Source::Kind::Default:
+      return ", the default";
+    case Source::Kind::Env:
+      return ", from " + other.name;
+    case Source::Kind::File:
+      break;
+  }
+  if (self.kind == Source::Kind::File && parentKey(other.name) == parentKey(self.name)) {
+    return "";
+  }
+  return ", from " + other.name;
+}
 
 bool isPluginNameChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
@@ -46,7 +124,7 @@ bool isEnvironmentChar(char c) {
 class Loader : private YamlReader {
  public:
   Loader(const std::string& file, std::string config_dir, const EnvLookup& env)
-      : YamlReader(file, env), config_dir_(std::move(config_dir)) {}
+      : YamlReader(file, env), config_dir_(std::move(config_dir)), env_lookup_(env) {}
 
   LoadResult load(const std::string& yaml) {
     LoadResult result;
@@ -75,6 +153,7 @@ class Loader : private YamlReader {
  private:
   void parse(const std::string& yaml) {
     config_.file = file();
+    config_.dead_letter.origin = Origin{file(), 0, "dead_letter"};
     const std::vector<YAML::Node> docs = YAML::LoadAll(yaml);
     if (docs.size() > 1) {
       error(docs[1].Mark(), "", "expected one YAML document, found " + std::to_string(docs.size()));
@@ -98,12 +177,20 @@ class Loader : private YamlReader {
                    {"channels", [this](const Entry& e) { readChannels(e); }},
                    {"limits", [this](const Entry& e) { readLimits(e); }},
                    {"logging", [this](const Entry& e) { readLogging(e); }},
+                   {"retry", [this](const Entry& e) { readRetryKeys(e, root_retry_); }},
+                   {"circuit_breaker",
+                    [this](const Entry& e) { readBreakerKeys(e, root_breaker_); }},
+                   {"dead_letter", [this](const Entry& e) { readDeadLetter(e); }},
                    {"workers", [this](const Entry& e) { readInteger(e, config_.workers, 1, 256); }},
                    {"shutdown_timeout_ms",
                     [this](const Entry& e) {
                       readInteger(e, config_.shutdown_timeout_ms, 0, kU32Max);
                     }},
                });
+    // After the walk: `retry:` and `circuit_breaker:` may come after the
+    // routes and plugins that inherit from them.
+    resolveRetry();
+    resolveBreakers();
     checkPluginReferences();
   }
 
@@ -291,6 +378,12 @@ class Loader : private YamlReader {
            }
          }},
         {"config", [&](const Entry& e) { readPluginConfig(e, plugin); }},
+        {"timeout_ms", [&](const Entry& e) { readInteger(e, plugin.timeout_ms, 0, kU32Max); }},
+        {"circuit_breaker",
+         [&](const Entry& e) {
+           plugin_breakers_.emplace_back(config_.plugins.size(), BreakerKeys{});
+           readBreakerKeys(e, plugin_breakers_.back().second);
+         }},
     });
     if (is_map && !has_path) {
       error(owner.key_node.Mark(), owner.path, "missing required key \"path\"");
@@ -314,6 +407,7 @@ class Loader : private YamlReader {
   }
 
   void readChannel(const Entry& owner) {
+    const size_t channel_index = config_.channels.size();
     Channel channel;
     channel.name = owner.key;
     channel.origin = Origin{file(), owner.key_node.Mark().line + 1, owner.path};
@@ -332,7 +426,7 @@ class Loader : private YamlReader {
         {"routes",
          [&](const Entry& e) {
            has_routes = true;
-           readRoutes(e, channel);
+           readRoutes(e, channel, channel_index);
          }},
     });
     if (is_map && !has_routes) {
@@ -341,7 +435,7 @@ class Loader : private YamlReader {
     config_.channels.push_back(std::move(channel));
   }
 
-  void readRoutes(const Entry& e, Channel& channel) {
+  void readRoutes(const Entry& e, Channel& channel, size_t channel_index) {
     if (!e.value.IsSequence()) {
       error(valueMark(e), e.path, expectedGot("a list of routes", kindOf(e.value)));
       return;
@@ -355,11 +449,11 @@ class Loader : private YamlReader {
       const YAML::Node item = *it;
       const Entry route_entry{"", item.Mark().is_null() ? e.key_node : item, item,
                               indexKey(e.path, index)};
-      channel.routes.push_back(readRoute(route_entry));
+      channel.routes.push_back(readRoute(route_entry, channel_index, channel.routes.size()));
     }
   }
 
-  Route readRoute(const Entry& owner) {
+  Route readRoute(const Entry& owner, size_t channel_index, size_t route_index) {
     Route route;
     const YAML::Mark mark = valueMark(owner);
     route.origin = Origin{file(), mark.line + 1, owner.path};
@@ -370,6 +464,11 @@ class Loader : private YamlReader {
          [&](const Entry& e) {
            has_plugins = true;
            readRoutePlugins(e, route);
+         }},
+        {"retry",
+         [&](const Entry& e) {
+           route_retries_.push_back(RouteRetry{channel_index, route_index, RetryKeys{}});
+           readRetryKeys(e, route_retries_.back().keys);
          }},
     });
     if (is_map && !has_plugins) {
@@ -452,6 +551,197 @@ class Loader : private YamlReader {
     }
   }
 
+  // ---- retry, circuit_breaker, dead_letter ------------------------------------
+
+  static Source fileSource(const Entry& e) {
+    return Source{Source::Kind::File, valueMark(e), e.path, false};
+  }
+
+  Field integerField(const char* name, Setting<uint32_t>& setting, uint64_t min) {
+    return {name, [this, &setting, min](const Entry& e) {
+              setting.source = fileSource(e);
+              if (const std::optional<uint64_t> value = integer(e, min, kU32Max)) {
+                setting.value = static_cast<uint32_t>(*value);
+              } else {
+                setting.source.bad = true;
+              }
+            }};
+  }
+
+  void readRetryKeys(const Entry& owner, RetryKeys& keys) {
+    readFields(owner, {
+        integerField("max_attempts", keys.max_attempts, 1),
+        integerField("base_delay_ms", keys.base_delay_ms, 0),
+        {"multiplier",
+         [&](const Entry& e) {
+           keys.multiplier.source = fileSource(e);
+           keys.multiplier.value = number(e, 1.0);
+           keys.multiplier.source.bad = !keys.multiplier.value;
+         }},
+        integerField("max_delay_ms", keys.max_delay_ms, 0),
+        {"jitter",
+         [&](const Entry& e) {
+           keys.jitter.source = fileSource(e);
+           if (const std::optional<size_t> i = readChoice(e, kJitters)) {
+             keys.jitter.value = kJitterValues[*i];
+           } else {
+             keys.jitter.source.bad = true;
+           }
+         }},
+    });
+  }
+
+  void readBreakerKeys(const Entry& owner, BreakerKeys& keys) {
+    readFields(owner, {
+        integerField("threshold", keys.threshold, 1),
+        integerField("open_ms", keys.open_ms, 1),
+        integerField("half_open_max_calls", keys.half_open_max_calls, 1),
+        integerField("max_wait_ms", keys.max_wait_ms, 0),
+        integerField("max_waiting", keys.max_waiting, 0),
+    });
+  }
+
+  // The variable `var` as the value of a root key absent from the file. Set
+  // but empty counts as unset, as in ${VAR:-default}.
+  void readEnvDefault(Setting<uint32_t>& setting, const char* var, uint64_t min,
+                      const std::string& key) {
+    if (setting.given()) {
+      return;  // the file wins, and the variable is not even looked at
+    }
+    const std::optional<std::string> value = env_lookup_(var);
+    if (!value || value->empty()) {
+      return;
+    }
+    setting.source = Source{Source::Kind::Env, YAML::Mark::null_mark(), var, false};
+    const std::optional<int64_t> parsed = parseInt64(*value);
+    if (!parsed || *parsed < 0 || static_cast<uint64_t>(*parsed) < min ||
+        static_cast<uint64_t>(*parsed) > kU32Max) {
+      setting.source.bad = true;
+      error(YAML::Mark::null_mark(), var,
+            expectedGot("an integer in " + std::to_string(min) + ".." + std::to_string(kU32Max),
+                        quote(*value)) +
+                envNote(key));
+      return;
+    }
+    setting.value = static_cast<uint32_t>(*parsed);
+  }
+
+  static std::string envNote(const std::string& key) {
+    return " (environment variable, the default of " + key + ")";
+  }
+
+  // Merges `keys` into `policy` (and where base and max delay came from).
+  static void applyRetryKeys(const RetryKeys& keys, RetryPolicy& policy, Source& base,
+                             Source& max) {
+    keys.max_attempts.applyTo(policy.max_attempts);
+    keys.base_delay_ms.applyTo(policy.base_delay_ms, &base);
+    keys.multiplier.applyTo(policy.multiplier);
+    keys.max_delay_ms.applyTo(policy.max_delay_ms, &max);
+    keys.jitter.applyTo(policy.jitter);
+  }
+
+  static void applyBreakerKeys(const BreakerKeys& keys, BreakerPolicy& policy) {
+    keys.threshold.applyTo(policy.threshold);
+    keys.open_ms.applyTo(policy.open_ms);
+    keys.half_open_max_calls.applyTo(policy.half_open_max_calls);
+    keys.max_wait_ms.applyTo(policy.max_wait_ms);
+    keys.max_waiting.applyTo(policy.max_waiting);
+  }
+
+  // max_delay_ms >= base_delay_ms in a merged policy, reported at the key the
+  // map being checked gave: max_delay_ms when it gave that, else base_delay_ms.
+  void checkDelays(const RetryPolicy& policy, const Source& base, const Source& max,
+                   const RetryKeys& keys) {
+    // A default standing in for a bad value would make a misleading error.
+    if (base.bad || max.bad || policy.max_delay_ms >= policy.base_delay_ms) {
+      return;
+    }
+    const std::string base_ms = std::to_string(policy.base_delay_ms);
+    const std::string max_ms = std::to_string(policy.max_delay_ms);
+    if (keys.max_delay_ms.given()) {
+      error(max.mark, max.name,
+            "must be >= base_delay_ms (" + base_ms + fromText(base, max) + "), got " + max_ms);
+    } else if (keys.base_delay_ms.given()) {
+      std::string what =
+          "must be <= max_delay_ms (" + max_ms + fromText(max, base) + "), got " + base_ms;
+      if (base.kind == Source::Kind::Env) {
+        what += envNote("retry.base_delay_ms");
+      }
+      error(base.mark, base.name, what);
+    }
+  }
+
+  void resolveRetry() {
+    readEnvDefault(root_retry_.max_attempts, kEnvRetryMaxAttempts, 1, "retry.max_attempts");
+    readEnvDefault(root_retry_.base_delay_ms, kEnvRetryBaseDelay, 0, "retry.base_delay_ms");
+    RetryPolicy root;
+    Source root_base;
+    Source root_max;
+    applyRetryKeys(root_retry_, root, root_base, root_max);
+    checkDelays(root, root_base, root_max, root_retry_);
+    config_.retry = root;
+    for (Channel& channel : config_.channels) {
+      for (Route& route : channel.routes) {
+        route.retry = root;
+      }
+    }
+    for (const RouteRetry& own : route_retries_) {
+      RetryPolicy merged = root;
+      Source base = root_base;
+      Source max = root_max;
+      applyRetryKeys(own.keys, merged, base, max);
+      // A route that sets neither delay has the root's, already checked.
+      checkDelays(merged, base, max, own.keys);
+      if (own.channel < config_.channels.size() &&
+          own.route < config_.channels[own.channel].routes.size()) {
+        config_.channels[own.channel].routes[own.route].retry = merged;
+      }
+    }
+  }
+
+  void resolveBreakers() {
+    readEnvDefault(root_breaker_.threshold, kEnvBreakerThreshold, 1, "circuit_breaker.threshold");
+    readEnvDefault(root_breaker_.open_ms, kEnvBreakerTimeout, 1, "circuit_breaker.open_ms");
+    BreakerPolicy root;
+    applyBreakerKeys(root_breaker_, root);
+    config_.breaker = root;
+    for (Plugin& plugin : config_.plugins) {
+      plugin.breaker = root;
+    }
+    for (const auto& [index, keys] : plugin_breakers_) {
+      if (index < config_.plugins.size()) {
+        applyBreakerKeys(keys, config_.plugins[index].breaker);
+      }
+    }
+  }
+
+  void readDeadLetter(const Entry& owner) {
+    DeadLetter& dead_letter = config_.dead_letter;
+    dead_letter.origin = Origin{file(), owner.key_node.Mark().line + 1, owner.path};
+    readFields(owner, {
+        {"plugin",
+         [&](const Entry& e) {
+           const std::optional<std::string> name = text(e, "a plugin instance name");
+           if (!name) {
+             return;
+           }
+           dead_letter.plugin = *name;
+           if (!name->empty()) {  // empty: no dead-letter plugin, the file only
+             plugin_refs_.push_back(PluginRef{*name, valueMark(e), e.path});
+           }
+         }},
+        {"fallback_file",
+         [&](const Entry& e) {
+           readString(e, dead_letter.fallback_file);
+           if (e.value.IsScalar() && dead_letter.fallback_file.empty()) {
+             error(valueMark(e), e.path, "must not be empty");
+           }
+         }},
+        {"timeout_ms",
+         [&](const Entry& e) { readInteger(e, dead_letter.timeout_ms, 1, kU32Max); }},
+    });
+  }
+
   void checkPluginReferences() {
     const std::set<std::string> defined(defined_plugins_.begin(), defined_plugins_.end());
     for (const PluginRef& ref : plugin_refs_) {
@@ -470,8 +760,20 @@ class Loader : private YamlReader {
     }
   }
 
+  // A route's own `retry:`, merged with the root's once that is known.
+  struct RouteRetry {
+    size_t channel;  // index in config_.channels
+    size_t route;    // index in its routes
+    RetryKeys keys;
+  };
+
   std::string config_dir_;
+  const EnvLookup& env_lookup_;
   Config config_;
+  RetryKeys root_retry_;
+  BreakerKeys root_breaker_;
+  std::vector<RouteRetry> route_retries_;
+  std::vector<std::pair<size_t, BreakerKeys>> plugin_breakers_;  // index in config_.plugins
   std::vector<std::string> defined_plugins_;  // every key under `plugins:`, in file order
   std::vector<PluginRef> plugin_refs_;
 };

@@ -46,20 +46,6 @@ bool isDigit(char c) {
   return c >= '0' && c <= '9';
 }
 
-// Parses a whole string as a signed decimal (an optional '+' allowed).
-std::optional<int64_t> parseInt64(std::string_view text) {
-  if (!text.empty() && text.front() == '+') {
-    text.remove_prefix(1);
-  }
-  int64_t value = 0;
-  const char* end = text.data() + text.size();
-  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (text.empty() || ec != std::errc() || ptr != end) {
-    return std::nullopt;
-  }
-  return value;
-}
-
 // Parses a whole string as a finite decimal floating-point number.
 std::optional<double> parseDouble(std::string_view text) {
   if (!text.empty() && text.front() == '+') {
@@ -215,6 +201,19 @@ nlohmann::json toJson(YamlReader& reader, const YAML::Node& node, const YAML::Ma
 }
 
 }  // namespace
+
+std::optional<int64_t> parseInt64(std::string_view text) {
+  if (!text.empty() && text.front() == '+') {
+    text.remove_prefix(1);
+  }
+  int64_t value = 0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (text.empty() || ec != std::errc() || ptr != end) {
+    return std::nullopt;
+  }
+  return value;
+}
 
 std::string joinKey(const std::string& parent, const std::string& key) {
   return parent.empty() ? key : parent + "." + key;

@@ -9,6 +9,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/config.h"
@@ -34,6 +35,10 @@ std::string joinKey(const std::string& parent, const std::string& key);  // "a.b
 std::string indexKey(const std::string& parent, size_t index);         // "a[0]"
 std::string quote(const std::string& s);
 std::string joinList(const std::vector<std::string>& items, const char* separator);
+
+// A whole string as a signed decimal (an optional '+' allowed), or nullopt.
+// What integer() accepts, for values that come from elsewhere (environment).
+std::optional<int64_t> parseInt64(std::string_view text);
 
 // "a map", "a list", "no value", or the scalar quoted.
 std::string kindOf(const YAML::Node& node);

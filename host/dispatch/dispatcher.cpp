@@ -1,31 +1,75 @@
-// Dispatch of routed events to plugins, and the evh_call state machine.
+// Delivery of routed events to plugins: attempts, retries, breakers, timeouts
+// and dead letters, all owned by the loop thread.
 #include "dispatch/dispatcher.h"
 
 #include "common/log.h"
+#include "dispatch/retry.h"
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <mutex>
 
 namespace evh::dispatch {
 
-// Every event between decode and its last plugin outcome.
+// Every event between decode and the end of its last delivery.
 struct Dispatcher::InFlight {
   event::Event event;
-  uint32_t remaining = 0;  // calls not finished
+  uint32_t remaining = 0;  // deliveries not finished
+};
+
+// One event for one plugin, over all its attempts -- or one dead-letter
+// entry for the dead-letter plugin (then `entry` is set).
+struct Dispatcher::Delivery {
+  enum class Wait { None, Retry, Breaker, DeadLetter };
+
+  PluginState* ps = nullptr;
+  InFlight* inflight = nullptr;
+  const config::RetryPolicy* retry = nullptr;  // null: a single attempt
+  uint32_t attempt = 0;
+  bool trial = false;  // granted as a half-open trial call
+  uint64_t first_ms = 0;
+  uint64_t last_ms = 0;
+  std::string last_error;
+  const char* last_error_name = "";
+  Wait wait = Wait::None;
+  uint64_t waiting_since = 0;  // loop ms, while waiting for the breaker
+  UvHandle<uv_timer_t> retry_timer;
+  std::unique_ptr<DeadLetterEntry> entry;  // dead-letter deliveries only
+  std::function<void()> done;              // dead-letter deliveries only
+  Dispatcher* owner = nullptr;
+  Delivery* prev = nullptr;
+  Delivery* next = nullptr;
 };
 
 // The host side of one handle() call. Its state moves
 //   Running -> Returned (handle answered PENDING) -> Done (complete)
 //   Running -> CompletedEarly (complete ran before handle returned) -> Done
 // so that complete() may come from any thread at any time, exactly once.
-class Dispatcher::Call final : public evh_call {
+class Dispatcher::Attempt final : public evh_call {
  public:
   enum State : int { Running, Returned, CompletedEarly, Done };
 
-  Call(Dispatcher* d, InFlight* f, route::Target t, uint32_t attempt)
-      : dispatcher(d), inflight(f), target(t), alive(d->alive_) {
-    f->event.fillView(view, attempt, d->options_.max_attempts);
+  Attempt(Dispatcher* d, Delivery* del) : dispatcher(d), delivery(del), ps(del->ps), alive(d->alive_) {
+    if (del->entry) {
+      static constexpr char kType[] = "DEAD_LETTER";
+      static constexpr char kChannel[] = "jollyjet:events:dlq";
+      auto s = [](std::string_view v) { return evh_str{v.data(), v.size()}; };
+      view.struct_size = sizeof(evh_event);
+      view.attempt = 1;
+      view.max_attempts = 1;
+      view.channel = s(kChannel);
+      view.redis_channel = s("");
+      view.event_type = s(kType);
+      view.event_id = s(del->entry->id);
+      view.correlation_id = s(del->entry->correlation_id);
+      view.timestamp = s("");
+      view.timestamp_ms = static_cast<int64_t>(wallMs());
+      view.payload = view.envelope = view.raw = s(del->entry->json);
+      view.delivery_id = s("");
+    } else {
+      del->inflight->event.fillView(view, del->attempt, del->retry != nullptr ? del->retry->max_attempts : 1);
+    }
   }
 
   void setError(std::string_view msg) override {
@@ -49,13 +93,13 @@ class Dispatcher::Call final : public evh_call {
       }
       state = Done;
     }
-    // Returned: finish on the loop. The post carries the alive flag so that
-    // a completion arriving after the dispatcher is gone is dropped.
+    // Returned: finish on the loop. The alive flag drops completions that
+    // arrive after abandon() or the dispatcher's end.
     auto token = alive;
     Dispatcher* d = dispatcher;
     if (!d->poster_.post([token, d, this, status] {
           if (token->load()) {
-            d->finish(this, status);
+            d->finishAttempt(this, status);
           }
         })) {
       return EVH_ERR_CANCELLED;
@@ -69,16 +113,17 @@ class Dispatcher::Call final : public evh_call {
   }
 
   Dispatcher* dispatcher;
-  InFlight* inflight;
-  route::Target target;
+  Delivery* delivery;  // nullptr once a timeout gave up on this attempt
+  PluginState* ps;
   evh_event view{};
   std::shared_ptr<std::atomic<bool>> alive;
+  UvHandle<uv_timer_t> timeout;
   std::mutex mutex;
-  Call* prev = nullptr;  // Dispatcher's list of unfinished calls
-  Call* next = nullptr;
   State state = Running;
   evh_status completed_status = EVH_OK;
   std::string error;
+  Attempt* prev = nullptr;  // Dispatcher's list of unfinished attempts
+  Attempt* next = nullptr;
 };
 
 namespace {
@@ -92,108 +137,6 @@ const char* statusName(evh_status s) {
     default: return "invalid-status";
   }
 }
-
-}  // namespace
-
-Dispatcher::Dispatcher(Poster& poster, WorkerPool& pool, const std::vector<plugin::Instance*>& plugins,
-                       Options options)
-    : poster_(poster), pool_(pool), options_(options), alive_(std::make_shared<std::atomic<bool>>(true)) {
-  for (plugin::Instance* p : plugins) {
-    uint32_t limit = p->library().desc().max_concurrency;
-    if (limit == 0 || limit > pool_.size()) {
-      limit = static_cast<uint32_t>(pool_.size());
-    }
-    PluginState ps;
-    ps.plugin = p;
-    ps.limit = limit;
-    plugins_.emplace(p, std::move(ps));
-  }
-}
-
-Dispatcher::~Dispatcher() {
-  alive_->store(false);
-  // Whatever is left was abandoned at the shutdown deadline; the plugins
-  // are shut down by now.
-  while (live_head_ != nullptr) {
-    release(live_head_);
-  }
-}
-
-void Dispatcher::link(Call* call) {
-  call->next = live_head_;
-  if (live_head_ != nullptr) {
-    live_head_->prev = call;
-  }
-  live_head_ = call;
-  ++live_calls_;
-}
-
-void Dispatcher::unlink(Call* call) {
-  if (call->prev != nullptr) {
-    call->prev->next = call->next;
-  } else {
-    live_head_ = call->next;
-  }
-  if (call->next != nullptr) {
-    call->next->prev = call->prev;
-  }
-  --live_calls_;
-}
-
-// Frees a call and, with its last call, its event.
-void Dispatcher::release(Call* call) {
-  unlink(call);
-  InFlight* f = call->inflight;
-  delete call;
-  if (--f->remaining == 0) {
-    delete f;
-    --in_flight_;
-  }
-}
-
-bool Dispatcher::dispatch(event::Event&& event, const route::Targets& targets) {
-  if (targets.empty()) {
-    return true;
-  }
-  if (in_flight_ >= options_.max_in_flight) {
-    return false;
-  }
-  auto* f = new InFlight{std::move(event), static_cast<uint32_t>(targets.size())};
-  ++in_flight_;
-  if (options_.trace_events) {
-    log::host().info("event stage=routed eventId={} correlationId={} eventType={} plugins={}", f->event.eventId(),
-                     f->event.correlationId(), f->event.eventType(), targets.size());
-  }
-  // Create every call before starting any: an inline plugin finishing at
-  // once must not free the InFlight while later targets still need it.
-  std::vector<Call*> calls;
-  calls.reserve(targets.size());
-  for (const auto& t : targets) {
-    calls.push_back(new Call(this, f, t, 1));
-    link(calls.back());
-  }
-  for (Call* c : calls) {
-    start(c);
-  }
-  return true;
-}
-
-void Dispatcher::start(Call* call) {
-  PluginState& ps = plugins_.at(call->target.plugin);
-  ++ps.counters.calls;
-  if (options_.trace_events) {
-    log::host().info("event stage=dispatched eventId={} correlationId={} plugin={}", call->inflight->event.eventId(),
-                     call->inflight->event.correlationId(), call->target.plugin->name());
-  }
-  if (call->target.plugin->blocking()) {
-    ps.waiting.push_back(call);
-    pump(ps);
-  } else {
-    runInline(call);
-  }
-}
-
-namespace {
 
 // The one place a plugin's handle() is called. A C++ plugin written without
 // the SDK wrapper may still throw through the C boundary; catch it here so
@@ -209,25 +152,209 @@ evh_status callPlugin(plugin::Instance& p, const evh_event& view, evh_call* call
   return EVH_RETRY;
 }
 
+template <class T>
+void linkInto(T*& head, T* x) {
+  x->prev = nullptr;
+  x->next = head;
+  if (head != nullptr) {
+    head->prev = x;
+  }
+  head = x;
+}
+
+template <class T>
+void unlinkFrom(T*& head, T* x) {
+  if (x->prev != nullptr) {
+    x->prev->next = x->next;
+  } else {
+    head = x->next;
+  }
+  if (x->next != nullptr) {
+    x->next->prev = x->prev;
+  }
+  x->prev = x->next = nullptr;
+}
+
+uint32_t concurrencyLimit(const plugin::Instance& p, size_t pool) {
+  uint32_t limit = p.library().desc().max_concurrency;
+  if (limit == 0 || limit > pool) {
+    limit = static_cast<uint32_t>(pool);
+  }
+  return limit == 0 ? 1 : limit;
+}
+
 }  // namespace
 
-void Dispatcher::runInline(Call* call) {
-  evh_status s = callPlugin(*call->target.plugin, call->view, call);
-  afterHandle(call, s);
+Dispatcher::Dispatcher(uv_loop_t* loop, Poster& poster, WorkerPool& pool, const std::vector<PluginSetup>& plugins,
+                       Options options)
+    : loop_(loop),
+      poster_(poster),
+      pool_(pool),
+      options_(std::move(options)),
+      fallback_(std::make_unique<FallbackWriter>(options_.fallback_file, poster)),
+      rng_(std::random_device{}()),
+      alive_(std::make_shared<std::atomic<bool>>(true)) {
+  for (const auto& setup : plugins) {
+    PluginState ps;
+    ps.plugin = setup.plugin;
+    ps.limit = concurrencyLimit(*setup.plugin, pool_.size());
+    ps.timeout_ms = setup.timeout_ms;
+    ps.breaker = std::make_unique<CircuitBreaker>(setup.breaker);
+    auto it = plugins_.emplace(setup.plugin, std::move(ps)).first;
+    it->second.breaker_timer = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);
+    it->second.breaker_timer->data = &it->second;
+  }
+  if (options_.dead_letter_plugin != nullptr) {
+    auto routed = plugins_.find(options_.dead_letter_plugin);
+    if (routed != plugins_.end()) {
+      // One count of handle() calls on workers per instance, whichever path
+      // called it (busyPlugins must see both).
+      dead_letter_state_.on_worker = routed->second.on_worker;
+    }
+    dead_letter_state_.plugin = options_.dead_letter_plugin;
+    dead_letter_state_.limit = concurrencyLimit(*options_.dead_letter_plugin, pool_.size());
+    dead_letter_state_.timeout_ms = options_.dead_letter_timeout_ms;
+  }
+}
+
+Dispatcher::~Dispatcher() {
+  alive_->store(false);
+  // What is left was abandoned at the shutdown deadline (and written to the
+  // fallback file then); the plugins are shut down by now.
+  while (attempts_head_ != nullptr) {
+    Attempt* a = attempts_head_;
+    unlinkFrom(attempts_head_, a);
+    delete a;
+  }
+  while (live_head_ != nullptr) {
+    Delivery* d = live_head_;
+    unlinkFrom(live_head_, d);
+    if (d->inflight != nullptr && --d->inflight->remaining == 0) {
+      delete d->inflight;
+    }
+    delete d;
+  }
+  fallback_.reset();  // writes what is queued, joins its thread
+}
+
+void Dispatcher::link(Delivery* d) { linkInto(live_head_, d); }
+void Dispatcher::unlink(Delivery* d) { unlinkFrom(live_head_, d); }
+
+bool Dispatcher::dispatch(event::Event&& event, const route::Targets& targets) {
+  if (targets.empty()) {
+    return true;
+  }
+  if (in_flight_ >= options_.max_in_flight) {
+    return false;
+  }
+  auto* f = new InFlight{std::move(event), static_cast<uint32_t>(targets.size())};
+  ++in_flight_;
+  if (options_.trace_events) {
+    log::host().info("event stage=routed eventId={} correlationId={} eventType={} plugins={}", f->event.eventId(),
+                     f->event.correlationId(), f->event.eventType(), targets.size());
+  }
+  // Create every delivery before starting any: an inline plugin finishing
+  // at once must not free the event while later targets still need it.
+  std::vector<Delivery*> deliveries;
+  deliveries.reserve(targets.size());
+  for (const auto& t : targets) {
+    auto* d = new Delivery();
+    d->owner = this;
+    d->ps = &plugins_.at(t.plugin);
+    d->inflight = f;
+    d->retry = t.retry;
+    link(d);
+    deliveries.push_back(d);
+  }
+  for (Delivery* d : deliveries) {
+    startDelivery(d);
+  }
+  return true;
+}
+
+void Dispatcher::deadLetter(DeadLetterEntry entry) {
+  ++dead_lettered_;
+  submitDeadLetter(std::move(entry), {});
+}
+
+// ---------------------------------------------------------------- attempts
+
+void Dispatcher::startDelivery(Delivery* d) {
+  PluginState& ps = *d->ps;
+  if (ps.breaker) {
+    // Behind others already waiting, or refused by the breaker: wait.
+    if (!ps.breaker_waiting.empty() || !ps.breaker->tryAcquire(uv_now(loop_))) {
+      noteBreaker(ps);
+      enqueueForBreaker(d);
+      return;
+    }
+    d->trial = ps.breaker->halfOpen();
+    noteBreaker(ps);
+  }
+  runAttempt(d);
+}
+
+void Dispatcher::runAttempt(Delivery* d) {
+  ++d->attempt;
+  d->last_ms = wallMs();
+  if (d->first_ms == 0) {
+    d->first_ms = d->last_ms;
+  }
+  auto* a = new Attempt(this, d);
+  linkInto(attempts_head_, a);
+  ++live_attempts_;
+  PluginState& ps = *d->ps;
+  ++ps.counters.calls;
+  if (options_.trace_events && d->inflight != nullptr) {
+    log::host().info("event stage=dispatched eventId={} correlationId={} plugin={} attempt={}",
+                     d->inflight->event.eventId(), d->inflight->event.correlationId(), ps.plugin->name(), d->attempt);
+  }
+  if (ps.plugin->blocking()) {
+    ps.waiting.push_back(a);
+    pump(ps);
+  } else {
+    runInline(a);
+  }
+}
+
+void Dispatcher::runInline(Attempt* a) {
+  evh_status s = callPlugin(*a->ps->plugin, a->view, a);
+  if (s == EVH_PENDING && a->ps->timeout_ms > 0) {
+    a->timeout = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);
+    a->timeout->data = a;
+    uv_timer_start(
+        a->timeout.get(), [](uv_timer_t* t) {
+          auto* at = static_cast<Attempt*>(t->data);
+          at->dispatcher->onTimeout(at);
+        },
+        a->ps->timeout_ms, 0);
+  }
+  afterHandle(a, s);
 }
 
 void Dispatcher::pump(PluginState& ps) {
   while (ps.running < ps.limit && !ps.waiting.empty()) {
-    Call* call = ps.waiting.front();
+    Attempt* a = ps.waiting.front();
     ps.waiting.pop_front();
     ++ps.running;
-    submitBlocking(call);
+    submitBlocking(a);
   }
 }
 
-void Dispatcher::submitBlocking(Call* call) {
-  auto on_worker = plugins_.at(call->target.plugin).on_worker;
-  pool_.submit([this, call, token = alive_, on_worker] {
+void Dispatcher::submitBlocking(Attempt* a) {
+  PluginState& ps = *a->ps;
+  if (ps.timeout_ms > 0) {
+    a->timeout = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);
+    a->timeout->data = a;
+    uv_timer_start(
+        a->timeout.get(), [](uv_timer_t* t) {
+          auto* at = static_cast<Attempt*>(t->data);
+          at->dispatcher->onTimeout(at);
+        },
+        ps.timeout_ms, 0);
+  }
+  auto on_worker = ps.on_worker;
+  pool_.submit([this, a, token = alive_, on_worker] {
     // Count first, then look at the token: abandon() clears the token and
     // then reads the count, so either it sees this call as running or this
     // call sees the token cleared and never enters the plugin.
@@ -236,82 +363,365 @@ void Dispatcher::submitBlocking(Call* call) {
       on_worker->fetch_sub(1);
       return;
     }
-    evh_status s = callPlugin(*call->target.plugin, call->view, call);
+    evh_status s = callPlugin(*a->ps->plugin, a->view, a);
     on_worker->fetch_sub(1);
-    poster_.post([this, call, s, token] {
+    poster_.post([this, a, s, token] {
       if (!token->load()) {
         return;
       }
-      PluginState& ps = plugins_.at(call->target.plugin);
-      --ps.running;
-      afterHandle(call, s);
-      pump(ps);
+      PluginState& state = *a->ps;
+      --state.running;
+      afterHandle(a, s);
+      pump(state);
     });
   });
 }
 
-void Dispatcher::afterHandle(Call* call, evh_status status) {
+void Dispatcher::afterHandle(Attempt* a, evh_status status) {
   if (status == EVH_PENDING) {
-    std::unique_lock<std::mutex> lock(call->mutex);
-    ++plugins_.at(call->target.plugin).counters.pending;
-    if (call->state == Call::CompletedEarly) {
-      call->state = Call::Done;
-      evh_status s = call->completed_status;
+    std::unique_lock<std::mutex> lock(a->mutex);
+    ++a->ps->counters.pending;
+    if (a->state == Attempt::CompletedEarly) {
+      a->state = Attempt::Done;
+      evh_status s = a->completed_status;
       lock.unlock();
-      finish(call, s);
+      finishAttempt(a, s);
     } else {
-      call->state = Call::Returned;  // complete() finishes it
+      a->state = Attempt::Returned;  // complete() finishes it
     }
     return;
   }
   {
-    std::lock_guard<std::mutex> lock(call->mutex);
-    if (call->state == Call::CompletedEarly) {
-      call->target.plugin->logger().error(
+    std::lock_guard<std::mutex> lock(a->mutex);
+    if (a->state == Attempt::CompletedEarly) {
+      a->ps->plugin->logger().error(
           "plugin bug: complete() was called for a call whose handle() then answered {} (not PENDING); "
           "using the answer",
           statusName(status));
     }
-    call->state = Call::Done;
+    a->state = Attempt::Done;
   }
-  finish(call, status);
+  finishAttempt(a, status);
 }
 
-void Dispatcher::finish(Call* call, evh_status status) {
-  PluginState& ps = plugins_.at(call->target.plugin);
-  const event::Event& ev = call->inflight->event;
-  std::string error = call->takeError();
+void Dispatcher::releaseAttempt(Attempt* a) {
+  unlinkFrom(attempts_head_, a);
+  --live_attempts_;
+  delete a;
+}
+
+void Dispatcher::finishAttempt(Attempt* a, evh_status status) {
+  Delivery* d = a->delivery;
+  std::string error = a->takeError();
+  PluginState& ps = *a->ps;
+  releaseAttempt(a);
+  if (d == nullptr) {
+    ps.plugin->logger().info("a call that had timed out answered {} at last; ignored", statusName(status));
+    return;
+  }
+  const char* name = status == EVH_OK       ? ""
+                     : status == EVH_REJECT ? "reject"
+                     : status == EVH_RETRY  ? "retry"
+                                            : "invalid-status";
+  if (status != EVH_OK && status != EVH_RETRY && status != EVH_REJECT) {
+    error = "handle() answered an unknown status " + std::to_string(status) + (error.empty() ? "" : ": " + error);
+  }
+  onOutcome(d, status, std::move(error), name);
+}
+
+void Dispatcher::onTimeout(Attempt* a) {
+  Delivery* d = a->delivery;
+  if (d == nullptr) {
+    return;
+  }
+  // Give up on this attempt; it stays allocated until its outcome arrives
+  // (a worker returns, or the plugin completes it) and is then ignored.
+  a->delivery = nullptr;
+  PluginState& ps = *a->ps;
+  ++ps.counters.timeouts;
+  onOutcome(d, EVH_RETRY, "timed out after " + std::to_string(ps.timeout_ms) + " ms", "timeout");
+}
+
+// ---------------------------------------------------------------- outcomes
+
+void Dispatcher::onOutcome(Delivery* d, evh_status status, std::string error, const char* error_name) {
+  PluginState& ps = *d->ps;
+  d->last_ms = wallMs();
+  d->last_error = std::move(error);
+  d->last_error_name = error_name;
+
+  if (d->entry) {  // a dead-letter entry given to the dead-letter plugin
+    unlink(d);
+    std::unique_ptr<Delivery> owned(d);
+    if (status == EVH_OK) {
+      d->done();
+      return;
+    }
+    log::host().error("dead-letter plugin {} failed ({}: {}); writing entry {} to the fallback file {}",
+                      ps.plugin->name(), error_name, d->last_error.empty() ? "no message" : d->last_error,
+                      d->entry->id, fallback_->path());
+    toFallback(d->entry->json, std::move(d->done));
+    return;
+  }
+
+  const event::Event& ev = d->inflight->event;
+  if (options_.trace_events) {
+    log::host().info("event stage=done eventId={} correlationId={} plugin={} attempt={} status={}", ev.eventId(),
+                     ev.correlationId(), ps.plugin->name(), d->attempt, statusName(status));
+  }
   switch (status) {
-    case EVH_OK: ++ps.counters.ok; break;
+    case EVH_OK:
+      ++ps.counters.ok;
+      ps.breaker->onSuccess(d->trial);
+      noteBreaker(ps);
+      completeDelivery(d);
+      break;
     case EVH_REJECT:
       ++ps.counters.rejected;
-      call->target.plugin->logger().warn("rejected eventType={} eventId={} correlationId={}: {}", ev.eventType(),
-                                         ev.eventId(), ev.correlationId(), error.empty() ? "(no message)" : error);
+      // The plugin worked; the event was wrong: not a breaker failure.
+      ps.breaker->onSuccess(d->trial);
+      noteBreaker(ps);
+      deadLetterDelivery(d, "rejected");
       break;
-    default:
-      if (status != EVH_RETRY) {
-        error = "handle() answered an unknown status " + std::to_string(status) + (error.empty() ? "" : ": " + error);
-      }
+    default: {
       ++ps.counters.retry;
-      call->target.plugin->logger().warn("failed eventType={} eventId={} correlationId={}: {}", ev.eventType(),
-                                         ev.eventId(), ev.correlationId(), error.empty() ? "(no message)" : error);
+      ps.breaker->onFailure(d->trial, uv_now(loop_));
+      noteBreaker(ps);
+      const uint32_t max_attempts = d->retry != nullptr ? d->retry->max_attempts : 1;
+      if (d->attempt < max_attempts && !draining_ && !abandoned_) {
+        scheduleRetry(d);
+      } else {
+        deadLetterDelivery(d, draining_ && d->attempt < max_attempts ? "shutdown" : "exhausted");
+      }
       break;
+    }
   }
-  if (options_.trace_events) {
-    log::host().info("event stage=done eventId={} correlationId={} plugin={} status={}", ev.eventId(),
-                     ev.correlationId(), call->target.plugin->name(), statusName(status));
+  releaseWaiting(ps);
+}
+
+void Dispatcher::scheduleRetry(Delivery* d) {
+  PluginState& ps = *d->ps;
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  uint64_t delay = retryDelayMs(*d->retry, d->attempt + 1, [&] { return u(rng_); });
+  ++ps.counters.retried;
+  const event::Event& ev = d->inflight->event;
+  ps.plugin->logger().warn("attempt {}/{} failed for eventType={} eventId={} correlationId={}: {}; retrying in {} ms",
+                           d->attempt, d->retry->max_attempts, ev.eventType(), ev.eventId(), ev.correlationId(),
+                           d->last_error.empty() ? d->last_error_name : d->last_error, delay);
+  d->wait = Delivery::Wait::Retry;
+  d->retry_timer = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);
+  d->retry_timer->data = d;
+  uv_timer_start(
+      d->retry_timer.get(),
+      [](uv_timer_t* t) {
+        auto* del = static_cast<Delivery*>(t->data);
+        del->wait = Delivery::Wait::None;
+        del->retry_timer.close();
+        del->owner->startDelivery(del);
+      },
+      delay, 0);
+}
+
+void Dispatcher::deadLetterDelivery(Delivery* d, const char* reason) {
+  PluginState& ps = *d->ps;
+  const event::Event& ev = d->inflight->event;
+  DeadLetterInfo info{reason,  d->last_error_name, d->last_error, ps.plugin->name(),
+                      d->attempt, d->first_ms,       d->last_ms};
+  if (info.error_name.empty()) {
+    info.error_name = reason;
   }
-  release(call);
+  ++ps.counters.dead_lettered;
+  ++dead_lettered_;
+  ps.plugin->logger().warn("dead-lettered eventType={} eventId={} correlationId={} reason={} attempts={}: {}",
+                           ev.eventType(), ev.eventId(), ev.correlationId(), reason, d->attempt,
+                           d->last_error.empty() ? "(no message)" : d->last_error);
+  d->wait = Delivery::Wait::DeadLetter;
+  submitDeadLetter(makeEntry(info, ev), [this, d] { completeDelivery(d); });
+}
+
+void Dispatcher::completeDelivery(Delivery* d) {
+  unlink(d);
+  InFlight* f = d->inflight;
+  delete d;
+  if (--f->remaining == 0) {
+    delete f;
+    --in_flight_;
+  }
   checkIdle();
 }
 
-void Dispatcher::whenIdle(std::function<void()> on_idle) {
+// ---------------------------------------------------------------- breaker
+
+void Dispatcher::noteBreaker(PluginState& ps) {
+  CircuitBreaker& b = *ps.breaker;
+  if (!b.changed) {
+    return;
+  }
+  b.changed = false;
+  ++ps.counters.breaker_transitions;
+  const char* from = CircuitBreaker::name(ps.counters.breaker_state);
+  ps.counters.breaker_state = b.state();
+  switch (b.state()) {
+    case CircuitBreaker::State::Open:
+      ps.plugin->logger().warn("circuit breaker {} -> OPEN: {} consecutive failure(s); calls wait {} ms", from,
+                               b.policy().threshold, b.policy().open_ms);
+      break;
+    case CircuitBreaker::State::HalfOpen:
+      ps.plugin->logger().info("circuit breaker {} -> HALF_OPEN: up to {} trial call(s)", from,
+                               b.policy().half_open_max_calls);
+      break;
+    case CircuitBreaker::State::Closed:
+      ps.plugin->logger().info("circuit breaker {} -> CLOSED", from);
+      break;
+  }
+  armBreakerTimer(ps);
+}
+
+void Dispatcher::enqueueForBreaker(Delivery* d) {
+  PluginState& ps = *d->ps;
+  const config::BreakerPolicy& p = ps.breaker->policy();
+  if (draining_) {
+    d->last_error = "circuit breaker open at shutdown";
+    d->last_error_name = "circuit_open";
+    deadLetterDelivery(d, "shutdown");
+    return;
+  }
+  if (ps.breaker_waiting.size() >= p.max_waiting) {
+    d->last_error = "circuit breaker open and max_waiting=" + std::to_string(p.max_waiting) + " events already wait";
+    d->last_error_name = "circuit_open";
+    deadLetterDelivery(d, "circuit_open");
+    return;
+  }
+  d->wait = Delivery::Wait::Breaker;
+  d->waiting_since = uv_now(loop_);
+  ps.breaker_waiting.push_back(d);
+  armBreakerTimer(ps);
+}
+
+void Dispatcher::armBreakerTimer(PluginState& ps) {
+  if (!ps.breaker_timer) {
+    return;
+  }
+  const uint64_t now = uv_now(loop_);
+  uint64_t due = UINT64_MAX;
+  if (ps.breaker->state() == CircuitBreaker::State::Open) {
+    due = ps.breaker->reopenAtMs();
+  }
+  if (!ps.breaker_waiting.empty()) {
+    due = std::min(due, ps.breaker_waiting.front()->waiting_since + ps.breaker->policy().max_wait_ms);
+  }
+  if (due == UINT64_MAX || ps.breaker_waiting.empty()) {
+    uv_timer_stop(ps.breaker_timer.get());
+    return;
+  }
+  ps.breaker_timer->data = this;
+  uv_timer_start(
+      ps.breaker_timer.get(),
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Dispatcher*>(t->data);
+        for (auto& [p, state] : self->plugins_) {
+          if (state.breaker_timer.get() == t) {
+            self->onBreakerTimer(state);
+            return;
+          }
+        }
+      },
+      due > now ? due - now : 0, 0);
+}
+
+void Dispatcher::onBreakerTimer(PluginState& ps) {
+  const uint64_t now = uv_now(loop_);
+  const config::BreakerPolicy& p = ps.breaker->policy();
+  while (!ps.breaker_waiting.empty() && now - ps.breaker_waiting.front()->waiting_since >= p.max_wait_ms) {
+    Delivery* d = ps.breaker_waiting.front();
+    ps.breaker_waiting.pop_front();
+    d->wait = Delivery::Wait::None;
+    d->last_error = "circuit breaker open for longer than max_wait_ms=" + std::to_string(p.max_wait_ms);
+    d->last_error_name = "circuit_open";
+    deadLetterDelivery(d, "circuit_open");
+  }
+  releaseWaiting(ps);
+  armBreakerTimer(ps);
+}
+
+void Dispatcher::releaseWaiting(PluginState& ps) {
+  // An inline call finishing at once comes back here through onOutcome:
+  // the outer call keeps releasing, so the stack never grows with the queue.
+  if (ps.releasing || abandoned_) {
+    return;
+  }
+  ps.releasing = true;
+  while (!ps.breaker_waiting.empty() && ps.breaker->tryAcquire(uv_now(loop_))) {
+    Delivery* d = ps.breaker_waiting.front();
+    ps.breaker_waiting.pop_front();
+    d->wait = Delivery::Wait::None;
+    d->trial = ps.breaker->halfOpen();
+    noteBreaker(ps);
+    runAttempt(d);
+  }
+  ps.releasing = false;
+  noteBreaker(ps);
+  armBreakerTimer(ps);
+}
+
+// ---------------------------------------------------------------- dead letters
+
+void Dispatcher::submitDeadLetter(DeadLetterEntry entry, std::function<void()> done) {
+  ++dl_pending_;
+  auto finished = [this, done = std::move(done)] {
+    --dl_pending_;
+    if (done) {
+      done();
+    }
+    checkIdle();
+  };
+  if (dead_letter_state_.plugin != nullptr && !abandoned_ && dl_pending_ <= options_.max_dead_letter_pending) {
+    auto* dd = new Delivery();
+    dd->owner = this;
+    dd->ps = &dead_letter_state_;
+    dd->entry = std::make_unique<DeadLetterEntry>(std::move(entry));
+    dd->done = std::move(finished);
+    link(dd);
+    runAttempt(dd);
+    return;
+  }
+  toFallback(entry.json, std::move(finished));
+}
+
+void Dispatcher::toFallback(const std::string& json, std::function<void()> done) {
+  fallback_->append(json, [done = std::move(done)](bool) {
+    // Written, or logged in full when the file failed: either way it is out.
+    if (done) {
+      done();
+    }
+  });
+}
+
+void Dispatcher::drain(std::function<void()> on_idle) {
+  draining_ = true;
   on_idle_ = std::move(on_idle);
+  // Waiting for a retry delay or a breaker would outlast any deadline: hand
+  // those events to the dead-letter queue now, with what they failed with.
+  std::vector<Delivery*> waiting;
+  for (Delivery* d = live_head_; d != nullptr; d = d->next) {
+    if (d->wait == Delivery::Wait::Retry || d->wait == Delivery::Wait::Breaker) {
+      waiting.push_back(d);
+    }
+  }
+  for (Delivery* d : waiting) {
+    if (d->wait == Delivery::Wait::Breaker) {
+      auto& q = d->ps->breaker_waiting;
+      q.erase(std::find(q.begin(), q.end(), d));
+    }
+    d->retry_timer.close();
+    d->wait = Delivery::Wait::None;
+    deadLetterDelivery(d, "shutdown");
+  }
   checkIdle();
 }
 
 void Dispatcher::checkIdle() {
-  if (in_flight_ == 0 && on_idle_) {
+  if (draining_ && in_flight_ == 0 && dl_pending_ == 0 && on_idle_) {
     auto fn = std::move(on_idle_);
     on_idle_ = nullptr;
     fn();
@@ -319,20 +729,40 @@ void Dispatcher::checkIdle() {
 }
 
 std::vector<std::string> Dispatcher::abandon() {
-  std::unordered_map<const plugin::Instance*, size_t> per_plugin;
-  for (Call* c = live_head_; c != nullptr; c = c->next) {
-    ++per_plugin[c->target.plugin];
-  }
-  std::vector<std::string> out;
-  for (auto& [p, n] : per_plugin) {
-    PluginState& ps = plugins_.at(p);
-    ps.counters.abandoned += n;
-    out.push_back(p->name() + ": " + std::to_string(n) + " call(s) unfinished (" + std::to_string(ps.running) +
-                  " running on workers, " + std::to_string(ps.waiting.size()) + " never started)");
-    ps.waiting.clear();  // the calls stay on the live list, freed by the destructor
-  }
+  abandoned_ = true;
   // Completions and worker results arriving from now on are dropped.
   alive_->store(false);
+  std::unordered_map<PluginState*, size_t> per_plugin;
+  for (Attempt* a = attempts_head_; a != nullptr; a = a->next) {
+    ++per_plugin[a->ps];
+  }
+  std::vector<std::string> out;
+  for (auto& [ps, n] : per_plugin) {
+    ps->counters.abandoned += n;
+    out.push_back(ps->plugin->name() + ": " + std::to_string(n) + " call(s) unfinished (" +
+                  std::to_string(ps->running) + " running on workers, " + std::to_string(ps->waiting.size()) +
+                  " never started)");
+  }
+  // Nothing unfinished leaves without an entry: whatever is still live goes
+  // to the fallback file (the writer is joined by the destructor).
+  for (Delivery* d = live_head_; d != nullptr; d = d->next) {
+    d->retry_timer.close();
+    if (d->entry) {
+      fallback_->append(d->entry->json, {});
+    } else if (d->wait != Delivery::Wait::DeadLetter) {
+      DeadLetterInfo info{"abandoned", "abandoned", "evhost stopped at its shutdown deadline before this finished",
+                          d->ps->plugin->name(), d->attempt, d->first_ms, d->last_ms};
+      fallback_->append(makeEntry(info, d->inflight->event).json, {});
+    }
+  }
+  for (auto& [p, ps] : plugins_) {
+    ps.waiting.clear();  // the attempts stay on the list, freed by the destructor
+    ps.breaker_waiting.clear();
+    if (ps.breaker_timer) {
+      uv_timer_stop(ps.breaker_timer.get());
+    }
+  }
+  dead_letter_state_.waiting.clear();
   return out;
 }
 
@@ -343,9 +773,18 @@ std::vector<const plugin::Instance*> Dispatcher::busyPlugins() const {
       out.push_back(p);
     }
   }
+  if (dead_letter_state_.plugin != nullptr && dead_letter_state_.on_worker->load() > 0 &&
+      std::find(out.begin(), out.end(), dead_letter_state_.plugin) == out.end()) {
+    out.push_back(dead_letter_state_.plugin);
+  }
   return out;
 }
 
-const PluginCounters& Dispatcher::counters(const plugin::Instance* p) const { return plugins_.at(p).counters; }
+const PluginCounters& Dispatcher::counters(const plugin::Instance* p) const {
+  if (plugins_.count(p) == 0 && p == dead_letter_state_.plugin) {
+    return dead_letter_state_.counters;
+  }
+  return plugins_.at(p).counters;
+}
 
 }  // namespace evh::dispatch

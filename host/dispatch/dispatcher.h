@@ -1,10 +1,15 @@
-// Calls plugins for routed events: inline on the loop, blocking on the
-// worker pool, PENDING completed later from any thread; in-flight limit.
+// Delivery of routed events to plugins: inline on the loop, blocking on the
+// worker pool, PENDING completed later from any thread; retries on timers,
+// a circuit breaker per plugin, timeouts, dead-lettering, in-flight limit.
 #pragma once
 
+#include "config/config.h"
+#include "dispatch/breaker.h"
+#include "dispatch/dead_letter.h"
 #include "dispatch/worker_pool.h"
 #include "event/envelope.h"
 #include "loop/poster.h"
+#include "loop/uv_handle.h"
 #include "plugin/instance.h"
 #include "route/router.h"
 
@@ -13,6 +18,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <random>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -21,23 +27,39 @@ namespace evh::dispatch {
 
 // What happened to each plugin's share of the events, for the metrics.
 struct PluginCounters {
-  uint64_t calls = 0;     // handle() calls made
-  uint64_t ok = 0;        // outcomes: OK
-  uint64_t retry = 0;     //           RETRY (also a thrown exception, an unknown status)
-  uint64_t rejected = 0;  //           REJECT
-  uint64_t pending = 0;   // calls answered PENDING (completed later)
-  uint64_t abandoned = 0; // calls still unfinished at the shutdown deadline
+  uint64_t calls = 0;          // handle() calls made (every attempt)
+  uint64_t ok = 0;             // outcomes: OK
+  uint64_t retry = 0;          //           failed: RETRY, an exception, an unknown status, a timeout
+  uint64_t rejected = 0;       //           REJECT
+  uint64_t timeouts = 0;       // of the failures, timeouts
+  uint64_t pending = 0;        // calls answered PENDING (completed later)
+  uint64_t retried = 0;        // retries scheduled
+  uint64_t dead_lettered = 0;  // events of this plugin dead-lettered
+  uint64_t abandoned = 0;      // calls unfinished at the shutdown deadline
+  uint64_t breaker_transitions = 0;
+  CircuitBreaker::State breaker_state = CircuitBreaker::State::Closed;
+};
+
+// How one plugin instance is called.
+struct PluginSetup {
+  plugin::Instance* plugin;
+  config::BreakerPolicy breaker;
+  uint32_t timeout_ms = 0;  // 0: none
 };
 
 class Dispatcher {
  public:
   struct Options {
-    uint32_t max_in_flight = 10000;  // events (not calls) between decode and their last outcome
-    uint32_t max_attempts = 1;       // shown to plugins; retries arrive with the delivery issue
-    bool trace_events = false;       // log every stage of every event (DEBUG_EVENTS)
+    uint32_t max_in_flight = 10000;   // events between decode and their last outcome
+    bool trace_events = false;        // log every stage of every event (DEBUG_EVENTS)
+    plugin::Instance* dead_letter_plugin = nullptr;  // receives DEAD_LETTER entries; null: fallback file only
+    uint32_t dead_letter_timeout_ms = 5000;
+    std::string fallback_file = "evhost-dead-letter.jsonl";
+    uint32_t max_dead_letter_pending = 10000;  // beyond: entries go straight to the fallback file
   };
 
-  Dispatcher(Poster& poster, WorkerPool& pool, const std::vector<plugin::Instance*>& plugins, Options options);
+  Dispatcher(uv_loop_t* loop, Poster& poster, WorkerPool& pool, const std::vector<PluginSetup>& plugins,
+             Options options);
   ~Dispatcher();
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
@@ -47,57 +69,100 @@ class Dispatcher {
   // already in flight. THREAD: loop.
   bool dispatch(event::Event&& event, const route::Targets& targets);
 
+  // Dead-letters something that never reached a plugin (an undecodable
+  // message, an event refused for overload). THREAD: loop.
+  void deadLetter(DeadLetterEntry entry);
+
   size_t inFlight() const noexcept { return in_flight_; }
-  // Calls still running on a worker or pending completion (not yet finished).
-  size_t unfinishedCalls() const noexcept { return live_calls_; }
-  // Runs on_idle (once, on the loop) as soon as nothing is in flight.
-  void whenIdle(std::function<void()> on_idle);
-  // At the shutdown deadline: counts every unfinished call as abandoned and
-  // drops their outcomes from now on. Returns one line per plugin that had
-  // some, for the log. Their memory is freed by the destructor, which runs
-  // after the plugins have shut down (so a late complete() never meets a
-  // freed call).
+  // Calls running on a worker or pending completion.
+  size_t unfinishedCalls() const noexcept { return live_attempts_; }
+  // Stops waiting: events waiting for a retry delay or an open breaker are
+  // dead-lettered now (reason "shutdown"), and new retries are not
+  // scheduled. Then runs on_idle once nothing is in flight, no dead-letter
+  // entry is on its way and the fallback file is written. THREAD: loop.
+  void drain(std::function<void()> on_idle);
+  // At the shutdown deadline: counts unfinished calls as abandoned, writes a
+  // dead-letter entry (reason "abandoned") to the fallback file for each
+  // event not finished, and drops every outcome from now on. Returns one
+  // line per plugin with unfinished calls, for the log.
   std::vector<std::string> abandon();
+  // Drops every outcome arriving from now on (completions, worker results):
+  // called before plugins shut down, after which their calls are gone.
+  void seal() { alive_->store(false); }
   // Plugins with a handle() running on a worker right now.
   std::vector<const plugin::Instance*> busyPlugins() const;
 
   const PluginCounters& counters(const plugin::Instance* p) const;
+  uint64_t deadLettered() const noexcept { return dead_lettered_; }
+  uint64_t fallbackWrites() const noexcept { return fallback_->written(); }
 
-  class Call;  // one handle() invocation: the host's evh_call
+  class Attempt;  // one handle() invocation: the host's evh_call
 
  private:
   struct InFlight;
+  struct Delivery;
   struct PluginState {
-    plugin::Instance* plugin;
-    uint32_t limit;                 // concurrent handle() calls (blocking plugins)
-    uint32_t running = 0;           // submitted to workers, outcome not yet back on the loop
+    plugin::Instance* plugin = nullptr;
+    uint32_t limit = 1;        // concurrent handle() calls (blocking plugins)
+    uint32_t timeout_ms = 0;
+    uint32_t running = 0;      // submitted to workers, outcome not yet back on the loop
     // handle() calls executing on a worker right now; decremented by the
     // worker itself, so it stays true after abandon() drops the outcomes.
     std::shared_ptr<std::atomic<uint32_t>> on_worker = std::make_shared<std::atomic<uint32_t>>(0);
-    std::deque<Call*> waiting;      // blocking calls not yet submitted, FIFO
+    std::deque<Attempt*> waiting;          // blocking calls not yet submitted, FIFO
+    std::unique_ptr<CircuitBreaker> breaker;
+    std::deque<Delivery*> breaker_waiting;  // deliveries waiting for the breaker, FIFO
+    UvHandle<uv_timer_t> breaker_timer;
+    bool releasing = false;  // releaseWaiting() is on the stack
     PluginCounters counters;
   };
 
-  void start(Call* call);
-  void runInline(Call* call);
-  void submitBlocking(Call* call);
+  // Attempts
+  void startDelivery(Delivery* d);
+  void runAttempt(Delivery* d);
+  void runInline(Attempt* a);
   void pump(PluginState& ps);
-  void afterHandle(Call* call, evh_status status);
-  void finish(Call* call, evh_status status);
+  void submitBlocking(Attempt* a);
+  void afterHandle(Attempt* a, evh_status status);
+  void finishAttempt(Attempt* a, evh_status status);
+  void onTimeout(Attempt* a);
+  void releaseAttempt(Attempt* a);
+  // Outcomes
+  void onOutcome(Delivery* d, evh_status status, std::string error, const char* error_name);
+  void scheduleRetry(Delivery* d);
+  void deadLetterDelivery(Delivery* d, const char* reason);
+  void completeDelivery(Delivery* d);
+  // Circuit breaker
+  void enqueueForBreaker(Delivery* d);
+  void onBreakerTimer(PluginState& ps);
+  void releaseWaiting(PluginState& ps);
+  void armBreakerTimer(PluginState& ps);
+  void noteBreaker(PluginState& ps);
+  // Dead letters
+  void submitDeadLetter(DeadLetterEntry entry, std::function<void()> done);
+  void toFallback(const std::string& json, std::function<void()> done);
   void checkIdle();
-  void link(Call* call);
-  void unlink(Call* call);
-  void release(Call* call);
+  void link(Delivery* d);
+  void unlink(Delivery* d);
 
+  uv_loop_t* loop_;
   Poster& poster_;
   WorkerPool& pool_;
   Options options_;
   std::unordered_map<const plugin::Instance*, PluginState> plugins_;
-  size_t in_flight_ = 0;
-  size_t live_calls_ = 0;
+  PluginState dead_letter_state_;  // the dead-letter plugin's calls (no breaker)
+  std::unique_ptr<FallbackWriter> fallback_;
+  std::mt19937_64 rng_;
+  size_t in_flight_ = 0;        // events
+  size_t live_attempts_ = 0;    // handle() calls not finished
+  size_t dl_pending_ = 0;       // dead-letter entries on their way (plugin or file)
+  uint64_t dead_lettered_ = 0;
+  bool draining_ = false;
+  bool abandoned_ = false;
   std::function<void()> on_idle_;
-  std::shared_ptr<std::atomic<bool>> alive_;  // guards posts that outlive us
-  Call* live_head_ = nullptr;  // intrusive list of unfinished calls
+  std::shared_ptr<std::atomic<bool>> alive_;  // guards posts that outlive us or abandon()
+  Delivery* live_head_ = nullptr;             // every unfinished delivery
+  Attempt* attempts_head_ = nullptr;          // every unfinished attempt
 };
 
 }  // namespace evh::dispatch

@@ -14,7 +14,8 @@ namespace evh::route {
 // One plugin subscribed to an event by a route.
 struct Target {
   plugin::Instance* plugin;
-  size_t route;  // index of the route in its channel, for its policies
+  size_t route;                      // index of the route in its channel
+  const config::RetryPolicy* retry;  // the route's policy (owned by the config)
 };
 using Targets = std::vector<Target>;
 
@@ -59,7 +60,7 @@ void Router::build(const config::Channel& ch, Find find) {
         seen = seen || x.plugin == in;
       }
       if (in != nullptr && !seen) {
-        out.push_back(Target{in, ri});
+        out.push_back(Target{in, ri, &r.retry});
       }
     }
   };

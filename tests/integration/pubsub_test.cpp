@@ -310,13 +310,16 @@ channels:
     routes:
       - events: "*"
         plugins: [slow]
-)"));
+)"),
+                     {}, {"DEBUG_EVENTS=true"});
   waitSubscribed(host);
   for (int i = 0; i < 4; ++i) {
     publish("jollyjet:events:product", productCreated("e" + std::to_string(i)));
   }
   ASSERT_TRUE(host.waitForLog("overloaded: 1 events in flight (limits.max_in_flight); event e1")) << host.log();
   ASSERT_TRUE(eventually([&] { return llen("slow") == 1; })) << host.log();
+  // The record is written before evhost hears back: wait until e0 is done.
+  ASSERT_TRUE(host.waitForLog("event stage=done eventId=e0")) << host.log();
   publish("jollyjet:events:product", productCreated("later"));
   ASSERT_TRUE(eventually([&] { return llen("slow") == 2; })) << host.log();
   EXPECT_EQ(records("slow")[1].id, "later");

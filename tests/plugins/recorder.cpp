@@ -3,7 +3,8 @@
 // then completes the call (PENDING), so a record means "handled".
 //
 // Config: {"key": "seen", "tag": "recorder", "sleep_ms": 0,
-//          "answer": {"SOME_TYPE": "retry" | "reject" | "throw"}}
+//          "answer": {"SOME_TYPE": "retry" | "reject" | "throw" | "pending_forever"},
+//          "fail_until_attempt": 0}   (answer RETRY while attempt <= this)
 // Record: tag|eventType|eventId|correlationId|attempt|channel|redisChannel|timestamp|timestampMs|payload
 // Built twice: recorder (inline) and slow_recorder (EVH_PLUGIN_BLOCKING,
 // sleeps sleep_ms in handle() to stand for blocking work).
@@ -16,6 +17,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace {
 
@@ -31,6 +33,7 @@ class Recorder final : public evh::Plugin {
     key_ = j.value("key", "seen");
     tag_ = j.value("tag", "recorder");
     sleep_ms_ = j.value("sleep_ms", 0);
+    fail_until_attempt_ = j.value("fail_until_attempt", 0U);
     if (j.contains("answer")) {
       answers_ = j["answer"].get<std::map<std::string, std::string>>();
     }
@@ -40,8 +43,15 @@ class Recorder final : public evh::Plugin {
     if (sleep_ms_ > 0) {
       std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms_));
     }
+    if (ev.attempt() <= fail_until_attempt_) {
+      return evh::Result::retry("recorder fails attempt " + std::to_string(ev.attempt()));
+    }
     auto a = answers_.find(std::string(ev.type()));
     if (a != answers_.end()) {
+      if (a->second == "pending_forever") {
+        forgotten_.push_back(call.defer());  // completed only when the plugin shuts down
+        return evh::Result::pending();
+      }
       if (a->second == "retry") {
         return evh::Result::retry("recorder was told to retry");
       }
@@ -71,6 +81,8 @@ class Recorder final : public evh::Plugin {
   std::string key_;
   std::string tag_;
   int sleep_ms_ = 0;
+  uint32_t fail_until_attempt_ = 0;
+  std::vector<evh::Completion> forgotten_;
   std::map<std::string, std::string> answers_;
 };
 

@@ -19,7 +19,8 @@
 namespace evh::test {
 namespace {
 
-pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env, const std::string& out_path) {
+pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env, const std::string& out_path,
+            const std::string& workdir = "") {
   pid_t pid = fork();
   if (pid < 0) {
     throw std::runtime_error("fork failed");
@@ -33,6 +34,9 @@ pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>
     }
     for (const auto& e : env) {
       putenv(const_cast<char*>(e.c_str()));
+    }
+    if (!workdir.empty() && chdir(workdir.c_str()) != 0) {
+      _exit(126);
     }
     std::vector<char*> args;
     for (const auto& a : argv) {
@@ -66,7 +70,9 @@ EvhostProcess::EvhostProcess(const std::string& yaml, std::vector<std::string> e
   std::ofstream(config_path_) << yaml;
   std::vector<std::string> argv = {EVH_EVHOST_BIN, "--config", config_path_, "--plugin-dir", EVH_TEST_PLUGIN_DIR};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
-  pid_ = spawn(argv, env, log_path_);
+  // Relative files evhost writes (the dead-letter fallback file by default)
+  // land in the test's own folder.
+  pid_ = spawn(argv, env, log_path_, dir_);
 }
 
 EvhostProcess::~EvhostProcess() {

@@ -13,8 +13,9 @@ namespace evh::test {
 class EvhostProcess {
  public:
   // Writes `yaml` to a temporary config file and starts evhost on it with
-  // --plugin-dir <test plugins>, plus `extra_args`. Environment variables
-  // in `env` ("NAME=value") are added.
+  // --plugin-dir <test plugins>, plus `extra_args`, in that temporary folder
+  // as its working directory. Environment variables in `env` ("NAME=value")
+  // are added.
   explicit EvhostProcess(const std::string& yaml, std::vector<std::string> extra_args = {},
                          std::vector<std::string> env = {});
   ~EvhostProcess();
@@ -22,6 +23,7 @@ class EvhostProcess {
   EvhostProcess& operator=(const EvhostProcess&) = delete;
 
   pid_t pid() const { return pid_; }
+  const std::string& dir() const { return dir_; }
   const std::string& configPath() const { return config_path_; }
   std::string log() const;
   size_t countInLog(const std::string& needle) const;

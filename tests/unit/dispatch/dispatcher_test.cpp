@@ -7,6 +7,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <fstream>
+
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
@@ -71,11 +74,21 @@ class DispatcherTest : public ::testing::Test {
       entries.push_back(std::move(p));
     }
     registry_.load(entries, {}, services_, "dev:");
-    std::vector<plugin::Instance*> instances;
+    std::vector<PluginSetup> setups;
     for (const auto& in : registry_.instances()) {
-      instances.push_back(in.get());
+      setups.push_back(PluginSetup{in.get(), breaker_, 0});
     }
-    dispatcher_ = std::make_unique<Dispatcher>(*poster_, *pool_, instances, options);
+    if (options.fallback_file == Dispatcher::Options{}.fallback_file) {
+      options.fallback_file = fallbackPath();
+      std::remove(options.fallback_file.c_str());
+    }
+    dispatcher_ = std::make_unique<Dispatcher>(&loop_, *poster_, *pool_, setups, options);
+  }
+
+  // Dead letters of these tests go to a file of their own.
+  std::string fallbackPath() const {
+    return ::testing::TempDir() + "/dispatcher_test_" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".jsonl";
   }
 
   plugin::Instance* plugin(const std::string& name) {
@@ -87,7 +100,7 @@ class DispatcherTest : public ::testing::Test {
   route::Targets targets(std::initializer_list<const char*> names) {
     route::Targets out;
     for (const char* n : names) {
-      out.push_back(route::Target{plugin(n), 0});
+      out.push_back(route::Target{plugin(n), 0, &retry_});
     }
     return out;
   }
@@ -158,6 +171,18 @@ class DispatcherTest : public ::testing::Test {
   std::unique_ptr<WorkerPool> pool_;
   plugin::Registry registry_;
   std::unique_ptr<Dispatcher> dispatcher_;
+  // One attempt per event unless a test says otherwise; a breaker that
+  // stays closed through these tests' failures.
+  config::RetryPolicy retry_ = [] {
+    config::RetryPolicy r;
+    r.max_attempts = 1;
+    return r;
+  }();
+  config::BreakerPolicy breaker_ = [] {
+    config::BreakerPolicy b;
+    b.threshold = 1000;
+    return b;
+  }();
 };
 
 // ---------------------------------------------------------------- inline
@@ -192,7 +217,16 @@ TEST_F(DispatcherTest, InlineOutcomesAreCounted) {
   EXPECT_EQ(c.rejected, 2U);
   EXPECT_EQ(c.pending, 0U);
   EXPECT_EQ(c.abandoned, 0U);
-  EXPECT_EQ(dispatcher_->inFlight(), 0U);
+  // The failures are finished once their dead-letter entries are written
+  // (here: to the fallback file, by its own thread).
+  ASSERT_TRUE(runLoopUntilIdle());
+  EXPECT_EQ(c.dead_lettered, 3U);
+  std::ifstream fallback(fallbackPath());
+  size_t lines = 0;
+  for (std::string line; std::getline(fallback, line);) {
+    ++lines;
+  }
+  EXPECT_EQ(lines, 3U);
   // The messages given with call_set_error reach the log.
   EXPECT_THAT(log.str(), HasSubstr("scripted retry"));
   EXPECT_THAT(log.str(), HasSubstr("scripted reject"));
@@ -204,7 +238,7 @@ TEST_F(DispatcherTest, EveryTargetIsCalledOnceAndTheEventLivesUntilTheLastFinish
   start({{"now", "scripted", "OK"}, {"later", "scripted", "PENDING_POST"}, {"worker", "scripted_serial", ""}});
   int idle = 0;
   ASSERT_TRUE(dispatch("SLEEP_10", {"now", "worker", "later"}));
-  dispatcher_->whenIdle([&] { ++idle; });
+  dispatcher_->drain([&] { ++idle; });
   EXPECT_EQ(counters("now").ok, 1U);
   EXPECT_EQ(dispatcher_->inFlight(), 1U);
   EXPECT_EQ(dispatcher_->unfinishedCalls(), 2U);
@@ -232,7 +266,7 @@ TEST_F(DispatcherTest, EventWithNoTargetsIsNotLeftInFlight) {
   dispatcher_->dispatch(makeEvent("OK"), route::Targets{});
   EXPECT_EQ(dispatcher_->inFlight(), 0U);
   int idle = 0;
-  dispatcher_->whenIdle([&] { ++idle; });
+  dispatcher_->drain([&] { ++idle; });
   EXPECT_EQ(idle, 1);
 }
 
@@ -281,8 +315,8 @@ TEST_F(DispatcherTest, CompleteBeforeHandleReturnsPendingUsesTheCompletedOutcome
   EXPECT_EQ(counters("p").rejected, 1U);
   EXPECT_EQ(counters("p").ok, 0U);
   EXPECT_EQ(counters("p").retry, 0U);
-  EXPECT_EQ(dispatcher_->inFlight(), 0U);
   EXPECT_EQ(dispatcher_->unfinishedCalls(), 0U);
+  ASSERT_TRUE(runLoopUntilIdle());  // the rejected event is dead-lettered
 }
 
 TEST_F(DispatcherTest, CompleteTwiceIsRefusedTheSecondTime) {
@@ -391,7 +425,7 @@ TEST_F(DispatcherTest, DispatchRefusesEventsOverMaxInFlightUntilOneFinishes) {
 TEST_F(DispatcherTest, WhenIdleRunsAtOnceWhenNothingIsInFlight) {
   start({{"p", "scripted", ""}});
   int idle = 0;
-  dispatcher_->whenIdle([&] { ++idle; });
+  dispatcher_->drain([&] { ++idle; });
   EXPECT_EQ(idle, 1);
   ASSERT_TRUE(dispatch("OK", {"p"}));
   EXPECT_EQ(idle, 1);
@@ -402,7 +436,7 @@ TEST_F(DispatcherTest, WhenIdleRunsOnceWhenTheLastEventFinishes) {
   int idle = 0;
   ASSERT_TRUE(dispatch("PENDING_POST", {"p"}, "1"));
   ASSERT_TRUE(dispatch("PENDING_POST", {"p"}, "2"));
-  dispatcher_->whenIdle([&] { ++idle; });
+  dispatcher_->drain([&] { ++idle; });
   EXPECT_EQ(idle, 0);
   services_.runPosted();
   ASSERT_TRUE(runLoopUntilIdle());
@@ -467,7 +501,7 @@ TEST_F(DispatcherTest, ExceptionThrownThroughTheCAbiCountsAsRetry) {
   ASSERT_TRUE(dispatch("THROW", {"p"}));
   EXPECT_EQ(counters("p").retry, 1U);
   EXPECT_EQ(counters("p").ok, 0U);
-  EXPECT_EQ(dispatcher_->inFlight(), 0U);
+  ASSERT_TRUE(runLoopUntilIdle());  // dead-lettered
   EXPECT_THAT(log.str(), HasSubstr("exception thrown through the C ABI: scripted threw"));
 }
 
@@ -486,7 +520,7 @@ TEST_F(DispatcherTest, UnknownStatusCountsAsRetry) {
   ASSERT_TRUE(dispatch("STATUS_42", {"p"}));
   EXPECT_EQ(counters("p").retry, 1U);
   EXPECT_EQ(counters("p").ok + counters("p").rejected + counters("p").pending, 0U);
-  EXPECT_EQ(dispatcher_->inFlight(), 0U);
+  ASSERT_TRUE(runLoopUntilIdle());  // dead-lettered
   EXPECT_THAT(log.str(), HasSubstr("unknown status 42"));
 }
 

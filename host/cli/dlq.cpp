@@ -1,0 +1,551 @@
+// evhctl dlq: the operator's view of the dead-letter list, over a synchronous Redis connection (a CLI may block).
+#include "cli/dlq.h"
+
+#include "config/config.h"
+
+#include <hiredis/hiredis.h>
+#include <nlohmann/json.hpp>
+
+#include <sys/time.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace evh::cli {
+
+const char* const kDlqUsage =
+    "  dlq [--config FILE] list [--limit N]     the newest N dead-letter entries (default 20), newest first:\n"
+    "                                           time, eventId, eventType, plugin, reason\n"
+    "  dlq [--config FILE] show EVENTID         every entry with that eventId (or entry id) as JSON\n"
+    "  dlq [--config FILE] remove EVENTID       delete the entries with that eventId (or entry id)\n"
+    "  dlq [--config FILE] replay EVENTID|--all [--reason R]\n"
+    "                                           publish each selected entry's original event again on its\n"
+    "                                           channel (oldest first); an entry is deleted only once the\n"
+    "                                           PUBLISH reached at least one subscriber\n"
+    "  dlq [--config FILE] purge --yes          delete the whole dead-letter list\n"
+    "                                           FILE is the YAML evhost runs with (also -c FILE; default\n"
+    "                                           $EVH_CONFIG). The list is <environment>:<key> in its Redis,\n"
+    "                                           key from the dead_letter plugin's config (default\n"
+    "                                           jollyjet:events:dlq).\n";
+
+namespace {
+
+// ordered_json keeps an entry's key order, in `show` and in a replayed event.
+using Json = nlohmann::ordered_json;
+
+constexpr const char* kDefaultKey = "jollyjet:events:dlq";
+constexpr size_t kDefaultLimit = 20;
+constexpr long kCommandTimeoutMs = 10000;
+
+// Ends the command with exit 1 and this message.
+class Failure : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Bad arguments: exit 2, with the usage text unless the message says it all.
+class UsageError : public std::runtime_error {
+ public:
+  explicit UsageError(const std::string& msg, bool show_usage = true)
+      : std::runtime_error(msg), show_usage_(show_usage) {}
+  bool showUsage() const noexcept { return show_usage_; }
+
+ private:
+  bool show_usage_;
+};
+
+struct Options {
+  std::string config;
+  std::string command;
+  std::vector<std::string> operands;
+  size_t limit = kDefaultLimit;
+  bool limit_given = false;
+  bool all = false;
+  std::optional<std::string> reason;
+  bool yes = false;
+  bool help = false;
+};
+
+size_t parseLimit(const std::string& s) {
+  if (s.empty() || s.size() > 9 || s.find_first_not_of("0123456789") != std::string::npos) {
+    throw UsageError("--limit needs a positive integer, got \"" + s + "\"");
+  }
+  size_t n = std::stoul(s);
+  if (n == 0) {
+    throw UsageError("--limit needs a positive integer, got \"" + s + "\"");
+  }
+  return n;
+}
+
+Options parseArgs(const std::vector<std::string>& args) {
+  Options o;
+  auto value = [&](size_t& i) -> const std::string& {
+    if (i + 1 >= args.size()) {
+      throw UsageError(args[i] + " needs a value");
+    }
+    return args[++i];
+  };
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--config" || a == "-c") {
+      o.config = value(i);
+    } else if (a.rfind("--config=", 0) == 0) {
+      o.config = a.substr(9);
+    } else if (a == "--limit") {
+      o.limit = parseLimit(value(i));
+      o.limit_given = true;
+    } else if (a == "--all") {
+      o.all = true;
+    } else if (a == "--reason") {
+      o.reason = value(i);
+    } else if (a == "--yes") {
+      o.yes = true;
+    } else if (a == "--help" || a == "-h") {
+      o.help = true;
+    } else if (a.size() > 1 && a[0] == '-') {
+      throw UsageError("unknown option \"" + a + "\"");
+    } else if (o.command.empty()) {
+      o.command = a;
+    } else {
+      o.operands.push_back(a);
+    }
+  }
+  if (o.help) {
+    return o;
+  }
+  if (o.command.empty()) {
+    throw UsageError("dlq needs a command: list, show, remove, replay or purge");
+  }
+  auto only = [&](bool given, const char* option, const char* commands) {
+    if (given) {
+      throw UsageError(std::string(option) + " is only for " + commands);
+    }
+  };
+  const std::string& c = o.command;
+  if (c != "list" && c != "show" && c != "remove" && c != "replay" && c != "purge") {
+    throw UsageError("unknown dlq command \"" + c + "\"");
+  }
+  only(o.limit_given && c != "list", "--limit", "list");
+  only(o.all && c != "replay", "--all", "replay");
+  only(o.reason.has_value() && c != "replay", "--reason", "replay");
+  only(o.yes && c != "purge", "--yes", "purge");
+  if (c == "list" || c == "purge") {
+    if (!o.operands.empty()) {
+      throw UsageError("dlq " + c + " takes no EVENTID (got \"" + o.operands[0] + "\")");
+    }
+  } else if (c == "show" || c == "remove") {
+    if (o.operands.size() != 1) {
+      throw UsageError("dlq " + c + " needs exactly one EVENTID");
+    }
+  } else if (o.all == !o.operands.empty() || o.operands.size() > 1) {
+    throw UsageError("dlq replay needs either one EVENTID or --all");
+  }
+  if (c == "purge" && !o.yes) {
+    throw UsageError("dlq purge deletes every dead-letter entry; run it with --yes to do so", false);
+  }
+  if (o.config.empty()) {
+    if (const char* env = std::getenv("EVH_CONFIG"); env != nullptr) {
+      o.config = env;
+    }
+  }
+  if (o.config.empty()) {
+    throw UsageError("dlq needs the evhost configuration: --config FILE (or EVH_CONFIG)");
+  }
+  return o;
+}
+
+// ---- Redis ---------------------------------------------------------------------
+
+struct ContextFree {
+  void operator()(redisContext* c) const { redisFree(c); }
+};
+struct ReplyFree {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+using ReplyPtr = std::unique_ptr<redisReply, ReplyFree>;
+
+timeval toTimeval(long ms) {
+  timeval tv{};
+  tv.tv_sec = ms / 1000;
+  tv.tv_usec = static_cast<decltype(tv.tv_usec)>((ms % 1000) * 1000);
+  return tv;
+}
+
+std::string replyText(const redisReply* r) { return r->str != nullptr ? std::string(r->str, r->len) : std::string(); }
+
+class Redis {
+ public:
+  explicit Redis(const config::Redis& cfg)
+      : where_((cfg.host.find(':') != std::string::npos ? "[" + cfg.host + "]" : cfg.host) + ":" +
+               std::to_string(cfg.port)) {
+    ctx_.reset(redisConnectWithTimeout(cfg.host.c_str(), cfg.port, toTimeval(static_cast<long>(cfg.connect_timeout_ms))));
+    if (!ctx_) {
+      throw Failure("cannot reach Redis at " + where_ + ": out of memory");
+    }
+    if (ctx_->err != 0) {
+      throw Failure("cannot reach Redis at " + where_ + ": " + std::string(ctx_->errstr));
+    }
+    // A server that accepts but never answers must not hang the CLI.
+    redisSetTimeout(ctx_.get(), toTimeval(kCommandTimeoutMs));
+    if (!cfg.password.empty()) {
+      std::vector<std::string> auth = cfg.username.empty()
+                                          ? std::vector<std::string>{"AUTH", cfg.password}
+                                          : std::vector<std::string>{"AUTH", cfg.username, cfg.password};
+      ReplyPtr r = run(auth);
+      if (r->type == REDIS_REPLY_ERROR) {
+        throw Failure("Redis at " + where_ + " refused AUTH" +
+                      (cfg.username.empty() ? std::string() : " as user " + cfg.username) + ": " + replyText(r.get()));
+      }
+    }
+    if (cfg.db != 0) {
+      must({"SELECT", std::to_string(cfg.db)});
+    }
+  }
+
+  // Runs one command; a lost connection or a timeout throws, an error reply
+  // is returned.
+  ReplyPtr run(const std::vector<std::string>& argv) {
+    std::vector<const char*> ptrs;
+    std::vector<size_t> lens;
+    for (const auto& a : argv) {
+      ptrs.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    ReplyPtr r(static_cast<redisReply*>(
+        redisCommandArgv(ctx_.get(), static_cast<int>(argv.size()), ptrs.data(), lens.data())));
+    if (!r) {
+      std::string why = ctx_->err != 0 ? std::string(ctx_->errstr) : std::string("no reply");
+      if (ctx_->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        why = "no reply within " + std::to_string(kCommandTimeoutMs) + " ms";
+      }
+      throw Failure("Redis at " + where_ + ": " + argv[0] + " failed: " + why);
+    }
+    return r;
+  }
+
+  // Runs one command; an error reply throws too.
+  ReplyPtr must(const std::vector<std::string>& argv) {
+    ReplyPtr r = run(argv);
+    if (r->type == REDIS_REPLY_ERROR) {
+      throw Failure(argv[0] + (argv.size() > 1 ? " " + argv[1] : std::string()) + ": " + replyText(r.get()));
+    }
+    return r;
+  }
+
+  long long integer(const std::vector<std::string>& argv) {
+    ReplyPtr r = must(argv);
+    if (r->type != REDIS_REPLY_INTEGER) {
+      throw Failure(argv[0] + ": unexpected reply type " + std::to_string(r->type));
+    }
+    return r->integer;
+  }
+
+ private:
+  std::string where_;
+  std::unique_ptr<redisContext, ContextFree> ctx_;
+};
+
+// ---- entries -------------------------------------------------------------------
+
+struct Entry {
+  std::string text;  // as stored: LREM needs it byte-exact
+  Json json;         // an object
+};
+
+struct Listing {
+  std::vector<Entry> entries;  // newest first
+  size_t corrupt = 0;          // elements that are not a JSON object
+};
+
+Listing fetch(Redis& redis, const std::string& key, long long stop) {
+  ReplyPtr r = redis.must({"LRANGE", key, "0", std::to_string(stop)});
+  if (r->type != REDIS_REPLY_ARRAY) {
+    throw Failure("LRANGE " + key + ": unexpected reply type " + std::to_string(r->type));
+  }
+  Listing out;
+  for (size_t i = 0; i < r->elements; ++i) {
+    const redisReply* e = r->element[i];
+    if (e->type != REDIS_REPLY_STRING) {
+      ++out.corrupt;
+      continue;
+    }
+    std::string text = replyText(e);
+    Json j = Json::parse(text, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+      ++out.corrupt;
+      continue;
+    }
+    out.entries.push_back(Entry{std::move(text), std::move(j)});
+  }
+  return out;
+}
+
+std::string dump(const Json& j, int indent = -1) { return j.dump(indent, ' ', false, Json::error_handler_t::replace); }
+
+// A field as text: strings as they are, other values as JSON, absent as "".
+std::string field(const Json& entry, const char* name) {
+  auto it = entry.find(name);
+  if (it == entry.end() || it->is_null()) {
+    return {};
+  }
+  return it->is_string() ? it->get<std::string>() : dump(*it);
+}
+
+// An entry is addressed by its eventId, or by its own id (for entries whose
+// eventId is empty: undecodable messages).
+bool matches(const Entry& e, const std::string& id) {
+  return field(e.json, "eventId") == id || field(e.json, "id") == id;
+}
+
+std::vector<const Entry*> findEntries(const Listing& l, const std::string& id) {
+  std::vector<const Entry*> out;
+  for (const auto& e : l.entries) {
+    if (matches(e, id)) {
+      out.push_back(&e);
+    }
+  }
+  return out;
+}
+
+void warnCorrupt(size_t corrupt) {
+  if (corrupt > 0) {
+    std::fprintf(stderr, "warning: %zu entr%s of the dead-letter list %s not valid JSON (skipped)\n", corrupt,
+                 corrupt == 1 ? "y" : "ies", corrupt == 1 ? "is" : "are");
+  }
+}
+
+std::string orDash(std::string s) { return s.empty() ? "-" : s; }
+
+std::string plural(long long n, const char* one, const char* many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
+// ---- commands ------------------------------------------------------------------
+
+int cmdList(Redis& redis, const std::string& key, size_t limit) {
+  long long total = redis.integer({"LLEN", key});
+  Listing l = fetch(redis, key, static_cast<long long>(limit) - 1);
+  warnCorrupt(l.corrupt);
+  if (l.entries.empty()) {
+    if (l.corrupt == 0) {
+      std::puts("(empty)");
+    }
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows = {{"TIME", "EVENT ID", "EVENT TYPE", "PLUGIN", "REASON"}};
+  for (const auto& e : l.entries) {
+    rows.push_back({orDash(field(e.json, "timestamp")), orDash(field(e.json, "eventId")),
+                    orDash(field(e.json, "eventType")), orDash(field(e.json, "plugin")),
+                    orDash(field(e.json, "reason"))});
+  }
+  std::vector<size_t> width(rows[0].size(), 0);
+  for (const auto& row : rows) {
+    for (size_t c = 0; c < row.size(); ++c) {
+      width[c] = std::max(width[c], row[c].size());
+    }
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t c = 0; c < row.size(); ++c) {
+      line += row[c];
+      if (c + 1 < row.size()) {
+        line.append(width[c] - row[c].size() + 2, ' ');
+      }
+    }
+    std::puts(line.c_str());
+  }
+  size_t shown = l.entries.size() + l.corrupt;
+  if (total > static_cast<long long>(shown)) {
+    std::printf("(%zu of %lld entries; --limit N shows more)\n", shown, total);
+  }
+  return 0;
+}
+
+int cmdShow(Redis& redis, const std::string& key, const std::string& id) {
+  Listing l = fetch(redis, key, -1);
+  std::vector<const Entry*> found = findEntries(l, id);
+  if (found.empty()) {
+    throw Failure("no dead-letter entry with eventId " + id);
+  }
+  for (const Entry* e : found) {
+    std::puts(dump(e->json, 2).c_str());
+  }
+  return 0;
+}
+
+int cmdRemove(Redis& redis, const std::string& key, const std::string& id) {
+  Listing l = fetch(redis, key, -1);
+  std::vector<const Entry*> found = findEntries(l, id);
+  if (found.empty()) {
+    throw Failure("no dead-letter entry with eventId " + id);
+  }
+  long long removed = 0;
+  for (const Entry* e : found) {
+    // The exact stored value, once per entry found: an identical duplicate
+    // is a separate entry and found separately.
+    removed += redis.integer({"LREM", key, "1", e->text});
+  }
+  if (removed == 0) {
+    throw Failure("the dead-letter entries with eventId " + id + " were removed meanwhile");
+  }
+  std::printf("removed %s with eventId %s\n", plural(removed, "entry", "entries").c_str(), id.c_str());
+  return 0;
+}
+
+// Re-publishes one entry's original event, then deletes the entry. Returns
+// the line to print and whether it succeeded.
+std::pair<bool, std::string> replayOne(Redis& redis, const std::string& key, const std::string& prefix,
+                                       const Entry& e) {
+  const Json& j = e.json;
+  // Undecodable messages have no eventId: name them by the entry's own id.
+  std::string name = field(j, "eventId").empty() ? orDash(field(j, "id")) : field(j, "eventId");
+  std::string label = name + " " + orDash(field(j, "eventType")) + " (" + orDash(field(j, "reason")) + ")";
+  auto fail = [&](const std::string& why) { return std::make_pair(false, "failed   " + label + ": " + why); };
+  std::string message;
+  if (auto it = j.find("originalEvent"); it != j.end() && !it->is_null()) {
+    message = dump(*it);
+  } else if (auto raw = j.find("raw"); raw != j.end() && raw->is_string()) {
+    message = raw->get<std::string>();
+  } else {
+    return fail("the entry has neither originalEvent nor raw; kept");
+  }
+  std::string channel = field(j, "redisChannel");
+  if (channel.empty() && !field(j, "channel").empty()) {
+    channel = prefix + field(j, "channel");
+  }
+  if (channel.empty()) {
+    return fail("the entry has neither redisChannel nor channel; kept");
+  }
+  try {
+    ReplyPtr r = redis.run({"PUBLISH", channel, message});
+    if (r->type == REDIS_REPLY_ERROR) {
+      return fail("PUBLISH " + channel + ": " + replyText(r.get()) + "; kept");
+    }
+    if (r->type != REDIS_REPLY_INTEGER || r->integer <= 0) {
+      // Pub/Sub keeps nothing: with nobody subscribed the event would be
+      // gone, so the entry stays.
+      return fail("nobody is subscribed to " + channel + " (is evhost running?); kept");
+    }
+    long long receivers = r->integer;
+    ReplyPtr rem = redis.run({"LREM", key, "1", e.text});
+    if (rem->type == REDIS_REPLY_ERROR) {
+      return fail("published on " + channel + ", but removing the entry failed: " + replyText(rem.get()));
+    }
+    return {true, "replayed " + label + " on " + channel + " (" + plural(receivers, "receiver", "receivers") +
+                      "); " + (rem->integer > 0 ? "removed" : "already removed")};
+  } catch (const Failure& f) {
+    return fail(std::string(f.what()) + "; kept");
+  }
+}
+
+int cmdReplay(Redis& redis, const std::string& key, const std::string& prefix, const Options& o) {
+  Listing l = fetch(redis, key, -1);
+  std::vector<const Entry*> chosen;
+  // Oldest first, so that events go out again in the order they first came.
+  for (auto it = l.entries.rbegin(); it != l.entries.rend(); ++it) {
+    if ((o.all || matches(*it, o.operands[0])) && (!o.reason || field(it->json, "reason") == *o.reason)) {
+      chosen.push_back(&*it);
+    }
+  }
+  if (chosen.empty()) {
+    std::string what = o.all ? "no dead-letter entries" : "no dead-letter entry with eventId " + o.operands[0];
+    throw Failure(what + (o.reason ? (o.all ? " with reason " : " and reason ") + *o.reason : std::string()));
+  }
+  size_t ok = 0;
+  for (const Entry* e : chosen) {
+    auto [done, line] = replayOne(redis, key, prefix, *e);
+    ok += done ? 1 : 0;
+    std::puts(line.c_str());
+  }
+  size_t failed = chosen.size() - ok;
+  std::printf("%zu replayed, %zu failed\n", ok, failed);
+  return failed == 0 ? 0 : 1;
+}
+
+int cmdPurge(Redis& redis, const std::string& key) {
+  long long n = redis.integer({"LLEN", key});
+  redis.must({"DEL", key});
+  std::printf("purged %s: %s deleted\n", key.c_str(), plural(n, "entry", "entries").c_str());
+  return 0;
+}
+
+// <prefix><key>, key from the dead-letter plugin's config.
+std::string dlqKey(const config::Config& cfg) {
+  std::string logical = kDefaultKey;
+  if (!cfg.dead_letter.plugin.empty()) {
+    for (const auto& p : cfg.plugins) {
+      if (p.name != cfg.dead_letter.plugin) {
+        continue;
+      }
+      Json j = Json::parse(p.config_json, nullptr, false);
+      if (j.is_object() && j.contains("key")) {
+        const Json& k = j["key"];
+        if (!k.is_string() || k.get_ref<const std::string&>().empty()) {
+          throw Failure(p.origin.describe() + ": config key \"key\" of plugin " + p.name +
+                        " must be a non-empty string");
+        }
+        logical = k.get<std::string>();
+      }
+    }
+  }
+  return cfg.prefix() + logical;
+}
+
+}  // namespace
+
+int runDlq(const std::vector<std::string>& args) {
+  Options o;
+  try {
+    o = parseArgs(args);
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "evhctl: %s\n", e.what());
+    if (e.showUsage()) {
+      std::fprintf(stderr, "usage:\n%s", kDlqUsage);
+    }
+    return 2;
+  }
+  if (o.help) {
+    std::printf("usage:\n%s", kDlqUsage);
+    return 0;
+  }
+  config::LoadResult loaded = config::loadFile(o.config);
+  if (!loaded.config) {
+    for (const auto& e : loaded.errors) {
+      std::fprintf(stderr, "%s\n", e.c_str());
+    }
+    std::fprintf(stderr, "evhctl: invalid configuration %s\n", o.config.c_str());
+    return 1;
+  }
+  const config::Config& cfg = *loaded.config;
+  try {
+    std::string key = dlqKey(cfg);
+    Redis redis(cfg.redis);
+    const std::string& c = o.command;
+    if (c == "list") {
+      return cmdList(redis, key, o.limit);
+    }
+    if (c == "show") {
+      return cmdShow(redis, key, o.operands[0]);
+    }
+    if (c == "remove") {
+      return cmdRemove(redis, key, o.operands[0]);
+    }
+    if (c == "replay") {
+      return cmdReplay(redis, key, cfg.prefix(), o);
+    }
+    return cmdPurge(redis, key);
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "evhctl: %s\n", e.what());
+    return 1;
+  }
+}
+
+}  // namespace evh::cli

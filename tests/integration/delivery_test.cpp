@@ -1,0 +1,332 @@
+// Delivery against a real redis-server: retries on timers, dead letters,
+// circuit breakers, timeouts, the fallback file and shutdown.
+#include "support/evhost_process.h"
+#include "support/redis_server.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace evh::test {
+namespace {
+
+using ::testing::HasSubstr;
+using nlohmann::json;
+
+std::string event(const std::string& id, const std::string& type = "PRODUCT_CREATED") {
+  return R"({"eventId":")" + id + R"(","eventType":")" + type +
+         R"(","timestamp":"2024-01-15T10:30:00.000Z","correlationId":"corr-)" + id +
+         R"(","payload":{"productId":"p-1"}})";
+}
+
+class DeliveryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/evh-delivery-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // A deployment whose dead letters go to the recorder "dead" (list "dlq"),
+  // unless `dead_letter` says otherwise; 3 attempts 100 ms apart unless the
+  // body has its own root `retry:`.
+  std::string config(const std::string& body, const std::string& dead_letter = "") const {
+    std::ostringstream y;
+    y << "environment: test\n"
+      << "redis: {host: 127.0.0.1, port: " << redis_.port() << "}\n"
+      << (body.find("\nretry:") == std::string::npos ? "retry: {max_attempts: 3, base_delay_ms: 100, jitter: none}\n"
+                                                     : "")
+      << "shutdown_timeout_ms: 5000\n"
+      << (dead_letter.empty() ? "dead_letter: {plugin: dead, fallback_file: " + fallback() + "}\n" : dead_letter)
+      << body;
+    return y.str();
+  }
+  std::string fallback() const { return dir_ + "/fallback.jsonl"; }
+
+  void publish(const std::string& message) {
+    redis_.command({"PUBLISH", "test:jollyjet:events:product", message});
+  }
+  long long llen(const std::string& key) { return redis_.command({"LLEN", key})->integer; }
+  std::vector<std::string> list(const std::string& key) {
+    std::vector<std::string> out;
+    auto r = redis_.command({"LRANGE", key, "0", "-1"});
+    for (size_t i = 0; i < r->elements; ++i) {
+      out.emplace_back(r->element[i]->str, r->element[i]->len);
+    }
+    return out;
+  }
+  // The dead-letter entries the recorder "dead" stored (payload field).
+  std::vector<json> deadLetters() {
+    std::vector<json> out;
+    for (const auto& rec : list("dlq")) {
+      size_t pos = 0;
+      for (int i = 0; i < 9; ++i) {
+        pos = rec.find('|', pos) + 1;
+      }
+      out.push_back(json::parse(rec.substr(pos)));
+    }
+    return out;
+  }
+  std::vector<json> fallbackEntries() {
+    std::vector<json> out;
+    std::ifstream in(fallback());
+    for (std::string line; std::getline(in, line);) {
+      out.push_back(json::parse(line));
+    }
+    return out;
+  }
+  static void waitSubscribed(const EvhostProcess& host) {
+    ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
+  }
+
+  RedisServer redis_;
+  std::string dir_;
+};
+
+constexpr const char* kDeadRecorder = R"(
+  dead: {path: recorder, config: {key: dlq, tag: dead}}
+)";
+
+TEST_F(DeliveryTest, RetriesOnATimerUntilSuccessWithoutRerunningOthers) {
+  EvhostProcess host(config(std::string(R"(
+plugins:
+  flaky: {path: recorder, config: {key: flaky, fail_until_attempt: 2}}
+  steady: {path: recorder, config: {key: steady}})") + kDeadRecorder + R"(
+channels:
+  jollyjet:events:product:
+    routes:
+      - events: "*"
+        plugins: [flaky, steady]
+)"));
+  waitSubscribed(host);
+  publish(event("e1"));
+  ASSERT_TRUE(eventually([&] { return llen("flaky") == 1; })) << host.log();
+  EXPECT_EQ(llen("steady"), 1);  // succeeded at once and was never called again
+  EXPECT_THAT(list("flaky")[0], HasSubstr("|e1|corr-e1|3|"));  // the third attempt
+  EXPECT_EQ(llen("dlq"), 0);
+  EXPECT_EQ(host.countInLog("retrying in 100 ms"), 1U) << host.log();  // 100, then 200
+  EXPECT_EQ(host.countInLog("retrying in 200 ms"), 1U) << host.log();
+}
+
+TEST_F(DeliveryTest, ExhaustedRetriesAreDeadLetteredWithTheirHistory) {
+  EvhostProcess host(config(std::string(R"(
+plugins:
+  broken: {path: recorder, config: {key: broken, answer: {PRODUCT_CREATED: retry}}}
+  steady: {path: recorder, config: {key: steady}})") + kDeadRecorder + R"(
+channels:
+  jollyjet:events:product:
+    routes:
+      - events: "*"
+        plugins: [broken, steady]
+)"));
+  waitSubscribed(host);
+  publish(event("e1"));
+  ASSERT_TRUE(eventually([&] { return llen("dlq") == 1; })) << host.log();
+  json e = deadLetters()[0];
+  EXPECT_EQ(e["reason"], "exhausted");
+  EXPECT_EQ(e["plugin"], "broken");
+  EXPECT_EQ(e["attempts"], 3);
+  EXPECT_EQ(e["retryCount"], 2);
+  EXPECT_EQ(e["error"]["message"], "recorder was told to retry");
+  EXPECT_EQ(e["eventId"], "e1");
+  EXPECT_EQ(e["correlationId"], "corr-e1");
+  EXPECT_EQ(e["redisChannel"], "test:jollyjet:events:product");
+  EXPECT_EQ(e["originalEvent"], json::parse(event("e1")));
+  EXPECT_TRUE(e.contains("firstAttemptAt") && e.contains("lastAttemptAt") && e.contains("timestamp"));
+  EXPECT_EQ(llen("steady"), 1);
+}
+
+TEST_F(DeliveryTest, RejectSkipsRetries) {
+  EvhostProcess host(config(std::string(R"(
+plugins:
+  picky: {path: recorder, config: {key: picky, answer: {PRODUCT_CREATED: reject}}})") +
+                            kDeadRecorder + R"(
+channels:
+  jollyjet:events:product:
+    routes:
+      - events: "*"
+        plugins: [picky]
+)"));
+  waitSubscribed(host);
+  publish(event("e1"));
+  ASSERT_TRUE(eventually([&] { return llen("dlq") == 1; })) << host.log();
+  json e = deadLetters()[0];
+  EXPECT_EQ(e["reason"], "rejected");
+  EXPECT_EQ(e["attempts"], 1);
+  EXPECT_EQ(e["error"]["message"], "recorder was told to reject");
+  EXPECT_EQ(host.countInLog("retrying in"), 0U);
+}
+
+TEST_F(DeliveryTest, UndecodableMessagesAreDeadLetteredWithTheirBytes) {
+  EvhostProcess host(config(std::string(R"(
+plugins:
+  rec: {path: recorder, config: {key: rec}})") + kDeadRecorder + R"(
+channels:
+  jollyjet:events:product:
+    routes:
+      - events: "*"
+        plugins: [rec]
+)"));
+  waitSubscribed(host);
+  publish("{broken json");
+  ASSERT_TRUE(eventually([&] { return llen("dlq") == 1; })) << host.log();
+  json e = deadLetters()[0];
+  EXPECT_EQ(e["reason"], "invalid");
+  EXPECT_EQ(e["raw"], "{broken json");
+  EXPECT_EQ(e["error"]["name"], "not_json");
+  EXPECT_EQ(e["channel"], "jollyjet:events:product");
+  EXPECT_FALSE(e.contains("originalEvent"));
+}
+
+TEST_F(DeliveryTest, CircuitBreakerOpensHoldsEventsAndClosesAfterTrials) {
+  EvhostProcess host(config(std::string(R"(
+circuit_breaker: {threshold: 3, open_ms: 700, half_open_max_calls: 2, max_wait_ms: 30000}
+retry: {max_attempts: 1}
+plugins:
+  fragile: {path: recorder, config: {key: fragile, answer: {FAIL: retry}}})") + kDeadRecorder + R"(
+channels:
+  jollyjet:events:product:
+    routes:
+      - events: "*"
+        plugins: [fragile]
+)"));
+  waitSubscribed(host);
+  for (int i = 0; i < 3; ++i) {
+    publish(event("f" + std::to_string(i), "FAIL"));
+  }
+  ASSERT_TRUE(host.waitForLog("circuit breaker CLOSED -> OPEN")) << host.log();
+  // While open, good events wait instead of being called.
+  for (int i = 0; i < 4; ++i) {
+    publish(event("ok" + std::to_string(i)));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(llen("fragile"), 0) << host.log();
+  // After open_ms: half-open, two trials succeed, closed, the rest follow.
+  ASSERT_TRUE(eventually([&] { return llen("fragile") == 4; })) << host.log();
+  EXPECT_EQ(host.countInLog("circuit breaker OPEN -> HALF_OPEN"), 1U) << host.log();
+  EXPECT_EQ(host.countInLog("circuit breaker HALF_OPEN -> CLOSED"), 1U) << host.log();
+  std::vector<std::string> ids;
+  for (const auto& r : list("fragile")) {
+    ids.push_back(r.substr(r.find("|ok") + 1, 3));
+  }
+  EXPECT_EQ(ids, (std::vector<std::string>{"ok0", "ok1", "ok2", "ok3"}));
+  EXPECT_EQ(llen("dlq"), 3);  // the three failures (one attempt each)
+}
+
+TEST_F(DeliveryTest, EventsWaitingTooLongForAnOpenBreakerAreDeadLettered) {
+  EvhostProcess host(config(std::string(R"(
+circuit_breaker: {threshold: 1, open_ms: 60000, max_wait_ms: 300}
+retry: {max_attempts: 1}
+plugins:
+  fragile: {path: recorder, config: {key: fragile, answer: {FAIL: retry}}})") + kDeadRecorder + R"(
+channels:
+  jollyjet:events:product:
+    routes:
+      - events: "*"
+        plugins: [fragile]
+)"));
+  waitSubscribed(host);
+  publish(event("f0", "FAIL"));
+  ASSERT_TRUE(host.waitForLog("-> OPEN")) << host.log();
+  publish(event("late"));
+  ASSERT_TRUE(eventually([&] { return llen("dlq") == 2; })) << host.log();
+  json e = deadLetters()[1];
+  EXPECT_EQ(e["reason"], "circuit_open");
+  EXPECT_EQ(e["eventId"], "late");
+  EXPECT_EQ(e["attempts"], 0);
+  EXPECT_THAT(e["error"]["message"].get<std::string>(), HasSubstr("max_wait_ms=300"));
+}
+
+TEST_F(DeliveryTest, HandlerTimeoutCountsAsAFailedAttempt) {
+  EvhostProcess host(config(std::string(R"(
+retry: {max_attempts: 2, base_delay_ms: 10}
+plugins:
+  stuck: {path: recorder, timeout_ms: 200, config: {key: stuck, answer: {PRODUCT_CREATED: pending_forever}}})") +
+                            kDeadRecorder + R"(
+channels:
+  jollyjet:events:product:
+    routes:
+      - events: "*"
+        plugins: [stuck]
+)"));
+  waitSubscribed(host);
+  publish(event("e1"));
+  ASSERT_TRUE(eventually([&] { return llen("dlq") == 1; })) << host.log();
+  json e = deadLetters()[0];
+  EXPECT_EQ(e["reason"], "exhausted");
+  EXPECT_EQ(e["attempts"], 2);
+  EXPECT_EQ(e["error"]["name"], "timeout");
+  EXPECT_EQ(e["error"]["message"], "timed out after 200 ms");
+}
+
+TEST_F(DeliveryTest, FailingDeadLetterPluginFallsBackToTheFile) {
+  EvhostProcess host(config(R"(
+plugins:
+  picky: {path: recorder, config: {key: picky, answer: {PRODUCT_CREATED: reject}}}
+  dead: {path: recorder, config: {key: dlq, answer: {DEAD_LETTER: reject}}}
+channels:
+  jollyjet:events:product:
+    routes:
+      - events: "*"
+        plugins: [picky]
+)"));
+  waitSubscribed(host);
+  publish(event("e1"));
+  ASSERT_TRUE(eventually([&] { return fallbackEntries().size() == 1; })) << host.log();
+  json e = fallbackEntries()[0];
+  EXPECT_EQ(e["reason"], "rejected");
+  EXPECT_EQ(e["eventId"], "e1");
+  EXPECT_THAT(host.log(), HasSubstr("dead-letter plugin dead failed"));
+}
+
+TEST_F(DeliveryTest, WithoutADeadLetterPluginEntriesGoToTheFallbackFile) {
+  EvhostProcess host(config(R"(
+plugins:
+  picky: {path: recorder, config: {key: picky, answer: {PRODUCT_CREATED: reject}}}
+channels:
+  jollyjet:events:product:
+    routes:
+      - events: "*"
+        plugins: [picky]
+)",
+                            "dead_letter: {fallback_file: " + fallback() + "}\n"));
+  waitSubscribed(host);
+  publish(event("e1"));
+  publish("not json");
+  ASSERT_TRUE(eventually([&] { return fallbackEntries().size() == 2; })) << host.log();
+  EXPECT_EQ(fallbackEntries()[0]["reason"], "rejected");
+  EXPECT_EQ(fallbackEntries()[1]["reason"], "invalid");
+}
+
+TEST_F(DeliveryTest, EventsWaitingForARetryAreDeadLetteredAtShutdown) {
+  EvhostProcess host(config(std::string(R"(
+retry: {max_attempts: 5, base_delay_ms: 60000, jitter: none}
+plugins:
+  broken: {path: recorder, config: {key: broken, answer: {PRODUCT_CREATED: retry}}})") + kDeadRecorder + R"(
+channels:
+  jollyjet:events:product:
+    routes:
+      - events: "*"
+        plugins: [broken]
+)"));
+  waitSubscribed(host);
+  publish(event("e1"));
+  ASSERT_TRUE(host.waitForLog("retrying in 60000 ms")) << host.log();
+  host.signal(SIGTERM);
+  ASSERT_EQ(host.waitExit(), std::optional<int>(0)) << host.log();
+  ASSERT_EQ(llen("dlq"), 1) << host.log();
+  json e = deadLetters()[0];
+  EXPECT_EQ(e["reason"], "shutdown");
+  EXPECT_EQ(e["attempts"], 1);
+  EXPECT_EQ(e["error"]["message"], "recorder was told to retry");
+}
+
+}  // namespace
+}  // namespace evh::test
