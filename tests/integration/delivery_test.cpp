@@ -9,7 +9,9 @@
 
 #include <signal.h>
 
+#include <cstdio>
 #include <filesystem>
+#include <set>
 #include <fstream>
 #include <sstream>
 
@@ -113,6 +115,53 @@ channels:
   EXPECT_EQ(llen("dlq"), 0);
   EXPECT_EQ(host.countInLog("retrying in 100 ms"), 1U) << host.log();  // 100, then 200
   EXPECT_EQ(host.countInLog("retrying in 200 ms"), 1U) << host.log();
+}
+
+// Milliseconds of the day from a log line's "2026-11-26T18:23:11.090" prefix.
+long long logMs(const std::string& line) {
+  int h = 0, m = 0, sec = 0, ms = 0;
+  std::sscanf(line.c_str() + 11, "%d:%d:%d.%d", &h, &m, &sec, &ms);
+  return ((h * 60LL + m) * 60 + sec) * 1000 + ms;
+}
+
+TEST_F(DeliveryTest, RetryDelaysFollowTheBackoffWhileOtherEventsAreServed) {
+  EvhostProcess host(config(std::string(R"(
+retry: {max_attempts: 3, base_delay_ms: 300, multiplier: 2, jitter: none}
+plugins:
+  flaky: {path: recorder, config: {key: flaky, fail_until_attempt: 2}}
+  steady: {path: recorder, config: {key: steady}})") + kDeadRecorder + R"(
+channels:
+  jollyjet:events:product:
+    routes:
+      - events: [PRODUCT_CREATED]
+        plugins: [flaky]
+      - events: [OTHER]
+        plugins: [steady]
+)"),
+                     {}, {"DEBUG_EVENTS=true"});
+  waitSubscribed(host);
+  publish(event("e1"));
+  ASSERT_TRUE(host.waitForLog("retrying in 300 ms")) << host.log();
+  // While e1 waits for its retries, other events are handled.
+  for (int i = 0; i < 5; ++i) {
+    publish(event("o" + std::to_string(i), "OTHER"));
+  }
+  ASSERT_TRUE(eventually([&] { return llen("steady") == 5; })) << host.log();
+  EXPECT_EQ(llen("flaky"), 0);
+  ASSERT_TRUE(eventually([&] { return llen("flaky") == 1; })) << host.log();
+  EXPECT_THAT(list("flaky")[0], HasSubstr("|e1|corr-e1|3|"));
+
+  std::vector<long long> at;
+  std::istringstream lines(host.log());
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("event stage=dispatched eventId=e1 ") != std::string::npos) {
+      at.push_back(logMs(line));
+    }
+  }
+  ASSERT_EQ(at.size(), 3U) << host.log();
+  // 300 ms then 600 ms, within +-20 %.
+  EXPECT_NEAR(static_cast<double>(at[1] - at[0]), 300.0, 60.0) << host.log();
+  EXPECT_NEAR(static_cast<double>(at[2] - at[1]), 600.0, 120.0) << host.log();
 }
 
 TEST_F(DeliveryTest, ExhaustedRetriesAreDeadLetteredWithTheirHistory) {
@@ -326,6 +375,59 @@ channels:
   EXPECT_EQ(e["reason"], "shutdown");
   EXPECT_EQ(e["attempts"], 1);
   EXPECT_EQ(e["error"]["message"], "recorder was told to retry");
+}
+
+// Redis goes away while events are being dead-lettered through the dlq
+// plugin: it spools them and, once Redis is back, flushes them -- every
+// entry in the list, none twice.
+class DeadLetterOutageTest : public DeliveryTest {};
+
+TEST_F(DeadLetterOutageTest, EveryEntryReachesTheListAcrossARedisRestart) {
+  RedisServer durable({"--appendonly", "yes", "--appendfsync", "always"});
+  std::ostringstream y;
+  y << "environment: test\n"
+    << "redis: {host: 127.0.0.1, port: " << durable.port()
+    << ", reconnect: {initial_ms: 50, max_ms: 200}, ping_interval_ms: 300, ping_timeout_ms: 300}\n"
+    << "retry: {max_attempts: 1}\n"
+    << "dead_letter: {plugin: dlq, fallback_file: " << fallback() << "}\n"
+    << R"(plugins:
+  slow: {path: slow_recorder, config: {key: slow, sleep_ms: 100, answer: {PRODUCT_CREATED: reject}}}
+  dlq: {path: dlq, config: {spool_file: )"
+    << dir_ << R"(/spool.jsonl, flush_interval_ms: 100}}
+channels:
+  jollyjet:events:product:
+    routes:
+      - events: "*"
+        plugins: [slow]
+)";
+  EvhostProcess host(y.str());
+  ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
+  constexpr int kEvents = 20;  // 2 s of work: rejected one by one, 100 ms apart
+  for (int i = 0; i < kEvents; ++i) {
+    durable.command({"PUBLISH", "test:jollyjet:events:product", event("e" + std::to_string(i))});
+  }
+  ASSERT_TRUE(eventually([&] { return durable.command({"LLEN", "test:jollyjet:events:dlq"})->integer >= 3; }))
+      << host.log();
+  durable.stop();
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  durable.restart();
+  auto entries = [&] {
+    std::vector<std::string> ids;
+    auto r = durable.command({"LRANGE", "test:jollyjet:events:dlq", "0", "-1"});
+    for (size_t i = 0; i < r->elements; ++i) {
+      ids.push_back(json::parse(std::string(r->element[i]->str, r->element[i]->len))["eventId"]);
+    }
+    return ids;
+  };
+  ASSERT_TRUE(eventually([&] { return entries().size() >= static_cast<size_t>(kEvents); })) << host.log();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // anything late would be a duplicate
+  auto ids = entries();
+  EXPECT_EQ(ids.size(), static_cast<size_t>(kEvents)) << host.log();
+  EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), static_cast<size_t>(kEvents));
+  EXPECT_FALSE(std::filesystem::exists(fallback())) << "the dlq plugin kept every entry itself";
+  // The outage really met dead-lettering: entries were spooled, then flushed.
+  EXPECT_THAT(host.log(), HasSubstr("spooling them to"));
+  EXPECT_THAT(host.log(), HasSubstr("spooled dead-letter entries to"));
 }
 
 }  // namespace
