@@ -36,11 +36,21 @@ class CliTest : public ::testing::Test {
 };
 
 TEST_F(CliTest, CheckConfigPrintsOkForTheShippedConfigs) {
-  for (const char* rel : {"config/jollyjet.yaml"}) {
-    auto [code, out] = runCommand({EVH_EVHOST_BIN, "--check-config", std::string(EVH_SOURCE_DIR) + "/" + rel});
+  // The production example needs its secrets from the environment.
+  const std::vector<std::string> env = {"REDIS_HOST=redis.internal", "REDIS_PASSWORD=s3cret"};
+  for (const char* rel : {"config/jollyjet.yaml", "config/examples/minimal.yaml", "config/examples/production.yaml"}) {
+    auto [code, out] = runCommand({EVH_EVHOST_BIN, "--check-config", std::string(EVH_SOURCE_DIR) + "/" + rel}, env);
     EXPECT_EQ(code, 0) << rel << ": " << out;
     EXPECT_EQ(out, "ok\n") << rel;
   }
+}
+
+TEST_F(CliTest, ProductionExampleRefusesToStartWithoutItsSecrets) {
+  auto [code, out] =
+      runCommand({EVH_EVHOST_BIN, "--check-config", std::string(EVH_SOURCE_DIR) + "/config/examples/production.yaml"});
+  EXPECT_EQ(code, 1);
+  EXPECT_THAT(out, HasSubstr("redis.host: variable \"REDIS_HOST\" is not set and has no default"));
+  EXPECT_THAT(out, HasSubstr("redis.password: variable \"REDIS_PASSWORD\" is not set and has no default"));
 }
 
 TEST_F(CliTest, CheckConfigReportsEveryErrorWithFileAndLine) {

@@ -140,14 +140,14 @@ std::optional<int> EvhostProcess::waitExit(std::chrono::milliseconds timeout) {
   return exit_code_;
 }
 
-std::pair<int, std::string> runCommand(const std::vector<std::string>& argv) {
+std::pair<int, std::string> runCommand(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
   char tmpl[] = "/tmp/evh-cmd-XXXXXX";
   int fd = mkstemp(tmpl);
   if (fd < 0) {
     throw std::runtime_error("mkstemp failed");
   }
   close(fd);
-  pid_t pid = spawn(argv, {}, tmpl);
+  pid_t pid = spawn(argv, env, tmpl);
   int status = 0;
   waitpid(pid, &status, 0);
   std::ifstream in(tmpl);

@@ -43,7 +43,9 @@ class EvhostProcess {
   std::optional<int> exit_code_;
 };
 
-// Runs a command to completion, returning {exit code, stdout+stderr}.
-std::pair<int, std::string> runCommand(const std::vector<std::string>& argv);
+// Runs a command to completion, returning {exit code, stdout+stderr};
+// `env` entries ("NAME=value") are added to its environment.
+std::pair<int, std::string> runCommand(const std::vector<std::string>& argv,
+                                       const std::vector<std::string>& env = {});
 
 }  // namespace evh::test
