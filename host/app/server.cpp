@@ -55,6 +55,7 @@ Server::~Server() {
   // Normally everything is stopped by finishStop; this also covers a start()
   // that threw half way.
   subscriber_.reset();
+  streams_.clear();
   if (commands_) {
     commands_->stop();
   }
@@ -64,6 +65,7 @@ Server::~Server() {
   }
   registry_.shutdownAll();
   dispatcher_.reset();
+  flush_timer_.close();
   commands_.reset();
   poster_.reset();
   sigint_.close();
@@ -113,9 +115,41 @@ void Server::start() {
   }
 
   std::vector<redis::Subscription> subs;
+  char host_name[256] = "evhost";
+  gethostname(host_name, sizeof(host_name) - 1);
   for (size_t i = 0; i < config_.channels.size(); ++i) {
     const auto& ch = config_.channels[i];
-    subs.push_back(redis::Subscription{ch.name, config_.prefix() + ch.name, ch.pattern, i});
+    if (ch.transport == config::Transport::PubSub) {
+      subs.push_back(redis::Subscription{ch.name, prefix_ + ch.name, ch.pattern, i});
+      continue;
+    }
+    redis::StreamChannel sc;
+    sc.logical = ch.name;
+    sc.key = prefix_ + ch.name;
+    sc.index = i;
+    sc.group = ch.stream.group;
+    sc.consumer = ch.stream.consumer.empty() ? std::string(host_name) + "-" + std::to_string(getpid())
+                                             : ch.stream.consumer;
+    sc.count = ch.stream.count;
+    sc.block_ms = ch.stream.block_ms;
+    sc.from_beginning = ch.stream.from_beginning;
+    streams_.push_back(std::make_unique<redis::StreamSource>(
+        &loop_, endpoint, std::move(sc), *commands_,
+        [this](const redis::StreamChannel& c, const std::string& id, const redisReply* field) {
+          for (auto& src : streams_) {
+            if (&src->channel() == &c) {
+              onStreamEntry(*src, id, field);
+              return;
+            }
+          }
+        },
+        [this] {
+          size_t in = dispatcher_->inFlight();
+          return in >= config_.limits.max_in_flight ? size_t{0} : config_.limits.max_in_flight - in;
+        }));
+    log::host().info("stream {}: group {}, consumer {}", streams_.back()->channel().key,
+                     streams_.back()->channel().group, streams_.back()->channel().consumer);
+    streams_.back()->start();
   }
   if (!subs.empty()) {
     subscriber_ = std::make_unique<redis::Subscriber>(
@@ -136,11 +170,6 @@ int Server::run() {
 }
 
 void Server::onMessage(const redis::Subscription& sub, std::string_view channel, std::string_view payload) {
-  ChannelCounters& cc = channel_counters_[sub.index];
-  ++cc.received;
-  if (trace_events_) {
-    log::host().info("event stage=received channel={} bytes={}", channel, payload.size());
-  }
   // The logical channel is the one published on, without the prefix -- for
   // a pattern subscription the matching channel, not the pattern.
   std::string_view logical = sub.logical;
@@ -150,15 +179,55 @@ void Server::onMessage(const redis::Subscription& sub, std::string_view channel,
       logical.remove_prefix(prefix_.size());
     }
   }
-  decoder_.decode(event::makeMessage(payload, logical, channel), items_);
+  handleMessage(sub.index, logical, channel, payload, {}, {});
+}
+
+void Server::onStreamEntry(redis::StreamSource& source, const std::string& id, const redisReply* event_field) {
+  const redis::StreamChannel& ch = source.channel();
+  redis::StreamSource* src = &source;
+  auto ack = [src, id] { src->ack(id); };
+  if (event_field == nullptr || event_field->type != REDIS_REPLY_STRING) {
+    ++channel_counters_[ch.index].received;
+    ++channel_counters_[ch.index].invalid;
+    const char* why = event_field == nullptr ? "stream entry has no \"event\" field, or its payload was trimmed"
+                                             : "the \"event\" field is not a string";
+    log::host().warn("invalid entry {} on stream {}: {}", id, ch.key, why);
+    dispatch::DeadLetterInfo info{"invalid", "no_event_field", why, "", 0, 0, 0};
+    dispatcher_->deadLetter(dispatch::makeEntry(info, "", ch.logical, ch.key), ack);
+    return;
+  }
+  handleMessage(ch.index, ch.logical, ch.key, std::string_view(event_field->str, event_field->len), id, ack);
+}
+
+void Server::handleMessage(size_t channel_index, std::string_view logical, std::string_view redis_channel,
+                           std::string_view payload, std::string_view delivery_id, std::function<void()> done) {
+  ChannelCounters& cc = channel_counters_[channel_index];
+  ++cc.received;
+  if (trace_events_) {
+    log::host().info("event stage=received channel={} bytes={}{}{}", redis_channel, payload.size(),
+                     delivery_id.empty() ? "" : " id=", delivery_id);
+  }
+  decoder_.decode(event::makeMessage(payload, logical, redis_channel, delivery_id), items_);
+  // A stream entry is acknowledged once every event of it is finished.
+  std::shared_ptr<size_t> remaining;
+  std::function<void()> one_done;
+  if (done) {
+    remaining = std::make_shared<size_t>(items_.size());
+    one_done = [remaining, done] {
+      if (--*remaining == 0) {
+        done();
+      }
+    };
+  }
+  const bool from_stream = static_cast<bool>(done);
   for (auto& item : items_) {
     if (auto* rejected = std::get_if<event::Rejected>(&item)) {
       ++cc.invalid;
       dispatch::DeadLetterInfo info{"invalid", event::reasonCode(rejected->reason), rejected->detail, "", 0, 0, 0};
-      dispatcher_->deadLetter(dispatch::makeEntry(info, rejected->rawPart(), logical, channel));
+      dispatcher_->deadLetter(dispatch::makeEntry(info, rejected->rawPart(), logical, redis_channel), one_done);
       Throttle& throttle = invalid_log_[static_cast<size_t>(rejected->reason)];
       if (throttle.allow(uv_now(&loop_))) {
-        log::host().warn("invalid event on {}: {} (reason={}, {} bytes){}", channel, rejected->detail,
+        log::host().warn("invalid event on {}: {} (reason={}, {} bytes){}", redis_channel, rejected->detail,
                          event::reasonCode(rejected->reason), rejected->raw_length,
                          throttle.suppressed() > 0
                              ? " [" + std::to_string(throttle.suppressed()) + " more since the last such line]"
@@ -169,15 +238,20 @@ void Server::onMessage(const redis::Subscription& sub, std::string_view channel,
     auto& ev = std::get<event::Event>(item);
     if (trace_events_) {
       log::host().info("event stage=decoded eventId={} correlationId={} eventType={} channel={}", ev.eventId(),
-                       ev.correlationId(), ev.eventType(), channel);
+                       ev.correlationId(), ev.eventType(), redis_channel);
     }
-    const route::Targets& targets = router_->route(sub.index, ev.eventType());
+    const route::Targets& targets = router_->route(channel_index, ev.eventType());
     if (targets.empty()) {
       ++cc.unrouted;
-      log::host().debug("no route for eventType={} eventId={} on {}", ev.eventType(), ev.eventId(), sub.logical);
+      log::host().debug("no route for eventType={} eventId={} on {}", ev.eventType(), ev.eventId(), logical);
+      if (one_done) {
+        one_done();
+      }
       continue;
     }
-    if (dispatcher_->inFlight() >= config_.limits.max_in_flight) {
+    // A stream source reads only as much as there is room for (a BATCH may
+    // overshoot); Pub/Sub cannot wait, so its excess is dead-lettered.
+    if (!from_stream && dispatcher_->inFlight() >= config_.limits.max_in_flight) {
       ++cc.overloaded;
       std::string id(ev.eventId());
       dispatch::DeadLetterInfo info{"overloaded", "overloaded",
@@ -186,15 +260,16 @@ void Server::onMessage(const redis::Subscription& sub, std::string_view channel,
                                     "", 0, 0, 0};
       dispatcher_->deadLetter(dispatch::makeEntry(info, ev));
       if (overload_log_.allow(uv_now(&loop_))) {
-        log::host().warn("overloaded: {} events in flight (limits.max_in_flight); event {} on {} dead-lettered (reason=overloaded){}",
-                         dispatcher_->inFlight(), id, sub.logical,
-                         overload_log_.suppressed() > 0
-                             ? " [" + std::to_string(overload_log_.suppressed()) + " more since the last such line]"
-                             : std::string());
+        log::host().warn(
+            "overloaded: {} events in flight (limits.max_in_flight); event {} on {} dead-lettered (reason=overloaded){}",
+            dispatcher_->inFlight(), id, logical,
+            overload_log_.suppressed() > 0
+                ? " [" + std::to_string(overload_log_.suppressed()) + " more since the last such line]"
+                : std::string());
       }
       continue;
     }
-    dispatcher_->dispatch(std::move(ev), targets);
+    dispatcher_->dispatch(std::move(ev), targets, one_done, from_stream);
   }
 }
 
@@ -214,8 +289,12 @@ void Server::stop() {
     return;
   }
   stopping_ = true;
-  // Stop taking events first; what is in flight may still use Redis.
+  // Stop taking events first; what is in flight may still use Redis (and
+  // stream entries still need their acks).
   subscriber_.reset();
+  for (auto& src : streams_) {
+    src->stop();
+  }
   if (dispatcher_ == nullptr) {
     finishStop();
     return;
@@ -257,8 +336,43 @@ void Server::onDeadline() {
   finishStop();
 }
 
+void Server::flushCommands(std::function<void()> then) {
+  if (commands_ == nullptr || commands_->pending() == 0 || !commands_->ready()) {
+    then();
+    return;
+  }
+  if (!flush_timer_) {
+    flush_timer_ = makeUvHandle<uv_timer_t>(&loop_, uv_timer_init);
+  }
+  struct Poll {
+    Server* self;
+    std::function<void()> then;
+    uint64_t until;
+  };
+  auto* poll = new Poll{this, std::move(then), uv_now(&loop_) + 2000};
+  flush_timer_->data = poll;
+  uv_timer_start(
+      flush_timer_.get(),
+      [](uv_timer_t* t) {
+        auto* p = static_cast<Poll*>(t->data);
+        if (p->self->commands_->pending() == 0 || !p->self->commands_->ready() || uv_now(t->loop) >= p->until) {
+          uv_timer_stop(t);
+          std::unique_ptr<Poll> owned(p);
+          owned->then();
+        }
+      },
+      10, 10);
+}
+
 void Server::finishStop() {
   if (stopped_) {
+    return;
+  }
+  // Let the last replies (stream acks, plugins' writes) arrive before the
+  // command connection closes.
+  if (!flushed_) {
+    flushed_ = true;
+    flushCommands([this] { finishStop(); });
     return;
   }
   stopped_ = true;
@@ -278,8 +392,10 @@ void Server::finishStop() {
     dispatcher_->seal();
   }
   registry_.shutdownAll();
+  streams_.clear();
   poster_->close();
   deadline_.close();
+  flush_timer_.close();
   // Keep the signal handles so that a second signal still exits at once,
   // but let the loop end without them.
   uv_unref(reinterpret_cast<uv_handle_t*>(sigint_.get()));

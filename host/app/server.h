@@ -10,6 +10,7 @@
 #include "loop/uv_handle.h"
 #include "plugin/registry.h"
 #include "redis/command_client.h"
+#include "redis/stream_source.h"
 #include "redis/subscriber.h"
 #include "route/router.h"
 
@@ -67,6 +68,14 @@ class Server final : public plugin::HostServices {
  private:
   static void onSignal(uv_signal_t* h, int signum);
   void onMessage(const redis::Subscription& sub, std::string_view channel, std::string_view payload);
+  void onStreamEntry(redis::StreamSource& source, const std::string& id, const redisReply* event_field);
+  // Decodes one message and hands its events on; `done` runs once for the
+  // message when every event (or its dead-letter entry) is finished.
+  void handleMessage(size_t channel_index, std::string_view logical, std::string_view redis_channel,
+                     std::string_view payload, std::string_view delivery_id, std::function<void()> done);
+  // Waits (on the loop, polling) until the command connection has no
+  // request outstanding, at most 2 s, then runs `then`.
+  void flushCommands(std::function<void()> then);
   // Sends on the command connection; false (cb not called) when not connected.
   bool sendCommand(plugin::Instance& from, std::vector<std::string> argv, evh_reply_cb cb, void* user_data);
   void finishStop();
@@ -87,6 +96,8 @@ class Server final : public plugin::HostServices {
   std::unique_ptr<dispatch::Dispatcher> dispatcher_;
   std::unique_ptr<redis::CommandClient> commands_;
   std::unique_ptr<redis::Subscriber> subscriber_;
+  std::vector<std::unique_ptr<redis::StreamSource>> streams_;
+  UvHandle<uv_timer_t> flush_timer_;
   event::Decoder decoder_;
   std::vector<event::Item> items_;  // reused by every decode
   std::vector<ChannelCounters> channel_counters_;
@@ -97,6 +108,7 @@ class Server final : public plugin::HostServices {
   bool trace_events_ = false;
   bool stopping_ = false;
   bool stopped_ = false;
+  bool flushed_ = false;  // finishStop has waited for outstanding commands
   int exit_code_ = 0;
 };
 

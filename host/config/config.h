@@ -75,7 +75,16 @@ struct Plugin {
   Origin origin;
 };
 
-enum class Transport { PubSub };
+enum class Transport { PubSub, Stream };
+
+// A channel read from a Redis Stream through a consumer group.
+struct StreamOptions {
+  std::string group = "evhost";  // created (MKSTREAM) when missing
+  std::string consumer;          // empty: "<hostname>-<pid>" at start
+  uint32_t count = 100;          // entries per XREADGROUP
+  uint32_t block_ms = 2000;      // XREADGROUP BLOCK
+  bool from_beginning = true;    // a group evhost creates starts at 0 (true) or at $ (new entries only)
+};
 
 struct Route {
   std::vector<std::string> events;  // event types; empty means every type ("*")
@@ -88,6 +97,7 @@ struct Channel {
   std::string name;       // the key under `channels:`: logical name, without prefix
   bool pattern = false;   // PSUBSCRIBE instead of SUBSCRIBE (glob in name)
   Transport transport = Transport::PubSub;
+  StreamOptions stream;   // transport: stream
   std::vector<Route> routes;
   Origin origin;
 };

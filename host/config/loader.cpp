@@ -22,7 +22,8 @@ constexpr uint64_t kU32Max = std::numeric_limits<uint32_t>::max();
 const std::vector<std::string> kLogLevels = {"trace", "debug", "info",    "warn",
                                              "error", "critical", "off"};
 const std::vector<std::string> kLogFormats = {"text", "json"};
-const std::vector<std::string> kTransports = {"pubsub"};
+const std::vector<std::string> kTransports = {"pubsub", "stream"};
+const std::vector<std::string> kStreamStarts = {"beginning", "new"};
 const std::vector<std::string> kJitters = {"none", "full", "equal"};
 constexpr Jitter kJitterValues[] = {Jitter::None, Jitter::Full, Jitter::Equal};
 
@@ -415,14 +416,20 @@ class Loader : private YamlReader {
       error(owner.key_node.Mark(), "channels", "a channel name must not be empty");
     }
     bool has_routes = false;
+    std::optional<YAML::Mark> stream_block;
     const bool is_map = readFields(owner, {
         {"transport",
          [&](const Entry& e) {
-           if (readChoice(e, kTransports)) {
-             channel.transport = Transport::PubSub;
+           if (std::optional<size_t> t = readChoice(e, kTransports)) {
+             channel.transport = *t == 0 ? Transport::PubSub : Transport::Stream;
            }
          }},
         {"pattern", [&](const Entry& e) { readBool(e, channel.pattern); }},
+        {"stream",
+         [&](const Entry& e) {
+           stream_block = e.key_node.Mark();
+           readStream(e, channel.stream);
+         }},
         {"routes",
          [&](const Entry& e) {
            has_routes = true;
@@ -432,7 +439,31 @@ class Loader : private YamlReader {
     if (is_map && !has_routes) {
       error(owner.key_node.Mark(), owner.path, "missing required key \"routes\"");
     }
+    if (channel.transport == Transport::Stream && channel.pattern) {
+      error(owner.key_node.Mark(), owner.path + ".pattern", "a stream channel cannot be a pattern");
+    }
+    if (channel.transport != Transport::Stream && stream_block) {
+      error(*stream_block, owner.path + ".stream", "only for transport: stream");
+    }
     config_.channels.push_back(std::move(channel));
+  }
+
+  void readStream(const Entry& owner, StreamOptions& out) {
+    readFields(owner, {
+        {"group", [&](const Entry& e) { readString(e, out.group); }},
+        {"consumer", [&](const Entry& e) { readString(e, out.consumer); }},
+        {"count", [&](const Entry& e) { readInteger(e, out.count, 1, 100000); }},
+        {"block_ms", [&](const Entry& e) { readInteger(e, out.block_ms, 1, 600000); }},
+        {"start",
+         [&](const Entry& e) {
+           if (std::optional<size_t> c = readChoice(e, kStreamStarts)) {
+             out.from_beginning = *c == 0;
+           }
+         }},
+    });
+    if (out.group.empty()) {
+      error(owner.key_node.Mark(), owner.path + ".group", "must not be empty");
+    }
   }
 
   void readRoutes(const Entry& e, Channel& channel, size_t channel_index) {

@@ -15,7 +15,8 @@ namespace evh::dispatch {
 // Every event between decode and the end of its last delivery.
 struct Dispatcher::InFlight {
   event::Event event;
-  uint32_t remaining = 0;  // deliveries not finished
+  uint32_t remaining = 0;         // deliveries not finished
+  std::function<void()> on_done;  // when the last one finishes
 };
 
 // One event for one plugin, over all its attempts -- or one dead-letter
@@ -240,14 +241,18 @@ Dispatcher::~Dispatcher() {
 void Dispatcher::link(Delivery* d) { linkInto(live_head_, d); }
 void Dispatcher::unlink(Delivery* d) { unlinkFrom(live_head_, d); }
 
-bool Dispatcher::dispatch(event::Event&& event, const route::Targets& targets) {
+bool Dispatcher::dispatch(event::Event&& event, const route::Targets& targets, std::function<void()> on_done,
+                          bool force) {
   if (targets.empty()) {
+    if (on_done) {
+      on_done();
+    }
     return true;
   }
-  if (in_flight_ >= options_.max_in_flight) {
+  if (in_flight_ >= options_.max_in_flight && !force) {
     return false;
   }
-  auto* f = new InFlight{std::move(event), static_cast<uint32_t>(targets.size())};
+  auto* f = new InFlight{std::move(event), static_cast<uint32_t>(targets.size()), std::move(on_done)};
   ++in_flight_;
   if (options_.trace_events) {
     log::host().info("event stage=routed eventId={} correlationId={} eventType={} plugins={}", f->event.eventId(),
@@ -272,9 +277,9 @@ bool Dispatcher::dispatch(event::Event&& event, const route::Targets& targets) {
   return true;
 }
 
-void Dispatcher::deadLetter(DeadLetterEntry entry) {
+void Dispatcher::deadLetter(DeadLetterEntry entry, std::function<void()> done) {
   ++dead_lettered_;
-  submitDeadLetter(std::move(entry), {});
+  submitDeadLetter(std::move(entry), std::move(done));
 }
 
 // ---------------------------------------------------------------- attempts
@@ -544,8 +549,12 @@ void Dispatcher::completeDelivery(Delivery* d) {
   InFlight* f = d->inflight;
   delete d;
   if (--f->remaining == 0) {
+    std::function<void()> done = std::move(f->on_done);
     delete f;
     --in_flight_;
+    if (done) {
+      done();
+    }
   }
   checkIdle();
 }

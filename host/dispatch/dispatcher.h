@@ -66,12 +66,17 @@ class Dispatcher {
 
   // Hands an event to each target, in order (no targets: nothing to do).
   // Returns false -- and calls nothing -- when max_in_flight events are
-  // already in flight. THREAD: loop.
-  bool dispatch(event::Event&& event, const route::Targets& targets);
+  // already in flight, unless `force` (a source that limits its own reading,
+  // like a stream, may overshoot with the members of a BATCH). `on_done`
+  // runs once every target has finished with the event -- handled or
+  // dead-lettered -- (at once when there are no targets). THREAD: loop.
+  bool dispatch(event::Event&& event, const route::Targets& targets, std::function<void()> on_done = {},
+                bool force = false);
 
   // Dead-letters something that never reached a plugin (an undecodable
-  // message, an event refused for overload). THREAD: loop.
-  void deadLetter(DeadLetterEntry entry);
+  // message, an event refused for overload); `done` runs once the entry is
+  // stored. THREAD: loop.
+  void deadLetter(DeadLetterEntry entry, std::function<void()> done = {});
 
   size_t inFlight() const noexcept { return in_flight_; }
   // Calls running on a worker or pending completion.

@@ -368,12 +368,13 @@ bool nestsDeeperThan(std::string_view bytes, size_t max_depth) noexcept {
 // Message, reasons, Event, Rejected
 
 std::shared_ptr<const Message> makeMessage(std::string_view bytes, std::string_view channel,
-                                           std::string_view redis_channel) {
+                                           std::string_view redis_channel, std::string_view delivery_id) {
   auto message = std::make_shared<Message>();
   message->bytes.reserve(bytes.size() + Message::kPadding);
   message->bytes.assign(bytes.data(), bytes.size());
   message->channel.assign(channel.data(), channel.size());
   message->redis_channel.assign(redis_channel.data(), redis_channel.size());
+  message->delivery_id.assign(delivery_id.data(), delivery_id.size());
   return message;
 }
 
@@ -445,7 +446,7 @@ void Event::fillView(evh_event& out, uint32_t attempt, uint32_t max_attempts) co
   out.payload = toStr(payload());
   out.envelope = toStr(envelope());
   out.raw = toStr(raw());
-  out.delivery_id = toStr({});  // the source fills it in for stream entries
+  out.delivery_id = toStr(message_ ? std::string_view(message_->delivery_id) : std::string_view());
 }
 
 std::string_view Rejected::rawPart() const noexcept {

@@ -24,6 +24,7 @@ struct Message {
   std::string bytes;
   std::string channel;        // logical channel from the config, without the environment prefix
   std::string redis_channel;  // channel or stream key as seen on Redis, prefix included
+  std::string delivery_id;    // stream entry id; empty for Pub/Sub
 
   // simdjson reads up to this many bytes past the end of the input
   // (simdjson::SIMDJSON_PADDING; equality is checked in envelope.cpp).
@@ -32,7 +33,7 @@ struct Message {
 
 // Copies `bytes` into a new Message with parsing padding reserved.
 std::shared_ptr<const Message> makeMessage(std::string_view bytes, std::string_view channel,
-                                           std::string_view redis_channel);
+                                           std::string_view redis_channel, std::string_view delivery_id = {});
 
 // Why a message, or one member of a batch, was not turned into an event.
 enum class Reason {

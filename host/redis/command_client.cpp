@@ -11,6 +11,7 @@ namespace {
 struct Request {
   CommandClient::ReplyFn fn;
   const bool* stopping;
+  size_t* pending;
 };
 
 }  // namespace
@@ -39,16 +40,18 @@ bool CommandClient::send(const std::vector<std::string>& argv, ReplyFn fn) {
     ptrs.push_back(a.data());
     lens.push_back(a.size());
   }
-  auto req = std::make_unique<Request>(Request{std::move(fn), &stopping_});
+  auto req = std::make_unique<Request>(Request{std::move(fn), &stopping_, &pending_});
   if (!conn_.command(static_cast<int>(argv.size()), ptrs.data(), lens.data(), &CommandClient::onReply, req.get())) {
     return false;
   }
   req.release();  // owned by hiredis' callback list until onReply
+  ++pending_;
   return true;
 }
 
 void CommandClient::onReply(redisAsyncContext* /*ac*/, void* reply, void* privdata) {
   std::unique_ptr<Request> req(static_cast<Request*>(privdata));
+  --*req->pending;
   if (reply == nullptr) {
     req->fn(*req->stopping ? EVH_ERR_CANCELLED : EVH_ERR_UNAVAILABLE, nullptr);
     return;

@@ -25,6 +25,8 @@ class CommandClient {
   void start();
   void stop();
   bool ready() const noexcept { return conn_.ready(); }
+  // Requests sent whose reply has not arrived.
+  size_t pending() const noexcept { return pending_; }
   const Connection& connection() const noexcept { return conn_; }
 
   // Sends argv. Returns false when not connected; fn then never runs.
@@ -36,6 +38,7 @@ class CommandClient {
 
   Connection conn_;
   bool stopping_ = false;
+  size_t pending_ = 0;
 };
 
 }  // namespace evh::redis

@@ -1408,3 +1408,67 @@ TEST_F(LoaderTest, ErrorsStayOnOneLine) {
 
 }  // namespace
 }  // namespace evh::config
+
+namespace evh::config {
+namespace {
+
+class StreamConfigTest : public ::testing::Test {
+ protected:
+  LoadResult load(const std::string& yaml) {
+    return loadString(yaml, "cfg.yaml", [](const std::string&) { return std::optional<std::string>(); });
+  }
+};
+
+TEST_F(StreamConfigTest, StreamChannelKeysAreRead) {
+  LoadResult r = load(R"(plugins:
+  p: {path: x}
+channels:
+  orders:
+    transport: stream
+    stream: {group: g1, consumer: c7, count: 10, block_ms: 500, start: new}
+    routes:
+      - plugins: [p]
+)");
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0];
+  const Channel& ch = r.config->channels[0];
+  EXPECT_EQ(ch.transport, Transport::Stream);
+  EXPECT_EQ(ch.stream.group, "g1");
+  EXPECT_EQ(ch.stream.consumer, "c7");
+  EXPECT_EQ(ch.stream.count, 10U);
+  EXPECT_EQ(ch.stream.block_ms, 500U);
+  EXPECT_FALSE(ch.stream.from_beginning);
+}
+
+TEST_F(StreamConfigTest, StreamDefaults) {
+  LoadResult r = load("plugins: {p: {path: x}}\nchannels:\n  orders:\n    transport: stream\n    routes: [{plugins: [p]}]\n");
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0];
+  const StreamOptions& s = r.config->channels[0].stream;
+  EXPECT_EQ(s.group, "evhost");
+  EXPECT_TRUE(s.consumer.empty());
+  EXPECT_EQ(s.count, 100U);
+  EXPECT_TRUE(s.from_beginning);
+}
+
+TEST_F(StreamConfigTest, AStreamCannotBeAPattern) {
+  LoadResult r = load(
+      "plugins: {p: {path: x}}\nchannels:\n  \"o:*\":\n    transport: stream\n    pattern: true\n    routes: [{plugins: [p]}]\n");
+  ASSERT_EQ(r.errors.size(), 1U);
+  EXPECT_EQ(r.errors[0], "cfg.yaml:3: channels.o:*.pattern: a stream channel cannot be a pattern");
+}
+
+TEST_F(StreamConfigTest, StreamBlockNeedsTransportStream) {
+  LoadResult r = load("plugins: {p: {path: x}}\nchannels:\n  o:\n    stream: {group: g}\n    routes: [{plugins: [p]}]\n");
+  ASSERT_EQ(r.errors.size(), 1U);
+  EXPECT_EQ(r.errors[0], "cfg.yaml:4: channels.o.stream: only for transport: stream");
+}
+
+TEST_F(StreamConfigTest, UnknownStreamKeyHasASuggestion) {
+  LoadResult r = load(
+      "plugins: {p: {path: x}}\nchannels:\n  o:\n    transport: stream\n    stream: {gruop: g}\n    routes: [{plugins: [p]}]\n");
+  ASSERT_EQ(r.errors.size(), 1U);
+  EXPECT_NE(r.errors[0].find("channels.o.stream.gruop: unknown key (did you mean \"group\"?)"), std::string::npos)
+      << r.errors[0];
+}
+
+}  // namespace
+}  // namespace evh::config
