@@ -63,11 +63,15 @@ Server::~Server() {
   if (pool_) {
     pool_->stop();
   }
+  if (dispatcher_) {
+    dispatcher_->seal();
+  }
   registry_.shutdownAll();
   dispatcher_.reset();
   flush_timer_.close();
   commands_.reset();
   poster_.reset();
+  registry_.unloadAll();  // after the last callback that could enter a plugin
   sigint_.close();
   sigterm_.close();
   deadline_.close();
@@ -306,11 +310,17 @@ void Server::stop() {
   uv_timer_start(
       deadline_.get(), [](uv_timer_t* t) { static_cast<Server*>(t->data)->onDeadline(); },
       config_.shutdown_timeout_ms, 0);
-  dispatcher_->drain([this] { finishStop(); });
+  // on_idle may fire deep inside a callback (a posted completion, a hiredis
+  // reply): finish from the top of the loop instead, once the last replies
+  // (stream acks, plugins' writes) are in.
+  dispatcher_->drain([this] { flushCommands([this] { finishStop(); }); });
 }
 
 void Server::onDeadline() {
   exit_code_ = 1;
+  if (flush_timer_) {
+    uv_timer_stop(flush_timer_.get());  // a flush in progress no longer matters
+  }
   for (const auto& line : dispatcher_->abandon()) {
     log::host().error("shutdown deadline ({} ms) passed: {}", config_.shutdown_timeout_ms, line);
   }
@@ -318,15 +328,16 @@ void Server::onDeadline() {
   if (!busy.empty()) {
     // A handler still running on a worker cannot be interrupted, and its
     // plugin cannot be shut down or unloaded under it: shut the others
-    // down and leave.
-    std::vector<const plugin::Instance*> keep(busy.begin(), busy.end());
+    // down and leave -- after the fallback file has everything.
     for (const auto* p : busy) {
       log::host().error("plugin {} still has a handler running; exiting without shutting it down", p->name());
     }
+    poster_->refuse();
     commands_->stop();
     poster_->drain();
+    dispatcher_->closeFallback();
     for (auto it = registry_.instances().rbegin(); it != registry_.instances().rend(); ++it) {
-      if (std::find(keep.begin(), keep.end(), it->get()) == keep.end()) {
+      if (std::find(busy.begin(), busy.end(), it->get()) == busy.end()) {
         (*it)->shutdown();
       }
     }
@@ -337,55 +348,51 @@ void Server::onDeadline() {
 }
 
 void Server::flushCommands(std::function<void()> then) {
-  if (commands_ == nullptr || commands_->pending() == 0 || !commands_->ready()) {
-    then();
-    return;
-  }
   if (!flush_timer_) {
     flush_timer_ = makeUvHandle<uv_timer_t>(&loop_, uv_timer_init);
+    flush_timer_->data = this;
   }
-  struct Poll {
-    Server* self;
-    std::function<void()> then;
-    uint64_t until;
-  };
-  auto* poll = new Poll{this, std::move(then), uv_now(&loop_) + 2000};
-  flush_timer_->data = poll;
+  flush_then_ = std::move(then);
+  flush_until_ = uv_now(&loop_) + 2000;
+  // Always through the timer, even when nothing is pending: `then` runs at
+  // the top of the loop, never nested in the callback that asked for it.
   uv_timer_start(
       flush_timer_.get(),
       [](uv_timer_t* t) {
-        auto* p = static_cast<Poll*>(t->data);
-        if (p->self->commands_->pending() == 0 || !p->self->commands_->ready() || uv_now(t->loop) >= p->until) {
+        auto* self = static_cast<Server*>(t->data);
+        const bool done = self->commands_ == nullptr || self->commands_->pending() == 0 ||
+                          !self->commands_->ready() || uv_now(t->loop) >= self->flush_until_;
+        if (done) {
           uv_timer_stop(t);
-          std::unique_ptr<Poll> owned(p);
-          owned->then();
+          auto next = std::move(self->flush_then_);
+          self->flush_then_ = nullptr;
+          if (next) {
+            next();
+          }
         }
       },
-      10, 10);
+      0, 10);
 }
 
 void Server::finishStop() {
   if (stopped_) {
     return;
   }
-  // Let the last replies (stream acks, plugins' writes) arrive before the
-  // command connection closes.
-  if (!flushed_) {
-    flushed_ = true;
-    flushCommands([this] { finishStop(); });
-    return;
-  }
   stopped_ = true;
   uv_timer_stop(deadline_.get());
+  // The workers are idle (or their calls were given up on and are skipped).
+  if (pool_) {
+    pool_->stop();
+  }
   // Every reply callback and post runs before plugins shut down (the ABI
-  // promises it): cancel outstanding commands, run posted functions.
+  // promises it), and none after: refuse new posts and cross-thread
+  // commands, cancel outstanding commands (their callbacks run now), run
+  // what was posted before.
+  poster_->refuse();
   if (commands_) {
     commands_->stop();
   }
   poster_->drain();
-  if (pool_) {
-    pool_->stop();
-  }
   // Calls given up on (a timeout) may still be completed by their plugin,
   // as late as its shutdown(): from here on such outcomes are dropped.
   if (dispatcher_) {
@@ -403,20 +410,40 @@ void Server::finishStop() {
   log::host().info("evhost stopped");
 }
 
+namespace {
+
+// Plugin callbacks are C entry points into code we do not control: a C++
+// plugin written without the SDK may still throw through them.
+template <class Fn>
+void guarded(plugin::Instance* in, const char* what, Fn&& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    in->logger().error("exception thrown through the C ABI from a {}: {}", what, e.what());
+  } catch (...) {
+    in->logger().error("unknown exception thrown through the C ABI from a {}", what);
+  }
+}
+
+}  // namespace
+
 evh_status Server::redisCommand(plugin::Instance& from, std::vector<std::string> argv, evh_reply_cb cb,
                                 void* user_data) {
-  if (stopped_ || commands_ == nullptr) {
-    return EVH_ERR_CANCELLED;
-  }
+  plugin::Instance* in = &from;
   if (std::this_thread::get_id() == loop_thread_) {
+    if (stopped_ || commands_ == nullptr) {
+      return EVH_ERR_CANCELLED;
+    }
     return sendCommand(from, std::move(argv), cb, user_data) ? EVH_OK : EVH_ERR_UNAVAILABLE;
   }
-  // From a worker: marshal to the loop. From here on the callback owes an
+  // From another thread: marshal to the loop (the poster refuses once
+  // stopping has reached the plugins). From here on the callback owes an
   // answer, so a failure to send is reported through it.
-  plugin::Instance* in = &from;
   bool posted = poster_->post([this, in, argv = std::move(argv), cb, user_data]() mutable {
-    if ((stopped_ || !sendCommand(*in, std::move(argv), cb, user_data)) && cb != nullptr) {
-      cb(user_data, stopped_ ? EVH_ERR_CANCELLED : EVH_ERR_UNAVAILABLE, nullptr);
+    const bool stopped = stopped_ || commands_ == nullptr;
+    if ((stopped || !sendCommand(*in, std::move(argv), cb, user_data)) && cb != nullptr) {
+      guarded(in, "reply callback",
+              [&] { cb(user_data, stopped ? EVH_ERR_CANCELLED : EVH_ERR_UNAVAILABLE, nullptr); });
     }
   });
   return posted ? EVH_OK : EVH_ERR_CANCELLED;
@@ -436,13 +463,15 @@ bool Server::sendCommand(plugin::Instance& from, std::vector<std::string> argv, 
       return;
     }
     redis::ReplyView view(reply);
-    cb(user_data, status, view.root());
+    guarded(in, "reply callback", [&] { cb(user_data, status, view.root()); });
   });
 }
 
 evh_status Server::post(plugin::Instance& from, void (*fn)(void*), void* user_data) {
-  (void)from;
-  return poster_->post([fn, user_data] { fn(user_data); }) ? EVH_OK : EVH_ERR_CANCELLED;
+  plugin::Instance* in = &from;
+  return poster_->post([in, fn, user_data] { guarded(in, "posted function", [&] { fn(user_data); }); })
+             ? EVH_OK
+             : EVH_ERR_CANCELLED;
 }
 
 }  // namespace evh::app

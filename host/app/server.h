@@ -16,6 +16,8 @@
 
 #include <uv.h>
 
+#include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -107,8 +109,9 @@ class Server final : public plugin::HostServices {
   Throttle overload_log_{1000};
   bool trace_events_ = false;
   bool stopping_ = false;
-  bool stopped_ = false;
-  bool flushed_ = false;  // finishStop has waited for outstanding commands
+  std::atomic<bool> stopped_{false};  // read by marshalled commands' closures
+  std::function<void()> flush_then_;  // flushCommands' continuation
+  uint64_t flush_until_ = 0;
   int exit_code_ = 0;
 };
 

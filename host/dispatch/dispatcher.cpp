@@ -17,6 +17,9 @@ struct Dispatcher::InFlight {
   event::Event event;
   uint32_t remaining = 0;         // deliveries not finished
   std::function<void()> on_done;  // when the last one finishes
+  // Attempts that still hold a view of the event: a handler a timeout gave
+  // up on may still be reading it on a worker. Freed when both are zero.
+  uint32_t attempts = 0;
 };
 
 // One event for one plugin, over all its attempts -- or one dead-letter
@@ -36,7 +39,8 @@ struct Dispatcher::Delivery {
   Wait wait = Wait::None;
   uint64_t waiting_since = 0;  // loop ms, while waiting for the breaker
   UvHandle<uv_timer_t> retry_timer;
-  std::unique_ptr<DeadLetterEntry> entry;  // dead-letter deliveries only
+  std::shared_ptr<const DeadLetterEntry> entry;  // dead-letter deliveries only
+  uint32_t timeout_ms = 0;                       // per attempt; 0: none
   std::function<void()> done;              // dead-letter deliveries only
   Dispatcher* owner = nullptr;
   Delivery* prev = nullptr;
@@ -51,7 +55,11 @@ class Dispatcher::Attempt final : public evh_call {
  public:
   enum State : int { Running, Returned, CompletedEarly, Done };
 
-  Attempt(Dispatcher* d, Delivery* del) : dispatcher(d), delivery(del), ps(del->ps), alive(d->alive_) {
+  Attempt(Dispatcher* d, Delivery* del)
+      : dispatcher(d), delivery(del), ps(del->ps), inflight(del->inflight), entry(del->entry), alive(d->alive_) {
+    if (inflight != nullptr) {
+      ++inflight->attempts;
+    }
     if (del->entry) {
       static constexpr char kType[] = "DEAD_LETTER";
       static constexpr char kChannel[] = "jollyjet:events:dlq";
@@ -116,6 +124,10 @@ class Dispatcher::Attempt final : public evh_call {
   Dispatcher* dispatcher;
   Delivery* delivery;  // nullptr once a timeout gave up on this attempt
   PluginState* ps;
+  // What `view` borrows from, held for as long as the attempt lives.
+  InFlight* inflight;
+  std::shared_ptr<const DeadLetterEntry> entry;
+  std::atomic<bool> given_up{false};  // a worker must not start it any more
   evh_event view{};
   std::shared_ptr<std::atomic<bool>> alive;
   UvHandle<uv_timer_t> timeout;
@@ -208,13 +220,14 @@ Dispatcher::Dispatcher(uv_loop_t* loop, Poster& poster, WorkerPool& pool, const 
   if (options_.dead_letter_plugin != nullptr) {
     auto routed = plugins_.find(options_.dead_letter_plugin);
     if (routed != plugins_.end()) {
-      // One count of handle() calls on workers per instance, whichever path
-      // called it (busyPlugins must see both).
-      dead_letter_state_.on_worker = routed->second.on_worker;
+      // One queue and one concurrency limit per instance, whichever path
+      // calls it: the dlq plugin may hold state that is not thread-safe.
+      dl_state_ = &routed->second;
+    } else {
+      dead_letter_state_.plugin = options_.dead_letter_plugin;
+      dead_letter_state_.limit = concurrencyLimit(*options_.dead_letter_plugin, pool_.size());
+      dl_state_ = &dead_letter_state_;
     }
-    dead_letter_state_.plugin = options_.dead_letter_plugin;
-    dead_letter_state_.limit = concurrencyLimit(*options_.dead_letter_plugin, pool_.size());
-    dead_letter_state_.timeout_ms = options_.dead_letter_timeout_ms;
   }
 }
 
@@ -225,7 +238,12 @@ Dispatcher::~Dispatcher() {
   while (attempts_head_ != nullptr) {
     Attempt* a = attempts_head_;
     unlinkFrom(attempts_head_, a);
+    InFlight* f = a->inflight;
     delete a;
+    if (f != nullptr) {
+      --f->attempts;
+      releaseEvent(f);  // finished events kept only for a given-up attempt
+    }
   }
   while (live_head_ != nullptr) {
     Delivery* d = live_head_;
@@ -236,6 +254,12 @@ Dispatcher::~Dispatcher() {
     delete d;
   }
   fallback_.reset();  // writes what is queued, joins its thread
+}
+
+void Dispatcher::releaseEvent(InFlight* f) {
+  if (f->remaining == 0 && f->attempts == 0) {
+    delete f;
+  }
 }
 
 void Dispatcher::link(Delivery* d) { linkInto(live_head_, d); }
@@ -268,6 +292,7 @@ bool Dispatcher::dispatch(event::Event&& event, const route::Targets& targets, s
     d->ps = &plugins_.at(t.plugin);
     d->inflight = f;
     d->retry = t.retry;
+    d->timeout_ms = d->ps->timeout_ms;
     link(d);
     deliveries.push_back(d);
   }
@@ -314,6 +339,19 @@ void Dispatcher::runAttempt(Delivery* d) {
     log::host().info("event stage=dispatched eventId={} correlationId={} plugin={} attempt={}",
                      d->inflight->event.eventId(), d->inflight->event.correlationId(), ps.plugin->name(), d->attempt);
   }
+  // The time an attempt waits for a worker counts too: a plugin stuck on
+  // its workers must not hold events for ever.
+  if (d->timeout_ms > 0) {
+    a->timeout = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);
+    a->timeout->data = a;
+    uv_timer_start(
+        a->timeout.get(),
+        [](uv_timer_t* t) {
+          auto* at = static_cast<Attempt*>(t->data);
+          at->dispatcher->onTimeout(at);
+        },
+        d->timeout_ms, 0);
+  }
   if (ps.plugin->blocking()) {
     ps.waiting.push_back(a);
     pump(ps);
@@ -324,16 +362,6 @@ void Dispatcher::runAttempt(Delivery* d) {
 
 void Dispatcher::runInline(Attempt* a) {
   evh_status s = callPlugin(*a->ps->plugin, a->view, a);
-  if (s == EVH_PENDING && a->ps->timeout_ms > 0) {
-    a->timeout = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);
-    a->timeout->data = a;
-    uv_timer_start(
-        a->timeout.get(), [](uv_timer_t* t) {
-          auto* at = static_cast<Attempt*>(t->data);
-          at->dispatcher->onTimeout(at);
-        },
-        a->ps->timeout_ms, 0);
-  }
   afterHandle(a, s);
 }
 
@@ -348,28 +376,22 @@ void Dispatcher::pump(PluginState& ps) {
 
 void Dispatcher::submitBlocking(Attempt* a) {
   PluginState& ps = *a->ps;
-  if (ps.timeout_ms > 0) {
-    a->timeout = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);
-    a->timeout->data = a;
-    uv_timer_start(
-        a->timeout.get(), [](uv_timer_t* t) {
-          auto* at = static_cast<Attempt*>(t->data);
-          at->dispatcher->onTimeout(at);
-        },
-        ps.timeout_ms, 0);
-  }
   auto on_worker = ps.on_worker;
   pool_.submit([this, a, token = alive_, on_worker] {
     // Count first, then look at the token: abandon() clears the token and
     // then reads the count, so either it sees this call as running or this
-    // call sees the token cleared and never enters the plugin.
+    // call sees the token cleared and never enters the plugin. An attempt a
+    // timeout gave up on before it started is not started either.
     on_worker->fetch_add(1);
+    evh_status s = EVH_RETRY;
+    const bool skip = !token->load() || a->given_up.load();
+    if (!skip) {
+      s = callPlugin(*a->ps->plugin, a->view, a);
+    }
+    on_worker->fetch_sub(1);
     if (!token->load()) {
-      on_worker->fetch_sub(1);
       return;
     }
-    evh_status s = callPlugin(*a->ps->plugin, a->view, a);
-    on_worker->fetch_sub(1);
     poster_.post([this, a, s, token] {
       if (!token->load()) {
         return;
@@ -378,6 +400,7 @@ void Dispatcher::submitBlocking(Attempt* a) {
       --state.running;
       afterHandle(a, s);
       pump(state);
+      checkIdle();
     });
   });
 }
@@ -412,16 +435,24 @@ void Dispatcher::afterHandle(Attempt* a, evh_status status) {
 void Dispatcher::releaseAttempt(Attempt* a) {
   unlinkFrom(attempts_head_, a);
   --live_attempts_;
+  InFlight* f = a->inflight;
   delete a;
+  if (f != nullptr) {
+    --f->attempts;
+    releaseEvent(f);
+  }
 }
 
 void Dispatcher::finishAttempt(Attempt* a, evh_status status) {
   Delivery* d = a->delivery;
+  const bool given_up = a->given_up.load();
   std::string error = a->takeError();
   PluginState& ps = *a->ps;
   releaseAttempt(a);
   if (d == nullptr) {
-    ps.plugin->logger().info("a call that had timed out answered {} at last; ignored", statusName(status));
+    if (!given_up || status != EVH_RETRY || !error.empty()) {
+      ps.plugin->logger().info("a call that had timed out answered {} at last; ignored", statusName(status));
+    }
     return;
   }
   const char* name = status == EVH_OK       ? ""
@@ -436,20 +467,39 @@ void Dispatcher::finishAttempt(Attempt* a, evh_status status) {
 
 void Dispatcher::onTimeout(Attempt* a) {
   Delivery* d = a->delivery;
-  if (d == nullptr) {
+  if (d == nullptr || abandoned_) {
     return;
   }
-  // Give up on this attempt; it stays allocated until its outcome arrives
-  // (a worker returns, or the plugin completes it) and is then ignored.
-  a->delivery = nullptr;
+  {
+    // An outcome already on its way to the loop wins over the timeout.
+    std::lock_guard<std::mutex> lock(a->mutex);
+    if (a->state == Attempt::Done || a->state == Attempt::CompletedEarly) {
+      return;
+    }
+  }
   PluginState& ps = *a->ps;
+  a->timeout.close();
+  a->delivery = nullptr;
+  a->given_up.store(true);
   ++ps.counters.timeouts;
-  onOutcome(d, EVH_RETRY, "timed out after " + std::to_string(ps.timeout_ms) + " ms", "timeout");
+  auto queued = std::find(ps.waiting.begin(), ps.waiting.end(), a);
+  if (queued != ps.waiting.end()) {
+    // Never started: nothing will answer for it, so it goes now.
+    ps.waiting.erase(queued);
+    releaseAttempt(a);
+  }
+  // Otherwise it stays allocated (with the event it reads) until its
+  // outcome arrives -- a worker returns, or the plugin completes it -- and
+  // that outcome is then ignored.
+  onOutcome(d, EVH_RETRY, "timed out after " + std::to_string(d->timeout_ms) + " ms", "timeout");
 }
 
 // ---------------------------------------------------------------- outcomes
 
 void Dispatcher::onOutcome(Delivery* d, evh_status status, std::string error, const char* error_name) {
+  if (abandoned_) {
+    return;  // the deadline passed: everything unfinished went to the fallback file
+  }
   PluginState& ps = *d->ps;
   d->last_ms = wallMs();
   d->last_error = std::move(error);
@@ -550,8 +600,8 @@ void Dispatcher::completeDelivery(Delivery* d) {
   delete d;
   if (--f->remaining == 0) {
     std::function<void()> done = std::move(f->on_done);
-    delete f;
     --in_flight_;
+    releaseEvent(f);
     if (done) {
       done();
     }
@@ -679,16 +729,19 @@ void Dispatcher::submitDeadLetter(DeadLetterEntry entry, std::function<void()> d
   ++dl_pending_;
   auto finished = [this, done = std::move(done)] {
     --dl_pending_;
-    if (done) {
+    // After the deadline the things `done` refers to (a stream source to
+    // ack on, say) may be gone; the entry is stored all the same.
+    if (done && !abandoned_) {
       done();
     }
     checkIdle();
   };
-  if (dead_letter_state_.plugin != nullptr && !abandoned_ && dl_pending_ <= options_.max_dead_letter_pending) {
+  if (dl_state_ != nullptr && !abandoned_ && dl_pending_ <= options_.max_dead_letter_pending) {
     auto* dd = new Delivery();
     dd->owner = this;
-    dd->ps = &dead_letter_state_;
-    dd->entry = std::make_unique<DeadLetterEntry>(std::move(entry));
+    dd->ps = dl_state_;
+    dd->entry = std::make_shared<const DeadLetterEntry>(std::move(entry));
+    dd->timeout_ms = options_.dead_letter_timeout_ms;
     dd->done = std::move(finished);
     link(dd);
     runAttempt(dd);
@@ -698,6 +751,13 @@ void Dispatcher::submitDeadLetter(DeadLetterEntry entry, std::function<void()> d
 }
 
 void Dispatcher::toFallback(const std::string& json, std::function<void()> done) {
+  if (!fallback_) {
+    log::host().critical("dead-letter fallback file closed; the entry follows: {}", json);
+    if (done) {
+      done();
+    }
+    return;
+  }
   fallback_->append(json, [done = std::move(done)](bool) {
     // Written, or logged in full when the file failed: either way it is out.
     if (done) {
@@ -730,7 +790,20 @@ void Dispatcher::drain(std::function<void()> on_idle) {
 }
 
 void Dispatcher::checkIdle() {
-  if (draining_ && in_flight_ == 0 && dl_pending_ == 0 && on_idle_) {
+  if (!draining_ || !on_idle_ || in_flight_ != 0 || dl_pending_ != 0) {
+    return;
+  }
+  // A handler a timeout gave up on may still run on a worker: idle means
+  // none does (the shutdown deadline bounds the wait).
+  for (const auto& [p, ps] : plugins_) {
+    if (ps.running > 0) {
+      return;
+    }
+  }
+  if (dead_letter_state_.running > 0) {
+    return;
+  }
+  {
     auto fn = std::move(on_idle_);
     on_idle_ = nullptr;
     fn();
@@ -739,6 +812,12 @@ void Dispatcher::checkIdle() {
 
 std::vector<std::string> Dispatcher::abandon() {
   abandoned_ = true;
+  on_idle_ = nullptr;
+  for (Attempt* a = attempts_head_; a != nullptr; a = a->next) {
+    a->timeout.close();
+    a->delivery = nullptr;
+    a->given_up.store(true);
+  }
   // Completions and worker results arriving from now on are dropped.
   alive_->store(false);
   std::unordered_map<PluginState*, size_t> per_plugin;
@@ -782,8 +861,7 @@ std::vector<const plugin::Instance*> Dispatcher::busyPlugins() const {
       out.push_back(p);
     }
   }
-  if (dead_letter_state_.plugin != nullptr && dead_letter_state_.on_worker->load() > 0 &&
-      std::find(out.begin(), out.end(), dead_letter_state_.plugin) == out.end()) {
+  if (dead_letter_state_.plugin != nullptr && dead_letter_state_.on_worker->load() > 0) {
     out.push_back(dead_letter_state_.plugin);
   }
   return out;

@@ -94,6 +94,9 @@ class Dispatcher {
   // Drops every outcome arriving from now on (completions, worker results):
   // called before plugins shut down, after which their calls are gone.
   void seal() { alive_->store(false); }
+  // Writes whatever the fallback writer holds, and joins its thread: before
+  // an exit that runs no destructors. Later entries are logged in full.
+  void closeFallback() { fallback_.reset(); }
   // Plugins with a handle() running on a worker right now.
   std::vector<const plugin::Instance*> busyPlugins() const;
 
@@ -132,6 +135,7 @@ class Dispatcher {
   void finishAttempt(Attempt* a, evh_status status);
   void onTimeout(Attempt* a);
   void releaseAttempt(Attempt* a);
+  void releaseEvent(InFlight* f);
   // Outcomes
   void onOutcome(Delivery* d, evh_status status, std::string error, const char* error_name);
   void scheduleRetry(Delivery* d);
@@ -155,7 +159,8 @@ class Dispatcher {
   WorkerPool& pool_;
   Options options_;
   std::unordered_map<const plugin::Instance*, PluginState> plugins_;
-  PluginState dead_letter_state_;  // the dead-letter plugin's calls (no breaker)
+  PluginState dead_letter_state_;  // the dead-letter plugin's calls when it is not among `plugins`
+  PluginState* dl_state_ = nullptr;  // where dead-letter calls queue: the plugin's one state (one concurrency limit)
   std::unique_ptr<FallbackWriter> fallback_;
   std::mt19937_64 rng_;
   size_t in_flight_ = 0;        // events

@@ -46,6 +46,11 @@ void Poster::drain() {
   }
 }
 
+void Poster::refuse() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  closed_ = true;
+}
+
 void Poster::close() {
   if (!async_) {
     return;

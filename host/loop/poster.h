@@ -25,6 +25,10 @@ class Poster {
   // posted while draining run too.
   void drain();
 
+  // Stops accepting: post() returns false from now on; what is queued
+  // still runs at the next drain. THREAD: loop.
+  void refuse();
+
   // Stops accepting, runs what is queued, closes the handle. THREAD: loop.
   void close();
 

@@ -8,7 +8,7 @@
 
 namespace evh::plugin {
 
-Registry::~Registry() { shutdownAll(); }
+Registry::~Registry() { unloadAll(); }
 
 void Registry::load(const std::vector<config::Plugin>& plugins, const std::vector<std::string>& search_dirs,
                     HostServices& services, const std::string& env_prefix) {
@@ -37,7 +37,7 @@ void Registry::load(const std::vector<config::Plugin>& plugins, const std::vecto
       loaded[i]->init(p.config_json);
     } catch (const LoadError&) {
       instances_ = std::move(loaded);  // shut down what was initialised, in reverse
-      shutdownAll();
+      unloadAll();
       throw;
     }
     log::host().info("plugin {} loaded: {} {} (ABI {}.{}, {}) from {}", p.name, loaded[i]->library().name(),
@@ -52,6 +52,10 @@ void Registry::shutdownAll() {
   for (auto it = instances_.rbegin(); it != instances_.rend(); ++it) {
     (*it)->shutdown();
   }
+}
+
+void Registry::unloadAll() {
+  shutdownAll();
   // Destroying an instance drops its reference to the library; the last one
   // dlcloses it, after every instance of that library has shut down.
   while (!instances_.empty()) {

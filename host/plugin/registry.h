@@ -26,9 +26,13 @@ class Registry {
   void load(const std::vector<config::Plugin>& plugins, const std::vector<std::string>& search_dirs,
             HostServices& services, const std::string& env_prefix);
 
-  // Shuts every instance down in reverse init order, then unloads the
-  // libraries (after all instances are gone). Idempotent. THREAD: loop.
+  // Calls every instance's shutdown() in reverse init order; the instances
+  // and libraries stay loaded (a callback queued before may still need the
+  // code). Idempotent. THREAD: loop.
   void shutdownAll();
+  // shutdownAll(), then destroys the instances and unloads the libraries
+  // (each after its last instance). Idempotent. THREAD: loop.
+  void unloadAll();
 
   Instance* find(std::string_view name) const;
   const std::vector<std::unique_ptr<Instance>>& instances() const noexcept { return instances_; }

@@ -70,18 +70,23 @@ void Subscriber::onReply(redisAsyncContext* ac, void* r, void* privdata) {
   }
   Subscriber* self = slot->owner;
   auto* reply = static_cast<redisReply*>(r);
-  if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 || reply->element[0]->type != REDIS_REPLY_STRING) {
+  if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 || reply->element[0]->type != REDIS_REPLY_STRING) {
     log::host().error("redis subscriber: unexpected reply type {} on {}", reply->type, slot->sub->redis);
     return;
   }
   std::string_view kind = sv(reply->element[0]);
+  if (kind == "pong") {
+    // hiredis 0.14 hands the reply to our raw keep-alive PING (see
+    // Connection::sendPing) to whichever callback ran last: not a message.
+    return;
+  }
   if (kind == "message" && reply->elements == 3) {
     ++self->messages_;
     self->sink_(*slot->sub, sv(reply->element[1]), sv(reply->element[2]));
   } else if (kind == "pmessage" && reply->elements == 4) {
     ++self->messages_;
     self->sink_(*slot->sub, sv(reply->element[2]), sv(reply->element[3]));
-  } else if (kind == "subscribe" || kind == "psubscribe") {
+  } else if ((kind == "subscribe" || kind == "psubscribe") && reply->elements == 3) {
     if (++self->confirmed_ == self->subs_.size()) {
       std::string names;
       for (const auto& s : self->subs_) {

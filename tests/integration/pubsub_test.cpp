@@ -543,6 +543,15 @@ channels:
   EXPECT_EQ(*code, 1);
   EXPECT_THAT(host.log(), HasSubstr("shutdown deadline (200 ms) passed: slow: 2 call(s) unfinished"));
   EXPECT_THAT(host.log(), HasSubstr("plugin slow still has a handler running"));
+  // Even this exit leaves nothing without a dead-letter entry.
+  std::ifstream fallback(host.dir() + "/evhost-dead-letter.jsonl");
+  std::vector<nlohmann::json> entries;
+  for (std::string line; std::getline(fallback, line);) {
+    entries.push_back(nlohmann::json::parse(line));
+  }
+  ASSERT_EQ(entries.size(), 2U);
+  EXPECT_EQ(entries[0]["reason"], "abandoned");
+  EXPECT_EQ(entries[1]["reason"], "abandoned");
 }
 
 }  // namespace

@@ -184,6 +184,20 @@ evh_status answer(Scripted* self, std::string_view what, const evh_event* ev, ev
     api->complete(call, EVH_REJECT, lit("completed, then answered OK"));
     return EVH_OK;
   }
+  if (startsWith(what, "SLEEPREAD_")) {
+    // Sleeps, then reads the whole event: after a timeout gave up on this
+    // call, the host must still keep what the view points at alive.
+    std::this_thread::sleep_for(std::chrono::milliseconds(number(what.substr(10))));
+    uint64_t sum = 0;
+    for (size_t i = 0; i < ev->payload.len; ++i) {
+      sum += static_cast<unsigned char>(ev->payload.ptr[i]);
+    }
+    for (size_t i = 0; i < ev->event_id.len; ++i) {
+      sum += static_cast<unsigned char>(ev->event_id.ptr[i]);
+    }
+    api->metric_add(self->returns, sum > 0 ? 0 : 1);  // keeps the reads
+    return EVH_OK;
+  }
   if (startsWith(what, "SLEEP_")) {
     std::this_thread::sleep_for(std::chrono::milliseconds(number(what.substr(6))));
     return EVH_OK;

@@ -766,7 +766,7 @@ channels:
     transport: streams
     routes: [ { plugins: [p] } ]
 )",
-              "cfg.yaml:4: channels.c.transport: expected one of pubsub, got \"streams\"");
+              "cfg.yaml:4: channels.c.transport: expected one of pubsub, stream; got \"streams\"");
 }
 
 TEST_F(LoaderTest, InvalidEnvironmentIsAnError) {

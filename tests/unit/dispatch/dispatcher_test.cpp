@@ -76,7 +76,7 @@ class DispatcherTest : public ::testing::Test {
     registry_.load(entries, {}, services_, "dev:");
     std::vector<PluginSetup> setups;
     for (const auto& in : registry_.instances()) {
-      setups.push_back(PluginSetup{in.get(), breaker_, 0});
+      setups.push_back(PluginSetup{in.get(), breaker_, timeout_ms_});
     }
     if (options.fallback_file == Dispatcher::Options{}.fallback_file) {
       options.fallback_file = fallbackPath();
@@ -171,6 +171,7 @@ class DispatcherTest : public ::testing::Test {
   std::unique_ptr<WorkerPool> pool_;
   plugin::Registry registry_;
   std::unique_ptr<Dispatcher> dispatcher_;
+  uint32_t timeout_ms_ = 0;  // every plugin's, when a test sets it before start()
   // One attempt per event unless a test says otherwise; a breaker that
   // stays closed through these tests' failures.
   config::RetryPolicy retry_ = [] {
@@ -522,6 +523,48 @@ TEST_F(DispatcherTest, UnknownStatusCountsAsRetry) {
   EXPECT_EQ(counters("p").ok + counters("p").rejected + counters("p").pending, 0U);
   ASSERT_TRUE(runLoopUntilIdle());  // dead-lettered
   EXPECT_THAT(log.str(), HasSubstr("unknown status 42"));
+}
+
+// ---------------------------------------------------------------- timeouts
+
+TEST_F(DispatcherTest, ATimedOutHandlerOnAWorkerCanStillReadItsEvent) {
+  // The timeout finishes the event (dead-lettered) while the handler goes on
+  // reading it: the event must outlive the handler (AddressSanitizer).
+  timeout_ms_ = 50;
+  start({{"slow", "scripted_serial", "SLEEPREAD_300"}});
+  ASSERT_TRUE(dispatch("X", {"slow"}));
+  ASSERT_TRUE(runLoopUntilIdle());
+  EXPECT_EQ(counters("slow").timeouts, 1U);
+  EXPECT_EQ(counters("slow").dead_lettered, 1U);
+  EXPECT_EQ(dispatcher_->unfinishedCalls(), 1U);  // still on its worker
+  ASSERT_TRUE(runLoopUntil([&] { return dispatcher_->unfinishedCalls() == 0; }));
+  EXPECT_EQ(counters("slow").ok, 0U);  // the late OK was ignored
+}
+
+TEST_F(DispatcherTest, AnAttemptTimedOutBeforeItStartedNeverStarts) {
+  timeout_ms_ = 100;
+  start({{"slow", "scripted_serial", "SLEEP_300"}});
+  ASSERT_TRUE(dispatch("X", {"slow"}, "a"));
+  ASSERT_TRUE(dispatch("X", {"slow"}, "b"));  // waits behind "a" (max_concurrency 1)
+  ASSERT_TRUE(runLoopUntil([&] { return counters("slow").timeouts == 2U; }));
+  ASSERT_TRUE(runLoopUntil([&] { return dispatcher_->unfinishedCalls() == 0; }));
+  EXPECT_EQ(metric("slow", "calls"), 1);  // "b" never entered the plugin
+}
+
+TEST_F(DispatcherTest, AbandonDisarmsTimeoutsBeforePluginsShutDown) {
+  timeout_ms_ = 100;
+  start({{"stuck", "scripted", "PENDING_NEVER"}});
+  ASSERT_TRUE(dispatch("X", {"stuck"}));
+  EXPECT_EQ(dispatcher_->abandon().size(), 1U);
+  pool_->stop();
+  poster_->drain();
+  dispatcher_->seal();
+  registry_.shutdownAll();
+  // Past the timeout: nothing may fire into the shut-down plugin.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
+  runLoopUntil([&] { return std::chrono::steady_clock::now() > until; });
+  EXPECT_EQ(counters("stuck").timeouts, 0U);
+  EXPECT_EQ(counters("stuck").dead_lettered, 0U);
 }
 
 }  // namespace
