@@ -661,6 +661,10 @@ void Dispatcher::armBreakerTimer(PluginState& ps) {
   if (!ps.breaker_timer) {
     return;
   }
+  if (draining_ || abandoned_) {
+    uv_timer_stop(ps.breaker_timer.get());
+    return;
+  }
   const uint64_t now = uv_now(loop_);
   uint64_t due = UINT64_MAX;
   if (ps.breaker->state() == CircuitBreaker::State::Open) {
@@ -785,6 +789,13 @@ void Dispatcher::drain(std::function<void()> on_idle) {
     d->retry_timer.close();
     d->wait = Delivery::Wait::None;
     deadLetterDelivery(d, "shutdown");
+  }
+  // Nothing waits for a breaker any more: its timer must not keep the loop
+  // (and so the process) alive until the breaker would have half-opened.
+  for (auto& [p, ps] : plugins_) {
+    if (ps.breaker_timer) {
+      uv_timer_stop(ps.breaker_timer.get());
+    }
   }
   checkIdle();
 }

@@ -293,6 +293,33 @@ channels:
   EXPECT_THAT(e["error"]["message"].get<std::string>(), HasSubstr("max_wait_ms=300"));
 }
 
+TEST_F(DeliveryTest, EventsWaitingForAnOpenBreakerAreDeadLetteredAtShutdown) {
+  EvhostProcess host(config(std::string(R"(
+circuit_breaker: {threshold: 1, open_ms: 60000, max_wait_ms: 60000}
+retry: {max_attempts: 1}
+plugins:
+  fragile: {path: recorder, config: {key: fragile, answer: {FAIL: retry}}})") + kDeadRecorder + R"(
+channels:
+  jollyjet:events:product:
+    routes:
+      - events: "*"
+        plugins: [fragile]
+)"));
+  waitSubscribed(host);
+  publish(event("f0", "FAIL"));
+  ASSERT_TRUE(host.waitForLog("-> OPEN")) << host.log();
+  publish(event("waiting"));
+  ASSERT_TRUE(eventually([&] { return llen("dlq") == 1; })) << host.log();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // "waiting" reaches the breaker's queue
+  host.signal(SIGTERM);
+  // Not after the breaker's 60 s: at once (the bound only guards a hang).
+  ASSERT_EQ(host.waitExit(std::chrono::seconds(10)), std::optional<int>(0)) << host.log();
+  ASSERT_EQ(llen("dlq"), 2) << host.log();
+  json e = deadLetters()[1];
+  EXPECT_EQ(e["eventId"], "waiting");
+  EXPECT_EQ(e["reason"], "shutdown");
+}
+
 TEST_F(DeliveryTest, HandlerTimeoutCountsAsAFailedAttempt) {
   EvhostProcess host(config(std::string(R"(
 retry: {max_attempts: 2, base_delay_ms: 10}
