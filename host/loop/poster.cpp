@@ -29,21 +29,28 @@ bool Poster::post(std::function<void()> fn) {
   return true;
 }
 
-void Poster::drain() {
-  std::vector<std::function<void()>> batch;
-  for (;;) {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (queue_.empty()) {
-        return;
-      }
-      batch.swap(queue_);
-    }
-    for (auto& fn : batch) {
-      fn();
-    }
-    batch.clear();
+void Poster::drainUntilEmpty() {
+  while (runBatch()) {
   }
+}
+
+void Poster::drain() { drainUntilEmpty(); }
+
+// Runs what is queued now, not what arrives meanwhile: a busy producer
+// thread must not keep the loop here for ever. Returns whether anything ran.
+bool Poster::runBatch() {
+  std::vector<std::function<void()>> batch;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (queue_.empty()) {
+      return false;
+    }
+    batch.swap(queue_);
+  }
+  for (auto& fn : batch) {
+    fn();
+  }
+  return true;
 }
 
 void Poster::refuse() {
@@ -64,6 +71,15 @@ void Poster::close() {
   async_.close();
 }
 
-void Poster::onAsync(uv_async_t* h) { static_cast<Poster*>(h->data)->drain(); }
+void Poster::onAsync(uv_async_t* h) {
+  // One batch per wake-up; if more arrived while it ran, come back on the
+  // next loop iteration, after the loop has served its other handles.
+  auto* self = static_cast<Poster*>(h->data);
+  self->runBatch();
+  std::lock_guard<std::mutex> lock(self->mutex_);
+  if (!self->queue_.empty() && self->async_.get() == h) {  // not closed by what just ran
+    uv_async_send(h);
+  }
+}
 
 }  // namespace evh

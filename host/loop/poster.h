@@ -21,8 +21,9 @@ class Poster {
   // has begun, and then fn will never run. THREAD: any.
   bool post(std::function<void()> fn);
 
-  // Runs everything queued so far, on the calling (loop) thread. Functions
-  // posted while draining run too.
+  // Runs everything queued, on the calling (loop) thread, until the queue
+  // is empty (functions posted while draining run too). For shutdown; in
+  // normal running the loop takes one batch per wake-up.
   void drain();
 
   // Stops accepting: post() returns false from now on; what is queued
@@ -34,6 +35,8 @@ class Poster {
 
  private:
   static void onAsync(uv_async_t* h);
+  bool runBatch();
+  void drainUntilEmpty();
 
   UvHandle<uv_async_t> async_;
   std::mutex mutex_;

@@ -331,6 +331,8 @@ void Connection::becomeReady() {
   ping_outstanding_ = false;
   ping_sent_ms_ = nowMs(loop_);
   uint64_t tick = std::max<uint64_t>(50, std::min(endpoint_.ping_interval_ms, endpoint_.ping_timeout_ms) / 2);
+  tick_ms_ = tick;
+  last_tick_ms_ = nowMs(loop_);
   uv_timer_start(
       tick_timer_.get(), [](uv_timer_t* t) { static_cast<Connection*>(t->data)->onTick(); }, tick, tick);
   if (handlers_.on_ready) {
@@ -428,6 +430,14 @@ void Connection::onTick() {
     return;
   }
   const uint64_t now = nowMs(loop_);
+  const bool loop_stalled = now - last_tick_ms_ > 3 * tick_ms_;
+  last_tick_ms_ = now;
+  if (ping_outstanding_ && loop_stalled) {
+    // The loop itself was busy for several ticks: the silence says nothing
+    // about the connection. Give the PING a fresh window.
+    ping_sent_ms_ = now;
+    return;
+  }
   if (ping_outstanding_) {
     if (replies_seen_ == seen_at_ping_ && now - ping_sent_ms_ >= endpoint_.ping_timeout_ms) {
       // The answer may be waiting unread if the loop itself was busy: read

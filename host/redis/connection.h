@@ -111,6 +111,8 @@ class Connection {
  private:
   uint64_t seen_at_ping_ = 0;
   uint64_t ping_sent_ms_ = 0;
+  uint64_t tick_ms_ = 0;       // period of the keep-alive check
+  uint64_t last_tick_ms_ = 0;  // when it last ran, to tell a busy loop from a silent server
   bool ping_outstanding_ = false;
   uint64_t connects_ = 0;
   uint64_t outages_ = 0;

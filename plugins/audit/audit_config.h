@@ -1,0 +1,38 @@
+/* audit_config: the plugin's settings, parsed from the instance's YAML
+ * `config:` block (which evhost hands over as JSON text). docs/plugins/audit.md
+ * describes every key. */
+#ifndef AUDIT_CONFIG_H
+#define AUDIT_CONFIG_H
+
+#include "audit_redact.h"
+
+#include <evh/plugin.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum audit_fsync_mode {
+  AUDIT_FSYNC_ALWAYS = 0,   /* after every line, before handle() answers OK */
+  AUDIT_FSYNC_INTERVAL = 1, /* by a background thread, every fsync_interval_ms while lines are unsynced */
+  AUDIT_FSYNC_NEVER = 2     /* never: the kernel writes the page cache back on its own schedule */
+} audit_fsync_mode;
+
+typedef struct audit_config {
+  char* file; /* relative: to evhost's working directory */
+  audit_redactor redact;
+  audit_fsync_mode fsync;
+  int64_t fsync_interval_ms;
+  int64_t rotate_bytes; /* 0: never rotate */
+  int64_t keep;         /* rotated files kept besides the current one */
+  char* stream_key;     /* NULL: no stream; the logical key, without the environment prefix */
+  int64_t stream_maxlen;
+} audit_config;
+
+/* Fills *cfg from the JSON text; defaults for what is absent. Returns 0, or
+ * -1 with the reason in err (and nothing to free). */
+int audit_config_parse(audit_config* cfg, evh_str json, char* err, size_t errlen);
+void audit_config_free(audit_config* cfg);
+
+const char* audit_fsync_mode_name(audit_fsync_mode mode);
+
+#endif /* AUDIT_CONFIG_H */
