@@ -137,19 +137,27 @@ void Server::start() {
     sc.count = ch.stream.count;
     sc.block_ms = ch.stream.block_ms;
     sc.from_beginning = ch.stream.from_beginning;
+    sc.claim_idle_ms = ch.stream.claim_idle_ms;
+    sc.claim_interval_ms = ch.stream.claim_interval_ms;
+    sc.max_deliveries = ch.stream.max_deliveries;
+    sc.trim_maxlen = ch.stream.trim_maxlen;
+    sc.trim_interval_ms = ch.stream.trim_interval_ms;
     streams_.push_back(std::make_unique<redis::StreamSource>(
         &loop_, endpoint, std::move(sc), *commands_,
-        [this](const redis::StreamChannel& c, const std::string& id, const redisReply* field) {
-          for (auto& src : streams_) {
-            if (&src->channel() == &c) {
-              onStreamEntry(*src, id, field);
-              return;
-            }
+        [this](const redis::StreamChannel& c, const std::string& id, const std::string* field) {
+          if (redis::StreamSource* src = sourceOf(c)) {
+            onStreamEntry(*src, id, field);
           }
         },
         [this] {
           size_t in = dispatcher_->inFlight();
           return in >= config_.limits.max_in_flight ? size_t{0} : config_.limits.max_in_flight - in;
+        },
+        [this](const redis::StreamChannel& c, const std::string& id, const char* reason, const std::string& why,
+               const std::string* field) {
+          if (redis::StreamSource* src = sourceOf(c)) {
+            onStreamReject(*src, id, reason, why, field);
+          }
         }));
     log::host().info("stream {}: group {}, consumer {}", streams_.back()->channel().key,
                      streams_.back()->channel().group, streams_.back()->channel().consumer);
@@ -186,21 +194,41 @@ void Server::onMessage(const redis::Subscription& sub, std::string_view channel,
   handleMessage(sub.index, logical, channel, payload, {}, {});
 }
 
-void Server::onStreamEntry(redis::StreamSource& source, const std::string& id, const redisReply* event_field) {
+redis::StreamSource* Server::sourceOf(const redis::StreamChannel& ch) {
+  for (auto& src : streams_) {
+    if (&src->channel() == &ch) {
+      return src.get();
+    }
+  }
+  return nullptr;
+}
+
+void Server::onStreamEntry(redis::StreamSource& source, const std::string& id, const std::string* event_field) {
   const redis::StreamChannel& ch = source.channel();
   redis::StreamSource* src = &source;
   auto ack = [src, id] { src->ack(id); };
-  if (event_field == nullptr || event_field->type != REDIS_REPLY_STRING) {
+  if (event_field == nullptr) {
     ++channel_counters_[ch.index].received;
     ++channel_counters_[ch.index].invalid;
-    const char* why = event_field == nullptr ? "stream entry has no \"event\" field, or its payload was trimmed"
-                                             : "the \"event\" field is not a string";
+    const char* why = "stream entry has no \"event\" field (or it is not a string)";
     log::host().warn("invalid entry {} on stream {}: {}", id, ch.key, why);
     dispatch::DeadLetterInfo info{"invalid", "no_event_field", why, "", 0, 0, 0};
     dispatcher_->deadLetter(dispatch::makeEntry(info, "", ch.logical, ch.key), ack);
     return;
   }
-  handleMessage(ch.index, ch.logical, ch.key, std::string_view(event_field->str, event_field->len), id, ack);
+  handleMessage(ch.index, ch.logical, ch.key, *event_field, id, ack);
+}
+
+void Server::onStreamReject(redis::StreamSource& source, const std::string& id, const char* reason,
+                            const std::string& why, const std::string* event_field) {
+  const redis::StreamChannel& ch = source.channel();
+  redis::StreamSource* src = &source;
+  log::host().warn("stream {}: entry {} dead-lettered (reason={}): {}", ch.key, id, reason, why);
+  dispatch::DeadLetterInfo info{reason, reason, why + " [stream entry " + id + "]", "", 0, 0, 0};
+  dispatcher_->deadLetter(
+      dispatch::makeEntry(info, event_field != nullptr ? std::string_view(*event_field) : std::string_view(),
+                          ch.logical, ch.key),
+      [src, id] { src->ack(id); });
 }
 
 void Server::handleMessage(size_t channel_index, std::string_view logical, std::string_view redis_channel,

@@ -70,7 +70,10 @@ class Server final : public plugin::HostServices {
  private:
   static void onSignal(uv_signal_t* h, int signum);
   void onMessage(const redis::Subscription& sub, std::string_view channel, std::string_view payload);
-  void onStreamEntry(redis::StreamSource& source, const std::string& id, const redisReply* event_field);
+  void onStreamEntry(redis::StreamSource& source, const std::string& id, const std::string* event_field);
+  void onStreamReject(redis::StreamSource& source, const std::string& id, const char* reason, const std::string& why,
+                      const std::string* event_field);
+  redis::StreamSource* sourceOf(const redis::StreamChannel& ch);
   // Decodes one message and hands its events on; `done` runs once for the
   // message when every event (or its dead-letter entry) is finished.
   void handleMessage(size_t channel_index, std::string_view logical, std::string_view redis_channel,

@@ -84,6 +84,11 @@ struct StreamOptions {
   uint32_t count = 100;          // entries per XREADGROUP
   uint32_t block_ms = 2000;      // XREADGROUP BLOCK
   bool from_beginning = true;    // a group evhost creates starts at 0 (true) or at $ (new entries only)
+  uint32_t claim_idle_ms = 30000;     // entries idle this long in another consumer are claimed (XAUTOCLAIM)
+  uint32_t claim_interval_ms = 5000;  // how often to look for them; 0: never
+  uint32_t max_deliveries = 10;       // an entry delivered more often is dead-lettered as poison
+  uint64_t trim_maxlen = 0;           // XTRIM MAXLEN ~ this, periodically; 0: no trimming by evhost
+  uint32_t trim_interval_ms = 10000;
 };
 
 struct Route {

@@ -454,6 +454,11 @@ class Loader : private YamlReader {
         {"consumer", [&](const Entry& e) { readString(e, out.consumer); }},
         {"count", [&](const Entry& e) { readInteger(e, out.count, 1, 100000); }},
         {"block_ms", [&](const Entry& e) { readInteger(e, out.block_ms, 1, 600000); }},
+        {"claim_idle_ms", [&](const Entry& e) { readInteger(e, out.claim_idle_ms, 1, 86400000); }},
+        {"claim_interval_ms", [&](const Entry& e) { readInteger(e, out.claim_interval_ms, 0, 86400000); }},
+        {"max_deliveries", [&](const Entry& e) { readInteger(e, out.max_deliveries, 1, 1000000); }},
+        {"trim_maxlen", [&](const Entry& e) { readInteger(e, out.trim_maxlen, 0, UINT64_MAX >> 1); }},
+        {"trim_interval_ms", [&](const Entry& e) { readInteger(e, out.trim_interval_ms, 100, 86400000); }},
         {"start",
          [&](const Entry& e) {
            if (std::optional<size_t> c = readChoice(e, kStreamStarts)) {

@@ -6,6 +6,8 @@
 
 #include <hiredis/hiredis.h>
 
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 
 namespace evh::redis {
@@ -18,12 +20,13 @@ bool isError(const redisReply* r, const char* prefix) {
 }  // namespace
 
 StreamSource::StreamSource(uv_loop_t* loop, Endpoint endpoint, StreamChannel channel, CommandClient& acks,
-                           Sink sink, Capacity capacity)
+                           Sink sink, Capacity capacity, Reject reject)
     : loop_(loop),
       ch_(std::move(channel)),
       acks_(acks),
       sink_(std::move(sink)),
       capacity_(std::move(capacity)),
+      reject_(std::move(reject)),
       conn_(loop, std::move(endpoint), "stream " + ch_.key, Connection::Mode::Commands,
             Connection::Handlers{[this] { ensureGroup(); },
                                  [this](const std::string&) {
@@ -35,16 +38,37 @@ StreamSource::StreamSource(uv_loop_t* loop, Endpoint endpoint, StreamChannel cha
                                    phase_ = Phase::Idle;
                                  }}) {
   retry_timer_ = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);
-  retry_timer_->data = this;
+  claim_timer_ = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);
+  trim_timer_ = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);
+  for (auto* t : {retry_timer_.get(), claim_timer_.get(), trim_timer_.get()}) {
+    t->data = this;
+  }
 }
 
-StreamSource::~StreamSource() { stop(); }
+StreamSource::~StreamSource() {
+  stop();
+  *alive_ = false;
+}
 
-void StreamSource::start() { conn_.start(); }
+void StreamSource::start() {
+  conn_.start();
+  if (ch_.claim_interval_ms > 0) {
+    uv_timer_start(
+        claim_timer_.get(), [](uv_timer_t* t) { static_cast<StreamSource*>(t->data)->claim(); },
+        ch_.claim_interval_ms, ch_.claim_interval_ms);
+  }
+  if (ch_.trim_maxlen > 0) {
+    uv_timer_start(
+        trim_timer_.get(), [](uv_timer_t* t) { static_cast<StreamSource*>(t->data)->trim(); },
+        ch_.trim_interval_ms, ch_.trim_interval_ms);
+  }
+}
 
 void StreamSource::stop() {
   stopped_ = true;
   uv_timer_stop(retry_timer_.get());
+  uv_timer_stop(claim_timer_.get());
+  uv_timer_stop(trim_timer_.get());
   conn_.stop();  // the outstanding XREADGROUP's callback runs with NULL now
 }
 
@@ -174,22 +198,8 @@ void StreamSource::onRead(const redisReply* reply) {
         if (phase_ == Phase::Pending) {
           pending_from_ = id;
         }
-        if (!in_flight_.insert(id).second) {
-          continue;  // still ours from before a reconnect: not twice
-        }
-        const redisReply* event_field = nullptr;
-        if (entry->elements >= 2 && entry->element[1]->type == REDIS_REPLY_ARRAY) {
-          const redisReply* fields = entry->element[1];
-          for (size_t f = 0; f + 1 < fields->elements; f += 2) {
-            const redisReply* name = fields->element[f];
-            if (name->type == REDIS_REPLY_STRING && name->len == 5 && std::memcmp(name->str, "event", 5) == 0) {
-              event_field = fields->element[f + 1];
-              break;
-            }
-          }
-        }
-        ++delivered_;
-        sink_(ch_, id, event_field);
+        // Our own pending entries were delivered before: count them.
+        take(id, entry->elements >= 2 ? entry->element[1] : nullptr, phase_ == Phase::Pending);
       }
     }
   }
@@ -197,6 +207,164 @@ void StreamSource::onRead(const redisReply* reply) {
     phase_ = Phase::New;  // our backlog is done: new entries from now on
   }
   read();
+}
+
+void StreamSource::take(const std::string& id, const redisReply* fields, bool check_deliveries) {
+  if (!in_flight_.insert(id).second) {
+    return;  // still ours (from before a reconnect, or claimed back): not twice
+  }
+  std::shared_ptr<std::string> event_field;
+  if (fields != nullptr && fields->type == REDIS_REPLY_ARRAY) {
+    for (size_t f = 0; f + 1 < fields->elements; f += 2) {
+      const redisReply* name = fields->element[f];
+      const redisReply* value = fields->element[f + 1];
+      if (name->type == REDIS_REPLY_STRING && name->len == 5 && std::memcmp(name->str, "event", 5) == 0 &&
+          value->type == REDIS_REPLY_STRING) {
+        event_field = std::make_shared<std::string>(value->str, value->len);
+        break;
+      }
+    }
+  }
+  if (!check_deliveries) {
+    hand(id, event_field.get());
+    return;
+  }
+  // How often was it delivered? An entry that keeps failing (or crashing
+  // evhost) is poison: dead-letter it instead of delivering it for ever.
+  std::weak_ptr<bool> alive = alive_;
+  const bool sent = acks_.send(
+      {"XPENDING", ch_.key, ch_.group, id, id, "1"},
+      [this, alive, id, event_field](evh_status status, const redisReply* r) {
+        if (alive.expired() || !*alive.lock()) {
+          return;
+        }
+        long long deliveries = 0;
+        if (status == EVH_OK && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+            r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements >= 4) {
+          deliveries = r->element[0]->element[3]->integer;
+        }
+        if (deliveries > static_cast<long long>(ch_.max_deliveries)) {
+          ++poisoned_;
+          reject_(ch_, id, "poison",
+                  "delivered " + std::to_string(deliveries) + " times (stream.max_deliveries=" +
+                      std::to_string(ch_.max_deliveries) + ")",
+                  event_field.get());
+          return;
+        }
+        hand(id, event_field.get());
+      });
+  if (!sent) {
+    hand(id, event_field.get());  // cannot count now: deliver (at least once)
+  }
+}
+
+void StreamSource::hand(const std::string& id, const std::string* event_field) {
+  ++delivered_;
+  sink_(ch_, id, event_field);
+}
+
+void StreamSource::claim() {
+  if (stopped_ || claiming_ || !acks_.ready() || phase_ != Phase::New) {
+    return;
+  }
+  const size_t room = std::min<size_t>(capacity_(), ch_.count);
+  if (room == 0) {
+    return;
+  }
+  claiming_ = true;
+  std::weak_ptr<bool> alive = alive_;
+  const bool sent = acks_.send({"XAUTOCLAIM", ch_.key, ch_.group, ch_.consumer, std::to_string(ch_.claim_idle_ms),
+                                claim_cursor_, "COUNT", std::to_string(room)},
+                               [this, alive](evh_status status, const redisReply* r) {
+                                 if (alive.expired() || !*alive.lock()) {
+                                   return;
+                                 }
+                                 claiming_ = false;
+                                 if (status == EVH_OK) {
+                                   onClaimed(r);
+                                 }
+                               });
+  if (!sent) {
+    claiming_ = false;
+  }
+}
+
+void StreamSource::onClaimed(const redisReply* reply) {
+  if (reply->type == REDIS_REPLY_ERROR) {
+    if (!isError(reply, "NOGROUP")) {  // NOGROUP: the reader recreates it
+      log::host().warn("stream {}: XAUTOCLAIM failed: {}", ch_.key, reply->str);
+    }
+    return;
+  }
+  // [next-cursor, [[id, fields], ...], [deleted ids]] (Redis 7)
+  if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
+    return;
+  }
+  if (reply->element[0]->type == REDIS_REPLY_STRING) {
+    claim_cursor_.assign(reply->element[0]->str, reply->element[0]->len);
+  }
+  const redisReply* entries = reply->element[1];
+  size_t claimed_now = 0;
+  for (size_t e = 0; entries->type == REDIS_REPLY_ARRAY && e < entries->elements; ++e) {
+    const redisReply* entry = entries->element[e];
+    if (entry->type != REDIS_REPLY_ARRAY || entry->elements < 1 || entry->element[0]->type != REDIS_REPLY_STRING) {
+      continue;
+    }
+    std::string id(entry->element[0]->str, entry->element[0]->len);
+    if (in_flight_.count(id) != 0) {
+      continue;  // ours and still being handled: never taken twice
+    }
+    ++claimed_;
+    ++claimed_now;
+    take(id, entry->elements >= 2 ? entry->element[1] : nullptr, true);
+  }
+  // Entries whose payload was trimmed away before anyone handled them: Redis
+  // already dropped them from the pending list; they still get an entry.
+  if (reply->elements >= 3 && reply->element[2]->type == REDIS_REPLY_ARRAY) {
+    const redisReply* deleted = reply->element[2];
+    for (size_t i = 0; i < deleted->elements; ++i) {
+      std::string id(deleted->element[i]->str, deleted->element[i]->len);
+      if (in_flight_.insert(id).second) {
+        reject_(ch_, id, "trimmed", "the entry was trimmed from the stream before it was handled", nullptr);
+      }
+    }
+  }
+  if (claimed_now > 0) {
+    log::host().info("stream {}: claimed {} entr{} idle for over {} ms from other consumers", ch_.key, claimed_now,
+                     claimed_now == 1 ? "y" : "ies", ch_.claim_idle_ms);
+  }
+  refreshPending();
+}
+
+void StreamSource::refreshPending() {
+  std::weak_ptr<bool> alive = alive_;
+  acks_.send({"XPENDING", ch_.key, ch_.group}, [this, alive](evh_status status, const redisReply* r) {
+    if (alive.expired() || !*alive.lock() || status != EVH_OK || r->type != REDIS_REPLY_ARRAY || r->elements < 2) {
+      return;
+    }
+    pending_count_ = r->element[0]->type == REDIS_REPLY_INTEGER ? static_cast<uint64_t>(r->element[0]->integer) : 0;
+    oldest_pending_age_ms_ = 0;
+    if (pending_count_ > 0 && r->element[1]->type == REDIS_REPLY_STRING) {
+      // An entry id starts with its creation time in ms.
+      uint64_t created = std::strtoull(r->element[1]->str, nullptr, 10);
+      uint64_t now = static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+              .count());
+      oldest_pending_age_ms_ = now > created ? now - created : 0;
+    }
+  });
+}
+
+void StreamSource::trim() {
+  if (stopped_) {
+    return;
+  }
+  acks_.send({"XTRIM", ch_.key, "MAXLEN", "~", std::to_string(ch_.trim_maxlen)},
+             [key = ch_.key](evh_status status, const redisReply* r) {
+               if (status == EVH_OK && r->type == REDIS_REPLY_ERROR) {
+                 log::host().warn("stream {}: XTRIM failed: {}", key, r->str);
+               }
+             });
 }
 
 void StreamSource::ack(const std::string& id) {

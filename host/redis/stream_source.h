@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -25,6 +26,11 @@ struct StreamChannel {
   uint32_t count = 100;
   uint32_t block_ms = 2000;
   bool from_beginning = true;
+  uint32_t claim_idle_ms = 30000;
+  uint32_t claim_interval_ms = 5000;  // 0: never claim
+  uint32_t max_deliveries = 10;
+  uint64_t trim_maxlen = 0;           // 0: never trim
+  uint32_t trim_interval_ms = 10000;
 };
 
 class StreamSource {
@@ -32,12 +38,17 @@ class StreamSource {
   // One entry: its id and the value of its "event" field -- or nullopt when
   // the entry has none, or its payload was trimmed away. Call ack(id) once
   // evhost is finished with it (handled or dead-lettered).
-  using Sink = std::function<void(const StreamChannel& ch, const std::string& id, const redisReply* event_field)>;
+  using Sink = std::function<void(const StreamChannel& ch, const std::string& id, const std::string* event_field)>;
   // How many more entries may be taken now (max_in_flight minus unfinished).
   using Capacity = std::function<size_t()>;
+  // An entry that must not be handled: delivered more than max_deliveries
+  // times ("poison"; event_field is its payload) or trimmed away before it
+  // was handled ("trimmed"; no payload). Call ack(id) once it is stored.
+  using Reject = std::function<void(const StreamChannel& ch, const std::string& id, const char* reason,
+                                    const std::string& why, const std::string* event_field)>;
 
   StreamSource(uv_loop_t* loop, Endpoint endpoint, StreamChannel channel, CommandClient& acks, Sink sink,
-               Capacity capacity);
+               Capacity capacity, Reject reject);
   ~StreamSource();
   StreamSource(const StreamSource&) = delete;
   StreamSource& operator=(const StreamSource&) = delete;
@@ -56,6 +67,11 @@ class StreamSource {
   size_t unacked() const noexcept { return in_flight_.size(); }
   uint64_t delivered() const noexcept { return delivered_; }
   uint64_t acked() const noexcept { return acked_; }
+  uint64_t claimed() const noexcept { return claimed_; }
+  uint64_t poisoned() const noexcept { return poisoned_; }
+  // From the last XPENDING summary (refreshed with each claim round).
+  uint64_t pendingCount() const noexcept { return pending_count_; }
+  uint64_t oldestPendingAgeMs() const noexcept { return oldest_pending_age_ms_; }
 
  private:
   enum class Phase { Idle, Group, Pending, New };
@@ -66,14 +82,27 @@ class StreamSource {
   static void onGroupReply(redisAsyncContext* ac, void* reply, void* privdata);
   static void onReadReply(redisAsyncContext* ac, void* reply, void* privdata);
   void retryLater(uint64_t ms);
+  // Hands an entry over -- after checking how often it was delivered, when
+  // it may have been before (our own pending entries, claimed ones).
+  void take(const std::string& id, const redisReply* fields, bool check_deliveries);
+  void hand(const std::string& id, const std::string* event_field);
+  void claim();
+  void onClaimed(const redisReply* reply);
+  void refreshPending();
+  void trim();
 
   uv_loop_t* loop_;
   StreamChannel ch_;
   CommandClient& acks_;
   Sink sink_;
   Capacity capacity_;
+  Reject reject_;
   Connection conn_;
   UvHandle<uv_timer_t> retry_timer_;
+  UvHandle<uv_timer_t> claim_timer_;
+  UvHandle<uv_timer_t> trim_timer_;
+  std::string claim_cursor_ = "0-0";
+  bool claiming_ = false;
   Phase phase_ = Phase::Idle;
   bool reading_ = false;  // an XREADGROUP is outstanding
   bool paused_ = false;   // stopped for want of capacity
@@ -82,6 +111,12 @@ class StreamSource {
   std::unordered_set<std::string> in_flight_;  // handed over, not acked: never handed over twice
   uint64_t delivered_ = 0;
   uint64_t acked_ = 0;
+  uint64_t claimed_ = 0;
+  uint64_t poisoned_ = 0;
+  uint64_t pending_count_ = 0;
+  uint64_t oldest_pending_age_ms_ = 0;
+  // Guards callbacks of the command connection that outlive us.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace evh::redis

@@ -8,6 +8,8 @@
 
 #include <signal.h>
 
+#include <cstdio>
+#include <fstream>
 #include <set>
 #include <sstream>
 
@@ -23,17 +25,15 @@ std::string event(const std::string& id) {
 
 class StreamTest : public ::testing::Test {
  protected:
-  std::string config(const std::string& plugin, const std::string& extra = "") const {
+  std::string config(const std::string& plugin, const std::string& extra = "",
+                     const std::string& stream = "{group: workers, consumer: c1, block_ms: 200}") const {
     std::ostringstream y;
     y << "environment: test\n"
       << "redis: {host: 127.0.0.1, port: " << redis_.port() << "}\n"
       << "retry: {max_attempts: 1}\n"
       << extra << "plugins:\n  rec: " << plugin << "\n"
-      << R"(channels:
-  jollyjet:events:orders:
-    transport: stream
-    stream: {group: workers, consumer: c1, block_ms: 200}
-    routes:
+      << "channels:\n  jollyjet:events:orders:\n    transport: stream\n    stream: " << stream << "\n"
+      << R"(    routes:
       - events: "*"
         plugins: [rec]
 )";
@@ -133,6 +133,71 @@ TEST_F(StreamTest, EntriesWithoutAnEventFieldAreDeadLetteredAndAcked) {
   ASSERT_TRUE(eventually([&] { return pending() == 0; })) << host.log();
   EXPECT_THAT(host.log(), HasSubstr("has no \"event\" field"));
   EXPECT_THAT(host.log(), HasSubstr("reason=not_json"));
+}
+
+TEST_F(StreamTest, EntriesOfADeadConsumerAreClaimedByAnother) {
+  const std::string slow = "{path: slow_recorder, config: {key: slow, sleep_ms: 200}}";
+  {
+    EvhostProcess dead(config(slow, "", "{group: workers, consumer: dead, block_ms: 200, claim_interval_ms: 0}"),
+                       {}, {"DEBUG_EVENTS=true"});
+    ASSERT_TRUE(dead.waitForLog("created consumer group workers")) << dead.log();
+    for (int i = 0; i < 5; ++i) {
+      xadd(event("e" + std::to_string(i)));
+    }
+    ASSERT_TRUE(dead.waitForLog("event stage=dispatched")) << dead.log();
+    dead.signal(SIGKILL);
+    ASSERT_TRUE(dead.waitExit().has_value());
+  }
+  ASSERT_GE(pending(), 4) << "the dead consumer took the entries and acked (almost) none";
+  EvhostProcess alive(
+      config(slow, "", "{group: workers, consumer: alive, block_ms: 200, claim_idle_ms: 300, claim_interval_ms: 200}"));
+  ASSERT_TRUE(alive.waitForLog("claimed")) << alive.log();
+  ASSERT_TRUE(eventually([&] { return pending() == 0; })) << alive.log();
+  auto got = ids("slow");
+  EXPECT_EQ(std::set<std::string>(got.begin(), got.end()).size(), 5U);
+}
+
+TEST_F(StreamTest, APoisonEntryIsDeadLetteredAfterMaxDeliveries) {
+  // A handler that never finishes in time: each run is killed while on it.
+  const std::string cfg = config("{path: slow_recorder, config: {key: slow, sleep_ms: 60000}}",
+                                 "dead_letter: {fallback_file: " + std::string("/tmp/") +
+                                     "evh-poison-" + std::to_string(redis_.port()) + ".jsonl}\n",
+                                 "{group: workers, consumer: c1, block_ms: 200, max_deliveries: 2}");
+  const std::string fallback = "/tmp/evh-poison-" + std::to_string(redis_.port()) + ".jsonl";
+  std::remove(fallback.c_str());
+  xadd(event("poison"));
+  for (int run = 1; run <= 2; ++run) {
+    EvhostProcess host(cfg, {}, {"DEBUG_EVENTS=true"});
+    ASSERT_TRUE(host.waitForLog("event stage=dispatched eventId=poison")) << "run " << run << "\n" << host.log();
+    host.signal(SIGKILL);
+    ASSERT_TRUE(host.waitExit().has_value());
+  }
+  EvhostProcess third(cfg, {}, {"DEBUG_EVENTS=true"});
+  ASSERT_TRUE(third.waitForLog("dead-lettered (reason=poison): delivered 3 times (stream.max_deliveries=2)"))
+      << third.log();
+  ASSERT_TRUE(eventually([&] { return pending() == 0; })) << third.log();
+  EXPECT_EQ(third.countInLog("event stage=dispatched eventId=poison"), 0U) << "not delivered again";
+  std::ifstream in(fallback);
+  std::string line;
+  ASSERT_TRUE(static_cast<bool>(std::getline(in, line))) << third.log();
+  EXPECT_THAT(line, HasSubstr("\"reason\":\"poison\""));
+  EXPECT_THAT(line, HasSubstr("\"eventId\\\":\\\"poison\\\"")) << "the raw entry is kept";
+  std::remove(fallback.c_str());
+}
+
+TEST_F(StreamTest, EvhostTrimsTheStreamToTheConfiguredLength) {
+  EvhostProcess host(config("{path: recorder}", "",
+                            "{group: workers, consumer: c1, block_ms: 200, trim_maxlen: 100, trim_interval_ms: 100}"));
+  ASSERT_TRUE(host.waitForLog("created consumer group")) << host.log();
+  for (int i = 0; i < 2000; ++i) {
+    xadd(event("e" + std::to_string(i)));
+  }
+  ASSERT_TRUE(eventually([&] { return llen("seen") == 2000; })) << host.log();
+  // MAXLEN ~ trims whole nodes: about 100 left, never everything.
+  ASSERT_TRUE(eventually([&] {
+    long long len = redis_.command({"XLEN", "test:jollyjet:events:orders"})->integer;
+    return len < 500 && len >= 100;
+  })) << host.log();
 }
 
 }  // namespace
