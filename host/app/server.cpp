@@ -113,6 +113,8 @@ void Server::start() {
   dopt.dead_letter_plugin = config_.dead_letter.plugin.empty() ? nullptr : registry_.find(config_.dead_letter.plugin);
   dopt.dead_letter_timeout_ms = config_.dead_letter.timeout_ms;
   dopt.fallback_file = config_.dead_letter.fallback_file;
+  dopt.idempotency = this;
+  dopt.idempotency_prefix = prefix_ + "evh:done:";
   dispatcher_ = std::make_unique<dispatch::Dispatcher>(&loop_, *poster_, *pool_, setups, dopt);
   if (dopt.dead_letter_plugin == nullptr) {
     log::host().warn("no dead_letter.plugin configured: dead-letter entries go to {}", dopt.fallback_file);
@@ -500,6 +502,29 @@ evh_status Server::post(plugin::Instance& from, void (*fn)(void*), void* user_da
   return poster_->post([in, fn, user_data] { guarded(in, "posted function", [&] { fn(user_data); }); })
              ? EVH_OK
              : EVH_ERR_CANCELLED;
+}
+
+bool Server::check(const std::string& key, std::function<void(std::optional<bool>)> cb) {
+  if (commands_ == nullptr) {
+    return false;
+  }
+  return commands_->send({"EXISTS", key}, [cb = std::move(cb)](evh_status status, const redisReply* r) {
+    if (status != EVH_OK || r->type != REDIS_REPLY_INTEGER) {
+      cb(std::nullopt);
+      return;
+    }
+    cb(r->integer > 0);
+  });
+}
+
+bool Server::mark(const std::string& key, uint64_t ttl_ms, std::function<void(bool)> cb) {
+  if (commands_ == nullptr) {
+    return false;
+  }
+  return commands_->send({"SET", key, "1", "PX", std::to_string(ttl_ms)},
+                         [cb = std::move(cb)](evh_status status, const redisReply* r) {
+                           cb(status == EVH_OK && r->type != REDIS_REPLY_ERROR);
+                         });
 }
 
 }  // namespace evh::app

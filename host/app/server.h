@@ -37,7 +37,7 @@ struct ChannelCounters {
   uint64_t overloaded = 0;  // events refused because max_in_flight was reached
 };
 
-class Server final : public plugin::HostServices {
+class Server final : public plugin::HostServices, public dispatch::IdempotencyStore {
  public:
   Server(config::Config config, Options options);
   ~Server() override;
@@ -66,6 +66,10 @@ class Server final : public plugin::HostServices {
   evh_status redisCommand(plugin::Instance& from, std::vector<std::string> argv, evh_reply_cb cb,
                           void* user_data) override;
   evh_status post(plugin::Instance& from, void (*fn)(void*), void* user_data) override;
+
+  // dispatch::IdempotencyStore, over the command connection
+  bool check(const std::string& key, std::function<void(std::optional<bool>)> cb) override;
+  bool mark(const std::string& key, uint64_t ttl_ms, std::function<void(bool)> cb) override;
 
  private:
   static void onSignal(uv_signal_t* h, int signum);

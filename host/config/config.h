@@ -95,6 +95,9 @@ struct Route {
   std::vector<std::string> events;  // event types; empty means every type ("*")
   std::vector<std::string> plugins; // instance names, in call order
   RetryPolicy retry;                // root `retry:` overridden by the route's own
+  // idempotency: {ttl_ms}: a (plugin, eventId) handled within ttl_ms is not
+  // handled again; 0: off. The mark is written only after success.
+  uint64_t idempotency_ttl_ms = 0;
   Origin origin;
 };
 

@@ -506,6 +506,13 @@ class Loader : private YamlReader {
            route_retries_.push_back(RouteRetry{channel_index, route_index, RetryKeys{}});
            readRetryKeys(e, route_retries_.back().keys);
          }},
+        {"idempotency",
+         [&](const Entry& e) {
+           route.idempotency_ttl_ms = 86400000;  // a day unless ttl_ms says otherwise
+           readFields(e, {{"ttl_ms", [&](const Entry& t) {
+                             readInteger(t, route.idempotency_ttl_ms, 1, uint64_t{1} << 40);
+                           }}});
+         }},
     });
     if (is_map && !has_plugins) {
       error(mark, owner.path, "missing required key \"plugins\"");

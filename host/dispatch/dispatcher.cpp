@@ -25,11 +25,13 @@ struct Dispatcher::InFlight {
 // One event for one plugin, over all its attempts -- or one dead-letter
 // entry for the dead-letter plugin (then `entry` is set).
 struct Dispatcher::Delivery {
-  enum class Wait { None, Retry, Breaker, DeadLetter };
+  enum class Wait { None, Retry, Breaker, DeadLetter, Idempotency };
 
   PluginState* ps = nullptr;
   InFlight* inflight = nullptr;
   const config::RetryPolicy* retry = nullptr;  // null: a single attempt
+  uint64_t idempotency_ttl_ms = 0;             // 0: off
+  bool idempotency_checked = false;
   uint32_t attempt = 0;
   bool trial = false;  // granted as a half-open trial call
   uint64_t first_ms = 0;
@@ -292,6 +294,7 @@ bool Dispatcher::dispatch(event::Event&& event, const route::Targets& targets, s
     d->ps = &plugins_.at(t.plugin);
     d->inflight = f;
     d->retry = t.retry;
+    d->idempotency_ttl_ms = options_.idempotency != nullptr ? t.idempotency_ttl_ms : 0;
     d->timeout_ms = d->ps->timeout_ms;
     link(d);
     deliveries.push_back(d);
@@ -309,8 +312,35 @@ void Dispatcher::deadLetter(DeadLetterEntry entry, std::function<void()> done) {
 
 // ---------------------------------------------------------------- attempts
 
+std::string Dispatcher::idempotencyKey(const Delivery* d) const {
+  return options_.idempotency_prefix + d->ps->plugin->name() + ":" + std::string(d->inflight->event.eventId());
+}
+
 void Dispatcher::startDelivery(Delivery* d) {
   PluginState& ps = *d->ps;
+  if (d->idempotency_ttl_ms > 0 && !d->idempotency_checked) {
+    // Handled already (by any instance, within the TTL)? Then not again.
+    d->idempotency_checked = true;
+    d->wait = Delivery::Wait::Idempotency;
+    const bool sent = options_.idempotency->check(idempotencyKey(d), [this, d](std::optional<bool> seen) {
+      if (abandoned_) {
+        return;  // the deadline wrote it to the fallback file
+      }
+      d->wait = Delivery::Wait::None;
+      if (seen.value_or(false)) {
+        ++d->ps->counters.duplicates;
+        d->ps->plugin->logger().debug("eventId={} already handled: skipped (idempotency)",
+                                      d->inflight->event.eventId());
+        completeDelivery(d);
+        return;
+      }
+      startDelivery(d);  // unseen, or Redis could not say: handle (at least once)
+    });
+    if (sent) {
+      return;
+    }
+    d->wait = Delivery::Wait::None;
+  }
   if (ps.breaker) {
     // Behind others already waiting, or refused by the breaker: wait.
     if (!ps.breaker_waiting.empty() || !ps.breaker->tryAcquire(uv_now(loop_))) {
@@ -529,7 +559,29 @@ void Dispatcher::onOutcome(Delivery* d, evh_status status, std::string error, co
       ++ps.counters.ok;
       ps.breaker->onSuccess(d->trial);
       noteBreaker(ps);
-      completeDelivery(d);
+      if (d->idempotency_ttl_ms > 0) {
+        // The mark only now that the handler succeeded: marking first would
+        // turn a failure into a loss.
+        d->wait = Delivery::Wait::Idempotency;
+        const bool sent = options_.idempotency->mark(idempotencyKey(d), d->idempotency_ttl_ms, [this, d](bool ok) {
+          if (abandoned_) {
+            return;
+          }
+          if (!ok) {
+            d->ps->plugin->logger().warn("could not mark eventId={} as handled: a redelivery may apply it again",
+                                         d->inflight->event.eventId());
+          }
+          completeDelivery(d);
+        });
+        if (!sent) {
+          ps.plugin->logger().warn("could not mark eventId={} as handled (Redis unavailable): a redelivery may "
+                                   "apply it again",
+                                   d->inflight->event.eventId());
+          completeDelivery(d);
+        }
+      } else {
+        completeDelivery(d);
+      }
       break;
     case EVH_REJECT:
       ++ps.counters.rejected;

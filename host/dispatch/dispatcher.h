@@ -18,6 +18,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -36,8 +37,20 @@ struct PluginCounters {
   uint64_t retried = 0;        // retries scheduled
   uint64_t dead_lettered = 0;  // events of this plugin dead-lettered
   uint64_t abandoned = 0;      // calls unfinished at the shutdown deadline
+  uint64_t duplicates = 0;     // events skipped: already handled (idempotency)
   uint64_t breaker_transitions = 0;
   CircuitBreaker::State breaker_state = CircuitBreaker::State::Closed;
+};
+
+// Where idempotency marks live (Redis, shared by every instance).
+class IdempotencyStore {
+ public:
+  virtual ~IdempotencyStore() = default;
+  // Is `key` marked? cb(true/false), or cb(nullopt) when Redis could not
+  // say. Returns false (cb never runs) when the request cannot be sent.
+  virtual bool check(const std::string& key, std::function<void(std::optional<bool>)> cb) = 0;
+  // Marks `key` for ttl_ms; cb(ok). Returns false when it cannot be sent.
+  virtual bool mark(const std::string& key, uint64_t ttl_ms, std::function<void(bool)> cb) = 0;
 };
 
 // How one plugin instance is called.
@@ -56,6 +69,8 @@ class Dispatcher {
     uint32_t dead_letter_timeout_ms = 5000;
     std::string fallback_file = "evhost-dead-letter.jsonl";
     uint32_t max_dead_letter_pending = 10000;  // beyond: entries go straight to the fallback file
+    IdempotencyStore* idempotency = nullptr;   // for routes with idempotency; null: never skip
+    std::string idempotency_prefix = "evh:done:";  // key: <prefix><plugin>:<eventId>
   };
 
   Dispatcher(uv_loop_t* loop, Poster& poster, WorkerPool& pool, const std::vector<PluginSetup>& plugins,
@@ -141,6 +156,7 @@ class Dispatcher {
   void scheduleRetry(Delivery* d);
   void deadLetterDelivery(Delivery* d, const char* reason);
   void completeDelivery(Delivery* d);
+  std::string idempotencyKey(const Delivery* d) const;
   // Circuit breaker
   void enqueueForBreaker(Delivery* d);
   void onBreakerTimer(PluginState& ps);

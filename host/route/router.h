@@ -16,6 +16,7 @@ struct Target {
   plugin::Instance* plugin;
   size_t route;                      // index of the route in its channel
   const config::RetryPolicy* retry;  // the route's policy (owned by the config)
+  uint64_t idempotency_ttl_ms = 0;   // the route's; 0: off
 };
 using Targets = std::vector<Target>;
 
@@ -60,7 +61,7 @@ void Router::build(const config::Channel& ch, Find find) {
         seen = seen || x.plugin == in;
       }
       if (in != nullptr && !seen) {
-        out.push_back(Target{in, ri, &r.retry});
+        out.push_back(Target{in, ri, &r.retry, r.idempotency_ttl_ms});
       }
     }
   };

@@ -38,7 +38,8 @@ class CliTest : public ::testing::Test {
 TEST_F(CliTest, CheckConfigPrintsOkForTheShippedConfigs) {
   // The production example needs its secrets from the environment.
   const std::vector<std::string> env = {"REDIS_HOST=redis.internal", "REDIS_PASSWORD=s3cret"};
-  for (const char* rel : {"config/jollyjet.yaml", "config/examples/minimal.yaml", "config/examples/production.yaml"}) {
+  for (const char* rel : {"config/jollyjet.yaml", "config/examples/minimal.yaml", "config/examples/production.yaml",
+                          "config/examples/durable.yaml"}) {
     auto [code, out] = runCommand({EVH_EVHOST_BIN, "--check-config", std::string(EVH_SOURCE_DIR) + "/" + rel}, env);
     EXPECT_EQ(code, 0) << rel << ": " << out;
     EXPECT_EQ(out, "ok\n") << rel;

@@ -200,5 +200,40 @@ TEST_F(StreamTest, EvhostTrimsTheStreamToTheConfiguredLength) {
   })) << host.log();
 }
 
+TEST_F(StreamTest, IdempotentRoutesHandleAnEventIdOncePerPlugin) {
+  std::ostringstream y;
+  y << "environment: test\n"
+    << "redis: {host: 127.0.0.1, port: " << redis_.port() << "}\n"
+    << "retry: {max_attempts: 3, base_delay_ms: 10}\n"
+    << R"(plugins:
+  once: {path: recorder, config: {key: once, fail_until_attempt: 1}}
+  every: {path: recorder, config: {key: every}}
+channels:
+  jollyjet:events:orders:
+    transport: stream
+    stream: {group: workers, consumer: c1, block_ms: 200}
+    routes:
+      - events: "*"
+        plugins: [once]
+        idempotency: {ttl_ms: 60000}
+      - events: "*"
+        plugins: [every]
+)";
+  EvhostProcess host(y.str());
+  ASSERT_TRUE(host.waitForLog("created consumer group")) << host.log();
+  xadd(event("dup"));
+  // The first delivery fails once, then succeeds on its retry: marked only then.
+  ASSERT_TRUE(eventually([&] { return llen("once") == 1 && llen("every") == 1; })) << host.log();
+  ASSERT_TRUE(eventually([&] { return pending() == 0; }));
+  xadd(event("dup"));  // the same eventId again, as a redelivery would bring it
+  xadd(event("other"));
+  ASSERT_TRUE(eventually([&] { return llen("every") == 3; })) << host.log();
+  ASSERT_TRUE(eventually([&] { return llen("once") == 2; })) << host.log();
+  ASSERT_TRUE(eventually([&] { return pending() == 0; }));
+  EXPECT_EQ(ids("once"), (std::vector<std::string>{"dup", "other"}));
+  EXPECT_EQ(redis_.command({"EXISTS", "test:evh:done:once:dup"})->integer, 1);
+  EXPECT_EQ(redis_.command({"EXISTS", "test:evh:done:every:dup"})->integer, 0);
+}
+
 }  // namespace
 }  // namespace evh::test
