@@ -114,6 +114,13 @@ void Server::start() {
   dopt.dead_letter_timeout_ms = config_.dead_letter.timeout_ms;
   dopt.fallback_file = config_.dead_letter.fallback_file;
   dopt.idempotency = this;
+  // A stream whose every plugin has an open breaker stops reading until one
+  // half-opens (its entries wait safely in Redis meanwhile).
+  dopt.on_breaker_change = [this] {
+    for (auto& src : streams_) {
+      src->resume();
+    }
+  };
   dopt.idempotency_prefix = prefix_ + "evh:done:";
   dispatcher_ = std::make_unique<dispatch::Dispatcher>(&loop_, *poster_, *pool_, setups, dopt);
   if (dopt.dead_letter_plugin == nullptr) {
@@ -151,7 +158,10 @@ void Server::start() {
             onStreamEntry(*src, id, field);
           }
         },
-        [this] {
+        [this, i] {
+          if (allBreakersOpen(i)) {
+            return size_t{0};
+          }
           size_t in = dispatcher_->inFlight();
           return in >= config_.limits.max_in_flight ? size_t{0} : config_.limits.max_in_flight - in;
         },
@@ -194,6 +204,19 @@ void Server::onMessage(const redis::Subscription& sub, std::string_view channel,
     }
   }
   handleMessage(sub.index, logical, channel, payload, {}, {});
+}
+
+bool Server::allBreakersOpen(size_t channel_index) const {
+  bool any = false;
+  for (const auto& route : config_.channels[channel_index].routes) {
+    for (const auto& name : route.plugins) {
+      any = true;
+      if (!dispatcher_->breakerOpen(registry_.find(name))) {
+        return false;
+      }
+    }
+  }
+  return any;
 }
 
 redis::StreamSource* Server::sourceOf(const redis::StreamChannel& ch) {

@@ -78,6 +78,8 @@ class Server final : public plugin::HostServices, public dispatch::IdempotencySt
   void onStreamReject(redis::StreamSource& source, const std::string& id, const char* reason, const std::string& why,
                       const std::string* event_field);
   redis::StreamSource* sourceOf(const redis::StreamChannel& ch);
+  // Every plugin routed on this channel has its breaker OPEN.
+  bool allBreakersOpen(size_t channel_index) const;
   // Decodes one message and hands its events on; `done` runs once for the
   // message when every event (or its dead-letter entry) is finished.
   void handleMessage(size_t channel_index, std::string_view logical, std::string_view redis_channel,

@@ -21,6 +21,13 @@ class CircuitBreaker {
   // The outcome of a call that tryAcquire granted (trial: granted while
   // half-open). Failures count only while closed or for trials.
   void onSuccess(bool trial);
+  // Moves OPEN to HALF_OPEN once open_ms has passed, without granting a
+  // call (for a timer, when no call comes to ask).
+  void refresh(uint64_t now_ms) {
+    if (state_ == State::Open && now_ms >= reopenAtMs()) {
+      moveTo(State::HalfOpen);
+    }
+  }
   void onFailure(bool trial, uint64_t now_ms);
 
   State state() const noexcept { return state_; }

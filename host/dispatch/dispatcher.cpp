@@ -20,6 +20,7 @@ struct Dispatcher::InFlight {
   // Attempts that still hold a view of the event: a handler a timeout gave
   // up on may still be reading it on a worker. Freed when both are zero.
   uint32_t attempts = 0;
+  bool patient = false;  // from a source that can wait (a stream): never circuit_open
 };
 
 // One event for one plugin, over all its attempts -- or one dead-letter
@@ -279,6 +280,7 @@ bool Dispatcher::dispatch(event::Event&& event, const route::Targets& targets, s
     return false;
   }
   auto* f = new InFlight{std::move(event), static_cast<uint32_t>(targets.size()), std::move(on_done)};
+  f->patient = force;
   ++in_flight_;
   if (options_.trace_events) {
     log::host().info("event stage=routed eventId={} correlationId={} eventType={} plugins={}", f->event.eventId(),
@@ -686,6 +688,14 @@ void Dispatcher::noteBreaker(PluginState& ps) {
       break;
   }
   armBreakerTimer(ps);
+  if (options_.on_breaker_change) {
+    options_.on_breaker_change();
+  }
+}
+
+bool Dispatcher::breakerOpen(const plugin::Instance* p) const {
+  auto it = plugins_.find(p);
+  return it != plugins_.end() && it->second.breaker && it->second.breaker->state() == CircuitBreaker::State::Open;
 }
 
 void Dispatcher::enqueueForBreaker(Delivery* d) {
@@ -697,7 +707,7 @@ void Dispatcher::enqueueForBreaker(Delivery* d) {
     deadLetterDelivery(d, "shutdown");
     return;
   }
-  if (ps.breaker_waiting.size() >= p.max_waiting) {
+  if (ps.breaker_waiting.size() >= p.max_waiting && !d->inflight->patient) {
     d->last_error = "circuit breaker open and max_waiting=" + std::to_string(p.max_waiting) + " events already wait";
     d->last_error_name = "circuit_open";
     deadLetterDelivery(d, "circuit_open");
@@ -722,10 +732,13 @@ void Dispatcher::armBreakerTimer(PluginState& ps) {
   if (ps.breaker->state() == CircuitBreaker::State::Open) {
     due = ps.breaker->reopenAtMs();
   }
-  if (!ps.breaker_waiting.empty()) {
-    due = std::min(due, ps.breaker_waiting.front()->waiting_since + ps.breaker->policy().max_wait_ms);
+  for (const Delivery* w : ps.breaker_waiting) {
+    if (!w->inflight->patient) {
+      due = std::min(due, w->waiting_since + ps.breaker->policy().max_wait_ms);
+      break;  // FIFO: the first impatient one expires first
+    }
   }
-  if (due == UINT64_MAX || ps.breaker_waiting.empty()) {
+  if (due == UINT64_MAX) {
     uv_timer_stop(ps.breaker_timer.get());
     return;
   }
@@ -747,9 +760,19 @@ void Dispatcher::armBreakerTimer(PluginState& ps) {
 void Dispatcher::onBreakerTimer(PluginState& ps) {
   const uint64_t now = uv_now(loop_);
   const config::BreakerPolicy& p = ps.breaker->policy();
-  while (!ps.breaker_waiting.empty() && now - ps.breaker_waiting.front()->waiting_since >= p.max_wait_ms) {
-    Delivery* d = ps.breaker_waiting.front();
-    ps.breaker_waiting.pop_front();
+  ps.breaker->refresh(now);  // half-open on time even if no event comes to ask
+  noteBreaker(ps);
+  std::vector<Delivery*> expired;
+  for (auto it = ps.breaker_waiting.begin(); it != ps.breaker_waiting.end();) {
+    Delivery* d = *it;
+    if (!d->inflight->patient && now - d->waiting_since >= p.max_wait_ms) {
+      expired.push_back(d);
+      it = ps.breaker_waiting.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (Delivery* d : expired) {
     d->wait = Delivery::Wait::None;
     d->last_error = "circuit breaker open for longer than max_wait_ms=" + std::to_string(p.max_wait_ms);
     d->last_error_name = "circuit_open";

@@ -70,6 +70,7 @@ class Dispatcher {
     std::string fallback_file = "evhost-dead-letter.jsonl";
     uint32_t max_dead_letter_pending = 10000;  // beyond: entries go straight to the fallback file
     IdempotencyStore* idempotency = nullptr;   // for routes with idempotency; null: never skip
+    std::function<void()> on_breaker_change;   // after any breaker changes state (on the loop)
     std::string idempotency_prefix = "evh:done:";  // key: <prefix><plugin>:<eventId>
   };
 
@@ -82,7 +83,10 @@ class Dispatcher {
   // Hands an event to each target, in order (no targets: nothing to do).
   // Returns false -- and calls nothing -- when max_in_flight events are
   // already in flight, unless `force` (a source that limits its own reading,
-  // like a stream, may overshoot with the members of a BATCH). `on_done`
+  // like a stream, may overshoot with the members of a BATCH). Such events
+  // are also patient: they wait for an open breaker as long as it takes
+  // (their source stops reading meanwhile) instead of being dead-lettered
+  // as circuit_open. `on_done`
   // runs once every target has finished with the event -- handled or
   // dead-lettered -- (at once when there are no targets). THREAD: loop.
   bool dispatch(event::Event&& event, const route::Targets& targets, std::function<void()> on_done = {},
@@ -116,6 +120,8 @@ class Dispatcher {
   std::vector<const plugin::Instance*> busyPlugins() const;
 
   const PluginCounters& counters(const plugin::Instance* p) const;
+  // True while p's breaker is OPEN (not half-open).
+  bool breakerOpen(const plugin::Instance* p) const;
   uint64_t deadLettered() const noexcept { return dead_lettered_; }
   uint64_t fallbackWrites() const noexcept { return fallback_->written(); }
 

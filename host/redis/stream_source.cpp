@@ -355,16 +355,97 @@ void StreamSource::refreshPending() {
   });
 }
 
+// Stream ids compare as (ms, seq) pairs.
+namespace {
+std::pair<uint64_t, uint64_t> parseId(const std::string& id) {
+  char* end = nullptr;
+  uint64_t ms = std::strtoull(id.c_str(), &end, 10);
+  uint64_t seq = (end != nullptr && *end == '-') ? std::strtoull(end + 1, nullptr, 10) : 0;
+  return {ms, seq};
+}
+}  // namespace
+
+// Keeps about trim_maxlen entries -- but never trims an entry a consumer
+// group has not been handed yet, or one still pending in ours: trimming
+// those would lose events. So: XINFO GROUPS gives each group's
+// last-delivered id, XPENDING our oldest pending one, XREVRANGE the id that
+// keeps trim_maxlen entries; XTRIM MINID ~ trims below the smallest.
 void StreamSource::trim() {
-  if (stopped_) {
+  if (stopped_ || trimming_ || !acks_.ready()) {
     return;
   }
-  acks_.send({"XTRIM", ch_.key, "MAXLEN", "~", std::to_string(ch_.trim_maxlen)},
-             [key = ch_.key](evh_status status, const redisReply* r) {
-               if (status == EVH_OK && r->type == REDIS_REPLY_ERROR) {
-                 log::host().warn("stream {}: XTRIM failed: {}", key, r->str);
-               }
-             });
+  trimming_ = true;
+  std::weak_ptr<bool> alive = alive_;
+  auto fail = [this, alive] {
+    if (!alive.expired() && *alive.lock()) {
+      trimming_ = false;
+    }
+  };
+  const bool sent = acks_.send({"XINFO", "GROUPS", ch_.key}, [this, alive, fail](evh_status st, const redisReply* r) {
+    if (alive.expired() || !*alive.lock()) {
+      return;
+    }
+    if (st != EVH_OK || r->type != REDIS_REPLY_ARRAY) {
+      fail();
+      return;
+    }
+    std::string safe;  // the smallest last-delivered id of every group
+    for (size_t g = 0; g < r->elements; ++g) {
+      const redisReply* group = r->element[g];
+      for (size_t k = 0; group->type == REDIS_REPLY_ARRAY && k + 1 < group->elements; k += 2) {
+        if (group->element[k]->type == REDIS_REPLY_STRING && std::strcmp(group->element[k]->str, "last-delivered-id") == 0 &&
+            group->element[k + 1]->type == REDIS_REPLY_STRING) {
+          std::string id(group->element[k + 1]->str, group->element[k + 1]->len);
+          if (safe.empty() || parseId(id) < parseId(safe)) {
+            safe = id;
+          }
+        }
+      }
+    }
+    if (safe.empty()) {
+      fail();
+      return;
+    }
+    acks_.send({"XPENDING", ch_.key, ch_.group}, [this, alive, fail, safe](evh_status st2, const redisReply* p) {
+      if (alive.expired() || !*alive.lock()) {
+        return;
+      }
+      std::string limit = safe;
+      if (st2 == EVH_OK && p->type == REDIS_REPLY_ARRAY && p->elements >= 2 && p->element[1]->type == REDIS_REPLY_STRING) {
+        std::string oldest(p->element[1]->str, p->element[1]->len);
+        if (parseId(oldest) < parseId(limit)) {
+          limit = oldest;
+        }
+      }
+      acks_.send({"XREVRANGE", ch_.key, "+", "-", "COUNT", std::to_string(ch_.trim_maxlen)},
+                 [this, alive, limit](evh_status st3, const redisReply* rr) {
+                   if (alive.expired() || !*alive.lock()) {
+                     return;
+                   }
+                   trimming_ = false;
+                   if (st3 != EVH_OK || rr->type != REDIS_REPLY_ARRAY ||
+                       rr->elements < static_cast<size_t>(ch_.trim_maxlen) || rr->elements == 0) {
+                     return;  // not longer than trim_maxlen
+                   }
+                   const redisReply* last = rr->element[rr->elements - 1];
+                   if (last->type != REDIS_REPLY_ARRAY || last->elements < 1) {
+                     return;
+                   }
+                   std::string keep_from(last->element[0]->str, last->element[0]->len);
+                   // Trim below the smaller: the length bound, or what is not yet safe.
+                   std::string minid = parseId(keep_from) < parseId(limit) ? keep_from : limit;
+                   acks_.send({"XTRIM", ch_.key, "MINID", "~", minid},
+                              [key = ch_.key](evh_status s4, const redisReply* t) {
+                                if (s4 == EVH_OK && t->type == REDIS_REPLY_ERROR) {
+                                  log::host().warn("stream {}: XTRIM failed: {}", key, t->str);
+                                }
+                              });
+                 });
+    });
+  });
+  if (!sent) {
+    trimming_ = false;
+  }
 }
 
 void StreamSource::ack(const std::string& id) {

@@ -103,6 +103,7 @@ class StreamSource {
   UvHandle<uv_timer_t> trim_timer_;
   std::string claim_cursor_ = "0-0";
   bool claiming_ = false;
+  bool trimming_ = false;
   Phase phase_ = Phase::Idle;
   bool reading_ = false;  // an XREADGROUP is outstanding
   bool paused_ = false;   // stopped for want of capacity
