@@ -366,7 +366,14 @@ void Server::stop() {
   // on_idle may fire deep inside a callback (a posted completion, a hiredis
   // reply): finish from the top of the loop instead, once the last replies
   // (stream acks, plugins' writes) are in.
-  dispatcher_->drain([this] { flushCommands([this] { finishStop(); }); });
+  dispatcher_->drain([this] {
+    // Every ack is sent by now: consumers with nothing pending leave their
+    // groups (the flush below waits for those replies too).
+    for (auto& src : streams_) {
+      src->retire();
+    }
+    flushCommands([this] { finishStop(); });
+  });
 }
 
 void Server::onDeadline() {

@@ -448,6 +448,28 @@ void StreamSource::trim() {
   }
 }
 
+void StreamSource::retire() {
+  std::weak_ptr<bool> alive = alive_;
+  acks_.send({"XPENDING", ch_.key, ch_.group, "-", "+", "1", ch_.consumer},
+             [this, alive](evh_status status, const redisReply* r) {
+               if (alive.expired() || !*alive.lock() || status != EVH_OK || r->type != REDIS_REPLY_ARRAY) {
+                 return;
+               }
+               if (r->elements != 0) {
+                 log::host().info("stream {}: consumer {} keeps its pending entries for its next start", ch_.key,
+                                  ch_.consumer);
+                 return;
+               }
+               acks_.send({"XGROUP", "DELCONSUMER", ch_.key, ch_.group, ch_.consumer},
+                          [key = ch_.key, consumer = ch_.consumer](evh_status s2, const redisReply* r2) {
+                            if (s2 == EVH_OK && r2->type == REDIS_REPLY_INTEGER) {
+                              log::host().info("stream {}: consumer {} removed from its group (nothing pending)", key,
+                                               consumer);
+                            }
+                          });
+             });
+}
+
 void StreamSource::ack(const std::string& id) {
   in_flight_.erase(id);
   ++acked_;

@@ -62,6 +62,11 @@ class StreamSource {
   void ack(const std::string& id);
   // Reads again if reading paused for want of capacity. THREAD: loop.
   void resume();
+  // At a graceful stop, after the last ack: deletes this consumer from the
+  // group if -- and only if -- it has nothing pending (deleting a consumer
+  // drops its pending entries), so that names like hostname-pid do not pile
+  // up. THREAD: loop.
+  void retire();
 
   const StreamChannel& channel() const noexcept { return ch_; }
   size_t unacked() const noexcept { return in_flight_.size(); }

@@ -77,6 +77,12 @@ TEST_F(StreamTest, EntriesAddedBeforeStartAndAfterAreHandledAndAcked) {
   EXPECT_EQ(std::set<std::string>(got.begin(), got.end()).size(), 100U);
   EXPECT_EQ(got.front(), "early-0");
   EXPECT_EQ(got.back(), "late-49");
+  // A graceful stop with nothing pending removes the consumer from its group.
+  host.signal(SIGTERM);
+  ASSERT_EQ(host.waitExit(), std::optional<int>(0)) << host.log();
+  auto consumers = redis_.command({"XINFO", "CONSUMERS", "test:jollyjet:events:orders", "workers"});
+  EXPECT_EQ(consumers->elements, 0U) << host.log();
+  EXPECT_THAT(host.log(), HasSubstr("consumer c1 removed from its group (nothing pending)"));
 }
 
 TEST_F(StreamTest, AnEntryIsAckedOnlyAfterItsHandlerFinished) {
@@ -98,6 +104,8 @@ TEST_F(StreamTest, AnEntryIsAckedOnlyAfterItsHandlerFinished) {
   // Every entry not yet handled is still pending (none acked early).
   EXPECT_GE(pending(), 6 - handled_before);
 
+  // The killed consumer is still in the group, holding its entries.
+  EXPECT_EQ(redis_.command({"XINFO", "CONSUMERS", "test:jollyjet:events:orders", "workers"})->elements, 1U);
   EvhostProcess second(cfg);
   ASSERT_TRUE(eventually([&] { return pending() == 0; })) << second.log();
   auto got = ids("slow");
