@@ -52,11 +52,11 @@ StreamSource::~StreamSource() {
 
 void StreamSource::start() {
   conn_.start();
-  if (ch_.claim_interval_ms > 0) {
-    uv_timer_start(
-        claim_timer_.get(), [](uv_timer_t* t) { static_cast<StreamSource*>(t->data)->claim(); },
-        ch_.claim_interval_ms, ch_.claim_interval_ms);
-  }
+  // The claim tick also retries acknowledgements that could not be sent,
+  // so it runs even when claiming is off.
+  const uint64_t tick = ch_.claim_interval_ms > 0 ? ch_.claim_interval_ms : 1000;
+  uv_timer_start(
+      claim_timer_.get(), [](uv_timer_t* t) { static_cast<StreamSource*>(t->data)->claim(); }, tick, tick);
   if (ch_.trim_maxlen > 0) {
     uv_timer_start(
         trim_timer_.get(), [](uv_timer_t* t) { static_cast<StreamSource*>(t->data)->trim(); },
@@ -264,7 +264,8 @@ void StreamSource::hand(const std::string& id, const std::string* event_field) {
 }
 
 void StreamSource::claim() {
-  if (stopped_ || claiming_ || !acks_.ready() || phase_ != Phase::New) {
+  retryAcks();
+  if (ch_.claim_interval_ms == 0 || stopped_ || claiming_ || !acks_.ready() || phase_ != Phase::New) {
     return;
   }
   const size_t room = std::min<size_t>(capacity_(), ch_.count);
@@ -330,7 +331,7 @@ void StreamSource::onClaimed(const redisReply* reply) {
     }
   }
   if (claimed_now > 0) {
-    log::host().info("stream {}: claimed {} entr{} idle for over {} ms from other consumers", ch_.key, claimed_now,
+    log::host().info("stream {}: claimed {} entr{} pending for over {} ms", ch_.key, claimed_now,
                      claimed_now == 1 ? "y" : "ies", ch_.claim_idle_ms);
   }
   refreshPending();
@@ -471,19 +472,49 @@ void StreamSource::retire() {
 }
 
 void StreamSource::ack(const std::string& id) {
-  in_flight_.erase(id);
   ++acked_;
-  if (!acks_.send({"XACK", ch_.key, ch_.group, id}, [key = ch_.key, id](evh_status status, const redisReply* r) {
-        if (status != EVH_OK || r->type == REDIS_REPLY_ERROR) {
-          log::host().warn("stream {}: XACK {} failed ({}); the entry stays pending and will be delivered again",
-                           key, id, status != EVH_OK ? "no reply" : r->str);
-        }
-      })) {
-    log::host().warn("stream {}: XACK {} not sent (command connection down); the entry stays pending and will be "
-                     "delivered again",
-                     ch_.key, id);
-  }
+  sendAcks({id});
   resume();
+}
+
+// XACKs `ids` in one command. The ids stay in the in-flight set until
+// Redis confirms, so a re-read of our pending entries (after a reconnect)
+// never hands them over again; an ack that could not be sent is retried
+// with the next claim tick instead of leaving the entry pending for a claim.
+void StreamSource::sendAcks(std::vector<std::string> ids) {
+  std::vector<std::string> argv = {"XACK", ch_.key, ch_.group};
+  argv.insert(argv.end(), ids.begin(), ids.end());
+  std::weak_ptr<bool> alive = alive_;
+  auto shared_ids = std::make_shared<std::vector<std::string>>(std::move(ids));
+  const bool sent = acks_.send(argv, [this, alive, shared_ids](evh_status status, const redisReply* r) {
+    if (alive.expired() || !*alive.lock()) {
+      return;
+    }
+    if (status == EVH_OK && r->type != REDIS_REPLY_ERROR) {
+      for (const auto& id : *shared_ids) {
+        in_flight_.erase(id);
+      }
+      return;
+    }
+    log::host().warn("stream {}: XACK of {} entr{} failed ({}); retrying", ch_.key, shared_ids->size(),
+                     shared_ids->size() == 1 ? "y" : "ies", status != EVH_OK ? "no reply" : r->str);
+    ack_retry_.insert(ack_retry_.end(), shared_ids->begin(), shared_ids->end());
+  });
+  if (!sent) {
+    if (ack_retry_.empty()) {
+      log::host().warn("stream {}: command connection down: acknowledgements wait for it", ch_.key);
+    }
+    ack_retry_.insert(ack_retry_.end(), shared_ids->begin(), shared_ids->end());
+  }
+}
+
+void StreamSource::retryAcks() {
+  if (ack_retry_.empty() || !acks_.ready()) {
+    return;
+  }
+  std::vector<std::string> ids;
+  ids.swap(ack_retry_);
+  sendAcks(std::move(ids));
 }
 
 }  // namespace evh::redis

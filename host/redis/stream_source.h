@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_set>
+#include <vector>
 
 struct redisReply;
 
@@ -95,6 +96,8 @@ class StreamSource {
   void onClaimed(const redisReply* reply);
   void refreshPending();
   void trim();
+  void sendAcks(std::vector<std::string> ids);
+  void retryAcks();
 
   uv_loop_t* loop_;
   StreamChannel ch_;
@@ -109,6 +112,7 @@ class StreamSource {
   std::string claim_cursor_ = "0-0";
   bool claiming_ = false;
   bool trimming_ = false;
+  std::vector<std::string> ack_retry_;  // acks that could not be sent yet
   Phase phase_ = Phase::Idle;
   bool reading_ = false;  // an XREADGROUP is outstanding
   bool paused_ = false;   // stopped for want of capacity
