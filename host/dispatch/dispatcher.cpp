@@ -79,8 +79,14 @@ class Dispatcher::Attempt final : public evh_call {
       view.timestamp_ms = static_cast<int64_t>(wallMs());
       view.payload = view.envelope = view.raw = s(del->entry->json);
       view.delivery_id = s("");
+      view.idempotency_key = s("");
     } else {
       del->inflight->event.fillView(view, del->attempt, del->retry != nullptr ? del->retry->max_attempts : 1);
+      if (del->idempotency_ttl_ms > 0) {
+        idempotency_key = d->idempotencyKey(del);
+        view.idempotency_key = evh_str{idempotency_key.data(), idempotency_key.size()};
+        view.idempotency_ttl_ms = static_cast<int64_t>(del->idempotency_ttl_ms);
+      }
     }
   }
 
@@ -130,6 +136,7 @@ class Dispatcher::Attempt final : public evh_call {
   // What `view` borrows from, held for as long as the attempt lives.
   InFlight* inflight;
   std::shared_ptr<const DeadLetterEntry> entry;
+  std::string idempotency_key;        // what view.idempotency_key points at
   std::atomic<bool> given_up{false};  // a worker must not start it any more
   evh_event view{};
   std::shared_ptr<std::atomic<bool>> alive;

@@ -447,6 +447,8 @@ void Event::fillView(evh_event& out, uint32_t attempt, uint32_t max_attempts) co
   out.envelope = toStr(envelope());
   out.raw = toStr(raw());
   out.delivery_id = toStr(message_ ? std::string_view(message_->delivery_id) : std::string_view());
+  out.idempotency_key = toStr({});  // the dispatcher fills it in for idempotent routes
+  out.idempotency_ttl_ms = 0;
 }
 
 std::string_view Rejected::rawPart() const noexcept {

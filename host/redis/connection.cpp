@@ -116,6 +116,13 @@ Connection::Connection(uv_loop_t* loop, Endpoint endpoint, std::string name, Mod
   for (auto* t : {retry_timer_.get(), connect_timer_.get(), tick_timer_.get()}) {
     t->data = this;
   }
+  // A PING answered within a few loop iterations is fine however long they
+  // took: a loop busy with a flood must not mistake its own slowness for a
+  // half-open connection.
+  iteration_check_ = makeUvHandle<uv_check_t>(loop_, uv_check_init);
+  iteration_check_->data = this;
+  uv_check_start(iteration_check_.get(), [](uv_check_t* c) { ++static_cast<Connection*>(c->data)->iterations_; });
+  uv_unref(reinterpret_cast<uv_handle_t*>(iteration_check_.get()));
 }
 
 Connection::~Connection() { stop(); }
@@ -137,6 +144,7 @@ void Connection::stop() {
   uv_timer_stop(retry_timer_.get());
   uv_timer_stop(connect_timer_.get());
   uv_timer_stop(tick_timer_.get());
+  uv_check_stop(iteration_check_.get());
   if (resolving_ != nullptr) {
     resolving_->data = nullptr;  // its callback only frees it now
     uv_cancel(reinterpret_cast<uv_req_t*>(resolving_));
@@ -449,7 +457,7 @@ void Connection::onTick() {
     }
     if (replies_seen_ != seen_at_ping_) {
       ping_outstanding_ = false;
-    } else if (now - ping_sent_ms_ >= endpoint_.ping_timeout_ms) {
+    } else if (now - ping_sent_ms_ >= endpoint_.ping_timeout_ms && iterations_ - iterations_at_ping_ >= 4) {
       dropContext("no reply to PING within ping_timeout_ms=" + std::to_string(endpoint_.ping_timeout_ms) +
                   " (half-open connection?)");
       return;
@@ -462,6 +470,7 @@ void Connection::onTick() {
 
 void Connection::sendPing() {
   seen_at_ping_ = replies_seen_;
+  iterations_at_ping_ = iterations_;
   ping_sent_ms_ = nowMs(loop_);
   ping_outstanding_ = true;
   if (mode_ == Mode::Commands) {

@@ -95,6 +95,7 @@ class Connection {
   UvHandle<uv_timer_t> retry_timer_;
   UvHandle<uv_timer_t> connect_timer_;
   UvHandle<uv_timer_t> tick_timer_;
+  UvHandle<uv_check_t> iteration_check_;  // counts loop iterations (I/O rounds)
 
   State state_ = State::Idle;
   bool ready_ = false;
@@ -113,6 +114,8 @@ class Connection {
   uint64_t ping_sent_ms_ = 0;
   uint64_t tick_ms_ = 0;       // period of the keep-alive check
   uint64_t last_tick_ms_ = 0;  // when it last ran, to tell a busy loop from a silent server
+  uint64_t iterations_ = 0;           // loop iterations so far
+  uint64_t iterations_at_ping_ = 0;   // ... when the PING went out
   bool ping_outstanding_ = false;
   uint64_t connects_ = 0;
   uint64_t outages_ = 0;

@@ -55,7 +55,9 @@ static_assert(offsetof(evh_event, payload) == 120);
 static_assert(offsetof(evh_event, envelope) == 136);
 static_assert(offsetof(evh_event, raw) == 152);
 static_assert(offsetof(evh_event, delivery_id) == 168);
-static_assert(sizeof(evh_event) == 184);
+static_assert(offsetof(evh_event, idempotency_key) == 184);
+static_assert(offsetof(evh_event, idempotency_ttl_ms) == 200);
+static_assert(sizeof(evh_event) == 208);
 
 static_assert(offsetof(evh_reply, struct_size) == 0);
 static_assert(offsetof(evh_reply, type) == 4);

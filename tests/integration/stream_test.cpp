@@ -282,5 +282,64 @@ channels:
   EXPECT_EQ(ids("fragile"), (std::vector<std::string>{"ok0", "ok1", "ok2", "ok3", "ok4"}));
 }
 
+// The issue's durability run, at a CI-friendly size: events are XADDed while
+// evhost is killed (SIGKILL) and restarted twice. A plain plugin handles
+// every event at least once; an idempotent route whose plugin writes its
+// mark atomically with its effect handles each exactly once; nothing stays
+// pending.
+TEST_F(StreamTest, KilledTwiceEveryEventAtLeastOnceAndExactlyOnceWithIdempotency) {
+  std::ostringstream y;
+  y << "environment: test\n"
+    << "redis: {host: 127.0.0.1, port: " << redis_.port() << "}\n"
+    << R"(plugins:
+  exact: {path: recorder, config: {key: exact, atomic: true}}
+  atleast: {path: slow_recorder, config: {key: atleast, sleep_ms: 1}}
+channels:
+  jollyjet:events:orders:
+    transport: stream
+    stream: {group: workers, consumer: c1, block_ms: 100}
+    routes:
+      - events: "*"
+        plugins: [exact]
+        idempotency: {ttl_ms: 600000}
+      - events: "*"
+        plugins: [atleast]
+)";
+  int next = 0;
+  auto add = [&](int n) {
+    RedisConn pub = redis_.connect();
+    for (int i = 0; i < n; ++i, ++next) {
+      std::string msg = event("e" + std::to_string(next));
+      redisAppendCommand(pub.get(), "XADD test:jollyjet:events:orders * event %b", msg.data(), msg.size());
+    }
+    for (int i = 0; i < n; ++i) {
+      void* reply = nullptr;
+      ASSERT_EQ(redisGetReply(pub.get(), &reply), REDIS_OK);
+      freeReplyObject(reply);
+    }
+  };
+  constexpr int kTotal = 5000;
+  add(2000);
+  for (long long kill_at : {1000LL, 3000LL}) {
+    EvhostProcess host(y.str());
+    ASSERT_TRUE(eventually([&] { return llen("atleast") >= kill_at; }, std::chrono::seconds(60))) << host.log();
+    host.signal(SIGKILL);
+    ASSERT_TRUE(host.waitExit().has_value());
+    EXPECT_GT(pending(), 0) << "the kill landed while entries were in hand";
+    add(1500);
+  }
+  EvhostProcess last(y.str());
+  ASSERT_TRUE(eventually([&] { return llen("exact") == kTotal && pending() == 0; }, std::chrono::seconds(90)))
+      << "exact=" << llen("exact") << " pending=" << pending() << "\n"
+      << last.log();
+  auto exact = ids("exact");
+  auto atleast = ids("atleast");
+  EXPECT_EQ(exact.size(), static_cast<size_t>(kTotal)) << "exactly once per event";
+  EXPECT_EQ(std::set<std::string>(exact.begin(), exact.end()).size(), static_cast<size_t>(kTotal));
+  EXPECT_EQ(std::set<std::string>(atleast.begin(), atleast.end()).size(), static_cast<size_t>(kTotal))
+      << "every event at least once";
+  EXPECT_GE(atleast.size(), static_cast<size_t>(kTotal));
+}
+
 }  // namespace
 }  // namespace evh::test

@@ -4,7 +4,8 @@
 //
 // Config: {"key": "seen", "tag": "recorder", "sleep_ms": 0,
 //          "answer": {"SOME_TYPE": "retry" | "reject" | "throw" | "pending_forever"},
-//          "fail_until_attempt": 0}   (answer RETRY while attempt <= this)
+//          "fail_until_attempt": 0,   (answer RETRY while attempt <= this)
+//          "atomic": false}           (idempotent routes: record and mark in one EVAL)
 // Record: tag|eventType|eventId|correlationId|attempt|channel|redisChannel|timestamp|timestampMs|payload
 // Built twice: recorder (inline) and slow_recorder (EVH_PLUGIN_BLOCKING,
 // sleeps sleep_ms in handle() to stand for blocking work).
@@ -34,6 +35,7 @@ class Recorder final : public evh::Plugin {
     tag_ = j.value("tag", "recorder");
     sleep_ms_ = j.value("sleep_ms", 0);
     fail_until_attempt_ = j.value("fail_until_attempt", 0U);
+    atomic_ = j.value("atomic", false);
     if (j.contains("answer")) {
       answers_ = j["answer"].get<std::map<std::string, std::string>>();
     }
@@ -68,6 +70,19 @@ class Recorder final : public evh::Plugin {
                          std::string(ev.timestamp()) + "|" + std::to_string(ev.timestampMs()) + "|" +
                          std::string(ev.payload());
     evh::Completion done = call.defer();
+    if (atomic_ && !ev.idempotencyKey().empty()) {
+      // The record and the idempotency mark in one step: exactly once.
+      static constexpr const char* kScript =
+          "if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then redis.call('RPUSH', KEYS[1], ARGV[1]) end "
+          "return 1";
+      evh_status s = host().command({"EVAL", kScript, "2", key_, ev.idempotencyKey(), record,
+                                     std::to_string(ev.idempotencyTtlMs())},
+                                    [done](const evh::Reply& r) {
+                                      done.complete(r.ok() ? evh::Result::ok()
+                                                           : evh::Result::retry("EVAL failed: " + r.describe()));
+                                    });
+      return s == EVH_OK ? evh::Result::pending() : evh::Result::retry("redis command refused: " + std::to_string(s));
+    }
     evh_status s = host().command({"RPUSH", key_, record}, [done](const evh::Reply& r) {
       done.complete(r.ok() ? evh::Result::ok() : evh::Result::retry("RPUSH failed: " + r.describe()));
     });
@@ -82,6 +97,7 @@ class Recorder final : public evh::Plugin {
   std::string tag_;
   int sleep_ms_ = 0;
   uint32_t fail_until_attempt_ = 0;
+  bool atomic_ = false;  // with an idempotent route: mark and record in one EVAL
   std::vector<evh::Completion> forgotten_;
   std::map<std::string, std::string> answers_;
 };

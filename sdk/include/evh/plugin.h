@@ -172,6 +172,15 @@ typedef struct evh_event {
   evh_str envelope;       /* JSON text of this event's whole envelope */
   evh_str raw;            /* the message exactly as received; for a batch member, the whole batch */
   evh_str delivery_id;    /* stream entry id (e.g. "1700000000000-0"); len 0 for Pub/Sub */
+  /* When the route has `idempotency:`, the Redis key that marks this
+   * (plugin, eventId) handled, and its TTL; len 0 and 0 otherwise. The host
+   * skips the call when the key exists and sets it after EVH_OK -- but a
+   * crash between the plugin's own write and that mark repeats the effect
+   * once. A plugin that writes to Redis can close that gap: set the key
+   * itself, atomically with its effect (e.g. in its Lua script:
+   * `if redis.call('SET', key, 1, 'NX', 'PX', ttl) then ... end`). */
+  evh_str idempotency_key;
+  int64_t idempotency_ttl_ms;
 } evh_event;
 
 /* ------------------------------------------------------------------------ */

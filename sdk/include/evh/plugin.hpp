@@ -95,6 +95,13 @@ class Event {
   std::string_view envelope() const noexcept { return view(e_->envelope); }
   std::string_view raw() const noexcept { return view(e_->raw); }
   std::string_view deliveryId() const noexcept { return view(e_->delivery_id); }
+  // Empty unless the route has idempotency (see evh_event.idempotency_key).
+  std::string_view idempotencyKey() const noexcept {
+    return EVH_HAS_FIELD(e_, evh_event, idempotency_key) ? view(e_->idempotency_key) : std::string_view();
+  }
+  int64_t idempotencyTtlMs() const noexcept {
+    return EVH_HAS_FIELD(e_, evh_event, idempotency_ttl_ms) ? e_->idempotency_ttl_ms : 0;
+  }
   uint32_t attempt() const noexcept { return e_->attempt; }
   uint32_t maxAttempts() const noexcept { return e_->max_attempts; }
   bool lastAttempt() const noexcept { return e_->attempt >= e_->max_attempts; }
