@@ -282,7 +282,7 @@ channels:
   EXPECT_EQ(ids("fragile"), (std::vector<std::string>{"ok0", "ok1", "ok2", "ok3", "ok4"}));
 }
 
-// The issue's durability run, at a CI-friendly size: events are XADDed while
+// The issue's durability run: 20,000 events are XADDed while
 // evhost is killed (SIGKILL) and restarted twice. A plain plugin handles
 // every event at least once; an idempotent route whose plugin writes its
 // mark atomically with its effect handles each exactly once; nothing stays
@@ -293,7 +293,7 @@ TEST_F(StreamTest, KilledTwiceEveryEventAtLeastOnceAndExactlyOnceWithIdempotency
     << "redis: {host: 127.0.0.1, port: " << redis_.port() << "}\n"
     << R"(plugins:
   exact: {path: recorder, config: {key: exact, atomic: true}}
-  atleast: {path: slow_recorder, config: {key: atleast, sleep_ms: 1}}
+  atleast: {path: slow_recorder, config: {key: atleast}}
 channels:
   jollyjet:events:orders:
     transport: stream
@@ -318,15 +318,15 @@ channels:
       freeReplyObject(reply);
     }
   };
-  constexpr int kTotal = 5000;
-  add(2000);
-  for (long long kill_at : {1000LL, 3000LL}) {
+  constexpr int kTotal = 20000;
+  add(8000);
+  for (long long kill_at : {4000LL, 12000LL}) {
     EvhostProcess host(y.str());
     ASSERT_TRUE(eventually([&] { return llen("atleast") >= kill_at; }, std::chrono::seconds(60))) << host.log();
     host.signal(SIGKILL);
     ASSERT_TRUE(host.waitExit().has_value());
     EXPECT_GT(pending(), 0) << "the kill landed while entries were in hand";
-    add(1500);
+    add(6000);
   }
   EvhostProcess last(y.str());
   ASSERT_TRUE(eventually([&] { return llen("exact") == kTotal && pending() == 0; }, std::chrono::seconds(90)))
