@@ -150,6 +150,7 @@ void Server::start() {
     sc.claim_interval_ms = ch.stream.claim_interval_ms;
     sc.max_deliveries = ch.stream.max_deliveries;
     sc.trim_maxlen = ch.stream.trim_maxlen;
+    sc.trim_max_age_ms = ch.stream.trim_max_age_ms;
     sc.trim_interval_ms = ch.stream.trim_interval_ms;
     streams_.push_back(std::make_unique<redis::StreamSource>(
         &loop_, endpoint, std::move(sc), *commands_,

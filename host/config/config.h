@@ -87,7 +87,8 @@ struct StreamOptions {
   uint32_t claim_idle_ms = 30000;     // entries idle this long in another consumer are claimed (XAUTOCLAIM)
   uint32_t claim_interval_ms = 5000;  // how often to look for them; 0: never
   uint32_t max_deliveries = 10;       // an entry delivered more often is dead-lettered as poison
-  uint64_t trim_maxlen = 0;           // XTRIM MAXLEN ~ this, periodically; 0: no trimming by evhost
+  uint64_t trim_maxlen = 0;           // keep about this many entries; 0: no length bound
+  uint64_t trim_max_age_ms = 0;       // drop entries older than this; 0: no age bound
   uint32_t trim_interval_ms = 10000;
 };
 

@@ -458,6 +458,7 @@ class Loader : private YamlReader {
         {"claim_interval_ms", [&](const Entry& e) { readInteger(e, out.claim_interval_ms, 0, 86400000); }},
         {"max_deliveries", [&](const Entry& e) { readInteger(e, out.max_deliveries, 1, 1000000); }},
         {"trim_maxlen", [&](const Entry& e) { readInteger(e, out.trim_maxlen, 0, UINT64_MAX >> 1); }},
+        {"trim_max_age_ms", [&](const Entry& e) { readInteger(e, out.trim_max_age_ms, 0, uint64_t{1} << 42); }},
         {"trim_interval_ms", [&](const Entry& e) { readInteger(e, out.trim_interval_ms, 100, 86400000); }},
         {"start",
          [&](const Entry& e) {

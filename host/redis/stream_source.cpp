@@ -57,7 +57,7 @@ void StreamSource::start() {
   const uint64_t tick = ch_.claim_interval_ms > 0 ? ch_.claim_interval_ms : 1000;
   uv_timer_start(
       claim_timer_.get(), [](uv_timer_t* t) { static_cast<StreamSource*>(t->data)->claim(); }, tick, tick);
-  if (ch_.trim_maxlen > 0) {
+  if (ch_.trim_maxlen > 0 || ch_.trim_max_age_ms > 0) {
     uv_timer_start(
         trim_timer_.get(), [](uv_timer_t* t) { static_cast<StreamSource*>(t->data)->trim(); },
         ch_.trim_interval_ms, ch_.trim_interval_ms);
@@ -407,7 +407,7 @@ void StreamSource::trim() {
       fail();
       return;
     }
-    acks_.send({"XPENDING", ch_.key, ch_.group}, [this, alive, fail, safe](evh_status st2, const redisReply* p) {
+    acks_.send({"XPENDING", ch_.key, ch_.group}, [this, alive, safe](evh_status st2, const redisReply* p) {
       if (alive.expired() || !*alive.lock()) {
         return;
       }
@@ -418,32 +418,62 @@ void StreamSource::trim() {
           limit = oldest;
         }
       }
-      acks_.send({"XREVRANGE", ch_.key, "+", "-", "COUNT", std::to_string(ch_.trim_maxlen)},
-                 [this, alive, limit](evh_status st3, const redisReply* rr) {
-                   if (alive.expired() || !*alive.lock()) {
-                     return;
-                   }
-                   trimming_ = false;
-                   if (st3 != EVH_OK || rr->type != REDIS_REPLY_ARRAY ||
-                       rr->elements < static_cast<size_t>(ch_.trim_maxlen) || rr->elements == 0) {
-                     return;  // not longer than trim_maxlen
-                   }
-                   const redisReply* last = rr->element[rr->elements - 1];
-                   if (last->type != REDIS_REPLY_ARRAY || last->elements < 1) {
-                     return;
-                   }
-                   std::string keep_from(last->element[0]->str, last->element[0]->len);
-                   // Trim below the smaller: the length bound, or what is not yet safe.
-                   std::string minid = parseId(keep_from) < parseId(limit) ? keep_from : limit;
-                   acks_.send({"XTRIM", ch_.key, "MINID", "~", minid},
-                              [key = ch_.key](evh_status s4, const redisReply* t) {
-                                if (s4 == EVH_OK && t->type == REDIS_REPLY_ERROR) {
-                                  log::host().warn("stream {}: XTRIM failed: {}", key, t->str);
-                                }
-                              });
-                 });
+      trimBelow(limit);
     });
   });
+  if (!sent) {
+    trimming_ = false;
+  }
+}
+
+// Trims below the id that the length and age bounds ask for (the stricter
+// of the two), but never above `safe`.
+void StreamSource::trimBelow(const std::string& safe) {
+  auto finish = [this, safe](std::string want) {
+    trimming_ = false;
+    if (want.empty()) {
+      return;
+    }
+    const std::string minid = parseId(want) < parseId(safe) ? want : safe;
+    acks_.send({"XTRIM", ch_.key, "MINID", "~", minid}, [key = ch_.key](evh_status s4, const redisReply* t) {
+      if (s4 == EVH_OK && t->type == REDIS_REPLY_ERROR) {
+        log::host().warn("stream {}: XTRIM failed: {}", key, t->str);
+      }
+    });
+  };
+  std::string by_age;
+  if (ch_.trim_max_age_ms > 0) {
+    const uint64_t now = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
+    if (now > ch_.trim_max_age_ms) {
+      by_age = std::to_string(now - ch_.trim_max_age_ms) + "-0";
+    }
+  }
+  if (ch_.trim_maxlen == 0) {
+    finish(by_age);
+    return;
+  }
+  std::weak_ptr<bool> alive = alive_;
+  const bool sent = acks_.send(
+      {"XREVRANGE", ch_.key, "+", "-", "COUNT", std::to_string(ch_.trim_maxlen)},
+      [this, alive, by_age, finish](evh_status st, const redisReply* rr) {
+        if (alive.expired() || !*alive.lock()) {
+          return;
+        }
+        std::string want = by_age;
+        if (st == EVH_OK && rr->type == REDIS_REPLY_ARRAY && rr->elements >= static_cast<size_t>(ch_.trim_maxlen) &&
+            rr->elements > 0) {
+          const redisReply* last = rr->element[rr->elements - 1];
+          if (last->type == REDIS_REPLY_ARRAY && last->elements >= 1) {
+            std::string keep_from(last->element[0]->str, last->element[0]->len);
+            if (want.empty() || parseId(want) < parseId(keep_from)) {
+              want = keep_from;  // the length bound trims more
+            }
+          }
+        }
+        finish(want);
+      });
   if (!sent) {
     trimming_ = false;
   }

@@ -30,7 +30,8 @@ struct StreamChannel {
   uint32_t claim_idle_ms = 30000;
   uint32_t claim_interval_ms = 5000;  // 0: never claim
   uint32_t max_deliveries = 10;
-  uint64_t trim_maxlen = 0;           // 0: never trim
+  uint64_t trim_maxlen = 0;           // 0: no length bound
+  uint64_t trim_max_age_ms = 0;       // 0: no age bound
   uint32_t trim_interval_ms = 10000;
 };
 
@@ -96,6 +97,7 @@ class StreamSource {
   void onClaimed(const redisReply* reply);
   void refreshPending();
   void trim();
+  void trimBelow(const std::string& safe);
   void sendAcks(std::vector<std::string> ids);
   void retryAcks();
 

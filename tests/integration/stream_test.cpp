@@ -282,6 +282,20 @@ channels:
   EXPECT_EQ(ids("fragile"), (std::vector<std::string>{"ok0", "ok1", "ok2", "ok3", "ok4"}));
 }
 
+TEST_F(StreamTest, EvhostTrimsEntriesOlderThanTheConfiguredAgeOnceHandled) {
+  EvhostProcess host(config("{path: recorder}", "",
+                            "{group: workers, consumer: c1, block_ms: 200, trim_max_age_ms: 300, "
+                            "trim_interval_ms: 100}"));
+  ASSERT_TRUE(host.waitForLog("created consumer group")) << host.log();
+  for (int i = 0; i < 500; ++i) {
+    xadd(event("e" + std::to_string(i)));
+  }
+  ASSERT_TRUE(eventually([&] { return llen("seen") == 500; })) << host.log();
+  // All handled and older than 300 ms: trimmed (whole nodes at a time).
+  ASSERT_TRUE(eventually([&] { return redis_.command({"XLEN", "test:jollyjet:events:orders"})->integer < 500; }))
+      << host.log();
+}
+
 // The durability run: 20,000 events are XADDed while
 // evhost is killed (SIGKILL) and restarted twice. A plain plugin handles
 // every event at least once; an idempotent route whose plugin writes its
