@@ -1,5 +1,6 @@
 // evhctl dlq: the operator's view of the dead-letter list, over a synchronous Redis connection (a CLI may block).
 #include "cli/dlq.h"
+#include "cli/sync_redis.h"
 
 #include "config/config.h"
 
@@ -42,14 +43,8 @@ using Json = nlohmann::ordered_json;
 
 constexpr const char* kDefaultKey = "jollyjet:events:dlq";
 constexpr size_t kDefaultLimit = 20;
-constexpr long kCommandTimeoutMs = 10000;
 
 // Ends the command with exit 1 and this message.
-class Failure : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
 // Bad arguments: exit 2, with the usage text unless the message says it all.
 class UsageError : public std::runtime_error {
  public:
@@ -163,94 +158,7 @@ Options parseArgs(const std::vector<std::string>& args) {
 
 // ---- Redis ---------------------------------------------------------------------
 
-struct ContextFree {
-  void operator()(redisContext* c) const { redisFree(c); }
-};
-struct ReplyFree {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using ReplyPtr = std::unique_ptr<redisReply, ReplyFree>;
-
-timeval toTimeval(long ms) {
-  timeval tv{};
-  tv.tv_sec = ms / 1000;
-  tv.tv_usec = static_cast<decltype(tv.tv_usec)>((ms % 1000) * 1000);
-  return tv;
-}
-
-std::string replyText(const redisReply* r) { return r->str != nullptr ? std::string(r->str, r->len) : std::string(); }
-
-class Redis {
- public:
-  explicit Redis(const config::Redis& cfg)
-      : where_((cfg.host.find(':') != std::string::npos ? "[" + cfg.host + "]" : cfg.host) + ":" +
-               std::to_string(cfg.port)) {
-    ctx_.reset(redisConnectWithTimeout(cfg.host.c_str(), cfg.port, toTimeval(static_cast<long>(cfg.connect_timeout_ms))));
-    if (!ctx_) {
-      throw Failure("cannot reach Redis at " + where_ + ": out of memory");
-    }
-    if (ctx_->err != 0) {
-      throw Failure("cannot reach Redis at " + where_ + ": " + std::string(ctx_->errstr));
-    }
-    // A server that accepts but never answers must not hang the CLI.
-    redisSetTimeout(ctx_.get(), toTimeval(kCommandTimeoutMs));
-    if (!cfg.password.empty()) {
-      std::vector<std::string> auth = cfg.username.empty()
-                                          ? std::vector<std::string>{"AUTH", cfg.password}
-                                          : std::vector<std::string>{"AUTH", cfg.username, cfg.password};
-      ReplyPtr r = run(auth);
-      if (r->type == REDIS_REPLY_ERROR) {
-        throw Failure("Redis at " + where_ + " refused AUTH" +
-                      (cfg.username.empty() ? std::string() : " as user " + cfg.username) + ": " + replyText(r.get()));
-      }
-    }
-    if (cfg.db != 0) {
-      must({"SELECT", std::to_string(cfg.db)});
-    }
-  }
-
-  // Runs one command; a lost connection or a timeout throws, an error reply
-  // is returned.
-  ReplyPtr run(const std::vector<std::string>& argv) {
-    std::vector<const char*> ptrs;
-    std::vector<size_t> lens;
-    for (const auto& a : argv) {
-      ptrs.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    ReplyPtr r(static_cast<redisReply*>(
-        redisCommandArgv(ctx_.get(), static_cast<int>(argv.size()), ptrs.data(), lens.data())));
-    if (!r) {
-      std::string why = ctx_->err != 0 ? std::string(ctx_->errstr) : std::string("no reply");
-      if (ctx_->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        why = "no reply within " + std::to_string(kCommandTimeoutMs) + " ms";
-      }
-      throw Failure("Redis at " + where_ + ": " + argv[0] + " failed: " + why);
-    }
-    return r;
-  }
-
-  // Runs one command; an error reply throws too.
-  ReplyPtr must(const std::vector<std::string>& argv) {
-    ReplyPtr r = run(argv);
-    if (r->type == REDIS_REPLY_ERROR) {
-      throw Failure(argv[0] + (argv.size() > 1 ? " " + argv[1] : std::string()) + ": " + replyText(r.get()));
-    }
-    return r;
-  }
-
-  long long integer(const std::vector<std::string>& argv) {
-    ReplyPtr r = must(argv);
-    if (r->type != REDIS_REPLY_INTEGER) {
-      throw Failure(argv[0] + ": unexpected reply type " + std::to_string(r->type));
-    }
-    return r->integer;
-  }
-
- private:
-  std::string where_;
-  std::unique_ptr<redisContext, ContextFree> ctx_;
-};
+using Redis = SyncRedis;
 
 // ---- entries -------------------------------------------------------------------
 

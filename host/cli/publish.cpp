@@ -1,5 +1,6 @@
 // evhctl publish: envelope a payload (or take an envelope as is), check it with evhost's decoder, PUBLISH or XADD it.
 #include "cli/publish.h"
+#include "cli/sync_redis.h"
 
 #include "config/config.h"
 #include "dispatch/dead_letter.h"
@@ -50,16 +51,10 @@ namespace {
 // ordered_json keeps an envelope's key order when --count rewrites its ids.
 using Json = nlohmann::ordered_json;
 
-constexpr long kCommandTimeoutMs = 10000;
 constexpr size_t kMaxCount = 10000000;
 constexpr size_t kPipelineChunk = 1000;
 
 // Ends the command with exit 1 and this message.
-class Failure : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
 // Bad arguments: exit 2, with the usage text unless the message says it all.
 class UsageError : public std::runtime_error {
  public:
@@ -436,90 +431,7 @@ std::string pickChannel(const Options& o, const config::Config& cfg) {
 
 // ---- Redis ---------------------------------------------------------------------
 
-struct ContextFree {
-  void operator()(redisContext* c) const { redisFree(c); }
-};
-struct ReplyFree {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using ReplyPtr = std::unique_ptr<redisReply, ReplyFree>;
-
-timeval toTimeval(long ms) {
-  timeval tv{};
-  tv.tv_sec = ms / 1000;
-  tv.tv_usec = static_cast<decltype(tv.tv_usec)>((ms % 1000) * 1000);
-  return tv;
-}
-
-std::string replyText(const redisReply* r) { return r->str != nullptr ? std::string(r->str, r->len) : std::string(); }
-
-class Redis {
- public:
-  explicit Redis(const config::Redis& cfg)
-      : where_((cfg.host.find(':') != std::string::npos ? "[" + cfg.host + "]" : cfg.host) + ":" +
-               std::to_string(cfg.port)) {
-    ctx_.reset(redisConnectWithTimeout(cfg.host.c_str(), cfg.port, toTimeval(static_cast<long>(cfg.connect_timeout_ms))));
-    if (!ctx_) {
-      throw Failure("cannot reach Redis at " + where_ + ": out of memory");
-    }
-    if (ctx_->err != 0) {
-      throw Failure("cannot reach Redis at " + where_ + ": " + std::string(ctx_->errstr));
-    }
-    // A server that accepts but never answers must not hang the CLI.
-    redisSetTimeout(ctx_.get(), toTimeval(kCommandTimeoutMs));
-    if (!cfg.password.empty()) {
-      std::vector<std::string> auth = cfg.username.empty()
-                                          ? std::vector<std::string>{"AUTH", cfg.password}
-                                          : std::vector<std::string>{"AUTH", cfg.username, cfg.password};
-      ReplyPtr r = std::move(pipeline({auth}).front());
-      if (r->type == REDIS_REPLY_ERROR) {
-        throw Failure("Redis at " + where_ + " refused AUTH" +
-                      (cfg.username.empty() ? std::string() : " as user " + cfg.username) + ": " + replyText(r.get()));
-      }
-    }
-    if (cfg.db != 0) {
-      ReplyPtr r = std::move(pipeline({{"SELECT", std::to_string(cfg.db)}}).front());
-      if (r->type == REDIS_REPLY_ERROR) {
-        throw Failure("Redis at " + where_ + " refused SELECT " + std::to_string(cfg.db) + ": " + replyText(r.get()));
-      }
-    }
-  }
-
-  // Sends every command, then reads every reply (error replies included); a
-  // lost connection or a timeout throws.
-  std::vector<ReplyPtr> pipeline(const std::vector<std::vector<std::string>>& commands) {
-    std::vector<const char*> ptrs;
-    std::vector<size_t> lens;
-    for (const auto& argv : commands) {
-      ptrs.clear();
-      lens.clear();
-      for (const auto& a : argv) {
-        ptrs.push_back(a.data());
-        lens.push_back(a.size());
-      }
-      if (redisAppendCommandArgv(ctx_.get(), static_cast<int>(argv.size()), ptrs.data(), lens.data()) != REDIS_OK) {
-        throw Failure("Redis at " + where_ + ": " + argv[0] + " failed: " + std::string(ctx_->errstr));
-      }
-    }
-    std::vector<ReplyPtr> replies;
-    for (const auto& argv : commands) {
-      void* raw = nullptr;
-      if (redisGetReply(ctx_.get(), &raw) != REDIS_OK || raw == nullptr) {
-        std::string why = ctx_->err != 0 ? std::string(ctx_->errstr) : std::string("no reply");
-        if (ctx_->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-          why = "no reply within " + std::to_string(kCommandTimeoutMs) + " ms";
-        }
-        throw Failure("Redis at " + where_ + ": " + argv[0] + " failed: " + why);
-      }
-      replies.emplace_back(static_cast<redisReply*>(raw));
-    }
-    return replies;
-  }
-
- private:
-  std::string where_;
-  std::unique_ptr<redisContext, ContextFree> ctx_;
-};
+using Redis = SyncRedis;
 
 std::string plural(long long n, const char* one, const char* many) {
   return std::to_string(n) + " " + (n == 1 ? one : many);

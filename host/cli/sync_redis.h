@@ -1,0 +1,53 @@
+// A blocking Redis client for evhctl (a CLI may wait; the server never does).
+#pragma once
+
+#include "config/config.h"
+
+#include <hiredis/hiredis.h>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace evh::cli {
+
+// A failure the operator must see: evhctl prints it and exits 1.
+class Failure : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct ReplyFree {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+using ReplyPtr = std::unique_ptr<redisReply, ReplyFree>;
+
+std::string replyText(const redisReply* r);
+
+class SyncRedis {
+ public:
+  static constexpr long kCommandTimeoutMs = 10000;
+
+  // Connects (connect_timeout_ms), AUTHs and SELECTs as evhost would; throws
+  // Failure naming host:port and the reason.
+  explicit SyncRedis(const config::Redis& cfg);
+
+  // Sends every command, then reads every reply (error replies included); a
+  // lost connection or a timeout throws.
+  std::vector<ReplyPtr> pipeline(const std::vector<std::vector<std::string>>& commands);
+  // One command; an error reply is returned.
+  ReplyPtr run(const std::vector<std::string>& argv);
+  // One command; an error reply throws too.
+  ReplyPtr must(const std::vector<std::string>& argv);
+  long long integer(const std::vector<std::string>& argv);
+
+ private:
+  struct ContextFree {
+    void operator()(redisContext* c) const { redisFree(c); }
+  };
+  std::string where_;
+  std::unique_ptr<redisContext, ContextFree> ctx_;
+};
+
+}  // namespace evh::cli
