@@ -296,6 +296,20 @@ TEST_F(StreamTest, EvhostTrimsEntriesOlderThanTheConfiguredAgeOnceHandled) {
       << host.log();
 }
 
+TEST_F(StreamTest, ADeletedStreamAndGroupAreCreatedAgain) {
+  EvhostProcess host(config("{path: recorder}"));
+  ASSERT_TRUE(host.waitForLog("created consumer group")) << host.log();
+  xadd(event("before"));
+  ASSERT_TRUE(eventually([&] { return llen("seen") == 1; })) << host.log();
+  redis_.command({"DEL", "test:jollyjet:events:orders"});  // the stream, and its group with it
+  ASSERT_TRUE(host.waitForLog("is gone")) << host.log();
+  ASSERT_TRUE(eventually([&] { return host.countInLog("created consumer group workers") == 2; })) << host.log();
+  xadd(event("after"));
+  ASSERT_TRUE(eventually([&] { return llen("seen") == 2; })) << host.log();
+  EXPECT_EQ(ids("seen").back(), "after");
+  EXPECT_EQ(host.countInLog("is gone"), 1U) << "logged once, not looped on\n" << host.log();
+}
+
 // The durability run: 20,000 events are XADDed while
 // evhost is killed (SIGKILL) and restarted twice. A plain plugin handles
 // every event at least once; an idempotent route whose plugin writes its
