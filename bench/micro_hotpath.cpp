@@ -1,0 +1,97 @@
+// Micro benchmarks of the hot path without Redis: envelope decode, route
+// lookup, and dispatch to a no-op inline plugin (ns per event).
+#include "dispatch/dispatcher.h"
+#include "dispatch/worker_pool.h"
+#include "event/envelope.h"
+#include "loop/poster.h"
+#include "plugin/registry.h"
+#include "route/router.h"
+#include "support/fake_host.h"
+
+#include <benchmark/benchmark.h>
+
+#include <uv.h>
+
+namespace {
+
+// The plan's PRODUCT_CREATED, about 290 bytes as JollyJet publishes it.
+const std::string kEvent =
+    R"({"eventId":"6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f","eventType":"PRODUCT_CREATED",)"
+    R"("timestamp":"2026-11-26T10:30:00.000Z","correlationId":"req-7d9e2b1c-3f4a-4b5c-9d8e",)"
+    R"("payload":{"productId":"prod-000123","name":"Stoneware Mug, 350 ml","price":12.5,)"
+    R"("category":"kitchen","sentAtNs":1764153000000000000}})";
+
+void BM_Decode(benchmark::State& state) {
+  evh::event::Decoder decoder;
+  std::vector<evh::event::Item> items;
+  for (auto _ : state) {
+    decoder.decode(evh::event::makeMessage(kEvent, "jollyjet:events:product", "dev:jollyjet:events:product"), items);
+    benchmark::DoNotOptimize(items.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kEvent.size()));
+}
+BENCHMARK(BM_Decode);
+
+evh::config::Channel productChannel() {
+  evh::config::Channel ch;
+  ch.name = "jollyjet:events:product";
+  for (const char* t : {"PRODUCT_CREATED", "PRODUCT_UPDATED", "PRODUCT_DELETED"}) {
+    evh::config::Route r;
+    r.events = {t};
+    r.plugins = {"p"};
+    ch.routes.push_back(r);
+  }
+  return ch;
+}
+
+void BM_Route(benchmark::State& state) {
+  std::vector<evh::config::Channel> channels{productChannel()};
+  int dummy = 0;
+  auto* fake = reinterpret_cast<evh::plugin::Instance*>(&dummy);
+  evh::route::Router router(channels, [&](const std::string&) { return fake; });
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(&router.route(0, "PRODUCT_UPDATED"));
+  }
+}
+BENCHMARK(BM_Route);
+
+// Decode + route + dispatch to an inline plugin that answers OK (ok_c).
+void BM_DecodeRouteDispatch(benchmark::State& state) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  {
+    evh::Poster poster(&loop);
+    evh::dispatch::WorkerPool pool(1);
+    evh::test::FakeServices services;
+    evh::plugin::Registry registry;
+    evh::config::Plugin p;
+    p.name = "p";
+    p.path = std::string(EVH_TEST_PLUGIN_DIR) + "/ok_c.so";
+    p.config_json = "{}";
+    p.config_dir = ".";
+    registry.load({p}, {}, services, "dev:");
+    evh::dispatch::Dispatcher::Options options;
+    options.fallback_file = "/dev/null";
+    evh::dispatch::Dispatcher dispatcher(&loop, poster, pool, {{registry.find("p"), {}, 0}}, options);
+    std::vector<evh::config::Channel> channels{productChannel()};
+    evh::route::Router router(channels, [&](const std::string& n) { return registry.find(n); });
+    evh::event::Decoder decoder;
+    std::vector<evh::event::Item> items;
+    for (auto _ : state) {
+      decoder.decode(evh::event::makeMessage(kEvent, "jollyjet:events:product", "dev:jollyjet:events:product"),
+                     items);
+      auto& ev = std::get<evh::event::Event>(items[0]);
+      const auto& targets = router.route(0, ev.eventType());
+      dispatcher.dispatch(std::move(ev), targets);
+    }
+    pool.stop();
+    poster.close();
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+}
+BENCHMARK(BM_DecodeRouteDispatch);
+
+}  // namespace
+
+BENCHMARK_MAIN();
