@@ -154,9 +154,9 @@ void Server::start() {
     sc.trim_interval_ms = ch.stream.trim_interval_ms;
     streams_.push_back(std::make_unique<redis::StreamSource>(
         &loop_, endpoint, std::move(sc), *commands_,
-        [this](const redis::StreamChannel& c, const std::string& id, const std::string* field) {
+        [this](const redis::StreamChannel& c, const std::string& id, const std::string* field, bool redelivered) {
           if (redis::StreamSource* src = sourceOf(c)) {
-            onStreamEntry(*src, id, field);
+            onStreamEntry(*src, id, field, redelivered);
           }
         },
         [this, i] {
@@ -229,7 +229,8 @@ redis::StreamSource* Server::sourceOf(const redis::StreamChannel& ch) {
   return nullptr;
 }
 
-void Server::onStreamEntry(redis::StreamSource& source, const std::string& id, const std::string* event_field) {
+void Server::onStreamEntry(redis::StreamSource& source, const std::string& id, const std::string* event_field,
+                           bool redelivered) {
   const redis::StreamChannel& ch = source.channel();
   redis::StreamSource* src = &source;
   auto ack = [src, id] { src->ack(id); };
@@ -242,7 +243,7 @@ void Server::onStreamEntry(redis::StreamSource& source, const std::string& id, c
     dispatcher_->deadLetter(dispatch::makeEntry(info, "", ch.logical, ch.key), ack);
     return;
   }
-  handleMessage(ch.index, ch.logical, ch.key, *event_field, id, ack);
+  handleMessage(ch.index, ch.logical, ch.key, *event_field, id, ack, redelivered);
 }
 
 void Server::onStreamReject(redis::StreamSource& source, const std::string& id, const char* reason,
@@ -258,14 +259,15 @@ void Server::onStreamReject(redis::StreamSource& source, const std::string& id, 
 }
 
 void Server::handleMessage(size_t channel_index, std::string_view logical, std::string_view redis_channel,
-                           std::string_view payload, std::string_view delivery_id, std::function<void()> done) {
+                           std::string_view payload, std::string_view delivery_id, std::function<void()> done,
+                           bool redelivered) {
   ChannelCounters& cc = channel_counters_[channel_index];
   ++cc.received;
   if (trace_events_) {
     log::host().info("event stage=received channel={} bytes={}{}{}", redis_channel, payload.size(),
                      delivery_id.empty() ? "" : " id=", delivery_id);
   }
-  decoder_.decode(event::makeMessage(payload, logical, redis_channel, delivery_id), items_);
+  decoder_.decode(event::makeMessage(payload, logical, redis_channel, delivery_id, redelivered), items_);
   // A stream entry is acknowledged once every event of it is finished.
   std::shared_ptr<size_t> remaining;
   std::function<void()> one_done;

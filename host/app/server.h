@@ -74,7 +74,8 @@ class Server final : public plugin::HostServices, public dispatch::IdempotencySt
  private:
   static void onSignal(uv_signal_t* h, int signum);
   void onMessage(const redis::Subscription& sub, std::string_view channel, std::string_view payload);
-  void onStreamEntry(redis::StreamSource& source, const std::string& id, const std::string* event_field);
+  void onStreamEntry(redis::StreamSource& source, const std::string& id, const std::string* event_field,
+                     bool redelivered);
   void onStreamReject(redis::StreamSource& source, const std::string& id, const char* reason, const std::string& why,
                       const std::string* event_field);
   redis::StreamSource* sourceOf(const redis::StreamChannel& ch);
@@ -83,7 +84,8 @@ class Server final : public plugin::HostServices, public dispatch::IdempotencySt
   // Decodes one message and hands its events on; `done` runs once for the
   // message when every event (or its dead-letter entry) is finished.
   void handleMessage(size_t channel_index, std::string_view logical, std::string_view redis_channel,
-                     std::string_view payload, std::string_view delivery_id, std::function<void()> done);
+                     std::string_view payload, std::string_view delivery_id, std::function<void()> done,
+                     bool redelivered = false);
   // Waits (on the loop, polling) until the command connection has no
   // request outstanding, at most 2 s, then runs `then`.
   void flushCommands(std::function<void()> then);

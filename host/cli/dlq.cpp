@@ -44,18 +44,6 @@ using Json = nlohmann::ordered_json;
 constexpr const char* kDefaultKey = "jollyjet:events:dlq";
 constexpr size_t kDefaultLimit = 20;
 
-// Ends the command with exit 1 and this message.
-// Bad arguments: exit 2, with the usage text unless the message says it all.
-class UsageError : public std::runtime_error {
- public:
-  explicit UsageError(const std::string& msg, bool show_usage = true)
-      : std::runtime_error(msg), show_usage_(show_usage) {}
-  bool showUsage() const noexcept { return show_usage_; }
-
- private:
-  bool show_usage_;
-};
-
 struct Options {
   std::string config;
   std::string command;

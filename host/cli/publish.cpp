@@ -54,18 +54,6 @@ using Json = nlohmann::ordered_json;
 constexpr size_t kMaxCount = 10000000;
 constexpr size_t kPipelineChunk = 1000;
 
-// Ends the command with exit 1 and this message.
-// Bad arguments: exit 2, with the usage text unless the message says it all.
-class UsageError : public std::runtime_error {
- public:
-  explicit UsageError(const std::string& msg, bool show_usage = true)
-      : std::runtime_error(msg), show_usage_(show_usage) {}
-  bool showUsage() const noexcept { return show_usage_; }
-
- private:
-  bool show_usage_;
-};
-
 enum class Source { None, File, Payload, Stdin };
 
 struct Options {

@@ -1,22 +1,16 @@
 // A blocking Redis client for evhctl (a CLI may wait; the server never does).
 #pragma once
 
+#include "cli/errors.h"
 #include "config/config.h"
 
 #include <hiredis/hiredis.h>
 
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace evh::cli {
-
-// A failure the operator must see: evhctl prints it and exits 1.
-class Failure : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
 
 struct ReplyFree {
   void operator()(redisReply* r) const { freeReplyObject(r); }

@@ -368,13 +368,15 @@ bool nestsDeeperThan(std::string_view bytes, size_t max_depth) noexcept {
 // Message, reasons, Event, Rejected
 
 std::shared_ptr<const Message> makeMessage(std::string_view bytes, std::string_view channel,
-                                           std::string_view redis_channel, std::string_view delivery_id) {
+                                           std::string_view redis_channel, std::string_view delivery_id,
+                                           bool redelivered) {
   auto message = std::make_shared<Message>();
   message->bytes.reserve(bytes.size() + Message::kPadding);
   message->bytes.assign(bytes.data(), bytes.size());
   message->channel.assign(channel.data(), channel.size());
   message->redis_channel.assign(redis_channel.data(), redis_channel.size());
   message->delivery_id.assign(delivery_id.data(), delivery_id.size());
+  message->redelivered = redelivered;
   return message;
 }
 
@@ -435,7 +437,8 @@ void Event::fillView(evh_event& out, uint32_t attempt, uint32_t max_attempts) co
   out.struct_size = static_cast<uint32_t>(sizeof(evh_event));
   out.attempt = attempt;
   out.max_attempts = max_attempts;
-  out.flags = from_batch_ ? static_cast<uint32_t>(EVH_EVENT_FROM_BATCH) : 0U;
+  out.flags = (from_batch_ ? static_cast<uint32_t>(EVH_EVENT_FROM_BATCH) : 0U) |
+              (message_ && message_->redelivered ? static_cast<uint32_t>(EVH_EVENT_REDELIVERED) : 0U);
   out.channel = toStr(channel());
   out.redis_channel = toStr(redisChannel());
   out.event_type = toStr(eventType());

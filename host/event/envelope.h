@@ -25,6 +25,7 @@ struct Message {
   std::string channel;        // logical channel from the config, without the environment prefix
   std::string redis_channel;  // channel or stream key as seen on Redis, prefix included
   std::string delivery_id;    // stream entry id; empty for Pub/Sub
+  bool redelivered = false;   // a stream entry delivered before (our pending entries, or claimed)
 
   // simdjson reads up to this many bytes past the end of the input
   // (simdjson::SIMDJSON_PADDING; equality is checked in envelope.cpp).
@@ -33,7 +34,8 @@ struct Message {
 
 // Copies `bytes` into a new Message with parsing padding reserved.
 std::shared_ptr<const Message> makeMessage(std::string_view bytes, std::string_view channel,
-                                           std::string_view redis_channel, std::string_view delivery_id = {});
+                                           std::string_view redis_channel, std::string_view delivery_id = {},
+                                           bool redelivered = false);
 
 // Why a message, or one member of a batch, was not turned into an event.
 enum class Reason {

@@ -226,7 +226,7 @@ void StreamSource::take(const std::string& id, const redisReply* fields, bool ch
     }
   }
   if (!check_deliveries) {
-    hand(id, event_field.get());
+    hand(id, event_field.get(), false);
     return;
   }
   // How often was it delivered? An entry that keeps failing (or crashing
@@ -251,16 +251,16 @@ void StreamSource::take(const std::string& id, const redisReply* fields, bool ch
                   event_field.get());
           return;
         }
-        hand(id, event_field.get());
+        hand(id, event_field.get(), true);
       });
   if (!sent) {
-    hand(id, event_field.get());  // cannot count now: deliver (at least once)
+    hand(id, event_field.get(), true);  // cannot count now: deliver (at least once)
   }
 }
 
-void StreamSource::hand(const std::string& id, const std::string* event_field) {
+void StreamSource::hand(const std::string& id, const std::string* event_field, bool redelivered) {
   ++delivered_;
-  sink_(ch_, id, event_field);
+  sink_(ch_, id, event_field, redelivered);
 }
 
 void StreamSource::claim() {

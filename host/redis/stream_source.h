@@ -40,7 +40,8 @@ class StreamSource {
   // One entry: its id and the value of its "event" field -- or nullopt when
   // the entry has none, or its payload was trimmed away. Call ack(id) once
   // evhost is finished with it (handled or dead-lettered).
-  using Sink = std::function<void(const StreamChannel& ch, const std::string& id, const std::string* event_field)>;
+  using Sink = std::function<void(const StreamChannel& ch, const std::string& id, const std::string* event_field,
+                                  bool redelivered)>;
   // How many more entries may be taken now (max_in_flight minus unfinished).
   using Capacity = std::function<size_t()>;
   // An entry that must not be handled: delivered more than max_deliveries
@@ -92,7 +93,7 @@ class StreamSource {
   // Hands an entry over -- after checking how often it was delivered, when
   // it may have been before (our own pending entries, claimed ones).
   void take(const std::string& id, const redisReply* fields, bool check_deliveries);
-  void hand(const std::string& id, const std::string* event_field);
+  void hand(const std::string& id, const std::string* event_field, bool redelivered);
   void claim();
   void onClaimed(const redisReply* reply);
   void refreshPending();

@@ -88,7 +88,7 @@ TEST_F(StreamTest, EntriesAddedBeforeStartAndAfterAreHandledAndAcked) {
 TEST_F(StreamTest, AnEntryIsAckedOnlyAfterItsHandlerFinished) {
   // A killed evhost leaves its unfinished entries pending; started again
   // under the same consumer name it handles them first.
-  auto cfg = config("{path: slow_recorder, config: {key: slow, sleep_ms: 300}}");
+  auto cfg = config("{path: slow_recorder, config: {key: slow, sleep_ms: 300, mark_redelivered: true}}");
   {
     EvhostProcess first(cfg, {}, {"DEBUG_EVENTS=true"});
     ASSERT_TRUE(first.waitForLog("created consumer group workers")) << first.log();
@@ -112,6 +112,19 @@ TEST_F(StreamTest, AnEntryIsAckedOnlyAfterItsHandlerFinished) {
   std::set<std::string> unique(got.begin(), got.end());
   EXPECT_EQ(unique.size(), 6U) << "every entry handled at least once";
   EXPECT_LE(got.size(), 7U) << "at most the one in the handler at the kill twice";
+  // What the second run took back from its pending list reaches the plugin
+  // flagged EVH_EVENT_REDELIVERED; what the first run handled does not.
+  auto records = redis_.command({"LRANGE", "slow", "0", "-1"});
+  size_t redelivered = 0;
+  for (size_t i = 0; i < records->elements; ++i) {
+    std::string rec(records->element[i]->str, records->element[i]->len);
+    if (static_cast<long long>(i) < handled_before) {
+      EXPECT_EQ(rec.rfind("recorder|", 0), 0U) << rec;
+    } else if (rec.rfind("redelivered|", 0) == 0) {
+      ++redelivered;
+    }
+  }
+  EXPECT_GE(redelivered, static_cast<size_t>(6 - handled_before));
 }
 
 TEST_F(StreamTest, ReadingPausesAtMaxInFlight) {

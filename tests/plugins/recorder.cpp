@@ -5,7 +5,8 @@
 // Config: {"key": "seen", "tag": "recorder", "sleep_ms": 0,
 //          "answer": {"SOME_TYPE": "retry" | "reject" | "throw" | "pending_forever"},
 //          "fail_until_attempt": 0,   (answer RETRY while attempt <= this)
-//          "atomic": false}           (idempotent routes: record and mark in one EVAL)
+//          "atomic": false,           (idempotent routes: record and mark in one EVAL)
+//          "mark_redelivered": false} (tag "redelivered" when EVH_EVENT_REDELIVERED is set)
 // Record: tag|eventType|eventId|correlationId|attempt|channel|redisChannel|timestamp|timestampMs|payload
 // Built twice: recorder (inline) and slow_recorder (EVH_PLUGIN_BLOCKING,
 // sleeps sleep_ms in handle() to stand for blocking work).
@@ -22,6 +23,8 @@
 
 namespace {
 
+const std::string kRedelivered = "redelivered";
+
 class Recorder final : public evh::Plugin {
  public:
 #ifdef EVH_TEST_BLOCKING
@@ -36,6 +39,7 @@ class Recorder final : public evh::Plugin {
     sleep_ms_ = j.value("sleep_ms", 0);
     fail_until_attempt_ = j.value("fail_until_attempt", 0U);
     atomic_ = j.value("atomic", false);
+    mark_redelivered_ = j.value("mark_redelivered", false);
     if (j.contains("answer")) {
       answers_ = j["answer"].get<std::map<std::string, std::string>>();
     }
@@ -64,7 +68,8 @@ class Recorder final : public evh::Plugin {
         throw std::runtime_error("recorder was told to throw");
       }
     }
-    std::string record = tag_ + "|" + std::string(ev.type()) + "|" + std::string(ev.id()) + "|" +
+    const std::string& tag = mark_redelivered_ && ev.redelivered() ? kRedelivered : tag_;
+    std::string record = tag + "|" + std::string(ev.type()) + "|" + std::string(ev.id()) + "|" +
                          std::string(ev.correlationId()) + "|" + std::to_string(ev.attempt()) + "|" +
                          std::string(ev.channel()) + "|" + std::string(ev.redisChannel()) + "|" +
                          std::string(ev.timestamp()) + "|" + std::to_string(ev.timestampMs()) + "|" +
@@ -98,6 +103,7 @@ class Recorder final : public evh::Plugin {
   int sleep_ms_ = 0;
   uint32_t fail_until_attempt_ = 0;
   bool atomic_ = false;  // with an idempotent route: mark and record in one EVAL
+  bool mark_redelivered_ = false;  // tag "redelivered" for EVH_EVENT_REDELIVERED events
   std::vector<evh::Completion> forgotten_;
   std::map<std::string, std::string> answers_;
 };
