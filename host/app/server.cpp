@@ -154,7 +154,7 @@ void Server::start() {
     sc.trim_interval_ms = ch.stream.trim_interval_ms;
     streams_.push_back(std::make_unique<redis::StreamSource>(
         &loop_, endpoint, std::move(sc), *commands_,
-        [this](const redis::StreamChannel& c, const std::string& id, const std::string* field, bool redelivered) {
+        [this](const redis::StreamChannel& c, const std::string& id, const std::string_view* field, bool redelivered) {
           if (redis::StreamSource* src = sourceOf(c)) {
             onStreamEntry(*src, id, field, redelivered);
           }
@@ -229,7 +229,7 @@ redis::StreamSource* Server::sourceOf(const redis::StreamChannel& ch) {
   return nullptr;
 }
 
-void Server::onStreamEntry(redis::StreamSource& source, const std::string& id, const std::string* event_field,
+void Server::onStreamEntry(redis::StreamSource& source, const std::string& id, const std::string_view* event_field,
                            bool redelivered) {
   const redis::StreamChannel& ch = source.channel();
   redis::StreamSource* src = &source;
@@ -268,23 +268,32 @@ void Server::handleMessage(size_t channel_index, std::string_view logical, std::
                      delivery_id.empty() ? "" : " id=", delivery_id);
   }
   decoder_.decode(event::makeMessage(payload, logical, redis_channel, delivery_id, redelivered), items_);
-  // A stream entry is acknowledged once every event of it is finished.
-  std::shared_ptr<size_t> remaining;
+  // A stream entry is acknowledged once every event of it is finished
+  // (a single event -- not a BATCH -- needs no counting).
+  const bool from_stream = static_cast<bool>(done);
   std::function<void()> one_done;
-  if (done) {
-    remaining = std::make_shared<size_t>(items_.size());
+  if (done && items_.size() == 1) {
+    one_done = std::move(done);
+  } else if (done) {
+    auto remaining = std::make_shared<size_t>(items_.size());
     one_done = [remaining, done] {
       if (--*remaining == 0) {
         done();
       }
     };
   }
-  const bool from_stream = static_cast<bool>(done);
+  // A single event's callback moves on; a batch member's is shared.
+  auto done_for_item = [&]() -> std::function<void()> {
+    if (items_.size() == 1) {
+      return std::move(one_done);
+    }
+    return one_done;
+  };
   for (auto& item : items_) {
     if (auto* rejected = std::get_if<event::Rejected>(&item)) {
       ++cc.invalid;
       dispatch::DeadLetterInfo info{"invalid", event::reasonCode(rejected->reason), rejected->detail, "", 0, 0, 0};
-      dispatcher_->deadLetter(dispatch::makeEntry(info, rejected->rawPart(), logical, redis_channel), one_done);
+      dispatcher_->deadLetter(dispatch::makeEntry(info, rejected->rawPart(), logical, redis_channel), done_for_item());
       Throttle& throttle = invalid_log_[static_cast<size_t>(rejected->reason)];
       if (throttle.allow(uv_now(&loop_))) {
         log::host().warn("invalid event on {}: {} (reason={}, {} bytes){}", redis_channel, rejected->detail,
@@ -329,7 +338,7 @@ void Server::handleMessage(size_t channel_index, std::string_view logical, std::
       }
       continue;
     }
-    dispatcher_->dispatch(std::move(ev), targets, one_done, from_stream);
+    dispatcher_->dispatch(std::move(ev), targets, done_for_item(), from_stream);
   }
 }
 

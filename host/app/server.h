@@ -74,7 +74,7 @@ class Server final : public plugin::HostServices, public dispatch::IdempotencySt
  private:
   static void onSignal(uv_signal_t* h, int signum);
   void onMessage(const redis::Subscription& sub, std::string_view channel, std::string_view payload);
-  void onStreamEntry(redis::StreamSource& source, const std::string& id, const std::string* event_field,
+  void onStreamEntry(redis::StreamSource& source, const std::string& id, const std::string_view* event_field,
                      bool redelivered);
   void onStreamReject(redis::StreamSource& source, const std::string& id, const char* reason, const std::string& why,
                       const std::string* event_field);

@@ -3,6 +3,7 @@
 #include "dispatch/dispatcher.h"
 
 #include "common/log.h"
+#include "common/recycled.h"
 #include "dispatch/retry.h"
 
 #include <spdlog/spdlog.h>
@@ -13,7 +14,7 @@
 namespace evh::dispatch {
 
 // Every event between decode and the end of its last delivery.
-struct Dispatcher::InFlight {
+struct Dispatcher::InFlight : Recycled<Dispatcher::InFlight> {
   event::Event event;
   uint32_t remaining = 0;         // deliveries not finished
   std::function<void()> on_done;  // when the last one finishes
@@ -25,7 +26,7 @@ struct Dispatcher::InFlight {
 
 // One event for one plugin, over all its attempts -- or one dead-letter
 // entry for the dead-letter plugin (then `entry` is set).
-struct Dispatcher::Delivery {
+struct Dispatcher::Delivery : Recycled<Dispatcher::Delivery> {
   enum class Wait { None, Retry, Breaker, DeadLetter, Idempotency };
 
   PluginState* ps = nullptr;
@@ -54,7 +55,7 @@ struct Dispatcher::Delivery {
 //   Running -> Returned (handle answered PENDING) -> Done (complete)
 //   Running -> CompletedEarly (complete ran before handle returned) -> Done
 // so that complete() may come from any thread at any time, exactly once.
-class Dispatcher::Attempt final : public evh_call {
+class Dispatcher::Attempt final : public evh_call, public Recycled<Dispatcher::Attempt> {
  public:
   enum State : int { Running, Returned, CompletedEarly, Done };
 
@@ -272,6 +273,15 @@ void Dispatcher::releaseEvent(InFlight* f) {
   }
 }
 
+uint64_t Dispatcher::loopWallMs() {
+  const uint64_t mono = uv_now(loop_);
+  if (mono != wall_at_mono_) {
+    wall_at_mono_ = mono;
+    wall_ms_ = wallMs();
+  }
+  return wall_ms_;
+}
+
 void Dispatcher::link(Delivery* d) { linkInto(live_head_, d); }
 void Dispatcher::unlink(Delivery* d) { unlinkFrom(live_head_, d); }
 
@@ -286,7 +296,7 @@ bool Dispatcher::dispatch(event::Event&& event, const route::Targets& targets, s
   if (in_flight_ >= options_.max_in_flight && !force) {
     return false;
   }
-  auto* f = new InFlight{std::move(event), static_cast<uint32_t>(targets.size()), std::move(on_done)};
+  auto* f = new InFlight{{}, std::move(event), static_cast<uint32_t>(targets.size()), std::move(on_done)};
   f->patient = force;
   ++in_flight_;
   if (options_.trace_events) {
@@ -295,8 +305,16 @@ bool Dispatcher::dispatch(event::Event&& event, const route::Targets& targets, s
   }
   // Create every delivery before starting any: an inline plugin finishing
   // at once must not free the event while later targets still need it.
-  std::vector<Delivery*> deliveries;
-  deliveries.reserve(targets.size());
+  // (Nearly every route has a few plugins: no heap for their list.)
+  constexpr size_t kInline = 8;
+  Delivery* inline_list[kInline];
+  std::vector<Delivery*> heap_list;
+  Delivery** deliveries = inline_list;
+  if (targets.size() > kInline) {
+    heap_list.resize(targets.size());
+    deliveries = heap_list.data();
+  }
+  size_t n = 0;
   for (const auto& t : targets) {
     auto* d = new Delivery();
     d->owner = this;
@@ -306,10 +324,10 @@ bool Dispatcher::dispatch(event::Event&& event, const route::Targets& targets, s
     d->idempotency_ttl_ms = options_.idempotency != nullptr ? t.idempotency_ttl_ms : 0;
     d->timeout_ms = d->ps->timeout_ms;
     link(d);
-    deliveries.push_back(d);
+    deliveries[n++] = d;
   }
-  for (Delivery* d : deliveries) {
-    startDelivery(d);
+  for (size_t i = 0; i < n; ++i) {
+    startDelivery(deliveries[i]);
   }
   return true;
 }
@@ -365,7 +383,7 @@ void Dispatcher::startDelivery(Delivery* d) {
 
 void Dispatcher::runAttempt(Delivery* d) {
   ++d->attempt;
-  d->last_ms = wallMs();
+  d->last_ms = loopWallMs();
   if (d->first_ms == 0) {
     d->first_ms = d->last_ms;
   }
@@ -540,7 +558,7 @@ void Dispatcher::onOutcome(Delivery* d, evh_status status, std::string error, co
     return;  // the deadline passed: everything unfinished went to the fallback file
   }
   PluginState& ps = *d->ps;
-  d->last_ms = wallMs();
+  d->last_ms = loopWallMs();
   d->last_error = std::move(error);
   d->last_error_name = error_name;
 

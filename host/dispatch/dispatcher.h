@@ -174,9 +174,15 @@ class Dispatcher {
   void toFallback(const std::string& json, std::function<void()> done);
   void checkIdle();
   void link(Delivery* d);
+  // Wall-clock ms, read once per loop iteration (uv_now changes): attempt
+  // times in dead-letter entries need no more, and a clock read per
+  // attempt showed in profiles.
+  uint64_t loopWallMs();
   void unlink(Delivery* d);
 
   uv_loop_t* loop_;
+  uint64_t wall_at_mono_ = UINT64_MAX;  // uv_now when wall_ms_ was read
+  uint64_t wall_ms_ = 0;
   Poster& poster_;
   WorkerPool& pool_;
   Options options_;

@@ -43,6 +43,8 @@ StreamSource::StreamSource(uv_loop_t* loop, Endpoint endpoint, StreamChannel cha
   for (auto* t : {retry_timer_.get(), claim_timer_.get(), trim_timer_.get()}) {
     t->data = this;
   }
+  ack_flush_ = makeUvHandle<uv_check_t>(loop_, uv_check_init);
+  ack_flush_->data = this;
 }
 
 StreamSource::~StreamSource() {
@@ -213,21 +215,29 @@ void StreamSource::take(const std::string& id, const redisReply* fields, bool ch
   if (!in_flight_.insert(id).second) {
     return;  // still ours (from before a reconnect, or claimed back): not twice
   }
-  std::shared_ptr<std::string> event_field;
+  // The "event" field, read in place from the reply (valid during this
+  // callback); copied only when the hand-over waits for XPENDING below.
+  std::string_view field;
+  bool has_field = false;
   if (fields != nullptr && fields->type == REDIS_REPLY_ARRAY) {
     for (size_t f = 0; f + 1 < fields->elements; f += 2) {
       const redisReply* name = fields->element[f];
       const redisReply* value = fields->element[f + 1];
       if (name->type == REDIS_REPLY_STRING && name->len == 5 && std::memcmp(name->str, "event", 5) == 0 &&
           value->type == REDIS_REPLY_STRING) {
-        event_field = std::make_shared<std::string>(value->str, value->len);
+        field = std::string_view(value->str, value->len);
+        has_field = true;
         break;
       }
     }
   }
   if (!check_deliveries) {
-    hand(id, event_field.get(), false);
+    hand(id, has_field ? &field : nullptr, false);
     return;
+  }
+  std::shared_ptr<std::string> event_field;
+  if (has_field) {
+    event_field = std::make_shared<std::string>(field);
   }
   // How often was it delivered? An entry that keeps failing (or crashing
   // evhost) is poison: dead-letter it instead of delivering it for ever.
@@ -251,14 +261,23 @@ void StreamSource::take(const std::string& id, const redisReply* fields, bool ch
                   event_field.get());
           return;
         }
-        hand(id, event_field.get(), true);
+        handCopy(id, event_field.get(), true);
       });
   if (!sent) {
-    hand(id, event_field.get(), true);  // cannot count now: deliver (at least once)
+    handCopy(id, event_field.get(), true);  // cannot count now: deliver (at least once)
   }
 }
 
-void StreamSource::hand(const std::string& id, const std::string* event_field, bool redelivered) {
+void StreamSource::handCopy(const std::string& id, const std::string* event_field, bool redelivered) {
+  if (event_field == nullptr) {
+    hand(id, nullptr, redelivered);
+    return;
+  }
+  const std::string_view view(*event_field);
+  hand(id, &view, redelivered);
+}
+
+void StreamSource::hand(const std::string& id, const std::string_view* event_field, bool redelivered) {
   ++delivered_;
   sink_(ch_, id, event_field, redelivered);
 }
@@ -480,6 +499,7 @@ void StreamSource::trimBelow(const std::string& safe) {
 }
 
 void StreamSource::retire() {
+  flushAcks();
   std::weak_ptr<bool> alive = alive_;
   acks_.send({"XPENDING", ch_.key, ch_.group, "-", "+", "1", ch_.consumer},
              [this, alive](evh_status status, const redisReply* r) {
@@ -503,8 +523,26 @@ void StreamSource::retire() {
 
 void StreamSource::ack(const std::string& id) {
   ++acked_;
-  sendAcks({id});
+  // A read of `count` entries handled inline acks them all within one
+  // callback: one XACK for all of them instead of one each.
+  constexpr size_t kAckBatch = 1000;
+  ack_batch_.push_back(id);
+  if (ack_batch_.size() >= kAckBatch) {
+    flushAcks();
+  } else if (ack_batch_.size() == 1) {
+    uv_check_start(ack_flush_.get(), [](uv_check_t* h) { static_cast<StreamSource*>(h->data)->flushAcks(); });
+  }
   resume();
+}
+
+void StreamSource::flushAcks() {
+  uv_check_stop(ack_flush_.get());
+  if (ack_batch_.empty()) {
+    return;
+  }
+  std::vector<std::string> ids;
+  ids.swap(ack_batch_);
+  sendAcks(std::move(ids));
 }
 
 // XACKs `ids` in one command. The ids stay in the in-flight set until

@@ -40,7 +40,7 @@ class StreamSource {
   // One entry: its id and the value of its "event" field -- or nullopt when
   // the entry has none, or its payload was trimmed away. Call ack(id) once
   // evhost is finished with it (handled or dead-lettered).
-  using Sink = std::function<void(const StreamChannel& ch, const std::string& id, const std::string* event_field,
+  using Sink = std::function<void(const StreamChannel& ch, const std::string& id, const std::string_view* event_field,
                                   bool redelivered)>;
   // How many more entries may be taken now (max_in_flight minus unfinished).
   using Capacity = std::function<size_t()>;
@@ -60,15 +60,19 @@ class StreamSource {
   // Stops reading; entries already handed over may still be acked.
   void stop();
   // XACKs an entry (through the command connection, which no XREADGROUP
-  // blocks) and forgets it. An ack that fails leaves the entry pending: it
-  // is delivered again (at least once). THREAD: loop.
+  // blocks) and forgets it. Acks are batched: every ack of one loop
+  // iteration goes out as one XACK at its end (uv_check), or at once when
+  // kAckBatch are waiting. An ack that fails leaves the entry pending: it is
+  // delivered again (at least once). THREAD: loop.
   void ack(const std::string& id);
+  // Sends the acks batched so far now. THREAD: loop.
+  void flushAcks();
   // Reads again if reading paused for want of capacity. THREAD: loop.
   void resume();
   // At a graceful stop, after the last ack: deletes this consumer from the
   // group if -- and only if -- it has nothing pending (deleting a consumer
   // drops its pending entries), so that names like hostname-pid do not pile
-  // up. THREAD: loop.
+  // up. Sends batched acks first. THREAD: loop.
   void retire();
 
   const StreamChannel& channel() const noexcept { return ch_; }
@@ -93,7 +97,8 @@ class StreamSource {
   // Hands an entry over -- after checking how often it was delivered, when
   // it may have been before (our own pending entries, claimed ones).
   void take(const std::string& id, const redisReply* fields, bool check_deliveries);
-  void hand(const std::string& id, const std::string* event_field, bool redelivered);
+  void hand(const std::string& id, const std::string_view* event_field, bool redelivered);
+  void handCopy(const std::string& id, const std::string* event_field, bool redelivered);
   void claim();
   void onClaimed(const redisReply* reply);
   void refreshPending();
@@ -116,6 +121,8 @@ class StreamSource {
   bool claiming_ = false;
   bool trimming_ = false;
   std::vector<std::string> ack_retry_;  // acks that could not be sent yet
+  std::vector<std::string> ack_batch_;  // acked this loop iteration, not sent yet
+  UvHandle<uv_check_t> ack_flush_;      // sends ack_batch_ at the end of the iteration
   Phase phase_ = Phase::Idle;
   bool reading_ = false;  // an XREADGROUP is outstanding
   bool paused_ = false;   // stopped for want of capacity
