@@ -1,0 +1,177 @@
+// The benchmark tools work (not how fast: scripts/bench prints figures): the
+// load generator, the bench plugin's counts and JSON report, the reference
+// subscriber, and their refusals of bad input -- against a real redis-server.
+#include "support/evhost_process.h"
+#include "support/redis_server.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <set>
+#include <string>
+#include <thread>
+
+namespace evh::test {
+namespace {
+
+using ::testing::HasSubstr;
+using Json = nlohmann::json;
+
+const std::string kLoadgen = std::string(EVH_BENCH_BIN_DIR) + "/evh_loadgen";
+const std::string kRefSub = std::string(EVH_BENCH_BIN_DIR) + "/evh_ref_sub";
+constexpr const char* kTarget = "bench:bench:events";
+
+std::string benchConfig(uint16_t port, const std::string& transport, int plugins,
+                        const std::string& extra_config = "") {
+  std::string y = "environment: bench\nredis: {host: 127.0.0.1, port: " + std::to_string(port) + "}\nplugins:\n";
+  std::string names;
+  for (int i = 1; i <= plugins; ++i) {
+    const std::string n = "b" + std::to_string(i);
+    y += "  " + n + ": {path: bench, config: {tag: " + n + extra_config + "}}\n";
+    names += (i > 1 ? ", " : "") + n;
+  }
+  y += "channels:\n  bench:events:\n    transport: " + transport +
+       "\n    routes: [{events: [PRODUCT_CREATED, BENCH_END], plugins: [" + names + "]}]\n";
+  return y;
+}
+
+Json lastJsonLine(const std::string& out) {
+  const size_t end = out.find_last_not_of('\n');
+  const size_t start = out.rfind('\n', end);
+  return Json::parse(out.substr(start == std::string::npos ? 0 : start + 1, end + 1));
+}
+
+// BLPOPs one result line of the bench plugin (a hang guard of 20 s).
+Json benchResult(RedisServer& redis) {
+  auto r = redis.command({"BLPOP", "bench:results", "20"});
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+    ADD_FAILURE() << "no result from the bench plugin within 20 s";
+    return Json::object();
+  }
+  return Json::parse(std::string(r->element[1]->str, r->element[1]->len));
+}
+
+void expectComplete(const Json& res, uint64_t n) {
+  EXPECT_EQ(res.at("subscriber"), "evhost");
+  EXPECT_EQ(res.at("received").get<uint64_t>(), n);
+  EXPECT_EQ(res.at("sent").get<int64_t>(), static_cast<int64_t>(n));
+  EXPECT_EQ(res.at("no_timestamp").get<uint64_t>(), 0u);
+  EXPECT_GT(res.at("seconds").get<double>(), 0.0);
+  EXPECT_GT(res.at("events_per_s").get<double>(), 0.0);
+  const Json& lat = res.at("latency_us");
+  EXPECT_LE(lat.at("min").get<double>(), lat.at("p50").get<double>());
+  EXPECT_LE(lat.at("p50").get<double>(), lat.at("p99").get<double>());
+  EXPECT_LE(lat.at("p99").get<double>(), lat.at("p999").get<double>());
+  EXPECT_LE(lat.at("p999").get<double>(), lat.at("max").get<double>());
+}
+
+TEST(BenchTools, PubSubEveryPluginCountsEveryEventAndReportsOnce) {
+  RedisServer redis;
+  EvhostProcess evh(benchConfig(redis.port(), "pubsub", 2));
+  ASSERT_TRUE(evh.waitForLog("subscribed to")) << evh.log();
+  auto [rc, out] = runCommand({kLoadgen, "--port", std::to_string(redis.port()), "--mode", "publish", "--target",
+                               kTarget, "--count", "3000", "--batch", "100"});
+  ASSERT_EQ(rc, 0) << out;
+  const Json gen = lastJsonLine(out);
+  EXPECT_EQ(gen.at("sent"), 3000);
+  EXPECT_EQ(gen.at("receivers_min"), 1);
+  std::set<std::string> tags;
+  for (int i = 0; i < 2; ++i) {
+    const Json res = benchResult(redis);
+    expectComplete(res, 3000);
+    tags.insert(res.value("tag", ""));
+  }
+  EXPECT_EQ(tags, (std::set<std::string>{"b1", "b2"}));
+  // A second run in the same process starts from zero.
+  std::tie(rc, out) = runCommand({kLoadgen, "--port", std::to_string(redis.port()), "--target", kTarget, "--count",
+                                  "500", "--rate", "5000"});
+  ASSERT_EQ(rc, 0) << out;
+  expectComplete(benchResult(redis), 500);
+  expectComplete(benchResult(redis), 500);
+  evh.signal(SIGTERM);
+  EXPECT_EQ(evh.waitExit(), 0);
+}
+
+TEST(BenchTools, StreamEntriesAreCountedAndAcknowledged) {
+  RedisServer redis;
+  EvhostProcess evh(benchConfig(redis.port(), "stream", 1));
+  ASSERT_TRUE(evh.waitForLog("created consumer group")) << evh.log();
+  auto [rc, out] = runCommand({kLoadgen, "--port", std::to_string(redis.port()), "--mode", "xadd", "--target",
+                               kTarget, "--count", "5000", "--rate", "50000"});
+  ASSERT_EQ(rc, 0) << out;
+  expectComplete(benchResult(redis), 5000);
+  // Every entry, the sentinel included, is acknowledged (batched XACKs).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  long long pending = -1;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto r = redis.command({"XPENDING", kTarget, "evhost"});
+    pending = r->element[0]->integer;
+    if (pending == 0) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(pending, 0);
+  evh.signal(SIGTERM);
+  EXPECT_EQ(evh.waitExit(), 0);
+}
+
+TEST(BenchTools, ReferenceSubscriberCountsWhatTheLoadGeneratorSent) {
+  RedisServer redis;
+  for (const std::string mode : {"subscribe", "stream"}) {
+    SCOPED_TRACE(mode);
+    const std::string ready = redis.dir() + "/ready-" + mode;
+    const std::string cmd = kRefSub + " --port " + std::to_string(redis.port()) + " --mode " + mode +
+                            " --target " + kTarget + " --timeout 30 --ready-file " + ready;
+    FILE* sub = popen(cmd.c_str(), "r");
+    ASSERT_NE(sub, nullptr);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!std::filesystem::exists(ready) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    auto [rc, out] = runCommand({kLoadgen, "--port", std::to_string(redis.port()), "--mode",
+                                 mode == "subscribe" ? "publish" : "xadd", "--target", kTarget, "--count", "4000"});
+    EXPECT_EQ(rc, 0) << out;
+    std::string line;
+    char buf[4096];
+    while (fgets(buf, sizeof buf, sub) != nullptr) {
+      line += buf;
+    }
+    EXPECT_EQ(pclose(sub), 0) << line;
+    const Json res = lastJsonLine(line);
+    EXPECT_EQ(res.at("subscriber"), "reference");
+    EXPECT_EQ(res.at("received"), 4000);
+    EXPECT_EQ(res.at("sent"), 4000);
+  }
+}
+
+TEST(BenchTools, BadInputIsRefusedWithAMessageNamingIt) {
+  RedisServer redis;
+  {
+    EvhostProcess evh(benchConfig(redis.port(), "pubsub", 1, ", nope: 1"));
+    const auto code = evh.waitExit(std::chrono::seconds(20));
+    ASSERT_TRUE(code.has_value());
+    EXPECT_NE(*code, 0);
+    EXPECT_THAT(evh.log(), HasSubstr("unknown config key \"nope\""));
+  }
+  auto [rc, out] = runCommand({kLoadgen, "--target", kTarget, "--port", "70000"});
+  EXPECT_EQ(rc, 2);
+  EXPECT_THAT(out, HasSubstr("--port"));
+  std::tie(rc, out) = runCommand({kLoadgen, "--target", kTarget, "--mode", "sideways"});
+  EXPECT_EQ(rc, 2);
+  EXPECT_THAT(out, HasSubstr("--mode"));
+  std::tie(rc, out) = runCommand({kRefSub, "--port", std::to_string(redis.port())});
+  EXPECT_EQ(rc, 2);
+  EXPECT_THAT(out, HasSubstr("--target"));
+  // Nobody listens on port 1: a clear message, not a hang.
+  std::tie(rc, out) = runCommand({kLoadgen, "--target", kTarget, "--port", "1", "--count", "10"});
+  EXPECT_EQ(rc, 1);
+  EXPECT_THAT(out, HasSubstr("127.0.0.1:1"));
+}
+
+}  // namespace
+}  // namespace evh::test
