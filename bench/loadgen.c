@@ -40,6 +40,7 @@ typedef struct {
     int duration_set;
     double rate;
     long long batch;
+    double sentinel_delay;     /* seconds to wait before the sentinel */
     char run_id[65];
 } options;
 
@@ -65,6 +66,8 @@ static void usage(FILE *out)
         "  --rate R        events per second, 0 = as fast as possible (default 0)\n"
         "  --batch B       pipeline depth at max rate (default 1000)\n"
         "  --run-id ID     id put into correlationId and the sentinel (default: pid)\n"
+        "  --sentinel-delay S  seconds to wait before the sentinel (default 0), so that\n"
+        "                  a slow subscriber has drained its backlog when it comes\n"
         "  --help          this text\n");
 }
 
@@ -102,6 +105,7 @@ static void parse_args(int argc, char **argv, options *o)
         {"count", required_argument, NULL, 'n'},  {"duration", required_argument, NULL, 'd'},
         {"rate", required_argument, NULL, 'r'},   {"batch", required_argument, NULL, 'b'},
         {"run-id", required_argument, NULL, 'i'}, {"help", no_argument, NULL, 'H'},
+        {"sentinel-delay", required_argument, NULL, 'S'},
         {NULL, 0, NULL, 0}};
     int ch;
     o->host = "127.0.0.1";
@@ -141,6 +145,7 @@ static void parse_args(int argc, char **argv, options *o)
             break;
         case 'r': o->rate = parse_num("rate", optarg, 0, 1e9, 0); break;
         case 'b': o->batch = (long long)parse_num("batch", optarg, 1, 1e6, 1); break;
+        case 'S': o->sentinel_delay = parse_num("sentinel-delay", optarg, 0, 3600, 0); break;
         case 'i': {
             size_t len = strlen(optarg);
             if (len == 0 || len >= sizeof o->run_id || strspn(optarg,
@@ -287,7 +292,7 @@ static void send_batch(loadgen *g, long long first, long long n)
 
 static void sleep_ns(long ns)
 {
-    struct timespec d = {0, ns};
+    struct timespec d = {(time_t)(ns / 1000000000L), ns % 1000000000L};
     while (clock_nanosleep(CLOCK_MONOTONIC, 0, &d, &d) == EINTR) {
     }
 }
@@ -343,6 +348,8 @@ int main(int argc, char **argv)
     if (g.c == NULL || g.c->err) {
         fprintf(stderr, PROG ": cannot connect to %s:%d: %s\n", opt.host, opt.port,
                 g.c ? g.c->errstr : "out of memory");
+        if (g.c != NULL)
+            redisFree(g.c);
         return 1;
     }
 
@@ -378,6 +385,8 @@ int main(int argc, char **argv)
         }
     }
     t_last = mono_s();
+    if (opt.sentinel_delay > 0)
+        sleep_ns((long)(opt.sentinel_delay * 1e9));
     send_sentinel(&g, sent);
     redisFree(g.c);
 

@@ -7,12 +7,24 @@
  * one XACK per batch). The BENCH_END sentinel ends the run; one JSON summary
  * line goes to stdout. Exit 0 on success, 1 on connection/Redis errors, 2 on
  * bad arguments, 3 on --timeout.
+ *
+ * --latency: for every counted event also take CLOCK_REALTIME, find the last
+ * `"sentNs":<digits>` in its text (evh_loadgen's send time, in ns; a backwards
+ * scan, since it sits near the end) and record now - sentNs (negative: 0) in
+ * the bench plugin's histogram (plugins/bench/histogram.c). Events without a
+ * parsable sentNs are counted under "no_timestamp". The summary line then ends
+ * with the fields the bench plugin reports, formatted the same way:
+ *   "no_timestamp":N,"latency_us":{"min":X,"p50":X,"p90":X,"p99":X,
+ *   "p999":X,"max":X,"mean":X}
+ * (X in microseconds with 3 decimals). Without --latency only counting is
+ * done and the line has neither field.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +36,8 @@
 #include <hiredis/adapters/libuv.h>
 #include <uv.h>
 
+#include "histogram.h"
+
 #define PROG "evh_ref_sub"
 
 typedef struct {
@@ -33,6 +47,7 @@ typedef struct {
     int stream;                /* 0: SUBSCRIBE, 1: XREADGROUP */
     long long count;
     double timeout;
+    int latency;               /* --latency: record sentNs latencies */
     /* run */
     uv_loop_t *loop;
     uv_timer_t timer;          /* --timeout */
@@ -45,6 +60,8 @@ typedef struct {
     int sentinel_seen;
     long long sent;            /* from the sentinel; -1 = absent */
     double t_first, t_end;
+    long long no_timestamp;    /* --latency: counted events without a sentNs */
+    bench_hist hist;           /* --latency: now - sentNs, ns */
     char count_str[24];
     const char **ack_argv;     /* "XACK" target group id..., room for --count ids */
     size_t *lens;              /* argument lengths for command(), as many */
@@ -62,6 +79,9 @@ static void usage(FILE *out)
         "  --count C         XREADGROUP COUNT (default 1000)\n"
         "  --ready-file PATH create this (empty) file once ready to receive\n"
         "  --timeout S       give up after S seconds, exit 3 (default 120)\n"
+        "  --latency         also record each event's latency (now - its \"sentNs\",\n"
+        "                    CLOCK_REALTIME) and add \"no_timestamp\" and \"latency_us\"\n"
+        "                    (min/p50/p90/p99/p999/max/mean) to the summary line\n"
         "  --help            this text\n");
 }
 
@@ -105,7 +125,8 @@ static void parse_args(int argc, char **argv, state *o)
         {"mode", required_argument, NULL, 'm'},  {"target", required_argument, NULL, 't'},
         {"group", required_argument, NULL, 'g'}, {"count", required_argument, NULL, 'n'},
         {"ready-file", required_argument, NULL, 'f'},
-        {"timeout", required_argument, NULL, 'T'}, {"help", no_argument, NULL, 'H'},
+        {"timeout", required_argument, NULL, 'T'}, {"latency", no_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'H'},
         {NULL, 0, NULL, 0}};
     int ch;
     o->host = "127.0.0.1";
@@ -128,6 +149,7 @@ static void parse_args(int argc, char **argv, state *o)
         case 'n': o->count = (long long)parse_num("count", optarg, 1, 1e6, 1); break;
         case 'f': o->ready_file = nonempty("ready-file", optarg); break;
         case 'T': o->timeout = parse_num("timeout", optarg, 0.001, 1e7, 0); break;
+        case 'L': o->latency = 1; break;
         case 'H': usage(stdout); exit(0);
         case ':': {
             const struct option *lo = longopts;
@@ -151,6 +173,82 @@ static double mono_s(void)
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
+static uint64_t real_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* The number after the last `"sentNs":` in text (the key's opening quote not
+ * escaped; blanks allowed around the colon): 1 with *out set, or 0 when there
+ * is none or it is not a plain non-negative integer below 2^63. Scans from
+ * the end, where evh_loadgen puts it. */
+static int find_sent_ns(const char *text, size_t len, uint64_t *out)
+{
+    static const char key[] = "\"sentNs\"";
+    const size_t klen = sizeof key - 1;
+    if (len < klen + 2)   /* the key, a colon and a digit at least */
+        return 0;
+    const char *end = text + len, *p = end - klen - 2;
+    while (!(memcmp(p, key, klen) == 0 && (p == text || p[-1] != '\\'))) {
+        if (p == text)
+            return 0;
+        p--;
+    }
+    p += klen;
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+        p++;
+    if (p == end || *p++ != ':')
+        return 0;
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+        p++;
+    const char *digits = p;
+    uint64_t v = 0;
+    for (; p < end && *p >= '0' && *p <= '9'; p++) {
+        uint64_t d = (uint64_t)(*p - '0');
+        if (v > (UINT64_C(0x7fffffffffffffff) - d) / 10)
+            return 0;
+        v = v * 10 + d;
+    }
+    if (p == digits || (p < end && (*p == '.' || *p == 'e' || *p == 'E')))
+        return 0;
+    *out = v;
+    return 1;
+}
+
+/* Appends `sep"name":X` to the line, X = ns as microseconds with 3 decimals. */
+static void put_us(char **pos, char *end, const char *sep, const char *name, uint64_t ns)
+{
+    int n = snprintf(*pos, (size_t)(end - *pos), "%s\"%s\":%llu.%03u", sep, name,
+                     (unsigned long long)(ns / 1000u), (unsigned)(ns % 1000u));
+    if (n > 0)
+        *pos += (size_t)n < (size_t)(end - *pos) ? (size_t)n : (size_t)(end - *pos) - 1;
+}
+
+/* The --latency fields for the summary line (empty without --latency). */
+static void latency_fields(const state *st, char *buf, size_t size)
+{
+    char *pos = buf, *end = buf + size;
+    const bench_hist *h = &st->hist;
+    buf[0] = '\0';
+    if (!st->latency)
+        return;
+    int n = snprintf(pos, size, ",\"no_timestamp\":%lld,\"latency_us\":{", st->no_timestamp);
+    if (n < 0 || (size_t)n >= size)
+        return;
+    pos += n;
+    double mean = bench_hist_mean(h) + 0.5;
+    put_us(&pos, end, "", "min", bench_hist_min(h));
+    put_us(&pos, end, ",", "p50", bench_hist_value_at_percentile(h, 50.0));
+    put_us(&pos, end, ",", "p90", bench_hist_value_at_percentile(h, 90.0));
+    put_us(&pos, end, ",", "p99", bench_hist_value_at_percentile(h, 99.0));
+    put_us(&pos, end, ",", "p999", bench_hist_value_at_percentile(h, 99.9));
+    put_us(&pos, end, ",", "max", bench_hist_max(h));
+    put_us(&pos, end, ",", "mean", mean >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)mean);
+    snprintf(pos, (size_t)(end - pos), "}");
+}
+
 /* Prints the summary line (success or timeout), records rc, stops the loop. */
 static void finish(state *st, int rc)
 {
@@ -161,12 +259,14 @@ static void finish(state *st, int rc)
     if (rc == 0 || rc == 3) {
         double seconds = st->received > 0 ? (rc == 0 ? st->t_end : mono_s()) - st->t_first : 0.0;
         char sent[24] = "null";
+        char latency[384];   /* the fields need at most ~260 */
         if (st->sent >= 0)
             snprintf(sent, sizeof sent, "%lld", st->sent);
+        latency_fields(st, latency, sizeof latency);
         printf("{\"subscriber\":\"reference\",\"mode\":\"%s\",\"received\":%lld,\"sent\":%s,"
-               "\"seconds\":%.6f,\"events_per_s\":%.1f%s}\n",
+               "\"seconds\":%.6f,\"events_per_s\":%.1f%s%s}\n",
                st->stream ? "stream" : "subscribe", st->received, sent, seconds,
-               seconds > 0 ? (double)st->received / seconds : 0.0,
+               seconds > 0 ? (double)st->received / seconds : 0.0, latency,
                rc == 3 ? ",\"timed_out\":true" : "");
         fflush(stdout);
     }
@@ -194,9 +294,13 @@ static void make_ready_file(state *st)
 }
 
 /* One event text (NUL-terminated, as hiredis makes them): the sentinel
- * (returns 1, keeps its arrival time and "sent" figure) or an event to count. */
+ * (returns 1, keeps its arrival time and "sent" figure) or an event to count
+ * (and, with --latency, to time). */
 static int take_event(state *st, const char *text, size_t len)
 {
+    uint64_t now = 0;
+    if (st->latency)
+        now = real_ns();   /* first: the sentinel scan below is not latency */
     if (memmem(text, len, "BENCH_END", 9) != NULL) {
         const char *p = memmem(text, len, "\"sent\":", 7);
         st->t_end = mono_s();
@@ -206,6 +310,13 @@ static int take_event(state *st, const char *text, size_t len)
     }
     if (st->received++ == 0)
         st->t_first = mono_s();
+    if (st->latency) {
+        uint64_t sent_ns;
+        if (find_sent_ns(text, len, &sent_ns))
+            bench_hist_record(&st->hist, now > sent_ns ? now - sent_ns : 0);
+        else
+            st->no_timestamp++;
+    }
     return 0;
 }
 
@@ -390,6 +501,10 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": out of memory\n");
         return 1;
     }
+    if (st.latency && bench_hist_init(&st.hist) != 0) {
+        fprintf(stderr, PROG ": out of memory\n");
+        return 1;
+    }
     st.ack_argv[0] = "XACK";
     st.ack_argv[1] = st.target;
     st.ack_argv[2] = st.group;
@@ -442,5 +557,6 @@ int main(int argc, char **argv)
     uv_loop_close(st.loop);
     free(st.ack_argv);
     free(st.lens);
+    bench_hist_free(&st.hist);
     return st.rc;
 }

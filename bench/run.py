@@ -31,7 +31,8 @@ RESULT_KEY = "bench:results"
 CHANNEL = "bench:events"  # with environment "bench": the Redis name is bench:bench:events
 ENVIRONMENT = "bench"
 REDIS_NAME = f"{ENVIRONMENT}:{CHANNEL}"
-OBUF_LOG_TEXT = "output buffer limits"  # Redis logs one such line per client it cuts off
+OBUF_LOG_TEXT = "output buffer limits"
+MAX_IN_FLIGHT = 10000  # evhost's default, written out  # Redis logs one such line per client it cuts off
 
 
 # --------------------------------------------------------------------------
@@ -128,6 +129,19 @@ def proc_status(pid, field):
     return None
 
 
+def cpu_ns(pid):
+    """CPU time (user + system) of every thread of PID so far, in ns, from
+    /proc/PID/task/*/schedstat; None when the process is gone."""
+    total = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+    except (OSError, ValueError):
+        return None
+    return total
+
+
 class RedisServer:
     def __init__(self, workdir):
         self.port = free_port()
@@ -183,6 +197,10 @@ def scenarios(quick):
             out.append(dict(kind="max", transport=transport, subscriber="evhost", plugins=k, rate=0, count=n_max))
     for transport in ("pubsub", "stream"):
         for rate in (5000, 50000):
+            # The reference measures latency too here (it only counts at max
+            # rate): the floor a subscriber on this machine can reach.
+            out.append(dict(kind="latency", transport=transport, subscriber="reference", plugins=0, rate=rate,
+                            count=rate * seconds))
             for k in (1, 3):
                 out.append(dict(kind="latency", transport=transport, subscriber="evhost", plugins=k, rate=rate,
                                 count=rate * seconds))
@@ -191,10 +209,18 @@ def scenarios(quick):
             "s" if s["plugins"] > 1 else "")
         load = "max rate" if s["rate"] == 0 else f"{s['rate']:,}/s"
         s["name"] = f"{s['transport']} {load}, {who}"
+    # A burst into a plugin much slower than the publisher (it waits 100 µs
+    # per event, like a database call, on the worker pool): what evhost
+    # holds stays bounded by limits.max_in_flight -- a stream pauses reading,
+    # Pub/Sub dead-letters the excess (reason overloaded).
+    for transport in ("stream", "pubsub"):
+        out.append(dict(kind="burst", transport=transport, subscriber="evhost", plugins=1, rate=0, count=n_max,
+                        plugin_path="bench_blocking", work_us=100, sentinel_delay=2.0,
+                        name=f"{transport} burst of {n_max:,}, slow plugin (waits 100 µs/event, blocking)"))
     return out
 
 
-def evhost_config(port, transport, plugins, workdir):
+def evhost_config(port, transport, plugins, workdir, plugin_path="bench", work_us=0):
     """The evhost YAML for one run: k bench plugin instances on one route."""
     names = [f"b{i + 1}" for i in range(plugins)]
     lines = [
@@ -205,7 +231,8 @@ def evhost_config(port, transport, plugins, workdir):
         "plugins:",
     ]
     for n in names:
-        lines += [f"  {n}:", "    path: bench", "    config:", f"      tag: {n}", f"      result_key: {RESULT_KEY}"]
+        lines += [f"  {n}:", f"    path: {plugin_path}", "    config:", f"      tag: {n}", f"      result_key: {RESULT_KEY}",
+                  f"      work_us: {work_us}"]
     lines += ["channels:", f"  {CHANNEL}:", f"    transport: {transport}"]
     if transport == "stream":
         lines += ["    stream:", "      group: bench", "      consumer: bench-1", "      count: 1000"]
@@ -213,6 +240,8 @@ def evhost_config(port, transport, plugins, workdir):
         "    routes:",
         "      - events: [PRODUCT_CREATED, BENCH_END]",
         f"        plugins: [{', '.join(names)}]",
+        "limits:",
+        f"  max_in_flight: {MAX_IN_FLIGHT}",
         "dead_letter:",
         f"  fallback_file: {os.path.join(workdir, 'dead-letter.jsonl')}",
         "",
@@ -233,7 +262,8 @@ class Runner:
     def _loadgen(self, s, run_id):
         mode = "publish" if s["transport"] == "pubsub" else "xadd"
         cmd = [os.path.join(self.bin, "evh_loadgen"), "--port", str(self.redis.port), "--mode", mode, "--target",
-               REDIS_NAME, "--count", str(s["count"]), "--rate", str(s["rate"]), "--run-id", run_id]
+               REDIS_NAME, "--count", str(s["count"]), "--rate", str(s["rate"]), "--run-id", run_id,
+               "--sentinel-delay", str(s.get("sentinel_delay", 0))]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         if out.returncode != 0:
             raise RuntimeError(f"evh_loadgen failed ({out.returncode}): {out.stderr.strip()}")
@@ -252,21 +282,26 @@ class Runner:
                     os.unlink(ready)
                 cmd = [os.path.join(self.bin, "evh_ref_sub"), "--port", str(self.redis.port), "--mode",
                        "subscribe" if s["transport"] == "pubsub" else "stream", "--target", REDIS_NAME,
-                       "--ready-file", ready]
+                       "--ready-file", ready] + (["--latency"] if s["kind"] == "latency" else [])
                 proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
                 wait_until("evh_ref_sub", lambda: os.path.exists(ready), 20, proc)
                 time.sleep(0.3)
                 result["rss_idle"] = proc_status(proc.pid, "VmRSS")
+                cpu_before = cpu_ns(proc.pid)
                 result["loadgen"] = self._loadgen(s, run_id)
-                stdout, _ = proc.communicate(timeout=120)
+                stdout = proc.stdout.read()
+                _, status, usage = os.wait4(proc.pid, 0)
+                proc.returncode = os.waitstatus_to_exitcode(status)
                 if proc.returncode != 0:
                     raise RuntimeError(f"evh_ref_sub exited with {proc.returncode}; see {log_path}")
+                result["cpu_s"] = usage.ru_utime + usage.ru_stime - cpu_before / 1e9
                 lines = [json.loads(stdout.strip().splitlines()[-1])]
                 result["rss_peak"] = None  # gone by now; the reference's memory is not the point
             else:
                 conf = os.path.join(self.workdir, f"{run_id}.yaml")
                 with open(conf, "w") as f:
-                    f.write(evhost_config(self.redis.port, s["transport"], s["plugins"], self.workdir))
+                    f.write(evhost_config(self.redis.port, s["transport"], s["plugins"], self.workdir,
+                                          s.get("plugin_path", "bench"), s.get("work_us", 0)))
                 dl = os.path.join(self.workdir, "dead-letter.jsonl")
                 dl_before = count_lines(dl)
                 proc = subprocess.Popen([os.path.join(self.bin, "evhost"), "--config", conf],
@@ -279,6 +314,7 @@ class Runner:
                         wait_until("evhost", lambda: self._consumer_exists(), 20, proc)
                     time.sleep(1.0)  # settle: idle means subscribed and waiting
                     result["rss_idle"] = proc_status(proc.pid, "VmRSS")
+                    cpu_before = cpu_ns(proc.pid)
                     result["loadgen"] = self._loadgen(s, run_id)
                     lines = []
                     for _ in range(s["plugins"]):
@@ -287,6 +323,7 @@ class Runner:
                             raise RuntimeError(f"no result from the bench plugin within 60 s; see {log_path}")
                         lines.append(json.loads(got[1]))
                     result["rss_peak"] = proc_status(proc.pid, "VmHWM")
+                    result["cpu_s"] = (cpu_ns(proc.pid) - cpu_before) / 1e9
                 finally:
                     proc.send_signal(signal.SIGTERM)
                     try:
@@ -300,10 +337,15 @@ class Runner:
         received = min(x["received"] for x in lines)
         result["sent"] = sent
         result["received"] = received
-        result["lost"] = sent - received
+        # Lost: neither handled nor dead-lettered (a dead-lettered event is
+        # kept, and can be replayed with evhctl dlq).
+        result["lost"] = sent - received - result.get("dead_lettered", 0)
         # The slowest instance sets the pace; the last one called sees the
         # whole chain's latency: report the worst of each.
         result["events_per_s"] = min(x["events_per_s"] for x in lines)
+        # The subscriber's own cost, whoever set the pace (at max rate on 2
+        # shared cores that is mostly the publisher): CPU time per event.
+        result["cpu_us_per_event"] = result["cpu_s"] * 1e6 / received if received else None
         if "latency_us" in lines[0]:
             result["latency_us"] = {k: max(x["latency_us"][k] for x in lines) for k in lines[0]["latency_us"]}
         result["obuf_disconnects"] = self.redis.obuf_disconnects() - obuf_before
@@ -351,14 +393,16 @@ def summarize(runs_by_scenario):
             return dict(median=statistics.median(vals), min=min(vals), max=max(vals))
 
         row["events_per_s"] = stats("events_per_s")
-        if s["subscriber"] == "evhost":
+        row["cpu_us_per_event"] = stats("cpu_us_per_event")
+        if any(r.get("latency_us") for r in runs):
             row["latency_us"] = {p: stats("latency_us", p) for p in ("p50", "p99", "p999", "max")}
+        if s["subscriber"] == "evhost":
             row["rss_idle_mb"] = stats("rss_idle")
             row["rss_peak_mb"] = stats("rss_peak")
             for k in ("rss_idle_mb", "rss_peak_mb"):
                 if row[k]:
                     row[k] = {m: v / 1e6 for m, v in row[k].items()}
-            row["dead_lettered"] = sum(r.get("dead_lettered", 0) for r in runs)
+            row["dead_lettered_per_run"] = [r.get("dead_lettered", 0) for r in runs]
         row["lost_per_run"] = [r["lost"] for r in runs]
         row["obuf_disconnects_per_run"] = [r["obuf_disconnects"] for r in runs]
         summary.append(row)
@@ -375,21 +419,25 @@ def table(summary):
     def f_mb(v):
         return f"{v:.1f}"
 
-    hdr = ("| scenario | events/s | p50 µs | p99 µs | p99.9 µs | max µs | RSS idle MB | RSS peak MB "
-           "| lost | obuf disc. |")
-    out = [hdr, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    def f_cpu(v):
+        return f"{v:.2f}"
+
+    hdr = ("| scenario | events/s | CPU µs/event | p50 µs | p99 µs | p99.9 µs | max µs | RSS idle MB | RSS peak MB "
+           "| lost | dead-lettered | obuf disc. |")
+    out = [hdr, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for row in summary:
         def cell(d, fmt):
             return "—" if not d else (fmt(d["median"]) if d["min"] == d["max"] else
                                       f"{fmt(d['median'])} ({fmt(d['min'])}–{fmt(d['max'])})")
         lat = row.get("latency_us") or {}
-        rate = cell(row["events_per_s"], f_rate) if row["kind"] == "max" else "—"
+        rate = cell(row["events_per_s"], f_rate) if row["kind"] != "latency" else "—"
         out.append("| " + " | ".join([
-            row["scenario"], rate,
+            row["scenario"], rate, cell(row.get("cpu_us_per_event"), f_cpu),
             cell(lat.get("p50"), f_us), cell(lat.get("p99"), f_us), cell(lat.get("p999"), f_us),
             cell(lat.get("max"), f_us),
             cell(row.get("rss_idle_mb"), f_mb), cell(row.get("rss_peak_mb"), f_mb),
             "/".join(str(x) for x in row["lost_per_run"]),
+            "/".join(str(x) for x in row.get("dead_lettered_per_run", [])) or "—",
             "/".join(str(x) for x in row["obuf_disconnects_per_run"]),
         ]) + " |")
     return "\n".join(out)
@@ -433,7 +481,8 @@ def plot(summary, outdir):
     with open(dat, "w") as f:
         f.write("# label p50 p99 p99.9 (µs, medians of the repetitions)\n")
         for r in rows:
-            label = f"{r['transport']} {r['rate'] // 1000}k/s {r['plugins']}p"
+            who = "reference" if r["subscriber"] == "reference" else f"evhost {r['plugins']}p"
+            label = f"{r['transport']} {r['rate'] // 1000}k/s {who}"
             lat = r["latency_us"]
             f.write(f"\"{label}\" {lat['p50']['median']:.2f} {lat['p99']['median']:.2f} "
                     f"{lat['p999']['median']:.2f}\n")

@@ -144,6 +144,8 @@ void Server::start() {
     sc.consumer = ch.stream.consumer.empty() ? std::string(host_name) + "-" + std::to_string(getpid())
                                              : ch.stream.consumer;
     sc.count = ch.stream.count;
+    sc.min_room = static_cast<uint32_t>(std::min<uint64_t>(
+        sc.count, std::max<uint64_t>(1, static_cast<uint64_t>(config_.limits.max_in_flight) / 2)));
     sc.block_ms = ch.stream.block_ms;
     sc.from_beginning = ch.stream.from_beginning;
     sc.claim_idle_ms = ch.stream.claim_idle_ms;

@@ -3,8 +3,6 @@
 
 #include "common/log.h"
 
-#include <nlohmann/json.hpp>
-
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -14,38 +12,143 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <utility>
 #include <vector>
 
 namespace evh::dispatch {
 namespace {
 
-// Insertion order: the entry reads in the documented order, and the original
-// event keeps its own key order (a replay publishes it as it came).
-using Json = nlohmann::ordered_json;
-
 std::atomic<uint64_t> g_sequence{0};
 
-std::string dump(const Json& j) {
-  // Raw bytes from the wire need not be UTF-8: replace, never throw.
-  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+// Appends `s` as a JSON string: quoted, escaped, and any byte sequence that
+// is not UTF-8 replaced by U+FFFD (raw bytes from the wire and plugins'
+// messages need not be UTF-8; an entry always is). Written by hand because
+// entries are made per event under overload, when a JSON library's DOM
+// would cost most.
+void appendJsonString(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  const size_t n = s.size();
+  size_t i = 0;
+  while (i < n) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+      size_t j = i + 1;
+      while (j < n) {
+        const auto d = static_cast<unsigned char>(s[j]);
+        if (d < 0x20 || d >= 0x80 || d == '"' || d == '\\') {
+          break;
+        }
+        ++j;
+      }
+      out.append(s.data() + i, j - i);
+      i = j;
+      continue;
+    }
+    if (c < 0x80) {
+      switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        case '\b': out += "\\b"; break;
+        case '\f': out += "\\f"; break;
+        default: {
+          const char esc[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
+          out.append(esc, sizeof esc);
+        }
+      }
+      ++i;
+      continue;
+    }
+    // A multi-byte sequence: its length from the lead byte, then the
+    // continuation bytes, no overlong forms, no surrogates, <= U+10FFFF.
+    const size_t len = (c >= 0xC2 && c <= 0xDF) ? 2 : (c >= 0xE0 && c <= 0xEF) ? 3 : (c >= 0xF0 && c <= 0xF4) ? 4 : 0;
+    bool ok = len != 0 && i + len <= n;
+    for (size_t k = 1; ok && k < len; ++k) {
+      ok = (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
+    }
+    if (ok) {
+      const auto c1 = static_cast<unsigned char>(s[i + 1]);
+      ok = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 >= 0xA0) && !(c == 0xF0 && c1 < 0x90) &&
+           !(c == 0xF4 && c1 >= 0x90);
+    }
+    if (ok) {
+      out.append(s.data() + i, len);
+      i += len;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  out.push_back('"');
 }
 
-Json base(const DeadLetterInfo& info, std::string& id) {
-  uint64_t now = wallMs();
-  id = "dlq-" + std::to_string(now) + "-" + std::to_string(g_sequence.fetch_add(1) + 1);
-  Json j;
-  j["id"] = id;
-  j["reason"] = info.reason;
-  j["plugin"] = info.plugin;
-  j["error"] = {{"name", info.error_name}, {"message", info.error_message}};
-  j["attempts"] = info.attempts;
-  j["retryCount"] = info.attempts > 0 ? info.attempts - 1 : 0;  // the plan's field
+// `"key":` then the value as a JSON string.
+void appendField(std::string& out, std::string_view key, std::string_view value) {
+  out.push_back('"');
+  out.append(key);
+  out += "\":";
+  appendJsonString(out, value);
+}
+
+// The fields every entry starts with, in the documented order; leaves the
+// object open. Returns the entry's id.
+std::string appendBase(std::string& out, const DeadLetterInfo& info) {
+  const uint64_t now = wallMs();
+  std::string id = "dlq-" + std::to_string(now) + "-" + std::to_string(g_sequence.fetch_add(1) + 1);
+  out += '{';
+  appendField(out, "id", id);
+  out += ',';
+  appendField(out, "reason", info.reason);
+  out += ',';
+  appendField(out, "plugin", info.plugin);
+  out += ",\"error\":{";
+  appendField(out, "name", info.error_name);
+  out += ',';
+  appendField(out, "message", info.error_message);
+  out += "},\"attempts\":";
+  out += std::to_string(info.attempts);
+  out += ",\"retryCount\":";  // the plan's field
+  out += std::to_string(info.attempts > 0 ? info.attempts - 1 : 0);
   if (info.first_attempt_ms != 0) {
-    j["firstAttemptAt"] = isoTime(info.first_attempt_ms);
-    j["lastAttemptAt"] = isoTime(info.last_attempt_ms);
+    out += ',';
+    appendField(out, "firstAttemptAt", isoTime(info.first_attempt_ms));
+    out += ',';
+    appendField(out, "lastAttemptAt", isoTime(info.last_attempt_ms));
   }
-  j["timestamp"] = isoTime(now);
-  return j;
+  out += ',';
+  appendField(out, "timestamp", isoTime(now));
+  return id;
+}
+
+// Appends JSON text that is known to be valid without the whitespace between
+// its tokens: an entry is one line of a JSON-lines file, and a publisher may
+// send pretty-printed JSON. The text is kept otherwise as it came (escapes,
+// key order), and this costs a fraction of a parse and a dump.
+void appendCompact(std::string& out, std::string_view json) {
+  out.reserve(out.size() + json.size());
+  bool in_string = false;
+  bool escaped = false;
+  for (char c : json) {
+    if (in_string) {
+      out.push_back(c);
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
+      continue;
+    }
+    in_string = c == '"';
+    out.push_back(c);
+  }
 }
 
 }  // namespace
@@ -68,31 +171,39 @@ std::string isoTime(uint64_t epoch_ms) {
 
 DeadLetterEntry makeEntry(const DeadLetterInfo& info, const event::Event& ev) {
   DeadLetterEntry e;
-  Json j = base(info, e.id);
-  j["eventId"] = std::string(ev.eventId());
-  j["eventType"] = std::string(ev.eventType());
-  j["correlationId"] = std::string(ev.correlationId());
-  j["channel"] = std::string(ev.channel());
-  j["redisChannel"] = std::string(ev.redisChannel());
-  // The decoder guarantees the envelope is valid JSON.
-  j["originalEvent"] = Json::parse(ev.envelope(), nullptr, false);
+  e.json.reserve(512 + ev.envelope().size());
+  e.id = appendBase(e.json, info);
+  for (const auto& [key, value] : {std::pair<std::string_view, std::string_view>{"eventId", ev.eventId()},
+                                   {"eventType", ev.eventType()},
+                                   {"correlationId", ev.correlationId()},
+                                   {"channel", ev.channel()},
+                                   {"redisChannel", ev.redisChannel()}}) {
+    e.json += ',';
+    appendField(e.json, key, value);
+  }
+  // originalEvent goes last, as text: the decoder guarantees the envelope is
+  // valid JSON (and valid UTF-8), so it needs no parse and dump -- which
+  // made an overloaded evhost slower exactly when it was busiest.
+  e.json += ",\"originalEvent\":";
+  appendCompact(e.json, ev.envelope());
+  e.json += '}';
   e.event_id = ev.eventId();
   e.correlation_id = ev.correlationId();
-  e.json = dump(j);
   return e;
 }
 
 DeadLetterEntry makeEntry(const DeadLetterInfo& info, std::string_view raw, std::string_view channel,
                           std::string_view redis_channel) {
   DeadLetterEntry e;
-  Json j = base(info, e.id);
-  j["eventId"] = "";
-  j["eventType"] = "";
-  j["correlationId"] = "";
-  j["channel"] = std::string(channel);
-  j["redisChannel"] = std::string(redis_channel);
-  j["raw"] = std::string(raw);
-  e.json = dump(j);
+  e.json.reserve(512 + raw.size());
+  e.id = appendBase(e.json, info);
+  e.json += R"(,"eventId":"","eventType":"","correlationId":"",)";
+  appendField(e.json, "channel", channel);
+  e.json += ',';
+  appendField(e.json, "redisChannel", redis_channel);
+  e.json += ',';
+  appendField(e.json, "raw", raw);
+  e.json += '}';
   return e;
 }
 
@@ -109,11 +220,17 @@ FallbackWriter::~FallbackWriter() {
 }
 
 void FallbackWriter::append(std::string line, std::function<void(bool ok)> done) {
+  bool was_empty = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    was_empty = queue_.empty();
     queue_.emplace_back(std::move(line), std::move(done));
   }
-  cv_.notify_one();
+  // The writer sleeps only on an empty queue and then takes all of it: one
+  // wake-up per batch, not one per entry (a flood of dead letters).
+  if (was_empty) {
+    cv_.notify_one();
+  }
 }
 
 void FallbackWriter::run() {
@@ -130,11 +247,37 @@ void FallbackWriter::run() {
     int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     std::string error = fd < 0 ? std::strerror(errno) : "";
     std::vector<bool> ok(batch.size(), false);
-    for (size_t i = 0; i < batch.size() && fd >= 0; ++i) {
-      std::string line = batch[i].first + "\n";
-      ok[i] = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
-      if (!ok[i]) {
-        error = std::strerror(errno);
+    // The batch in as few write() calls as possible: up to 1 MiB of lines
+    // each; a line counts as written when all its bytes were.
+    size_t next = 0;
+    std::string buf;
+    while (fd >= 0 && next < batch.size()) {
+      buf.clear();
+      std::vector<size_t> ends;  // end offset of each line in buf
+      const size_t first = next;
+      while (next < batch.size() && (buf.empty() || buf.size() + batch[next].first.size() < (1u << 20))) {
+        buf += batch[next].first;
+        buf += '\n';
+        ends.push_back(buf.size());
+        ++next;
+      }
+      size_t done = 0;
+      while (done < buf.size()) {
+        const ssize_t n = ::write(fd, buf.data() + done, buf.size() - done);
+        if (n < 0 && errno == EINTR) {
+          continue;
+        }
+        if (n <= 0) {
+          error = n < 0 ? std::strerror(errno) : "short write";
+          break;
+        }
+        done += static_cast<size_t>(n);
+      }
+      for (size_t i = 0; i < ends.size(); ++i) {
+        ok[first + i] = ends[i] <= done;
+      }
+      if (done < buf.size()) {
+        break;  // the rest of the batch fails with this error
       }
     }
     if (fd >= 0) {

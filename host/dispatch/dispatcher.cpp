@@ -410,8 +410,7 @@ void Dispatcher::runAttempt(Delivery* d) {
         d->timeout_ms, 0);
   }
   if (ps.plugin->blocking()) {
-    ps.waiting.push_back(a);
-    pump(ps);
+    enqueueBlocking(a);
   } else {
     runInline(a);
   }
@@ -422,43 +421,67 @@ void Dispatcher::runInline(Attempt* a) {
   afterHandle(a, s);
 }
 
-void Dispatcher::pump(PluginState& ps) {
-  while (ps.running < ps.limit && !ps.waiting.empty()) {
-    Attempt* a = ps.waiting.front();
-    ps.waiting.pop_front();
-    ++ps.running;
-    submitBlocking(a);
+void Dispatcher::enqueueBlocking(Attempt* a) {
+  PluginState& ps = *a->ps;
+  ++ps.running;
+  bool start_runner = false;
+  {
+    std::lock_guard<std::mutex> lock(ps.lane->mutex);
+    ps.lane->queue.push_back(a);
+    if (ps.lane->runners < ps.limit) {
+      ++ps.lane->runners;
+      start_runner = true;
+    }
+  }
+  if (start_runner) {
+    submitRunner(ps);
   }
 }
 
-void Dispatcher::submitBlocking(Attempt* a) {
-  PluginState& ps = *a->ps;
-  auto on_worker = ps.on_worker;
-  pool_.submit([this, a, token = alive_, on_worker] {
-    // Count first, then look at the token: abandon() clears the token and
-    // then reads the count, so either it sees this call as running or this
-    // call sees the token cleared and never enters the plugin. An attempt a
-    // timeout gave up on before it started is not started either.
-    on_worker->fetch_add(1);
-    evh_status s = EVH_RETRY;
-    const bool skip = !token->load() || a->given_up.load();
-    if (!skip) {
-      s = callPlugin(*a->ps->plugin, a->view, a);
-    }
-    on_worker->fetch_sub(1);
-    if (!token->load()) {
-      return;
-    }
-    poster_.post([this, a, s, token] {
-      if (!token->load()) {
-        return;
+// One runner job: takes the lane's calls one after the other, posting each
+// outcome to the loop, until the lane is empty -- or after kTurn calls, when
+// it queues itself again behind other plugins' jobs (fairness).
+void Dispatcher::submitRunner(PluginState& ps) {
+  pool_.submit([this, state = &ps, lane = ps.lane, token = alive_, on_worker = ps.on_worker] {
+    constexpr int kTurn = 64;
+    for (int turn = 0;; ++turn) {
+      Attempt* a = nullptr;
+      {
+        std::lock_guard<std::mutex> lock(lane->mutex);
+        if (lane->queue.empty() || !token->load()) {
+          --lane->runners;
+          return;
+        }
+        if (turn == kTurn) {
+          break;  // the lane keeps this runner: submitted again below
+        }
+        a = lane->queue.front();
+        lane->queue.pop_front();
       }
-      PluginState& state = *a->ps;
-      --state.running;
-      afterHandle(a, s);
-      pump(state);
-      checkIdle();
-    });
+      // Count first, then look at the token: abandon() clears the token and
+      // then reads the count, so either it sees this call as running or this
+      // call sees the token cleared and never enters the plugin. An attempt a
+      // timeout gave up on before it started is not started either.
+      on_worker->fetch_add(1);
+      evh_status s = EVH_RETRY;
+      const bool skip = !token->load() || a->given_up.load();
+      if (!skip) {
+        s = callPlugin(*a->ps->plugin, a->view, a);
+      }
+      on_worker->fetch_sub(1);
+      if (!token->load()) {
+        continue;  // the loop dropped it: leave at the top
+      }
+      poster_.post([this, a, s, token] {
+        if (!token->load()) {
+          return;
+        }
+        --a->ps->running;
+        afterHandle(a, s);
+        checkIdle();
+      });
+    }
+    submitRunner(*state);
   });
 }
 
@@ -539,10 +562,18 @@ void Dispatcher::onTimeout(Attempt* a) {
   a->delivery = nullptr;
   a->given_up.store(true);
   ++ps.counters.timeouts;
-  auto queued = std::find(ps.waiting.begin(), ps.waiting.end(), a);
-  if (queued != ps.waiting.end()) {
+  bool queued = false;
+  {
+    std::lock_guard<std::mutex> lock(ps.lane->mutex);
+    auto it = std::find(ps.lane->queue.begin(), ps.lane->queue.end(), a);
+    if (it != ps.lane->queue.end()) {
+      ps.lane->queue.erase(it);
+      queued = true;
+    }
+  }
+  if (queued) {
     // Never started: nothing will answer for it, so it goes now.
-    ps.waiting.erase(queued);
+    --ps.running;
     releaseAttempt(a);
   }
   // Otherwise it stays allocated (with the event it reads) until its
@@ -851,10 +882,10 @@ void Dispatcher::submitDeadLetter(DeadLetterEntry entry, std::function<void()> d
     runAttempt(dd);
     return;
   }
-  toFallback(entry.json, std::move(finished));
+  toFallback(std::move(entry.json), std::move(finished));
 }
 
-void Dispatcher::toFallback(const std::string& json, std::function<void()> done) {
+void Dispatcher::toFallback(std::string json, std::function<void()> done) {
   if (!fallback_) {
     log::host().critical("dead-letter fallback file closed; the entry follows: {}", json);
     if (done) {
@@ -862,7 +893,7 @@ void Dispatcher::toFallback(const std::string& json, std::function<void()> done)
     }
     return;
   }
-  fallback_->append(json, [done = std::move(done)](bool) {
+  fallback_->append(std::move(json), [done = std::move(done)](bool) {
     // Written, or logged in full when the file failed: either way it is out.
     if (done) {
       done();
@@ -922,6 +953,10 @@ void Dispatcher::checkIdle() {
 }
 
 std::vector<std::string> Dispatcher::abandon() {
+  auto clearLane = [](PluginState& st) {
+    std::lock_guard<std::mutex> lock(st.lane->mutex);
+    st.lane->queue.clear();
+  };
   abandoned_ = true;
   on_idle_ = nullptr;
   for (Attempt* a = attempts_head_; a != nullptr; a = a->next) {
@@ -938,8 +973,13 @@ std::vector<std::string> Dispatcher::abandon() {
   std::vector<std::string> out;
   for (auto& [ps, n] : per_plugin) {
     ps->counters.abandoned += n;
+    size_t queued = 0;
+    {
+      std::lock_guard<std::mutex> lock(ps->lane->mutex);
+      queued = ps->lane->queue.size();
+    }
     out.push_back(ps->plugin->name() + ": " + std::to_string(n) + " call(s) unfinished (" +
-                  std::to_string(ps->running) + " running on workers, " + std::to_string(ps->waiting.size()) +
+                  std::to_string(ps->running - queued) + " running on workers, " + std::to_string(queued) +
                   " never started)");
   }
   // Nothing unfinished leaves without an entry: whatever is still live goes
@@ -955,13 +995,13 @@ std::vector<std::string> Dispatcher::abandon() {
     }
   }
   for (auto& [p, ps] : plugins_) {
-    ps.waiting.clear();  // the attempts stay on the list, freed by the destructor
+    clearLane(ps);  // the attempts stay on the list, freed by the destructor
     ps.breaker_waiting.clear();
     if (ps.breaker_timer) {
       uv_timer_stop(ps.breaker_timer.get());
     }
   }
-  dead_letter_state_.waiting.clear();
+  clearLane(dead_letter_state_);
   return out;
 }
 

@@ -141,8 +141,8 @@ void StreamSource::read() {
     return;
   }
   size_t room = capacity_();
-  if (room == 0) {
-    paused_ = true;  // resume() reads again as entries finish
+  if (room == 0 || room < ch_.min_room) {
+    paused_ = true;  // resume() reads again as entries finish (or the claim tick)
     return;
   }
   const std::string count = std::to_string(std::min<size_t>(room, ch_.count));
@@ -284,6 +284,9 @@ void StreamSource::hand(const std::string& id, const std::string_view* event_fie
 
 void StreamSource::claim() {
   retryAcks();
+  // Room may have come from other channels' events finishing, which do not
+  // call resume(): look again on every tick.
+  resume();
   if (ch_.claim_interval_ms == 0 || stopped_ || claiming_ || !acks_.ready() || phase_ != Phase::New) {
     return;
   }

@@ -25,6 +25,11 @@ struct StreamChannel {
   std::string group;
   std::string consumer;
   uint32_t count = 100;
+  // Reads only when at least this many entries fit under max_in_flight:
+  // under backpressure a few large reads, not one XREADGROUP per finished
+  // entry. At most count and at most half of max_in_flight (the server's
+  // choice), so reading always resumes.
+  uint32_t min_room = 1;
   uint32_t block_ms = 2000;
   bool from_beginning = true;
   uint32_t claim_idle_ms = 30000;

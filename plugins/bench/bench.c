@@ -19,6 +19,14 @@
  *   tag         string, default "bench": copied into the result line
  *   result_key  string, default "bench:results": the Redis list the result
  *               lines are RPUSHed to (used as is: no environment prefix)
+ *   work_us     integer 0..1000000, default 0: a stand-in for a handler's own
+ *               work per event (burst and overload runs). `bench` spins on
+ *               the CPU that long; `bench_blocking` sleeps, like a handler
+ *               waiting on a database.
+ *
+ * Built twice: `bench` (inline) and `bench_blocking` (EVH_PLUGIN_BLOCKING:
+ * handle() runs on the worker pool, as many at once as it has threads; the
+ * run's state is then guarded by a mutex).
  *
  * The hot path, handle() for an ordinary event, does no allocation, no I/O
  * and no locking: two clock reads (one more on a run's first event), a
@@ -37,6 +45,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#ifdef BENCH_BLOCKING
+#include <pthread.h>
+#endif
 
 #if defined(__GNUC__)
 #define BENCH_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
@@ -55,8 +66,13 @@ typedef struct bench {
   char* tag_json;   /* the tag as a JSON string, quotes included */
   char* result_key; /* NUL-terminated */
   size_t result_key_len;
+  int64_t work_ns;      /* config work_us, in ns: spun per event */
 
-  /* The current run. Only the loop thread touches these: no lock. */
+  /* The current run. `bench`: only the loop thread touches these, no lock;
+   * `bench_blocking`: under `lock`. */
+#ifdef BENCH_BLOCKING
+  pthread_mutex_t lock;
+#endif
   uint64_t received;     /* events other than the sentinel */
   uint64_t no_timestamp; /* of those, without a parsable sentNs */
   int64_t first_mono_ns; /* CLOCK_MONOTONIC at the run's first event */
@@ -446,9 +462,11 @@ static char* bench_strdup(const char* s) {
   return out;
 }
 
-/* Parses {"tag": "...", "result_key": "..."} into tag and key (which hold
- * the defaults on entry). Returns 0, or -1 after api->set_error. */
-static int bench_parse_config(const evh_host_api* api, evh_host* host, evh_str config, char* tag, char* key) {
+/* Parses {"tag": "...", "result_key": "...", "work_us": N} into tag, key and
+ * work_us (which hold the defaults on entry). Returns 0, or -1 after
+ * api->set_error. */
+static int bench_parse_config(const evh_host_api* api, evh_host* host, evh_str config, char* tag, char* key,
+                              uint64_t* work_us) {
   bench_json j;
   char name[64];
   long n;
@@ -462,7 +480,7 @@ static int bench_parse_config(const evh_host_api* api, evh_host* host, evh_str c
     return 0;
   }
   if (*j.p != '{') {
-    bench_set_error(api, host, "bench: the config must be a JSON object (keys: tag, result_key)");
+    bench_set_error(api, host, "bench: the config must be a JSON object (keys: tag, result_key, work_us)");
     return -1;
   }
   ++j.p;
@@ -477,16 +495,48 @@ static int bench_parse_config(const evh_host_api* api, evh_host* host, evh_str c
       bench_json_ws(&j);
       n = bench_json_string(&j, name, sizeof name);
       if (n == -2) {
-        bench_set_error(api, host, "bench: unknown config key \"%.40s...\" (known keys: tag, result_key)", name);
+        bench_set_error(api, host, "bench: unknown config key \"%.40s...\" (known keys: tag, result_key, work_us)", name);
         return -1;
       }
       if (n < 0) {
         bench_set_error(api, host, "bench: the config is not valid JSON");
         return -1;
       }
+      if (strcmp(name, "work_us") == 0) {
+        uint64_t v = 0;
+        int digits = 0;
+        bench_json_ws(&j);
+        if (j.p >= j.end || *j.p != ':') {
+          bench_set_error(api, host, "bench: the config is not valid JSON");
+          return -1;
+        }
+        ++j.p;
+        bench_json_ws(&j);
+        while (j.p < j.end && *j.p >= '0' && *j.p <= '9' && v <= 1000000) {
+          v = v * 10 + (uint64_t)(*j.p - '0');
+          ++j.p;
+          ++digits;
+        }
+        if (digits == 0 || v > 1000000 || (j.p < j.end && (*j.p == '.' || *j.p == 'e' || *j.p == 'E'))) {
+          bench_set_error(api, host, "bench: config key \"work_us\" must be an integer from 0 to 1000000");
+          return -1;
+        }
+        *work_us = v;
+        bench_json_ws(&j);
+        if (j.p < j.end && *j.p == ',') {
+          ++j.p;
+          continue;
+        }
+        if (j.p < j.end && *j.p == '}') {
+          ++j.p;
+          break;
+        }
+        bench_set_error(api, host, "bench: the config is not valid JSON");
+        return -1;
+      }
       is_tag = strcmp(name, "tag") == 0;
       if (!is_tag && strcmp(name, "result_key") != 0) {
-        bench_set_error(api, host, "bench: unknown config key \"%s\" (known keys: tag, result_key)", name);
+        bench_set_error(api, host, "bench: unknown config key \"%s\" (known keys: tag, result_key, work_us)", name);
         return -1;
       }
       dest = is_tag ? tag : key;
@@ -540,6 +590,9 @@ static int bench_parse_config(const evh_host_api* api, evh_host* host, evh_str c
 /* ---- the plugin --------------------------------------------------------------- */
 
 static void bench_destroy(bench* b) {
+#ifdef BENCH_BLOCKING
+  pthread_mutex_destroy(&b->lock);
+#endif
   bench_hist_free(&b->latency);
   free(b->tag_json);
   free(b->result_key);
@@ -549,9 +602,10 @@ static void bench_destroy(bench* b) {
 static evh_status bench_init(const evh_host_api* api, evh_host* host, evh_str config_json, void** out_instance) {
   char tag[BENCH_TAG_MAX + 1] = "bench";
   char key[BENCH_RESULT_KEY_MAX + 1] = "bench:results";
+  uint64_t work_us = 0;
   bench* b;
 
-  if (bench_parse_config(api, host, config_json, tag, key) != 0) {
+  if (bench_parse_config(api, host, config_json, tag, key, &work_us) != 0) {
     return EVH_ERR_INVALID;
   }
   b = (bench*)calloc(1, sizeof *b);
@@ -559,8 +613,12 @@ static evh_status bench_init(const evh_host_api* api, evh_host* host, evh_str co
     bench_set_error(api, host, "bench: out of memory");
     return EVH_ERR_NOMEM;
   }
+#ifdef BENCH_BLOCKING
+  pthread_mutex_init(&b->lock, NULL);
+#endif
   b->api = api;
   b->host = host;
+  b->work_ns = (int64_t)work_us * 1000;
   b->tag_json = bench_json_quote(tag);
   b->result_key = bench_strdup(key);
   if (bench_hist_init(&b->latency) != 0 || b->tag_json == NULL || b->result_key == NULL) {
@@ -583,20 +641,43 @@ static evh_status bench_init(const evh_host_api* api, evh_host* host, evh_str co
 static evh_status bench_handle(void* instance, const evh_event* ev, evh_call* call) {
   bench* b = (bench*)instance;
   const int64_t now = bench_clock_ns(CLOCK_REALTIME);
-  uint64_t sent_ns;
+  uint64_t sent_ns = 0;
+  const int is_end = bench_str_is(ev->event_type, "BENCH_END", 9);
+  const int has_sent = !is_end && bench_find_uint(ev->payload, "\"sentNs\"", 8, &sent_ns);
   (void)call;
-  if (bench_str_is(ev->event_type, "BENCH_END", 9)) {
+#ifdef BENCH_BLOCKING
+  pthread_mutex_lock(&b->lock);
+#endif
+  if (is_end) {
     bench_finish(b, ev);
-    return EVH_OK;
+  } else {
+    if (b->received++ == 0) {
+      b->first_mono_ns = bench_clock_ns(CLOCK_MONOTONIC);
+    }
+    if (!has_sent) {
+      ++b->no_timestamp;
+    } else {
+      bench_hist_record(&b->latency, now > 0 && (uint64_t)now > sent_ns ? (uint64_t)now - sent_ns : 0);
+    }
   }
-  if (b->received++ == 0) {
-    b->first_mono_ns = bench_clock_ns(CLOCK_MONOTONIC);
+#ifdef BENCH_BLOCKING
+  pthread_mutex_unlock(&b->lock);
+  if (!is_end && b->work_ns > 0) {
+    struct timespec d;
+    d.tv_sec = (time_t)(b->work_ns / 1000000000);
+    d.tv_nsec = (long)(b->work_ns % 1000000000);
+    while (nanosleep(&d, &d) != 0) {
+      /* interrupted: sleep the rest */
+    }
   }
-  if (!bench_find_uint(ev->payload, "\"sentNs\"", 8, &sent_ns)) {
-    ++b->no_timestamp;
-    return EVH_OK;
+#else
+  if (!is_end && b->work_ns > 0) {
+    const int64_t until = bench_clock_ns(CLOCK_MONOTONIC) + b->work_ns;
+    while (bench_clock_ns(CLOCK_MONOTONIC) < until) {
+      /* the handler's "work" */
+    }
   }
-  bench_hist_record(&b->latency, now > 0 && (uint64_t)now > sent_ns ? (uint64_t)now - sent_ns : 0);
+#endif
   return EVH_OK;
 }
 
@@ -606,14 +687,22 @@ static void bench_shutdown(void* instance) {
   }
 }
 
+#ifdef BENCH_BLOCKING
+#define BENCH_NAME "bench_blocking"
+#define BENCH_FLAGS EVH_PLUGIN_BLOCKING
+#else
+#define BENCH_NAME "bench"
+#define BENCH_FLAGS 0
+#endif
+
 static const evh_plugin_desc bench_desc = {
     sizeof(evh_plugin_desc),
     EVH_ABI_VERSION,
-    "bench",
+    BENCH_NAME,
     "1.0.0",
     "benchmark sink: counts events, records end-to-end latency, reports on a BENCH_END sentinel",
-    0,
-    0,
+    BENCH_FLAGS,
+    0, /* bench_blocking: as many calls at once as the pool has threads */
     bench_init,
     bench_handle,
     bench_shutdown};
