@@ -1,5 +1,6 @@
 // Micro benchmarks of the hot path without Redis: envelope decode, route
 // lookup, and dispatch to a no-op inline plugin (ns per event).
+#include "dispatch/dead_letter.h"
 #include "dispatch/dispatcher.h"
 #include "dispatch/worker_pool.h"
 #include "event/envelope.h"
@@ -91,6 +92,22 @@ void BM_DecodeRouteDispatch(benchmark::State& state) {
   uv_loop_close(&loop);
 }
 BENCHMARK(BM_DecodeRouteDispatch);
+
+// The overload path's own cost on the loop: the dead-letter entry of a
+// decoded event (reason overloaded), ready for the fallback writer.
+void BM_DeadLetterEntry(benchmark::State& state) {
+  evh::event::Decoder decoder;
+  std::vector<evh::event::Item> items;
+  decoder.decode(evh::event::makeMessage(kEvent, "jollyjet:events:product", "dev:jollyjet:events:product"), items);
+  const auto& ev = std::get<evh::event::Event>(items.at(0));
+  const evh::dispatch::DeadLetterInfo info{"overloaded", "overloaded", "10000 events in flight (limits.max_in_flight)",
+                                           "", 0, 0, 0};
+  for (auto _ : state) {
+    auto entry = evh::dispatch::makeEntry(info, ev);
+    benchmark::DoNotOptimize(entry.json.data());
+  }
+}
+BENCHMARK(BM_DeadLetterEntry);
 
 }  // namespace
 

@@ -445,11 +445,11 @@ def table(summary):
 
 def verdicts(summary):
     """The issue's goals, read off this run's figures."""
-    by = {(r["transport"], r["subscriber"], r["plugins"], r["rate"]): r for r in summary}
+    by = {(r["kind"], r["transport"], r["subscriber"], r["plugins"], r["rate"]): r for r in summary}
     out = []
     for transport in ("pubsub", "stream"):
-        ref = by.get((transport, "reference", 0, 0))
-        ev = by.get((transport, "evhost", 1, 0))
+        ref = by.get(("max", transport, "reference", 0, 0))
+        ev = by.get(("max", transport, "evhost", 1, 0))
         if ref and ev:
             pct = 100.0 * ev["events_per_s"]["median"] / ref["events_per_s"]["median"]
             out.append(dict(goal=f"{transport}: evhost (1 plugin) ≥ 90 % of the reference's events/s at max rate",
@@ -457,7 +457,7 @@ def verdicts(summary):
     for (rate, bound) in ((50000, 1000.0), (5000, 500.0)):
         for transport in ("pubsub", "stream"):
             for k in (1, 3):
-                r = by.get((transport, "evhost", k, rate))
+                r = by.get(("latency", transport, "evhost", k, rate))
                 if r and r["latency_us"]["p99"]:
                     p99 = r["latency_us"]["p99"]["median"]
                     out.append(dict(goal=f"{transport} {rate:,}/s, {k} plugin{'s' if k > 1 else ''}: "

@@ -25,6 +25,18 @@ std::atomic<uint64_t> g_sequence{0};
 // messages need not be UTF-8; an entry always is). Written by hand because
 // entries are made per event under overload, when a JSON library's DOM
 // would cost most.
+// Bytes a JSON string cannot hold as they are (or that start a multi-byte
+// sequence to check): controls, '"', '\\', and everything from 0x80.
+struct Special {
+  bool table[256] = {};
+  constexpr Special() {
+    for (int c = 0; c < 256; ++c) {
+      table[c] = c < 0x20 || c >= 0x80 || c == '"' || c == '\\';
+    }
+  }
+};
+constexpr Special kSpecial;
+
 void appendJsonString(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');
@@ -32,13 +44,9 @@ void appendJsonString(std::string& out, std::string_view s) {
   size_t i = 0;
   while (i < n) {
     const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+    if (!kSpecial.table[c]) {
       size_t j = i + 1;
-      while (j < n) {
-        const auto d = static_cast<unsigned char>(s[j]);
-        if (d < 0x20 || d >= 0x80 || d == '"' || d == '\\') {
-          break;
-        }
+      while (j < n && !kSpecial.table[static_cast<unsigned char>(s[j])]) {
         ++j;
       }
       out.append(s.data() + i, j - i);
@@ -128,27 +136,42 @@ std::string appendBase(std::string& out, const DeadLetterInfo& info) {
 // send pretty-printed JSON. The text is kept otherwise as it came (escapes,
 // key order), and this costs a fraction of a parse and a dump.
 void appendCompact(std::string& out, std::string_view json) {
-  out.reserve(out.size() + json.size());
-  bool in_string = false;
-  bool escaped = false;
-  for (char c : json) {
-    if (in_string) {
-      out.push_back(c);
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
+  const size_t start = out.size();
+  out.resize(start + json.size());  // at most this long; trimmed below
+  char* w = out.data() + start;
+  const char* p = json.data();
+  const char* const end = p + json.size();
+  while (p < end) {
+    const char c = *p++;
+    if (c == '"') {
+      // A string, copied as is up to its closing quote: the first '"' not
+      // escaped by an odd run of backslashes (memchr: strings are most of
+      // an event).
+      const char* q = p;
+      for (;;) {
+        const auto* quote = static_cast<const char*>(std::memchr(q, '"', static_cast<size_t>(end - q)));
+        if (quote == nullptr) {
+          q = end;
+          break;
+        }
+        size_t backslashes = 0;
+        for (const char* b = quote; b > p && b[-1] == '\\'; --b) {
+          ++backslashes;
+        }
+        q = quote + 1;
+        if (backslashes % 2 == 0) {
+          break;
+        }
       }
-      continue;
+      *w++ = c;
+      std::memcpy(w, p, static_cast<size_t>(q - p));
+      w += q - p;
+      p = q;
+    } else if (c != ' ' && c != '\n' && c != '\r' && c != '\t') {
+      *w++ = c;
     }
-    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
-      continue;
-    }
-    in_string = c == '"';
-    out.push_back(c);
   }
+  out.resize(static_cast<size_t>(w - out.data()));
 }
 
 }  // namespace
@@ -160,13 +183,25 @@ uint64_t wallMs() {
 }
 
 std::string isoTime(uint64_t epoch_ms) {
-  std::time_t secs = static_cast<std::time_t>(epoch_ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<unsigned>(epoch_ms % 1000));
-  return buf;
+  // The date and time to the second, formatted once per second and thread
+  // (entries come in floods, and gmtime + printf showed in profiles).
+  thread_local uint64_t cached_secs = UINT64_MAX;
+  thread_local char cached[80];
+  const uint64_t secs = epoch_ms / 1000;
+  if (secs != cached_secs) {
+    const auto t = static_cast<std::time_t>(secs);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    std::snprintf(cached, sizeof(cached), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached_secs = secs;
+  }
+  const auto ms = static_cast<unsigned>(epoch_ms % 1000);
+  std::string out(cached);
+  const char tail[] = {'.', static_cast<char>('0' + ms / 100), static_cast<char>('0' + ms / 10 % 10),
+                       static_cast<char>('0' + ms % 10), 'Z'};
+  out.append(tail, sizeof tail);
+  return out;
 }
 
 DeadLetterEntry makeEntry(const DeadLetterInfo& info, const event::Event& ev) {
@@ -287,21 +322,29 @@ void FallbackWriter::run() {
       }
       ::close(fd);
     }
+    // The batch's callbacks go back to the loop in one post (a flood of
+    // dead letters must not become a flood of wake-ups). After the loop has
+    // closed the poster (shutdown) they cannot run; the entries are written
+    // (or logged) all the same.
+    std::vector<std::pair<std::function<void(bool)>, bool>> dones;
     for (size_t i = 0; i < batch.size(); ++i) {
       if (!ok[i]) {
         log::host().critical("cannot write dead-letter fallback file {}: {}; the entry follows: {}", path_, error,
                              batch[i].first);
       }
-      auto done = std::move(batch[i].second);
-      bool good = ok[i];
-      // After the loop has closed the poster (shutdown), `done` cannot run;
-      // the entry is written (or logged) all the same.
-      if (good) {
+      if (ok[i]) {
         written_.fetch_add(1);
       }
-      if (done) {
-        poster_.post([done = std::move(done), good] { done(good); });
+      if (batch[i].second) {
+        dones.emplace_back(std::move(batch[i].second), ok[i]);
       }
+    }
+    if (!dones.empty()) {
+      poster_.post([dones = std::move(dones)] {
+        for (const auto& [done, good] : dones) {
+          done(good);
+        }
+      });
     }
   }
 }

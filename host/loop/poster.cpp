@@ -22,9 +22,14 @@ bool Poster::post(std::function<void()> fn) {
       return false;
     }
     queue_.push_back(std::move(fn));
-    // uv_async_send is safe from any thread and coalesces; calling it under
-    // the lock keeps close() from freeing the handle in between.
-    uv_async_send(async_.get());
+    // Only the post that makes the queue non-empty wakes the loop: it takes
+    // the whole queue when it runs (and comes back if more is left), so a
+    // busy worker pool does not pay an eventfd write per post while holding
+    // the lock. uv_async_send is safe from any thread; calling it under the
+    // lock keeps close() from freeing the handle in between.
+    if (queue_.size() == 1) {
+      uv_async_send(async_.get());
+    }
   }
   return true;
 }
