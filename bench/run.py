@@ -463,17 +463,30 @@ def verdicts(summary):
                     out.append(dict(goal=f"{transport} {rate:,}/s, {k} plugin{'s' if k > 1 else ''}: "
                                          f"p99 < {bound:.0f} µs",
                                     figure=f"{p99:.0f} µs", met=p99 < bound))
-    lost = sum(sum(r["lost_per_run"]) for r in summary)
-    disc = sum(sum(r["obuf_disconnects_per_run"]) for r in summary)
-    out.append(dict(goal="0 events lost in every run", figure=str(lost), met=lost == 0))
-    out.append(dict(goal="0 output-buffer disconnects in every run", figure=str(disc), met=disc == 0))
+    # The issue's loss goals are about the max-rate and latency runs; the
+    # bursts into a slow plugin are reported below them, as figures.
+    core = [r for r in summary if r["kind"] != "burst"]
+    lost = sum(sum(r["lost_per_run"]) for r in core)
+    disc = sum(sum(r["obuf_disconnects_per_run"]) for r in core)
+    out.append(dict(goal="0 events lost in every max-rate and latency run", figure=str(lost), met=lost == 0))
+    out.append(dict(goal="0 output-buffer disconnects in every max-rate and latency run", figure=str(disc),
+                    met=disc == 0))
     idle = [r["rss_idle_mb"]["max"] for r in summary if r.get("rss_idle_mb")]
     if idle:
         out.append(dict(goal="evhost RSS idle < 20 MB", figure=f"{max(idle):.1f} MB", met=max(idle) < 20.0))
+    for r in summary:
+        if r["kind"] == "burst" and r.get("rss_peak_mb"):
+            out.append(dict(goal=f"{r['transport']} burst: RSS peak with max_in_flight {MAX_IN_FLIGHT:,} "
+                                 f"(lost / dead-lettered / disconnects per run)",
+                            figure=f"{r['rss_peak_mb']['max']:.1f} MB ("
+                                   + "/".join(str(x) for x in r["lost_per_run"]) + " / "
+                                   + "/".join(str(x) for x in r["dead_lettered_per_run"]) + " / "
+                                   + "/".join(str(x) for x in r["obuf_disconnects_per_run"]) + ")",
+                            met=None))
     return out
 
 
-def plot(summary, outdir):
+def plot(summary, outdir, meta_line=""):
     rows = [r for r in summary if r["kind"] == "latency" and r.get("latency_us") and r["latency_us"]["p50"]]
     if not rows:
         return None
@@ -489,23 +502,25 @@ def plot(summary, outdir):
     gp = os.path.join(outdir, "latency.gp")
     with open(gp, "w") as f:
         f.write(f"""# gnuplot script written by bench/run.py
-set terminal pngcairo size 1000,520 font "sans,11"
+set terminal pngcairo size 1280,600 font "sans,11"
 set output "{os.path.join(outdir, 'latency.png')}"
-set title "evhost end-to-end latency (publish -> plugin handle), medians of {rows[0]['reps']} runs"
+set title "End-to-end latency, publish -> plugin handle() (medians of {rows[0]['reps']} runs; {meta_line})"
 set ylabel "latency (µs, log scale)"
 set logscale y
-set yrange [10:*]
+set yrange [10:20000]
 set grid ytics
 set style data histogram
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
 set boxwidth 0.9
-set xtics rotate by -25 noenhanced
+set xtics rotate by -30 noenhanced font "sans,10"
+set bmargin 7
 set key top left
-set arrow from graph 0, first 1000 to graph 1, first 1000 nohead dt 2 lw 2 lc rgb "#c0392b"
-set label "1 ms goal at 50k/s" at graph 0.99, first 1150 right tc rgb "#c0392b"
-set arrow from graph 0, first 500 to graph 1, first 500 nohead dt 3 lw 2 lc rgb "#e67e22"
-set label "0.5 ms goal at 5k/s" at graph 0.99, first 420 right tc rgb "#e67e22"
+set style textbox opaque noborder
+set arrow from graph 0, first 1000 to graph 1, first 1000 nohead dt 2 lw 2 lc rgb "#c0392b" front
+set label "p99 goal at 50,000/s: 1 ms" at graph 0.005, first 1250 left tc rgb "#c0392b" boxed front
+set arrow from graph 0, first 500 to graph 1, first 500 nohead dt 3 lw 2 lc rgb "#e67e22" front
+set label "p99 goal at 5,000/s: 0.5 ms" at graph 0.005, first 400 left tc rgb "#e67e22" boxed front
 plot "{dat}" using 2:xtic(1) title "p50" lc rgb "#2e86c1", \\
      "" using 3 title "p99" lc rgb "#f39c12", \\
      "" using 4 title "p99.9" lc rgb "#8e44ad"
@@ -595,12 +610,13 @@ def main():
           f"({meta['machine']['cpu']}), Redis {redis_version}; medians of {args.reps} runs (min–max); "
           "lost and obuf disconnects per run.", "", table(summary), "",
           "| goal | figure | met |", "| --- | ---: | --- |"]
-    md += [f"| {g['goal']} | {g['figure']} | {'yes' if g['met'] else '**no**'} |" for g in goals]
+    md += [f"| {g['goal']} | {g['figure']} | "
+           f"{'—' if g['met'] is None else 'yes' if g['met'] else '**no**'} |" for g in goals]
     if failures:
         md += ["", "Failed runs:", ""] + [f"- {x}" for x in failures]
     with open(os.path.join(args.out, "results.md"), "w") as f:
         f.write("\n".join(md) + "\n")
-    png = plot(summary, args.out)
+    png = plot(summary, args.out, f"{meta['date'][:10]}, {meta['machine']['cpus']} CPUs, Redis {redis_version}")
     print("\n".join(md))
     print(f"\nwrote {args.out}/results.json, results.md" + (", latency.png" if png else ""))
     return 1 if failures else 0
