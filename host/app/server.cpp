@@ -75,6 +75,7 @@ Server::~Server() {
   sigint_.close();
   sigterm_.close();
   deadline_.close();
+  backlog_timer_.close();
   uv_run(&loop_, UV_RUN_DEFAULT);  // let every close callback run
   if (uv_loop_close(&loop_) != 0) {
     log::host().error("event loop closed with handles still open (a bug)");
@@ -92,6 +93,8 @@ void Server::start() {
   }
   deadline_ = makeUvHandle<uv_timer_t>(&loop_, uv_timer_init);
   deadline_->data = this;
+  backlog_timer_ = makeUvHandle<uv_timer_t>(&loop_, uv_timer_init);
+  backlog_timer_->data = this;
 
   const redis::Endpoint endpoint = endpointOf(config_.redis);
   // The command connection first: plugins may send commands from init().
@@ -296,6 +299,9 @@ void Server::handleMessage(size_t channel_index, std::string_view logical, std::
       ++cc.invalid;
       dispatch::DeadLetterInfo info{"invalid", event::reasonCode(rejected->reason), rejected->detail, "", 0, 0, 0};
       dispatcher_->deadLetter(dispatch::makeEntry(info, rejected->rawPart(), logical, redis_channel), done_for_item());
+      if (!from_stream) {
+        checkDeadLetterBacklog();
+      }
       Throttle& throttle = invalid_log_[static_cast<size_t>(rejected->reason)];
       if (throttle.allow(uv_now(&loop_))) {
         log::host().warn("invalid event on {}: {} (reason={}, {} bytes){}", redis_channel, rejected->detail,
@@ -330,6 +336,7 @@ void Server::handleMessage(size_t channel_index, std::string_view logical, std::
                                         " events in flight (limits.max_in_flight)",
                                     "", 0, 0, 0};
       dispatcher_->deadLetter(dispatch::makeEntry(info, ev));
+      checkDeadLetterBacklog();
       if (overload_log_.allow(uv_now(&loop_))) {
         log::host().warn(
             "overloaded: {} events in flight (limits.max_in_flight); event {} on {} dead-lettered (reason=overloaded){}",
@@ -342,6 +349,41 @@ void Server::handleMessage(size_t channel_index, std::string_view logical, std::
     }
     dispatcher_->dispatch(std::move(ev), targets, done_for_item(), from_stream);
   }
+}
+
+void Server::checkDeadLetterBacklog() {
+  const uint64_t limit = config_.limits.max_dead_letter_bytes;
+  if (subscriber_ == nullptr || subscriber_->readingPaused() || dispatcher_->deadLetterBacklogBytes() <= limit) {
+    return;
+  }
+  // Shedding a flood costs memory too: each dead letter is kept until it is
+  // stored. Past the limit, stop reading and let Redis hold the rest (its
+  // pubsub output-buffer limit may then cut us off: that is logged as a
+  // gap); read again once half of it is stored.
+  subscriber_->pauseReading();
+  backlog_paused_at_ = uv_now(&loop_);
+  log::host().warn(
+      "{} bytes of dead-letter entries wait to be stored (limits.max_dead_letter_bytes={}): Pub/Sub reading "
+      "paused until half of them are",
+      dispatcher_->deadLetterBacklogBytes(), limit);
+  uv_timer_start(
+      backlog_timer_.get(),
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Server*>(t->data);
+        if (self->subscriber_ == nullptr || self->stopping_) {
+          uv_timer_stop(t);
+          return;
+        }
+        if (self->dispatcher_->deadLetterBacklogBytes() > self->config_.limits.max_dead_letter_bytes / 2 &&
+            self->subscriber_->readingPaused()) {
+          return;
+        }
+        uv_timer_stop(t);
+        self->subscriber_->resumeReading();
+        log::host().info("Pub/Sub reading resumed after {} ms (dead-letter backlog {} bytes)",
+                         uv_now(&self->loop_) - self->backlog_paused_at_, self->dispatcher_->deadLetterBacklogBytes());
+      },
+      5, 5);
 }
 
 void Server::onSignal(uv_signal_t* h, int signum) {
@@ -362,6 +404,7 @@ void Server::stop() {
   stopping_ = true;
   // Stop taking events first; what is in flight may still use Redis (and
   // stream entries still need their acks).
+  uv_timer_stop(backlog_timer_.get());
   subscriber_.reset();
   for (auto& src : streams_) {
     src->stop();

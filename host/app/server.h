@@ -93,6 +93,8 @@ class Server final : public plugin::HostServices, public dispatch::IdempotencySt
   bool sendCommand(plugin::Instance& from, std::vector<std::string> argv, evh_reply_cb cb, void* user_data);
   void finishStop();
   void onDeadline();
+  // After a dead letter of a Pub/Sub message: too much waiting to be stored?
+  void checkDeadLetterBacklog();
 
   config::Config config_;
   Options options_;
@@ -111,6 +113,10 @@ class Server final : public plugin::HostServices, public dispatch::IdempotencySt
   std::unique_ptr<redis::Subscriber> subscriber_;
   std::vector<std::unique_ptr<redis::StreamSource>> streams_;
   UvHandle<uv_timer_t> flush_timer_;
+  // Pub/Sub reading paused while dead letters wait to be stored beyond
+  // limits.max_dead_letter_bytes; this timer looks for the way back.
+  UvHandle<uv_timer_t> backlog_timer_;
+  uint64_t backlog_paused_at_ = 0;  // loop ms
   event::Decoder decoder_;
   std::vector<event::Item> items_;  // reused by every decode
   std::vector<ChannelCounters> channel_counters_;

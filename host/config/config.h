@@ -115,6 +115,10 @@ struct Limits {
   uint32_t max_message_bytes = 1024 * 1024;
   uint32_t max_in_flight = 10000;
   uint32_t max_json_depth = 64;
+  // Dead-letter entries made but not yet stored (file or plugin), in bytes.
+  // Above it evhost stops reading Pub/Sub until half of it is stored, so
+  // that a flood it sheds cannot grow its memory without bound.
+  uint32_t max_dead_letter_bytes = 16u << 20;
 };
 
 enum class LogFormat { Text, Json };

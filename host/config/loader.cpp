@@ -326,6 +326,8 @@ class Loader : private YamlReader {
          [&](const Entry& e) { readInteger(e, limits.max_in_flight, 1, kU32Max); }},
         {"max_json_depth",
          [&](const Entry& e) { readInteger(e, limits.max_json_depth, 1, kU32Max); }},
+        {"max_dead_letter_bytes",
+         [&](const Entry& e) { readInteger(e, limits.max_dead_letter_bytes, 65536, kU32Max); }},
     });
   }
 

@@ -862,8 +862,11 @@ void Dispatcher::releaseWaiting(PluginState& ps) {
 
 void Dispatcher::submitDeadLetter(DeadLetterEntry entry, std::function<void()> done) {
   ++dl_pending_;
-  auto finished = [this, done = std::move(done)] {
+  const size_t bytes = entry.json.size();
+  dl_bytes_ += bytes;
+  auto finished = [this, bytes, done = std::move(done)] {
     --dl_pending_;
+    dl_bytes_ -= bytes;
     // After the deadline the things `done` refers to (a stream source to
     // ack on, say) may be gone; the entry is stored all the same.
     if (done && !abandoned_) {

@@ -124,6 +124,9 @@ class Dispatcher {
   // True while p's breaker is OPEN (not half-open).
   bool breakerOpen(const plugin::Instance* p) const;
   uint64_t deadLettered() const noexcept { return dead_lettered_; }
+  // Bytes of dead-letter entries made and not yet stored (by the plugin or
+  // in the fallback file): what a flood of dead letters costs in memory.
+  uint64_t deadLetterBacklogBytes() const noexcept { return dl_bytes_; }
   uint64_t fallbackWrites() const noexcept { return fallback_->written(); }
 
   class Attempt;  // one handle() invocation: the host's evh_call
@@ -205,6 +208,7 @@ class Dispatcher {
   size_t in_flight_ = 0;        // events
   size_t live_attempts_ = 0;    // handle() calls not finished
   size_t dl_pending_ = 0;       // dead-letter entries on their way (plugin or file)
+  uint64_t dl_bytes_ = 0;  // of those, their entries' bytes
   uint64_t dead_lettered_ = 0;
   bool draining_ = false;
   bool abandoned_ = false;

@@ -75,7 +75,16 @@ void repoll(void* privdata) {
     uv_poll_start(&p->handle, p->events, &pollPassingErrors);
   }
 }
+// The Connection a hook's adapter state belongs to (null once dropped).
+Connection* ownerOf(void* privdata) {
+  redisAsyncContext* ac = static_cast<redisLibuvEvents*>(privdata)->context;
+  return ac != nullptr ? static_cast<Connection*>(ac->data) : nullptr;
+}
+
 void addRead(void* privdata) {
+  if (Connection* c = ownerOf(privdata); c != nullptr && c->readingPaused()) {
+    return;  // hiredis re-arms reading after each write; not while paused
+  }
   redisLibuvAddRead(privdata);
   repoll(privdata);
 }
@@ -141,6 +150,7 @@ void Connection::stop() {
   stopped_ = true;
   state_ = State::Stopped;
   ready_ = false;
+  read_paused_ = false;
   uv_timer_stop(retry_timer_.get());
   uv_timer_stop(connect_timer_.get());
   uv_timer_stop(tick_timer_.get());
@@ -390,6 +400,7 @@ void Connection::fail(const std::string& why) {
   uv_timer_stop(tick_timer_.get());
   const bool was_ready = ready_;
   ready_ = false;
+  read_paused_ = false;
   if (was_ready) {
     ++outages_;
     down_since_ms_ = nowMs(loop_);
@@ -433,11 +444,38 @@ bool Connection::command(int argc, const char** argv, const size_t* lens, redisC
   return redisAsyncCommandArgv(ac_, fn, privdata, argc, argv, lens) == REDIS_OK;
 }
 
+void Connection::pauseReading() {
+  if (!ready_ || ac_ == nullptr || read_paused_) {
+    return;
+  }
+  read_paused_ = true;
+  if (ac_->ev.delRead != nullptr) {
+    ac_->ev.delRead(ac_->ev.data);
+  }
+}
+
+void Connection::resumeReading() {
+  if (!read_paused_) {
+    return;
+  }
+  read_paused_ = false;
+  if (ac_ != nullptr && ac_->ev.addRead != nullptr) {
+    ac_->ev.addRead(ac_->ev.data);
+    // A PING answer may have waited unread: give it a fresh window.
+    ping_sent_ms_ = nowMs(loop_);
+    iterations_at_ping_ = iterations_;
+  }
+}
+
 void Connection::onTick() {
   if (!ready_ || ac_ == nullptr) {
     return;
   }
   const uint64_t now = nowMs(loop_);
+  if (read_paused_) {
+    last_tick_ms_ = now;
+    return;  // nothing can be read: no judging the connection meanwhile
+  }
   const bool loop_stalled = now - last_tick_ms_ > 3 * tick_ms_;
   last_tick_ms_ = now;
   if (ping_outstanding_ && loop_stalled) {

@@ -49,6 +49,12 @@ class Connection {
   // Drops the current connection (if any) and reconnects after a backoff.
   void reconnect(const std::string& why);
 
+  // Stops reading the socket (Redis then buffers for us) until
+  // resumeReading(); PING checks wait meanwhile. Only while ready: a lost
+  // connection forgets it (the next one must read its handshake). THREAD: loop.
+  void pauseReading();
+  void resumeReading();
+  bool readingPaused() const noexcept { return read_paused_; }
   bool ready() const noexcept { return ready_; }
   bool stopped() const noexcept { return stopped_; }
   const std::string& name() const noexcept { return name_; }
@@ -99,6 +105,7 @@ class Connection {
 
   State state_ = State::Idle;
   bool ready_ = false;
+  bool read_paused_ = false;  // pauseReading(): the read hooks hold off
   bool stopped_ = false;
   std::deque<const char*> handshake_steps_;  // commands whose replies the handshake awaits
   std::string drop_reason_;       // why we are dropping the context ourselves

@@ -41,6 +41,11 @@ class Subscriber {
 
   // True once every subscription is confirmed on the current connection.
   bool subscribed() const noexcept { return confirmed_ == subs_.size() && conn_.ready(); }
+  // Backpressure: stop / start reading messages (Redis buffers them, up to
+  // its client-output-buffer-limit for pubsub). THREAD: loop.
+  void pauseReading() { conn_.pauseReading(); }
+  void resumeReading() { conn_.resumeReading(); }
+  bool readingPaused() const noexcept { return conn_.readingPaused(); }
   const Connection& connection() const noexcept { return conn_; }
   const std::vector<Subscription>& subscriptions() const noexcept { return subs_; }
   uint64_t gaps() const noexcept { return gaps_; }

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <string>
 #include <thread>
@@ -147,6 +148,54 @@ TEST(BenchTools, ReferenceSubscriberCountsWhatTheLoadGeneratorSent) {
     EXPECT_EQ(res.at("received"), 4000);
     EXPECT_EQ(res.at("sent"), 4000);
   }
+}
+
+// evhost's behaviour under a flood it must shed, with the bench tools as the
+// load: a Pub/Sub burst into a slow blocking plugin. Every event is either
+// handled or dead-lettered (overloaded), and when dead letters pile up
+// faster than the fallback file takes them, evhost stops reading (Redis,
+// here without an output-buffer limit, holds the rest) instead of growing.
+TEST(BenchTools, APubSubFloodIntoASlowPluginIsShedWithABoundedBacklog) {
+  RedisServer redis({"--client-output-buffer-limit", "pubsub 0 0 0"});
+  // slow_recorder: blocking, one call at a time, 1 ms each; it records what
+  // it handled in the list "seen" (the sentinel is not routed).
+  EvhostProcess evh("environment: bench\nredis: {host: 127.0.0.1, port: " + std::to_string(redis.port()) +
+                    "}\n"
+                    "plugins:\n  slow: {path: slow_recorder, config: {sleep_ms: 1}}\n"
+                    "channels:\n  bench:events:\n    routes: [{events: [PRODUCT_CREATED], plugins: [slow]}]\n"
+                    "limits: {max_in_flight: 100, max_dead_letter_bytes: 65536}\n");
+  ASSERT_TRUE(evh.waitForLog("subscribed to")) << evh.log();
+  constexpr int64_t kEvents = 20000;
+  auto [rc, out] = runCommand({kLoadgen, "--port", std::to_string(redis.port()), "--target", kTarget, "--count",
+                               std::to_string(kEvents)});
+  ASSERT_EQ(rc, 0) << out;
+  // Every event ends up handled or dead-lettered (overloaded), nothing else.
+  const std::string dl_path = evh.dir() + "/evhost-dead-letter.jsonl";
+  int64_t handled = 0;
+  int64_t overloaded = 0;
+  int64_t other = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);  // hang guard
+  while (std::chrono::steady_clock::now() < deadline) {
+    handled = redis.command({"LLEN", "seen"})->integer;
+    overloaded = other = 0;
+    std::ifstream dl(dl_path);
+    for (std::string line; std::getline(dl, line);) {
+      (Json::parse(line).at("reason") == "overloaded" ? overloaded : other) += 1;
+    }
+    if (handled + overloaded + other >= kEvents) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(other, 0);
+  EXPECT_EQ(handled + overloaded, kEvents) << "handled " << handled << ", dead-lettered " << overloaded;
+  EXPECT_GT(handled, 0);
+  EXPECT_GT(overloaded, 0);  // a flood: the plugin could not take it all
+  EXPECT_THAT(evh.log(), HasSubstr("Pub/Sub reading paused"));
+  EXPECT_THAT(evh.log(), HasSubstr("Pub/Sub reading resumed"));
+  EXPECT_THAT(evh.log(), ::testing::Not(HasSubstr("connection lost")));
+  evh.signal(SIGTERM);
+  EXPECT_EQ(evh.waitExit(), 0);
 }
 
 TEST(BenchTools, BadInputIsRefusedWithAMessageNamingIt) {

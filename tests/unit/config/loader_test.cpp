@@ -132,7 +132,7 @@ channels:
     pattern: true
     routes:
       - plugins: [audit]
-limits: { max_message_bytes: 2048, max_in_flight: 50, max_json_depth: 16 }
+limits: { max_message_bytes: 2048, max_in_flight: 50, max_json_depth: 16, max_dead_letter_bytes: 1048576 }
 logging: { level: debug, format: json, debug_events: true }
 workers: 8
 shutdown_timeout_ms: 0
@@ -186,6 +186,7 @@ shutdown_timeout_ms: 0
   EXPECT_EQ(config.limits.max_message_bytes, 2048U);
   EXPECT_EQ(config.limits.max_in_flight, 50U);
   EXPECT_EQ(config.limits.max_json_depth, 16U);
+  EXPECT_EQ(config.limits.max_dead_letter_bytes, 1048576U);
   EXPECT_EQ(config.logging.level, "debug");
   EXPECT_EQ(config.logging.format, LogFormat::Json);
   EXPECT_TRUE(config.logging.debug_events);
