@@ -165,7 +165,7 @@ void Server::start() {
           }
         },
         [this, i] {
-          if (allBreakersOpen(i)) {
+          if (dl_backpressure_ || allBreakersOpen(i)) {
             return size_t{0};
           }
           size_t in = dispatcher_->inFlight();
@@ -246,6 +246,7 @@ void Server::onStreamEntry(redis::StreamSource& source, const std::string& id, c
     log::host().warn("invalid entry {} on stream {}: {}", id, ch.key, why);
     dispatch::DeadLetterInfo info{"invalid", "no_event_field", why, "", 0, 0, 0};
     dispatcher_->deadLetter(dispatch::makeEntry(info, "", ch.logical, ch.key), ack);
+    checkDeadLetterBacklog();
     return;
   }
   handleMessage(ch.index, ch.logical, ch.key, *event_field, id, ack, redelivered);
@@ -261,6 +262,7 @@ void Server::onStreamReject(redis::StreamSource& source, const std::string& id, 
       dispatch::makeEntry(info, event_field != nullptr ? std::string_view(*event_field) : std::string_view(),
                           ch.logical, ch.key),
       [src, id] { src->ack(id); });
+  checkDeadLetterBacklog();
 }
 
 void Server::handleMessage(size_t channel_index, std::string_view logical, std::string_view redis_channel,
@@ -299,9 +301,7 @@ void Server::handleMessage(size_t channel_index, std::string_view logical, std::
       ++cc.invalid;
       dispatch::DeadLetterInfo info{"invalid", event::reasonCode(rejected->reason), rejected->detail, "", 0, 0, 0};
       dispatcher_->deadLetter(dispatch::makeEntry(info, rejected->rawPart(), logical, redis_channel), done_for_item());
-      if (!from_stream) {
-        checkDeadLetterBacklog();
-      }
+      checkDeadLetterBacklog();
       Throttle& throttle = invalid_log_[static_cast<size_t>(rejected->reason)];
       if (throttle.allow(uv_now(&loop_))) {
         log::host().warn("invalid event on {}: {} (reason={}, {} bytes){}", redis_channel, rejected->detail,
@@ -352,35 +352,51 @@ void Server::handleMessage(size_t channel_index, std::string_view logical, std::
 }
 
 void Server::checkDeadLetterBacklog() {
+  if (dl_backpressure_) {
+    // A subscriber that reconnected meanwhile reads again: hold it back too.
+    if (subscriber_ != nullptr && !subscriber_->readingPaused()) {
+      subscriber_->pauseReading();
+    }
+    return;
+  }
   const uint64_t limit = config_.limits.max_dead_letter_bytes;
-  if (subscriber_ == nullptr || subscriber_->readingPaused() || dispatcher_->deadLetterBacklogBytes() <= limit) {
+  if (dispatcher_->deadLetterBacklogBytes() <= limit || stopping_) {
     return;
   }
   // Shedding a flood costs memory too: each dead letter is kept until it is
-  // stored. Past the limit, stop reading and let Redis hold the rest (its
-  // pubsub output-buffer limit may then cut us off: that is logged as a
-  // gap); read again once half of it is stored.
-  subscriber_->pauseReading();
+  // stored. Past the limit, stop reading -- Pub/Sub (Redis holds the rest; its
+  // pubsub output-buffer limit may then cut us off: that is logged as a gap)
+  // and streams (their capacity is 0 meanwhile) -- and read again once half
+  // of it is stored.
+  dl_backpressure_ = true;
+  if (subscriber_ != nullptr) {
+    subscriber_->pauseReading();
+  }
   backlog_paused_at_ = uv_now(&loop_);
   log::host().warn(
-      "{} bytes of dead-letter entries wait to be stored (limits.max_dead_letter_bytes={}): Pub/Sub reading "
-      "paused until half of them are",
+      "{} bytes of dead-letter entries wait to be stored (limits.max_dead_letter_bytes={}): reading paused until "
+      "half of them are",
       dispatcher_->deadLetterBacklogBytes(), limit);
   uv_timer_start(
       backlog_timer_.get(),
       [](uv_timer_t* t) {
         auto* self = static_cast<Server*>(t->data);
-        if (self->subscriber_ == nullptr || self->stopping_) {
+        if (self->stopping_) {
           uv_timer_stop(t);
           return;
         }
-        if (self->dispatcher_->deadLetterBacklogBytes() > self->config_.limits.max_dead_letter_bytes / 2 &&
-            self->subscriber_->readingPaused()) {
+        if (self->dispatcher_->deadLetterBacklogBytes() > self->config_.limits.max_dead_letter_bytes / 2) {
           return;
         }
         uv_timer_stop(t);
-        self->subscriber_->resumeReading();
-        log::host().info("Pub/Sub reading resumed after {} ms (dead-letter backlog {} bytes)",
+        self->dl_backpressure_ = false;
+        if (self->subscriber_ != nullptr) {
+          self->subscriber_->resumeReading();
+        }
+        for (auto& src : self->streams_) {
+          src->resume();
+        }
+        log::host().info("reading resumed after {} ms (dead-letter backlog {} bytes)",
                          uv_now(&self->loop_) - self->backlog_paused_at_, self->dispatcher_->deadLetterBacklogBytes());
       },
       5, 5);

@@ -117,6 +117,7 @@ class Server final : public plugin::HostServices, public dispatch::IdempotencySt
   // limits.max_dead_letter_bytes; this timer looks for the way back.
   UvHandle<uv_timer_t> backlog_timer_;
   uint64_t backlog_paused_at_ = 0;  // loop ms
+  bool dl_backpressure_ = false;    // reading held back for the dead-letter backlog
   event::Decoder decoder_;
   std::vector<event::Item> items_;  // reused by every decode
   std::vector<ChannelCounters> channel_counters_;

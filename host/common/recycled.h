@@ -18,7 +18,12 @@ namespace evh {
 
 #if defined(__SANITIZE_ADDRESS__)
 #define EVH_RECYCLE 0
-#else
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EVH_RECYCLE 0
+#endif
+#endif
+#ifndef EVH_RECYCLE
 #define EVH_RECYCLE 1
 #endif
 

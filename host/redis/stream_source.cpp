@@ -43,7 +43,7 @@ StreamSource::StreamSource(uv_loop_t* loop, Endpoint endpoint, StreamChannel cha
   for (auto* t : {retry_timer_.get(), claim_timer_.get(), trim_timer_.get()}) {
     t->data = this;
   }
-  ack_flush_ = makeUvHandle<uv_check_t>(loop_, uv_check_init);
+  ack_flush_ = makeUvHandle<uv_prepare_t>(loop_, uv_prepare_init);
   ack_flush_->data = this;
 }
 
@@ -141,7 +141,10 @@ void StreamSource::read() {
     return;
   }
   size_t room = capacity_();
-  if (room == 0 || room < ch_.min_room) {
+  // Wait for min_room only while entries of ours are in flight: their acks
+  // will look again. With none, any room will do (or this stream could
+  // starve behind busier ones).
+  if (room == 0 || (room < ch_.min_room && !in_flight_.empty())) {
     paused_ = true;  // resume() reads again as entries finish (or the claim tick)
     return;
   }
@@ -245,8 +248,8 @@ void StreamSource::take(const std::string& id, const redisReply* fields, bool ch
   const bool sent = acks_.send(
       {"XPENDING", ch_.key, ch_.group, id, id, "1"},
       [this, alive, id, event_field](evh_status status, const redisReply* r) {
-        if (alive.expired() || !*alive.lock()) {
-          return;
+        if (alive.expired() || !*alive.lock() || stopped_) {
+          return;  // stopping: the entry stays pending, delivered again later
         }
         long long deliveries = 0;
         if (status == EVH_OK && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
@@ -533,13 +536,13 @@ void StreamSource::ack(const std::string& id) {
   if (ack_batch_.size() >= kAckBatch) {
     flushAcks();
   } else if (ack_batch_.size() == 1) {
-    uv_check_start(ack_flush_.get(), [](uv_check_t* h) { static_cast<StreamSource*>(h->data)->flushAcks(); });
+    uv_prepare_start(ack_flush_.get(), [](uv_prepare_t* h) { static_cast<StreamSource*>(h->data)->flushAcks(); });
   }
   resume();
 }
 
 void StreamSource::flushAcks() {
-  uv_check_stop(ack_flush_.get());
+  uv_prepare_stop(ack_flush_.get());
   if (ack_batch_.empty()) {
     return;
   }
@@ -565,6 +568,7 @@ void StreamSource::sendAcks(std::vector<std::string> ids) {
       for (const auto& id : *shared_ids) {
         in_flight_.erase(id);
       }
+      resume();  // with none of ours left in flight, any room will do
       return;
     }
     log::host().warn("stream {}: XACK of {} entr{} failed ({}); retrying", ch_.key, shared_ids->size(),

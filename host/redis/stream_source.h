@@ -66,8 +66,8 @@ class StreamSource {
   void stop();
   // XACKs an entry (through the command connection, which no XREADGROUP
   // blocks) and forgets it. Acks are batched: every ack of one loop
-  // iteration goes out as one XACK at its end (uv_check), or at once when
-  // kAckBatch are waiting. An ack that fails leaves the entry pending: it is
+  // iteration goes out as one XACK before the loop next waits for I/O
+  // (uv_prepare), or at once when kAckBatch are waiting. An ack that fails leaves the entry pending: it is
   // delivered again (at least once). THREAD: loop.
   void ack(const std::string& id);
   // Sends the acks batched so far now. THREAD: loop.
@@ -127,7 +127,7 @@ class StreamSource {
   bool trimming_ = false;
   std::vector<std::string> ack_retry_;  // acks that could not be sent yet
   std::vector<std::string> ack_batch_;  // acked this loop iteration, not sent yet
-  UvHandle<uv_check_t> ack_flush_;      // sends ack_batch_ at the end of the iteration
+  UvHandle<uv_prepare_t> ack_flush_;    // sends ack_batch_ before the loop next waits for I/O
   Phase phase_ = Phase::Idle;
   bool reading_ = false;  // an XREADGROUP is outstanding
   bool paused_ = false;   // stopped for want of capacity

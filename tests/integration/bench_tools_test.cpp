@@ -191,9 +191,60 @@ TEST(BenchTools, APubSubFloodIntoASlowPluginIsShedWithABoundedBacklog) {
   EXPECT_EQ(handled + overloaded, kEvents) << "handled " << handled << ", dead-lettered " << overloaded;
   EXPECT_GT(handled, 0);
   EXPECT_GT(overloaded, 0);  // a flood: the plugin could not take it all
-  EXPECT_THAT(evh.log(), HasSubstr("Pub/Sub reading paused"));
-  EXPECT_THAT(evh.log(), HasSubstr("Pub/Sub reading resumed"));
+  EXPECT_THAT(evh.log(), HasSubstr("reading paused until half of them are"));
+  EXPECT_THAT(evh.log(), HasSubstr("reading resumed after"));
   EXPECT_THAT(evh.log(), ::testing::Not(HasSubstr("connection lost")));
+  evh.signal(SIGTERM);
+  EXPECT_EQ(evh.waitExit(), 0);
+}
+
+// The same brake on a stream: a read of 1,000 undecodable entries makes more
+// dead-letter bytes than the limit at once; reading pauses, resumes, and in
+// the end every entry is dead-lettered (invalid) and acknowledged.
+TEST(BenchTools, AStreamOfGarbagePausesForItsDeadLettersAndLosesNothing) {
+  RedisServer redis;
+  EvhostProcess evh("environment: bench\nredis: {host: 127.0.0.1, port: " + std::to_string(redis.port()) +
+                    "}\n"
+                    "plugins:\n  b: {path: bench}\n"
+                    "channels:\n  bench:events:\n    transport: stream\n    stream: {count: 1000}\n"
+                    "    routes: [{plugins: [b]}]\n"
+                    "limits: {max_dead_letter_bytes: 65536}\n");
+  ASSERT_TRUE(evh.waitForLog("created consumer group")) << evh.log();
+  constexpr int kEntries = 5000;
+  {
+    RedisConn c = redis.connect();
+    const std::string garbage(200, 'x');
+    for (int i = 0; i < kEntries; ++i) {
+      redisAppendCommand(c.get(), "XADD %s * event %s", kTarget, ("not json " + garbage).c_str());
+    }
+    for (int i = 0; i < kEntries; ++i) {
+      void* r = nullptr;
+      ASSERT_EQ(redisGetReply(c.get(), &r), REDIS_OK);
+      freeReplyObject(r);
+    }
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);  // hang guard
+  long long pending = -1;
+  long long lines = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto info = redis.command({"XINFO", "GROUPS", kTarget});
+    // [name, evhost, consumers, n, pending, n, last-delivered-id, id, ...]
+    pending = info->element[0]->element[5]->integer;
+    lines = 0;
+    std::ifstream dl(evh.dir() + "/evhost-dead-letter.jsonl");
+    for (std::string line; std::getline(dl, line);) {
+      EXPECT_EQ(Json::parse(line).at("reason"), "invalid");
+      ++lines;
+    }
+    if (lines == kEntries && pending == 0) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(lines, kEntries);
+  EXPECT_EQ(pending, 0);
+  EXPECT_THAT(evh.log(), HasSubstr("reading paused until half of them are"));
+  EXPECT_THAT(evh.log(), HasSubstr("reading resumed after"));
   evh.signal(SIGTERM);
   EXPECT_EQ(evh.waitExit(), 0);
 }
