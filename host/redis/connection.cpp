@@ -60,19 +60,33 @@ void* hookNil(const redisReadTask* t) {
 void hookFree(void* obj) { g_default_fns->freeObject(obj); }
 redisReplyObjectFunctions g_hooked_fns = {hookString, hookArray, hookInteger, hookNil, hookFree};
 
-// hiredis 0.14's libuv adapter returns early when a poll reports an error
-// (status < 0) -- and libuv reports POLLERR, e.g. a refused connect, exactly
-// that way, after stopping the poll. hiredis never hears of it and a refused
-// connect would wait for our connect timeout. These wrappers keep the
-// adapter's hooks but restart its poll with a callback that hands errors to
-// hiredis as readiness, so that it reads the socket error itself.
+// The event hooks hiredis calls to (un)watch its socket. They do what the
+// hiredis 0.14 libuv adapter's own hooks do, with two differences:
+// - the adapter returns early when a poll reports an error (status < 0) --
+//   and libuv reports POLLERR, e.g. a refused connect, exactly that way,
+//   after stopping the poll. hiredis would never hear of it and a refused
+//   connect would wait for our connect timeout. Our poll callback hands
+//   errors to hiredis as readiness, so that it reads the socket error itself;
+// - the adapter restarts the poll on every call, and hiredis re-arms reading
+//   after every read: a uv_poll_start (stop + start, so an epoll_ctl) per
+//   message. Ours touch the poll only when the set of events changes.
 void pollPassingErrors(uv_poll_t* handle, int status, int events) {
+  if (status < 0) {
+    // libuv has stopped this poll: whatever hiredis asks next must start it.
+    static_cast<redisLibuvEvents*>(handle->data)->events = 0;
+  }
   redisLibuvPoll(handle, 0, status < 0 ? (UV_READABLE | UV_WRITABLE) : events);
 }
-void repoll(void* privdata) {
+void setEvents(void* privdata, int events) {
   auto* p = static_cast<redisLibuvEvents*>(privdata);
-  if (p->events != 0) {
-    uv_poll_start(&p->handle, p->events, &pollPassingErrors);
+  if (events == p->events) {
+    return;
+  }
+  p->events = events;
+  if (events != 0) {
+    uv_poll_start(&p->handle, events, &pollPassingErrors);
+  } else {
+    uv_poll_stop(&p->handle);
   }
 }
 // The Connection a hook's adapter state belongs to (null once dropped).
@@ -85,20 +99,16 @@ void addRead(void* privdata) {
   if (Connection* c = ownerOf(privdata); c != nullptr && c->readingPaused()) {
     return;  // hiredis re-arms reading after each write; not while paused
   }
-  redisLibuvAddRead(privdata);
-  repoll(privdata);
+  setEvents(privdata, static_cast<redisLibuvEvents*>(privdata)->events | UV_READABLE);
 }
 void delRead(void* privdata) {
-  redisLibuvDelRead(privdata);
-  repoll(privdata);
+  setEvents(privdata, static_cast<redisLibuvEvents*>(privdata)->events & ~UV_READABLE);
 }
 void addWrite(void* privdata) {
-  redisLibuvAddWrite(privdata);
-  repoll(privdata);
+  setEvents(privdata, static_cast<redisLibuvEvents*>(privdata)->events | UV_WRITABLE);
 }
 void delWrite(void* privdata) {
-  redisLibuvDelWrite(privdata);
-  repoll(privdata);
+  setEvents(privdata, static_cast<redisLibuvEvents*>(privdata)->events & ~UV_WRITABLE);
 }
 
 void hookReader(redisAsyncContext* ac, Connection* owner) {
