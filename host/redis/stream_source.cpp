@@ -158,10 +158,71 @@ void StreamSource::read() {
   for (int i = 0; i < kArgs; ++i) {
     lens[i] = std::strlen(argv[i]);
   }
+  // Entries handled inline while the last read's reply was processed are
+  // acknowledged right here, ahead of the read, on the same connection.
+  pipelineAcks();
   reading_ = true;
   if (!conn_.command(kArgs, argv, lens, &StreamSource::onReadReply, this)) {
     reading_ = false;
   }
+}
+
+namespace {
+struct PipelinedAcks {
+  StreamSource* source;
+  std::weak_ptr<bool> alive;
+  std::vector<std::string> ids;
+};
+}  // namespace
+
+bool StreamSource::pipelineAcks() {
+  if (ack_batch_.empty()) {
+    return false;
+  }
+  auto batch = std::make_unique<PipelinedAcks>(PipelinedAcks{this, alive_, {}});
+  batch->ids.swap(ack_batch_);
+  std::vector<const char*> argv = {"XACK", ch_.key.c_str(), ch_.group.c_str()};
+  std::vector<size_t> lens = {4, ch_.key.size(), ch_.group.size()};
+  for (const auto& id : batch->ids) {
+    argv.push_back(id.c_str());
+    lens.push_back(id.size());
+  }
+  if (!conn_.command(static_cast<int>(argv.size()), argv.data(), lens.data(), &StreamSource::onPipelinedAckReply,
+                     batch.get())) {
+    ack_batch_.swap(batch->ids);  // the command connection's turn (uv_prepare)
+    return false;
+  }
+  batch.release();  // owned by the callback now
+  uv_prepare_stop(ack_flush_.get());
+  return true;
+}
+
+void StreamSource::onPipelinedAckReply(redisAsyncContext* /*ac*/, void* r, void* privdata) {
+  std::unique_ptr<PipelinedAcks> batch(static_cast<PipelinedAcks*>(privdata));
+  if (batch->alive.expired() || !*batch->alive.lock()) {
+    return;
+  }
+  StreamSource* self = batch->source;
+  const auto* reply = static_cast<const redisReply*>(r);
+  if (reply != nullptr && reply->type != REDIS_REPLY_ERROR) {
+    self->ackConfirmed(batch->ids);
+    return;
+  }
+  // The reading connection went down (or Redis refused): the command
+  // connection retries them -- with the next claim tick, or at retire() when
+  // this is evhost stopping (which closes the reading connection first).
+  if (!self->stopped_) {
+    log::host().warn("stream {}: XACK of {} entr{} failed ({}); retrying", self->ch_.key, batch->ids.size(),
+                     batch->ids.size() == 1 ? "y" : "ies", reply == nullptr ? "connection lost" : reply->str);
+  }
+  self->ack_retry_.insert(self->ack_retry_.end(), batch->ids.begin(), batch->ids.end());
+}
+
+void StreamSource::ackConfirmed(const std::vector<std::string>& ids) {
+  for (const auto& id : ids) {
+    in_flight_.erase(id);
+  }
+  resume();  // with none of ours left in flight, any room will do
 }
 
 void StreamSource::onReadReply(redisAsyncContext* /*ac*/, void* r, void* privdata) {
@@ -506,6 +567,7 @@ void StreamSource::trimBelow(const std::string& safe) {
 
 void StreamSource::retire() {
   flushAcks();
+  retryAcks();
   std::weak_ptr<bool> alive = alive_;
   acks_.send({"XPENDING", ch_.key, ch_.group, "-", "+", "1", ch_.consumer},
              [this, alive](evh_status status, const redisReply* r) {
@@ -565,10 +627,7 @@ void StreamSource::sendAcks(std::vector<std::string> ids) {
       return;
     }
     if (status == EVH_OK && r->type != REDIS_REPLY_ERROR) {
-      for (const auto& id : *shared_ids) {
-        in_flight_.erase(id);
-      }
-      resume();  // with none of ours left in flight, any room will do
+      ackConfirmed(*shared_ids);
       return;
     }
     log::host().warn("stream {}: XACK of {} entr{} failed ({}); retrying", ch_.key, shared_ids->size(),

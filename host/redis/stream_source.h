@@ -98,6 +98,11 @@ class StreamSource {
   void onRead(const redisReply* reply);
   static void onGroupReply(redisAsyncContext* ac, void* reply, void* privdata);
   static void onReadReply(redisAsyncContext* ac, void* reply, void* privdata);
+  // The acks batched so far, in front of the next XREADGROUP on the reading
+  // connection (one round trip for both). Returns false if not sent.
+  bool pipelineAcks();
+  static void onPipelinedAckReply(redisAsyncContext* ac, void* reply, void* privdata);
+  void ackConfirmed(const std::vector<std::string>& ids);
   void retryLater(uint64_t ms);
   // Hands an entry over -- after checking how often it was delivered, when
   // it may have been before (our own pending entries, claimed ones).
