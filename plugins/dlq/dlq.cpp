@@ -390,6 +390,7 @@ struct Round {
     bool done = false;
     bool ok = false;
     bool cancelled = false;
+    int64_t integer = 0;  // an integer reply's value
     std::string error;
   };
   explicit Round(size_t n) : slots(n) {}
@@ -399,6 +400,7 @@ struct Round {
 struct Answer {
   bool ok = false;
   bool stopped = false;  // the host or the plugin is shutting down: not an outage
+  int64_t integer = 0;   // an integer reply's value (LPUSH: the list's new length)
   std::string error;
 };
 
@@ -433,6 +435,7 @@ class Dlq final : public evh::Plugin {
         spooled_(host.counter("spooled", "dead-letter entries appended to the spool file")),
         flushed_(host.counter("flushed", "spooled entries pushed to Redis")),
         corrupt_(host.counter("spool_corrupt", "corrupt spool lines dropped")),
+        evicted_(host.counter("evicted", "oldest entries trimmed off the list by max_length")),
         pending_gauge_(host.gauge("spool_pending", "entries in the spool file, not yet in Redis")),
         signal_(std::make_shared<Signal>()) {
     host.info("dead-letter entries go to " + redis_key_ + " (newest first, at most " +
@@ -499,6 +502,7 @@ class Dlq final : public evh::Plugin {
         Round::Slot& slot = round->slots[i];
         slot.done = true;
         slot.ok = r.ok();
+        slot.integer = r.type() == EVH_REPLY_INTEGER ? r.integer() : 0;
         slot.cancelled = r.status() == EVH_ERR_CANCELLED;
         if (!slot.ok) {
           slot.error = r.describe();
@@ -528,6 +532,7 @@ class Dlq final : public evh::Plugin {
       Answer& a = answers[i];
       if (i < sent && slot.done) {
         a.ok = slot.ok;
+        a.integer = slot.integer;
         a.stopped = slot.cancelled;
         a.error = slot.error;
       } else if (i < sent) {
@@ -558,6 +563,20 @@ class Dlq final : public evh::Plugin {
       // The entries are stored; the list is merely longer than max_length
       // until a later LTRIM succeeds.
       host().warn("LTRIM " + redis_key_ + " failed: " + a[1].error);
+    } else if (a[1].ok && a[0].integer > settings_.max_length) {
+      // The list keeps the newest max_length: older entries just left it.
+      // A retention policy, but never a silent one.
+      const int64_t evicted = a[0].integer - settings_.max_length;
+      evicted_.add(evicted);
+      evicted_since_log_ += evicted;
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_evicted_log_ >= std::chrono::seconds(10)) {
+        host().warn(std::to_string(evicted_since_log_) + " oldest entr" + (evicted_since_log_ == 1 ? "y" : "ies") +
+                    " left " + redis_key_ + " (max_length " + std::to_string(settings_.max_length) +
+                    ") since the last such line; evhctl dlq list/replay before they go, or raise max_length");
+        evicted_since_log_ = 0;
+        last_evicted_log_ = now;
+      }
     }
     return Store::Ok;
   }
@@ -751,6 +770,11 @@ class Dlq final : public evh::Plugin {
   evh::Metric spooled_;
   evh::Metric flushed_;
   evh::Metric corrupt_;
+  evh::Metric evicted_;
+  // Eviction log throttle (push() runs one call at a time: worker or flusher
+  // under mutex_).
+  int64_t evicted_since_log_ = 0;
+  std::chrono::steady_clock::time_point last_evicted_log_{};
   evh::Metric pending_gauge_;
   std::shared_ptr<Signal> signal_;
 

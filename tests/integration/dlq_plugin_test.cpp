@@ -281,11 +281,14 @@ TEST_F(DlqPluginTest, UsesTheConfiguredKeyUnderTheEnvironmentPrefix) {
 }
 
 TEST_F(DlqPluginTest, KeepsTheNewestMaxLengthEntries) {
-  plugin::Instance& in = load(R"("max_length":3)");
+  plugin::Instance& in = load(R"("max_length":3)", "test:", true);
   for (int n = 1; n <= 5; ++n) {
     ASSERT_EQ(deadLetter(in, entry(n)), EVH_OK);
   }
   EXPECT_THAT(list(), ElementsAre(entry(5), entry(4), entry(3)));
+  // Entries trimmed off are counted and logged (throttled), never silent.
+  EXPECT_EQ(metricValue(in, "evicted"), 2);
+  EXPECT_EQ(sink_->count("oldest entr"), 1U) << "one line per 10 s at most";
 }
 
 TEST_F(DlqPluginTest, RejectsAnEntryThatIsNotAJsonObject) {
