@@ -14,13 +14,14 @@
 #include <errno.h>
 #include <signal.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "tool.h"
 
 #include <hiredis/hiredis.h>
 
@@ -71,32 +72,6 @@ static void usage(FILE *out)
         "  --help          this text\n");
 }
 
-static void bad_args(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void bad_args(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs(PROG ": ", stderr);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\nTry '" PROG " --help'.\n", stderr);
-    exit(2);
-}
-
-/* A plain decimal number (an integer if whole) in [min, max], or exit 2. */
-static double parse_num(const char *opt, const char *s, double min, double max, int whole)
-{
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (s[0] == '\0' || (s[0] != '.' && (s[0] < '0' || s[0] > '9')) || strpbrk(s, "xX") ||
-        *end != '\0' || errno != 0 || !(v >= min && v <= max) ||
-        (whole && v != (double)(long long)v))
-        bad_args("--%s: '%s' is not %s in [%g, %g]", opt, s, whole ? "an integer" : "a number",
-                 min, max);
-    return v;
-}
-
 static void parse_args(int argc, char **argv, options *o)
 {
     static const struct option longopts[] = {
@@ -118,39 +93,39 @@ static void parse_args(int argc, char **argv, options *o)
         switch (ch) {
         case 'h':
             if (optarg[0] == '\0')
-                bad_args("--host: empty value");
+                tool_bad_args("--host: empty value");
             o->host = optarg;
             break;
-        case 'p': o->port = (int)parse_num("port", optarg, 1, 65535, 1); break;
+        case 'p': o->port = (int)tool_parse_num("port", optarg, 1, 65535, 1); break;
         case 'm':
             if (strcmp(optarg, "publish") == 0)
                 o->xadd = 0;
             else if (strcmp(optarg, "xadd") == 0)
                 o->xadd = 1;
             else
-                bad_args("--mode: '%s' is not publish or xadd", optarg);
+                tool_bad_args("--mode: '%s' is not publish or xadd", optarg);
             break;
         case 't':
             if (optarg[0] == '\0')
-                bad_args("--target: empty value");
+                tool_bad_args("--target: empty value");
             o->target = optarg;
             break;
         case 'n':
-            o->count = (long long)parse_num("count", optarg, 1, 1e12, 1);
+            o->count = (long long)tool_parse_num("count", optarg, 1, 1e12, 1);
             o->count_set = 1;
             break;
         case 'd':
-            o->duration = parse_num("duration", optarg, 0.001, 1e7, 0);
+            o->duration = tool_parse_num("duration", optarg, 0.001, 1e7, 0);
             o->duration_set = 1;
             break;
-        case 'r': o->rate = parse_num("rate", optarg, 0, 1e9, 0); break;
-        case 'b': o->batch = (long long)parse_num("batch", optarg, 1, 1e6, 1); break;
-        case 'S': o->sentinel_delay = parse_num("sentinel-delay", optarg, 0, 3600, 0); break;
+        case 'r': o->rate = tool_parse_num("rate", optarg, 0, 1e9, 0); break;
+        case 'b': o->batch = (long long)tool_parse_num("batch", optarg, 1, 1e6, 1); break;
+        case 'S': o->sentinel_delay = tool_parse_num("sentinel-delay", optarg, 0, 3600, 0); break;
         case 'i': {
             size_t len = strlen(optarg);
             if (len == 0 || len >= sizeof o->run_id || strspn(optarg,
                     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != len)
-                bad_args("--run-id: '%s' must be 1-64 characters of [A-Za-z0-9._-]", optarg);
+                tool_bad_args("--run-id: '%s' must be 1-64 characters of [A-Za-z0-9._-]", optarg);
             memcpy(o->run_id, optarg, len + 1);
             break;
         }
@@ -159,38 +134,24 @@ static void parse_args(int argc, char **argv, options *o)
             const struct option *lo = longopts;
             while (lo->name != NULL && lo->val != optopt)
                 lo++;
-            bad_args("--%s: missing value", lo->name != NULL ? lo->name : "?");
+            tool_bad_args("--%s: missing value", lo->name != NULL ? lo->name : "?");
         }
-        default: bad_args("unknown option '%s'", argv[optind - 1]);
+        default: tool_bad_args("unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc)
-        bad_args("unexpected argument '%s'", argv[optind]);
+        tool_bad_args("unexpected argument '%s'", argv[optind]);
     if (o->target == NULL)
-        bad_args("--target: missing (the channel or stream key is required)");
+        tool_bad_args("--target: missing (the channel or stream key is required)");
     if (o->duration_set) {
         if (o->count_set)
-            bad_args("--duration: give either --count or --duration, not both");
+            tool_bad_args("--duration: give either --count or --duration, not both");
         if (o->rate <= 0)
-            bad_args("--duration: needs --rate R > 0 (count = R * duration)");
+            tool_bad_args("--duration: needs --rate R > 0 (count = R * duration)");
         o->count = (long long)(o->rate * o->duration + 0.5);
         if (o->count < 1)
-            bad_args("--duration: --rate * --duration is less than one event");
+            tool_bad_args("--duration: --rate * --duration is less than one event");
     }
-}
-
-static double mono_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static long long real_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
 static void refresh_timestamp(loadgen *g)
@@ -238,7 +199,7 @@ static void append_event(loadgen *g, long long i)
         "\"category\":\"kitchen\",\"stock\":42,\"sentNs\":%lld}}",
         (unsigned long long)(g->id_hi >> 32), (unsigned long long)((g->id_hi >> 16) & 0xffff),
         (unsigned long long)(g->id_hi & 0xffff), (unsigned long long)((lo >> 48) & 0xffff),
-        (unsigned long long)(lo & 0xffffffffffffULL), g->ts, g->opt->run_id, i, i, real_ns());
+        (unsigned long long)(lo & 0xffffffffffffULL), g->ts, g->opt->run_id, i, i, (long long)tool_real_ns());
     if (n < 0 || (size_t)n >= sizeof json) {
         fprintf(stderr, PROG ": event %lld does not fit in %d bytes\n", i, EVENT_MAX);
         exit(1);
@@ -304,7 +265,7 @@ static void send_sentinel(loadgen *g, long long sent)
     int n = snprintf(json, sizeof json,
         "{\"eventId\":\"bench-end-%s\",\"eventType\":\"BENCH_END\",\"timestamp\":\"%s\","
         "\"correlationId\":\"bench-%s\",\"payload\":{\"sent\":%lld,\"sentNs\":%lld}}",
-        g->opt->run_id, g->ts, g->opt->run_id, sent, real_ns());
+        g->opt->run_id, g->ts, g->opt->run_id, sent, (long long)tool_real_ns());
     if (n < 0 || (size_t)n >= sizeof json) {
         fprintf(stderr, PROG ": sentinel does not fit in %d bytes\n", EVENT_MAX);
         exit(1);
@@ -332,6 +293,7 @@ int main(int argc, char **argv)
 {
     options opt;
     memset(&opt, 0, sizeof opt);
+    tool_init(PROG);
     parse_args(argc, argv, &opt);
     signal(SIGPIPE, SIG_IGN);   /* a dead peer is an I/O error, not a kill */
 
@@ -354,7 +316,7 @@ int main(int argc, char **argv)
     }
 
     long long sent = 0;
-    double t_first = mono_s(), t_last;
+    double t_first = tool_mono_s(), t_last;
     if (opt.rate <= 0) {
         while (sent < opt.count) {
             long long n = opt.count - sent < opt.batch ? opt.count - sent : opt.batch;
@@ -365,13 +327,13 @@ int main(int argc, char **argv)
         double start = t_first;
         int first = 1;
         while (sent < opt.count) {
-            long long due = (long long)(opt.rate * (mono_s() - start));
+            long long due = (long long)(opt.rate * (tool_mono_s() - start));
             if (due > opt.count)
                 due = opt.count;
             long long n = due - sent > TICK_CAP ? TICK_CAP : due - sent;
             if (n > 0) {
                 if (first) {
-                    t_first = mono_s();
+                    t_first = tool_mono_s();
                     first = 0;
                 }
                 send_batch(&g, sent, n);
@@ -379,12 +341,12 @@ int main(int argc, char **argv)
             }
             if (sent >= opt.count)
                 break;
-            double wait = (double)(sent + 1) / opt.rate - (mono_s() - start);
+            double wait = (double)(sent + 1) / opt.rate - (tool_mono_s() - start);
             if (wait > 0)
                 sleep_ns(wait * 1e9 < (double)MAX_SLEEP_NS ? (long)(wait * 1e9) : MAX_SLEEP_NS);
         }
     }
-    t_last = mono_s();
+    t_last = tool_mono_s();
     if (opt.sentinel_delay > 0)
         sleep_ns((long)(opt.sentinel_delay * 1e9));
     send_sentinel(&g, sent);

@@ -23,13 +23,14 @@
 #include <errno.h>
 #include <signal.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <sys/socket.h>
+
+#include "tool.h"
 
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
@@ -85,36 +86,10 @@ static void usage(FILE *out)
         "  --help            this text\n");
 }
 
-static void bad_args(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void bad_args(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs(PROG ": ", stderr);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\nTry '" PROG " --help'.\n", stderr);
-    exit(2);
-}
-
-/* A plain decimal number (an integer if whole) in [min, max], or exit 2. */
-static double parse_num(const char *opt, const char *s, double min, double max, int whole)
-{
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (s[0] == '\0' || (s[0] != '.' && (s[0] < '0' || s[0] > '9')) || strpbrk(s, "xX") ||
-        *end != '\0' || errno != 0 || !(v >= min && v <= max) ||
-        (whole && v != (double)(long long)v))
-        bad_args("--%s: '%s' is not %s in [%g, %g]", opt, s, whole ? "an integer" : "a number",
-                 min, max);
-    return v;
-}
-
 static const char *nonempty(const char *opt, const char *s)
 {
     if (s[0] == '\0')
-        bad_args("--%s: empty value", opt);
+        tool_bad_args("--%s: empty value", opt);
     return s;
 }
 
@@ -138,46 +113,32 @@ static void parse_args(int argc, char **argv, state *o)
     while ((ch = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
         switch (ch) {
         case 'h': o->host = nonempty("host", optarg); break;
-        case 'p': o->port = (int)parse_num("port", optarg, 1, 65535, 1); break;
+        case 'p': o->port = (int)tool_parse_num("port", optarg, 1, 65535, 1); break;
         case 'm':
             o->stream = strcmp(optarg, "stream") == 0;
             if (!o->stream && strcmp(optarg, "subscribe") != 0)
-                bad_args("--mode: '%s' is not subscribe or stream", optarg);
+                tool_bad_args("--mode: '%s' is not subscribe or stream", optarg);
             break;
         case 't': o->target = nonempty("target", optarg); break;
         case 'g': o->group = nonempty("group", optarg); break;
-        case 'n': o->count = (long long)parse_num("count", optarg, 1, 1e6, 1); break;
+        case 'n': o->count = (long long)tool_parse_num("count", optarg, 1, 1e6, 1); break;
         case 'f': o->ready_file = nonempty("ready-file", optarg); break;
-        case 'T': o->timeout = parse_num("timeout", optarg, 0.001, 1e7, 0); break;
+        case 'T': o->timeout = tool_parse_num("timeout", optarg, 0.001, 1e7, 0); break;
         case 'L': o->latency = 1; break;
         case 'H': usage(stdout); exit(0);
         case ':': {
             const struct option *lo = longopts;
             while (lo->name != NULL && lo->val != optopt)
                 lo++;
-            bad_args("--%s: missing value", lo->name != NULL ? lo->name : "?");
+            tool_bad_args("--%s: missing value", lo->name != NULL ? lo->name : "?");
         }
-        default: bad_args("unknown option '%s'", argv[optind - 1]);
+        default: tool_bad_args("unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc)
-        bad_args("unexpected argument '%s'", argv[optind]);
+        tool_bad_args("unexpected argument '%s'", argv[optind]);
     if (o->target == NULL)
-        bad_args("--target: missing (the channel or stream key is required)");
-}
-
-static double mono_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static uint64_t real_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+        tool_bad_args("--target: missing (the channel or stream key is required)");
 }
 
 /* The number after the last `"sentNs":` in text (the key's opening quote not
@@ -257,7 +218,7 @@ static void finish(state *st, int rc)
     st->done = 1;
     st->rc = rc;
     if (rc == 0 || rc == 3) {
-        double seconds = st->received > 0 ? (rc == 0 ? st->t_end : mono_s()) - st->t_first : 0.0;
+        double seconds = st->received > 0 ? (rc == 0 ? st->t_end : tool_mono_s()) - st->t_first : 0.0;
         char sent[24] = "null";
         char latency[384];   /* the fields need at most ~260 */
         if (st->sent >= 0)
@@ -300,16 +261,16 @@ static int take_event(state *st, const char *text, size_t len)
 {
     uint64_t now = 0;
     if (st->latency)
-        now = real_ns();   /* first: the sentinel scan below is not latency */
+        now = tool_real_ns();   /* first: the sentinel scan below is not latency */
     if (memmem(text, len, "BENCH_END", 9) != NULL) {
         const char *p = memmem(text, len, "\"sent\":", 7);
-        st->t_end = mono_s();
+        st->t_end = tool_mono_s();
         st->sentinel_seen = 1;
         st->sent = p != NULL && p[7] >= '0' && p[7] <= '9' ? strtoll(p + 7, NULL, 10) : -1;
         return 1;
     }
     if (st->received++ == 0)
-        st->t_first = mono_s();
+        st->t_first = tool_mono_s();
     if (st->latency) {
         uint64_t sent_ns;
         if (find_sent_ns(text, len, &sent_ns))
@@ -490,6 +451,7 @@ static void on_timeout(uv_timer_t *t)
 int main(int argc, char **argv)
 {
     static state st;
+    tool_init(PROG);
     parse_args(argc, argv, &st);
     signal(SIGPIPE, SIG_IGN);   /* a dead peer is an error reply, not a kill */
     st.sent = -1;

@@ -1,5 +1,6 @@
 // evhctl dlq: the operator's view of the dead-letter list, over a synchronous Redis connection (a CLI may block).
 #include "cli/dlq.h"
+#include "cli/config_file.h"
 #include "cli/sync_redis.h"
 
 #include "config/config.h"
@@ -411,15 +412,11 @@ int runDlq(const std::vector<std::string>& args) {
     std::printf("usage:\n%s", kDlqUsage);
     return 0;
   }
-  config::LoadResult loaded = config::loadFile(o.config);
-  if (!loaded.config) {
-    for (const auto& e : loaded.errors) {
-      std::fprintf(stderr, "%s\n", e.c_str());
-    }
-    std::fprintf(stderr, "evhctl: invalid configuration %s\n", o.config.c_str());
+  const std::optional<config::Config> loaded = loadConfigOrReport(o.config);
+  if (!loaded) {
     return 1;
   }
-  const config::Config& cfg = *loaded.config;
+  const config::Config& cfg = *loaded;
   try {
     std::string key = dlqKey(cfg);
     Redis redis(cfg.redis);

@@ -1,5 +1,6 @@
 // evhctl publish: envelope a payload (or take an envelope as is), check it with evhost's decoder, PUBLISH or XADD it.
 #include "cli/publish.h"
+#include "cli/config_file.h"
 #include "cli/sync_redis.h"
 
 #include "config/config.h"
@@ -554,16 +555,12 @@ int runPublish(const std::vector<std::string>& args) {
     std::printf("usage:\n%s", kPublishUsage);
     return 0;
   }
-  config::LoadResult loaded = config::loadFile(o.config);
-  if (!loaded.config) {
-    for (const auto& e : loaded.errors) {
-      std::fprintf(stderr, "%s\n", e.c_str());
-    }
-    std::fprintf(stderr, "evhctl: invalid configuration %s\n", o.config.c_str());
+  const std::optional<config::Config> loaded = loadConfigOrReport(o.config);
+  if (!loaded) {
     return 1;
   }
   try {
-    return publish(o, *loaded.config);
+    return publish(o, *loaded);
   } catch (const UsageError& e) {
     return usageError(e);
   } catch (const std::exception& e) {

@@ -40,6 +40,7 @@
 
 #include <evh/plugin.h>
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -502,16 +503,21 @@ static int bench_parse_config(const evh_host_api* api, evh_host* host, evh_str c
         bench_set_error(api, host, "bench: the config is not valid JSON");
         return -1;
       }
+      is_tag = strcmp(name, "tag") == 0;
+      if (!is_tag && strcmp(name, "result_key") != 0 && strcmp(name, "work_us") != 0) {
+        bench_set_error(api, host, "bench: unknown config key \"%s\" (known keys: tag, result_key, work_us)", name);
+        return -1;
+      }
+      bench_json_ws(&j);
+      if (j.p >= j.end || *j.p != ':') {
+        bench_set_error(api, host, "bench: the config is not valid JSON");
+        return -1;
+      }
+      ++j.p;
+      bench_json_ws(&j);
       if (strcmp(name, "work_us") == 0) {
         uint64_t v = 0;
         int digits = 0;
-        bench_json_ws(&j);
-        if (j.p >= j.end || *j.p != ':') {
-          bench_set_error(api, host, "bench: the config is not valid JSON");
-          return -1;
-        }
-        ++j.p;
-        bench_json_ws(&j);
         while (j.p < j.end && *j.p >= '0' && *j.p <= '9' && v <= 1000000) {
           v = v * 10 + (uint64_t)(*j.p - '0');
           ++j.p;
@@ -522,49 +528,27 @@ static int bench_parse_config(const evh_host_api* api, evh_host* host, evh_str c
           return -1;
         }
         *work_us = v;
-        bench_json_ws(&j);
-        if (j.p < j.end && *j.p == ',') {
-          ++j.p;
-          continue;
+      } else {
+        dest = is_tag ? tag : key;
+        cap = is_tag ? BENCH_TAG_MAX + 1 : BENCH_RESULT_KEY_MAX + 1;
+        if (j.p >= j.end || *j.p != '"') {
+          bench_set_error(api, host, "bench: config key \"%s\" must be a string", name);
+          return -1;
         }
-        if (j.p < j.end && *j.p == '}') {
-          ++j.p;
-          break;
+        n = bench_json_string(&j, dest, cap);
+        if (n == -2) {
+          bench_set_error(api, host, "bench: config key \"%s\" is longer than %u bytes", name,
+                          (unsigned)(cap - 1));
+          return -1;
         }
-        bench_set_error(api, host, "bench: the config is not valid JSON");
-        return -1;
-      }
-      is_tag = strcmp(name, "tag") == 0;
-      if (!is_tag && strcmp(name, "result_key") != 0) {
-        bench_set_error(api, host, "bench: unknown config key \"%s\" (known keys: tag, result_key, work_us)", name);
-        return -1;
-      }
-      dest = is_tag ? tag : key;
-      cap = is_tag ? BENCH_TAG_MAX + 1 : BENCH_RESULT_KEY_MAX + 1;
-      bench_json_ws(&j);
-      if (j.p >= j.end || *j.p != ':') {
-        bench_set_error(api, host, "bench: the config is not valid JSON");
-        return -1;
-      }
-      ++j.p;
-      bench_json_ws(&j);
-      if (j.p >= j.end || *j.p != '"') {
-        bench_set_error(api, host, "bench: config key \"%s\" must be a string", name);
-        return -1;
-      }
-      n = bench_json_string(&j, dest, cap);
-      if (n == -2) {
-        bench_set_error(api, host, "bench: config key \"%s\" is longer than %u bytes", name,
-                        (unsigned)(cap - 1));
-        return -1;
-      }
-      if (n < 0) {
-        bench_set_error(api, host, "bench: the config is not valid JSON (in the value of \"%s\")", name);
-        return -1;
-      }
-      if (!is_tag && n == 0) {
-        bench_set_error(api, host, "bench: config key \"result_key\" must not be empty");
-        return -1;
+        if (n < 0) {
+          bench_set_error(api, host, "bench: the config is not valid JSON (in the value of \"%s\")", name);
+          return -1;
+        }
+        if (!is_tag && n == 0) {
+          bench_set_error(api, host, "bench: config key \"result_key\" must not be empty");
+          return -1;
+        }
       }
       bench_json_ws(&j);
       if (j.p < j.end && *j.p == ',') {
@@ -663,14 +647,18 @@ static evh_status bench_handle(void* instance, const evh_event* ev, evh_call* ca
 #ifdef BENCH_BLOCKING
   pthread_mutex_unlock(&b->lock);
   if (!is_end && b->work_ns > 0) {
+    /* bench_blocking is EVH_PLUGIN_BLOCKING: this runs on a worker thread,
+     * never on the loop; the sleep stands for a handler waiting on I/O. */
     struct timespec d;
     d.tv_sec = (time_t)(b->work_ns / 1000000000);
     d.tv_nsec = (long)(b->work_ns % 1000000000);
-    while (nanosleep(&d, &d) != 0) {
+    while (nanosleep(&d, &d) != 0 && errno == EINTR) {
       /* interrupted: sleep the rest */
     }
   }
 #else
+  /* bench (inline) runs on the loop thread: work_us there is CPU work an
+   * inline handler does, spun, not slept -- never a wait on the loop. */
   if (!is_end && b->work_ns > 0) {
     const int64_t until = bench_clock_ns(CLOCK_MONOTONIC) + b->work_ns;
     while (bench_clock_ns(CLOCK_MONOTONIC) < until) {

@@ -106,16 +106,11 @@ TEST(BenchTools, StreamEntriesAreCountedAndAcknowledged) {
   ASSERT_EQ(rc, 0) << out;
   expectComplete(benchResult(redis), 5000);
   // Every entry, the sentinel included, is acknowledged (batched XACKs).
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   long long pending = -1;
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto r = redis.command({"XPENDING", kTarget, "evhost"});
-    pending = r->element[0]->integer;
-    if (pending == 0) {
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  eventually([&] {
+    pending = redis.command({"XPENDING", kTarget, "evhost"})->element[0]->integer;
+    return pending == 0;
+  });
   EXPECT_EQ(pending, 0);
   evh.signal(SIGTERM);
   EXPECT_EQ(evh.waitExit(), 0);
@@ -198,10 +193,7 @@ TEST(BenchTools, ReferenceSubscriberCountsWhatTheLoadGeneratorSent) {
                             " --target " + kTarget + " --timeout 30 --ready-file " + ready;
     FILE* sub = popen(cmd.c_str(), "r");
     ASSERT_NE(sub, nullptr);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (!std::filesystem::exists(ready) && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    ASSERT_TRUE(eventually([&] { return std::filesystem::exists(ready); })) << "evh_ref_sub never got ready";
     auto [rc, out] = runCommand({kLoadgen, "--port", std::to_string(redis.port()), "--mode",
                                  mode == "subscribe" ? "publish" : "xadd", "--target", kTarget, "--count", "4000"});
     EXPECT_EQ(rc, 0) << out;
@@ -242,19 +234,17 @@ TEST(BenchTools, APubSubFloodIntoASlowPluginIsShedWithABoundedBacklog) {
   int64_t handled = 0;
   int64_t overloaded = 0;
   int64_t other = 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);  // hang guard
-  while (std::chrono::steady_clock::now() < deadline) {
-    handled = redis.command({"LLEN", "seen"})->integer;
-    overloaded = other = 0;
-    std::ifstream dl(dl_path);
-    for (std::string line; std::getline(dl, line);) {
-      (Json::parse(line).at("reason") == "overloaded" ? overloaded : other) += 1;
-    }
-    if (handled + overloaded + other >= kEvents) {
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  eventually(
+      [&] {
+        handled = redis.command({"LLEN", "seen"})->integer;
+        overloaded = other = 0;
+        std::ifstream dl(dl_path);
+        for (std::string line; std::getline(dl, line);) {
+          (Json::parse(line).at("reason") == "overloaded" ? overloaded : other) += 1;
+        }
+        return handled + overloaded + other >= kEvents;
+      },
+      std::chrono::seconds(120));
   EXPECT_EQ(other, 0);
   EXPECT_EQ(handled + overloaded, kEvents) << "handled " << handled << ", dead-lettered " << overloaded;
   EXPECT_GT(handled, 0);
@@ -291,24 +281,22 @@ TEST(BenchTools, AStreamOfGarbagePausesForItsDeadLettersAndLosesNothing) {
       freeReplyObject(r);
     }
   }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);  // hang guard
   long long pending = -1;
   long long lines = 0;
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto info = redis.command({"XINFO", "GROUPS", kTarget});
-    // [name, evhost, consumers, n, pending, n, last-delivered-id, id, ...]
-    pending = info->element[0]->element[5]->integer;
-    lines = 0;
-    std::ifstream dl(evh.dir() + "/evhost-dead-letter.jsonl");
-    for (std::string line; std::getline(dl, line);) {
-      EXPECT_EQ(Json::parse(line).at("reason"), "invalid");
-      ++lines;
-    }
-    if (lines == kEntries && pending == 0) {
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  eventually(
+      [&] {
+        auto info = redis.command({"XINFO", "GROUPS", kTarget});
+        // [name, evhost, consumers, n, pending, n, last-delivered-id, id, ...]
+        pending = info->element[0]->element[5]->integer;
+        lines = 0;
+        std::ifstream dl(evh.dir() + "/evhost-dead-letter.jsonl");
+        for (std::string line; std::getline(dl, line);) {
+          EXPECT_EQ(Json::parse(line).at("reason"), "invalid");
+          ++lines;
+        }
+        return lines == kEntries && pending == 0;
+      },
+      std::chrono::seconds(60));
   EXPECT_EQ(lines, kEntries);
   EXPECT_EQ(pending, 0);
   EXPECT_THAT(evh.log(), HasSubstr("reading paused until half of them are"));
