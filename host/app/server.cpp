@@ -245,7 +245,7 @@ void Server::onStreamEntry(redis::StreamSource& source, const std::string& id, c
     const char* why = "stream entry has no \"event\" field (or it is not a string)";
     log::host().warn("invalid entry {} on stream {}: {}", id, ch.key, why);
     dispatch::DeadLetterInfo info{"invalid", "no_event_field", why, "", 0, 0, 0};
-    dispatcher_->deadLetter(dispatch::makeEntry(info, "", ch.logical, ch.key), ack);
+    dispatcher_->deadLetter(dispatch::makeEntry(info, "", ch.logical, ch.key), ack, true);
     checkDeadLetterBacklog();
     return;
   }
@@ -256,12 +256,25 @@ void Server::onStreamReject(redis::StreamSource& source, const std::string& id, 
                             const std::string& why, const std::string* event_field) {
   const redis::StreamChannel& ch = source.channel();
   redis::StreamSource* src = &source;
-  log::host().warn("stream {}: entry {} dead-lettered (reason={}): {}", ch.key, id, reason, why);
   dispatch::DeadLetterInfo info{reason, reason, why + " [stream entry " + id + "]", "", 0, 0, 0};
-  dispatcher_->deadLetter(
-      dispatch::makeEntry(info, event_field != nullptr ? std::string_view(*event_field) : std::string_view(),
-                          ch.logical, ch.key),
-      [src, id] { src->ack(id); });
+  // A payload that decodes to one event keeps its eventId and eventType in
+  // the entry (evhctl dlq show <eventId> finds it); anything else is kept raw.
+  dispatch::DeadLetterEntry entry;
+  std::vector<event::Item> items;
+  if (event_field != nullptr) {
+    decoder_.decode(event::makeMessage(*event_field, ch.logical, ch.key, id, true), items);
+  }
+  if (items.size() == 1 && std::holds_alternative<event::Event>(items[0])) {
+    const auto& ev = std::get<event::Event>(items[0]);
+    log::host().warn("stream {}: entry {} (eventId={} eventType={}) dead-lettered (reason={}): {}", ch.key, id,
+                     ev.eventId(), ev.eventType(), reason, why);
+    entry = dispatch::makeEntry(info, ev);
+  } else {
+    log::host().warn("stream {}: entry {} dead-lettered (reason={}): {}", ch.key, id, reason, why);
+    entry = dispatch::makeEntry(info, event_field != nullptr ? std::string_view(*event_field) : std::string_view(),
+                                ch.logical, ch.key);
+  }
+  dispatcher_->deadLetter(std::move(entry), [src, id] { src->ack(id); }, true);
   checkDeadLetterBacklog();
 }
 
@@ -300,7 +313,8 @@ void Server::handleMessage(size_t channel_index, std::string_view logical, std::
     if (auto* rejected = std::get_if<event::Rejected>(&item)) {
       ++cc.invalid;
       dispatch::DeadLetterInfo info{"invalid", event::reasonCode(rejected->reason), rejected->detail, "", 0, 0, 0};
-      dispatcher_->deadLetter(dispatch::makeEntry(info, rejected->rawPart(), logical, redis_channel), done_for_item());
+      dispatcher_->deadLetter(dispatch::makeEntry(info, rejected->rawPart(), logical, redis_channel), done_for_item(),
+                              from_stream);
       checkDeadLetterBacklog();
       Throttle& throttle = invalid_log_[static_cast<size_t>(rejected->reason)];
       if (throttle.allow(uv_now(&loop_))) {

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <unordered_set>
 
 namespace evh::dispatch {
 
@@ -46,6 +47,7 @@ struct Dispatcher::Delivery : Recycled<Dispatcher::Delivery> {
   std::shared_ptr<const DeadLetterEntry> entry;  // dead-letter deliveries only
   uint32_t timeout_ms = 0;                       // per attempt; 0: none
   std::function<void()> done;              // dead-letter deliveries only
+  bool from_stream = false;                // dead-letter deliveries: done acks a stream entry
   Dispatcher* owner = nullptr;
   Delivery* prev = nullptr;
   Delivery* next = nullptr;
@@ -332,9 +334,9 @@ bool Dispatcher::dispatch(event::Event&& event, const route::Targets& targets, s
   return true;
 }
 
-void Dispatcher::deadLetter(DeadLetterEntry entry, std::function<void()> done) {
+void Dispatcher::deadLetter(DeadLetterEntry entry, std::function<void()> done, bool from_stream) {
   ++dead_lettered_;
-  submitDeadLetter(std::move(entry), std::move(done));
+  submitDeadLetter(std::move(entry), std::move(done), from_stream);
 }
 
 // ---------------------------------------------------------------- attempts
@@ -701,7 +703,7 @@ void Dispatcher::deadLetterDelivery(Delivery* d, const char* reason) {
                            ev.eventType(), ev.eventId(), ev.correlationId(), reason, d->attempt,
                            d->last_error.empty() ? "(no message)" : d->last_error);
   d->wait = Delivery::Wait::DeadLetter;
-  submitDeadLetter(makeEntry(info, ev), [this, d] { completeDelivery(d); });
+  submitDeadLetter(makeEntry(info, ev), [this, d] { completeDelivery(d); }, d->inflight->patient);
 }
 
 void Dispatcher::completeDelivery(Delivery* d) {
@@ -860,7 +862,7 @@ void Dispatcher::releaseWaiting(PluginState& ps) {
 
 // ---------------------------------------------------------------- dead letters
 
-void Dispatcher::submitDeadLetter(DeadLetterEntry entry, std::function<void()> done) {
+void Dispatcher::submitDeadLetter(DeadLetterEntry entry, std::function<void()> done, bool from_stream) {
   ++dl_pending_;
   const size_t bytes = entry.json.size();
   dl_bytes_ += bytes;
@@ -881,6 +883,7 @@ void Dispatcher::submitDeadLetter(DeadLetterEntry entry, std::function<void()> d
     dd->entry = std::make_shared<const DeadLetterEntry>(std::move(entry));
     dd->timeout_ms = options_.dead_letter_timeout_ms;
     dd->done = std::move(finished);
+    dd->from_stream = from_stream;
     link(dd);
     runAttempt(dd);
     return;
@@ -986,9 +989,21 @@ std::vector<std::string> Dispatcher::abandon() {
                   " never started)");
   }
   // Nothing unfinished leaves without an entry: whatever is still live goes
-  // to the fallback file (the writer is joined by the destructor).
+  // to the fallback file (the writer is joined by the destructor) -- but for
+  // a stream entry, which stays pending in Redis without its ack and comes
+  // back at the next start: dead-lettering it too would make it both.
+  std::unordered_set<const InFlight*> events_left;
+  size_t letters_left = 0;
   for (Delivery* d = live_head_; d != nullptr; d = d->next) {
     d->retry_timer.close();
+    if (d->entry && d->from_stream) {
+      ++letters_left;
+      continue;
+    }
+    if (!d->entry && d->inflight->patient) {
+      events_left.insert(d->inflight);
+      continue;
+    }
     if (d->entry) {
       fallback_->append(d->entry->json, {});
     } else if (d->wait != Delivery::Wait::DeadLetter) {
@@ -1005,6 +1020,12 @@ std::vector<std::string> Dispatcher::abandon() {
     }
   }
   clearLane(dead_letter_state_);
+  if (!events_left.empty() || letters_left > 0) {
+    out.push_back("streams: " + std::to_string(events_left.size()) + " unfinished event(s) and " +
+                  std::to_string(letters_left) +
+                  " dead letter(s) not yet stored are left pending, not dead-lettered: delivered again at the next "
+                  "start");
+  }
   return out;
 }
 

@@ -95,8 +95,10 @@ class Dispatcher {
 
   // Dead-letters something that never reached a plugin (an undecodable
   // message, an event refused for overload); `done` runs once the entry is
-  // stored. THREAD: loop.
-  void deadLetter(DeadLetterEntry entry, std::function<void()> done = {});
+  // stored. `from_stream`: its stream entry is acked by `done`, so at the
+  // shutdown deadline it is left pending rather than written to the
+  // fallback file (see abandon()). THREAD: loop.
+  void deadLetter(DeadLetterEntry entry, std::function<void()> done = {}, bool from_stream = false);
 
   size_t inFlight() const noexcept { return in_flight_; }
   // Calls running on a worker or pending completion.
@@ -108,8 +110,11 @@ class Dispatcher {
   void drain(std::function<void()> on_idle);
   // At the shutdown deadline: counts unfinished calls as abandoned, writes a
   // dead-letter entry (reason "abandoned") to the fallback file for each
-  // event not finished, and drops every outcome from now on. Returns one
-  // line per plugin with unfinished calls, for the log.
+  // Pub/Sub event not finished, and drops every outcome from now on. An
+  // unfinished stream entry is left pending instead -- never acked, so it is
+  // delivered again at the next start, and never also dead-lettered. Returns
+  // one line per plugin with unfinished calls (and one for stream entries
+  // left pending), for the log.
   std::vector<std::string> abandon();
   // Drops every outcome arriving from now on (completions, worker results):
   // called before plugins shut down, after which their calls are gone.
@@ -184,7 +189,7 @@ class Dispatcher {
   void armBreakerTimer(PluginState& ps);
   void noteBreaker(PluginState& ps);
   // Dead letters
-  void submitDeadLetter(DeadLetterEntry entry, std::function<void()> done);
+  void submitDeadLetter(DeadLetterEntry entry, std::function<void()> done, bool from_stream);
   void toFallback(std::string json, std::function<void()> done);
   void checkIdle();
   void link(Delivery* d);

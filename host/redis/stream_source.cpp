@@ -1,8 +1,10 @@
-// Consumer-group reading: our own pending entries first, then new ones;
-// the group recreated when it disappears; reading paused at capacity.
+// Consumer-group reading: the group (recreated when it disappears), new
+// entries, acknowledgements; reading paused at capacity. Taking back entries
+// delivered before is stream_recovery.cpp, trimming stream_trim.cpp.
 #include "redis/stream_source.h"
 
 #include "common/log.h"
+#include "redis/stream_id.h"
 
 #include <hiredis/hiredis.h>
 
@@ -11,13 +13,6 @@
 #include <cstring>
 
 namespace evh::redis {
-namespace {
-
-bool isError(const redisReply* r, const char* prefix) {
-  return r != nullptr && r->type == REDIS_REPLY_ERROR && std::strncmp(r->str, prefix, std::strlen(prefix)) == 0;
-}
-
-}  // namespace
 
 StreamSource::StreamSource(uv_loop_t* loop, Endpoint endpoint, StreamChannel channel, CommandClient& acks,
                            Sink sink, Capacity capacity, Reject reject)
@@ -40,7 +35,8 @@ StreamSource::StreamSource(uv_loop_t* loop, Endpoint endpoint, StreamChannel cha
   retry_timer_ = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);
   claim_timer_ = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);
   trim_timer_ = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);
-  for (auto* t : {retry_timer_.get(), claim_timer_.get(), trim_timer_.get()}) {
+  recover_timer_ = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);
+  for (auto* t : {retry_timer_.get(), claim_timer_.get(), trim_timer_.get(), recover_timer_.get()}) {
     t->data = this;
   }
   ack_flush_ = makeUvHandle<uv_prepare_t>(loop_, uv_prepare_init);
@@ -71,6 +67,7 @@ void StreamSource::stop() {
   uv_timer_stop(retry_timer_.get());
   uv_timer_stop(claim_timer_.get());
   uv_timer_stop(trim_timer_.get());
+  uv_timer_stop(recover_timer_.get());
   conn_.stop();  // the outstanding XREADGROUP's callback runs with NULL now
 }
 
@@ -96,7 +93,7 @@ void StreamSource::onGroupReply(redisAsyncContext* /*ac*/, void* r, void* privda
     return;  // connection lost: on_ready starts over
   }
   auto* reply = static_cast<redisReply*>(r);
-  if (reply->type == REDIS_REPLY_ERROR && !isError(reply, "BUSYGROUP")) {
+  if (reply->type == REDIS_REPLY_ERROR && !isErrorReply(reply, "BUSYGROUP")) {
     log::host().error("stream {}: cannot create consumer group {}: {}; retrying", self->ch_.key, self->ch_.group,
                       reply->str);
     self->retryLater(1000);
@@ -106,11 +103,22 @@ void StreamSource::onGroupReply(redisAsyncContext* /*ac*/, void* r, void* privda
     log::host().info("stream {}: created consumer group {} (from {})", self->ch_.key, self->ch_.group,
                      self->ch_.from_beginning ? "the beginning" : "new entries");
   }
-  // Our own pending entries first: delivered to us before, never acked.
-  self->phase_ = Phase::Pending;
-  self->pending_from_ = "0";
-  self->read();
+  // Registered at once (XINFO CONSUMERS shows who reads), not only once the
+  // first entry comes: a blocked XREADGROUP ">" does not create it.
+  const char* create[] = {"XGROUP", "CREATECONSUMER", self->ch_.key.c_str(), self->ch_.group.c_str(),
+                          self->ch_.consumer.c_str()};
+  size_t create_lens[5];
+  for (int i = 0; i < 5; ++i) {
+    create_lens[i] = std::strlen(create[i]);
+  }
+  self->conn_.command(5, create, create_lens, &StreamSource::onIgnoredReply, nullptr);
+  // Our own pending entries first: delivered to us before, never acked
+  // (a crash, a lost connection, or the last read of a graceful stop).
+  self->phase_ = Phase::Recover;
+  self->startRecovery();
 }
+
+void StreamSource::onIgnoredReply(redisAsyncContext* /*ac*/, void* /*reply*/, void* /*privdata*/) {}
 
 void StreamSource::retryLater(uint64_t ms) {
   uv_timer_start(
@@ -123,7 +131,7 @@ void StreamSource::retryLater(uint64_t ms) {
         if (self->phase_ == Phase::Group || self->phase_ == Phase::Idle) {
           self->ensureGroup();
         } else {
-          self->read();
+          self->readNew();
         }
       },
       ms, 0);
@@ -136,8 +144,17 @@ void StreamSource::resume() {
   }
 }
 
+// Whatever waits for capacity: the recovery pass, else new entries.
 void StreamSource::read() {
-  if (stopped_ || reading_ || !conn_.ready() || (phase_ != Phase::Pending && phase_ != Phase::New)) {
+  if (recovering_) {
+    recoverStep();
+    return;
+  }
+  readNew();
+}
+
+void StreamSource::readNew() {
+  if (stopped_ || reading_ || recovering_ || !conn_.ready() || phase_ != Phase::New) {
     return;
   }
   size_t room = capacity_();
@@ -150,9 +167,8 @@ void StreamSource::read() {
   }
   const std::string count = std::to_string(std::min<size_t>(room, ch_.count));
   const std::string block = std::to_string(ch_.block_ms);
-  const std::string& id = phase_ == Phase::Pending ? pending_from_ : std::string(">");
   const char* argv[] = {"XREADGROUP", "GROUP", ch_.group.c_str(), ch_.consumer.c_str(), "COUNT", count.c_str(),
-                        "BLOCK",      block.c_str(), "STREAMS", ch_.key.c_str(), id.c_str()};
+                        "BLOCK",      block.c_str(), "STREAMS", ch_.key.c_str(), ">"};
   constexpr int kArgs = 11;
   size_t lens[kArgs];
   for (int i = 0; i < kArgs; ++i) {
@@ -236,7 +252,7 @@ void StreamSource::onReadReply(redisAsyncContext* /*ac*/, void* r, void* privdat
 
 void StreamSource::onRead(const redisReply* reply) {
   if (reply->type == REDIS_REPLY_ERROR) {
-    if (isError(reply, "NOGROUP")) {
+    if (isErrorReply(reply, "NOGROUP")) {
       log::host().warn("stream {}: consumer group {} is gone ({}); creating it again", ch_.key, ch_.group, reply->str);
       ensureGroup();
       return;
@@ -245,7 +261,6 @@ void StreamSource::onRead(const redisReply* reply) {
     retryLater(1000);
     return;
   }
-  size_t taken = 0;
   if (reply->type == REDIS_REPLY_ARRAY) {
     // [[key, [[id, [field, value, ...] | nil], ...]]]
     for (size_t s = 0; s < reply->elements; ++s) {
@@ -260,309 +275,38 @@ void StreamSource::onRead(const redisReply* reply) {
           continue;
         }
         std::string id(entry->element[0]->str, entry->element[0]->len);
-        ++taken;
-        if (phase_ == Phase::Pending) {
-          pending_from_ = id;
-        }
-        // Our own pending entries were delivered before: count them.
-        take(id, entry->elements >= 2 ? entry->element[1] : nullptr, phase_ == Phase::Pending);
+        take(id, entry->elements >= 2 ? entry->element[1] : nullptr, false);
       }
     }
   }
-  if (phase_ == Phase::Pending && taken == 0) {
-    phase_ = Phase::New;  // our backlog is done: new entries from now on
-  }
-  read();
+  readNew();
 }
 
-void StreamSource::take(const std::string& id, const redisReply* fields, bool check_deliveries) {
+void StreamSource::take(const std::string& id, const redisReply* fields, bool redelivered) {
   if (!in_flight_.insert(id).second) {
-    return;  // still ours (from before a reconnect, or claimed back): not twice
+    return;  // still ours (from before a reconnect): not twice
+  }
+  if (fields == nullptr || fields->type != REDIS_REPLY_ARRAY) {
+    // Listed as pending, but its entry is gone: trimmed (or XDELed) before
+    // anyone handled it. Redis keeps such ids in the pending list.
+    reject_(ch_, id, "trimmed", "the entry was trimmed from the stream before it was handled", nullptr);
+    return;
   }
   // The "event" field, read in place from the reply (valid during this
-  // callback); copied only when the hand-over waits for XPENDING below.
-  std::string_view field;
-  bool has_field = false;
-  if (fields != nullptr && fields->type == REDIS_REPLY_ARRAY) {
-    for (size_t f = 0; f + 1 < fields->elements; f += 2) {
-      const redisReply* name = fields->element[f];
-      const redisReply* value = fields->element[f + 1];
-      if (name->type == REDIS_REPLY_STRING && name->len == 5 && std::memcmp(name->str, "event", 5) == 0 &&
-          value->type == REDIS_REPLY_STRING) {
-        field = std::string_view(value->str, value->len);
-        has_field = true;
-        break;
-      }
+  // callback).
+  for (size_t f = 0; f + 1 < fields->elements; f += 2) {
+    const redisReply* name = fields->element[f];
+    const redisReply* value = fields->element[f + 1];
+    if (name->type == REDIS_REPLY_STRING && name->len == 5 && std::memcmp(name->str, "event", 5) == 0 &&
+        value->type == REDIS_REPLY_STRING) {
+      const std::string_view field(value->str, value->len);
+      ++delivered_;
+      sink_(ch_, id, &field, redelivered);
+      return;
     }
   }
-  if (!check_deliveries) {
-    hand(id, has_field ? &field : nullptr, false);
-    return;
-  }
-  std::shared_ptr<std::string> event_field;
-  if (has_field) {
-    event_field = std::make_shared<std::string>(field);
-  }
-  // How often was it delivered? An entry that keeps failing (or crashing
-  // evhost) is poison: dead-letter it instead of delivering it for ever.
-  std::weak_ptr<bool> alive = alive_;
-  const bool sent = acks_.send(
-      {"XPENDING", ch_.key, ch_.group, id, id, "1"},
-      [this, alive, id, event_field](evh_status status, const redisReply* r) {
-        if (alive.expired() || !*alive.lock() || stopped_) {
-          return;  // stopping: the entry stays pending, delivered again later
-        }
-        long long deliveries = 0;
-        if (status == EVH_OK && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
-            r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements >= 4) {
-          deliveries = r->element[0]->element[3]->integer;
-        }
-        if (deliveries > static_cast<long long>(ch_.max_deliveries)) {
-          ++poisoned_;
-          reject_(ch_, id, "poison",
-                  "delivered " + std::to_string(deliveries) + " times (stream.max_deliveries=" +
-                      std::to_string(ch_.max_deliveries) + ")",
-                  event_field.get());
-          return;
-        }
-        handCopy(id, event_field.get(), true);
-      });
-  if (!sent) {
-    handCopy(id, event_field.get(), true);  // cannot count now: deliver (at least once)
-  }
-}
-
-void StreamSource::handCopy(const std::string& id, const std::string* event_field, bool redelivered) {
-  if (event_field == nullptr) {
-    hand(id, nullptr, redelivered);
-    return;
-  }
-  const std::string_view view(*event_field);
-  hand(id, &view, redelivered);
-}
-
-void StreamSource::hand(const std::string& id, const std::string_view* event_field, bool redelivered) {
   ++delivered_;
-  sink_(ch_, id, event_field, redelivered);
-}
-
-void StreamSource::claim() {
-  retryAcks();
-  // Room may have come from other channels' events finishing, which do not
-  // call resume(): look again on every tick.
-  resume();
-  if (ch_.claim_interval_ms == 0 || stopped_ || claiming_ || !acks_.ready() || phase_ != Phase::New) {
-    return;
-  }
-  const size_t room = std::min<size_t>(capacity_(), ch_.count);
-  if (room == 0) {
-    return;
-  }
-  claiming_ = true;
-  std::weak_ptr<bool> alive = alive_;
-  const bool sent = acks_.send({"XAUTOCLAIM", ch_.key, ch_.group, ch_.consumer, std::to_string(ch_.claim_idle_ms),
-                                claim_cursor_, "COUNT", std::to_string(room)},
-                               [this, alive](evh_status status, const redisReply* r) {
-                                 if (alive.expired() || !*alive.lock()) {
-                                   return;
-                                 }
-                                 claiming_ = false;
-                                 if (status == EVH_OK) {
-                                   onClaimed(r);
-                                 }
-                               });
-  if (!sent) {
-    claiming_ = false;
-  }
-}
-
-void StreamSource::onClaimed(const redisReply* reply) {
-  if (reply->type == REDIS_REPLY_ERROR) {
-    if (!isError(reply, "NOGROUP")) {  // NOGROUP: the reader recreates it
-      log::host().warn("stream {}: XAUTOCLAIM failed: {}", ch_.key, reply->str);
-    }
-    return;
-  }
-  // [next-cursor, [[id, fields], ...], [deleted ids]] (Redis 7)
-  if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
-    return;
-  }
-  if (reply->element[0]->type == REDIS_REPLY_STRING) {
-    claim_cursor_.assign(reply->element[0]->str, reply->element[0]->len);
-  }
-  const redisReply* entries = reply->element[1];
-  size_t claimed_now = 0;
-  for (size_t e = 0; entries->type == REDIS_REPLY_ARRAY && e < entries->elements; ++e) {
-    const redisReply* entry = entries->element[e];
-    if (entry->type != REDIS_REPLY_ARRAY || entry->elements < 1 || entry->element[0]->type != REDIS_REPLY_STRING) {
-      continue;
-    }
-    std::string id(entry->element[0]->str, entry->element[0]->len);
-    if (in_flight_.count(id) != 0) {
-      continue;  // ours and still being handled: never taken twice
-    }
-    ++claimed_;
-    ++claimed_now;
-    take(id, entry->elements >= 2 ? entry->element[1] : nullptr, true);
-  }
-  // Entries whose payload was trimmed away before anyone handled them: Redis
-  // already dropped them from the pending list; they still get an entry.
-  if (reply->elements >= 3 && reply->element[2]->type == REDIS_REPLY_ARRAY) {
-    const redisReply* deleted = reply->element[2];
-    for (size_t i = 0; i < deleted->elements; ++i) {
-      std::string id(deleted->element[i]->str, deleted->element[i]->len);
-      if (in_flight_.insert(id).second) {
-        reject_(ch_, id, "trimmed", "the entry was trimmed from the stream before it was handled", nullptr);
-      }
-    }
-  }
-  if (claimed_now > 0) {
-    log::host().info("stream {}: claimed {} entr{} pending for over {} ms", ch_.key, claimed_now,
-                     claimed_now == 1 ? "y" : "ies", ch_.claim_idle_ms);
-  }
-  refreshPending();
-}
-
-void StreamSource::refreshPending() {
-  std::weak_ptr<bool> alive = alive_;
-  acks_.send({"XPENDING", ch_.key, ch_.group}, [this, alive](evh_status status, const redisReply* r) {
-    if (alive.expired() || !*alive.lock() || status != EVH_OK || r->type != REDIS_REPLY_ARRAY || r->elements < 2) {
-      return;
-    }
-    pending_count_ = r->element[0]->type == REDIS_REPLY_INTEGER ? static_cast<uint64_t>(r->element[0]->integer) : 0;
-    oldest_pending_age_ms_ = 0;
-    if (pending_count_ > 0 && r->element[1]->type == REDIS_REPLY_STRING) {
-      // An entry id starts with its creation time in ms.
-      uint64_t created = std::strtoull(r->element[1]->str, nullptr, 10);
-      uint64_t now = static_cast<uint64_t>(
-          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-              .count());
-      oldest_pending_age_ms_ = now > created ? now - created : 0;
-    }
-  });
-}
-
-// Stream ids compare as (ms, seq) pairs.
-namespace {
-std::pair<uint64_t, uint64_t> parseId(const std::string& id) {
-  char* end = nullptr;
-  uint64_t ms = std::strtoull(id.c_str(), &end, 10);
-  uint64_t seq = (end != nullptr && *end == '-') ? std::strtoull(end + 1, nullptr, 10) : 0;
-  return {ms, seq};
-}
-}  // namespace
-
-// Keeps about trim_maxlen entries -- but never trims an entry a consumer
-// group has not been handed yet, or one still pending in ours: trimming
-// those would lose events. So: XINFO GROUPS gives each group's
-// last-delivered id, XPENDING our oldest pending one, XREVRANGE the id that
-// keeps trim_maxlen entries; XTRIM MINID ~ trims below the smallest.
-void StreamSource::trim() {
-  if (stopped_ || trimming_ || !acks_.ready()) {
-    return;
-  }
-  trimming_ = true;
-  std::weak_ptr<bool> alive = alive_;
-  auto fail = [this, alive] {
-    if (!alive.expired() && *alive.lock()) {
-      trimming_ = false;
-    }
-  };
-  const bool sent = acks_.send({"XINFO", "GROUPS", ch_.key}, [this, alive, fail](evh_status st, const redisReply* r) {
-    if (alive.expired() || !*alive.lock()) {
-      return;
-    }
-    if (st != EVH_OK || r->type != REDIS_REPLY_ARRAY) {
-      fail();
-      return;
-    }
-    std::string safe;  // the smallest last-delivered id of every group
-    for (size_t g = 0; g < r->elements; ++g) {
-      const redisReply* group = r->element[g];
-      for (size_t k = 0; group->type == REDIS_REPLY_ARRAY && k + 1 < group->elements; k += 2) {
-        if (group->element[k]->type == REDIS_REPLY_STRING && std::strcmp(group->element[k]->str, "last-delivered-id") == 0 &&
-            group->element[k + 1]->type == REDIS_REPLY_STRING) {
-          std::string id(group->element[k + 1]->str, group->element[k + 1]->len);
-          if (safe.empty() || parseId(id) < parseId(safe)) {
-            safe = id;
-          }
-        }
-      }
-    }
-    if (safe.empty()) {
-      fail();
-      return;
-    }
-    acks_.send({"XPENDING", ch_.key, ch_.group}, [this, alive, safe](evh_status st2, const redisReply* p) {
-      if (alive.expired() || !*alive.lock()) {
-        return;
-      }
-      std::string limit = safe;
-      if (st2 == EVH_OK && p->type == REDIS_REPLY_ARRAY && p->elements >= 2 && p->element[1]->type == REDIS_REPLY_STRING) {
-        std::string oldest(p->element[1]->str, p->element[1]->len);
-        if (parseId(oldest) < parseId(limit)) {
-          limit = oldest;
-        }
-      }
-      trimBelow(limit);
-    });
-  });
-  if (!sent) {
-    trimming_ = false;
-  }
-}
-
-// Trims below the id that the length and age bounds ask for (the stricter
-// of the two), but never above `safe`.
-void StreamSource::trimBelow(const std::string& safe) {
-  auto finish = [this, safe](std::string want) {
-    trimming_ = false;
-    if (want.empty()) {
-      return;
-    }
-    const std::string minid = parseId(want) < parseId(safe) ? want : safe;
-    acks_.send({"XTRIM", ch_.key, "MINID", "~", minid}, [key = ch_.key](evh_status s4, const redisReply* t) {
-      if (s4 == EVH_OK && t->type == REDIS_REPLY_ERROR) {
-        log::host().warn("stream {}: XTRIM failed: {}", key, t->str);
-      }
-    });
-  };
-  std::string by_age;
-  if (ch_.trim_max_age_ms > 0) {
-    const uint64_t now = static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-            .count());
-    if (now > ch_.trim_max_age_ms) {
-      by_age = std::to_string(now - ch_.trim_max_age_ms) + "-0";
-    }
-  }
-  if (ch_.trim_maxlen == 0) {
-    finish(by_age);
-    return;
-  }
-  std::weak_ptr<bool> alive = alive_;
-  const bool sent = acks_.send(
-      {"XREVRANGE", ch_.key, "+", "-", "COUNT", std::to_string(ch_.trim_maxlen)},
-      [this, alive, by_age, finish](evh_status st, const redisReply* rr) {
-        if (alive.expired() || !*alive.lock()) {
-          return;
-        }
-        std::string want = by_age;
-        if (st == EVH_OK && rr->type == REDIS_REPLY_ARRAY && rr->elements >= static_cast<size_t>(ch_.trim_maxlen) &&
-            rr->elements > 0) {
-          const redisReply* last = rr->element[rr->elements - 1];
-          if (last->type == REDIS_REPLY_ARRAY && last->elements >= 1) {
-            std::string keep_from(last->element[0]->str, last->element[0]->len);
-            if (want.empty() || parseId(want) < parseId(keep_from)) {
-              want = keep_from;  // the length bound trims more
-            }
-          }
-        }
-        finish(want);
-      });
-  if (!sent) {
-    trimming_ = false;
-  }
+  sink_(ch_, id, nullptr, redelivered);
 }
 
 void StreamSource::retire() {
@@ -599,6 +343,11 @@ void StreamSource::ack(const std::string& id) {
     flushAcks();
   } else if (ack_batch_.size() == 1) {
     uv_prepare_start(ack_flush_.get(), [](uv_prepare_t* h) { static_cast<StreamSource*>(h->data)->flushAcks(); });
+  }
+  // The recovery pass takes its next batch once this one has finished --
+  // from the top of the loop, never nested in a plugin's completion.
+  if (batch_.erase(id) > 0 && batch_.empty() && !recover_busy_) {
+    recoverSoon(0);
   }
   resume();
 }

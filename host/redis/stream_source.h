@@ -7,6 +7,7 @@
 #include "redis/connection.h"
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -34,7 +35,7 @@ struct StreamChannel {
   bool from_beginning = true;
   uint32_t claim_idle_ms = 30000;
   uint32_t claim_interval_ms = 5000;  // 0: never claim
-  uint32_t max_deliveries = 10;
+  uint32_t max_deliveries = 10;       // delivered this often without an ack: poison
   uint64_t trim_maxlen = 0;           // 0: no length bound
   uint64_t trim_max_age_ms = 0;       // 0: no age bound
   uint32_t trim_interval_ms = 10000;
@@ -43,15 +44,17 @@ struct StreamChannel {
 class StreamSource {
  public:
   // One entry: its id and the value of its "event" field -- or nullopt when
-  // the entry has none, or its payload was trimmed away. Call ack(id) once
-  // evhost is finished with it (handled or dead-lettered).
+  // the entry has none. Call ack(id) once evhost is finished with it (handled
+  // or dead-lettered). `redelivered`: it was delivered before (to us before a
+  // restart, or to a consumer that died).
   using Sink = std::function<void(const StreamChannel& ch, const std::string& id, const std::string_view* event_field,
                                   bool redelivered)>;
   // How many more entries may be taken now (max_in_flight minus unfinished).
   using Capacity = std::function<size_t()>;
-  // An entry that must not be handled: delivered more than max_deliveries
-  // times ("poison"; event_field is its payload) or trimmed away before it
-  // was handled ("trimmed"; no payload). Call ack(id) once it is stored.
+  // An entry that must not be handled: delivered max_deliveries times
+  // without being acknowledged ("poison"; event_field is its payload when the
+  // entry still exists) or trimmed away before it was handled ("trimmed"; no
+  // payload). Call ack(id) once it is stored.
   using Reject = std::function<void(const StreamChannel& ch, const std::string& id, const char* reason,
                                     const std::string& why, const std::string* event_field)>;
 
@@ -81,41 +84,50 @@ class StreamSource {
   void retire();
 
   const StreamChannel& channel() const noexcept { return ch_; }
-  size_t unacked() const noexcept { return in_flight_.size(); }
-  uint64_t delivered() const noexcept { return delivered_; }
-  uint64_t acked() const noexcept { return acked_; }
-  uint64_t claimed() const noexcept { return claimed_; }
-  uint64_t poisoned() const noexcept { return poisoned_; }
-  // From the last XPENDING summary (refreshed with each claim round).
-  uint64_t pendingCount() const noexcept { return pending_count_; }
-  uint64_t oldestPendingAgeMs() const noexcept { return oldest_pending_age_ms_; }
 
  private:
-  enum class Phase { Idle, Group, Pending, New };
+  // Group: creating the consumer group. Recover: the first recovery pass
+  // after (re)connecting runs; new entries wait for it. New: reading ">".
+  enum class Phase { Idle, Group, Recover, New };
 
+  // ---- stream_source.cpp: the group, new entries, acknowledgements
   void ensureGroup();
   void read();
+  void readNew();
   void onRead(const redisReply* reply);
   static void onGroupReply(redisAsyncContext* ac, void* reply, void* privdata);
   static void onReadReply(redisAsyncContext* ac, void* reply, void* privdata);
+  static void onIgnoredReply(redisAsyncContext* ac, void* reply, void* privdata);
   // The acks batched so far, in front of the next XREADGROUP on the reading
   // connection (one round trip for both). Returns false if not sent.
   bool pipelineAcks();
   static void onPipelinedAckReply(redisAsyncContext* ac, void* reply, void* privdata);
   void ackConfirmed(const std::vector<std::string>& ids);
   void retryLater(uint64_t ms);
-  // Hands an entry over -- after checking how often it was delivered, when
-  // it may have been before (our own pending entries, claimed ones).
-  void take(const std::string& id, const redisReply* fields, bool check_deliveries);
-  void hand(const std::string& id, const std::string_view* event_field, bool redelivered);
-  void handCopy(const std::string& id, const std::string* event_field, bool redelivered);
-  void claim();
-  void onClaimed(const redisReply* reply);
-  void refreshPending();
-  void trim();
-  void trimBelow(const std::string& safe);
+  // Hands an entry over (its fields read in place from the reply).
+  void take(const std::string& id, const redisReply* fields, bool redelivered);
   void sendAcks(std::vector<std::string> ids);
   void retryAcks();
+
+  // ---- stream_recovery.cpp: entries delivered before (ours from before a
+  // restart or reconnect, claimed ones), poison, claiming
+  void startRecovery();
+  void recoverStep();
+  void recoverSoon(uint64_t ms);
+  void fetchPlan();
+  void onPlan(const redisReply* reply);
+  void readBatch(size_t n);
+  void onBatch(const redisReply* reply);
+  void finishRecovery();
+  bool recoveryFailed(const redisReply* reply, const char* what);
+  void poison(const std::string& id, long long deliveries);
+  void claim();
+  void onClaimed(const redisReply* reply);
+
+  // ---- stream_trim.cpp
+  void trim();
+  void trimTo(const std::string& floor, long long length);
+  void trimDone();
 
   uv_loop_t* loop_;
   StreamChannel ch_;
@@ -127,24 +139,43 @@ class StreamSource {
   UvHandle<uv_timer_t> retry_timer_;
   UvHandle<uv_timer_t> claim_timer_;
   UvHandle<uv_timer_t> trim_timer_;
+  UvHandle<uv_timer_t> recover_timer_;
   std::string claim_cursor_ = "0-0";
   bool claiming_ = false;
+  bool claim_more_ = false;  // the last XAUTOCLAIM stopped at its COUNT: go on after recovering
   bool trimming_ = false;
   std::vector<std::string> ack_retry_;  // acks that could not be sent yet
   std::vector<std::string> ack_batch_;  // acked this loop iteration, not sent yet
   UvHandle<uv_prepare_t> ack_flush_;    // sends ack_batch_ before the loop next waits for I/O
   Phase phase_ = Phase::Idle;
-  bool reading_ = false;  // an XREADGROUP is outstanding
+  bool reading_ = false;  // an XREADGROUP is outstanding on the reading connection
   bool paused_ = false;   // stopped for want of capacity
   bool stopped_ = false;
-  std::string pending_from_ = "0";  // next id when re-reading our own pending entries
   std::unordered_set<std::string> in_flight_;  // handed over, not acked: never handed over twice
+
+  // Recovery: our pending entries are taken back in small batches, each one
+  // only once the one before has finished, so that a crash charges a
+  // delivery to the few entries that were in a plugin -- never to a whole
+  // read. An entry delivered twice already goes alone.
+  struct Planned {
+    std::string id;
+    long long deliveries = 0;
+  };
+  bool recovering_ = false;       // a pass runs (new entries are not read meanwhile)
+  bool recover_again_ = false;    // entries were claimed (or we reconnected) during the pass
+  bool recover_busy_ = false;     // an XPENDING or XREADGROUP of the pass is outstanding
+  bool plan_complete_ = false;    // the last XPENDING reached the end of our pending list
+  std::string recover_after_;     // position in our pending list ("" = its start)
+  std::deque<Planned> plan_;      // pending entries listed, not yet taken back
+  std::unordered_set<std::string> batch_;  // the batch being handled
+  size_t batch_size_ = 1;         // grows x2 per finished batch, up to count
+  uint64_t pass_taken_ = 0;       // this pass: entries handed over again
+  uint64_t pass_poison_ = 0;      // this pass: entries dead-lettered as poison
+
   uint64_t delivered_ = 0;
   uint64_t acked_ = 0;
   uint64_t claimed_ = 0;
   uint64_t poisoned_ = 0;
-  uint64_t pending_count_ = 0;
-  uint64_t oldest_pending_age_ms_ = 0;
   // Guards callbacks of the command connection that outlive us.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -3,7 +3,7 @@
 // then completes the call (PENDING), so a record means "handled".
 //
 // Config: {"key": "seen", "tag": "recorder", "sleep_ms": 0,
-//          "answer": {"SOME_TYPE": "retry" | "reject" | "throw" | "pending_forever"},
+//          "answer": {"SOME_TYPE": "retry" | "reject" | "throw" | "pending_forever" | "die"},
 //          "fail_until_attempt": 0,   (answer RETRY while attempt <= this)
 //          "atomic": false,           (idempotent routes: record and mark in one EVAL)
 //          "mark_redelivered": false} (tag "redelivered" when EVH_EVENT_REDELIVERED is set)
@@ -13,6 +13,9 @@
 #include <evh/plugin.hpp>
 
 #include <nlohmann/json.hpp>
+
+#include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <map>
@@ -66,6 +69,11 @@ class Recorder final : public evh::Plugin {
       }
       if (a->second == "throw") {
         throw std::runtime_error("recorder was told to throw");
+      }
+      if (a->second == "die") {
+        // evhost dies while this plugin is on the event: to the streams the
+        // same as a segfault, without a sanitizer report.
+        ::kill(::getpid(), SIGKILL);
       }
     }
     const std::string& tag = mark_redelivered_ && ev.redelivered() ? kRedelivered : tag_;
