@@ -287,6 +287,10 @@ void Server::handleMessage(size_t channel_index, std::string_view logical, std::
     log::host().info("event stage=received channel={} bytes={}{}{}", redis_channel, payload.size(),
                      delivery_id.empty() ? "" : " id=", delivery_id);
   }
+  if (payload.size() > config_.limits.max_message_bytes) {
+    refuseTooLarge(cc, logical, redis_channel, payload, delivery_id, std::move(done));
+    return;
+  }
   decoder_.decode(event::makeMessage(payload, logical, redis_channel, delivery_id, redelivered), items_);
   // A stream entry is acknowledged once every event of it is finished
   // (a single event -- not a BATCH -- needs no counting).
@@ -362,6 +366,32 @@ void Server::handleMessage(size_t channel_index, std::string_view logical, std::
       continue;
     }
     dispatcher_->dispatch(std::move(ev), targets, done_for_item(), from_stream);
+  }
+}
+
+// Refused before it is copied or parsed: the entry keeps a prefix, the size
+// and a hash, so that neither evhost's memory nor the dead-letter store grows
+// with what a publisher sends.
+void Server::refuseTooLarge(ChannelCounters& cc, std::string_view logical, std::string_view redis_channel,
+                            std::string_view payload, std::string_view delivery_id, std::function<void()> done) {
+  ++cc.invalid;
+  const std::string detail = "message of " + std::to_string(payload.size()) + " bytes exceeds max_message_bytes " +
+                             std::to_string(config_.limits.max_message_bytes);
+  dispatch::DeadLetterInfo info{"invalid", event::reasonCode(event::Reason::TooLarge),
+                                delivery_id.empty() ? detail : detail + " [stream entry " + std::string(delivery_id) + "]",
+                                "", 0, 0, 0};
+  const bool from_stream = static_cast<bool>(done);
+  dispatcher_->deadLetter(dispatch::makeTooLargeEntry(info, payload, logical, redis_channel), std::move(done),
+                          from_stream);
+  checkDeadLetterBacklog();
+  Throttle& throttle = invalid_log_[static_cast<size_t>(event::Reason::TooLarge)];
+  if (throttle.allow(uv_now(&loop_))) {
+    log::host().warn("invalid event on {}: {} (reason=too_large; dead-lettered with its first {} bytes, size and "
+                     "SHA-256){}",
+                     redis_channel, detail, dispatch::kTooLargePrefixBytes,
+                     throttle.suppressed() > 0
+                         ? " [" + std::to_string(throttle.suppressed()) + " more since the last such line]"
+                         : std::string());
   }
 }
 

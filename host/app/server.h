@@ -94,6 +94,8 @@ class Server final : public plugin::HostServices, public dispatch::IdempotencySt
   void finishStop();
   void onDeadline();
   // After a dead letter of a Pub/Sub message: too much waiting to be stored?
+  void refuseTooLarge(ChannelCounters& cc, std::string_view logical, std::string_view redis_channel,
+                      std::string_view payload, std::string_view delivery_id, std::function<void()> done);
   void checkDeadLetterBacklog();
 
   config::Config config_;

@@ -4,6 +4,7 @@
 #include "common/log.h"
 
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -240,6 +241,42 @@ DeadLetterEntry makeEntry(const DeadLetterInfo& info, std::string_view raw, std:
   appendField(e.json, "raw", raw);
   e.json += '}';
   return e;
+}
+
+DeadLetterEntry makeTooLargeEntry(const DeadLetterInfo& info, std::string_view bytes, std::string_view channel,
+                                  std::string_view redis_channel) {
+  DeadLetterEntry e;
+  const std::string_view prefix = bytes.substr(0, kTooLargePrefixBytes);
+  e.json.reserve(512 + prefix.size() * 2);
+  e.id = appendBase(e.json, info);
+  e.json += R"(,"eventId":"","eventType":"","correlationId":"",)";
+  appendField(e.json, "channel", channel);
+  e.json += ',';
+  appendField(e.json, "redisChannel", redis_channel);
+  e.json += ',';
+  appendField(e.json, "raw", prefix);
+  e.json += ",\"rawTruncated\":true,\"rawBytes\":";
+  e.json += std::to_string(bytes.size());
+  e.json += ',';
+  appendField(e.json, "rawSha256", sha256Hex(bytes));
+  e.json += '}';
+  return e;
+}
+
+std::string sha256Hex(std::string_view bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
+    return "";
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(length * 2);
+  for (unsigned int i = 0; i < length; ++i) {
+    out.push_back(kHex[digest[i] >> 4]);
+    out.push_back(kHex[digest[i] & 15]);
+  }
+  return out;
 }
 
 FallbackWriter::FallbackWriter(std::string path, Poster& poster)

@@ -41,6 +41,15 @@ DeadLetterEntry makeEntry(const DeadLetterInfo& info, const event::Event& ev);
 DeadLetterEntry makeEntry(const DeadLetterInfo& info, std::string_view raw, std::string_view channel,
                           std::string_view redis_channel);
 
+// For a message over limits.max_message_bytes: only its first
+// kTooLargePrefixBytes are kept (as `raw`, with `rawTruncated`), with its size
+// (`rawBytes`) and SHA-256 (`rawSha256`, hex) to tell it by -- a flood of
+// huge messages must not become a flood of huge entries.
+constexpr size_t kTooLargePrefixBytes = 4096;
+DeadLetterEntry makeTooLargeEntry(const DeadLetterInfo& info, std::string_view bytes, std::string_view channel,
+                                  std::string_view redis_channel);
+std::string sha256Hex(std::string_view bytes);
+
 // ISO-8601 UTC with milliseconds, e.g. 2026-11-26T18:00:03.010Z.
 std::string isoTime(uint64_t epoch_ms);
 uint64_t wallMs();

@@ -1,0 +1,109 @@
+// A message over limits.max_message_bytes, on Pub/Sub and on a stream: it
+// is refused (too_large) without being copied or parsed, and its dead-letter
+// entry keeps a bounded prefix, its size and its SHA-256 -- never the whole
+// message; the next event is handled.
+#include "support/evhost_process.h"
+#include "support/redis_server.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+namespace evh::test {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string sha256(const std::string& bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
+  std::string hex;
+  char two[3];
+  for (unsigned int i = 0; i < length; ++i) {
+    std::snprintf(two, sizeof(two), "%02x", digest[i]);
+    hex += two;
+  }
+  return hex;
+}
+
+std::string event(const std::string& id) {
+  return R"({"eventId":")" + id +
+         R"(","eventType":"ORDER_PLACED","timestamp":"2024-01-15T10:30:00.000Z","payload":{"orderId":"o-1"}})";
+}
+
+class TooLargeTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void TearDown() override { std::remove(fallback_.c_str()); }
+  bool stream() const { return GetParam(); }
+
+  std::string config() const {
+    std::ostringstream y;
+    y << "environment: test\n"
+      << "redis: {host: 127.0.0.1, port: " << redis_.port() << "}\n"
+      << "limits: {max_message_bytes: 1048576}\n"
+      << "dead_letter: {fallback_file: " << fallback_ << "}\n"
+      << "plugins:\n  rec: {path: recorder}\n"
+      << "channels:\n  jollyjet:events:orders:\n"
+      << (stream() ? "    transport: stream\n    stream: {group: workers, consumer: c1, block_ms: 200}\n" : "")
+      << "    routes: [{plugins: [rec]}]\n";
+    return y.str();
+  }
+  void send(const std::string& message) {
+    if (stream()) {
+      redis_.command({"XADD", "test:jollyjet:events:orders", "*", "event", message});
+    } else {
+      redis_.command({"PUBLISH", "test:jollyjet:events:orders", message});
+    }
+  }
+  std::vector<std::string> deadLetters() const {
+    std::vector<std::string> lines;
+    std::ifstream in(fallback_);
+    for (std::string line; std::getline(in, line);) {
+      lines.push_back(line);
+    }
+    return lines;
+  }
+
+  RedisServer redis_;
+  std::string fallback_ = "/tmp/evh-too-large-" + std::to_string(redis_.port()) + ".jsonl";
+};
+
+TEST_P(TooLargeTest, AnOversizedMessageIsDeadLetteredWithAPrefixItsSizeAndItsHash) {
+  EvhostProcess host(config());
+  ASSERT_TRUE(host.waitForLog(stream() ? "created consumer group" : "subscribed to")) << host.log();
+  // 8 MiB: eight times the limit, a valid-looking envelope whose payload is
+  // padded out.
+  const std::string big = R"({"eventId":"big","eventType":"ORDER_PLACED","timestamp":"2024-01-15T10:30:00.000Z",)"
+                          R"("payload":{"pad":")" +
+                          std::string(8 * 1024 * 1024, 'x') + R"("}})";
+  send(big);
+  send(event("after"));
+  ASSERT_TRUE(eventually([&] { return redis_.command({"LLEN", "seen"})->integer == 1; })) << host.log();
+  ASSERT_TRUE(eventually([&] { return deadLetters().size() == 1; })) << host.log();
+  const std::string line = deadLetters()[0];
+  EXPECT_LT(line.size(), 16U * 1024) << "the entry keeps a bounded prefix, not the message";
+  EXPECT_THAT(line, HasSubstr("\"reason\":\"invalid\""));
+  EXPECT_THAT(line, HasSubstr("\"name\":\"too_large\""));
+  EXPECT_THAT(line, HasSubstr("\"rawTruncated\":true,\"rawBytes\":" + std::to_string(big.size())));
+  EXPECT_THAT(line, HasSubstr("\"rawSha256\":\"" + sha256(big) + "\""));
+  EXPECT_THAT(line, HasSubstr(R"(\"eventId\":\"big\")")) << "the prefix is the message's start";
+  EXPECT_THAT(host.log(), HasSubstr("reason=too_large"));
+  if (stream()) {
+    ASSERT_TRUE(eventually([&] {
+      auto r = redis_.command({"XPENDING", "test:jollyjet:events:orders", "workers"});
+      return r->elements > 0 && r->element[0]->integer == 0;
+    })) << "the refused entry is acknowledged once its dead letter is stored\n"
+        << host.log();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(PubSubAndStream, TooLargeTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& p) { return p.param ? "Stream" : "PubSub"; });
+
+}  // namespace
+}  // namespace evh::test
