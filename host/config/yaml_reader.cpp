@@ -19,6 +19,31 @@ namespace {
 // ancestor, which makes the tree infinite; the conversion needs a floor.
 constexpr int kMaxBlockDepth = 64;
 
+// yaml-cpp keeps an alias as a second reference to its anchor's node, so a
+// few lines of aliases of aliases ("billion laughs") stand for a tree of
+// billions of values -- which the conversion to JSON would build. A config
+// block is a plugin's settings: far below these bounds when written out.
+constexpr size_t kMaxBlockValues = 100000;
+constexpr size_t kMaxBlockBytes = size_t{16} << 20;  // keys and scalar text
+
+// What the conversion of one block may still produce.
+struct BlockBudget {
+  size_t values = kMaxBlockValues;
+  size_t bytes = kMaxBlockBytes;
+  bool exceeded = false;
+
+  // Counts one value of `bytes` bytes of text; false once over either bound.
+  bool take(size_t text_bytes) {
+    if (exceeded || values == 0 || text_bytes > bytes) {
+      exceeded = true;
+      return false;
+    }
+    --values;
+    bytes -= text_bytes;
+    return true;
+  }
+};
+
 // Escapes control characters so that every reported error is one line, even
 // when it quotes a multi-line value.
 std::string oneLine(const std::string& s) {
@@ -148,8 +173,12 @@ nlohmann::json plainScalarToJson(const std::string& s) {
 }
 
 // The recursive half of YamlReader::jsonText.
+// Stops (returning null) once `budget` is spent; the caller reports that.
 nlohmann::json toJson(YamlReader& reader, const YAML::Node& node, const YAML::Mark& fallback,
-                      const std::string& path, int depth) {
+                      const std::string& path, int depth, BlockBudget& budget) {
+  if (!budget.take(node.IsScalar() ? node.Scalar().size() : 0)) {
+    return nullptr;
+  }
   const YAML::Mark mark = node.Mark().is_null() || node.IsNull() ? fallback : node.Mark();
   if (depth > kMaxBlockDepth && (node.IsMap() || node.IsSequence())) {
     reader.error(mark, path,
@@ -160,13 +189,16 @@ nlohmann::json toJson(YamlReader& reader, const YAML::Node& node, const YAML::Ma
   if (node.IsMap()) {
     nlohmann::json object = nlohmann::json::object();
     std::map<std::string, int> first_line;
-    for (auto it = node.begin(); it != node.end(); ++it) {
+    for (auto it = node.begin(); it != node.end() && !budget.exceeded; ++it) {
       const YAML::Node key_node = it->first;  // a copy: `it->` yields a temporary
       if (!key_node.IsScalar()) {
         reader.error(key_node.Mark(), path, "keys must be strings, got " + kindOf(key_node));
         continue;
       }
       const std::string& key = key_node.Scalar();
+      if (!budget.take(key.size())) {
+        break;
+      }
       const std::string child = joinKey(path, key);
       const auto [seen, inserted] = first_line.emplace(key, key_node.Mark().line + 1);
       if (!inserted) {
@@ -174,15 +206,15 @@ nlohmann::json toJson(YamlReader& reader, const YAML::Node& node, const YAML::Ma
                      "duplicate key (first defined on line " + std::to_string(seen->second) + ")");
         continue;
       }
-      object[key] = toJson(reader, it->second, key_node.Mark(), child, depth + 1);
+      object[key] = toJson(reader, it->second, key_node.Mark(), child, depth + 1, budget);
     }
     return object;
   }
   if (node.IsSequence()) {
     nlohmann::json array = nlohmann::json::array();
     size_t index = 0;
-    for (auto it = node.begin(); it != node.end(); ++it, ++index) {
-      array.push_back(toJson(reader, *it, mark, indexKey(path, index), depth + 1));
+    for (auto it = node.begin(); it != node.end() && !budget.exceeded; ++it, ++index) {
+      array.push_back(toJson(reader, *it, mark, indexKey(path, index), depth + 1, budget));
     }
     return array;
   }
@@ -448,7 +480,15 @@ std::optional<size_t> YamlReader::readChoice(const Entry& e,
 
 std::optional<std::string> YamlReader::jsonText(const Entry& e) {
   const size_t before = problems_.size();
-  const nlohmann::json json = toJson(*this, e.value, valueMark(e), e.path, 0);
+  BlockBudget budget;
+  const nlohmann::json json = toJson(*this, e.value, valueMark(e), e.path, 0, budget);
+  if (budget.exceeded) {
+    error(e.key_node.Mark(), e.path,
+          "too large: more than " + std::to_string(kMaxBlockValues) + " values or " +
+              std::to_string(kMaxBlockBytes >> 20) +
+              " MiB of text once its aliases are expanded (aliases of aliases multiply); refused");
+    return std::nullopt;
+  }
   if (problems_.size() != before) {
     return std::nullopt;
   }

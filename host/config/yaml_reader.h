@@ -101,7 +101,9 @@ class YamlReader {
   // A free-form block as compact JSON text. Unquoted scalars are typed the
   // way YAML 1.2's core schema does (bool, integer, float, null); quoted ones
   // and !!str stay strings, so `version: "1.0"` stays text. Values are
-  // expanded first. Returns nullopt after reporting problems.
+  // expanded first. A block that stands for more than 100,000 values or
+  // 16 MiB of text once its aliases are expanded is refused (an alias bomb).
+  // Returns nullopt after reporting problems.
   std::optional<std::string> jsonText(const Entry& e);
 
  private:

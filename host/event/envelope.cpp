@@ -205,6 +205,71 @@ std::string_view trimRight(std::string_view text) noexcept {
   return text;
 }
 
+bool isDigit(char c) noexcept { return c >= '0' && c <= '9'; }
+
+// RFC 8259's number grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?
+bool isJsonNumber(std::string_view s) noexcept {
+  size_t i = 0;
+  auto digits = [&] {
+    const size_t start = i;
+    while (i < s.size() && isDigit(s[i])) {
+      ++i;
+    }
+    return i > start;
+  };
+  if (i < s.size() && s[i] == '-') {
+    ++i;
+  }
+  if (i < s.size() && s[i] == '0') {
+    ++i;
+  } else if (!digits()) {
+    return false;
+  }
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    if (!digits()) {
+      return false;
+    }
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) {
+      ++i;
+    }
+    if (!digits()) {
+      return false;
+    }
+  }
+  return i == s.size();
+}
+
+// The text of a value (for a document: of its root value); empty if unknown.
+std::string_view rawToken(od::value& value) noexcept { return value.raw_json_token(); }
+std::string_view rawToken(od::document& doc) noexcept {
+  std::string_view token;
+  return doc.raw_json_token().get(token) == simdjson::SUCCESS ? token : std::string_view();
+}
+
+// Validates a number of any size. JSON sets no limit (RFC 8259, section 6)
+// and the payload reaches plugins as text, so a number no double can hold --
+// 5,000 digits, 1e400 -- is valid input; simdjson refuses to convert it
+// (NUMBER_ERROR), and its token is then checked against the grammar instead. Numbers evhost reads itself (an epoch-ms timestamp) are
+// range-checked where they are read. A refused conversion leaves the value
+// unconsumed; the enclosing object or array skips it.
+// *huge (if given) tells that this happened.
+template <class Value>
+simdjson::error_code validateNumber(Value& value, bool* huge = nullptr) noexcept {
+  double number = 0;
+  const simdjson::error_code error = value.get_double().get(number);
+  if (error == simdjson::NUMBER_ERROR && isJsonNumber(trimRight(rawToken(value)))) {
+    if (huge != nullptr) {
+      *huge = true;
+    }
+    return simdjson::SUCCESS;
+  }
+  return error;
+}
+
 // "value" for a detail message: escaped so it stays one printable line, cut at
 // kMaxQuoted bytes on a UTF-8 character boundary.
 std::string quoted(std::string_view text) {
@@ -621,8 +686,19 @@ bool Decoder::Impl::decodeDocument(od::document& doc) {
       break;
     }
     case od::json_type::number: {
-      double number = 0;
-      error = doc.get_double().get(number);
+      bool huge = false;
+      error = validateNumber(doc, &huge);
+      if (!error && huge) {
+        // A huge number is left unconsumed, so whether only whitespace
+        // follows is read from its token rather than by atEnd().
+        const std::string_view token = rawToken(doc);
+        if (!token.empty() &&
+            trimRight(std::string_view(token.data(), static_cast<size_t>(base_ + size_ - token.data()))) ==
+                trimRight(token)) {
+          reject(Reason::NotObject, "message is a JSON number, not an object", wholeMessage(), false, 0);
+          return true;
+        }
+      }
       break;
     }
     case od::json_type::boolean: {
@@ -729,8 +805,7 @@ bool Decoder::Impl::readField(od::value& value, size_t depth, FieldValue& field,
         field.integer = integer;
         return true;
       }
-      double number = 0;
-      if (const auto error = value.get_double().get(number)) {
+      if (const auto error = validateNumber(value)) {
         return fail(error);
       }
       return true;
@@ -846,8 +921,7 @@ bool Decoder::Impl::walk(od::value& value, size_t depth) {
       break;
     }
     case od::json_type::number: {
-      double number = 0;
-      error = value.get_double().get(number);
+      error = validateNumber(value);
       break;
     }
     case od::json_type::boolean: {

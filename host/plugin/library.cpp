@@ -59,7 +59,10 @@ bool validName(const char* name) {
 std::shared_ptr<Library> Library::open(const std::string& path) {
   checkElf(path);
   dlerror();
-  DlHandle handle(dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL));
+  // dlopen searches the library path for a name without a slash; `path` is a
+  // file, so it gets one.
+  const std::string file = path.find('/') == std::string::npos ? "./" + path : path;
+  DlHandle handle(dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL));
   if (!handle) {
     const char* err = dlerror();
     throw LoadError(path + ": cannot load shared object: " + (err != nullptr ? err : "unknown dlopen error"));

@@ -33,12 +33,24 @@ void Registry::load(const std::vector<config::Plugin>& plugins, const std::vecto
   by_path.clear();  // instances hold the libraries now
   for (size_t i = 0; i < loaded.size(); ++i) {
     const auto& p = plugins[i];
+    std::string fault;
     try {
       loaded[i]->init(p.config_json);
-    } catch (const LoadError&) {
+    } catch (const LoadError& e) {
+      fault = p.origin.describe() + ": " + e.what();
+    } catch (const std::exception& e) {
+      // An exception let out of a bare-ABI init: the plugin's text alone
+      // would not say which plugin failed.
+      fault = p.origin.describe() + ": plugin \"" + p.name + "\" (" + loaded[i]->library().path() +
+              "): init failed: " + e.what();
+    } catch (...) {
+      fault = p.origin.describe() + ": plugin \"" + p.name + "\" (" + loaded[i]->library().path() +
+              "): init failed: an exception that is not a std::exception";
+    }
+    if (!fault.empty()) {
       instances_ = std::move(loaded);  // shut down what was initialised, in reverse
       unloadAll();
-      throw;
+      throw LoadError(fault);
     }
     log::host().info("plugin {} loaded: {} {} (ABI {}.{}, {}) from {}", p.name, loaded[i]->library().name(),
                      loaded[i]->library().version(), loaded[i]->library().abiMajor(),

@@ -51,11 +51,14 @@ std::string resolve(const std::string& written, const std::string& config_dir,
                     const std::vector<std::string>& dirs) {
   std::error_code ec;
   if (written.find('/') != std::string::npos) {
+    // A path with a slash is a path: made absolute, because the normal form
+    // of "./x.so" is "x.so", which dlopen would look up in the library path.
     fs::path p(written);
     if (p.is_relative()) {
       p = fs::path(config_dir) / p;
     }
-    p = p.lexically_normal();
+    fs::path absolute = fs::absolute(p, ec);
+    p = (ec ? p : absolute).lexically_normal();
     if (!fs::exists(p, ec)) {
       throw LoadError(p.string() + ": plugin file does not exist");
     }

@@ -21,8 +21,16 @@
  * With fsync "interval" a thread of the plugin's own fsyncs in the background.
  * Stream replies arrive on the loop thread.
  *
+ * Redeliveries: a stream entry handled before a crash but not yet marked or
+ * acknowledged comes again. Its line is already in the file, and the file
+ * and Redis cannot be written in one step, so the plugin remembers the
+ * eventIds of its newest lines (audit_seen.c: dedup_window lines, loaded from
+ * the file's tail before the first write) and answers OK without a second
+ * line for a redelivered event it finds there.
+ *
  * Files: audit.c (this: the plugin, the line, the stream), audit_config.c
- * (settings), audit_file.c (append, fsync, rotation), audit_redact.c
+ * (settings), audit_file.c (append, fsync, rotation), audit_seen.c (the
+ * eventIds of the newest lines), audit_redact.c
  * (redaction paths and the redacting JSON copier), json_scan.c (a small JSON
  * reader and string writer), audit_buf.c (a growable buffer). */
 #define _POSIX_C_SOURCE 200809L
@@ -31,6 +39,7 @@
 #include "audit_config.h"
 #include "audit_file.h"
 #include "audit_redact.h"
+#include "audit_seen.h"
 #include "json_scan.h"
 
 #include <evh/plugin.h>
@@ -66,6 +75,9 @@ typedef struct audit {
   int rotate_failing;    /* a failed rotation was logged; quiet until one succeeds */
   uint64_t redacted;     /* totals for the closing summary */
   uint64_t write_errors;
+  uint64_t duplicates;
+  audit_seen seen;       /* eventIds of the newest lines */
+  int seen_loaded;       /* the file's tail was read into `seen` */
 
   /* The "interval" flusher thread. */
   pthread_t flusher;
@@ -86,6 +98,7 @@ typedef struct audit {
   evh_metric* m_write_errors;
   evh_metric* m_stream_added;
   evh_metric* m_stream_errors;
+  evh_metric* m_duplicates;
 } audit;
 
 static evh_str audit_str(const char* s) {
@@ -403,6 +416,7 @@ static void audit_free(audit* a) {
   pthread_mutex_destroy(&a->flusher_lock);
   free(a->stream_key);
   audit_buf_free(&a->line);
+  audit_seen_free(&a->seen);
   audit_copier_free(&a->copier);
   audit_config_free(&a->cfg);
   free(a);
@@ -430,6 +444,13 @@ static void audit_describe(audit* a, audit_buf* out) {
     audit_buf_puts(out, i > 0 ? ", " : "");
     audit_buf_puts(out, a->cfg.redact.paths[i].text);
   }
+  if (a->cfg.dedup_window > 0) {
+    snprintf(num, sizeof num, "; skipping redelivered eventIds among the last %lld lines",
+             (long long)a->cfg.dedup_window);
+  } else {
+    snprintf(num, sizeof num, "; no check for redelivered eventIds");
+  }
+  audit_buf_puts(out, num);
   if (a->stream_key != NULL) {
     audit_buf_puts(out, "; also XADD to stream ");
     audit_buf_puts(out, a->stream_key);
@@ -474,6 +495,11 @@ static evh_status audit_init(const evh_host_api* api, evh_host* host, evh_str co
     audit_free(a);
     return EVH_ERR_INVALID;
   }
+  if (audit_seen_init(&a->seen, (size_t)a->cfg.dedup_window) != 0) {
+    api->set_error(host, audit_str("out of memory"));
+    audit_free(a);
+    return EVH_ERR_NOMEM;
+  }
   if (a->cfg.stream_key != NULL) {
     evh_str prefix = api->env_prefix(host);
     size_t n = strlen(a->cfg.stream_key);
@@ -512,6 +538,9 @@ static evh_status audit_init(const evh_host_api* api, evh_host* host, evh_str co
                                            audit_str("audit lines added to the Redis stream"));
   a->m_stream_errors = api->metric_register(host, audit_str("stream_errors"), EVH_METRIC_COUNTER,
                                             audit_str("audit lines that did not reach the Redis stream"));
+  a->m_duplicates = api->metric_register(
+      host, audit_str("redeliveries_skipped"), EVH_METRIC_COUNTER,
+      audit_str("redelivered events whose line was already in the file (answered OK, not written again)"));
   audit_buf_init(&text);
   audit_describe(a, &text);
   audit_log(a, EVH_LOG_INFO, "auditing to %s%s", a->cfg.file, text.data != NULL ? text.data : "");
@@ -520,10 +549,56 @@ static evh_status audit_init(const evh_host_api* api, evh_host* host, evh_str co
   return EVH_OK;
 }
 
+/* Reads the eventIds of the file's newest lines into the window, once,
+ * before the first line is written. In handle(), not init(): init runs on
+ * evhost's loop thread, which must not wait for a disk; handle() runs on a
+ * worker. A failure costs only the protection, never an event. */
+static void audit_load_seen(audit* a) {
+  char err[512];
+  size_t loaded = 0;
+  int truncated = 0;
+  a->seen_loaded = 1;
+  if (a->cfg.dedup_window == 0) {
+    return;
+  }
+  if (audit_seen_load(&a->seen, a->cfg.file, &loaded, &truncated, err, sizeof err) != 0) {
+    audit_log(a, EVH_LOG_WARN, "%s: %zu eventIds remembered; a redelivered event older than them may get a second "
+              "line", err, loaded);
+    return;
+  }
+  if (truncated) {
+    audit_log(a, EVH_LOG_WARN, "read %zu MiB of %s without finding %lld lines: %zu eventIds remembered against "
+              "redeliveries", AUDIT_SEEN_MAX_LOAD_BYTES >> 20, a->cfg.file, (long long)a->cfg.dedup_window, loaded);
+  } else {
+    audit_log(a, EVH_LOG_INFO, "remembered the eventIds of the last %zu lines of %s against redeliveries", loaded,
+              a->cfg.file);
+  }
+}
+
+/* A redelivered event (a stream entry handled before a crash, say) whose line
+ * is already written. Only redelivered events are looked up: nothing else can
+ * be a repeat the host did not already skip by its idempotency mark. */
+static int audit_already_written(audit* a, const evh_event* ev) {
+  if ((ev->flags & EVH_EVENT_REDELIVERED) == 0 || !audit_seen_has(&a->seen, ev->event_id.ptr, ev->event_id.len)) {
+    return 0;
+  }
+  ++a->duplicates;
+  a->api->metric_add(a->m_duplicates, 1);
+  audit_log(a, EVH_LOG_DEBUG, "eventId=%.*s was redelivered and is already in %s: not written again",
+            (int)(ev->event_id.len > 200 ? 200 : ev->event_id.len), ev->event_id.ptr, a->cfg.file);
+  return 1;
+}
+
 static evh_status audit_handle(void* instance, const evh_event* ev, evh_call* call) {
   audit* a = (audit*)instance;
   char err[512];
   audit_append_note note;
+  if (!a->seen_loaded) {
+    audit_load_seen(a);
+  }
+  if (audit_already_written(a, ev)) {
+    return EVH_OK;
+  }
   if (audit_format_line(a, ev, err, sizeof err) != 0) {
     a->api->call_set_error(call, audit_str(err));
     /* Out of memory may pass; a payload that is not JSON will not. */
@@ -553,6 +628,7 @@ static evh_status audit_handle(void* instance, const evh_event* ev, evh_call* ca
   if (note.rotate_failed) {
     a->rotate_failing = 1;
   }
+  audit_seen_add(&a->seen, ev->event_id.ptr, ev->event_id.len);
   a->redacted += a->copier.redacted;
   a->api->metric_add(a->m_lines, 1);
   a->api->metric_add(a->m_redacted, (int64_t)a->copier.redacted);
@@ -571,10 +647,11 @@ static void audit_shutdown(void* instance) {
     audit_log(a, EVH_LOG_ERROR, "%s", err);
   }
   audit_log(a, EVH_LOG_INFO,
-            "closed audit file %s: lines=%llu fsyncs=%llu rotations=%llu redacted=%llu write_errors=%llu",
+            "closed audit file %s: lines=%llu fsyncs=%llu rotations=%llu redacted=%llu write_errors=%llu "
+            "redeliveries_skipped=%llu",
             a->cfg.file, (unsigned long long)a->file.lines, (unsigned long long)a->file.fsyncs,
             (unsigned long long)a->file.rotations, (unsigned long long)a->redacted,
-            (unsigned long long)(a->write_errors + a->flusher_errors));
+            (unsigned long long)(a->write_errors + a->flusher_errors), (unsigned long long)a->duplicates);
   audit_free(a);
 }
 

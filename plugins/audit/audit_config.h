@@ -26,6 +26,7 @@ typedef struct audit_config {
   int64_t keep;         /* rotated files kept besides the current one */
   char* stream_key;     /* NULL: no stream; the logical key, without the environment prefix */
   int64_t stream_maxlen;
+  int64_t dedup_window; /* eventIds of the newest lines remembered against redeliveries; 0: off */
 } audit_config;
 
 /* Fills *cfg from the JSON text; defaults for what is absent. Returns 0, or

@@ -5,16 +5,18 @@
 // naming the field -- and then applied to Redis in two asynchronous steps
 // through the host's command connection, never blocking the loop:
 //
-//   1. one EVAL of kApplyScript: the product's read-model hash and its
-//      category set membership, then the DEL of the configured cache keys;
-//   2. a PUBLISH of a PRODUCT_NOTIFICATION envelope for the admin dashboard.
+// one asynchronous step through the host's command connection, never
+// blocking the loop: one EVAL of kApplyScript writes the product's
+// read-model hash and its category set membership, DELs the configured cache
+// keys, writes the route's idempotency mark (when the route has one) and
+// PUBLISHes a PRODUCT_NOTIFICATION envelope for the admin dashboard.
 //
-// The call answers OK once both succeeded and logs one line; any Redis error
-// or a lost connection answers RETRY with the error, and the host retries
-// per the route's policy. Both steps are idempotent, so a retry after a
-// partial success is safe (a notification may then be published twice; it
-// carries the source eventId to deduplicate on). docs/plugins/product.md
-// describes the config, the keys written and the notification.
+// The call answers OK once the script succeeded and logs one line; any Redis
+// error or a lost connection answers RETRY with the error, and the host
+// retries per the route's policy. On an idempotent route every effect happens
+// once per event, also across crashes (the mark is written with them); see
+// kApplyScript. docs/plugins/product.md describes the config, the keys
+// written and the notification.
 #include <evh/plugin.hpp>
 
 #include <nlohmann/json.hpp>
@@ -45,33 +47,53 @@ constexpr const char* kUpdated = "PRODUCT_UPDATED";
 constexpr const char* kDeleted = "PRODUCT_DELETED";
 constexpr const char* kNotificationType = "PRODUCT_NOTIFICATION";
 
-// Applies one event to the read model and invalidates the caches, in one
-// atomic step. Why a script and not separate commands or MULTI/EXEC: an
-// update has to read the product's current category before it can move the
-// set membership and name the old category's cache, and a script is the one
-// way to make that read and the writes a single step that no other client
-// (nor another event for the same product in flight on our own connection)
-// can interleave with. MULTI cannot branch on a read, and separate commands
-// would let two concurrent updates of one product each read the same old
-// category and leave the product in two sets.
+// Applies one event to the read model, invalidates the caches, writes the
+// idempotency mark and publishes the notification, in one atomic step.
+//
+// Why a script and not separate commands or MULTI/EXEC: an update has to read
+// the product's current category before it can move the set membership and
+// name the old category's cache, and a script is the one way to make that
+// read and the writes a single step that no other client (nor another event
+// for the same product in flight on our own connection) can interleave with.
+// MULTI cannot branch on a read, and separate commands would let two
+// concurrent updates of one product each read the same old category and
+// leave the product in two sets.
+//
+// Why the mark and the PUBLISH are in it too: on an idempotent route the host
+// writes the mark only after the plugin answered OK, so a crash in between
+// redelivers an event whose effects already happened. The read-model writes
+// would merely repeat (they are idempotent), but a notification would be
+// published twice. With the mark written here, atomically with every effect,
+// an event is applied -- and announced -- exactly once: a redelivery finds
+// the mark (the host skips the call, or this script returns "already
+// applied" if the two raced). Without idempotency there is no mark and the
+// script still publishes, so a retry after a lost reply may announce twice
+// (subscribers can deduplicate on payload.sourceEventId).
 //
 // Redis does not roll a script back when a command in it fails, so the script
 // checks the type of every key it writes before writing anything (a WRONGTYPE
 // then changes nothing), and writes the set memberships before the hash: were
 // a write to fail anyway (say, out of memory), the retry still reads the same
-// previous category and repeats every step. Every step is idempotent (SREM,
-// SADD, HSET, HDEL, DEL).
+// previous category and repeats every step. Every write is idempotent (SREM,
+// SADD, HSET, HDEL, DEL); the mark comes after them (a mark before a failed
+// write would make the retry skip the event), the PUBLISH last.
 //
-// KEYS[1]: the product's hash. ARGV[1]: JSON {action, productId, category?
-// (the category the product has afterwards, when the event gives one), set:
+// KEYS[1]: the product's hash; KEYS[2], if given: the idempotency mark, with
+// ARGV[2] its TTL in ms. ARGV[1]: JSON {action, productId, category? (the
+// category the product has afterwards, when the event gives one), set:
 // [field, value, ...], unset: [field, ...], categoryKey: parts, cacheKeys:
-// [key, ...], cacheCategoryKeys: [parts, ...]}, where "parts" is a key
-// template already rendered except for {category}, split there: the key is
-// table.concat(parts, category).
-// Returns {existed (0/1), previous name or nil, previous category or nil}.
+// [key, ...], cacheCategoryKeys: [parts, ...], note?: {channel, head, name?,
+// tail}}, where "parts" is a key template already rendered except for
+// {category}, split there: the key is table.concat(parts, category); and
+// note is the notification as JSON text around the members only the read
+// model knows: head .. [,"name":..][,"category":..][,"previousCategory":..] .. tail.
+// Returns {existed (0/1), previous name or nil, previous category or nil,
+// applied (1, or 0 when the mark was already there and nothing was done)}.
 constexpr const char* kApplyScript = R"lua(
 local a = cjson.decode(ARGV[1])
 local hash = KEYS[1]
+local mark = KEYS[2]
+if mark and redis.call('EXISTS', mark) == 1 then return {0, false, false, 0} end
 local function keyOf(parts, category) return table.concat(parts, category) end
 local function wrongType(key, want)
   local t = redis.call('TYPE', key)['ok']
@@ -120,7 +142,21 @@ for _, parts in ipairs(a.cacheCategoryKeys) do
   if category and category ~= prevCategory then caches[#caches + 1] = keyOf(parts, category) end
 end
 if #caches > 0 then redis.call('DEL', unpack(caches)) end
-return {existed, prevName, prevCategory}
+if mark then redis.call('SET', mark, '1', 'PX', ARGV[2]) end
+if a.note then
+  local n = a.note
+  local msg = n.head
+  local function member(name, value)
+    if value then msg = msg .. ',"' .. name .. '":' .. cjson.encode(value) end
+  end
+  member('name', n.name or prevName)
+  if a.action == 'deleted' then member('category', prevCategory) else member('category', category) end
+  if a.action ~= 'deleted' and a.category and prevCategory and a.category ~= prevCategory then
+    member('previousCategory', prevCategory)
+  end
+  redis.call('PUBLISH', n.channel, msg .. n.tail)
+end
+return {existed, prevName, prevCategory, 1}
 )lua";
 
 std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
@@ -593,6 +629,14 @@ struct Job {
   evh::Completion done;
 };
 
+// Text of the JSON value j without its closing brace (j is an object), to be
+// continued with more members.
+std::string openObject(const OrderedJson& j) {
+  std::string s = j.dump(-1, ' ', false, OrderedJson::error_handler_t::replace);
+  s.pop_back();
+  return s;
+}
+
 // ---- the plugin -------------------------------------------------------------------
 
 class Product final : public evh::Plugin {
@@ -610,6 +654,8 @@ class Product final : public evh::Plugin {
         deleted_(host.counter("deleted", "PRODUCT_DELETED events applied")),
         rejected_(host.counter("rejected", "events rejected: unsupported type or invalid payload")),
         redis_errors_(host.counter("redis_errors", "Redis errors and failed requests (each answered RETRY)")),
+        already_applied_(host.counter("already_applied",
+                                      "events found already applied by their idempotency mark (answered OK)")),
         rng_(std::random_device{}()) {
     std::string caches;
     for (const auto& t : settings_.cache_keys) {
@@ -629,11 +675,16 @@ class Product final : public evh::Plugin {
       return evh::Result::reject(e.what());
     }
     std::string hash = settings_.product_key.render(prefix_, change.product_id).front();
-    std::string args = scriptArgs(change);
     auto job = std::make_shared<Job>(
         Job{std::move(change), std::string(ev.id()), std::string(ev.correlationId()), call.defer()});
-    evh_status s = host().command({"EVAL", kApplyScript, "1", hash, args},
-                                  [this, job](const evh::Reply& r) { onApplied(job, r); });
+    std::string args = scriptArgs(*job);
+    // On an idempotent route the script writes the mark with the effects.
+    std::string ttl = std::to_string(ev.idempotencyTtlMs());
+    std::vector<std::string_view> argv{"EVAL", kApplyScript, "1", hash, args};
+    if (!ev.idempotencyKey().empty()) {
+      argv = {"EVAL", kApplyScript, "2", hash, ev.idempotencyKey(), args, ttl};
+    }
+    evh_status s = host().command(argv, [this, job](const evh::Reply& r) { onApplied(job, r); });
     if (s != EVH_OK) {
       redis_errors_.add();
       return evh::Result::retry("product: cannot send EVAL for " + hash + ": " + describeStatus(s));
@@ -651,7 +702,8 @@ class Product final : public evh::Plugin {
     }
   }
 
-  std::string scriptArgs(const Change& c) const {
+  std::string scriptArgs(const Job& job) {
+    const Change& c = job.change;
     Json a = {{"action", actionName(c.action)},
               {"productId", c.product_id},
               {"set", c.set},
@@ -670,6 +722,9 @@ class Product final : public evh::Plugin {
         a["cacheCategoryKeys"].push_back(parts);
       }
     }
+    if (settings_.notify) {
+      a["note"] = notification(job);
+    }
     return a.dump(-1, ' ', false, Json::error_handler_t::replace);
   }
 
@@ -678,15 +733,23 @@ class Product final : public evh::Plugin {
     job->done.complete(evh::Result::retry("product: " + step + " failed: " + r.describe()));
   }
 
-  // Step 1 done: the read model is written and the caches invalidated.
+  // The script ran: the read model is written, the caches invalidated, the
+  // notification published -- or the mark said it all happened before.
   void onApplied(const std::shared_ptr<Job>& job, const evh::Reply& r) {
-    if (!r.ok() || r.type() != EVH_REPLY_ARRAY || r.size() != 3) {
+    if (!r.ok() || r.type() != EVH_REPLY_ARRAY || r.size() != 4) {
       if (r.ok()) {
         redis_errors_.add();
         job->done.complete(evh::Result::retry("product: unexpected reply to EVAL"));
         return;
       }
       fail(job, "applying " + job->change.event_type + " for productId=" + job->change.product_id, r);
+      return;
+    }
+    if (r[3].integer() == 0) {
+      already_applied_.add();
+      host().debug("product eventId=" + logValue(job->event_id) + " productId=" + logValue(job->change.product_id) +
+                   " already applied (its idempotency mark exists): nothing done");
+      job->done.complete(evh::Result::ok());
       return;
     }
     Before before;
@@ -697,23 +760,7 @@ class Product final : public evh::Plugin {
     if (r[2].type() == EVH_REPLY_STRING) {
       before.category = std::string(r[2].str());
     }
-    if (!settings_.notify) {
-      finish(*job, before);
-      return;
-    }
-    std::string message = notification(*job, before);
-    evh_status s = host().publish(settings_.channel, message, [this, job, before](const evh::Reply& pr) {
-      if (!pr.ok()) {
-        fail(job, "publishing the notification on " + settings_.channel, pr);
-        return;
-      }
-      finish(*job, before);
-    });
-    if (s != EVH_OK) {
-      redis_errors_.add();
-      job->done.complete(evh::Result::retry("product: cannot publish the notification on " + settings_.channel +
-                                            ": " + describeStatus(s)));
-    }
+    finish(*job, before);
   }
 
   // The product's name and category after the event, as far as known.
@@ -728,28 +775,30 @@ class Product final : public evh::Plugin {
     return c.action != Action::Deleted && c.category && b.category && *c.category != *b.category;
   }
 
-  std::string notification(const Job& job, const Before& before) {
+  // The notification for kApplyScript's ARGV note: the envelope as JSON text
+  // around the members that depend on the read model before the event (name,
+  // category, previousCategory), which the script fills in. Key order: the
+  // envelope's, then productId, action, name, category, previousCategory,
+  // changedKeys, sourceEventId.
+  Json notification(const Job& job) {
     const Change& c = job.change;
-    OrderedJson payload = {{"productId", c.product_id}, {"action", actionName(c.action)}};
-    if (auto name = nameAfter(c, before)) {
-      payload["name"] = *name;
-    }
-    if (auto category = categoryAfter(c, before)) {
-      payload["category"] = *category;
-    }
-    if (moved(c, before)) {
-      payload["previousCategory"] = *before.category;
-    }
-    if (c.action == Action::Updated) {
-      payload["changedKeys"] = c.changed;
-    }
-    payload["sourceEventId"] = job.event_id;
-    OrderedJson n = {{"eventId", newEventId()}, {"eventType", kNotificationType}, {"timestamp", isoNow()}};
+    OrderedJson envelope = {{"eventId", newEventId()}, {"eventType", kNotificationType}, {"timestamp", isoNow()}};
     if (!job.correlation_id.empty()) {
-      n["correlationId"] = job.correlation_id;
+      envelope["correlationId"] = job.correlation_id;
     }
-    n["payload"] = std::move(payload);
-    return n.dump(-1, ' ', false, OrderedJson::error_handler_t::replace);
+    OrderedJson head = {{"productId", c.product_id}, {"action", actionName(c.action)}};
+    OrderedJson tail = OrderedJson::object();
+    if (c.action == Action::Updated) {
+      tail["changedKeys"] = c.changed;
+    }
+    tail["sourceEventId"] = job.event_id;
+    Json note = {{"channel", prefix_ + settings_.channel},
+                 {"head", openObject(envelope) + ",\"payload\":" + openObject(head)},
+                 {"tail", "," + openObject(tail).substr(1) + "}}"}};
+    if (c.name) {
+      note["name"] = *c.name;  // else the script uses the read model's
+    }
+    return note;
   }
 
   // Every Redis step succeeded: log the one line and answer OK.
@@ -814,6 +863,7 @@ class Product final : public evh::Plugin {
   evh::Metric deleted_;
   evh::Metric rejected_;
   evh::Metric redis_errors_;
+  evh::Metric already_applied_;
   std::mt19937_64 rng_;
 };
 

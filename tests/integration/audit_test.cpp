@@ -174,6 +174,28 @@ class AuditTest : public ::testing::Test {
   std::string dir_;
 };
 
+// An audit line as the plugin writes it, for an ORDER_PLACED event.
+std::string orderLine(const std::string& id) {
+  return R"({"timestamp":"2024-01-15T10:30:00.000Z","auditedAt":"2024-01-15T10:30:00.001Z","eventId":")" + id +
+         R"(","eventType":"ORDER_PLACED","userId":null,"action":null,"correlationId":null,)"
+         R"("channel":"jollyjet:events:orders","payload":{"orderId":"o-1"}})";
+}
+
+std::string orderEvent(const std::string& id) {
+  return R"({"eventId":")" + id +
+         R"(","eventType":"ORDER_PLACED","timestamp":"2024-01-15T10:30:00.000Z","payload":{"orderId":"o-1"}})";
+}
+
+// The eventIds of an audit file's lines, in order.
+std::vector<std::string> eventIds(const std::string& path) {
+  std::vector<std::string> out;
+  for (const auto& line : readLines(path).lines) {
+    json j = json::parse(line, nullptr, false);
+    out.push_back(j.is_discarded() ? "(not JSON)" : j.value("eventId", std::string("?")));
+  }
+  return out;
+}
+
 // --------------------------------------------------------------------------
 // The line
 
@@ -181,7 +203,8 @@ TEST_F(AuditTest, DefaultConfigWritesThePlansUserActivityEventsRedactedInPublish
   EvhostProcess host(config());  // as in config/jollyjet.yaml: no config block
   waitSubscribed(host);
   EXPECT_THAT(host.log(), HasSubstr("auditing to audit.jsonl (fsync: always; rotated at 104857600 bytes, keeping 5; "
-                                    "redacting metadata.email, metadata.ip)"));
+                                    "redacting metadata.email, metadata.ip; skipping redelivered eventIds among "
+                                    "the last 10000 lines)"));
   constexpr int kEvents = 10;
   for (int i = 0; i < kEvents; ++i) {
     publish(kActivityChannel, userActivity(i, /*correlated=*/i != 3));
@@ -653,11 +676,107 @@ TEST_F(AuditTest, StreamFailuresAreLoggedOnceWhileTheFileKeepsEveryLine) {
 // --------------------------------------------------------------------------
 // Config
 
+// --------------------------------------------------------------------------
+// Redeliveries after a crash
+
+class AuditRedeliveryTest : public AuditTest {
+ protected:
+  static constexpr const char* kStream = "test:jollyjet:events:orders";
+
+  std::string streamConfig(const std::string& audit_config) const {
+    std::ostringstream y;
+    y << "environment: test\n"
+      << "redis: {host: 127.0.0.1, port: " << redis_->port() << "}\n"
+      << "dead_letter: {fallback_file: " << dir_ << "/dead.jsonl}\n"
+      << "plugins:\n  audit: {path: audit, config: {file: " << dir_ << "/audit.jsonl" << audit_config << "}}\n"
+      << "channels:\n  jollyjet:events:orders:\n    transport: stream\n"
+      << "    stream: {group: g, consumer: c1, block_ms: 100}\n"
+      << "    routes: [{plugins: [audit]}]\n";
+    return y.str();
+  }
+
+  // What a crash leaves behind: evt-a's line in the file and evt-b's in the
+  // rotated one, both entries (and evt-c's, never written) still pending
+  // for consumer c1; evt-d is new.
+  void crashLeftovers() {
+    std::ofstream(dir_ + "/audit.jsonl.1") << orderLine("evt-b") << "\n";
+    std::ofstream(dir_ + "/audit.jsonl") << orderLine("evt-a") << "\n";
+    redis_->command({"XGROUP", "CREATE", kStream, "g", "0", "MKSTREAM"});
+    for (const char* id : {"evt-a", "evt-b", "evt-c"}) {
+      redis_->command({"XADD", kStream, "*", "event", orderEvent(id)});
+    }
+    ReplyPtr r = redis_->command({"XREADGROUP", "GROUP", "g", "c1", "COUNT", "10", "STREAMS", kStream, ">"});
+    ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
+    ASSERT_EQ(pending(), 3);
+    redis_->command({"XADD", kStream, "*", "event", orderEvent("evt-d")});
+  }
+
+  long long pending() {
+    ReplyPtr r = redis_->command({"XPENDING", kStream, "g"});
+    return r->type == REDIS_REPLY_ARRAY && r->elements > 0 ? r->element[0]->integer : -1;
+  }
+};
+
+TEST_F(AuditRedeliveryTest, ARedeliveredEventWhoseLineIsInTheFileIsNotWrittenAgain) {
+  crashLeftovers();
+  EvhostProcess host(streamConfig(""));
+  ASSERT_TRUE(eventually([&] { return pending() == 0 && hasLines(dir_ + "/audit.jsonl", 3); })) << host.log();
+  EXPECT_THAT(host.log(), HasSubstr("remembered the eventIds of the last 2 lines of " + dir_ + "/audit.jsonl"));
+  stop(host);
+  // evt-a and evt-b were written before the crash; evt-c was pending but
+  // never written; evt-d is new.
+  EXPECT_EQ(eventIds(dir_ + "/audit.jsonl"), (std::vector<std::string>{"evt-a", "evt-c", "evt-d"}));
+  EXPECT_EQ(eventIds(dir_ + "/audit.jsonl.1"), (std::vector<std::string>{"evt-b"}));
+  EXPECT_THAT(host.log(), HasSubstr("redeliveries_skipped=2"));
+}
+
+TEST_F(AuditRedeliveryTest, WithTheWindowOffARedeliveredEventIsWrittenAgain) {
+  crashLeftovers();
+  EvhostProcess host(streamConfig(", dedup_window: 0"));
+  ASSERT_TRUE(eventually([&] { return pending() == 0 && hasLines(dir_ + "/audit.jsonl", 5); })) << host.log();
+  EXPECT_THAT(host.log(), HasSubstr("no check for redelivered eventIds"));
+  stop(host);
+  EXPECT_EQ(eventIds(dir_ + "/audit.jsonl"),
+            (std::vector<std::string>{"evt-a", "evt-a", "evt-b", "evt-c", "evt-d"}));
+}
+
+// The window is the newest lines, whoever wrote them: lines written since the
+// start count, a line that is not an audit line does not, and a redelivered
+// event that fell out of the window is written again.
+TEST_F(AuditRedeliveryTest, TheWindowHoldsTheNewestLinesWrittenSinceTheStart) {
+  std::ofstream(dir_ + "/audit.jsonl") << "not an audit line\n" << orderLine("evt-0") << "\n";
+  EvhostProcess host(streamConfig(", dedup_window: 2"));
+  for (const char* id : {"evt-1", "evt-2", "evt-3"}) {
+    redis_->command({"XADD", kStream, "*", "event", orderEvent(id)});
+  }
+  ASSERT_TRUE(eventually([&] { return hasLines(dir_ + "/audit.jsonl", 5) && pending() == 0; })) << host.log();
+  EXPECT_THAT(host.log(), HasSubstr("remembered the eventIds of the last 1 lines"));
+  stop(host);
+  // Redeliver evt-1 (out of the window of 2) and evt-3 (in it) as a crash
+  // would: pending for c1 again.
+  ReplyPtr all = redis_->command({"XRANGE", kStream, "-", "+"});
+  ASSERT_EQ(all->elements, 3U);
+  std::vector<std::string> entries;
+  for (size_t i = 0; i < all->elements; ++i) {
+    entries.emplace_back(all->element[i]->element[0]->str);
+  }
+  redis_->command({"XGROUP", "SETID", kStream, "g", "0"});
+  redis_->command({"XREADGROUP", "GROUP", "g", "c1", "COUNT", "3", "STREAMS", kStream, ">"});
+  redis_->command({"XACK", kStream, "g", entries[1]});
+  ASSERT_EQ(pending(), 2);
+  EvhostProcess again(streamConfig(", dedup_window: 2"));
+  ASSERT_TRUE(eventually([&] { return pending() == 0 && hasLines(dir_ + "/audit.jsonl", 6); })) << again.log();
+  stop(again);
+  EXPECT_EQ(eventIds(dir_ + "/audit.jsonl"),
+            (std::vector<std::string>{"(not JSON)", "evt-0", "evt-1", "evt-2", "evt-3", "evt-1"}));
+}
+
 TEST_F(AuditTest, ABadConfigRefusesToStartWithThePluginsReason) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"{fsnyc: always}",
        "init failed: unknown config key \"fsnyc\" (known: file, redact, fsync, fsync_interval_ms, rotate_bytes, "
-       "keep, stream)"},
+       "keep, stream, dedup_window)"},
+      {"{dedup_window: -1}", "init failed: config key \"dedup_window\": must be an integer from 0 to 1000000, got -1"},
       {"{fsync: sometimes}",
        "init failed: config key \"fsync\": must be one of \"always\", \"interval\", \"never\", got \"sometimes\""},
       {"{redact: [metadata..email]}",

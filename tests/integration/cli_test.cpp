@@ -74,6 +74,26 @@ workers: many
   EXPECT_THAT(out, HasSubstr(path + ":11: workers:"));
 }
 
+// Nine levels of ten aliases in a plugin's config block stand for 10^9
+// values: refused at once with file:line, not expanded until memory runs out.
+TEST_F(CliTest, CheckConfigRefusesAnAliasBombInAConfigBlock) {
+  std::string yaml = "environment: dev\nplugins:\n  rec:\n    path: recorder\n    config:\n";
+  yaml += "      l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
+  for (int level = 1; level < 9; ++level) {
+    std::string prev = "*l" + std::to_string(level - 1);
+    yaml += "      l" + std::to_string(level) + ": &l" + std::to_string(level) + " [";
+    for (int i = 0; i < 10; ++i) {
+      yaml += (i > 0 ? ", " : "") + prev;
+    }
+    yaml += "]\n";
+  }
+  yaml += "channels:\n  ch:\n    routes:\n      - events: \"*\"\n        plugins: [rec]\n";
+  std::string path = write("bomb.yaml", yaml);
+  auto [code, out] = check(path);
+  EXPECT_EQ(code, 1);
+  EXPECT_THAT(out, HasSubstr(path + ":5: plugins.rec.config: too large: more than 100000 values"));
+}
+
 TEST_F(CliTest, CheckConfigReportsYamlSyntaxWithLine) {
   std::string path = write("syntax.yaml", "environment: dev\nplugins:\n  rec: {path: recorder\n");
   auto [code, out] = check(path);
@@ -113,6 +133,18 @@ plugins:
                              "/init_fails.so): init failed: database unreachable at 10.0.0.1:5432"));
 }
 
+TEST_F(CliTest, APluginWhoseInitThrowsIsNamedWithItsFiles) {
+  std::string path = write("throws.yaml", R"(redis: {port: 1}
+plugins:
+  ok: {path: ok_c}
+  pool: {path: init_throws}
+)");
+  auto [code, out] = runCommand({EVH_EVHOST_BIN, "--config", path, "--plugin-dir", EVH_TEST_PLUGIN_DIR});
+  EXPECT_EQ(code, 1);
+  EXPECT_THAT(out, HasSubstr(path + ":4: plugins.pool: plugin \"pool\" (" + std::string(EVH_TEST_PLUGIN_DIR) +
+                             "/init_throws.so): init failed: connection pool exhausted"));
+}
+
 TEST_F(CliTest, EvhostRejectsBadArguments) {
   auto [code, out] = runCommand({EVH_EVHOST_BIN, "--frobnicate"});
   EXPECT_EQ(code, 2);
@@ -133,6 +165,20 @@ TEST_F(CliTest, PluginInspectPrintsWhatTheHostSees) {
   EXPECT_THAT(out, HasSubstr("abi:             1.0 (host 1.0)"));
   EXPECT_THAT(out, HasSubstr("flags:           blocking"));
   EXPECT_THAT(out, HasSubstr("max_concurrency: 2"));
+}
+
+// The README's `evhctl plugin inspect ./name.so`: a path relative to the
+// working directory, in a folder no library search would look in.
+TEST_F(CliTest, PluginInspectTakesAPathRelativeToTheWorkingDirectory) {
+  std::filesystem::copy_file(std::string(EVH_TEST_PLUGIN_DIR) + "/ok_cpp.so", dir_ + "/mine.so");
+  const std::string up = "../" + std::filesystem::path(dir_).filename().string() + "/mine.so";
+  for (const std::string& target : {std::string("./mine.so"), up}) {
+    auto [code, out] = runCommand(
+        {"/bin/sh", "-c", "cd \"$0\" && exec \"$1\" plugin inspect \"$2\"", dir_, EVH_EVHCTL_BIN, target});
+    EXPECT_EQ(code, 0) << target << ": " << out;
+    EXPECT_THAT(out, HasSubstr("path:            " + dir_ + "/mine.so\n")) << target;
+    EXPECT_THAT(out, HasSubstr("name:            ok_cpp")) << target;
+  }
 }
 
 TEST_F(CliTest, PluginInspectFindsBundledPluginsByName) {

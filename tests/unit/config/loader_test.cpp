@@ -514,6 +514,55 @@ TEST_F(LoaderTest, ConfigBlockWithSelfReferringAliasIsAnError) {
       << result.errors[0];
 }
 
+// Nine levels of ten aliases each ("billion laughs"): 10^9 values written in
+// ten lines. Refused, naming the block, before anything is expanded far.
+constexpr const char* kAliasBomb = R"(plugins:
+  p:
+    path: p
+    config:
+      a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]
+      b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+      c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+      d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]
+      e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]
+      f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]
+      g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]
+      h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]
+      i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h, *h]
+)";
+
+TEST_F(LoaderTest, ConfigBlockWithAnAliasBombIsRefusedNamingTheBlock) {
+  const LoadResult result = load(kAliasBomb);
+  ASSERT_EQ(result.errors.size(), 1U) << joined(result.errors);
+  EXPECT_EQ(result.errors[0],
+            "cfg.yaml:4: plugins.p.config: too large: more than 100000 values or 16 MiB of text once its aliases "
+            "are expanded (aliases of aliases multiply); refused");
+}
+
+TEST_F(LoaderTest, ConfigBlockWithBinaryTreeOfSelfAliasesIsRefused) {
+  // Each level doubles: 2^64 values within the depth bound.
+  const LoadResult result = load("plugins: { p: { path: p, config: &a [*a, *a] } }");
+  ASSERT_FALSE(result.errors.empty());
+  EXPECT_NE(joined(result.errors).find("cfg.yaml:1: plugins.p.config: too large"), std::string::npos)
+      << joined(result.errors);
+}
+
+TEST_F(LoaderTest, ConfigBlockWithAliasesWithinTheBoundIsExpanded) {
+  // Three levels: 1,000 values once expanded, each alias a full copy.
+  const LoadResult result = load(R"(plugins:
+  p:
+    path: p
+    config:
+      a: &a [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+      b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+      c: [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+)");
+  ASSERT_TRUE(result.errors.empty()) << joined(result.errors);
+  const auto json = nlohmann::json::parse(result.config->plugins.at(0).config_json);
+  EXPECT_EQ(json["c"].size(), 10U);
+  EXPECT_EQ(json["c"][9][9], nlohmann::json::array({1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
+}
+
 // ---- config_dir and files --------------------------------------------------------
 
 class LoaderFileTest : public LoaderTest {

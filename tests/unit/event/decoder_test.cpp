@@ -432,6 +432,53 @@ TEST_F(DecoderTest, RejectsBadTimestamps) {
   }
 }
 
+// JSON sets no limit on numbers, and the payload reaches plugins as text: a
+// number no double can hold is valid input, kept byte for byte.
+TEST_F(DecoderTest, AcceptsNumbersOfAnySizeAndPassesThemOnAsWritten) {
+  const std::string digits(5000, '7');
+  for (const std::string& number : std::vector<std::string>{digits, "-" + digits, digits + ".5e-3", "1e400",
+                                                            "-1E+99999", "0." + digits, "1e-99999"}) {
+    const std::string payload = R"({"big":)" + number + R"(,"list":[)" + number + "," + number + R"(],"after":1})";
+    const std::string json = R"({"eventId":"e","eventType":"T","timestamp":1,"payload":)" + payload + "}";
+    const Event& event = onlyEvent(json);
+    EXPECT_EQ(event.payload(), payload) << number.substr(0, 20);
+  }
+  // Where it is the last value of the payload and of the envelope.
+  const std::string last = R"({"eventId":"e","eventType":"T","timestamp":1,"payload":{"n":)" + digits + R"(},"x":)" +
+                           digits + "}";
+  EXPECT_EQ(onlyEvent(last).payload(), R"({"n":)" + digits + "}");
+  // A BATCH member with one.
+  const std::string batch = R"({"type":"BATCH","messages":[{"eventId":"a","eventType":"T","timestamp":1,)"
+                            R"("payload":{"n":)" + digits + "}}]}";
+  EXPECT_EQ(onlyEvent(batch).payload(), R"({"n":)" + digits + "}");
+}
+
+TEST_F(DecoderTest, StillRejectsMalformedNumbersOfAnySize) {
+  const std::string digits(5000, '7');
+  for (const std::string& number : std::vector<std::string>{"0" + digits, digits + ".", digits + "e", "-",
+                                                            "+" + digits, digits + "e+", "." + digits}) {
+    const std::string json = R"({"eventId":"e","eventType":"T","timestamp":1,"payload":{"n":)" + number + "}}";
+    EXPECT_EQ(onlyRejected(json).reason, Reason::NotJson) << number.substr(0, 20);
+  }
+}
+
+TEST_F(DecoderTest, AHugeTimestampIsRefusedAsATimestampNotAsJson) {
+  const std::string json =
+      R"({"eventId":"e","eventType":"T","timestamp":)" + std::string(5000, '9') + R"(,"payload":{}})";
+  const Rejected& rejected = onlyRejected(json);
+  EXPECT_EQ(rejected.reason, Reason::BadTimestamp) << rejected.detail;
+  EXPECT_NE(rejected.detail.find("must be an integer number of epoch milliseconds"), std::string::npos)
+      << rejected.detail;
+  EXPECT_LT(rejected.detail.size(), 200U) << "the value is quoted shortened";
+}
+
+TEST_F(DecoderTest, AHugeTopLevelNumberIsNotAnObject) {
+  const std::string digits(5000, '7');
+  EXPECT_EQ(onlyRejected(digits).reason, Reason::NotObject);
+  EXPECT_EQ(onlyRejected(digits + " \n").reason, Reason::NotObject);
+  EXPECT_EQ(onlyRejected(digits + " 1").reason, Reason::NotJson);
+}
+
 TEST_F(DecoderTest, QuotesHostileValuesInDetailsSafely) {
   const std::string long_value(500, 'x');
   const Rejected& rejected = onlyRejected(R"({"eventId":"e","eventType":"T","timestamp":"a\"b\n)" +
