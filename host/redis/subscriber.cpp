@@ -213,15 +213,16 @@ void Subscriber::logGap() {
   std::string cause;
   if (cut_off_ && conn_.attemptsBeforeReady() == 0) {
     // Redis closed the connection yet took the next one at once, so it
-    // was not going away. A restart aside, it closes a subscriber that
-    // falls behind (and CLIENT KILL is rare): the output buffer it held
-    // for us -- messages published before the gap began -- is gone too.
+    // was not going away. Short of a CLIENT KILL, that is Redis closing a
+    // subscriber that falls behind: the output buffer it held for us --
+    // messages published before the gap began -- is gone too.
     ++cut_offs_;
     cause = std::string("; Redis closed the connection and accepted the next at once: it likely cut this subscriber "
                         "off for falling behind (client-output-buffer-limit pubsub, default 32mb 8mb 60") +
             (paused_when_lost_ ? "; reading was paused" : "") +
             ") and dropped the messages it held for us, published before this gap began, so events were likely "
-            "lost beyond it (Redis logs \"closed for overcoming of output buffer limits\")";
+            "lost beyond it (if so, Redis logged \"scheduled to be closed ASAP for overcoming of output buffer "
+            "limits\"; else a CLIENT KILL closed it)";
   } else if (cut_off_) {
     cause = "; Redis closed the connection and was unreachable for a while (restarted?)";
   }
