@@ -52,7 +52,7 @@ const redisReplyObjectFunctions* g_default_fns = nullptr;
 struct ReaderHooks {
   static Connection* owner(const redisReadTask* t) { return static_cast<Connection*>(t->privdata); }
 
-  // Whether hiredis expects no regular reply now (none queued, not subscribed).
+  // Subscribed, with no regular reply queued: what arrives is Pub/Sub.
   static bool subscribedMode(const Connection& c) {
     return c.ac_ != nullptr && (c.ac_->c.flags & REDIS_SUBSCRIBED) != 0 && c.ac_->replies.head == nullptr;
   }
@@ -116,7 +116,9 @@ struct ReaderHooks {
   static void* integer(const redisReadTask* t, long long v) {
     return admit(t, sizeof(redisReply)) ? g_default_fns->createInteger(t, v) : nullptr;
   }
-  static void* nil(const redisReadTask* t) { return admit(t, sizeof(redisReply)) ? g_default_fns->createNil(t) : nullptr; }
+  static void* nil(const redisReadTask* t) {
+    return admit(t, sizeof(redisReply)) ? g_default_fns->createNil(t) : nullptr;
+  }
   static void free(void* obj) { g_default_fns->freeObject(obj); }
 
   // [kRefused or kPatternRefused, name, error] for the oldest unanswered
@@ -465,7 +467,7 @@ void Connection::becomeReady() {
   ready_ = true;
   ++connects_;
   reply_bound_ = redis::replyBound(mode_ == Mode::Subscriber ? ReplyKind::Message : ReplyKind::Command,
-                            endpoint_.max_message_bytes);
+                                   endpoint_.max_message_bytes);
   attempts_before_ready_ = failed_attempts_;
   if (down_since_ms_ != 0) {
     // A connection lost again the same way before it was stable: the
@@ -505,9 +507,9 @@ void Connection::onDisconnect(const redisAsyncContext* ac, int status) {
   self->ac_ = nullptr;
   // The end of the stream, or a reset (Redis closing with our last bytes
   // unread): the server's doing, not the network's or ours.
+  const bool reset = ac->c.err == REDIS_ERR_IO && std::strcmp(ac->c.errstr, std::strerror(ECONNRESET)) == 0;
   self->closed_by_server_ =
-      self->drop_reason_.empty() && status != REDIS_OK &&
-      (ac->c.err == REDIS_ERR_EOF || (ac->c.err == REDIS_ERR_IO && std::strcmp(ac->c.errstr, std::strerror(ECONNRESET)) == 0));
+      self->drop_reason_.empty() && status != REDIS_OK && (ac->c.err == REDIS_ERR_EOF || reset);
   std::string why = !self->drop_reason_.empty() ? self->drop_reason_
                     : status == REDIS_OK        ? std::string("closed")
                     : ac->errstr != nullptr && ac->errstr[0] != '\0'
@@ -619,9 +621,10 @@ uint64_t Connection::stableAfterMs() const noexcept {
 }
 
 std::string Connection::oversizeReason() const {
-  const char* which = state_ != State::Ready      ? "during the handshake"
-                      : mode_ == Mode::Subscriber ? "for a Pub/Sub message: 2 x limits.max_message_bytes + 64 KiB"
-                                                  : "for a command or stream read";
+  const char* which = state_ != State::Ready ? "during the handshake"
+                      : mode_ == Mode::Subscriber
+                          ? "for a Pub/Sub message: 2 x limits.max_message_bytes + 64 KiB"
+                          : "for a command or stream read: max(64 MiB, 100 x (limits.max_message_bytes + 64 KiB))";
   return "protocol error: reply larger than " + std::to_string(reply_bound_) + " bytes (" + which + ") from " +
          endpoint_.describe();
 }
