@@ -16,7 +16,10 @@ extern "C" {
 #include <arpa/inet.h>
 #include <netdb.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
+#include <string_view>
 
 namespace evh::redis {
 namespace {
@@ -28,37 +31,139 @@ bool isNumericIp(const std::string& host) {
   return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
 }
 
-// Liveness without help from hiredis: every top-level reply object the
-// reader creates bumps a counter on its Connection. hiredis 0.14 offers no
-// way to see the reply to a PING sent in subscribed mode (it lands in no
-// callback), so "anything arrived since the PING" is the signal. The hooks
-// forward to hiredis' own reply functions; the reader's privdata points at
-// the Connection (or is NULL once it let go).
 const redisReplyObjectFunctions* g_default_fns = nullptr;
 
-inline void noteReply(const redisReadTask* task) {
-  if (task->parent == nullptr && task->privdata != nullptr) {
-    ++static_cast<Connection*>(task->privdata)->replies_seen_;
+}  // namespace
+
+// The reader's object hooks: every reply object the reader creates passes
+// here (forwarded to hiredis' own functions), with the reader's privdata
+// pointing at its Connection (NULL once it let go). They
+// - note liveness: every top-level reply bumps a counter. hiredis 0.14 offers
+//   no way to see the reply to a PING sent in subscribed mode (it lands in no
+//   callback), so "anything arrived since the PING" is the signal;
+// - bound the reply being read: its objects count against the connection's
+//   reply bound (the bytes still buffered are checked after each read);
+// - refuse what hiredis would abort() on (an assert) from a broken server: a
+//   reply nobody asked for, or a subscribed-mode array of the wrong shape;
+// - turn a refused (P)SUBSCRIBE into an array naming the subscription, which
+//   hiredis routes to its callback, instead of dropping the connection.
+// A hook returning NULL makes the reader fail ("out of memory"); the drop
+// reason set first is what the disconnect reports.
+struct ReaderHooks {
+  static Connection* owner(const redisReadTask* t) { return static_cast<Connection*>(t->privdata); }
+
+  // Subscribed, with no regular reply queued: what arrives is Pub/Sub.
+  static bool subscribedMode(const Connection& c) {
+    return c.ac_ != nullptr && (c.ac_->c.flags & REDIS_SUBSCRIBED) != 0 && c.ac_->replies.head == nullptr;
   }
-}
-void* hookString(const redisReadTask* t, char* s, size_t n) {
-  noteReply(t);
-  return g_default_fns->createString(t, s, n);
-}
-void* hookArray(const redisReadTask* t, int n) {
-  noteReply(t);
-  return g_default_fns->createArray(t, n);
-}
-void* hookInteger(const redisReadTask* t, long long v) {
-  noteReply(t);
-  return g_default_fns->createInteger(t, v);
-}
-void* hookNil(const redisReadTask* t) {
-  noteReply(t);
-  return g_default_fns->createNil(t);
-}
-void hookFree(void* obj) { g_default_fns->freeObject(obj); }
-redisReplyObjectFunctions g_hooked_fns = {hookString, hookArray, hookInteger, hookNil, hookFree};
+
+  static bool admit(const redisReadTask* t, uint64_t bytes) {
+    Connection* c = owner(t);
+    if (c == nullptr || c->ac_ == nullptr) {
+      return true;
+    }
+    if (t->parent == nullptr) {
+      ++c->replies_seen_;
+      c->reply_bytes_ = 0;
+      if (c->ac_->replies.head == nullptr && (c->ac_->c.flags & REDIS_SUBSCRIBED) == 0 &&
+          t->type != REDIS_REPLY_ERROR) {
+        return reject(*c, "protocol error: a reply to no command from " + c->endpoint_.describe());
+      }
+    } else if (t->parent->parent == nullptr && t->idx < 2 && t->type != REDIS_REPLY_STRING && subscribedMode(*c)) {
+      return reject(*c, "protocol error: a Pub/Sub reply without kind and channel from " + c->endpoint_.describe());
+    }
+    c->reply_bytes_ += bytes;
+    if (c->reply_bytes_ > c->reply_bound_) {
+      return reject(*c, c->oversizeReason());
+    }
+    return true;
+  }
+
+  static bool reject(Connection& c, std::string why) {
+    if (c.drop_reason_.empty()) {
+      c.drop_reason_ = std::move(why);
+    }
+    return false;
+  }
+
+  static void* string(const redisReadTask* t, char* s, size_t n) {
+    if (!admit(t, sizeof(redisReply) + n)) {
+      return nullptr;
+    }
+    Connection* c = owner(t);
+    if (c != nullptr && c->mode_ == Connection::Mode::Subscriber && subscribedMode(*c)) {
+      if (t->parent == nullptr && t->type == REDIS_REPLY_ERROR && !c->unanswered_subscribes_.empty()) {
+        return refusal(*c, s, n);
+      }
+      if (t->parent != nullptr && t->parent->parent == nullptr && t->idx == 0 && !c->unanswered_subscribes_.empty() &&
+          (std::string_view(s, n) == "subscribe" || std::string_view(s, n) == "psubscribe")) {
+        c->unanswered_subscribes_.pop_front();  // answered in the order sent
+      }
+    }
+    return g_default_fns->createString(t, s, n);
+  }
+  static void* array(const redisReadTask* t, int n) {
+    if (!admit(t, sizeof(redisReply) + static_cast<uint64_t>(std::max(n, 0)) * sizeof(redisReply*))) {
+      return nullptr;
+    }
+    Connection* c = owner(t);
+    if (c != nullptr && t->parent == nullptr && n < 2 && subscribedMode(*c)) {
+      reject(*c, "protocol error: a Pub/Sub reply without kind and channel from " + c->endpoint_.describe());
+      return nullptr;
+    }
+    return g_default_fns->createArray(t, n);
+  }
+  static void* integer(const redisReadTask* t, long long v) {
+    return admit(t, sizeof(redisReply)) ? g_default_fns->createInteger(t, v) : nullptr;
+  }
+  static void* nil(const redisReadTask* t) {
+    return admit(t, sizeof(redisReply)) ? g_default_fns->createNil(t) : nullptr;
+  }
+  static void free(void* obj) { g_default_fns->freeObject(obj); }
+
+  // [kRefused or kPatternRefused, name, error] for the oldest unanswered
+  // (P)SUBSCRIBE, built with hiredis' own functions so that it frees it.
+  static void* refusal(Connection& c, const char* s, size_t n) {
+    auto [pattern, name] = std::move(c.unanswered_subscribes_.front());
+    c.unanswered_subscribes_.pop_front();
+    redisReadTask top{};
+    top.type = REDIS_REPLY_ARRAY;
+    top.elements = 3;
+    top.idx = -1;
+    void* array = g_default_fns->createArray(&top, 3);
+    if (array == nullptr) {
+      return nullptr;
+    }
+    top.obj = array;
+    const std::string parts[3] = {pattern ? Connection::kPatternRefused : Connection::kRefused, name,
+                                  std::string(s, n)};
+    for (int i = 0; i < 3; ++i) {
+      redisReadTask child{};
+      child.type = REDIS_REPLY_STRING;
+      child.idx = i;
+      child.parent = &top;
+      if (g_default_fns->createString(&child, const_cast<char*>(parts[i].data()), parts[i].size()) == nullptr) {
+        g_default_fns->freeObject(array);
+        return nullptr;
+      }
+    }
+    return array;
+  }
+
+  // After hiredis has read (and parsed what it could): the bytes still
+  // buffered count against the bound too -- an endless bulk string is
+  // never parsed, only buffered.
+  static void afterRead(redisAsyncContext* ac) {
+    if (ac != nullptr && ac->data != nullptr) {
+      static_cast<Connection*>(ac->data)->checkReplyBound();
+    }
+  }
+};
+
+namespace {
+
+redisReplyObjectFunctions g_hooked_fns = {ReaderHooks::string, ReaderHooks::array, ReaderHooks::integer,
+                                          ReaderHooks::nil, ReaderHooks::free};
 
 // The event hooks hiredis calls to (un)watch its socket. They do what the
 // hiredis 0.14 libuv adapter's own hooks do, with two differences:
@@ -71,11 +176,13 @@ redisReplyObjectFunctions g_hooked_fns = {hookString, hookArray, hookInteger, ho
 //   after every read: a uv_poll_start (stop + start, so an epoll_ctl) per
 //   message. Ours touch the poll only when the set of events changes.
 void pollPassingErrors(uv_poll_t* handle, int status, int events) {
+  auto* p = static_cast<redisLibuvEvents*>(handle->data);
   if (status < 0) {
     // libuv has stopped this poll: whatever hiredis asks next must start it.
-    static_cast<redisLibuvEvents*>(handle->data)->events = 0;
+    p->events = 0;
   }
   redisLibuvPoll(handle, 0, status < 0 ? (UV_READABLE | UV_WRITABLE) : events);
+  ReaderHooks::afterRead(p->context);  // NULL once hiredis let go of it
 }
 void setEvents(void* privdata, int events) {
   auto* p = static_cast<redisLibuvEvents*>(privdata);
@@ -265,6 +372,9 @@ void Connection::connectTo(const std::string& ip) {
   redisAsyncSetDisconnectCallback(ac, &Connection::onDisconnect);
   ac_ = ac;
   drop_reason_.clear();
+  reply_bytes_ = 0;
+  reply_bound_ = redis::replyBound(ReplyKind::Handshake, endpoint_.max_message_bytes);
+  unanswered_subscribes_.clear();
   uv_timer_start(
       connect_timer_.get(),
       [](uv_timer_t* t) {
@@ -337,6 +447,15 @@ void Connection::onHandshakeReply(redisAsyncContext* ac, void* r, void* privdata
     self->dropContext(std::string(step) + " failed: " + reply->str);
     return;
   }
+  // +OK to AUTH and SELECT, +PONG to PING: anything else is not Redis
+  // speaking (a wrong port, a proxy gone wrong) and must not count as up.
+  const std::string_view expected = std::string_view(step) == "PING" ? "PONG" : "OK";
+  if (reply->type != REDIS_REPLY_STATUS || std::string_view(reply->str, reply->len) != expected) {
+    self->dropContext("protocol error: unexpected reply to " + std::string(step) + " from " +
+                      self->endpoint_.describe() + " (type " + std::to_string(reply->type) + ", not +" +
+                      std::string(expected) + ")");
+    return;
+  }
   if (self->handshake_steps_.empty()) {
     self->becomeReady();
   }
@@ -347,15 +466,26 @@ void Connection::becomeReady() {
   state_ = State::Ready;
   ready_ = true;
   ++connects_;
+  reply_bound_ = redis::replyBound(mode_ == Mode::Subscriber ? ReplyKind::Message : ReplyKind::Command,
+                                   endpoint_.max_message_bytes);
+  attempts_before_ready_ = failed_attempts_;
   if (down_since_ms_ != 0) {
-    log::host().info("redis {} ({}): connected again after {} ms and {} failed attempt(s)", name_,
-                     endpoint_.describe(), nowMs(loop_) - down_since_ms_, backoff_.attempts());
+    // A connection lost again the same way before it was stable: the
+    // first such round was logged; the repeats are debug only.
+    const bool repeat = short_lived_ > 1;
+    log::host().log(repeat ? spdlog::level::debug : spdlog::level::info,
+                    "redis {} ({}): connected again after {} ms and {} failed attempt(s)", name_, endpoint_.describe(),
+                    nowMs(loop_) - down_since_ms_, failed_attempts_);
   } else {
     log::host().info("redis {} ({}): connected", name_, endpoint_.describe());
   }
   down_since_ms_ = 0;
+  failed_attempts_ = 0;
   last_failure_.clear();
-  backoff_.reset();
+  // The backoff restarts only once this connection has proved stable (see
+  // onTick): one lost right after each connect must not retry at once.
+  ready_since_ms_ = nowMs(loop_);
+  stable_ = false;
   ping_outstanding_ = false;
   ping_sent_ms_ = nowMs(loop_);
   uint64_t tick = std::max<uint64_t>(50, std::min(endpoint_.ping_interval_ms, endpoint_.ping_timeout_ms) / 2);
@@ -375,6 +505,11 @@ void Connection::onDisconnect(const redisAsyncContext* ac, int status) {
   }
   // hiredis frees the context after this callback.
   self->ac_ = nullptr;
+  // The end of the stream, or a reset (Redis closing with our last bytes
+  // unread): the server's doing, not the network's or ours.
+  const bool reset = ac->c.err == REDIS_ERR_IO && std::strcmp(ac->c.errstr, std::strerror(ECONNRESET)) == 0;
+  self->closed_by_server_ =
+      self->drop_reason_.empty() && status != REDIS_OK && (ac->c.err == REDIS_ERR_EOF || reset);
   std::string why = !self->drop_reason_.empty() ? self->drop_reason_
                     : status == REDIS_OK        ? std::string("closed")
                     : ac->errstr != nullptr && ac->errstr[0] != '\0'
@@ -410,14 +545,21 @@ void Connection::fail(const std::string& why) {
   uv_timer_stop(tick_timer_.get());
   const bool was_ready = ready_;
   ready_ = false;
-  read_paused_ = false;
+  unanswered_subscribes_.clear();
   if (was_ready) {
     ++outages_;
     down_since_ms_ = nowMs(loop_);
-    log::host().warn("redis {} ({}): connection lost: {}; reconnecting", name_, endpoint_.describe(), why);
+    short_lived_ = !stable_ && why == last_loss_ ? short_lived_ + 1 : (stable_ ? 0 : 1);
+    last_loss_ = why;
+    if (short_lived_ > 1) {
+      log::host().debug("redis {} ({}): connection lost again: {} ({} times without staying up {} ms)", name_,
+                        endpoint_.describe(), why, short_lived_, stableAfterMs());
+    } else {
+      log::host().warn("redis {} ({}): connection lost: {}; reconnecting", name_, endpoint_.describe(), why);
+    }
     last_failure_ = why;
     if (handlers_.on_lost) {
-      handlers_.on_lost(why);
+      handlers_.on_lost(why);  // readingPaused() still tells whether we were
     }
   } else if (why != last_failure_) {
     if (down_since_ms_ == 0) {
@@ -429,6 +571,12 @@ void Connection::fail(const std::string& why) {
     last_failure_ = why;
   } else {
     log::host().debug("redis {} ({}): still failing: {}", name_, endpoint_.describe(), why);
+  }
+  read_paused_ = false;
+  if (!was_ready) {
+    ++failed_attempts_;
+  } else {
+    closed_by_server_ = false;  // told to on_lost above; the attempts start afresh
   }
   scheduleRetry();
 }
@@ -452,6 +600,45 @@ bool Connection::command(int argc, const char** argv, const size_t* lens, redisC
     return false;
   }
   return redisAsyncCommandArgv(ac_, fn, privdata, argc, argv, lens) == REDIS_OK;
+}
+
+bool Connection::subscribe(bool pattern, const std::string& name, redisCallbackFn* fn, void* privdata) {
+  const char* argv[] = {pattern ? "PSUBSCRIBE" : "SUBSCRIBE", name.c_str()};
+  const size_t lens[] = {std::strlen(argv[0]), name.size()};
+  if (mode_ != Mode::Subscriber || !command(2, argv, lens, fn, privdata)) {
+    return false;
+  }
+  // Redis answers (P)SUBSCRIBEs in the order sent: the reader hooks match
+  // each confirmation or refusal to the oldest one here.
+  unanswered_subscribes_.emplace_back(pattern, name);
+  return true;
+}
+
+uint64_t Connection::stableAfterMs() const noexcept {
+  // Long enough for a keep-alive round trip, and for as long as the longest
+  // backoff step: flapping can then never retry faster than the backoff.
+  return std::max<uint64_t>(endpoint_.backoff_max_ms, endpoint_.ping_interval_ms);
+}
+
+std::string Connection::oversizeReason() const {
+  const char* which = state_ != State::Ready ? "during the handshake"
+                      : mode_ == Mode::Subscriber
+                          ? "for a Pub/Sub message: 2 x limits.max_message_bytes + 64 KiB"
+                          : "for a command or stream read: max(64 MiB, 100 x (limits.max_message_bytes + 64 KiB))";
+  return "protocol error: reply larger than " + std::to_string(reply_bound_) + " bytes (" + which + ") from " +
+         endpoint_.describe();
+}
+
+void Connection::checkReplyBound() {
+  if (ac_ == nullptr || !drop_reason_.empty()) {
+    return;
+  }
+  const redisReader* r = ac_->c.reader;
+  const uint64_t buffered = r->len - r->pos;
+  const uint64_t held = buffered + (r->ridx >= 0 ? reply_bytes_ : 0);
+  if (held > reply_bound_) {
+    dropContext(oversizeReason());
+  }
 }
 
 void Connection::pauseReading() {
@@ -482,6 +669,15 @@ void Connection::onTick() {
     return;
   }
   const uint64_t now = nowMs(loop_);
+  if (!stable_ && now - ready_since_ms_ >= stableAfterMs()) {
+    stable_ = true;
+    backoff_.reset();
+    if (short_lived_ > 1) {
+      log::host().info("redis {} ({}): connection up for {} ms, after {} connection(s) lost the same way: {}", name_,
+                       endpoint_.describe(), now - ready_since_ms_, short_lived_, last_loss_);
+    }
+    short_lived_ = 0;
+  }
   if (read_paused_) {
     last_tick_ms_ = now;
     return;  // nothing can be read: no judging the connection meanwhile
@@ -499,6 +695,7 @@ void Connection::onTick() {
       // The answer may be waiting unread if the loop itself was busy: read
       // before judging.
       redisAsyncHandleRead(ac_);
+      checkReplyBound();
       if (ac_ == nullptr || !ready_) {
         return;
       }

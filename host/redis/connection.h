@@ -1,5 +1,6 @@
 // One Redis connection that keeps itself connected: async connect, AUTH and
-// SELECT, reconnect with backoff, and half-open detection by PING.
+// SELECT, reconnect with backoff, half-open detection by PING, and replies
+// bounded while they are read.
 #pragma once
 
 #include "loop/uv_handle.h"
@@ -13,6 +14,7 @@
 #include <deque>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace evh::redis {
@@ -20,7 +22,9 @@ namespace evh::redis {
 // Holds a redisAsyncContext non-owningly: hiredis frees it itself after a
 // failed connect or a disconnect, and the callbacks null our pointer then.
 // Every transition is logged once (a lost connection, the first failure, a
-// changed failure reason, the recovery), never once per attempt.
+// changed failure reason, the recovery), never once per attempt. The backoff
+// restarts only once a connection has stayed up a while (stableAfterMs()):
+// one that is lost right after each connect keeps backing off.
 class Connection {
  public:
   enum class Mode {
@@ -30,7 +34,8 @@ class Connection {
   struct Handlers {
     // Called each time the connection is up and authenticated: subscribe here.
     std::function<void()> on_ready;
-    // Called when a ready connection goes away (not while retrying).
+    // Called when a ready connection goes away (not while retrying);
+    // closedByServer() tells whether Redis closed it.
     std::function<void(const std::string& why)> on_lost;
   };
 
@@ -66,12 +71,33 @@ class Connection {
   // with the reply, or with a NULL reply when the connection drops or
   // stop() runs first. Returns false (and fn never runs) when not ready.
   bool command(int argc, const char** argv, const size_t* lens, redisCallbackFn* fn, void* privdata);
+  // Subscriber mode: (P)SUBSCRIBEs one channel or pattern. fn gets its
+  // confirmation and messages as hiredis passes them -- and a refusal (say
+  // NOPERM from an ACL), which hiredis 0.14 would answer by dropping the
+  // whole connection, as the array [kRefused or kPatternRefused, name,
+  // error text]. Returns false when not ready. THREAD: loop.
+  bool subscribe(bool pattern, const std::string& name, redisCallbackFn* fn, void* privdata);
+  static constexpr const char* kRefused = "subscribe-refused";
+  static constexpr const char* kPatternRefused = "psubscribe-refused";
+
+  // Whether Redis closed the last lost connection itself (end of stream),
+  // as opposed to a network error or our own drop. Valid in on_lost.
+  bool closedByServer() const noexcept { return closed_by_server_; }
+  // Whether the last connection was lost the same way as the one before,
+  // both before they were stable: a flapping connection, whose repeats are
+  // logged at debug level only.
+  bool repeatingLoss() const noexcept { return short_lived_ > 1; }
+  // Failed attempts before the current connection came up (0: at once).
+  uint32_t attemptsBeforeReady() const noexcept { return attempts_before_ready_; }
+  // The bound on one reply now (see replyBound()).
+  uint64_t replyBound() const noexcept { return reply_bound_; }
 
   // Counters for health and tests.
   uint64_t connects() const noexcept { return connects_; }
   uint64_t outages() const noexcept { return outages_; }
 
  private:
+  friend struct ReaderHooks;  // connection.cpp: the reader's object hooks
   enum class State { Idle, Resolving, Connecting, Handshaking, Ready, Waiting, Stopped };
 
   void resolve();
@@ -83,6 +109,11 @@ class Connection {
   void dropContext(const std::string& why);
   void onTick();
   void sendPing();
+  // Past the reply bound (buffered bytes plus objects of the reply being
+  // read): drop as a protocol error. Runs after every read. THREAD: loop.
+  void checkReplyBound();
+  std::string oversizeReason() const;
+  uint64_t stableAfterMs() const noexcept;
 
   static void onConnect(const redisAsyncContext* ac, int status);
   static void onDisconnect(const redisAsyncContext* ac, int status);
@@ -111,12 +142,20 @@ class Connection {
   std::string drop_reason_;       // why we are dropping the context ourselves
   std::string last_failure_;      // logged once until it changes
   uint64_t down_since_ms_ = 0;    // when the outage began (0: none)
+  uint32_t failed_attempts_ = 0;  // in the current outage
+  uint32_t attempts_before_ready_ = 0;
+  uint64_t ready_since_ms_ = 0;
+  bool stable_ = false;           // up for stableAfterMs(): the backoff restarts
+  std::string last_loss_;         // why the last connection was lost
+  uint64_t short_lived_ = 0;      // connections lost the same way before they were stable
+  bool closed_by_server_ = false;
 
- public:
-  // Read by the reply-object hooks (see connection.cpp); not for callers.
+  // Kept up by the reader hooks (ReaderHooks in connection.cpp).
   uint64_t replies_seen_ = 0;
+  uint64_t reply_bytes_ = 0;      // objects built for the reply being read
+  uint64_t reply_bound_ = kHandshakeReplyBytes;
+  std::deque<std::pair<bool, std::string>> unanswered_subscribes_;  // (pattern, name), in order sent
 
- private:
   uint64_t seen_at_ping_ = 0;
   uint64_t ping_sent_ms_ = 0;
   uint64_t tick_ms_ = 0;       // period of the keep-alive check

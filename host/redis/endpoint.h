@@ -1,6 +1,7 @@
 // Where and how to reach Redis, and how hard to try.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -18,8 +19,42 @@ struct Endpoint {
   double backoff_multiplier = 2.0;
   uint32_t ping_interval_ms = 3000;
   uint32_t ping_timeout_ms = 2000;
+  // limits.max_message_bytes: the bounds on replies derive from it (see
+  // replyBound()). The default matches the config's.
+  uint64_t max_message_bytes = 1024 * 1024;
 
   std::string describe() const { return host + ":" + std::to_string(port); }
 };
+
+// How large one reply may grow while it is read (the bytes buffered for it
+// plus the reply objects built so far) before the connection is dropped as a
+// protocol error -- so that a broken or hostile server answering, say, an
+// endless bulk string cannot grow the host without bound.
+enum class ReplyKind {
+  Handshake,  // +OK to AUTH and SELECT, +PONG: nothing legitimate is large
+  Message,    // a Pub/Sub message
+  Command     // stream reads and plugins' commands
+};
+inline constexpr uint64_t kHandshakeReplyBytes = 64 * 1024;
+inline constexpr uint64_t kReplyFramingBytes = 64 * 1024;  // channel names, field names, headers
+inline constexpr uint64_t kMinCommandReplyBytes = 64 * 1024 * 1024;
+inline constexpr uint64_t kReadCountAllowance = 100;  // stream.count's default
+
+inline uint64_t replyBound(ReplyKind kind, uint64_t max_message_bytes) {
+  switch (kind) {
+    case ReplyKind::Handshake:
+      return kHandshakeReplyBytes;
+    case ReplyKind::Message:
+      // Twice the limit: a message somewhat too large still arrives whole and
+      // is refused on its own (too_large, dead-lettered); only a larger one
+      // costs the connection.
+      return 2 * max_message_bytes + kReplyFramingBytes;
+    case ReplyKind::Command:
+      // A stream read of stream.count (default 100) entries of up to
+      // max_message_bytes each, and never under 64 MiB for plugins' replies.
+      return std::max(kMinCommandReplyBytes, kReadCountAllowance * (max_message_bytes + kReplyFramingBytes));
+  }
+  return kHandshakeReplyBytes;
+}
 
 }  // namespace evh::redis

@@ -25,17 +25,15 @@ Subscriber::Subscriber(uv_loop_t* loop, Endpoint endpoint, std::vector<Subscript
     : subs_(std::move(subs)),
       sink_(std::move(sink)),
       conn_(loop, std::move(endpoint), "subscriber", Connection::Mode::Subscriber,
-            Connection::Handlers{[this] { subscribeAll(); },
-                                 [this](const std::string&) {
-                                   confirmed_ = 0;
-                                   if (outage_start_ms_ == 0) {
-                                     outage_start_ms_ = wallMs();
-                                   }
-                                 }}) {
+            Connection::Handlers{[this] { subscribeAll(); }, [this](const std::string&) { onLost(); }}),
+      resubscribe_backoff_(conn_.endpoint().backoff_initial_ms, conn_.endpoint().backoff_max_ms,
+                           conn_.endpoint().backoff_multiplier) {
   slots_.reserve(subs_.size());
   for (const auto& s : subs_) {
-    slots_.push_back(Slot{this, &s});
+    slots_.push_back(Slot{this, &s, State::Unanswered, {}});
   }
+  resubscribe_timer_ = makeUvHandle<uv_timer_t>(loop, uv_timer_init);
+  resubscribe_timer_->data = this;
 }
 
 Subscriber::~Subscriber() { stop(); }
@@ -47,17 +45,32 @@ void Subscriber::start() {
   conn_.start();
 }
 
-void Subscriber::stop() { conn_.stop(); }
+void Subscriber::stop() {
+  uv_timer_stop(resubscribe_timer_.get());
+  conn_.stop();
+}
+
+void Subscriber::onLost() {
+  confirmed_ = answered_ = refused_now_ = 0;
+  for (auto& slot : slots_) {
+    slot.state = State::Unanswered;
+  }
+  uv_timer_stop(resubscribe_timer_.get());
+  cut_off_ = conn_.closedByServer();
+  paused_when_lost_ = conn_.readingPaused();
+  if (outage_start_ms_ == 0) {
+    outage_start_ms_ = wallMs();
+  }
+}
 
 void Subscriber::subscribeAll() {
-  confirmed_ = 0;
+  confirmed_ = answered_ = refused_now_ = 0;
   // One command per subscription, so that each carries its own privdata and
   // a message maps to its subscription without a lookup.
   for (auto& slot : slots_) {
-    const char* argv[] = {slot.sub->pattern ? "PSUBSCRIBE" : "SUBSCRIBE", slot.sub->redis.c_str()};
-    const size_t lens[] = {std::strlen(argv[0]), slot.sub->redis.size()};
-    if (!conn_.command(2, argv, lens, &Subscriber::onReply, &slot)) {
-      conn_.reconnect("could not queue " + std::string(argv[0]));
+    slot.state = State::Unanswered;
+    if (!conn_.subscribe(slot.sub->pattern, slot.sub->redis, &Subscriber::onReply, &slot)) {
+      conn_.reconnect(std::string("could not queue ") + (slot.sub->pattern ? "PSUBSCRIBE" : "SUBSCRIBE"));
       return;
     }
   }
@@ -70,6 +83,12 @@ void Subscriber::onReply(redisAsyncContext* ac, void* r, void* privdata) {
   }
   Subscriber* self = slot->owner;
   auto* reply = static_cast<redisReply*>(r);
+  if (reply->type == REDIS_REPLY_STATUS && sv(reply) == "PONG") {
+    // Our keep-alive PING while Redis refused every subscription (so it
+    // answers as outside subscribed mode); hiredis hands it to whichever
+    // callback ran last.
+    return;
+  }
   if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 || reply->element[0]->type != REDIS_REPLY_STRING) {
     log::host().error("redis subscriber: unexpected reply type {} on {}", reply->type, slot->sub->redis);
     return;
@@ -87,31 +106,133 @@ void Subscriber::onReply(redisAsyncContext* ac, void* r, void* privdata) {
     ++self->messages_;
     self->sink_(*slot->sub, sv(reply->element[2]), sv(reply->element[3]));
   } else if ((kind == "subscribe" || kind == "psubscribe") && reply->elements == 3) {
-    if (++self->confirmed_ == self->subs_.size()) {
-      std::string names;
-      for (const auto& s : self->subs_) {
-        names += (names.empty() ? "" : ", ") + s.redis;
-      }
-      if (self->outage_start_ms_ != 0) {
-        Gap gap{self->outage_start_ms_, wallMs(), {}};
-        for (const auto& s : self->subs_) {
-          gap.channels.push_back(s.redis);
-        }
-        self->outage_start_ms_ = 0;
-        if (self->conn_.outages() > 0) {
-          // A reconnect, not the first start: Pub/Sub dropped whatever was
-          // published in between.
-          ++self->gaps_;
-          log::host().warn("pubsub gap: not subscribed for {} ms (from {} to {} ms since epoch) on {}; "
-                           "messages published then are lost",
-                           gap.end_ms - gap.start_ms, gap.start_ms, gap.end_ms, names);
-          if (self->on_gap) {
-            self->on_gap(gap);
+    self->onConfirmed(*slot);
+  } else if ((kind == Connection::kRefused || kind == Connection::kPatternRefused) && reply->elements == 3) {
+    self->onRefused(*slot, sv(reply->element[2]));
+  }
+}
+
+void Subscriber::onConfirmed(Slot& slot) {
+  const State was = slot.state;
+  if (was == State::Confirmed) {
+    return;
+  }
+  slot.state = State::Confirmed;
+  ++confirmed_;
+  if (!slot.refusal.empty()) {
+    log::host().info("subscribed to {} (Redis refused it before: {})", slot.sub->redis, slot.refusal);
+    slot.refusal.clear();
+  }
+  if (was == State::Refused) {
+    if (--refused_now_ == 0) {
+      uv_timer_stop(resubscribe_timer_.get());
+      resubscribe_backoff_.reset();
+    }
+  } else if (++answered_ == subs_.size()) {
+    onAllAnswered();
+  }
+}
+
+// A refusal is the subscription's own failure, not the connection's: the
+// others stay subscribed, and this one is retried alone with backoff -- an
+// ACL may be widened later -- and logged again only when the answer changes.
+void Subscriber::onRefused(Slot& slot, std::string_view why) {
+  const State was = slot.state;
+  slot.state = State::Refused;
+  const char* command = slot.sub->pattern ? "PSUBSCRIBE" : "SUBSCRIBE";
+  if (slot.refusal != why) {
+    slot.refusal = std::string(why);
+    log::host().error("redis subscriber ({}): {} {} refused: {}; the other subscriptions stay, and this one is "
+                      "retried with backoff (logged again only if the answer changes)",
+                      conn_.endpoint().describe(), command, slot.sub->redis, slot.refusal);
+  } else {
+    log::host().debug("redis subscriber ({}): {} {} still refused: {}", conn_.endpoint().describe(), command,
+                      slot.sub->redis, slot.refusal);
+  }
+  if (was != State::Refused) {
+    ++refused_now_;
+  }
+  scheduleResubscribe();
+  if (was == State::Unanswered && ++answered_ == subs_.size()) {
+    onAllAnswered();
+  }
+}
+
+void Subscriber::scheduleResubscribe() {
+  if (uv_is_active(reinterpret_cast<uv_handle_t*>(resubscribe_timer_.get())) != 0) {
+    return;
+  }
+  uv_timer_start(
+      resubscribe_timer_.get(),
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Subscriber*>(t->data);
+        for (auto& slot : self->slots_) {
+          if (slot.state == State::Refused &&
+              !self->conn_.subscribe(slot.sub->pattern, slot.sub->redis, &Subscriber::onReply, &slot)) {
+            return;  // not connected: the next connection subscribes everything anew
           }
         }
-      }
-      log::host().info("subscribed to {}", names);
-    }
+      },
+      resubscribe_backoff_.next(), 0);
+}
+
+void Subscriber::onAllAnswered() {
+  std::string names;
+  std::string refused;
+  for (const auto& slot : slots_) {
+    std::string& list = slot.state == State::Confirmed ? names : refused;
+    list += (list.empty() ? "" : ", ") + slot.sub->redis;
+  }
+  if (outage_start_ms_ != 0) {
+    logGap();
+  }
+  // Resubscribed after a connection lost again the same way (see
+  // Connection::repeatingLoss): said once already.
+  const bool repeat = conn_.repeatingLoss();
+  if (refused.empty()) {
+    log::host().log(repeat ? spdlog::level::debug : spdlog::level::info, "subscribed to {}", names);
+  } else {
+    log::host().log(repeat ? spdlog::level::debug : spdlog::level::warn, "subscribed to {}; refused by Redis: {}",
+                    names.empty() ? "nothing" : names, refused);
+  }
+}
+
+void Subscriber::logGap() {
+  Gap gap{outage_start_ms_, wallMs(), {}};
+  std::string names;
+  for (const auto& s : subs_) {
+    gap.channels.push_back(s.redis);
+    names += (names.empty() ? "" : ", ") + s.redis;
+  }
+  outage_start_ms_ = 0;
+  if (conn_.outages() == 0) {
+    return;  // the first start, not a reconnect
+  }
+  // A reconnect: Pub/Sub dropped whatever was published in between.
+  ++gaps_;
+  std::string cause;
+  if (cut_off_ && conn_.attemptsBeforeReady() == 0) {
+    // Redis closed the connection yet took the next one at once, so it
+    // was not going away. Short of a CLIENT KILL, that is Redis closing a
+    // subscriber that falls behind: the output buffer it held for us --
+    // messages published before the gap began -- is gone too.
+    ++cut_offs_;
+    cause = std::string("; Redis closed the connection and accepted the next at once: it likely cut this subscriber "
+                        "off for falling behind (client-output-buffer-limit pubsub, default 32mb 8mb 60") +
+            (paused_when_lost_ ? "; reading was paused" : "") +
+            ") and dropped the messages it held for us, published before this gap began, so events were likely "
+            "lost beyond it (if so, Redis logged \"scheduled to be closed ASAP for overcoming of output buffer "
+            "limits\"; else a CLIENT KILL closed it)";
+  } else if (cut_off_) {
+    cause = "; Redis closed the connection and was unreachable for a while (restarted?)";
+  }
+  cut_off_ = false;
+  log::host().log(conn_.repeatingLoss() ? spdlog::level::debug : spdlog::level::warn,
+                  "pubsub gap: not subscribed for {} ms (from {} to {} ms since epoch) on {}; "
+                   "messages published then are lost{}",
+                   gap.end_ms - gap.start_ms, gap.start_ms, gap.end_ms, names, cause);
+  if (on_gap) {
+    on_gap(gap);
   }
 }
 

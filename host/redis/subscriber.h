@@ -1,5 +1,7 @@
 // The Pub/Sub source: one connection in subscribed mode, resubscribed from
 // our own list after every reconnect, with outage windows recorded as gaps.
+// A subscription Redis refuses (an ACL without the channel) is logged once
+// and retried on its own with backoff; the others stay subscribed.
 #pragma once
 
 #include "redis/connection.h"
@@ -41,6 +43,8 @@ class Subscriber {
 
   // True once every subscription is confirmed on the current connection.
   bool subscribed() const noexcept { return confirmed_ == subs_.size() && conn_.ready(); }
+  // Subscriptions Redis refuses now (each retried with backoff).
+  size_t refused() const noexcept { return refused_now_; }
   // Backpressure: stop / start reading messages (Redis buffers them, up to
   // its client-output-buffer-limit for pubsub). THREAD: loop.
   void pauseReading() { conn_.pauseReading(); }
@@ -50,26 +54,45 @@ class Subscriber {
   const std::vector<Subscription>& subscriptions() const noexcept { return subs_; }
   uint64_t gaps() const noexcept { return gaps_; }
   uint64_t messages() const noexcept { return messages_; }
+  // Times Redis closed the subscriber connection although it stayed up
+  // (likely its pubsub output-buffer limit: the messages it held are lost).
+  uint64_t cutOffs() const noexcept { return cut_offs_; }
   // Called when an outage ends and is logged.
   std::function<void(const Gap&)> on_gap;
 
  private:
-  void subscribeAll();
-  static void onReply(redisAsyncContext* ac, void* reply, void* privdata);
-
+  enum class State { Unanswered, Confirmed, Refused };
   struct Slot {
     Subscriber* owner;
     const Subscription* sub;
+    State state = State::Unanswered;
+    std::string refusal;  // the last refusal logged; kept across reconnects
   };
+
+  void subscribeAll();
+  void onLost();
+  void onConfirmed(Slot& slot);
+  void onRefused(Slot& slot, std::string_view why);
+  void onAllAnswered();
+  void logGap();
+  void scheduleResubscribe();
+  static void onReply(redisAsyncContext* ac, void* reply, void* privdata);
 
   std::vector<Subscription> subs_;
   std::vector<Slot> slots_;  // one per subscription, stable for hiredis' privdata
   Sink sink_;
   Connection conn_;
   size_t confirmed_ = 0;
+  size_t answered_ = 0;     // confirmed or refused on this connection
+  size_t refused_now_ = 0;  // refused on this connection, not confirmed since
+  Backoff resubscribe_backoff_;
+  UvHandle<uv_timer_t> resubscribe_timer_;
   uint64_t outage_start_ms_ = 0;  // wall clock; 0 = none
+  bool cut_off_ = false;          // Redis closed the connection (see logGap)
+  bool paused_when_lost_ = false;
   uint64_t gaps_ = 0;
   uint64_t messages_ = 0;
+  uint64_t cut_offs_ = 0;
 };
 
 }  // namespace evh::redis

@@ -77,5 +77,70 @@ TEST_F(AclTest, WrongPasswordIsOneClearErrorAndRetries) {
   EXPECT_GE(attempts, 4) << "expected several AUTH attempts";
 }
 
+// A channel and a pattern the ACL forbids: those subscriptions alone are
+// refused, each logged once, and retried quietly; the others stay subscribed
+// on one connection.
+// (hiredis 0.14 alone drops the connection for the NOPERM and reconnects at
+// once, for ever: no channel got a subscriber.)
+TEST_F(AclTest, ForbiddenChannelIsRefusedAloneOnceWhileTheOthersStaySubscribed) {
+  auto r = redis_.command({"ACL", "SETUSER", "evh1", "on", ">pw1", "resetchannels", "&test:jollyjet:p1", "resetkeys",
+                           "~seen", "-@all", "+subscribe", "+psubscribe", "+ping", "+publish", "+rpush", "+auth"});
+  ASSERT_EQ(r->type, REDIS_REPLY_STATUS) << (r->str ? r->str : "");
+  auto connectionsSoFar = [&] {
+    auto info = redis_.command({"INFO", "stats"});
+    std::string text(info->str, info->len);
+    const std::string key = "total_connections_received:";
+    return std::stoll(text.substr(text.find(key) + key.size()));
+  };
+  const long long before = connectionsSoFar();
+  std::ostringstream y;
+  y << "environment: test\n"
+    << "redis:\n  host: 127.0.0.1\n  port: " << redis_.port() << "\n  username: evh1\n  password: pw1\n"
+    << "  reconnect: {initial_ms: 50, max_ms: 200}\n"
+    << R"(plugins:
+  rec: {path: recorder}
+channels:
+  jollyjet:p1:
+    routes:
+      - events: "*"
+        plugins: [rec]
+  jollyjet:p2:
+    routes:
+      - events: "*"
+        plugins: [rec]
+  "jollyjet:q*":
+    pattern: true
+    routes:
+      - events: "*"
+        plugins: [rec]
+)";
+  EvhostProcess host(y.str());
+  ASSERT_TRUE(host.waitForLog("subscribed to test:jollyjet:p1; refused by Redis: ")) << host.log();
+  EXPECT_THAT(host.log(), ::testing::HasSubstr(" SUBSCRIBE test:jollyjet:p2 refused: NOPERM")) << host.log();
+  EXPECT_THAT(host.log(), ::testing::HasSubstr(" PSUBSCRIBE test:jollyjet:q* refused: NOPERM")) << host.log();
+  auto numsub = [&](const std::string& channel) {
+    return redis_.command({"PUBSUB", "NUMSUB", channel})->element[1]->integer;
+  };
+  EXPECT_EQ(numsub("test:jollyjet:p1"), 1);
+  EXPECT_EQ(numsub("test:jollyjet:p2"), 0);
+  redis_.command({"PUBLISH", "test:jollyjet:p1",
+                  R"({"eventId":"a1","eventType":"PRODUCT_CREATED","timestamp":1,"payload":{}})"});
+  ASSERT_TRUE(eventually([&] { return redis_.command({"LLEN", "seen"})->integer == 1; })) << host.log();
+  // Some 2 s of retries (every 200 ms at most) later: still one line, the
+  // same two connections, nothing lost.
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  EXPECT_EQ(host.countInLog("refused: NOPERM"), 2U) << host.log();
+  EXPECT_EQ(host.countInLog("connection lost"), 0U) << host.log();
+  EXPECT_EQ(connectionsSoFar() - before, 2) << host.log();  // the subscriber and the command connection
+  EXPECT_EQ(numsub("test:jollyjet:p1"), 1);
+  // Once the ACL allows it, the retry subscribes it, on the same connection.
+  r = redis_.command({"ACL", "SETUSER", "evh1", "&test:jollyjet:p2"});
+  ASSERT_EQ(r->type, REDIS_REPLY_STATUS) << (r->str ? r->str : "");
+  ASSERT_TRUE(host.waitForLog("subscribed to test:jollyjet:p2 (Redis refused it before: NOPERM")) << host.log();
+  EXPECT_EQ(numsub("test:jollyjet:p2"), 1);
+  EXPECT_EQ(numsub("test:jollyjet:p1"), 1);
+  EXPECT_EQ(connectionsSoFar() - before, 2) << host.log();
+}
+
 }  // namespace
 }  // namespace evh::test

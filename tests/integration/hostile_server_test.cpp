@@ -1,0 +1,298 @@
+// evhost against a broken or hostile "Redis" (a fake server on a loopback
+// port): replies are bounded while they are read, the connection is dropped
+// with a protocol error that says so, and retried with backoff.
+#include "support/evhost_process.h"
+#include "support/redis_server.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+namespace evh::test {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// A loopback listener that runs `script` on every accepted connection, each
+// on its own thread, until destroyed.
+class FakeServer {
+ public:
+  // script(fd, stop): talks to one client; returns when done or stop is set.
+  using Script = std::function<void(int fd, const std::atomic<bool>& stop)>;
+
+  explicit FakeServer(Script script) : script_(std::move(script)) {
+    listener_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    if (listener_ < 0 || bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+        listen(listener_, 16) != 0 || getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      throw std::runtime_error("fake server: cannot listen on loopback");
+    }
+    port_ = ntohs(a.sin_port);
+    acceptor_ = std::thread([this] { acceptLoop(); });
+  }
+  ~FakeServer() {
+    stop_ = true;
+    acceptor_.join();
+    std::lock_guard<std::mutex> lock(mu_);
+    for (int fd : fds_) {
+      shutdown(fd, SHUT_RDWR);  // unblocks a script in read() or write()
+    }
+    for (auto& t : clients_) {
+      t.join();
+    }
+    for (int fd : fds_) {
+      close(fd);
+    }
+    close(listener_);
+  }
+  FakeServer(const FakeServer&) = delete;
+  FakeServer& operator=(const FakeServer&) = delete;
+
+  uint16_t port() const { return port_; }
+  int accepted() const { return accepted_; }
+
+  // Reads what arrives within a moment (the client's first command).
+  static std::string readSome(int fd, const std::atomic<bool>& stop) {
+    char buf[4096];
+    while (!stop) {
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, 50) > 0) {
+        ssize_t n = read(fd, buf, sizeof(buf));
+        return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+      }
+    }
+    return {};
+  }
+  static bool writeAll(int fd, const std::string& s) {
+    size_t off = 0;
+    while (off < s.size()) {
+      ssize_t n = send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) {
+        return false;
+      }
+      off += static_cast<size_t>(n);
+    }
+    return true;
+  }
+  // Writes `total` filler bytes (forever when 0) until the client goes.
+  static void spew(int fd, const std::atomic<bool>& stop, uint64_t total = 0) {
+    const std::string block(64 * 1024, 'x');
+    for (uint64_t sent = 0; !stop && (total == 0 || sent < total); sent += block.size()) {
+      if (!writeAll(fd, total == 0 ? block : block.substr(0, std::min<uint64_t>(block.size(), total - sent)))) {
+        return;
+      }
+    }
+  }
+
+ private:
+  void acceptLoop() {
+    while (!stop_) {
+      pollfd p{listener_, POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0) {
+        continue;
+      }
+      int fd = accept(listener_, nullptr, nullptr);
+      if (fd < 0) {
+        continue;
+      }
+      ++accepted_;
+      std::lock_guard<std::mutex> lock(mu_);
+      fds_.push_back(fd);
+      clients_.emplace_back([this, fd] { script_(fd, stop_); });
+    }
+  }
+
+  Script script_;
+  int listener_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> accepted_{0};
+  std::thread acceptor_;
+  std::mutex mu_;
+  std::vector<int> fds_;
+  std::vector<std::thread> clients_;
+};
+
+// The peak resident set of a process, in kB (VmHWM).
+uint64_t peakRssKb(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) {
+      return std::stoull(line.substr(6));
+    }
+  }
+  return 0;
+}
+
+std::string config(uint16_t port, const std::string& redis_extra = "") {
+  std::ostringstream y;
+  y << "environment: test\n"
+    << "redis:\n  host: 127.0.0.1\n  port: " << port << "\n"
+    << "  connect_timeout_ms: 20000\n"  // so that nothing here is a connect timeout
+    << redis_extra << R"(plugins:
+  rec: {path: recorder}
+channels:
+  jollyjet:events:product:
+    routes:
+      - events: "*"
+        plugins: [rec]
+)";
+  return y.str();
+}
+
+constexpr uint64_t kMaxPeakKb = 100 * 1024;
+
+// In a sanitizer build, AddressSanitizer keeps freed memory in quarantine
+// (256 MB by default): each dropped connection's buffer would count as
+// evhost's. A small quarantine keeps the peak about evhost's own memory; a
+// build without the sanitizer ignores the variable.
+std::vector<std::string> smallQuarantine() {
+  const char* asan = std::getenv("ASAN_OPTIONS");
+  return {"ASAN_OPTIONS=" + std::string(asan != nullptr && asan[0] != '\0' ? std::string(asan) + ":" : "") +
+          "quarantine_size_mb=8"};
+}
+
+TEST(HostileServerTest, EndlessBulkInTheHandshakeIsAProtocolErrorNotUnboundedMemory) {
+  FakeServer server([](int fd, const std::atomic<bool>& stop) {
+    if (!FakeServer::readSome(fd, stop).empty() && FakeServer::writeAll(fd, "$9223372036854775807\r\n")) {
+      FakeServer::spew(fd, stop);
+    }
+  });
+  EvhostProcess host(config(server.port(), "  reconnect: {initial_ms: 50, max_ms: 400}\n"), {}, smallQuarantine());
+  const std::string where = "127.0.0.1:" + std::to_string(server.port());
+  ASSERT_TRUE(host.waitForLog("redis commands (" + where + "): protocol error: reply larger than 65536 bytes "
+                              "(during the handshake) from " + where))
+      << host.log();
+  ASSERT_TRUE(host.waitForLog("redis subscriber (" + where + "): protocol error: reply larger than")) << host.log();
+  // It keeps trying, with backoff, and each connection's error is one line.
+  ASSERT_TRUE(eventually([&] { return server.accepted() >= 8; })) << host.log();
+  EXPECT_TRUE(host.running());
+  EXPECT_EQ(host.countInLog("protocol error"), 2U) << host.log();
+  EXPECT_THAT(host.log(), Not(HasSubstr("connect_timeout_ms"))) << host.log();
+  const uint64_t peak = peakRssKb(host.pid());
+  EXPECT_GT(peak, 0U);
+  EXPECT_LT(peak, kMaxPeakKb) << "evhost's peak RSS grew to " << peak << " kB";
+}
+
+TEST(HostileServerTest, HugeFiniteBulkInTheHandshakeIsDroppedEarly) {
+  constexpr uint64_t kBulk = 512ULL * 1024 * 1024;  // what Redis allows a value, at most
+  FakeServer server([](int fd, const std::atomic<bool>& stop) {
+    if (!FakeServer::readSome(fd, stop).empty() &&
+        FakeServer::writeAll(fd, "$" + std::to_string(kBulk) + "\r\n")) {
+      FakeServer::spew(fd, stop, kBulk);
+      FakeServer::writeAll(fd, "\r\n");
+    }
+  });
+  EvhostProcess host(config(server.port(), "  reconnect: {initial_ms: 50, max_ms: 400}\n"), {}, smallQuarantine());
+  ASSERT_TRUE(host.waitForLog("protocol error: reply larger than 65536 bytes (during the handshake)")) << host.log();
+  ASSERT_TRUE(eventually([&] { return server.accepted() >= 4; })) << host.log();
+  EXPECT_TRUE(host.running());
+  EXPECT_LT(peakRssKb(host.pid()), kMaxPeakKb) << host.log();
+}
+
+// Not Redis (some other line protocol on the port) answering +OK to
+// everything: the handshake's PING wants +PONG, so it fails at once, naming
+// the protocol -- no connection counts as up, none waits for a timeout.
+TEST(HostileServerTest, WrongAnswerInTheHandshakeIsAProtocolError) {
+  FakeServer server([](int fd, const std::atomic<bool>& stop) {
+    while (!FakeServer::readSome(fd, stop).empty() && FakeServer::writeAll(fd, "+OK\r\n")) {
+    }
+  });
+  EvhostProcess host(config(server.port(), "  reconnect: {initial_ms: 50, max_ms: 400}\n"));
+  const std::string where = "127.0.0.1:" + std::to_string(server.port());
+  ASSERT_TRUE(host.waitForLog("redis commands (" + where + "): protocol error: unexpected reply to PING from " + where +
+                              " (type 5, not +PONG)"))
+      << host.log();
+  ASSERT_TRUE(host.waitForLog("redis subscriber (" + where + "): protocol error: unexpected reply to PING"))
+      << host.log();
+  ASSERT_TRUE(eventually([&] { return server.accepted() >= 6; })) << host.log();
+  EXPECT_THAT(host.log(), Not(HasSubstr("connected"))) << host.log();
+  EXPECT_TRUE(host.running());
+}
+
+// A reply to no command: hiredis 0.14 would abort() on its assert; evhost
+// drops the connection as a protocol error instead.
+TEST(HostileServerTest, ReplyToNoCommandIsAProtocolErrorNotACrash) {
+  FakeServer server([](int fd, const std::atomic<bool>& stop) {
+    while (!FakeServer::readSome(fd, stop).empty() && FakeServer::writeAll(fd, "+PONG\r\n+PONG\r\n")) {
+    }
+  });
+  EvhostProcess host(config(server.port(), "  reconnect: {initial_ms: 50, max_ms: 400}\n"));
+  const std::string where = "127.0.0.1:" + std::to_string(server.port());
+  ASSERT_TRUE(host.waitForLog("redis commands (" + where + "): connection lost: protocol error: a reply to no "
+                              "command from " + where))
+      << host.log();
+  ASSERT_TRUE(eventually([&] { return server.accepted() >= 6; })) << host.log();
+  EXPECT_TRUE(host.running()) << host.log();
+}
+
+// A server that completes the handshake and answers PINGs, then answers
+// SUBSCRIBE with a message whose payload never ends: each connection comes
+// up and is lost right away. The subscriber's reply bound drops it, and the
+// reconnects back off rather than restarting the backoff at every connect.
+TEST(HostileServerTest, FailureRightAfterEachConnectBacksOff) {
+  std::atomic<int> subscriber_connections{0};
+  FakeServer server([&](int fd, const std::atomic<bool>& stop) {
+    std::string in;
+    while (!stop) {
+      std::string more = FakeServer::readSome(fd, stop);
+      if (more.empty()) {
+        return;
+      }
+      in += more;
+      for (size_t pos; (pos = in.find("PING\r\n")) != std::string::npos;) {
+        in.erase(0, pos + 6);
+        if (!FakeServer::writeAll(fd, "+PONG\r\n")) {
+          return;
+        }
+      }
+      if (in.find("SUBSCRIBE") != std::string::npos) {
+        ++subscriber_connections;
+        const std::string channel = "test:jollyjet:events:product";
+        FakeServer::writeAll(fd, "*3\r\n$9\r\nsubscribe\r\n$" + std::to_string(channel.size()) + "\r\n" + channel +
+                                     "\r\n:1\r\n*3\r\n$7\r\nmessage\r\n$" + std::to_string(channel.size()) +
+                                     "\r\n" + channel + "\r\n$9223372036854775807\r\n");
+        FakeServer::spew(fd, stop);
+        return;
+      }
+    }
+  });
+  // A 20 ms first step: were the backoff restarted at each connect, some
+  // 100 connections would come in 3 s; backing off to 1 s, about 8.
+  EvhostProcess host(config(server.port(), "  reconnect: {initial_ms: 20, max_ms: 1000}\n"), {}, smallQuarantine());
+  const std::string where = "127.0.0.1:" + std::to_string(server.port());
+  ASSERT_TRUE(host.waitForLog("redis subscriber (" + where + "): connection lost: protocol error: reply larger than " +
+                              std::to_string(2 * 1024 * 1024 + 64 * 1024) +
+                              " bytes (for a Pub/Sub message: 2 x limits.max_message_bytes + 64 KiB) from " + where))
+      << host.log();
+  const int first = subscriber_connections;
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  const int in_3s = subscriber_connections - first;
+  EXPECT_GE(in_3s, 2) << host.log();  // still retrying
+  EXPECT_LE(in_3s, 12) << host.log();
+  // Lost the same way each time: one line, not one per connection.
+  EXPECT_EQ(host.countInLog("redis subscriber (" + where + "): connection lost"), 1U) << host.log();
+  EXPECT_TRUE(host.running());
+  EXPECT_LT(peakRssKb(host.pid()), kMaxPeakKb) << host.log();
+}
+
+}  // namespace
+}  // namespace evh::test
