@@ -96,7 +96,9 @@ void Server::start() {
   backlog_timer_ = makeUvHandle<uv_timer_t>(&loop_, uv_timer_init);
   backlog_timer_->data = this;
 
-  const redis::Endpoint endpoint = endpointOf(config_.redis);
+  redis::Endpoint endpoint = endpointOf(config_.redis);
+  // Replies are bounded while read, in proportion to the largest message.
+  endpoint.max_message_bytes = config_.limits.max_message_bytes;
   // The command connection first: plugins may send commands from init().
   commands_ = std::make_unique<redis::CommandClient>(&loop_, endpoint);
   commands_->start();
@@ -187,6 +189,17 @@ void Server::start() {
         [this](const redis::Subscription& sub, std::string_view channel, std::string_view payload) {
           onMessage(sub, channel, payload);
         });
+    subscriber_->onOversize([this](std::string_view head, uint64_t held) {
+      // Cut off at the reader: its channel and most of its bytes were never
+      // read. The entry keeps what the reader held first (raw RESP).
+      const std::string detail = "a Pub/Sub message over the reader's bound (2 x limits.max_message_bytes + 64 KiB) "
+                                 "was cut off after " + std::to_string(held) +
+                                 " bytes; the subscriber connection was dropped and taken again";
+      log::host().error("invalid event: {} (reason=too_large)", detail);
+      dispatch::DeadLetterInfo info{"invalid", event::reasonCode(event::Reason::TooLarge), detail, "", 0, 0, 0};
+      dispatcher_->deadLetter(dispatch::makeEntry(info, head, "", ""));
+      checkDeadLetterBacklog();
+    });
     subscriber_->start();
   }
   log::host().info("evhost started: {} plugin(s), {} channel(s), prefix \"{}\", redis {}:{}",

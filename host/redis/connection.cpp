@@ -637,6 +637,10 @@ void Connection::checkReplyBound() {
   const uint64_t buffered = r->len - r->pos;
   const uint64_t held = buffered + (r->ridx >= 0 ? reply_bytes_ : 0);
   if (held > reply_bound_) {
+    if (state_ == State::Ready && handlers_.on_oversize) {
+      const std::string_view head(r->buf + r->pos, std::min<uint64_t>(buffered, 4096));
+      handlers_.on_oversize(head, held);
+    }
     dropContext(oversizeReason());
   }
 }

@@ -14,6 +14,7 @@
 #include <deque>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -37,6 +38,10 @@ class Connection {
     // Called when a ready connection goes away (not while retrying);
     // closedByServer() tells whether Redis closed it.
     std::function<void(const std::string& why)> on_lost;
+    // Called when a reply over the bound is cut off while ready (before the
+    // connection drops): the bytes the reader held so far, at most the first
+    // 4 KiB of them (raw RESP), and how many it held. Optional.
+    std::function<void(std::string_view head, uint64_t held)> on_oversize;
   };
 
   Connection(uv_loop_t* loop, Endpoint endpoint, std::string name, Mode mode, Handlers handlers);

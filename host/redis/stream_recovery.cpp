@@ -274,11 +274,18 @@ void StreamSource::poison(const std::string& id, long long deliveries) {
     if (alive.expired() || !*alive.lock()) {
       return;
     }
-    if (status != EVH_OK) {
+    if (status != EVH_OK && !stopped_ && ++poison_fetch_failures_[id] < 2) {
       // No payload to keep: leave it pending; the next pass finds it again.
       in_flight_.erase(id);
+      startRecovery();
+      return;
+    }
+    poison_fetch_failures_.erase(id);
+    if (status != EVH_OK) {
+      // Twice: the entry itself may be what breaks the connection (a reply
+      // over its bound). Dead-lettered without its payload, not for ever.
       if (!stopped_) {
-        startRecovery();
+        reject_(ch_, id, "poison", why + "; its payload could not be read (the connection dropped twice)", nullptr);
       }
       return;
     }

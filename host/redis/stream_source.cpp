@@ -31,7 +31,8 @@ StreamSource::StreamSource(uv_loop_t* loop, Endpoint endpoint, StreamChannel cha
                                    // from taking any twice).
                                    reading_ = false;
                                    phase_ = Phase::Idle;
-                                 }}) {
+                                 },
+                                 {}}) {
   retry_timer_ = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);
   claim_timer_ = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);
   trim_timer_ = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -171,6 +172,7 @@ class StreamSource {
   size_t batch_size_ = 1;         // grows x2 per finished batch, up to count
   uint64_t pass_taken_ = 0;       // this pass: entries handed over again
   uint64_t pass_poison_ = 0;      // this pass: entries dead-lettered as poison
+  std::unordered_map<std::string, int> poison_fetch_failures_;  // XRANGE of a poison entry that failed
 
   uint64_t delivered_ = 0;
   uint64_t acked_ = 0;

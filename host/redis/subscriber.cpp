@@ -25,7 +25,12 @@ Subscriber::Subscriber(uv_loop_t* loop, Endpoint endpoint, std::vector<Subscript
     : subs_(std::move(subs)),
       sink_(std::move(sink)),
       conn_(loop, std::move(endpoint), "subscriber", Connection::Mode::Subscriber,
-            Connection::Handlers{[this] { subscribeAll(); }, [this](const std::string&) { onLost(); }}),
+            Connection::Handlers{[this] { subscribeAll(); }, [this](const std::string&) { onLost(); },
+                                 [this](std::string_view head, uint64_t held) {
+                                   if (on_oversize_) {
+                                     on_oversize_(head, held);
+                                   }
+                                 }}),
       resubscribe_backoff_(conn_.endpoint().backoff_initial_ms, conn_.endpoint().backoff_max_ms,
                            conn_.endpoint().backoff_multiplier) {
   slots_.reserve(subs_.size());

@@ -40,6 +40,11 @@ class Subscriber {
 
   void start();
   void stop();
+  // A message too large for the reader's bound (2 x max_message_bytes + 64
+  // KiB) is cut off before it is read whole; the connection is dropped and
+  // taken again. `fn` gets the first bytes the reader held (raw RESP) and
+  // how many it held, so that the loss gets a dead-letter entry. THREAD: loop.
+  void onOversize(std::function<void(std::string_view head, uint64_t held)> fn) { on_oversize_ = std::move(fn); }
 
   // True once every subscription is confirmed on the current connection.
   bool subscribed() const noexcept { return confirmed_ == subs_.size() && conn_.ready(); }
@@ -93,6 +98,7 @@ class Subscriber {
   uint64_t gaps_ = 0;
   uint64_t messages_ = 0;
   uint64_t cut_offs_ = 0;
+  std::function<void(std::string_view head, uint64_t held)> on_oversize_;
 };
 
 }  // namespace evh::redis
