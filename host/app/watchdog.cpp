@@ -78,6 +78,9 @@ void Watchdog::loopFinished() {
 }
 
 void Watchdog::run() {
+  if (!calls_.enableReader()) {
+    log::host().warn("membarrier(2) refused: a stalled event loop is reported without the plugin call it is in");
+  }
   const sigset_t set = stopSignals();
   const timespec tick{static_cast<time_t>(tick_ms_ / 1000), static_cast<long>(tick_ms_ % 1000) * 1000000L};
   while (!quit_.load()) {
@@ -117,14 +120,14 @@ void Watchdog::check() {
     stall_max_ms_ = age;
     if (!stalled_) {
       stalled_ = true;
-      have_snapshot_ = calls_.claim(snapshot_);
+      have_snapshot_ = calls_.read(snapshot_);
       reportStall(age, false);
     } else if (now - last_report_ms_ >= options_.stall_ms &&
-               (have_snapshot_ ? !calls_.claimedStillCurrent() : calls_.inCall())) {
+               (have_snapshot_ ? !calls_.isCurrent(snapshot_) : calls_.inCall())) {
       // Still not turning, but in another call now (a second event stuck
       // in the same callback): say so -- at most once per stall_ms, however
       // fast the calls change.
-      have_snapshot_ = calls_.claim(snapshot_);
+      have_snapshot_ = calls_.read(snapshot_);
       reportStall(age, true);
     }
   } else if (stalled_) {
@@ -163,12 +166,9 @@ void Watchdog::reportStall(uint64_t age_ms, bool changed) {
 
 void Watchdog::exitStuck(uint64_t age_ms) {
   CurrentCall::Snapshot now;
-  bool held = calls_.claim(now, /*hold=*/true);
+  const bool held = calls_.read(now, /*hold=*/true);  // never released: we exit
   if (held) {
     snapshot_ = now;
-    have_snapshot_ = true;
-  } else if (have_snapshot_) {
-    held = calls_.holdClaimed();
   }
   log::host().error("shutdown deadline ({} ms) passed with the event loop stuck for {} ms {}: exiting with 1",
                     options_.shutdown_timeout_ms, age_ms,
