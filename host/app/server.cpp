@@ -53,7 +53,8 @@ Server::Server(config::Config config, Options options)
 
 Server::~Server() {
   // Normally everything is stopped by finishStop; this also covers a start()
-  // that threw half way.
+  // that threw half way. The watchdog goes first: its thread uses the poster.
+  watchdog_.reset();
   subscriber_.reset();
   streams_.clear();
   if (commands_) {
@@ -72,8 +73,6 @@ Server::~Server() {
   commands_.reset();
   poster_.reset();
   registry_.unloadAll();  // after the last callback that could enter a plugin
-  sigint_.close();
-  sigterm_.close();
   deadline_.close();
   backlog_timer_.close();
   uv_run(&loop_, UV_RUN_DEFAULT);  // let every close callback run
@@ -83,14 +82,15 @@ Server::~Server() {
 }
 
 void Server::start() {
-  for (auto [handle, signum] : {std::pair{&sigint_, SIGINT}, std::pair{&sigterm_, SIGTERM}}) {
-    *handle = makeUvHandle<uv_signal_t>(&loop_, uv_signal_init);
-    if (!*handle) {
-      throw std::runtime_error("uv_signal_init failed");
-    }
-    (*handle)->data = this;
-    uv_signal_start(handle->get(), &Server::onSignal, signum);
-  }
+  // Signals go to the watchdog's thread (main() blocked them everywhere
+  // else): a loop stuck in a plugin cannot keep them from acting.
+  Watchdog::Hooks hooks;
+  hooks.stop = [this] { poster_->post([this] { stop(); }); };
+  hooks.write_unfinished = [this] { return dispatcher_ ? dispatcher_->writeUnfinishedForExit() : size_t{0}; };
+  watchdog_ = std::make_unique<Watchdog>(&loop_, CurrentCall::process(),
+                                         Watchdog::Options{config_.loop_stall_ms, config_.shutdown_timeout_ms},
+                                         std::move(hooks));
+  watchdog_->start();
   deadline_ = makeUvHandle<uv_timer_t>(&loop_, uv_timer_init);
   deadline_->data = this;
   backlog_timer_ = makeUvHandle<uv_timer_t>(&loop_, uv_timer_init);
@@ -459,17 +459,6 @@ void Server::checkDeadLetterBacklog() {
       5, 5);
 }
 
-void Server::onSignal(uv_signal_t* h, int signum) {
-  auto* self = static_cast<Server*>(h->data);
-  if (self->stopping_) {
-    log::host().warn("second signal ({}): exiting at once", signum);
-    log::host().flush();
-    std::_Exit(1);
-  }
-  log::host().info("signal {} received: stopping", signum);
-  self->stop();
-}
-
 void Server::stop() {
   if (stopping_) {
     return;
@@ -507,6 +496,7 @@ void Server::stop() {
 }
 
 void Server::onDeadline() {
+  watchdog_->deadlineTaken();
   exit_code_ = 1;
   if (flush_timer_) {
     uv_timer_stop(flush_timer_.get());  // a flush in progress no longer matters
@@ -593,10 +583,9 @@ void Server::finishStop() {
   poster_->close();
   deadline_.close();
   flush_timer_.close();
-  // Keep the signal handles so that a second signal still exits at once,
-  // but let the loop end without them.
-  uv_unref(reinterpret_cast<uv_handle_t*>(sigint_.get()));
-  uv_unref(reinterpret_cast<uv_handle_t*>(sigterm_.get()));
+  // The watchdog stays until the end, so that a second signal still exits
+  // at once; its heartbeat stops (the loop is about to end).
+  watchdog_->loopFinished();
   log::host().info("evhost stopped");
 }
 
@@ -606,6 +595,8 @@ namespace {
 // plugin written without the SDK may still throw through them.
 template <class Fn>
 void guarded(plugin::Instance* in, const char* what, Fn&& fn) {
+  const CallSite site{in->name(), what, nullptr};  // named by the watchdog if it never returns
+  CallScope scope(CurrentCall::process(), site);
   try {
     fn();
   } catch (const std::exception& e) {

@@ -1,6 +1,7 @@
 // The evhost server: owns the loop and every subsystem; start/stop order.
 #pragma once
 
+#include "app/watchdog.h"
 #include "common/throttle.h"
 #include "config/config.h"
 #include "dispatch/dispatcher.h"
@@ -53,7 +54,8 @@ class Server final : public plugin::HostServices, public dispatch::IdempotencySt
   // after a graceful stop, 1 when the shutdown deadline cut work short.
   int run();
 
-  // Begins a graceful stop (what SIGINT/SIGTERM do): stop taking events,
+  // Begins a graceful stop (what SIGINT/SIGTERM do, through the watchdog's
+  // thread): stop taking events,
   // let in-flight handlers finish up to shutdown_timeout_ms, shut plugins
   // down, close connections. THREAD: loop.
   void stop();
@@ -72,7 +74,6 @@ class Server final : public plugin::HostServices, public dispatch::IdempotencySt
   bool mark(const std::string& key, uint64_t ttl_ms, std::function<void(bool)> cb) override;
 
  private:
-  static void onSignal(uv_signal_t* h, int signum);
   void onMessage(const redis::Subscription& sub, std::string_view channel, std::string_view payload);
   void onStreamEntry(redis::StreamSource& source, const std::string& id, const std::string_view* event_field,
                      bool redelivered);
@@ -104,8 +105,8 @@ class Server final : public plugin::HostServices, public dispatch::IdempotencySt
   uv_loop_t loop_;
   std::thread::id loop_thread_;
   std::unique_ptr<Poster> poster_;
-  UvHandle<uv_signal_t> sigint_;
-  UvHandle<uv_signal_t> sigterm_;
+  // Takes SIGINT/SIGTERM and watches the loop for stalls (its own thread).
+  std::unique_ptr<Watchdog> watchdog_;
   UvHandle<uv_timer_t> deadline_;
   plugin::Registry registry_;
   std::unique_ptr<dispatch::WorkerPool> pool_;

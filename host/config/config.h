@@ -143,6 +143,7 @@ struct Config {
   DeadLetter dead_letter;
   uint32_t workers = 4;               // worker threads for blocking plugins
   uint32_t shutdown_timeout_ms = 10000;
+  uint32_t loop_stall_ms = 2000;      // the event loop not turning this long is logged (watchdog)
 };
 
 // Parses redis://[user[:password]@]host[:port][/db] (user and password

@@ -187,6 +187,8 @@ class Loader : private YamlReader {
                     [this](const Entry& e) {
                       readInteger(e, config_.shutdown_timeout_ms, 0, kU32Max);
                     }},
+                   {"loop_stall_ms",
+                    [this](const Entry& e) { readInteger(e, config_.loop_stall_ms, 100, 3600000); }},
                });
     // After the walk: `retry:` and `circuit_breaker:` may come after the
     // routes and plugins that inherit from them.

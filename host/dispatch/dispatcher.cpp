@@ -141,11 +141,17 @@ class Dispatcher::Attempt final : public evh_call, public Recycled<Dispatcher::A
   std::shared_ptr<const DeadLetterEntry> entry;
   std::string idempotency_key;        // what view.idempotency_key points at
   std::atomic<bool> given_up{false};  // a worker must not start it any more
+  // Monotonic ms when a worker took it off its lane, 0 while it waits
+  // there: a timeout measures the plugin's running time, not the wait for a
+  // worker. Guarded by the lane's mutex.
+  uint64_t started_ms = 0;
   evh_event view{};
   std::shared_ptr<std::atomic<bool>> alive;
   UvHandle<uv_timer_t> timeout;
   std::mutex mutex;
   State state = Running;
+  bool returned = false;  // handle() has returned on its worker (guarded by mutex)
+  bool stuck = false;     // timed out with handle() still running on its worker (guarded by mutex)
   evh_status completed_status = EVH_OK;
   std::string error;
   Attempt* prev = nullptr;  // Dispatcher's list of unfinished attempts
@@ -153,6 +159,8 @@ class Dispatcher::Attempt final : public evh_call, public Recycled<Dispatcher::A
 };
 
 namespace {
+
+uint64_t monoMs() { return uv_hrtime() / 1000000; }
 
 const char* statusName(evh_status s) {
   switch (s) {
@@ -239,6 +247,7 @@ Dispatcher::Dispatcher(uv_loop_t* loop, Poster& poster, WorkerPool& pool, const 
     } else {
       dead_letter_state_.plugin = options_.dead_letter_plugin;
       dead_letter_state_.limit = concurrencyLimit(*options_.dead_letter_plugin, pool_.size());
+      dead_letter_state_.timeout_ms = options_.dead_letter_timeout_ms;
       dl_state_ = &dead_letter_state_;
     }
   }
@@ -389,17 +398,26 @@ void Dispatcher::runAttempt(Delivery* d) {
   if (d->first_ms == 0) {
     d->first_ms = d->last_ms;
   }
+  PluginState& ps = *d->ps;
+  if (ps.plugin->blocking() && refusing(ps)) {
+    // Queued behind calls that may never return, it would wait for ever:
+    // a failure of this plugin now (retried later, counted by its breaker).
+    ++ps.counters.refused;
+    onOutcome(d, EVH_RETRY, refusal(ps), "stuck");
+    return;
+  }
   auto* a = new Attempt(this, d);
   linkInto(attempts_head_, a);
   ++live_attempts_;
-  PluginState& ps = *d->ps;
   ++ps.counters.calls;
   if (options_.trace_events && d->inflight != nullptr) {
     log::host().info("event stage=dispatched eventId={} correlationId={} plugin={} attempt={}",
                      d->inflight->event.eventId(), d->inflight->event.correlationId(), ps.plugin->name(), d->attempt);
   }
-  // The time an attempt waits for a worker counts too: a plugin stuck on
-  // its workers must not hold events for ever.
+  // For a blocking plugin the timer may fire while the call still waits for
+  // a worker: onTimeout then looks again a timeout later (the wait is not
+  // the plugin's running time, and a plugin stuck on its own workers has
+  // its calls refused instead).
   if (d->timeout_ms > 0) {
     a->timeout = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);
     a->timeout->data = a;
@@ -419,7 +437,13 @@ void Dispatcher::runAttempt(Delivery* d) {
 }
 
 void Dispatcher::runInline(Attempt* a) {
-  evh_status s = callPlugin(*a->ps->plugin, a->view, a);
+  evh_status s;
+  {
+    // Named for the watchdog, should this call never return.
+    const CallSite site{a->ps->plugin->name(), "handle", &a->view};
+    CallScope scope(*options_.current_call, site);
+    s = callPlugin(*a->ps->plugin, a->view, a);
+  }
   afterHandle(a, s);
 }
 
@@ -459,6 +483,7 @@ void Dispatcher::submitRunner(PluginState& ps) {
         }
         a = lane->queue.front();
         lane->queue.pop_front();
+        a->started_ms = monoMs();
       }
       // Count first, then look at the token: abandon() clears the token and
       // then reads the count, so either it sees this call as running or this
@@ -470,6 +495,15 @@ void Dispatcher::submitRunner(PluginState& ps) {
       if (!skip) {
         s = callPlugin(*a->ps->plugin, a->view, a);
       }
+      bool was_stuck = false;
+      {
+        std::lock_guard<std::mutex> lock(a->mutex);
+        a->returned = true;
+        was_stuck = a->stuck;
+      }
+      if (was_stuck) {
+        pool_.unmarkStuck();  // this thread is back: the replacement may go
+      }
       on_worker->fetch_sub(1);
       if (!token->load()) {
         continue;  // the loop dropped it: leave at the top
@@ -479,6 +513,9 @@ void Dispatcher::submitRunner(PluginState& ps) {
           return;
         }
         --a->ps->running;
+        if (a->stuck) {
+          noteUnstuck(a);
+        }
         afterHandle(a, s);
         checkIdle();
       });
@@ -560,28 +597,128 @@ void Dispatcher::onTimeout(Attempt* a) {
     }
   }
   PluginState& ps = *a->ps;
+  uint64_t ran_ms = 0;
+  if (ps.plugin->blocking()) {
+    uint64_t started = 0;
+    {
+      std::lock_guard<std::mutex> lock(ps.lane->mutex);
+      started = a->started_ms;
+    }
+    // Still waiting for a worker (other plugins' calls hold them): not
+    // this plugin's time. Look again once it could have run for timeout_ms.
+    const uint64_t now = monoMs();
+    ran_ms = started == 0 ? 0 : now - started;
+    if (ran_ms < d->timeout_ms) {
+      uv_timer_start(
+          a->timeout.get(),
+          [](uv_timer_t* t) {
+            auto* at = static_cast<Attempt*>(t->data);
+            at->dispatcher->onTimeout(at);
+          },
+          d->timeout_ms - ran_ms, 0);
+      return;
+    }
+  }
   a->timeout.close();
   a->delivery = nullptr;
   a->given_up.store(true);
   ++ps.counters.timeouts;
-  bool queued = false;
+  if (ps.plugin->blocking()) {
+    noteStuck(a, ran_ms, d->timeout_ms);
+  }
+  // The attempt stays allocated (with the event it reads) until its outcome
+  // arrives -- a worker returns, or the plugin completes it -- and that
+  // outcome is then ignored.
+  onOutcome(d, EVH_RETRY, "timed out after " + std::to_string(d->timeout_ms) + " ms", "timeout");
+}
+
+bool Dispatcher::refusing(const PluginState& ps) const {
+  return ps.stuck > 0 && (ps.stuck >= ps.limit || !pool_.canReplace());
+}
+
+std::string Dispatcher::refusal(const PluginState& ps) const {
+  return "refused: " + std::to_string(ps.stuck) + " call(s) of this plugin are stuck in handle() past timeout_ms=" +
+         std::to_string(ps.timeout_ms) + " (it may run " + std::to_string(ps.limit) + " at once)";
+}
+
+// A timed-out blocking call whose handle() has not returned holds its worker
+// thread, maybe for ever: the pool starts another in its place (bounded),
+// and the plugin's calls are refused once its stuck calls hold all it may
+// run at once -- so one hung plugin cannot starve the others.
+void Dispatcher::noteStuck(Attempt* a, uint64_t ran_ms, uint32_t timeout_ms) {
+  PluginState& ps = *a->ps;
+  bool replaced = false;
   {
-    std::lock_guard<std::mutex> lock(ps.lane->mutex);
-    auto it = std::find(ps.lane->queue.begin(), ps.lane->queue.end(), a);
-    if (it != ps.lane->queue.end()) {
-      ps.lane->queue.erase(it);
-      queued = true;
+    // Under the attempt's mutex, so that the worker's unmarkStuck() (after
+    // handle() returns) can never come before this markStuck().
+    std::lock_guard<std::mutex> lock(a->mutex);
+    if (a->returned || a->state != Attempt::Running) {
+      return;  // handle() returned (PENDING, or its outcome is on its way): no thread held
+    }
+    a->stuck = true;
+    replaced = pool_.markStuck();
+  }
+  ++ps.stuck;
+  ++ps.counters.stuck;
+  const std::string_view id = a->inflight != nullptr ? a->inflight->event.eventId() : std::string_view(a->entry->id);
+  if (replaced) {
+    ps.plugin->logger().error(
+        "worker thread stuck: handle() for eventId={} still running after {} ms (timeout_ms={}); started a "
+        "replacement thread ({} stuck, at most {} replaced)",
+        id, ran_ms, timeout_ms, pool_.stuck(), pool_.maxReplacements());
+  } else {
+    ps.plugin->logger().error(
+        "worker thread stuck: handle() for eventId={} still running after {} ms (timeout_ms={}); no replacement: "
+        "{} threads are stuck and at most {} are replaced, so the pool is short of threads until one returns",
+        id, ran_ms, timeout_ms, pool_.stuck(), pool_.maxReplacements());
+  }
+  if (refusing(ps)) {
+    if (!ps.refusing_logged) {
+      ps.refusing_logged = true;
+      ps.plugin->logger().error("{} call(s) stuck (it may run {} at once{}): its further calls are refused (error "
+                                "stuck) until one returns",
+                                ps.stuck, ps.limit, pool_.canReplace() ? "" : ", and the pool replaces no more");
+    }
+    if (ps.stuck >= ps.limit) {
+      refuseQueued(ps);
     }
   }
-  if (queued) {
-    // Never started: nothing will answer for it, so it goes now.
-    --ps.running;
-    releaseAttempt(a);
+}
+
+void Dispatcher::noteUnstuck(Attempt* a) {
+  PluginState& ps = *a->ps;
+  --ps.stuck;
+  uint64_t started = 0;
+  {
+    std::lock_guard<std::mutex> lock(ps.lane->mutex);
+    started = a->started_ms;
   }
-  // Otherwise it stays allocated (with the event it reads) until its
-  // outcome arrives -- a worker returns, or the plugin completes it -- and
-  // that outcome is then ignored.
-  onOutcome(d, EVH_RETRY, "timed out after " + std::to_string(d->timeout_ms) + " ms", "timeout");
+  ps.plugin->logger().warn("a stuck handle() returned after {} ms; its worker thread is back ({} call(s) still stuck)",
+                           monoMs() - started, ps.stuck);
+  if (ps.refusing_logged && !refusing(ps)) {
+    ps.refusing_logged = false;
+    ps.plugin->logger().info("calls are accepted again");
+  }
+}
+
+// Calls queued behind stuck ones could only start when those return: fail
+// them now, as the next calls would be.
+void Dispatcher::refuseQueued(PluginState& ps) {
+  std::deque<Attempt*> queued;
+  {
+    std::lock_guard<std::mutex> lock(ps.lane->mutex);
+    queued.swap(ps.lane->queue);
+  }
+  const std::string why = refusal(ps);
+  for (Attempt* a : queued) {
+    Delivery* d = a->delivery;
+    a->timeout.close();
+    --ps.running;
+    --ps.counters.calls;  // never made
+    ++ps.counters.refused;
+    releaseAttempt(a);
+    onOutcome(d, EVH_RETRY, why, "stuck");
+  }
 }
 
 // ---------------------------------------------------------------- outcomes
@@ -1027,6 +1164,33 @@ std::vector<std::string> Dispatcher::abandon() {
                   "start");
   }
   return out;
+}
+
+size_t Dispatcher::writeUnfinishedForExit() {
+  if (!fallback_) {
+    return 0;
+  }
+  // What abandon() writes, read-only: the loop thread is held where it is.
+  // Stream entries stay pending (delivered again at the next start), as at
+  // abandon(): never both dead-lettered and redelivered.
+  size_t n = 0;
+  for (Delivery* d = live_head_; d != nullptr; d = d->next) {
+    if (d->entry ? d->from_stream : d->inflight->patient) {
+      continue;
+    }
+    if (d->entry) {
+      fallback_->append(d->entry->json, {});
+      ++n;
+    } else if (d->wait != Delivery::Wait::DeadLetter) {
+      DeadLetterInfo info{"abandoned", "abandoned",
+                          "evhost stopped at its shutdown deadline with its event loop stuck before this finished",
+                          d->ps->plugin->name(), d->attempt, d->first_ms, d->last_ms};
+      fallback_->append(makeEntry(info, d->inflight->event).json, {});
+      ++n;
+    }
+  }
+  fallback_.reset();  // writes what is queued (entries made earlier too), joins its thread
+  return n;
 }
 
 std::vector<const plugin::Instance*> Dispatcher::busyPlugins() const {

@@ -8,6 +8,7 @@
 #include "dispatch/dead_letter.h"
 #include "dispatch/worker_pool.h"
 #include "event/envelope.h"
+#include "loop/current_call.h"
 #include "loop/poster.h"
 #include "loop/uv_handle.h"
 #include "plugin/instance.h"
@@ -31,9 +32,11 @@ namespace evh::dispatch {
 struct PluginCounters {
   uint64_t calls = 0;          // handle() calls made (every attempt)
   uint64_t ok = 0;             // outcomes: OK
-  uint64_t retry = 0;          //           failed: RETRY, an exception, an unknown status, a timeout
+  uint64_t retry = 0;          //           failed: RETRY, an exception, an unknown status, a timeout, refused
   uint64_t rejected = 0;       //           REJECT
   uint64_t timeouts = 0;       // of the failures, timeouts
+  uint64_t stuck = 0;          // timed-out calls whose handle() was still running on a worker
+  uint64_t refused = 0;        // of the failures, calls refused while the plugin's calls were stuck
   uint64_t pending = 0;        // calls answered PENDING (completed later)
   uint64_t retried = 0;        // retries scheduled
   uint64_t dead_lettered = 0;  // events of this plugin dead-lettered
@@ -73,6 +76,8 @@ class Dispatcher {
     IdempotencyStore* idempotency = nullptr;   // for routes with idempotency; null: never skip
     std::function<void()> on_breaker_change;   // after any breaker changes state (on the loop)
     std::string idempotency_prefix = "evh:done:";  // key: <prefix><plugin>:<eventId>
+    // Where inline calls are marked for the watchdog (never null).
+    CurrentCall* current_call = &CurrentCall::process();
   };
 
   Dispatcher(uv_loop_t* loop, Poster& poster, WorkerPool& pool, const std::vector<PluginSetup>& plugins,
@@ -124,6 +129,13 @@ class Dispatcher {
   void closeFallback() { fallback_.reset(); }
   // Plugins with a handle() running on a worker right now.
   std::vector<const plugin::Instance*> busyPlugins() const;
+  // For a process about to end while its loop thread is held inside a
+  // plugin call (the watchdog at the shutdown deadline): appends an entry
+  // (reason "abandoned") for every unfinished Pub/Sub event to the fallback
+  // file -- stream entries stay pending -- as abandon() would, without touching a libuv handle, then writes and
+  // joins the fallback writer. Returns the number of entries. THREAD: any,
+  // but only while the loop thread is parked (it must not run meanwhile).
+  size_t writeUnfinishedForExit();
 
   const PluginCounters& counters(const plugin::Instance* p) const;
   // True while p's breaker is OPEN (not half-open).
@@ -154,6 +166,11 @@ class Dispatcher {
     uint32_t limit = 1;        // concurrent handle() calls (blocking plugins)
     uint32_t timeout_ms = 0;
     uint32_t running = 0;      // given to the lane, outcome not yet back on the loop (loop only)
+    // Of those, calls a timeout gave up on whose handle() was still running
+    // on a worker (loop only). At `limit` -- or at any while the pool may
+    // replace no more threads -- the plugin's calls are refused.
+    uint32_t stuck = 0;
+    bool refusing_logged = false;
     // handle() calls executing on a worker right now; decremented by the
     // worker itself, so it stays true after abandon() drops the outcomes.
     std::shared_ptr<std::atomic<uint32_t>> on_worker = std::make_shared<std::atomic<uint32_t>>(0);
@@ -174,6 +191,13 @@ class Dispatcher {
   void afterHandle(Attempt* a, evh_status status);
   void finishAttempt(Attempt* a, evh_status status);
   void onTimeout(Attempt* a);
+  // A blocking plugin whose stuck calls hold all it may run at once (or any
+  // of the pool's threads once no more can be replaced).
+  bool refusing(const PluginState& ps) const;
+  std::string refusal(const PluginState& ps) const;
+  void noteStuck(Attempt* a, uint64_t ran_ms, uint32_t timeout_ms);
+  void noteUnstuck(Attempt* a);
+  void refuseQueued(PluginState& ps);
   void releaseAttempt(Attempt* a);
   void releaseEvent(InFlight* f);
   // Outcomes

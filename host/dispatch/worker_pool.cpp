@@ -1,16 +1,29 @@
-// Worker threads: a mutex-guarded FIFO and a condition variable.
+// Worker threads: a mutex-guarded FIFO and a condition variable; stuck
+// threads are replaced by counting, not by identity: whichever thread finds
+// the pool over its size when it is between jobs leaves.
 #include "dispatch/worker_pool.h"
+
+#include <algorithm>
 
 namespace evh::dispatch {
 
-WorkerPool::WorkerPool(size_t threads) {
+WorkerPool::WorkerPool(size_t threads) : WorkerPool(threads, threads) {}
+
+WorkerPool::WorkerPool(size_t threads, size_t max_replacements)
+    : size_(threads), max_replacements_(max_replacements) {
+  std::lock_guard<std::mutex> lock(mutex_);
   threads_.reserve(threads);
   for (size_t i = 0; i < threads; ++i) {
-    threads_.emplace_back([this] { run(); });
+    spawnLocked();
   }
 }
 
 WorkerPool::~WorkerPool() { stop(); }
+
+void WorkerPool::spawnLocked() {
+  ++alive_;
+  threads_.emplace_back([this] { run(); });
+}
 
 void WorkerPool::submit(std::function<void()> job) {
   {
@@ -22,20 +35,23 @@ void WorkerPool::submit(std::function<void()> job) {
 
 size_t WorkerPool::stop() {
   size_t dropped = 0;
+  std::vector<std::thread> threads;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (stopping_ && threads_.empty()) {
+    if (stopped_) {
       return 0;
     }
     stopping_ = true;
+    stopped_ = true;
     dropped = queue_.size();
     queue_.clear();
+    threads.swap(threads_);
+    retired_.clear();
   }
   cv_.notify_all();
-  for (auto& t : threads_) {
+  for (auto& t : threads) {
     t.join();
   }
-  threads_.clear();
   return dropped;
 }
 
@@ -44,13 +60,80 @@ size_t WorkerPool::busy() const {
   return busy_;
 }
 
+size_t WorkerPool::size() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stopped_ ? 0 : size_;
+}
+
+size_t WorkerPool::stuck() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stuck_;
+}
+
+size_t WorkerPool::threads() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return alive_;
+}
+
+bool WorkerPool::canReplace() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stuck_ < max_replacements_;
+}
+
+bool WorkerPool::markStuck() {
+  std::vector<std::thread> finished;
+  bool replaced = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++stuck_;
+    if (stopping_) {
+      return false;
+    }
+    // Threads that left earlier are joined here (they have returned from
+    // run(), so at once): a pool whose calls keep getting stuck and coming
+    // back does not pile up thread handles.
+    for (const auto& id : retired_) {
+      auto it = std::find_if(threads_.begin(), threads_.end(), [&](const std::thread& t) { return t.get_id() == id; });
+      if (it != threads_.end()) {
+        finished.push_back(std::move(*it));
+        threads_.erase(it);
+      }
+    }
+    retired_.clear();
+    if (alive_ - stuck_ < size_ && alive_ < size_ + max_replacements_) {
+      spawnLocked();
+      replaced = true;
+    }
+  }
+  for (auto& t : finished) {
+    t.join();
+  }
+  return replaced;
+}
+
+void WorkerPool::unmarkStuck() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stuck_ > 0) {
+      --stuck_;
+    }
+  }
+  cv_.notify_one();  // an idle thread may now be one too many
+}
+
 void WorkerPool::run() {
   for (;;) {
     std::function<void()> job;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      cv_.wait(lock, [this] { return stopping_ || surplusLocked() || !queue_.empty(); });
       if (stopping_) {
+        --alive_;
+        return;
+      }
+      if (surplusLocked()) {
+        --alive_;
+        retired_.push_back(std::this_thread::get_id());
         return;
       }
       job = std::move(queue_.front());

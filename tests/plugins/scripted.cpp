@@ -20,6 +20,7 @@
 //                                     (the second answer: gauge second_complete)
 //   COMPLETE_THEN_OK                  complete(REJECT) inside handle, then OK (a bug)
 //   SLEEP_<ms>                        sleep, then OK
+//   HANG                              never return (sleeps until the process ends)
 //   HOLD_<n>                          wait (at most 5 s) until n calls have run at
 //                                     once, then OK; a timeout counts hold_timeouts
 //   SEQ                               OK; eventId is a number that must be one more
@@ -197,6 +198,11 @@ evh_status answer(Scripted* self, std::string_view what, const evh_event* ev, ev
     }
     api->metric_add(self->returns, sum > 0 ? 0 : 1);  // keeps the reads
     return EVH_OK;
+  }
+  if (what == "HANG") {
+    for (;;) {  // a handler that never returns: the host must cope
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
   }
   if (startsWith(what, "SLEEP_")) {
     std::this_thread::sleep_for(std::chrono::milliseconds(number(what.substr(6))));

@@ -355,7 +355,13 @@ TEST_F(LoaderTest, KeysAreNotExpanded) {
   expectError("${KEY}: 1\n",
               "cfg.yaml:1: ${KEY}: unknown key (expected one of: environment, redis, plugins, "
               "channels, limits, logging, retry, circuit_breaker, dead_letter, workers, "
-              "shutdown_timeout_ms)");
+              "shutdown_timeout_ms, loop_stall_ms)");
+}
+
+TEST_F(LoaderTest, LoopStallMsDefaultsToTwoSecondsAndIsBounded) {
+  EXPECT_EQ(valid("workers: 2\n").loop_stall_ms, 2000U);
+  EXPECT_EQ(valid("loop_stall_ms: 500\n").loop_stall_ms, 500U);
+  expectError("loop_stall_ms: 50\n", "cfg.yaml:1: loop_stall_ms: expected an integer in 100..3600000, got \"50\"");
 }
 
 // ---- redis.url -------------------------------------------------------------------

@@ -564,14 +564,75 @@ TEST_F(DispatcherTest, ATimedOutHandlerOnAWorkerCanStillReadItsEvent) {
   EXPECT_EQ(counters("slow").ok, 0U);  // the late OK was ignored
 }
 
-TEST_F(DispatcherTest, AnAttemptTimedOutBeforeItStartedNeverStarts) {
+TEST_F(DispatcherTest, ACallQueuedBehindAStuckOneIsRefusedWithoutStarting) {
+  // "a" runs past its timeout and holds the plugin's only allowed call
+  // (max_concurrency 1): "b", queued behind it, could only start when "a"
+  // returns -- it fails at once as refused, never entering the plugin.
   timeout_ms_ = 100;
   start({{"slow", "scripted_serial", "SLEEP_300"}});
+  std::ostringstream& log = captureLog("slow");
   ASSERT_TRUE(dispatch("X", {"slow"}, "a"));
-  ASSERT_TRUE(dispatch("X", {"slow"}, "b"));  // waits behind "a" (max_concurrency 1)
-  ASSERT_TRUE(runLoopUntil([&] { return counters("slow").timeouts == 2U; }));
+  ASSERT_TRUE(dispatch("X", {"slow"}, "b"));
+  ASSERT_TRUE(runLoopUntil([&] { return counters("slow").dead_lettered == 2U; }));
+  EXPECT_EQ(counters("slow").timeouts, 1U);
+  EXPECT_EQ(counters("slow").stuck, 1U);
+  EXPECT_EQ(counters("slow").refused, 1U);
   ASSERT_TRUE(runLoopUntil([&] { return dispatcher_->unfinishedCalls() == 0; }));
   EXPECT_EQ(metric("slow", "calls"), 1);  // "b" never entered the plugin
+  EXPECT_THAT(log.str(), HasSubstr("further calls are refused"));
+  EXPECT_THAT(log.str(), HasSubstr("a stuck handle() returned after"));
+  // Back: the next call runs.
+  ASSERT_TRUE(dispatch("X", {"slow"}, "c"));
+  ASSERT_TRUE(runLoopUntil([&] { return metric("slow", "calls") == 2; }));
+}
+
+TEST_F(DispatcherTest, TheTimeoutMeasuresRunningTimeNotTheWaitForAWorker) {
+  // One worker: b's call waits 300 ms behind a's two 150 ms calls, longer
+  // than the 200 ms timeout -- yet no call ran for longer than 150 ms.
+  pool_->stop();
+  pool_ = std::make_unique<WorkerPool>(1);
+  timeout_ms_ = 200;
+  start({{"a", "scripted_serial", "SLEEP_150"}, {"b", "scripted_serial", "OK"}});
+  ASSERT_TRUE(dispatch("X", {"a"}, "a1"));
+  ASSERT_TRUE(dispatch("X", {"a"}, "a2"));
+  ASSERT_TRUE(dispatch("X", {"b"}, "b1"));
+  ASSERT_TRUE(runLoopUntilIdle());
+  EXPECT_EQ(counters("a").ok, 2U);
+  EXPECT_EQ(counters("b").ok, 1U);
+  EXPECT_EQ(counters("a").timeouts + counters("b").timeouts, 0U);
+}
+
+TEST_F(DispatcherTest, AStuckCallsThreadIsReplacedAndOtherPluginsKeepRunning) {
+  // Two workers, both taken by "hung" calls that run far past their
+  // timeout: the pool starts two threads in their place, so "fine" still
+  // runs -- on time -- and only "hung" is charged.
+  pool_->stop();
+  pool_ = std::make_unique<WorkerPool>(2);
+  timeout_ms_ = 100;
+  start({{"hung", "scripted_pair", "SLEEP_1500"}, {"fine", "scripted_serial", "OK"}});
+  std::ostringstream& log = captureLog("hung");
+  ASSERT_TRUE(dispatch("X", {"hung"}, "h1"));
+  ASSERT_TRUE(dispatch("X", {"hung"}, "h2"));
+  ASSERT_TRUE(runLoopUntil([&] { return counters("hung").timeouts == 2U; }));
+  EXPECT_EQ(counters("hung").stuck, 2U);
+  EXPECT_EQ(pool_->stuck(), 2U);
+  EXPECT_EQ(pool_->threads(), 4U);
+  EXPECT_EQ(pool_->size(), 2U);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(dispatch("X", {"fine"}, "f" + std::to_string(i)));
+  }
+  ASSERT_TRUE(runLoopUntil([&] { return counters("fine").ok == 5U; }));
+  EXPECT_EQ(counters("fine").timeouts + counters("fine").retry + counters("fine").dead_lettered, 0U);
+  // Both calls "hung" may run at once are stuck: its next one is refused.
+  ASSERT_TRUE(dispatch("X", {"hung"}, "h3"));
+  EXPECT_EQ(counters("hung").refused, 1U);
+  EXPECT_EQ(metric("hung", "calls"), 2);
+  EXPECT_THAT(log.str(), HasSubstr("worker thread stuck: handle() for eventId=h1"));
+  EXPECT_THAT(log.str(), HasSubstr("started a replacement thread"));
+  // The stuck calls return: the pool is back to its size.
+  ASSERT_TRUE(runLoopUntil([&] { return dispatcher_->unfinishedCalls() == 0 && dispatcher_->inFlight() == 0; }));
+  ASSERT_TRUE(runLoopUntil([&] { return pool_->stuck() == 0 && pool_->threads() == 2U; }));
+  EXPECT_EQ(counters("hung").ok, 0U);  // the late answers were ignored
 }
 
 TEST_F(DispatcherTest, AbandonDisarmsTimeoutsBeforePluginsShutDown) {

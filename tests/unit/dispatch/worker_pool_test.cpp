@@ -1,8 +1,10 @@
-// The worker pool: jobs on pool threads, busy count, stop() joining and dropping queued jobs.
+// The worker pool: jobs on pool threads, busy count, stop() joining and dropping queued jobs, stuck
+// threads replaced (bounded) and the surplus leaving once they come back.
 #include "dispatch/worker_pool.h"
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -166,6 +168,77 @@ TEST_F(WorkerPoolTest, DestructorStopsAndJoins) {
     release.open();
   }
   EXPECT_TRUE(finished);
+}
+
+TEST_F(WorkerPoolTest, AStuckThreadIsReplacedSoQueuedJobsStillRun) {
+  WorkerPool pool(1);
+  Gate release;
+  pool.submit([this, &release, &pool] {
+    record(0);
+    EXPECT_TRUE(release.wait());
+    pool.unmarkStuck();  // the call that was stuck came back
+  });
+  ASSERT_TRUE(waitForRuns(1));
+  EXPECT_TRUE(pool.markStuck());
+  EXPECT_EQ(pool.stuck(), 1U);
+  EXPECT_EQ(pool.threads(), 2U);
+  // The only original thread is stuck: the replacement takes these.
+  for (int i = 1; i <= 5; ++i) {
+    pool.submit([this, i] { record(i); });
+  }
+  ASSERT_TRUE(waitForRuns(6));
+  release.open();
+  // Back to one thread: the one too many leaves once idle.
+  ASSERT_TRUE(waitUntil([&] { return pool.threads() == 1 && pool.stuck() == 0; }));
+  pool.submit([this] { record(6); });
+  ASSERT_TRUE(waitForRuns(7));
+  EXPECT_EQ(pool.stop(), 0U);
+}
+
+TEST_F(WorkerPoolTest, ReplacementsAreBoundedByThePoolSize) {
+  WorkerPool pool(1);  // at most 1 replacement
+  Gate release;
+  for (int i = 0; i < 2; ++i) {
+    pool.submit([this, &release, &pool, i] {
+      record(i);
+      EXPECT_TRUE(release.wait());
+      pool.unmarkStuck();
+    });
+    ASSERT_TRUE(waitForRuns(static_cast<size_t>(i) + 1));
+    EXPECT_EQ(pool.canReplace(), i == 0) << i;
+    EXPECT_EQ(pool.markStuck(), i == 0) << i;  // the second is not replaced
+  }
+  EXPECT_EQ(pool.threads(), 2U);
+  EXPECT_EQ(pool.stuck(), 2U);
+  EXPECT_FALSE(pool.canReplace());
+  pool.submit([this] { record(2); });  // waits: no thread is free
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    EXPECT_EQ(ran_.size(), 2U);
+  }
+  release.open();
+  ASSERT_TRUE(waitForRuns(3));
+  ASSERT_TRUE(waitUntil([&] { return pool.threads() == 1 && pool.stuck() == 0; }));
+  EXPECT_EQ(pool.stop(), 0U);
+}
+
+TEST_F(WorkerPoolTest, ThreadsStuckAndBackAgainAndAgainDoNotPileUp) {
+  WorkerPool pool(2);
+  for (int round = 0; round < 20; ++round) {
+    Gate release;
+    std::atomic<bool> started{false};
+    pool.submit([&] {
+      started = true;
+      EXPECT_TRUE(release.wait());
+      pool.unmarkStuck();
+    });
+    ASSERT_TRUE(waitUntil([&] { return started.load(); }));
+    EXPECT_TRUE(pool.markStuck());
+    release.open();
+    ASSERT_TRUE(waitUntil([&] { return pool.threads() == 2 && pool.stuck() == 0 && pool.busy() == 0; })) << round;
+  }
+  EXPECT_EQ(pool.stop(), 0U);
 }
 
 }  // namespace

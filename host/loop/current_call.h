@@ -1,0 +1,100 @@
+// The plugin call the loop thread is in right now, for a watchdog thread to
+// name when the loop stalls.
+#pragma once
+
+#include <evh/plugin.h>
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace evh {
+
+// What the loop is calling: lives on the caller's stack for the call.
+struct CallSite {
+  std::string_view plugin;           // instance name (outlives the call)
+  const char* what = "handle";       // "handle", "reply callback", "posted function"
+  const evh_event* event = nullptr;  // the event handled; null for callbacks
+};
+
+// One slot, written by the loop thread around each plugin call and read by
+// a watchdog thread only while the loop is stalled.
+//
+// The loop's side must cost next to nothing (it runs for every inline
+// call): plain stores and one load, no lock, no read-modify-write -- an
+// atomic exchange there drains the store buffer and cost ~20 ns a call in
+// evh_micro_bench. The reader pays instead, with an asymmetric fence
+// (membarrier(2), as liburcu and folly do): it sets `reading_`, forces a
+// full barrier on every thread, then loads the slot. Either it sees the
+// call gone, or the loop -- leaving -- sees `reading_` and waits until the
+// reader is done; so a CallSite (and the event it points at) is never
+// freed under the reader.
+class CurrentCall {
+ public:
+  // What a reader copied out of the call.
+  struct Snapshot {
+    std::string plugin;
+    std::string what;
+    std::string event_id;
+    std::string event_type;
+    uint64_t seq = 0;  // which call: one more for each enter()
+  };
+
+  // THREAD: loop. Returns the call it was in (restored by leave).
+  const CallSite* enter(const CallSite* site) noexcept {
+    const CallSite* outer = slot_.load(std::memory_order_relaxed);
+    seq_.store(seq_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    slot_.store(site, std::memory_order_release);
+    return outer;
+  }
+  void leave(const CallSite* outer) noexcept {
+    slot_.store(outer, std::memory_order_relaxed);
+    std::atomic_signal_fence(std::memory_order_seq_cst);  // the reader's membarrier makes it a full fence
+    if (reading_.load(std::memory_order_relaxed)) {
+      waitForReader();
+    }
+  }
+
+  // Makes read() possible (registers for membarrier). False when the kernel
+  // refuses: read() then never looks. THREAD: the reader, once.
+  bool enableReader();
+  // Copies the call the loop is in into `out`; false when it is in none
+  // (or reading is not enabled). With `hold`, the loop cannot leave that
+  // call (it waits in leave()) until release(): for a reader about to end
+  // the process that must look at loop-owned state meanwhile. THREAD: the
+  // one reader.
+  bool read(Snapshot& out, bool hold = false);
+  void release() noexcept { reading_.store(false, std::memory_order_release); }
+  // Still in the call `s` was read from? (A hint: no barrier.) THREAD: any.
+  bool isCurrent(const Snapshot& s) const noexcept {
+    return slot_.load(std::memory_order_acquire) != nullptr && seq_.load(std::memory_order_acquire) == s.seq;
+  }
+  bool inCall() const noexcept { return slot_.load(std::memory_order_acquire) != nullptr; }
+
+  // The loop thread's slot of this process (one loop per process).
+  static CurrentCall& process();
+
+ private:
+  void waitForReader() const noexcept;
+
+  std::atomic<const CallSite*> slot_{nullptr};
+  std::atomic<uint64_t> seq_{0};
+  std::atomic<bool> reading_{false};
+  bool reader_enabled_ = false;  // the reader's own
+};
+
+// Marks a plugin call for its duration. THREAD: loop.
+class CallScope {
+ public:
+  CallScope(CurrentCall& slot, const CallSite& site) noexcept : slot_(slot), outer_(slot.enter(&site)) {}
+  ~CallScope() { slot_.leave(outer_); }
+  CallScope(const CallScope&) = delete;
+  CallScope& operator=(const CallScope&) = delete;
+
+ private:
+  CurrentCall& slot_;
+  const CallSite* outer_;
+};
+
+}  // namespace evh
