@@ -36,10 +36,16 @@ std::string event(const std::string& id) {
          R"(","eventType":"ORDER_PLACED","timestamp":"2024-01-15T10:30:00.000Z","payload":{"orderId":"o-1"}})";
 }
 
-class TooLargeTest : public ::testing::TestWithParam<bool> {
+std::string bigEvent(size_t pad) {
+  return R"({"eventId":"big","eventType":"ORDER_PLACED","timestamp":"2024-01-15T10:30:00.000Z",)"
+         R"("payload":{"pad":")" +
+         std::string(pad, 'x') + R"("}})";
+}
+
+class TooLargeBase : public ::testing::Test {
  protected:
   void TearDown() override { std::remove(fallback_.c_str()); }
-  bool stream() const { return GetParam(); }
+  virtual bool stream() const { return false; }
 
   std::string config() const {
     std::ostringstream y;
@@ -73,14 +79,20 @@ class TooLargeTest : public ::testing::TestWithParam<bool> {
   std::string fallback_ = "/tmp/evh-too-large-" + std::to_string(redis_.port()) + ".jsonl";
 };
 
+class TooLargeTest : public TooLargeBase, public ::testing::WithParamInterface<bool> {
+ protected:
+  bool stream() const override { return GetParam(); }
+};
+
+using TooLargePubSubTest = TooLargeBase;
+
 TEST_P(TooLargeTest, AnOversizedMessageIsDeadLetteredWithAPrefixItsSizeAndItsHash) {
   EvhostProcess host(config());
   ASSERT_TRUE(host.waitForLog(stream() ? "created consumer group" : "subscribed to")) << host.log();
-  // 8 MiB: eight times the limit, a valid-looking envelope whose payload is
-  // padded out.
-  const std::string big = R"({"eventId":"big","eventType":"ORDER_PLACED","timestamp":"2024-01-15T10:30:00.000Z",)"
-                          R"("payload":{"pad":")" +
-                          std::string(8 * 1024 * 1024, 'x') + R"("}})";
+  // A valid-looking envelope whose payload is padded out: 8 MiB on a stream
+  // (eight times the limit); 1.5 MiB on Pub/Sub, under the subscriber's
+  // reader bound of 2 x limit + 64 KiB (past it, see the next test).
+  const std::string big = bigEvent(stream() ? 8 * 1024 * 1024 : 1536 * 1024);
   send(big);
   send(event("after"));
   ASSERT_TRUE(eventually([&] { return redis_.command({"LLEN", "seen"})->integer == 1; })) << host.log();
@@ -100,6 +112,24 @@ TEST_P(TooLargeTest, AnOversizedMessageIsDeadLetteredWithAPrefixItsSizeAndItsHas
     })) << "the refused entry is acknowledged once its dead letter is stored\n"
         << host.log();
   }
+}
+
+// (A stream read's bound is max(64 MiB, 100 x (limit + 64 KiB)): Pub/Sub
+// only.)
+TEST_F(TooLargePubSubTest, AMessageOverTheReadersBoundIsCutOffAndDeadLettered) {
+  EvhostProcess host(config());
+  ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
+  send(bigEvent(8 * 1024 * 1024));  // four times the bound: cut off while read
+  ASSERT_TRUE(eventually([&] { return deadLetters().size() == 1; })) << host.log();
+  const std::string line = deadLetters()[0];
+  EXPECT_LT(line.size(), 16U * 1024);
+  EXPECT_THAT(line, HasSubstr("\"name\":\"too_large\""));
+  EXPECT_THAT(line, HasSubstr("was cut off after"));
+  EXPECT_THAT(host.log(), HasSubstr("protocol error: reply larger than"));
+  // Subscribed again: the next event is handled.
+  ASSERT_TRUE(eventually([&] { return host.countInLog("subscribed to") >= 2; })) << host.log();
+  send(event("after"));
+  ASSERT_TRUE(eventually([&] { return redis_.command({"LLEN", "seen"})->integer == 1; })) << host.log();
 }
 
 INSTANTIATE_TEST_SUITE_P(PubSubAndStream, TooLargeTest, ::testing::Bool(),
