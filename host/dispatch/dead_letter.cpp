@@ -228,8 +228,12 @@ DeadLetterEntry makeEntry(const DeadLetterInfo& info, const event::Event& ev) {
   return e;
 }
 
-DeadLetterEntry makeEntry(const DeadLetterInfo& info, std::string_view raw, std::string_view channel,
-                          std::string_view redis_channel) {
+namespace {
+
+// An entry for bytes that were not decoded: no event fields, `raw` instead
+// of `originalEvent`; leaves the object open after `raw`.
+DeadLetterEntry undecodedEntry(const DeadLetterInfo& info, std::string_view raw, std::string_view channel,
+                               std::string_view redis_channel) {
   DeadLetterEntry e;
   e.json.reserve(512 + raw.size());
   e.id = appendBase(e.json, info);
@@ -239,22 +243,21 @@ DeadLetterEntry makeEntry(const DeadLetterInfo& info, std::string_view raw, std:
   appendField(e.json, "redisChannel", redis_channel);
   e.json += ',';
   appendField(e.json, "raw", raw);
+  return e;
+}
+
+}  // namespace
+
+DeadLetterEntry makeEntry(const DeadLetterInfo& info, std::string_view raw, std::string_view channel,
+                          std::string_view redis_channel) {
+  DeadLetterEntry e = undecodedEntry(info, raw, channel, redis_channel);
   e.json += '}';
   return e;
 }
 
 DeadLetterEntry makeTooLargeEntry(const DeadLetterInfo& info, std::string_view bytes, std::string_view channel,
                                   std::string_view redis_channel) {
-  DeadLetterEntry e;
-  const std::string_view prefix = bytes.substr(0, kTooLargePrefixBytes);
-  e.json.reserve(512 + prefix.size() * 2);
-  e.id = appendBase(e.json, info);
-  e.json += R"(,"eventId":"","eventType":"","correlationId":"",)";
-  appendField(e.json, "channel", channel);
-  e.json += ',';
-  appendField(e.json, "redisChannel", redis_channel);
-  e.json += ',';
-  appendField(e.json, "raw", prefix);
+  DeadLetterEntry e = undecodedEntry(info, bytes.substr(0, kTooLargePrefixBytes), channel, redis_channel);
   e.json += ",\"rawTruncated\":true,\"rawBytes\":";
   e.json += std::to_string(bytes.size());
   e.json += ',';

@@ -98,29 +98,35 @@ void StreamSource::recoverStep() {
   readBatch(n);
 }
 
-void StreamSource::fetchPlan() {
+// One command of the pass: while it is out the pass waits (recover_busy_);
+// a lost connection tries the same step again shortly (the plan stands).
+void StreamSource::sendRecovery(const std::vector<std::string>& argv, void (StreamSource::*then)(const redisReply*)) {
   recover_busy_ = true;
-  const std::string start = recover_after_.empty() ? "-" : "(" + recover_after_;
   std::weak_ptr<bool> alive = alive_;
-  const bool sent = acks_.send({"XPENDING", ch_.key, ch_.group, start, "+", std::to_string(kPlanWindow), ch_.consumer},
-                               [this, alive](evh_status status, const redisReply* r) {
-                                 if (alive.expired() || !*alive.lock()) {
-                                   return;
-                                 }
-                                 recover_busy_ = false;
-                                 if (stopped_) {
-                                   return;
-                                 }
-                                 if (status != EVH_OK) {
-                                   recoverSoon(kNotReadyMs);
-                                   return;
-                                 }
-                                 onPlan(r);
-                               });
+  const bool sent = acks_.send(argv, [this, alive, then](evh_status status, const redisReply* r) {
+    if (alive.expired() || !*alive.lock()) {
+      return;
+    }
+    recover_busy_ = false;
+    if (stopped_) {
+      return;
+    }
+    if (status != EVH_OK) {
+      recoverSoon(kNotReadyMs);
+      return;
+    }
+    (this->*then)(r);
+  });
   if (!sent) {
     recover_busy_ = false;
     recoverSoon(kNotReadyMs);
   }
+}
+
+void StreamSource::fetchPlan() {
+  const std::string start = recover_after_.empty() ? "-" : "(" + recover_after_;
+  sendRecovery({"XPENDING", ch_.key, ch_.group, start, "+", std::to_string(kPlanWindow), ch_.consumer},
+               &StreamSource::onPlan);
 }
 
 // A pass ends at an error it cannot get past: the reading connection
@@ -172,29 +178,9 @@ void StreamSource::readBatch(size_t n) {
   // Acks of the batch before go first, on the same connection: Redis has
   // them before it counts this batch as delivered.
   flushAcks();
-  recover_busy_ = true;
   const std::string from = recover_after_.empty() ? "0" : recover_after_;
-  std::weak_ptr<bool> alive = alive_;
-  const bool sent = acks_.send(
-      {"XREADGROUP", "GROUP", ch_.group, ch_.consumer, "COUNT", std::to_string(n), "STREAMS", ch_.key, from},
-      [this, alive](evh_status status, const redisReply* r) {
-        if (alive.expired() || !*alive.lock()) {
-          return;
-        }
-        recover_busy_ = false;
-        if (stopped_) {
-          return;
-        }
-        if (status != EVH_OK) {
-          recoverSoon(kNotReadyMs);  // the plan stands; read the batch again
-          return;
-        }
-        onBatch(r);
-      });
-  if (!sent) {
-    recover_busy_ = false;
-    recoverSoon(kNotReadyMs);
-  }
+  sendRecovery({"XREADGROUP", "GROUP", ch_.group, ch_.consumer, "COUNT", std::to_string(n), "STREAMS", ch_.key, from},
+               &StreamSource::onBatch);
 }
 
 void StreamSource::onBatch(const redisReply* r) {

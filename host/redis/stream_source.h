@@ -115,6 +115,7 @@ class StreamSource {
   void startRecovery();
   void recoverStep();
   void recoverSoon(uint64_t ms);
+  void sendRecovery(const std::vector<std::string>& argv, void (StreamSource::*then)(const redisReply*));
   void fetchPlan();
   void onPlan(const redisReply* reply);
   void readBatch(size_t n);
