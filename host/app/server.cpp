@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 #include <unistd.h>
 
@@ -269,12 +270,16 @@ void Server::onStreamReject(redis::StreamSource& source, const std::string& id, 
                             const std::string& why, const std::string* event_field) {
   const redis::StreamChannel& ch = source.channel();
   redis::StreamSource* src = &source;
-  dispatch::DeadLetterInfo info{reason, reason, why + " [stream entry " + id + "]", "", 0, 0, 0};
+  // too_large: refused from its length while read; event_field holds the
+  // first bytes the reader had (raw).
+  const bool too_large = std::strcmp(reason, "too_large") == 0;
+  dispatch::DeadLetterInfo info{too_large ? "invalid" : reason, reason, why + " [stream entry " + id + "]", "", 0, 0,
+                                0};
   // A payload that decodes to one event keeps its eventId and eventType in
   // the entry (evhctl dlq show <eventId> finds it); anything else is kept raw.
   dispatch::DeadLetterEntry entry;
   std::vector<event::Item> items;
-  if (event_field != nullptr) {
+  if (event_field != nullptr && !too_large) {
     decoder_.decode(event::makeMessage(*event_field, ch.logical, ch.key, id, true), items);
   }
   if (items.size() == 1 && std::holds_alternative<event::Event>(items[0])) {

@@ -629,6 +629,26 @@ std::string Connection::oversizeReason() const {
          endpoint_.describe();
 }
 
+// The declared length of the bulk string the reader is waiting for. hiredis
+// 0.14 takes the type byte ('$') off first and records it in the current
+// task, then leaves its position at the length until the whole string is
+// in. 0 when it waits for anything else.
+uint64_t Connection::pendingBulkLength(const redisReader* r) {
+  size_t from = r->pos;
+  if (r->ridx >= 0 && r->rstack[r->ridx].type == REDIS_REPLY_STRING) {
+    // the type is read: the digits start here
+  } else if (r->pos < r->len && r->buf[r->pos] == '$') {
+    from = r->pos + 1;
+  } else {
+    return 0;
+  }
+  uint64_t n = 0;
+  for (size_t i = from; i < r->len && r->buf[i] >= '0' && r->buf[i] <= '9'; ++i) {
+    n = n > (UINT64_MAX - 9) / 10 ? UINT64_MAX : n * 10 + static_cast<uint64_t>(r->buf[i] - '0');
+  }
+  return n;
+}
+
 void Connection::checkReplyBound() {
   if (ac_ == nullptr || !drop_reason_.empty()) {
     return;
@@ -636,6 +656,16 @@ void Connection::checkReplyBound() {
   const redisReader* r = ac_->c.reader;
   const uint64_t buffered = r->len - r->pos;
   const uint64_t held = buffered + (r->ridx >= 0 ? reply_bytes_ : 0);
+  const uint64_t item = state_ == State::Ready ? pendingBulkLength(r) : 0;
+  if (endpoint_.max_item_bytes > 0 && item > endpoint_.max_item_bytes) {
+    if (handlers_.on_oversize) {
+      handlers_.on_oversize(std::string_view(r->buf + r->pos, std::min<uint64_t>(buffered, 4096)), item);
+    }
+    dropContext("protocol error: a bulk string of " + std::to_string(item) + " bytes, over the bound of " +
+                std::to_string(endpoint_.max_item_bytes) +
+                " for one item (2 x limits.max_message_bytes + 64 KiB), from " + endpoint_.describe());
+    return;
+  }
   if (held > reply_bound_) {
     if (state_ == State::Ready && handlers_.on_oversize) {
       const std::string_view head(r->buf + r->pos, std::min<uint64_t>(buffered, 4096));

@@ -118,6 +118,7 @@ class Connection {
   // read): drop as a protocol error. Runs after every read. THREAD: loop.
   void checkReplyBound();
   std::string oversizeReason() const;
+  static uint64_t pendingBulkLength(const redisReader* r);
   uint64_t stableAfterMs() const noexcept;
 
   static void onConnect(const redisAsyncContext* ac, int status);

@@ -22,6 +22,11 @@ struct Endpoint {
   // limits.max_message_bytes: the bounds on replies derive from it (see
   // replyBound()). The default matches the config's.
   uint64_t max_message_bytes = 1024 * 1024;
+  // 0, or the bound on one bulk string of a reply once ready: a longer one is
+  // refused from its length alone, before it is read (a stream's reading
+  // connection, where one entry must not cost more than a small multiple
+  // of max_message_bytes).
+  uint64_t max_item_bytes = 0;
 
   std::string describe() const { return host + ":" + std::to_string(port); }
 };

@@ -14,9 +14,11 @@
 // delivered again but dead-lettered as poison, with its payload (read with
 // XRANGE, which is no delivery).
 //
-// Everything here goes over the command connection (no command of it
-// blocks), so claiming does not wait for the reading connection's blocked
-// XREADGROUP; new entries are not read while a pass runs.
+// The pass reads over the stream's own reading connection, whose bound on one
+// item keeps an oversized entry from being read whole (onOversize); it waits
+// for a blocked read of new entries to come back, and new entries are not
+// read while it runs. Claiming (XAUTOCLAIM JUSTID, which moves ids only) and
+// a poison entry's XRANGE go over the command connection.
 #include "common/log.h"
 #include "redis/stream_id.h"
 #include "redis/stream_source.h"
@@ -59,10 +61,14 @@ void StreamSource::recoverStep() {
   if (stopped_ || !recovering_ || recover_busy_ || !batch_.empty()) {
     return;  // a batch still in plugins: its last ack calls again
   }
-  if (!acks_.ready()) {
+  if (reading_) {
+    return;  // a read of new entries is out: its reply calls again
+  }
+  if (!conn_.ready()) {
     recoverSoon(kNotReadyMs);
     return;
   }
+  recover_reading_ = 0;
   // Ours and still being handled (a reconnect, not a restart): not again.
   // Delivered max_deliveries times without an ack: poison.
   while (!plan_.empty()) {
@@ -98,29 +104,73 @@ void StreamSource::recoverStep() {
   readBatch(n);
 }
 
-// One command of the pass: while it is out the pass waits (recover_busy_);
-// a lost connection tries the same step again shortly (the plan stands).
+// One command of the pass, on the reading connection (whose bound on one
+// entry keeps an oversized one from being read whole): while it is out the
+// pass waits (recover_busy_); a lost connection tries the same step again
+// once it is back (the plan stands).
+namespace {
+struct RecoveryCall {
+  StreamSource* self;
+  std::weak_ptr<bool> alive;
+  void (StreamSource::*then)(const redisReply*);
+};
+}  // namespace
+
 void StreamSource::sendRecovery(const std::vector<std::string>& argv, void (StreamSource::*then)(const redisReply*)) {
+  std::vector<const char*> args;
+  std::vector<size_t> lens;
+  for (const auto& a : argv) {
+    args.push_back(a.c_str());
+    lens.push_back(a.size());
+  }
+  auto call = std::make_unique<RecoveryCall>(RecoveryCall{this, alive_, then});
   recover_busy_ = true;
-  std::weak_ptr<bool> alive = alive_;
-  const bool sent = acks_.send(argv, [this, alive, then](evh_status status, const redisReply* r) {
-    if (alive.expired() || !*alive.lock()) {
-      return;
-    }
-    recover_busy_ = false;
-    if (stopped_) {
-      return;
-    }
-    if (status != EVH_OK) {
-      recoverSoon(kNotReadyMs);
-      return;
-    }
-    (this->*then)(r);
-  });
-  if (!sent) {
+  if (!conn_.command(static_cast<int>(args.size()), args.data(), lens.data(), &StreamSource::onRecoveryReply,
+                     call.get())) {
     recover_busy_ = false;
     recoverSoon(kNotReadyMs);
+    return;
   }
+  call.release();  // owned by the callback now
+}
+
+void StreamSource::onRecoveryReply(redisAsyncContext* /*ac*/, void* r, void* privdata) {
+  std::unique_ptr<RecoveryCall> call(static_cast<RecoveryCall*>(privdata));
+  if (call->alive.expired() || !*call->alive.lock()) {
+    return;
+  }
+  StreamSource* self = call->self;
+  self->recover_busy_ = false;
+  if (self->stopped_) {
+    return;
+  }
+  if (r == nullptr) {
+    self->recoverSoon(kNotReadyMs);  // the connection went: again once it is back
+    return;
+  }
+  (self->*(call->then))(static_cast<const redisReply*>(r));
+}
+
+// Called just before the reading connection drops for an entry longer than
+// its bound on one item. In a batch of one, that entry is known: it is
+// dead-lettered (too_large) from its length and first bytes, never read.
+// Otherwise the pass starts over one entry at a time, to find it.
+void StreamSource::onOversize(std::string_view head, uint64_t bytes) {
+  if (recover_busy_ && recover_reading_ == 1 && !recover_reading_id_.empty() &&
+      in_flight_.insert(recover_reading_id_).second) {
+    const std::string id = recover_reading_id_;
+    recover_after_ = id;
+    while (!plan_.empty() && !streamIdLess(recover_after_, plan_.front().id)) {
+      plan_.pop_front();
+    }
+    const std::string first(head);
+    reject_(ch_, id, "too_large",
+            "an entry of " + std::to_string(bytes) +
+                " bytes, over 2 x limits.max_message_bytes + 64 KiB: refused from its length, never read whole",
+            &first);
+    return;
+  }
+  batch_size_ = 1;
 }
 
 void StreamSource::fetchPlan() {
@@ -179,6 +229,8 @@ void StreamSource::readBatch(size_t n) {
   // them before it counts this batch as delivered.
   flushAcks();
   const std::string from = recover_after_.empty() ? "0" : recover_after_;
+  recover_reading_ = n;
+  recover_reading_id_ = plan_.front().id;
   sendRecovery({"XREADGROUP", "GROUP", ch_.group, ch_.consumer, "COUNT", std::to_string(n), "STREAMS", ch_.key, from},
                &StreamSource::onBatch);
 }

@@ -14,6 +14,17 @@
 
 namespace evh::redis {
 
+namespace {
+
+// One entry may cost at most about twice max_message_bytes while read: a
+// larger one is refused from its length (onOversize), never read whole.
+Endpoint withItemBound(Endpoint e) {
+  e.max_item_bytes = 2 * e.max_message_bytes + kReplyFramingBytes;
+  return e;
+}
+
+}  // namespace
+
 StreamSource::StreamSource(uv_loop_t* loop, Endpoint endpoint, StreamChannel channel, CommandClient& acks,
                            Sink sink, Capacity capacity, Reject reject)
     : loop_(loop),
@@ -22,7 +33,7 @@ StreamSource::StreamSource(uv_loop_t* loop, Endpoint endpoint, StreamChannel cha
       sink_(std::move(sink)),
       capacity_(std::move(capacity)),
       reject_(std::move(reject)),
-      conn_(loop, std::move(endpoint), "stream " + ch_.key, Connection::Mode::Commands,
+      conn_(loop, withItemBound(std::move(endpoint)), "stream " + ch_.key, Connection::Mode::Commands,
             Connection::Handlers{[this] { ensureGroup(); },
                                  [this](const std::string&) {
                                    // Whatever we were reading is gone with the
@@ -32,7 +43,7 @@ StreamSource::StreamSource(uv_loop_t* loop, Endpoint endpoint, StreamChannel cha
                                    reading_ = false;
                                    phase_ = Phase::Idle;
                                  },
-                                 {}}) {
+                                 [this](std::string_view head, uint64_t bytes) { onOversize(head, bytes); }}) {
   retry_timer_ = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);
   claim_timer_ = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);
   trim_timer_ = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);
@@ -280,7 +291,7 @@ void StreamSource::onRead(const redisReply* reply) {
       }
     }
   }
-  readNew();
+  read();  // a recovery pass may have waited for this read to come back
 }
 
 void StreamSource::take(const std::string& id, const redisReply* fields, bool redelivered) {

@@ -116,6 +116,8 @@ class StreamSource {
   void recoverStep();
   void recoverSoon(uint64_t ms);
   void sendRecovery(const std::vector<std::string>& argv, void (StreamSource::*then)(const redisReply*));
+  static void onRecoveryReply(redisAsyncContext* ac, void* reply, void* privdata);
+  void onOversize(std::string_view head, uint64_t bytes);
   void fetchPlan();
   void onPlan(const redisReply* reply);
   void readBatch(size_t n);
@@ -171,6 +173,8 @@ class StreamSource {
   std::deque<Planned> plan_;      // pending entries listed, not yet taken back
   std::unordered_set<std::string> batch_;  // the batch being handled
   size_t batch_size_ = 1;         // grows x2 per finished batch, up to count
+  size_t recover_reading_ = 0;    // entries the outstanding XREADGROUP of the pass asks for
+  std::string recover_reading_id_;  // the first of them
   uint64_t pass_taken_ = 0;       // this pass: entries handed over again
   uint64_t pass_poison_ = 0;      // this pass: entries dead-lettered as poison
   std::unordered_map<std::string, int> poison_fetch_failures_;  // XRANGE of a poison entry that failed

@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -89,10 +90,10 @@ using TooLargePubSubTest = TooLargeBase;
 TEST_P(TooLargeTest, AnOversizedMessageIsDeadLetteredWithAPrefixItsSizeAndItsHash) {
   EvhostProcess host(config());
   ASSERT_TRUE(host.waitForLog(stream() ? "created consumer group" : "subscribed to")) << host.log();
-  // A valid-looking envelope whose payload is padded out: 8 MiB on a stream
-  // (eight times the limit); 1.5 MiB on Pub/Sub, under the subscriber's
-  // reader bound of 2 x limit + 64 KiB (past it, see the next test).
-  const std::string big = bigEvent(stream() ? 8 * 1024 * 1024 : 1536 * 1024);
+  // A valid-looking envelope whose payload is padded out: 1.5 MiB, over the
+  // limit but under the readers' bound on one message or entry of 2 x limit
+  // + 64 KiB (past it, see the tests below).
+  const std::string big = bigEvent(1536 * 1024);
   send(big);
   send(event("after"));
   ASSERT_TRUE(eventually([&] { return redis_.command({"LLEN", "seen"})->integer == 1; })) << host.log();
@@ -130,6 +131,49 @@ TEST_F(TooLargePubSubTest, AMessageOverTheReadersBoundIsCutOffAndDeadLettered) {
   ASSERT_TRUE(eventually([&] { return host.countInLog("subscribed to") >= 2; })) << host.log();
   send(event("after"));
   ASSERT_TRUE(eventually([&] { return redis_.command({"LLEN", "seen"})->integer == 1; })) << host.log();
+}
+
+// A stream entry far over the limit is refused from its length while the
+// reading connection reads it (its bound on one item), found by taking the
+// read back one entry at a time, and never read whole.
+class TooLargeStreamTest : public TooLargeBase {
+ protected:
+  bool stream() const override { return true; }
+};
+
+long long peakKb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) {
+      return std::stoll(line.substr(6));
+    }
+  }
+  return -1;
+}
+
+TEST_F(TooLargeStreamTest, AnEntryOverTheReadersBoundIsRefusedFromItsLengthNeverReadWhole) {
+  // A small AddressSanitizer quarantine (sanitizer builds): the peak is then
+  // evhost's own memory.
+  const char* asan = std::getenv("ASAN_OPTIONS");
+  EvhostProcess host(config(), {},
+                     {"ASAN_OPTIONS=" + std::string(asan != nullptr && asan[0] != '\0' ? std::string(asan) + ":" : "") +
+                      "quarantine_size_mb=8"});
+  ASSERT_TRUE(host.waitForLog("created consumer group")) << host.log();
+  send(event("before"));
+  send(bigEvent(64 * 1024 * 1024));  // 64 MiB: 64 times the limit, 32 times the item bound
+  send(event("after"));
+  ASSERT_TRUE(eventually([&] { return redis_.command({"LLEN", "seen"})->integer == 2; }, std::chrono::seconds(40)))
+      << host.log();
+  ASSERT_TRUE(eventually([&] { return deadLetters().size() == 1; })) << host.log();
+  const std::string line = deadLetters()[0];
+  EXPECT_LT(line.size(), 16U * 1024);
+  EXPECT_THAT(line, HasSubstr("\"name\":\"too_large\""));
+  EXPECT_THAT(line, HasSubstr("refused from its length, never read whole"));
+  ASSERT_TRUE(eventually([&] {
+    auto r = redis_.command({"XPENDING", "test:jollyjet:events:orders", "workers"});
+    return r->elements > 0 && r->element[0]->integer == 0;
+  })) << host.log();
+  EXPECT_LT(peakKb(host.pid()), 48 * 1024) << "evhost read the 64 MiB entry whole\n" << host.log();
 }
 
 INSTANTIATE_TEST_SUITE_P(PubSubAndStream, TooLargeTest, ::testing::Bool(),
