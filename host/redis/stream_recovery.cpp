@@ -226,8 +226,9 @@ void StreamSource::onPlan(const redisReply* r) {
 
 void StreamSource::readBatch(size_t n) {
   // Acks of the batch before go first, on the same connection: Redis has
-  // them before it counts this batch as delivered.
-  flushAcks();
+  // them before it counts this batch as delivered. (Not sent there, they go
+  // over the command connection before the loop next waits.)
+  pipelineAcks();
   const std::string from = recover_after_.empty() ? "0" : recover_after_;
   recover_reading_ = n;
   recover_reading_id_ = plan_.front().id;
