@@ -174,7 +174,10 @@ TEST_F(TooLargeStreamTest, AnEntryOverTheReadersBoundIsRefusedFromItsLengthNever
     auto r = redis_.command({"XPENDING", "test:jollyjet:events:orders", "workers"});
     return r->elements > 0 && r->element[0]->integer == 0;
   })) << host.log();
-  EXPECT_LT(peakKb(host.pid()), 48 * 1024) << "evhost read the 64 MiB entry whole\n" << host.log();
+  // Read whole, the entry costs at least twice its 64 MiB (hiredis's buffer
+  // and the reply); 100 MB leaves room for a sanitizer build's overhead
+  // (about 70 MB there, 8 MB in a release build).
+  EXPECT_LT(peakKb(host.pid()), 100 * 1024) << "evhost read the 64 MiB entry whole\n" << host.log();
 }
 
 INSTANTIATE_TEST_SUITE_P(PubSubAndStream, TooLargeTest, ::testing::Bool(),
