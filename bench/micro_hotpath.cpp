@@ -16,11 +16,10 @@
 namespace {
 
 // The plan's PRODUCT_CREATED, about 290 bytes as JollyJet publishes it.
-const std::string kEvent =
-    R"({"eventId":"6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f","eventType":"PRODUCT_CREATED",)"
-    R"("timestamp":"2026-11-26T10:30:00.000Z","correlationId":"req-7d9e2b1c-3f4a-4b5c-9d8e",)"
-    R"("payload":{"productId":"prod-000123","name":"Stoneware Mug, 350 ml","price":12.5,)"
-    R"("category":"kitchen","sentAtNs":1764153000000000000}})";
+const std::string kEvent = R"({"eventId":"6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f","eventType":"PRODUCT_CREATED",)"
+                           R"("timestamp":"2026-11-26T10:30:00.000Z","correlationId":"req-7d9e2b1c-3f4a-4b5c-9d8e",)"
+                           R"("payload":{"productId":"prod-000123","name":"Stoneware Mug, 350 ml","price":12.5,)"
+                           R"("category":"kitchen","sentAtNs":1764153000000000000}})";
 
 void BM_Decode(benchmark::State& state) {
   evh::event::Decoder decoder;
@@ -79,8 +78,7 @@ void BM_DecodeRouteDispatch(benchmark::State& state) {
     evh::event::Decoder decoder;
     std::vector<evh::event::Item> items;
     for (auto _ : state) {
-      decoder.decode(evh::event::makeMessage(kEvent, "jollyjet:events:product", "dev:jollyjet:events:product"),
-                     items);
+      decoder.decode(evh::event::makeMessage(kEvent, "jollyjet:events:product", "dev:jollyjet:events:product"), items);
       auto& ev = std::get<evh::event::Event>(items[0]);
       const auto& targets = router.route(0, ev.eventType());
       dispatcher.dispatch(std::move(ev), targets);
@@ -100,8 +98,8 @@ void BM_DeadLetterEntry(benchmark::State& state) {
   std::vector<evh::event::Item> items;
   decoder.decode(evh::event::makeMessage(kEvent, "jollyjet:events:product", "dev:jollyjet:events:product"), items);
   const auto& ev = std::get<evh::event::Event>(items.at(0));
-  const evh::dispatch::DeadLetterInfo info{"overloaded", "overloaded", "10000 events in flight (limits.max_in_flight)",
-                                           "", 0, 0, 0};
+  const evh::dispatch::DeadLetterInfo info{
+      "overloaded", "overloaded", "10000 events in flight (limits.max_in_flight)", "", 0, 0, 0};
   for (auto _ : state) {
     auto entry = evh::dispatch::makeEntry(info, ev);
     benchmark::DoNotOptimize(entry.json.data());

@@ -10,17 +10,18 @@
 
 namespace {
 
-const std::string kUsage = std::string(
-    "usage: evhctl plugin inspect PLUGIN [--plugin-dir DIR]...\n"
-    "       evhctl dlq [--config FILE] list|show|remove|replay|purge ...\n"
-    "       evhctl publish [--config FILE] [--stream] [--channel NAME] ... [--file FILE | --payload JSON | -]\n"
+const std::string kUsage =
+    std::string(
+        "usage: evhctl plugin inspect PLUGIN [--plugin-dir DIR]...\n"
+        "       evhctl dlq [--config FILE] list|show|remove|replay|purge ...\n"
+        "       evhctl publish [--config FILE] [--stream] [--channel NAME] ... [--file FILE | --payload JSON | -]\n"
+        "\n"
+        "  plugin inspect PLUGIN                    print a plugin's name, version, ABI version and flags;\n"
+        "                                           exit 1 with the reason when evhost would refuse it.\n"
+        "                                           PLUGIN is a path, or a bare name looked up like evhost does.\n") +
+    evh::cli::kDlqUsage + evh::cli::kPublishUsage +
     "\n"
-    "  plugin inspect PLUGIN                    print a plugin's name, version, ABI version and flags;\n"
-    "                                           exit 1 with the reason when evhost would refuse it.\n"
-    "                                           PLUGIN is a path, or a bare name looked up like evhost does.\n") +
-                           evh::cli::kDlqUsage + evh::cli::kPublishUsage +
-                           "\n"
-                           "exit status: 0 done, 1 failed (reason on stderr), 2 bad arguments\n";
+    "exit status: 0 done, 1 failed (reason on stderr), 2 bad arguments\n";
 
 int inspect(const std::string& what, const std::vector<std::string>& dirs) {
   try {

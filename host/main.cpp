@@ -144,8 +144,7 @@ int main(int argc, char** argv) {
   }
   auto level = evh::log::parseLevel(args.log_level.empty() ? cfg.logging.level : args.log_level);
   evh::log::setup(level.value_or(spdlog::level::info),
-                  cfg.logging.format == evh::config::LogFormat::Json ? evh::log::Format::Json
-                                                                     : evh::log::Format::Text);
+                  cfg.logging.format == evh::config::LogFormat::Json ? evh::log::Format::Json : evh::log::Format::Text);
   try {
     evh::app::Server server(std::move(cfg), evh::app::Options{args.plugin_dirs});
     server.start();

@@ -8,12 +8,12 @@
 
 #include <hiredis/hiredis.h>
 
+#include <unistd.h>
 #include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
-#include <unistd.h>
 
 namespace evh::app {
 namespace {
@@ -147,11 +147,11 @@ void Server::start() {
     sc.key = prefix_ + ch.name;
     sc.index = i;
     sc.group = ch.stream.group;
-    sc.consumer = ch.stream.consumer.empty() ? std::string(host_name) + "-" + std::to_string(getpid())
-                                             : ch.stream.consumer;
+    sc.consumer =
+        ch.stream.consumer.empty() ? std::string(host_name) + "-" + std::to_string(getpid()) : ch.stream.consumer;
     sc.count = ch.stream.count;
-    sc.min_room = static_cast<uint32_t>(std::min<uint64_t>(
-        sc.count, std::max<uint64_t>(1, static_cast<uint64_t>(config_.limits.max_in_flight) / 2)));
+    sc.min_room = static_cast<uint32_t>(
+        std::min<uint64_t>(sc.count, std::max<uint64_t>(1, static_cast<uint64_t>(config_.limits.max_in_flight) / 2)));
     sc.block_ms = ch.stream.block_ms;
     sc.from_beginning = ch.stream.from_beginning;
     sc.claim_idle_ms = ch.stream.claim_idle_ms;
@@ -185,17 +185,17 @@ void Server::start() {
     streams_.back()->start();
   }
   if (!subs.empty()) {
-    subscriber_ = std::make_unique<redis::Subscriber>(
-        &loop_, endpoint, std::move(subs),
-        [this](const redis::Subscription& sub, std::string_view channel, std::string_view payload) {
-          onMessage(sub, channel, payload);
-        });
+    subscriber_ =
+        std::make_unique<redis::Subscriber>(&loop_, endpoint, std::move(subs),
+                                            [this](const redis::Subscription& sub, std::string_view channel,
+                                                   std::string_view payload) { onMessage(sub, channel, payload); });
     subscriber_->onOversize([this](std::string_view head, uint64_t held) {
       // Cut off at the reader: its channel and most of its bytes were never
       // read. The entry keeps what the reader held first (raw RESP).
-      const std::string detail = "a Pub/Sub message over the reader's bound (2 x limits.max_message_bytes + 64 KiB) "
-                                 "was cut off after " + std::to_string(held) +
-                                 " bytes; the subscriber connection was dropped and taken again";
+      const std::string detail =
+          "a Pub/Sub message over the reader's bound (2 x limits.max_message_bytes + 64 KiB) "
+          "was cut off after " +
+          std::to_string(held) + " bytes; the subscriber connection was dropped and taken again";
       log::host().error("invalid event: {} (reason=too_large)", detail);
       dispatch::DeadLetterInfo info{"invalid", event::reasonCode(event::Reason::TooLarge), detail, "", 0, 0, 0};
       dispatcher_->deadLetter(dispatch::makeEntry(info, head, "", ""));
@@ -273,8 +273,8 @@ void Server::onStreamReject(redis::StreamSource& source, const std::string& id, 
   // too_large: refused from its length while read; event_field holds the
   // first bytes the reader had (raw).
   const bool too_large = std::strcmp(reason, "too_large") == 0;
-  dispatch::DeadLetterInfo info{too_large ? "invalid" : reason, reason, why + " [stream entry " + id + "]", "", 0, 0,
-                                0};
+  dispatch::DeadLetterInfo info{
+      too_large ? "invalid" : reason, reason, why + " [stream entry " + id + "]", "", 0, 0, 0};
   // A payload that decodes to one event keeps its eventId and eventType in
   // the entry (evhctl dlq show <eventId> finds it); anything else is kept raw.
   dispatch::DeadLetterEntry entry;
@@ -292,7 +292,8 @@ void Server::onStreamReject(redis::StreamSource& source, const std::string& id, 
     entry = dispatch::makeEntry(info, event_field != nullptr ? std::string_view(*event_field) : std::string_view(),
                                 ch.logical, ch.key);
   }
-  dispatcher_->deadLetter(std::move(entry), [src, id] { src->ack(id); }, true);
+  dispatcher_->deadLetter(
+      std::move(entry), [src, id] { src->ack(id); }, true);
   checkDeadLetterBacklog();
 }
 
@@ -367,15 +368,20 @@ void Server::handleMessage(size_t channel_index, std::string_view logical, std::
     if (!from_stream && dispatcher_->inFlight() >= config_.limits.max_in_flight) {
       ++cc.overloaded;
       std::string id(ev.eventId());
-      dispatch::DeadLetterInfo info{"overloaded", "overloaded",
-                                    std::to_string(dispatcher_->inFlight()) +
-                                        " events in flight (limits.max_in_flight)",
-                                    "", 0, 0, 0};
+      dispatch::DeadLetterInfo info{
+          "overloaded",
+          "overloaded",
+          std::to_string(dispatcher_->inFlight()) + " events in flight (limits.max_in_flight)",
+          "",
+          0,
+          0,
+          0};
       dispatcher_->deadLetter(dispatch::makeEntry(info, ev));
       checkDeadLetterBacklog();
       if (overload_log_.allow(uv_now(&loop_))) {
         log::host().warn(
-            "overloaded: {} events in flight (limits.max_in_flight); event {} on {} dead-lettered (reason=overloaded){}",
+            "overloaded: {} events in flight (limits.max_in_flight); event {} on {} dead-lettered "
+            "(reason=overloaded){}",
             dispatcher_->inFlight(), id, logical,
             overload_log_.suppressed() > 0
                 ? " [" + std::to_string(overload_log_.suppressed()) + " more since the last such line]"
@@ -395,21 +401,26 @@ void Server::refuseTooLarge(ChannelCounters& cc, std::string_view logical, std::
   ++cc.invalid;
   const std::string detail = "message of " + std::to_string(payload.size()) + " bytes exceeds max_message_bytes " +
                              std::to_string(config_.limits.max_message_bytes);
-  dispatch::DeadLetterInfo info{"invalid", event::reasonCode(event::Reason::TooLarge),
-                                delivery_id.empty() ? detail : detail + " [stream entry " + std::string(delivery_id) + "]",
-                                "", 0, 0, 0};
+  dispatch::DeadLetterInfo info{
+      "invalid",
+      event::reasonCode(event::Reason::TooLarge),
+      delivery_id.empty() ? detail : detail + " [stream entry " + std::string(delivery_id) + "]",
+      "",
+      0,
+      0,
+      0};
   const bool from_stream = static_cast<bool>(done);
   dispatcher_->deadLetter(dispatch::makeTooLargeEntry(info, payload, logical, redis_channel), std::move(done),
                           from_stream);
   checkDeadLetterBacklog();
   Throttle& throttle = invalid_log_[static_cast<size_t>(event::Reason::TooLarge)];
   if (throttle.allow(uv_now(&loop_))) {
-    log::host().warn("invalid event on {}: {} (reason=too_large; dead-lettered with its first {} bytes, size and "
-                     "SHA-256){}",
-                     redis_channel, detail, dispatch::kTooLargePrefixBytes,
-                     throttle.suppressed() > 0
-                         ? " [" + std::to_string(throttle.suppressed()) + " more since the last such line]"
-                         : std::string());
+    log::host().warn(
+        "invalid event on {}: {} (reason=too_large; dead-lettered with its first {} bytes, size and "
+        "SHA-256){}",
+        redis_channel, detail, dispatch::kTooLargePrefixBytes,
+        throttle.suppressed() > 0 ? " [" + std::to_string(throttle.suppressed()) + " more since the last such line]"
+                                  : std::string());
   }
 }
 
@@ -485,8 +496,8 @@ void Server::stop() {
                      dispatcher_->inFlight());
   }
   uv_timer_start(
-      deadline_.get(), [](uv_timer_t* t) { static_cast<Server*>(t->data)->onDeadline(); },
-      config_.shutdown_timeout_ms, 0);
+      deadline_.get(), [](uv_timer_t* t) { static_cast<Server*>(t->data)->onDeadline(); }, config_.shutdown_timeout_ms,
+      0);
   // on_idle may fire deep inside a callback (a posted completion, a hiredis
   // reply): finish from the top of the loop instead, once the last replies
   // (stream acks, plugins' writes) are in.
@@ -545,8 +556,8 @@ void Server::flushCommands(std::function<void()> then) {
       flush_timer_.get(),
       [](uv_timer_t* t) {
         auto* self = static_cast<Server*>(t->data);
-        const bool done = self->commands_ == nullptr || self->commands_->pending() == 0 ||
-                          !self->commands_->ready() || uv_now(t->loop) >= self->flush_until_;
+        const bool done = self->commands_ == nullptr || self->commands_->pending() == 0 || !self->commands_->ready() ||
+                          uv_now(t->loop) >= self->flush_until_;
         if (done) {
           uv_timer_stop(t);
           auto next = std::move(self->flush_then_);
@@ -628,8 +639,7 @@ evh_status Server::redisCommand(plugin::Instance& from, std::vector<std::string>
   bool posted = poster_->post([this, in, argv = std::move(argv), cb, user_data]() mutable {
     const bool stopped = stopped_ || commands_ == nullptr;
     if ((stopped || !sendCommand(*in, std::move(argv), cb, user_data)) && cb != nullptr) {
-      guarded(in, "reply callback",
-              [&] { cb(user_data, stopped ? EVH_ERR_CANCELLED : EVH_ERR_UNAVAILABLE, nullptr); });
+      guarded(in, "reply callback", [&] { cb(user_data, stopped ? EVH_ERR_CANCELLED : EVH_ERR_UNAVAILABLE, nullptr); });
     }
   });
   return posted ? EVH_OK : EVH_ERR_CANCELLED;

@@ -138,9 +138,8 @@ void Watchdog::check() {
   if (signalled_ && now >= deadline_ms_) {
     // A loop that turns takes the deadline itself (its own timer): only a
     // loop that does not is ended from here.
-    const uint64_t not_turning = deadline_taken_.load()
-                                     ? std::max<uint64_t>(options_.stall_ms, kAfterDeadlineStallMs)
-                                     : 2 * static_cast<uint64_t>(beat_ms_) + tick_ms_;
+    const uint64_t not_turning = deadline_taken_.load() ? std::max<uint64_t>(options_.stall_ms, kAfterDeadlineStallMs)
+                                                        : 2 * static_cast<uint64_t>(beat_ms_) + tick_ms_;
     if (age > not_turning) {
       exitStuck(age);
     }
@@ -184,8 +183,9 @@ void Watchdog::exitStuck(uint64_t age_ms) {
       log::host().critical("could not write the unfinished events: {}", e.what());
     }
   } else {
-    log::host().error("the loop is not inside a plugin call, so its unfinished events cannot be read safely: stream "
-                      "entries stay pending in Redis (delivered again), Pub/Sub events in flight are lost");
+    log::host().error(
+        "the loop is not inside a plugin call, so its unfinished events cannot be read safely: stream "
+        "entries stay pending in Redis (delivered again), Pub/Sub events in flight are lost");
   }
   log::host().flush();
   std::_Exit(1);

@@ -335,8 +335,8 @@ std::pair<bool, std::string> replayOne(Redis& redis, const std::string& key, con
     if (rem->type == REDIS_REPLY_ERROR) {
       return fail("published on " + channel + ", but removing the entry failed: " + replyText(rem.get()));
     }
-    return {true, "replayed " + label + " on " + channel + " (" + plural(receivers, "receiver", "receivers") +
-                      "); " + (rem->integer > 0 ? "removed" : "already removed")};
+    return {true, "replayed " + label + " on " + channel + " (" + plural(receivers, "receiver", "receivers") + "); " +
+                      (rem->integer > 0 ? "removed" : "already removed")};
   } catch (const Failure& f) {
     return fail(std::string(f.what()) + "; kept");
   }

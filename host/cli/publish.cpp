@@ -236,7 +236,7 @@ Shape shapeOf(const Json& j) {
     return Shape::Payload;
   }
   if (auto t = j.find("type"); t != j.end() && t->is_string() && t->get_ref<const std::string&>() == "BATCH" &&
-                                (j.contains("messages") || (!j.contains("eventType") && !j.contains("specversion")))) {
+                               (j.contains("messages") || (!j.contains("eventType") && !j.contains("specversion")))) {
     return Shape::Batch;
   }
   if (j.contains("specversion")) {
@@ -280,8 +280,9 @@ class Messages {
                       std::string(json_.is_array() ? "an array" : json_.type_name()));
       }
       if (!o.type) {
-        throw UsageError(where + " has no eventType, so it is the payload of a new envelope: give its event type "
-                         "with --type TYPE",
+        throw UsageError(where +
+                             " has no eventType, so it is the payload of a new envelope: give its event type "
+                             "with --type TYPE",
                          false);
       }
       return;
@@ -528,8 +529,7 @@ int publish(const Options& o, const config::Config& cfg) {
   send(redis, messages, checker, o, logical, key, t);
   report(o, key, t);
   if (t.failed > 0) {
-    throw Failure(std::to_string(t.failed) + " of " + std::to_string(o.count) + " failed; the first: " +
-                  t.first_error);
+    throw Failure(std::to_string(t.failed) + " of " + std::to_string(o.count) + " failed; the first: " + t.first_error);
   }
   return 0;
 }

@@ -1,8 +1,8 @@
 // evhctl's blocking Redis client: connect with a timeout, AUTH, SELECT, pipelines.
 #include "cli/sync_redis.h"
 
-#include <cerrno>
 #include <sys/time.h>
+#include <cerrno>
 
 namespace evh::cli {
 namespace {

@@ -59,9 +59,7 @@ bool equalsIgnoreCase(std::string_view a, std::string_view b) {
     return false;
   }
   for (size_t i = 0; i < a.size(); ++i) {
-    const auto lower = [](char c) {
-      return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-    };
+    const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
     if (lower(a[i]) != lower(b[i])) {
       return false;
     }
@@ -113,11 +111,9 @@ bool parseRedisUrl(std::string_view url, Redis& out, std::string& error) {
     rest = rest.substr(at + 1);
     const size_t colon = userinfo.find(':');
     const bool user_ok = percentDecode(userinfo.substr(0, colon), username);
-    const bool pass_ok =
-        colon == std::string_view::npos || percentDecode(userinfo.substr(colon + 1), password);
+    const bool pass_ok = colon == std::string_view::npos || percentDecode(userinfo.substr(colon + 1), password);
     if (!user_ok || !pass_ok) {
-      error = std::string("invalid percent-encoding in the ") +
-              (user_ok ? "password" : "user name");
+      error = std::string("invalid percent-encoding in the ") + (user_ok ? "password" : "user name");
       return false;
     }
   }
@@ -128,8 +124,7 @@ bool parseRedisUrl(std::string_view url, Redis& out, std::string& error) {
 
   const size_t slash = rest.find('/');
   const std::string_view authority = rest.substr(0, slash);
-  const std::string_view path =
-      slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+  const std::string_view path = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
 
   std::string_view host;
   std::string_view port_text;
@@ -173,8 +168,7 @@ bool parseRedisUrl(std::string_view url, Redis& out, std::string& error) {
     return false;
   }
   uint64_t db = 0;
-  if (!path.empty() &&
-      !parseDecimal(path, static_cast<uint64_t>(std::numeric_limits<int32_t>::max()), db)) {
+  if (!path.empty() && !parseDecimal(path, static_cast<uint64_t>(std::numeric_limits<int32_t>::max()), db)) {
     error = "invalid database \"" + std::string(path) + "\" (expected an integer in 0..2147483647)";
     return false;
   }

@@ -14,7 +14,7 @@ namespace evh::config {
 // Where a value came from, for error messages about it after loading.
 struct Origin {
   std::string file;
-  int line = 0;  // 1-based; 0 when unknown
+  int line = 0;     // 1-based; 0 when unknown
   std::string key;  // dotted key path, e.g. "channels.product.routes[0].plugins[1]"
 
   std::string describe() const;  // "file:line: key"
@@ -59,19 +59,19 @@ struct BreakerPolicy {
 };
 
 struct DeadLetter {
-  std::string plugin;         // instance that receives dead-letter entries; empty: fallback file only
+  std::string plugin;  // instance that receives dead-letter entries; empty: fallback file only
   std::string fallback_file = "evhost-dead-letter.jsonl";  // when that plugin fails (relative: to the working dir)
-  uint32_t timeout_ms = 5000;  // a dead-letter call not finished by then counts as failed
+  uint32_t timeout_ms = 5000;                              // a dead-letter call not finished by then counts as failed
   Origin origin;
 };
 
 struct Plugin {
-  std::string name;          // instance name: the key under `plugins:`
-  std::string path;          // as written (bare name or path)
-  std::string config_json;   // the `config:` block converted to JSON; "{}" when absent
-  std::string config_dir;    // folder of the config file, for relative paths
-  uint32_t timeout_ms = 0;   // a call not finished by then counts as a failure (RETRY); 0: none
-  BreakerPolicy breaker;     // root `circuit_breaker:` overridden by the plugin's own
+  std::string name;         // instance name: the key under `plugins:`
+  std::string path;         // as written (bare name or path)
+  std::string config_json;  // the `config:` block converted to JSON; "{}" when absent
+  std::string config_dir;   // folder of the config file, for relative paths
+  uint32_t timeout_ms = 0;  // a call not finished by then counts as a failure (RETRY); 0: none
+  BreakerPolicy breaker;    // root `circuit_breaker:` overridden by the plugin's own
   Origin origin;
 };
 
@@ -79,11 +79,11 @@ enum class Transport { PubSub, Stream };
 
 // A channel read from a Redis Stream through a consumer group.
 struct StreamOptions {
-  std::string group = "evhost";  // created (MKSTREAM) when missing
-  std::string consumer;          // empty: "<hostname>-<pid>" at start
-  uint32_t count = 100;          // entries per XREADGROUP
-  uint32_t block_ms = 2000;      // XREADGROUP BLOCK
-  bool from_beginning = true;    // a group evhost creates starts at 0 (true) or at $ (new entries only)
+  std::string group = "evhost";       // created (MKSTREAM) when missing
+  std::string consumer;               // empty: "<hostname>-<pid>" at start
+  uint32_t count = 100;               // entries per XREADGROUP
+  uint32_t block_ms = 2000;           // XREADGROUP BLOCK
+  bool from_beginning = true;         // a group evhost creates starts at 0 (true) or at $ (new entries only)
   uint32_t claim_idle_ms = 30000;     // entries idle this long in another consumer are claimed (XAUTOCLAIM)
   uint32_t claim_interval_ms = 5000;  // how often to look for them; 0: never
   uint32_t max_deliveries = 10;       // an entry delivered more often is dead-lettered as poison
@@ -93,9 +93,9 @@ struct StreamOptions {
 };
 
 struct Route {
-  std::vector<std::string> events;  // event types; empty means every type ("*")
-  std::vector<std::string> plugins; // instance names, in call order
-  RetryPolicy retry;                // root `retry:` overridden by the route's own
+  std::vector<std::string> events;   // event types; empty means every type ("*")
+  std::vector<std::string> plugins;  // instance names, in call order
+  RetryPolicy retry;                 // root `retry:` overridden by the route's own
   // idempotency: {ttl_ms}: a (plugin, eventId) handled within ttl_ms is not
   // handled again; 0: off. The mark is written only after success.
   uint64_t idempotency_ttl_ms = 0;
@@ -103,10 +103,10 @@ struct Route {
 };
 
 struct Channel {
-  std::string name;       // the key under `channels:`: logical name, without prefix
-  bool pattern = false;   // PSUBSCRIBE instead of SUBSCRIBE (glob in name)
+  std::string name;      // the key under `channels:`: logical name, without prefix
+  bool pattern = false;  // PSUBSCRIBE instead of SUBSCRIBE (glob in name)
   Transport transport = Transport::PubSub;
-  StreamOptions stream;   // transport: stream
+  StreamOptions stream;  // transport: stream
   std::vector<Route> routes;
   Origin origin;
 };
@@ -138,12 +138,12 @@ struct Config {
   std::vector<Channel> channels;
   Limits limits;
   Logging logging;
-  RetryPolicy retry;        // root defaults (already folded into each route)
-  BreakerPolicy breaker;    // root defaults (already folded into each plugin)
+  RetryPolicy retry;      // root defaults (already folded into each route)
+  BreakerPolicy breaker;  // root defaults (already folded into each plugin)
   DeadLetter dead_letter;
-  uint32_t workers = 4;               // worker threads for blocking plugins
+  uint32_t workers = 4;  // worker threads for blocking plugins
   uint32_t shutdown_timeout_ms = 10000;
-  uint32_t loop_stall_ms = 2000;      // the event loop not turning this long is logged (watchdog)
+  uint32_t loop_stall_ms = 2000;  // the event loop not turning this long is logged (watchdog)
 };
 
 // Parses redis://[user[:password]@]host[:port][/db] (user and password
@@ -164,7 +164,6 @@ using EnvLookup = std::function<std::optional<std::string>(const std::string& na
 std::optional<std::string> processEnv(const std::string& name);
 
 LoadResult loadFile(const std::string& path, const EnvLookup& env = processEnv);
-LoadResult loadString(const std::string& yaml, const std::string& file_name,
-                      const EnvLookup& env = processEnv);
+LoadResult loadString(const std::string& yaml, const std::string& file_name, const EnvLookup& env = processEnv);
 
 }  // namespace evh::config

@@ -6,13 +6,9 @@
 namespace evh::config {
 namespace {
 
-bool isNameStart(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
-}
+bool isNameStart(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; }
 
-bool isNameChar(char c) {
-  return isNameStart(c) || (c >= '0' && c <= '9');
-}
+bool isNameChar(char c) { return isNameStart(c) || (c >= '0' && c <= '9'); }
 
 // A recursive-descent scanner, because a default may hold references of its
 // own: ${REDIS_URL:-redis://${REDIS_HOST:-localhost}:6379}.
@@ -98,8 +94,7 @@ class Expander {
       if (!parseText(fallback, fallback_unset, true)) {
         if (unterminated_) {
           unterminated_ = false;
-          malformed_ = "malformed variable reference \"" + snippet(start) +
-                       "\": missing closing \"}\"";
+          malformed_ = "malformed variable reference \"" + snippet(start) + "\": missing closing \"}\"";
         }
         return false;
       }
@@ -116,8 +111,8 @@ class Expander {
       }
       return true;
     }
-    malformed_ = "malformed variable reference \"" + snippet(start) +
-                 "\": expected \"}\" or \":-\" after the variable name";
+    malformed_ =
+        "malformed variable reference \"" + snippet(start) + "\": expected \"}\" or \":-\" after the variable name";
     return false;
   }
 
@@ -142,8 +137,6 @@ class Expander {
 
 }  // namespace
 
-Expansion expandVariables(std::string_view text, const EnvLookup& env) {
-  return Expander(text, env).run();
-}
+Expansion expandVariables(std::string_view text, const EnvLookup& env) { return Expander(text, env).run(); }
 
 }  // namespace evh::config

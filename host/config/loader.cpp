@@ -19,8 +19,7 @@ namespace {
 
 constexpr uint64_t kU32Max = std::numeric_limits<uint32_t>::max();
 
-const std::vector<std::string> kLogLevels = {"trace", "debug", "info",    "warn",
-                                             "error", "critical", "off"};
+const std::vector<std::string> kLogLevels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
 const std::vector<std::string> kLogFormats = {"text", "json"};
 const std::vector<std::string> kTransports = {"pubsub", "stream"};
 const std::vector<std::string> kStreamStarts = {"beginning", "new"};
@@ -48,8 +47,8 @@ struct Source {
   enum class Kind { Default, Env, File };
   Kind kind = Kind::Default;
   YAML::Mark mark = YAML::Mark::null_mark();  // File only
-  std::string name;  // File: dotted key path; Env: variable name
-  bool bad = false;  // given, but invalid (already reported)
+  std::string name;                           // File: dotted key path; Env: variable name
+  bool bad = false;                           // given, but invalid (already reported)
 };
 
 // One key of a `retry:` or `circuit_breaker:` map.
@@ -111,13 +110,10 @@ std::string fromText(const Source& other, const Source& self) {
   return ", from " + other.name;
 }
 
-bool isPluginNameChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-}
+bool isPluginNameChar(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'; }
 
 bool isEnvironmentChar(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '_' || c == '.' || c == '-';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
 }
 
 // Private inheritance: a Loader is implemented in terms of a YamlReader, and
@@ -138,8 +134,8 @@ class Loader : private YamlReader {
         // The likeliest cause in this schema is an unquoted `events: *`.
         what += " (a \"*\" value must be quoted: \"*\")";
       }
-      result.errors.push_back(file() + ":" + std::to_string(e.mark.line + 1) + ":" +
-                              std::to_string(e.mark.column + 1) + ": YAML syntax error: " + what);
+      result.errors.push_back(file() + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
+                              ": YAML syntax error: " + what);
       return result;
     } catch (const std::exception& e) {
       error(YAML::Mark::null_mark(), "", std::string("cannot load configuration: ") + e.what());
@@ -179,16 +175,12 @@ class Loader : private YamlReader {
                    {"limits", [this](const Entry& e) { readLimits(e); }},
                    {"logging", [this](const Entry& e) { readLogging(e); }},
                    {"retry", [this](const Entry& e) { readRetryKeys(e, root_retry_); }},
-                   {"circuit_breaker",
-                    [this](const Entry& e) { readBreakerKeys(e, root_breaker_); }},
+                   {"circuit_breaker", [this](const Entry& e) { readBreakerKeys(e, root_breaker_); }},
                    {"dead_letter", [this](const Entry& e) { readDeadLetter(e); }},
                    {"workers", [this](const Entry& e) { readInteger(e, config_.workers, 1, 256); }},
                    {"shutdown_timeout_ms",
-                    [this](const Entry& e) {
-                      readInteger(e, config_.shutdown_timeout_ms, 0, kU32Max);
-                    }},
-                   {"loop_stall_ms",
-                    [this](const Entry& e) { readInteger(e, config_.loop_stall_ms, 100, 3600000); }},
+                    [this](const Entry& e) { readInteger(e, config_.shutdown_timeout_ms, 0, kU32Max); }},
+                   {"loop_stall_ms", [this](const Entry& e) { readInteger(e, config_.loop_stall_ms, 100, 3600000); }},
                });
     // After the walk: `retry:` and `circuit_breaker:` may come after the
     // routes and plugins that inherit from them.
@@ -206,8 +198,7 @@ class Loader : private YamlReader {
     }
     if (!std::all_of(value->begin(), value->end(), isEnvironmentChar)) {
       error(valueMark(e), e.path,
-            expectedGot("only letters, digits, \"_\", \".\" and \"-\"",
-                        gotValue(e.value.Scalar(), *value)));
+            expectedGot("only letters, digits, \"_\", \".\" and \"-\"", gotValue(e.value.Scalar(), *value)));
       return;
     }
     config_.environment = *value;
@@ -224,42 +215,40 @@ class Loader : private YamlReader {
         readString(e, *target);
       };
     };
-    readFields(owner, {
-        {"url", [&](const Entry& e) { url = e; }},
-        {"host", connection(redis.host)},
-        {"port",
-         [&](const Entry& e) {
-           explicit_keys.push_back(e);
-           readInteger(e, redis.port, 1, 65535);
-         }},
-        {"db",
-         [&](const Entry& e) {
-           explicit_keys.push_back(e);
-           readInteger(e, redis.db, 0, static_cast<uint64_t>(std::numeric_limits<int32_t>::max()));
-         }},
-        {"username",
-         [&](const Entry& e) {
-           explicit_keys.push_back(e);
-           user_entry = e;
-           readString(e, redis.username);
-         }},
-        {"password", connection(redis.password)},
-        {"connect_timeout_ms",
-         [&](const Entry& e) { readInteger(e, redis.connect_timeout_ms, 1, kU32Max); }},
-        {"reconnect", [&](const Entry& e) { readBackoff(e); }},
-        {"ping_interval_ms",
-         [&](const Entry& e) { readInteger(e, redis.ping_interval_ms, 1, kU32Max); }},
-        {"ping_timeout_ms",
-         [&](const Entry& e) { readInteger(e, redis.ping_timeout_ms, 1, kU32Max); }},
-    });
+    readFields(
+        owner,
+        {
+            {"url", [&](const Entry& e) { url = e; }},
+            {"host", connection(redis.host)},
+            {"port",
+             [&](const Entry& e) {
+               explicit_keys.push_back(e);
+               readInteger(e, redis.port, 1, 65535);
+             }},
+            {"db",
+             [&](const Entry& e) {
+               explicit_keys.push_back(e);
+               readInteger(e, redis.db, 0, static_cast<uint64_t>(std::numeric_limits<int32_t>::max()));
+             }},
+            {"username",
+             [&](const Entry& e) {
+               explicit_keys.push_back(e);
+               user_entry = e;
+               readString(e, redis.username);
+             }},
+            {"password", connection(redis.password)},
+            {"connect_timeout_ms", [&](const Entry& e) { readInteger(e, redis.connect_timeout_ms, 1, kU32Max); }},
+            {"reconnect", [&](const Entry& e) { readBackoff(e); }},
+            {"ping_interval_ms", [&](const Entry& e) { readInteger(e, redis.ping_interval_ms, 1, kU32Max); }},
+            {"ping_timeout_ms", [&](const Entry& e) { readInteger(e, redis.ping_timeout_ms, 1, kU32Max); }},
+        });
 
     if (url) {
       if (!explicit_keys.empty()) {
         // Two sources for one setting would make one of them silently lose.
         for (const Entry& e : explicit_keys) {
           error(e.key_node.Mark(), e.path,
-                "cannot be combined with " + url->path +
-                    " (the URL sets host, port, db, username and password)");
+                "cannot be combined with " + url->path + " (the URL sets host, port, db, username and password)");
         }
         return;
       }
@@ -276,8 +265,7 @@ class Loader : private YamlReader {
       user_entry = url;
     }
     if (!redis.username.empty() && redis.password.empty() && user_entry) {
-      error(valueMark(*user_entry), user_entry->path,
-            "a user name needs a password (AUTH <username> <password>)");
+      error(valueMark(*user_entry), user_entry->path, "a user name needs a password (AUTH <username> <password>)");
     }
   }
 
@@ -287,23 +275,23 @@ class Loader : private YamlReader {
     std::optional<Entry> max;
     const size_t errors_before = errorCount();
     readFields(owner, {
-        {"initial_ms",
-         [&](const Entry& e) {
-           initial = e;
-           readInteger(e, backoff.initial_ms, 1, kU32Max);
-         }},
-        {"max_ms",
-         [&](const Entry& e) {
-           max = e;
-           readInteger(e, backoff.max_ms, 1, kU32Max);
-         }},
-        {"multiplier",
-         [&](const Entry& e) {
-           if (const std::optional<double> value = number(e, 1.0)) {
-             backoff.multiplier = *value;
-           }
-         }},
-    });
+                          {"initial_ms",
+                           [&](const Entry& e) {
+                             initial = e;
+                             readInteger(e, backoff.initial_ms, 1, kU32Max);
+                           }},
+                          {"max_ms",
+                           [&](const Entry& e) {
+                             max = e;
+                             readInteger(e, backoff.max_ms, 1, kU32Max);
+                           }},
+                          {"multiplier",
+                           [&](const Entry& e) {
+                             if (const std::optional<double> value = number(e, 1.0)) {
+                               backoff.multiplier = *value;
+                             }
+                           }},
+                      });
     // Compared only when both read cleanly: a default standing in for a bad
     // value would make a second, misleading error.
     if (errorCount() == errors_before && backoff.max_ms < backoff.initial_ms) {
@@ -313,43 +301,40 @@ class Loader : private YamlReader {
                   std::to_string(backoff.max_ms));
       } else if (initial) {
         error(valueMark(*initial), initial->path,
-              "must be <= max_ms (" + std::to_string(backoff.max_ms) + "), got " +
-                  std::to_string(backoff.initial_ms));
+              "must be <= max_ms (" + std::to_string(backoff.max_ms) + "), got " + std::to_string(backoff.initial_ms));
       }
     }
   }
 
   void readLimits(const Entry& owner) {
     Limits& limits = config_.limits;
-    readFields(owner, {
-        {"max_message_bytes",
-         [&](const Entry& e) { readInteger(e, limits.max_message_bytes, 1, kU32Max); }},
-        {"max_in_flight",
-         [&](const Entry& e) { readInteger(e, limits.max_in_flight, 1, kU32Max); }},
-        {"max_json_depth",
-         [&](const Entry& e) { readInteger(e, limits.max_json_depth, 1, kU32Max); }},
-        {"max_dead_letter_bytes",
-         [&](const Entry& e) { readInteger(e, limits.max_dead_letter_bytes, 65536, kU32Max); }},
-    });
+    readFields(owner,
+               {
+                   {"max_message_bytes", [&](const Entry& e) { readInteger(e, limits.max_message_bytes, 1, kU32Max); }},
+                   {"max_in_flight", [&](const Entry& e) { readInteger(e, limits.max_in_flight, 1, kU32Max); }},
+                   {"max_json_depth", [&](const Entry& e) { readInteger(e, limits.max_json_depth, 1, kU32Max); }},
+                   {"max_dead_letter_bytes",
+                    [&](const Entry& e) { readInteger(e, limits.max_dead_letter_bytes, 65536, kU32Max); }},
+               });
   }
 
   void readLogging(const Entry& owner) {
     Logging& logging = config_.logging;
     readFields(owner, {
-        {"level",
-         [&](const Entry& e) {
-           if (const std::optional<size_t> i = readChoice(e, kLogLevels)) {
-             logging.level = kLogLevels[*i];
-           }
-         }},
-        {"format",
-         [&](const Entry& e) {
-           if (const std::optional<size_t> i = readChoice(e, kLogFormats)) {
-             logging.format = *i == 0 ? LogFormat::Text : LogFormat::Json;
-           }
-         }},
-        {"debug_events", [&](const Entry& e) { readBool(e, logging.debug_events); }},
-    });
+                          {"level",
+                           [&](const Entry& e) {
+                             if (const std::optional<size_t> i = readChoice(e, kLogLevels)) {
+                               logging.level = kLogLevels[*i];
+                             }
+                           }},
+                          {"format",
+                           [&](const Entry& e) {
+                             if (const std::optional<size_t> i = readChoice(e, kLogFormats)) {
+                               logging.format = *i == 0 ? LogFormat::Text : LogFormat::Json;
+                             }
+                           }},
+                          {"debug_events", [&](const Entry& e) { readBool(e, logging.debug_events); }},
+                      });
   }
 
   // ---- plugins ------------------------------------------------------------
@@ -364,8 +349,7 @@ class Loader : private YamlReader {
     defined_plugins_.push_back(owner.key);
     if (owner.key.empty() || !std::all_of(owner.key.begin(), owner.key.end(), isPluginNameChar)) {
       error(owner.key_node.Mark(), owner.path,
-            "invalid plugin instance name " + quote(owner.key) +
-                " (use lowercase letters, digits, \"_\" and \"-\")");
+            "invalid plugin instance name " + quote(owner.key) + " (use lowercase letters, digits, \"_\" and \"-\")");
     }
     Plugin plugin;
     plugin.name = owner.key;
@@ -373,23 +357,24 @@ class Loader : private YamlReader {
     plugin.config_dir = config_dir_;
     plugin.origin = Origin{file(), owner.key_node.Mark().line + 1, owner.path};
     bool has_path = false;
-    const bool is_map = readFields(owner, {
-        {"path",
-         [&](const Entry& e) {
-           has_path = true;
-           readString(e, plugin.path);
-           if (e.value.IsScalar() && plugin.path.empty()) {
-             error(valueMark(e), e.path, "must not be empty");
-           }
-         }},
-        {"config", [&](const Entry& e) { readPluginConfig(e, plugin); }},
-        {"timeout_ms", [&](const Entry& e) { readInteger(e, plugin.timeout_ms, 0, kU32Max); }},
-        {"circuit_breaker",
-         [&](const Entry& e) {
-           plugin_breakers_.emplace_back(config_.plugins.size(), BreakerKeys{});
-           readBreakerKeys(e, plugin_breakers_.back().second);
-         }},
-    });
+    const bool is_map =
+        readFields(owner, {
+                              {"path",
+                               [&](const Entry& e) {
+                                 has_path = true;
+                                 readString(e, plugin.path);
+                                 if (e.value.IsScalar() && plugin.path.empty()) {
+                                   error(valueMark(e), e.path, "must not be empty");
+                                 }
+                               }},
+                              {"config", [&](const Entry& e) { readPluginConfig(e, plugin); }},
+                              {"timeout_ms", [&](const Entry& e) { readInteger(e, plugin.timeout_ms, 0, kU32Max); }},
+                              {"circuit_breaker",
+                               [&](const Entry& e) {
+                                 plugin_breakers_.emplace_back(config_.plugins.size(), BreakerKeys{});
+                                 readBreakerKeys(e, plugin_breakers_.back().second);
+                               }},
+                          });
     if (is_map && !has_path) {
       error(owner.key_node.Mark(), owner.path, "missing required key \"path\"");
     }
@@ -422,24 +407,24 @@ class Loader : private YamlReader {
     bool has_routes = false;
     std::optional<YAML::Mark> stream_block;
     const bool is_map = readFields(owner, {
-        {"transport",
-         [&](const Entry& e) {
-           if (std::optional<size_t> t = readChoice(e, kTransports)) {
-             channel.transport = *t == 0 ? Transport::PubSub : Transport::Stream;
-           }
-         }},
-        {"pattern", [&](const Entry& e) { readBool(e, channel.pattern); }},
-        {"stream",
-         [&](const Entry& e) {
-           stream_block = e.key_node.Mark();
-           readStream(e, channel.stream);
-         }},
-        {"routes",
-         [&](const Entry& e) {
-           has_routes = true;
-           readRoutes(e, channel, channel_index);
-         }},
-    });
+                                              {"transport",
+                                               [&](const Entry& e) {
+                                                 if (std::optional<size_t> t = readChoice(e, kTransports)) {
+                                                   channel.transport = *t == 0 ? Transport::PubSub : Transport::Stream;
+                                                 }
+                                               }},
+                                              {"pattern", [&](const Entry& e) { readBool(e, channel.pattern); }},
+                                              {"stream",
+                                               [&](const Entry& e) {
+                                                 stream_block = e.key_node.Mark();
+                                                 readStream(e, channel.stream);
+                                               }},
+                                              {"routes",
+                                               [&](const Entry& e) {
+                                                 has_routes = true;
+                                                 readRoutes(e, channel, channel_index);
+                                               }},
+                                          });
     if (is_map && !has_routes) {
       error(owner.key_node.Mark(), owner.path, "missing required key \"routes\"");
     }
@@ -453,24 +438,26 @@ class Loader : private YamlReader {
   }
 
   void readStream(const Entry& owner, StreamOptions& out) {
-    readFields(owner, {
-        {"group", [&](const Entry& e) { readString(e, out.group); }},
-        {"consumer", [&](const Entry& e) { readString(e, out.consumer); }},
-        {"count", [&](const Entry& e) { readInteger(e, out.count, 1, 100000); }},
-        {"block_ms", [&](const Entry& e) { readInteger(e, out.block_ms, 1, 600000); }},
-        {"claim_idle_ms", [&](const Entry& e) { readInteger(e, out.claim_idle_ms, 1, 86400000); }},
-        {"claim_interval_ms", [&](const Entry& e) { readInteger(e, out.claim_interval_ms, 0, 86400000); }},
-        {"max_deliveries", [&](const Entry& e) { readInteger(e, out.max_deliveries, 1, 1000000); }},
-        {"trim_maxlen", [&](const Entry& e) { readInteger(e, out.trim_maxlen, 0, UINT64_MAX >> 1); }},
-        {"trim_max_age_ms", [&](const Entry& e) { readInteger(e, out.trim_max_age_ms, 0, uint64_t{1} << 42); }},
-        {"trim_interval_ms", [&](const Entry& e) { readInteger(e, out.trim_interval_ms, 100, 86400000); }},
-        {"start",
-         [&](const Entry& e) {
-           if (std::optional<size_t> c = readChoice(e, kStreamStarts)) {
-             out.from_beginning = *c == 0;
-           }
-         }},
-    });
+    readFields(
+        owner,
+        {
+            {"group", [&](const Entry& e) { readString(e, out.group); }},
+            {"consumer", [&](const Entry& e) { readString(e, out.consumer); }},
+            {"count", [&](const Entry& e) { readInteger(e, out.count, 1, 100000); }},
+            {"block_ms", [&](const Entry& e) { readInteger(e, out.block_ms, 1, 600000); }},
+            {"claim_idle_ms", [&](const Entry& e) { readInteger(e, out.claim_idle_ms, 1, 86400000); }},
+            {"claim_interval_ms", [&](const Entry& e) { readInteger(e, out.claim_interval_ms, 0, 86400000); }},
+            {"max_deliveries", [&](const Entry& e) { readInteger(e, out.max_deliveries, 1, 1000000); }},
+            {"trim_maxlen", [&](const Entry& e) { readInteger(e, out.trim_maxlen, 0, UINT64_MAX >> 1); }},
+            {"trim_max_age_ms", [&](const Entry& e) { readInteger(e, out.trim_max_age_ms, 0, uint64_t{1} << 42); }},
+            {"trim_interval_ms", [&](const Entry& e) { readInteger(e, out.trim_interval_ms, 100, 86400000); }},
+            {"start",
+             [&](const Entry& e) {
+               if (std::optional<size_t> c = readChoice(e, kStreamStarts)) {
+                 out.from_beginning = *c == 0;
+               }
+             }},
+        });
     if (out.group.empty()) {
       error(owner.key_node.Mark(), owner.path + ".group", "must not be empty");
     }
@@ -488,8 +475,7 @@ class Loader : private YamlReader {
     size_t index = 0;
     for (auto it = e.value.begin(); it != e.value.end(); ++it, ++index) {
       const YAML::Node item = *it;
-      const Entry route_entry{"", item.Mark().is_null() ? e.key_node : item, item,
-                              indexKey(e.path, index)};
+      const Entry route_entry{"", item.Mark().is_null() ? e.key_node : item, item, indexKey(e.path, index)};
       channel.routes.push_back(readRoute(route_entry, channel_index, channel.routes.size()));
     }
   }
@@ -499,26 +485,27 @@ class Loader : private YamlReader {
     const YAML::Mark mark = valueMark(owner);
     route.origin = Origin{file(), mark.line + 1, owner.path};
     bool has_plugins = false;
-    const bool is_map = readFields(owner, {
-        {"events", [&](const Entry& e) { readEvents(e, route); }},
-        {"plugins",
-         [&](const Entry& e) {
-           has_plugins = true;
-           readRoutePlugins(e, route);
-         }},
-        {"retry",
-         [&](const Entry& e) {
-           route_retries_.push_back(RouteRetry{channel_index, route_index, RetryKeys{}});
-           readRetryKeys(e, route_retries_.back().keys);
-         }},
-        {"idempotency",
-         [&](const Entry& e) {
-           route.idempotency_ttl_ms = 86400000;  // a day unless ttl_ms says otherwise
-           readFields(e, {{"ttl_ms", [&](const Entry& t) {
-                             readInteger(t, route.idempotency_ttl_ms, 1, uint64_t{1} << 40);
-                           }}});
-         }},
-    });
+    const bool is_map =
+        readFields(owner, {
+                              {"events", [&](const Entry& e) { readEvents(e, route); }},
+                              {"plugins",
+                               [&](const Entry& e) {
+                                 has_plugins = true;
+                                 readRoutePlugins(e, route);
+                               }},
+                              {"retry",
+                               [&](const Entry& e) {
+                                 route_retries_.push_back(RouteRetry{channel_index, route_index, RetryKeys{}});
+                                 readRetryKeys(e, route_retries_.back().keys);
+                               }},
+                              {"idempotency",
+                               [&](const Entry& e) {
+                                 route.idempotency_ttl_ms = 86400000;  // a day unless ttl_ms says otherwise
+                                 readFields(e, {{"ttl_ms", [&](const Entry& t) {
+                                                   readInteger(t, route.idempotency_ttl_ms, 1, uint64_t{1} << 40);
+                                                 }}});
+                               }},
+                          });
     if (is_map && !has_plugins) {
       error(mark, owner.path, "missing required key \"plugins\"");
     }
@@ -530,9 +517,9 @@ class Loader : private YamlReader {
     if (e.value.IsScalar()) {
       const std::optional<std::string> value = text(e, expected);
       if (value && *value != "*") {
-        error(valueMark(e), e.path,
-              expectedGot(expected, gotValue(e.value.Scalar(), *value)) + " (write [" + *value +
-                  "] for a single type)");
+        error(
+            valueMark(e), e.path,
+            expectedGot(expected, gotValue(e.value.Scalar(), *value)) + " (write [" + *value + "] for a single type)");
       }
       return;  // "*": every type, which an empty list stands for
     }
@@ -574,8 +561,7 @@ class Loader : private YamlReader {
   void readRoutePlugins(const Entry& e, Route& route) {
     const std::string expected = "a non-empty list of plugin instance names";
     if (!e.value.IsSequence() || e.value.size() == 0) {
-      error(valueMark(e), e.path,
-            expectedGot(expected, e.value.IsSequence() ? "an empty list" : kindOf(e.value)));
+      error(valueMark(e), e.path, expectedGot(expected, e.value.IsSequence() ? "an empty list" : kindOf(e.value)));
       return;
     }
     size_t index = 0;
@@ -588,8 +574,7 @@ class Loader : private YamlReader {
       }
       if (name->empty()) {
         error(mark, path, "a plugin instance name must not be empty");
-      } else if (std::find(route.plugins.begin(), route.plugins.end(), *name) !=
-                 route.plugins.end()) {
+      } else if (std::find(route.plugins.begin(), route.plugins.end(), *name) != route.plugins.end()) {
         // Twice in one route would hand the same event to it twice.
         error(mark, path, "plugin " + quote(*name) + " is already listed in this route");
       } else {
@@ -601,9 +586,7 @@ class Loader : private YamlReader {
 
   // ---- retry, circuit_breaker, dead_letter ------------------------------------
 
-  static Source fileSource(const Entry& e) {
-    return Source{Source::Kind::File, valueMark(e), e.path, false};
-  }
+  static Source fileSource(const Entry& e) { return Source{Source::Kind::File, valueMark(e), e.path, false}; }
 
   Field integerField(const char* name, Setting<uint32_t>& setting, uint64_t min) {
     return {name, [this, &setting, min](const Entry& e) {
@@ -618,41 +601,40 @@ class Loader : private YamlReader {
 
   void readRetryKeys(const Entry& owner, RetryKeys& keys) {
     readFields(owner, {
-        integerField("max_attempts", keys.max_attempts, 1),
-        integerField("base_delay_ms", keys.base_delay_ms, 0),
-        {"multiplier",
-         [&](const Entry& e) {
-           keys.multiplier.source = fileSource(e);
-           keys.multiplier.value = number(e, 1.0);
-           keys.multiplier.source.bad = !keys.multiplier.value;
-         }},
-        integerField("max_delay_ms", keys.max_delay_ms, 0),
-        {"jitter",
-         [&](const Entry& e) {
-           keys.jitter.source = fileSource(e);
-           if (const std::optional<size_t> i = readChoice(e, kJitters)) {
-             keys.jitter.value = kJitterValues[*i];
-           } else {
-             keys.jitter.source.bad = true;
-           }
-         }},
-    });
+                          integerField("max_attempts", keys.max_attempts, 1),
+                          integerField("base_delay_ms", keys.base_delay_ms, 0),
+                          {"multiplier",
+                           [&](const Entry& e) {
+                             keys.multiplier.source = fileSource(e);
+                             keys.multiplier.value = number(e, 1.0);
+                             keys.multiplier.source.bad = !keys.multiplier.value;
+                           }},
+                          integerField("max_delay_ms", keys.max_delay_ms, 0),
+                          {"jitter",
+                           [&](const Entry& e) {
+                             keys.jitter.source = fileSource(e);
+                             if (const std::optional<size_t> i = readChoice(e, kJitters)) {
+                               keys.jitter.value = kJitterValues[*i];
+                             } else {
+                               keys.jitter.source.bad = true;
+                             }
+                           }},
+                      });
   }
 
   void readBreakerKeys(const Entry& owner, BreakerKeys& keys) {
     readFields(owner, {
-        integerField("threshold", keys.threshold, 1),
-        integerField("open_ms", keys.open_ms, 1),
-        integerField("half_open_max_calls", keys.half_open_max_calls, 1),
-        integerField("max_wait_ms", keys.max_wait_ms, 0),
-        integerField("max_waiting", keys.max_waiting, 0),
-    });
+                          integerField("threshold", keys.threshold, 1),
+                          integerField("open_ms", keys.open_ms, 1),
+                          integerField("half_open_max_calls", keys.half_open_max_calls, 1),
+                          integerField("max_wait_ms", keys.max_wait_ms, 0),
+                          integerField("max_waiting", keys.max_waiting, 0),
+                      });
   }
 
   // The variable `var` as the value of a root key absent from the file. Set
   // but empty counts as unset, as in ${VAR:-default}.
-  void readEnvDefault(Setting<uint32_t>& setting, const char* var, uint64_t min,
-                      const std::string& key) {
+  void readEnvDefault(Setting<uint32_t>& setting, const char* var, uint64_t min, const std::string& key) {
     if (setting.given()) {
       return;  // the file wins, and the variable is not even looked at
     }
@@ -662,25 +644,20 @@ class Loader : private YamlReader {
     }
     setting.source = Source{Source::Kind::Env, YAML::Mark::null_mark(), var, false};
     const std::optional<int64_t> parsed = parseInt64(*value);
-    if (!parsed || *parsed < 0 || static_cast<uint64_t>(*parsed) < min ||
-        static_cast<uint64_t>(*parsed) > kU32Max) {
+    if (!parsed || *parsed < 0 || static_cast<uint64_t>(*parsed) < min || static_cast<uint64_t>(*parsed) > kU32Max) {
       setting.source.bad = true;
       error(YAML::Mark::null_mark(), var,
-            expectedGot("an integer in " + std::to_string(min) + ".." + std::to_string(kU32Max),
-                        quote(*value)) +
+            expectedGot("an integer in " + std::to_string(min) + ".." + std::to_string(kU32Max), quote(*value)) +
                 envNote(key));
       return;
     }
     setting.value = static_cast<uint32_t>(*parsed);
   }
 
-  static std::string envNote(const std::string& key) {
-    return " (environment variable, the default of " + key + ")";
-  }
+  static std::string envNote(const std::string& key) { return " (environment variable, the default of " + key + ")"; }
 
   // Merges `keys` into `policy` (and where base and max delay came from).
-  static void applyRetryKeys(const RetryKeys& keys, RetryPolicy& policy, Source& base,
-                             Source& max) {
+  static void applyRetryKeys(const RetryKeys& keys, RetryPolicy& policy, Source& base, Source& max) {
     keys.max_attempts.applyTo(policy.max_attempts);
     keys.base_delay_ms.applyTo(policy.base_delay_ms, &base);
     keys.multiplier.applyTo(policy.multiplier);
@@ -698,8 +675,7 @@ class Loader : private YamlReader {
 
   // max_delay_ms >= base_delay_ms in a merged policy, reported at the key the
   // map being checked gave: max_delay_ms when it gave that, else base_delay_ms.
-  void checkDelays(const RetryPolicy& policy, const Source& base, const Source& max,
-                   const RetryKeys& keys) {
+  void checkDelays(const RetryPolicy& policy, const Source& base, const Source& max, const RetryKeys& keys) {
     // A default standing in for a bad value would make a misleading error.
     if (base.bad || max.bad || policy.max_delay_ms >= policy.base_delay_ms) {
       return;
@@ -707,11 +683,9 @@ class Loader : private YamlReader {
     const std::string base_ms = std::to_string(policy.base_delay_ms);
     const std::string max_ms = std::to_string(policy.max_delay_ms);
     if (keys.max_delay_ms.given()) {
-      error(max.mark, max.name,
-            "must be >= base_delay_ms (" + base_ms + fromText(base, max) + "), got " + max_ms);
+      error(max.mark, max.name, "must be >= base_delay_ms (" + base_ms + fromText(base, max) + "), got " + max_ms);
     } else if (keys.base_delay_ms.given()) {
-      std::string what =
-          "must be <= max_delay_ms (" + max_ms + fromText(max, base) + "), got " + base_ms;
+      std::string what = "must be <= max_delay_ms (" + max_ms + fromText(max, base) + "), got " + base_ms;
       if (base.kind == Source::Kind::Env) {
         what += envNote("retry.base_delay_ms");
       }
@@ -740,8 +714,7 @@ class Loader : private YamlReader {
       applyRetryKeys(own.keys, merged, base, max);
       // A route that sets neither delay has the root's, already checked.
       checkDelays(merged, base, max, own.keys);
-      if (own.channel < config_.channels.size() &&
-          own.route < config_.channels[own.channel].routes.size()) {
+      if (own.channel < config_.channels.size() && own.route < config_.channels[own.channel].routes.size()) {
         config_.channels[own.channel].routes[own.route].retry = merged;
       }
     }
@@ -767,27 +740,26 @@ class Loader : private YamlReader {
     DeadLetter& dead_letter = config_.dead_letter;
     dead_letter.origin = Origin{file(), owner.key_node.Mark().line + 1, owner.path};
     readFields(owner, {
-        {"plugin",
-         [&](const Entry& e) {
-           const std::optional<std::string> name = text(e, "a plugin instance name");
-           if (!name) {
-             return;
-           }
-           dead_letter.plugin = *name;
-           if (!name->empty()) {  // empty: no dead-letter plugin, the file only
-             plugin_refs_.push_back(PluginRef{*name, valueMark(e), e.path});
-           }
-         }},
-        {"fallback_file",
-         [&](const Entry& e) {
-           readString(e, dead_letter.fallback_file);
-           if (e.value.IsScalar() && dead_letter.fallback_file.empty()) {
-             error(valueMark(e), e.path, "must not be empty");
-           }
-         }},
-        {"timeout_ms",
-         [&](const Entry& e) { readInteger(e, dead_letter.timeout_ms, 1, kU32Max); }},
-    });
+                          {"plugin",
+                           [&](const Entry& e) {
+                             const std::optional<std::string> name = text(e, "a plugin instance name");
+                             if (!name) {
+                               return;
+                             }
+                             dead_letter.plugin = *name;
+                             if (!name->empty()) {  // empty: no dead-letter plugin, the file only
+                               plugin_refs_.push_back(PluginRef{*name, valueMark(e), e.path});
+                             }
+                           }},
+                          {"fallback_file",
+                           [&](const Entry& e) {
+                             readString(e, dead_letter.fallback_file);
+                             if (e.value.IsScalar() && dead_letter.fallback_file.empty()) {
+                               error(valueMark(e), e.path, "must not be empty");
+                             }
+                           }},
+                          {"timeout_ms", [&](const Entry& e) { readInteger(e, dead_letter.timeout_ms, 1, kU32Max); }},
+                      });
   }
 
   void checkPluginReferences() {
@@ -822,7 +794,7 @@ class Loader : private YamlReader {
   BreakerKeys root_breaker_;
   std::vector<RouteRetry> route_retries_;
   std::vector<std::pair<size_t, BreakerKeys>> plugin_breakers_;  // index in config_.plugins
-  std::vector<std::string> defined_plugins_;  // every key under `plugins:`, in file order
+  std::vector<std::string> defined_plugins_;                     // every key under `plugins:`, in file order
   std::vector<PluginRef> plugin_refs_;
 };
 
@@ -830,8 +802,8 @@ struct FileCloser {
   void operator()(std::FILE* f) const { std::fclose(f); }
 };
 
-LoadResult loadImpl(const std::string& yaml, const std::string& file_name,
-                    const std::string& config_dir, const EnvLookup& env) {
+LoadResult loadImpl(const std::string& yaml, const std::string& file_name, const std::string& config_dir,
+                    const EnvLookup& env) {
   try {
     return Loader(file_name, config_dir, env).load(yaml);
   } catch (const std::exception& e) {
@@ -852,8 +824,7 @@ LoadResult loadFile(const std::string& path, const EnvLookup& env) {
     if (!file) {
       const int err = errno;
       LoadResult result;
-      result.errors.push_back(path + ": cannot read config file: " +
-                              std::generic_category().message(err));
+      result.errors.push_back(path + ": cannot read config file: " + std::generic_category().message(err));
       return result;
     }
     char buffer[8192];
@@ -865,8 +836,7 @@ LoadResult loadFile(const std::string& path, const EnvLookup& env) {
       // fopen succeeds on a directory; the read is what fails (EISDIR).
       const int err = errno;
       LoadResult result;
-      result.errors.push_back(path + ": cannot read config file: " +
-                              std::generic_category().message(err));
+      result.errors.push_back(path + ": cannot read config file: " + std::generic_category().message(err));
       return result;
     }
   }
@@ -882,8 +852,7 @@ LoadResult loadFile(const std::string& path, const EnvLookup& env) {
   return loadImpl(yaml, path, dir, env);
 }
 
-LoadResult loadString(const std::string& yaml, const std::string& file_name,
-                      const EnvLookup& env) {
+LoadResult loadString(const std::string& yaml, const std::string& file_name, const EnvLookup& env) {
   std::string dir = std::filesystem::path(file_name).parent_path().string();
   if (dir.empty()) {
     dir = ".";

@@ -6,9 +6,7 @@
 namespace evh::config {
 namespace {
 
-char lowerAscii(char c) {
-  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-}
+char lowerAscii(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
 // Optimal string alignment distance (Levenshtein plus adjacent swaps, so that
 // "prot" is one edit from "port"), case-insensitive. O(n*m), which is nothing
@@ -38,8 +36,7 @@ size_t editDistance(const std::string& a, const std::string& b) {
 
 }  // namespace
 
-std::optional<std::string> closestMatch(const std::string& word,
-                                        const std::vector<std::string>& candidates) {
+std::optional<std::string> closestMatch(const std::string& word, const std::vector<std::string>& candidates) {
   // A fixed limit of two would turn "x" into "db"; a third of the word's
   // length keeps suggestions plausible for short and long names alike.
   const size_t limit = std::min<size_t>(3, std::max<size_t>(1, word.size() / 3));

@@ -11,7 +11,6 @@ namespace evh::config {
 // (case-insensitive edit distance, with a swap of neighbours counting as one
 // edit; at most one edit for short words, up to three for long ones), or
 // nullopt. Ties go to the earlier candidate.
-std::optional<std::string> closestMatch(const std::string& word,
-                                        const std::vector<std::string>& candidates);
+std::optional<std::string> closestMatch(const std::string& word, const std::vector<std::string>& candidates);
 
 }  // namespace evh::config

@@ -67,9 +67,7 @@ std::string oneLine(const std::string& s) {
   return out;
 }
 
-bool isDigit(char c) {
-  return c >= '0' && c <= '9';
-}
+bool isDigit(char c) { return c >= '0' && c <= '9'; }
 
 // Parses a whole string as a finite decimal floating-point number.
 std::optional<double> parseDouble(std::string_view text) {
@@ -149,8 +147,7 @@ nlohmann::json plainScalarToJson(const std::string& s) {
   }
   const size_t sign = !s.empty() && (s[0] == '-' || s[0] == '+') ? 1 : 0;
   const std::string_view unsigned_part = std::string_view(s).substr(sign);
-  const bool integral =
-      !unsigned_part.empty() && std::all_of(unsigned_part.begin(), unsigned_part.end(), isDigit);
+  const bool integral = !unsigned_part.empty() && std::all_of(unsigned_part.begin(), unsigned_part.end(), isDigit);
   if (integral) {
     if (const std::optional<int64_t> value = parseInt64(s)) {
       return *value;
@@ -174,16 +171,16 @@ nlohmann::json plainScalarToJson(const std::string& s) {
 
 // The recursive half of YamlReader::jsonText.
 // Stops (returning null) once `budget` is spent; the caller reports that.
-nlohmann::json toJson(YamlReader& reader, const YAML::Node& node, const YAML::Mark& fallback,
-                      const std::string& path, int depth, BlockBudget& budget) {
+nlohmann::json toJson(YamlReader& reader, const YAML::Node& node, const YAML::Mark& fallback, const std::string& path,
+                      int depth, BlockBudget& budget) {
   if (!budget.take(node.IsScalar() ? node.Scalar().size() : 0)) {
     return nullptr;
   }
   const YAML::Mark mark = node.Mark().is_null() || node.IsNull() ? fallback : node.Mark();
   if (depth > kMaxBlockDepth && (node.IsMap() || node.IsSequence())) {
-    reader.error(mark, path,
-                 "nested deeper than " + std::to_string(kMaxBlockDepth) +
-                     " levels (is an alias referring to its own parent?)");
+    reader.error(
+        mark, path,
+        "nested deeper than " + std::to_string(kMaxBlockDepth) + " levels (is an alias referring to its own parent?)");
     return nullptr;
   }
   if (node.IsMap()) {
@@ -251,13 +248,9 @@ std::string joinKey(const std::string& parent, const std::string& key) {
   return parent.empty() ? key : parent + "." + key;
 }
 
-std::string indexKey(const std::string& parent, size_t index) {
-  return parent + "[" + std::to_string(index) + "]";
-}
+std::string indexKey(const std::string& parent, size_t index) { return parent + "[" + std::to_string(index) + "]"; }
 
-std::string quote(const std::string& s) {
-  return "\"" + s + "\"";
-}
+std::string quote(const std::string& s) { return "\"" + s + "\""; }
 
 std::string joinList(const std::vector<std::string>& items, const char* separator) {
   std::string out;
@@ -297,8 +290,7 @@ std::string gotValue(const std::string& written, const std::string& expanded) {
   return quote(expanded) + " (from " + quote(written) + ")";
 }
 
-YamlReader::YamlReader(std::string file, const EnvLookup& env)
-    : file_(std::move(file)), env_(env) {}
+YamlReader::YamlReader(std::string file, const EnvLookup& env) : file_(std::move(file)), env_(env) {}
 
 void YamlReader::error(const YAML::Mark& mark, const std::string& key, const std::string& what) {
   const int line = mark.is_null() ? 0 : mark.line + 1;
@@ -355,8 +347,7 @@ bool YamlReader::forEachEntry(const Entry& e, const std::function<void(const Ent
     const std::string path = joinKey(e.path, key);
     const auto [seen, inserted] = first_line.emplace(key, key_node.Mark().line + 1);
     if (!inserted) {
-      error(key_node.Mark(), path,
-            "duplicate key (first defined on line " + std::to_string(seen->second) + ")");
+      error(key_node.Mark(), path, "duplicate key (first defined on line " + std::to_string(seen->second) + ")");
       continue;
     }
     fn(Entry{key, key_node, it->second, path});
@@ -380,14 +371,13 @@ bool YamlReader::readFields(const Entry& e, const std::vector<Field>& fields) {
     if (const std::optional<std::string> guess = closestMatch(child.key, names)) {
       error(child.key_node.Mark(), child.path, "unknown key (did you mean " + quote(*guess) + "?)");
     } else {
-      error(child.key_node.Mark(), child.path,
-            "unknown key (expected one of: " + joinList(names, ", ") + ")");
+      error(child.key_node.Mark(), child.path, "unknown key (expected one of: " + joinList(names, ", ") + ")");
     }
   });
 }
 
-std::optional<std::string> YamlReader::text(const YAML::Node& node, const YAML::Mark& mark,
-                                            const std::string& path, const std::string& expected) {
+std::optional<std::string> YamlReader::text(const YAML::Node& node, const YAML::Mark& mark, const std::string& path,
+                                            const std::string& expected) {
   if (!node.IsScalar()) {
     error(mark, path, expectedGot(expected, kindOf(node)));
     return std::nullopt;
@@ -419,8 +409,7 @@ std::optional<uint64_t> YamlReader::integer(const Entry& e, uint64_t min, uint64
     return std::nullopt;
   }
   const std::optional<int64_t> parsed = parseInt64(*value);
-  if (!parsed || *parsed < 0 || static_cast<uint64_t>(*parsed) < min ||
-      static_cast<uint64_t>(*parsed) > max) {
+  if (!parsed || *parsed < 0 || static_cast<uint64_t>(*parsed) < min || static_cast<uint64_t>(*parsed) > max) {
     error(valueMark(e), e.path, expectedGot(expected, gotValue(e.value.Scalar(), *value)));
     return std::nullopt;
   }
@@ -463,8 +452,7 @@ void YamlReader::readBool(const Entry& e, bool& out) {
   out = parsed;
 }
 
-std::optional<size_t> YamlReader::readChoice(const Entry& e,
-                                             const std::vector<std::string>& allowed) {
+std::optional<size_t> YamlReader::readChoice(const Entry& e, const std::vector<std::string>& allowed) {
   const std::string expected = "one of " + joinList(allowed, ", ");
   const std::optional<std::string> value = text(e, expected);
   if (!value) {

@@ -32,7 +32,7 @@ struct Field {
 };
 
 std::string joinKey(const std::string& parent, const std::string& key);  // "a.b"
-std::string indexKey(const std::string& parent, size_t index);         // "a[0]"
+std::string indexKey(const std::string& parent, size_t index);           // "a[0]"
 std::string quote(const std::string& s);
 std::string joinList(const std::vector<std::string>& items, const char* separator);
 
@@ -81,8 +81,8 @@ class YamlReader {
   // The expanded text of the scalar `node`, or nullopt after reporting why
   // there is none (not a scalar, unset variable, malformed reference).
   // `expected` describes the wanted value, for the message.
-  std::optional<std::string> text(const YAML::Node& node, const YAML::Mark& mark,
-                                  const std::string& path, const std::string& expected);
+  std::optional<std::string> text(const YAML::Node& node, const YAML::Mark& mark, const std::string& path,
+                                  const std::string& expected);
   std::optional<std::string> text(const Entry& e, const std::string& expected);
 
   void readString(const Entry& e, std::string& out);

@@ -5,9 +5,12 @@ namespace evh::dispatch {
 
 const char* CircuitBreaker::name(State s) {
   switch (s) {
-    case State::Closed: return "CLOSED";
-    case State::Open: return "OPEN";
-    case State::HalfOpen: return "HALF_OPEN";
+    case State::Closed:
+      return "CLOSED";
+    case State::Open:
+      return "OPEN";
+    case State::HalfOpen:
+      return "HALF_OPEN";
   }
   return "?";
 }
@@ -31,8 +34,10 @@ bool CircuitBreaker::tryAcquire(uint64_t now_ms) {
     moveTo(State::HalfOpen);
   }
   switch (state_) {
-    case State::Closed: return true;
-    case State::Open: return false;
+    case State::Closed:
+      return true;
+    case State::Open:
+      return false;
     case State::HalfOpen:
       if (trials_granted_ < policy_.half_open_max_calls) {
         ++trials_granted_;

@@ -46,8 +46,8 @@ struct Dispatcher::Delivery : Recycled<Dispatcher::Delivery> {
   UvHandle<uv_timer_t> retry_timer;
   std::shared_ptr<const DeadLetterEntry> entry;  // dead-letter deliveries only
   uint32_t timeout_ms = 0;                       // per attempt; 0: none
-  std::function<void()> done;              // dead-letter deliveries only
-  bool from_stream = false;                // dead-letter deliveries: done acks a stream entry
+  std::function<void()> done;                    // dead-letter deliveries only
+  bool from_stream = false;                      // dead-letter deliveries: done acks a stream entry
   Dispatcher* owner = nullptr;
   Delivery* prev = nullptr;
   Delivery* next = nullptr;
@@ -164,11 +164,16 @@ uint64_t monoMs() { return uv_hrtime() / 1000000; }
 
 const char* statusName(evh_status s) {
   switch (s) {
-    case EVH_OK: return "ok";
-    case EVH_RETRY: return "retry";
-    case EVH_REJECT: return "rejected";
-    case EVH_PENDING: return "pending";
-    default: return "invalid-status";
+    case EVH_OK:
+      return "ok";
+    case EVH_RETRY:
+      return "retry";
+    case EVH_REJECT:
+      return "rejected";
+    case EVH_PENDING:
+      return "pending";
+    default:
+      return "invalid-status";
   }
 }
 
@@ -637,8 +642,9 @@ bool Dispatcher::refusing(const PluginState& ps) const {
 }
 
 std::string Dispatcher::refusal(const PluginState& ps) const {
-  return "refused: " + std::to_string(ps.stuck) + " call(s) of this plugin are stuck in handle() past timeout_ms=" +
-         std::to_string(ps.timeout_ms) + " (it may run " + std::to_string(ps.limit) + " at once)";
+  return "refused: " + std::to_string(ps.stuck) +
+         " call(s) of this plugin are stuck in handle() past timeout_ms=" + std::to_string(ps.timeout_ms) +
+         " (it may run " + std::to_string(ps.limit) + " at once)";
 }
 
 // A timed-out blocking call whose handle() has not returned holds its worker
@@ -675,9 +681,10 @@ void Dispatcher::noteStuck(Attempt* a, uint64_t ran_ms, uint32_t timeout_ms) {
   if (refusing(ps)) {
     if (!ps.refusing_logged) {
       ps.refusing_logged = true;
-      ps.plugin->logger().error("{} call(s) stuck (it may run {} at once{}): its further calls are refused (error "
-                                "stuck) until one returns",
-                                ps.stuck, ps.limit, pool_.canReplace() ? "" : ", and the pool replaces no more");
+      ps.plugin->logger().error(
+          "{} call(s) stuck (it may run {} at once{}): its further calls are refused (error "
+          "stuck) until one returns",
+          ps.stuck, ps.limit, pool_.canReplace() ? "" : ", and the pool replaces no more");
     }
     if (ps.stuck >= ps.limit) {
       refuseQueued(ps);
@@ -740,8 +747,8 @@ void Dispatcher::onOutcome(Delivery* d, evh_status status, std::string error, co
       return;
     }
     log::host().error("dead-letter plugin {} failed ({}: {}); writing entry {} to the fallback file {}",
-                      ps.plugin->name(), error_name, d->last_error.empty() ? "no message" : d->last_error,
-                      d->entry->id, fallback_->path());
+                      ps.plugin->name(), error_name, d->last_error.empty() ? "no message" : d->last_error, d->entry->id,
+                      fallback_->path());
     toFallback(d->entry->json, std::move(d->done));
     return;
   }
@@ -771,9 +778,10 @@ void Dispatcher::onOutcome(Delivery* d, evh_status status, std::string error, co
           completeDelivery(d);
         });
         if (!sent) {
-          ps.plugin->logger().warn("could not mark eventId={} as handled (Redis unavailable): a redelivery may "
-                                   "apply it again",
-                                   d->inflight->event.eventId());
+          ps.plugin->logger().warn(
+              "could not mark eventId={} as handled (Redis unavailable): a redelivery may "
+              "apply it again",
+              d->inflight->event.eventId());
           completeDelivery(d);
         }
       } else {
@@ -829,8 +837,8 @@ void Dispatcher::scheduleRetry(Delivery* d) {
 void Dispatcher::deadLetterDelivery(Delivery* d, const char* reason) {
   PluginState& ps = *d->ps;
   const event::Event& ev = d->inflight->event;
-  DeadLetterInfo info{reason,  d->last_error_name, d->last_error, ps.plugin->name(),
-                      d->attempt, d->first_ms,       d->last_ms};
+  DeadLetterInfo info{reason,     d->last_error_name, d->last_error, ps.plugin->name(),
+                      d->attempt, d->first_ms,        d->last_ms};
   if (info.error_name.empty()) {
     info.error_name = reason;
   }
@@ -840,7 +848,8 @@ void Dispatcher::deadLetterDelivery(Delivery* d, const char* reason) {
                            ev.eventType(), ev.eventId(), ev.correlationId(), reason, d->attempt,
                            d->last_error.empty() ? "(no message)" : d->last_error);
   d->wait = Delivery::Wait::DeadLetter;
-  submitDeadLetter(makeEntry(info, ev), [this, d] { completeDelivery(d); }, d->inflight->patient);
+  submitDeadLetter(
+      makeEntry(info, ev), [this, d] { completeDelivery(d); }, d->inflight->patient);
 }
 
 void Dispatcher::completeDelivery(Delivery* d) {
@@ -1144,8 +1153,13 @@ std::vector<std::string> Dispatcher::abandon() {
     if (d->entry) {
       fallback_->append(d->entry->json, {});
     } else if (d->wait != Delivery::Wait::DeadLetter) {
-      DeadLetterInfo info{"abandoned", "abandoned", "evhost stopped at its shutdown deadline before this finished",
-                          d->ps->plugin->name(), d->attempt, d->first_ms, d->last_ms};
+      DeadLetterInfo info{"abandoned",
+                          "abandoned",
+                          "evhost stopped at its shutdown deadline before this finished",
+                          d->ps->plugin->name(),
+                          d->attempt,
+                          d->first_ms,
+                          d->last_ms};
       fallback_->append(makeEntry(info, d->inflight->event).json, {});
     }
   }
@@ -1182,9 +1196,13 @@ size_t Dispatcher::writeUnfinishedForExit() {
       fallback_->append(d->entry->json, {});
       ++n;
     } else if (d->wait != Delivery::Wait::DeadLetter) {
-      DeadLetterInfo info{"abandoned", "abandoned",
+      DeadLetterInfo info{"abandoned",
+                          "abandoned",
                           "evhost stopped at its shutdown deadline with its event loop stuck before this finished",
-                          d->ps->plugin->name(), d->attempt, d->first_ms, d->last_ms};
+                          d->ps->plugin->name(),
+                          d->attempt,
+                          d->first_ms,
+                          d->last_ms};
       fallback_->append(makeEntry(info, d->inflight->event).json, {});
       ++n;
     }

@@ -67,14 +67,14 @@ struct PluginSetup {
 class Dispatcher {
  public:
   struct Options {
-    uint32_t max_in_flight = 10000;   // events between decode and their last outcome
-    bool trace_events = false;        // log every stage of every event (DEBUG_EVENTS)
+    uint32_t max_in_flight = 10000;                  // events between decode and their last outcome
+    bool trace_events = false;                       // log every stage of every event (DEBUG_EVENTS)
     plugin::Instance* dead_letter_plugin = nullptr;  // receives DEAD_LETTER entries; null: fallback file only
     uint32_t dead_letter_timeout_ms = 5000;
     std::string fallback_file = "evhost-dead-letter.jsonl";
-    uint32_t max_dead_letter_pending = 10000;  // beyond: entries go straight to the fallback file
-    IdempotencyStore* idempotency = nullptr;   // for routes with idempotency; null: never skip
-    std::function<void()> on_breaker_change;   // after any breaker changes state (on the loop)
+    uint32_t max_dead_letter_pending = 10000;      // beyond: entries go straight to the fallback file
+    IdempotencyStore* idempotency = nullptr;       // for routes with idempotency; null: never skip
+    std::function<void()> on_breaker_change;       // after any breaker changes state (on the loop)
     std::string idempotency_prefix = "evh:done:";  // key: <prefix><plugin>:<eventId>
     // Where inline calls are marked for the watchdog (never null).
     CurrentCall* current_call = &CurrentCall::process();
@@ -163,9 +163,9 @@ class Dispatcher {
   };
   struct PluginState {
     plugin::Instance* plugin = nullptr;
-    uint32_t limit = 1;        // concurrent handle() calls (blocking plugins)
+    uint32_t limit = 1;  // concurrent handle() calls (blocking plugins)
     uint32_t timeout_ms = 0;
-    uint32_t running = 0;      // given to the lane, outcome not yet back on the loop (loop only)
+    uint32_t running = 0;  // given to the lane, outcome not yet back on the loop (loop only)
     // Of those, calls a timeout gave up on whose handle() was still running
     // on a worker (loop only). At `limit` -- or at any while the pool may
     // replace no more threads -- the plugin's calls are refused.
@@ -230,14 +230,14 @@ class Dispatcher {
   WorkerPool& pool_;
   Options options_;
   std::unordered_map<const plugin::Instance*, PluginState> plugins_;
-  PluginState dead_letter_state_;  // the dead-letter plugin's calls when it is not among `plugins`
+  PluginState dead_letter_state_;    // the dead-letter plugin's calls when it is not among `plugins`
   PluginState* dl_state_ = nullptr;  // where dead-letter calls queue: the plugin's one state (one concurrency limit)
   std::unique_ptr<FallbackWriter> fallback_;
   std::mt19937_64 rng_;
-  size_t in_flight_ = 0;        // events
-  size_t live_attempts_ = 0;    // handle() calls not finished
-  size_t dl_pending_ = 0;       // dead-letter entries on their way (plugin or file)
-  uint64_t dl_bytes_ = 0;  // of those, their entries' bytes
+  size_t in_flight_ = 0;      // events
+  size_t live_attempts_ = 0;  // handle() calls not finished
+  size_t dl_pending_ = 0;     // dead-letter entries on their way (plugin or file)
+  uint64_t dl_bytes_ = 0;     // of those, their entries' bytes
   uint64_t dead_lettered_ = 0;
   bool draining_ = false;
   bool abandoned_ = false;

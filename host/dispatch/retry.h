@@ -20,9 +20,14 @@ uint64_t retryDelayMs(const config::RetryPolicy& p, uint32_t next_attempt, Unifo
     d = p.max_delay_ms;
   }
   switch (p.jitter) {
-    case config::Jitter::None: break;
-    case config::Jitter::Full: d = d * uniform01(); break;
-    case config::Jitter::Equal: d = d / 2 + (d / 2) * uniform01(); break;
+    case config::Jitter::None:
+      break;
+    case config::Jitter::Full:
+      d = d * uniform01();
+      break;
+    case config::Jitter::Equal:
+      d = d / 2 + (d / 2) * uniform01();
+      break;
   }
   return static_cast<uint64_t>(d);
 }

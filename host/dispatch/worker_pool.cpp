@@ -9,8 +9,7 @@ namespace evh::dispatch {
 
 WorkerPool::WorkerPool(size_t threads) : WorkerPool(threads, threads) {}
 
-WorkerPool::WorkerPool(size_t threads, size_t max_replacements)
-    : size_(threads), max_replacements_(max_replacements) {
+WorkerPool::WorkerPool(size_t threads, size_t max_replacements) : size_(threads), max_replacements_(max_replacements) {
   std::lock_guard<std::mutex> lock(mutex_);
   threads_.reserve(threads);
   for (size_t i = 0; i < threads; ++i) {

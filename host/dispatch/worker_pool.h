@@ -61,8 +61,8 @@ class WorkerPool {
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> queue_;
-  std::vector<std::thread> threads_;          // every thread started and not joined
-  std::vector<std::thread::id> retired_;      // left run(): to join
+  std::vector<std::thread> threads_;      // every thread started and not joined
+  std::vector<std::thread::id> retired_;  // left run(): to join
   const size_t size_;
   const size_t max_replacements_;
   size_t alive_ = 0;  // threads inside run()

@@ -56,8 +56,7 @@ namespace {
 
 namespace od = simdjson::ondemand;
 
-static_assert(Message::kPadding >= simdjson::SIMDJSON_PADDING,
-              "Message::kPadding must cover simdjson's read-ahead");
+static_assert(Message::kPadding >= simdjson::SIMDJSON_PADDING, "Message::kPadding must cover simdjson's read-ahead");
 
 // Non-NULL target for empty evh_str values, so plugins may memcpy them.
 constexpr char kEmptyText[] = "";
@@ -86,9 +85,8 @@ enum Key : uint8_t {
 };
 
 constexpr std::array<std::string_view, kKeyCount> kKeyNames = {
-    "eventId",     "eventType",   "timestamp",     "correlationId", "payload",
-    "specversion", "id",          "source",        "type",          "time",
-    "data",        "data_base64", "correlationid", "messages"};
+    "eventId", "eventType", "timestamp", "correlationId", "payload",     "specversion",   "id",
+    "source",  "type",      "time",      "data",          "data_base64", "correlationid", "messages"};
 
 // Dispatches on length first: most keys are rejected after one comparison.
 int keyIndex(std::string_view key) noexcept {
@@ -253,10 +251,9 @@ std::string_view rawToken(od::document& doc) noexcept {
 // Validates a number of any size. JSON sets no limit (RFC 8259, section 6)
 // and the payload reaches plugins as text, so a number no double can hold --
 // 5,000 digits, 1e400 -- is valid input; simdjson refuses to convert it
-// (NUMBER_ERROR), and its token is then checked against the grammar instead. Numbers evhost reads itself (an epoch-ms timestamp) are
-// range-checked where they are read. A refused conversion leaves the value
-// unconsumed; the enclosing object or array skips it.
-// *huge (if given) tells that this happened.
+// (NUMBER_ERROR), and its token is then checked against the grammar instead. Numbers evhost reads itself (an epoch-ms
+// timestamp) are range-checked where they are read. A refused conversion leaves the value unconsumed; the enclosing
+// object or array skips it. *huge (if given) tells that this happened.
 template <class Value>
 simdjson::error_code validateNumber(Value& value, bool* huge = nullptr) noexcept {
   double number = 0;
@@ -348,8 +345,7 @@ bool requireNonEmptyString(const Fields& fields, Key key, Problem& problem) {
     return false;
   }
   if (value.text.empty()) {
-    problem = {Reason::WrongType,
-               fieldName(key) + " must be a non-empty string, got an empty string"};
+    problem = {Reason::WrongType, fieldName(key) + " must be a non-empty string, got an empty string"};
     return false;
   }
   return true;
@@ -369,8 +365,7 @@ bool parseTimestampString(const FieldValue& value, Key key, int64_t& ms, Problem
   if (parseRfc3339(value.text, ms)) {
     return true;
   }
-  problem = {Reason::BadTimestamp,
-             fieldName(key) + " is not an RFC 3339 date-time: " + quoted(value.text)};
+  problem = {Reason::BadTimestamp, fieldName(key) + " is not an RFC 3339 date-time: " + quoted(value.text)};
   return false;
 }
 
@@ -389,8 +384,7 @@ bool readTimestamp(const Fields& fields, Key key, int64_t& ms, Problem& problem)
         return true;
       }
       problem = {Reason::BadTimestamp,
-                 fieldName(key) + " must be an integer number of epoch milliseconds, got " +
-                     quoted(value.text)};
+                 fieldName(key) + " must be an integer number of epoch milliseconds, got " + quoted(value.text)};
       return false;
     default:
       problem = {Reason::WrongType, wrongTypeDetail(key, "a string or an integer", value.kind)};
@@ -491,9 +485,7 @@ std::string_view Event::redisChannel() const noexcept {
 
 namespace {
 
-evh_str toStr(std::string_view text) noexcept {
-  return evh_str{text.empty() ? kEmptyText : text.data(), text.size()};
-}
+evh_str toStr(std::string_view text) noexcept { return evh_str{text.empty() ? kEmptyText : text.data(), text.size()}; }
 
 }  // namespace
 
@@ -556,8 +548,7 @@ class Decoder::Impl {
   void emitEnvelope(const Fields& fields, Span envelope, bool from_batch, uint32_t index);
   void emitPlain(const Fields& fields, Span envelope, bool from_batch, uint32_t index);
   void emitCloudEvent(const Fields& fields, Span envelope, bool from_batch, uint32_t index);
-  void emitEvent(Event&& event, Span envelope, bool from_batch, uint32_t index,
-                 int64_t timestamp_ms);
+  void emitEvent(Event&& event, Span envelope, bool from_batch, uint32_t index, int64_t timestamp_ms);
   void reject(Reason reason, std::string detail, Span raw, bool from_batch, uint32_t index);
   void rejectFatal();
   void ensureParserCapacity(size_t size);
@@ -640,8 +631,8 @@ void Decoder::Impl::ensureParserCapacity(size_t size) {
   }
   // Grow geometrically so that a slowly growing series of messages does not
   // reallocate every time; never beyond the largest message accepted.
-  const size_t wanted = std::max(
-      size, std::min(std::max<size_t>(parser_.capacity() * 2, 4096), limits_.max_message_bytes));
+  const size_t wanted =
+      std::max(size, std::min(std::max<size_t>(parser_.capacity() * 2, 4096), limits_.max_message_bytes));
   if (parser_.allocate(wanted, limits_.max_depth + 1) != simdjson::SUCCESS) {
     throw std::bad_alloc();
   }
@@ -723,8 +714,7 @@ bool Decoder::Impl::decodeDocument(od::document& doc) {
   if (!atEnd()) {
     return fail(simdjson::TRAILING_CONTENT);
   }
-  reject(Reason::NotObject,
-         std::string("message is a JSON ") + kindName(kindOf(type)) + ", not an object",
+  reject(Reason::NotObject, std::string("message is a JSON ") + kindName(kindOf(type)) + ", not an object",
          wholeMessage(), false, 0);
   return true;
 }
@@ -768,8 +758,7 @@ bool Decoder::Impl::collect(od::object& object, size_t depth, Fields& fields, bo
 }
 
 // Reads one recognised field's value (at `depth`) into `field`, validating it.
-bool Decoder::Impl::readField(od::value& value, size_t depth, FieldValue& field,
-                              uint32_t* members) {
+bool Decoder::Impl::readField(od::value& value, size_t depth, FieldValue& field, uint32_t* members) {
   // The token runs from the value's first byte up to the next structural
   // character, so it may carry trailing whitespace. Taken before consuming.
   const std::string_view token = value.raw_json_token();
@@ -877,8 +866,7 @@ bool Decoder::Impl::decodeMembers(od::array& array, size_t depth, uint32_t& coun
       if (!walk(member, member_depth) || !consumedEnd(end)) {
         return false;
       }
-      reject(Reason::NotObject,
-             std::string("batch member is a JSON ") + kindName(kindOf(type)) + ", not an object",
+      reject(Reason::NotObject, std::string("batch member is a JSON ") + kindName(kindOf(type)) + ", not an object",
              spanOf(begin, end), true, index);
     }
     ++index;
@@ -1010,8 +998,7 @@ void Decoder::Impl::rejectFatal() {
   }
   out_->clear();  // members decoded before the error cannot be trusted
   Reason reason = fatal_reason_;
-  if (reason == Reason::NotJson &&
-      nestsDeeperThan(std::string_view(base_, size_), limits_.max_depth)) {
+  if (reason == Reason::NotJson && nestsDeeperThan(std::string_view(base_, size_), limits_.max_depth)) {
     reason = Reason::TooDeep;
   }
   std::string detail;
@@ -1042,8 +1029,7 @@ void Decoder::Impl::emitRoot(const Fields& fields) {
   emitEnvelope(fields, wholeMessage(), false, 0);
 }
 
-void Decoder::Impl::emitEnvelope(const Fields& fields, Span envelope, bool from_batch,
-                                 uint32_t index) {
+void Decoder::Impl::emitEnvelope(const Fields& fields, Span envelope, bool from_batch, uint32_t index) {
   const bool says_batch = isString(fields[kType], "BATCH");
   const bool cloud_event = fields[kSpecVersion].kind != Kind::Absent;
   // A BATCH-looking thing: "type":"BATCH" with "messages", or "type":"BATCH"
@@ -1056,8 +1042,7 @@ void Decoder::Impl::emitEnvelope(const Fields& fields, Span envelope, bool from_
     } else if (fields[kMessages].kind == Kind::Absent) {
       reject(Reason::MissingField, missingDetail(kMessages), envelope, false, 0);
     } else {
-      reject(Reason::WrongType, wrongTypeDetail(kMessages, "an array", fields[kMessages].kind),
-             envelope, false, 0);
+      reject(Reason::WrongType, wrongTypeDetail(kMessages, "an array", fields[kMessages].kind), envelope, false, 0);
     }
     return;
   }
@@ -1068,14 +1053,11 @@ void Decoder::Impl::emitEnvelope(const Fields& fields, Span envelope, bool from_
   }
 }
 
-void Decoder::Impl::emitPlain(const Fields& fields, Span envelope, bool from_batch,
-                              uint32_t index) {
+void Decoder::Impl::emitPlain(const Fields& fields, Span envelope, bool from_batch, uint32_t index) {
   Problem problem;
   int64_t timestamp_ms = 0;
-  if (!checkNoDuplicates(fields, {kEventId, kEventType, kTimestamp, kCorrelationId, kPayload},
-                         problem) ||
-      !requireNonEmptyString(fields, kEventId, problem) ||
-      !requireNonEmptyString(fields, kEventType, problem) ||
+  if (!checkNoDuplicates(fields, {kEventId, kEventType, kTimestamp, kCorrelationId, kPayload}, problem) ||
+      !requireNonEmptyString(fields, kEventId, problem) || !requireNonEmptyString(fields, kEventType, problem) ||
       !readTimestamp(fields, kTimestamp, timestamp_ms, problem) ||
       !checkOptionalString(fields, kCorrelationId, problem)) {
     reject(problem.reason, std::move(problem.detail), envelope, from_batch, index);
@@ -1083,10 +1065,10 @@ void Decoder::Impl::emitPlain(const Fields& fields, Span envelope, bool from_bat
   }
   const FieldValue& payload = fields[kPayload];
   if (payload.kind != Kind::Object) {
-    reject(payload.kind == Kind::Absent ? Reason::MissingField : Reason::WrongType,
-           payload.kind == Kind::Absent ? missingDetail(kPayload)
-                                        : wrongTypeDetail(kPayload, "an object", payload.kind),
-           envelope, from_batch, index);
+    reject(
+        payload.kind == Kind::Absent ? Reason::MissingField : Reason::WrongType,
+        payload.kind == Kind::Absent ? missingDetail(kPayload) : wrongTypeDetail(kPayload, "an object", payload.kind),
+        envelope, from_batch, index);
     return;
   }
 
@@ -1101,33 +1083,27 @@ void Decoder::Impl::emitPlain(const Fields& fields, Span envelope, bool from_bat
   emitEvent(std::move(event), envelope, from_batch, index, timestamp_ms);
 }
 
-void Decoder::Impl::emitCloudEvent(const Fields& fields, Span envelope, bool from_batch,
-                                   uint32_t index) {
+void Decoder::Impl::emitCloudEvent(const Fields& fields, Span envelope, bool from_batch, uint32_t index) {
   Problem problem;
-  if (!checkNoDuplicates(
-          fields, {kSpecVersion, kId, kSource, kType, kTime, kData, kDataBase64, kCorrelationIdExt},
-          problem)) {
+  if (!checkNoDuplicates(fields, {kSpecVersion, kId, kSource, kType, kTime, kData, kDataBase64, kCorrelationIdExt},
+                         problem)) {
     reject(problem.reason, std::move(problem.detail), envelope, from_batch, index);
     return;
   }
   const FieldValue& spec_version = fields[kSpecVersion];
   if (spec_version.kind != Kind::String) {
-    reject(Reason::WrongType,
-           wrongTypeDetail(kSpecVersion, "the string \"1.0\"", spec_version.kind), envelope,
+    reject(Reason::WrongType, wrongTypeDetail(kSpecVersion, "the string \"1.0\"", spec_version.kind), envelope,
            from_batch, index);
     return;
   }
   if (spec_version.text != "1.0") {
     reject(Reason::WrongType,
-           fieldName(kSpecVersion) + " must be \"1.0\" (CloudEvents 1.0), got " +
-               quoted(spec_version.text),
-           envelope, from_batch, index);
+           fieldName(kSpecVersion) + " must be \"1.0\" (CloudEvents 1.0), got " + quoted(spec_version.text), envelope,
+           from_batch, index);
     return;
   }
-  if (!requireNonEmptyString(fields, kId, problem) ||
-      !requireNonEmptyString(fields, kSource, problem) ||
-      !requireNonEmptyString(fields, kType, problem) ||
-      !checkOptionalString(fields, kCorrelationIdExt, problem)) {
+  if (!requireNonEmptyString(fields, kId, problem) || !requireNonEmptyString(fields, kSource, problem) ||
+      !requireNonEmptyString(fields, kType, problem) || !checkOptionalString(fields, kCorrelationIdExt, problem)) {
     reject(problem.reason, std::move(problem.detail), envelope, from_batch, index);
     return;
   }
@@ -1140,23 +1116,20 @@ void Decoder::Impl::emitCloudEvent(const Fields& fields, Span envelope, bool fro
       return;
     }
   } else if (time.kind != Kind::Absent && time.kind != Kind::Null) {
-    reject(Reason::WrongType, wrongTypeDetail(kTime, "a string", time.kind), envelope, from_batch,
-           index);
+    reject(Reason::WrongType, wrongTypeDetail(kTime, "a string", time.kind), envelope, from_batch, index);
     return;
   }
   // Plugins get the payload as a JSON object; binary data has no such form.
   const Kind base64 = fields[kDataBase64].kind;
   if (base64 != Kind::Absent && base64 != Kind::Null) {
-    reject(
-        Reason::WrongType,
-        fieldName(kDataBase64) + " is not supported: the payload must be a JSON object in \"data\"",
-        envelope, from_batch, index);
+    reject(Reason::WrongType,
+           fieldName(kDataBase64) + " is not supported: the payload must be a JSON object in \"data\"", envelope,
+           from_batch, index);
     return;
   }
   const FieldValue& data = fields[kData];
   if (data.kind != Kind::Absent && data.kind != Kind::Null && data.kind != Kind::Object) {
-    reject(Reason::WrongType, wrongTypeDetail(kData, "an object", data.kind), envelope, from_batch,
-           index);
+    reject(Reason::WrongType, wrongTypeDetail(kData, "an object", data.kind), envelope, from_batch, index);
     return;
   }
 
@@ -1180,8 +1153,7 @@ void Decoder::Impl::emitCloudEvent(const Fields& fields, Span envelope, bool fro
   emitEvent(std::move(event), envelope, from_batch, index, timestamp_ms);
 }
 
-void Decoder::Impl::emitEvent(Event&& event, Span envelope, bool from_batch, uint32_t index,
-                              int64_t timestamp_ms) {
+void Decoder::Impl::emitEvent(Event&& event, Span envelope, bool from_batch, uint32_t index, int64_t timestamp_ms) {
   event.message_ = *message_;
   event.envelope_ = envelope;
   event.timestamp_ms_ = timestamp_ms;
@@ -1204,8 +1176,7 @@ void Decoder::Impl::place(Event& event, Span& slot, const FieldValue& value) con
   event.local_.append(value.text);
 }
 
-void Decoder::Impl::reject(Reason reason, std::string detail, Span raw, bool from_batch,
-                           uint32_t index) {
+void Decoder::Impl::reject(Reason reason, std::string detail, Span raw, bool from_batch, uint32_t index) {
   Rejected rejected;
   rejected.reason = reason;
   rejected.detail = std::move(detail);
@@ -1221,12 +1192,10 @@ Decoder::Decoder() : Decoder(Limits{}) {}
 
 Decoder::Decoder(Limits limits) {
   if (limits.max_depth < 1 || limits.max_depth > kMaxSupportedDepth) {
-    throw std::invalid_argument("max_depth must be between 1 and " +
-                                std::to_string(kMaxSupportedDepth));
+    throw std::invalid_argument("max_depth must be between 1 and " + std::to_string(kMaxSupportedDepth));
   }
   if (limits.max_message_bytes < 1 || limits.max_message_bytes > kMaxSupportedMessageBytes) {
-    throw std::invalid_argument("max_message_bytes must be between 1 and " +
-                                std::to_string(kMaxSupportedMessageBytes));
+    throw std::invalid_argument("max_message_bytes must be between 1 and " + std::to_string(kMaxSupportedMessageBytes));
   }
   impl_ = std::make_unique<Impl>(limits);
 }
@@ -1237,8 +1206,6 @@ Decoder::~Decoder() = default;
 
 const Decoder::Limits& Decoder::limits() const noexcept { return impl_->limits(); }
 
-void Decoder::decode(std::shared_ptr<const Message> msg, std::vector<Item>& out) {
-  impl_->decode(std::move(msg), out);
-}
+void Decoder::decode(std::shared_ptr<const Message> msg, std::vector<Item>& out) { impl_->decode(std::move(msg), out); }
 
 }  // namespace evh::event

@@ -1,6 +1,5 @@
 // Incoming messages, the events decoded from them, and the hot-path envelope decoder.
-#ifndef EVH_EVENT_ENVELOPE_H
-#define EVH_EVENT_ENVELOPE_H
+#pragma once
 
 #include <evh/plugin.h>
 
@@ -178,5 +177,3 @@ class Decoder {
 };
 
 }  // namespace evh::event
-
-#endif  // EVH_EVENT_ENVELOPE_H

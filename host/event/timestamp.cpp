@@ -29,9 +29,7 @@ bool readDigits(std::string_view text, size_t pos, size_t count, unsigned& value
   return true;
 }
 
-bool expect(std::string_view text, size_t pos, char c) noexcept {
-  return pos < text.size() && text[pos] == c;
-}
+bool expect(std::string_view text, size_t pos, char c) noexcept { return pos < text.size() && text[pos] == c; }
 
 }  // namespace
 
@@ -44,14 +42,12 @@ bool parseRfc3339(std::string_view text, int64_t& out_ms) noexcept {
   unsigned minute = 0;
   unsigned second = 0;
   if (!readDigits(text, 0, 4, year) || !expect(text, 4, '-') || !readDigits(text, 5, 2, month) ||
-      !expect(text, 7, '-') || !readDigits(text, 8, 2, day) ||
-      !(expect(text, 10, 'T') || expect(text, 10, 't')) || !readDigits(text, 11, 2, hour) ||
-      !expect(text, 13, ':') || !readDigits(text, 14, 2, minute) || !expect(text, 16, ':') ||
-      !readDigits(text, 17, 2, second)) {
+      !expect(text, 7, '-') || !readDigits(text, 8, 2, day) || !(expect(text, 10, 'T') || expect(text, 10, 't')) ||
+      !readDigits(text, 11, 2, hour) || !expect(text, 13, ':') || !readDigits(text, 14, 2, minute) ||
+      !expect(text, 16, ':') || !readDigits(text, 17, 2, second)) {
     return false;
   }
-  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month) || hour > 23 ||
-      minute > 59 || second > 60) {
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month) || hour > 23 || minute > 59 || second > 60) {
     return false;
   }
 

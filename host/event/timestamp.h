@@ -1,6 +1,5 @@
 // RFC 3339 / ISO-8601 date-time parsing into Unix epoch milliseconds, allocation-free.
-#ifndef EVH_EVENT_TIMESTAMP_H
-#define EVH_EVENT_TIMESTAMP_H
+#pragma once
 
 #include <cstdint>
 #include <string_view>
@@ -15,16 +14,13 @@ constexpr int64_t daysFromCivil(int64_t year, unsigned month, unsigned day) noex
   // leap day is the last day of the (shifted) year, then count 400-year eras.
   year -= month <= 2 ? 1 : 0;
   const int64_t era = (year >= 0 ? year : year - 399) / 400;
-  const auto year_of_era = static_cast<unsigned>(year - era * 400);  // [0, 399]
-  const unsigned day_of_year =
-      (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1;  // [0, 365]
+  const auto year_of_era = static_cast<unsigned>(year - era * 400);                            // [0, 399]
+  const unsigned day_of_year = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1;  // [0, 365]
   const unsigned day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
   return era * 146097 + static_cast<int64_t>(day_of_era) - 719468;
 }
 
-constexpr bool isLeapYear(int64_t year) noexcept {
-  return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-}
+constexpr bool isLeapYear(int64_t year) noexcept { return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0; }
 
 // Number of days in `month` (1-12) of `year`.
 constexpr unsigned daysInMonth(int64_t year, unsigned month) noexcept {
@@ -45,5 +41,3 @@ constexpr unsigned daysInMonth(int64_t year, unsigned month) noexcept {
 bool parseRfc3339(std::string_view text, int64_t& out_ms) noexcept;
 
 }  // namespace evh::event
-
-#endif  // EVH_EVENT_TIMESTAMP_H

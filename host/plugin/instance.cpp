@@ -16,12 +16,18 @@ std::string_view sv(evh_str s) noexcept {
 
 spdlog::level::level_enum toSpd(evh_log_level level) noexcept {
   switch (level) {
-    case EVH_LOG_TRACE: return spdlog::level::trace;
-    case EVH_LOG_DEBUG: return spdlog::level::debug;
-    case EVH_LOG_INFO: return spdlog::level::info;
-    case EVH_LOG_WARN: return spdlog::level::warn;
-    case EVH_LOG_ERROR: return spdlog::level::err;
-    default: return level < EVH_LOG_TRACE ? spdlog::level::trace : spdlog::level::critical;
+    case EVH_LOG_TRACE:
+      return spdlog::level::trace;
+    case EVH_LOG_DEBUG:
+      return spdlog::level::debug;
+    case EVH_LOG_INFO:
+      return spdlog::level::info;
+    case EVH_LOG_WARN:
+      return spdlog::level::warn;
+    case EVH_LOG_ERROR:
+      return spdlog::level::err;
+    default:
+      return level < EVH_LOG_TRACE ? spdlog::level::trace : spdlog::level::critical;
   }
 }
 
@@ -162,20 +168,9 @@ evh_status apiPost(evh_host* h, void (*fn)(void*), void* ud) noexcept {
 }
 
 const evh_host_api kApi = {
-    sizeof(evh_host_api),
-    EVH_ABI_VERSION,
-    &apiLog,
-    &apiLogEnabled,
-    &apiSetError,
-    &apiCallSetError,
-    &apiComplete,
-    &apiPublish,
-    &apiRedisCommand,
-    &apiEnvPrefix,
-    &apiMetricRegister,
-    &apiMetricAdd,
-    &apiMetricSet,
-    &apiPost,
+    sizeof(evh_host_api), EVH_ABI_VERSION, &apiLog,       &apiLogEnabled,   &apiSetError,
+    &apiCallSetError,     &apiComplete,    &apiPublish,   &apiRedisCommand, &apiEnvPrefix,
+    &apiMetricRegister,   &apiMetricAdd,   &apiMetricSet, &apiPost,
 };
 
 bool validMetricName(std::string_view name) {

@@ -51,8 +51,7 @@ class HostServices {
   virtual ~HostServices() = default;
   // Sends argv (argv[0] the command) on the command connection; cb, when
   // not null, runs exactly once on the loop thread. THREAD: any.
-  virtual evh_status redisCommand(Instance& from, std::vector<std::string> argv, evh_reply_cb cb,
-                                  void* user_data) = 0;
+  virtual evh_status redisCommand(Instance& from, std::vector<std::string> argv, evh_reply_cb cb, void* user_data) = 0;
   // Runs fn(user_data) once on the loop thread. THREAD: any.
   virtual evh_status post(Instance& from, void (*fn)(void*), void* user_data) = 0;
 };
@@ -79,9 +78,7 @@ class Instance {
   void shutdown();
 
   // Calls the plugin's handle(). THREAD: loop, or a worker if blocking().
-  evh_status handle(const evh_event& event, evh_call* call) {
-    return library_->desc().handle(instance_, &event, call);
-  }
+  evh_status handle(const evh_event& event, evh_call* call) { return library_->desc().handle(instance_, &event, call); }
 
   const std::string& name() const noexcept { return name_; }
   const Library& library() const noexcept { return *library_; }

@@ -20,8 +20,7 @@ void DlClose::operator()(void* h) const noexcept {
 }
 
 std::string abiString(uint32_t version) {
-  return std::to_string(EVH_ABI_VERSION_MAJOR(version)) + "." +
-         std::to_string(EVH_ABI_VERSION_MINOR(version));
+  return std::to_string(EVH_ABI_VERSION_MAJOR(version)) + "." + std::to_string(EVH_ABI_VERSION_MINOR(version));
 }
 
 namespace {

@@ -53,9 +53,8 @@ void Registry::load(const std::vector<config::Plugin>& plugins, const std::vecto
       throw LoadError(fault);
     }
     log::host().info("plugin {} loaded: {} {} (ABI {}.{}, {}) from {}", p.name, loaded[i]->library().name(),
-                     loaded[i]->library().version(), loaded[i]->library().abiMajor(),
-                     loaded[i]->library().abiMinor(), loaded[i]->blocking() ? "blocking" : "inline",
-                     loaded[i]->library().path());
+                     loaded[i]->library().version(), loaded[i]->library().abiMajor(), loaded[i]->library().abiMinor(),
+                     loaded[i]->blocking() ? "blocking" : "inline", loaded[i]->library().path());
   }
   instances_ = std::move(loaded);
 }

@@ -47,8 +47,7 @@ std::vector<std::string> searchPath(const std::vector<std::string>& cli_dirs) {
   return dirs;
 }
 
-std::string resolve(const std::string& written, const std::string& config_dir,
-                    const std::vector<std::string>& dirs) {
+std::string resolve(const std::string& written, const std::string& config_dir, const std::vector<std::string>& dirs) {
   std::error_code ec;
   if (written.find('/') != std::string::npos) {
     // A path with a slash is a path: made absolute, because the normal form

@@ -19,7 +19,6 @@ std::vector<std::string> searchPath(const std::vector<std::string>& cli_dirs);
 // folder of `dirs`; anything with a slash is a path, relative to
 // `config_dir` unless absolute. Throws LoadError when nothing exists there,
 // naming what was tried.
-std::string resolve(const std::string& written, const std::string& config_dir,
-                    const std::vector<std::string>& dirs);
+std::string resolve(const std::string& written, const std::string& config_dir, const std::vector<std::string>& dirs);
 
 }  // namespace evh::plugin

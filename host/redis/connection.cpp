@@ -208,15 +208,9 @@ void addRead(void* privdata) {
   }
   setEvents(privdata, static_cast<redisLibuvEvents*>(privdata)->events | UV_READABLE);
 }
-void delRead(void* privdata) {
-  setEvents(privdata, static_cast<redisLibuvEvents*>(privdata)->events & ~UV_READABLE);
-}
-void addWrite(void* privdata) {
-  setEvents(privdata, static_cast<redisLibuvEvents*>(privdata)->events | UV_WRITABLE);
-}
-void delWrite(void* privdata) {
-  setEvents(privdata, static_cast<redisLibuvEvents*>(privdata)->events & ~UV_WRITABLE);
-}
+void delRead(void* privdata) { setEvents(privdata, static_cast<redisLibuvEvents*>(privdata)->events & ~UV_READABLE); }
+void addWrite(void* privdata) { setEvents(privdata, static_cast<redisLibuvEvents*>(privdata)->events | UV_WRITABLE); }
+void delWrite(void* privdata) { setEvents(privdata, static_cast<redisLibuvEvents*>(privdata)->events & ~UV_WRITABLE); }
 
 void hookReader(redisAsyncContext* ac, Connection* owner) {
   redisReader* r = ac->c.reader;
@@ -508,13 +502,11 @@ void Connection::onDisconnect(const redisAsyncContext* ac, int status) {
   // The end of the stream, or a reset (Redis closing with our last bytes
   // unread): the server's doing, not the network's or ours.
   const bool reset = ac->c.err == REDIS_ERR_IO && std::strcmp(ac->c.errstr, std::strerror(ECONNRESET)) == 0;
-  self->closed_by_server_ =
-      self->drop_reason_.empty() && status != REDIS_OK && (ac->c.err == REDIS_ERR_EOF || reset);
-  std::string why = !self->drop_reason_.empty() ? self->drop_reason_
-                    : status == REDIS_OK        ? std::string("closed")
-                    : ac->errstr != nullptr && ac->errstr[0] != '\0'
-                        ? std::string(ac->errstr)
-                        : std::string("connection lost");
+  self->closed_by_server_ = self->drop_reason_.empty() && status != REDIS_OK && (ac->c.err == REDIS_ERR_EOF || reset);
+  std::string why = !self->drop_reason_.empty()                      ? self->drop_reason_
+                    : status == REDIS_OK                             ? std::string("closed")
+                    : ac->errstr != nullptr && ac->errstr[0] != '\0' ? std::string(ac->errstr)
+                                                                     : std::string("connection lost");
   self->drop_reason_.clear();
   self->fail(why);
 }

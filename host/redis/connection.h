@@ -145,29 +145,29 @@ class Connection {
   bool read_paused_ = false;  // pauseReading(): the read hooks hold off
   bool stopped_ = false;
   std::deque<const char*> handshake_steps_;  // commands whose replies the handshake awaits
-  std::string drop_reason_;       // why we are dropping the context ourselves
-  std::string last_failure_;      // logged once until it changes
-  uint64_t down_since_ms_ = 0;    // when the outage began (0: none)
-  uint32_t failed_attempts_ = 0;  // in the current outage
+  std::string drop_reason_;                  // why we are dropping the context ourselves
+  std::string last_failure_;                 // logged once until it changes
+  uint64_t down_since_ms_ = 0;               // when the outage began (0: none)
+  uint32_t failed_attempts_ = 0;             // in the current outage
   uint32_t attempts_before_ready_ = 0;
   uint64_t ready_since_ms_ = 0;
-  bool stable_ = false;           // up for stableAfterMs(): the backoff restarts
-  std::string last_loss_;         // why the last connection was lost
-  uint64_t short_lived_ = 0;      // connections lost the same way before they were stable
+  bool stable_ = false;       // up for stableAfterMs(): the backoff restarts
+  std::string last_loss_;     // why the last connection was lost
+  uint64_t short_lived_ = 0;  // connections lost the same way before they were stable
   bool closed_by_server_ = false;
 
   // Kept up by the reader hooks (ReaderHooks in connection.cpp).
   uint64_t replies_seen_ = 0;
-  uint64_t reply_bytes_ = 0;      // objects built for the reply being read
+  uint64_t reply_bytes_ = 0;  // objects built for the reply being read
   uint64_t reply_bound_ = kHandshakeReplyBytes;
   std::deque<std::pair<bool, std::string>> unanswered_subscribes_;  // (pattern, name), in order sent
 
   uint64_t seen_at_ping_ = 0;
   uint64_t ping_sent_ms_ = 0;
-  uint64_t tick_ms_ = 0;       // period of the keep-alive check
-  uint64_t last_tick_ms_ = 0;  // when it last ran, to tell a busy loop from a silent server
-  uint64_t iterations_ = 0;           // loop iterations so far
-  uint64_t iterations_at_ping_ = 0;   // ... when the PING went out
+  uint64_t tick_ms_ = 0;             // period of the keep-alive check
+  uint64_t last_tick_ms_ = 0;        // when it last ran, to tell a busy loop from a silent server
+  uint64_t iterations_ = 0;          // loop iterations so far
+  uint64_t iterations_at_ping_ = 0;  // ... when the PING went out
   bool ping_outstanding_ = false;
   uint64_t connects_ = 0;
   uint64_t outages_ = 0;

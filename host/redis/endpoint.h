@@ -11,9 +11,9 @@ struct Endpoint {
   std::string host = "127.0.0.1";
   uint16_t port = 6379;
   uint32_t db = 0;
-  std::string username;  // ACL user; empty for the default user
-  std::string password;  // empty: no AUTH
-  uint32_t connect_timeout_ms = 2000;   // TCP connect + AUTH + SELECT
+  std::string username;                // ACL user; empty for the default user
+  std::string password;                // empty: no AUTH
+  uint32_t connect_timeout_ms = 2000;  // TCP connect + AUTH + SELECT
   uint32_t backoff_initial_ms = 100;
   uint32_t backoff_max_ms = 10000;
   double backoff_multiplier = 2.0;

@@ -34,12 +34,24 @@ size_t ReplyView::build(const redisReply* r, size_t& next_node, size_t& next_ptr
   evh_reply& out = nodes_[me];
   out.struct_size = sizeof(evh_reply);
   switch (r->type) {
-    case REDIS_REPLY_STRING: out.type = EVH_REPLY_STRING; break;
-    case REDIS_REPLY_ARRAY: out.type = EVH_REPLY_ARRAY; break;
-    case REDIS_REPLY_INTEGER: out.type = EVH_REPLY_INTEGER; break;
-    case REDIS_REPLY_STATUS: out.type = EVH_REPLY_STATUS; break;
-    case REDIS_REPLY_ERROR: out.type = EVH_REPLY_ERROR; break;
-    default: out.type = EVH_REPLY_NIL; break;
+    case REDIS_REPLY_STRING:
+      out.type = EVH_REPLY_STRING;
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.type = EVH_REPLY_ARRAY;
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.type = EVH_REPLY_INTEGER;
+      break;
+    case REDIS_REPLY_STATUS:
+      out.type = EVH_REPLY_STATUS;
+      break;
+    case REDIS_REPLY_ERROR:
+      out.type = EVH_REPLY_ERROR;
+      break;
+    default:
+      out.type = EVH_REPLY_NIL;
+      break;
   }
   out.integer = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
   if (r->str != nullptr) {

@@ -282,8 +282,8 @@ void StreamSource::finishRecovery() {
   recovering_ = false;
   plan_.clear();
   if (pass_taken_ > 0 || pass_poison_ > 0) {
-    log::host().info("stream {}: pending entries taken back: {} handed over again, {} dead-lettered as poison",
-                     ch_.key, pass_taken_, pass_poison_);
+    log::host().info("stream {}: pending entries taken back: {} handed over again, {} dead-lettered as poison", ch_.key,
+                     pass_taken_, pass_poison_);
   }
   if (recover_again_) {
     startRecovery();
@@ -304,45 +304,45 @@ void StreamSource::poison(const std::string& id, long long deliveries) {
   in_flight_.insert(id);
   ++poisoned_;
   ++pass_poison_;
-  const std::string why = "delivered " + std::to_string(deliveries) +
-                          " times without being acknowledged (stream.max_deliveries=" +
-                          std::to_string(ch_.max_deliveries) + ")";
+  const std::string why =
+      "delivered " + std::to_string(deliveries) +
+      " times without being acknowledged (stream.max_deliveries=" + std::to_string(ch_.max_deliveries) + ")";
   std::weak_ptr<bool> alive = alive_;
-  const bool sent = acks_.send({"XRANGE", ch_.key, id, id}, [this, alive, id, why](evh_status status,
-                                                                                   const redisReply* r) {
-    if (alive.expired() || !*alive.lock()) {
-      return;
-    }
-    if (status != EVH_OK && !stopped_ && ++poison_fetch_failures_[id] < 2) {
-      // No payload to keep: leave it pending; the next pass finds it again.
-      in_flight_.erase(id);
-      startRecovery();
-      return;
-    }
-    poison_fetch_failures_.erase(id);
-    if (status != EVH_OK) {
-      // Twice: the entry itself may be what breaks the connection (a reply
-      // over its bound). Dead-lettered without its payload, not for ever.
-      if (!stopped_) {
-        reject_(ch_, id, "poison", why + "; its payload could not be read (the connection dropped twice)", nullptr);
-      }
-      return;
-    }
-    // [[id, [field, value, ...]]] -- or [] when the entry is gone.
-    std::string payload;
-    bool found = false;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->type == REDIS_REPLY_ARRAY &&
-        r->element[0]->elements >= 2 && r->element[0]->element[1]->type == REDIS_REPLY_ARRAY) {
-      const redisReply* fields = r->element[0]->element[1];
-      for (size_t f = 0; f + 1 < fields->elements && !found; f += 2) {
-        if (replyString(fields->element[f]) == "event" && fields->element[f + 1]->type == REDIS_REPLY_STRING) {
-          payload = replyString(fields->element[f + 1]);
-          found = true;
+  const bool sent =
+      acks_.send({"XRANGE", ch_.key, id, id}, [this, alive, id, why](evh_status status, const redisReply* r) {
+        if (alive.expired() || !*alive.lock()) {
+          return;
         }
-      }
-    }
-    reject_(ch_, id, "poison", why, found ? &payload : nullptr);
-  });
+        if (status != EVH_OK && !stopped_ && ++poison_fetch_failures_[id] < 2) {
+          // No payload to keep: leave it pending; the next pass finds it again.
+          in_flight_.erase(id);
+          startRecovery();
+          return;
+        }
+        poison_fetch_failures_.erase(id);
+        if (status != EVH_OK) {
+          // Twice: the entry itself may be what breaks the connection (a reply
+          // over its bound). Dead-lettered without its payload, not for ever.
+          if (!stopped_) {
+            reject_(ch_, id, "poison", why + "; its payload could not be read (the connection dropped twice)", nullptr);
+          }
+          return;
+        }
+        // [[id, [field, value, ...]]] -- or [] when the entry is gone.
+        std::string payload;
+        bool found = false;
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->type == REDIS_REPLY_ARRAY &&
+            r->element[0]->elements >= 2 && r->element[0]->element[1]->type == REDIS_REPLY_ARRAY) {
+          const redisReply* fields = r->element[0]->element[1];
+          for (size_t f = 0; f + 1 < fields->elements && !found; f += 2) {
+            if (replyString(fields->element[f]) == "event" && fields->element[f + 1]->type == REDIS_REPLY_STRING) {
+              payload = replyString(fields->element[f + 1]);
+              found = true;
+            }
+          }
+        }
+        reject_(ch_, id, "poison", why, found ? &payload : nullptr);
+      });
   if (!sent) {
     in_flight_.erase(id);
     --poisoned_;

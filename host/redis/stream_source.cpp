@@ -25,8 +25,8 @@ Endpoint withItemBound(Endpoint e) {
 
 }  // namespace
 
-StreamSource::StreamSource(uv_loop_t* loop, Endpoint endpoint, StreamChannel channel, CommandClient& acks,
-                           Sink sink, Capacity capacity, Reject reject)
+StreamSource::StreamSource(uv_loop_t* loop, Endpoint endpoint, StreamChannel channel, CommandClient& acks, Sink sink,
+                           Capacity capacity, Reject reject)
     : loop_(loop),
       ch_(std::move(channel)),
       acks_(acks),
@@ -69,8 +69,8 @@ void StreamSource::start() {
       claim_timer_.get(), [](uv_timer_t* t) { static_cast<StreamSource*>(t->data)->claim(); }, tick, tick);
   if (ch_.trim_maxlen > 0 || ch_.trim_max_age_ms > 0) {
     uv_timer_start(
-        trim_timer_.get(), [](uv_timer_t* t) { static_cast<StreamSource*>(t->data)->trim(); },
-        ch_.trim_interval_ms, ch_.trim_interval_ms);
+        trim_timer_.get(), [](uv_timer_t* t) { static_cast<StreamSource*>(t->data)->trim(); }, ch_.trim_interval_ms,
+        ch_.trim_interval_ms);
   }
 }
 
@@ -86,7 +86,7 @@ void StreamSource::stop() {
 void StreamSource::ensureGroup() {
   phase_ = Phase::Group;
   reading_ = true;
-  const char* argv[] = {"XGROUP", "CREATE", ch_.key.c_str(), ch_.group.c_str(), ch_.from_beginning ? "0" : "$",
+  const char* argv[] = {"XGROUP",  "CREATE", ch_.key.c_str(), ch_.group.c_str(), ch_.from_beginning ? "0" : "$",
                         "MKSTREAM"};
   size_t lens[6];
   for (int i = 0; i < 6; ++i) {
@@ -179,8 +179,8 @@ void StreamSource::readNew() {
   }
   const std::string count = std::to_string(std::min<size_t>(room, ch_.count));
   const std::string block = std::to_string(ch_.block_ms);
-  const char* argv[] = {"XREADGROUP", "GROUP", ch_.group.c_str(), ch_.consumer.c_str(), "COUNT", count.c_str(),
-                        "BLOCK",      block.c_str(), "STREAMS", ch_.key.c_str(), ">"};
+  const char* argv[] = {"XREADGROUP", "GROUP",       ch_.group.c_str(), ch_.consumer.c_str(), "COUNT", count.c_str(),
+                        "BLOCK",      block.c_str(), "STREAMS",         ch_.key.c_str(),      ">"};
   constexpr int kArgs = 11;
   size_t lens[kArgs];
   for (int i = 0; i < kArgs; ++i) {
@@ -325,24 +325,22 @@ void StreamSource::retire() {
   flushAcks();
   retryAcks();
   std::weak_ptr<bool> alive = alive_;
-  acks_.send({"XPENDING", ch_.key, ch_.group, "-", "+", "1", ch_.consumer},
-             [this, alive](evh_status status, const redisReply* r) {
-               if (alive.expired() || !*alive.lock() || status != EVH_OK || r->type != REDIS_REPLY_ARRAY) {
-                 return;
-               }
-               if (r->elements != 0) {
-                 log::host().info("stream {}: consumer {} keeps its pending entries for its next start", ch_.key,
-                                  ch_.consumer);
-                 return;
-               }
-               acks_.send({"XGROUP", "DELCONSUMER", ch_.key, ch_.group, ch_.consumer},
-                          [key = ch_.key, consumer = ch_.consumer](evh_status s2, const redisReply* r2) {
-                            if (s2 == EVH_OK && r2->type == REDIS_REPLY_INTEGER) {
-                              log::host().info("stream {}: consumer {} removed from its group (nothing pending)", key,
-                                               consumer);
-                            }
-                          });
-             });
+  acks_.send({"XPENDING", ch_.key, ch_.group, "-", "+", "1", ch_.consumer}, [this, alive](evh_status status,
+                                                                                          const redisReply* r) {
+    if (alive.expired() || !*alive.lock() || status != EVH_OK || r->type != REDIS_REPLY_ARRAY) {
+      return;
+    }
+    if (r->elements != 0) {
+      log::host().info("stream {}: consumer {} keeps its pending entries for its next start", ch_.key, ch_.consumer);
+      return;
+    }
+    acks_.send({"XGROUP", "DELCONSUMER", ch_.key, ch_.group, ch_.consumer},
+               [key = ch_.key, consumer = ch_.consumer](evh_status s2, const redisReply* r2) {
+                 if (s2 == EVH_OK && r2->type == REDIS_REPLY_INTEGER) {
+                   log::host().info("stream {}: consumer {} removed from its group (nothing pending)", key, consumer);
+                 }
+               });
+  });
 }
 
 void StreamSource::ack(const std::string& id) {

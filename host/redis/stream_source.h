@@ -21,9 +21,9 @@ struct redisReply;
 namespace evh::redis {
 
 struct StreamChannel {
-  std::string logical;    // channel name from the config
-  std::string key;        // stream key: prefix + logical
-  size_t index = 0;       // position in the config, for the router
+  std::string logical;  // channel name from the config
+  std::string key;      // stream key: prefix + logical
+  size_t index = 0;     // position in the config, for the router
   std::string group;
   std::string consumer;
   uint32_t count = 100;
@@ -165,18 +165,18 @@ class StreamSource {
     std::string id;
     long long deliveries = 0;
   };
-  bool recovering_ = false;       // a pass runs (new entries are not read meanwhile)
-  bool recover_again_ = false;    // entries were claimed (or we reconnected) during the pass
-  bool recover_busy_ = false;     // an XPENDING or XREADGROUP of the pass is outstanding
-  bool plan_complete_ = false;    // the last XPENDING reached the end of our pending list
-  std::string recover_after_;     // position in our pending list ("" = its start)
-  std::deque<Planned> plan_;      // pending entries listed, not yet taken back
+  bool recovering_ = false;                // a pass runs (new entries are not read meanwhile)
+  bool recover_again_ = false;             // entries were claimed (or we reconnected) during the pass
+  bool recover_busy_ = false;              // an XPENDING or XREADGROUP of the pass is outstanding
+  bool plan_complete_ = false;             // the last XPENDING reached the end of our pending list
+  std::string recover_after_;              // position in our pending list ("" = its start)
+  std::deque<Planned> plan_;               // pending entries listed, not yet taken back
   std::unordered_set<std::string> batch_;  // the batch being handled
-  size_t batch_size_ = 1;         // grows x2 per finished batch, up to count
-  size_t recover_reading_ = 0;    // entries the outstanding XREADGROUP of the pass asks for
-  std::string recover_reading_id_;  // the first of them
-  uint64_t pass_taken_ = 0;       // this pass: entries handed over again
-  uint64_t pass_poison_ = 0;      // this pass: entries dead-lettered as poison
+  size_t batch_size_ = 1;                  // grows x2 per finished batch, up to count
+  size_t recover_reading_ = 0;             // entries the outstanding XREADGROUP of the pass asks for
+  std::string recover_reading_id_;         // the first of them
+  uint64_t pass_taken_ = 0;                // this pass: entries handed over again
+  uint64_t pass_poison_ = 0;               // this pass: entries dead-lettered as poison
   std::unordered_map<std::string, int> poison_fetch_failures_;  // XRANGE of a poison entry that failed
 
   uint64_t delivered_ = 0;

@@ -127,11 +127,10 @@ void StreamSource::trim() {
           withFloor();
         }
       };
-      const bool sent_pending =
-          acks_.send({"XPENDING", ch_.key, name}, [counted](evh_status s2, const redisReply* p) {
-            const bool known = s2 == EVH_OK && p->type == REDIS_REPLY_ARRAY && p->elements >= 2;
-            counted(known, known ? replyString(p->element[1]) : std::string());
-          });
+      const bool sent_pending = acks_.send({"XPENDING", ch_.key, name}, [counted](evh_status s2, const redisReply* p) {
+        const bool known = s2 == EVH_OK && p->type == REDIS_REPLY_ARRAY && p->elements >= 2;
+        counted(known, known ? replyString(p->element[1]) : std::string());
+      });
       if (!sent_pending) {
         counted(false, {});
       }
@@ -168,17 +167,17 @@ void StreamSource::trimTo(const std::string& floor, long long length) {
       return;
     }
     // The length bound: the oldest `left` entries, but only below the floor.
-    const bool sent = acks_.send(
-        {"XTRIM", ch_.key, "MINID", "~", floor, "LIMIT", std::to_string(std::min(left, kTrimPerCall))},
-               [this, alive](evh_status st, const redisReply* t) {
-                 if (alive.expired() || !*alive.lock()) {
-                   return;
-                 }
-                 if (st == EVH_OK && t->type == REDIS_REPLY_ERROR) {
-                   log::host().warn("stream {}: XTRIM failed: {}", ch_.key, std::string_view(t->str, t->len));
-                 }
-                 trimDone();
-               });
+    const bool sent =
+        acks_.send({"XTRIM", ch_.key, "MINID", "~", floor, "LIMIT", std::to_string(std::min(left, kTrimPerCall))},
+                   [this, alive](evh_status st, const redisReply* t) {
+                     if (alive.expired() || !*alive.lock()) {
+                       return;
+                     }
+                     if (st == EVH_OK && t->type == REDIS_REPLY_ERROR) {
+                       log::host().warn("stream {}: XTRIM failed: {}", ch_.key, std::string_view(t->str, t->len));
+                     }
+                     trimDone();
+                   });
     if (!sent) {
       trimDone();
     }
@@ -187,16 +186,17 @@ void StreamSource::trimTo(const std::string& floor, long long length) {
     byLength(0);
     return;
   }
-  const bool sent = acks_.send({"XTRIM", ch_.key, "MINID", "~", below, "LIMIT", std::to_string(kTrimPerCall)},
-             [this, alive, byLength](evh_status st, const redisReply* t) {
-               if (alive.expired() || !*alive.lock()) {
-                 return;
-               }
-               if (st == EVH_OK && t->type == REDIS_REPLY_ERROR) {
-                 log::host().warn("stream {}: XTRIM failed: {}", ch_.key, std::string_view(t->str, t->len));
-               }
-               byLength(st == EVH_OK && t->type == REDIS_REPLY_INTEGER ? t->integer : 0);
-             });
+  const bool sent =
+      acks_.send({"XTRIM", ch_.key, "MINID", "~", below, "LIMIT", std::to_string(kTrimPerCall)},
+                 [this, alive, byLength](evh_status st, const redisReply* t) {
+                   if (alive.expired() || !*alive.lock()) {
+                     return;
+                   }
+                   if (st == EVH_OK && t->type == REDIS_REPLY_ERROR) {
+                     log::host().warn("stream {}: XTRIM failed: {}", ch_.key, std::string_view(t->str, t->len));
+                   }
+                   byLength(st == EVH_OK && t->type == REDIS_REPLY_INTEGER ? t->integer : 0);
+                 });
   if (!sent) {
     trimDone();
   }

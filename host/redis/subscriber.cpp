@@ -147,9 +147,10 @@ void Subscriber::onRefused(Slot& slot, std::string_view why) {
   const char* command = slot.sub->pattern ? "PSUBSCRIBE" : "SUBSCRIBE";
   if (slot.refusal != why) {
     slot.refusal = std::string(why);
-    log::host().error("redis subscriber ({}): {} {} refused: {}; the other subscriptions stay, and this one is "
-                      "retried with backoff (logged again only if the answer changes)",
-                      conn_.endpoint().describe(), command, slot.sub->redis, slot.refusal);
+    log::host().error(
+        "redis subscriber ({}): {} {} refused: {}; the other subscriptions stay, and this one is "
+        "retried with backoff (logged again only if the answer changes)",
+        conn_.endpoint().describe(), command, slot.sub->redis, slot.refusal);
   } else {
     log::host().debug("redis subscriber ({}): {} {} still refused: {}", conn_.endpoint().describe(), command,
                       slot.sub->redis, slot.refusal);
@@ -222,8 +223,9 @@ void Subscriber::logGap() {
     // subscriber that falls behind: the output buffer it held for us --
     // messages published before the gap began -- is gone too.
     ++cut_offs_;
-    cause = std::string("; Redis closed the connection and accepted the next at once: it likely cut this subscriber "
-                        "off for falling behind (client-output-buffer-limit pubsub, default 32mb 8mb 60") +
+    cause = std::string(
+                "; Redis closed the connection and accepted the next at once: it likely cut this subscriber "
+                "off for falling behind (client-output-buffer-limit pubsub, default 32mb 8mb 60") +
             (paused_when_lost_ ? "; reading was paused" : "") +
             ") and dropped the messages it held for us, published before this gap began, so events were likely "
             "lost beyond it (if so, Redis logged \"scheduled to be closed ASAP for overcoming of output buffer "
@@ -234,8 +236,8 @@ void Subscriber::logGap() {
   cut_off_ = false;
   log::host().log(conn_.repeatingLoss() ? spdlog::level::debug : spdlog::level::warn,
                   "pubsub gap: not subscribed for {} ms (from {} to {} ms since epoch) on {}; "
-                   "messages published then are lost{}",
-                   gap.end_ms - gap.start_ms, gap.start_ms, gap.end_ms, names, cause);
+                  "messages published then are lost{}",
+                  gap.end_ms - gap.start_ms, gap.start_ms, gap.end_ms, names, cause);
   if (on_gap) {
     on_gap(gap);
   }

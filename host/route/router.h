@@ -89,9 +89,9 @@ void Router::build(const config::Channel& ch, Find find) {
     }
   }
   std::sort(t.by_type.begin(), t.by_type.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  t.by_type.erase(std::unique(t.by_type.begin(), t.by_type.end(),
-                              [](const auto& a, const auto& b) { return a.first == b.first; }),
-                  t.by_type.end());
+  t.by_type.erase(
+      std::unique(t.by_type.begin(), t.by_type.end(), [](const auto& a, const auto& b) { return a.first == b.first; }),
+      t.by_type.end());
   tables_.push_back(std::move(t));
 }
 

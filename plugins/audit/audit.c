@@ -72,20 +72,20 @@ typedef struct audit {
    * calls of one instance at once, so these need no lock. */
   audit_buf line;
   audit_copier copier;
-  int rotate_failing;    /* a failed rotation was logged; quiet until one succeeds */
-  uint64_t redacted;     /* totals for the closing summary */
+  int rotate_failing; /* a failed rotation was logged; quiet until one succeeds */
+  uint64_t redacted;  /* totals for the closing summary */
   uint64_t write_errors;
   uint64_t duplicates;
-  audit_seen seen;       /* eventIds of the newest lines */
-  int seen_loaded;       /* the file's tail was read into `seen` */
+  audit_seen seen; /* eventIds of the newest lines */
+  int seen_loaded; /* the file's tail was read into `seen` */
 
   /* The "interval" flusher thread. */
   pthread_t flusher;
   int flusher_started;
   pthread_mutex_t flusher_lock;
   pthread_cond_t flusher_wake;
-  int stopping;             /* guarded by flusher_lock */
-  uint64_t flusher_errors;  /* touched by the flusher only; read after joining it */
+  int stopping;            /* guarded by flusher_lock */
+  uint64_t flusher_errors; /* touched by the flusher only; read after joining it */
 
   /* Stream health: written by handle() (worker) and reply callbacks (loop). */
   pthread_mutex_t stream_lock;
@@ -248,11 +248,16 @@ static int audit_format_line(audit* a, const evh_event* ev, char* err, size_t er
 
 static const char* audit_status_text(evh_status s) {
   switch (s) {
-    case EVH_ERR_UNAVAILABLE: return "Redis unavailable";
-    case EVH_ERR_CANCELLED: return "evhost is stopping";
-    case EVH_ERR_NOMEM: return "out of memory";
-    case EVH_ERR_INVALID: return "invalid request";
-    default: return "request failed";
+    case EVH_ERR_UNAVAILABLE:
+      return "Redis unavailable";
+    case EVH_ERR_CANCELLED:
+      return "evhost is stopping";
+    case EVH_ERR_NOMEM:
+      return "out of memory";
+    case EVH_ERR_INVALID:
+      return "invalid request";
+    default:
+      return "request failed";
   }
 }
 
@@ -380,9 +385,8 @@ static int audit_start_flusher(audit* a) {
     return -1;
   }
   /* A monotonic clock: a wall-clock step must not stall or rush the fsyncs. */
-  rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0 && pthread_cond_init(&a->flusher_wake, &attr) == 0
-           ? 0
-           : -1;
+  rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0 && pthread_cond_init(&a->flusher_wake, &attr) == 0 ? 0
+                                                                                                                 : -1;
   pthread_condattr_destroy(&attr);
   if (rc != 0) {
     return -1;
@@ -562,13 +566,17 @@ static void audit_load_seen(audit* a) {
     return;
   }
   if (audit_seen_load(&a->seen, a->cfg.file, &loaded, &truncated, err, sizeof err) != 0) {
-    audit_log(a, EVH_LOG_WARN, "%s: %zu eventIds remembered; a redelivered event older than them may get a second "
-              "line", err, loaded);
+    audit_log(a, EVH_LOG_WARN,
+              "%s: %zu eventIds remembered; a redelivered event older than them may get a second "
+              "line",
+              err, loaded);
     return;
   }
   if (truncated) {
-    audit_log(a, EVH_LOG_WARN, "read %zu MiB of %s without finding %lld lines: %zu eventIds remembered against "
-              "redeliveries", AUDIT_SEEN_MAX_LOAD_BYTES >> 20, a->cfg.file, (long long)a->cfg.dedup_window, loaded);
+    audit_log(a, EVH_LOG_WARN,
+              "read %zu MiB of %s without finding %lld lines: %zu eventIds remembered against "
+              "redeliveries",
+              AUDIT_SEEN_MAX_LOAD_BYTES >> 20, a->cfg.file, (long long)a->cfg.dedup_window, loaded);
   } else {
     audit_log(a, EVH_LOG_INFO, "remembered the eventIds of the last %zu lines of %s against redeliveries", loaded,
               a->cfg.file);
@@ -618,8 +626,7 @@ static evh_status audit_handle(void* instance, const evh_event* ev, evh_call* ca
   if (note.rotated) {
     a->rotate_failing = 0;
     a->api->metric_add(a->m_rotations, 1);
-    audit_log(a, EVH_LOG_INFO, "rotated audit file %s (keeping %lld older files)", a->cfg.file,
-              (long long)a->cfg.keep);
+    audit_log(a, EVH_LOG_INFO, "rotated audit file %s (keeping %lld older files)", a->cfg.file, (long long)a->cfg.keep);
   }
   if (note.warning[0] != '\0' && !(note.rotate_failed && a->rotate_failing)) {
     audit_log(a, EVH_LOG_ERROR, "%s%s", note.warning,

@@ -3,16 +3,15 @@
  * Appending never fails loudly: on an allocation failure the buffer stops
  * growing and sets `failed`, so code that builds a line with many appends
  * checks once, at the end, instead of after every call. */
-#ifndef AUDIT_BUF_H
-#define AUDIT_BUF_H
+#pragma once
 
 #include <stddef.h>
 
 typedef struct audit_buf {
-  char* data;  /* NUL-terminated whenever cap > 0 (handy for error text) */
+  char* data; /* NUL-terminated whenever cap > 0 (handy for error text) */
   size_t len;
   size_t cap;
-  int failed;  /* an append ran out of memory; the content is incomplete */
+  int failed; /* an append ran out of memory; the content is incomplete */
 } audit_buf;
 
 void audit_buf_init(audit_buf* b);
@@ -23,5 +22,3 @@ void audit_buf_append(audit_buf* b, const char* s, size_t n);
 void audit_buf_putc(audit_buf* b, char c);
 /* Appends a NUL-terminated string. */
 void audit_buf_puts(audit_buf* b, const char* s);
-
-#endif /* AUDIT_BUF_H */

@@ -20,14 +20,18 @@
  * most likely to carry ("never include PII", the plan's security notes). */
 static const char* const audit_default_redact[] = {"metadata.email", "metadata.ip"};
 
-static const char audit_known_keys[] = "file, redact, fsync, fsync_interval_ms, rotate_bytes, keep, stream, dedup_window";
+static const char audit_known_keys[] =
+    "file, redact, fsync, fsync_interval_ms, rotate_bytes, keep, stream, dedup_window";
 static const char audit_known_stream_keys[] = "key, maxlen";
 
 const char* audit_fsync_mode_name(audit_fsync_mode mode) {
   switch (mode) {
-    case AUDIT_FSYNC_ALWAYS: return "always";
-    case AUDIT_FSYNC_INTERVAL: return "interval";
-    case AUDIT_FSYNC_NEVER: return "never";
+    case AUDIT_FSYNC_ALWAYS:
+      return "always";
+    case AUDIT_FSYNC_INTERVAL:
+      return "interval";
+    case AUDIT_FSYNC_NEVER:
+      return "never";
   }
   return "?";
 }

@@ -1,8 +1,7 @@
 /* audit_config: the plugin's settings, parsed from the instance's YAML
  * `config:` block (which evhost hands over as JSON text). docs/plugins/audit.md
  * describes every key. */
-#ifndef AUDIT_CONFIG_H
-#define AUDIT_CONFIG_H
+#pragma once
 
 #include "audit_redact.h"
 
@@ -35,5 +34,3 @@ int audit_config_parse(audit_config* cfg, evh_str json, char* err, size_t errlen
 void audit_config_free(audit_config* cfg);
 
 const char* audit_fsync_mode_name(audit_fsync_mode mode);
-
-#endif /* AUDIT_CONFIG_H */

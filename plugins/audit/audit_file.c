@@ -103,8 +103,7 @@ static int audit_file_reopen(audit_file* f, char* err, size_t errlen) {
   /* A crash in the middle of an earlier write (power loss, say) may have left
    * a last line without its newline: end it, so that the next line starts on
    * a line of its own instead of being glued to the fragment. */
-  if (st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) == 1 && last != '\n' &&
-      audit_write_all(fd, "\n", 1) != 0) {
+  if (st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) == 1 && last != '\n' && audit_write_all(fd, "\n", 1) != 0) {
     snprintf(err, errlen, "cannot write to audit file \"%s\": %s", f->path, strerror(errno));
     close(fd);
     return -1;
@@ -150,8 +149,7 @@ static int audit_file_ensure_open(audit_file* f, audit_append_note* note, char* 
       return 0;
     }
     if (audit_file_retire(f) != 0) {
-      snprintf(note->warning, sizeof note->warning, "fsync of the moved-away audit file failed: %s",
-               strerror(errno));
+      snprintf(note->warning, sizeof note->warning, "fsync of the moved-away audit file failed: %s", strerror(errno));
     }
     note->reopened = 1;
   }
@@ -205,8 +203,8 @@ static int audit_file_rotate(audit_file* f, audit_append_note* note, char* err, 
   free(from);
   free(to);
   if (failed_op != NULL) {
-    snprintf(note->warning, sizeof note->warning, "cannot rotate audit file \"%s\" (%s: %s); writing on to it",
-             f->path, failed_op, strerror(failed_errno));
+    snprintf(note->warning, sizeof note->warning, "cannot rotate audit file \"%s\" (%s: %s); writing on to it", f->path,
+             failed_op, strerror(failed_errno));
     note->rotate_failed = 1;
     return 1;
   }
@@ -250,8 +248,7 @@ int audit_file_open(audit_file* f, const audit_config* cfg, char* err, size_t er
   return 0;
 }
 
-int audit_file_append(audit_file* f, const char* line, size_t len, audit_append_note* note, char* err,
-                      size_t errlen) {
+int audit_file_append(audit_file* f, const char* line, size_t len, audit_append_note* note, char* err, size_t errlen) {
   struct stat st;
   int rc = -1;
   memset(note, 0, sizeof(*note));

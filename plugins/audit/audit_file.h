@@ -3,8 +3,7 @@
  *
  * Every function takes the file's lock, so handle() (on a worker thread) and
  * the interval flusher (its own thread) can share one audit_file. */
-#ifndef AUDIT_FILE_H
-#define AUDIT_FILE_H
+#pragma once
 
 #include "audit_config.h"
 
@@ -46,8 +45,7 @@ int audit_file_open(audit_file* f, const audit_config* cfg, char* err, size_t er
  * file exceed rotate_bytes, and fsyncs it when the mode is "always". On
  * return 0 the line is in the file (and on disk, for "always"). On -1 (reason
  * in err) the file holds no part of it: a partial write is truncated away. */
-int audit_file_append(audit_file* f, const char* line, size_t len, audit_append_note* note, char* err,
-                      size_t errlen);
+int audit_file_append(audit_file* f, const char* line, size_t len, audit_append_note* note, char* err, size_t errlen);
 
 /* For the interval flusher: fsyncs if lines were written since the last
  * fsync. *lines is how many that covered (0: nothing to do). Returns 0, or
@@ -60,5 +58,3 @@ void audit_file_totals(audit_file* f, uint64_t* lines, uint64_t* fsyncs, uint64_
 /* A last fsync (unless the mode is "never"), then closes and frees. Returns
  * 0, or -1 with the reason in err if that fsync failed. */
 int audit_file_close(audit_file* f, char* err, size_t errlen);
-
-#endif /* AUDIT_FILE_H */

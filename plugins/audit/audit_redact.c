@@ -127,8 +127,8 @@ static const char* audit_copy_string(audit_copier* c, audit_buf* out, const char
 /* The recursive copier: one call per value. Validates as it copies, so each
  * byte of the input is looked at once (redacted values are skipped with
  * audit_json_skip, which validates them too). */
-static const char* audit_copy_value(audit_copier* c, audit_buf* out, const char* p, const char* end,
-                                    uint64_t active, size_t seg, unsigned depth_left) {
+static const char* audit_copy_value(audit_copier* c, audit_buf* out, const char* p, const char* end, uint64_t active,
+                                    size_t seg, unsigned depth_left) {
   const char* v;
   p = audit_json_ws(p, end);
   if (p >= end) {

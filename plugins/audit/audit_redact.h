@@ -12,8 +12,7 @@
  *   - a key that itself contains a '.' cannot be named.
  * At most AUDIT_REDACT_MAX paths; one bit each in a uint64_t mask, which is
  * how the copier tracks which paths are still matching at each level. */
-#ifndef AUDIT_REDACT_H
-#define AUDIT_REDACT_H
+#pragma once
 
 #include "audit_buf.h"
 
@@ -26,9 +25,9 @@
 #define AUDIT_REDACTED "\"[redacted]\""
 
 typedef struct audit_redact_path {
-  char* text;     /* the path as configured, NUL-terminated (for messages) */
-  evh_str* segs;  /* its segments, pointing into a second copy owned here */
-  char* storage;  /* that copy */
+  char* text;    /* the path as configured, NUL-terminated (for messages) */
+  evh_str* segs; /* its segments, pointing into a second copy owned here */
+  char* storage; /* that copy */
   size_t nsegs;
 } audit_redact_path;
 
@@ -57,8 +56,8 @@ uint64_t audit_redact_step(const audit_redactor* r, uint64_t active, size_t seg,
 /* Reusable state of the copier (its scratch buffer). */
 typedef struct audit_copier {
   const audit_redactor* r;
-  audit_buf scratch;  /* decoded keys and strings */
-  unsigned redacted;  /* values replaced so far; the caller resets it */
+  audit_buf scratch; /* decoded keys and strings */
+  unsigned redacted; /* values replaced so far; the caller resets it */
 } audit_copier;
 
 void audit_copier_init(audit_copier* c, const audit_redactor* r);
@@ -72,5 +71,3 @@ void audit_copier_free(audit_copier* c);
  * AUDIT_JSON_MAX_DEPTH) or memory ran out (then out->failed is set); out is
  * then incomplete. */
 int audit_copy_redacted(audit_copier* c, audit_buf* out, evh_str value, uint64_t active, size_t seg);
-
-#endif /* AUDIT_REDACT_H */

@@ -16,8 +16,7 @@
  * copy, "<file>.1") before the first line is written, then kept up to date
  * with every line written. THREAD: one at a time (the plugin's handle(),
  * max_concurrency 1). */
-#ifndef AUDIT_SEEN_H
-#define AUDIT_SEEN_H
+#pragma once
 
 #include <stddef.h>
 
@@ -57,5 +56,3 @@ int audit_seen_has(const audit_seen* s, const char* id, size_t len);
  * *truncated when the byte bound stopped the reading early. Returns 0, or -1
  * with the reason in err (the window then holds what was read). */
 int audit_seen_load(audit_seen* s, const char* path, size_t* loaded, int* truncated, char* err, size_t errlen);
-
-#endif /* AUDIT_SEEN_H */

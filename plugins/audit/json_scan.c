@@ -92,12 +92,24 @@ const char* audit_json_string(const char* p, const char* end, audit_buf* out) {
     switch (*p) {
       case '"':
       case '\\':
-      case '/': c = *p; break;
-      case 'b': c = '\b'; break;
-      case 'f': c = '\f'; break;
-      case 'n': c = '\n'; break;
-      case 'r': c = '\r'; break;
-      case 't': c = '\t'; break;
+      case '/':
+        c = *p;
+        break;
+      case 'b':
+        c = '\b';
+        break;
+      case 'f':
+        c = '\f';
+        break;
+      case 'n':
+        c = '\n';
+        break;
+      case 'r':
+        c = '\r';
+        break;
+      case 't':
+        c = '\t';
+        break;
       case 'u': {
         unsigned cp;
         unsigned lo;
@@ -123,7 +135,8 @@ const char* audit_json_string(const char* p, const char* end, audit_buf* out) {
         ++p;
         continue;
       }
-      default: return NULL;
+      default:
+        return NULL;
     }
     if (out != NULL) {
       audit_buf_putc(out, c);
@@ -187,10 +200,14 @@ const char* audit_json_skip(const char* p, const char* end, unsigned depth_left)
     return NULL;
   }
   switch (*p) {
-    case '"': return audit_json_string(p, end, NULL);
-    case 't': return audit_json_literal(p, end, "true");
-    case 'f': return audit_json_literal(p, end, "false");
-    case 'n': return audit_json_literal(p, end, "null");
+    case '"':
+      return audit_json_string(p, end, NULL);
+    case 't':
+      return audit_json_literal(p, end, "true");
+    case 'f':
+      return audit_json_literal(p, end, "false");
+    case 'n':
+      return audit_json_literal(p, end, "null");
     case '{':
     case '[': {
       const int is_object = *p == '{';
@@ -231,7 +248,8 @@ const char* audit_json_skip(const char* p, const char* end, unsigned depth_left)
         p = audit_json_ws(p + 1, end);
       }
     }
-    default: return audit_json_number(p, end);
+    default:
+      return audit_json_number(p, end);
   }
 }
 
@@ -329,8 +347,8 @@ int audit_json_key_is(evh_str token, const char* s, size_t n) {
     return raw_len == n && memcmp(raw, s, n) == 0; /* the common case: nothing escaped */
   }
   audit_buf_init(&decoded);
-  same = audit_json_string(token.ptr, token.ptr + token.len, &decoded) != NULL && !decoded.failed &&
-         decoded.len == n && (n == 0 || memcmp(decoded.data, s, n) == 0);
+  same = audit_json_string(token.ptr, token.ptr + token.len, &decoded) != NULL && !decoded.failed && decoded.len == n &&
+         (n == 0 || memcmp(decoded.data, s, n) == 0);
   audit_buf_free(&decoded);
   return same;
 }
@@ -433,13 +451,27 @@ void audit_json_write_string(audit_buf* out, const char* s, size_t n) {
       break;
     }
     switch (*p) {
-      case '"': audit_buf_append(out, "\\\"", 2); break;
-      case '\\': audit_buf_append(out, "\\\\", 2); break;
-      case '\b': audit_buf_append(out, "\\b", 2); break;
-      case '\f': audit_buf_append(out, "\\f", 2); break;
-      case '\n': audit_buf_append(out, "\\n", 2); break;
-      case '\r': audit_buf_append(out, "\\r", 2); break;
-      case '\t': audit_buf_append(out, "\\t", 2); break;
+      case '"':
+        audit_buf_append(out, "\\\"", 2);
+        break;
+      case '\\':
+        audit_buf_append(out, "\\\\", 2);
+        break;
+      case '\b':
+        audit_buf_append(out, "\\b", 2);
+        break;
+      case '\f':
+        audit_buf_append(out, "\\f", 2);
+        break;
+      case '\n':
+        audit_buf_append(out, "\\n", 2);
+        break;
+      case '\r':
+        audit_buf_append(out, "\\r", 2);
+        break;
+      case '\t':
+        audit_buf_append(out, "\\t", 2);
+        break;
       default:
         if (*p < 0x20u) {
           char esc[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 0x0Fu]};

@@ -9,8 +9,7 @@
  * though evhost hands plugins valid JSON: a reader that trusts its input is
  * the one that crashes on the day the input changes. Nesting is bounded by
  * AUDIT_JSON_MAX_DEPTH so that recursion cannot exhaust a worker's stack. */
-#ifndef AUDIT_JSON_SCAN_H
-#define AUDIT_JSON_SCAN_H
+#pragma once
 
 #include "audit_buf.h"
 
@@ -73,5 +72,3 @@ void audit_json_write_string(audit_buf* out, const char* s, size_t n);
 /* Appends at most `max` bytes of `value`, then "..." if it was longer, for
  * quoting a value in an error message. */
 void audit_json_preview(audit_buf* out, evh_str value, size_t max);
-
-#endif /* AUDIT_JSON_SCAN_H */

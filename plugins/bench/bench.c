@@ -67,7 +67,7 @@ typedef struct bench {
   char* tag_json;   /* the tag as a JSON string, quotes included */
   char* result_key; /* NUL-terminated */
   size_t result_key_len;
-  int64_t work_ns;      /* config work_us, in ns: spun per event */
+  int64_t work_ns; /* config work_us, in ns: spun per event */
 
   /* The current run. `bench`: only the loop thread touches these, no lock;
    * `bench_blocking`: under `lock`. */
@@ -359,12 +359,26 @@ static long bench_json_string(bench_json* j, char* out, size_t cap) {
       }
       c = (unsigned char)*j->p++;
       switch (c) {
-        case '"': case '\\': case '/': enc[0] = (char)c; break;
-        case 'b': enc[0] = '\b'; break;
-        case 'f': enc[0] = '\f'; break;
-        case 'n': enc[0] = '\n'; break;
-        case 'r': enc[0] = '\r'; break;
-        case 't': enc[0] = '\t'; break;
+        case '"':
+        case '\\':
+        case '/':
+          enc[0] = (char)c;
+          break;
+        case 'b':
+          enc[0] = '\b';
+          break;
+        case 'f':
+          enc[0] = '\f';
+          break;
+        case 'n':
+          enc[0] = '\n';
+          break;
+        case 'r':
+          enc[0] = '\r';
+          break;
+        case 't':
+          enc[0] = '\t';
+          break;
         case 'u':
           if (j->end - j->p < 4 || !bench_hex4(j->p, &cp)) {
             return -1;
@@ -403,7 +417,8 @@ static long bench_json_string(bench_json* j, char* out, size_t cap) {
             enc_len = 4;
           }
           break;
-        default: return -1;
+        default:
+          return -1;
       }
     }
     if (n + enc_len >= cap) {
@@ -496,7 +511,8 @@ static int bench_parse_config(const evh_host_api* api, evh_host* host, evh_str c
       bench_json_ws(&j);
       n = bench_json_string(&j, name, sizeof name);
       if (n == -2) {
-        bench_set_error(api, host, "bench: unknown config key \"%.40s...\" (known keys: tag, result_key, work_us)", name);
+        bench_set_error(api, host, "bench: unknown config key \"%.40s...\" (known keys: tag, result_key, work_us)",
+                        name);
         return -1;
       }
       if (n < 0) {
@@ -537,8 +553,7 @@ static int bench_parse_config(const evh_host_api* api, evh_host* host, evh_str c
         }
         n = bench_json_string(&j, dest, cap);
         if (n == -2) {
-          bench_set_error(api, host, "bench: config key \"%s\" is longer than %u bytes", name,
-                          (unsigned)(cap - 1));
+          bench_set_error(api, host, "bench: config key \"%s\" is longer than %u bytes", name, (unsigned)(cap - 1));
           return -1;
         }
         if (n < 0) {

@@ -15,8 +15,7 @@
  *
  * THREADS: none; one histogram is used by one thread at a time.
  * bench_hist_record() does no allocation, no I/O and no locking. */
-#ifndef EVH_BENCH_HISTOGRAM_H
-#define EVH_BENCH_HISTOGRAM_H
+#pragma once
 
 #include <stddef.h>
 #include <stdint.h>
@@ -52,9 +51,9 @@ void bench_hist_record(bench_hist* h, uint64_t value);
 void bench_hist_reset(bench_hist* h);
 
 uint64_t bench_hist_count(const bench_hist* h);
-uint64_t bench_hist_min(const bench_hist* h);  /* 0 when empty */
-uint64_t bench_hist_max(const bench_hist* h);  /* 0 when empty */
-double bench_hist_mean(const bench_hist* h);   /* 0 when empty */
+uint64_t bench_hist_min(const bench_hist* h); /* 0 when empty */
+uint64_t bench_hist_max(const bench_hist* h); /* 0 when empty */
+double bench_hist_mean(const bench_hist* h);  /* 0 when empty */
 
 /* The value at percentile p (0..100; clamped): the smallest bucket at which
  * at least round(p/100 * count) (but at least one) of the values lie,
@@ -71,5 +70,3 @@ uint64_t bench_hist_highest_equivalent(uint64_t value);
 #ifdef __cplusplus
 } /* extern "C" */
 #endif
-
-#endif /* EVH_BENCH_HISTOGRAM_H */

@@ -1,4 +1,5 @@
-// dlq: the bundled dead-letter plugin: keeps entries in a capped Redis list, spooled to a local file while Redis is down.
+// dlq: the bundled dead-letter plugin: keeps entries in a capped Redis list, spooled to a local file while Redis is
+// down.
 //
 // The host hands every dead-lettered event to this plugin as one JSON entry
 // (docs/dlq.md has the format, the config and the guarantees). handle() runs
@@ -119,8 +120,8 @@ void checkSpoolPath(const std::string& file) {
     throw std::invalid_argument("config key \"spool_file\": " + quote(dir) + " is not a folder");
   }
   if (::access(dir.c_str(), W_OK | X_OK) != 0) {
-    throw std::invalid_argument("config key \"spool_file\": folder " + quote(dir) + " is not writable: " +
-                                errnoText(errno));
+    throw std::invalid_argument("config key \"spool_file\": folder " + quote(dir) +
+                                " is not writable: " + errnoText(errno));
   }
   if (::stat(file.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
     throw std::invalid_argument("config key \"spool_file\": " + quote(file) + " exists and is not a regular file");
@@ -406,10 +407,14 @@ struct Answer {
 
 std::string describeSendStatus(evh_status s) {
   switch (s) {
-    case EVH_ERR_UNAVAILABLE: return "redis unavailable";
-    case EVH_ERR_CANCELLED: return "host shutting down";
-    case EVH_ERR_NOMEM: return "out of memory";
-    default: return "redis_command refused (status " + std::to_string(s) + ")";
+    case EVH_ERR_UNAVAILABLE:
+      return "redis unavailable";
+    case EVH_ERR_CANCELLED:
+      return "host shutting down";
+    case EVH_ERR_NOMEM:
+      return "out of memory";
+    default:
+      return "redis_command refused (status " + std::to_string(s) + ")";
   }
 }
 
@@ -537,7 +542,8 @@ class Dlq final : public evh::Plugin {
         a.error = slot.error;
       } else if (i < sent) {
         a.stopped = signal_->stop;
-        a.error = signal_->stop ? "plugin stopping" : "no reply within " + std::to_string(kReplyTimeout.count()) + " ms";
+        a.error =
+            signal_->stop ? "plugin stopping" : "no reply within " + std::to_string(kReplyTimeout.count()) + " ms";
       } else if (i == sent) {
         a.stopped = send_status == EVH_ERR_CANCELLED;
         a.error = describeSendStatus(send_status);
@@ -665,10 +671,9 @@ class Dlq final : public evh::Plugin {
         rewritten = truncateFile(settings_.spool_file, error);
       }
     } else if (pushed > 0 || corrupt > 0) {
-      rewritten = rewriteLines(settings_.spool_file,
-                               std::vector<std::string_view>(lines.begin() + static_cast<std::ptrdiff_t>(pushed),
-                                                             lines.end()),
-                               error);
+      rewritten = rewriteLines(
+          settings_.spool_file,
+          std::vector<std::string_view>(lines.begin() + static_cast<std::ptrdiff_t>(pushed), lines.end()), error);
     }
     if (!rewritten) {
       host().error("cannot rewrite spool file " + settings_.spool_file + " (" + error + "): its " +
@@ -746,8 +751,7 @@ class Dlq final : public evh::Plugin {
     if (!outage_) {
       outage_ = true;
       host().warn("cannot store dead-letter entries in Redis (" + error + "): spooling them to " +
-                  settings_.spool_file + " and retrying every " + std::to_string(settings_.flush_interval_ms) +
-                  " ms");
+                  settings_.spool_file + " and retrying every " + std::to_string(settings_.flush_interval_ms) + " ms");
     }
   }
 

@@ -1,4 +1,5 @@
-// product: JollyJet's product events (the plan's Step 2.2): validation, a log line, cache invalidation, a read model, notifications.
+// product: JollyJet's product events (the plan's Step 2.2): validation, a log line, cache invalidation, a read model,
+// notifications.
 //
 // PRODUCT_CREATED, PRODUCT_UPDATED and PRODUCT_DELETED (the plan's Step 1.1
 // payloads) are validated -- an invalid payload is REJECTed with a message
@@ -184,8 +185,8 @@ std::string isoUtc(int64_t ms) {
     return std::to_string(ms);
   }
   char buf[96];
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(rem));
+  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(rem));
   return buf;
 }
 
@@ -300,10 +301,18 @@ class KeyTemplate {
     std::vector<std::string> parts(1);
     for (const auto& p : pieces_) {
       switch (p.slot) {
-        case Slot::Literal: parts.back() += p.text; break;
-        case Slot::Prefix: parts.back() += prefix; break;
-        case Slot::ProductId: parts.back() += product_id; break;
-        case Slot::Category: parts.emplace_back(); break;
+        case Slot::Literal:
+          parts.back() += p.text;
+          break;
+        case Slot::Prefix:
+          parts.back() += prefix;
+          break;
+        case Slot::ProductId:
+          parts.back() += product_id;
+          break;
+        case Slot::Category:
+          parts.emplace_back();
+          break;
       }
     }
     return parts;
@@ -316,10 +325,18 @@ class KeyTemplate {
     std::string out;
     for (const auto& p : pieces_) {
       switch (p.slot) {
-        case Slot::Literal: out += p.text; break;
-        case Slot::Prefix: out += prefix; break;
-        case Slot::ProductId: out += "{productId}"; break;
-        case Slot::Category: out += "{category}"; break;
+        case Slot::Literal:
+          out += p.text;
+          break;
+        case Slot::Prefix:
+          out += prefix;
+          break;
+        case Slot::ProductId:
+          out += "{productId}";
+          break;
+        case Slot::Category:
+          out += "{category}";
+          break;
       }
     }
     return out;
@@ -434,14 +451,16 @@ Settings parseSettings(std::string_view text) {
   // share a key between products (or between categories) is a mistake.
   using Slot = KeyTemplate::Slot;
   if (!s.product_key.uses(Slot::ProductId) || s.product_key.uses(Slot::Category)) {
-    throw std::invalid_argument("config key \"read_model.product_key\": must contain {productId} and not "
-                                "{category} (a product's category changes), got " +
-                                quote(s.product_key.text()));
+    throw std::invalid_argument(
+        "config key \"read_model.product_key\": must contain {productId} and not "
+        "{category} (a product's category changes), got " +
+        quote(s.product_key.text()));
   }
   if (!s.category_key.uses(Slot::Category) || s.category_key.uses(Slot::ProductId)) {
-    throw std::invalid_argument("config key \"read_model.category_key\": must contain {category} and not "
-                                "{productId} (one set holds the ids of a category), got " +
-                                quote(s.category_key.text()));
+    throw std::invalid_argument(
+        "config key \"read_model.category_key\": must contain {category} and not "
+        "{productId} (one set holds the ids of a category), got " +
+        quote(s.category_key.text()));
   }
   return s;
 }
@@ -452,9 +471,12 @@ enum class Action { Created, Updated, Deleted };
 
 const char* actionName(Action a) {
   switch (a) {
-    case Action::Created: return "created";
-    case Action::Updated: return "updated";
-    case Action::Deleted: return "deleted";
+    case Action::Created:
+      return "created";
+    case Action::Updated:
+      return "updated";
+    case Action::Deleted:
+      return "deleted";
   }
   return "?";
 }
@@ -556,8 +578,8 @@ Change parseChange(const evh::Event& ev) {
       c.name = r.nonEmptyString(p, "name", "payload.name");
       c.price = r.price(p, "price", "payload.price");
       c.category = r.nonEmptyString(p, "category", "payload.category");
-      c.set = {"productId", c.product_id, "name", *c.name, "price", *c.price, "category", *c.category,
-               "createdAt", at,           "updatedAt", at};
+      c.set = {"productId", c.product_id, "name",      *c.name, "price",     *c.price,
+               "category",  *c.category,  "createdAt", at,      "updatedAt", at};
       // Fields beyond the plan's four (stock, description, ...) are kept
       // like the changes of an update, for search and inventory.
       for (const auto& [key, value] : p.items()) {
@@ -609,7 +631,8 @@ Change parseChange(const evh::Event& ev) {
       c.set.insert(c.set.end(), {"updatedAt", at});
       break;
     }
-    case Action::Deleted: break;
+    case Action::Deleted:
+      break;
   }
   return c;
 }
@@ -654,8 +677,8 @@ class Product final : public evh::Plugin {
         deleted_(host.counter("deleted", "PRODUCT_DELETED events applied")),
         rejected_(host.counter("rejected", "events rejected: unsupported type or invalid payload")),
         redis_errors_(host.counter("redis_errors", "Redis errors and failed requests (each answered RETRY)")),
-        already_applied_(host.counter("already_applied",
-                                      "events found already applied by their idempotency mark (answered OK)")),
+        already_applied_(
+            host.counter("already_applied", "events found already applied by their idempotency mark (answered OK)")),
         rng_(std::random_device{}()) {
     std::string caches;
     for (const auto& t : settings_.cache_keys) {
@@ -695,10 +718,14 @@ class Product final : public evh::Plugin {
  private:
   static std::string describeStatus(evh_status s) {
     switch (s) {
-      case EVH_ERR_UNAVAILABLE: return "redis unavailable";
-      case EVH_ERR_CANCELLED: return "host shutting down";
-      case EVH_ERR_NOMEM: return "out of memory";
-      default: return "status " + std::to_string(s);
+      case EVH_ERR_UNAVAILABLE:
+        return "redis unavailable";
+      case EVH_ERR_CANCELLED:
+        return "host shutting down";
+      case EVH_ERR_NOMEM:
+        return "out of memory";
+      default:
+        return "status " + std::to_string(s);
     }
   }
 
@@ -805,9 +832,15 @@ class Product final : public evh::Plugin {
   void finish(const Job& job, const Before& before) {
     const Change& c = job.change;
     switch (c.action) {
-      case Action::Created: created_.add(); break;
-      case Action::Updated: updated_.add(); break;
-      case Action::Deleted: deleted_.add(); break;
+      case Action::Created:
+        created_.add();
+        break;
+      case Action::Updated:
+        updated_.add();
+        break;
+      case Action::Deleted:
+        deleted_.add();
+        break;
     }
     if (host().logEnabled(evh::LogLevel::Info)) {
       std::string line = std::string("product ") + actionName(c.action) + " productId=" + logValue(c.product_id);

@@ -26,8 +26,16 @@ static evh_status hello_handle(void* instance, const evh_event* ev, evh_call* ca
 }
 
 static const evh_plugin_desc hello = {
-    sizeof(evh_plugin_desc), EVH_ABI_VERSION, "hello", "1.0.0", "says hello to every event",
-    0 /* inline; EVH_PLUGIN_BLOCKING to run on workers */, 0, hello_init, hello_handle, NULL,
+    sizeof(evh_plugin_desc),
+    EVH_ABI_VERSION,
+    "hello",
+    "1.0.0",
+    "says hello to every event",
+    0 /* inline; EVH_PLUGIN_BLOCKING to run on workers */,
+    0,
+    hello_init,
+    hello_handle,
+    NULL,
 };
 
 EVH_PLUGIN_EXPORT const evh_plugin_desc* evh_plugin_entry(uint32_t host_abi_version) {

@@ -28,8 +28,8 @@ static evh_status c99_handle(void* instance, const evh_event* ev, evh_call* call
   (void)call;
   return EVH_HAS_FIELD(ev, evh_event, delivery_id) ? EVH_OK : EVH_RETRY;
 }
-static const evh_plugin_desc c99_desc = {sizeof(evh_plugin_desc), EVH_ABI_VERSION, "c99", "1", NULL, 0, 0,
-                                         c99_init, c99_handle, NULL};
+static const evh_plugin_desc c99_desc = {
+    sizeof(evh_plugin_desc), EVH_ABI_VERSION, "c99", "1", NULL, 0, 0, c99_init, c99_handle, NULL};
 
 EVH_PLUGIN_EXPORT const evh_plugin_desc* evh_plugin_entry(uint32_t host_abi_version) {
   (void)host_abi_version;

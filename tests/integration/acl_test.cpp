@@ -15,9 +15,8 @@ class AclTest : public ::testing::Test {
   void SetUp() override {
     // Only test:jollyjet:* channels, only the "seen" key, only the commands
     // evhost and the recorder plugin use.
-    auto r = redis_.command({"ACL", "SETUSER", "evh", "on", ">s3cret", "resetchannels", "&test:jollyjet:*",
-                             "resetkeys", "~seen", "-@all", "+subscribe", "+psubscribe", "+ping", "+publish",
-                             "+rpush", "+auth"});
+    auto r = redis_.command({"ACL", "SETUSER", "evh", "on", ">s3cret", "resetchannels", "&test:jollyjet:*", "resetkeys",
+                             "~seen", "-@all", "+subscribe", "+psubscribe", "+ping", "+publish", "+rpush", "+auth"});
     ASSERT_EQ(r->type, REDIS_REPLY_STATUS) << (r->str ? r->str : "");
   }
 
@@ -123,8 +122,8 @@ channels:
   };
   EXPECT_EQ(numsub("test:jollyjet:p1"), 1);
   EXPECT_EQ(numsub("test:jollyjet:p2"), 0);
-  redis_.command({"PUBLISH", "test:jollyjet:p1",
-                  R"({"eventId":"a1","eventType":"PRODUCT_CREATED","timestamp":1,"payload":{}})"});
+  redis_.command(
+      {"PUBLISH", "test:jollyjet:p1", R"({"eventId":"a1","eventType":"PRODUCT_CREATED","timestamp":1,"payload":{}})"});
   ASSERT_TRUE(eventually([&] { return redis_.command({"LLEN", "seen"})->integer == 1; })) << host.log();
   // Some 2 s of retries (every 200 ms at most) later: still one line, the
   // same two connections, nothing lost.

@@ -29,8 +29,8 @@
 namespace evh::test {
 namespace {
 
-using ::testing::HasSubstr;
 using nlohmann::json;
+using ::testing::HasSubstr;
 
 constexpr const char* kActivityChannel = "test:jollyjet:events:audit";
 constexpr const char* kProductChannel = "test:jollyjet:events:product";
@@ -149,9 +149,7 @@ class AuditTest : public ::testing::Test {
     redis_->command({"PUBLISH", channel, message});
   }
 
-  static void waitSubscribed(const EvhostProcess& host) {
-    ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
-  }
+  static void waitSubscribed(const EvhostProcess& host) { ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log(); }
   static std::string file(const EvhostProcess& host, const std::string& name = "audit.jsonl") {
     return host.dir() + "/" + name;
   }
@@ -475,8 +473,7 @@ TEST_P(AuditFsyncTest, SigkillLosesNoAcknowledgedLine) {
   for (int i = 0; i < kEvents; ++i) {
     publish(kActivityChannel, userActivity(i));
   }
-  ASSERT_TRUE(eventually([&] { return host.countInLog("plugin=audit attempt=1 status=ok") == kEvents; }))
-      << host.log();
+  ASSERT_TRUE(eventually([&] { return host.countInLog("plugin=audit attempt=1 status=ok") == kEvents; })) << host.log();
   host.signal(SIGKILL);
   ASSERT_EQ(host.waitExit(), std::optional<int>(128 + SIGKILL));
 
@@ -510,8 +507,9 @@ TEST_F(AuditTest, SigkillMidBurstKeepsEveryLineTheStreamHasSeen) {
   for (int i = 0; i < kEvents; ++i) {
     publish(kActivityChannel, userActivity(i));
   }
-  ASSERT_TRUE(eventually([&] { return redis_->command({"XLEN", "test:jollyjet:audit"})->integer >= 30; }))
-      << host.log();
+  ASSERT_TRUE(eventually([&] {
+    return redis_->command({"XLEN", "test:jollyjet:audit"})->integer >= 30;
+  })) << host.log();
   host.signal(SIGKILL);
   ASSERT_EQ(host.waitExit(), std::optional<int>(128 + SIGKILL));
 
@@ -609,8 +607,7 @@ TEST_F(AuditTest, StreamGetsEveryLineUnderThePrefixedKey) {
   }
   publish(kProductChannel, R"({"eventId":"p1","eventType":"PRODUCT_DELETED","timestamp":1705314600000,
                                "payload":{"productId":"prod-1"}})");
-  ASSERT_TRUE(eventually([&] { return redis_->command({"XLEN", "test:jollyjet:audit"})->integer == 6; }))
-      << host.log();
+  ASSERT_TRUE(eventually([&] { return redis_->command({"XLEN", "test:jollyjet:audit"})->integer == 6; })) << host.log();
   EXPECT_EQ(redis_->command({"EXISTS", "jollyjet:audit"})->integer, 0) << "the key has the environment prefix";
   auto r = redis_->command({"XRANGE", "test:jollyjet:audit", "-", "+"});
   FileLines f = readLines(file(host));
@@ -645,8 +642,7 @@ TEST_F(AuditTest, StreamIsCappedApproximatelyAtMaxlen) {
     const redisReply* v = r->element[0]->element[1]->element[1];
     return std::string(v->str, v->len);
   };
-  ASSERT_TRUE(eventually([&] { return newest().find("evt-" + pad(kEvents - 1)) != std::string::npos; }))
-      << host.log();
+  ASSERT_TRUE(eventually([&] { return newest().find("evt-" + pad(kEvents - 1)) != std::string::npos; })) << host.log();
   long long len = redis_->command({"XLEN", "test:jollyjet:audit"})->integer;
   EXPECT_GE(len, 10);
   EXPECT_LE(len, 20);  // at most one node beyond maxlen
@@ -736,8 +732,7 @@ TEST_F(AuditRedeliveryTest, WithTheWindowOffARedeliveredEventIsWrittenAgain) {
   ASSERT_TRUE(eventually([&] { return pending() == 0 && hasLines(dir_ + "/audit.jsonl", 5); })) << host.log();
   EXPECT_THAT(host.log(), HasSubstr("no check for redelivered eventIds"));
   stop(host);
-  EXPECT_EQ(eventIds(dir_ + "/audit.jsonl"),
-            (std::vector<std::string>{"evt-a", "evt-a", "evt-b", "evt-c", "evt-d"}));
+  EXPECT_EQ(eventIds(dir_ + "/audit.jsonl"), (std::vector<std::string>{"evt-a", "evt-a", "evt-b", "evt-c", "evt-d"}));
 }
 
 // The window is the newest lines, whoever wrote them: lines written since the
@@ -779,8 +774,7 @@ TEST_F(AuditTest, ABadConfigRefusesToStartWithThePluginsReason) {
       {"{dedup_window: -1}", "init failed: config key \"dedup_window\": must be an integer from 0 to 1000000, got -1"},
       {"{fsync: sometimes}",
        "init failed: config key \"fsync\": must be one of \"always\", \"interval\", \"never\", got \"sometimes\""},
-      {"{redact: [metadata..email]}",
-       "init failed: config key \"redact\": \"metadata..email\" has an empty segment"},
+      {"{redact: [metadata..email]}", "init failed: config key \"redact\": \"metadata..email\" has an empty segment"},
       {"{redact: metadata.email}", "init failed: config key \"redact\": must be a list of paths"},
       {"{keep: -1}", "init failed: config key \"keep\": must be an integer from 0 to 1000, got -1"},
       {"{fsync_interval_ms: 5}",

@@ -12,8 +12,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -89,8 +89,8 @@ TEST(BenchTools, PubSubEveryPluginCountsEveryEventAndReportsOnce) {
   }
   EXPECT_EQ(tags, (std::set<std::string>{"b1", "b2"}));
   // A second run in the same process starts from zero.
-  std::tie(rc, out) = runCommand({kLoadgen, "--port", std::to_string(redis.port()), "--target", kTarget, "--count",
-                                  "500", "--rate", "5000"});
+  std::tie(rc, out) = runCommand(
+      {kLoadgen, "--port", std::to_string(redis.port()), "--target", kTarget, "--count", "500", "--rate", "5000"});
   ASSERT_EQ(rc, 0) << out;
   expectComplete(benchResult(redis), 500);
   expectComplete(benchResult(redis), 500);
@@ -102,8 +102,8 @@ TEST(BenchTools, StreamEntriesAreCountedAndAcknowledged) {
   RedisServer redis;
   EvhostProcess evh(benchConfig(redis.port(), "stream", 1));
   ASSERT_TRUE(evh.waitForLog("created consumer group")) << evh.log();
-  auto [rc, out] = runCommand({kLoadgen, "--port", std::to_string(redis.port()), "--mode", "xadd", "--target",
-                               kTarget, "--count", "5000", "--rate", "50000"});
+  auto [rc, out] = runCommand({kLoadgen, "--port", std::to_string(redis.port()), "--mode", "xadd", "--target", kTarget,
+                               "--count", "5000", "--rate", "50000"});
   ASSERT_EQ(rc, 0) << out;
   expectComplete(benchResult(redis), 5000);
   // Every entry, the sentinel included, is acknowledged (batched XACKs).
@@ -130,8 +130,8 @@ TEST(BenchTools, AGracefulStopUnderLoadAcknowledgesEverythingHandled) {
                     "channels:\n  bench:events:\n    transport: stream\n    stream: {consumer: c1, count: 100}\n"
                     "    routes: [{plugins: [rec]}]\n");
   ASSERT_TRUE(evh.waitForLog("created consumer group")) << evh.log();
-  auto [rc, out] = runCommand({kLoadgen, "--port", std::to_string(redis.port()), "--mode", "xadd", "--target",
-                               kTarget, "--count", "20000", "--batch", "100"});
+  auto [rc, out] = runCommand({kLoadgen, "--port", std::to_string(redis.port()), "--mode", "xadd", "--target", kTarget,
+                               "--count", "20000", "--batch", "100"});
   ASSERT_EQ(rc, 0) << out;
   evh.signal(SIGTERM);  // while it still works through the stream
   EXPECT_EQ(evh.waitExit(), 0) << evh.log();
@@ -169,8 +169,8 @@ TEST(BenchTools, AGracefulStopLeavesAtMostTheLastReadPending) {
                     "channels:\n  bench:events:\n    transport: stream\n    stream: {consumer: c1, count: 100}\n"
                     "    routes: [{plugins: [b]}]\n");
   ASSERT_TRUE(evh.waitForLog("created consumer group")) << evh.log();
-  auto [rc, out] = runCommand({kLoadgen, "--port", std::to_string(redis.port()), "--mode", "xadd", "--target",
-                               kTarget, "--count", "50000", "--batch", "100"});
+  auto [rc, out] = runCommand({kLoadgen, "--port", std::to_string(redis.port()), "--mode", "xadd", "--target", kTarget,
+                               "--count", "50000", "--batch", "100"});
   ASSERT_EQ(rc, 0) << out;
   evh.signal(SIGTERM);
   EXPECT_EQ(evh.waitExit(), 0) << evh.log();
@@ -190,8 +190,8 @@ TEST(BenchTools, ReferenceSubscriberCountsWhatTheLoadGeneratorSent) {
   for (const std::string mode : {"subscribe", "stream"}) {
     SCOPED_TRACE(mode);
     const std::string ready = redis.dir() + "/ready-" + mode;
-    const std::string cmd = kRefSub + " --port " + std::to_string(redis.port()) + " --mode " + mode +
-                            " --target " + kTarget + " --timeout 30 --ready-file " + ready;
+    const std::string cmd = kRefSub + " --port " + std::to_string(redis.port()) + " --mode " + mode + " --target " +
+                            kTarget + " --timeout 30 --ready-file " + ready;
     FILE* sub = popen(cmd.c_str(), "r");
     ASSERT_NE(sub, nullptr);
     ASSERT_TRUE(eventually([&] { return std::filesystem::exists(ready); })) << "evh_ref_sub never got ready";
@@ -227,8 +227,8 @@ TEST(BenchTools, APubSubFloodIntoASlowPluginIsShedWithABoundedBacklog) {
                     "limits: {max_in_flight: 100, max_dead_letter_bytes: 65536}\n");
   ASSERT_TRUE(evh.waitForLog("subscribed to")) << evh.log();
   constexpr int64_t kEvents = 20000;
-  auto [rc, out] = runCommand({kLoadgen, "--port", std::to_string(redis.port()), "--target", kTarget, "--count",
-                               std::to_string(kEvents)});
+  auto [rc, out] = runCommand(
+      {kLoadgen, "--port", std::to_string(redis.port()), "--target", kTarget, "--count", std::to_string(kEvents)});
   ASSERT_EQ(rc, 0) << out;
   // Every event ends up handled or dead-lettered (overloaded), nothing else.
   const std::string dl_path = evh.dir() + "/evhost-dead-letter.jsonl";

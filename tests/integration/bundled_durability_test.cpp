@@ -39,8 +39,10 @@ constexpr auto kGuard = std::chrono::seconds(60);
 
 std::string created(int i) {
   const std::string n = std::to_string(i);
-  return R"({"eventId":"evt-)" + n + R"(","eventType":"PRODUCT_CREATED","timestamp":"2024-01-15T10:30:00.000Z",)"
-         R"("correlationId":"req-)" + n + R"(","payload":{"productId":"p-)" + n + R"(","name":"Product )" + n +
+  return R"({"eventId":"evt-)" + n +
+         R"(","eventType":"PRODUCT_CREATED","timestamp":"2024-01-15T10:30:00.000Z",)"
+         R"("correlationId":"req-)" +
+         n + R"(","payload":{"productId":"p-)" + n + R"(","name":"Product )" + n +
          R"(","price":12.5,"category":"kitchen"}})";
 }
 
@@ -130,8 +132,8 @@ class BundledDurabilityTest : public ::testing::Test {
   std::unique_ptr<EvhostProcess> start() {
     return std::make_unique<EvhostProcess>(
         readFile(std::string(EVH_SOURCE_DIR) + "/config/examples/durable.yaml"), std::vector<std::string>{},
-        std::vector<std::string>{"REDIS_HOST=127.0.0.1", "REDIS_PORT=" + std::to_string(redis_.port()),
-                                 "EVH_ENV=test", "EVH_STATE_DIR=" + state_dir_, "EVH_CONSUMER=evhost-1"});
+        std::vector<std::string>{"REDIS_HOST=127.0.0.1", "REDIS_PORT=" + std::to_string(redis_.port()), "EVH_ENV=test",
+                                 "EVH_STATE_DIR=" + state_dir_, "EVH_CONSUMER=evhost-1"});
   }
 
   RedisServer redis_;
@@ -182,8 +184,7 @@ TEST_F(BundledDurabilityTest, KilledThreeTimesMidFlowEveryEffectOncePerEvent) {
     const long long in_hand = pending();
     host->signal(SIGKILL);
     ASSERT_TRUE(host->waitExit().has_value());
-    std::printf("[   info   ] kill %d at %lld read models, %lld entries pending\n", kill, scard(kCategorySet),
-                in_hand);
+    std::printf("[   info   ] kill %d at %lld read models, %lld entries pending\n", kill, scard(kCategorySet), in_hand);
     host = start();
   }
   publisher.join();

@@ -70,7 +70,8 @@ workers: many
   auto [code, out] = check(path);
   EXPECT_EQ(code, 1);
   EXPECT_THAT(out, HasSubstr(path + ":3: redis.prot: unknown key (did you mean \"port\"?)"));
-  EXPECT_THAT(out, HasSubstr(path + ":10: channels.ch.routes[0].plugins[0]: undefined plugin \"rce\" (did you mean \"rec\"?)"));
+  EXPECT_THAT(
+      out, HasSubstr(path + ":10: channels.ch.routes[0].plugins[0]: undefined plugin \"rce\" (did you mean \"rec\"?)"));
   EXPECT_THAT(out, HasSubstr(path + ":11: workers:"));
 }
 
@@ -126,8 +127,7 @@ TEST_F(CliTest, EvhostRefusesToStartWhenAPluginInitFails) {
 plugins:
   db: {path: init_fails}
 )");
-  auto [code, out] =
-      runCommand({EVH_EVHOST_BIN, "--config", path, "--plugin-dir", EVH_TEST_PLUGIN_DIR});
+  auto [code, out] = runCommand({EVH_EVHOST_BIN, "--config", path, "--plugin-dir", EVH_TEST_PLUGIN_DIR});
   EXPECT_EQ(code, 1);
   EXPECT_THAT(out, HasSubstr("plugin \"db\" (" + std::string(EVH_TEST_PLUGIN_DIR) +
                              "/init_fails.so): init failed: database unreachable at 10.0.0.1:5432"));
@@ -173,8 +173,8 @@ TEST_F(CliTest, PluginInspectTakesAPathRelativeToTheWorkingDirectory) {
   std::filesystem::copy_file(std::string(EVH_TEST_PLUGIN_DIR) + "/ok_cpp.so", dir_ + "/mine.so");
   const std::string up = "../" + std::filesystem::path(dir_).filename().string() + "/mine.so";
   for (const std::string& target : {std::string("./mine.so"), up}) {
-    auto [code, out] = runCommand(
-        {"/bin/sh", "-c", "cd \"$0\" && exec \"$1\" plugin inspect \"$2\"", dir_, EVH_EVHCTL_BIN, target});
+    auto [code, out] =
+        runCommand({"/bin/sh", "-c", "cd \"$0\" && exec \"$1\" plugin inspect \"$2\"", dir_, EVH_EVHCTL_BIN, target});
     EXPECT_EQ(code, 0) << target << ": " << out;
     EXPECT_THAT(out, HasSubstr("path:            " + dir_ + "/mine.so\n")) << target;
     EXPECT_THAT(out, HasSubstr("name:            ok_cpp")) << target;
@@ -193,7 +193,8 @@ TEST_F(CliTest, PluginInspectExplainsRefusals) {
   EXPECT_EQ(code, 1);
   EXPECT_THAT(out, HasSubstr("refused:"));
   EXPECT_THAT(out, HasSubstr("newer than this evhost's ABI 1.0 (upgrade evhost)"));
-  auto [code2, out2] = runCommand({EVH_EVHCTL_BIN, "plugin", "inspect", std::string(EVH_TEST_PLUGIN_DIR) + "/not_elf.so"});
+  auto [code2, out2] =
+      runCommand({EVH_EVHCTL_BIN, "plugin", "inspect", std::string(EVH_TEST_PLUGIN_DIR) + "/not_elf.so"});
   EXPECT_EQ(code2, 1);
   EXPECT_THAT(out2, HasSubstr("not a shared object"));
 }

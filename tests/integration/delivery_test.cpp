@@ -11,15 +11,15 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <set>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace evh::test {
 namespace {
 
-using ::testing::HasSubstr;
 using nlohmann::json;
+using ::testing::HasSubstr;
 
 std::string event(const std::string& id, const std::string& type = "PRODUCT_CREATED") {
   return R"({"eventId":")" + id + R"(","eventType":")" + type +
@@ -52,9 +52,7 @@ class DeliveryTest : public ::testing::Test {
   }
   std::string fallback() const { return dir_ + "/fallback.jsonl"; }
 
-  void publish(const std::string& message) {
-    redis_.command({"PUBLISH", "test:jollyjet:events:product", message});
-  }
+  void publish(const std::string& message) { redis_.command({"PUBLISH", "test:jollyjet:events:product", message}); }
   long long llen(const std::string& key) { return redis_.command({"LLEN", key})->integer; }
   std::vector<std::string> list(const std::string& key) {
     std::vector<std::string> out;
@@ -84,9 +82,7 @@ class DeliveryTest : public ::testing::Test {
     }
     return out;
   }
-  static void waitSubscribed(const EvhostProcess& host) {
-    ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
-  }
+  static void waitSubscribed(const EvhostProcess& host) { ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log(); }
 
   RedisServer redis_;
   std::string dir_;
@@ -100,7 +96,8 @@ TEST_F(DeliveryTest, RetriesOnATimerUntilSuccessWithoutRerunningOthers) {
   EvhostProcess host(config(std::string(R"(
 plugins:
   flaky: {path: recorder, config: {key: flaky, fail_until_attempt: 2}}
-  steady: {path: recorder, config: {key: steady}})") + kDeadRecorder + R"(
+  steady: {path: recorder, config: {key: steady}})") +
+                            kDeadRecorder + R"(
 channels:
   jollyjet:events:product:
     routes:
@@ -110,7 +107,7 @@ channels:
   waitSubscribed(host);
   publish(event("e1"));
   ASSERT_TRUE(eventually([&] { return llen("flaky") == 1; })) << host.log();
-  EXPECT_EQ(llen("steady"), 1);  // succeeded at once and was never called again
+  EXPECT_EQ(llen("steady"), 1);                                // succeeded at once and was never called again
   EXPECT_THAT(list("flaky")[0], HasSubstr("|e1|corr-e1|3|"));  // the third attempt
   EXPECT_EQ(llen("dlq"), 0);
   EXPECT_EQ(host.countInLog("retrying in 100 ms"), 1U) << host.log();  // 100, then 200
@@ -129,7 +126,8 @@ TEST_F(DeliveryTest, RetryDelaysFollowTheBackoffWhileOtherEventsAreServed) {
 retry: {max_attempts: 3, base_delay_ms: 300, multiplier: 2, jitter: none}
 plugins:
   flaky: {path: recorder, config: {key: flaky, fail_until_attempt: 2}}
-  steady: {path: recorder, config: {key: steady}})") + kDeadRecorder + R"(
+  steady: {path: recorder, config: {key: steady}})") +
+                            kDeadRecorder + R"(
 channels:
   jollyjet:events:product:
     routes:
@@ -168,7 +166,8 @@ TEST_F(DeliveryTest, ExhaustedRetriesAreDeadLetteredWithTheirHistory) {
   EvhostProcess host(config(std::string(R"(
 plugins:
   broken: {path: recorder, config: {key: broken, answer: {PRODUCT_CREATED: retry}}}
-  steady: {path: recorder, config: {key: steady}})") + kDeadRecorder + R"(
+  steady: {path: recorder, config: {key: steady}})") +
+                            kDeadRecorder + R"(
 channels:
   jollyjet:events:product:
     routes:
@@ -216,7 +215,8 @@ channels:
 TEST_F(DeliveryTest, UndecodableMessagesAreDeadLetteredWithTheirBytes) {
   EvhostProcess host(config(std::string(R"(
 plugins:
-  rec: {path: recorder, config: {key: rec}})") + kDeadRecorder + R"(
+  rec: {path: recorder, config: {key: rec}})") +
+                            kDeadRecorder + R"(
 channels:
   jollyjet:events:product:
     routes:
@@ -239,7 +239,8 @@ TEST_F(DeliveryTest, CircuitBreakerOpensHoldsEventsAndClosesAfterTrials) {
 circuit_breaker: {threshold: 3, open_ms: 700, half_open_max_calls: 2, max_wait_ms: 30000}
 retry: {max_attempts: 1}
 plugins:
-  fragile: {path: recorder, config: {key: fragile, answer: {FAIL: retry}}})") + kDeadRecorder + R"(
+  fragile: {path: recorder, config: {key: fragile, answer: {FAIL: retry}}})") +
+                            kDeadRecorder + R"(
 channels:
   jollyjet:events:product:
     routes:
@@ -274,7 +275,8 @@ TEST_F(DeliveryTest, EventsWaitingTooLongForAnOpenBreakerAreDeadLettered) {
 circuit_breaker: {threshold: 1, open_ms: 60000, max_wait_ms: 300}
 retry: {max_attempts: 1}
 plugins:
-  fragile: {path: recorder, config: {key: fragile, answer: {FAIL: retry}}})") + kDeadRecorder + R"(
+  fragile: {path: recorder, config: {key: fragile, answer: {FAIL: retry}}})") +
+                            kDeadRecorder + R"(
 channels:
   jollyjet:events:product:
     routes:
@@ -298,7 +300,8 @@ TEST_F(DeliveryTest, EventsWaitingForAnOpenBreakerAreDeadLetteredAtShutdown) {
 circuit_breaker: {threshold: 1, open_ms: 60000, max_wait_ms: 60000}
 retry: {max_attempts: 1}
 plugins:
-  fragile: {path: recorder, config: {key: fragile, answer: {FAIL: retry}}})") + kDeadRecorder + R"(
+  fragile: {path: recorder, config: {key: fragile, answer: {FAIL: retry}}})") +
+                            kDeadRecorder + R"(
 channels:
   jollyjet:events:product:
     routes:
@@ -385,7 +388,8 @@ TEST_F(DeliveryTest, EventsWaitingForARetryAreDeadLetteredAtShutdown) {
   EvhostProcess host(config(std::string(R"(
 retry: {max_attempts: 5, base_delay_ms: 60000, jitter: none}
 plugins:
-  broken: {path: recorder, config: {key: broken, answer: {PRODUCT_CREATED: retry}}})") + kDeadRecorder + R"(
+  broken: {path: recorder, config: {key: broken, answer: {PRODUCT_CREATED: retry}}})") +
+                            kDeadRecorder + R"(
 channels:
   jollyjet:events:product:
     routes:
@@ -433,8 +437,9 @@ channels:
   for (int i = 0; i < kEvents; ++i) {
     durable.command({"PUBLISH", "test:jollyjet:events:product", event("e" + std::to_string(i))});
   }
-  ASSERT_TRUE(eventually([&] { return durable.command({"LLEN", "test:jollyjet:events:dlq"})->integer >= 3; }))
-      << host.log();
+  ASSERT_TRUE(eventually([&] {
+    return durable.command({"LLEN", "test:jollyjet:events:dlq"})->integer >= 3;
+  })) << host.log();
   durable.stop();
   std::this_thread::sleep_for(std::chrono::milliseconds(800));
   durable.restart();

@@ -36,20 +36,23 @@ std::string original(const Spec& s) {
 
 // A dead-letter entry in the host's format.
 std::string entry(const Spec& s) {
-  return R"({"id":")" + s.id + R"(","reason":")" + s.reason + R"(","eventId":")" + s.event_id +
-         R"(","eventType":")" + s.event_type +
+  return R"({"id":")" + s.id + R"(","reason":")" + s.reason + R"(","eventId":")" + s.event_id + R"(","eventType":")" +
+         s.event_type +
          R"(","correlationId":"req-1","channel":"jollyjet:events:product","redisChannel":"test:jollyjet:events:product",)"
-         R"("plugin":")" + s.plugin + R"(","error":{"name":")" + s.reason +
+         R"("plugin":")" +
+         s.plugin + R"(","error":{"name":")" + s.reason +
          R"(","message":"redis down"},"attempts":3,"retryCount":2,"firstAttemptAt":"2026-11-26T18:00:00.000Z",)"
-         R"("lastAttemptAt":"2026-11-26T18:00:03.000Z","timestamp":")" + s.timestamp + R"(","originalEvent":)" +
-         original(s) + "}";
+         R"("lastAttemptAt":"2026-11-26T18:00:03.000Z","timestamp":")" +
+         s.timestamp + R"(","originalEvent":)" + original(s) + "}";
 }
 
 // An undecodable message's entry: no originalEvent, the bytes in "raw".
 std::string invalidEntry(const std::string& id, const std::string& raw_json_string) {
-  return R"({"id":")" + id + R"(","reason":"invalid","eventId":"","eventType":"","channel":"jollyjet:events:product",)"
+  return R"({"id":")" + id +
+         R"(","reason":"invalid","eventId":"","eventType":"","channel":"jollyjet:events:product",)"
          R"("redisChannel":"test:jollyjet:events:product","plugin":"","error":{"name":"invalid","message":"not_json"},)"
-         R"("attempts":0,"retryCount":0,"timestamp":"2026-11-26T18:00:05.000Z","raw":)" + raw_json_string + "}";
+         R"("attempts":0,"retryCount":0,"timestamp":"2026-11-26T18:00:05.000Z","raw":)" +
+         raw_json_string + "}";
 }
 
 const Spec kOne{"dlq-1", "evt-1", "PRODUCT_CREATED", "product", "exhausted", "2026-11-26T18:00:01.000Z"};
@@ -77,8 +80,7 @@ class DlqCliTest : public ::testing::Test {
 
   // The deployment's YAML, as evhost would run it.
   std::string writeConfig(const std::string& name, uint16_t port,
-                          const std::string& dlq_config = R"({key: "jollyjet:events:dlq"})",
-                          bool dead_letter = true) {
+                          const std::string& dlq_config = R"({key: "jollyjet:events:dlq"})", bool dead_letter = true) {
     std::string path = dir_ + "/" + name;
     std::ofstream(path) << "environment: test\n"
                         << "redis: {port: " << port << "}\n"

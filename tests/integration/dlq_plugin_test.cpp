@@ -34,8 +34,7 @@ class RedisServices final : public plugin::HostServices {
   explicit RedisServices(uint16_t port) : port_(port) {}
   ~RedisServices() override { release(EVH_ERR_CANCELLED); }
 
-  evh_status redisCommand(plugin::Instance&, std::vector<std::string> argv, evh_reply_cb cb,
-                          void* user_data) override {
+  evh_status redisCommand(plugin::Instance&, std::vector<std::string> argv, evh_reply_cb cb, void* user_data) override {
     std::unique_lock<std::mutex> lock(mutex_);
     ++commands_;
     if (hold_) {
@@ -176,8 +175,8 @@ class DlqPluginTest : public ::testing::Test {
   // the test's folder. `capture`: collect its log in sink_ -- only while the
   // spool is empty at load, when the flusher logs nothing until a flush
   // (a logger's sinks cannot be changed while another thread logs).
-  plugin::Instance& load(const std::string& extra_config = "", const std::string& prefix = "test:",
-                         bool capture = false) {
+  plugin::Instance& load(const std::string& extra_config = "",
+                         const std::string& prefix = "test:", bool capture = false) {
     std::string json = "{\"spool_file\":\"" + spool_ + "\"" + (extra_config.empty() ? "" : "," + extra_config) + "}";
     config::Plugin p;
     p.name = "dlq";
@@ -347,7 +346,10 @@ TEST_F(DlqPluginTest, HandleFlushesOlderSpooledEntriesBeforeItsOwn) {
 TEST_F(DlqPluginTest, FlushesWhatAnEarlierRunLeftAndDropsATornLine) {
   // A crash in the middle of an append leaves a fragment; the next append
   // starts on a fresh line.
-  std::ofstream(spool_) << entry(1) << "\n" << R"({"id":"dlq-torn","reas)" << "\n" << entry(2) << "\n";
+  std::ofstream(spool_) << entry(1) << "\n"
+                        << R"({"id":"dlq-torn","reas)"
+                        << "\n"
+                        << entry(2) << "\n";
   plugin::Instance& in = load(R"("flush_interval_ms":20)");
   ASSERT_TRUE(eventually([&] { return list().size() == 2; }));
   EXPECT_THAT(list(), ElementsAre(entry(2), entry(1)));

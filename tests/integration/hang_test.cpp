@@ -22,9 +22,9 @@
 namespace evh::test {
 namespace {
 
+using nlohmann::json;
 using ::testing::HasSubstr;
 using ::testing::Not;
-using nlohmann::json;
 
 std::string event(const std::string& id, const std::string& type) {
   return R"({"eventId":")" + id + R"(","eventType":")" + type +
@@ -52,9 +52,7 @@ class HangTest : public ::testing::Test {
   }
   std::string fallback() const { return dir_ + "/fallback.jsonl"; }
 
-  void publish(const std::string& message) {
-    redis_.command({"PUBLISH", "test:jollyjet:events:product", message});
-  }
+  void publish(const std::string& message) { redis_.command({"PUBLISH", "test:jollyjet:events:product", message}); }
   long long llen(const std::string& key) { return redis_.command({"LLEN", key})->integer; }
   // The dead-letter entries the recorder "dead" stored (its payload field).
   std::vector<json> deadLetters() {

@@ -178,8 +178,10 @@ TEST(HostileServerTest, EndlessBulkInTheHandshakeIsAProtocolErrorNotUnboundedMem
   });
   EvhostProcess host(config(server.port(), "  reconnect: {initial_ms: 50, max_ms: 400}\n"), {}, smallQuarantine());
   const std::string where = "127.0.0.1:" + std::to_string(server.port());
-  ASSERT_TRUE(host.waitForLog("redis commands (" + where + "): protocol error: reply larger than 65536 bytes "
-                              "(during the handshake) from " + where))
+  ASSERT_TRUE(host.waitForLog("redis commands (" + where +
+                              "): protocol error: reply larger than 65536 bytes "
+                              "(during the handshake) from " +
+                              where))
       << host.log();
   ASSERT_TRUE(host.waitForLog("redis subscriber (" + where + "): protocol error: reply larger than")) << host.log();
   // It keeps trying, with backoff, and each connection's error is one line.
@@ -195,8 +197,7 @@ TEST(HostileServerTest, EndlessBulkInTheHandshakeIsAProtocolErrorNotUnboundedMem
 TEST(HostileServerTest, HugeFiniteBulkInTheHandshakeIsDroppedEarly) {
   constexpr uint64_t kBulk = 512ULL * 1024 * 1024;  // what Redis allows a value, at most
   FakeServer server([](int fd, const std::atomic<bool>& stop) {
-    if (!FakeServer::readSome(fd, stop).empty() &&
-        FakeServer::writeAll(fd, "$" + std::to_string(kBulk) + "\r\n")) {
+    if (!FakeServer::readSome(fd, stop).empty() && FakeServer::writeAll(fd, "$" + std::to_string(kBulk) + "\r\n")) {
       FakeServer::spew(fd, stop, kBulk);
       FakeServer::writeAll(fd, "\r\n");
     }
@@ -237,8 +238,10 @@ TEST(HostileServerTest, ReplyToNoCommandIsAProtocolErrorNotACrash) {
   });
   EvhostProcess host(config(server.port(), "  reconnect: {initial_ms: 50, max_ms: 400}\n"));
   const std::string where = "127.0.0.1:" + std::to_string(server.port());
-  ASSERT_TRUE(host.waitForLog("redis commands (" + where + "): connection lost: protocol error: a reply to no "
-                              "command from " + where))
+  ASSERT_TRUE(host.waitForLog("redis commands (" + where +
+                              "): connection lost: protocol error: a reply to no "
+                              "command from " +
+                              where))
       << host.log();
   ASSERT_TRUE(eventually([&] { return server.accepted() >= 6; })) << host.log();
   EXPECT_TRUE(host.running()) << host.log();
@@ -268,8 +271,8 @@ TEST(HostileServerTest, FailureRightAfterEachConnectBacksOff) {
         ++subscriber_connections;
         const std::string channel = "test:jollyjet:events:product";
         FakeServer::writeAll(fd, "*3\r\n$9\r\nsubscribe\r\n$" + std::to_string(channel.size()) + "\r\n" + channel +
-                                     "\r\n:1\r\n*3\r\n$7\r\nmessage\r\n$" + std::to_string(channel.size()) +
-                                     "\r\n" + channel + "\r\n$9223372036854775807\r\n");
+                                     "\r\n:1\r\n*3\r\n$7\r\nmessage\r\n$" + std::to_string(channel.size()) + "\r\n" +
+                                     channel + "\r\n$9223372036854775807\r\n");
         FakeServer::spew(fd, stop);
         return;
       }

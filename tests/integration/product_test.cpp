@@ -1,4 +1,5 @@
-// The bundled product plugin in the real evhost against a real redis-server: the plan's event shapes in, Redis state out.
+// The bundled product plugin in the real evhost against a real redis-server: the plan's event shapes in, Redis state
+// out.
 #include "support/evhost_process.h"
 #include "support/redis_server.h"
 
@@ -19,9 +20,9 @@
 namespace evh::test {
 namespace {
 
+using nlohmann::json;
 using ::testing::HasSubstr;
 using ::testing::UnorderedElementsAre;
-using nlohmann::json;
 using OrderedJson = nlohmann::ordered_json;
 
 constexpr const char* kProductChannel = "test:jollyjet:events:product";
@@ -82,8 +83,7 @@ class ProductTest : public ::testing::Test {
       << "dead_letter: {plugin: dead, fallback_file: " << dir_ << "/fallback.jsonl}\n"
       << "plugins:\n"
       << "  product:\n    path: product\n"
-      << (product_config.empty() ? "" : "    config: " + product_config + "\n") << kDeadRecorder
-      << "channels:\n"
+      << (product_config.empty() ? "" : "    config: " + product_config + "\n") << kDeadRecorder << "channels:\n"
       << "  jollyjet:events:product:\n"
       << "    routes:\n"
       << "      - events: " << events << "\n"
@@ -117,9 +117,7 @@ class ProductTest : public ::testing::Test {
     return json::parse(std::string(r->element[2]->str, r->element[2]->len));
   }
 
-  static void waitSubscribed(const EvhostProcess& host) {
-    ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
-  }
+  static void waitSubscribed(const EvhostProcess& host) { ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log(); }
 
   std::map<std::string, std::string> hash(const std::string& key) {
     std::map<std::string, std::string> out;
@@ -257,8 +255,8 @@ TEST_F(ProductTest, UpdatedAppliesChangesMovesTheCategoryAndInvalidatesBothCache
   // An update that keeps the category still invalidates that category's
   // cache (the product in it changed); a null change removes the field.
   setCache({"test:cache:product:p-1", "test:cache:category:garden", "test:cache:category:kitchen"});
-  publish(updated("evt-3", "p-1", {{"name", "Big Mug"}, {"description", nullptr}}, "req-4",
-                  "2024-01-16T09:00:00.000Z"));
+  publish(
+      updated("evt-3", "p-1", {{"name", "Big Mug"}, {"description", nullptr}}, "req-4", "2024-01-16T09:00:00.000Z"));
   n = nextMessage(sub.get());
   EXPECT_EQ(n["payload"], json::parse(R"({"productId":"p-1","action":"updated","name":"Big Mug","category":"garden",
                                           "changedKeys":["name","description"],"sourceEventId":"evt-3"})"));
@@ -285,11 +283,10 @@ TEST_F(ProductTest, UpdateOfAProductNotInTheReadModelCreatesItFromTheChanges) {
   json n = nextMessage(sub.get());
   EXPECT_EQ(n["payload"], json::parse(R"({"productId":"p-9","action":"updated","category":"toys",
                                           "changedKeys":["price","category"],"sourceEventId":"evt-9"})"));
-  EXPECT_EQ(hash("test:jollyjet:product:p-9"), (std::map<std::string, std::string>{
-                                                   {"productId", "p-9"},
-                                                   {"price", "3.25"},
-                                                   {"category", "toys"},
-                                                   {"updatedAt", "2024-01-16T08:00:00.000Z"}}));
+  EXPECT_EQ(
+      hash("test:jollyjet:product:p-9"),
+      (std::map<std::string, std::string>{
+          {"productId", "p-9"}, {"price", "3.25"}, {"category", "toys"}, {"updatedAt", "2024-01-16T08:00:00.000Z"}}));
   EXPECT_THAT(members("test:jollyjet:category:toys"), UnorderedElementsAre("p-9"));
   EXPECT_FALSE(exists("test:cache:product:p-9"));
   EXPECT_FALSE(exists("test:cache:category:toys"));
@@ -401,8 +398,7 @@ TEST_F(ProductTest, InvalidPayloadsAreRejectedNamingTheField) {
       {"c9", envelope("c9", "PRODUCT_CREATED", with("category", OrderedJson::array()), "r"), "payload.category"},
       {"u1", envelope("u1", "PRODUCT_UPDATED", {{"productId", "p-1"}}, "r"), "payload.changes"},
       {"u2", updated("u2", "p-1", OrderedJson::array({"price"})), "payload.changes"},
-      {"u3", envelope("u3", "PRODUCT_UPDATED", {{"productId", "p-1"}, {"changes", "price=3"}}, "r"),
-       "payload.changes"},
+      {"u3", envelope("u3", "PRODUCT_UPDATED", {{"productId", "p-1"}, {"changes", "price=3"}}, "r"), "payload.changes"},
       {"u4", updated("u4", "p-1", {{"price", -0.5}}), "payload.changes.price"},
       {"u5", updated("u5", "p-1", {{"category", 7}}), "payload.changes.category"},
       {"u6", updated("u6", "p-1", {{"productId", "p-2"}}), "payload.changes.productId"},
@@ -439,8 +435,9 @@ TEST_F(ProductTest, InvalidPayloadsAreRejectedNamingTheField) {
 TEST_F(ProductTest, RedisErrorsAreRetriedThenDeadLetteredWithoutHalfWrites) {
   // Two events failing three times each would open the breaker (5 failures)
   // and hold the second event's last attempt: not what this test is about.
-  EvhostProcess host(config("", "retry: {max_attempts: 3, base_delay_ms: 50, jitter: none}\n"
-                                "circuit_breaker: {threshold: 100}\n"));
+  EvhostProcess host(config("",
+                            "retry: {max_attempts: 3, base_delay_ms: 50, jitter: none}\n"
+                            "circuit_breaker: {threshold: 100}\n"));
   waitSubscribed(host);
   // The product's hash key holds a string: the apply step fails with
   // WRONGTYPE on every attempt.
@@ -508,8 +505,8 @@ TEST_F(ProductTest, KeyTemplatesAndTheNotificationChannelComeFromTheConfig) {
   RedisConn sub = subscribe("test:custom:notes");
   publish(created("evt-1", "p-1", "Mug", 12.5, "kitchen"));
   ASSERT_EQ(nextMessage(sub.get())["payload"]["action"], "created");
-  setCache({"test:c:kitchen:p-1", "test:c:garden:p-1", "test:c:all", "shared:kitchen", "shared:garden",
-            "test:c:toys:p-1"});
+  setCache(
+      {"test:c:kitchen:p-1", "test:c:garden:p-1", "test:c:all", "shared:kitchen", "shared:garden", "test:c:toys:p-1"});
   publish(updated("evt-2", "p-1", {{"category", "garden"}}));
   ASSERT_EQ(nextMessage(sub.get())["payload"]["action"], "updated");
   EXPECT_EQ(hash("test:rm:p:p-1")["category"], "garden");
@@ -549,7 +546,8 @@ TEST_F(ProductTest, ABadConfigRefusesToStartNamingTheKey) {
       {"{cache_key: []}", "unknown config key \"cache_key\" (known: cache_keys, read_model, notifications)"},
       {"{read_model: {product: x}}", "unknown config key \"read_model.product\""},
       {"{notifications: {enable: false}}", "unknown config key \"notifications.enable\""},
-      {R"({cache_keys: ["{prefix}cache:{productID}"]})", "config key \"cache_keys[0]\": unknown placeholder {productID}"},
+      {R"({cache_keys: ["{prefix}cache:{productID}"]})",
+       "config key \"cache_keys[0]\": unknown placeholder {productID}"},
       {R"({read_model: {product_key: "{prefix}product"}})", "\"read_model.product_key\": must contain {productId}"},
       {R"({read_model: {category_key: "{prefix}cat"}})", "\"read_model.category_key\": must contain {category}"},
       {"{notifications: {enabled: yes please}}", "\"notifications.enabled\": must be true or false"},

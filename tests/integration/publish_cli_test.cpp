@@ -94,8 +94,9 @@ class PublishCliTest : public ::testing::Test {
   }
   // evhctl publish with stdin from `file`, and `args` after the config.
   std::pair<int, std::string> publishFromStdin(const std::string& file, std::vector<std::string> args) {
-    std::vector<std::string> argv = {"/bin/sh", "-c", "f=$1; shift; exec \"$@\" < \"$f\"", "sh", file,
-                                     EVH_EVHCTL_BIN, "publish", "--config", config_};
+    std::vector<std::string> argv = {"/bin/sh", "-c",       "f=$1; shift; exec \"$@\" < \"$f\"",
+                                     "sh",      file,       EVH_EVHCTL_BIN,
+                                     "publish", "--config", config_};
     argv.insert(argv.end(), args.begin(), args.end());
     return evhctl(argv);
   }
@@ -294,8 +295,8 @@ TEST_F(PublishCliTest, ChannelOfTheOtherTransportOrUnknownIsWarnedAbout) {
 }
 
 TEST_F(PublishCliTest, ConfigComesFromEvhConfigWhenNotGiven) {
-  auto [code, out] = evhctl({"/usr/bin/env", "EVH_CONFIG=" + config_, EVH_EVHCTL_BIN, "publish", "--stream",
-                             "--type", "T", "--payload", "{}"});
+  auto [code, out] = evhctl({"/usr/bin/env", "EVH_CONFIG=" + config_, EVH_EVHCTL_BIN, "publish", "--stream", "--type",
+                             "T", "--payload", "{}"});
   EXPECT_EQ(code, 0) << out;
   EXPECT_EQ(xlen(kOrders), 1);
   auto [code2, out2] =
@@ -322,19 +323,18 @@ TEST_F(PublishCliTest, AuthenticatesAndSelectsTheDatabase) {
 }
 
 TEST_F(PublishCliTest, NoChannelOfThatTransportIsAnError) {
-  std::string only_pubsub = write("pubsub.yaml", "environment: test\nredis: {port: " +
-                                                     std::to_string(redis_.port()) +
+  std::string only_pubsub = write("pubsub.yaml", "environment: test\nredis: {port: " + std::to_string(redis_.port()) +
                                                      "}\nplugins: {rec: {path: recorder}}\n"
                                                      "channels:\n  a: {routes: [{plugins: [rec]}]}\n");
   auto [code, out] = publish({"--stream", "--type", "T", "--payload", "{}"}, only_pubsub);
   EXPECT_EQ(code, 2) << out;
   EXPECT_THAT(out, HasSubstr("has no stream channel (transport: stream): name one with --channel NAME"));
 
-  std::string only_stream = write("stream.yaml", "environment: test\nredis: {port: " +
-                                                     std::to_string(redis_.port()) +
-                                                     "}\nplugins: {rec: {path: recorder}}\n"
-                                                     "channels:\n  \"p*\": {pattern: true, routes: [{plugins: [rec]}]}\n"
-                                                     "  s: {transport: stream, routes: [{plugins: [rec]}]}\n");
+  std::string only_stream =
+      write("stream.yaml", "environment: test\nredis: {port: " + std::to_string(redis_.port()) +
+                               "}\nplugins: {rec: {path: recorder}}\n"
+                               "channels:\n  \"p*\": {pattern: true, routes: [{plugins: [rec]}]}\n"
+                               "  s: {transport: stream, routes: [{plugins: [rec]}]}\n");
   auto [code2, out2] = publish({"--type", "T", "--payload", "{}"}, only_stream);
   EXPECT_EQ(code2, 2) << out2;
   EXPECT_THAT(out2, HasSubstr("has no pubsub channel: name one with --channel NAME"));
@@ -364,9 +364,8 @@ TEST_F(PublishCliTest, BadJsonIsRefusedAndNothingSent) {
   auto [code5, out5] = publish({"--stream", "--payload", R"({"eventId":"x","eventType":"T","payload":{}})"});
   EXPECT_EQ(code5, 1) << out5;
   EXPECT_THAT(out5, HasSubstr(R"(evhost would refuse this message: missing field "timestamp" (reason=missing_field))"));
-  auto [code6, out6] = publish(
-      {"--stream", "--payload",
-       R"({"type":"BATCH","messages":[{"specversion":"1.0","id":"a","type":"T"}]})"});
+  auto [code6, out6] =
+      publish({"--stream", "--payload", R"({"type":"BATCH","messages":[{"specversion":"1.0","id":"a","type":"T"}]})"});
   EXPECT_EQ(code6, 1) << out6;
   EXPECT_THAT(out6, HasSubstr("(BATCH member 0): missing field \"source\""));
 

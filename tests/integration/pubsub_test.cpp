@@ -4,8 +4,8 @@
 #include "support/redis_server.h"
 
 #include <gmock/gmock.h>
-#include <nlohmann/json.hpp>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <signal.h>
 
@@ -103,14 +103,17 @@ channels:
 )"));
   waitSubscribed(host);
   publish("jollyjet:events:product", productCreated("e1", "corr-1"));
-  publish("jollyjet:events:product",
-          R"({"eventId":"e2","eventType":"PRODUCT_UPDATED","timestamp":1705314600000,"payload":{"productId":"p-1","changes":{"price":13}}})");
-  publish("jollyjet:events:product",
-          R"({"eventId":"e3","eventType":"PRODUCT_DELETED","timestamp":"2024-01-15T10:31:00Z","payload":{"productId":"p-1"}})");
+  publish(
+      "jollyjet:events:product",
+      R"({"eventId":"e2","eventType":"PRODUCT_UPDATED","timestamp":1705314600000,"payload":{"productId":"p-1","changes":{"price":13}}})");
+  publish(
+      "jollyjet:events:product",
+      R"({"eventId":"e3","eventType":"PRODUCT_DELETED","timestamp":"2024-01-15T10:31:00Z","payload":{"productId":"p-1"}})");
   publish("jollyjet:events:product",
           R"({"eventId":"e4","eventType":"PRICE_SET","timestamp":"2024-01-15T10:31:00Z","payload":{}})");
-  publish("jollyjet:events:audit",
-          R"({"eventId":"e5","eventType":"USER_ACTIVITY","timestamp":"2024-01-15T10:32:00.000Z","payload":{"userId":"u-1","action":"login","metadata":{"ip":"10.0.0.1"}}})");
+  publish(
+      "jollyjet:events:audit",
+      R"({"eventId":"e5","eventType":"USER_ACTIVITY","timestamp":"2024-01-15T10:32:00.000Z","payload":{"userId":"u-1","action":"login","metadata":{"ip":"10.0.0.1"}}})");
   ASSERT_TRUE(eventually([&] { return llen() == 6; })) << host.log();
 
   std::vector<std::string> a_ids, b_ids;
@@ -217,8 +220,7 @@ channels:
   ASSERT_TRUE(eventually([&] { return llen() == 1; }));
 
   redis_.kill();
-  ASSERT_TRUE(host.waitForLog("redis subscriber (127.0.0.1:" + std::to_string(redis_.port()) +
-                              "): connection lost"))
+  ASSERT_TRUE(host.waitForLog("redis subscriber (127.0.0.1:" + std::to_string(redis_.port()) + "): connection lost"))
       << host.log();
   // Stay down long enough for many reconnect attempts.
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
@@ -284,8 +286,8 @@ channels:
 )"));
   waitSubscribed(host);
   publish("jollyjet:events:product", R"({"type":"BATCH","timestamp":"2024-01-15T10:30:00.000Z","messages":[)" +
-                                         productCreated("b1") + "," + R"({"eventId":"b2"},)" +
-                                         productCreated("b3") + "]}");
+                                         productCreated("b1") + "," + R"({"eventId":"b2"},)" + productCreated("b3") +
+                                         "]}");
   publish("jollyjet:events:product",
           R"({"specversion":"1.0","id":"ce-1","type":"PRODUCT_CREATED","source":"/jollyjet/products",)"
           R"("time":"2024-01-15T10:30:00Z","correlationid":"c-9","data":{"productId":"p-9"}})");

@@ -150,8 +150,9 @@ TEST_F(StreamFaultsTest, ADeadInstancesBacklogIsClaimedWhileEntriesAreFound) {
   }
   auto read = redis_.command({"XREADGROUP", "GROUP", "workers", "dead", "COUNT", "2500", "STREAMS", kStream, ">"});
   ASSERT_EQ(pending(), 2500);
-  EvhostProcess host(config("{path: recorder}", "{group: workers, consumer: alive, block_ms: 200, claim_idle_ms: 1, "
-                                                "claim_interval_ms: 60000, count: 100}"));
+  EvhostProcess host(config("{path: recorder}",
+                            "{group: workers, consumer: alive, block_ms: 200, claim_idle_ms: 1, "
+                            "claim_interval_ms: 60000, count: 100}"));
   // The claim tick runs once a minute: a new instance claims at once, and
   // all of it must go in that round, claiming on while XAUTOCLAIM's cursor
   // finds more.
@@ -181,8 +182,8 @@ TEST_F(StreamFaultsTest, TrimmingCostsAFewCheapCommandsAndSparesEveryGroupsPendi
     redis_.command({"XACK", kStream, "other", ids[static_cast<size_t>(i)]});
   }
   redis_.command({"CONFIG", "RESETSTAT"});
-  EvhostProcess host(
-      config("{path: recorder}", "{group: workers, consumer: c1, block_ms: 200, trim_maxlen: 100, trim_interval_ms: 100}"));
+  EvhostProcess host(config("{path: recorder}",
+                            "{group: workers, consumer: c1, block_ms: 200, trim_maxlen: 100, trim_interval_ms: 100}"));
   ASSERT_TRUE(eventually([&] { return recorded().size() == 3000 && pending() == 0; }, std::chrono::seconds(60)))
       << host.log();
   ASSERT_TRUE(eventually([&] { return commandCalls("xtrim") >= 3; })) << host.log();

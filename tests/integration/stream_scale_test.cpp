@@ -59,8 +59,7 @@ ReplyPtr run(redisContext* c, const std::vector<std::string>& argv) {
     ptrs.push_back(a.data());
     lens.push_back(a.size());
   }
-  ReplyPtr r(static_cast<redisReply*>(
-      redisCommandArgv(c, static_cast<int>(argv.size()), ptrs.data(), lens.data())));
+  ReplyPtr r(static_cast<redisReply*>(redisCommandArgv(c, static_cast<int>(argv.size()), ptrs.data(), lens.data())));
   if (!r) {
     throw std::runtime_error("redis connection error");
   }
@@ -185,8 +184,8 @@ class StreamScaleTest : public ::testing::Test {
         << logs(hosts);
     auto entries = xadd(0, events);
     ASSERT_EQ(entries.size(), events);
-    ASSERT_TRUE(eventually([&] { return llen("seen") >= static_cast<long long>(events) && pending() == 0; },
-                           kHangGuard))
+    ASSERT_TRUE(
+        eventually([&] { return llen("seen") >= static_cast<long long>(events) && pending() == 0; }, kHangGuard))
         << llen("seen") << " records, " << pending() << " pending\n"
         << logs(hosts);
     // Anything handled twice would show up now.
@@ -218,8 +217,8 @@ class StreamScaleTest : public ::testing::Test {
     }
     EXPECT_EQ(pending(), 0);
     for (size_t i = 0; i < hosts.size(); ++i) {
-      EXPECT_FALSE(std::filesystem::exists(hosts[i]->dir() + "/dead.jsonl")) << "instance " << i + 1
-                                                                             << " dead-lettered events";
+      EXPECT_FALSE(std::filesystem::exists(hosts[i]->dir() + "/dead.jsonl"))
+          << "instance " << i + 1 << " dead-lettered events";
     }
   }
 
@@ -383,8 +382,8 @@ TEST_F(StreamScaleTest, RedisRestartedMidRunLosesNothingAndAcksNothingUnhandled)
     }
   }
   EXPECT_GT(audit.snapshots(), 10U);
-  EXPECT_TRUE(audit.violations().empty()) << audit.violations().size()
-                                          << " entries acknowledged without a record:" << violations;
+  EXPECT_TRUE(audit.violations().empty())
+      << audit.violations().size() << " entries acknowledged without a record:" << violations;
 
   size_t total = records().size();
   std::printf("[   info   ] %zu records for 3000 events (%zu duplicates: at least once), %zu snapshots audited\n",
@@ -438,10 +437,10 @@ TEST_F(StreamScaleTest, AnAckLostWhileOnlyTheCommandConnectionIsDownIsRecovered)
   EXPECT_TRUE(eventually([&] { return pending() == 0; }, kStartGuard))
       << "the entry whose XACK could not be sent is still pending\n"
       << host.log();
-  std::printf("[   info   ] acknowledged %lld ms after its XACK was lost\n",
-              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                         std::chrono::steady_clock::now() - lost_at)
-                                         .count()));
+  std::printf(
+      "[   info   ] acknowledged %lld ms after its XACK was lost\n",
+      static_cast<long long>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - lost_at).count()));
   EXPECT_FALSE(std::filesystem::exists(host.dir() + "/dead.jsonl")) << host.log();
 }
 

@@ -128,7 +128,8 @@ TEST_F(StreamTest, AnEntryIsAckedOnlyAfterItsHandlerFinished) {
 }
 
 TEST_F(StreamTest, ReadingPausesAtMaxInFlight) {
-  EvhostProcess host(config("{path: slow_recorder, config: {key: slow, sleep_ms: 50}}", "limits: {max_in_flight: 2}\n"));
+  EvhostProcess host(
+      config("{path: slow_recorder, config: {key: slow, sleep_ms: 50}}", "limits: {max_in_flight: 2}\n"));
   ASSERT_TRUE(host.waitForLog("stream test:jollyjet:events:orders: group workers")) << host.log();
   for (int i = 0; i < 20; ++i) {
     xadd(event("e" + std::to_string(i)));
@@ -162,8 +163,8 @@ TEST_F(StreamTest, EntriesOfADeadConsumerAreClaimedByAnother) {
     xadd(event("e" + std::to_string(i)));  // before the group exists: it starts at the beginning
   }
   {
-    EvhostProcess dead(config(slow, "", "{group: workers, consumer: dead, block_ms: 200, claim_interval_ms: 0}"),
-                       {}, {"DEBUG_EVENTS=true"});
+    EvhostProcess dead(config(slow, "", "{group: workers, consumer: dead, block_ms: 200, claim_interval_ms: 0}"), {},
+                       {"DEBUG_EVENTS=true"});
     // All five handed to "dead" (one in its handler, four waiting), then it dies.
     ASSERT_TRUE(eventually([&] { return pending() == 5; })) << dead.log();
     dead.signal(SIGKILL);
@@ -181,8 +182,8 @@ TEST_F(StreamTest, EntriesOfADeadConsumerAreClaimedByAnother) {
 TEST_F(StreamTest, APoisonEntryIsDeadLetteredAfterMaxDeliveries) {
   // A handler that never finishes in time: each run is killed while on it.
   const std::string cfg = config("{path: slow_recorder, config: {key: slow, sleep_ms: 60000}}",
-                                 "dead_letter: {fallback_file: " + std::string("/tmp/") +
-                                     "evh-poison-" + std::to_string(redis_.port()) + ".jsonl}\n",
+                                 "dead_letter: {fallback_file: " + std::string("/tmp/") + "evh-poison-" +
+                                     std::to_string(redis_.port()) + ".jsonl}\n",
                                  "{group: workers, consumer: c1, block_ms: 200, max_deliveries: 2}");
   const std::string fallback = "/tmp/evh-poison-" + std::to_string(redis_.port()) + ".jsonl";
   std::remove(fallback.c_str());
@@ -309,8 +310,9 @@ TEST_F(StreamTest, EvhostTrimsEntriesOlderThanTheConfiguredAgeOnceHandled) {
   }
   ASSERT_TRUE(eventually([&] { return llen("seen") == 500; })) << host.log();
   // All handled and older than 300 ms: trimmed (whole nodes at a time).
-  ASSERT_TRUE(eventually([&] { return redis_.command({"XLEN", "test:jollyjet:events:orders"})->integer < 500; }))
-      << host.log();
+  ASSERT_TRUE(eventually([&] {
+    return redis_.command({"XLEN", "test:jollyjet:events:orders"})->integer < 500;
+  })) << host.log();
 }
 
 TEST_F(StreamTest, ADeletedStreamAndGroupAreCreatedAgain) {

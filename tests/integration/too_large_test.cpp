@@ -163,7 +163,11 @@ TEST_F(TooLargeStreamTest, AnEntryOverTheReadersBoundIsRefusedFromItsLengthNever
   send(event("before"));
   send(bigEvent(64 * 1024 * 1024));  // 64 MiB: 64 times the limit, 32 times the item bound
   send(event("after"));
-  ASSERT_TRUE(eventually([&] { return redis_.command({"LLEN", "seen"})->integer == 2; }, std::chrono::seconds(40)))
+  ASSERT_TRUE(eventually(
+      [&] {
+        return redis_.command({"LLEN", "seen"})->integer == 2;
+      },
+      std::chrono::seconds(40)))
       << host.log();
   ASSERT_TRUE(eventually([&] { return deadLetters().size() == 1; })) << host.log();
   const std::string line = deadLetters()[0];

@@ -23,12 +23,16 @@ typedef struct desc_v1_0 {
 } desc_v1_0;
 
 static evh_status t_init(const evh_host_api* api, evh_host* host, evh_str cfg, void** out) {
-  (void)api; (void)host; (void)cfg;
+  (void)api;
+  (void)host;
+  (void)cfg;
   *out = NULL;
   return EVH_OK;
 }
 static evh_status t_handle(void* instance, const evh_event* ev, evh_call* call) {
-  (void)instance; (void)ev; (void)call;
+  (void)instance;
+  (void)ev;
+  (void)call;
   return EVH_OK;
 }
 
@@ -39,8 +43,8 @@ EVH_PLUGIN_EXPORT const evh_plugin_desc* evh_plugin_entry(uint32_t host_abi_vers
   if (guarded == NULL) {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     char* mem = (char*)mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    desc_v1_0 d = {sizeof(desc_v1_0), EVH_ABI_MAKE_VERSION(1, 0), "abi_older_minor", "1.0", NULL, 0, 0,
-                   t_init, t_handle, NULL};
+    desc_v1_0 d = {
+        sizeof(desc_v1_0), EVH_ABI_MAKE_VERSION(1, 0), "abi_older_minor", "1.0", NULL, 0, 0, t_init, t_handle, NULL};
     desc_v1_0* at;
     if (mem == MAP_FAILED) {
       return NULL;

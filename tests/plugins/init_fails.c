@@ -11,11 +11,13 @@ static evh_status t_init(const evh_host_api* api, evh_host* host, evh_str cfg, v
   return EVH_ERR_UNAVAILABLE;
 }
 static evh_status t_handle(void* instance, const evh_event* ev, evh_call* call) {
-  (void)instance; (void)ev; (void)call;
+  (void)instance;
+  (void)ev;
+  (void)call;
   return EVH_OK;
 }
-static const evh_plugin_desc desc = {sizeof(evh_plugin_desc), EVH_ABI_VERSION, "init_fails", "0", NULL, 0, 0,
-                                     t_init, t_handle, NULL};
+static const evh_plugin_desc desc = {
+    sizeof(evh_plugin_desc), EVH_ABI_VERSION, "init_fails", "0", NULL, 0, 0, t_init, t_handle, NULL};
 
 EVH_PLUGIN_EXPORT const evh_plugin_desc* evh_plugin_entry(uint32_t host_abi_version) {
   (void)host_abi_version;

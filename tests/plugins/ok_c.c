@@ -45,8 +45,16 @@ static evh_status ok_handle(void* instance, const evh_event* ev, evh_call* call)
 
 static void ok_shutdown(void* instance) { free(instance); }
 
-static const evh_plugin_desc desc = {sizeof(evh_plugin_desc), EVH_ABI_VERSION, "ok_c", "1.2.3", "test plugin in C",
-                                     0, 0, ok_init, ok_handle, ok_shutdown};
+static const evh_plugin_desc desc = {sizeof(evh_plugin_desc),
+                                     EVH_ABI_VERSION,
+                                     "ok_c",
+                                     "1.2.3",
+                                     "test plugin in C",
+                                     0,
+                                     0,
+                                     ok_init,
+                                     ok_handle,
+                                     ok_shutdown};
 
 EVH_PLUGIN_EXPORT const evh_plugin_desc* evh_plugin_entry(uint32_t host_abi_version) {
   (void)host_abi_version;

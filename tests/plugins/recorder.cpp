@@ -77,23 +77,21 @@ class Recorder final : public evh::Plugin {
       }
     }
     const std::string& tag = mark_redelivered_ && ev.redelivered() ? kRedelivered : tag_;
-    std::string record = tag + "|" + std::string(ev.type()) + "|" + std::string(ev.id()) + "|" +
-                         std::string(ev.correlationId()) + "|" + std::to_string(ev.attempt()) + "|" +
-                         std::string(ev.channel()) + "|" + std::string(ev.redisChannel()) + "|" +
-                         std::string(ev.timestamp()) + "|" + std::to_string(ev.timestampMs()) + "|" +
-                         std::string(ev.payload());
+    std::string record =
+        tag + "|" + std::string(ev.type()) + "|" + std::string(ev.id()) + "|" + std::string(ev.correlationId()) + "|" +
+        std::to_string(ev.attempt()) + "|" + std::string(ev.channel()) + "|" + std::string(ev.redisChannel()) + "|" +
+        std::string(ev.timestamp()) + "|" + std::to_string(ev.timestampMs()) + "|" + std::string(ev.payload());
     evh::Completion done = call.defer();
     if (atomic_ && !ev.idempotencyKey().empty()) {
       // The record and the idempotency mark in one step: exactly once.
       static constexpr const char* kScript =
           "if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then redis.call('RPUSH', KEYS[1], ARGV[1]) end "
           "return 1";
-      evh_status s = host().command({"EVAL", kScript, "2", key_, ev.idempotencyKey(), record,
-                                     std::to_string(ev.idempotencyTtlMs())},
-                                    [done](const evh::Reply& r) {
-                                      done.complete(r.ok() ? evh::Result::ok()
-                                                           : evh::Result::retry("EVAL failed: " + r.describe()));
-                                    });
+      evh_status s = host().command(
+          {"EVAL", kScript, "2", key_, ev.idempotencyKey(), record, std::to_string(ev.idempotencyTtlMs())},
+          [done](const evh::Reply& r) {
+            done.complete(r.ok() ? evh::Result::ok() : evh::Result::retry("EVAL failed: " + r.describe()));
+          });
       return s == EVH_OK ? evh::Result::pending() : evh::Result::retry("redis command refused: " + std::to_string(s));
     }
     evh_status s = host().command({"RPUSH", key_, record}, [done](const evh::Reply& r) {
@@ -110,7 +108,7 @@ class Recorder final : public evh::Plugin {
   std::string tag_;
   int sleep_ms_ = 0;
   uint32_t fail_until_attempt_ = 0;
-  bool atomic_ = false;  // with an idempotent route: mark and record in one EVAL
+  bool atomic_ = false;            // with an idempotent route: mark and record in one EVAL
   bool mark_redelivered_ = false;  // tag "redelivered" for EVH_EVENT_REDELIVERED events
   std::vector<evh::Completion> forgotten_;
   std::map<std::string, std::string> answers_;

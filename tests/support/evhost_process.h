@@ -45,7 +45,6 @@ class EvhostProcess {
 
 // Runs a command to completion, returning {exit code, stdout+stderr};
 // `env` entries ("NAME=value") are added to its environment.
-std::pair<int, std::string> runCommand(const std::vector<std::string>& argv,
-                                       const std::vector<std::string>& env = {});
+std::pair<int, std::string> runCommand(const std::vector<std::string>& argv, const std::vector<std::string>& env = {});
 
 }  // namespace evh::test

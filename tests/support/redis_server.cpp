@@ -61,8 +61,8 @@ RedisServer::~RedisServer() {
 }
 
 bool RedisServer::launch() {
-  std::vector<std::string> args = {"redis-server", "--bind", "127.0.0.1", "--port", std::to_string(port_),
-                                   "--dir", dir_, "--save", "", "--logfile", dir_ + "/redis.log"};
+  std::vector<std::string> args = {"redis-server", "--bind", "127.0.0.1", "--port",    std::to_string(port_), "--dir",
+                                   dir_,           "--save", "",          "--logfile", dir_ + "/redis.log"};
   bool has_appendonly = false;
   for (const auto& a : extra_) {
     has_appendonly = has_appendonly || a == "--appendonly";

@@ -67,8 +67,7 @@ extern "C" {
 
 #define EVH_ABI_MAJOR 1 /* changes on a breaking change only */
 #define EVH_ABI_MINOR 0 /* grows with every append */
-#define EVH_ABI_MAKE_VERSION(major, minor) \
-  ((EVH__CAST(uint32_t, major) << 16) | (EVH__CAST(uint32_t, minor) & 0xFFFFu))
+#define EVH_ABI_MAKE_VERSION(major, minor) ((EVH__CAST(uint32_t, major) << 16) | (EVH__CAST(uint32_t, minor) & 0xFFFFu))
 #define EVH_ABI_VERSION EVH_ABI_MAKE_VERSION(EVH_ABI_MAJOR, EVH_ABI_MINOR)
 #define EVH_ABI_VERSION_MAJOR(v) (EVH__CAST(uint32_t, v) >> 16)
 #define EVH_ABI_VERSION_MINOR(v) (EVH__CAST(uint32_t, v) & 0xFFFFu)
@@ -200,11 +199,11 @@ enum {
 /* A Redis reply, a tree of these.
  * OWNERSHIP: borrowed; valid only during the evh_reply_cb call. */
 typedef struct evh_reply {
-  uint32_t struct_size;                 /* sizeof(evh_reply) as compiled into the host */
-  evh_reply_type type;                  /* EVH_REPLY_* */
-  int64_t integer;                      /* EVH_REPLY_INTEGER */
-  evh_str str;                          /* STRING, STATUS, ERROR; NUL-terminated */
-  size_t elements;                      /* ARRAY: number of elements */
+  uint32_t struct_size;                   /* sizeof(evh_reply) as compiled into the host */
+  evh_reply_type type;                    /* EVH_REPLY_* */
+  int64_t integer;                        /* EVH_REPLY_INTEGER */
+  evh_str str;                            /* STRING, STATUS, ERROR; NUL-terminated */
+  size_t elements;                        /* ARRAY: number of elements */
   const struct evh_reply* const* element; /* ARRAY: elements[0 .. elements-1] */
 } evh_reply;
 
@@ -265,16 +264,14 @@ typedef struct evh_host_api {
    * exactly once with the reply (an integer: the number of receivers).
    * Returns EVH_OK when queued, or an error and then cb is NOT called.
    * THREAD: any; from a worker thread the request is marshalled to the loop. */
-  evh_status (*publish)(evh_host* host, evh_str channel, evh_str message, evh_reply_cb cb,
-                        void* user_data);
+  evh_status (*publish)(evh_host* host, evh_str channel, evh_str message, evh_reply_cb cb, void* user_data);
 
   /* Sends one Redis command (argv[0] is the command name) on the host's
    * command connection. Keys are NOT prefixed: build them yourself from
    * env_prefix(). The argv strings are copied before return. cb as for
    * publish. THREAD: any; from a worker thread the request is marshalled to
    * the loop. */
-  evh_status (*redis_command)(evh_host* host, int32_t argc, const evh_str* argv, evh_reply_cb cb,
-                              void* user_data);
+  evh_status (*redis_command)(evh_host* host, int32_t argc, const evh_str* argv, evh_reply_cb cb, void* user_data);
 
   /* The environment prefix (e.g. "dev:"), NUL-terminated, valid until
    * shutdown() returns. THREAD: any. */
@@ -337,8 +334,7 @@ typedef struct evh_plugin_desc {
    * api->set_error first. On failure shutdown() is not called: free what
    * you allocated before returning.
    * THREAD: loop thread. Must not block for long (it runs at start-up). */
-  evh_status (*init)(const evh_host_api* api, evh_host* host, evh_str config_json,
-                     void** out_instance);
+  evh_status (*init)(const evh_host_api* api, evh_host* host, evh_str config_json, void** out_instance);
 
   /* Handles one event for one route of this instance.
    * Returns EVH_OK (done), EVH_RETRY (transient: retried per policy),

@@ -202,9 +202,7 @@ class Host {
 
   // Publishes on `channel` (environment prefix added by the host).
   evh_status publish(std::string_view channel, std::string_view message, ReplyFn cb = {}) const {
-    return submit(cb, [&](evh_reply_cb fn, void* ud) {
-      return api_->publish(h_, str(channel), str(message), fn, ud);
-    });
+    return submit(cb, [&](evh_reply_cb fn, void* ud) { return api_->publish(h_, str(channel), str(message), fn, ud); });
   }
 
   Metric counter(std::string_view name, std::string_view help = {}) const noexcept {
@@ -395,8 +393,7 @@ evh_status init(const evh_host_api* api, evh_host* h, evh_str config, void** out
   return EVH_ERR_INTERNAL;
 }
 
-inline evh_status finishCall(const evh_host_api* api, Call& call, evh_status status,
-                             std::string_view msg) noexcept {
+inline evh_status finishCall(const evh_host_api* api, Call& call, evh_status status, std::string_view msg) noexcept {
   if (call.deferred()) {
     // The Completion may already be in flight: route this outcome through
     // it (a no-op when it completed first) and answer PENDING.
@@ -437,9 +434,8 @@ inline void shutdown(void* instance) noexcept { delete static_cast<Plugin*>(inst
 template <class T>
 const evh_plugin_desc* descriptor(const char* name, const char* version) noexcept {
   static const evh_plugin_desc desc = {
-      sizeof(evh_plugin_desc), EVH_ABI_VERSION,   name,           version,
-      Description<T>::value,   Flags<T>::value,   MaxConcurrency<T>::value,
-      &init<T>,                &detail::handle,   &detail::shutdown,
+      sizeof(evh_plugin_desc), EVH_ABI_VERSION,          name,     version,         Description<T>::value,
+      Flags<T>::value,         MaxConcurrency<T>::value, &init<T>, &detail::handle, &detail::shutdown,
   };
   return &desc;
 }
@@ -448,8 +444,8 @@ const evh_plugin_desc* descriptor(const char* name, const char* version) noexcep
 }  // namespace evh
 
 // Exports Class as the plugin of this shared object. Use once per plugin.
-#define EVH_PLUGIN(Class, name, version)                                                  \
+#define EVH_PLUGIN(Class, name, version)                                                 \
   EVH_PLUGIN_EXPORT const evh_plugin_desc* evh_plugin_entry(uint32_t host_abi_version) { \
-    (void)host_abi_version;                                                               \
-    return ::evh::detail::descriptor<Class>(name, version);                               \
+    (void)host_abi_version;                                                              \
+    return ::evh::detail::descriptor<Class>(name, version);                              \
   }

@@ -4,11 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
 #include <vector>
-#include <algorithm>
 
 namespace {
 
@@ -48,7 +48,7 @@ TEST_F(Hist, ValuesBelow2048AreExact) {
     bench_hist_record(&h_, v);
   }
   EXPECT_EQ(bench_hist_count(&h_), 2048u);
-  EXPECT_EQ(bench_hist_value_at_percentile(&h_, 50.0), 1023u);   // rank 1024
+  EXPECT_EQ(bench_hist_value_at_percentile(&h_, 50.0), 1023u);  // rank 1024
   EXPECT_EQ(bench_hist_value_at_percentile(&h_, 100.0), 2047u);
   EXPECT_EQ(bench_hist_value_at_percentile(&h_, 0.0), 0u);
 }
@@ -100,8 +100,8 @@ TEST_F(Hist, UniformPercentilesWithin0_1Percent) {
   const struct {
     double p;
     uint64_t want;
-  } cases[] = {{50.0, 50000}, {90.0, 90000}, {99.0, 99000}, {99.9, 99900}, {99.99, 99990}, {10.0, 10000},
-               {1.0, 1000},   {0.1, 100},    {100.0, 100000}};
+  } cases[] = {{50.0, 50000}, {90.0, 90000}, {99.0, 99000}, {99.9, 99900},  {99.99, 99990},
+               {10.0, 10000}, {1.0, 1000},   {0.1, 100},    {100.0, 100000}};
   for (const auto& c : cases) {
     const uint64_t got = bench_hist_value_at_percentile(&h_, c.p);
     EXPECT_LE(rel(got, c.want), kMaxRelError) << "p" << c.p << ": got " << got << ", want ~" << c.want;

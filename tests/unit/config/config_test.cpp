@@ -63,9 +63,7 @@ TEST_F(RedisUrlTest, LastAtSignEndsTheUserInfo) {
   EXPECT_EQ(redis_.host, "h");
 }
 
-TEST_F(RedisUrlTest, SchemeIsCaseInsensitive) {
-  EXPECT_TRUE(parse("REDIS://h")) << error_;
-}
+TEST_F(RedisUrlTest, SchemeIsCaseInsensitive) { EXPECT_TRUE(parse("REDIS://h")) << error_; }
 
 TEST_F(RedisUrlTest, TrailingSlashMeansDbZero) {
   ASSERT_TRUE(parse("redis://h:7000/")) << error_;
@@ -117,19 +115,14 @@ TEST_F(RedisUrlTest, RejectsBadPercentEncoding) {
   EXPECT_EQ(error_, "invalid percent-encoding in the user name");
 }
 
-TEST_F(RedisUrlTest, RejectsQueryStrings) {
-  EXPECT_FALSE(parse("redis://h:6379/0?timeout=5"));
-}
+TEST_F(RedisUrlTest, RejectsQueryStrings) { EXPECT_FALSE(parse("redis://h:6379/0?timeout=5")); }
 
-TEST_F(RedisUrlTest, RejectsUnbracketedIpv6) {
-  EXPECT_FALSE(parse("redis://::1:6379"));
-}
+TEST_F(RedisUrlTest, RejectsUnbracketedIpv6) { EXPECT_FALSE(parse("redis://::1:6379")); }
 
 class OriginTest : public ::testing::Test {};
 
 TEST_F(OriginTest, DescribesFileLineAndKey) {
-  EXPECT_EQ((Origin{"cfg.yaml", 12, "channels.x.routes[0]"}).describe(),
-            "cfg.yaml:12: channels.x.routes[0]");
+  EXPECT_EQ((Origin{"cfg.yaml", 12, "channels.x.routes[0]"}).describe(), "cfg.yaml:12: channels.x.routes[0]");
   EXPECT_EQ((Origin{"cfg.yaml", 0, ""}).describe(), "cfg.yaml");
 }
 

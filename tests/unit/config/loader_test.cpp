@@ -168,11 +168,9 @@ shutdown_timeout_ms: 0
   EXPECT_EQ(product.transport, Transport::PubSub);
   EXPECT_EQ(product.origin.describe(), "cfg.yaml:19: channels.jollyjet:events:product");
   ASSERT_EQ(product.routes.size(), 2U);
-  EXPECT_EQ(product.routes[0].events,
-            (std::vector<std::string>{"PRODUCT_CREATED", "PRODUCT_UPDATED"}));
+  EXPECT_EQ(product.routes[0].events, (std::vector<std::string>{"PRODUCT_CREATED", "PRODUCT_UPDATED"}));
   EXPECT_EQ(product.routes[0].plugins, (std::vector<std::string>{"product", "audit"}));
-  EXPECT_EQ(product.routes[0].origin.describe(),
-            "cfg.yaml:23: channels.jollyjet:events:product.routes[0]");
+  EXPECT_EQ(product.routes[0].origin.describe(), "cfg.yaml:23: channels.jollyjet:events:product.routes[0]");
   EXPECT_TRUE(product.routes[1].events.empty());
   EXPECT_EQ(product.routes[1].plugins, (std::vector<std::string>{"audit"}));
   EXPECT_EQ(product.routes[1].origin.line, 25);
@@ -197,8 +195,7 @@ shutdown_timeout_ms: 0
 TEST_F(LoaderTest, ShippedJollyjetConfigLoadsWhenPresent) {
   // The default deployment must always load with no environment set; it is
   // written by someone else, so the test only runs once it exists.
-  const std::filesystem::path shipped =
-      std::filesystem::path(__FILE__).parent_path() / "../../../config/jollyjet.yaml";
+  const std::filesystem::path shipped = std::filesystem::path(__FILE__).parent_path() / "../../../config/jollyjet.yaml";
   if (!std::filesystem::exists(shipped)) {
     GTEST_SKIP() << shipped << " does not exist yet";
   }
@@ -208,8 +205,7 @@ TEST_F(LoaderTest, ShippedJollyjetConfigLoadsWhenPresent) {
 
 TEST_F(LoaderTest, DocumentedExampleLoads) {
   // docs/config.md's annotated example must stay true.
-  const std::filesystem::path doc =
-      std::filesystem::path(__FILE__).parent_path() / "../../../docs/config.md";
+  const std::filesystem::path doc = std::filesystem::path(__FILE__).parent_path() / "../../../docs/config.md";
   std::ifstream in(doc);
   ASSERT_TRUE(in) << doc;
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -457,8 +453,7 @@ plugins:
   EXPECT_EQ(json["tagged"], "42");
   EXPECT_EQ(json["big"].get<uint64_t>(), 18446744073709551615ULL);
   EXPECT_EQ(json["infinity"], ".inf");
-  EXPECT_EQ(json["nested"],
-            nlohmann::json::parse(R"({"list":[1,"two",{"three":3}],"map":{"a":[]}})"));
+  EXPECT_EQ(json["nested"], nlohmann::json::parse(R"({"list":[1,"two",{"three":3}],"map":{"a":[]}})"));
 }
 
 TEST_F(LoaderTest, ConfigBlockKeepsQuotedNumbersAsStrings) {
@@ -516,8 +511,7 @@ plugins:
 TEST_F(LoaderTest, ConfigBlockWithSelfReferringAliasIsAnError) {
   const LoadResult result = load("plugins: { p: { path: p, config: &a [1, *a] } }");
   ASSERT_EQ(result.errors.size(), 1U) << joined(result.errors);
-  EXPECT_NE(result.errors[0].find("nested deeper than 64 levels"), std::string::npos)
-      << result.errors[0];
+  EXPECT_NE(result.errors[0].find("nested deeper than 64 levels"), std::string::npos) << result.errors[0];
 }
 
 // Nine levels of ten aliases each ("billion laughs"): 10^9 values written in
@@ -575,8 +569,7 @@ class LoaderFileTest : public LoaderTest {
  protected:
   void SetUp() override {
     std::random_device random;
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           ("evh_config_test_" + std::to_string(random()));
+    dir_ = std::filesystem::path(::testing::TempDir()) / ("evh_config_test_" + std::to_string(random()));
     std::filesystem::create_directories(dir_ / "sub");
   }
 
@@ -623,8 +616,7 @@ TEST_F(LoaderFileTest, RelativePathGivesAbsoluteConfigDir) {
   // Relative to the current directory, with a detour, so that the result
   // must be both made absolute and normalised.
   const std::string relative =
-      (std::filesystem::relative(dir_, std::filesystem::current_path()) / "sub/../sub/app.yaml")
-          .string();
+      (std::filesystem::relative(dir_, std::filesystem::current_path()) / "sub/../sub/app.yaml").string();
   ASSERT_TRUE(std::filesystem::path(relative).is_relative()) << relative;
   const LoadResult result = loadFile(relative, env());
   ASSERT_TRUE(result.config) << joined(result.errors);
@@ -639,8 +631,7 @@ TEST_F(LoaderFileTest, ErrorsNameTheFileAsGiven) {
   const std::filesystem::path path = write("bad.yaml", "workers: 0\n");
   const LoadResult result = loadFile(path.string(), env());
   ASSERT_EQ(result.errors.size(), 1U);
-  EXPECT_EQ(result.errors[0],
-            path.string() + ":1: workers: expected an integer in 1..256, got \"0\"");
+  EXPECT_EQ(result.errors[0], path.string() + ":1: workers: expected an integer in 1..256, got \"0\"");
 }
 
 TEST_F(LoaderTest, LoadStringUsesTheFolderOfTheFileName) {
@@ -715,14 +706,13 @@ channels:
     routes:
       - { plugins: [p], event: [X] }
 )");
-  EXPECT_EQ(result.errors,
-            (std::vector<std::string>{
-                "cfg.yaml:1: workrs: unknown key (did you mean \"workers\"?)",
-                "cfg.yaml:3: redis.reconnect.inital_ms: unknown key (did you mean \"initial_ms\"?)",
-                "cfg.yaml:5: plugins.p.confg: unknown key (did you mean \"config\"?)",
-                "cfg.yaml:8: channels.c.patern: unknown key (did you mean \"pattern\"?)",
-                "cfg.yaml:10: channels.c.routes[0].event: unknown key (did you mean \"events\"?)",
-            }))
+  EXPECT_EQ(result.errors, (std::vector<std::string>{
+                               "cfg.yaml:1: workrs: unknown key (did you mean \"workers\"?)",
+                               "cfg.yaml:3: redis.reconnect.inital_ms: unknown key (did you mean \"initial_ms\"?)",
+                               "cfg.yaml:5: plugins.p.confg: unknown key (did you mean \"config\"?)",
+                               "cfg.yaml:8: channels.c.patern: unknown key (did you mean \"pattern\"?)",
+                               "cfg.yaml:10: channels.c.routes[0].event: unknown key (did you mean \"events\"?)",
+                           }))
       << joined(result.errors);
 }
 
@@ -747,8 +737,7 @@ plugins:
 // ---- wrong types and ranges --------------------------------------------------------
 
 TEST_F(LoaderTest, MapWhereScalarExpectedIsAnError) {
-  expectError("redis:\n  host: { name: x }\n",
-              "cfg.yaml:2: redis.host: expected a string, got a map");
+  expectError("redis:\n  host: { name: x }\n", "cfg.yaml:2: redis.host: expected a string, got a map");
 }
 
 TEST_F(LoaderTest, ScalarWhereMapExpectedIsAnError) {
@@ -778,17 +767,16 @@ redis:
 workers: 257
 limits: { max_json_depth: 1.5 }
 )");
-  EXPECT_EQ(result.errors,
-            (std::vector<std::string>{
-                "cfg.yaml:2: redis.port: expected an integer in 1..65535, got \"70000\"",
-                "cfg.yaml:3: redis.db: expected an integer in 0..2147483647, got \"-1\"",
-                "cfg.yaml:4: redis.connect_timeout_ms: expected an integer in 1..4294967295, got "
-                "\"0\"",
-                "cfg.yaml:5: redis.reconnect.multiplier: expected a number >= 1, got \"0.5\"",
-                "cfg.yaml:6: workers: expected an integer in 1..256, got \"257\"",
-                "cfg.yaml:7: limits.max_json_depth: expected an integer in 1..4294967295, got "
-                "\"1.5\"",
-            }))
+  EXPECT_EQ(result.errors, (std::vector<std::string>{
+                               "cfg.yaml:2: redis.port: expected an integer in 1..65535, got \"70000\"",
+                               "cfg.yaml:3: redis.db: expected an integer in 0..2147483647, got \"-1\"",
+                               "cfg.yaml:4: redis.connect_timeout_ms: expected an integer in 1..4294967295, got "
+                               "\"0\"",
+                               "cfg.yaml:5: redis.reconnect.multiplier: expected a number >= 1, got \"0.5\"",
+                               "cfg.yaml:6: workers: expected an integer in 1..256, got \"257\"",
+                               "cfg.yaml:7: limits.max_json_depth: expected an integer in 1..4294967295, got "
+                               "\"1.5\"",
+                           }))
       << joined(result.errors);
 }
 
@@ -860,8 +848,7 @@ channels:
 }
 
 TEST_F(LoaderTest, PluginWithoutPathIsAnError) {
-  expectError("plugins:\n  p:\n    config: {}\n",
-              "cfg.yaml:2: plugins.p: missing required key \"path\"");
+  expectError("plugins:\n  p:\n    config: {}\n", "cfg.yaml:2: plugins.p: missing required key \"path\"");
 }
 
 TEST_F(LoaderTest, PluginWithEmptyPathIsAnError) {
@@ -875,13 +862,11 @@ TEST_F(LoaderTest, InvalidPluginNameIsAnError) {
 }
 
 TEST_F(LoaderTest, ChannelWithoutRoutesIsAnError) {
-  expectError("channels:\n  c: { pattern: true }\n",
-              "cfg.yaml:2: channels.c: missing required key \"routes\"");
+  expectError("channels:\n  c: { pattern: true }\n", "cfg.yaml:2: channels.c: missing required key \"routes\"");
 }
 
 TEST_F(LoaderTest, ChannelWithEmptyRoutesIsAnError) {
-  expectError("channels:\n  c: { routes: [] }\n",
-              "cfg.yaml:2: channels.c.routes: expected at least one route");
+  expectError("channels:\n  c: { routes: [] }\n", "cfg.yaml:2: channels.c.routes: expected at least one route");
 }
 
 TEST_F(LoaderTest, RouteWithoutPluginsIsAnError) {
@@ -934,20 +919,16 @@ channels:
 
 // Every field of a RetryPolicy, for comparing whole policies.
 std::string describe(const RetryPolicy& p) {
-  const char* jitter = p.jitter == Jitter::None   ? "none"
-                       : p.jitter == Jitter::Full ? "full"
-                                                  : "equal";
-  return "max_attempts=" + std::to_string(p.max_attempts) +
-         " base_delay_ms=" + std::to_string(p.base_delay_ms) +
-         " multiplier=" + std::to_string(p.multiplier) +
-         " max_delay_ms=" + std::to_string(p.max_delay_ms) + " jitter=" + jitter;
+  const char* jitter = p.jitter == Jitter::None ? "none" : p.jitter == Jitter::Full ? "full" : "equal";
+  return "max_attempts=" + std::to_string(p.max_attempts) + " base_delay_ms=" + std::to_string(p.base_delay_ms) +
+         " multiplier=" + std::to_string(p.multiplier) + " max_delay_ms=" + std::to_string(p.max_delay_ms) +
+         " jitter=" + jitter;
 }
 
 std::string describe(const BreakerPolicy& p) {
   return "threshold=" + std::to_string(p.threshold) + " open_ms=" + std::to_string(p.open_ms) +
          " half_open_max_calls=" + std::to_string(p.half_open_max_calls) +
-         " max_wait_ms=" + std::to_string(p.max_wait_ms) +
-         " max_waiting=" + std::to_string(p.max_waiting);
+         " max_wait_ms=" + std::to_string(p.max_wait_ms) + " max_waiting=" + std::to_string(p.max_waiting);
 }
 
 TEST_F(LoaderTest, PoliciesHaveDefaultsWithoutAnyKey) {
@@ -1013,10 +994,8 @@ dead_letter:
 plugins:
   dlq: { path: dlq, timeout_ms: 250 }
 )");
-  EXPECT_EQ(describe(config.retry),
-            "max_attempts=4 base_delay_ms=0 multiplier=1.500000 max_delay_ms=0 jitter=none");
-  EXPECT_EQ(describe(config.breaker),
-            "threshold=1 open_ms=1 half_open_max_calls=2 max_wait_ms=0 max_waiting=0");
+  EXPECT_EQ(describe(config.retry), "max_attempts=4 base_delay_ms=0 multiplier=1.500000 max_delay_ms=0 jitter=none");
+  EXPECT_EQ(describe(config.breaker), "threshold=1 open_ms=1 half_open_max_calls=2 max_wait_ms=0 max_waiting=0");
   EXPECT_EQ(config.dead_letter.plugin, "dlq");
   EXPECT_EQ(config.dead_letter.fallback_file, "/var/lib/evhost/dead.jsonl");
   EXPECT_EQ(config.dead_letter.timeout_ms, 1U);
@@ -1096,19 +1075,18 @@ TEST_F(LoaderTest, InvalidEnvironmentValuesAreErrorsNamingTheVariable) {
           {"CIRCUIT_BREAKER_TIMEOUT", "1.5"}};
   const LoadResult result = load("workers: 0\n");
   EXPECT_FALSE(result.config.has_value());
-  EXPECT_EQ(result.errors,
-            (std::vector<std::string>{
-                // No line: the values are not in the file. They come first.
-                "cfg.yaml: RETRY_MAX_ATTEMPTS: expected an integer in 1..4294967295, got \"x\" "
-                "(environment variable, the default of retry.max_attempts)",
-                "cfg.yaml: RETRY_BASE_DELAY: expected an integer in 0..4294967295, got \"-5\" "
-                "(environment variable, the default of retry.base_delay_ms)",
-                "cfg.yaml: CIRCUIT_BREAKER_THRESHOLD: expected an integer in 1..4294967295, got "
-                "\"0\" (environment variable, the default of circuit_breaker.threshold)",
-                "cfg.yaml: CIRCUIT_BREAKER_TIMEOUT: expected an integer in 1..4294967295, got "
-                "\"1.5\" (environment variable, the default of circuit_breaker.open_ms)",
-                "cfg.yaml:1: workers: expected an integer in 1..256, got \"0\"",
-            }))
+  EXPECT_EQ(result.errors, (std::vector<std::string>{
+                               // No line: the values are not in the file. They come first.
+                               "cfg.yaml: RETRY_MAX_ATTEMPTS: expected an integer in 1..4294967295, got \"x\" "
+                               "(environment variable, the default of retry.max_attempts)",
+                               "cfg.yaml: RETRY_BASE_DELAY: expected an integer in 0..4294967295, got \"-5\" "
+                               "(environment variable, the default of retry.base_delay_ms)",
+                               "cfg.yaml: CIRCUIT_BREAKER_THRESHOLD: expected an integer in 1..4294967295, got "
+                               "\"0\" (environment variable, the default of circuit_breaker.threshold)",
+                               "cfg.yaml: CIRCUIT_BREAKER_TIMEOUT: expected an integer in 1..4294967295, got "
+                               "\"1.5\" (environment variable, the default of circuit_breaker.open_ms)",
+                               "cfg.yaml:1: workers: expected an integer in 1..256, got \"0\"",
+                           }))
       << joined(result.errors);
 }
 
@@ -1150,8 +1128,7 @@ retry:                     # after the routes that inherit from it
   EXPECT_EQ(describe(c[0].retry),
             "max_attempts=5 base_delay_ms=300 multiplier=2.000000 max_delay_ms=30000 jitter=none");
   EXPECT_EQ(describe(c[1].retry), describe(config.retry));
-  EXPECT_EQ(describe(c[2].retry),
-            "max_attempts=4 base_delay_ms=300 multiplier=3.000000 max_delay_ms=900 jitter=full");
+  EXPECT_EQ(describe(c[2].retry), "max_attempts=4 base_delay_ms=300 multiplier=3.000000 max_delay_ms=900 jitter=full");
   ASSERT_EQ(config.channels[1].routes.size(), 1U);
   EXPECT_EQ(describe(config.channels[1].routes[0].retry),
             "max_attempts=1 base_delay_ms=0 multiplier=2.000000 max_delay_ms=30000 jitter=none");
@@ -1217,37 +1194,36 @@ channels:
   c: { routes: [ { plugins: [p], retry: { max_attempts: 0, multiplier: x } } ] }
 )");
   EXPECT_FALSE(result.config.has_value());
-  EXPECT_EQ(result.errors,
-            (std::vector<std::string>{
-                "cfg.yaml:2: retry.max_attempts: expected an integer in 1..4294967295, got \"0\"",
-                "cfg.yaml:3: retry.base_delay_ms: expected an integer in 0..4294967295, got "
-                "\"-1\"",
-                "cfg.yaml:4: retry.multiplier: expected a number >= 1, got \"0.9\"",
-                "cfg.yaml:5: retry.max_delay_ms: expected an integer in 0..4294967295, got "
-                "\"4294967296\"",
-                "cfg.yaml:7: circuit_breaker.threshold: expected an integer in 1..4294967295, got "
-                "\"0\"",
-                "cfg.yaml:8: circuit_breaker.open_ms: expected an integer in 1..4294967295, got "
-                "\"0\"",
-                "cfg.yaml:9: circuit_breaker.half_open_max_calls: expected an integer in "
-                "1..4294967295, got \"0\"",
-                "cfg.yaml:10: circuit_breaker.max_wait_ms: expected an integer in 0..4294967295, "
-                "got \"-1\"",
-                "cfg.yaml:11: circuit_breaker.max_waiting: expected an integer in 0..4294967295, "
-                "got \"lots\"",
-                "cfg.yaml:13: dead_letter.plugin: expected a plugin instance name, got a list",
-                "cfg.yaml:14: dead_letter.fallback_file: must not be empty",
-                "cfg.yaml:15: dead_letter.timeout_ms: expected an integer in 1..4294967295, got "
-                "\"0\"",
-                "cfg.yaml:19: plugins.p.timeout_ms: expected an integer in 0..4294967295, got "
-                "\"-1\"",
-                "cfg.yaml:20: plugins.p.circuit_breaker.threshold: expected an integer in "
-                "1..4294967295, got \"0\"",
-                "cfg.yaml:22: channels.c.routes[0].retry.max_attempts: expected an integer in "
-                "1..4294967295, got \"0\"",
-                "cfg.yaml:22: channels.c.routes[0].retry.multiplier: expected a number >= 1, got "
-                "\"x\"",
-            }))
+  EXPECT_EQ(result.errors, (std::vector<std::string>{
+                               "cfg.yaml:2: retry.max_attempts: expected an integer in 1..4294967295, got \"0\"",
+                               "cfg.yaml:3: retry.base_delay_ms: expected an integer in 0..4294967295, got "
+                               "\"-1\"",
+                               "cfg.yaml:4: retry.multiplier: expected a number >= 1, got \"0.9\"",
+                               "cfg.yaml:5: retry.max_delay_ms: expected an integer in 0..4294967295, got "
+                               "\"4294967296\"",
+                               "cfg.yaml:7: circuit_breaker.threshold: expected an integer in 1..4294967295, got "
+                               "\"0\"",
+                               "cfg.yaml:8: circuit_breaker.open_ms: expected an integer in 1..4294967295, got "
+                               "\"0\"",
+                               "cfg.yaml:9: circuit_breaker.half_open_max_calls: expected an integer in "
+                               "1..4294967295, got \"0\"",
+                               "cfg.yaml:10: circuit_breaker.max_wait_ms: expected an integer in 0..4294967295, "
+                               "got \"-1\"",
+                               "cfg.yaml:11: circuit_breaker.max_waiting: expected an integer in 0..4294967295, "
+                               "got \"lots\"",
+                               "cfg.yaml:13: dead_letter.plugin: expected a plugin instance name, got a list",
+                               "cfg.yaml:14: dead_letter.fallback_file: must not be empty",
+                               "cfg.yaml:15: dead_letter.timeout_ms: expected an integer in 1..4294967295, got "
+                               "\"0\"",
+                               "cfg.yaml:19: plugins.p.timeout_ms: expected an integer in 0..4294967295, got "
+                               "\"-1\"",
+                               "cfg.yaml:20: plugins.p.circuit_breaker.threshold: expected an integer in "
+                               "1..4294967295, got \"0\"",
+                               "cfg.yaml:22: channels.c.routes[0].retry.max_attempts: expected an integer in "
+                               "1..4294967295, got \"0\"",
+                               "cfg.yaml:22: channels.c.routes[0].retry.multiplier: expected a number >= 1, got "
+                               "\"x\"",
+                           }))
       << joined(result.errors);
 }
 
@@ -1259,14 +1235,13 @@ dead_letter: dlq
 plugins: { p: { path: p, circuit_breaker: on } }
 channels: { c: { routes: [ { plugins: [p], retry: 5 } ] } }
 )");
-  EXPECT_EQ(result.errors,
-            (std::vector<std::string>{
-                "cfg.yaml:1: retry: expected a map, got \"3\"",
-                "cfg.yaml:2: circuit_breaker: expected a map, got a list",
-                "cfg.yaml:3: dead_letter: expected a map, got \"dlq\"",
-                "cfg.yaml:4: plugins.p.circuit_breaker: expected a map, got \"on\"",
-                "cfg.yaml:5: channels.c.routes[0].retry: expected a map, got \"5\"",
-            }))
+  EXPECT_EQ(result.errors, (std::vector<std::string>{
+                               "cfg.yaml:1: retry: expected a map, got \"3\"",
+                               "cfg.yaml:2: circuit_breaker: expected a map, got a list",
+                               "cfg.yaml:3: dead_letter: expected a map, got \"dlq\"",
+                               "cfg.yaml:4: plugins.p.circuit_breaker: expected a map, got \"on\"",
+                               "cfg.yaml:5: channels.c.routes[0].retry: expected a map, got \"5\"",
+                           }))
       << joined(result.errors);
 }
 
@@ -1316,15 +1291,14 @@ channels:
       - plugins: [p]
         retry: { max_attempts: 9 }
 )");
-  EXPECT_EQ(result.errors,
-            (std::vector<std::string>{
-                "cfg.yaml:9: channels.c.routes[0].retry.max_delay_ms: must be >= base_delay_ms "
-                "(2000, from retry.base_delay_ms), got 1500",
-                "cfg.yaml:11: channels.c.routes[1].retry.base_delay_ms: must be <= max_delay_ms "
-                "(10000, from retry.max_delay_ms), got 20000",
-                "cfg.yaml:13: channels.c.routes[2].retry.max_delay_ms: must be >= base_delay_ms "
-                "(300), got 200",
-            }))
+  EXPECT_EQ(result.errors, (std::vector<std::string>{
+                               "cfg.yaml:9: channels.c.routes[0].retry.max_delay_ms: must be >= base_delay_ms "
+                               "(2000, from retry.base_delay_ms), got 1500",
+                               "cfg.yaml:11: channels.c.routes[1].retry.base_delay_ms: must be <= max_delay_ms "
+                               "(10000, from retry.max_delay_ms), got 20000",
+                               "cfg.yaml:13: channels.c.routes[2].retry.max_delay_ms: must be >= base_delay_ms "
+                               "(300), got 200",
+                           }))
       << joined(result.errors);
 }
 
@@ -1369,24 +1343,23 @@ channels:
   c: { routes: [ { plugins: [p], retry: { jiter: none } } ] }
 rerty: {}
 )");
-  EXPECT_EQ(result.errors,
-            (std::vector<std::string>{
-                "cfg.yaml:2: retry.max_attempt: unknown key (did you mean \"max_attempts\"?)",
-                "cfg.yaml:3: retry.backoff: unknown key (expected one of: max_attempts, "
-                "base_delay_ms, multiplier, max_delay_ms, jitter)",
-                "cfg.yaml:5: circuit_breaker.treshold: unknown key (did you mean \"threshold\"?)",
-                "cfg.yaml:6: circuit_breaker.open_timeout: unknown key (expected one of: "
-                "threshold, open_ms, half_open_max_calls, max_wait_ms, max_waiting)",
-                "cfg.yaml:8: dead_letter.plugins: unknown key (did you mean \"plugin\"?)",
-                "cfg.yaml:9: dead_letter.fallback: unknown key (expected one of: plugin, "
-                "fallback_file, timeout_ms)",
-                "cfg.yaml:13: plugins.p.timout_ms: unknown key (did you mean \"timeout_ms\"?)",
-                "cfg.yaml:14: plugins.p.circuit_breaker.half_open_max_call: unknown key (did you "
-                "mean \"half_open_max_calls\"?)",
-                "cfg.yaml:16: channels.c.routes[0].retry.jiter: unknown key (did you mean "
-                "\"jitter\"?)",
-                "cfg.yaml:17: rerty: unknown key (did you mean \"retry\"?)",
-            }))
+  EXPECT_EQ(result.errors, (std::vector<std::string>{
+                               "cfg.yaml:2: retry.max_attempt: unknown key (did you mean \"max_attempts\"?)",
+                               "cfg.yaml:3: retry.backoff: unknown key (expected one of: max_attempts, "
+                               "base_delay_ms, multiplier, max_delay_ms, jitter)",
+                               "cfg.yaml:5: circuit_breaker.treshold: unknown key (did you mean \"threshold\"?)",
+                               "cfg.yaml:6: circuit_breaker.open_timeout: unknown key (expected one of: "
+                               "threshold, open_ms, half_open_max_calls, max_wait_ms, max_waiting)",
+                               "cfg.yaml:8: dead_letter.plugins: unknown key (did you mean \"plugin\"?)",
+                               "cfg.yaml:9: dead_letter.fallback: unknown key (expected one of: plugin, "
+                               "fallback_file, timeout_ms)",
+                               "cfg.yaml:13: plugins.p.timout_ms: unknown key (did you mean \"timeout_ms\"?)",
+                               "cfg.yaml:14: plugins.p.circuit_breaker.half_open_max_call: unknown key (did you "
+                               "mean \"half_open_max_calls\"?)",
+                               "cfg.yaml:16: channels.c.routes[0].retry.jiter: unknown key (did you mean "
+                               "\"jitter\"?)",
+                               "cfg.yaml:17: rerty: unknown key (did you mean \"retry\"?)",
+                           }))
       << joined(result.errors);
 }
 
@@ -1440,17 +1413,16 @@ plugins:
 workers: ${WORKERS}
 )");
   EXPECT_FALSE(result.config.has_value());
-  EXPECT_EQ(result.errors,
-            (std::vector<std::string>{
-                "cfg.yaml:5: channels.c.routes[0].plugins[0]: undefined plugin \"missing\" "
-                "(defined: p)",
-                "cfg.yaml:7: redis.port: expected an integer in 1..65535, got \"abc\"",
-                "cfg.yaml:8: redis.hots: unknown key (did you mean \"host\"?)",
-                "cfg.yaml:10: logging.level: expected one of trace, debug, info, warn, error, "
-                "critical, off; got \"loud\"",
-                "cfg.yaml:12: plugins.p: missing required key \"path\"",
-                "cfg.yaml:14: workers: variable \"WORKERS\" is not set and has no default",
-            }))
+  EXPECT_EQ(result.errors, (std::vector<std::string>{
+                               "cfg.yaml:5: channels.c.routes[0].plugins[0]: undefined plugin \"missing\" "
+                               "(defined: p)",
+                               "cfg.yaml:7: redis.port: expected an integer in 1..65535, got \"abc\"",
+                               "cfg.yaml:8: redis.hots: unknown key (did you mean \"host\"?)",
+                               "cfg.yaml:10: logging.level: expected one of trace, debug, info, warn, error, "
+                               "critical, off; got \"loud\"",
+                               "cfg.yaml:12: plugins.p: missing required key \"path\"",
+                               "cfg.yaml:14: workers: variable \"WORKERS\" is not set and has no default",
+                           }))
       << joined(result.errors);
 }
 
@@ -1458,8 +1430,7 @@ TEST_F(LoaderTest, ErrorsStayOnOneLine) {
   const LoadResult result = load("logging:\n  level: |\n    two\n    lines\n");
   ASSERT_EQ(result.errors.size(), 1U);
   EXPECT_EQ(result.errors[0].find('\n'), std::string::npos) << result.errors[0];
-  EXPECT_NE(result.errors[0].find("got \"two\\nlines\\n\""), std::string::npos)
-      << result.errors[0];
+  EXPECT_NE(result.errors[0].find("got \"two\\nlines\\n\""), std::string::npos) << result.errors[0];
 }
 
 }  // namespace
@@ -1496,7 +1467,8 @@ channels:
 }
 
 TEST_F(StreamConfigTest, StreamDefaults) {
-  LoadResult r = load("plugins: {p: {path: x}}\nchannels:\n  orders:\n    transport: stream\n    routes: [{plugins: [p]}]\n");
+  LoadResult r =
+      load("plugins: {p: {path: x}}\nchannels:\n  orders:\n    transport: stream\n    routes: [{plugins: [p]}]\n");
   ASSERT_TRUE(r.errors.empty()) << r.errors[0];
   const StreamOptions& s = r.config->channels[0].stream;
   EXPECT_EQ(s.group, "evhost");
@@ -1507,20 +1479,23 @@ TEST_F(StreamConfigTest, StreamDefaults) {
 
 TEST_F(StreamConfigTest, AStreamCannotBeAPattern) {
   LoadResult r = load(
-      "plugins: {p: {path: x}}\nchannels:\n  \"o:*\":\n    transport: stream\n    pattern: true\n    routes: [{plugins: [p]}]\n");
+      "plugins: {p: {path: x}}\nchannels:\n  \"o:*\":\n    transport: stream\n    pattern: true\n    routes: "
+      "[{plugins: [p]}]\n");
   ASSERT_EQ(r.errors.size(), 1U);
   EXPECT_EQ(r.errors[0], "cfg.yaml:3: channels.o:*.pattern: a stream channel cannot be a pattern");
 }
 
 TEST_F(StreamConfigTest, StreamBlockNeedsTransportStream) {
-  LoadResult r = load("plugins: {p: {path: x}}\nchannels:\n  o:\n    stream: {group: g}\n    routes: [{plugins: [p]}]\n");
+  LoadResult r =
+      load("plugins: {p: {path: x}}\nchannels:\n  o:\n    stream: {group: g}\n    routes: [{plugins: [p]}]\n");
   ASSERT_EQ(r.errors.size(), 1U);
   EXPECT_EQ(r.errors[0], "cfg.yaml:4: channels.o.stream: only for transport: stream");
 }
 
 TEST_F(StreamConfigTest, UnknownStreamKeyHasASuggestion) {
   LoadResult r = load(
-      "plugins: {p: {path: x}}\nchannels:\n  o:\n    transport: stream\n    stream: {gruop: g}\n    routes: [{plugins: [p]}]\n");
+      "plugins: {p: {path: x}}\nchannels:\n  o:\n    transport: stream\n    stream: {gruop: g}\n    routes: [{plugins: "
+      "[p]}]\n");
   ASSERT_EQ(r.errors.size(), 1U);
   EXPECT_NE(r.errors[0].find("channels.o.stream.gruop: unknown key (did you mean \"group\"?)"), std::string::npos)
       << r.errors[0];

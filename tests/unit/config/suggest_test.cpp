@@ -8,8 +8,7 @@ namespace {
 
 class SuggestTest : public ::testing::Test {
  protected:
-  const std::vector<std::string> keys_{"host", "port", "db", "username", "password",
-                                       "connect_timeout_ms"};
+  const std::vector<std::string> keys_{"host", "port", "db", "username", "password", "connect_timeout_ms"};
 };
 
 TEST_F(SuggestTest, SwappedLettersCountAsOneEdit) {
@@ -17,9 +16,7 @@ TEST_F(SuggestTest, SwappedLettersCountAsOneEdit) {
   EXPECT_EQ(closestMatch("hsot", keys_), "host");
 }
 
-TEST_F(SuggestTest, IgnoresCase) {
-  EXPECT_EQ(closestMatch("Port", keys_), "port");
-}
+TEST_F(SuggestTest, IgnoresCase) { EXPECT_EQ(closestMatch("Port", keys_), "port"); }
 
 TEST_F(SuggestTest, AllowsMoreEditsForLongerWords) {
   EXPECT_EQ(closestMatch("passwrd", keys_), "password");
@@ -32,9 +29,7 @@ TEST_F(SuggestTest, SuggestsNothingForShortUnrelatedWords) {
   EXPECT_EQ(closestMatch("colour", keys_), std::nullopt);
 }
 
-TEST_F(SuggestTest, SuggestsNothingWithoutCandidates) {
-  EXPECT_EQ(closestMatch("port", {}), std::nullopt);
-}
+TEST_F(SuggestTest, SuggestsNothingWithoutCandidates) { EXPECT_EQ(closestMatch("port", {}), std::nullopt); }
 
 }  // namespace
 }  // namespace evh::config

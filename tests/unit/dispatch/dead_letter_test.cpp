@@ -30,8 +30,8 @@ TEST(DeadLetterEntry, APrettyPrintedEventBecomesOneLineWithItsStringsIntact) {
       "  \"timestamp\": \"2024-01-15T10:30:00.000Z\",\n"
       "  \"payload\": { \"name\": \"two  spaces \\\" quote\\\\ } {\\n\",\n"
       "               \"z\": [ 1, 2 ,3 ], \"a\": \"caf\\u00e9\" }\n}\n";
-  const DeadLetterEntry e = makeEntry(DeadLetterInfo{"exhausted", "retry", "boom", "product", 3, 1, 2},
-                                      decodeOne(text));
+  const DeadLetterEntry e =
+      makeEntry(DeadLetterInfo{"exhausted", "retry", "boom", "product", 3, 1, 2}, decodeOne(text));
   EXPECT_EQ(e.json.find('\n'), std::string::npos) << e.json;
   EXPECT_EQ(e.json.find('\r'), std::string::npos) << e.json;
   const Json j = Json::parse(e.json);
@@ -59,11 +59,10 @@ TEST(DeadLetterEntry, ABatchMemberKeepsOnlyItsOwnEnvelope) {
       R"( {"eventId": "b", "eventType": "T", "timestamp": 2, "payload": {"k": [ 1 ]}} ]})";
   decoder.decode(event::makeMessage(text, "c", "dev:c"), items);
   ASSERT_EQ(items.size(), 2u);
-  const DeadLetterEntry e = makeEntry(DeadLetterInfo{"rejected", "reject", "no", "p", 1, 1, 1},
-                                      std::get<event::Event>(items[1]));
+  const DeadLetterEntry e =
+      makeEntry(DeadLetterInfo{"rejected", "reject", "no", "p", 1, 1, 1}, std::get<event::Event>(items[1]));
   const Json j = Json::parse(e.json);
-  EXPECT_EQ(j.at("originalEvent"),
-            Json::parse(R"({"eventId":"b","eventType":"T","timestamp":2,"payload":{"k":[1]}})"));
+  EXPECT_EQ(j.at("originalEvent"), Json::parse(R"({"eventId":"b","eventType":"T","timestamp":2,"payload":{"k":[1]}})"));
 }
 
 TEST(DeadLetterEntry, RawBytesAndMessagesBecomeValidJsonWhateverTheyHold) {

@@ -281,7 +281,7 @@ TEST_F(DispatcherTest, PendingCompletedLaterFromTheLoopFinishesThroughThePoster)
   EXPECT_EQ(dispatcher_->inFlight(), 1U);
   EXPECT_EQ(dispatcher_->unfinishedCalls(), 1U);
 
-  services_.runPosted();  // the plugin calls complete(OK) from the loop thread
+  services_.runPosted();            // the plugin calls complete(OK) from the loop thread
   EXPECT_EQ(counters("p").ok, 0U);  // the outcome is posted, not applied inside complete()
   ASSERT_TRUE(runLoopUntilIdle());
   EXPECT_EQ(counters("p").ok, 1U);

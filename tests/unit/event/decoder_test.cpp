@@ -23,15 +23,13 @@ std::string nestedArrays(size_t depth) { return std::string(depth, '[') + std::s
 // A plain event whose payload holds `arrays` nested arrays: its deepest
 // container is at depth 2 + arrays (top-level object 1, payload object 2).
 std::string eventWithNesting(size_t arrays) {
-  return R"({"eventId":"e","eventType":"T","timestamp":0,"payload":{"a":)" + nestedArrays(arrays) +
-         "}}";
+  return R"({"eventId":"e","eventType":"T","timestamp":0,"payload":{"a":)" + nestedArrays(arrays) + "}}";
 }
 
 class DecoderTest : public ::testing::Test {
  protected:
   const std::vector<Item>& decode(std::string_view json) {
-    decoder_.decode(makeMessage(json, "jollyjet:events:product", "dev:jollyjet:events:product"),
-                    items_);
+    decoder_.decode(makeMessage(json, "jollyjet:events:product", "dev:jollyjet:events:product"), items_);
     return items_;
   }
 
@@ -63,8 +61,7 @@ class DecoderTest : public ::testing::Test {
     std::string out = std::to_string(items.size()) + " item(s):";
     for (const Item& item : items) {
       if (const auto* rejected = std::get_if<Rejected>(&item)) {
-        out += std::string(" rejected(") + reasonCode(rejected->reason) + ": " + rejected->detail +
-               ")";
+        out += std::string(" rejected(") + reasonCode(rejected->reason) + ": " + rejected->detail + ")";
       } else {
         out += " event(" + std::string(std::get<Event>(item).eventId()) + ")";
       }
@@ -85,8 +82,7 @@ TEST_F(DecoderTest, DecodesPlainEnvelope) {
   EXPECT_EQ(event.correlationId(), "req-42");
   EXPECT_EQ(event.timestamp(), "2024-01-15T10:30:00.000Z");
   EXPECT_EQ(event.timestampMs(), 1705314600000);
-  EXPECT_EQ(event.payload(),
-            R"({"productId":"p-1","name":"Headphones","price":299.99,"category":"electronics"})");
+  EXPECT_EQ(event.payload(), R"({"productId":"p-1","name":"Headphones","price":299.99,"category":"electronics"})");
   EXPECT_EQ(event.envelope(), kProductCreated);
   EXPECT_EQ(event.raw(), kProductCreated);
   EXPECT_EQ(event.channel(), "jollyjet:events:product");
@@ -121,34 +117,29 @@ TEST_F(DecoderTest, KeepsPayloadTextExactlyAsSentIncludingWhitespace) {
 }
 
 TEST_F(DecoderTest, AcceptsEpochMillisecondsTimestamp) {
-  const Event& event =
-      onlyEvent(R"({"eventId":"e","eventType":"T","timestamp":1705314600123 ,"payload":{}})");
+  const Event& event = onlyEvent(R"({"eventId":"e","eventType":"T","timestamp":1705314600123 ,"payload":{}})");
   EXPECT_EQ(event.timestamp(), "1705314600123");
   EXPECT_EQ(event.timestampMs(), 1705314600123);
 }
 
 TEST_F(DecoderTest, TreatsAbsentOrNullCorrelationIdAsEmpty) {
+  EXPECT_EQ(onlyEvent(R"({"eventId":"e","eventType":"T","timestamp":1,"payload":{}})").correlationId(), "");
   EXPECT_EQ(
-      onlyEvent(R"({"eventId":"e","eventType":"T","timestamp":1,"payload":{}})").correlationId(),
-      "");
-  EXPECT_EQ(
-      onlyEvent(
-          R"({"eventId":"e","eventType":"T","timestamp":1,"correlationId":null,"payload":{}})")
-          .correlationId(),
+      onlyEvent(R"({"eventId":"e","eventType":"T","timestamp":1,"correlationId":null,"payload":{}})").correlationId(),
       "");
 }
 
 TEST_F(DecoderTest, IgnoresUnknownFields) {
-  const Event& event = onlyEvent(
-      R"({"version":2,"eventId":"e","meta":{"a":[1,{"b":null}],"c":true},"eventType":"T","timestamp":1,)"
-      R"("payload":{},"extra":"x","eventid":5})");
+  const Event& event =
+      onlyEvent(R"({"version":2,"eventId":"e","meta":{"a":[1,{"b":null}],"c":true},"eventType":"T","timestamp":1,)"
+                R"("payload":{},"extra":"x","eventid":5})");
   EXPECT_EQ(event.eventId(), "e");
 }
 
 TEST_F(DecoderTest, UnescapesEscapedStringFields) {
-  const Event& event = onlyEvent(
-      R"({"eventId":"a\"b","eventType":"caf\u00e9\n","timestamp":"2024-01-15T10:30:00\u002e000Z",)"
-      R"("correlationId":"\\","payload":{"k":"a\"b"}})");
+  const Event& event =
+      onlyEvent(R"({"eventId":"a\"b","eventType":"caf\u00e9\n","timestamp":"2024-01-15T10:30:00\u002e000Z",)"
+                R"("correlationId":"\\","payload":{"k":"a\"b"}})");
   EXPECT_EQ(event.eventId(), "a\"b");
   EXPECT_EQ(event.eventType(), "caf\xc3\xa9\n");
   EXPECT_EQ(event.timestamp(), "2024-01-15T10:30:00.000Z");
@@ -158,24 +149,21 @@ TEST_F(DecoderTest, UnescapesEscapedStringFields) {
 }
 
 TEST_F(DecoderTest, MatchesKeysWrittenWithEscapes) {
-  const Event& event =
-      onlyEvent(R"({"event\u0049d":"e","eventType":"T","timestamp":1,"payload":{}})");
+  const Event& event = onlyEvent(R"({"event\u0049d":"e","eventType":"T","timestamp":1,"payload":{}})");
   EXPECT_EQ(event.eventId(), "e");
 }
 
 TEST_F(DecoderTest, KeepsUnicodePayloadByteExact) {
-  const std::string payload =
-      "{\"name\":\"Caf\xc3\xa9 \xf0\x9f\x8e\xa7\",\"esc\":\"\\u00e9\\ud83c\\udfa7\"}";
-  const Event& event =
-      onlyEvent(R"({"eventId":"e","eventType":"T","timestamp":1,"payload":)" + payload + "}");
+  const std::string payload = "{\"name\":\"Caf\xc3\xa9 \xf0\x9f\x8e\xa7\",\"esc\":\"\\u00e9\\ud83c\\udfa7\"}";
+  const Event& event = onlyEvent(R"({"eventId":"e","eventType":"T","timestamp":1,"payload":)" + payload + "}");
   EXPECT_EQ(event.payload(), payload);
 }
 
 TEST_F(DecoderTest, DecodesCloudEvent) {
-  const Event& event = onlyEvent(
-      R"({"specversion":"1.0","id":"ce-1","source":"/jollyjet/products","type":"PRODUCT_UPDATED",)"
-      R"("time":"2024-01-15T10:30:00+02:00","datacontenttype":"application/json","correlationid":"corr-9",)"
-      R"("data":{"productId":"p-1","changes":{"price":10}}})");
+  const Event& event =
+      onlyEvent(R"({"specversion":"1.0","id":"ce-1","source":"/jollyjet/products","type":"PRODUCT_UPDATED",)"
+                R"("time":"2024-01-15T10:30:00+02:00","datacontenttype":"application/json","correlationid":"corr-9",)"
+                R"("data":{"productId":"p-1","changes":{"price":10}}})");
   EXPECT_EQ(event.eventId(), "ce-1");
   EXPECT_EQ(event.eventType(), "PRODUCT_UPDATED");
   EXPECT_EQ(event.correlationId(), "corr-9");
@@ -185,8 +173,7 @@ TEST_F(DecoderTest, DecodesCloudEvent) {
 }
 
 TEST_F(DecoderTest, CloudEventWithoutTimeHasEmptyTimestamp) {
-  const Event& event =
-      onlyEvent(R"({"specversion":"1.0","id":"1","source":"s","type":"T","data":{}})");
+  const Event& event = onlyEvent(R"({"specversion":"1.0","id":"1","source":"s","type":"T","data":{}})");
   EXPECT_EQ(event.timestamp(), "");
   EXPECT_EQ(event.timestampMs(), 0);
   EXPECT_EQ(event.correlationId(), "");
@@ -194,45 +181,34 @@ TEST_F(DecoderTest, CloudEventWithoutTimeHasEmptyTimestamp) {
 
 TEST_F(DecoderTest, CloudEventWithoutDataHasEmptyObjectPayload) {
   EXPECT_EQ(onlyEvent(R"({"specversion":"1.0","id":"1","source":"s","type":"T"})").payload(), "{}");
-  EXPECT_EQ(
-      onlyEvent(R"({"specversion":"1.0","id":"1","source":"s","type":"T","data":null})").payload(),
-      "{}");
+  EXPECT_EQ(onlyEvent(R"({"specversion":"1.0","id":"1","source":"s","type":"T","data":null})").payload(), "{}");
 }
 
 TEST_F(DecoderTest, RejectsInvalidCloudEvents) {
-  EXPECT_EQ(onlyRejected(R"({"specversion":"1.0","id":"1","type":"T"})").detail,
-            R"(missing field "source")");
-  EXPECT_EQ(onlyRejected(R"({"specversion":"1.0","source":"s","type":"T"})").detail,
-            R"(missing field "id")");
-  const Rejected& version =
-      onlyRejected(R"({"specversion":"0.3","id":"1","source":"s","type":"T"})");
+  EXPECT_EQ(onlyRejected(R"({"specversion":"1.0","id":"1","type":"T"})").detail, R"(missing field "source")");
+  EXPECT_EQ(onlyRejected(R"({"specversion":"1.0","source":"s","type":"T"})").detail, R"(missing field "id")");
+  const Rejected& version = onlyRejected(R"({"specversion":"0.3","id":"1","source":"s","type":"T"})");
   EXPECT_EQ(version.reason, Reason::WrongType);
   EXPECT_EQ(version.detail, R"(field "specversion" must be "1.0" (CloudEvents 1.0), got "0.3")");
-  const Rejected& data =
-      onlyRejected(R"({"specversion":"1.0","id":"1","source":"s","type":"T","data":"x"})");
+  const Rejected& data = onlyRejected(R"({"specversion":"1.0","id":"1","source":"s","type":"T","data":"x"})");
   EXPECT_EQ(data.reason, Reason::WrongType);
   EXPECT_EQ(data.detail, R"(field "data" must be an object, got string)");
-  EXPECT_EQ(
-      onlyRejected(R"({"specversion":"1.0","id":"1","source":"s","type":"T","data_base64":"AA=="})")
-          .reason,
-      Reason::WrongType);
-  const Rejected& time =
-      onlyRejected(R"({"specversion":"1.0","id":"1","source":"s","type":"T","time":"now"})");
+  EXPECT_EQ(onlyRejected(R"({"specversion":"1.0","id":"1","source":"s","type":"T","data_base64":"AA=="})").reason,
+            Reason::WrongType);
+  const Rejected& time = onlyRejected(R"({"specversion":"1.0","id":"1","source":"s","type":"T","time":"now"})");
   EXPECT_EQ(time.reason, Reason::BadTimestamp);
   EXPECT_EQ(time.detail, R"(field "time" is not an RFC 3339 date-time: "now")");
-  EXPECT_EQ(
-      onlyRejected(R"({"specversion":"1.0","id":"1","source":"s","type":"T","time":1})").reason,
-      Reason::WrongType);
+  EXPECT_EQ(onlyRejected(R"({"specversion":"1.0","id":"1","source":"s","type":"T","time":1})").reason,
+            Reason::WrongType);
 }
 
 // ---- batches ----------------------------------------------------------------
 
 TEST_F(DecoderTest, DecodesBatchMembersInOrder) {
   const std::string first = R"({"eventId":"a","eventType":"T","timestamp":1,"payload":{"n":1}})";
-  const std::string second =
-      R"({"eventId":"b","eventType":"U","timestamp":"2024-01-15T10:30:00Z","payload":{}})";
-  const std::string batch = R"({"type":"BATCH","messages":[ )" + first + " ,\n" + second +
-                            R"( ],"timestamp":"2024-01-15T10:30:01.000Z"})";
+  const std::string second = R"({"eventId":"b","eventType":"U","timestamp":"2024-01-15T10:30:00Z","payload":{}})";
+  const std::string batch =
+      R"({"type":"BATCH","messages":[ )" + first + " ,\n" + second + R"( ],"timestamp":"2024-01-15T10:30:01.000Z"})";
   decode(batch);
   ASSERT_EQ(items_.size(), 2U) << describe(items_);
   const Event& a = std::get<Event>(items_[0]);
@@ -250,17 +226,15 @@ TEST_F(DecoderTest, DecodesBatchMembersInOrder) {
 }
 
 TEST_F(DecoderTest, RecognisesBatchWhenMessagesComesBeforeType) {
-  decode(
-      R"({"messages":[{"eventId":"a","eventType":"T","timestamp":1,"payload":{}}],"type":"BATCH"})");
+  decode(R"({"messages":[{"eventId":"a","eventType":"T","timestamp":1,"payload":{}}],"type":"BATCH"})");
   ASSERT_EQ(items_.size(), 1U);
   EXPECT_TRUE(std::get<Event>(items_[0]).fromBatch());
 }
 
 TEST_F(DecoderTest, RejectsOnlyTheInvalidMembersOfABatch) {
   const std::string bad = R"({"eventId":"b","eventType":"T","timestamp":1,"payload":"oops"})";
-  decode(
-      R"({"type":"BATCH","messages":[{"eventId":"a","eventType":"T","timestamp":1,"payload":{}},)" +
-      bad + R"(,42,{"specversion":"1.0","id":"c","source":"s","type":"CE"}]})");
+  decode(R"({"type":"BATCH","messages":[{"eventId":"a","eventType":"T","timestamp":1,"payload":{}},)" + bad +
+         R"(,42,{"specversion":"1.0","id":"c","source":"s","type":"CE"}]})");
   ASSERT_EQ(items_.size(), 4U) << describe(items_);
   EXPECT_EQ(std::get<Event>(items_[0]).eventId(), "a");
   const auto& rejected = std::get<Rejected>(items_[1]);
@@ -276,8 +250,7 @@ TEST_F(DecoderTest, RejectsOnlyTheInvalidMembersOfABatch) {
 }
 
 TEST_F(DecoderTest, RejectsEmptyBatch) {
-  const Rejected& rejected =
-      onlyRejected(R"({"type":"BATCH","messages":[],"timestamp":"2024-01-15T10:30:00Z"})");
+  const Rejected& rejected = onlyRejected(R"({"type":"BATCH","messages":[],"timestamp":"2024-01-15T10:30:00Z"})");
   EXPECT_EQ(rejected.reason, Reason::EmptyBatch);
   EXPECT_FALSE(rejected.from_batch);
 }
@@ -302,9 +275,8 @@ TEST_F(DecoderTest, RejectsBatchWithoutMessagesArray) {
 }
 
 TEST_F(DecoderTest, TreatsMessagesOfANonBatchAsAnOrdinaryField) {
-  const Event& event =
-      onlyEvent(R"({"messages":[{"eventId":"inner","eventType":"T","timestamp":1,"payload":{}}],)"
-                R"("eventId":"outer","eventType":"T","timestamp":1,"payload":{}})");
+  const Event& event = onlyEvent(R"({"messages":[{"eventId":"inner","eventType":"T","timestamp":1,"payload":{}}],)"
+                                 R"("eventId":"outer","eventType":"T","timestamp":1,"payload":{}})");
   EXPECT_EQ(event.eventId(), "outer");
   EXPECT_FALSE(event.fromBatch());
 }
@@ -337,8 +309,7 @@ TEST_F(DecoderTest, RejectsEmptyInputAsNotJson) {
 }
 
 TEST_F(DecoderTest, RejectsTopLevelNonObjects) {
-  for (const std::string_view json :
-       {"[1,2]", R"("text")", "42", "-1.5e3", "true", "null", " [ ] "}) {
+  for (const std::string_view json : {"[1,2]", R"("text")", "42", "-1.5e3", "true", "null", " [ ] "}) {
     const Rejected& rejected = onlyRejected(json);
     EXPECT_EQ(rejected.reason, Reason::NotObject) << json << ": " << rejected.detail;
     EXPECT_EQ(rejected.rawPart(), json);
@@ -368,10 +339,10 @@ TEST_F(DecoderTest, RejectsInvalidJson) {
            valid_head + R"({"a" 1}})",                                   // missing colon
            valid_head + R"({a:1}})",                                     // unquoted key
            "{\"eventId\":\"e\",}",                                       // trailing comma at top
-           "[1,2",   // truncated top-level array
-           "\"abc",  // unclosed string
-           "42 43",  // two scalars
-           "nulll",  // broken top-level literal
+           "[1,2",                                                       // truncated top-level array
+           "\"abc",                                                      // unclosed string
+           "42 43",                                                      // two scalars
+           "nulll",                                                      // broken top-level literal
        }) {
     const Rejected& rejected = onlyRejected(json);
     EXPECT_EQ(rejected.reason, Reason::NotJson) << json << ": " << rejected.detail;
@@ -380,12 +351,9 @@ TEST_F(DecoderTest, RejectsInvalidJson) {
 }
 
 TEST_F(DecoderTest, RejectsMissingFields) {
-  EXPECT_EQ(onlyRejected(R"({"eventType":"T","timestamp":1,"payload":{}})").detail,
-            R"(missing field "eventId")");
-  EXPECT_EQ(onlyRejected(R"({"eventId":"e","timestamp":1,"payload":{}})").detail,
-            R"(missing field "eventType")");
-  EXPECT_EQ(onlyRejected(R"({"eventId":"e","eventType":"T","payload":{}})").detail,
-            R"(missing field "timestamp")");
+  EXPECT_EQ(onlyRejected(R"({"eventType":"T","timestamp":1,"payload":{}})").detail, R"(missing field "eventId")");
+  EXPECT_EQ(onlyRejected(R"({"eventId":"e","timestamp":1,"payload":{}})").detail, R"(missing field "eventType")");
+  EXPECT_EQ(onlyRejected(R"({"eventId":"e","eventType":"T","payload":{}})").detail, R"(missing field "timestamp")");
   const Rejected& rejected = onlyRejected(R"({"eventId":"e","eventType":"T","timestamp":1})");
   EXPECT_EQ(rejected.reason, Reason::MissingField);
   EXPECT_EQ(rejected.detail, R"(missing field "payload")");
@@ -393,19 +361,15 @@ TEST_F(DecoderTest, RejectsMissingFields) {
 }
 
 TEST_F(DecoderTest, RejectsWrongTypes) {
-  const Rejected& payload =
-      onlyRejected(R"({"eventId":"e","eventType":"T","timestamp":1,"payload":"x"})");
+  const Rejected& payload = onlyRejected(R"({"eventId":"e","eventType":"T","timestamp":1,"payload":"x"})");
   EXPECT_EQ(payload.reason, Reason::WrongType);
   EXPECT_EQ(payload.detail, R"(field "payload" must be an object, got string)");
   EXPECT_EQ(onlyRejected(R"({"eventId":7,"eventType":"T","timestamp":1,"payload":{}})").detail,
             R"(field "eventId" must be a non-empty string, got number)");
   EXPECT_EQ(onlyRejected(R"({"eventId":"","eventType":"T","timestamp":1,"payload":{}})").detail,
             R"(field "eventId" must be a non-empty string, got an empty string)");
-  EXPECT_EQ(onlyRejected(R"({"eventId":"e","eventType":null,"timestamp":1,"payload":{}})").reason,
-            Reason::WrongType);
-  EXPECT_EQ(onlyRejected(
-                R"({"eventId":"e","eventType":"T","timestamp":1,"correlationId":5,"payload":{}})")
-                .detail,
+  EXPECT_EQ(onlyRejected(R"({"eventId":"e","eventType":null,"timestamp":1,"payload":{}})").reason, Reason::WrongType);
+  EXPECT_EQ(onlyRejected(R"({"eventId":"e","eventType":"T","timestamp":1,"correlationId":5,"payload":{}})").detail,
             R"(field "correlationId" must be a string or null, got number)");
   EXPECT_EQ(onlyRejected(R"({"eventId":"e","eventType":"T","timestamp":{},"payload":{}})").detail,
             R"(field "timestamp" must be a string or an integer, got object)");
@@ -414,18 +378,14 @@ TEST_F(DecoderTest, RejectsWrongTypes) {
 }
 
 TEST_F(DecoderTest, RejectsBadTimestamps) {
-  const Rejected& text = onlyRejected(
-      R"({"eventId":"e","eventType":"T","timestamp":"2024-02-30T00:00:00Z","payload":{}})");
+  const Rejected& text =
+      onlyRejected(R"({"eventId":"e","eventType":"T","timestamp":"2024-02-30T00:00:00Z","payload":{}})");
   EXPECT_EQ(text.reason, Reason::BadTimestamp);
-  EXPECT_EQ(text.detail,
-            R"(field "timestamp" is not an RFC 3339 date-time: "2024-02-30T00:00:00Z")");
-  const Rejected& fraction =
-      onlyRejected(R"({"eventId":"e","eventType":"T","timestamp":1.5,"payload":{}})");
+  EXPECT_EQ(text.detail, R"(field "timestamp" is not an RFC 3339 date-time: "2024-02-30T00:00:00Z")");
+  const Rejected& fraction = onlyRejected(R"({"eventId":"e","eventType":"T","timestamp":1.5,"payload":{}})");
   EXPECT_EQ(fraction.reason, Reason::BadTimestamp);
-  EXPECT_EQ(fraction.detail,
-            R"(field "timestamp" must be an integer number of epoch milliseconds, got "1.5")");
-  for (const std::string_view value :
-       {"1e3", "1.0", "99999999999999999999", R"("yesterday")", R"("")"}) {
+  EXPECT_EQ(fraction.detail, R"(field "timestamp" must be an integer number of epoch milliseconds, got "1.5")");
+  for (const std::string_view value : {"1e3", "1.0", "99999999999999999999", R"("yesterday")", R"("")"}) {
     const std::string json =
         R"({"eventId":"e","eventType":"T","timestamp":)" + std::string(value) + R"(,"payload":{}})";
     EXPECT_EQ(onlyRejected(json).reason, Reason::BadTimestamp) << value;
@@ -444,19 +404,20 @@ TEST_F(DecoderTest, AcceptsNumbersOfAnySizeAndPassesThemOnAsWritten) {
     EXPECT_EQ(event.payload(), payload) << number.substr(0, 20);
   }
   // Where it is the last value of the payload and of the envelope.
-  const std::string last = R"({"eventId":"e","eventType":"T","timestamp":1,"payload":{"n":)" + digits + R"(},"x":)" +
-                           digits + "}";
+  const std::string last =
+      R"({"eventId":"e","eventType":"T","timestamp":1,"payload":{"n":)" + digits + R"(},"x":)" + digits + "}";
   EXPECT_EQ(onlyEvent(last).payload(), R"({"n":)" + digits + "}");
   // A BATCH member with one.
   const std::string batch = R"({"type":"BATCH","messages":[{"eventId":"a","eventType":"T","timestamp":1,)"
-                            R"("payload":{"n":)" + digits + "}}]}";
+                            R"("payload":{"n":)" +
+                            digits + "}}]}";
   EXPECT_EQ(onlyEvent(batch).payload(), R"({"n":)" + digits + "}");
 }
 
 TEST_F(DecoderTest, StillRejectsMalformedNumbersOfAnySize) {
   const std::string digits(5000, '7');
-  for (const std::string& number : std::vector<std::string>{"0" + digits, digits + ".", digits + "e", "-",
-                                                            "+" + digits, digits + "e+", "." + digits}) {
+  for (const std::string& number : std::vector<std::string>{"0" + digits, digits + ".", digits + "e", "-", "+" + digits,
+                                                            digits + "e+", "." + digits}) {
     const std::string json = R"({"eventId":"e","eventType":"T","timestamp":1,"payload":{"n":)" + number + "}}";
     EXPECT_EQ(onlyRejected(json).reason, Reason::NotJson) << number.substr(0, 20);
   }
@@ -481,8 +442,8 @@ TEST_F(DecoderTest, AHugeTopLevelNumberIsNotAnObject) {
 
 TEST_F(DecoderTest, QuotesHostileValuesInDetailsSafely) {
   const std::string long_value(500, 'x');
-  const Rejected& rejected = onlyRejected(R"({"eventId":"e","eventType":"T","timestamp":"a\"b\n)" +
-                                          long_value + R"(","payload":{}})");
+  const Rejected& rejected =
+      onlyRejected(R"({"eventId":"e","eventType":"T","timestamp":"a\"b\n)" + long_value + R"(","payload":{}})");
   EXPECT_EQ(rejected.reason, Reason::BadTimestamp);
   EXPECT_EQ(rejected.detail.find('\n'), std::string::npos);
   EXPECT_LT(rejected.detail.size(), 150U);
@@ -494,16 +455,12 @@ TEST_F(DecoderTest, RejectsDuplicatesOfFieldsItReads) {
       onlyRejected(R"({"eventId":"e","eventType":"A","timestamp":1,"payload":{},"eventType":"B"})");
   EXPECT_EQ(rejected.reason, Reason::WrongType);
   EXPECT_EQ(rejected.detail, R"(duplicate field "eventType")");
-  EXPECT_EQ(onlyRejected(R"({"type":"BATCH","type":"BATCH","messages":[]})").detail,
-            R"(duplicate field "type")");
+  EXPECT_EQ(onlyRejected(R"({"type":"BATCH","type":"BATCH","messages":[]})").detail, R"(duplicate field "type")");
 }
 
 TEST_F(DecoderTest, AllowsDuplicatesOfOtherFields) {
-  EXPECT_EQ(
-      onlyEvent(
-          R"({"x":1,"eventId":"e","eventType":"T","timestamp":1,"payload":{"a":1,"a":2},"x":2})")
-          .eventId(),
-      "e");
+  EXPECT_EQ(onlyEvent(R"({"x":1,"eventId":"e","eventType":"T","timestamp":1,"payload":{"a":1,"a":2},"x":2})").eventId(),
+            "e");
 }
 
 // ---- depth ------------------------------------------------------------------
@@ -521,14 +478,11 @@ TEST_F(DecoderTest, RejectsNestingOfMaxDepthPlusOne) {
 TEST_F(DecoderTest, CountsTheTopLevelObjectAsDepthOne) {
   Decoder flat(Decoder::Limits{1024, 2});
   flat.decode(makeMessage(eventWithNesting(0), "c", "c"), items_);  // payload {"a":...} at depth 2
-  EXPECT_TRUE(std::holds_alternative<Rejected>(items_.at(0)));  // the array inside it is depth 3
-  flat.decode(
-      makeMessage(R"({"eventId":"e","eventType":"T","timestamp":1,"payload":{"a":1}})", "c", "c"),
-      items_);
+  EXPECT_TRUE(std::holds_alternative<Rejected>(items_.at(0)));      // the array inside it is depth 3
+  flat.decode(makeMessage(R"({"eventId":"e","eventType":"T","timestamp":1,"payload":{"a":1}})", "c", "c"), items_);
   EXPECT_TRUE(std::holds_alternative<Event>(items_.at(0)));
   Decoder one(Decoder::Limits{1024, 1});
-  one.decode(makeMessage(R"({"eventId":"e","eventType":"T","timestamp":1,"payload":{}})", "c", "c"),
-             items_);
+  one.decode(makeMessage(R"({"eventId":"e","eventType":"T","timestamp":1,"payload":{}})", "c", "c"), items_);
   EXPECT_EQ(std::get<Rejected>(items_.at(0)).reason, Reason::TooDeep);
 }
 
@@ -544,22 +498,20 @@ TEST_F(DecoderTest, CountsBatchMemberDepthFromTheTopLevel) {
 }
 
 TEST_F(DecoderTest, RejectsDeepNestingInFieldsItDoesNotRead) {
-  EXPECT_EQ(onlyRejected(R"({"eventId":"e","eventType":"T","timestamp":1,"payload":{},"junk":)" +
-                         nestedArrays(100) + "}")
-                .reason,
-            Reason::TooDeep);
+  EXPECT_EQ(
+      onlyRejected(R"({"eventId":"e","eventType":"T","timestamp":1,"payload":{},"junk":)" + nestedArrays(100) + "}")
+          .reason,
+      Reason::TooDeep);
 }
 
 TEST_F(DecoderTest, ReportsTooDeepBeforeShapeErrors) {
-  EXPECT_EQ(onlyRejected(R"({"payload":"wrong","junk":)" + nestedArrays(100) + "}").reason,
-            Reason::TooDeep);
+  EXPECT_EQ(onlyRejected(R"({"payload":"wrong","junk":)" + nestedArrays(100) + "}").reason, Reason::TooDeep);
 }
 
 TEST_F(DecoderTest, RefusesHundredThousandNestedArraysQuickly) {
   const auto start = std::chrono::steady_clock::now();
-  for (const std::string& json :
-       {nestedArrays(100000), std::string(100000, '['), eventWithNesting(100000),
-        "{\"payload\":" + std::string(100000, '{')}) {
+  for (const std::string& json : {nestedArrays(100000), std::string(100000, '['), eventWithNesting(100000),
+                                  "{\"payload\":" + std::string(100000, '{')}) {
     const Rejected& rejected = onlyRejected(json);
     EXPECT_EQ(rejected.reason, Reason::TooDeep) << rejected.detail;
     EXPECT_EQ(rejected.rawPart().size(), json.size());
@@ -580,8 +532,7 @@ TEST_F(DecoderTest, SupportsTheLargestConfigurableDepth) {
 
 TEST_F(DecoderTest, RefusesUnusableLimits) {
   EXPECT_THROW(Decoder(Decoder::Limits{1024, 0}), std::invalid_argument);
-  EXPECT_THROW(Decoder(Decoder::Limits{1024, Decoder::kMaxSupportedDepth + 1}),
-               std::invalid_argument);
+  EXPECT_THROW(Decoder(Decoder::Limits{1024, Decoder::kMaxSupportedDepth + 1}), std::invalid_argument);
   EXPECT_THROW(Decoder(Decoder::Limits{0, 64}), std::invalid_argument);
   EXPECT_EQ(Decoder().limits().max_depth, 64U);
   EXPECT_EQ(Decoder().limits().max_message_bytes, 1048576U);
@@ -595,14 +546,12 @@ TEST_F(DecoderTest, DecodesMessagesWithoutPaddingThroughACopy) {
   ASSERT_EQ(items_.size(), 1U);
   const Event& event = std::get<Event>(items_[0]);
   EXPECT_EQ(event.eventId(), "550e8400-e29b-41d4-a716-446655440000");
-  EXPECT_EQ(static_cast<size_t>(event.payload().data() - event.raw().data()),
-            kProductCreated.find("{\"productId"));
+  EXPECT_EQ(static_cast<size_t>(event.payload().data() - event.raw().data()), kProductCreated.find("{\"productId"));
 }
 
 TEST_F(DecoderTest, ReplacesPreviousItemsAndKeepsCapacity) {
-  decode(
-      R"({"type":"BATCH","messages":[{"eventId":"a","eventType":"T","timestamp":1,"payload":{}},)"
-      R"({"eventId":"b","eventType":"T","timestamp":1,"payload":{}}]})");
+  decode(R"({"type":"BATCH","messages":[{"eventId":"a","eventType":"T","timestamp":1,"payload":{}},)"
+         R"({"eventId":"b","eventType":"T","timestamp":1,"payload":{}}]})");
   ASSERT_EQ(items_.size(), 2U);
   const size_t capacity = items_.capacity();
   decode(kProductCreated);
@@ -618,8 +567,8 @@ TEST_F(DecoderTest, TreatsNullMessageAsEmpty) {
 
 TEST_F(DecoderTest, SurvivesGrowingAndShrinkingMessages) {
   for (size_t size : {10U, 5000U, 100U, 300000U, 50U}) {
-    const std::string json = R"({"eventId":"e","eventType":"T","timestamp":1,"payload":{"s":")" +
-                             std::string(size, 'x') + "\"}}";
+    const std::string json =
+        R"({"eventId":"e","eventType":"T","timestamp":1,"payload":{"s":")" + std::string(size, 'x') + "\"}}";
     EXPECT_EQ(onlyEvent(json).payload().size(), size + 8);
   }
 }

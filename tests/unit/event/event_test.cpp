@@ -74,8 +74,7 @@ TEST_F(EventTest, VectorGrowthKeepsViewsValid) {
 
 TEST_F(EventTest, CopyIsIndependentAndSharesTheMessage) {
   const Event original = decodeEvent(kEscaped);
-  const Event copy =
-      original;  // NOLINT(performance-unnecessary-copy-initialization): copying is the point
+  const Event copy = original;  // NOLINT(performance-unnecessary-copy-initialization): copying is the point
   EXPECT_EQ(copy.eventId(), "a\"b");
   EXPECT_NE(copy.eventId().data(), original.eventId().data());
   EXPECT_EQ(copy.message(), original.message());
@@ -85,8 +84,7 @@ TEST_F(EventTest, CopyIsIndependentAndSharesTheMessage) {
 TEST_F(EventTest, OutlivesTheDecoderAndItsNextMessages) {
   Event event = decodeEvent(kEscaped);
   for (int i = 0; i < 10; ++i) {
-    decodeEvent(
-        R"({"eventId":"zzzzzzzzz","eventType":"zzz","timestamp":1,"payload":{"z":"zzzzzzzzzzzz"}})");
+    decodeEvent(R"({"eventId":"zzzzzzzzz","eventType":"zzz","timestamp":1,"payload":{"z":"zzzzzzzzzzzz"}})");
   }
   EXPECT_EQ(event.eventId(), "a\"b");
   EXPECT_EQ(event.eventType(), "T1");
@@ -129,16 +127,14 @@ TEST_F(EventTest, FillViewNeverGivesNullPointers) {
 }
 
 TEST_F(EventTest, FillViewFlagsBatchMembers) {
-  const std::string batch =
-      R"({"type":"BATCH","messages":[{"eventId":"a","eventType":"T","timestamp":1,"payload":{}},)"
-      R"({"eventId":"b","eventType":"T","timestamp":2,"payload":{"x":[]}}]})";
+  const std::string batch = R"({"type":"BATCH","messages":[{"eventId":"a","eventType":"T","timestamp":1,"payload":{}},)"
+                            R"({"eventId":"b","eventType":"T","timestamp":2,"payload":{"x":[]}}]})";
   const std::vector<Event> events = decodeBatch(batch);
   ASSERT_EQ(events.size(), 2U);
   evh_event view{};
   events[1].fillView(view, 1, 3);
   EXPECT_EQ(view.flags, static_cast<uint32_t>(EVH_EVENT_FROM_BATCH));
-  EXPECT_EQ(sv(view.envelope),
-            R"({"eventId":"b","eventType":"T","timestamp":2,"payload":{"x":[]}})");
+  EXPECT_EQ(sv(view.envelope), R"({"eventId":"b","eventType":"T","timestamp":2,"payload":{"x":[]}})");
   EXPECT_EQ(sv(view.raw), batch);
   EXPECT_EQ(sv(view.timestamp), "2");
   EXPECT_EQ(view.timestamp_ms, 2);

@@ -40,8 +40,7 @@ class DecoderRobustnessTest : public ::testing::Test {
 
   std::string mutate(std::string text) {
     // Bytes that change JSON structure are the interesting ones to insert.
-    static constexpr std::string_view kAlphabet =
-        "{}[]\":,\\ \n0123456789-+.eEtrufalsnu\x80\xc3\xff\x01";
+    static constexpr std::string_view kAlphabet = "{}[]\":,\\ \n0123456789-+.eEtrufalsnu\x80\xc3\xff\x01";
     const int mutations = pick(1, 3);
     for (int m = 0; m < mutations && !text.empty(); ++m) {
       const size_t at = static_cast<size_t>(pick(0, static_cast<int>(text.size()) - 1));
@@ -53,13 +52,10 @@ class DecoderRobustnessTest : public ::testing::Test {
           text[at] = static_cast<char>(pick(0, 255));
           break;
         case 2:  // replace with a structural byte
-          text[at] =
-              kAlphabet[static_cast<size_t>(pick(0, static_cast<int>(kAlphabet.size()) - 1))];
+          text[at] = kAlphabet[static_cast<size_t>(pick(0, static_cast<int>(kAlphabet.size()) - 1))];
           break;
         case 3:  // insert
-          text.insert(
-              at, 1,
-              kAlphabet[static_cast<size_t>(pick(0, static_cast<int>(kAlphabet.size()) - 1))]);
+          text.insert(at, 1, kAlphabet[static_cast<size_t>(pick(0, static_cast<int>(kAlphabet.size()) - 1))]);
           break;
         case 4:  // truncate
           text.resize(at);
@@ -125,8 +121,7 @@ TEST_F(DecoderRobustnessTest, MutatedMessagesNeverCrashAndAgreeWithNlohmann) {
   int events = 0;
   int rejections = 0;
   for (int i = 0; i < kIterations; ++i) {
-    const std::string& seed =
-        seeds()[static_cast<size_t>(pick(0, static_cast<int>(seeds().size()) - 1))];
+    const std::string& seed = seeds()[static_cast<size_t>(pick(0, static_cast<int>(seeds().size()) - 1))];
     const std::string text = mutate(seed);
     decoder.decode(makeMessage(text, "c", "c"), items);
     ASSERT_FALSE(items.empty()) << "iteration " << i;
@@ -136,15 +131,13 @@ TEST_F(DecoderRobustnessTest, MutatedMessagesNeverCrashAndAgreeWithNlohmann) {
     for (const Item& item : items) {
       if (const Event* event = std::get_if<Event>(&item)) {
         ++events;
-        ASSERT_TRUE(valid_json) << "decoded an event from invalid JSON (seed " << kSeed
-                                << ", iteration " << i << "):\n"
+        ASSERT_TRUE(valid_json) << "decoded an event from invalid JSON (seed " << kSeed << ", iteration " << i << "):\n"
                                 << text;
         ASSERT_FALSE(event->eventId().empty());
         ASSERT_FALSE(event->eventType().empty());
         ASSERT_TRUE(within(event->envelope(), event->raw())) << text;
         // A CloudEvent without data gets a "{}" of its own.
-        ASSERT_TRUE(within(event->payload(), event->envelope()) || event->payload() == "{}")
-            << text;
+        ASSERT_TRUE(within(event->payload(), event->envelope()) || event->payload() == "{}") << text;
         if (!event->fromBatch()) {
           ASSERT_EQ(event->envelope(), event->raw());
         }
@@ -161,8 +154,8 @@ TEST_F(DecoderRobustnessTest, MutatedMessagesNeverCrashAndAgreeWithNlohmann) {
         ASSERT_FALSE(rejected.detail.empty());
         ASSERT_TRUE(within(rejected.rawPart(), rejected.message->bytes));
         if (rejected.reason == Reason::NotJson) {
-          ASSERT_FALSE(valid_json) << "valid JSON reported as not_json (" << rejected.detail
-                                   << ", iteration " << i << "):\n"
+          ASSERT_FALSE(valid_json) << "valid JSON reported as not_json (" << rejected.detail << ", iteration " << i
+                                   << "):\n"
                                    << text;
           ASSERT_EQ(items.size(), 1U);
         }

@@ -130,8 +130,8 @@ TEST_F(LoaderTest, ConstructorExceptionOfCppPluginFailsInitWithItsMessage) {
 
 TEST_F(LoaderTest, ReportsEveryLoadFaultAtOnce) {
   try {
-    registry_.load({entry("a", testPlugin("missing_entry")), entry("b", testPlugin("abi_wrong_major"))}, {},
-                   services_, "");
+    registry_.load({entry("a", testPlugin("missing_entry")), entry("b", testPlugin("abi_wrong_major"))}, {}, services_,
+                   "");
     FAIL() << "expected a refusal";
   } catch (const LoadError& e) {
     EXPECT_THAT(e.what(), HasSubstr("plugin \"a\""));
@@ -140,9 +140,9 @@ TEST_F(LoaderTest, ReportsEveryLoadFaultAtOnce) {
 }
 
 TEST_F(LoaderTest, InitFailureLeavesNothingLoaded) {
-  EXPECT_THROW(registry_.load({entry("a", testPlugin("ok_c")), entry("b", testPlugin("init_fails"))}, {},
-                              services_, ""),
-               LoadError);
+  EXPECT_THROW(
+      registry_.load({entry("a", testPlugin("ok_c")), entry("b", testPlugin("init_fails"))}, {}, services_, ""),
+      LoadError);
   EXPECT_TRUE(registry_.instances().empty());
 }
 
@@ -211,7 +211,8 @@ TEST_F(LoaderTest, EnvironmentPathComesAfterPluginDirAndBeforeBundled) {
 
 TEST_F(LoaderTest, BundledPluginsAreFoundRelativeToTheExecutable) {
   EXPECT_EQ(fs::path(bundledPluginDir()), fs::path(EVH_BUNDLED_PLUGIN_DIR).lexically_normal());
-  EXPECT_EQ(resolve("product", ".", searchPath({})), (fs::path(EVH_BUNDLED_PLUGIN_DIR) / "product.so").lexically_normal().string());
+  EXPECT_EQ(resolve("product", ".", searchPath({})),
+            (fs::path(EVH_BUNDLED_PLUGIN_DIR) / "product.so").lexically_normal().string());
 }
 
 }  // namespace

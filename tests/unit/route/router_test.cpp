@@ -61,8 +61,8 @@ class RouterTest : public ::testing::Test {
 };
 
 TEST_F(RouterTest, ExactTypeRoutesCallPluginsInRouteOrder) {
-  Router r = make({channel("orders", {route({"CREATED"}, {"b", "a"}), route({"UPDATED"}, {"d"}),
-                                      route({"CREATED", "DELETED"}, {"c"})})});
+  Router r = make({channel(
+      "orders", {route({"CREATED"}, {"b", "a"}), route({"UPDATED"}, {"d"}), route({"CREATED", "DELETED"}, {"c"})})});
   EXPECT_EQ(names(r.route(0, "CREATED")), (Names{{"b", 0}, {"a", 0}, {"c", 2}}));
   EXPECT_EQ(names(r.route(0, "UPDATED")), (Names{{"d", 1}}));
   EXPECT_EQ(names(r.route(0, "DELETED")), (Names{{"c", 2}}));
@@ -70,8 +70,8 @@ TEST_F(RouterTest, ExactTypeRoutesCallPluginsInRouteOrder) {
 
 TEST_F(RouterTest, ManyTypesAreEachFound) {
   // Types listed out of alphabetical order, one plugin each.
-  Router r = make({channel("x", {route({"T3"}, {"c"}), route({"T1"}, {"a"}), route({"T4"}, {"d"}),
-                                 route({"T2"}, {"b"})})});
+  Router r =
+      make({channel("x", {route({"T3"}, {"c"}), route({"T1"}, {"a"}), route({"T4"}, {"d"}), route({"T2"}, {"b"})})});
   EXPECT_EQ(names(r.route(0, "T1")), (Names{{"a", 1}}));
   EXPECT_EQ(names(r.route(0, "T2")), (Names{{"b", 3}}));
   EXPECT_EQ(names(r.route(0, "T3")), (Names{{"c", 0}}));
@@ -94,8 +94,8 @@ TEST_F(RouterTest, NamedTypeAlsoGetsWildcardRoutesInRouteOrder) {
 }
 
 TEST_F(RouterTest, PluginNamedByTwoMatchingRoutesIsCalledOnceAtItsFirstPlace) {
-  Router r = make({channel("orders", {route({"CREATED"}, {"a", "b"}), route({}, {"b", "c", "a"}),
-                                      route({"CREATED"}, {"c", "d"})})});
+  Router r = make({channel(
+      "orders", {route({"CREATED"}, {"a", "b"}), route({}, {"b", "c", "a"}), route({"CREATED"}, {"c", "d"})})});
   EXPECT_EQ(names(r.route(0, "CREATED")), (Names{{"a", 0}, {"b", 0}, {"c", 1}, {"d", 2}}));
   EXPECT_EQ(names(r.route(0, "OTHER")), (Names{{"b", 1}, {"c", 1}, {"a", 1}}));
 }
