@@ -6,7 +6,7 @@
 #include "event/envelope.h"
 #include "loop/poster.h"
 #include "plugin/registry.h"
-#include "route/router.h"
+#include "route/table.h"
 #include "support/fake_host.h"
 
 #include <benchmark/benchmark.h>
@@ -45,12 +45,11 @@ evh::config::Channel productChannel() {
 }
 
 void BM_Route(benchmark::State& state) {
-  std::vector<evh::config::Channel> channels{productChannel()};
   int dummy = 0;
   auto* fake = reinterpret_cast<evh::plugin::Instance*>(&dummy);
-  evh::route::Router router(channels, [&](const std::string&) { return fake; });
+  evh::route::Table table(productChannel(), [&](const std::string&) { return fake; });
   for (auto _ : state) {
-    benchmark::DoNotOptimize(&router.route(0, "PRODUCT_UPDATED"));
+    benchmark::DoNotOptimize(&table.route("PRODUCT_UPDATED"));
   }
 }
 BENCHMARK(BM_Route);
@@ -73,14 +72,13 @@ void BM_DecodeRouteDispatch(benchmark::State& state) {
     evh::dispatch::Dispatcher::Options options;
     options.fallback_file = "/dev/null";
     evh::dispatch::Dispatcher dispatcher(&loop, poster, pool, {{registry.find("p"), {}, 0}}, options);
-    std::vector<evh::config::Channel> channels{productChannel()};
-    evh::route::Router router(channels, [&](const std::string& n) { return registry.find(n); });
+    evh::route::Table table(productChannel(), [&](const std::string& n) { return registry.find(n); });
     evh::event::Decoder decoder;
     std::vector<evh::event::Item> items;
     for (auto _ : state) {
       decoder.decode(evh::event::makeMessage(kEvent, "jollyjet:events:product", "dev:jollyjet:events:product"), items);
       auto& ev = std::get<evh::event::Event>(items[0]);
-      const auto& targets = router.route(0, ev.eventType());
+      const auto& targets = table.route(ev.eventType());
       dispatcher.dispatch(std::move(ev), targets);
     }
     pool.stop();

@@ -13,6 +13,15 @@
 #include <unordered_set>
 
 namespace evh::dispatch {
+namespace {
+
+config::RetryPolicy singleAttempt() {
+  config::RetryPolicy p;
+  p.max_attempts = 1;
+  return p;
+}
+
+}  // namespace
 
 // Every event between decode and the end of its last delivery.
 struct Dispatcher::InFlight : Recycled<Dispatcher::InFlight> {
@@ -23,6 +32,9 @@ struct Dispatcher::InFlight : Recycled<Dispatcher::InFlight> {
   // up on may still be reading it on a worker. Freed when both are zero.
   uint32_t attempts = 0;
   bool patient = false;  // from a source that can wait (a stream): never circuit_open
+  // What the event was routed by (the runtime owning what its targets point
+  // at): kept until the event is finished, whatever replaced it.
+  std::shared_ptr<const void> routed_by;
 };
 
 // One event for one plugin, over all its attempts -- or one dead-letter
@@ -32,8 +44,10 @@ struct Dispatcher::Delivery : Recycled<Dispatcher::Delivery> {
 
   PluginState* ps = nullptr;
   InFlight* inflight = nullptr;
-  const config::RetryPolicy* retry = nullptr;  // null: a single attempt
-  uint64_t idempotency_ttl_ms = 0;             // 0: off
+  // The route's policy, a copy: the event's routes may be replaced meanwhile
+  // (a dead-letter delivery: a single attempt).
+  config::RetryPolicy retry = singleAttempt();
+  uint64_t idempotency_ttl_ms = 0;  // 0: off
   bool idempotency_checked = false;
   uint32_t attempt = 0;
   bool trial = false;  // granted as a half-open trial call
@@ -84,7 +98,7 @@ class Dispatcher::Attempt final : public evh_call, public Recycled<Dispatcher::A
       view.delivery_id = s("");
       view.idempotency_key = s("");
     } else {
-      del->inflight->event.fillView(view, del->attempt, del->retry != nullptr ? del->retry->max_attempts : 1);
+      del->inflight->event.fillView(view, del->attempt, del->retry.max_attempts);
       if (del->idempotency_ttl_ms > 0) {
         idempotency_key = d->idempotencyKey(del);
         view.idempotency_key = evh_str{idempotency_key.data(), idempotency_key.size()};
@@ -302,7 +316,7 @@ void Dispatcher::link(Delivery* d) { linkInto(live_head_, d); }
 void Dispatcher::unlink(Delivery* d) { unlinkFrom(live_head_, d); }
 
 bool Dispatcher::dispatch(event::Event&& event, const route::Targets& targets, std::function<void()> on_done,
-                          bool force) {
+                          bool force, std::shared_ptr<const void> routed_by) {
   if (targets.empty()) {
     if (on_done) {
       on_done();
@@ -312,8 +326,9 @@ bool Dispatcher::dispatch(event::Event&& event, const route::Targets& targets, s
   if (in_flight_ >= options_.max_in_flight && !force) {
     return false;
   }
-  auto* f = new InFlight{{}, std::move(event), static_cast<uint32_t>(targets.size()), std::move(on_done)};
+  auto* f = new InFlight{{}, std::move(event), static_cast<uint32_t>(targets.size()), std::move(on_done), 0, false, {}};
   f->patient = force;
+  f->routed_by = std::move(routed_by);
   ++in_flight_;
   if (options_.trace_events) {
     log::host().info("event stage=routed eventId={} correlationId={} eventType={} plugins={}", f->event.eventId(),
@@ -799,7 +814,7 @@ void Dispatcher::onOutcome(Delivery* d, evh_status status, std::string error, co
       ++ps.counters.retry;
       ps.breaker->onFailure(d->trial, uv_now(loop_));
       noteBreaker(ps);
-      const uint32_t max_attempts = d->retry != nullptr ? d->retry->max_attempts : 1;
+      const uint32_t max_attempts = d->retry.max_attempts;
       if (d->attempt < max_attempts && !draining_ && !abandoned_) {
         scheduleRetry(d);
       } else {
@@ -814,11 +829,11 @@ void Dispatcher::onOutcome(Delivery* d, evh_status status, std::string error, co
 void Dispatcher::scheduleRetry(Delivery* d) {
   PluginState& ps = *d->ps;
   std::uniform_real_distribution<double> u(0.0, 1.0);
-  uint64_t delay = retryDelayMs(*d->retry, d->attempt + 1, [&] { return u(rng_); });
+  uint64_t delay = retryDelayMs(d->retry, d->attempt + 1, [&] { return u(rng_); });
   ++ps.counters.retried;
   const event::Event& ev = d->inflight->event;
   ps.plugin->logger().warn("attempt {}/{} failed for eventType={} eventId={} correlationId={}: {}; retrying in {} ms",
-                           d->attempt, d->retry->max_attempts, ev.eventType(), ev.eventId(), ev.correlationId(),
+                           d->attempt, d->retry.max_attempts, ev.eventType(), ev.eventId(), ev.correlationId(),
                            d->last_error.empty() ? d->last_error_name : d->last_error, delay);
   d->wait = Delivery::Wait::Retry;
   d->retry_timer = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);

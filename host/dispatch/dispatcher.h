@@ -12,7 +12,7 @@
 #include "loop/poster.h"
 #include "loop/uv_handle.h"
 #include "plugin/instance.h"
-#include "route/router.h"
+#include "route/table.h"
 
 #include <atomic>
 #include <cstdint>
@@ -95,8 +95,12 @@ class Dispatcher {
   // as circuit_open. `on_done`
   // runs once every target has finished with the event -- handled or
   // dead-lettered -- (at once when there are no targets). THREAD: loop.
+  // `targets` is read during the call only (each delivery copies its
+  // route's policies); `routed_by` -- the runtime::Runtime the targets come
+  // from, which owns what they point at -- is kept until the event is
+  // finished, even when a reload replaced it meanwhile.
   bool dispatch(event::Event&& event, const route::Targets& targets, std::function<void()> on_done = {},
-                bool force = false);
+                bool force = false, std::shared_ptr<const void> routed_by = {});
 
   // Dead-letters something that never reached a plugin (an undecodable
   // message, an event refused for overload); `done` runs once the entry is

@@ -21,9 +21,9 @@ struct redisReply;
 namespace evh::redis {
 
 struct StreamChannel {
-  std::string logical;  // channel name from the config
-  std::string key;      // stream key: prefix + logical
-  size_t index = 0;     // position in the config, for the router
+  std::string logical;      // channel name from the config
+  std::string key;          // stream key: prefix + logical
+  uint32_t channel_id = 0;  // runtime::ChannelId: what the ingest pipeline routes it by
   std::string group;
   std::string consumer;
   uint32_t count = 100;

@@ -19,7 +19,7 @@ struct Subscription {
   std::string logical;  // channel name from the config, without prefix
   std::string redis;    // what we (P)SUBSCRIBE: prefix + logical
   bool pattern = false;
-  size_t index = 0;  // position in the config, for the router
+  uint32_t channel_id = 0;  // runtime::ChannelId: what the ingest pipeline routes it by
 };
 
 // A window during which Pub/Sub messages may have been lost.

@@ -100,7 +100,7 @@ class DispatcherTest : public ::testing::Test {
   route::Targets targets(std::initializer_list<const char*> names) {
     route::Targets out;
     for (const char* n : names) {
-      out.push_back(route::Target{plugin(n), 0, &retry_});
+      out.push_back(route::Target{plugin(n), 0, retry_});
     }
     return out;
   }

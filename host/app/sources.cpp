@@ -1,0 +1,68 @@
+// Copying the config and the runtime into what the Redis side reads.
+#include "app/sources.h"
+
+#include <unistd.h>
+#include <algorithm>
+
+namespace evh::app {
+
+redis::Endpoint endpointOf(const config::Config& config) {
+  const config::Redis& r = config.redis;
+  redis::Endpoint e;
+  e.host = r.host;
+  e.port = r.port;
+  e.db = r.db;
+  e.username = r.username;
+  e.password = r.password;
+  e.connect_timeout_ms = r.connect_timeout_ms;
+  e.backoff_initial_ms = r.reconnect.initial_ms;
+  e.backoff_max_ms = r.reconnect.max_ms;
+  e.backoff_multiplier = r.reconnect.multiplier;
+  e.ping_interval_ms = r.ping_interval_ms;
+  e.ping_timeout_ms = r.ping_timeout_ms;
+  e.max_message_bytes = config.limits.max_message_bytes;
+  return e;
+}
+
+std::vector<redis::Subscription> subscriptionsOf(const runtime::Runtime& rt) {
+  std::vector<redis::Subscription> subs;
+  for (const auto& ch : rt.channels()) {
+    if (ch.transport == config::Transport::PubSub) {
+      subs.push_back(redis::Subscription{ch.name, ch.key, ch.pattern, ch.id});
+    }
+  }
+  return subs;
+}
+
+redis::StreamChannel streamChannelOf(const runtime::Channel& ch, const config::Limits& limits,
+                                     const std::string& default_consumer) {
+  const config::StreamOptions& so = ch.stream;
+  redis::StreamChannel sc;
+  sc.logical = ch.name;
+  sc.key = ch.key;
+  sc.channel_id = ch.id;
+  sc.group = so.group;
+  sc.consumer = so.consumer.empty() ? default_consumer : so.consumer;
+  sc.count = so.count;
+  // Under backpressure a few large reads, and reading always resumes: at
+  // most count and at most half of max_in_flight.
+  sc.min_room = static_cast<uint32_t>(
+      std::min<uint64_t>(sc.count, std::max<uint64_t>(1, static_cast<uint64_t>(limits.max_in_flight) / 2)));
+  sc.block_ms = so.block_ms;
+  sc.from_beginning = so.from_beginning;
+  sc.claim_idle_ms = so.claim_idle_ms;
+  sc.claim_interval_ms = so.claim_interval_ms;
+  sc.max_deliveries = so.max_deliveries;
+  sc.trim_maxlen = so.trim_maxlen;
+  sc.trim_max_age_ms = so.trim_max_age_ms;
+  sc.trim_interval_ms = so.trim_interval_ms;
+  return sc;
+}
+
+std::string processConsumerName() {
+  char host_name[256] = "evhost";
+  gethostname(host_name, sizeof(host_name) - 1);
+  return std::string(host_name) + "-" + std::to_string(getpid());
+}
+
+}  // namespace evh::app

@@ -1,0 +1,31 @@
+// What the Redis side is built from: the endpoint from the config's redis
+// section, and the subscriptions and stream readers from a runtime's channels.
+#pragma once
+
+#include "config/config.h"
+#include "redis/endpoint.h"
+#include "redis/stream_source.h"
+#include "redis/subscriber.h"
+#include "runtime/runtime.h"
+
+#include <string>
+#include <vector>
+
+namespace evh::app {
+
+// Every connection's endpoint; replies are bounded in proportion to
+// limits.max_message_bytes.
+redis::Endpoint endpointOf(const config::Config& config);
+
+// The Pub/Sub channels of `rt`, one subscription each.
+std::vector<redis::Subscription> subscriptionsOf(const runtime::Runtime& rt);
+
+// How a stream channel is read. `default_consumer` names this process in the
+// group when the channel names no consumer ("<hostname>-<pid>").
+redis::StreamChannel streamChannelOf(const runtime::Channel& ch, const config::Limits& limits,
+                                     const std::string& default_consumer);
+
+// "<hostname>-<pid>".
+std::string processConsumerName();
+
+}  // namespace evh::app

@@ -1,0 +1,77 @@
+// Admission: the in-flight limit, stream capacity and dead-letter backpressure.
+#include "ingest/admission.h"
+
+#include "common/log.h"
+
+#include <algorithm>
+
+namespace evh::ingest {
+
+Admission::Admission(uv_loop_t* loop, dispatch::Dispatcher& dispatcher, Limits limits, Sources sources)
+    : loop_(loop), dispatcher_(dispatcher), limits_(limits), sources_(std::move(sources)) {
+  timer_ = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);
+  timer_->data = this;
+}
+
+Admission::~Admission() = default;
+
+size_t Admission::streamCapacity(const route::Table& routes) const {
+  if (paused_) {
+    return 0;
+  }
+  const auto& plugins = routes.plugins();
+  if (!plugins.empty() && std::all_of(plugins.begin(), plugins.end(),
+                                      [this](const plugin::Instance* p) { return dispatcher_.breakerOpen(p); })) {
+    return 0;
+  }
+  const size_t in = dispatcher_.inFlight();
+  return in >= limits_.max_in_flight ? 0 : limits_.max_in_flight - in;
+}
+
+void Admission::checkDeadLetterBacklog() {
+  if (paused_) {
+    // A subscriber that reconnected meanwhile reads again: hold it back too.
+    sources_.hold_pubsub();
+    return;
+  }
+  if (stopped_ || dispatcher_.deadLetterBacklogBytes() <= limits_.max_dead_letter_bytes) {
+    return;
+  }
+  // Shedding a flood costs memory too: each dead letter is kept until it is
+  // stored. Past the limit, stop reading -- Pub/Sub (Redis holds the rest; its
+  // pubsub output-buffer limit may then cut us off: that is logged as a gap)
+  // and streams (their capacity is 0 meanwhile) -- and read again once half
+  // of it is stored.
+  paused_ = true;
+  ++counters_.pauses;
+  sources_.hold_pubsub();
+  paused_at_ = uv_now(loop_);
+  log::host().warn(
+      "{} bytes of dead-letter entries wait to be stored (limits.max_dead_letter_bytes={}): reading paused until "
+      "half of them are",
+      dispatcher_.deadLetterBacklogBytes(), limits_.max_dead_letter_bytes);
+  uv_timer_start(
+      timer_.get(), [](uv_timer_t* t) { static_cast<Admission*>(t->data)->onTimer(); }, 5, 5);
+}
+
+void Admission::onTimer() {
+  if (stopped_) {
+    uv_timer_stop(timer_.get());
+    return;
+  }
+  if (dispatcher_.deadLetterBacklogBytes() > limits_.max_dead_letter_bytes / 2) {
+    return;
+  }
+  uv_timer_stop(timer_.get());
+  paused_ = false;
+  sources_.release();
+  log::host().info("reading resumed after {} ms (dead-letter backlog {} bytes)", uv_now(loop_) - paused_at_,
+                   dispatcher_.deadLetterBacklogBytes());
+}
+
+void Admission::stop() {
+  stopped_ = true;
+  uv_timer_stop(timer_.get());
+}
+
+}  // namespace evh::ingest

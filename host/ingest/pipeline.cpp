@@ -1,0 +1,179 @@
+// The ingest pipeline's stages, in the order a message meets them.
+#include "ingest/pipeline.h"
+
+#include "common/log.h"
+
+namespace evh::ingest {
+namespace {
+
+event::Decoder::Limits decoderLimits(const runtime::Runtime& rt) {
+  return event::Decoder::Limits{rt.limits().max_message_bytes, rt.limits().max_json_depth};
+}
+
+}  // namespace
+
+Pipeline::Pipeline(uv_loop_t* loop, dispatch::Dispatcher& dispatcher, runtime::RuntimePtr runtime, Admission& admission,
+                   Options options)
+    : loop_(loop),
+      dispatcher_(dispatcher),
+      runtime_(std::move(runtime)),
+      admission_(admission),
+      options_(options),
+      decoder_(decoderLimits(*runtime_)),
+      refusals_(loop, dispatcher, decoder_, [this] { admission_.checkDeadLetterBacklog(); }) {}
+
+void Pipeline::use(runtime::RuntimePtr runtime) {
+  const auto& now = runtime_->limits();
+  const auto& next = runtime->limits();
+  if (now.max_message_bytes != next.max_message_bytes || now.max_json_depth != next.max_json_depth) {
+    decoder_ = event::Decoder(decoderLimits(*runtime));
+  }
+  runtime_ = std::move(runtime);
+}
+
+void Pipeline::addCheck(std::unique_ptr<Check> check) { checks_.push_back(std::move(check)); }
+
+ChannelCounters& Pipeline::countersOf(runtime::ChannelId id) {
+  if (id >= channel_counters_.size()) {
+    channel_counters_.resize(id + 1);
+  }
+  return channel_counters_[id];
+}
+
+ChannelCounters Pipeline::counters(runtime::ChannelId id) const {
+  return id < channel_counters_.size() ? channel_counters_[id] : ChannelCounters{};
+}
+
+void Pipeline::pubsub(runtime::ChannelId id, std::string_view redis_channel, std::string_view payload) {
+  const runtime::Channel* ch = runtime_->channel(id);
+  if (ch == nullptr) {
+    // A subscription the runtime in force no longer has (a reload removed
+    // its channel; the unsubscribe is on its way): nothing routes it.
+    ++countersOf(id).unrouted;
+    log::host().debug("message on {} for a channel no longer configured: not routed", redis_channel);
+    return;
+  }
+  // The logical channel is the one published on, without the prefix -- for
+  // a pattern subscription the matching channel, not the pattern.
+  std::string_view logical = ch->name;
+  if (ch->pattern) {
+    logical = redis_channel;
+    const std::string& prefix = runtime_->prefix();
+    if (logical.substr(0, prefix.size()) == prefix) {
+      logical.remove_prefix(prefix.size());
+    }
+  }
+  message(*ch, logical, redis_channel, payload, {}, {}, false);
+}
+
+void Pipeline::streamEntry(runtime::ChannelId id, const std::string& entry_id, const std::string_view* event_field,
+                           bool redelivered, std::function<void()> ack) {
+  const runtime::Channel* ch = runtime_->channel(id);
+  if (ch == nullptr) {
+    // Left pending: a source outliving its channel stops reading, and the
+    // entry is delivered again to whoever reads the stream next.
+    log::host().warn("stream entry {} for a channel no longer configured: left pending", entry_id);
+    return;
+  }
+  if (event_field == nullptr) {
+    ++countersOf(id).received;
+    refusals_.noEventField(*ch, entry_id, std::move(ack));
+    return;
+  }
+  message(*ch, ch->name, ch->key, *event_field, entry_id, std::move(ack), redelivered);
+}
+
+void Pipeline::streamRefused(runtime::ChannelId id, const std::string& entry_id, const char* reason,
+                             const std::string& why, const std::string* event_field, std::function<void()> ack) {
+  const runtime::Channel* ch = runtime_->channel(id);
+  if (ch == nullptr) {
+    log::host().warn("stream entry {} ({}) for a channel no longer configured: left pending", entry_id, reason);
+    return;
+  }
+  refusals_.streamEntry(*ch, entry_id, reason, why, event_field, std::move(ack));
+}
+
+void Pipeline::message(const runtime::Channel& ch, std::string_view logical, std::string_view redis_channel,
+                       std::string_view payload, std::string_view delivery_id, std::function<void()> done,
+                       bool redelivered) {
+  ChannelCounters& cc = countersOf(ch.id);
+  ++cc.received;
+  if (options_.trace_events) {
+    log::host().info("event stage=received channel={} bytes={}{}{}", redis_channel, payload.size(),
+                     delivery_id.empty() ? "" : " id=", delivery_id);
+  }
+  // Size: refused before it is copied or parsed.
+  const uint64_t limit = runtime_->limits().max_message_bytes;
+  if (payload.size() > limit) {
+    refusals_.tooLarge(limit, logical, redis_channel, payload, delivery_id, std::move(done));
+    return;
+  }
+  // Decode.
+  decoder_.decode(event::makeMessage(payload, logical, redis_channel, delivery_id, redelivered), items_);
+  // A stream entry is acknowledged once every event of it is finished
+  // (a single event -- not a BATCH -- needs no counting).
+  const bool from_stream = static_cast<bool>(done);
+  std::function<void()> one_done;
+  if (done && items_.size() == 1) {
+    one_done = std::move(done);
+  } else if (done) {
+    auto remaining = std::make_shared<size_t>(items_.size());
+    one_done = [remaining, done] {
+      if (--*remaining == 0) {
+        done();
+      }
+    };
+  }
+  // A single event's callback moves on; a batch member's is shared.
+  auto done_for_item = [&]() -> std::function<void()> {
+    if (items_.size() == 1) {
+      return std::move(one_done);
+    }
+    return one_done;
+  };
+  for (auto& item : items_) {
+    if (auto* rejected = std::get_if<event::Rejected>(&item)) {
+      refusals_.invalid(*rejected, logical, redis_channel, done_for_item());
+      continue;
+    }
+    auto& ev = std::get<event::Event>(item);
+    ++cc.events;
+    if (options_.trace_events) {
+      log::host().info("event stage=decoded eventId={} correlationId={} eventType={} channel={}", ev.eventId(),
+                       ev.correlationId(), ev.eventType(), redis_channel);
+    }
+    // Checks (verify, validate).
+    bool refused = false;
+    for (const auto& check : checks_) {
+      if (auto refusal = check->check(ev, ch)) {
+        ++cc.refused;
+        refusals_.checkFailed(check->name(), *refusal, ev, done_for_item(), from_stream);
+        refused = true;
+        break;
+      }
+    }
+    if (refused) {
+      continue;
+    }
+    // Route.
+    const route::Targets& targets = ch.routes.route(ev.eventType());
+    if (targets.empty()) {
+      ++cc.unrouted;
+      log::host().debug("no route for eventType={} eventId={} on {}", ev.eventType(), ev.eventId(), logical);
+      if (one_done) {
+        one_done();
+      }
+      continue;
+    }
+    // Admit: a stream source reads only as much as there is room for (a
+    // BATCH may overshoot); Pub/Sub cannot wait, so its excess is refused.
+    if (!from_stream && !admission_.admitPubSub()) {
+      refusals_.overloaded(ev, logical, dispatcher_.inFlight());
+      continue;
+    }
+    // Dispatch, holding the runtime the targets belong to.
+    dispatcher_.dispatch(std::move(ev), targets, done_for_item(), from_stream, runtime_);
+  }
+}
+
+}  // namespace evh::ingest

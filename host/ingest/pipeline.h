@@ -1,0 +1,86 @@
+// The ingest pipeline, the same for Pub/Sub and streams:
+//
+//   size check -> decode -> checks (verify, validate) -> route -> admit -> dispatch
+//
+// Refused input leaves at the stage that refused it, dead-lettered
+// (ingest/refusals.h). Routing uses the runtime in force when the message
+// arrived; each dispatched event keeps that runtime until it is finished.
+#pragma once
+
+#include "dispatch/dispatcher.h"
+#include "event/envelope.h"
+#include "ingest/admission.h"
+#include "ingest/check.h"
+#include "ingest/refusals.h"
+#include "runtime/runtime.h"
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace evh::ingest {
+
+// Per channel, for the metrics.
+struct ChannelCounters {
+  uint64_t received = 0;  // messages off Redis
+  uint64_t events = 0;    // events decoded (a BATCH holds several)
+  uint64_t unrouted = 0;  // events no route matched
+  uint64_t refused = 0;   // events a check refused
+};
+
+class Pipeline {
+ public:
+  struct Options {
+    bool trace_events = false;  // log every stage of every event (DEBUG_EVENTS)
+  };
+
+  Pipeline(uv_loop_t* loop, dispatch::Dispatcher& dispatcher, runtime::RuntimePtr runtime, Admission& admission,
+           Options options);
+
+  // The runtime new messages are routed by from now on. THREAD: loop (as
+  // everything here).
+  void use(runtime::RuntimePtr runtime);
+  const runtime::Runtime& runtime() const noexcept { return *runtime_; }
+  // Appends a check run on every decoded event, in order, before routing.
+  void addCheck(std::unique_ptr<Check> check);
+
+  // A Pub/Sub message on `redis_channel` for the subscription of channel `id`.
+  void pubsub(runtime::ChannelId id, std::string_view redis_channel, std::string_view payload);
+  // A stream entry: `event_field` is its "event" field, nullptr when it has
+  // none; `ack` runs once every event of it is finished (handled or
+  // dead-lettered). `redelivered`: delivered before.
+  void streamEntry(runtime::ChannelId id, const std::string& entry_id, const std::string_view* event_field,
+                   bool redelivered, std::function<void()> ack);
+  // A stream entry its source refused (poison, trimmed, too_large).
+  void streamRefused(runtime::ChannelId id, const std::string& entry_id, const char* reason, const std::string& why,
+                     const std::string* event_field, std::function<void()> ack);
+  // A Pub/Sub message over the reader's bound, cut off while read.
+  void cutOff(std::string_view head, uint64_t held) { refusals_.cutOff(head, held); }
+
+  const Refusals& refusals() const noexcept { return refusals_; }
+  // Counters of the channel with this id (zeros for one never seen).
+  ChannelCounters counters(runtime::ChannelId id) const;
+
+ private:
+  void message(const runtime::Channel& ch, std::string_view logical, std::string_view redis_channel,
+               std::string_view payload, std::string_view delivery_id, std::function<void()> done, bool redelivered);
+  ChannelCounters& countersOf(runtime::ChannelId id);
+
+  uv_loop_t* loop_;
+  dispatch::Dispatcher& dispatcher_;
+  runtime::RuntimePtr runtime_;
+  Admission& admission_;
+  Options options_;
+  event::Decoder decoder_;
+  std::vector<event::Item> items_;  // reused by every decode
+  Refusals refusals_;
+  std::vector<std::unique_ptr<Check>> checks_;
+  std::vector<ChannelCounters> channel_counters_;  // by channel id
+};
+
+}  // namespace evh::ingest

@@ -1,0 +1,41 @@
+// The backend of the host API's loop-bound functions (evh_host_api's
+// redis_command, publish and post): marshals calls from any thread to the
+// loop, sends on the command connection, and guards every callback into a
+// plugin (exceptions, the watchdog's attribution).
+#pragma once
+
+#include "loop/poster.h"
+#include "plugin/instance.h"
+#include "redis/command_client.h"
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace evh::plugin {
+
+class LoopServices final : public HostServices {
+ public:
+  // Requests go to `commands` (which outlives this). Construct on the loop
+  // thread: calls from it are sent at once, from others marshalled.
+  LoopServices(Poster& poster, redis::CommandClient* commands);
+
+  // After close(), requests answer EVH_ERR_CANCELLED (the stop has reached
+  // the plugins). THREAD: loop.
+  void close() noexcept { closed_.store(true); }
+
+  evh_status redisCommand(Instance& from, std::vector<std::string> argv, evh_reply_cb cb, void* user_data) override;
+  evh_status post(Instance& from, void (*fn)(void*), void* user_data) override;
+
+ private:
+  // Sends on the command connection; false (cb not called) when not connected.
+  bool send(Instance& from, std::vector<std::string> argv, evh_reply_cb cb, void* user_data);
+
+  Poster& poster_;
+  redis::CommandClient* commands_;
+  std::thread::id loop_thread_;
+  std::atomic<bool> closed_{false};  // read by marshalled commands' closures
+};
+
+}  // namespace evh::plugin

@@ -1,0 +1,77 @@
+// The immutable runtime: everything built from one Config that events are
+// routed by -- channel identities, route tables, policies -- in one graph
+// that in-flight events share by reference. A reload (issue 16) builds a new
+// graph beside the old one and swaps it in; each event keeps the graph it
+// was routed by until it is finished, and the old graph goes when its last
+// event does (as nginx does with its cycle).
+#pragma once
+
+#include "config/config.h"
+#include "plugin/instance.h"
+#include "route/table.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace evh::runtime {
+
+// A channel's identity for the life of the process, across reloads: sources
+// tag what they read with it, and the runtime in force at that moment says
+// what it means. Never an index into the config, which a reload reorders.
+using ChannelId = uint32_t;
+
+// Hands out channel ids by (transport, pattern, name): a channel kept across
+// a reload keeps its id, a new one gets a new id. THREAD: loop.
+class ChannelIds {
+ public:
+  ChannelId of(const config::Channel& channel);
+
+ private:
+  std::unordered_map<std::string, ChannelId> ids_;
+  ChannelId next_ = 0;
+};
+
+// One configured channel as the runtime sees it.
+struct Channel {
+  ChannelId id = 0;
+  std::string name;  // logical, without the environment prefix
+  std::string key;   // what is subscribed or read: prefix + name
+  bool pattern = false;
+  config::Transport transport = config::Transport::PubSub;
+  config::StreamOptions stream;  // transport: stream
+  route::Table routes;
+};
+
+class Runtime {
+ public:
+  // Builds the graph for `config`. find(name) resolves a plugin instance
+  // name (the registry's); `generation` numbers the graphs of a process.
+  // THREAD: loop (ids are the loop's).
+  static std::shared_ptr<const Runtime> build(const config::Config& config, const route::Table::Find& find,
+                                              ChannelIds& ids, uint64_t generation);
+
+  // The channel with this id, or nullptr when this runtime has none (a
+  // source of a retired runtime still reading, say).
+  const Channel* channel(ChannelId id) const noexcept { return id < by_id_.size() ? by_id_[id] : nullptr; }
+  const std::vector<Channel>& channels() const noexcept { return channels_; }
+  const std::string& prefix() const noexcept { return prefix_; }
+  const config::Limits& limits() const noexcept { return limits_; }
+  uint64_t generation() const noexcept { return generation_; }
+
+ private:
+  Runtime() = default;
+
+  std::vector<Channel> channels_;  // config order
+  std::vector<const Channel*> by_id_;
+  std::string prefix_;
+  config::Limits limits_;
+  uint64_t generation_ = 0;
+};
+
+using RuntimePtr = std::shared_ptr<const Runtime>;
+
+}  // namespace evh::runtime
