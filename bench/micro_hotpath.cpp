@@ -1,12 +1,16 @@
 // Micro benchmarks of the hot path without Redis: envelope decode, route
-// lookup, and dispatch to a no-op inline plugin (ns per event).
+// lookup, dispatch to a no-op inline plugin, and all of it through the ingest
+// pipeline (ns per event).
 #include "dispatch/dead_letter.h"
 #include "dispatch/dispatcher.h"
 #include "dispatch/worker_pool.h"
 #include "event/envelope.h"
+#include "ingest/admission.h"
+#include "ingest/pipeline.h"
 #include "loop/poster.h"
 #include "plugin/registry.h"
 #include "route/table.h"
+#include "runtime/runtime.h"
 #include "support/fake_host.h"
 
 #include <benchmark/benchmark.h>
@@ -88,6 +92,49 @@ void BM_DecodeRouteDispatch(benchmark::State& state) {
   uv_loop_close(&loop);
 }
 BENCHMARK(BM_DecodeRouteDispatch);
+
+// The same through the ingest pipeline as a Pub/Sub message takes it: size
+// check, decode, the (empty) checks slot, route by channel id in the
+// runtime, admission, dispatch holding the runtime.
+void BM_IngestPubSub(benchmark::State& state) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  {
+    evh::Poster poster(&loop);
+    evh::dispatch::WorkerPool pool(1);
+    evh::test::FakeServices services;
+    evh::plugin::Registry registry;
+    evh::config::Plugin p;
+    p.name = "p";
+    p.path = std::string(EVH_TEST_PLUGIN_DIR) + "/ok_c.so";
+    p.config_json = "{}";
+    p.config_dir = ".";
+    registry.load({p}, {}, services, "dev:");
+    evh::dispatch::Dispatcher::Options options;
+    options.fallback_file = "/dev/null";
+    evh::dispatch::Dispatcher dispatcher(&loop, poster, pool, {{registry.find("p"), {}, 0}}, options);
+    evh::config::Config cfg;
+    cfg.environment = "dev";
+    cfg.channels = {productChannel()};
+    evh::runtime::ChannelIds ids;
+    auto rt = evh::runtime::Runtime::build(
+        cfg, [&](const std::string& n) { return registry.find(n); }, ids, 1);
+    const evh::runtime::ChannelId id = rt->channels().at(0).id;
+    {
+      evh::ingest::Admission admission(&loop, dispatcher, evh::ingest::Admission::Limits{},
+                                       evh::ingest::Admission::Sources{[] {}, [] {}});
+      evh::ingest::Pipeline pipeline(&loop, dispatcher, std::move(rt), admission, {});
+      for (auto _ : state) {
+        pipeline.pubsub(id, "dev:jollyjet:events:product", kEvent);
+      }
+    }
+    pool.stop();
+    poster.close();
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+}
+BENCHMARK(BM_IngestPubSub);
 
 // The overload path's own cost on the loop: the dead-letter entry of a
 // decoded event (reason overloaded), ready for the fallback writer.
