@@ -1,4 +1,4 @@
-// evhctl's blocking Redis client: connect with a timeout, AUTH, SELECT, pipelines.
+// evhctl's blocking Redis client: connect with a timeout, the handshake, pipelines.
 #include "cli/sync_redis.h"
 
 #include <sys/time.h>
@@ -14,14 +14,43 @@ timeval toTimeval(long ms) {
   return tv;
 }
 
+redis::Endpoint endpointOf(const config::Redis& cfg) {
+  redis::Endpoint e;
+  e.host = cfg.host;
+  e.port = cfg.port;
+  e.db = cfg.db;
+  e.username = cfg.username;
+  e.password = cfg.password;
+  e.connect_timeout_ms = cfg.connect_timeout_ms;
+  return e;
+}
+
 }  // namespace
 
 std::string replyText(const redisReply* r) { return r->str != nullptr ? std::string(r->str, r->len) : std::string(); }
 
-SyncRedis::SyncRedis(const config::Redis& cfg)
-    : where_((cfg.host.find(':') != std::string::npos ? "[" + cfg.host + "]" : cfg.host) + ":" +
-             std::to_string(cfg.port)) {
-  ctx_.reset(redisConnectWithTimeout(cfg.host.c_str(), cfg.port, toTimeval(static_cast<long>(cfg.connect_timeout_ms))));
+SyncRedis::SyncRedis(const config::Redis& cfg) {
+  redis::StaticAddress address(redis::Address{cfg.host, cfg.port});
+  open(endpointOf(cfg), address);
+}
+
+SyncRedis::SyncRedis(const redis::Endpoint& endpoint, redis::AddressProvider& addresses) { open(endpoint, addresses); }
+
+void SyncRedis::open(const redis::Endpoint& endpoint, redis::AddressProvider& addresses) {
+  const redis::Address address = addresses.current();
+  where_ = address.describe();
+  try {
+    connect(address, endpoint.connect_timeout_ms);
+    handshake(redis::Handshake(endpoint));
+  } catch (const Failure& e) {
+    addresses.failed(address, e.what());
+    throw;
+  }
+}
+
+void SyncRedis::connect(const redis::Address& address, uint32_t timeout_ms) {
+  // TLS (issue 14) will set up here, between the connect and the handshake.
+  ctx_.reset(redisConnectWithTimeout(address.host.c_str(), address.port, toTimeval(static_cast<long>(timeout_ms))));
   if (!ctx_) {
     throw Failure("cannot reach Redis at " + where_ + ": out of memory");
   }
@@ -30,19 +59,19 @@ SyncRedis::SyncRedis(const config::Redis& cfg)
   }
   // A server that accepts but never answers must not hang the CLI.
   redisSetTimeout(ctx_.get(), toTimeval(kCommandTimeoutMs));
-  if (!cfg.password.empty()) {
-    std::vector<std::string> auth = cfg.username.empty() ? std::vector<std::string>{"AUTH", cfg.password}
-                                                         : std::vector<std::string>{"AUTH", cfg.username, cfg.password};
-    ReplyPtr r = run(auth);
-    if (r->type == REDIS_REPLY_ERROR) {
-      throw Failure("Redis at " + where_ + " refused AUTH" +
-                    (cfg.username.empty() ? std::string() : " as user " + cfg.username) + ": " + replyText(r.get()));
-    }
+}
+
+// Pipelined, as evhost sends it; the first step that failed is reported
+// (after a refused AUTH the later steps fail too, for want of it).
+void SyncRedis::handshake(const redis::Handshake& handshake) {
+  std::vector<std::vector<std::string>> commands;
+  for (const auto& step : handshake.steps()) {
+    commands.push_back(step.argv);
   }
-  if (cfg.db != 0) {
-    ReplyPtr r = run({"SELECT", std::to_string(cfg.db)});
-    if (r->type == REDIS_REPLY_ERROR) {
-      throw Failure("Redis at " + where_ + " refused SELECT " + std::to_string(cfg.db) + ": " + replyText(r.get()));
+  std::vector<ReplyPtr> replies = pipeline(commands);
+  for (size_t i = 0; i < replies.size(); ++i) {
+    if (std::string why = handshake.check(i, *replies[i], where_); !why.empty()) {
+      throw Failure("Redis at " + where_ + ": " + why);
     }
   }
 }

@@ -3,6 +3,9 @@
 
 #include "cli/errors.h"
 #include "config/config.h"
+#include "redis/address.h"
+#include "redis/endpoint.h"
+#include "redis/handshake.h"
 
 #include <hiredis/hiredis.h>
 
@@ -23,8 +26,12 @@ class SyncRedis {
  public:
   static constexpr long kCommandTimeoutMs = 10000;
 
-  // Connects (connect_timeout_ms), AUTHs and SELECTs as evhost would; throws
-  // Failure naming host:port and the reason.
+  // Connects (connect_timeout_ms) to wherever `addresses` says and makes
+  // the handshake evhost makes (redis/handshake.h: AUTH, SELECT, PING);
+  // throws Failure naming host:port and what failed (never the password),
+  // after telling `addresses` of the failure.
+  SyncRedis(const redis::Endpoint& endpoint, redis::AddressProvider& addresses);
+  // The configured host:port (redis::StaticAddress).
   explicit SyncRedis(const config::Redis& cfg);
 
   // Sends every command, then reads every reply (error replies included); a
@@ -37,6 +44,10 @@ class SyncRedis {
   long long integer(const std::vector<std::string>& argv);
 
  private:
+  void open(const redis::Endpoint& endpoint, redis::AddressProvider& addresses);
+  void connect(const redis::Address& address, uint32_t timeout_ms);
+  void handshake(const redis::Handshake& handshake);
+
   struct ContextFree {
     void operator()(redisContext* c) const { redisFree(c); }
   };

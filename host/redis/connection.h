@@ -1,24 +1,32 @@
-// One Redis connection that keeps itself connected: async connect, AUTH and
-// SELECT, reconnect with backoff, half-open detection by PING, and replies
-// bounded while they are read.
+// One Redis connection that keeps itself connected: async connect to
+// wherever its AddressProvider says, the handshake (handshake.h), reconnect
+// with backoff, half-open detection by PING (keepalive.cpp), and replies
+// bounded while they are read (reply_guard.h). hiredis 0.14's internals are
+// reached only through hiredis_compat.h.
 #pragma once
 
 #include "loop/uv_handle.h"
+#include "redis/address.h"
 #include "redis/backoff.h"
 #include "redis/endpoint.h"
+#include "redis/handshake.h"
+#include "redis/reply_guard.h"
 
 #include <hiredis/async.h>
 #include <uv.h>
 
 #include <cstdint>
-#include <deque>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
-#include <vector>
 
 namespace evh::redis {
+
+namespace compat {
+struct Hooks;
+}
 
 // Holds a redisAsyncContext non-owningly: hiredis frees it itself after a
 // failed connect or a disconnect, and the callbacks null our pointer then.
@@ -44,7 +52,10 @@ class Connection {
     std::function<void(std::string_view head, uint64_t held)> on_oversize;
   };
 
-  Connection(uv_loop_t* loop, Endpoint endpoint, std::string name, Mode mode, Handlers handlers);
+  // addresses: where to connect, asked before every attempt and told of
+  // every failure; null: always endpoint's host:port (StaticAddress).
+  Connection(uv_loop_t* loop, Endpoint endpoint, std::string name, Mode mode, Handlers handlers,
+             std::shared_ptr<AddressProvider> addresses = nullptr);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -66,11 +77,14 @@ class Connection {
   void resumeReading();
   bool readingPaused() const noexcept { return read_paused_; }
   bool ready() const noexcept { return ready_; }
-  bool stopped() const noexcept { return stopped_; }
   const std::string& name() const noexcept { return name_; }
+  // How to connect (credentials, timeouts, bounds). Its host:port is only
+  // the static answer: address() is where the connection goes.
   const Endpoint& endpoint() const noexcept { return endpoint_; }
-  // The live context while connected, else nullptr.
-  redisAsyncContext* context() const noexcept { return ac_; }
+  // The address of the last connect attempt (or the current connection),
+  // and as logs write it.
+  const Address& address() const noexcept { return address_; }
+  const std::string& where() const noexcept { return where_; }
 
   // Sends a command when ready. fn(ac, reply, privdata) runs exactly once:
   // with the reply, or with a NULL reply when the connection drops or
@@ -82,8 +96,8 @@ class Connection {
   // whole connection, as the array [kRefused or kPatternRefused, name,
   // error text]. Returns false when not ready. THREAD: loop.
   bool subscribe(bool pattern, const std::string& name, redisCallbackFn* fn, void* privdata);
-  static constexpr const char* kRefused = "subscribe-refused";
-  static constexpr const char* kPatternRefused = "psubscribe-refused";
+  static constexpr const char* kRefused = kSubscribeRefused;
+  static constexpr const char* kPatternRefused = kPsubscribeRefused;
 
   // Whether Redis closed the last lost connection itself (end of stream),
   // as opposed to a network error or our own drop. Valid in on_lost.
@@ -95,30 +109,29 @@ class Connection {
   // Failed attempts before the current connection came up (0: at once).
   uint32_t attemptsBeforeReady() const noexcept { return attempts_before_ready_; }
   // The bound on one reply now (see replyBound()).
-  uint64_t replyBound() const noexcept { return reply_bound_; }
+  uint64_t replyBound() const noexcept { return guard_.bound(); }
 
-  // Counters for health and tests.
-  uint64_t connects() const noexcept { return connects_; }
+  // Ready connections lost so far.
   uint64_t outages() const noexcept { return outages_; }
 
  private:
-  friend struct ReaderHooks;  // connection.cpp: the reader's object hooks
+  friend struct compat::Hooks;  // hiredis_compat.cpp: the event hooks
   enum class State { Idle, Resolving, Connecting, Handshaking, Ready, Waiting, Stopped };
 
   void resolve();
   void connectTo(const std::string& ip);
+  void setContext(redisAsyncContext* ac) noexcept;
   void handshake();
   void becomeReady();
   void fail(const std::string& why);
   void scheduleRetry();
   void dropContext(const std::string& why);
+  // keepalive.cpp: every tick while ready; the PING.
   void onTick();
   void sendPing();
   // Past the reply bound (buffered bytes plus objects of the reply being
   // read): drop as a protocol error. Runs after every read. THREAD: loop.
   void checkReplyBound();
-  std::string oversizeReason() const;
-  static uint64_t pendingBulkLength(const redisReader* r);
   uint64_t stableAfterMs() const noexcept;
 
   static void onConnect(const redisAsyncContext* ac, int status);
@@ -132,6 +145,10 @@ class Connection {
   Mode mode_;
   Handlers handlers_;
   Backoff backoff_;
+  std::shared_ptr<AddressProvider> addresses_;
+  const Handshake handshake_;
+  Address address_;    // asked of addresses_ at each attempt
+  std::string where_;  // address_.describe(), for logs and errors
 
   redisAsyncContext* ac_ = nullptr;
   uv_getaddrinfo_t* resolving_ = nullptr;  // freed by its callback
@@ -144,11 +161,11 @@ class Connection {
   bool ready_ = false;
   bool read_paused_ = false;  // pauseReading(): the read hooks hold off
   bool stopped_ = false;
-  std::deque<const char*> handshake_steps_;  // commands whose replies the handshake awaits
-  std::string drop_reason_;                  // why we are dropping the context ourselves
-  std::string last_failure_;                 // logged once until it changes
-  uint64_t down_since_ms_ = 0;               // when the outage began (0: none)
-  uint32_t failed_attempts_ = 0;             // in the current outage
+  size_t handshake_step_ = 0;     // the step whose reply the handshake awaits
+  std::string drop_reason_;       // why we are dropping the context ourselves
+  std::string last_failure_;      // logged once until it changes
+  uint64_t down_since_ms_ = 0;    // when the outage began (0: none)
+  uint32_t failed_attempts_ = 0;  // in the current outage
   uint32_t attempts_before_ready_ = 0;
   uint64_t ready_since_ms_ = 0;
   bool stable_ = false;       // up for stableAfterMs(): the backoff restarts
@@ -156,11 +173,7 @@ class Connection {
   uint64_t short_lived_ = 0;  // connections lost the same way before they were stable
   bool closed_by_server_ = false;
 
-  // Kept up by the reader hooks (ReaderHooks in connection.cpp).
-  uint64_t replies_seen_ = 0;
-  uint64_t reply_bytes_ = 0;  // objects built for the reply being read
-  uint64_t reply_bound_ = kHandshakeReplyBytes;
-  std::deque<std::pair<bool, std::string>> unanswered_subscribes_;  // (pattern, name), in order sent
+  ReplyGuard guard_;  // the reader hooks' state for the current context
 
   uint64_t seen_at_ping_ = 0;
   uint64_t ping_sent_ms_ = 0;
@@ -169,7 +182,6 @@ class Connection {
   uint64_t iterations_ = 0;          // loop iterations so far
   uint64_t iterations_at_ping_ = 0;  // ... when the PING went out
   bool ping_outstanding_ = false;
-  uint64_t connects_ = 0;
   uint64_t outages_ = 0;
 };
 

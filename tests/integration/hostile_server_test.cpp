@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -227,6 +228,29 @@ TEST(HostileServerTest, WrongAnswerInTheHandshakeIsAProtocolError) {
   ASSERT_TRUE(eventually([&] { return server.accepted() >= 6; })) << host.log();
   EXPECT_THAT(host.log(), Not(HasSubstr("connected"))) << host.log();
   EXPECT_TRUE(host.running());
+}
+
+// evhctl makes the same handshake as evhost (redis/handshake.h): the same
+// non-Redis server is refused at its PING, with evhost's words, before any
+// command is sent. (Before, evhctl sent no PING and took the +OK to its
+// command for an answer.)
+TEST(HostileServerTest, EvhctlRefusesWhatIsNotRedisWithTheSameWords) {
+  FakeServer server([](int fd, const std::atomic<bool>& stop) {
+    while (!FakeServer::readSome(fd, stop).empty() && FakeServer::writeAll(fd, "+OK\r\n")) {
+    }
+  });
+  char path[] = "/tmp/evh-hostile-XXXXXX.yaml";
+  const int fd = mkstemps(path, 5);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  std::ofstream(path) << config(server.port());
+  auto [code, out] = runCommand({EVH_EVHCTL_BIN, "publish", "--config", path, "--channel", "jollyjet:events:product",
+                                 "--type", "T", "--payload", "{}"});
+  std::remove(path);
+  const std::string where = "127.0.0.1:" + std::to_string(server.port());
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_THAT(out, HasSubstr("Redis at " + where + ": protocol error: unexpected reply to PING from " + where +
+                             " (type 5, not +PONG)"));
 }
 
 // A reply to no command: hiredis 0.14 would abort() on its assert; evhost

@@ -1,0 +1,224 @@
+// hiredis 0.14 internals, in one place (see hiredis_compat.h for why each).
+// sds.h has no extern "C" of its own in hiredis 0.14, and hiredis.h includes
+// it outside its own: so it comes first, as C (for sdscatlen below).
+extern "C" {
+#include <hiredis/sds.h>
+}
+
+#include "redis/hiredis_compat.h"
+
+#include "redis/connection.h"
+#include "redis/reply_guard.h"
+
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/read.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace evh::redis::compat {
+
+// The reader and event hooks, with access to their Connection.
+struct Hooks {
+  // hiredis' own reply-object functions, which ours forward to (the same
+  // for every context: taken from the first reader hooked).
+  static inline const redisReplyObjectFunctions* defaults = nullptr;
+
+  static ReplyGuard* guardOf(const redisReadTask* t) { return static_cast<ReplyGuard*>(t->privdata); }
+
+  static ReplyGuard::Object describe(const redisReadTask* t, uint64_t bytes) {
+    const int depth = t->parent == nullptr ? 0 : t->parent->parent == nullptr ? 1 : 2;
+    return ReplyGuard::Object{t->type, depth, t->idx, bytes, {}, 0};
+  }
+
+  static void* string(const redisReadTask* t, char* s, size_t n) {
+    if (ReplyGuard* g = guardOf(t); g != nullptr) {
+      ReplyGuard::Object o = describe(t, sizeof(redisReply) + n);
+      o.text = std::string_view(s, n);
+      switch (g->onObject(o)) {
+        case ReplyGuard::Verdict::Refuse:
+          return nullptr;
+        case ReplyGuard::Verdict::Refusal:
+          return refusal(g->takeRefusal(o.text));
+        case ReplyGuard::Verdict::Build:
+          break;
+      }
+    }
+    return defaults->createString(t, s, n);
+  }
+  static void* array(const redisReadTask* t, int n) {
+    if (ReplyGuard* g = guardOf(t); g != nullptr) {
+      ReplyGuard::Object o =
+          describe(t, sizeof(redisReply) + static_cast<uint64_t>(std::max(n, 0)) * sizeof(redisReply*));
+      o.elements = n;
+      if (g->onObject(o) == ReplyGuard::Verdict::Refuse) {
+        return nullptr;
+      }
+    }
+    return defaults->createArray(t, n);
+  }
+  static void* integer(const redisReadTask* t, long long v) {
+    ReplyGuard* g = guardOf(t);
+    return g == nullptr || g->onObject(describe(t, sizeof(redisReply))) != ReplyGuard::Verdict::Refuse
+               ? defaults->createInteger(t, v)
+               : nullptr;
+  }
+  static void* nil(const redisReadTask* t) {
+    ReplyGuard* g = guardOf(t);
+    return g == nullptr || g->onObject(describe(t, sizeof(redisReply))) != ReplyGuard::Verdict::Refuse
+               ? defaults->createNil(t)
+               : nullptr;
+  }
+  static void free(void* obj) { defaults->freeObject(obj); }
+
+  // A top-level array of three strings, built with hiredis' own functions
+  // (so that it frees it) from tasks made up for the purpose: 0.14's
+  // createArray/createString link a child into task->parent->obj.
+  static void* refusal(const std::array<std::string, 3>& parts) {
+    redisReadTask top{};
+    top.type = REDIS_REPLY_ARRAY;
+    top.elements = 3;
+    top.idx = -1;
+    void* array = defaults->createArray(&top, 3);
+    if (array == nullptr) {
+      return nullptr;
+    }
+    top.obj = array;
+    for (int i = 0; i < 3; ++i) {
+      redisReadTask child{};
+      child.type = REDIS_REPLY_STRING;
+      child.idx = i;
+      child.parent = &top;
+      if (defaults->createString(&child, const_cast<char*>(parts[i].data()), parts[i].size()) == nullptr) {
+        defaults->freeObject(array);
+        return nullptr;
+      }
+    }
+    return array;
+  }
+
+  // The Connection an adapter state belongs to (null once hiredis let go).
+  static Connection* ownerOf(const redisLibuvEvents* p) {
+    return p->context != nullptr ? static_cast<Connection*>(p->context->data) : nullptr;
+  }
+
+  static void poll(uv_poll_t* handle, int status, int events) {
+    auto* p = static_cast<redisLibuvEvents*>(handle->data);
+    if (status < 0) {
+      // libuv has stopped this poll (POLLERR, e.g. a refused connect):
+      // whatever hiredis asks next must start it, and hiredis reads the
+      // socket error itself when told the socket is ready.
+      p->events = 0;
+    }
+    redisLibuvPoll(handle, 0, status < 0 ? (UV_READABLE | UV_WRITABLE) : events);
+    if (Connection* c = ownerOf(p); c != nullptr) {
+      c->checkReplyBound();
+    }
+  }
+  static void setEvents(void* privdata, int events) {
+    auto* p = static_cast<redisLibuvEvents*>(privdata);
+    if (events == p->events) {
+      return;
+    }
+    p->events = events;
+    if (events != 0) {
+      uv_poll_start(&p->handle, events, &Hooks::poll);
+    } else {
+      uv_poll_stop(&p->handle);
+    }
+  }
+  static int events(void* privdata) { return static_cast<redisLibuvEvents*>(privdata)->events; }
+  static void addRead(void* privdata) {
+    if (Connection* c = ownerOf(static_cast<redisLibuvEvents*>(privdata)); c != nullptr && c->readingPaused()) {
+      return;  // hiredis re-arms reading after each write; not while paused
+    }
+    setEvents(privdata, events(privdata) | UV_READABLE);
+  }
+  static void delRead(void* privdata) { setEvents(privdata, events(privdata) & ~UV_READABLE); }
+  static void addWrite(void* privdata) { setEvents(privdata, events(privdata) | UV_WRITABLE); }
+  static void delWrite(void* privdata) { setEvents(privdata, events(privdata) & ~UV_WRITABLE); }
+};
+
+namespace {
+
+redisReplyObjectFunctions g_hooked = {Hooks::string, Hooks::array, Hooks::integer, Hooks::nil, Hooks::free};
+
+}  // namespace
+
+void hookReader(redisAsyncContext* ac, ReplyGuard* guard) {
+  redisReader* r = ac->c.reader;
+  if (Hooks::defaults == nullptr) {
+    Hooks::defaults = r->fn;
+  }
+  r->fn = &g_hooked;
+  r->privdata = guard;
+}
+
+void unhookReader(redisAsyncContext* ac) { ac->c.reader->privdata = nullptr; }
+
+bool subscribed(const redisAsyncContext* ac) { return (ac->c.flags & REDIS_SUBSCRIBED) != 0; }
+
+bool awaitingReply(const redisAsyncContext* ac) { return ac->replies.head != nullptr; }
+
+bool connected(const redisAsyncContext* ac) { return (ac->c.flags & REDIS_CONNECTED) != 0; }
+
+bool closedByPeer(const redisAsyncContext* ac) {
+  const bool reset = ac->c.err == REDIS_ERR_IO && std::strcmp(ac->c.errstr, std::strerror(ECONNRESET)) == 0;
+  return ac->c.err == REDIS_ERR_EOF || reset;
+}
+
+ReaderBuffer readerBuffer(const redisAsyncContext* ac) {
+  const redisReader* r = ac->c.reader;
+  return ReaderBuffer{r->buf + r->pos, static_cast<uint64_t>(r->len - r->pos), r->ridx >= 0};
+}
+
+uint64_t pendingBulkLength(const redisAsyncContext* ac) {
+  const redisReader* r = ac->c.reader;
+  size_t from = r->pos;
+  if (r->ridx >= 0 && r->rstack[r->ridx].type == REDIS_REPLY_STRING) {
+    // the type is read: the digits start here
+  } else if (r->pos < r->len && r->buf[r->pos] == '$') {
+    from = r->pos + 1;
+  } else {
+    return 0;
+  }
+  uint64_t n = 0;
+  for (size_t i = from; i < r->len && r->buf[i] >= '0' && r->buf[i] <= '9'; ++i) {
+    n = n > (UINT64_MAX - 9) / 10 ? UINT64_MAX : n * 10 + static_cast<uint64_t>(r->buf[i] - '0');
+  }
+  return n;
+}
+
+bool attachToLoop(redisAsyncContext* ac, uv_loop_t* loop) {
+  if (redisLibuvAttach(ac, loop) != REDIS_OK) {
+    return false;
+  }
+  ac->ev.addRead = &Hooks::addRead;
+  ac->ev.delRead = &Hooks::delRead;
+  ac->ev.addWrite = &Hooks::addWrite;
+  ac->ev.delWrite = &Hooks::delWrite;
+  return true;
+}
+
+void stopReading(redisAsyncContext* ac) {
+  if (ac->ev.delRead != nullptr) {
+    ac->ev.delRead(ac->ev.data);
+  }
+}
+
+void startReading(redisAsyncContext* ac) {
+  if (ac->ev.addRead != nullptr) {
+    ac->ev.addRead(ac->ev.data);
+  }
+}
+
+void writeRaw(redisAsyncContext* ac, std::string_view bytes) {
+  ac->c.obuf = sdscatlen(ac->c.obuf, bytes.data(), bytes.size());
+  if (ac->ev.addWrite != nullptr) {
+    ac->ev.addWrite(ac->ev.data);
+  }
+}
+
+}  // namespace evh::redis::compat

@@ -1,0 +1,104 @@
+// The handshake evhost and evhctl share: which commands, and what each
+// reply means -- with the password never in a failure's text.
+#include "redis/handshake.h"
+
+#include "redis/address.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <hiredis/hiredis.h>
+
+#include <string>
+#include <vector>
+
+namespace evh::redis {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+redisReply reply(int type, std::string& text) {
+  redisReply r{};
+  r.type = type;
+  r.str = text.data();
+  r.len = text.size();
+  return r;
+}
+
+std::vector<std::vector<std::string>> commands(const Handshake& h) {
+  std::vector<std::vector<std::string>> out;
+  for (const auto& s : h.steps()) {
+    out.push_back(s.argv);
+  }
+  return out;
+}
+
+TEST(HandshakeTest, OnlyAPingWithoutPasswordOrDatabase) {
+  Handshake h{Endpoint{}};
+  EXPECT_THAT(commands(h), ElementsAre(ElementsAre("PING")));
+}
+
+TEST(HandshakeTest, AuthWithPasswordOrUserThenSelectThenPing) {
+  Endpoint e;
+  e.password = "s3cret";
+  e.db = 3;
+  EXPECT_THAT(commands(Handshake(e)),
+              ElementsAre(ElementsAre("AUTH", "s3cret"), ElementsAre("SELECT", "3"), ElementsAre("PING")));
+  e.username = "evh";
+  EXPECT_THAT(commands(Handshake(e)),
+              ElementsAre(ElementsAre("AUTH", "evh", "s3cret"), ElementsAre("SELECT", "3"), ElementsAre("PING")));
+  e.password.clear();  // a user without a password: no AUTH (as before)
+  EXPECT_THAT(commands(Handshake(e)), ElementsAre(ElementsAre("SELECT", "3"), ElementsAre("PING")));
+}
+
+TEST(HandshakeTest, TheExpectedStatusRepliesPass) {
+  Endpoint e;
+  e.password = "s3cret";
+  e.db = 1;
+  Handshake h(e);
+  std::string ok = "OK", pong = "PONG";
+  EXPECT_EQ(h.check(0, reply(REDIS_REPLY_STATUS, ok), "h:1"), "");
+  EXPECT_EQ(h.check(1, reply(REDIS_REPLY_STATUS, ok), "h:1"), "");
+  EXPECT_EQ(h.check(2, reply(REDIS_REPLY_STATUS, pong), "h:1"), "");
+}
+
+TEST(HandshakeTest, ARefusalNamesTheStepAndTheUserNeverThePassword) {
+  Endpoint e;
+  e.username = "evh";
+  e.password = "s3cret";
+  e.db = 7;
+  Handshake h(e);
+  std::string wrongpass = "WRONGPASS invalid username-password pair or user is disabled.";
+  std::string db = "ERR DB index is out of range";
+  std::string noauth = "NOAUTH Authentication required.";
+  const std::string auth = h.check(0, reply(REDIS_REPLY_ERROR, wrongpass), "127.0.0.1:6379");
+  EXPECT_EQ(auth, "AUTH failed: " + wrongpass + " (as user evh)");
+  EXPECT_EQ(h.check(1, reply(REDIS_REPLY_ERROR, db), "127.0.0.1:6379"), "SELECT 7 failed: " + db);
+  EXPECT_EQ(h.check(2, reply(REDIS_REPLY_ERROR, noauth), "127.0.0.1:6379"), "PING failed: " + noauth);
+  EXPECT_THAT(auth, Not(HasSubstr("s3cret")));
+}
+
+TEST(HandshakeTest, AnythingButTheExpectedStatusIsAProtocolError) {
+  Endpoint e;
+  e.password = "s3cret";
+  Handshake h(e);
+  std::string ok = "OK", pong = "PONG", text = "s3cret";
+  EXPECT_EQ(h.check(1, reply(REDIS_REPLY_STATUS, ok), "[::1]:6390"),
+            "protocol error: unexpected reply to PING from [::1]:6390 (type 5, not +PONG)");
+  EXPECT_EQ(h.check(0, reply(REDIS_REPLY_STATUS, pong), "[::1]:6390"),
+            "protocol error: unexpected reply to AUTH from [::1]:6390 (type 5, not +OK)");
+  // A server echoing the password back gets no further than the text above.
+  const std::string echoed = h.check(0, reply(REDIS_REPLY_STRING, text), "[::1]:6390");
+  EXPECT_EQ(echoed, "protocol error: unexpected reply to AUTH from [::1]:6390 (type 1, not +OK)");
+}
+
+TEST(HandshakeTest, AnAddressDescribesAnIpv6LiteralInBrackets) {
+  EXPECT_EQ((Address{"127.0.0.1", 6379}).describe(), "127.0.0.1:6379");
+  EXPECT_EQ((Address{"::1", 6390}).describe(), "[::1]:6390");
+  EXPECT_EQ((Address{"redis.internal", 7000}).describe(), "redis.internal:7000");
+}
+
+}  // namespace
+}  // namespace evh::redis
