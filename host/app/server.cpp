@@ -179,16 +179,19 @@ void Server::start() {
           if (redis::StreamSource* src = sourceOf(c)) {
             onStreamReject(*src, id, reason, why, field);
           }
-        }));
+        },
+        stats_));
     log::host().info("stream {}: group {}, consumer {}", streams_.back()->channel().key,
                      streams_.back()->channel().group, streams_.back()->channel().consumer);
     streams_.back()->start();
   }
   if (!subs.empty()) {
-    subscriber_ =
-        std::make_unique<redis::Subscriber>(&loop_, endpoint, std::move(subs),
-                                            [this](const redis::Subscription& sub, std::string_view channel,
-                                                   std::string_view payload) { onMessage(sub, channel, payload); });
+    subscriber_ = std::make_unique<redis::Subscriber>(
+        &loop_, endpoint, std::move(subs),
+        [this](const redis::Subscription& sub, std::string_view channel, std::string_view payload) {
+          onMessage(sub, channel, payload);
+        },
+        stats_);
     subscriber_->onOversize([this](std::string_view head, uint64_t held) {
       // Cut off at the reader: its channel and most of its bytes were never
       // read. The entry keeps what the reader held first (raw RESP).

@@ -9,6 +9,7 @@
 #include "event/envelope.h"
 #include "loop/poster.h"
 #include "loop/uv_handle.h"
+#include "ops/stats.h"
 #include "plugin/registry.h"
 #include "redis/command_client.h"
 #include "redis/stream_source.h"
@@ -62,6 +63,7 @@ class Server final : public plugin::HostServices, public dispatch::IdempotencySt
 
   uv_loop_t* loop() noexcept { return &loop_; }
   const plugin::Registry& plugins() const noexcept { return registry_; }
+  const ops::Registry& stats() const noexcept { return stats_; }
   const std::vector<ChannelCounters>& channelCounters() const noexcept { return channel_counters_; }
 
   // plugin::HostServices
@@ -108,7 +110,8 @@ class Server final : public plugin::HostServices, public dispatch::IdempotencySt
   // Takes SIGINT/SIGTERM and watches the loop for stalls (its own thread).
   std::unique_ptr<Watchdog> watchdog_;
   UvHandle<uv_timer_t> deadline_;
-  plugin::Registry registry_;
+  ops::Registry stats_;  // every subsystem's series; outlives them all
+  plugin::Registry registry_{stats_};
   std::unique_ptr<dispatch::WorkerPool> pool_;
   std::unique_ptr<route::Router> router_;
   std::unique_ptr<dispatch::Dispatcher> dispatcher_;
