@@ -221,7 +221,8 @@ void Server::startSources() {
           if (redis::StreamSource* src = sourceOf(c)) {
             pipeline_->streamRefused(c.channel_id, entry, reason, why, field, [src, entry] { src->ack(entry); });
           }
-        }));
+        },
+        stats_));
     const redis::StreamChannel& sc = streams_.back()->channel();
     log::host().info("stream {}: group {}, consumer {}", sc.key, sc.group, sc.consumer);
     streams_.back()->start();
@@ -234,7 +235,8 @@ void Server::startSources() {
       &loop_, endpoint, std::move(subs),
       [this](const redis::Subscription& sub, std::string_view channel, std::string_view payload) {
         pipeline_->pubsub(sub.channel_id, channel, payload);
-      });
+      },
+      stats_);
   subscriber_->onOversize([this](std::string_view head, uint64_t held) { pipeline_->cutOff(head, held); });
   subscriber_->start();
 }

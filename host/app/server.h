@@ -11,6 +11,7 @@
 #include "ingest/pipeline.h"
 #include "loop/poster.h"
 #include "loop/uv_handle.h"
+#include "ops/stats.h"
 #include "plugin/host_services.h"
 #include "plugin/registry.h"
 #include "redis/command_client.h"
@@ -54,6 +55,8 @@ class Server final {
   void stop();
 
   uv_loop_t* loop() noexcept { return &loop_; }
+  // Every subsystem's series (issue 13 exports them). THREAD: loop.
+  const ops::Registry& stats() const noexcept { return stats_; }
 
  private:
   void startSources();
@@ -74,7 +77,8 @@ class Server final {
   UvHandle<uv_timer_t> deadline_;
   std::unique_ptr<redis::CommandClient> commands_;
   std::unique_ptr<plugin::LoopServices> services_;
-  plugin::Registry registry_;
+  ops::Registry stats_;  // every subsystem's series; outlives them all
+  plugin::Registry registry_{stats_};
   std::unique_ptr<redis::IdempotencyStore> idempotency_;
   std::unique_ptr<dispatch::WorkerPool> pool_;
   std::unique_ptr<dispatch::Dispatcher> dispatcher_;

@@ -143,15 +143,21 @@ evh_metric* apiMetricRegister(evh_host* h, evh_str name, evh_metric_kind kind, e
   }
 }
 
+// Any thread: the series are SharedCounter / SharedGauge (fetch_add).
 void apiMetricAdd(evh_metric* m, int64_t delta) noexcept {
-  if (m != nullptr && (m->kind == EVH_METRIC_GAUGE || delta >= 0)) {
-    m->value.fetch_add(delta, std::memory_order_relaxed);
+  if (m == nullptr) {
+    return;
+  }
+  if (m->kind == EVH_METRIC_GAUGE) {
+    m->gauge.add(delta);
+  } else if (delta >= 0) {
+    m->counter.inc(delta);
   }
 }
 
 void apiMetricSet(evh_metric* m, int64_t value) noexcept {
   if (m != nullptr && m->kind == EVH_METRIC_GAUGE) {
-    m->value.store(value, std::memory_order_relaxed);
+    m->gauge.set(value);
   }
 }
 
@@ -190,13 +196,30 @@ bool validMetricName(std::string_view name) {
 
 const evh_host_api& hostApi() noexcept { return kApi; }
 
-Instance::Instance(std::string name, LibraryPtr library, HostServices& services, std::string env_prefix)
+std::string exportedMetricName(std::string_view library, std::string_view metric, evh_metric_kind kind) {
+  std::string out = "evh_plugin_";
+  for (char c : library) {
+    out += c == '-' ? '_' : c;
+  }
+  out += '_';
+  out += metric;
+  constexpr std::string_view kTotal = "_total";
+  if (kind == EVH_METRIC_COUNTER &&
+      (metric.size() < kTotal.size() || metric.substr(metric.size() - kTotal.size()) != kTotal)) {
+    out += kTotal;
+  }
+  return out;
+}
+
+Instance::Instance(std::string name, LibraryPtr library, HostServices& services, std::string env_prefix,
+                   ops::Registry& stats)
     : name_(std::move(name)),
       library_(std::move(library)),
       services_(services),
       env_prefix_(std::move(env_prefix)),
       logger_(log::makeLogger(name_)),
-      c_handle_{this} {}
+      c_handle_{this},
+      stats_(stats, {{"plugin", name_}}) {}
 
 Instance::~Instance() { shutdown(); }
 
@@ -240,22 +263,23 @@ evh_metric* Instance::registerMetric(std::string_view name, evh_metric_kind kind
     return it->second.get();
   }
   auto m = std::make_unique<evh_metric>();
-  m->name.assign(name);
-  m->help.assign(help);
   m->kind = kind;
+  const std::string exported = exportedMetricName(library_->name(), name, kind);
+  try {
+    if (kind == EVH_METRIC_COUNTER) {
+      m->counter = stats_.sharedCounter(exported, help);
+    } else {
+      m->gauge = stats_.sharedGauge(exported, help);
+    }
+  } catch (const ops::StatsError& e) {
+    // Another instance of this library registered it with another help
+    // text (or kind): the families are shared.
+    logger_->error("metric_register: \"{}\" refused: {}", name, e.what());
+    return nullptr;
+  }
   evh_metric* raw = m.get();
   metrics_.emplace(std::string(name), std::move(m));
   return raw;
-}
-
-std::vector<MetricValue> Instance::metrics() const {
-  std::lock_guard<std::mutex> lock(metrics_mutex_);
-  std::vector<MetricValue> out;
-  out.reserve(metrics_.size());
-  for (const auto& [n, m] : metrics_) {
-    out.push_back(MetricValue{m->name, m->help, m->kind, m->value.load(std::memory_order_relaxed)});
-  }
-  return out;
 }
 
 }  // namespace evh::plugin

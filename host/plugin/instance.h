@@ -1,11 +1,11 @@
 // One configured plugin instance and the evh_host_api table it is given.
 #pragma once
 
+#include "ops/stats.h"
 #include "plugin/library.h"
 
 #include <evh/plugin.h>
 
-#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -34,11 +34,12 @@ struct evh_call {
   virtual evh_status complete(evh_status status, std::string_view msg) = 0;
 };
 
+// A plugin's metric: a series of the stats registry (ops/stats.h). Opaque
+// to plugins, so its layout is not part of the ABI.
 struct evh_metric {
-  std::string name;
-  std::string help;
   evh_metric_kind kind;
-  std::atomic<int64_t> value{0};
+  evh::ops::SharedCounter counter;  // EVH_METRIC_COUNTER
+  evh::ops::SharedGauge gauge;      // EVH_METRIC_GAUGE
 };
 
 namespace evh::plugin {
@@ -56,17 +57,18 @@ class HostServices {
   virtual evh_status post(Instance& from, void (*fn)(void*), void* user_data) = 0;
 };
 
-struct MetricValue {
-  std::string name;
-  std::string help;
-  evh_metric_kind kind;
-  int64_t value;
-};
+// The name a plugin's metric is exported under: evh_plugin_<library>_<name>,
+// counters ending in _total (added unless the plugin's name has it), with
+// the label plugin="<instance name>". The library's own name (its
+// descriptor's, '-' read as '_') keeps two plugins' metrics of the same name
+// apart; instances of one library share the families.
+std::string exportedMetricName(std::string_view library, std::string_view metric, evh_metric_kind kind);
 
 class Instance {
  public:
   // `name` is the instance name from the config (which is also its log tag).
-  Instance(std::string name, LibraryPtr library, HostServices& services, std::string env_prefix);
+  // Its metrics join `stats`, labelled plugin="<name>".
+  Instance(std::string name, LibraryPtr library, HostServices& services, std::string env_prefix, ops::Registry& stats);
   ~Instance();
   Instance(const Instance&) = delete;
   Instance& operator=(const Instance&) = delete;
@@ -89,7 +91,7 @@ class Instance {
   HostServices& services() const noexcept { return services_; }
   evh_host* cHandle() noexcept { return &c_handle_; }
 
-  std::vector<MetricValue> metrics() const;
+  const ops::Registry& stats() const noexcept { return stats_.registry(); }
 
   // Used by the host API trampolines.
   void setInitError(std::string_view msg);
@@ -105,8 +107,11 @@ class Instance {
   void* instance_ = nullptr;
   bool initialised_ = false;
   std::string init_error_;
-  mutable std::mutex metrics_mutex_;
+  std::mutex metrics_mutex_;
   std::map<std::string, std::unique_ptr<evh_metric>, std::less<>> metrics_;
+  // The series behind metrics_; released when the instance goes, after
+  // shutdown() (until which the plugin may write them).
+  ops::Scope stats_;
 };
 
 // The host function table given to every plugin (one static instance).

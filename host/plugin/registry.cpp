@@ -22,7 +22,7 @@ void Registry::load(const std::vector<config::Plugin>& plugins, const std::vecto
       if (!lib) {
         lib = Library::open(path);
       }
-      loaded.push_back(std::make_unique<Instance>(p.name, lib, services, env_prefix));
+      loaded.push_back(std::make_unique<Instance>(p.name, lib, services, env_prefix, *stats_));
     } catch (const LoadError& e) {
       faults += (faults.empty() ? "" : "\n") + p.origin.describe() + ": plugin \"" + p.name + "\": " + e.what();
     }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "config/config.h"
+#include "ops/stats.h"
 #include "plugin/instance.h"
 
 #include <memory>
@@ -13,7 +14,10 @@ namespace evh::plugin {
 
 class Registry {
  public:
-  Registry() = default;
+  // The plugins' metrics join `stats` (labelled plugin="<instance name>").
+  explicit Registry(ops::Registry& stats) : stats_(&stats) {}
+  // With a stats registry of its own (tests, tools).
+  Registry() : own_stats_(std::make_unique<ops::Registry>()), stats_(own_stats_.get()) {}
   ~Registry();
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;
@@ -35,9 +39,12 @@ class Registry {
   void unloadAll();
 
   Instance* find(std::string_view name) const;
+  ops::Registry& stats() const noexcept { return *stats_; }
   const std::vector<std::unique_ptr<Instance>>& instances() const noexcept { return instances_; }
 
  private:
+  std::unique_ptr<ops::Registry> own_stats_;  // outlives the instances
+  ops::Registry* stats_;
   std::vector<std::unique_ptr<Instance>> instances_;  // init order
 };
 

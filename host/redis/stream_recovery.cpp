@@ -164,10 +164,10 @@ void StreamSource::onOversize(std::string_view head, uint64_t bytes) {
       plan_.pop_front();
     }
     const std::string first(head);
-    reject_(ch_, id, "too_large",
-            "an entry of " + std::to_string(bytes) +
-                " bytes, over 2 x limits.max_message_bytes + 64 KiB: refused from its length, never read whole",
-            &first);
+    rejectEntry(id, "too_large",
+                "an entry of " + std::to_string(bytes) +
+                    " bytes, over 2 x limits.max_message_bytes + 64 KiB: refused from its length, never read whole",
+                &first);
     return;
   }
   batch_size_ = 1;
@@ -302,7 +302,6 @@ void StreamSource::finishRecovery() {
 
 void StreamSource::poison(const std::string& id, long long deliveries) {
   in_flight_.insert(id);
-  ++poisoned_;
   ++pass_poison_;
   const std::string why =
       "delivered " + std::to_string(deliveries) +
@@ -324,7 +323,7 @@ void StreamSource::poison(const std::string& id, long long deliveries) {
           // Twice: the entry itself may be what breaks the connection (a reply
           // over its bound). Dead-lettered without its payload, not for ever.
           if (!stopped_) {
-            reject_(ch_, id, "poison", why + "; its payload could not be read (the connection dropped twice)", nullptr);
+            rejectEntry(id, "poison", why + "; its payload could not be read (the connection dropped twice)", nullptr);
           }
           return;
         }
@@ -341,11 +340,10 @@ void StreamSource::poison(const std::string& id, long long deliveries) {
             }
           }
         }
-        reject_(ch_, id, "poison", why, found ? &payload : nullptr);
+        rejectEntry(id, "poison", why, found ? &payload : nullptr);
       });
   if (!sent) {
     in_flight_.erase(id);
-    --poisoned_;
     --pass_poison_;
   }
 }
@@ -411,14 +409,14 @@ void StreamSource::onClaimed(const redisReply* reply) {
     for (size_t i = 0; i < deleted->elements; ++i) {
       std::string id = replyString(deleted->element[i]);
       if (in_flight_.insert(id).second) {
-        reject_(ch_, id, "trimmed", "the entry was trimmed from the stream before it was handled", nullptr);
+        rejectEntry(id, "trimmed", "the entry was trimmed from the stream before it was handled", nullptr);
       }
     }
   }
   if (claimed_now == 0) {
     return;  // the cursor goes on with the next tick
   }
-  claimed_ += claimed_now;
+  claimed_.inc(static_cast<int64_t>(claimed_now));
   log::host().info("stream {}: claimed {} entr{} pending for over {} ms from other consumers", ch_.key, claimed_now,
                    claimed_now == 1 ? "y" : "ies", ch_.claim_idle_ms);
   claim_more_ = claim_cursor_ != "0-0";

@@ -23,12 +23,33 @@ Endpoint withItemBound(Endpoint e) {
   return e;
 }
 
+ops::Counter rejectedCounter(ops::Scope& stats, const char* reason) {
+  return stats.counter("evh_stream_rejected_total",
+                       "Stream entries dead-lettered instead of handed over: delivered stream.max_deliveries times "
+                       "(poison), trimmed before being handled, or too large to read",
+                       {{"reason", reason}});
+}
+
 }  // namespace
 
 StreamSource::StreamSource(uv_loop_t* loop, Endpoint endpoint, StreamChannel channel, CommandClient& acks, Sink sink,
-                           Capacity capacity, Reject reject)
+                           Capacity capacity, Reject reject, ops::Registry& stats)
     : loop_(loop),
       ch_(std::move(channel)),
+      stats_(stats, {{"channel", ch_.logical}, {"group", ch_.group}}),
+      delivered_(stats_.counter("evh_stream_delivered_total",
+                                "Stream entries handed over to be handled (new, or delivered before)")),
+      redelivered_(stats_.counter("evh_stream_redelivered_total",
+                                  "Stream entries handed over that were delivered before (taken back after a "
+                                  "restart or reconnect, or claimed)")),
+      acked_(stats_.counter("evh_stream_acked_total", "Stream entries whose XACK Redis confirmed")),
+      ack_retries_(stats_.counter("evh_stream_ack_retries_total",
+                                  "Stream entry acknowledgements that failed or could not be sent yet, sent again")),
+      claimed_(stats_.counter("evh_stream_claimed_total",
+                              "Stream entries claimed from consumers idle for over stream.claim_idle_ms")),
+      poisoned_(rejectedCounter(stats_, "poison")),
+      trimmed_(rejectedCounter(stats_, "trimmed")),
+      too_large_(rejectedCounter(stats_, "too_large")),
       acks_(acks),
       sink_(std::move(sink)),
       capacity_(std::move(capacity)),
@@ -53,9 +74,12 @@ StreamSource::StreamSource(uv_loop_t* loop, Endpoint endpoint, StreamChannel cha
   }
   ack_flush_ = makeUvHandle<uv_prepare_t>(loop_, uv_prepare_init);
   ack_flush_->data = this;
+  stats_.computedGauge("evh_stream_in_flight", "Stream entries handed over and not acknowledged yet",
+                       [this] { return static_cast<double>(in_flight_.size()); });
 }
 
 StreamSource::~StreamSource() {
+  stats_.clear();  // before in_flight_ goes
   stop();
   *alive_ = false;
 }
@@ -236,6 +260,7 @@ void StreamSource::onPipelinedAckReply(redisAsyncContext* /*ac*/, void* r, void*
     self->ackConfirmed(batch->ids);
     return;
   }
+  self->countAckRetries(batch->ids.size());
   // The reading connection went down (or Redis refused): the command
   // connection retries them -- with the next claim tick, or at retire() when
   // this is evhost stopping (which closes the reading connection first).
@@ -247,6 +272,7 @@ void StreamSource::onPipelinedAckReply(redisAsyncContext* /*ac*/, void* r, void*
 }
 
 void StreamSource::ackConfirmed(const std::vector<std::string>& ids) {
+  acked_.inc(static_cast<int64_t>(ids.size()));
   for (const auto& id : ids) {
     in_flight_.erase(id);
   }
@@ -301,8 +327,12 @@ void StreamSource::take(const std::string& id, const redisReply* fields, bool re
   if (fields == nullptr || fields->type != REDIS_REPLY_ARRAY) {
     // Listed as pending, but its entry is gone: trimmed (or XDELed) before
     // anyone handled it. Redis keeps such ids in the pending list.
-    reject_(ch_, id, "trimmed", "the entry was trimmed from the stream before it was handled", nullptr);
+    rejectEntry(id, "trimmed", "the entry was trimmed from the stream before it was handled", nullptr);
     return;
+  }
+  delivered_.inc();
+  if (redelivered) {
+    redelivered_.inc();
   }
   // The "event" field, read in place from the reply (valid during this
   // callback).
@@ -312,13 +342,18 @@ void StreamSource::take(const std::string& id, const redisReply* fields, bool re
     if (name->type == REDIS_REPLY_STRING && name->len == 5 && std::memcmp(name->str, "event", 5) == 0 &&
         value->type == REDIS_REPLY_STRING) {
       const std::string_view field(value->str, value->len);
-      ++delivered_;
       sink_(ch_, id, &field, redelivered);
       return;
     }
   }
-  ++delivered_;
   sink_(ch_, id, nullptr, redelivered);
+}
+
+void StreamSource::rejectEntry(const std::string& id, const char* reason, const std::string& why,
+                               const std::string* event_field) {
+  const std::string_view r(reason);
+  (r == "poison" ? poisoned_ : r == "trimmed" ? trimmed_ : too_large_).inc();
+  reject_(ch_, id, reason, why, event_field);
 }
 
 void StreamSource::retire() {
@@ -344,7 +379,6 @@ void StreamSource::retire() {
 }
 
 void StreamSource::ack(const std::string& id) {
-  ++acked_;
   // A read of `count` entries handled inline acks them all within one
   // callback: one XACK for all of them instead of one each.
   constexpr size_t kAckBatch = 1000;
@@ -391,12 +425,14 @@ void StreamSource::sendAcks(std::vector<std::string> ids) {
     }
     log::host().warn("stream {}: XACK of {} entr{} failed ({}); retrying", ch_.key, shared_ids->size(),
                      shared_ids->size() == 1 ? "y" : "ies", status != EVH_OK ? "no reply" : r->str);
+    countAckRetries(shared_ids->size());
     ack_retry_.insert(ack_retry_.end(), shared_ids->begin(), shared_ids->end());
   });
   if (!sent) {
     if (ack_retry_.empty()) {
       log::host().warn("stream {}: command connection down: acknowledgements wait for it", ch_.key);
     }
+    countAckRetries(shared_ids->size());
     ack_retry_.insert(ack_retry_.end(), shared_ids->begin(), shared_ids->end());
   }
 }

@@ -1,8 +1,20 @@
 // The Redis Streams source: one consumer-group reader per stream channel, on
 // a connection of its own (XREADGROUP BLOCK ties it up), acknowledging each
 // entry only when evhost is finished with it.
+//
+// Stats (ops/stats.h; the loop thread writes them), labelled
+// channel="<name in the config>", group="<consumer group>":
+// evh_stream_delivered_total (handed over, new or taken back),
+// evh_stream_redelivered_total (of those, delivered before: recovery and
+// claims), evh_stream_acked_total (acks Redis confirmed),
+// evh_stream_ack_retries_total, evh_stream_claimed_total,
+// evh_stream_rejected_total{reason=poison|trimmed|too_large} (dead-lettered
+// instead of handed over) and the gauge evh_stream_in_flight (handed over,
+// not yet acked). Pending counts and lag are Redis's to tell (XINFO, read at
+// scrape time by the exporter), not polled here.
 #pragma once
 
+#include "ops/stats.h"
 #include "redis/command_client.h"
 #include "redis/connection.h"
 
@@ -60,7 +72,7 @@ class StreamSource {
                                     const std::string& why, const std::string* event_field)>;
 
   StreamSource(uv_loop_t* loop, Endpoint endpoint, StreamChannel channel, CommandClient& acks, Sink sink,
-               Capacity capacity, Reject reject);
+               Capacity capacity, Reject reject, ops::Registry& stats);
   ~StreamSource();
   StreamSource(const StreamSource&) = delete;
   StreamSource& operator=(const StreamSource&) = delete;
@@ -107,6 +119,10 @@ class StreamSource {
   void retryLater(uint64_t ms);
   // Hands an entry over (its fields read in place from the reply).
   void take(const std::string& id, const redisReply* fields, bool redelivered);
+  // Dead-letters an entry instead of handing it over (reject_), counted.
+  void rejectEntry(const std::string& id, const char* reason, const std::string& why, const std::string* event_field);
+  // Acks of `n` entries failed or could not be sent: they wait for the next try.
+  void countAckRetries(size_t n) { ack_retries_.inc(static_cast<int64_t>(n)); }
   void sendAcks(std::vector<std::string> ids);
   void retryAcks();
 
@@ -135,6 +151,17 @@ class StreamSource {
 
   uv_loop_t* loop_;
   StreamChannel ch_;
+  // Before whatever writes its series, so that it outlives them; cleared
+  // first by the destructor (in_flight's callback reads in_flight_).
+  ops::Scope stats_;
+  ops::Counter delivered_;
+  ops::Counter redelivered_;
+  ops::Counter acked_;
+  ops::Counter ack_retries_;
+  ops::Counter claimed_;
+  ops::Counter poisoned_;
+  ops::Counter trimmed_;
+  ops::Counter too_large_;
   CommandClient& acks_;
   Sink sink_;
   Capacity capacity_;
@@ -179,10 +206,6 @@ class StreamSource {
   uint64_t pass_poison_ = 0;               // this pass: entries dead-lettered as poison
   std::unordered_map<std::string, int> poison_fetch_failures_;  // XRANGE of a poison entry that failed
 
-  uint64_t delivered_ = 0;
-  uint64_t acked_ = 0;
-  uint64_t claimed_ = 0;
-  uint64_t poisoned_ = 0;
   // Guards callbacks of the command connection that outlive us.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

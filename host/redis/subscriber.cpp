@@ -21,8 +21,16 @@ std::string_view sv(const redisReply* r) { return std::string_view(r->str, r->le
 
 }  // namespace
 
-Subscriber::Subscriber(uv_loop_t* loop, Endpoint endpoint, std::vector<Subscription> subs, Sink sink)
+Subscriber::Subscriber(uv_loop_t* loop, Endpoint endpoint, std::vector<Subscription> subs, Sink sink,
+                       ops::Registry& stats)
     : subs_(std::move(subs)),
+      stats_(stats),
+      gaps_(stats_.counter("evh_pubsub_gaps_total",
+                           "Times the Pub/Sub subscriber was resubscribed after an outage: messages published "
+                           "meanwhile are lost")),
+      cut_offs_(stats_.counter("evh_pubsub_cut_offs_total",
+                               "Outages that began with Redis closing the subscriber for falling behind "
+                               "(client-output-buffer-limit pubsub): the messages it held are lost too")),
       sink_(std::move(sink)),
       conn_(loop, std::move(endpoint), "subscriber", Connection::Mode::Subscriber,
             Connection::Handlers{[this] { subscribeAll(); }, [this](const std::string&) { onLost(); },
@@ -35,7 +43,15 @@ Subscriber::Subscriber(uv_loop_t* loop, Endpoint endpoint, std::vector<Subscript
                            conn_.endpoint().backoff_multiplier) {
   slots_.reserve(subs_.size());
   for (const auto& s : subs_) {
-    slots_.push_back(Slot{this, &s, State::Unanswered, {}});
+    const ops::Labels channel{{"channel", s.logical}};
+    slots_.push_back(Slot{this,
+                          &s,
+                          State::Unanswered,
+                          {},
+                          stats_.counter("evh_pubsub_messages_total", "Pub/Sub messages received", channel),
+                          stats_.gauge("evh_pubsub_subscribed",
+                                       "1 while the subscription is confirmed on the current connection", channel),
+                          stats_.gauge("evh_pubsub_refused", "1 while Redis refuses the subscription", channel)});
   }
   resubscribe_timer_ = makeUvHandle<uv_timer_t>(loop, uv_timer_init);
   resubscribe_timer_->data = this;
@@ -55,10 +71,16 @@ void Subscriber::stop() {
   conn_.stop();
 }
 
+void Subscriber::setState(Slot& slot, State state) {
+  slot.state = state;
+  slot.subscribed.set(state == State::Confirmed ? 1 : 0);
+  slot.refused.set(state == State::Refused ? 1 : 0);
+}
+
 void Subscriber::onLost() {
-  confirmed_ = answered_ = refused_now_ = 0;
+  answered_ = refused_now_ = 0;
   for (auto& slot : slots_) {
-    slot.state = State::Unanswered;
+    setState(slot, State::Unanswered);
   }
   uv_timer_stop(resubscribe_timer_.get());
   cut_off_ = conn_.closedByServer();
@@ -69,11 +91,11 @@ void Subscriber::onLost() {
 }
 
 void Subscriber::subscribeAll() {
-  confirmed_ = answered_ = refused_now_ = 0;
+  answered_ = refused_now_ = 0;
   // One command per subscription, so that each carries its own privdata and
   // a message maps to its subscription without a lookup.
   for (auto& slot : slots_) {
-    slot.state = State::Unanswered;
+    setState(slot, State::Unanswered);
     if (!conn_.subscribe(slot.sub->pattern, slot.sub->redis, &Subscriber::onReply, &slot)) {
       conn_.reconnect(std::string("could not queue ") + (slot.sub->pattern ? "PSUBSCRIBE" : "SUBSCRIBE"));
       return;
@@ -105,10 +127,10 @@ void Subscriber::onReply(redisAsyncContext* ac, void* r, void* privdata) {
     return;
   }
   if (kind == "message" && reply->elements == 3) {
-    ++self->messages_;
+    slot->messages.inc();
     self->sink_(*slot->sub, sv(reply->element[1]), sv(reply->element[2]));
   } else if (kind == "pmessage" && reply->elements == 4) {
-    ++self->messages_;
+    slot->messages.inc();
     self->sink_(*slot->sub, sv(reply->element[2]), sv(reply->element[3]));
   } else if ((kind == "subscribe" || kind == "psubscribe") && reply->elements == 3) {
     self->onConfirmed(*slot);
@@ -122,8 +144,7 @@ void Subscriber::onConfirmed(Slot& slot) {
   if (was == State::Confirmed) {
     return;
   }
-  slot.state = State::Confirmed;
-  ++confirmed_;
+  setState(slot, State::Confirmed);
   if (!slot.refusal.empty()) {
     log::host().info("subscribed to {} (Redis refused it before: {})", slot.sub->redis, slot.refusal);
     slot.refusal.clear();
@@ -143,7 +164,7 @@ void Subscriber::onConfirmed(Slot& slot) {
 // ACL may be widened later -- and logged again only when the answer changes.
 void Subscriber::onRefused(Slot& slot, std::string_view why) {
   const State was = slot.state;
-  slot.state = State::Refused;
+  setState(slot, State::Refused);
   const char* command = slot.sub->pattern ? "PSUBSCRIBE" : "SUBSCRIBE";
   if (slot.refusal != why) {
     slot.refusal = std::string(why);
@@ -204,10 +225,10 @@ void Subscriber::onAllAnswered() {
 }
 
 void Subscriber::logGap() {
-  Gap gap{outage_start_ms_, wallMs(), {}};
+  const uint64_t start_ms = outage_start_ms_;
+  const uint64_t end_ms = wallMs();
   std::string names;
   for (const auto& s : subs_) {
-    gap.channels.push_back(s.redis);
     names += (names.empty() ? "" : ", ") + s.redis;
   }
   outage_start_ms_ = 0;
@@ -215,14 +236,14 @@ void Subscriber::logGap() {
     return;  // the first start, not a reconnect
   }
   // A reconnect: Pub/Sub dropped whatever was published in between.
-  ++gaps_;
+  gaps_.inc();
   std::string cause;
   if (cut_off_ && conn_.attemptsBeforeReady() == 0) {
     // Redis closed the connection yet took the next one at once, so it
     // was not going away. Short of a CLIENT KILL, that is Redis closing a
     // subscriber that falls behind: the output buffer it held for us --
     // messages published before the gap began -- is gone too.
-    ++cut_offs_;
+    cut_offs_.inc();
     cause = std::string(
                 "; Redis closed the connection and accepted the next at once: it likely cut this subscriber "
                 "off for falling behind (client-output-buffer-limit pubsub, default 32mb 8mb 60") +
@@ -237,10 +258,7 @@ void Subscriber::logGap() {
   log::host().log(conn_.repeatingLoss() ? spdlog::level::debug : spdlog::level::warn,
                   "pubsub gap: not subscribed for {} ms (from {} to {} ms since epoch) on {}; "
                   "messages published then are lost{}",
-                  gap.end_ms - gap.start_ms, gap.start_ms, gap.end_ms, names, cause);
-  if (on_gap) {
-    on_gap(gap);
-  }
+                  end_ms - start_ms, start_ms, end_ms, names, cause);
 }
 
 }  // namespace evh::redis

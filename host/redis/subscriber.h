@@ -2,8 +2,16 @@
 // our own list after every reconnect, with outage windows recorded as gaps.
 // A subscription Redis refuses (an ACL without the channel) is logged once
 // and retried on its own with backoff; the others stay subscribed.
+//
+// Stats (ops/stats.h; the loop thread writes them): per subscription
+// (channel="<name in the config>", the pattern for a pattern subscription)
+// evh_pubsub_messages_total, evh_pubsub_subscribed (1 while confirmed on the
+// current connection) and evh_pubsub_refused (1 while Redis refuses it);
+// evh_pubsub_gaps_total (outages whose messages are lost) and
+// evh_pubsub_cut_offs_total (Redis closed us for falling behind).
 #pragma once
 
+#include "ops/stats.h"
 #include "redis/connection.h"
 
 #include <cstdint>
@@ -22,20 +30,13 @@ struct Subscription {
   uint32_t channel_id = 0;  // runtime::ChannelId: what the ingest pipeline routes it by
 };
 
-// A window during which Pub/Sub messages may have been lost.
-struct Gap {
-  uint64_t start_ms;  // wall clock, ms since the epoch
-  uint64_t end_ms;
-  std::vector<std::string> channels;
-};
-
 class Subscriber {
  public:
   // A message: the subscription it matched, the channel it was published
   // on, and its bytes (borrowed for the call).
   using Sink = std::function<void(const Subscription& sub, std::string_view channel, std::string_view payload)>;
 
-  Subscriber(uv_loop_t* loop, Endpoint endpoint, std::vector<Subscription> subs, Sink sink);
+  Subscriber(uv_loop_t* loop, Endpoint endpoint, std::vector<Subscription> subs, Sink sink, ops::Registry& stats);
   ~Subscriber();
 
   void start();
@@ -46,10 +47,6 @@ class Subscriber {
   // how many it held, so that the loss gets a dead-letter entry. THREAD: loop.
   void onOversize(std::function<void(std::string_view head, uint64_t held)> fn) { on_oversize_ = std::move(fn); }
 
-  // True once every subscription is confirmed on the current connection.
-  bool subscribed() const noexcept { return confirmed_ == subs_.size() && conn_.ready(); }
-  // Subscriptions Redis refuses now (each retried with backoff).
-  size_t refused() const noexcept { return refused_now_; }
   // Backpressure: stop / start reading messages (Redis buffers them, up to
   // its client-output-buffer-limit for pubsub). THREAD: loop.
   void pauseReading() { conn_.pauseReading(); }
@@ -57,13 +54,6 @@ class Subscriber {
   bool readingPaused() const noexcept { return conn_.readingPaused(); }
   const Connection& connection() const noexcept { return conn_; }
   const std::vector<Subscription>& subscriptions() const noexcept { return subs_; }
-  uint64_t gaps() const noexcept { return gaps_; }
-  uint64_t messages() const noexcept { return messages_; }
-  // Times Redis closed the subscriber connection although it stayed up
-  // (likely its pubsub output-buffer limit: the messages it held are lost).
-  uint64_t cutOffs() const noexcept { return cut_offs_; }
-  // Called when an outage ends and is logged.
-  std::function<void(const Gap&)> on_gap;
 
  private:
   enum class State { Unanswered, Confirmed, Refused };
@@ -72,6 +62,9 @@ class Subscriber {
     const Subscription* sub;
     State state = State::Unanswered;
     std::string refusal;  // the last refusal logged; kept across reconnects
+    ops::Counter messages;
+    ops::Gauge subscribed;
+    ops::Gauge refused;
   };
 
   void subscribeAll();
@@ -79,15 +72,19 @@ class Subscriber {
   void onConfirmed(Slot& slot);
   void onRefused(Slot& slot, std::string_view why);
   void onAllAnswered();
+  static void setState(Slot& slot, State state);
   void logGap();
   void scheduleResubscribe();
   static void onReply(redisAsyncContext* ac, void* reply, void* privdata);
 
   std::vector<Subscription> subs_;
+  // Before whatever writes its series, so that it outlives them.
+  ops::Scope stats_;
+  ops::Counter gaps_;
+  ops::Counter cut_offs_;
   std::vector<Slot> slots_;  // one per subscription, stable for hiredis' privdata
   Sink sink_;
   Connection conn_;
-  size_t confirmed_ = 0;
   size_t answered_ = 0;     // confirmed or refused on this connection
   size_t refused_now_ = 0;  // refused on this connection, not confirmed since
   Backoff resubscribe_backoff_;
@@ -95,9 +92,6 @@ class Subscriber {
   uint64_t outage_start_ms_ = 0;  // wall clock; 0 = none
   bool cut_off_ = false;          // Redis closed the connection (see logGap)
   bool paused_when_lost_ = false;
-  uint64_t gaps_ = 0;
-  uint64_t messages_ = 0;
-  uint64_t cut_offs_ = 0;
   std::function<void(std::string_view head, uint64_t held)> on_oversize_;
 };
 

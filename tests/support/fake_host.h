@@ -74,10 +74,20 @@ inline evh_event makeEvent(const char* type, const char* id = "evt-1") {
   return e;
 }
 
+// A plugin metric's value as the stats registry exports it (counter or
+// gauge named `name` by the plugin); -1 when it is not there.
 inline int64_t metricValue(const plugin::Instance& in, const std::string& name) {
-  for (const auto& m : in.metrics()) {
-    if (m.name == name) {
-      return m.value;
+  for (evh_metric_kind kind : {EVH_METRIC_COUNTER, EVH_METRIC_GAUGE}) {
+    const std::string exported = plugin::exportedMetricName(in.library().name(), name, kind);
+    for (const auto& f : in.stats().collect()) {
+      if (f.name != exported) {
+        continue;
+      }
+      for (const auto& s : f.series) {
+        if (s.labels == ops::Labels{{"plugin", in.name()}}) {
+          return s.exact;
+        }
+      }
     }
   }
   return -1;

@@ -1,0 +1,283 @@
+// The stats registry: registration, removal and collection (the write path
+// is inline in stats.h).
+#include "ops/stats.h"
+
+#include <algorithm>
+
+namespace evh::ops {
+
+struct Registry::Series {
+  Labels labels;
+  Writer writer = Writer::Owner;
+  bool computed = false;
+  size_t refs = 0;
+  detail::Cell cell;                                  // counter, gauge
+  std::unique_ptr<detail::HistogramCells> histogram;  // histogram
+  // Computed gauge: one callback per registration; the latest is read.
+  std::vector<std::pair<const Scope*, std::function<double()>>> reads;
+};
+
+struct Registry::Family {
+  std::string name;
+  std::string help;
+  Kind kind = Kind::Counter;
+  std::vector<std::string> label_names;
+  Buckets buckets;
+  std::map<Labels, std::unique_ptr<Series>> series;
+};
+
+namespace {
+
+bool nameChar(char c, bool first, bool colon) {
+  const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (colon && c == ':');
+  return alpha || (!first && c >= '0' && c <= '9');
+}
+
+bool validName(std::string_view s, bool colon) {
+  if (s.empty()) {
+    return false;
+  }
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (!nameChar(s[i], i == 0, colon)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+[[noreturn]] void refuse(std::string_view name, const std::string& why) {
+  throw StatsError("metric " + std::string(name) + ": " + why);
+}
+
+// The scope's labels and the series' own, sorted by name, checked.
+Labels mergeLabels(std::string_view name, Kind kind, const Labels& scope, Labels own) {
+  own.insert(own.end(), scope.begin(), scope.end());
+  std::sort(own.begin(), own.end(), [](const Label& a, const Label& b) { return a.first < b.first; });
+  for (size_t i = 0; i < own.size(); ++i) {
+    const std::string& n = own[i].first;
+    if (!validName(n, false) || n.rfind("__", 0) == 0) {
+      refuse(name, "invalid label name \"" + n + "\"");
+    }
+    if (kind == Kind::Histogram && n == "le") {
+      refuse(name, "a histogram cannot have a label \"le\"");
+    }
+    if (i > 0 && own[i - 1].first == n) {
+      refuse(name, "label \"" + n + "\" given twice");
+    }
+  }
+  return own;
+}
+
+std::vector<std::string> labelNames(const Labels& labels) {
+  std::vector<std::string> names;
+  names.reserve(labels.size());
+  for (const auto& l : labels) {
+    names.push_back(l.first);
+  }
+  return names;
+}
+
+}  // namespace
+
+const char* kindName(Kind kind) noexcept {
+  switch (kind) {
+    case Kind::Counter:
+      return "counter";
+    case Kind::Gauge:
+      return "gauge";
+    case Kind::Histogram:
+      return "histogram";
+  }
+  return "untyped";
+}
+
+namespace detail {
+
+Cell& sinkCell() noexcept {
+  static Cell sink;
+  return sink;
+}
+
+HistogramCells& sinkHistogram() noexcept {
+  static HistogramCells sink({});
+  return sink;
+}
+
+}  // namespace detail
+
+Registry::Registry() = default;
+Registry::~Registry() = default;
+
+std::vector<FamilySample> Registry::collect() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<FamilySample> out;
+  out.reserve(families_.size());
+  for (const auto& [name, family] : families_) {
+    if (family.series.empty()) {
+      continue;  // left by a registration that failed half way
+    }
+    FamilySample fs;
+    fs.name = name;
+    fs.help = family.help;
+    fs.kind = family.kind;
+    for (int64_t b : family.buckets.bounds) {
+      fs.bounds.push_back(static_cast<double>(b) / family.buckets.divisor);
+    }
+    fs.series.reserve(family.series.size());
+    for (const auto& [labels, s] : family.series) {
+      SeriesSample ss;
+      ss.labels = labels;
+      if (s->histogram) {
+        uint64_t running = 0;
+        for (const auto& b : s->histogram->buckets) {
+          running += static_cast<uint64_t>(b.value.load(std::memory_order_relaxed));
+          ss.buckets.push_back(running);
+        }
+        ss.count = running;
+        ss.sum = static_cast<double>(s->histogram->sum.value.load(std::memory_order_relaxed)) / family.buckets.divisor;
+      } else if (s->computed) {
+        try {
+          ss.value = s->reads.back().second();
+        } catch (...) {
+          continue;  // a callback that throws leaves its series out of this collection
+        }
+      } else {
+        ss.exact = s->cell.value.load(std::memory_order_relaxed);
+        ss.value = static_cast<double>(ss.exact);
+      }
+      fs.series.push_back(std::move(ss));
+    }
+    out.push_back(std::move(fs));
+  }
+  return out;
+}
+
+Scope::Scope(Registry& registry, Labels labels) : registry_(registry), labels_(std::move(labels)) {}
+
+Scope::~Scope() { clear(); }
+
+void Scope::clear() {
+  std::lock_guard<std::mutex> lock(registry_.mutex_);
+  for (auto it = held_.rbegin(); it != held_.rend(); ++it) {
+    Registry::Family* family = it->first;
+    Registry::Series* series = it->second;
+    if (series->computed) {
+      auto& reads = series->reads;
+      for (auto r = reads.rbegin(); r != reads.rend(); ++r) {
+        if (r->first == this) {
+          reads.erase(std::next(r).base());
+          break;
+        }
+      }
+    }
+    if (--series->refs > 0) {
+      continue;
+    }
+    family->series.erase(family->series.find(series->labels));
+    if (family->series.empty()) {
+      registry_.families_.erase(registry_.families_.find(family->name));
+    }
+  }
+  held_.clear();
+}
+
+Registry::Series& Scope::add(std::string_view name, std::string_view help, Kind kind, Writer writer,
+                             const Buckets* buckets, Labels labels, std::function<double()> computed) {
+  if (!validName(name, true)) {
+    refuse(name, "invalid name (want [a-zA-Z_:][a-zA-Z0-9_:]*)");
+  }
+  if (buckets != nullptr) {
+    for (size_t i = 1; i < buckets->bounds.size(); ++i) {
+      if (buckets->bounds[i] <= buckets->bounds[i - 1]) {
+        refuse(name, "bucket bounds must be strictly increasing");
+      }
+    }
+  }
+  Labels all = mergeLabels(name, kind, labels_, std::move(labels));
+  std::lock_guard<std::mutex> lock(registry_.mutex_);
+  auto fit = registry_.families_.find(name);
+  if (fit == registry_.families_.end()) {
+    Registry::Family f;
+    f.name.assign(name);
+    f.help.assign(help);
+    f.kind = kind;
+    f.label_names = labelNames(all);
+    if (buckets != nullptr) {
+      f.buckets = *buckets;
+    }
+    fit = registry_.families_.emplace(std::string(name), std::move(f)).first;
+  } else {
+    const Registry::Family& f = fit->second;
+    if (f.kind != kind) {
+      refuse(name, std::string("registered as a ") + kindName(f.kind) + ", now as a " + kindName(kind));
+    }
+    if (f.help != help) {
+      refuse(name, "registered with the help \"" + f.help + "\", now with \"" + std::string(help) + "\"");
+    }
+    if (f.label_names != labelNames(all)) {
+      refuse(name, "registered with other label names");
+    }
+    if (buckets != nullptr && (f.buckets.bounds != buckets->bounds || f.buckets.divisor != buckets->divisor)) {
+      refuse(name, "registered with other buckets");
+    }
+  }
+  Registry::Family& family = fit->second;
+  auto sit = family.series.find(all);
+  const bool is_computed = static_cast<bool>(computed);
+  if (sit == family.series.end()) {
+    auto s = std::make_unique<Registry::Series>();
+    s->labels = all;
+    s->writer = writer;
+    s->computed = is_computed;
+    if (buckets != nullptr) {
+      s->histogram = std::make_unique<detail::HistogramCells>(buckets->bounds);
+    }
+    sit = family.series.emplace(std::move(all), std::move(s)).first;
+  } else if (sit->second->writer != writer || sit->second->computed != is_computed) {
+    refuse(name, "the same series registered by writers of another kind (owner thread / any thread / computed)");
+  }
+  Registry::Series& series = *sit->second;
+  held_.reserve(held_.size() + 1);
+  if (is_computed) {
+    series.reads.emplace_back(this, std::move(computed));
+  }
+  ++series.refs;
+  held_.emplace_back(&family, &series);
+  return series;
+}
+
+Counter Scope::counter(std::string_view name, std::string_view help, Labels labels) {
+  return Counter(&add(name, help, Kind::Counter, Writer::Owner, nullptr, std::move(labels), nullptr).cell);
+}
+
+SharedCounter Scope::sharedCounter(std::string_view name, std::string_view help, Labels labels) {
+  return SharedCounter(&add(name, help, Kind::Counter, Writer::Any, nullptr, std::move(labels), nullptr).cell);
+}
+
+Gauge Scope::gauge(std::string_view name, std::string_view help, Labels labels) {
+  return Gauge(&add(name, help, Kind::Gauge, Writer::Owner, nullptr, std::move(labels), nullptr).cell);
+}
+
+SharedGauge Scope::sharedGauge(std::string_view name, std::string_view help, Labels labels) {
+  return SharedGauge(&add(name, help, Kind::Gauge, Writer::Any, nullptr, std::move(labels), nullptr).cell);
+}
+
+Histogram Scope::histogram(std::string_view name, std::string_view help, const Buckets& buckets, Labels labels) {
+  return Histogram(
+      add(name, help, Kind::Histogram, Writer::Owner, &buckets, std::move(labels), nullptr).histogram.get());
+}
+
+SharedHistogram Scope::sharedHistogram(std::string_view name, std::string_view help, const Buckets& buckets,
+                                       Labels labels) {
+  return SharedHistogram(
+      add(name, help, Kind::Histogram, Writer::Any, &buckets, std::move(labels), nullptr).histogram.get());
+}
+
+void Scope::computedGauge(std::string_view name, std::string_view help, std::function<double()> read, Labels labels) {
+  if (!read) {
+    refuse(name, "a computed gauge needs a callback");
+  }
+  add(name, help, Kind::Gauge, Writer::Owner, nullptr, std::move(labels), std::move(read));
+}
+
+}  // namespace evh::ops
