@@ -1359,7 +1359,7 @@ rerty: {}
                                "threshold, open_ms, half_open_max_calls, max_wait_ms, max_waiting)",
                                "cfg.yaml:8: dead_letter.plugins: unknown key (did you mean \"plugin\"?)",
                                "cfg.yaml:9: dead_letter.fallback: unknown key (expected one of: plugin, "
-                               "fallback_file, timeout_ms)",
+                               "fallback_file, timeout_ms, channel)",
                                "cfg.yaml:13: plugins.p.timout_ms: unknown key (did you mean \"timeout_ms\"?)",
                                "cfg.yaml:14: plugins.p.circuit_breaker.half_open_max_call: unknown key (did you "
                                "mean \"half_open_max_calls\"?)",
