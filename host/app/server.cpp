@@ -153,6 +153,7 @@ void Server::start() {
   dopt.dead_letter_plugin = config_.dead_letter.plugin.empty() ? nullptr : registry_.find(config_.dead_letter.plugin);
   dopt.dead_letter_timeout_ms = config_.dead_letter.timeout_ms;
   dopt.fallback_file = config_.dead_letter.fallback_file;
+  dopt.dead_letter_channel = config_.dead_letter.channel;
   dopt.idempotency = idempotency_.get();
   // A stream whose every plugin has an open breaker stops reading until one
   // half-opens (its entries wait safely in Redis meanwhile).

@@ -62,6 +62,9 @@ struct DeadLetter {
   std::string plugin;  // instance that receives dead-letter entries; empty: fallback file only
   std::string fallback_file = "evhost-dead-letter.jsonl";  // when that plugin fails (relative: to the working dir)
   uint32_t timeout_ms = 5000;                              // a dead-letter call not finished by then counts as failed
+  // The logical channel dead-letter entries are for (the plan's
+  // PUBSUB_CHANNELS.DLQ): the `channel` of the DEAD_LETTER event the plugin sees.
+  std::string channel = "jollyjet:events:dlq";
   Origin origin;
 };
 

@@ -759,6 +759,13 @@ class Loader : private YamlReader {
                              }
                            }},
                           {"timeout_ms", [&](const Entry& e) { readInteger(e, dead_letter.timeout_ms, 1, kU32Max); }},
+                          {"channel",
+                           [&](const Entry& e) {
+                             readString(e, dead_letter.channel);
+                             if (e.value.IsScalar() && dead_letter.channel.empty()) {
+                               error(valueMark(e), e.path, "must not be empty");
+                             }
+                           }},
                       });
   }
 

@@ -16,7 +16,9 @@
 
 namespace evh::dispatch {
 
-// Why and how an event failed, for its entry.
+// Why and how an event failed, for its entry. Name what you set:
+//   DeadLetterInfo::because("invalid").withError("not_json", detail)
+// (every member has a default, so an aggregate DeadLetterInfo{a, b, c} works too).
 struct DeadLetterInfo {
   std::string reason;         // exhausted, rejected, invalid, circuit_open, overloaded
   std::string error_name;     // what failed last: retry, reject, exception, timeout, invalid, ...
@@ -25,6 +27,27 @@ struct DeadLetterInfo {
   uint32_t attempts = 0;
   uint64_t first_attempt_ms = 0;  // wall clock, ms since the epoch; 0 when never attempted
   uint64_t last_attempt_ms = 0;
+
+  static DeadLetterInfo because(std::string reason) {
+    DeadLetterInfo info;
+    info.reason = std::move(reason);
+    return info;
+  }
+  DeadLetterInfo& withError(std::string name, std::string message) {
+    error_name = std::move(name);
+    error_message = std::move(message);
+    return *this;
+  }
+  DeadLetterInfo& withPlugin(std::string name) {
+    plugin = std::move(name);
+    return *this;
+  }
+  DeadLetterInfo& withAttempts(uint32_t made, uint64_t first_ms, uint64_t last_ms) {
+    attempts = made;
+    first_attempt_ms = first_ms;
+    last_attempt_ms = last_ms;
+    return *this;
+  }
 };
 
 // One entry, ready to store.

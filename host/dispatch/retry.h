@@ -2,6 +2,7 @@
 #pragma once
 
 #include "config/config.h"
+#include "dispatch/delivery.h"
 
 #include <cstdint>
 #include <random>
@@ -31,5 +32,23 @@ uint64_t retryDelayMs(const config::RetryPolicy& p, uint32_t next_attempt, Unifo
   }
   return static_cast<uint64_t>(d);
 }
+
+// Schedules deliveries' next attempts on libuv timers, with the route's
+// backoff and jitter. THREAD: loop.
+class Retries {
+ public:
+  explicit Retries(uv_loop_t* loop) : loop_(loop), rng_(std::random_device{}()) {}
+  // The delay before d's next attempt (d->attempt made so far).
+  uint64_t delayMs(const Delivery& d) {
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    return retryDelayMs(*d.retry, d.attempt + 1, [&] { return u(rng_); });
+  }
+  // Waits `delay_ms` on d's retry timer, then calls again(d).
+  void schedule(Delivery* d, uint64_t delay_ms, void (*again)(Delivery*));
+
+ private:
+  uv_loop_t* loop_;
+  std::mt19937_64 rng_;
+};
 
 }  // namespace evh::dispatch

@@ -2,6 +2,7 @@
 #include "plugin/instance.h"
 
 #include "common/log.h"
+#include "plugin/call_table.h"
 
 #include <spdlog/spdlog.h>
 
@@ -61,7 +62,7 @@ void apiSetError(evh_host* h, evh_str msg) noexcept {
 void apiCallSetError(evh_call* call, evh_str msg) noexcept {
   if (call != nullptr) {
     try {
-      call->setError(sv(msg));
+      CallTable::process().setError(call, sv(msg));  // a stale call: logged, ignored
     } catch (...) {
       log::host().error("call_set_error: out of memory copying the message");
     }
@@ -76,7 +77,7 @@ evh_status apiComplete(evh_call* call, evh_status status, evh_str msg) noexcept 
     return EVH_ERR_INVALID;
   }
   try {
-    return call->complete(status, sv(msg));
+    return CallTable::process().complete(call, status, sv(msg));  // EVH_ERR_STATE once the call is over
   } catch (...) {
     log::host().error("complete: unexpected exception");
     return EVH_ERR_INTERNAL;

@@ -25,14 +25,8 @@ struct evh_host {
   evh::plugin::Instance* self;
 };
 
-// One handle() invocation. The dispatcher implements it.
-struct evh_call {
-  virtual ~evh_call() = default;
-  // api->call_set_error: the thread running handle().
-  virtual void setError(std::string_view msg) = 0;
-  // api->complete: any thread.
-  virtual evh_status complete(evh_status status, std::string_view msg) = 0;
-};
+// evh_call stays incomplete: a call handle is a number, never an address
+// (plugin/call_table.h).
 
 // A plugin's metric: a series of the stats registry (ops/stats.h). Opaque
 // to plugins, so its layout is not part of the ABI.

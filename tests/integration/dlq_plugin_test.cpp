@@ -216,7 +216,7 @@ class DlqPluginTest : public ::testing::Test {
     ev.payload = evh_str{text.data(), text.size()};
     ev.envelope = ev.payload;
     ev.raw = ev.payload;
-    return in.handle(ev, &call);
+    return in.handle(ev, call.handle());
   }
   evh_status deadLetter(plugin::Instance& in, const std::string& text) {
     FakeCall call;

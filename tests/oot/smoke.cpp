@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
   }
   evh::test::FakeCall call;
   evh_event ev = evh::test::makeEvent("PRODUCT_CREATED", "evt-42");
-  evh_status s = registry.find("oot")->handle(ev, &call);
+  evh_status s = registry.find("oot")->handle(ev, call.handle());
   int64_t seen = evh::test::metricValue(*registry.find("oot"), "events_seen");
   if (s != EVH_OK || seen != 1) {
     std::fprintf(stderr, "smoke: handle answered %d, events_seen=%lld\n", s, static_cast<long long>(seen));

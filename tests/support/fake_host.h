@@ -1,6 +1,7 @@
 // Test doubles for what a plugin instance needs from the host (unit tests only).
 #pragma once
 
+#include "plugin/call_table.h"
 #include "plugin/instance.h"
 
 #include <functional>
@@ -40,8 +41,18 @@ class FakeServices final : public plugin::HostServices {
   std::vector<std::function<void()>> posted;
 };
 
-// Records what a plugin says about one call.
-struct FakeCall final : evh_call {
+// Records what a plugin says about one call: an open call of its own in the
+// process's call table, passed to handle() as call.handle().
+struct FakeCall final : plugin::CallTarget {
+  FakeCall() : owner_(plugin::CallTable::process().join("fake")) { handle_ = owner_.open(this, slot_); }
+  ~FakeCall() {
+    owner_.release(*slot_);
+    plugin::CallTable::process().leave(owner_);
+  }
+  FakeCall(const FakeCall&) = delete;
+  FakeCall& operator=(const FakeCall&) = delete;
+
+  evh_call* handle() const noexcept { return handle_; }
   void setError(std::string_view msg) override { error.assign(msg); }
   evh_status complete(evh_status status, std::string_view msg) override {
     completions.push_back({status, std::string(msg)});
@@ -53,6 +64,11 @@ struct FakeCall final : evh_call {
   };
   std::string error;
   std::vector<Completion> completions;
+
+ private:
+  plugin::CallOwner& owner_;
+  plugin::CallSlot* slot_ = nullptr;
+  evh_call* handle_ = nullptr;
 };
 
 // An event view with the given type and id; strings are static literals.

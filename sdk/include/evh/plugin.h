@@ -114,7 +114,7 @@ enum {
   EVH_ERR_INTERNAL = -4,    /* a bug or unexpected failure; see the host log */
   EVH_ERR_UNAVAILABLE = -5, /* Redis is not connected, or the command failed in transit */
   EVH_ERR_CANCELLED = -6,   /* the host is shutting down; the request was not carried out */
-  EVH_ERR_STATE = -7        /* called at the wrong time (e.g. complete() twice) */
+  EVH_ERR_STATE = -7        /* called at the wrong time (e.g. complete() on a call that is over) */
 };
 
 /* Log levels, for api->log. */
@@ -137,7 +137,7 @@ typedef struct evh_str {
 
 /* Opaque handles owned by the host. */
 typedef struct evh_host evh_host;     /* one plugin instance's handle; valid from init() until shutdown() returns */
-typedef struct evh_call evh_call;     /* one handle() invocation; valid until its outcome is final (see handle) */
+typedef struct evh_call evh_call;     /* one handle() invocation; safe to pass back for ever (see handle) */
 typedef struct evh_metric evh_metric; /* a registered metric; valid until shutdown() returns */
 
 /* ------------------------------------------------------------------------ */
@@ -248,14 +248,18 @@ typedef struct evh_host_api {
 
   /* Attaches a message to the outcome of a handle() call answering
    * EVH_RETRY or EVH_REJECT (copied; the last one wins). It ends up in logs
-   * and dead-letter entries. THREAD: the thread running that handle(). */
+   * and dead-letter entries. On a call that is over (see handle) it does
+   * nothing, and the host logs it. THREAD: the thread running that handle(). */
   void (*call_set_error)(evh_call* call, evh_str msg);
 
   /* Gives the outcome of a call whose handle() answered EVH_PENDING: status
    * is EVH_OK, EVH_RETRY or EVH_REJECT, msg an optional message (copied).
-   * Call exactly once per pending call; after it returns, `call` is invalid.
-   * Returns EVH_OK, or EVH_ERR_STATE if already completed/not pending,
-   * EVH_ERR_INVALID for another status. THREAD: any. */
+   * Call it once per pending call. Returns EVH_OK when the outcome is taken;
+   * EVH_ERR_STATE, doing nothing, when the call is over (see handle: already
+   * completed, handle() answered something else, its timeout_ms passed, the
+   * shutdown deadline came); EVH_ERR_INVALID for another status;
+   * EVH_ERR_CANCELLED when the host no longer takes outcomes (it is exiting).
+   * THREAD: any. */
   evh_status (*complete)(evh_call* call, evh_status status, evh_str msg);
 
   /* Publishes `message` on `channel` with the environment prefix prepended
@@ -343,8 +347,14 @@ typedef struct evh_plugin_desc {
    * exactly once, with api->complete(call, ...). Any other value counts as
    * EVH_RETRY and is logged.
    * event: borrowed until handle() returns (copy what a PENDING call needs).
-   * call: valid until the outcome is final: the return of handle() unless
-   *   it answered EVH_PENDING, else the return of api->complete().
+   * call: open until the outcome is final -- handle() returned anything
+   *   but EVH_PENDING; or api->complete() was accepted; or the plugin's
+   *   timeout_ms passed (the host counts the call failed, as a RETRY); or
+   *   the shutdown deadline passed (the host gave up on it) -- and over
+   *   from then on. The handle stays safe to pass for ever: on a call that
+   *   is over, api->complete() answers EVH_ERR_STATE and call_set_error()
+   *   does nothing; neither reaches another call, and the host logs such a
+   *   use (at most one line a minute per plugin instance).
    *   api->complete() may run (from another thread, say) before handle()
    *   returns EVH_PENDING; the host then uses the completed outcome.
    * THREAD: the loop thread, or a worker thread if EVH_PLUGIN_BLOCKING. */

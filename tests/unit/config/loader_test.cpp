@@ -950,6 +950,7 @@ channels: { c: { routes: [ { plugins: [p] } ] } }
   EXPECT_EQ(config.dead_letter.plugin, "");
   EXPECT_EQ(config.dead_letter.fallback_file, "evhost-dead-letter.jsonl");
   EXPECT_EQ(config.dead_letter.timeout_ms, 5000U);
+  EXPECT_EQ(config.dead_letter.channel, "jollyjet:events:dlq");  // the plan's PUBSUB_CHANNELS.DLQ
   EXPECT_EQ(config.dead_letter.origin.describe(), "cfg.yaml: dead_letter");
   ASSERT_EQ(config.plugins.size(), 1U);
   EXPECT_EQ(config.plugins[0].timeout_ms, 0U);
@@ -991,6 +992,7 @@ dead_letter:
   plugin: dlq
   fallback_file: /var/lib/evhost/dead.jsonl
   timeout_ms: 1
+  channel: acme:events:dead
 plugins:
   dlq: { path: dlq, timeout_ms: 250 }
 )");
@@ -999,10 +1001,15 @@ plugins:
   EXPECT_EQ(config.dead_letter.plugin, "dlq");
   EXPECT_EQ(config.dead_letter.fallback_file, "/var/lib/evhost/dead.jsonl");
   EXPECT_EQ(config.dead_letter.timeout_ms, 1U);
+  EXPECT_EQ(config.dead_letter.channel, "acme:events:dead");
   EXPECT_EQ(config.dead_letter.origin.describe(), "cfg.yaml:13: dead_letter");
   ASSERT_EQ(config.plugins.size(), 1U);
   EXPECT_EQ(config.plugins[0].timeout_ms, 250U);
   EXPECT_EQ(describe(config.plugins[0].breaker), describe(config.breaker));
+}
+
+TEST_F(LoaderTest, AnEmptyDeadLetterChannelIsRefused) {
+  expectError("dead_letter: { channel: \"\" }\n", "cfg.yaml:1: dead_letter.channel: must not be empty");
 }
 
 TEST_F(LoaderTest, JitterTakesEachOfItsValues) {
@@ -1352,7 +1359,7 @@ rerty: {}
                                "threshold, open_ms, half_open_max_calls, max_wait_ms, max_waiting)",
                                "cfg.yaml:8: dead_letter.plugins: unknown key (did you mean \"plugin\"?)",
                                "cfg.yaml:9: dead_letter.fallback: unknown key (expected one of: plugin, "
-                               "fallback_file, timeout_ms)",
+                               "fallback_file, timeout_ms, channel)",
                                "cfg.yaml:13: plugins.p.timout_ms: unknown key (did you mean \"timeout_ms\"?)",
                                "cfg.yaml:14: plugins.p.circuit_breaker.half_open_max_call: unknown key (did you "
                                "mean \"half_open_max_calls\"?)",

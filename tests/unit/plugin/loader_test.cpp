@@ -59,12 +59,12 @@ TEST_F(LoaderTest, LoadsCPluginAndCallsIt) {
 
   test::FakeCall call;
   evh_event ev = test::makeEvent("PRODUCT_CREATED");
-  EXPECT_EQ(in->handle(ev, &call), EVH_OK);
+  EXPECT_EQ(in->handle(ev, call.handle()), EVH_OK);
   ev = test::makeEvent("RETRY");
-  EXPECT_EQ(in->handle(ev, &call), EVH_RETRY);
+  EXPECT_EQ(in->handle(ev, call.handle()), EVH_RETRY);
   EXPECT_EQ(call.error, "ok_c asked for a retry");
   ev = test::makeEvent("REJECT");
-  EXPECT_EQ(in->handle(ev, &call), EVH_REJECT);
+  EXPECT_EQ(in->handle(ev, call.handle()), EVH_REJECT);
   EXPECT_EQ(test::metricValue(*in, "handled"), 3);
 }
 
@@ -73,9 +73,9 @@ TEST_F(LoaderTest, SameLibraryTwiceGivesIndependentInstances) {
   ASSERT_EQ(registry_.instances().size(), 2U);
   test::FakeCall call;
   evh_event ev = test::makeEvent("X");
-  registry_.find("first")->handle(ev, &call);
-  registry_.find("first")->handle(ev, &call);
-  registry_.find("second")->handle(ev, &call);
+  registry_.find("first")->handle(ev, call.handle());
+  registry_.find("first")->handle(ev, call.handle());
+  registry_.find("second")->handle(ev, call.handle());
   EXPECT_EQ(test::metricValue(*registry_.find("first"), "handled"), 2);
   EXPECT_EQ(test::metricValue(*registry_.find("second"), "handled"), 1);
 }
@@ -153,7 +153,7 @@ TEST_F(LoaderTest, AcceptsOlderMinorDescriptorWithoutReadingPastItsEnd) {
   ASSERT_NE(in, nullptr);
   test::FakeCall call;
   evh_event ev = test::makeEvent("X");
-  EXPECT_EQ(in->handle(ev, &call), EVH_OK);
+  EXPECT_EQ(in->handle(ev, call.handle()), EVH_OK);
 }
 
 // A host of a later minor has a longer descriptor; reading an older

@@ -23,7 +23,7 @@ class WrapperTest : public ::testing::Test {
 
   evh_status call(const char* type) {
     evh_event ev = test::makeEvent(type);
-    return in_->handle(ev, &call_);
+    return in_->handle(ev, call_.handle());
   }
 
   test::FakeServices services_;
@@ -96,7 +96,7 @@ TEST_F(WrapperTest, MetricNamesAreValidatedAndKindsKept) {
 }
 
 TEST_F(WrapperTest, CompleteRefusesANonFinalStatus) {
-  EXPECT_EQ(hostApi().complete(&call_, EVH_PENDING, evh_str{}), EVH_ERR_INVALID);
+  EXPECT_EQ(hostApi().complete(call_.handle(), EVH_PENDING, evh_str{}), EVH_ERR_INVALID);
   EXPECT_TRUE(call_.completions.empty());
 }
 
