@@ -31,7 +31,7 @@ class PluginMetricsTest : public ::testing::Test {
     for (int i = 0; i < times; ++i) {
       evh_event ev = test::makeEvent("PRODUCT_CREATED");
       test::FakeCall call;
-      ASSERT_EQ(in->handle(ev, &call), EVH_OK);
+      ASSERT_EQ(in->handle(ev, call.handle()), EVH_OK);
     }
   }
 
