@@ -68,7 +68,6 @@ bool requireNonEmptyString(const Fields& fields, Key key, Problem& problem) {
   return true;
 }
 
-// Absent and null both mean "not given".
 bool checkOptionalString(const Fields& fields, Key key, Problem& problem) {
   const Kind kind = fields[key].kind;
   if (kind == Kind::Absent || kind == Kind::Null || kind == Kind::String) {
@@ -86,7 +85,6 @@ bool parseTimestampString(const FieldValue& value, Key key, int64_t& ms, Problem
   return false;
 }
 
-// Plain shape: an RFC 3339 string or integer epoch milliseconds.
 bool readTimestamp(const Fields& fields, Key key, int64_t& ms, Problem& problem) {
   const FieldValue& value = fields[key];
   switch (value.kind) {
