@@ -6,7 +6,7 @@ EVH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Debian 12 packages evhost needs to build, test and run.
 EVH_PACKAGES=(
   build-essential cmake ninja-build pkg-config
-  libuv1-dev libhiredis-dev libssl-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libsimdjson-dev
+  libuv1-dev libhiredis-dev libssl-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libsimdjson-dev uuid-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   redis-server redis-tools
 )

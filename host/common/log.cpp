@@ -6,8 +6,20 @@
 
 #include <mutex>
 
+#include "common/log_escape.h"
+
 namespace evh::log {
 namespace {
+
+// %q: the message with control characters escaped, for text lines: a newline
+// or an escape sequence in a logged value must not start a forged line.
+class TextMessageFlag final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+    appendEscaped(std::string_view(msg.payload.data(), msg.payload.size()), dest);
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<TextMessageFlag>(); }
+};
 
 // %j: the message JSON-escaped, for JSON-lines output.
 class JsonMessageFlag final : public spdlog::custom_flag_formatter {
@@ -45,16 +57,6 @@ class JsonMessageFlag final : public spdlog::custom_flag_formatter {
   std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<JsonMessageFlag>(); }
 };
 
-std::unique_ptr<spdlog::formatter> makeFormatter(Format format) {
-  if (format == Format::Json) {
-    auto f = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
-    f->add_flag<JsonMessageFlag>('j').set_pattern(
-        R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","logger":"%n","msg":"%j"})");
-    return f;
-  }
-  return std::make_unique<spdlog::pattern_formatter>("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ [%n] %v");
-}
-
 std::mutex g_mutex;
 std::shared_ptr<spdlog::logger> g_host;
 spdlog::sink_ptr g_sink;
@@ -72,6 +74,18 @@ void ensureLocked() {
 }
 
 }  // namespace
+
+std::unique_ptr<spdlog::formatter> makeFormatter(Format format) {
+  if (format == Format::Json) {
+    auto f = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
+    f->add_flag<JsonMessageFlag>('j').set_pattern(
+        R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","logger":"%n","msg":"%j"})");
+    return f;
+  }
+  auto f = std::make_unique<spdlog::pattern_formatter>();
+  f->add_flag<TextMessageFlag>('q').set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ [%n] %q");
+  return f;
+}
 
 std::optional<spdlog::level::level_enum> parseLevel(std::string_view name) {
   static constexpr std::pair<std::string_view, spdlog::level::level_enum> kLevels[] = {

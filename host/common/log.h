@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include <spdlog/formatter.h>
 #include <spdlog/spdlog.h>
 
 namespace evh::log {
@@ -14,6 +15,11 @@ enum class Format { Text, Json };
 
 // Parses "trace".."critical", "off"; nullopt for anything else.
 std::optional<spdlog::level::level_enum> parseLevel(std::string_view name);
+
+// The line format of every logger: text ("<time> <level> [<logger>] <message>",
+// control characters in the message escaped as log_escape.h says) or JSON
+// lines. Exposed for tests; setup() installs it.
+std::unique_ptr<spdlog::formatter> makeFormatter(Format format);
 
 // Configures the host logger ("evhost", to stderr) and the format of every
 // logger. Call it at start-up, before makeLogger: loggers made earlier keep

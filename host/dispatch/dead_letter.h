@@ -1,6 +1,7 @@
 // Dead-letter entries (docs/dlq.md) and the host's own fallback file.
 #pragma once
 
+#include "common/clock.h"
 #include "event/envelope.h"
 #include "loop/poster.h"
 
@@ -73,9 +74,7 @@ DeadLetterEntry makeTooLargeEntry(const DeadLetterInfo& info, std::string_view b
                                   std::string_view redis_channel);
 std::string sha256Hex(std::string_view bytes);
 
-// ISO-8601 UTC with milliseconds, e.g. 2026-11-26T18:00:03.010Z.
-std::string isoTime(uint64_t epoch_ms);
-uint64_t wallMs();
+// isoTime() and wallMs(): common/clock.h.
 
 // Appends lines to the fallback file on a thread of its own (file I/O never
 // runs on the loop), fsyncing after each batch; each `done(ok)` runs on the

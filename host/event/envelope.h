@@ -11,6 +11,8 @@
 #include <variant>
 #include <vector>
 
+#include "event/limits.h"
+
 namespace evh::event {
 
 // The bytes of one message as received from Redis and where they came from.
@@ -142,10 +144,9 @@ class Decoder {
     // depth 2 and a batch member's payload depth 4. Scalars do not count.
     size_t max_depth = 64;
   };
-  // Largest accepted settings: depth bounds the decoder's recursion (stack),
-  // size keeps offsets within 32 bits.
-  static constexpr size_t kMaxSupportedDepth = 1024;
-  static constexpr size_t kMaxSupportedMessageBytes = size_t{1} << 31;
+  // Largest accepted settings (event/limits.h, which the config loader checks too).
+  static constexpr size_t kMaxSupportedDepth = kMaxSupportedJsonDepth;
+  static constexpr size_t kMaxSupportedMessageBytes = event::kMaxSupportedMessageBytes;
 
   Decoder();
   // Throws std::invalid_argument for a zero or over-large limit.

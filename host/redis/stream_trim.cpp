@@ -11,6 +11,7 @@
 // LIMIT bounds one call's work, so Redis is never held for long. (The
 // length bound used to come from XREVRANGE ... COUNT trim_maxlen: at a
 // million entries that read 800 MB into evhost and held Redis for a second.)
+#include "common/clock.h"
 #include "common/log.h"
 #include "redis/stream_id.h"
 #include "redis/stream_source.h"
@@ -32,12 +33,6 @@ struct FloorSearch {
   size_t waiting = 0;
   bool failed = false;
 };
-
-uint64_t wallMs() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count());
-}
 
 void lower(std::string& floor, const std::string& id) {
   if (!id.empty() && (floor.empty() || streamIdLess(id, floor))) {

@@ -1,6 +1,7 @@
 // Pub/Sub subscription, resubscription after reconnects, and gap accounting.
 #include "redis/subscriber.h"
 
+#include "common/clock.h"
 #include "common/log.h"
 
 #include <hiredis/hiredis.h>
@@ -10,12 +11,6 @@
 
 namespace evh::redis {
 namespace {
-
-uint64_t wallMs() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count());
-}
 
 std::string_view sv(const redisReply* r) { return std::string_view(r->str, r->len); }
 

@@ -20,6 +20,7 @@
 // written and the notification.
 #include <evh/plugin.hpp>
 
+#include <uuid/uuid.h>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -29,7 +30,6 @@
 #include <ctime>
 #include <memory>
 #include <optional>
-#include <random>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -678,8 +678,7 @@ class Product final : public evh::Plugin {
         rejected_(host.counter("rejected", "events rejected: unsupported type or invalid payload")),
         redis_errors_(host.counter("redis_errors", "Redis errors and failed requests (each answered RETRY)")),
         already_applied_(
-            host.counter("already_applied", "events found already applied by their idempotency mark (answered OK)")),
-        rng_(std::random_device{}()) {
+            host.counter("already_applied", "events found already applied by their idempotency mark (answered OK)")) {
     std::string caches;
     for (const auto& t : settings_.cache_keys) {
       caches += (caches.empty() ? "" : ", ") + t.describe(prefix_);
@@ -875,17 +874,13 @@ class Product final : public evh::Plugin {
     job.done.complete(evh::Result::ok());
   }
 
-  // A random (version 4) UUID. THREAD: the loop (the plugin is inline).
-  std::string newEventId() {
-    uint64_t hi = rng_();
-    uint64_t lo = rng_();
-    hi = (hi & 0xFFFFFFFFFFFF0FFFULL) | 0x0000000000004000ULL;  // version 4
-    lo = (lo & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;  // RFC 4122 variant
-    char buf[40];
-    std::snprintf(buf, sizeof(buf), "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(hi >> 32),
-                  static_cast<unsigned>((hi >> 16) & 0xFFFF), static_cast<unsigned>(hi & 0xFFFF),
-                  static_cast<unsigned>(lo >> 48), static_cast<unsigned long long>(lo & 0xFFFFFFFFFFFFULL));
-    return buf;
+  // A random (version 4) UUID, from libuuid.
+  static std::string newEventId() {
+    uuid_t id;
+    uuid_generate_random(id);
+    char text[UUID_STR_LEN];
+    uuid_unparse_lower(id, text);
+    return text;
   }
 
   const Settings settings_;
@@ -897,7 +892,6 @@ class Product final : public evh::Plugin {
   evh::Metric rejected_;
   evh::Metric redis_errors_;
   evh::Metric already_applied_;
-  std::mt19937_64 rng_;
 };
 
 }  // namespace

@@ -181,6 +181,34 @@ TEST_F(CliTest, PluginInspectTakesAPathRelativeToTheWorkingDirectory) {
   }
 }
 
+// --check-config said "ok" to limits the decoder refuses, and --config then
+// failed from the server's constructor without file:line. Both now refuse
+// them alike, naming the file, the line and the range.
+TEST_F(CliTest, CheckConfigAndConfigRefuseLimitsTheDecoderCannotTake) {
+  std::string path = write("limits.yaml", R"(plugins:
+  rec: {path: recorder}
+channels:
+  ch:
+    routes:
+      - events: "*"
+        plugins: [rec]
+limits:
+  max_json_depth: 4096
+  max_message_bytes: 4294967295
+)");
+  auto [code, out] = check(path);
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_THAT(out, Not(HasSubstr("ok\n")));
+  EXPECT_THAT(out, HasSubstr(path + ":9: limits.max_json_depth: expected an integer in 1..1024, got \"4096\""));
+  EXPECT_THAT(out, HasSubstr(path + ":10: limits.max_message_bytes: expected an integer in 1..2147483648, got "
+                                    "\"4294967295\""));
+
+  auto [run_code, run_out] = runCommand({EVH_EVHOST_BIN, "--config", path, "--plugin-dir", EVH_TEST_PLUGIN_DIR});
+  EXPECT_EQ(run_code, 1) << run_out;
+  EXPECT_THAT(run_out, HasSubstr(path + ":9: limits.max_json_depth: expected an integer in 1..1024"));
+  EXPECT_THAT(run_out, HasSubstr("evhost: invalid configuration, not starting"));
+}
+
 TEST_F(CliTest, PluginInspectFindsBundledPluginsByName) {
   auto [code, out] = runCommand({EVH_EVHCTL_BIN, "plugin", "inspect", "product"});
   EXPECT_EQ(code, 0) << out;

@@ -9,8 +9,11 @@
 #include <iterator>
 #include <map>
 #include <random>
+#include <stdexcept>
 
 #include "config/config.h"
+#include "event/envelope.h"
+#include "event/limits.h"
 
 namespace evh::config {
 namespace {
@@ -774,10 +777,45 @@ limits: { max_json_depth: 1.5 }
                                "\"0\"",
                                "cfg.yaml:5: redis.reconnect.multiplier: expected a number >= 1, got \"0.5\"",
                                "cfg.yaml:6: workers: expected an integer in 1..256, got \"257\"",
-                               "cfg.yaml:7: limits.max_json_depth: expected an integer in 1..4294967295, got "
-                               "\"1.5\"",
+                               "cfg.yaml:7: limits.max_json_depth: expected an integer in 1..1024, got \"1.5\"",
                            }))
       << joined(result.errors);
+}
+
+// --check-config said ok to limits the decoder then refused from the
+// server's constructor, without file:line: the loader checks the decoder's
+// own bounds (event/limits.h).
+TEST_F(LoaderTest, LimitsBeyondWhatTheDecoderSupportsAreErrors) {
+  const LoadResult result = load(R"(
+limits:
+  max_json_depth: 1025
+  max_message_bytes: 2147483649
+)");
+  EXPECT_EQ(result.errors,
+            (std::vector<std::string>{
+                "cfg.yaml:2: limits.max_json_depth: expected an integer in 1..1024, got \"1025\"",
+                "cfg.yaml:3: limits.max_message_bytes: expected an integer in 1..2147483648, got \"2147483649\"",
+            }))
+      << joined(result.errors);
+}
+
+// Every limit the loader accepts is one the decoder accepts: the largest
+// ones build a Decoder, and the decoder refuses one more.
+TEST_F(LoaderTest, TheLargestLimitsTheLoaderAcceptsBuildADecoder) {
+  const LoadResult result = load(R"(
+limits:
+  max_json_depth: 1024
+  max_message_bytes: 2147483648
+)");
+  ASSERT_TRUE(result.config) << joined(result.errors);
+  const Limits& limits = result.config->limits;
+  EXPECT_EQ(limits.max_json_depth, event::kMaxSupportedJsonDepth);
+  EXPECT_EQ(limits.max_message_bytes, event::kMaxSupportedMessageBytes);
+  EXPECT_NO_THROW(event::Decoder(event::Decoder::Limits{limits.max_message_bytes, limits.max_json_depth}));
+  EXPECT_THROW(event::Decoder(event::Decoder::Limits{limits.max_message_bytes, size_t{limits.max_json_depth} + 1}),
+               std::invalid_argument);
+  EXPECT_THROW(event::Decoder(event::Decoder::Limits{size_t{limits.max_message_bytes} + 1, limits.max_json_depth}),
+               std::invalid_argument);
 }
 
 TEST_F(LoaderTest, BackoffMaxBelowInitialIsAnError) {

@@ -1,0 +1,70 @@
+// Escaping control characters in text log lines, so that no logged value -- an event field, a plugin's message --
+// can end the line and start a forged one, or send a terminal escape sequence.
+#pragma once
+
+#include <string_view>
+
+namespace evh::log {
+
+// Whether `byte` may need escaping: C0 controls, DEL, and 0xC2, which leads
+// the UTF-8 form of the C1 controls U+0080..U+009F (and of harmless
+// characters such as U+00A0..U+00BF, which the slow path lets through).
+constexpr bool mayNeedEscape(unsigned char byte) noexcept { return byte < 0x20U || byte == 0x7FU || byte == 0xC2U; }
+
+// Appends `text` to `out` with every control character escaped: \n, \r and
+// \t as those two characters, any other C0 control, DEL and a UTF-8 encoded
+// C1 control as \u00XX (lowercase hex, as JSON writes them). Everything
+// else, backslashes and invalid UTF-8 included, is copied as is. A text
+// without a byte mayNeedEscape() accepts -- nearly every log line -- is one
+// scan and one append. `Buffer` is any byte buffer with append(begin, end)
+// (std::string, spdlog's memory_buf_t).
+template <class Buffer>
+void appendEscaped(std::string_view text, Buffer& out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  const char* p = text.data();
+  const char* const end = p + text.size();
+  const char* run = p;  // start of the bytes not yet appended
+  const auto unicode = [&out](unsigned char code) {
+    const char esc[] = {'\\', 'u', '0', '0', kHex[code >> 4U], kHex[code & 0xFU]};
+    out.append(esc, esc + sizeof esc);
+  };
+  while (p < end) {
+    const auto byte = static_cast<unsigned char>(*p);
+    if (!mayNeedEscape(byte)) {
+      ++p;
+      continue;
+    }
+    if (byte == 0xC2U) {
+      const bool c1 =
+          p + 1 < end && static_cast<unsigned char>(p[1]) <= 0x9FU && static_cast<unsigned char>(p[1]) >= 0x80U;
+      if (!c1) {
+        ++p;
+        continue;
+      }
+      out.append(run, p);
+      unicode(static_cast<unsigned char>(p[1]));
+      p += 2;
+      run = p;
+      continue;
+    }
+    out.append(run, p);
+    switch (byte) {
+      case '\n':
+        out.append("\\n", "\\n" + 2);
+        break;
+      case '\r':
+        out.append("\\r", "\\r" + 2);
+        break;
+      case '\t':
+        out.append("\\t", "\\t" + 2);
+        break;
+      default:
+        unicode(byte);
+    }
+    ++p;
+    run = p;
+  }
+  out.append(run, end);
+}
+
+}  // namespace evh::log
