@@ -5,7 +5,7 @@
 // share of them, their attempts) and decides what follows an outcome; the
 // mechanisms are units of their own: Attempt (the evh_call state machine),
 // Lane (blocking calls on the workers, stuck calls), BreakerGate, the
-// DeadLetterSink and Idempotency -- see docs/architecture-dispatch.md.
+// DeadLetterSink and Idempotency -- see docs/architecture.md.
 #pragma once
 
 #include "config/config.h"

@@ -79,7 +79,6 @@ class Instance {
   const std::string& name() const noexcept { return name_; }
   const Library& library() const noexcept { return *library_; }
   bool blocking() const noexcept { return library_->blocking(); }
-  bool initialised() const noexcept { return initialised_; }
   const std::string& envPrefix() const noexcept { return env_prefix_; }
   spdlog::logger& logger() const noexcept { return *logger_; }
   HostServices& services() const noexcept { return services_; }
