@@ -10,6 +10,8 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
@@ -79,17 +81,31 @@ class StreamFaultsTest : public ::testing::Test {
     return at == std::string::npos ? 0 : std::stoll(text.substr(at + key.size()));
   }
 
+  // What the finish condition of the poison tests looks at, for a failure.
+  std::string state() {
+    std::ostringstream out;
+    out << "pending " << pending() << ", recorded " << recorded().size() << " distinct, dead letters:\n";
+    for (const auto& line : deadLetters()) {
+      out << "  " << line << "\n";
+    }
+    return out.str();
+  }
+
   // Runs evhost again each time it dies, as a supervisor would, until
-  // `finished` holds (at most `max_runs` starts). Returns the deaths.
+  // `finished` holds (at most `max_runs` starts). A run that neither dies
+  // nor finishes ends the supervision (a supervisor would not restart a
+  // running process). Returns the deaths; `logs` gets every run's log.
   template <class Done>
-  int supervise(const std::string& cfg, Done finished, int max_runs, std::string& last_log) {
+  int supervise(const std::string& cfg, Done finished, int max_runs, std::string& logs) {
     int deaths = 0;
     for (int run = 0; run < max_runs; ++run) {
       EvhostProcess host(cfg);
-      EXPECT_TRUE(eventually([&] { return !host.running() || finished(); }, std::chrono::seconds(60)))
-          << "run " << run << ": neither died nor finished\n"
-          << host.log();
-      last_log = host.log();
+      const bool ended = eventually([&] { return !host.running() || finished(); }, std::chrono::seconds(40));
+      logs += "--- run " + std::to_string(run) + "\n" + host.log();
+      if (!ended) {
+        ADD_FAILURE() << "run " << run << " neither died nor finished; " << state() << logs;
+        return deaths;
+      }
       if (finished()) {
         return deaths;
       }
@@ -105,27 +121,37 @@ class StreamFaultsTest : public ::testing::Test {
       xadd(event("e" + std::to_string(i), i == 25 ? "CRASH" : "ORDER_PLACED"));
     }
     const std::string cfg = config(plugin, "{group: workers, consumer: c1, block_ms: 200, max_deliveries: 3}");
-    std::string last_log;
+    std::string logs;
     const int deaths = supervise(
-        cfg, [&] { return pending() == 0 && deadLetters().size() == 1 && recorded().size() == 49; }, 8, last_log);
-    EXPECT_EQ(deaths, 3) << "max_deliveries: 3 crashes, then the entry is dead-lettered\n" << last_log;
+        cfg, [&] { return pending() == 0 && deadLetters().size() == 1 && recorded().size() == 49; }, 8, logs);
+    EXPECT_EQ(deaths, 3) << "max_deliveries: 3 crashes, then the entry is dead-lettered\n" << logs;
     const auto letters = deadLetters();
-    ASSERT_EQ(letters.size(), 1U) << last_log;
+    ASSERT_EQ(letters.size(), 1U) << logs;
     EXPECT_THAT(letters[0], HasSubstr("\"reason\":\"poison\""));
     EXPECT_THAT(letters[0], HasSubstr("\"eventId\":\"e25\",\"eventType\":\"CRASH\""));
     const auto seen = recorded();
-    EXPECT_EQ(seen.size(), 49U) << last_log;
+    EXPECT_EQ(seen.size(), 49U) << logs;
     EXPECT_EQ(seen.count("e25"), 0U);
     int duplicates = 0;
     for (const auto& [id, n] : seen) {
       duplicates += n - 1;
     }
-    EXPECT_LE(duplicates, max_duplicates) << "innocent entries handled again" << last_log;
+    EXPECT_LE(duplicates, max_duplicates) << "innocent entries handled again" << logs;
     EXPECT_EQ(pending(), 0);
   }
 
   RedisServer redis_;
-  std::string fallback_ = "/tmp/evh-faults-" + std::to_string(redis_.port()) + ".jsonl";
+  std::string fallback_ = uniqueFallback();
+
+ private:
+  static std::string uniqueFallback() {
+    char tmpl[] = "/tmp/evh-faults-XXXXXX.jsonl";
+    const int fd = ::mkstemps(tmpl, 6);
+    if (fd >= 0) {
+      ::close(fd);  // empty: evhost appends its dead letters
+    }
+    return tmpl;
+  }
 };
 
 TEST_F(StreamFaultsTest, OneEntryThatKillsAnInlinePluginIsTheOnlyPoison) {
