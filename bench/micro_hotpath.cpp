@@ -122,9 +122,10 @@ void BM_IngestPubSub(benchmark::State& state) {
         cfg, [&](const std::string& n) { return registry.find(n); }, ids, 1);
     const evh::runtime::ChannelId id = rt->channels().at(0).id;
     {
+      evh::ops::Registry stats;
       evh::ingest::Admission admission(&loop, dispatcher, evh::ingest::Admission::Limits{},
-                                       evh::ingest::Admission::Sources{[] {}, [] {}});
-      evh::ingest::Pipeline pipeline(&loop, dispatcher, std::move(rt), admission, {});
+                                       evh::ingest::Admission::Sources{[] {}, [] {}}, stats);
+      evh::ingest::Pipeline pipeline(&loop, dispatcher, std::move(rt), admission, stats, {});
       for (auto _ : state) {
         pipeline.pubsub(id, "dev:jollyjet:events:product", kEvent);
       }

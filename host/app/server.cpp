@@ -136,6 +136,7 @@ void Server::start() {
 
   // The command connection first: plugins may send commands from init().
   commands_ = std::make_unique<redis::CommandClient>(&loop_, endpointOf(config_));
+  commands_->exportStats(stats_);
   commands_->start();
   services_ = std::make_unique<plugin::LoopServices>(*poster_, commands_.get());
   registry_.load(config_.plugins, plugin::searchPath(options_.plugin_dirs), *services_, config_.prefix());
@@ -155,6 +156,7 @@ void Server::start() {
   dopt.fallback_file = config_.dead_letter.fallback_file;
   dopt.dead_letter_channel = config_.dead_letter.channel;
   dopt.idempotency = idempotency_.get();
+  dopt.stats = &stats_;
   // A stream whose every plugin has an open breaker stops reading until one
   // half-opens (its entries wait safely in Redis meanwhile).
   dopt.on_breaker_change = [this] {
@@ -186,9 +188,9 @@ void Server::start() {
   };
   admission_ = std::make_unique<ingest::Admission>(
       &loop_, *dispatcher_,
-      ingest::Admission::Limits{config_.limits.max_in_flight, config_.limits.max_dead_letter_bytes},
-      std::move(sources));
-  pipeline_ = std::make_unique<ingest::Pipeline>(&loop_, *dispatcher_, std::move(runtime), *admission_,
+      ingest::Admission::Limits{config_.limits.max_in_flight, config_.limits.max_dead_letter_bytes}, std::move(sources),
+      stats_);
+  pipeline_ = std::make_unique<ingest::Pipeline>(&loop_, *dispatcher_, std::move(runtime), *admission_, stats_,
                                                  ingest::Pipeline::Options{trace_events});
   startSources();
   log::host().info("evhost started: {} plugin(s), {} channel(s), prefix \"{}\", redis {}:{}",

@@ -55,9 +55,8 @@ void BreakerGate::note() {
     return;
   }
   breaker_.changed = false;
-  ++counters_.breaker_transitions;
   const char* from = CircuitBreaker::name(counters_.breaker_state);
-  counters_.breaker_state = breaker_.state();
+  counters_.breakerIs(breaker_.state());
   const config::BreakerPolicy& p = breaker_.policy();
   switch (breaker_.state()) {
     case CircuitBreaker::State::Open:

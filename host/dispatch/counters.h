@@ -1,26 +1,68 @@
-// What happened to each plugin's share of the events, for the metrics.
+// What happened to each plugin's share of the events: series in the stats
+// registry, labelled {plugin="<instance name>"} (docs/metrics.md,
+// "Handlers"). THREAD: loop (the only writer; any thread may read).
 #pragma once
 
 #include "dispatch/breaker.h"
+#include "ops/stats.h"
 
 #include <cstdint>
+#include <string>
 
 namespace evh::dispatch {
 
-struct PluginCounters {
-  uint64_t calls = 0;          // handle() calls made (every attempt)
-  uint64_t ok = 0;             // outcomes: OK
-  uint64_t retry = 0;          //           failed: RETRY, an exception, an unknown status, a timeout, refused
-  uint64_t rejected = 0;       //           REJECT
-  uint64_t timeouts = 0;       // of the failures, timeouts
-  uint64_t stuck = 0;          // timed-out calls whose handle() was still running on a worker
-  uint64_t refused = 0;        // of the failures, calls refused while the plugin's calls were stuck
-  uint64_t pending = 0;        // calls answered PENDING (completed later)
-  uint64_t retried = 0;        // retries scheduled
-  uint64_t dead_lettered = 0;  // events of this plugin dead-lettered
-  uint64_t abandoned = 0;      // calls unfinished at the shutdown deadline
-  uint64_t duplicates = 0;     // events skipped: already handled (idempotency)
+// A copy of the values, for tests and logs.
+struct PluginCounts {
+  uint64_t calls = 0;
+  uint64_t ok = 0;
+  uint64_t retry = 0;
+  uint64_t rejected = 0;
+  uint64_t timeouts = 0;
+  uint64_t errors = 0;
+  uint64_t stuck = 0;
+  uint64_t refused = 0;
+  uint64_t pending = 0;
+  uint64_t retried = 0;
+  uint64_t dead_lettered = 0;
+  uint64_t abandoned = 0;
+  uint64_t duplicates = 0;
   uint64_t breaker_transitions = 0;
+  CircuitBreaker::State breaker_state = CircuitBreaker::State::Closed;
+};
+
+struct PluginCounters {
+  PluginCounters(ops::Registry& stats, const std::string& plugin);
+  PluginCounters(const PluginCounters&) = delete;
+  PluginCounters& operator=(const PluginCounters&) = delete;
+
+  // Outcomes of handle() calls, one per call made. A failure is one of
+  // retry, timeout or error; each counts towards the breaker and may be
+  // retried.
+  void outcomeOk() const noexcept { ok.inc(); }
+  void outcomeRetry() const noexcept { retry.inc(); }  // handle() answered RETRY (the C++ SDK: also an exception)
+  void outcomeReject() const noexcept { rejected.inc(); }
+  void outcomeTimeout() const noexcept { timeouts.inc(); }
+  void outcomeError() const noexcept { errors.inc(); }  // an unknown status; a call refused (stuck plugin)
+  // The breaker's state now (a transition).
+  void breakerIs(CircuitBreaker::State state) noexcept;
+  PluginCounts snapshot() const noexcept;
+
+  ops::Scope scope;    // first: it outlives the handles below
+  ops::Counter calls;  // handle() calls made (every attempt)
+  ops::Counter ok;     // outcomes
+  ops::Counter retry;
+  ops::Counter rejected;
+  ops::Counter timeouts;
+  ops::Counter errors;
+  ops::Counter stuck;                // timed-out calls whose handle() was still running on a worker
+  ops::Counter refused;              // of the errors, calls refused while the plugin's calls were stuck
+  ops::Counter pending;              // calls answered PENDING (completed later)
+  ops::Counter retried;              // retries scheduled
+  ops::Counter dead_lettered;        // events of this plugin dead-lettered
+  ops::Counter abandoned;            // calls unfinished at the shutdown deadline
+  ops::Counter duplicates;           // events skipped: already handled (idempotency)
+  ops::Counter breaker_transitions;  // the breaker changed state
+  ops::Gauge breaker;                // 0 closed, 1 half-open, 2 open
   CircuitBreaker::State breaker_state = CircuitBreaker::State::Closed;
 };
 

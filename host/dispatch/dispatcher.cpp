@@ -9,17 +9,35 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstring>
 
 namespace evh::dispatch {
 namespace {
 
 uint64_t monoMs() { return uv_hrtime() / 1000000; }
 
+// One outcome per call counted (see runAttempt).
+void countOutcome(const PluginCounters& c, evh_status status, const char* error_name) {
+  if (status == EVH_OK) {
+    c.outcomeOk();
+  } else if (status == EVH_REJECT) {
+    c.outcomeReject();
+  } else if (std::strcmp(error_name, "timeout") == 0) {
+    c.outcomeTimeout();
+  } else if (status == EVH_RETRY && std::strcmp(error_name, "stuck") != 0) {
+    c.outcomeRetry();
+  } else {
+    c.outcomeError();
+  }
+}
+
 }  // namespace
 
 Dispatcher::Dispatcher(uv_loop_t* loop, Poster& poster, WorkerPool& pool, const std::vector<PluginSetup>& plugins,
                        Options options)
     : loop_(loop),
+      own_stats_(options.stats == nullptr ? std::make_unique<ops::Registry>() : nullptr),
+      stats_(options.stats != nullptr ? *options.stats : *own_stats_),
       poster_(poster),
       pool_(pool),
       options_(std::move(options)),
@@ -46,7 +64,7 @@ Dispatcher::Dispatcher(uv_loop_t* loop, Poster& poster, WorkerPool& pool, const 
 PluginState& Dispatcher::addPlugin(plugin::Instance& p, uint32_t timeout_ms) {
   return plugins_
       .emplace(std::piecewise_construct, std::forward_as_tuple(&p),
-               std::forward_as_tuple(p, timeout_ms, pool_, poster_, static_cast<LaneEvents&>(*this), alive_))
+               std::forward_as_tuple(p, timeout_ms, stats_, pool_, poster_, static_cast<LaneEvents&>(*this), alive_))
       .first->second;
 }
 
@@ -135,7 +153,7 @@ void Dispatcher::startDelivery(Delivery* d) {
           }
           d->wait = Delivery::Wait::None;
           if (seen) {
-            ++d->ps->counters.duplicates;
+            d->ps->counters.duplicates.inc();
             d->ps->plugin->logger().debug("eventId={} already handled: skipped (idempotency)",
                                           d->inflight->event.eventId());
             completeDelivery(d);
@@ -171,10 +189,11 @@ void Dispatcher::runAttempt(Delivery* d) {
     d->first_ms = d->last_ms;
   }
   PluginState& ps = *d->ps;
+  ps.counters.calls.inc();  // each call counted ends in one outcome (onOutcome)
   if (ps.plugin->blocking() && ps.lane.refusing()) {
     // Queued behind calls that may never return, it would wait for ever:
     // a failure of this plugin now (retried later, counted by its breaker).
-    ++ps.counters.refused;
+    ps.counters.refused.inc();
     onOutcome(d, EVH_RETRY, ps.lane.refusal(), "stuck");
     return;
   }
@@ -182,7 +201,6 @@ void Dispatcher::runAttempt(Delivery* d) {
       *this, poster_, alive_, d, options_.dead_letter_channel,
       d->idempotency_ttl_ms > 0 ? idempotency_.key(ps.plugin->name(), d->inflight->event.eventId()) : std::string());
   live_.add(a);
-  ++ps.counters.calls;
   if (options_.trace_events && d->inflight != nullptr) {
     log::host().info("event stage=dispatched eventId={} correlationId={} plugin={} attempt={}",
                      d->inflight->event.eventId(), d->inflight->event.correlationId(), ps.plugin->name(), d->attempt);
@@ -220,7 +238,7 @@ void Dispatcher::returned(Attempt* a, evh_status status) {
 
 void Dispatcher::afterHandle(Attempt* a, evh_status status) {
   if (status == EVH_PENDING) {
-    ++a->ps->counters.pending;
+    a->ps->counters.pending.inc();
   }
   if (a->afterReturn(status)) {
     finishAttempt(a, status);
@@ -278,7 +296,6 @@ void Dispatcher::timedOut(Attempt* a) {
     return;  // its outcome is on its way to the loop
   }
   a->timeout.close();
-  ++ps.counters.timeouts;
   if (gave == Attempt::GiveUp::Idle) {
     // handle() answered PENDING: nothing reads the event any more, and a
     // late complete() finds the call over.
@@ -298,8 +315,7 @@ void Dispatcher::refuseQueued(PluginState& ps) {
   for (Attempt* a : ps.lane.takeQueued()) {
     Delivery* d = a->delivery;
     a->abandon(plugin::CallEnd::Refused);
-    --ps.counters.calls;  // never made
-    ++ps.counters.refused;
+    ps.counters.refused.inc();
     releaseAttempt(a);
     onOutcome(d, EVH_RETRY, why, "stuck");
   }
@@ -315,6 +331,7 @@ void Dispatcher::onOutcome(Delivery* d, evh_status status, std::string error, co
   d->last_ms = loopWallMs();
   d->last_error = std::move(error);
   d->last_error_name = error_name;
+  countOutcome(ps.counters, status, error_name);
   if (d->entry) {
     onDeadLetterOutcome(d, status);
     return;
@@ -326,7 +343,6 @@ void Dispatcher::onOutcome(Delivery* d, evh_status status, std::string error, co
   }
   switch (status) {
     case EVH_OK:
-      ++ps.counters.ok;
       ps.gate->success(d->trial);
       if (d->idempotency_ttl_ms > 0) {
         d->wait = Delivery::Wait::Idempotency;
@@ -341,13 +357,11 @@ void Dispatcher::onOutcome(Delivery* d, evh_status status, std::string error, co
       }
       break;
     case EVH_REJECT:
-      ++ps.counters.rejected;
       // The plugin worked; the event was wrong: not a breaker failure.
       ps.gate->success(d->trial);
       deadLetterDelivery(d, "rejected");
       break;
     default: {
-      ++ps.counters.retry;
       ps.gate->failure(d->trial);
       const uint32_t max_attempts = d->maxAttempts();
       if (d->attempt < max_attempts && !draining_ && !abandoned_) {
@@ -372,7 +386,7 @@ void Dispatcher::onDeadLetterOutcome(Delivery* d, evh_status status) {
 void Dispatcher::scheduleRetry(Delivery* d) {
   PluginState& ps = *d->ps;
   const uint64_t delay = retries_.delayMs(*d);
-  ++ps.counters.retried;
+  ps.counters.retried.inc();
   const event::Event& ev = d->inflight->event;
   ps.plugin->logger().warn("attempt {}/{} failed for eventType={} eventId={} correlationId={}: {}; retrying in {} ms",
                            d->attempt, d->maxAttempts(), ev.eventType(), ev.eventId(), ev.correlationId(),
@@ -393,7 +407,7 @@ void Dispatcher::deadLetterDelivery(Delivery* d, const char* reason) {
                                   .withError(*d->last_error_name != '\0' ? d->last_error_name : reason, d->last_error)
                                   .withPlugin(ps.plugin->name())
                                   .withAttempts(d->attempt, d->first_ms, d->last_ms);
-  ++ps.counters.dead_lettered;
+  ps.counters.dead_lettered.inc();
   ++dead_lettered_;
   ps.plugin->logger().warn("dead-lettered eventType={} eventId={} correlationId={} reason={} attempts={}: {}",
                            ev.eventType(), ev.eventId(), ev.correlationId(), reason, d->attempt,
@@ -431,103 +445,7 @@ void Dispatcher::completeDelivery(Delivery* d) {
   checkIdle();
 }
 
-// ---------------------------------------------------------------- stopping
-
-void Dispatcher::drain(std::function<void()> on_idle) {
-  draining_ = true;
-  on_idle_ = std::move(on_idle);
-  // Waiting for a retry delay or a breaker would outlast any deadline: hand
-  // those events to the dead-letter queue now, with what they failed with.
-  for (Delivery* d : live_.waitingOnTimers()) {
-    if (d->wait == Delivery::Wait::Breaker) {
-      d->ps->gate->remove(d);
-    }
-    d->retry_timer.close();
-    d->wait = Delivery::Wait::None;
-    deadLetterDelivery(d, "shutdown");
-  }
-  // Nothing waits for a breaker any more: its timer must not keep the loop
-  // (and so the process) alive until the breaker would have half-opened.
-  for (auto& [p, ps] : plugins_) {
-    if (ps.gate) {
-      ps.gate->stopTimer();
-    }
-  }
-  checkIdle();
-}
-
-void Dispatcher::checkIdle() {
-  if (!draining_ || !on_idle_ || in_flight_ != 0 || sink_.pending() != 0) {
-    return;
-  }
-  // A handler a timeout gave up on may still run on a worker: idle means
-  // none does (the shutdown deadline bounds the wait).
-  for (const auto& [p, ps] : plugins_) {
-    if (ps.lane.running() > 0) {
-      return;
-    }
-  }
-  auto fn = std::move(on_idle_);
-  on_idle_ = nullptr;
-  fn();
-}
-
-std::vector<std::string> Dispatcher::abandon() {
-  abandoned_ = true;
-  on_idle_ = nullptr;
-  sink_.abandon();
-  const auto per_plugin = live_.abandonCalls();  // a later complete() answers EVH_ERR_STATE
-  // Completions and worker results arriving from now on are dropped.
-  alive_->store(false);
-  std::vector<std::string> out;
-  for (auto& [ps, n] : per_plugin) {
-    ps->counters.abandoned += n;
-    const size_t queued = ps->lane.queued();
-    out.push_back(ps->plugin->name() + ": " + std::to_string(n) + " call(s) unfinished (" +
-                  std::to_string(ps->lane.running() - queued) + " running on workers, " + std::to_string(queued) +
-                  " never started)");
-  }
-  // Nothing unfinished leaves without an entry (the writer is joined by the
-  // destructor); stream entries stay pending.
-  const Deliveries::Left left =
-      live_.writeUnfinished(sink_, "evhost stopped at its shutdown deadline before this finished", true);
-  for (auto& [p, ps] : plugins_) {
-    ps.lane.clear();  // the attempts stay on the list, freed by the destructor
-    if (ps.gate) {
-      ps.gate->close();
-    }
-  }
-  if (left.stream_events > 0 || left.stream_letters > 0) {
-    out.push_back("streams: " + std::to_string(left.stream_events) + " unfinished event(s) and " +
-                  std::to_string(left.stream_letters) +
-                  " dead letter(s) not yet stored are left pending, not dead-lettered: delivered again at the next "
-                  "start");
-  }
-  return out;
-}
-
-size_t Dispatcher::writeUnfinishedForExit() {
-  if (sink_.closed()) {
-    return 0;
-  }
-  // What abandon() writes, read-only: the loop thread is held where it is.
-  const char* why = "evhost stopped at its shutdown deadline with its event loop stuck before this finished";
-  const size_t n = live_.writeUnfinished(sink_, why, false).written;
-  sink_.close();  // writes what is queued (entries made earlier too), joins its thread
-  return n;
-}
-
-std::vector<const plugin::Instance*> Dispatcher::busyPlugins() const {
-  std::vector<const plugin::Instance*> out;
-  for (const auto& [p, ps] : plugins_) {
-    if (ps.lane.busy()) {
-      out.push_back(p);
-    }
-  }
-  return out;
-}
-
-const PluginCounters& Dispatcher::counters(const plugin::Instance* p) const { return plugins_.at(p).counters; }
+PluginCounts Dispatcher::counters(const plugin::Instance* p) const { return plugins_.at(p).counters.snapshot(); }
 
 bool Dispatcher::breakerOpen(const plugin::Instance* p) const {
   auto it = plugins_.find(p);

@@ -58,6 +58,9 @@ class Dispatcher final : private AttemptEvents, private LaneEvents, private Gate
     IdempotencyStore* idempotency = nullptr;       // for routes with idempotency; null: never skip
     std::function<void()> on_breaker_change;       // after any breaker changes state (on the loop)
     std::string idempotency_prefix = "evh:done:";  // key: <prefix><plugin>:<eventId>
+    // Where each plugin's series go (dispatch/counters.h); null: a registry
+    // of the dispatcher's own (tests, benchmarks).
+    ops::Registry* stats = nullptr;
     // Where inline calls are marked for the watchdog (never null).
     CurrentCall* current_call = &CurrentCall::process();
   };
@@ -123,7 +126,7 @@ class Dispatcher final : private AttemptEvents, private LaneEvents, private Gate
   // but only while the loop thread is parked (it must not run meanwhile).
   size_t writeUnfinishedForExit();
 
-  const PluginCounters& counters(const plugin::Instance* p) const;
+  PluginCounts counters(const plugin::Instance* p) const;
   // True while p's breaker is OPEN (not half-open).
   bool breakerOpen(const plugin::Instance* p) const;
   uint64_t deadLettered() const noexcept { return dead_lettered_; }
@@ -166,6 +169,8 @@ class Dispatcher final : private AttemptEvents, private LaneEvents, private Gate
   void stored() override { checkIdle(); }
 
   uv_loop_t* loop_;
+  std::unique_ptr<ops::Registry> own_stats_;  // when Options::stats is null
+  ops::Registry& stats_;
   uint64_t wall_at_mono_ = UINT64_MAX;  // uv_now when wall_ms_ was read
   uint64_t wall_ms_ = 0;
   Poster& poster_;

@@ -120,7 +120,7 @@ bool Lane::noteStuck(Attempt* a, uint64_t ran_ms) {
     return false;
   }
   ++stuck_;
-  ++counters_.stuck;
+  counters_.stuck.inc();
   if (replaced) {
     plugin_.logger().error(
         "worker thread stuck: handle() for eventId={} still running after {} ms (timeout_ms={}); started a "

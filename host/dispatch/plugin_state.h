@@ -16,11 +16,12 @@
 namespace evh::dispatch {
 
 struct PluginState {
-  PluginState(plugin::Instance& p, uint32_t timeout, WorkerPool& pool, Poster& poster, LaneEvents& events,
-              std::shared_ptr<std::atomic<bool>> alive)
+  PluginState(plugin::Instance& p, uint32_t timeout, ops::Registry& stats, WorkerPool& pool, Poster& poster,
+              LaneEvents& events, std::shared_ptr<std::atomic<bool>> alive)
       : plugin(&p),
         calls(&plugin::CallTable::process().join(p.name())),
         timeout_ms(timeout),
+        counters(stats, p.name()),
         lane(p, counters, concurrencyLimit(p, pool.size()), timeout, pool, poster, events, std::move(alive)) {}
   ~PluginState() { plugin::CallTable::process().leave(*calls); }
   PluginState(const PluginState&) = delete;

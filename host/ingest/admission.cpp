@@ -7,13 +7,28 @@
 
 namespace evh::ingest {
 
-Admission::Admission(uv_loop_t* loop, dispatch::Dispatcher& dispatcher, Limits limits, Sources sources)
-    : loop_(loop), dispatcher_(dispatcher), limits_(limits), sources_(std::move(sources)) {
+Admission::Admission(uv_loop_t* loop, dispatch::Dispatcher& dispatcher, Limits limits, Sources sources,
+                     ops::Registry& stats)
+    : loop_(loop),
+      dispatcher_(dispatcher),
+      limits_(limits),
+      sources_(std::move(sources)),
+      stats_(stats),
+      pauses_(stats_.counter("evhost_ingest_pauses_total",
+                             "times reading paused because dead-letter entries waiting to be stored passed "
+                             "limits.max_dead_letter_bytes")) {
   timer_ = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);
   timer_->data = this;
+  // Read on the loop thread at collection, like everything they read.
+  stats_.computedGauge("evhost_ingest_paused", "1 while reading is paused for the dead-letter backlog",
+                       [this] { return paused_ ? 1.0 : 0.0; });
+  stats_.computedGauge("evhost_events_in_flight", "events between decode and their last outcome",
+                       [this] { return static_cast<double>(dispatcher_.inFlight()); });
+  stats_.computedGauge("evhost_dead_letter_backlog_bytes", "bytes of dead-letter entries made and not yet stored",
+                       [this] { return static_cast<double>(dispatcher_.deadLetterBacklogBytes()); });
 }
 
-Admission::~Admission() = default;
+Admission::~Admission() { stats_.clear(); }  // the gauges read this
 
 size_t Admission::streamCapacity(const route::Table& routes) const {
   if (paused_) {
@@ -43,7 +58,7 @@ void Admission::checkDeadLetterBacklog() {
   // and streams (their capacity is 0 meanwhile) -- and read again once half
   // of it is stored.
   paused_ = true;
-  ++counters_.pauses;
+  pauses_.inc();
   sources_.hold_pubsub();
   paused_at_ = uv_now(loop_);
   log::host().warn(

@@ -7,6 +7,7 @@
 
 #include "dispatch/dispatcher.h"
 #include "loop/uv_handle.h"
+#include "ops/stats.h"
 #include "route/table.h"
 
 #include <uv.h>
@@ -30,11 +31,10 @@ class Admission {
     std::function<void()> hold_pubsub;
     std::function<void()> release;
   };
-  struct Counters {
-    uint64_t pauses = 0;  // times reading paused for the dead-letter backlog
-  };
-
-  Admission(uv_loop_t* loop, dispatch::Dispatcher& dispatcher, Limits limits, Sources sources);
+  // Series (docs/metrics.md, "Ingest"): evhost_ingest_pauses_total and the
+  // computed gauges evhost_ingest_paused, evhost_events_in_flight and
+  // evhost_dead_letter_backlog_bytes.
+  Admission(uv_loop_t* loop, dispatch::Dispatcher& dispatcher, Limits limits, Sources sources, ops::Registry& stats);
   ~Admission();
   Admission(const Admission&) = delete;
   Admission& operator=(const Admission&) = delete;
@@ -51,7 +51,6 @@ class Admission {
   bool paused() const noexcept { return paused_; }
   // No more pausing (a stop is under way); a pause in force ends its timer.
   void stop();
-  const Counters& counters() const noexcept { return counters_; }
 
  private:
   void onTimer();
@@ -64,7 +63,8 @@ class Admission {
   uint64_t paused_at_ = 0;      // loop ms
   bool paused_ = false;
   bool stopped_ = false;
-  Counters counters_;
+  ops::Scope stats_;
+  ops::Counter pauses_;  // times reading paused for the dead-letter backlog
 };
 
 }  // namespace evh::ingest

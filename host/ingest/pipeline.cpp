@@ -10,17 +10,37 @@ event::Decoder::Limits decoderLimits(const runtime::Runtime& rt) {
   return event::Decoder::Limits{rt.limits().max_message_bytes, rt.limits().max_json_depth};
 }
 
+// Message sizes: from a small event to the largest max_message_bytes
+// commonly set.
+const ops::Buckets kSizeBuckets{{128, 512, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304}, 1.0};
+
 }  // namespace
 
+ChannelStats::ChannelStats(ops::Scope& scope, const std::string& channel)
+    : received(scope.counter("evhost_messages_received_total",
+                             "messages received from Redis: Pub/Sub messages and stream entries",
+                             {{"channel", channel}})),
+      bytes(scope.histogram("evhost_message_size_bytes", "sizes of the messages received", kSizeBuckets,
+                            {{"channel", channel}})),
+      events(scope.counter("evhost_events_decoded_total", "events decoded from the messages (a BATCH holds several)",
+                           {{"channel", channel}})),
+      unrouted(scope.counter("evhost_events_unrouted_total", "events decoded that no route matched",
+                             {{"channel", channel}})) {}
+
 Pipeline::Pipeline(uv_loop_t* loop, dispatch::Dispatcher& dispatcher, runtime::RuntimePtr runtime, Admission& admission,
-                   Options options)
+                   ops::Registry& stats, Options options)
     : loop_(loop),
       dispatcher_(dispatcher),
       runtime_(std::move(runtime)),
       admission_(admission),
       options_(options),
+      stats_(stats),
+      unconfigured_(stats_.counter("evhost_messages_unconfigured_total",
+                                   "Pub/Sub messages for a channel no longer configured, not routed")),
       decoder_(decoderLimits(*runtime_)),
-      refusals_(loop, dispatcher, decoder_, [this] { admission_.checkDeadLetterBacklog(); }) {}
+      refusals_(loop, dispatcher, decoder_, stats, [this] { admission_.checkDeadLetterBacklog(); }) {
+  addStats(*runtime_);
+}
 
 void Pipeline::use(runtime::RuntimePtr runtime) {
   const auto& now = runtime_->limits();
@@ -28,28 +48,29 @@ void Pipeline::use(runtime::RuntimePtr runtime) {
   if (now.max_message_bytes != next.max_message_bytes || now.max_json_depth != next.max_json_depth) {
     decoder_ = event::Decoder(decoderLimits(*runtime));
   }
+  addStats(*runtime);
   runtime_ = std::move(runtime);
 }
 
-void Pipeline::addCheck(std::unique_ptr<Check> check) { checks_.push_back(std::move(check)); }
-
-ChannelCounters& Pipeline::countersOf(runtime::ChannelId id) {
-  if (id >= channel_counters_.size()) {
-    channel_counters_.resize(id + 1);
+void Pipeline::addStats(const runtime::Runtime& rt) {
+  for (const runtime::Channel& ch : rt.channels()) {
+    if (ch.id >= channel_stats_.size()) {
+      channel_stats_.resize(ch.id + 1);
+    }
+    if (!channel_stats_[ch.id]) {
+      channel_stats_[ch.id] = std::make_unique<ChannelStats>(stats_, ch.name);
+    }
   }
-  return channel_counters_[id];
 }
 
-ChannelCounters Pipeline::counters(runtime::ChannelId id) const {
-  return id < channel_counters_.size() ? channel_counters_[id] : ChannelCounters{};
-}
+void Pipeline::addCheck(std::unique_ptr<Check> check) { checks_.push_back(std::move(check)); }
 
 void Pipeline::pubsub(runtime::ChannelId id, std::string_view redis_channel, std::string_view payload) {
   const runtime::Channel* ch = runtime_->channel(id);
   if (ch == nullptr) {
     // A subscription the runtime in force no longer has (a reload removed
     // its channel; the unsubscribe is on its way): nothing routes it.
-    ++countersOf(id).unrouted;
+    unconfigured_.inc();
     log::host().debug("message on {} for a channel no longer configured: not routed", redis_channel);
     return;
   }
@@ -76,7 +97,7 @@ void Pipeline::streamEntry(runtime::ChannelId id, const std::string& entry_id, c
     return;
   }
   if (event_field == nullptr) {
-    ++countersOf(id).received;
+    channel_stats_[id]->received.inc();
     refusals_.noEventField(*ch, entry_id, std::move(ack));
     return;
   }
@@ -96,8 +117,9 @@ void Pipeline::streamRefused(runtime::ChannelId id, const std::string& entry_id,
 void Pipeline::message(const runtime::Channel& ch, std::string_view logical, std::string_view redis_channel,
                        std::string_view payload, std::string_view delivery_id, std::function<void()> done,
                        bool redelivered) {
-  ChannelCounters& cc = countersOf(ch.id);
-  ++cc.received;
+  const ChannelStats& cc = *channel_stats_[ch.id];
+  cc.received.inc();
+  cc.bytes.observe(static_cast<int64_t>(payload.size()));
   if (options_.trace_events) {
     log::host().info("event stage=received channel={} bytes={}{}{}", redis_channel, payload.size(),
                      delivery_id.empty() ? "" : " id=", delivery_id);
@@ -137,7 +159,7 @@ void Pipeline::message(const runtime::Channel& ch, std::string_view logical, std
       continue;
     }
     auto& ev = std::get<event::Event>(item);
-    ++cc.events;
+    cc.events.inc();
     if (options_.trace_events) {
       log::host().info("event stage=decoded eventId={} correlationId={} eventType={} channel={}", ev.eventId(),
                        ev.correlationId(), ev.eventType(), redis_channel);
@@ -146,7 +168,6 @@ void Pipeline::message(const runtime::Channel& ch, std::string_view logical, std
     bool refused = false;
     for (const auto& check : checks_) {
       if (auto refusal = check->check(ev, ch)) {
-        ++cc.refused;
         refusals_.checkFailed(check->name(), *refusal, ev, done_for_item(), from_stream);
         refused = true;
         break;
@@ -158,7 +179,7 @@ void Pipeline::message(const runtime::Channel& ch, std::string_view logical, std
     // Route.
     const route::Targets& targets = ch.routes.route(ev.eventType());
     if (targets.empty()) {
-      ++cc.unrouted;
+      cc.unrouted.inc();
       log::host().debug("no route for eventType={} eventId={} on {}", ev.eventType(), ev.eventId(), logical);
       if (one_done) {
         one_done();

@@ -12,6 +12,7 @@
 #include "ingest/admission.h"
 #include "ingest/check.h"
 #include "ingest/refusals.h"
+#include "ops/stats.h"
 #include "runtime/runtime.h"
 
 #include <uv.h>
@@ -25,12 +26,14 @@
 
 namespace evh::ingest {
 
-// Per channel, for the metrics.
-struct ChannelCounters {
-  uint64_t received = 0;  // messages off Redis
-  uint64_t events = 0;    // events decoded (a BATCH holds several)
-  uint64_t unrouted = 0;  // events no route matched
-  uint64_t refused = 0;   // events a check refused
+// Per channel, in the stats registry: {channel="<name in the config>"}
+// (docs/metrics.md, "Ingest"). THREAD: loop writes.
+struct ChannelStats {
+  ChannelStats(ops::Scope& scope, const std::string& channel);
+  ops::Counter received;  // messages off Redis (Pub/Sub messages, stream entries)
+  ops::Histogram bytes;   // their sizes
+  ops::Counter events;    // events decoded (a BATCH holds several)
+  ops::Counter unrouted;  // events no route matched
 };
 
 class Pipeline {
@@ -40,7 +43,7 @@ class Pipeline {
   };
 
   Pipeline(uv_loop_t* loop, dispatch::Dispatcher& dispatcher, runtime::RuntimePtr runtime, Admission& admission,
-           Options options);
+           ops::Registry& stats, Options options);
 
   // The runtime new messages are routed by from now on. THREAD: loop (as
   // everything here).
@@ -63,24 +66,25 @@ class Pipeline {
   void cutOff(std::string_view head, uint64_t held) { refusals_.cutOff(head, held); }
 
   const Refusals& refusals() const noexcept { return refusals_; }
-  // Counters of the channel with this id (zeros for one never seen).
-  ChannelCounters counters(runtime::ChannelId id) const;
 
  private:
   void message(const runtime::Channel& ch, std::string_view logical, std::string_view redis_channel,
                std::string_view payload, std::string_view delivery_id, std::function<void()> done, bool redelivered);
-  ChannelCounters& countersOf(runtime::ChannelId id);
+  // Registers the series of the runtime's channels not seen before.
+  void addStats(const runtime::Runtime& rt);
 
   uv_loop_t* loop_;
   dispatch::Dispatcher& dispatcher_;
   runtime::RuntimePtr runtime_;
   Admission& admission_;
   Options options_;
+  ops::Scope stats_;  // before everything writing its series
+  ops::Counter unconfigured_;
+  std::vector<std::unique_ptr<ChannelStats>> channel_stats_;  // by channel id; registered as runtimes name them
   event::Decoder decoder_;
   std::vector<event::Item> items_;  // reused by every decode
   Refusals refusals_;
   std::vector<std::unique_ptr<Check>> checks_;
-  std::vector<ChannelCounters> channel_counters_;  // by channel id
 };
 
 }  // namespace evh::ingest

@@ -20,11 +20,37 @@ std::string suppressedNote(const Throttle& t) {
   return t.suppressed() > 0 ? " [" + std::to_string(t.suppressed()) + " more since the last such line]" : std::string();
 }
 
+constexpr const char* kRefused = "evhost_ingest_refused_total";
+constexpr const char* kRefusedHelp =
+    "messages and events dead-lettered before any plugin saw them, by reason: the decoder's (too_large, too_deep, "
+    "not_json, not_object, missing_field, wrong_type, bad_timestamp, empty_batch), no_event_field, overloaded, "
+    "poison, trimmed, cut_off, and the checks' reasons";
+
 }  // namespace
 
-Refusals::Refusals(uv_loop_t* loop, dispatch::Dispatcher& dispatcher, event::Decoder& decoder,
+RefusalStats::RefusalStats(ops::Registry& stats)
+    : scope(stats),
+      no_event_field(scope.counter(kRefused, kRefusedHelp, {{"reason", "no_event_field"}})),
+      overloaded(scope.counter(kRefused, kRefusedHelp, {{"reason", "overloaded"}})),
+      poison(scope.counter(kRefused, kRefusedHelp, {{"reason", "poison"}})),
+      trimmed(scope.counter(kRefused, kRefusedHelp, {{"reason", "trimmed"}})),
+      cut_off(scope.counter(kRefused, kRefusedHelp, {{"reason", "cut_off"}})) {
+  for (size_t r = 0; r <= static_cast<size_t>(event::Reason::EmptyBatch); ++r) {
+    invalid.push_back(scope.counter(kRefused, kRefusedHelp, {{"reason", event::reasonCode(event::Reason(r))}}));
+  }
+}
+
+const ops::Counter& RefusalStats::check(const std::string& reason) {
+  auto it = checks.find(reason);
+  if (it == checks.end()) {
+    it = checks.emplace(reason, scope.counter(kRefused, kRefusedHelp, {{"reason", reason}})).first;
+  }
+  return it->second;
+}
+
+Refusals::Refusals(uv_loop_t* loop, dispatch::Dispatcher& dispatcher, event::Decoder& decoder, ops::Registry& stats,
                    std::function<void()> after)
-    : loop_(loop), dispatcher_(dispatcher), decoder_(decoder), after_(std::move(after)) {
+    : loop_(loop), dispatcher_(dispatcher), decoder_(decoder), after_(std::move(after)), stats_(stats) {
   invalid_log_.assign(static_cast<size_t>(event::Reason::EmptyBatch) + 1, Throttle(1000));
 }
 
@@ -37,7 +63,7 @@ void Refusals::logInvalid(event::Reason reason, const std::string& line) {
 
 void Refusals::invalid(const event::Rejected& rejected, std::string_view logical, std::string_view redis_channel,
                        std::function<void()> done) {
-  ++counters_.invalid;
+  stats_.invalid[static_cast<size_t>(rejected.reason)].inc();
   const bool from_stream = static_cast<bool>(done);
   dispatcher_.deadLetter(dispatch::makeEntry(info("invalid", event::reasonCode(rejected.reason), rejected.detail),
                                              rejected.rawPart(), logical, redis_channel),
@@ -52,7 +78,7 @@ void Refusals::invalid(const event::Rejected& rejected, std::string_view logical
 
 void Refusals::tooLarge(uint64_t limit, std::string_view logical, std::string_view redis_channel,
                         std::string_view payload, std::string_view delivery_id, std::function<void()> done) {
-  ++counters_.invalid;
+  stats_.invalid[static_cast<size_t>(event::Reason::TooLarge)].inc();
   const std::string detail =
       "message of " + std::to_string(payload.size()) + " bytes exceeds max_message_bytes " + std::to_string(limit);
   auto i = info("invalid", event::reasonCode(event::Reason::TooLarge),
@@ -66,7 +92,7 @@ void Refusals::tooLarge(uint64_t limit, std::string_view logical, std::string_vi
 }
 
 void Refusals::noEventField(const runtime::Channel& ch, const std::string& id, std::function<void()> ack) {
-  ++counters_.invalid;
+  stats_.no_event_field.inc();
   const char* why = "stream entry has no \"event\" field (or it is not a string)";
   log::host().warn("invalid entry {} on stream {}: {}", id, ch.key, why);
   dispatcher_.deadLetter(dispatch::makeEntry(info("invalid", "no_event_field", why), "", ch.name, ch.key),
@@ -80,11 +106,11 @@ void Refusals::streamEntry(const runtime::Channel& ch, const std::string& id, co
   // first bytes the reader had (raw).
   const bool too_large = std::strcmp(reason, "too_large") == 0;
   if (too_large) {
-    ++counters_.invalid;
+    stats_.invalid[static_cast<size_t>(event::Reason::TooLarge)].inc();
   } else if (std::strcmp(reason, "poison") == 0) {
-    ++counters_.poison;
+    stats_.poison.inc();
   } else {
-    ++counters_.trimmed;
+    stats_.trimmed.inc();
   }
   auto i = info(too_large ? "invalid" : reason, reason, why + " [stream entry " + id + "]");
   // A payload that decodes to one event keeps its eventId and eventType in
@@ -109,7 +135,7 @@ void Refusals::streamEntry(const runtime::Channel& ch, const std::string& id, co
 }
 
 void Refusals::cutOff(std::string_view head, uint64_t held) {
-  ++counters_.cut_off;
+  stats_.cut_off.inc();
   // Cut off at the reader: its channel and most of its bytes were never
   // read. The entry keeps what the reader held first (raw RESP).
   const std::string detail =
@@ -123,7 +149,7 @@ void Refusals::cutOff(std::string_view head, uint64_t held) {
 
 void Refusals::checkFailed(const char* check, const Refusal& refusal, const event::Event& ev,
                            std::function<void()> done, bool from_stream) {
-  ++counters_.checks;
+  stats_.check(refusal.reason).inc();
   dispatcher_.deadLetter(dispatch::makeEntry(info(refusal.reason, check, refusal.detail), ev), std::move(done),
                          from_stream);
   after_();
@@ -135,7 +161,7 @@ void Refusals::checkFailed(const char* check, const Refusal& refusal, const even
 }
 
 void Refusals::overloaded(const event::Event& ev, std::string_view logical, size_t in_flight) {
-  ++counters_.overloaded;
+  stats_.overloaded.inc();
   dispatcher_.deadLetter(dispatch::makeEntry(
       info("overloaded", "overloaded", std::to_string(in_flight) + " events in flight (limits.max_in_flight)"), ev));
   after_();

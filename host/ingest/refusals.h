@@ -8,34 +8,43 @@
 #include "dispatch/dispatcher.h"
 #include "event/envelope.h"
 #include "ingest/check.h"
+#include "ops/stats.h"
 #include "runtime/runtime.h"
 
 #include <uv.h>
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace evh::ingest {
 
-// Counted by reason for the metrics (event::Reason codes, then the stream
-// and admission reasons below).
-struct RefusalCounters {
-  uint64_t invalid = 0;     // decoder refusals, too large, no event field
-  uint64_t overloaded = 0;  // Pub/Sub events over limits.max_in_flight
-  uint64_t poison = 0;      // stream entries delivered max_deliveries times
-  uint64_t trimmed = 0;     // stream entries trimmed away before handled
-  uint64_t cut_off = 0;     // Pub/Sub messages over the reader's bound
-  uint64_t checks = 0;      // events a verify/validate check refused
+// Counted by reason in the stats registry: evhost_ingest_refused_total
+// {reason} (docs/metrics.md, "Ingest"). THREAD: loop writes.
+struct RefusalStats {
+  explicit RefusalStats(ops::Registry& stats);
+  // A check's reason (a code of the check's own, from a fixed set).
+  const ops::Counter& check(const std::string& reason);
+
+  ops::Scope scope;
+  std::vector<ops::Counter> invalid;  // by event::Reason
+  ops::Counter no_event_field;        // stream entries without an "event" field
+  ops::Counter overloaded;            // Pub/Sub events over limits.max_in_flight
+  ops::Counter poison;                // stream entries delivered max_deliveries times
+  ops::Counter trimmed;               // stream entries trimmed away before handled
+  ops::Counter cut_off;               // Pub/Sub messages over the reader's bound
+  std::map<std::string, ops::Counter, std::less<>> checks;
 };
 
 class Refusals {
  public:
   // `after` runs after each dead letter is handed over (the admission stage
   // checks the dead-letter backlog there).
-  Refusals(uv_loop_t* loop, dispatch::Dispatcher& dispatcher, event::Decoder& decoder, std::function<void()> after);
+  Refusals(uv_loop_t* loop, dispatch::Dispatcher& dispatcher, event::Decoder& decoder, ops::Registry& stats,
+           std::function<void()> after);
 
   // One item the decoder refused. `done` (may be empty) runs once it is
   // stored; from a stream it acks the entry.
@@ -63,8 +72,6 @@ class Refusals {
   // A Pub/Sub event over limits.max_in_flight (Pub/Sub cannot wait).
   void overloaded(const event::Event& ev, std::string_view logical, size_t in_flight);
 
-  const RefusalCounters& counters() const noexcept { return counters_; }
-
  private:
   void logInvalid(event::Reason reason, const std::string& line);
 
@@ -75,7 +82,7 @@ class Refusals {
   std::vector<Throttle> invalid_log_;  // one per event::Reason
   Throttle overload_log_{1000};
   Throttle check_log_{1000};
-  RefusalCounters counters_;
+  RefusalStats stats_;
 };
 
 }  // namespace evh::ingest

@@ -198,7 +198,7 @@ bool validMetricName(std::string_view name) {
 const evh_host_api& hostApi() noexcept { return kApi; }
 
 std::string exportedMetricName(std::string_view library, std::string_view metric, evh_metric_kind kind) {
-  std::string out = "evh_plugin_";
+  std::string out = "evhost_plugin_";
   for (char c : library) {
     out += c == '-' ? '_' : c;
   }

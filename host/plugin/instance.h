@@ -51,7 +51,7 @@ class HostServices {
   virtual evh_status post(Instance& from, void (*fn)(void*), void* user_data) = 0;
 };
 
-// The name a plugin's metric is exported under: evh_plugin_<library>_<name>,
+// The name a plugin's metric is exported under: evhost_plugin_<library>_<name>,
 // counters ending in _total (added unless the plugin's name has it), with
 // the label plugin="<instance name>". The library's own name (its
 // descriptor's, '-' read as '_') keeps two plugins' metrics of the same name

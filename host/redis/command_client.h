@@ -28,6 +28,8 @@ class CommandClient {
   // Requests sent whose reply has not arrived.
   size_t pending() const noexcept { return pending_; }
   const Connection& connection() const noexcept { return conn_; }
+  // The connection's series (Connection::exportStats). Before start().
+  void exportStats(ops::Registry& stats) { conn_.exportStats(stats); }
 
   // Sends argv. Returns false when not connected; fn then never runs.
   // Otherwise fn runs exactly once, later. THREAD: loop.

@@ -55,7 +55,10 @@ Connection::Connection(uv_loop_t* loop, Endpoint endpoint, std::string name, Mod
   uv_unref(reinterpret_cast<uv_handle_t*>(iteration_check_.get()));
 }
 
-Connection::~Connection() { stop(); }
+Connection::~Connection() {
+  stop();
+  stats_.reset();  // its gauge reads this
+}
 
 void Connection::start() {
   if (state_ != State::Idle) {
@@ -317,6 +320,16 @@ void Connection::dropContext(const std::string& why) {
   }
 }
 
+void Connection::exportStats(ops::Registry& stats) {
+  stats_ = std::make_unique<ops::Scope>(stats, ops::Labels{{"connection", name_}});
+  stats_->computedGauge("evhost_redis_up", "1 while the connection is up and authenticated",
+                        [this] { return ready_ ? 1.0 : 0.0; });
+  outages_total_ = stats_->counter("evhost_redis_outages_total", "connections that were up and were lost");
+  failures_total_ = stats_->counter("evhost_redis_connect_failures_total",
+                                    "connect attempts that failed (refused, timed out, "
+                                    "handshake refused: see the log for why)");
+}
+
 void Connection::fail(const std::string& why) {
   if (stopped_) {
     return;
@@ -331,6 +344,7 @@ void Connection::fail(const std::string& why) {
   addresses_->failed(address_, why);
   if (was_ready) {
     ++outages_;
+    outages_total_.inc();
     down_since_ms_ = nowMs(loop_);
     short_lived_ = !stable_ && why == last_loss_ ? short_lived_ + 1 : (stable_ ? 0 : 1);
     last_loss_ = why;
@@ -358,6 +372,7 @@ void Connection::fail(const std::string& why) {
   read_paused_ = false;
   if (!was_ready) {
     ++failed_attempts_;
+    failures_total_.inc();
   } else {
     closed_by_server_ = false;  // told to on_lost above; the attempts start afresh
   }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "loop/uv_handle.h"
+#include "ops/stats.h"
 #include "redis/address.h"
 #include "redis/backoff.h"
 #include "redis/endpoint.h"
@@ -114,6 +115,12 @@ class Connection {
   // Ready connections lost so far.
   uint64_t outages() const noexcept { return outages_; }
 
+  // Exports the connection's series, labelled {connection="<name>"}
+  // (docs/metrics.md, "Redis connections"): evhost_redis_up (computed),
+  // evhost_redis_outages_total, evhost_redis_connect_failures_total. Once,
+  // before start(). THREAD: loop.
+  void exportStats(ops::Registry& stats);
+
  private:
   friend struct compat::Hooks;  // hiredis_compat.cpp: the event hooks
   enum class State { Idle, Resolving, Connecting, Handshaking, Ready, Waiting, Stopped };
@@ -183,6 +190,9 @@ class Connection {
   uint64_t iterations_at_ping_ = 0;  // ... when the PING went out
   bool ping_outstanding_ = false;
   uint64_t outages_ = 0;
+  std::unique_ptr<ops::Scope> stats_;  // null until exportStats
+  ops::Counter outages_total_;         // sinks until then
+  ops::Counter failures_total_;
 };
 
 }  // namespace evh::redis

@@ -24,7 +24,7 @@ Endpoint withItemBound(Endpoint e) {
 }
 
 ops::Counter rejectedCounter(ops::Scope& stats, const char* reason) {
-  return stats.counter("evh_stream_rejected_total",
+  return stats.counter("evhost_stream_rejected_total",
                        "Stream entries dead-lettered instead of handed over: delivered stream.max_deliveries times "
                        "(poison), trimmed before being handled, or too large to read",
                        {{"reason", reason}});
@@ -37,15 +37,15 @@ StreamSource::StreamSource(uv_loop_t* loop, Endpoint endpoint, StreamChannel cha
     : loop_(loop),
       ch_(std::move(channel)),
       stats_(stats, {{"channel", ch_.logical}, {"group", ch_.group}}),
-      delivered_(stats_.counter("evh_stream_delivered_total",
+      delivered_(stats_.counter("evhost_stream_delivered_total",
                                 "Stream entries handed over to be handled (new, or delivered before)")),
-      redelivered_(stats_.counter("evh_stream_redelivered_total",
+      redelivered_(stats_.counter("evhost_stream_redelivered_total",
                                   "Stream entries handed over that were delivered before (taken back after a "
                                   "restart or reconnect, or claimed)")),
-      acked_(stats_.counter("evh_stream_acked_total", "Stream entries whose XACK Redis confirmed")),
-      ack_retries_(stats_.counter("evh_stream_ack_retries_total",
+      acked_(stats_.counter("evhost_stream_acked_total", "Stream entries whose XACK Redis confirmed")),
+      ack_retries_(stats_.counter("evhost_stream_ack_retries_total",
                                   "Stream entry acknowledgements that failed or could not be sent yet, sent again")),
-      claimed_(stats_.counter("evh_stream_claimed_total",
+      claimed_(stats_.counter("evhost_stream_claimed_total",
                               "Stream entries claimed from consumers idle for over stream.claim_idle_ms")),
       poisoned_(rejectedCounter(stats_, "poison")),
       trimmed_(rejectedCounter(stats_, "trimmed")),
@@ -74,7 +74,8 @@ StreamSource::StreamSource(uv_loop_t* loop, Endpoint endpoint, StreamChannel cha
   }
   ack_flush_ = makeUvHandle<uv_prepare_t>(loop_, uv_prepare_init);
   ack_flush_->data = this;
-  stats_.computedGauge("evh_stream_in_flight", "Stream entries handed over and not acknowledged yet",
+  conn_.exportStats(stats);
+  stats_.computedGauge("evhost_stream_in_flight", "Stream entries handed over and not acknowledged yet",
                        [this] { return static_cast<double>(in_flight_.size()); });
 }
 

@@ -4,12 +4,12 @@
 //
 // Stats (ops/stats.h; the loop thread writes them), labelled
 // channel="<name in the config>", group="<consumer group>":
-// evh_stream_delivered_total (handed over, new or taken back),
-// evh_stream_redelivered_total (of those, delivered before: recovery and
-// claims), evh_stream_acked_total (acks Redis confirmed),
-// evh_stream_ack_retries_total, evh_stream_claimed_total,
-// evh_stream_rejected_total{reason=poison|trimmed|too_large} (dead-lettered
-// instead of handed over) and the gauge evh_stream_in_flight (handed over,
+// evhost_stream_delivered_total (handed over, new or taken back),
+// evhost_stream_redelivered_total (of those, delivered before: recovery and
+// claims), evhost_stream_acked_total (acks Redis confirmed),
+// evhost_stream_ack_retries_total, evhost_stream_claimed_total,
+// evhost_stream_rejected_total{reason=poison|trimmed|too_large} (dead-lettered
+// instead of handed over) and the gauge evhost_stream_in_flight (handed over,
 // not yet acked). Pending counts and lag are Redis's to tell (XINFO, read at
 // scrape time by the exporter), not polled here.
 #pragma once

@@ -20,10 +20,10 @@ Subscriber::Subscriber(uv_loop_t* loop, Endpoint endpoint, std::vector<Subscript
                        ops::Registry& stats)
     : subs_(std::move(subs)),
       stats_(stats),
-      gaps_(stats_.counter("evh_pubsub_gaps_total",
+      gaps_(stats_.counter("evhost_pubsub_gaps_total",
                            "Times the Pub/Sub subscriber was resubscribed after an outage: messages published "
                            "meanwhile are lost")),
-      cut_offs_(stats_.counter("evh_pubsub_cut_offs_total",
+      cut_offs_(stats_.counter("evhost_pubsub_cut_offs_total",
                                "Outages that began with Redis closing the subscriber for falling behind "
                                "(client-output-buffer-limit pubsub): the messages it held are lost too")),
       sink_(std::move(sink)),
@@ -36,6 +36,7 @@ Subscriber::Subscriber(uv_loop_t* loop, Endpoint endpoint, std::vector<Subscript
                                  }}),
       resubscribe_backoff_(conn_.endpoint().backoff_initial_ms, conn_.endpoint().backoff_max_ms,
                            conn_.endpoint().backoff_multiplier) {
+  conn_.exportStats(stats);
   slots_.reserve(subs_.size());
   for (const auto& s : subs_) {
     const ops::Labels channel{{"channel", s.logical}};
@@ -43,10 +44,10 @@ Subscriber::Subscriber(uv_loop_t* loop, Endpoint endpoint, std::vector<Subscript
                           &s,
                           State::Unanswered,
                           {},
-                          stats_.counter("evh_pubsub_messages_total", "Pub/Sub messages received", channel),
-                          stats_.gauge("evh_pubsub_subscribed",
+                          stats_.counter("evhost_pubsub_messages_total", "Pub/Sub messages received", channel),
+                          stats_.gauge("evhost_pubsub_subscribed",
                                        "1 while the subscription is confirmed on the current connection", channel),
-                          stats_.gauge("evh_pubsub_refused", "1 while Redis refuses the subscription", channel)});
+                          stats_.gauge("evhost_pubsub_refused", "1 while Redis refuses the subscription", channel)});
   }
   resubscribe_timer_ = makeUvHandle<uv_timer_t>(loop, uv_timer_init);
   resubscribe_timer_->data = this;

@@ -5,10 +5,10 @@
 //
 // Stats (ops/stats.h; the loop thread writes them): per subscription
 // (channel="<name in the config>", the pattern for a pattern subscription)
-// evh_pubsub_messages_total, evh_pubsub_subscribed (1 while confirmed on the
-// current connection) and evh_pubsub_refused (1 while Redis refuses it);
-// evh_pubsub_gaps_total (outages whose messages are lost) and
-// evh_pubsub_cut_offs_total (Redis closed us for falling behind).
+// evhost_pubsub_messages_total, evhost_pubsub_subscribed (1 while confirmed on the
+// current connection) and evhost_pubsub_refused (1 while Redis refuses it);
+// evhost_pubsub_gaps_total (outages whose messages are lost) and
+// evhost_pubsub_cut_offs_total (Redis closed us for falling behind).
 #pragma once
 
 #include "ops/stats.h"

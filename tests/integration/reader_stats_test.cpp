@@ -69,27 +69,34 @@ TEST_F(ReaderStatsTest, PubSubCountsMessagesPerChannelAndGaps) {
     sub.start();
     const ops::Labels orders{{"channel", "orders"}};
     const ops::Labels audit{{"channel", "audit:*"}};
-    ASSERT_TRUE(runUntil(
-        [&] { return value("evh_pubsub_subscribed", orders) == 1 && value("evh_pubsub_subscribed", audit) == 1; }));
-    EXPECT_EQ(value("evh_pubsub_refused", orders), 0);
+    ASSERT_TRUE(runUntil([&] {
+      return value("evhost_pubsub_subscribed", orders) == 1 && value("evhost_pubsub_subscribed", audit) == 1;
+    }));
+    EXPECT_EQ(value("evhost_pubsub_refused", orders), 0);
     for (int i = 0; i < 3; ++i) {
       redis_.command({"PUBLISH", "test:orders", "{}"});
     }
     redis_.command({"PUBLISH", "test:audit:login", "{}"});
     ASSERT_TRUE(runUntil([&] { return received == 4; }));
-    EXPECT_EQ(value("evh_pubsub_messages_total", orders), 3);
-    EXPECT_EQ(value("evh_pubsub_messages_total", audit), 1);  // labelled by the pattern, not the channel
-    EXPECT_EQ(value("evh_pubsub_gaps_total", {}), 0);
+    EXPECT_EQ(value("evhost_pubsub_messages_total", orders), 3);
+    EXPECT_EQ(value("evhost_pubsub_messages_total", audit), 1);  // labelled by the pattern, not the channel
+    EXPECT_EQ(value("evhost_pubsub_gaps_total", {}), 0);
 
     // Redis closes the subscriber and takes it back at once: a gap, and
     // (as Redis does to a subscriber that falls behind) a cut-off.
     redis_.command({"CLIENT", "KILL", "TYPE", "pubsub"});
-    ASSERT_TRUE(runUntil([&] { return value("evh_pubsub_gaps_total", {}) == 1; }));
-    EXPECT_EQ(value("evh_pubsub_cut_offs_total", {}), 1);
-    EXPECT_EQ(value("evh_pubsub_subscribed", orders), 1);
+    ASSERT_TRUE(runUntil([&] { return value("evhost_pubsub_gaps_total", {}) == 1; }));
+    EXPECT_EQ(value("evhost_pubsub_cut_offs_total", {}), 1);
+    EXPECT_EQ(value("evhost_pubsub_subscribed", orders), 1);
+    // The connection's own series.
+    const ops::Labels conn{{"connection", "subscriber"}};
+    EXPECT_EQ(value("evhost_redis_up", conn), 1);
+    EXPECT_EQ(value("evhost_redis_outages_total", conn), 1);
+    EXPECT_EQ(value("evhost_redis_connect_failures_total", conn), 0);
   }
+  EXPECT_THAT(renderStats(stats_), Not(HasSubstr("evhost_redis")));
   // The subscriber is gone, and so are its series.
-  EXPECT_THAT(renderStats(stats_), Not(HasSubstr("evh_pubsub")));
+  EXPECT_THAT(renderStats(stats_), Not(HasSubstr("evhost_pubsub")));
 }
 
 TEST_F(ReaderStatsTest, PubSubRefusedSubscriptionIsAGauge) {
@@ -104,10 +111,10 @@ TEST_F(ReaderStatsTest, PubSubRefusedSubscriptionIsAGauge) {
   redis::Subscriber sub(
       &loop_, e, subs, [](const auto&, auto, auto) {}, stats_);
   sub.start();
-  ASSERT_TRUE(runUntil([&] { return value("evh_pubsub_refused", {{"channel", "forbidden"}}) == 1; }));
-  EXPECT_EQ(value("evh_pubsub_subscribed", {{"channel", "forbidden"}}), 0);
-  ASSERT_TRUE(runUntil([&] { return value("evh_pubsub_subscribed", {{"channel", "allowed"}}) == 1; }));
-  EXPECT_EQ(value("evh_pubsub_refused", {{"channel", "allowed"}}), 0);
+  ASSERT_TRUE(runUntil([&] { return value("evhost_pubsub_refused", {{"channel", "forbidden"}}) == 1; }));
+  EXPECT_EQ(value("evhost_pubsub_subscribed", {{"channel", "forbidden"}}), 0);
+  ASSERT_TRUE(runUntil([&] { return value("evhost_pubsub_subscribed", {{"channel", "allowed"}}) == 1; }));
+  EXPECT_EQ(value("evhost_pubsub_refused", {{"channel", "allowed"}}), 0);
 }
 
 class StreamStatsTest : public ReaderStatsTest {
@@ -156,16 +163,16 @@ TEST_F(StreamStatsTest, DeliveriesAcksAndEntriesInFlight) {
     redis_.command({"XADD", "test:orders", "*", "event", "{}"});
   }
   ASSERT_TRUE(runUntil([&] { return taken_.size() == 3; }));
-  EXPECT_EQ(stream("evh_stream_delivered_total"), 3);
-  EXPECT_EQ(stream("evh_stream_redelivered_total"), 0);
-  EXPECT_EQ(stream("evh_stream_in_flight"), 3);
+  EXPECT_EQ(stream("evhost_stream_delivered_total"), 3);
+  EXPECT_EQ(stream("evhost_stream_redelivered_total"), 0);
+  EXPECT_EQ(stream("evhost_stream_in_flight"), 3);
   src->ack(taken_[0]);
   src->ack(taken_[1]);
-  ASSERT_TRUE(runUntil([&] { return stream("evh_stream_acked_total") == 2; }));
-  EXPECT_EQ(stream("evh_stream_in_flight"), 1);
-  EXPECT_EQ(stream("evh_stream_rejected_total", {{"reason", "poison"}}), 0);
+  ASSERT_TRUE(runUntil([&] { return stream("evhost_stream_acked_total") == 2; }));
+  EXPECT_EQ(stream("evhost_stream_in_flight"), 1);
+  EXPECT_EQ(stream("evhost_stream_rejected_total", {{"reason", "poison"}}), 0);
   src.reset();
-  EXPECT_THAT(renderStats(stats_), Not(HasSubstr("evh_stream")));
+  EXPECT_THAT(renderStats(stats_), Not(HasSubstr("evhost_stream")));
   commands.stop();
 }
 
@@ -188,11 +195,11 @@ TEST_F(StreamStatsTest, TakenBackAndTrimmedEntriesAreCounted) {
   src->start();
   ASSERT_TRUE(runUntil([&] { return rejected_.size() == 1 && taken_.size() == 1; }));
   EXPECT_EQ(rejected_[0], (std::pair<std::string, std::string>{gone, "trimmed"}));
-  EXPECT_EQ(stream("evh_stream_rejected_total", {{"reason", "trimmed"}}), 1);
+  EXPECT_EQ(stream("evhost_stream_rejected_total", {{"reason", "trimmed"}}), 1);
   // The first source's series went with it: these are the second's.
-  EXPECT_EQ(stream("evh_stream_delivered_total"), 1);
-  EXPECT_EQ(stream("evh_stream_redelivered_total"), 1);
-  EXPECT_EQ(stream("evh_stream_in_flight"), 1);
+  EXPECT_EQ(stream("evhost_stream_delivered_total"), 1);
+  EXPECT_EQ(stream("evhost_stream_redelivered_total"), 1);
+  EXPECT_EQ(stream("evhost_stream_in_flight"), 1);
   src.reset();
   commands.stop();
 }

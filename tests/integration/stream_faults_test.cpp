@@ -5,13 +5,12 @@
 // at the shutdown deadline is left pending or dead-lettered, never both.
 #include "support/evhost_process.h"
 #include "support/redis_server.h"
+#include "support/temp_file.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <signal.h>
-#include <stdlib.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
@@ -141,17 +140,7 @@ class StreamFaultsTest : public ::testing::Test {
   }
 
   RedisServer redis_;
-  std::string fallback_ = uniqueFallback();
-
- private:
-  static std::string uniqueFallback() {
-    char tmpl[] = "/tmp/evh-faults-XXXXXX.jsonl";
-    const int fd = ::mkstemps(tmpl, 6);
-    if (fd >= 0) {
-      ::close(fd);  // empty: evhost appends its dead letters
-    }
-    return tmpl;
-  }
+  std::string fallback_ = freshTempFile("evh-faults", ".jsonl");
 };
 
 TEST_F(StreamFaultsTest, OneEntryThatKillsAnInlinePluginIsTheOnlyPoison) {

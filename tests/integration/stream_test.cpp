@@ -2,6 +2,7 @@
 // after completion, redelivery of unfinished entries, backpressure.
 #include "support/evhost_process.h"
 #include "support/redis_server.h"
+#include "support/temp_file.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -181,12 +182,10 @@ TEST_F(StreamTest, EntriesOfADeadConsumerAreClaimedByAnother) {
 
 TEST_F(StreamTest, APoisonEntryIsDeadLetteredAfterMaxDeliveries) {
   // A handler that never finishes in time: each run is killed while on it.
+  const std::string fallback = freshTempFile("evh-poison", ".jsonl");
   const std::string cfg = config("{path: slow_recorder, config: {key: slow, sleep_ms: 60000}}",
-                                 "dead_letter: {fallback_file: " + std::string("/tmp/") + "evh-poison-" +
-                                     std::to_string(redis_.port()) + ".jsonl}\n",
+                                 "dead_letter: {fallback_file: " + fallback + "}\n",
                                  "{group: workers, consumer: c1, block_ms: 200, max_deliveries: 2}");
-  const std::string fallback = "/tmp/evh-poison-" + std::to_string(redis_.port()) + ".jsonl";
-  std::remove(fallback.c_str());
   xadd(event("poison"));
   for (int run = 1; run <= 2; ++run) {
     EvhostProcess host(cfg, {}, {"DEBUG_EVENTS=true"});

@@ -4,6 +4,7 @@
 // message; the next event is handled.
 #include "support/evhost_process.h"
 #include "support/redis_server.h"
+#include "support/temp_file.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -78,7 +79,7 @@ class TooLargeBase : public ::testing::Test {
   }
 
   RedisServer redis_;
-  std::string fallback_ = "/tmp/evh-too-large-" + std::to_string(redis_.port()) + ".jsonl";
+  std::string fallback_ = freshTempFile("evh-too-large", ".jsonl");
 };
 
 class TooLargeTest : public TooLargeBase, public ::testing::WithParamInterface<bool> {

@@ -4,6 +4,8 @@
 #include "plugin/registry.h"
 #include "support/fake_host.h"
 
+#include "support/stats_text.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -161,9 +163,10 @@ class DispatcherTest : public ::testing::Test {
     return test::metricValue(*plugin(name), metric_name);
   }
 
-  const PluginCounters& counters(const std::string& name) { return dispatcher_->counters(plugin(name)); }
+  PluginCounts counters(const std::string& name) { return dispatcher_->counters(plugin(name)); }
 
   uv_loop_t loop_{};
+  ops::Registry stats_;  // outlives the dispatcher (EachPluginsSeriesAreInTheStatsRegistry)
   event::Decoder decoder_;
   test::FakeServices services_;
   std::ostringstream log_;  // before registry_: the plugins' loggers may write to it
@@ -204,6 +207,33 @@ TEST_F(DispatcherTest, InlinePluginsRunInOrderInsideDispatch) {
   EXPECT_EQ(dispatcher_->unfinishedCalls(), 0U);
 }
 
+TEST_F(DispatcherTest, EachPluginsSeriesAreInTheStatsRegistry) {
+  Dispatcher::Options options;
+  options.stats = &stats_;
+  timeout_ms_ = 50;
+  start({{"p", "scripted", ""}, {"slow", "scripted_serial", "SLEEP_300"}}, options);
+  ASSERT_TRUE(dispatch("OK", {"p"}));
+  ASSERT_TRUE(dispatch("RETRY", {"p"}));
+  ASSERT_TRUE(dispatch("REJECT", {"p"}));
+  ASSERT_TRUE(dispatch("STATUS_42", {"p"}));
+  ASSERT_TRUE(dispatch("X", {"slow"}));
+  ASSERT_TRUE(runLoopUntilIdle());
+  ASSERT_TRUE(runLoopUntil([&] { return dispatcher_->unfinishedCalls() == 0; }));
+  const std::string text = test::renderStats(stats_);
+  // Every call counted ends in exactly one outcome.
+  EXPECT_THAT(text, HasSubstr("evhost_handler_calls_total{plugin=\"p\"} 4\n"));
+  for (const char* outcome : {"ok", "retry", "reject", "error"}) {
+    EXPECT_THAT(text,
+                HasSubstr("evhost_handler_outcomes_total{outcome=\"" + std::string(outcome) + "\",plugin=\"p\"} 1\n"));
+  }
+  EXPECT_THAT(text, HasSubstr("evhost_handler_outcomes_total{outcome=\"timeout\",plugin=\"p\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("evhost_handler_calls_total{plugin=\"slow\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("evhost_handler_outcomes_total{outcome=\"timeout\",plugin=\"slow\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("evhost_handler_outcomes_total{outcome=\"ok\",plugin=\"slow\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("evhost_handler_dead_lettered_total{plugin=\"p\"} 3\n"));
+  EXPECT_THAT(text, HasSubstr("evhost_breaker_state{plugin=\"p\"} 0\n"));
+}
+
 TEST_F(DispatcherTest, InlineOutcomesAreCounted) {
   start({{"p", "scripted", ""}});
   std::ostringstream& log = captureLog("p");
@@ -211,7 +241,7 @@ TEST_F(DispatcherTest, InlineOutcomesAreCounted) {
   ASSERT_TRUE(dispatch("RETRY", {"p"}));
   ASSERT_TRUE(dispatch("REJECT", {"p"}));
   ASSERT_TRUE(dispatch("REJECT", {"p"}));
-  const PluginCounters& c = counters("p");
+  const PluginCounts c = counters("p");
   EXPECT_EQ(c.calls, 4U);
   EXPECT_EQ(c.ok, 1U);
   EXPECT_EQ(c.retry, 1U);
@@ -331,7 +361,7 @@ TEST_F(DispatcherTest, CompleteTwiceIsRefusedTheSecondTime) {
   EXPECT_EQ(metric("late", "second_complete"), EVH_ERR_STATE);
   ASSERT_TRUE(runLoopUntilIdle());
   for (const char* n : {"late", "early"}) {
-    const PluginCounters& c = counters(n);
+    const PluginCounts c = counters(n);
     EXPECT_EQ(c.ok, 1U) << n;
     EXPECT_EQ(c.retry + c.rejected, 0U) << n;
   }
@@ -347,7 +377,7 @@ TEST_F(DispatcherTest, CompleteThenNonPendingAnswerUsesTheAnswerOnce) {
   services_.runPosted();
   poster_->drain();
   uv_run(&loop_, UV_RUN_NOWAIT);
-  const PluginCounters& c = counters("p");
+  const PluginCounts c = counters("p");
   EXPECT_EQ(c.calls, 1U);
   EXPECT_EQ(c.ok, 1U);
   EXPECT_EQ(c.rejected, 0U);
@@ -538,12 +568,12 @@ TEST_F(DispatcherTest, ExceptionThrownOnAWorkerCountsAsRetry) {
   EXPECT_THAT(log.str(), HasSubstr("exception thrown through the C ABI: scripted threw"));
 }
 
-TEST_F(DispatcherTest, UnknownStatusCountsAsRetry) {
+TEST_F(DispatcherTest, UnknownStatusIsAFailureCountedAsAnError) {
   start({{"p", "scripted", ""}});
   std::ostringstream& log = captureLog("p");
   ASSERT_TRUE(dispatch("STATUS_42", {"p"}));
-  EXPECT_EQ(counters("p").retry, 1U);
-  EXPECT_EQ(counters("p").ok + counters("p").rejected + counters("p").pending, 0U);
+  EXPECT_EQ(counters("p").errors, 1U);
+  EXPECT_EQ(counters("p").ok + counters("p").retry + counters("p").rejected + counters("p").pending, 0U);
   ASSERT_TRUE(runLoopUntilIdle());  // dead-lettered
   EXPECT_THAT(log.str(), HasSubstr("unknown status 42"));
 }

@@ -45,10 +45,10 @@ TEST_F(PluginMetricsTest, EachInstancesMetricsAreSeriesLabelledWithItsName) {
   plugins_.load({entry("first", "ok_c"), entry("second", "ok_c")}, {}, services_, "dev:");
   handle("first", 2);
   handle("second", 1);
-  EXPECT_THAT(test::renderStats(stats_), HasSubstr("# HELP evh_plugin_ok_c_handled_total events handled\n"
-                                                   "# TYPE evh_plugin_ok_c_handled_total counter\n"
-                                                   "evh_plugin_ok_c_handled_total{plugin=\"first\"} 2\n"
-                                                   "evh_plugin_ok_c_handled_total{plugin=\"second\"} 1\n"));
+  EXPECT_THAT(test::renderStats(stats_), HasSubstr("# HELP evhost_plugin_ok_c_handled_total events handled\n"
+                                                   "# TYPE evhost_plugin_ok_c_handled_total counter\n"
+                                                   "evhost_plugin_ok_c_handled_total{plugin=\"first\"} 2\n"
+                                                   "evhost_plugin_ok_c_handled_total{plugin=\"second\"} 1\n"));
 }
 
 TEST_F(PluginMetricsTest, GaugesAndNamesEndingInTotal) {
@@ -62,17 +62,17 @@ TEST_F(PluginMetricsTest, GaugesAndNamesEndingInTotal) {
   api.metric_add(depth, -3);
   api.metric_add(sent, 5);
   const std::string text = test::renderStats(stats_);
-  EXPECT_THAT(text, HasSubstr("# TYPE evh_plugin_ok_cpp_queue_depth gauge\n"
-                              "evh_plugin_ok_cpp_queue_depth{plugin=\"cpp\"} 4\n"));
-  EXPECT_THAT(text, HasSubstr("evh_plugin_ok_cpp_sent_total{plugin=\"cpp\"} 5\n"));  // not _total_total
+  EXPECT_THAT(text, HasSubstr("# TYPE evhost_plugin_ok_cpp_queue_depth gauge\n"
+                              "evhost_plugin_ok_cpp_queue_depth{plugin=\"cpp\"} 4\n"));
+  EXPECT_THAT(text, HasSubstr("evhost_plugin_ok_cpp_sent_total{plugin=\"cpp\"} 5\n"));  // not _total_total
 }
 
 TEST_F(PluginMetricsTest, AnInstancesSeriesGoWithIt) {
   plugins_.load({entry("first", "ok_c")}, {}, services_, "dev:");
   handle("first", 1);
-  EXPECT_THAT(test::renderStats(stats_), HasSubstr("evh_plugin_ok_c_handled_total{plugin=\"first\"} 1\n"));
+  EXPECT_THAT(test::renderStats(stats_), HasSubstr("evhost_plugin_ok_c_handled_total{plugin=\"first\"} 1\n"));
   plugins_.unloadAll();
-  EXPECT_THAT(test::renderStats(stats_), Not(HasSubstr("evh_plugin_ok_c_handled_total")));
+  EXPECT_THAT(test::renderStats(stats_), Not(HasSubstr("evhost_plugin_ok_c_handled_total")));
 }
 
 TEST_F(PluginMetricsTest, AnotherHelpForASharedFamilyIsRefusedAlone) {

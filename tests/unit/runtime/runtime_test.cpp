@@ -10,7 +10,10 @@
 #include "plugin/registry.h"
 #include "support/fake_host.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include "support/stats_text.h"
 
 #include <chrono>
 #include <cstdio>
@@ -22,6 +25,8 @@
 
 namespace evh::runtime {
 namespace {
+
+using ::testing::HasSubstr;
 
 constexpr auto kHangGuard = std::chrono::seconds(20);
 
@@ -68,7 +73,7 @@ class RuntimeSwapTest : public ::testing::Test {
     std::remove(fallback_.c_str());
     dispatcher_ = std::make_unique<dispatch::Dispatcher>(&loop_, *poster_, *pool_, setups, options);
     admission_ = std::make_unique<ingest::Admission>(&loop_, *dispatcher_, ingest::Admission::Limits{},
-                                                     ingest::Admission::Sources{[] {}, [] {}});
+                                                     ingest::Admission::Sources{[] {}, [] {}}, stats_);
   }
 
   void TearDown() override {
@@ -112,6 +117,7 @@ class RuntimeSwapTest : public ::testing::Test {
   }
 
   uv_loop_t loop_{};
+  ops::Registry stats_;  // outlives everything registering series in it
   test::FakeServices services_;
   std::unique_ptr<Poster> poster_;
   std::unique_ptr<dispatch::WorkerPool> pool_;
@@ -130,7 +136,7 @@ TEST_F(RuntimeSwapTest, AnEventInFlightKeepsItsRoutesAndPoliciesAfterAnotherRunt
   const ChannelId id = first->channels().at(0).id;
   ASSERT_EQ(second->channels().at(0).id, id);  // the same channel, the same identity
   std::weak_ptr<const Runtime> first_alive = first;
-  pipeline_ = std::make_unique<ingest::Pipeline>(&loop_, *dispatcher_, std::move(first), *admission_,
+  pipeline_ = std::make_unique<ingest::Pipeline>(&loop_, *dispatcher_, std::move(first), *admission_, stats_,
                                                  ingest::Pipeline::Options{});
 
   pipeline_->pubsub(id, "dev:jollyjet:events:orders", event("RETRY", "e-1"));
@@ -161,13 +167,44 @@ TEST_F(RuntimeSwapTest, AMessageForAChannelTheRuntimeNoLongerHasIsNotRouted) {
   const ChannelId id = first->channels().at(0).id;
   config::Channel other = orders("q", 1);
   other.name = "jollyjet:events:users";
-  pipeline_ = std::make_unique<ingest::Pipeline>(&loop_, *dispatcher_, std::move(first), *admission_,
+  pipeline_ = std::make_unique<ingest::Pipeline>(&loop_, *dispatcher_, std::move(first), *admission_, stats_,
                                                  ingest::Pipeline::Options{});
   pipeline_->use(build(other, 2));
   pipeline_->pubsub(id, "dev:jollyjet:events:orders", event("OK", "e-1"));
   EXPECT_EQ(dispatcher_->inFlight(), 0U);
   EXPECT_EQ(calls("p"), 0);
   EXPECT_EQ(calls("q"), 0);
+}
+
+TEST_F(RuntimeSwapTest, ThePipelinesSeriesAreInTheStatsRegistry) {
+  RuntimePtr first = build(orders("p", 1), 1);
+  const ChannelId id = first->channels().at(0).id;
+  pipeline_ = std::make_unique<ingest::Pipeline>(&loop_, *dispatcher_, std::move(first), *admission_, stats_,
+                                                 ingest::Pipeline::Options{});
+  // Registered before the first message: every channel's series reads 0.
+  EXPECT_THAT(test::renderStats(stats_),
+              HasSubstr("evhost_messages_received_total{channel=\"jollyjet:events:orders\"} 0\n"));
+  const std::string ok = event("OK", "e-1");
+  pipeline_->pubsub(id, "dev:jollyjet:events:orders", ok);
+  pipeline_->pubsub(id, "dev:jollyjet:events:orders", event("NOT_ROUTED", std::string(300, 'x')));  // 400 bytes
+  pipeline_->pubsub(id, "dev:jollyjet:events:orders", "{not json");
+  pipeline_->pubsub(id, "dev:jollyjet:events:orders", R"({"eventType":"OK"})");
+  // Idle: nothing in flight and both dead letters stored.
+  bool idle = false;
+  dispatcher_->drain([&] { idle = true; });
+  ASSERT_TRUE(runLoopUntil([&] { return idle; }));
+  const std::string text = test::renderStats(stats_);
+  EXPECT_THAT(text, HasSubstr("evhost_messages_received_total{channel=\"jollyjet:events:orders\"} 4\n"));
+  EXPECT_THAT(text, HasSubstr("evhost_events_decoded_total{channel=\"jollyjet:events:orders\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("evhost_events_unrouted_total{channel=\"jollyjet:events:orders\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("evhost_ingest_refused_total{reason=\"not_json\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("evhost_ingest_refused_total{reason=\"missing_field\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("evhost_ingest_refused_total{reason=\"overloaded\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("evhost_message_size_bytes_count{channel=\"jollyjet:events:orders\"} 4\n"));
+  EXPECT_THAT(text, HasSubstr("evhost_message_size_bytes_bucket{channel=\"jollyjet:events:orders\",le=\"512\"} 4\n"));
+  EXPECT_THAT(text, HasSubstr("evhost_message_size_bytes_bucket{channel=\"jollyjet:events:orders\",le=\"128\"} 3\n"));
+  EXPECT_THAT(text, HasSubstr("evhost_events_in_flight 0\n"));
+  EXPECT_THAT(text, HasSubstr("evhost_ingest_paused 0\n"));
 }
 
 }  // namespace
