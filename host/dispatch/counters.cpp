@@ -21,6 +21,12 @@ int64_t gaugeValue(CircuitBreaker::State s) {
   return 0;
 }
 
+// Microseconds, exported in seconds: from an inline handler's tens of
+// microseconds to a slow one's seconds.
+const ops::Buckets kDurationBuckets{
+    {25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 10000000},
+    1e6};
+
 }  // namespace
 
 PluginCounters::PluginCounters(ops::Registry& stats, const std::string& plugin)
@@ -42,7 +48,11 @@ PluginCounters::PluginCounters(ops::Registry& stats, const std::string& plugin)
       duplicates(scope.counter("evhost_handler_duplicates_skipped_total",
                                "events skipped as handled already (idempotent routes)")),
       breaker_transitions(scope.counter("evhost_breaker_transitions_total", "circuit breaker state changes")),
-      breaker(scope.gauge("evhost_breaker_state", "circuit breaker state: 0 closed, 1 half-open, 2 open")) {}
+      breaker(scope.gauge("evhost_breaker_state", "circuit breaker state: 0 closed, 1 half-open, 2 open")),
+      duration(scope.histogram("evhost_handler_duration_seconds",
+                               "time from a call's start to its outcome: handle() itself, a blocking plugin's wait "
+                               "for a worker, a PENDING call until it completes",
+                               kDurationBuckets)) {}
 
 void PluginCounters::breakerIs(CircuitBreaker::State state) noexcept {
   breaker_transitions.inc();

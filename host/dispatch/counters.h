@@ -63,6 +63,7 @@ struct PluginCounters {
   ops::Counter duplicates;           // events skipped: already handled (idempotency)
   ops::Counter breaker_transitions;  // the breaker changed state
   ops::Gauge breaker;                // 0 closed, 1 half-open, 2 open
+  ops::Histogram duration;           // microseconds from a call's start to its outcome
   CircuitBreaker::State breaker_state = CircuitBreaker::State::Closed;
 };
 

@@ -195,6 +195,7 @@ DeadLetterEntry makeEntry(const DeadLetterInfo& info, const event::Event& ev) {
   DeadLetterEntry e;
   e.json.reserve(512 + ev.envelope().size());
   e.id = appendBase(e.json, info);
+  e.reason = info.reason;
   for (const auto& [key, value] : {std::pair<std::string_view, std::string_view>{"eventId", ev.eventId()},
                                    {"eventType", ev.eventType()},
                                    {"correlationId", ev.correlationId()},
@@ -223,6 +224,7 @@ DeadLetterEntry undecodedEntry(const DeadLetterInfo& info, std::string_view raw,
   DeadLetterEntry e;
   e.json.reserve(512 + raw.size());
   e.id = appendBase(e.json, info);
+  e.reason = info.reason;
   e.json += R"(,"eventId":"","eventType":"","correlationId":"",)";
   appendField(e.json, "channel", channel);
   e.json += ',';

@@ -54,7 +54,8 @@ struct DeadLetterInfo {
 // One entry, ready to store.
 struct DeadLetterEntry {
   std::string id;
-  std::string json;  // one compact JSON object, UTF-8
+  std::string reason;  // DeadLetterInfo::reason, for the metrics
+  std::string json;    // one compact JSON object, UTF-8
   std::string event_id;
   std::string correlation_id;
 };

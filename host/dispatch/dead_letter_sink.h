@@ -6,9 +6,11 @@
 #pragma once
 
 #include "dispatch/dead_letter.h"
+#include "ops/stats.h"
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -35,7 +37,10 @@ class DeadLetterSink {
     std::string fallback_file;
     uint32_t max_pending = 10000;  // beyond: entries go straight to the fallback file
   };
-  DeadLetterSink(Poster& poster, Options options, SinkEvents& events);
+  // Series (docs/metrics.md, "Dead letters"): evhost_dead_letters_total
+  // {reason}, evhost_dead_letters_stored_total{sink}, the plugin's failures
+  // and the fallback file's.
+  DeadLetterSink(Poster& poster, Options options, SinkEvents& events, ops::Registry& stats);
   DeadLetterSink(const DeadLetterSink&) = delete;
   DeadLetterSink& operator=(const DeadLetterSink&) = delete;
 
@@ -67,8 +72,15 @@ class DeadLetterSink {
 
  private:
   void toFallback(std::string json, std::function<void()> done);
+  const ops::Counter& byReason(const std::string& reason);
 
   Options options_;
+  ops::Scope stats_;
+  std::map<std::string, ops::Counter, std::less<>> by_reason_;  // reasons are a fixed set (and checks' codes)
+  ops::Counter to_plugin_;
+  ops::Counter to_file_;
+  ops::Counter plugin_failures_;
+  ops::Counter file_failures_;
   SinkEvents& events_;
   std::unique_ptr<FallbackWriter> fallback_;
   uint64_t written_at_close_ = 0;

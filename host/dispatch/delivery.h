@@ -7,6 +7,7 @@
 #include "dispatch/dead_letter.h"
 #include "event/envelope.h"
 #include "loop/uv_handle.h"
+#include "ops/stats.h"
 
 #include <cstdint>
 #include <functional>
@@ -31,6 +32,9 @@ struct InFlight : Recycled<InFlight> {
   // What the event was routed by (the runtime owning what its targets point
   // at): kept until the event is finished, whatever replaced it.
   std::shared_ptr<const void> routed_by;
+  // Where the time from the envelope's timestamp to the event's end goes
+  // (its channel's evhost_event_latency_seconds); null: nowhere.
+  const ops::Histogram* latency = nullptr;
 };
 
 // One event for one plugin, over all its attempts -- or one dead-letter
@@ -49,6 +53,7 @@ struct Delivery : Recycled<Delivery> {
   bool trial = false;  // granted as a half-open trial call
   uint64_t first_ms = 0;
   uint64_t last_ms = 0;
+  uint64_t attempt_ns = 0;  // uv_hrtime() at the current attempt's start
   std::string last_error;
   const char* last_error_name = "";
   Wait wait = Wait::None;

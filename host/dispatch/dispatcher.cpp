@@ -43,7 +43,7 @@ Dispatcher::Dispatcher(uv_loop_t* loop, Poster& poster, WorkerPool& pool, const 
       options_(std::move(options)),
       alive_(std::make_shared<std::atomic<bool>>(true)),
       sink_(poster, {options_.dead_letter_plugin != nullptr, options_.fallback_file, options_.max_dead_letter_pending},
-            *this),
+            *this, stats_),
       idempotency_(options_.idempotency, options_.idempotency_prefix),
       retries_(loop) {
   for (const auto& setup : plugins) {
@@ -86,7 +86,7 @@ uint64_t Dispatcher::loopWallMs() {
 }
 
 bool Dispatcher::dispatch(event::Event&& event, const route::Targets& targets, std::function<void()> on_done,
-                          bool force, std::shared_ptr<const void> routed_by) {
+                          bool force, std::shared_ptr<const void> routed_by, const ops::Histogram* latency) {
   if (targets.empty()) {
     if (on_done) {
       on_done();
@@ -99,6 +99,7 @@ bool Dispatcher::dispatch(event::Event&& event, const route::Targets& targets, s
   auto* f = new InFlight{{}, std::move(event), static_cast<uint32_t>(targets.size()), std::move(on_done), 0, false, {}};
   f->patient = force;
   f->routed_by = std::move(routed_by);
+  f->latency = latency;
   ++in_flight_;
   if (options_.trace_events) {
     log::host().info("event stage=routed eventId={} correlationId={} eventType={} plugins={}", f->event.eventId(),
@@ -190,6 +191,7 @@ void Dispatcher::runAttempt(Delivery* d) {
   }
   PluginState& ps = *d->ps;
   ps.counters.calls.inc();  // each call counted ends in one outcome (onOutcome)
+  d->attempt_ns = uv_hrtime();
   if (ps.plugin->blocking() && ps.lane.refusing()) {
     // Queued behind calls that may never return, it would wait for ever:
     // a failure of this plugin now (retried later, counted by its breaker).
@@ -332,6 +334,7 @@ void Dispatcher::onOutcome(Delivery* d, evh_status status, std::string error, co
   d->last_error = std::move(error);
   d->last_error_name = error_name;
   countOutcome(ps.counters, status, error_name);
+  ps.counters.duration.observe(static_cast<int64_t>((uv_hrtime() - d->attempt_ns) / 1000));
   if (d->entry) {
     onDeadLetterOutcome(d, status);
     return;
@@ -435,6 +438,11 @@ void Dispatcher::completeDelivery(Delivery* d) {
   InFlight* f = d->inflight;
   delete d;
   if (--f->remaining == 0) {
+    const int64_t sent_ms = f->event.timestampMs();
+    if (f->latency != nullptr && sent_ms > 0) {
+      // Wall clock against the publisher's: a clock behind ours counts as 0.
+      f->latency->observe(std::max<int64_t>(0, static_cast<int64_t>(loopWallMs()) - sent_ms));
+    }
     std::function<void()> done = std::move(f->on_done);
     --in_flight_;
     releaseEvent(f);

@@ -84,8 +84,11 @@ class Dispatcher final : private AttemptEvents, private LaneEvents, private Gate
   // route's policies); `routed_by` -- the runtime::Runtime the targets come
   // from, which owns what they point at -- is kept until the event is
   // finished, even when a reload replaced it meanwhile.
+  // `latency`: where the time from the envelope's timestamp to the event's
+  // end goes (null: nowhere).
   bool dispatch(event::Event&& event, const route::Targets& targets, std::function<void()> on_done = {},
-                bool force = false, std::shared_ptr<const void> routed_by = {});
+                bool force = false, std::shared_ptr<const void> routed_by = {},
+                const ops::Histogram* latency = nullptr);
 
   // Dead-letters something that never reached a plugin (an undecodable
   // message, an event refused for overload); `done` runs once the entry is

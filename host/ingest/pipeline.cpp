@@ -13,6 +13,10 @@ event::Decoder::Limits decoderLimits(const runtime::Runtime& rt) {
 // Message sizes: from a small event to the largest max_message_bytes
 // commonly set.
 const ops::Buckets kSizeBuckets{{128, 512, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304}, 1.0};
+// Milliseconds, exported in seconds: from a few ms to minutes (a stream's
+// backlog, retries with backoff).
+const ops::Buckets kLatencyBuckets{{1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000},
+                                   1e3};
 
 }  // namespace
 
@@ -25,7 +29,11 @@ ChannelStats::ChannelStats(ops::Scope& scope, const std::string& channel)
       events(scope.counter("evhost_events_decoded_total", "events decoded from the messages (a BATCH holds several)",
                            {{"channel", channel}})),
       unrouted(scope.counter("evhost_events_unrouted_total", "events decoded that no route matched",
-                             {{"channel", channel}})) {}
+                             {{"channel", channel}})),
+      latency(scope.histogram("evhost_event_latency_seconds",
+                              "from the envelope's timestamp to the event's end, handled or dead-lettered, by every "
+                              "plugin it was routed to (the publisher's clock against evhost's)",
+                              kLatencyBuckets, {{"channel", channel}})) {}
 
 Pipeline::Pipeline(uv_loop_t* loop, dispatch::Dispatcher& dispatcher, runtime::RuntimePtr runtime, Admission& admission,
                    ops::Registry& stats, Options options)
@@ -193,7 +201,7 @@ void Pipeline::message(const runtime::Channel& ch, std::string_view logical, std
       continue;
     }
     // Dispatch, holding the runtime the targets belong to.
-    dispatcher_.dispatch(std::move(ev), targets, done_for_item(), from_stream, runtime_);
+    dispatcher_.dispatch(std::move(ev), targets, done_for_item(), from_stream, runtime_, &cc.latency);
   }
 }
 

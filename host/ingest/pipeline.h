@@ -30,10 +30,11 @@ namespace evh::ingest {
 // (docs/metrics.md, "Ingest"). THREAD: loop writes.
 struct ChannelStats {
   ChannelStats(ops::Scope& scope, const std::string& channel);
-  ops::Counter received;  // messages off Redis (Pub/Sub messages, stream entries)
-  ops::Histogram bytes;   // their sizes
-  ops::Counter events;    // events decoded (a BATCH holds several)
-  ops::Counter unrouted;  // events no route matched
+  ops::Counter received;   // messages off Redis (Pub/Sub messages, stream entries)
+  ops::Histogram bytes;    // their sizes
+  ops::Counter events;     // events decoded (a BATCH holds several)
+  ops::Counter unrouted;   // events no route matched
+  ops::Histogram latency;  // ms from an event's timestamp to its end (handled or dead-lettered)
 };
 
 class Pipeline {

@@ -232,6 +232,16 @@ TEST_F(DispatcherTest, EachPluginsSeriesAreInTheStatsRegistry) {
   EXPECT_THAT(text, HasSubstr("evhost_handler_outcomes_total{outcome=\"ok\",plugin=\"slow\"} 0\n"));
   EXPECT_THAT(text, HasSubstr("evhost_handler_dead_lettered_total{plugin=\"p\"} 3\n"));
   EXPECT_THAT(text, HasSubstr("evhost_breaker_state{plugin=\"p\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("evhost_handler_duration_seconds_count{plugin=\"p\"} 4\n"));
+  // The timeout's outcome comes at 50 ms, not when the handler returns.
+  EXPECT_THAT(text, HasSubstr("evhost_handler_duration_seconds_bucket{plugin=\"slow\",le=\"0.025\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("evhost_handler_duration_seconds_bucket{plugin=\"slow\",le=\"0.1\"} 1\n"));
+  // Dead letters by reason and by where they were stored.
+  EXPECT_THAT(text, HasSubstr("evhost_dead_letters_total{reason=\"exhausted\"} 3\n"));
+  EXPECT_THAT(text, HasSubstr("evhost_dead_letters_total{reason=\"rejected\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("evhost_dead_letters_total{reason=\"poison\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("evhost_dead_letters_stored_total{sink=\"fallback_file\"} 4\n"));
+  EXPECT_THAT(text, HasSubstr("evhost_dead_letters_stored_total{sink=\"plugin\"} 0\n"));
 }
 
 TEST_F(DispatcherTest, InlineOutcomesAreCounted) {

@@ -70,6 +70,7 @@ class RuntimeSwapTest : public ::testing::Test {
     }
     dispatch::Dispatcher::Options options;
     options.fallback_file = fallback_;
+    options.stats = &stats_;
     std::remove(fallback_.c_str());
     dispatcher_ = std::make_unique<dispatch::Dispatcher>(&loop_, *poster_, *pool_, setups, options);
     admission_ = std::make_unique<ingest::Admission>(&loop_, *dispatcher_, ingest::Admission::Limits{},
@@ -203,6 +204,11 @@ TEST_F(RuntimeSwapTest, ThePipelinesSeriesAreInTheStatsRegistry) {
   EXPECT_THAT(text, HasSubstr("evhost_message_size_bytes_count{channel=\"jollyjet:events:orders\"} 4\n"));
   EXPECT_THAT(text, HasSubstr("evhost_message_size_bytes_bucket{channel=\"jollyjet:events:orders\",le=\"512\"} 4\n"));
   EXPECT_THAT(text, HasSubstr("evhost_message_size_bytes_bucket{channel=\"jollyjet:events:orders\",le=\"128\"} 3\n"));
+  // Only the routed event has an end to time (its timestamp is long past).
+  EXPECT_THAT(text, HasSubstr("evhost_event_latency_seconds_count{channel=\"jollyjet:events:orders\"} 1\n"));
+  EXPECT_THAT(text,
+              HasSubstr("evhost_event_latency_seconds_bucket{channel=\"jollyjet:events:orders\",le=\"300\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("evhost_dead_letters_total{reason=\"invalid\"} 2\n"));
   EXPECT_THAT(text, HasSubstr("evhost_events_in_flight 0\n"));
   EXPECT_THAT(text, HasSubstr("evhost_ingest_paused 0\n"));
 }
