@@ -193,9 +193,36 @@ void Server::start() {
   pipeline_ = std::make_unique<ingest::Pipeline>(&loop_, *dispatcher_, std::move(runtime), *admission_, stats_,
                                                  ingest::Pipeline::Options{trace_events});
   startSources();
+  started_ = true;
   log::host().info("evhost started: {} plugin(s), {} channel(s), prefix \"{}\", redis {}:{}",
                    registry_.instances().size(), config_.channels.size(), config_.prefix(), config_.redis.host,
                    config_.redis.port);
+}
+
+ops::Readiness Server::readiness() const {
+  ops::Readiness r;
+  if (!started_) {
+    r.not_ready.push_back("starting: plugins are loading");
+    return r;
+  }
+  if (stopping_) {
+    r.not_ready.push_back("draining: evhost is stopping and takes no new events");
+    return r;
+  }
+  if (!commands_->ready()) {
+    r.not_ready.push_back("redis command connection (" + commands_->connection().where() + ") is down");
+  }
+  if (subscriber_) {
+    for (auto& why : subscriber_->notLive()) {
+      r.not_ready.push_back(std::move(why));
+    }
+  }
+  for (const auto& src : streams_) {
+    if (std::string why = src->notLive(); !why.empty()) {
+      r.not_ready.push_back(std::move(why));
+    }
+  }
+  return r;
 }
 
 void Server::startSources() {

@@ -11,6 +11,7 @@
 #include "ingest/pipeline.h"
 #include "loop/poster.h"
 #include "loop/uv_handle.h"
+#include "ops/readiness.h"
 #include "ops/stats.h"
 #include "plugin/host_services.h"
 #include "plugin/registry.h"
@@ -57,6 +58,9 @@ class Server final {
   uv_loop_t* loop() noexcept { return &loop_; }
   // Every subsystem's series (issue 13 exports them). THREAD: loop.
   const ops::Registry& stats() const noexcept { return stats_; }
+  // Ready to take events: started, not stopping, the command connection up,
+  // every subscription confirmed and every stream read. THREAD: loop.
+  ops::Readiness readiness() const;
 
  private:
   void startSources();
@@ -71,13 +75,13 @@ class Server final {
   config::Config config_;
   Options options_;
   uv_loop_t loop_;
+  ops::Registry stats_;  // every subsystem's series; outlives them all
   std::unique_ptr<Poster> poster_;
   // Takes SIGINT/SIGTERM and watches the loop for stalls (its own thread).
   std::unique_ptr<Watchdog> watchdog_;
   UvHandle<uv_timer_t> deadline_;
   std::unique_ptr<redis::CommandClient> commands_;
   std::unique_ptr<plugin::LoopServices> services_;
-  ops::Registry stats_;  // every subsystem's series; outlives them all
   plugin::Registry registry_{stats_};
   std::unique_ptr<redis::IdempotencyStore> idempotency_;
   std::unique_ptr<dispatch::WorkerPool> pool_;
@@ -92,6 +96,7 @@ class Server final {
   uint64_t flush_until_ = 0;
   Teardown teardown_;
   std::vector<const plugin::Instance*> busy_;  // plugins with a handler still running at the deadline
+  bool started_ = false;                       // start() went through
   bool stopping_ = false;
   bool stopped_ = false;
   int exit_code_ = 0;

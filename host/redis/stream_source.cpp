@@ -350,6 +350,17 @@ void StreamSource::take(const std::string& id, const redisReply* fields, bool re
   sink_(ch_, id, nullptr, redelivered);
 }
 
+std::string StreamSource::notLive() const {
+  const std::string what = "stream " + ch_.key + " (group " + ch_.group + ")";
+  if (!conn_.ready()) {
+    return what + ": its redis connection (" + conn_.where() + ") is down";
+  }
+  if (phase_ == Phase::Idle || phase_ == Phase::Group) {
+    return what + ": consumer group not confirmed yet";
+  }
+  return "";
+}
+
 void StreamSource::rejectEntry(const std::string& id, const char* reason, const std::string& why,
                                const std::string* event_field) {
   const std::string_view r(reason);

@@ -97,6 +97,10 @@ class StreamSource {
   void retire();
 
   const StreamChannel& channel() const noexcept { return ch_; }
+  // Why the stream is not being read (its connection down, its group being
+  // created); empty while it is (taking back pending entries counts).
+  // For readiness. THREAD: loop.
+  std::string notLive() const;
 
  private:
   // Group: creating the consumer group. Recover: the first recovery pass

@@ -67,6 +67,22 @@ void Subscriber::stop() {
   conn_.stop();
 }
 
+std::vector<std::string> Subscriber::notLive() const {
+  if (!conn_.ready()) {
+    return {"redis subscriber connection (" + conn_.where() + ") is down"};
+  }
+  std::vector<std::string> out;
+  for (const auto& slot : slots_) {
+    const char* what = slot.sub->pattern ? "pattern subscription " : "subscription ";
+    if (slot.state == State::Unanswered) {
+      out.push_back(what + slot.sub->redis + " not confirmed yet");
+    } else if (slot.state == State::Refused) {
+      out.push_back(what + slot.sub->redis + " refused by Redis: " + slot.refusal);
+    }
+  }
+  return out;
+}
+
 void Subscriber::setState(Slot& slot, State state) {
   slot.state = state;
   slot.subscribed.set(state == State::Confirmed ? 1 : 0);

@@ -54,6 +54,10 @@ class Subscriber {
   bool readingPaused() const noexcept { return conn_.readingPaused(); }
   const Connection& connection() const noexcept { return conn_; }
   const std::vector<Subscription>& subscriptions() const noexcept { return subs_; }
+  // Why the subscriber is not live, one line per reason (its connection
+  // down; a subscription not confirmed yet, or refused by Redis); empty when
+  // every subscription is confirmed. For readiness. THREAD: loop.
+  std::vector<std::string> notLive() const;
 
  private:
   enum class State { Unanswered, Confirmed, Refused };
