@@ -146,6 +146,8 @@ void Server::start() {
     setups.push_back(dispatch::PluginSetup{registry_.find(p.name), p.breaker, p.timeout_ms});
   }
   pool_ = std::make_unique<dispatch::WorkerPool>(config_.workers);
+  pool_->exportStats(stats_);
+  lag_ = std::make_unique<LoopLag>(&loop_, stats_);
   idempotency_ = std::make_unique<redis::IdempotencyStore>(*commands_);
   const bool trace_events = config_.logging.debug_events || log::host().should_log(spdlog::level::trace);
   dispatch::Dispatcher::Options dopt;

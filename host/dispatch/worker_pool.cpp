@@ -17,7 +17,27 @@ WorkerPool::WorkerPool(size_t threads, size_t max_replacements) : size_(threads)
   }
 }
 
-WorkerPool::~WorkerPool() { stop(); }
+WorkerPool::~WorkerPool() {
+  stats_.reset();  // its gauges read this
+  stop();
+}
+
+void WorkerPool::exportStats(ops::Registry& stats) {
+  stats_ = std::make_unique<ops::Scope>(stats);
+  stats_->computedGauge("evhost_workers_busy", "worker threads running a blocking plugin's call",
+                        [this] { return static_cast<double>(busy()); });
+  stats_->computedGauge("evhost_workers_queued", "blocking plugins' jobs waiting for a worker thread",
+                        [this] { return static_cast<double>(queued()); });
+  stats_->computedGauge("evhost_workers_stuck", "worker threads stuck in a call past its timeout",
+                        [this] { return static_cast<double>(stuck()); });
+  stats_->computedGauge("evhost_workers_threads", "live worker threads, replacements for stuck ones included",
+                        [this] { return static_cast<double>(threads()); });
+}
+
+size_t WorkerPool::queued() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return queue_.size();
+}
 
 void WorkerPool::spawnLocked() {
   ++alive_;

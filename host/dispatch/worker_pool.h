@@ -2,10 +2,13 @@
 // replaces threads stuck in calls that ran past their timeout.
 #pragma once
 
+#include "ops/stats.h"
+
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -50,6 +53,12 @@ class WorkerPool {
   // Is there room for another replacement?
   bool canReplace() const;
   size_t maxReplacements() const noexcept { return max_replacements_; }
+  // Jobs waiting for a thread.
+  size_t queued() const;
+  // Computed gauges (docs/metrics.md, "The loop and the workers"):
+  // evhost_workers_busy, _queued, _stuck, _threads. THREAD: the loop, which
+  // collects.
+  void exportStats(ops::Registry& stats);
 
  private:
   void run();
@@ -58,6 +67,7 @@ class WorkerPool {
   // size_, one leaves. Caller holds mutex_.
   bool surplusLocked() const { return alive_ - stuck_ > size_; }
 
+  std::unique_ptr<ops::Scope> stats_;  // before the state its gauges read: cleared first
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> queue_;

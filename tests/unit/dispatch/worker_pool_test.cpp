@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support/stats_text.h"
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -114,6 +116,32 @@ TEST_F(WorkerPoolTest, BusyCountsRunningJobs) {
   release.open();
   ASSERT_TRUE(waitUntil([&] { return pool.busy() == 0; }));
   EXPECT_EQ(pool.stop(), 0U);
+}
+
+TEST_F(WorkerPoolTest, ItsGaugesShowBusyQueuedAndThreads) {
+  ops::Registry stats;
+  {
+    WorkerPool pool(1);
+    pool.exportStats(stats);
+    Gate release;
+    for (int i = 0; i < 3; ++i) {
+      pool.submit([this, &release, i] {
+        record(i);
+        release.wait();
+      });
+    }
+    ASSERT_TRUE(waitForRuns(1));
+    EXPECT_EQ(test::statValue(stats, "evhost_workers_busy", {}), 1);
+    EXPECT_EQ(test::statValue(stats, "evhost_workers_queued", {}), 2);
+    EXPECT_EQ(test::statValue(stats, "evhost_workers_threads", {}), 1);
+    EXPECT_EQ(test::statValue(stats, "evhost_workers_stuck", {}), 0);
+    release.open();
+    ASSERT_TRUE(waitForRuns(3));
+    ASSERT_TRUE(waitUntil([&] { return pool.busy() == 0; }));
+    EXPECT_EQ(test::statValue(stats, "evhost_workers_queued", {}), 0);
+    pool.stop();
+  }
+  EXPECT_EQ(test::statValue(stats, "evhost_workers_busy", {}), -1) << "gone with the pool";
 }
 
 TEST_F(WorkerPoolTest, StopFinishesRunningJobsAndDropsQueuedOnes) {
