@@ -19,7 +19,8 @@ namespace {
 using ::testing::HasSubstr;
 
 std::string event(const std::string& type, const std::string& id) {
-  return R"({"eventId":")" + id + R"(","eventType":")" + type + R"(","timestamp":"2026-12-02T10:30:00.000Z","payload":{}})";
+  return R"({"eventId":")" + id + R"(","eventType":")" + type +
+         R"(","timestamp":"2026-12-02T10:30:00.000Z","payload":{}})";
 }
 
 TEST(Abi10ArtifactTest, APluginBinaryBuiltAgainstAbi10LoadsAndHandlesEvents) {
