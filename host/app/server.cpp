@@ -107,6 +107,9 @@ void Server::planTeardown() {
     }
   });
   teardown_.add("sources", [this](Mode) {
+    if (scraper_) {
+      scraper_->clearRefreshes();  // they point at the streams
+    }
     streams_.clear();
     poster_->close();
     deadline_.close();
@@ -148,6 +151,7 @@ void Server::start() {
   pool_ = std::make_unique<dispatch::WorkerPool>(config_.workers);
   pool_->exportStats(stats_);
   lag_ = std::make_unique<LoopLag>(&loop_, stats_);
+  scraper_ = std::make_unique<Scraper>(&loop_, stats_);
   idempotency_ = std::make_unique<redis::IdempotencyStore>(*commands_);
   const bool trace_events = config_.logging.debug_events || log::host().should_log(spdlog::level::trace);
   dispatch::Dispatcher::Options dopt;
@@ -224,6 +228,14 @@ ops::Readiness Server::readiness() const {
       r.not_ready.push_back(std::move(why));
     }
   }
+  // A plugin that says it cannot work (its database is down, say) makes
+  // evhost not ready; degraded ones are /status's to show.
+  std::string detail;
+  for (const auto& in : registry_.instances()) {
+    if (in->health(detail) == EVH_HEALTH_DOWN) {
+      r.not_ready.push_back("plugin \"" + in->name() + "\" is down" + (detail.empty() ? "" : ": " + detail));
+    }
+  }
   return r;
 }
 
@@ -258,6 +270,9 @@ void Server::startSources() {
     const redis::StreamChannel& sc = streams_.back()->channel();
     log::host().info("stream {}: group {}, consumer {}", sc.key, sc.group, sc.consumer);
     streams_.back()->start();
+    scraper_->addRefresh([src = streams_.back().get()](std::function<void()> done) {
+      src->refreshBacklog(std::move(done));
+    });
   }
   std::vector<redis::Subscription> subs = subscriptionsOf(rt);
   if (subs.empty()) {
@@ -271,6 +286,14 @@ void Server::startSources() {
       stats_);
   subscriber_->onOversize([this](std::string_view head, uint64_t held) { pipeline_->cutOff(head, held); });
   subscriber_->start();
+}
+
+void Server::scrape(Scraper::Done done) {
+  if (!scraper_) {  // not started
+    done(std::make_shared<const std::vector<ops::FamilySample>>(stats_.collect()));
+    return;
+  }
+  scraper_->scrape(std::move(done));
 }
 
 int Server::run() {

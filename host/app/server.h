@@ -2,6 +2,7 @@
 // starts and stops them in order (the stop order is app/teardown.h's list).
 #pragma once
 
+#include "app/scraper.h"
 #include "app/teardown.h"
 #include "app/watchdog.h"
 #include "config/config.h"
@@ -57,8 +58,12 @@ class Server final {
   void stop();
 
   uv_loop_t* loop() noexcept { return &loop_; }
-  // Every subsystem's series (issue 13 exports them). THREAD: loop.
+  // Every subsystem's series. THREAD: loop.
   const ops::Registry& stats() const noexcept { return stats_; }
+  // A snapshot of every series, with the figures Redis tells (streams'
+  // backlogs) refreshed first: `done` runs on the loop, within about half a
+  // second whatever Redis does. What the exporter calls. THREAD: loop.
+  void scrape(Scraper::Done done);
   // Ready to take events: started, not stopping, the command connection up,
   // every subscription confirmed and every stream read. THREAD: loop.
   ops::Readiness readiness() const;
@@ -81,6 +86,7 @@ class Server final {
   // Takes SIGINT/SIGTERM and watches the loop for stalls (its own thread).
   std::unique_ptr<Watchdog> watchdog_;
   std::unique_ptr<LoopLag> lag_;  // the loop's work per iteration
+  std::unique_ptr<Scraper> scraper_;
   UvHandle<uv_timer_t> deadline_;
   std::unique_ptr<redis::CommandClient> commands_;
   std::unique_ptr<plugin::LoopServices> services_;

@@ -16,6 +16,8 @@
 #include <uv.h>
 
 #include <chrono>
+#include <cmath>
+#include <string>
 #include <functional>
 
 namespace evh::test {
@@ -201,6 +203,60 @@ TEST_F(StreamStatsTest, TakenBackAndTrimmedEntriesAreCounted) {
   EXPECT_EQ(stream("evhost_stream_redelivered_total"), 1);
   EXPECT_EQ(stream("evhost_stream_in_flight"), 1);
   src.reset();
+  commands.stop();
+}
+
+// The group's backlog as Redis tells it, refreshed when asked (at scrape
+// time): pending and lag from XINFO GROUPS, the oldest pending entry's age
+// from its id.
+TEST_F(StreamStatsTest, TheBacklogIsRedisesPendingLagAndOldestAge) {
+  redis::CommandClient commands(&loop_, endpoint());
+  commands.start();
+  ASSERT_TRUE(runUntil([&] { return commands.ready(); }));
+  auto src = source(commands);
+  auto refresh = [&](redis::StreamSource& s) {
+    bool done = false;
+    s.refreshBacklog([&] { done = true; });
+    return runUntil([&] { return done; });
+  };
+  // No stream yet: nothing is known.
+  ASSERT_TRUE(refresh(*src));
+  EXPECT_TRUE(std::isnan(stream("evhost_stream_pending")));
+  EXPECT_TRUE(std::isnan(stream("evhost_stream_lag")));
+  EXPECT_TRUE(std::isnan(stream("evhost_stream_oldest_pending_age_seconds")));
+
+  // Three entries written a minute ago (their ids say when), all delivered,
+  // two acknowledged.
+  const uint64_t minute_ago =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count()) -
+      60000;
+  for (int i = 0; i < 3; ++i) {
+    redis_.command({"XADD", "test:orders", std::to_string(minute_ago) + "-" + std::to_string(i), "event", "{}"});
+  }
+  src->start();
+  ASSERT_TRUE(runUntil([&] { return taken_.size() == 3; }));
+  src->ack(taken_[1]);
+  src->ack(taken_[2]);
+  ASSERT_TRUE(runUntil([&] { return stream("evhost_stream_acked_total") == 2; }));
+  ASSERT_TRUE(refresh(*src));
+  EXPECT_EQ(stream("evhost_stream_pending"), 1);
+  EXPECT_EQ(stream("evhost_stream_lag"), 0);
+  const double age = stream("evhost_stream_oldest_pending_age_seconds");
+  EXPECT_GE(age, 60.0);
+  EXPECT_LT(age, 120.0);
+
+  // evhost stops (the entry stays pending); two more entries come, not
+  // delivered to the group yet: the lag.
+  src.reset();
+  redis_.command({"XADD", "test:orders", "*", "event", "{}"});
+  redis_.command({"XADD", "test:orders", "*", "event", "{}"});
+  auto next = source(commands);
+  ASSERT_TRUE(refresh(*next));
+  EXPECT_EQ(stream("evhost_stream_pending"), 1);
+  EXPECT_EQ(stream("evhost_stream_lag"), 2);
+  next.reset();
   commands.stop();
 }
 
