@@ -270,9 +270,8 @@ void Server::startSources() {
     const redis::StreamChannel& sc = streams_.back()->channel();
     log::host().info("stream {}: group {}, consumer {}", sc.key, sc.group, sc.consumer);
     streams_.back()->start();
-    scraper_->addRefresh([src = streams_.back().get()](std::function<void()> done) {
-      src->refreshBacklog(std::move(done));
-    });
+    scraper_->addRefresh(
+        [src = streams_.back().get()](std::function<void()> done) { src->refreshBacklog(std::move(done)); });
   }
   std::vector<redis::Subscription> subs = subscriptionsOf(rt);
   if (subs.empty()) {

@@ -116,15 +116,24 @@ evh_status apiPublish(evh_host* h, evh_str channel, evh_str message, evh_reply_c
   if (in == nullptr || channel.len == 0 || (message.ptr == nullptr && message.len != 0)) {
     return EVH_ERR_INVALID;
   }
+  void* counting = nullptr;  // the wrapped callback's data, until the request is handed over
+  evh_status s = EVH_ERR_INTERNAL;
   try {
     std::vector<std::string> args{"PUBLISH", in->envPrefix() + std::string(sv(channel)), std::string(sv(message))};
-    return in->services().redisCommand(*in, std::move(args), cb, ud);
+    const PublishStats::Wrapped counted =
+        in->publishStats().wrap(in->publishStats().of(sv(channel)), cb, ud, in->logger());
+    counting = counted.user_data;
+    s = in->services().redisCommand(*in, std::move(args), counted.cb, counted.user_data);
   } catch (const std::bad_alloc&) {
-    return EVH_ERR_NOMEM;
+    s = EVH_ERR_NOMEM;
   } catch (const std::exception& e) {
     in->logger().error("publish: {}", e.what());
-    return EVH_ERR_INTERNAL;
+    s = EVH_ERR_INTERNAL;
   }
+  if (s != EVH_OK && counting != nullptr) {
+    PublishStats::abandon(counting);  // no callback will come: a failure
+  }
+  return s;
 }
 
 evh_str apiEnvPrefix(evh_host* h) noexcept {

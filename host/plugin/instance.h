@@ -3,6 +3,7 @@
 
 #include "ops/stats.h"
 #include "plugin/library.h"
+#include "plugin/publish_stats.h"
 
 #include <evh/plugin.h>
 
@@ -95,6 +96,8 @@ class Instance {
   // The plugin's health callback (ABI 1.1); EVH_HEALTH_OK without one.
   // `detail` gets its line of explanation. THREAD: loop.
   evh_health health(std::string& detail);
+  // What the plugin publishes, counted per channel. THREAD: any.
+  PublishStats& publishStats() noexcept { return publish_stats_; }
 
  private:
   std::string name_;
@@ -119,6 +122,7 @@ class Instance {
   // The series behind metrics_; released when the instance goes, after
   // shutdown() (until which the plugin may write them).
   ops::Scope stats_;
+  PublishStats publish_stats_{stats_};  // registers in stats_: declared after it
 };
 
 // The host function table given to every plugin (one static instance).

@@ -9,8 +9,8 @@
 #include <hiredis/hiredis.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 namespace evh::redis {

@@ -17,8 +17,8 @@
 
 #include <chrono>
 #include <cmath>
-#include <string>
 #include <functional>
+#include <string>
 
 namespace evh::test {
 namespace {
@@ -227,11 +227,10 @@ TEST_F(StreamStatsTest, TheBacklogIsRedisesPendingLagAndOldestAge) {
 
   // Three entries written a minute ago (their ids say when), all delivered,
   // two acknowledged.
-  const uint64_t minute_ago =
-      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                std::chrono::system_clock::now().time_since_epoch())
-                                .count()) -
-      60000;
+  const uint64_t minute_ago = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                        std::chrono::system_clock::now().time_since_epoch())
+                                                        .count()) -
+                              60000;
   for (int i = 0; i < 3; ++i) {
     redis_.command({"XADD", "test:orders", std::to_string(minute_ago) + "-" + std::to_string(i), "event", "{}"});
   }

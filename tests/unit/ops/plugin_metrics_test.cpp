@@ -295,5 +295,66 @@ TEST_F(PluginMetricsTest, HealthComesFromThePluginsCallback) {
   EXPECT_EQ(plugins_.find("old")->health(detail), EVH_HEALTH_OK);  // a 1.0 plugin has no callback
 }
 
+// What plugins publish through the host, per channel: published, failed,
+// and the round trip.
+TEST_F(PluginMetricsTest, PublishesAreCountedPerChannel) {
+  plugins_.load({entry("c", "ok_c")}, {}, services_, "dev:");
+  evh_host* h = plugins_.find("c")->cHandle();
+  captureLog("c");
+  const evh_host_api& api = hostApi();
+  const evh_str orders{"orders", 6};
+  const evh_str msg{"{}", 2};
+  // Not connected: refused at once, a failure.
+  EXPECT_EQ(api.publish(h, orders, msg, nullptr, nullptr), EVH_ERR_UNAVAILABLE);
+
+  services_.accept = true;
+  struct Answer {
+    int calls = 0;
+    evh_status status = EVH_OK;
+  } first, second;
+  auto record = [](void* ud, evh_status status, const evh_reply*) {
+    auto* a = static_cast<Answer*>(ud);
+    ++a->calls;
+    a->status = status;
+  };
+  EXPECT_EQ(api.publish(h, orders, msg, record, &first), EVH_OK);
+  EXPECT_EQ(api.publish(h, orders, msg, record, &second), EVH_OK);
+  EXPECT_EQ(api.publish(h, orders, msg, nullptr, nullptr), EVH_OK);  // no callback of its own
+  ASSERT_EQ(services_.callbacks.size(), 3U);
+  evh_reply ok{};
+  ok.struct_size = sizeof(ok);
+  ok.type = EVH_REPLY_INTEGER;
+  ok.integer = 1;
+  evh_reply refused{};
+  refused.struct_size = sizeof(refused);
+  refused.type = EVH_REPLY_ERROR;
+  refused.str = evh_str{"NOPERM no permissions", 21};
+  services_.callbacks[0].first(services_.callbacks[0].second, EVH_OK, &ok);
+  services_.callbacks[1].first(services_.callbacks[1].second, EVH_OK, &refused);
+  services_.callbacks[2].first(services_.callbacks[2].second, EVH_ERR_UNAVAILABLE, nullptr);
+  EXPECT_EQ(first.calls, 1);  // the plugin's callbacks, with its own data
+  EXPECT_EQ(second.calls, 1);
+
+  const ops::Labels labels{{"channel", "orders"}, {"plugin", "c"}};
+  EXPECT_EQ(test::statValue(stats_, "evhost_publish_total", labels), 4);
+  EXPECT_EQ(test::statValue(stats_, "evhost_publish_failures_total", labels), 3);
+  EXPECT_THAT(test::renderStats(stats_),
+              HasSubstr("evhost_publish_duration_seconds_count{channel=\"orders\",plugin=\"c\"} 3\n"));
+  // Without a callback, a failure is the host's to log.
+  EXPECT_THAT(logText(), HasSubstr("redis PUBLISH: no reply (connection lost)"));
+}
+
+TEST_F(PluginMetricsTest, PublishChannelsBeyondThirtyTwoAreCountedAsOther) {
+  plugins_.load({entry("c", "ok_c")}, {}, services_, "dev:");
+  evh_host* h = plugins_.find("c")->cHandle();
+  for (int i = 0; i < 40; ++i) {
+    const std::string ch = "ch" + std::to_string(i);
+    hostApi().publish(h, evh_str{ch.data(), ch.size()}, evh_str{"{}", 2}, nullptr, nullptr);
+  }
+  EXPECT_EQ(test::statValue(stats_, "evhost_publish_total", {{"channel", "ch31"}, {"plugin", "c"}}), 1);
+  EXPECT_EQ(test::statValue(stats_, "evhost_publish_total", {{"channel", "other"}, {"plugin", "c"}}), 8);
+  EXPECT_THAT(test::renderStats(stats_), Not(HasSubstr("channel=\"ch32\"")));
+}
+
 }  // namespace
 }  // namespace evh::plugin
