@@ -34,7 +34,8 @@ void onReply(void* ud, evh_status status, const evh_reply* reply) {
   if (cb != nullptr) {
     cb(user_data, status, reply);
   } else if (status != EVH_OK) {
-    log->warn("redis PUBLISH: no reply ({})", status == EVH_ERR_CANCELLED ? "cancelled at shutdown" : "connection lost");
+    log->warn("redis PUBLISH: no reply ({})",
+              status == EVH_ERR_CANCELLED ? "cancelled at shutdown" : "connection lost");
   } else if (!ok) {
     log->warn("redis PUBLISH: {}", std::string_view(reply->str.ptr, reply->str.len));
   }
@@ -63,8 +64,7 @@ const PublishStats::Series& PublishStats::of(std::string_view channel) {
   return out;
 }
 
-PublishStats::Wrapped PublishStats::wrap(const Series& series, evh_reply_cb cb, void* user_data,
-                                         spdlog::logger& log) {
+PublishStats::Wrapped PublishStats::wrap(const Series& series, evh_reply_cb cb, void* user_data, spdlog::logger& log) {
   return Wrapped{&onReply, new Pending{&series, cb, user_data, &log, uv_hrtime()}};
 }
 

@@ -273,6 +273,32 @@ TEST_F(DispatcherTest, InlineOutcomesAreCounted) {
   EXPECT_THAT(log.str(), HasSubstr("scripted reject"));
 }
 
+// What waits, and for what: a retry delay, a breaker that is open.
+TEST_F(DispatcherTest, DeliveriesWaitingForARetryOrABreakerAreGauged) {
+  retry_.max_attempts = 3;
+  retry_.base_delay_ms = 60000;  // the retry waits through the test
+  breaker_.threshold = 1;        // the first failure opens it
+  breaker_.open_ms = 60000;
+  start({{"flaky", "scripted", ""}, {"shut", "scripted", ""}});
+  ASSERT_TRUE(dispatch("RETRY", {"flaky"}, "e1"));
+  EXPECT_EQ(counters("flaky").retry_waiting, 1);
+  EXPECT_EQ(counters("flaky").breaker_waiting, 0);
+  ASSERT_TRUE(dispatch("RETRY", {"shut"}, "e2"));  // opens shut's breaker; its retry waits too
+  ASSERT_TRUE(dispatch("OK", {"shut"}, "e3"));
+  ASSERT_TRUE(dispatch("OK", {"shut"}, "e4"));
+  EXPECT_EQ(counters("shut").breaker_state, CircuitBreaker::State::Open);
+  EXPECT_EQ(counters("shut").breaker_waiting, 2);
+  EXPECT_EQ(counters("shut").retry_waiting, 1);
+  // A stop hands them all to the dead-letter queue: nothing waits any more.
+  int idle = 0;
+  dispatcher_->drain([&] { ++idle; });
+  ASSERT_TRUE(runLoopUntil([&] { return idle == 1; }));
+  for (const char* n : {"flaky", "shut"}) {
+    EXPECT_EQ(counters(n).retry_waiting, 0) << n;
+    EXPECT_EQ(counters(n).breaker_waiting, 0) << n;
+  }
+}
+
 TEST_F(DispatcherTest, EveryTargetIsCalledOnceAndTheEventLivesUntilTheLastFinishes) {
   // An inline plugin that finishes at once, a blocking one that reads the
   // event later on a worker, and an inline PENDING one completed later.
