@@ -89,16 +89,68 @@ TEST_F(ReaderStatsTest, PubSubCountsMessagesPerChannelAndGaps) {
     redis_.command({"CLIENT", "KILL", "TYPE", "pubsub"});
     ASSERT_TRUE(runUntil([&] { return value("evhost_pubsub_gaps_total", {}) == 1; }));
     EXPECT_EQ(value("evhost_pubsub_cut_offs_total", {}), 1);
+    EXPECT_THAT(renderStats(stats_), HasSubstr("evhost_pubsub_gap_seconds_count 1\n"));
     EXPECT_EQ(value("evhost_pubsub_subscribed", orders), 1);
     // The connection's own series.
     const ops::Labels conn{{"connection", "subscriber"}};
     EXPECT_EQ(value("evhost_redis_up", conn), 1);
     EXPECT_EQ(value("evhost_redis_outages_total", conn), 1);
-    EXPECT_EQ(value("evhost_redis_connect_failures_total", conn), 0);
+    for (const char* kind : redis::kFailureKinds) {
+      ops::Labels with_kind = conn;
+      with_kind.emplace_back("kind", kind);
+      EXPECT_EQ(value("evhost_redis_connect_failures_total", with_kind), 0) << kind;
+      EXPECT_EQ(value("evhost_redis_last_failure", with_kind), 0) << kind;
+    }
   }
   EXPECT_THAT(renderStats(stats_), Not(HasSubstr("evhost_redis")));
   // The subscriber is gone, and so are its series.
   EXPECT_THAT(renderStats(stats_), Not(HasSubstr("evhost_pubsub")));
+}
+
+// Why a connection is down, as a kind an alert can use: refused while
+// nothing listens, auth while the password is wrong; nothing once it is up.
+TEST_F(ReaderStatsTest, ConnectFailuresAreCountedByKind) {
+  auto failures = [&](const char* conn, const char* kind) {
+    return value("evhost_redis_connect_failures_total", {{"connection", conn}, {"kind", kind}});
+  };
+  auto last = [&](const char* conn, const char* kind) {
+    return value("evhost_redis_last_failure", {{"connection", conn}, {"kind", kind}});
+  };
+  uint16_t dead_port = 0;
+  {
+    RedisServer gone;
+    dead_port = gone.port();
+  }
+  {
+    redis::Endpoint nowhere = endpoint();
+    nowhere.port = dead_port;
+    redis::CommandClient refused(&loop_, nowhere);
+    refused.exportStats(stats_);
+    refused.start();
+    ASSERT_TRUE(runUntil([&] { return failures("commands", "refused") >= 2; }));
+    EXPECT_EQ(last("commands", "refused"), 1);
+    EXPECT_EQ(last("commands", "auth"), 0);
+    refused.stop();
+  }  // its series go with it
+
+  redis::Endpoint wrong = endpoint();
+  wrong.password = "not-the-password";
+  redis::CommandClient denied(&loop_, wrong);
+  denied.exportStats(stats_);
+  denied.start();
+  ASSERT_TRUE(runUntil([&] { return failures("commands", "auth") >= 1; }));
+  EXPECT_EQ(last("commands", "auth"), 1);
+  EXPECT_EQ(value("evhost_redis_up", {{"connection", "commands"}}), 0);
+  // The operator sets the password evhost was given: it connects.
+  redis_.command({"CONFIG", "SET", "requirepass", "not-the-password"});
+  ASSERT_TRUE(runUntil([&] { return denied.ready(); }));
+  EXPECT_EQ(value("evhost_redis_up", {{"connection", "commands"}}), 1);
+  for (const char* kind : redis::kFailureKinds) {
+    EXPECT_EQ(last("commands", kind), 0) << kind;
+  }
+  denied.stop();
+  redis_.command({"AUTH", "not-the-password"});
+  redis_.command({"CONFIG", "SET", "requirepass", ""});
 }
 
 TEST_F(ReaderStatsTest, PubSubRefusedSubscriptionIsAGauge) {
