@@ -177,7 +177,7 @@ void Server::start() {
   }
 
   auto runtime = runtime::Runtime::build(
-      config_, [this](const std::string& name) { return registry_.find(name); }, channel_ids_, 1);
+      config_, [this](const std::string& name) { return registry_.find(name); }, channel_ids_, 1, &stats_);
   ingest::Admission::Sources sources;
   sources.hold_pubsub = [this] {
     if (subscriber_ != nullptr && !subscriber_->readingPaused()) {

@@ -207,6 +207,29 @@ TEST_F(DispatcherTest, InlinePluginsRunInOrderInsideDispatch) {
   EXPECT_EQ(dispatcher_->unfinishedCalls(), 0U);
 }
 
+// Each call and its outcome counted for its target's event type as well.
+TEST_F(DispatcherTest, OutcomesAreCountedPerEventTypeToo) {
+  Dispatcher::Options options;
+  options.stats = &stats_;
+  start({{"p", "scripted", ""}}, options);
+  ops::Scope scope(stats_);
+  auto c = [&](const char* outcome) { return scope.counter("t_outcomes_total", "", {{"outcome", outcome}}); };
+  const route::TypeSeries series{
+      scope.counter("t_calls_total", ""), c("ok"), c("retry"), c("reject"), c("timeout"), c("error")};
+  for (const char* type : {"OK", "OK", "RETRY", "REJECT", "STATUS_42"}) {
+    route::Targets t = targets({"p"});
+    t[0].series = &series;
+    ASSERT_TRUE(dispatcher_->dispatch(makeEvent(type), t));
+  }
+  ASSERT_TRUE(runLoopUntilIdle());
+  EXPECT_EQ(series.calls.value(), 5);
+  EXPECT_EQ(series.ok.value(), 2);
+  EXPECT_EQ(series.retry.value(), 1);
+  EXPECT_EQ(series.reject.value(), 1);
+  EXPECT_EQ(series.error.value(), 1);
+  EXPECT_EQ(series.timeout.value(), 0);
+}
+
 TEST_F(DispatcherTest, EachPluginsSeriesAreInTheStatsRegistry) {
   Dispatcher::Options options;
   options.stats = &stats_;
