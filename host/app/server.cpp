@@ -22,6 +22,7 @@ Server::Server(config::Config config, Options options) : config_(std::move(confi
 }
 
 Server::~Server() {
+  own_stats_.clear();  // its gauges read what the steps below take apart
   // Normally finishStop has walked the teardown; this also covers a start()
   // that threw half way. The watchdog goes first: its thread uses the poster
   // and the dispatcher.
@@ -199,6 +200,7 @@ void Server::start() {
   pipeline_ = std::make_unique<ingest::Pipeline>(&loop_, *dispatcher_, std::move(runtime), *admission_, stats_,
                                                  ingest::Pipeline::Options{trace_events});
   startSources();
+  exportOwnStats();
   started_ = true;
   log::host().info("evhost started: {} plugin(s), {} channel(s), prefix \"{}\", redis {}:{}",
                    registry_.instances().size(), config_.channels.size(), config_.prefix(), config_.redis.host,
@@ -237,6 +239,21 @@ ops::Readiness Server::readiness() const {
     }
   }
   return r;
+}
+
+void Server::exportOwnStats() {
+  own_stats_.computedGauge("evhost_ready", "1 when evhost takes events (GET /readyz says why not)",
+                           [this] { return readiness().ready() ? 1.0 : 0.0; });
+  for (const auto& in : registry_.instances()) {
+    plugin::Instance* p = in.get();
+    own_stats_.computedGauge("evhost_plugin_health",
+                             "what the plugin's health callback answers: 0 ok, 1 degraded, 2 down",
+                             [p] {
+                               std::string detail;
+                               return static_cast<double>(p->health(detail));
+                             },
+                             {{"plugin", p->name()}});
+  }
 }
 
 void Server::startSources() {

@@ -70,6 +70,7 @@ class Server final {
 
  private:
   void startSources();
+  void exportOwnStats();
   void planTeardown();
   redis::StreamSource* sourceOf(const redis::StreamChannel& ch);
   // Waits (on the loop, polling) until the command connection has no
@@ -104,7 +105,10 @@ class Server final {
   uint64_t flush_until_ = 0;
   Teardown teardown_;
   std::vector<const plugin::Instance*> busy_;  // plugins with a handler still running at the deadline
-  bool started_ = false;                       // start() went through
+  // The server's own series (evhost_ready, evhost_plugin_health): computed
+  // from the members above, so declared after them and cleared first.
+  ops::Scope own_stats_{stats_};
+  bool started_ = false;  // start() went through
   bool stopping_ = false;
   bool stopped_ = false;
   int exit_code_ = 0;

@@ -676,12 +676,13 @@ TEST_F(DispatcherTest, ACallQueuedBehindAStuckOneIsRefusedWithoutStarting) {
 }
 
 TEST_F(DispatcherTest, TheTimeoutMeasuresRunningTimeNotTheWaitForAWorker) {
-  // One worker: b's call waits 300 ms behind a's two 150 ms calls, longer
-  // than the 200 ms timeout -- yet no call ran for longer than 150 ms.
+  // One worker: b's call waits 600 ms behind a's two 300 ms calls, longer
+  // than the 450 ms timeout -- yet no call ran for longer than 300 ms.
+  // (150 ms of margin each way: a loaded machine may run a call late.)
   pool_->stop();
   pool_ = std::make_unique<WorkerPool>(1);
-  timeout_ms_ = 200;
-  start({{"a", "scripted_serial", "SLEEP_150"}, {"b", "scripted_serial", "OK"}});
+  timeout_ms_ = 450;
+  start({{"a", "scripted_serial", "SLEEP_300"}, {"b", "scripted_serial", "OK"}});
   ASSERT_TRUE(dispatch("X", {"a"}, "a1"));
   ASSERT_TRUE(dispatch("X", {"a"}, "a2"));
   ASSERT_TRUE(dispatch("X", {"b"}, "b1"));
