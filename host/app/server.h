@@ -5,6 +5,7 @@
 #include "app/scraper.h"
 #include "app/teardown.h"
 #include "app/watchdog.h"
+#include "common/clock.h"
 #include "config/config.h"
 #include "dispatch/dispatcher.h"
 #include "dispatch/worker_pool.h"
@@ -67,6 +68,8 @@ class Server final {
   // Ready to take events: started, not stopping, the command connection up,
   // every subscription confirmed and every stream read. THREAD: loop.
   ops::Readiness readiness() const;
+  // GET /status's JSON body (app/server_status.cpp). THREAD: loop.
+  std::string status() const;
 
  private:
   void startSources();
@@ -108,7 +111,8 @@ class Server final {
   // The server's own series (evhost_ready, evhost_plugin_health): computed
   // from the members above, so declared after them and cleared first.
   ops::Scope own_stats_{stats_};
-  bool started_ = false;  // start() went through
+  bool started_ = false;            // start() went through
+  uint64_t started_ms_ = wallMs();  // when this server was made (epoch ms), for /status
   bool stopping_ = false;
   bool stopped_ = false;
   int exit_code_ = 0;

@@ -134,6 +134,7 @@ struct Logging {
 
 struct Config {
   std::string file;         // path as given
+  std::string file_sha256;  // the file's SHA-256 (hex) as read; empty for a config not read from a file
   std::string environment;  // e.g. "dev"; empty for no prefix
   std::string prefix() const { return environment.empty() ? std::string() : environment + ":"; }
   Redis redis;

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "config/loader.h"
+#include "config/sha256.h"
 #include "event/limits.h"
 
 namespace evh::config {
@@ -188,7 +189,11 @@ LoadResult loadFile(const std::string& path, const EnvLookup& env) {
   if (dir.empty()) {
     dir = ".";
   }
-  return loadImpl(yaml, path, dir, env);
+  LoadResult result = loadImpl(yaml, path, dir, env);
+  if (result.config) {
+    result.config->file_sha256 = sha256Hex(yaml);
+  }
+  return result;
 }
 
 LoadResult loadString(const std::string& yaml, const std::string& file_name, const EnvLookup& env) {

@@ -1,6 +1,8 @@
 // Building dead-letter entries; the fallback file writer thread.
 #include "dispatch/dead_letter.h"
 
+#include "config/sha256.h"
+
 #include "common/log.h"
 
 #include <fcntl.h>
@@ -252,22 +254,6 @@ DeadLetterEntry makeTooLargeEntry(const DeadLetterInfo& info, std::string_view b
   appendField(e.json, "rawSha256", sha256Hex(bytes));
   e.json += '}';
   return e;
-}
-
-std::string sha256Hex(std::string_view bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
-    return "";
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(length * 2);
-  for (unsigned int i = 0; i < length; ++i) {
-    out.push_back(kHex[digest[i] >> 4]);
-    out.push_back(kHex[digest[i] & 15]);
-  }
-  return out;
 }
 
 FallbackWriter::FallbackWriter(std::string path, Poster& poster)

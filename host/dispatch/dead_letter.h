@@ -73,7 +73,6 @@ DeadLetterEntry makeEntry(const DeadLetterInfo& info, std::string_view raw, std:
 constexpr size_t kTooLargePrefixBytes = 4096;
 DeadLetterEntry makeTooLargeEntry(const DeadLetterInfo& info, std::string_view bytes, std::string_view channel,
                                   std::string_view redis_channel);
-std::string sha256Hex(std::string_view bytes);
 
 // isoTime() and wallMs(): common/clock.h.
 

@@ -130,6 +130,8 @@ class Dispatcher final : private AttemptEvents, private LaneEvents, private Gate
   size_t writeUnfinishedForExit();
 
   PluginCounts counters(const plugin::Instance* p) const;
+  // Whether p is one of the plugins this dispatcher calls.
+  bool knows(const plugin::Instance* p) const { return plugins_.count(p) != 0; }
   // True while p's breaker is OPEN (not half-open).
   bool breakerOpen(const plugin::Instance* p) const;
   uint64_t deadLettered() const noexcept { return dead_lettered_; }

@@ -116,6 +116,10 @@ class Connection {
 
   // Ready connections lost so far.
   uint64_t outages() const noexcept { return outages_; }
+  // The kind (failure_kind.h) of the last failure; "" before any.
+  const char* lastFailureKind() const noexcept {
+    return last_kind_ < 0 ? "" : kFailureKinds[static_cast<size_t>(last_kind_)];
+  }
 
   // Exports the connection's series, labelled {connection="<name>"}
   // (docs/metrics.md, "Redis connections"): evhost_redis_up (computed),

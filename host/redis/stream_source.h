@@ -106,6 +106,13 @@ class StreamSource {
   void refreshBacklog(std::function<void()> done);
 
   const StreamChannel& channel() const noexcept { return ch_; }
+  const Connection& connection() const noexcept { return conn_; }
+  // The backlog as last refreshed (NaN: unknown), and what is handed over
+  // and not acked. For /status. THREAD: loop.
+  double pending() const noexcept { return backlog_pending_; }
+  double lag() const noexcept { return backlog_lag_; }
+  double oldestPendingAgeSeconds() const noexcept { return backlog_oldest_age_s_; }
+  size_t inFlight() const noexcept { return in_flight_.size(); }
   // Why the stream is not being read (its connection down, its group being
   // created); empty while it is (taking back pending entries counts).
   // For readiness. THREAD: loop.

@@ -1,0 +1,132 @@
+// GET /status: what an operator asks first -- which evhost, since when, on
+// which config, and how each connection, channel, plugin and stream is
+// doing. Built on the loop (it reads loop state), rendered as JSON; evhctl
+// status prints it as tables. Never a secret: addresses are host:port,
+// the config is named by path and digest.
+#include "app/server.h"
+
+#include "common/clock.h"
+
+#include <evh/plugin.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <unistd.h>
+
+namespace evh::app {
+namespace {
+
+using Json = nlohmann::json;
+
+const char* breakerName(dispatch::CircuitBreaker::State s) {
+  switch (s) {
+    case dispatch::CircuitBreaker::State::Closed:
+      return "closed";
+    case dispatch::CircuitBreaker::State::HalfOpen:
+      return "half-open";
+    case dispatch::CircuitBreaker::State::Open:
+      return "open";
+  }
+  return "unknown";
+}
+
+const char* healthName(evh_health h) {
+  return h == EVH_HEALTH_OK ? "ok" : h == EVH_HEALTH_DEGRADED ? "degraded" : "down";
+}
+
+// NaN (not known yet) as null.
+Json number(double v) { return std::isnan(v) ? Json() : Json(v); }
+
+Json connection(const redis::Connection& c) {
+  return Json{{"name", c.name()},
+              {"address", c.where()},
+              {"up", c.ready()},
+              {"outages", c.outages()},
+              {"last_failure", c.lastFailureKind()}};
+}
+
+const char* transportName(const runtime::Channel& ch) {
+  return ch.transport == config::Transport::Stream ? "stream" : ch.pattern ? "pubsub-pattern" : "pubsub";
+}
+
+}  // namespace
+
+std::string Server::status() const {
+  Json out;
+  out["version"] = EVH_VERSION;
+  out["abi"] = std::to_string(EVH_ABI_MAJOR) + "." + std::to_string(EVH_ABI_MINOR);
+  out["pid"] = static_cast<int64_t>(::getpid());
+  out["started_at"] = isoTime(started_ms_);
+  out["uptime_seconds"] = static_cast<double>(wallMs() - started_ms_) / 1000.0;
+  out["config"] = Json{{"file", config_.file}, {"sha256", config_.file_sha256}, {"environment", config_.environment}};
+  const ops::Readiness r = readiness();
+  out["ready"] = r.ready();
+  out["not_ready"] = r.not_ready;
+
+  Json conns = Json::array();
+  if (commands_) {
+    conns.push_back(connection(commands_->connection()));
+  }
+  if (subscriber_) {
+    conns.push_back(connection(subscriber_->connection()));
+  }
+  for (const auto& src : streams_) {
+    conns.push_back(connection(src->connection()));
+  }
+  out["connections"] = std::move(conns);
+
+  Json channels = Json::array();
+  if (pipeline_) {
+    for (const auto& ch : pipeline_->runtime().channels()) {
+      channels.push_back(Json{{"name", ch.name}, {"transport", transportName(ch)}, {"key", ch.key}});
+    }
+  }
+  out["channels"] = std::move(channels);
+
+  Json plugins = Json::array();
+  for (const auto& in : registry_.instances()) {
+    const plugin::Library& lib = in->library();
+    std::string detail;
+    const evh_health health = in->health(detail);
+    Json p{{"name", in->name()},
+           {"library", lib.name()},
+           {"version", lib.version()},
+           {"abi", std::to_string(lib.abiMajor()) + "." + std::to_string(lib.abiMinor())},
+           {"blocking", lib.blocking()},
+           {"health", healthName(health)},
+           {"health_detail", detail}};
+    if (dispatcher_ && dispatcher_->knows(in.get())) {
+      const dispatch::PluginCounts c = dispatcher_->counters(in.get());
+      p["breaker"] = breakerName(c.breaker_state);
+      p["calls"] = c.calls;
+      p["ok"] = c.ok;
+      p["retry"] = c.retry;
+      p["reject"] = c.rejected;
+      p["timeout"] = c.timeouts;
+      p["error"] = c.errors;
+      p["dead_lettered"] = c.dead_lettered;
+      p["retry_waiting"] = c.retry_waiting;
+      p["breaker_waiting"] = c.breaker_waiting;
+    }
+    plugins.push_back(std::move(p));
+  }
+  out["plugins"] = std::move(plugins);
+
+  Json streams = Json::array();
+  for (const auto& src : streams_) {
+    const redis::StreamChannel& ch = src->channel();
+    streams.push_back(Json{{"channel", ch.logical},
+                           {"key", ch.key},
+                           {"group", ch.group},
+                           {"consumer", ch.consumer},
+                           {"in_flight", src->inFlight()},
+                           {"pending", number(src->pending())},
+                           {"lag", number(src->lag())},
+                           {"oldest_pending_age_seconds", number(src->oldestPendingAgeSeconds())}});
+  }
+  out["streams"] = std::move(streams);
+  // Names and texts from Redis or plugins: never let odd bytes break it.
+  return out.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+}  // namespace evh::app

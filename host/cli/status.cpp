@@ -1,0 +1,255 @@
+// evhctl status: asks evhost's ops listener for GET /status (libcurl: a kept
+// HTTP client, with timeouts) and prints it as tables -- or the JSON as
+// evhost gave it (--json), for scripts.
+#include "cli/status.h"
+
+#include "cli/config_file.h"
+
+#include <curl/curl.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace evh::cli {
+
+const char* const kStatusUsage =
+    "  status [--config FILE] [--url URL] [--json]\n"
+    "                                           a running evhost's state: version, uptime, config,\n"
+    "                                           readiness, connections, plugins, streams, channels;\n"
+    "                                           from GET /status of its ops listener (ops.listen in\n"
+    "                                           FILE, default $EVH_CONFIG), or URL (http://HOST:PORT)\n";
+
+namespace {
+
+using Json = nlohmann::json;
+
+struct Options {
+  std::string config;
+  std::string url;
+  bool json = false;
+};
+
+size_t collect(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+// GET url; false with `error` set when there is no HTTP answer.
+bool get(const std::string& url, long& code, std::string& body, std::string& error) {
+  std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
+  if (!curl) {
+    error = "cannot initialise libcurl";
+    return false;
+  }
+  char message[CURL_ERROR_SIZE] = {};
+  curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl.get(), CURLOPT_CONNECTTIMEOUT_MS, 3000L);
+  curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS, 10000L);
+  curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl.get(), CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, &collect);
+  curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(curl.get(), CURLOPT_ERRORBUFFER, message);
+  const CURLcode rc = curl_easy_perform(curl.get());
+  if (rc != CURLE_OK) {
+    error = message[0] != '\0' ? message : curl_easy_strerror(rc);
+    return false;
+  }
+  curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &code);
+  return true;
+}
+
+std::string text(const Json& j) {
+  if (j.is_null()) {
+    return "-";
+  }
+  if (j.is_string()) {
+    return j.get<std::string>().empty() ? "-" : j.get<std::string>();
+  }
+  if (j.is_boolean()) {
+    return j.get<bool>() ? "yes" : "no";
+  }
+  if (j.is_number_float()) {
+    const double v = j.get<double>();
+    char buf[32];
+    std::snprintf(buf, sizeof buf, v == std::floor(v) ? "%.0f" : "%.1f", v);
+    return buf;
+  }
+  return j.dump();
+}
+
+// Columns as wide as their widest cell.
+void table(const std::vector<std::string>& head, const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width(head.size());
+  for (size_t c = 0; c < head.size(); ++c) {
+    width[c] = head[c].size();
+    for (const auto& r : rows) {
+      width[c] = std::max(width[c], r[c].size());
+    }
+  }
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string out;
+    for (size_t c = 0; c < cells.size(); ++c) {
+      out += cells[c];
+      if (c + 1 < cells.size()) {
+        out += std::string(width[c] - cells[c].size() + 2, ' ');
+      }
+    }
+    std::printf("%s\n", out.c_str());
+  };
+  line(head);
+  for (const auto& r : rows) {
+    line(r);
+  }
+}
+
+std::vector<std::vector<std::string>> rowsOf(const Json& items, const std::vector<const char*>& keys) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& item : items) {
+    std::vector<std::string> row;
+    for (const char* k : keys) {
+      row.push_back(item.contains(k) ? text(item[k]) : "-");
+    }
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+std::string duration(double seconds) {
+  const auto s = static_cast<long long>(seconds);
+  char buf[64];
+  if (s >= 86400) {
+    std::snprintf(buf, sizeof buf, "%lldd %lldh", s / 86400, s % 86400 / 3600);
+  } else if (s >= 3600) {
+    std::snprintf(buf, sizeof buf, "%lldh %lldm", s / 3600, s % 3600 / 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%lldm %llds", s / 60, s % 60);
+  }
+  return buf;
+}
+
+void print(const Json& s) {
+  std::printf("evhost %s (plugin ABI %s), pid %s, up %s since %s\n", text(s["version"]).c_str(),
+              text(s["abi"]).c_str(), text(s["pid"]).c_str(), duration(s.value("uptime_seconds", 0.0)).c_str(),
+              text(s["started_at"]).c_str());
+  const Json& cfg = s["config"];
+  std::printf("config %s (sha256 %s), environment %s\n", text(cfg["file"]).c_str(),
+              text(cfg["sha256"]).substr(0, 12).c_str(), text(cfg["environment"]).c_str());
+  if (s.value("ready", false)) {
+    std::printf("ready\n");
+  } else {
+    std::printf("NOT READY:\n");
+    for (const auto& why : s["not_ready"]) {
+      std::printf("  - %s\n", text(why).c_str());
+    }
+  }
+  std::printf("\n");
+  table({"CONNECTION", "ADDRESS", "UP", "OUTAGES", "LAST FAILURE"},
+        rowsOf(s["connections"], {"name", "address", "up", "outages", "last_failure"}));
+  std::printf("\n");
+  table({"PLUGIN", "LIBRARY", "VERSION", "ABI", "HEALTH", "BREAKER", "CALLS", "OK", "RETRY", "REJECT", "TIMEOUT",
+         "ERROR", "DEAD", "WAITING"},
+        [&] {
+          auto rows = rowsOf(s["plugins"], {"name", "library", "version", "abi", "health", "breaker", "calls", "ok",
+                                            "retry", "reject", "timeout", "error", "dead_lettered"});
+          size_t i = 0;
+          for (const auto& p : s["plugins"]) {
+            const long long waiting = p.value("retry_waiting", 0LL) + p.value("breaker_waiting", 0LL);
+            rows[i++].push_back(std::to_string(waiting));
+          }
+          return rows;
+        }());
+  for (const auto& p : s["plugins"]) {
+    if (!p.value("health_detail", std::string()).empty()) {
+      std::printf("  %s: %s\n", text(p["name"]).c_str(), text(p["health_detail"]).c_str());
+    }
+  }
+  if (!s["streams"].empty()) {
+    std::printf("\n");
+    table({"STREAM", "GROUP", "CONSUMER", "IN FLIGHT", "PENDING", "LAG", "OLDEST PENDING (s)"},
+          rowsOf(s["streams"], {"key", "group", "consumer", "in_flight", "pending", "lag", "oldest_pending_age_seconds"}));
+  }
+  std::printf("\n");
+  table({"CHANNEL", "TRANSPORT", "KEY"}, rowsOf(s["channels"], {"name", "transport", "key"}));
+}
+
+}  // namespace
+
+int runStatus(const std::vector<std::string>& args) {
+  Options o;
+  if (const char* env = std::getenv("EVH_CONFIG")) {
+    o.config = env;
+  }
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&]() -> const std::string* { return i + 1 < args.size() ? &args[++i] : nullptr; };
+    if (a == "--json") {
+      o.json = true;
+    } else if (a == "--config" || a == "-c" || a == "--url") {
+      const std::string* v = value();
+      if (v == nullptr) {
+        std::fprintf(stderr, "evhctl status: %s needs a value\n", a.c_str());
+        return 2;
+      }
+      (a == "--url" ? o.url : o.config) = *v;
+    } else {
+      std::fprintf(stderr, "evhctl status: unexpected argument \"%s\"\n", a.c_str());
+      return 2;
+    }
+  }
+  if (o.url.empty()) {
+    if (o.config.empty()) {
+      std::fprintf(stderr, "evhctl status: give --config FILE (or set EVH_CONFIG), or --url http://HOST:PORT\n");
+      return 2;
+    }
+    std::optional<config::Config> cfg = loadConfigOrReport(o.config);
+    if (!cfg) {
+      return 1;
+    }
+    if (!cfg->ops.enabled) {
+      std::fprintf(stderr, "evhctl status: %s turns the ops listener off (ops.listen: \"\"); give --url\n",
+                   o.config.c_str());
+      return 1;
+    }
+    config::Ops ops = cfg->ops;
+    if (ops.host == "0.0.0.0") {
+      ops.host = "127.0.0.1";  // listening everywhere: ask it here
+    } else if (ops.host == "::") {
+      ops.host = "::1";
+    }
+    o.url = "http://" + ops.address();
+  }
+  while (!o.url.empty() && o.url.back() == '/') {
+    o.url.pop_back();
+  }
+  long code = 0;
+  std::string body;
+  std::string error;
+  if (!get(o.url + "/status", code, body, error)) {
+    std::fprintf(stderr, "evhctl status: no answer from %s/status: %s (is evhost running?)\n", o.url.c_str(),
+                 error.c_str());
+    return 1;
+  }
+  if (code != 200) {
+    std::fprintf(stderr, "evhctl status: %s/status answered HTTP %ld: %s\n", o.url.c_str(), code, body.c_str());
+    return 1;
+  }
+  if (o.json) {
+    std::printf("%s\n", body.c_str());
+    return 0;
+  }
+  const Json s = Json::parse(body, nullptr, false);
+  if (s.is_discarded() || !s.is_object()) {
+    std::fprintf(stderr, "evhctl status: %s/status did not answer JSON\n", o.url.c_str());
+    return 1;
+  }
+  print(s);
+  return 0;
+}
+
+}  // namespace evh::cli
