@@ -56,6 +56,13 @@ void Server::planTeardown() {
       src->stop();
     }
   });
+  teardown_.add("ops", [this](Mode) {
+    // Served through the drain (/readyz says "draining"); stopped before
+    // anything its collects read goes, and before the poster refuses them.
+    if (ops_) {
+      ops_->stop();
+    }
+  });
   teardown_.add("workers", [this](Mode mode) {
     if (deadline_) {
       uv_timer_stop(deadline_.get());
@@ -131,6 +138,9 @@ void Server::start() {
                                          Watchdog::Options{config_.loop_stall_ms, config_.shutdown_timeout_ms},
                                          std::move(hooks));
   watchdog_->start();
+  // Before Redis and the plugins: an address in use fails start-up at once,
+  // and /readyz says "starting" meanwhile.
+  startOps();
   deadline_ = makeUvHandle<uv_timer_t>(&loop_, uv_timer_init);
   deadline_->data = this;
 
@@ -199,6 +209,22 @@ void Server::start() {
   log::host().info("evhost started: {} plugin(s), {} channel(s), prefix \"{}\", redis {}:{}",
                    registry_.instances().size(), config_.channels.size(), config_.prefix(), config_.redis.host,
                    config_.redis.port);
+}
+
+void Server::startOps() {
+  if (!config_.ops.enabled) {
+    log::host().info("ops listener off ({} is \"\")", config_.ops.origin.key);
+    return;
+  }
+  ops::HttpServer::Options options;
+  options.host = config_.ops.host;
+  options.port = config_.ops.port;
+  options.where = config_.ops.origin.describe();
+  ops::LoopAccess access;
+  access.post = [this](std::function<void()> fn) { return poster_->post(std::move(fn)); };
+  access.collect = [this] { return ops::LoopSnapshot{stats_.collect(), readiness()}; };
+  ops_ = std::make_unique<ops::HttpServer>(std::move(options), std::move(access), stats_);
+  log::host().info("ops listening on {}", ops_->url());
 }
 
 ops::Readiness Server::readiness() const {

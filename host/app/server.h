@@ -12,6 +12,7 @@
 #include "loop/lag.h"
 #include "loop/poster.h"
 #include "loop/uv_handle.h"
+#include "ops/http_server.h"
 #include "ops/readiness.h"
 #include "ops/stats.h"
 #include "plugin/host_services.h"
@@ -64,6 +65,7 @@ class Server final {
   ops::Readiness readiness() const;
 
  private:
+  void startOps();
   void startSources();
   void planTeardown();
   redis::StreamSource* sourceOf(const redis::StreamChannel& ch);
@@ -93,6 +95,11 @@ class Server final {
   std::unique_ptr<ingest::Pipeline> pipeline_;
   std::unique_ptr<redis::Subscriber> subscriber_;
   std::vector<std::unique_ptr<redis::StreamSource>> streams_;
+  // The ops listener (/metrics, /healthz, /readyz; its own thread). Its
+  // collects read stats_ and readiness()'s sources on the loop: declared
+  // after them all, so destroyed first -- though the "ops" teardown step
+  // has stopped it long before.
+  std::unique_ptr<ops::HttpServer> ops_;
   UvHandle<uv_timer_t> flush_timer_;
   std::function<void()> flush_then_;  // flushCommands' continuation
   uint64_t flush_until_ = 0;
