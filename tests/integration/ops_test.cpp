@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -341,6 +342,54 @@ TEST_F(OpsTest, AnAddressInUseStopsStartUpNamingItAndTheKey) {
   EXPECT_THAT(flag.log(), HasSubstr("ops listener: cannot listen on " + taken +
                                     " (command line: --ops-listen): address already in use"));
   close(fd);
+}
+
+// The loop's whole share of the ops listener's work is one collect per
+// scrape (at most one per 100 ms). How long that takes with a deployment of
+// a realistic size is printed (docs/metrics.md quotes it); what is asserted
+// is only that each scrape was a collect of its own and the exposition is
+// valid.
+TEST_F(OpsTest, CollectTimeOnTheLoopWithARealisticDeployment) {
+  std::ostringstream body;
+  body << "plugins:\n";
+  for (int p = 0; p < 10; ++p) {
+    body << "  p" << p << ": {path: recorder, config: {tag: p" << p << "}}\n";
+  }
+  body << "channels:\n";
+  for (int c = 0; c < 30; ++c) {
+    body << "  events:c" << c << ":\n    routes:\n";
+    body << "      - {events: [A, B], plugins: [p" << c % 10 << ", p" << (c + 1) % 10 << "]}\n";
+    body << "      - {events: \"*\", plugins: [p" << (c + 2) % 10 << "]}\n";
+  }
+  for (int s = 0; s < 4; ++s) {
+    body << "  jobs:s" << s << ":\n    transport: stream\n    stream: {group: g, consumer: c, block_ms: 500}\n"
+         << "    routes: [{events: \"*\", plugins: [p" << s << "]}]\n";
+  }
+  EvhostProcess host(config(body.str()));
+  const std::string url = urlOf(host);
+  ASSERT_TRUE(host.waitForLog("subscribed to test:events:c0,")) << host.log();
+  constexpr int kScrapes = 30;
+  HttpResponse r;
+  for (int i = 0; i < kScrapes; ++i) {
+    r = httpGet(url + "/metrics");
+    ASSERT_EQ(r.status, 200);
+    std::this_thread::sleep_for(std::chrono::milliseconds(120));  // past the 100 ms reuse: a collect each
+  }
+  r = httpGet(url + "/metrics");
+  std::smatch sum;
+  std::smatch count;
+  ASSERT_TRUE(std::regex_search(r.body, sum, std::regex("\nevhost_ops_collect_seconds_sum ([^\n]+)\n")));
+  ASSERT_TRUE(std::regex_search(r.body, count, std::regex("\nevhost_ops_collect_seconds_count ([0-9]+)\n")));
+  EXPECT_GE(std::stoi(count[1].str()), kScrapes);
+  size_t samples = 0;
+  for (size_t at = r.body.find('\n'); at != std::string::npos; at = r.body.find('\n', at + 1)) {
+    samples += at + 1 < r.body.size() && r.body[at + 1] != '#' ? 1 : 0;
+  }
+  std::cout << "collect on the loop: " << std::stod(sum[1].str()) / std::stod(count[1].str()) * 1e6
+            << " us on average over " << count[1].str() << " collects; " << samples << " samples, " << r.body.size()
+            << " bytes of exposition\n";
+  auto [rc, out] = promtoolCheck(r.body);
+  EXPECT_EQ(rc, 0) << out;
 }
 
 TEST_F(OpsTest, AStalledLoopGets503WhileTheListenerKeepsAnswering) {
