@@ -115,6 +115,7 @@ void Server::planTeardown() {
   });
   teardown_.add("sources", [this](Mode) {
     streams_.clear();
+    lag_.reset();  // its uv_check handle, else still open when the loop closes
     poster_->close();
     deadline_.close();
     flush_timer_.close();
