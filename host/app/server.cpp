@@ -22,6 +22,7 @@ Server::Server(config::Config config, Options options) : config_(std::move(confi
 }
 
 Server::~Server() {
+  own_stats_.clear();  // its gauges read what the steps below take apart
   // Normally finishStop has walked the teardown; this also covers a start()
   // that threw half way. The watchdog goes first: its thread uses the poster
   // and the dispatcher.
@@ -114,6 +115,9 @@ void Server::planTeardown() {
     }
   });
   teardown_.add("sources", [this](Mode) {
+    if (scraper_) {
+      scraper_->clearRefreshes();  // they point at the streams
+    }
     streams_.clear();
     lag_.reset();  // its uv_check handle, else still open when the loop closes
     poster_->close();
@@ -159,6 +163,7 @@ void Server::start() {
   pool_ = std::make_unique<dispatch::WorkerPool>(config_.workers);
   pool_->exportStats(stats_);
   lag_ = std::make_unique<LoopLag>(&loop_, stats_);
+  scraper_ = std::make_unique<Scraper>(&loop_, stats_);
   idempotency_ = std::make_unique<redis::IdempotencyStore>(*commands_);
   const bool trace_events = config_.logging.debug_events || log::host().should_log(spdlog::level::trace);
   dispatch::Dispatcher::Options dopt;
@@ -184,7 +189,7 @@ void Server::start() {
   }
 
   auto runtime = runtime::Runtime::build(
-      config_, [this](const std::string& name) { return registry_.find(name); }, channel_ids_, 1);
+      config_, [this](const std::string& name) { return registry_.find(name); }, channel_ids_, 1, &stats_);
   ingest::Admission::Sources sources;
   sources.hold_pubsub = [this] {
     if (subscriber_ != nullptr && !subscriber_->readingPaused()) {
@@ -206,6 +211,7 @@ void Server::start() {
   pipeline_ = std::make_unique<ingest::Pipeline>(&loop_, *dispatcher_, std::move(runtime), *admission_, stats_,
                                                  ingest::Pipeline::Options{trace_events});
   startSources();
+  exportOwnStats();
   started_ = true;
   log::host().info("evhost started: {} plugin(s), {} channel(s), prefix \"{}\", redis {}:{}",
                    registry_.instances().size(), config_.channels.size(), config_.prefix(), config_.redis.host,
@@ -251,7 +257,30 @@ ops::Readiness Server::readiness() const {
       r.not_ready.push_back(std::move(why));
     }
   }
+  // A plugin that says it cannot work (its database is down, say) makes
+  // evhost not ready; degraded ones are /status's to show.
+  std::string detail;
+  for (const auto& in : registry_.instances()) {
+    if (in->health(detail) == EVH_HEALTH_DOWN) {
+      r.not_ready.push_back("plugin \"" + in->name() + "\" is down" + (detail.empty() ? "" : ": " + detail));
+    }
+  }
   return r;
+}
+
+void Server::exportOwnStats() {
+  own_stats_.computedGauge("evhost_ready", "1 when evhost takes events (GET /readyz says why not)",
+                           [this] { return readiness().ready() ? 1.0 : 0.0; });
+  for (const auto& in : registry_.instances()) {
+    plugin::Instance* p = in.get();
+    own_stats_.computedGauge("evhost_plugin_health",
+                             "what the plugin's health callback answers: 0 ok, 1 degraded, 2 down",
+                             [p] {
+                               std::string detail;
+                               return static_cast<double>(p->health(detail));
+                             },
+                             {{"plugin", p->name()}});
+  }
 }
 
 void Server::startSources() {
@@ -285,6 +314,8 @@ void Server::startSources() {
     const redis::StreamChannel& sc = streams_.back()->channel();
     log::host().info("stream {}: group {}, consumer {}", sc.key, sc.group, sc.consumer);
     streams_.back()->start();
+    scraper_->addRefresh(
+        [src = streams_.back().get()](std::function<void()> done) { src->refreshBacklog(std::move(done)); });
   }
   std::vector<redis::Subscription> subs = subscriptionsOf(rt);
   if (subs.empty()) {
@@ -298,6 +329,14 @@ void Server::startSources() {
       stats_);
   subscriber_->onOversize([this](std::string_view head, uint64_t held) { pipeline_->cutOff(head, held); });
   subscriber_->start();
+}
+
+void Server::scrape(Scraper::Done done) {
+  if (!scraper_) {  // not started
+    done(std::make_shared<const std::vector<ops::FamilySample>>(stats_.collect()));
+    return;
+  }
+  scraper_->scrape(std::move(done));
 }
 
 int Server::run() {

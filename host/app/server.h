@@ -2,6 +2,7 @@
 // starts and stops them in order (the stop order is app/teardown.h's list).
 #pragma once
 
+#include "app/scraper.h"
 #include "app/teardown.h"
 #include "app/watchdog.h"
 #include "config/config.h"
@@ -58,8 +59,12 @@ class Server final {
   void stop();
 
   uv_loop_t* loop() noexcept { return &loop_; }
-  // Every subsystem's series (issue 13 exports them). THREAD: loop.
+  // Every subsystem's series. THREAD: loop.
   const ops::Registry& stats() const noexcept { return stats_; }
+  // A snapshot of every series, with the figures Redis tells (streams'
+  // backlogs) refreshed first: `done` runs on the loop, within about half a
+  // second whatever Redis does. What the exporter calls. THREAD: loop.
+  void scrape(Scraper::Done done);
   // Ready to take events: started, not stopping, the command connection up,
   // every subscription confirmed and every stream read. THREAD: loop.
   ops::Readiness readiness() const;
@@ -67,6 +72,7 @@ class Server final {
  private:
   void startOps();
   void startSources();
+  void exportOwnStats();
   void planTeardown();
   redis::StreamSource* sourceOf(const redis::StreamChannel& ch);
   // Waits (on the loop, polling) until the command connection has no
@@ -83,6 +89,7 @@ class Server final {
   // Takes SIGINT/SIGTERM and watches the loop for stalls (its own thread).
   std::unique_ptr<Watchdog> watchdog_;
   std::unique_ptr<LoopLag> lag_;  // the loop's work per iteration
+  std::unique_ptr<Scraper> scraper_;
   UvHandle<uv_timer_t> deadline_;
   std::unique_ptr<redis::CommandClient> commands_;
   std::unique_ptr<plugin::LoopServices> services_;
@@ -105,7 +112,10 @@ class Server final {
   uint64_t flush_until_ = 0;
   Teardown teardown_;
   std::vector<const plugin::Instance*> busy_;  // plugins with a handler still running at the deadline
-  bool started_ = false;                       // start() went through
+  // The server's own series (evhost_ready, evhost_plugin_health): computed
+  // from the members above, so declared after them and cleared first.
+  ops::Scope own_stats_{stats_};
+  bool started_ = false;  // start() went through
   bool stopping_ = false;
   bool stopped_ = false;
   int exit_code_ = 0;

@@ -36,6 +36,7 @@ BreakerGate::Queued BreakerGate::wait(Delivery* d, bool patient, std::string& wh
   }
   d->wait = Delivery::Wait::Breaker;
   waiting_.push_back(Waiter{d, uv_now(loop_), patient});
+  counters_.breaker_waiting.set(static_cast<int64_t>(waiting_.size()));
   arm();
   return Queued::Yes;
 }
@@ -114,6 +115,7 @@ void BreakerGate::onTimer() {
       ++it;
     }
   }
+  counters_.breaker_waiting.set(static_cast<int64_t>(waiting_.size()));
   for (Delivery* d : expired) {
     d->wait = Delivery::Wait::None;
     events_.expired(d, "circuit breaker open for longer than max_wait_ms=" + std::to_string(max_wait_ms));
@@ -132,6 +134,7 @@ void BreakerGate::release() {
   while (!waiting_.empty() && breaker_.tryAcquire(uv_now(loop_))) {
     Delivery* d = waiting_.front().d;
     waiting_.pop_front();
+    counters_.breaker_waiting.set(static_cast<int64_t>(waiting_.size()));
     d->wait = Delivery::Wait::None;
     d->trial = breaker_.halfOpen();
     note();
@@ -148,6 +151,7 @@ bool BreakerGate::remove(Delivery* d) {
     return false;
   }
   waiting_.erase(it);
+  counters_.breaker_waiting.set(static_cast<int64_t>(waiting_.size()));
   return true;
 }
 
@@ -159,6 +163,7 @@ void BreakerGate::stopTimer() {
 void BreakerGate::close() {
   closed_ = true;
   waiting_.clear();
+  counters_.breaker_waiting.set(0);
   uv_timer_stop(timer_.get());
 }
 

@@ -49,6 +49,9 @@ PluginCounters::PluginCounters(ops::Registry& stats, const std::string& plugin)
                                "events skipped as handled already (idempotent routes)")),
       breaker_transitions(scope.counter("evhost_breaker_transitions_total", "circuit breaker state changes")),
       breaker(scope.gauge("evhost_breaker_state", "circuit breaker state: 0 closed, 1 half-open, 2 open")),
+      breaker_waiting(
+          scope.gauge("evhost_breaker_waiting", "deliveries waiting for the plugin's breaker to let them through")),
+      retry_waiting(scope.gauge("evhost_retry_waiting", "deliveries waiting for their retry delay to pass")),
       duration(scope.histogram("evhost_handler_duration_seconds",
                                "time from a call's start to its outcome: handle() itself, a blocking plugin's wait "
                                "for a worker, a PENDING call until it completes",
@@ -78,6 +81,8 @@ PluginCounts PluginCounters::snapshot() const noexcept {
   out.duplicates = v(duplicates);
   out.breaker_transitions = v(breaker_transitions);
   out.breaker_state = breaker_state;
+  out.breaker_waiting = breaker_waiting.value();
+  out.retry_waiting = retry_waiting.value();
   return out;
 }
 

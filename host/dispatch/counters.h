@@ -27,6 +27,8 @@ struct PluginCounts {
   uint64_t abandoned = 0;
   uint64_t duplicates = 0;
   uint64_t breaker_transitions = 0;
+  int64_t breaker_waiting = 0;
+  int64_t retry_waiting = 0;
   CircuitBreaker::State breaker_state = CircuitBreaker::State::Closed;
 };
 
@@ -63,6 +65,8 @@ struct PluginCounters {
   ops::Counter duplicates;           // events skipped: already handled (idempotency)
   ops::Counter breaker_transitions;  // the breaker changed state
   ops::Gauge breaker;                // 0 closed, 1 half-open, 2 open
+  ops::Gauge breaker_waiting;        // deliveries queued behind the open (or half-open) breaker
+  ops::Gauge retry_waiting;          // deliveries waiting for their retry delay
   ops::Histogram duration;           // microseconds from a call's start to its outcome
   CircuitBreaker::State breaker_state = CircuitBreaker::State::Closed;
 };

@@ -15,6 +15,10 @@
 #include <optional>
 #include <string>
 
+namespace evh::route {
+struct TypeSeries;
+}  // namespace evh::route
+
 namespace evh::dispatch {
 
 class Dispatcher;
@@ -53,7 +57,8 @@ struct Delivery : Recycled<Delivery> {
   bool trial = false;  // granted as a half-open trial call
   uint64_t first_ms = 0;
   uint64_t last_ms = 0;
-  uint64_t attempt_ns = 0;  // uv_hrtime() at the current attempt's start
+  uint64_t attempt_ns = 0;                         // uv_hrtime() at the current attempt's start
+  const route::TypeSeries* type_series = nullptr;  // its target's (the runtime's, kept by routed_by); may be null
   std::string last_error;
   const char* last_error_name = "";
   Wait wait = Wait::None;

@@ -17,17 +17,32 @@ namespace {
 uint64_t monoMs() { return uv_hrtime() / 1000000; }
 
 // One outcome per call counted (see runAttempt).
-void countOutcome(const PluginCounters& c, evh_status status, const char* error_name) {
+void countOutcome(const PluginCounters& c, const route::TypeSeries* t, evh_status status, const char* error_name) {
   if (status == EVH_OK) {
     c.outcomeOk();
+    if (t != nullptr) {
+      t->ok.inc();
+    }
   } else if (status == EVH_REJECT) {
     c.outcomeReject();
+    if (t != nullptr) {
+      t->reject.inc();
+    }
   } else if (std::strcmp(error_name, "timeout") == 0) {
     c.outcomeTimeout();
+    if (t != nullptr) {
+      t->timeout.inc();
+    }
   } else if (status == EVH_RETRY && std::strcmp(error_name, "stuck") != 0) {
     c.outcomeRetry();
+    if (t != nullptr) {
+      t->retry.inc();
+    }
   } else {
     c.outcomeError();
+    if (t != nullptr) {
+      t->error.inc();
+    }
   }
 }
 
@@ -125,6 +140,7 @@ bool Dispatcher::dispatch(event::Event&& event, const route::Targets& targets, s
     d->retry = t.retry;
     d->idempotency_ttl_ms = idempotency_.enabled() ? t.idempotency_ttl_ms : 0;
     d->timeout_ms = d->ps->timeout_ms;
+    d->type_series = t.series;
     live_.add(d);
     deliveries[n++] = d;
   }
@@ -191,6 +207,9 @@ void Dispatcher::runAttempt(Delivery* d) {
   }
   PluginState& ps = *d->ps;
   ps.counters.calls.inc();  // each call counted ends in one outcome (onOutcome)
+  if (d->type_series != nullptr) {
+    d->type_series->calls.inc();
+  }
   d->attempt_ns = uv_hrtime();
   if (ps.plugin->blocking() && ps.lane.refusing()) {
     // Queued behind calls that may never return, it would wait for ever:
@@ -333,7 +352,7 @@ void Dispatcher::onOutcome(Delivery* d, evh_status status, std::string error, co
   d->last_ms = loopWallMs();
   d->last_error = std::move(error);
   d->last_error_name = error_name;
-  countOutcome(ps.counters, status, error_name);
+  countOutcome(ps.counters, d->type_series, status, error_name);
   ps.counters.duration.observe(static_cast<int64_t>((uv_hrtime() - d->attempt_ns) / 1000));
   if (d->entry) {
     onDeadLetterOutcome(d, status);

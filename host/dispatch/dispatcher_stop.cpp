@@ -13,6 +13,8 @@ void Dispatcher::drain(std::function<void()> on_idle) {
   for (Delivery* d : live_.waitingOnTimers()) {
     if (d->wait == Delivery::Wait::Breaker) {
       d->ps->gate->remove(d);
+    } else {
+      d->ps->counters.retry_waiting.add(-1);
     }
     d->retry_timer.close();
     d->wait = Delivery::Wait::None;

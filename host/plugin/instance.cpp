@@ -3,10 +3,14 @@
 
 #include "common/log.h"
 #include "plugin/call_table.h"
+#include "plugin/status.h"
+#include "plugin/versioned.h"
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cctype>
+#include <cmath>
 
 namespace evh::plugin {
 namespace {
@@ -112,15 +116,24 @@ evh_status apiPublish(evh_host* h, evh_str channel, evh_str message, evh_reply_c
   if (in == nullptr || channel.len == 0 || (message.ptr == nullptr && message.len != 0)) {
     return EVH_ERR_INVALID;
   }
+  void* counting = nullptr;  // the wrapped callback's data, until the request is handed over
+  evh_status s = EVH_ERR_INTERNAL;
   try {
     std::vector<std::string> args{"PUBLISH", in->envPrefix() + std::string(sv(channel)), std::string(sv(message))};
-    return in->services().redisCommand(*in, std::move(args), cb, ud);
+    const PublishStats::Wrapped counted =
+        in->publishStats().wrap(in->publishStats().of(sv(channel)), cb, ud, in->logger());
+    counting = counted.user_data;
+    s = in->services().redisCommand(*in, std::move(args), counted.cb, counted.user_data);
   } catch (const std::bad_alloc&) {
-    return EVH_ERR_NOMEM;
+    s = EVH_ERR_NOMEM;
   } catch (const std::exception& e) {
     in->logger().error("publish: {}", e.what());
-    return EVH_ERR_INTERNAL;
+    s = EVH_ERR_INTERNAL;
   }
+  if (s != EVH_OK && counting != nullptr) {
+    PublishStats::abandon(counting);  // no callback will come: a failure
+  }
+  return s;
 }
 
 evh_str apiEnvPrefix(evh_host* h) noexcept {
@@ -174,10 +187,100 @@ evh_status apiPost(evh_host* h, void (*fn)(void*), void* ud) noexcept {
   }
 }
 
+constexpr uint32_t kMaxLabels = 8;
+constexpr uint32_t kMaxBuckets = 32;
+constexpr double kHistogramScale = 1e6;  // observations kept in millionths of the unit
+constexpr double kMaxScaled = 9e18;      // within int64_t
+constexpr double kMaxBound = 9e12;       // a bound in the unit, scaled within int64_t
+constexpr size_t kHealthDetailBytes = 256;
+// Series one instance may hold: a plugin that labels by something unbounded
+// (an id) is refused at this many instead of growing evhost's memory.
+constexpr size_t kMaxSeriesPerInstance = 1000;
+
+// Why a plugin's label cannot be used; empty when it can.
+std::string labelProblem(std::string_view key, std::string_view value) {
+  const bool key_ok = !key.empty() && key.size() <= 64 &&
+                      (std::islower(static_cast<unsigned char>(key[0])) != 0 || key[0] == '_') &&
+                      std::all_of(key.begin(), key.end(), [](char c) {
+                        return std::islower(static_cast<unsigned char>(c)) != 0 ||
+                               std::isdigit(static_cast<unsigned char>(c)) != 0 || c == '_';
+                      });
+  if (!key_ok) {
+    return "invalid label name (want [a-z_][a-z0-9_]*, at most 64 bytes)";
+  }
+  if (key == "plugin" || key == "le" || key == "quantile" || key.substr(0, 2) == "__") {
+    return "label name \"" + std::string(key) + "\" is reserved";
+  }
+  if (value.size() > 256 || !std::all_of(value.begin(), value.end(), [](char c) { return c >= 0x20 && c <= 0x7e; })) {
+    return "label \"" + std::string(key) + "\": the value must be printable ASCII, at most 256 bytes";
+  }
+  return "";
+}
+
+// Why a histogram's buckets cannot be used; fills `scaled` when they can.
+std::string bucketProblem(const evh_metric_spec& spec, std::vector<int64_t>& scaled) {
+  if (spec.bucket_count == 0 || spec.bucket_count > kMaxBuckets || spec.buckets == nullptr) {
+    return "a histogram needs 1 to " + std::to_string(kMaxBuckets) + " buckets";
+  }
+  for (uint32_t i = 0; i < spec.bucket_count; ++i) {
+    const double b = spec.buckets[i];
+    if (!std::isfinite(b) || std::fabs(b) > kMaxBound) {
+      return "bucket " + std::to_string(i) + " is not a finite number within 9e12";
+    }
+    const auto v = static_cast<int64_t>(std::llround(b * kHistogramScale));
+    if (!scaled.empty() && v <= scaled.back()) {
+      return "buckets must increase strictly (at a resolution of 1e-6): bucket " + std::to_string(i);
+    }
+    scaled.push_back(v);
+  }
+  return "";
+}
+
+const char* apiStatusText(evh_status status) noexcept { return statusName(status); }
+
+evh_metric* apiMetricRegisterSpec(evh_host* h, const evh_metric_spec* spec) noexcept {
+  Instance* in = self(h);
+  if (in == nullptr || spec == nullptr) {
+    return nullptr;
+  }
+  try {
+    evh_metric_spec copy;
+    copyVersioned(spec, copy);  // only what the plugin compiled
+    return in->registerMetric(copy);
+  } catch (...) {
+    in->logger().error("metric_register_spec: out of memory");
+    return nullptr;
+  }
+}
+
+void apiMetricObserve(evh_metric* m, double value) noexcept {
+  if (m == nullptr || m->kind != EVH_METRIC_HISTOGRAM || !std::isfinite(value)) {
+    return;
+  }
+  // In millionths of the unit, the resolution the buckets were kept to.
+  const double scaled = std::clamp(value * kHistogramScale, -kMaxScaled, kMaxScaled);
+  m->histogram.observe(static_cast<int64_t>(std::llround(scaled)));
+}
+
 const evh_host_api kApi = {
-    sizeof(evh_host_api), EVH_ABI_VERSION, &apiLog,       &apiLogEnabled,   &apiSetError,
-    &apiCallSetError,     &apiComplete,    &apiPublish,   &apiRedisCommand, &apiEnvPrefix,
-    &apiMetricRegister,   &apiMetricAdd,   &apiMetricSet, &apiPost,
+    sizeof(evh_host_api),
+    EVH_ABI_VERSION,
+    &apiLog,
+    &apiLogEnabled,
+    &apiSetError,
+    &apiCallSetError,
+    &apiComplete,
+    &apiPublish,
+    &apiRedisCommand,
+    &apiEnvPrefix,
+    &apiMetricRegister,
+    &apiMetricAdd,
+    &apiMetricSet,
+    &apiPost,
+    // ABI 1.1
+    &apiStatusText,
+    &apiMetricRegisterSpec,
+    &apiMetricObserve,
 };
 
 bool validMetricName(std::string_view name) {
@@ -250,37 +353,122 @@ void Instance::shutdown() {
 void Instance::setInitError(std::string_view msg) { init_error_.assign(msg); }
 
 evh_metric* Instance::registerMetric(std::string_view name, evh_metric_kind kind, std::string_view help) {
-  if (!validMetricName(name) || (kind != EVH_METRIC_COUNTER && kind != EVH_METRIC_GAUGE)) {
-    logger_->error("metric_register: invalid metric name \"{}\" or kind {}", name, kind);
+  evh_metric_spec spec{};
+  spec.struct_size = sizeof(spec);
+  spec.kind = kind;
+  spec.name = evh_str{name.data(), name.size()};
+  spec.help = evh_str{help.data(), help.size()};
+  if (kind == EVH_METRIC_HISTOGRAM) {
+    logger_->error("metric_register: \"{}\" refused: a histogram needs buckets (metric_register_spec)", name);
     return nullptr;
+  }
+  return registerMetric(spec);
+}
+
+evh_metric* Instance::registerMetric(const evh_metric_spec& spec) {
+  const std::string_view name = sv(spec.name);
+  auto refuse = [&](const std::string& why) -> evh_metric* {
+    logger_->error("metric_register: \"{}\" refused: {}", name, why);
+    return nullptr;
+  };
+  if (!validMetricName(name)) {
+    return refuse("invalid name: [a-z0-9_]+, at most 128 bytes");
+  }
+  if (spec.kind != EVH_METRIC_COUNTER && spec.kind != EVH_METRIC_GAUGE && spec.kind != EVH_METRIC_HISTOGRAM) {
+    return refuse("unknown kind " + std::to_string(spec.kind));
+  }
+  MetricShape shape{spec.kind, std::string(sv(spec.help)), {}, {}};
+  ops::Labels labels;
+  if (spec.label_count > kMaxLabels || (spec.label_count > 0 && spec.labels == nullptr)) {
+    return refuse("labels: at most " + std::to_string(kMaxLabels) + ", and not NULL when label_count > 0");
+  }
+  for (uint32_t i = 0; i < spec.label_count; ++i) {
+    const std::string_view key = sv(spec.labels[i].name);
+    const std::string_view value = sv(spec.labels[i].value);
+    if (std::string why = labelProblem(key, value); !why.empty()) {
+      return refuse(why);
+    }
+    labels.emplace_back(std::string(key), std::string(value));
+  }
+  std::sort(labels.begin(), labels.end());
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (i > 0 && labels[i].first == labels[i - 1].first) {
+      return refuse("label \"" + labels[i].first + "\" given twice");
+    }
+    shape.label_names.push_back(labels[i].first);
+  }
+  ops::Buckets buckets{{}, kHistogramScale};
+  if (spec.kind == EVH_METRIC_HISTOGRAM) {
+    if (std::string why = bucketProblem(spec, buckets.bounds); !why.empty()) {
+      return refuse(why);
+    }
+    shape.buckets.assign(spec.buckets, spec.buckets + spec.bucket_count);
+  } else if (spec.bucket_count != 0) {
+    return refuse("buckets given for a counter or gauge");
+  }
+  std::string key(name);
+  for (const auto& [k, v] : labels) {
+    key += '\0';
+    key += v;
   }
   std::lock_guard<std::mutex> lock(metrics_mutex_);
-  auto it = metrics_.find(name);
-  if (it != metrics_.end()) {
-    if (it->second->kind != kind) {
-      logger_->error("metric_register: \"{}\" already registered with another kind", name);
-      return nullptr;
+  if (auto known = shapes_.find(name); known != shapes_.end()) {
+    const MetricShape& was = known->second;
+    if (was.kind != shape.kind || was.help != shape.help || was.label_names != shape.label_names ||
+        was.buckets != shape.buckets) {
+      return refuse("registered before with another kind, help text, label names or buckets");
     }
+  }
+  if (auto it = metrics_.find(key); it != metrics_.end()) {
     return it->second.get();
   }
+  if (metrics_.size() >= kMaxSeriesPerInstance) {
+    return refuse("this instance already has " + std::to_string(kMaxSeriesPerInstance) +
+                  " series (label values must come from a small fixed set, never from events)");
+  }
   auto m = std::make_unique<evh_metric>();
-  m->kind = kind;
-  const std::string exported = exportedMetricName(library_->name(), name, kind);
+  m->kind = spec.kind;
+  const std::string exported = exportedMetricName(library_->name(), name, spec.kind);
   try {
-    if (kind == EVH_METRIC_COUNTER) {
-      m->counter = stats_.sharedCounter(exported, help);
+    if (spec.kind == EVH_METRIC_COUNTER) {
+      m->counter = stats_.sharedCounter(exported, shape.help, labels);
+    } else if (spec.kind == EVH_METRIC_GAUGE) {
+      m->gauge = stats_.sharedGauge(exported, shape.help, labels);
     } else {
-      m->gauge = stats_.sharedGauge(exported, help);
+      m->histogram = stats_.sharedHistogram(exported, shape.help, buckets, labels);
     }
   } catch (const ops::StatsError& e) {
-    // Another instance of this library registered it with another help
-    // text (or kind): the families are shared.
-    logger_->error("metric_register: \"{}\" refused: {}", name, e.what());
-    return nullptr;
+    // Another instance of this library registered it differently: the
+    // families are shared.
+    return refuse(e.what());
   }
+  shapes_.emplace(std::string(name), std::move(shape));
   evh_metric* raw = m.get();
-  metrics_.emplace(std::string(name), std::move(m));
+  metrics_.emplace(std::move(key), std::move(m));
   return raw;
+}
+
+evh_health Instance::health(std::string& detail) {
+  detail.clear();
+  const auto fn = library_->desc().health;
+  if (fn == nullptr || !initialised_) {
+    return EVH_HEALTH_OK;
+  }
+  char buf[kHealthDetailBytes] = {};
+  const evh_health h = fn(instance_, buf, sizeof(buf));
+  buf[sizeof(buf) - 1] = '\0';  // whatever the plugin wrote
+  detail.assign(buf);
+  // Shown in /status and logs: printable ASCII only (the rest becomes '?').
+  for (char& c : detail) {
+    if (c < 0x20 || c > 0x7e) {
+      c = '?';
+    }
+  }
+  if (h != EVH_HEALTH_OK && h != EVH_HEALTH_DEGRADED && h != EVH_HEALTH_DOWN) {
+    detail = "health() answered an unknown value " + std::to_string(h) + (detail.empty() ? "" : ": " + detail);
+    return EVH_HEALTH_DOWN;
+  }
+  return h;
 }
 
 }  // namespace evh::plugin

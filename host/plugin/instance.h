@@ -3,6 +3,7 @@
 
 #include "ops/stats.h"
 #include "plugin/library.h"
+#include "plugin/publish_stats.h"
 
 #include <evh/plugin.h>
 
@@ -32,8 +33,9 @@ struct evh_host {
 // to plugins, so its layout is not part of the ABI.
 struct evh_metric {
   evh_metric_kind kind;
-  evh::ops::SharedCounter counter;  // EVH_METRIC_COUNTER
-  evh::ops::SharedGauge gauge;      // EVH_METRIC_GAUGE
+  evh::ops::SharedCounter counter;      // EVH_METRIC_COUNTER
+  evh::ops::SharedGauge gauge;          // EVH_METRIC_GAUGE
+  evh::ops::SharedHistogram histogram;  // EVH_METRIC_HISTOGRAM: observed in millionths of the unit
 };
 
 namespace evh::plugin {
@@ -89,6 +91,13 @@ class Instance {
   // Used by the host API trampolines.
   void setInitError(std::string_view msg);
   evh_metric* registerMetric(std::string_view name, evh_metric_kind kind, std::string_view help);
+  // ABI 1.1's metric_register_spec, `spec` read up to its struct_size.
+  evh_metric* registerMetric(const evh_metric_spec& spec);
+  // The plugin's health callback (ABI 1.1); EVH_HEALTH_OK without one.
+  // `detail` gets its line of explanation. THREAD: loop.
+  evh_health health(std::string& detail);
+  // What the plugin publishes, counted per channel. THREAD: any.
+  PublishStats& publishStats() noexcept { return publish_stats_; }
 
  private:
   std::string name_;
@@ -101,10 +110,19 @@ class Instance {
   bool initialised_ = false;
   std::string init_error_;
   std::mutex metrics_mutex_;
+  struct MetricShape {  // what every registration of a name must repeat
+    evh_metric_kind kind;
+    std::string help;
+    std::vector<std::string> label_names;
+    std::vector<double> buckets;
+  };
+  std::map<std::string, MetricShape, std::less<>> shapes_;  // by name
+  // By name and label values ("name\0v1\0v2...").
   std::map<std::string, std::unique_ptr<evh_metric>, std::less<>> metrics_;
   // The series behind metrics_; released when the instance goes, after
   // shutdown() (until which the plugin may write them).
   ops::Scope stats_;
+  PublishStats publish_stats_{stats_};  // registers in stats_: declared after it
 };
 
 // The host function table given to every plugin (one static instance).

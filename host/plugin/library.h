@@ -3,6 +3,8 @@
 
 #include <evh/plugin.h>
 
+#include <cstddef>
+
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -20,8 +22,9 @@ struct DlClose {
 };
 using DlHandle = std::unique_ptr<void, DlClose>;
 
-// The smallest descriptor this host accepts: every field of ABI 1.0.
-constexpr uint32_t kMinDescriptorSize = sizeof(evh_plugin_desc);
+// The smallest descriptor this host accepts: every field of ABI 1.0 (which
+// ends where 1.1's health callback begins: 64 bytes on LP64).
+constexpr uint32_t kMinDescriptorSize = offsetof(evh_plugin_desc, health);
 
 class Library {
  public:

@@ -325,9 +325,15 @@ void Connection::exportStats(ops::Registry& stats) {
   stats_->computedGauge("evhost_redis_up", "1 while the connection is up and authenticated",
                         [this] { return ready_ ? 1.0 : 0.0; });
   outages_total_ = stats_->counter("evhost_redis_outages_total", "connections that were up and were lost");
-  failures_total_ = stats_->counter("evhost_redis_connect_failures_total",
-                                    "connect attempts that failed (refused, timed out, "
-                                    "handshake refused: see the log for why)");
+  for (size_t k = 0; k < kFailureKinds.size(); ++k) {
+    const ops::Labels kind{{"kind", kFailureKinds[k]}};
+    failures_total_[k] = stats_->counter("evhost_redis_connect_failures_total",
+                                         "connect attempts that failed, by kind (the log says why)", kind);
+    stats_->computedGauge(
+        "evhost_redis_last_failure",
+        "1 for the kind of the failure that keeps the connection down, until it is up again; 0 otherwise",
+        [this, k] { return !ready_ && last_kind_ == static_cast<int>(k) ? 1.0 : 0.0; }, kind);
+  }
 }
 
 void Connection::fail(const std::string& why) {
@@ -370,9 +376,16 @@ void Connection::fail(const std::string& why) {
     log::host().debug("redis {} ({}): still failing: {}", name_, where_, why);
   }
   read_paused_ = false;
+  for (size_t k = 0; k < kFailureKinds.size(); ++k) {
+    if (std::string_view(kFailureKinds[k]) == failureKind(why)) {
+      last_kind_ = static_cast<int>(k);
+    }
+  }
   if (!was_ready) {
     ++failed_attempts_;
-    failures_total_.inc();
+    if (last_kind_ >= 0) {
+      failures_total_[static_cast<size_t>(last_kind_)].inc();
+    }
   } else {
     closed_by_server_ = false;  // told to on_lost above; the attempts start afresh
   }

@@ -10,12 +10,14 @@
 #include "redis/address.h"
 #include "redis/backoff.h"
 #include "redis/endpoint.h"
+#include "redis/failure_kind.h"
 #include "redis/handshake.h"
 #include "redis/reply_guard.h"
 
 #include <hiredis/async.h>
 #include <uv.h>
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -190,9 +192,10 @@ class Connection {
   uint64_t iterations_at_ping_ = 0;  // ... when the PING went out
   bool ping_outstanding_ = false;
   uint64_t outages_ = 0;
-  std::unique_ptr<ops::Scope> stats_;  // null until exportStats
-  ops::Counter outages_total_;         // sinks until then
-  ops::Counter failures_total_;
+  std::unique_ptr<ops::Scope> stats_;                              // null until exportStats
+  ops::Counter outages_total_;                                     // sinks until then
+  std::array<ops::Counter, kFailureKinds.size()> failures_total_;  // by kind
+  int last_kind_ = -1;  // kFailureKinds index of the last failure; -1: none yet
 };
 
 }  // namespace evh::redis

@@ -9,6 +9,7 @@
 #include <hiredis/hiredis.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -77,6 +78,15 @@ StreamSource::StreamSource(uv_loop_t* loop, Endpoint endpoint, StreamChannel cha
   conn_.exportStats(stats);
   stats_.computedGauge("evhost_stream_in_flight", "Stream entries handed over and not acknowledged yet",
                        [this] { return static_cast<double>(in_flight_.size()); });
+  backlog_pending_ = backlog_lag_ = backlog_oldest_age_s_ = std::nan("");
+  stats_.computedGauge("evhost_stream_pending",
+                       "entries delivered to the group's consumers and not acknowledged (XINFO GROUPS pending)",
+                       [this] { return backlog_pending_; });
+  stats_.computedGauge("evhost_stream_lag", "entries in the stream not yet delivered to the group (XINFO GROUPS lag)",
+                       [this] { return backlog_lag_; });
+  stats_.computedGauge("evhost_stream_oldest_pending_age_seconds",
+                       "age of the oldest pending entry of the group, from its id's time; 0 when none is pending",
+                       [this] { return backlog_oldest_age_s_; });
 }
 
 StreamSource::~StreamSource() {

@@ -96,6 +96,15 @@ class StreamSource {
   // up. Sends batched acks first. THREAD: loop.
   void retire();
 
+  // Asks Redis for the group's backlog (XINFO GROUPS, then XPENDING's
+  // summary when entries are pending) and updates the gauges
+  // evhost_stream_pending, evhost_stream_lag and
+  // evhost_stream_oldest_pending_age_seconds; `done` runs when the answers
+  // are in (or at once when they cannot be asked for) -- never if this
+  // source is destroyed first. For the exporter, at scrape time: two cheap
+  // commands per stream, none when nobody scrapes. THREAD: loop.
+  void refreshBacklog(std::function<void()> done);
+
   const StreamChannel& channel() const noexcept { return ch_; }
   // Why the stream is not being read (its connection down, its group being
   // created); empty while it is (taking back pending entries counts).
@@ -148,6 +157,9 @@ class StreamSource {
   void claim();
   void onClaimed(const redisReply* reply);
 
+  // ---- stream_info.cpp: the group's backlog, read at scrape time
+  void backlogFromGroups(const redisReply* groups, std::function<void()> done);
+
   // ---- stream_trim.cpp
   void trim();
   void trimTo(const std::string& floor, long long length);
@@ -187,6 +199,12 @@ class StreamSource {
   bool paused_ = false;   // stopped for want of capacity
   bool stopped_ = false;
   std::unordered_set<std::string> in_flight_;  // handed over, not acked: never handed over twice
+  // The group's backlog as Redis last told it (refreshBacklog); NaN until
+  // known, and the lag NaN whenever Redis cannot tell it (Redis < 7, or
+  // after entries were deleted).
+  double backlog_pending_;
+  double backlog_lag_;
+  double backlog_oldest_age_s_;
 
   // Recovery: our pending entries are taken back in small batches, each one
   // only once the one before has finished, so that a crash charges a

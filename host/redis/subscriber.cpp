@@ -14,6 +14,10 @@ namespace {
 
 std::string_view sv(const redisReply* r) { return std::string_view(r->str, r->len); }
 
+// Milliseconds, exported in seconds: a reconnect on loopback takes
+// milliseconds; a Redis restart or failover, seconds to minutes.
+const ops::Buckets kGapBuckets{{10, 100, 500, 1000, 5000, 10000, 30000, 60000, 300000}, 1e3};
+
 }  // namespace
 
 Subscriber::Subscriber(uv_loop_t* loop, Endpoint endpoint, std::vector<Subscription> subs, Sink sink,
@@ -23,6 +27,9 @@ Subscriber::Subscriber(uv_loop_t* loop, Endpoint endpoint, std::vector<Subscript
       gaps_(stats_.counter("evhost_pubsub_gaps_total",
                            "Times the Pub/Sub subscriber was resubscribed after an outage: messages published "
                            "meanwhile are lost")),
+      gap_seconds_(stats_.histogram("evhost_pubsub_gap_seconds",
+                                    "How long each Pub/Sub gap lasted: from losing the subscription to having it back",
+                                    kGapBuckets)),
       cut_offs_(stats_.counter("evhost_pubsub_cut_offs_total",
                                "Outages that began with Redis closing the subscriber for falling behind "
                                "(client-output-buffer-limit pubsub): the messages it held are lost too")),
@@ -249,6 +256,7 @@ void Subscriber::logGap() {
   }
   // A reconnect: Pub/Sub dropped whatever was published in between.
   gaps_.inc();
+  gap_seconds_.observe(static_cast<int64_t>(end_ms > start_ms ? end_ms - start_ms : 0));
   std::string cause;
   if (cut_off_ && conn_.attemptsBeforeReady() == 0) {
     // Redis closed the connection yet took the next one at once, so it

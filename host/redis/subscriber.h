@@ -85,6 +85,7 @@ class Subscriber {
   // Before whatever writes its series, so that it outlives them.
   ops::Scope stats_;
   ops::Counter gaps_;
+  ops::Histogram gap_seconds_;
   ops::Counter cut_offs_;
   std::vector<Slot> slots_;  // one per subscription, stable for hiredis' privdata
   Sink sink_;

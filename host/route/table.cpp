@@ -10,18 +10,19 @@ bool contains(const Targets& targets, const plugin::Instance* in) {
   return std::any_of(targets.begin(), targets.end(), [in](const Target& t) { return t.plugin == in; });
 }
 
-void add(Targets& out, const config::Route& r, size_t ri, const Table::Find& find) {
+void add(Targets& out, const config::Route& r, size_t ri, const Table::Find& find, const std::string& type,
+         const Table::SeriesFor& series_for) {
   for (const auto& name : r.plugins) {
     plugin::Instance* in = find(name);
     if (in != nullptr && !contains(out, in)) {
-      out.push_back(Target{in, ri, r.retry, r.idempotency_ttl_ms});
+      out.push_back(Target{in, ri, r.retry, r.idempotency_ttl_ms, series_for ? series_for(*in, type) : nullptr});
     }
   }
 }
 
 }  // namespace
 
-Table::Table(const config::Channel& ch, const Find& find) {
+Table::Table(const config::Channel& ch, const Find& find, const SeriesFor& series_for) {
   std::vector<std::string> types;
   for (const auto& r : ch.routes) {
     types.insert(types.end(), r.events.begin(), r.events.end());
@@ -33,14 +34,15 @@ Table::Table(const config::Channel& ch, const Find& find) {
     for (size_t ri = 0; ri < ch.routes.size(); ++ri) {
       const auto& r = ch.routes[ri];
       if (r.events.empty() || std::find(r.events.begin(), r.events.end(), type) != r.events.end()) {
-        add(targets, r, ri, find);
+        // A type a wildcard route also takes is counted as that type.
+        add(targets, r, ri, find, type, series_for);
       }
     }
     by_type_.emplace_back(type, std::move(targets));
   }
   for (size_t ri = 0; ri < ch.routes.size(); ++ri) {
     if (ch.routes[ri].events.empty()) {
-      add(wildcard_, ch.routes[ri], ri, find);
+      add(wildcard_, ch.routes[ri], ri, find, "*", series_for);
     }
   }
   for (const auto& r : ch.routes) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "config/config.h"
+#include "ops/stats.h"
 #include "plugin/instance.h"
 
 #include <cstddef>
@@ -16,11 +17,25 @@ namespace evh::route {
 
 // One plugin subscribed to an event by a route. Policies are copies: a
 // table does not depend on the Config it was built from living on.
+// The series one plugin's calls for one event type are counted in
+// (evhost_handler_calls_by_type_total, evhost_handler_outcomes_by_type_total):
+// event types as the routes name them -- bounded by the config --, "*" for
+// the types a route without an event list takes.
+struct TypeSeries {
+  ops::Counter calls;
+  ops::Counter ok;
+  ops::Counter retry;
+  ops::Counter reject;
+  ops::Counter timeout;
+  ops::Counter error;
+};
+
 struct Target {
   plugin::Instance* plugin;
-  size_t route;                     // index of the route in its channel
-  config::RetryPolicy retry;        // the route's policy
-  uint64_t idempotency_ttl_ms = 0;  // the route's; 0: off
+  size_t route;                        // index of the route in its channel
+  config::RetryPolicy retry;           // the route's policy
+  uint64_t idempotency_ttl_ms = 0;     // the route's; 0: off
+  const TypeSeries* series = nullptr;  // owned by the runtime; null: not counted by type
 };
 using Targets = std::vector<Target>;
 
@@ -31,9 +46,12 @@ class Table {
   // must resolve (the config loader has checked they are defined). A name
   // that does not is left out of the table.
   using Find = std::function<plugin::Instance*(const std::string& name)>;
+  // The series of (plugin, event type) -- "*" for a route without an event
+  // list; may return null. Empty: targets carry none.
+  using SeriesFor = std::function<const TypeSeries*(plugin::Instance& plugin, const std::string& event_type)>;
 
   Table() = default;
-  Table(const config::Channel& channel, const Find& find);
+  Table(const config::Channel& channel, const Find& find, const SeriesFor& series_for = {});
 
   // The targets for an event of this type, in call order; empty when
   // nothing is routed. A plugin named by several matching routes is called

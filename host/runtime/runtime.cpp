@@ -14,8 +14,33 @@ ChannelId ChannelIds::of(const config::Channel& ch) {
 }
 
 std::shared_ptr<const Runtime> Runtime::build(const config::Config& config, const route::Table::Find& find,
-                                              ChannelIds& ids, uint64_t generation) {
+                                              ChannelIds& ids, uint64_t generation, ops::Registry* stats) {
   std::shared_ptr<Runtime> rt(new Runtime());
+  route::Table::SeriesFor series_for;
+  if (stats != nullptr) {
+    rt->stats_ = std::make_unique<ops::Scope>(*stats);
+    Runtime* r = rt.get();
+    series_for = [r](plugin::Instance& in, const std::string& type) -> const route::TypeSeries* {
+      std::string key = in.name() + '\0' + type;
+      auto it = r->series_.find(key);
+      if (it == r->series_.end()) {
+        ops::Scope& scope = *r->stats_;
+        const ops::Labels labels{{"plugin", in.name()}, {"event_type", type}};
+        auto outcome = [&](const char* o) {
+          ops::Labels l = labels;
+          l.emplace_back("outcome", o);
+          return scope.counter("evhost_handler_outcomes_by_type_total",
+                               "outcomes of handle() calls per routed event type (see evhost_handler_outcomes_total)",
+                               l);
+        };
+        auto series = std::make_unique<route::TypeSeries>(route::TypeSeries{
+            scope.counter("evhost_handler_calls_by_type_total", "handle() calls made per routed event type", labels),
+            outcome("ok"), outcome("retry"), outcome("reject"), outcome("timeout"), outcome("error")});
+        it = r->series_.emplace(std::move(key), std::move(series)).first;
+      }
+      return it->second.get();
+    };
+  }
   rt->prefix_ = config.prefix();
   rt->limits_ = config.limits;
   rt->generation_ = generation;
@@ -28,7 +53,7 @@ std::shared_ptr<const Runtime> Runtime::build(const config::Config& config, cons
     c.pattern = ch.pattern;
     c.transport = ch.transport;
     c.stream = ch.stream;
-    c.routes = route::Table(ch, find);
+    c.routes = route::Table(ch, find, series_for);
     rt->channels_.push_back(std::move(c));
   }
   for (const auto& c : rt->channels_) {

@@ -11,6 +11,7 @@
 #include "route/table.h"
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -51,8 +52,10 @@ class Runtime {
   // Builds the graph for `config`. find(name) resolves a plugin instance
   // name (the registry's); `generation` numbers the graphs of a process.
   // THREAD: loop (ids are the loop's).
+  // With `stats`, each (plugin, routed event type) gets its series there,
+  // held as long as this runtime (in-flight events keep it).
   static std::shared_ptr<const Runtime> build(const config::Config& config, const route::Table::Find& find,
-                                              ChannelIds& ids, uint64_t generation);
+                                              ChannelIds& ids, uint64_t generation, ops::Registry* stats = nullptr);
 
   // The channel with this id, or nullptr when this runtime has none (a
   // source of a retired runtime still reading, say).
@@ -70,6 +73,10 @@ class Runtime {
   std::string prefix_;
   config::Limits limits_;
   uint64_t generation_ = 0;
+  // The series targets point at, by "plugin\0type"; the scope last, so
+  // that it is released after the handles.
+  std::unique_ptr<ops::Scope> stats_;
+  std::map<std::string, std::unique_ptr<route::TypeSeries>> series_;
 };
 
 using RuntimePtr = std::shared_ptr<const Runtime>;

@@ -663,16 +663,17 @@ static void audit_shutdown(void* instance) {
 }
 
 static const evh_plugin_desc audit_desc = {
-    sizeof(evh_plugin_desc),
-    EVH_ABI_VERSION,
-    "audit",
-    "1.0.0",
-    "JollyJet audit log: one redacted JSON line per event in a file (fsync, rotation), optionally a Redis stream",
-    EVH_PLUGIN_BLOCKING, /* file I/O: handle() runs on the worker pool */
-    1,                   /* one call at a time: one writer, lines in order */
-    audit_init,
-    audit_handle,
-    audit_shutdown,
+    .struct_size = sizeof(evh_plugin_desc),
+    .abi_version = EVH_ABI_VERSION,
+    .name = "audit",
+    .version = "1.0.0",
+    .description =
+        "JollyJet audit log: one redacted JSON line per event in a file (fsync, rotation), optionally a Redis stream",
+    .flags = EVH_PLUGIN_BLOCKING, /* file I/O: handle() runs on the worker pool */
+    .max_concurrency = 1,         /* one call at a time: one writer, lines in order */
+    .init = audit_init,
+    .handle = audit_handle,
+    .shutdown = audit_shutdown,
 };
 
 EVH_PLUGIN_EXPORT const evh_plugin_desc* evh_plugin_entry(uint32_t host_abi_version) {

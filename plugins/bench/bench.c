@@ -699,16 +699,17 @@ static void bench_shutdown(void* instance) {
 #endif
 
 static const evh_plugin_desc bench_desc = {
-    sizeof(evh_plugin_desc),
-    EVH_ABI_VERSION,
-    BENCH_NAME,
-    "1.0.0",
-    "benchmark sink: counts events, records end-to-end latency, reports on a BENCH_END sentinel",
-    BENCH_FLAGS,
-    0, /* bench_blocking: as many calls at once as the pool has threads */
-    bench_init,
-    bench_handle,
-    bench_shutdown};
+    .struct_size = sizeof(evh_plugin_desc),
+    .abi_version = EVH_ABI_VERSION,
+    .name = BENCH_NAME,
+    .version = "1.0.0",
+    .description = "benchmark sink: counts events, records end-to-end latency, reports on a BENCH_END sentinel",
+    .flags = BENCH_FLAGS,
+    .max_concurrency = 0, /* bench_blocking: as many calls at once as the pool has threads */
+    .init = bench_init,
+    .handle = bench_handle,
+    .shutdown = bench_shutdown,
+};
 
 EVH_PLUGIN_EXPORT const evh_plugin_desc* evh_plugin_entry(uint32_t host_abi_version) {
   (void)host_abi_version;

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -442,6 +443,9 @@ class Dlq final : public evh::Plugin {
         corrupt_(host.counter("spool_corrupt", "corrupt spool lines dropped")),
         evicted_(host.counter("evicted", "oldest entries trimmed off the list by max_length")),
         pending_gauge_(host.gauge("spool_pending", "entries in the spool file, not yet in Redis")),
+        length_gauge_(host.gauge("list_length",
+                                 "entries in the dead-letter list (LLEN), as of the last push or "
+                                 "flush interval")),
         signal_(std::make_shared<Signal>()) {
     host.info("dead-letter entries go to " + redis_key_ + " (newest first, at most " +
               std::to_string(settings_.max_length) + "); spool file " + settings_.spool_file);
@@ -565,6 +569,7 @@ class Dlq final : public evh::Plugin {
       error = "LPUSH " + redis_key_ + ": " + a[0].error;
       return a[0].stopped ? Store::Stopped : Store::Failed;
     }
+    length_gauge_.set(a[1].ok ? std::min(a[0].integer, settings_.max_length) : a[0].integer);
     if (!a[1].ok && !a[1].stopped) {
       // The entries are stored; the list is merely longer than max_length
       // until a later LTRIM succeeds.
@@ -719,6 +724,25 @@ class Dlq final : public evh::Plugin {
           break;
         }
       }
+      if (!stopping()) {
+        refreshLength();
+      }
+    }
+  }
+
+  // The list's length as Redis has it: replays (evhctl dlq replay) and
+  // deletions shorten it without a push. One LLEN per flush interval.
+  // THREAD: the flusher.
+  void refreshLength() {
+    std::vector<Answer> a = roundTrip({{"LLEN", redis_key_}});
+    if (a[0].ok) {
+      length_gauge_.set(a[0].integer);
+      length_warned_ = false;
+    } else if (!a[0].stopped && !length_warned_) {
+      // Once until it works again (an ACL without +llen, say): the gauge
+      // then only follows pushes.
+      host().warn("LLEN " + redis_key_ + " failed: " + a[0].error + "; list_length follows pushes only");
+      length_warned_ = true;
     }
   }
 
@@ -780,6 +804,8 @@ class Dlq final : public evh::Plugin {
   int64_t evicted_since_log_ = 0;
   std::chrono::steady_clock::time_point last_evicted_log_{};
   evh::Metric pending_gauge_;
+  evh::Metric length_gauge_;
+  bool length_warned_ = false;  // the flusher's: LLEN failed and said so
   std::shared_ptr<Signal> signal_;
 
   // Serializes spool access and the Redis pushes between handle() and the

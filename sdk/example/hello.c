@@ -25,17 +25,19 @@ static evh_status hello_handle(void* instance, const evh_event* ev, evh_call* ca
   return EVH_OK; /* or EVH_RETRY / EVH_REJECT, with api->call_set_error(call, why) */
 }
 
+/* Designated initializers: a field appended by a later minor of the ABI
+ * starts out zero (absent) here, and this keeps compiling warning-free. */
 static const evh_plugin_desc hello = {
-    sizeof(evh_plugin_desc),
-    EVH_ABI_VERSION,
-    "hello",
-    "1.0.0",
-    "says hello to every event",
-    0 /* inline; EVH_PLUGIN_BLOCKING to run on workers */,
-    0,
-    hello_init,
-    hello_handle,
-    NULL,
+    .struct_size = sizeof(evh_plugin_desc),
+    .abi_version = EVH_ABI_VERSION,
+    .name = "hello",
+    .version = "1.0.0",
+    .description = "says hello to every event",
+    .flags = 0, /* inline; EVH_PLUGIN_BLOCKING to run on workers */
+    .max_concurrency = 0,
+    .init = hello_init,
+    .handle = hello_handle,
+    .shutdown = NULL,
 };
 
 EVH_PLUGIN_EXPORT const evh_plugin_desc* evh_plugin_entry(uint32_t host_abi_version) {

@@ -13,6 +13,8 @@ EVH_PIN(desc_head, offsetof(evh_plugin_desc, struct_size) == 0 && offsetof(evh_p
 EVH_PIN(api_head, offsetof(evh_host_api, struct_size) == 0 && offsetof(evh_host_api, abi_version) == 4);
 EVH_PIN(event_head, offsetof(evh_event, struct_size) == 0);
 EVH_PIN(reply_head, offsetof(evh_reply, struct_size) == 0);
+EVH_PIN(spec_head, offsetof(evh_metric_spec, struct_size) == 0);
+EVH_PIN(health_values, EVH_HEALTH_OK == 0 && EVH_HEALTH_DEGRADED == 1 && EVH_HEALTH_DOWN == 2);
 EVH_PIN(statuses, EVH_OK == 0 && EVH_RETRY == 1 && EVH_REJECT == 2 && EVH_PENDING == 3);
 
 /* The plugin side of the contract compiles in C: an entry point. */
@@ -28,8 +30,22 @@ static evh_status c99_handle(void* instance, const evh_event* ev, evh_call* call
   (void)call;
   return EVH_HAS_FIELD(ev, evh_event, delivery_id) ? EVH_OK : EVH_RETRY;
 }
-static const evh_plugin_desc c99_desc = {
-    sizeof(evh_plugin_desc), EVH_ABI_VERSION, "c99", "1", NULL, 0, 0, c99_init, c99_handle, NULL};
+/* Designated initializers (as the SDK recommends): fields appended in later
+ * minor versions start as zero, and the plugin's source keeps compiling
+ * with -Wextra -Werror when the SDK grows. */
+static evh_health c99_health(void* instance, char* detail, size_t detail_size) {
+  (void)instance;
+  (void)detail;
+  (void)detail_size;
+  return EVH_HEALTH_OK;
+}
+static const evh_plugin_desc c99_desc = {.struct_size = sizeof(evh_plugin_desc),
+                                         .abi_version = EVH_ABI_VERSION,
+                                         .name = "c99",
+                                         .version = "1",
+                                         .init = c99_init,
+                                         .handle = c99_handle,
+                                         .health = c99_health};
 
 EVH_PLUGIN_EXPORT const evh_plugin_desc* evh_plugin_entry(uint32_t host_abi_version) {
   (void)host_abi_version;

@@ -22,7 +22,9 @@ static_assert(offsetof(evh_plugin_desc, max_concurrency) == 36);
 static_assert(offsetof(evh_plugin_desc, init) == 40);
 static_assert(offsetof(evh_plugin_desc, handle) == 48);
 static_assert(offsetof(evh_plugin_desc, shutdown) == 56);
-static_assert(sizeof(evh_plugin_desc) == 64);
+// ABI 1.1
+static_assert(offsetof(evh_plugin_desc, health) == 64);
+static_assert(sizeof(evh_plugin_desc) == 72);
 
 static_assert(offsetof(evh_host_api, struct_size) == 0);
 static_assert(offsetof(evh_host_api, abi_version) == 4);
@@ -38,7 +40,24 @@ static_assert(offsetof(evh_host_api, metric_register) == 72);
 static_assert(offsetof(evh_host_api, metric_add) == 80);
 static_assert(offsetof(evh_host_api, metric_set) == 88);
 static_assert(offsetof(evh_host_api, post) == 96);
-static_assert(sizeof(evh_host_api) == 104);
+// ABI 1.1
+static_assert(offsetof(evh_host_api, status_text) == 104);
+static_assert(offsetof(evh_host_api, metric_register_spec) == 112);
+static_assert(offsetof(evh_host_api, metric_observe) == 120);
+static_assert(sizeof(evh_host_api) == 128);
+
+static_assert(sizeof(evh_metric_label) == 32 && offsetof(evh_metric_label, value) == 16);
+static_assert(offsetof(evh_metric_spec, struct_size) == 0);
+static_assert(offsetof(evh_metric_spec, kind) == 4);
+static_assert(offsetof(evh_metric_spec, name) == 8);
+static_assert(offsetof(evh_metric_spec, help) == 24);
+static_assert(offsetof(evh_metric_spec, labels) == 40);
+static_assert(offsetof(evh_metric_spec, label_count) == 48);
+static_assert(offsetof(evh_metric_spec, bucket_count) == 52);
+static_assert(offsetof(evh_metric_spec, buckets) == 56);
+static_assert(sizeof(evh_metric_spec) == 64);
+static_assert(EVH_METRIC_HISTOGRAM == 3);
+static_assert(EVH_HEALTH_OK == 0 && EVH_HEALTH_DEGRADED == 1 && EVH_HEALTH_DOWN == 2);
 
 static_assert(offsetof(evh_event, struct_size) == 0);
 static_assert(offsetof(evh_event, attempt) == 4);

@@ -287,7 +287,20 @@ TEST_F(DlqPluginTest, KeepsTheNewestMaxLengthEntries) {
   EXPECT_THAT(list(), ElementsAre(entry(5), entry(4), entry(3)));
   // Entries trimmed off are counted and logged (throttled), never silent.
   EXPECT_EQ(metricValue(in, "evicted"), 2);
+  EXPECT_EQ(metricValue(in, "list_length"), 3);
   EXPECT_EQ(sink_->count("oldest entr"), 1U) << "one line per 10 s at most";
+}
+
+// The list's length follows what others do to it too (a replay takes
+// entries off): read again every flush interval.
+TEST_F(DlqPluginTest, TheListLengthFollowsRedis) {
+  plugin::Instance& in = load(R"("flush_interval_ms":20)");
+  for (int n = 1; n <= 4; ++n) {
+    ASSERT_EQ(deadLetter(in, entry(n)), EVH_OK);
+  }
+  EXPECT_EQ(metricValue(in, "list_length"), 4);
+  redis_.command({"RPOP", kKey, "3"});  // three replayed (the oldest)
+  ASSERT_TRUE(eventually([&] { return metricValue(in, "list_length") == 1; }));
 }
 
 TEST_F(DlqPluginTest, RejectsAnEntryThatIsNotAJsonObject) {

@@ -16,7 +16,9 @@
 #include <uv.h>
 
 #include <chrono>
+#include <cmath>
 #include <functional>
+#include <string>
 
 namespace evh::test {
 namespace {
@@ -87,16 +89,68 @@ TEST_F(ReaderStatsTest, PubSubCountsMessagesPerChannelAndGaps) {
     redis_.command({"CLIENT", "KILL", "TYPE", "pubsub"});
     ASSERT_TRUE(runUntil([&] { return value("evhost_pubsub_gaps_total", {}) == 1; }));
     EXPECT_EQ(value("evhost_pubsub_cut_offs_total", {}), 1);
+    EXPECT_THAT(renderStats(stats_), HasSubstr("evhost_pubsub_gap_seconds_count 1\n"));
     EXPECT_EQ(value("evhost_pubsub_subscribed", orders), 1);
     // The connection's own series.
     const ops::Labels conn{{"connection", "subscriber"}};
     EXPECT_EQ(value("evhost_redis_up", conn), 1);
     EXPECT_EQ(value("evhost_redis_outages_total", conn), 1);
-    EXPECT_EQ(value("evhost_redis_connect_failures_total", conn), 0);
+    for (const char* kind : redis::kFailureKinds) {
+      ops::Labels with_kind = conn;
+      with_kind.emplace_back("kind", kind);
+      EXPECT_EQ(value("evhost_redis_connect_failures_total", with_kind), 0) << kind;
+      EXPECT_EQ(value("evhost_redis_last_failure", with_kind), 0) << kind;
+    }
   }
   EXPECT_THAT(renderStats(stats_), Not(HasSubstr("evhost_redis")));
   // The subscriber is gone, and so are its series.
   EXPECT_THAT(renderStats(stats_), Not(HasSubstr("evhost_pubsub")));
+}
+
+// Why a connection is down, as a kind an alert can use: refused while
+// nothing listens, auth while the password is wrong; nothing once it is up.
+TEST_F(ReaderStatsTest, ConnectFailuresAreCountedByKind) {
+  auto failures = [&](const char* conn, const char* kind) {
+    return value("evhost_redis_connect_failures_total", {{"connection", conn}, {"kind", kind}});
+  };
+  auto last = [&](const char* conn, const char* kind) {
+    return value("evhost_redis_last_failure", {{"connection", conn}, {"kind", kind}});
+  };
+  uint16_t dead_port = 0;
+  {
+    RedisServer gone;
+    dead_port = gone.port();
+  }
+  {
+    redis::Endpoint nowhere = endpoint();
+    nowhere.port = dead_port;
+    redis::CommandClient refused(&loop_, nowhere);
+    refused.exportStats(stats_);
+    refused.start();
+    ASSERT_TRUE(runUntil([&] { return failures("commands", "refused") >= 2; }));
+    EXPECT_EQ(last("commands", "refused"), 1);
+    EXPECT_EQ(last("commands", "auth"), 0);
+    refused.stop();
+  }  // its series go with it
+
+  redis::Endpoint wrong = endpoint();
+  wrong.password = "not-the-password";
+  redis::CommandClient denied(&loop_, wrong);
+  denied.exportStats(stats_);
+  denied.start();
+  ASSERT_TRUE(runUntil([&] { return failures("commands", "auth") >= 1; }));
+  EXPECT_EQ(last("commands", "auth"), 1);
+  EXPECT_EQ(value("evhost_redis_up", {{"connection", "commands"}}), 0);
+  // The operator sets the password evhost was given: it connects.
+  redis_.command({"CONFIG", "SET", "requirepass", "not-the-password"});
+  ASSERT_TRUE(runUntil([&] { return denied.ready(); }));
+  EXPECT_EQ(value("evhost_redis_up", {{"connection", "commands"}}), 1);
+  for (const char* kind : redis::kFailureKinds) {
+    EXPECT_EQ(last("commands", kind), 0) << kind;
+  }
+  denied.stop();
+  redis_.command({"AUTH", "not-the-password"});
+  redis_.command({"CONFIG", "SET", "requirepass", ""});
 }
 
 TEST_F(ReaderStatsTest, PubSubRefusedSubscriptionIsAGauge) {
@@ -201,6 +255,59 @@ TEST_F(StreamStatsTest, TakenBackAndTrimmedEntriesAreCounted) {
   EXPECT_EQ(stream("evhost_stream_redelivered_total"), 1);
   EXPECT_EQ(stream("evhost_stream_in_flight"), 1);
   src.reset();
+  commands.stop();
+}
+
+// The group's backlog as Redis tells it, refreshed when asked (at scrape
+// time): pending and lag from XINFO GROUPS, the oldest pending entry's age
+// from its id.
+TEST_F(StreamStatsTest, TheBacklogIsRedisesPendingLagAndOldestAge) {
+  redis::CommandClient commands(&loop_, endpoint());
+  commands.start();
+  ASSERT_TRUE(runUntil([&] { return commands.ready(); }));
+  auto src = source(commands);
+  auto refresh = [&](redis::StreamSource& s) {
+    bool done = false;
+    s.refreshBacklog([&] { done = true; });
+    return runUntil([&] { return done; });
+  };
+  // No stream yet: nothing is known.
+  ASSERT_TRUE(refresh(*src));
+  EXPECT_TRUE(std::isnan(stream("evhost_stream_pending")));
+  EXPECT_TRUE(std::isnan(stream("evhost_stream_lag")));
+  EXPECT_TRUE(std::isnan(stream("evhost_stream_oldest_pending_age_seconds")));
+
+  // Three entries written a minute ago (their ids say when), all delivered,
+  // two acknowledged.
+  const uint64_t minute_ago = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                        std::chrono::system_clock::now().time_since_epoch())
+                                                        .count()) -
+                              60000;
+  for (int i = 0; i < 3; ++i) {
+    redis_.command({"XADD", "test:orders", std::to_string(minute_ago) + "-" + std::to_string(i), "event", "{}"});
+  }
+  src->start();
+  ASSERT_TRUE(runUntil([&] { return taken_.size() == 3; }));
+  src->ack(taken_[1]);
+  src->ack(taken_[2]);
+  ASSERT_TRUE(runUntil([&] { return stream("evhost_stream_acked_total") == 2; }));
+  ASSERT_TRUE(refresh(*src));
+  EXPECT_EQ(stream("evhost_stream_pending"), 1);
+  EXPECT_EQ(stream("evhost_stream_lag"), 0);
+  const double age = stream("evhost_stream_oldest_pending_age_seconds");
+  EXPECT_GE(age, 60.0);
+  EXPECT_LT(age, 120.0);
+
+  // evhost stops (the entry stays pending); two more entries come, not
+  // delivered to the group yet: the lag.
+  src.reset();
+  redis_.command({"XADD", "test:orders", "*", "event", "{}"});
+  redis_.command({"XADD", "test:orders", "*", "event", "{}"});
+  auto next = source(commands);
+  ASSERT_TRUE(refresh(*next));
+  EXPECT_EQ(stream("evhost_stream_pending"), 1);
+  EXPECT_EQ(stream("evhost_stream_lag"), 2);
+  next.reset();
   commands.stop();
 }
 

@@ -13,8 +13,17 @@ evh_status initThrows(const evh_host_api*, evh_host*, evh_str, void**) {
 
 evh_status handleOk(void*, const evh_event*, evh_call*) { return EVH_OK; }
 
-const evh_plugin_desc kDesc = {
-    sizeof(evh_plugin_desc), EVH_ABI_VERSION, "init_throws", "0", nullptr, 0, 0, initThrows, handleOk, nullptr};
+const evh_plugin_desc kDesc = {sizeof(evh_plugin_desc),
+                               EVH_ABI_VERSION,
+                               "init_throws",
+                               "0",
+                               nullptr,
+                               0,
+                               0,
+                               initThrows,
+                               handleOk,
+                               nullptr,
+                               nullptr};
 
 }  // namespace
 

@@ -1,8 +1,10 @@
 /* ok_c: a well-behaved C test plugin. Counts events in metric "handled";
  * answers per event type: "RETRY" -> EVH_RETRY with a message, "REJECT" ->
- * EVH_REJECT, anything else EVH_OK. */
+ * EVH_REJECT, anything else EVH_OK. Its health (ABI 1.1): DOWN when its
+ * config contains "health_down", DEGRADED for "health_degraded". */
 #include <evh/plugin.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +12,7 @@ typedef struct ok_c {
   const evh_host_api* api;
   evh_host* host;
   evh_metric* handled;
+  evh_health health;
 } ok_c;
 
 static evh_str lit(const char* s) { return (evh_str){s, strlen(s)}; }
@@ -18,12 +21,14 @@ static int is(evh_str s, const char* lit_) { return s.len == strlen(lit_) && mem
 
 static evh_status ok_init(const evh_host_api* api, evh_host* host, evh_str config_json, void** out) {
   ok_c* p = (ok_c*)calloc(1, sizeof(*p));
-  (void)config_json;
   if (p == NULL) {
     return EVH_ERR_NOMEM;
   }
   p->api = api;
   p->host = host;
+  p->health = strstr(config_json.ptr, "health_down") != NULL       ? EVH_HEALTH_DOWN
+              : strstr(config_json.ptr, "health_degraded") != NULL ? EVH_HEALTH_DEGRADED
+                                                                   : EVH_HEALTH_OK;
   p->handled = api->metric_register(host, lit("handled"), EVH_METRIC_COUNTER, lit("events handled"));
   *out = p;
   return EVH_OK;
@@ -45,16 +50,25 @@ static evh_status ok_handle(void* instance, const evh_event* ev, evh_call* call)
 
 static void ok_shutdown(void* instance) { free(instance); }
 
-static const evh_plugin_desc desc = {sizeof(evh_plugin_desc),
-                                     EVH_ABI_VERSION,
-                                     "ok_c",
-                                     "1.2.3",
-                                     "test plugin in C",
-                                     0,
-                                     0,
-                                     ok_init,
-                                     ok_handle,
-                                     ok_shutdown};
+static evh_health ok_health(void* instance, char* detail, size_t detail_size) {
+  const ok_c* p = (const ok_c*)instance;
+  if (p->health != EVH_HEALTH_OK) {
+    snprintf(detail, detail_size, "ok_c was told to be %s", p->health == EVH_HEALTH_DOWN ? "down" : "degraded");
+  }
+  return p->health;
+}
+
+static const evh_plugin_desc desc = {
+    .struct_size = sizeof(evh_plugin_desc),
+    .abi_version = EVH_ABI_VERSION,
+    .name = "ok_c",
+    .version = "1.2.3",
+    .description = "test plugin in C",
+    .init = ok_init,
+    .handle = ok_handle,
+    .shutdown = ok_shutdown,
+    .health = ok_health,
+};
 
 EVH_PLUGIN_EXPORT const evh_plugin_desc* evh_plugin_entry(uint32_t host_abi_version) {
   (void)host_abi_version;

@@ -325,7 +325,8 @@ const evh_plugin_desc kDesc = {sizeof(evh_plugin_desc),
                                SCRIPTED_MAX_CONCURRENCY,
                                &scriptedInit,
                                &scriptedHandle,
-                               &scriptedShutdown};
+                               &scriptedShutdown,
+                               nullptr};
 
 }  // namespace
 

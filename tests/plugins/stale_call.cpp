@@ -123,7 +123,8 @@ const evh_plugin_desc kDesc = {sizeof(evh_plugin_desc),
                                0,
                                &staleInit,
                                &staleHandle,
-                               &staleShutdown};
+                               &staleShutdown,
+                               nullptr};
 
 }  // namespace
 

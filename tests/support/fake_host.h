@@ -15,10 +15,16 @@ namespace evh::test {
 // until runPosted().
 class FakeServices final : public plugin::HostServices {
  public:
-  evh_status redisCommand(plugin::Instance&, std::vector<std::string> argv, evh_reply_cb, void*) override {
+  // Not connected: every request fails at once -- unless `accept` is set,
+  // and then the request is kept with its callback for the test to answer.
+  evh_status redisCommand(plugin::Instance&, std::vector<std::string> argv, evh_reply_cb cb, void* ud) override {
     std::lock_guard<std::mutex> lock(mutex);
     commands.push_back(std::move(argv));
-    return EVH_ERR_UNAVAILABLE;
+    if (!accept) {
+      return EVH_ERR_UNAVAILABLE;
+    }
+    callbacks.emplace_back(cb, ud);
+    return EVH_OK;
   }
   evh_status post(plugin::Instance&, void (*fn)(void*), void* ud) override {
     std::lock_guard<std::mutex> lock(mutex);
@@ -38,6 +44,8 @@ class FakeServices final : public plugin::HostServices {
 
   std::mutex mutex;
   std::vector<std::vector<std::string>> commands;
+  bool accept = false;
+  std::vector<std::pair<evh_reply_cb, void*>> callbacks;  // of accepted requests, in order
   std::vector<std::function<void()>> posted;
 };
 

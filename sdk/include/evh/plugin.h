@@ -1,5 +1,5 @@
 /*
- * evh/plugin.h -- the evhost plugin C ABI, version 1.
+ * evh/plugin.h -- the evhost plugin C ABI, version 1.1.
  *
  * A plugin is a shared object that exports exactly one symbol,
  * evh_plugin_entry(), returning a static descriptor. evhost (the host) loads
@@ -20,6 +20,14 @@
  *       calling a host function added after 1.0;
  *     - the host refuses a plugin that needs a newer minor than its own.
  *   Nothing is ever removed or reordered within a major version.
+ *
+ * HISTORY
+ *   1.0  the first release.
+ *   1.1  host functions status_text, metric_register_spec (labels,
+ *        histograms: EVH_METRIC_HISTOGRAM, evh_metric_spec) and
+ *        metric_observe; the descriptor's optional health callback. A 1.1
+ *        host loads 1.0 plugins unchanged; a plugin built against 1.1 needs
+ *        a 1.1 host (an older one refuses it with a clear message).
  *
  * OWNERSHIP (the rules everything below follows unless its comment says
  * otherwise)
@@ -66,7 +74,7 @@ extern "C" {
 #endif
 
 #define EVH_ABI_MAJOR 1 /* changes on a breaking change only */
-#define EVH_ABI_MINOR 0 /* grows with every append */
+#define EVH_ABI_MINOR 1 /* grows with every append */
 #define EVH_ABI_MAKE_VERSION(major, minor) ((EVH__CAST(uint32_t, major) << 16) | (EVH__CAST(uint32_t, minor) & 0xFFFFu))
 #define EVH_ABI_VERSION EVH_ABI_MAKE_VERSION(EVH_ABI_MAJOR, EVH_ABI_MINOR)
 #define EVH_ABI_VERSION_MAJOR(v) (EVH__CAST(uint32_t, v) >> 16)
@@ -222,8 +230,51 @@ typedef void (*evh_reply_cb)(void* user_data, evh_status status, const evh_reply
 
 typedef int32_t evh_metric_kind;
 enum {
-  EVH_METRIC_COUNTER = 1, /* only grows: metric_add with delta >= 0 */
-  EVH_METRIC_GAUGE = 2    /* any value: metric_add or metric_set */
+  EVH_METRIC_COUNTER = 1,  /* only grows: metric_add with delta >= 0 */
+  EVH_METRIC_GAUGE = 2,    /* any value: metric_add or metric_set */
+  EVH_METRIC_HISTOGRAM = 3 /* ABI 1.1: observations counted in buckets: metric_observe.
+                              Registered with metric_register_spec only. */
+};
+
+/* ABI 1.1: one label of a metric.
+ * name: [a-z_][a-z0-9_]*, at most 64 bytes, not "plugin" (the host's: the
+ *   instance name), not "le" (histograms' buckets), not starting "__".
+ * value: printable ASCII (0x20 to 0x7e), at most 256 bytes. Keep the set of values small
+ *   and fixed (an event type the plugin knows, a table name) -- never an id
+ *   or anything taken from events: each label set is a series the host keeps
+ *   until the instance shuts down.
+ * OWNERSHIP: borrowed for the metric_register_spec call. */
+typedef struct evh_metric_label {
+  evh_str name;
+  evh_str value;
+} evh_metric_label;
+
+/* ABI 1.1: what metric_register_spec registers: a metric of any kind, with
+ * labels, or a histogram with its buckets.
+ * OWNERSHIP: borrowed for the call; the host copies what it keeps.
+ * Versioned like every struct that crosses the boundary: set struct_size to
+ * sizeof(evh_metric_spec); the host reads only that much (fields appended
+ * later read as zero from an older plugin). */
+typedef struct evh_metric_spec {
+  uint32_t struct_size;           /* sizeof(evh_metric_spec) as compiled into the plugin */
+  evh_metric_kind kind;           /* EVH_METRIC_COUNTER, _GAUGE or _HISTOGRAM */
+  evh_str name;                   /* as for metric_register: [a-z0-9_]+, at most 128 bytes */
+  evh_str help;                   /* one line of help text (copied) */
+  const evh_metric_label* labels; /* label_count labels (may be NULL when label_count is 0) */
+  uint32_t label_count;           /* at most 8 */
+  uint32_t bucket_count;          /* HISTOGRAM: 1 to 32; otherwise 0 */
+  const double* buckets;          /* HISTOGRAM: the buckets' upper bounds in the metric's unit
+                                     (seconds for a name ending _seconds), finite and strictly
+                                     increasing, kept to a resolution of 1e-6 (two bounds equal at
+                                     that resolution are refused); +Inf is implicit */
+} evh_metric_spec;
+
+/* ABI 1.1: what a plugin's health callback answers (evh_plugin_desc.health). */
+typedef int32_t evh_health;
+enum {
+  EVH_HEALTH_OK = 0,       /* working */
+  EVH_HEALTH_DEGRADED = 1, /* working, with a problem worth showing (/status shows it; ready all the same) */
+  EVH_HEALTH_DOWN = 2      /* cannot do its work now: evhost reports itself not ready (/readyz) */
 };
 
 /* The table of host functions, filled by the host and passed to init().
@@ -298,7 +349,28 @@ typedef struct evh_host_api {
    * will not run. THREAD: any. */
   evh_status (*post)(evh_host* host, void (*fn)(void* user_data), void* user_data);
 
-  /* Added in ABI 1.1 -- append only below this line. */
+  /* Added in ABI 1.1 -- check EVH_API_HAS(api, fn) before calling. */
+
+  /* The name of a status code: "ok", "retry", "reject", "pending",
+   * "err_invalid", "err_nomem", "err_unsupported", "err_internal",
+   * "err_unavailable", "err_cancelled", "err_state"; "unknown" for any
+   * other value. Static and NUL-terminated: never free it. THREAD: any. */
+  const char* (*status_text)(evh_status status);
+
+  /* Registers (or finds) the metric `spec` describes: one series per
+   * (name, label values). The same name must keep the same kind, help,
+   * label names and buckets. Exported as metric_register's are, with the
+   * labels added. Returns NULL -- logged with the reason -- on an invalid
+   * spec, a clash, or once the instance holds 1000 series (label values
+   * must come from a small fixed set). The handle is valid until shutdown() returns.
+   * THREAD: any. */
+  evh_metric* (*metric_register_spec)(evh_host* host, const evh_metric_spec* spec);
+
+  /* Adds one observation to a histogram (atomic); ignored for other kinds
+   * and for NaN or infinite values. THREAD: any. */
+  void (*metric_observe)(evh_metric* metric, double value);
+
+  /* Added in ABI 1.2 -- append only below this line. */
 } evh_host_api;
 
 /* ------------------------------------------------------------------------ */
@@ -367,7 +439,22 @@ typedef struct evh_plugin_desc {
    * NULL when there is nothing to free. */
   void (*shutdown)(void* instance);
 
-  /* Added in ABI 1.1 -- append only below this line. */
+  /* Added in ABI 1.1 (the host reads it only from a descriptor whose
+   * struct_size covers it). */
+
+  /* Optional, may be NULL (then always EVH_HEALTH_OK): how this instance is
+   * doing, for the host's readiness (/readyz) and status (/status) -- say,
+   * whether the database it writes to answers. Answers EVH_HEALTH_OK,
+   * EVH_HEALTH_DEGRADED or EVH_HEALTH_DOWN, and may write one line of
+   * explanation into `detail` (host memory, detail_size bytes, at least 256;
+   * write at most detail_size bytes, NUL-terminated; leave it empty for
+   * none). Answer from state the plugin already has: it is called when an
+   * operator or a probe asks, possibly every second.
+   * THREAD: the loop thread; must not block. Not called before init()
+   * returned EVH_OK nor after shutdown(). */
+  evh_health (*health)(void* instance, char* detail, size_t detail_size);
+
+  /* Added in ABI 1.2 -- append only below this line. */
 } evh_plugin_desc;
 
 /* The one exported symbol. host_abi_version is the host's EVH_ABI_VERSION;

@@ -158,12 +158,22 @@ class Metric {
       api_->metric_set(m_, value);
     }
   }
+  // One observation of a histogram (ABI 1.1; see Host::histogram).
+  void observe(double value) const noexcept {
+    if (m_ != nullptr && EVH_API_HAS(api_, metric_observe)) {
+      api_->metric_observe(m_, value);
+    }
+  }
   explicit operator bool() const noexcept { return m_ != nullptr; }
 
  private:
   const evh_host_api* api_ = nullptr;
   evh_metric* m_ = nullptr;
 };
+
+// A metric's labels (ABI 1.1): {{"table", "orders"}, ...}. See
+// evh_metric_label for the names and values allowed.
+using Labels = std::vector<std::pair<std::string_view, std::string_view>>;
 
 // The host's functions for one plugin instance. Cheap to copy; valid until
 // the instance is destroyed. Thread rules are those of evh_host_api.
@@ -211,6 +221,24 @@ class Host {
   Metric gauge(std::string_view name, std::string_view help = {}) const noexcept {
     return Metric(api_, api_->metric_register(h_, str(name), EVH_METRIC_GAUGE, str(help)));
   }
+  // ABI 1.1 (an empty Metric on an older host): a counter or gauge with
+  // labels, and histograms with their buckets' upper bounds.
+  Metric counter(std::string_view name, std::string_view help, const Labels& labels) const {
+    return spec(EVH_METRIC_COUNTER, name, help, labels, {});
+  }
+  Metric gauge(std::string_view name, std::string_view help, const Labels& labels) const {
+    return spec(EVH_METRIC_GAUGE, name, help, labels, {});
+  }
+  Metric histogram(std::string_view name, std::string_view help, const std::vector<double>& buckets,
+                   const Labels& labels = {}) const {
+    return spec(EVH_METRIC_HISTOGRAM, name, help, labels, buckets);
+  }
+
+  // The name of a status code ("ok", "err_state", ...; ABI 1.1, "unknown"
+  // on an older host).
+  const char* statusText(evh_status status) const noexcept {
+    return EVH_API_HAS(api_, status_text) ? api_->status_text(status) : "unknown";
+  }
 
   // Runs fn once on the loop thread.
   evh_status post(std::function<void()> fn) const {
@@ -235,6 +263,28 @@ class Host {
     evh_host* h;
     ReplyFn fn;
   };
+
+  Metric spec(evh_metric_kind kind, std::string_view name, std::string_view help, const Labels& labels,
+              const std::vector<double>& buckets) const {
+    if (!EVH_API_HAS(api_, metric_register_spec)) {
+      return Metric();
+    }
+    std::vector<evh_metric_label> ls;
+    ls.reserve(labels.size());
+    for (const auto& [k, v] : labels) {
+      ls.push_back(evh_metric_label{str(k), str(v)});
+    }
+    evh_metric_spec sp{};
+    sp.struct_size = sizeof(sp);
+    sp.kind = kind;
+    sp.name = str(name);
+    sp.help = str(help);
+    sp.labels = ls.data();
+    sp.label_count = static_cast<uint32_t>(ls.size());
+    sp.bucket_count = static_cast<uint32_t>(buckets.size());
+    sp.buckets = buckets.data();
+    return Metric(api_, api_->metric_register_spec(h_, &sp));
+  }
 
   template <class Send>
   evh_status submit(ReplyFn& cb, Send&& send) const {
@@ -353,6 +403,16 @@ class Plugin {
   // Handles one event; see evh_plugin_desc.handle for the thread.
   virtual Result handle(const Event& event, Call& call) = 0;
 
+  // How this instance is doing (ABI 1.1, evh_plugin_desc.health): healthy
+  // unless overridden. On the loop thread, when an operator or a probe
+  // asks: answer from state you have, never block. An exception reads as
+  // EVH_HEALTH_DOWN with its message.
+  struct Health {
+    evh_health state = EVH_HEALTH_OK;
+    std::string detail;  // one line; cut to what the host gives room for
+  };
+  virtual Health health() { return {}; }
+
   const Host& host() const noexcept { return host_; }
 
  private:
@@ -431,11 +491,34 @@ inline evh_status handle(void* instance, const evh_event* ev, evh_call* c) noexc
 
 inline void shutdown(void* instance) noexcept { delete static_cast<Plugin*>(instance); }
 
+inline void copyDetail(std::string_view text, char* out, size_t size) noexcept {
+  if (size == 0) {
+    return;
+  }
+  const size_t n = text.size() < size - 1 ? text.size() : size - 1;
+  text.copy(out, n);
+  out[n] = '\0';
+}
+
+inline evh_health health(void* instance, char* detail, size_t size) noexcept {
+  try {
+    Plugin::Health h = static_cast<Plugin*>(instance)->health();
+    copyDetail(h.detail, detail, size);
+    return h.state;
+  } catch (const std::exception& e) {
+    copyDetail(std::string("health() threw: ") + e.what(), detail, size);
+  } catch (...) {
+    copyDetail("health() threw an unknown exception", detail, size);
+  }
+  return EVH_HEALTH_DOWN;
+}
+
 template <class T>
 const evh_plugin_desc* descriptor(const char* name, const char* version) noexcept {
   static const evh_plugin_desc desc = {
       sizeof(evh_plugin_desc), EVH_ABI_VERSION,          name,     version,         Description<T>::value,
       Flags<T>::value,         MaxConcurrency<T>::value, &init<T>, &detail::handle, &detail::shutdown,
+      &detail::health,
   };
   return &desc;
 }

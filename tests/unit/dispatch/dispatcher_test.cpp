@@ -207,6 +207,29 @@ TEST_F(DispatcherTest, InlinePluginsRunInOrderInsideDispatch) {
   EXPECT_EQ(dispatcher_->unfinishedCalls(), 0U);
 }
 
+// Each call and its outcome counted for its target's event type as well.
+TEST_F(DispatcherTest, OutcomesAreCountedPerEventTypeToo) {
+  Dispatcher::Options options;
+  options.stats = &stats_;
+  start({{"p", "scripted", ""}}, options);
+  ops::Scope scope(stats_);
+  auto c = [&](const char* outcome) { return scope.counter("t_outcomes_total", "", {{"outcome", outcome}}); };
+  const route::TypeSeries series{
+      scope.counter("t_calls_total", ""), c("ok"), c("retry"), c("reject"), c("timeout"), c("error")};
+  for (const char* type : {"OK", "OK", "RETRY", "REJECT", "STATUS_42"}) {
+    route::Targets t = targets({"p"});
+    t[0].series = &series;
+    ASSERT_TRUE(dispatcher_->dispatch(makeEvent(type), t));
+  }
+  ASSERT_TRUE(runLoopUntilIdle());
+  EXPECT_EQ(series.calls.value(), 5);
+  EXPECT_EQ(series.ok.value(), 2);
+  EXPECT_EQ(series.retry.value(), 1);
+  EXPECT_EQ(series.reject.value(), 1);
+  EXPECT_EQ(series.error.value(), 1);
+  EXPECT_EQ(series.timeout.value(), 0);
+}
+
 TEST_F(DispatcherTest, EachPluginsSeriesAreInTheStatsRegistry) {
   Dispatcher::Options options;
   options.stats = &stats_;
@@ -271,6 +294,32 @@ TEST_F(DispatcherTest, InlineOutcomesAreCounted) {
   // The messages given with call_set_error reach the log.
   EXPECT_THAT(log.str(), HasSubstr("scripted retry"));
   EXPECT_THAT(log.str(), HasSubstr("scripted reject"));
+}
+
+// What waits, and for what: a retry delay, a breaker that is open.
+TEST_F(DispatcherTest, DeliveriesWaitingForARetryOrABreakerAreGauged) {
+  retry_.max_attempts = 3;
+  retry_.base_delay_ms = 60000;  // the retry waits through the test
+  breaker_.threshold = 1;        // the first failure opens it
+  breaker_.open_ms = 60000;
+  start({{"flaky", "scripted", ""}, {"shut", "scripted", ""}});
+  ASSERT_TRUE(dispatch("RETRY", {"flaky"}, "e1"));
+  EXPECT_EQ(counters("flaky").retry_waiting, 1);
+  EXPECT_EQ(counters("flaky").breaker_waiting, 0);
+  ASSERT_TRUE(dispatch("RETRY", {"shut"}, "e2"));  // opens shut's breaker; its retry waits too
+  ASSERT_TRUE(dispatch("OK", {"shut"}, "e3"));
+  ASSERT_TRUE(dispatch("OK", {"shut"}, "e4"));
+  EXPECT_EQ(counters("shut").breaker_state, CircuitBreaker::State::Open);
+  EXPECT_EQ(counters("shut").breaker_waiting, 2);
+  EXPECT_EQ(counters("shut").retry_waiting, 1);
+  // A stop hands them all to the dead-letter queue: nothing waits any more.
+  int idle = 0;
+  dispatcher_->drain([&] { ++idle; });
+  ASSERT_TRUE(runLoopUntil([&] { return idle == 1; }));
+  for (const char* n : {"flaky", "shut"}) {
+    EXPECT_EQ(counters(n).retry_waiting, 0) << n;
+    EXPECT_EQ(counters(n).breaker_waiting, 0) << n;
+  }
 }
 
 TEST_F(DispatcherTest, EveryTargetIsCalledOnceAndTheEventLivesUntilTheLastFinishes) {
@@ -627,12 +676,13 @@ TEST_F(DispatcherTest, ACallQueuedBehindAStuckOneIsRefusedWithoutStarting) {
 }
 
 TEST_F(DispatcherTest, TheTimeoutMeasuresRunningTimeNotTheWaitForAWorker) {
-  // One worker: b's call waits 300 ms behind a's two 150 ms calls, longer
-  // than the 200 ms timeout -- yet no call ran for longer than 150 ms.
+  // One worker: b's call waits 600 ms behind a's two 300 ms calls, longer
+  // than the 450 ms timeout -- yet no call ran for longer than 300 ms.
+  // (150 ms of margin each way: a loaded machine may run a call late.)
   pool_->stop();
   pool_ = std::make_unique<WorkerPool>(1);
-  timeout_ms_ = 200;
-  start({{"a", "scripted_serial", "SLEEP_150"}, {"b", "scripted_serial", "OK"}});
+  timeout_ms_ = 450;
+  start({{"a", "scripted_serial", "SLEEP_300"}, {"b", "scripted_serial", "OK"}});
   ASSERT_TRUE(dispatch("X", {"a"}, "a1"));
   ASSERT_TRUE(dispatch("X", {"a"}, "a2"));
   ASSERT_TRUE(dispatch("X", {"b"}, "b1"));

@@ -100,17 +100,17 @@ TEST_F(LoaderTest, RefusesSharedObjectWithoutEntrySymbol) {
 TEST_F(LoaderTest, RefusesEntryReturningNoDescriptor) {
   std::string path = testPlugin("entry_returns_null");
   EXPECT_THAT(refusal(path),
-              HasSubstr(path + ": evh_plugin_entry returned no descriptor (the plugin declined host ABI 1.0)"));
+              HasSubstr(path + ": evh_plugin_entry returned no descriptor (the plugin declined host ABI 1.1)"));
 }
 
 TEST_F(LoaderTest, RefusesOtherMajorNamingBothVersions) {
   std::string path = testPlugin("abi_wrong_major");
-  EXPECT_THAT(refusal(path), HasSubstr(path + ": built for plugin ABI 2.0, but this evhost implements ABI 1.0"));
+  EXPECT_THAT(refusal(path), HasSubstr(path + ": built for plugin ABI 2.0, but this evhost implements ABI 1.1"));
 }
 
 TEST_F(LoaderTest, RefusesNewerMinor) {
   std::string path = testPlugin("abi_newer_minor");
-  EXPECT_THAT(refusal(path), HasSubstr(path + ": built for plugin ABI 1.99, newer than this evhost's ABI 1.0"));
+  EXPECT_THAT(refusal(path), HasSubstr(path + ": built for plugin ABI 1.99, newer than this evhost's ABI 1.1"));
 }
 
 TEST_F(LoaderTest, RefusalShowsPluginsOwnInitMessage) {
@@ -166,16 +166,24 @@ TEST_F(LoaderTest, CopyVersionedStopsAtDeclaredSize) {
   const evh_plugin_desc* guarded = entry_fn(EVH_ABI_VERSION);
   ASSERT_NE(guarded, nullptr);
 
+  // Today's descriptor: 1.1's health callback reads as NULL.
+  evh_plugin_desc now;
+  std::memset(&now, 0xAB, sizeof(now));
+  EXPECT_EQ(copyVersioned(guarded, now), kMinDescriptorSize);
+  EXPECT_EQ(now.health, nullptr);
+  EXPECT_NE(now.handle, nullptr);
+
+  // Some later minor's, longer still.
   struct Future {
     uint32_t struct_size;
     uint32_t abi_version;
     unsigned char rest[sizeof(evh_plugin_desc) - 8];
-    uint64_t added_in_1_1;
+    uint64_t added_later;
   };
   Future f;
   std::memset(&f, 0xAB, sizeof(f));
-  EXPECT_EQ(copyVersioned(guarded, f), sizeof(evh_plugin_desc));
-  EXPECT_EQ(f.added_in_1_1, 0U);
+  EXPECT_EQ(copyVersioned(guarded, f), kMinDescriptorSize);
+  EXPECT_EQ(f.added_later, 0U);
   EXPECT_EQ(f.abi_version, EVH_ABI_MAKE_VERSION(1, 0));
   dlclose(h);
 }

@@ -5,6 +5,7 @@
 
 #include "plugin/registry.h"
 #include "support/fake_host.h"
+#include "support/stats_text.h"
 
 #include <gtest/gtest.h>
 
@@ -171,6 +172,38 @@ TEST_F(RouteTableTest, TargetsPointAtTheConfiguredInstances) {
   ASSERT_EQ(t.size(), 2U);
   EXPECT_EQ(t[0].plugin, registry_.find("d"));
   EXPECT_EQ(t[1].plugin, registry_.find("a"));
+}
+
+// Counting by event type: a series per (plugin, routed type), "*" for what a
+// route without an event list takes; the same pair on two channels is one
+// series; they go with the runtime.
+TEST_F(RouteTableTest, TargetsCarryTheirPluginAndTypesSeries) {
+  ops::Registry stats;
+  config::Config cfg;
+  cfg.channels = {channel("orders", {route({"CREATED"}, {"a", "b"}), route({}, {"c"})}),
+                  channel("audit", {route({"CREATED"}, {"a"})})};
+  auto rt = runtime::Runtime::build(
+      cfg, [this](const std::string& n) { return registry_.find(n); }, ids_, 1, &stats);
+  const Targets& created = rt->channels().at(0).routes.route("CREATED");
+  ASSERT_EQ(created.size(), 3U);  // a, b, and c's wildcard route
+  for (const auto& t : created) {
+    ASSERT_NE(t.series, nullptr);
+  }
+  EXPECT_NE(created[0].series, created[1].series);
+  EXPECT_EQ(rt->channels().at(1).routes.route("CREATED").at(0).series, created[0].series);
+  created[2].series->calls.inc();  // c, for CREATED: counted as CREATED
+  const Targets& other = rt->channels().at(0).routes.route("SHIPPED");
+  ASSERT_EQ(other.size(), 1U);
+  other[0].series->calls.inc(2);
+  other[0].series->reject.inc();
+  EXPECT_EQ(test::statValue(stats, "evhost_handler_calls_by_type_total", {{"event_type", "CREATED"}, {"plugin", "c"}}),
+            1);
+  EXPECT_EQ(test::statValue(stats, "evhost_handler_calls_by_type_total", {{"event_type", "*"}, {"plugin", "c"}}), 2);
+  EXPECT_EQ(test::statValue(stats, "evhost_handler_outcomes_by_type_total",
+                            {{"event_type", "*"}, {"outcome", "reject"}, {"plugin", "c"}}),
+            1);
+  rt.reset();
+  EXPECT_TRUE(stats.collect().empty());
 }
 
 }  // namespace

@@ -1,0 +1,62 @@
+#include "app/scraper.h"
+
+#include <utility>
+
+namespace evh::app {
+
+Scraper::Scraper(uv_loop_t* loop, const ops::Registry& stats, uint64_t budget_ms)
+    : stats_(stats), budget_ms_(budget_ms), budget_(makeUvHandle<uv_timer_t>(loop, uv_timer_init)) {
+  budget_->data = this;
+}
+
+Scraper::~Scraper() = default;
+
+void Scraper::addRefresh(Refresh refresh) { refreshes_.push_back(std::move(refresh)); }
+
+void Scraper::clearRefreshes() {
+  refreshes_.clear();
+  if (!waiting_.empty()) {
+    finish();  // nothing left to wait for
+  }
+}
+
+void Scraper::scrape(Done done) {
+  waiting_.push_back(std::move(done));
+  if (waiting_.size() > 1) {
+    return;  // a round runs: its snapshot serves this request too
+  }
+  const uint64_t round = ++round_;
+  outstanding_ = refreshes_.size() + 1;  // +1: the guard released below
+  uv_timer_start(
+      budget_.get(), [](uv_timer_t* t) { static_cast<Scraper*>(t->data)->finish(); }, budget_ms_, 0);
+  std::weak_ptr<bool> alive = alive_;
+  auto answered = [this, round, alive] {
+    if (alive.expired()) {
+      return;
+    }
+    if (round == round_ && !waiting_.empty() && --outstanding_ == 0) {
+      finish();
+    }
+  };
+  // A copy: a refresh may answer at once, and finish() may then run while
+  // this loop goes on.
+  const std::vector<Refresh> refreshes = refreshes_;
+  for (const auto& refresh : refreshes) {
+    refresh(answered);
+  }
+  answered();
+}
+
+void Scraper::finish() {
+  uv_timer_stop(budget_.get());
+  ++round_;  // late answers of this round are ignored
+  ++rounds_;
+  std::vector<Done> waiting = std::move(waiting_);
+  waiting_.clear();
+  auto snapshot = std::make_shared<const std::vector<ops::FamilySample>>(stats_.collect());
+  for (auto& done : waiting) {
+    done(snapshot);
+  }
+}
+
+}  // namespace evh::app

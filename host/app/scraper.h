@@ -1,0 +1,62 @@
+// Answers the exporter's requests for a snapshot of every series. Some
+// figures are Redis's to tell (a stream group's pending count and lag):
+// before collecting, the scraper asks their sources to refresh them -- for
+// at most `budget_ms`, so that a slow or paused Redis delays a scrape by
+// that much and never fails it (those gauges then show what they last
+// knew). Requests that arrive while a refresh runs share its snapshot: a
+// flood of scrapes costs Redis one round of commands per budget at most.
+#pragma once
+
+#include "loop/uv_handle.h"
+#include "ops/stats.h"
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+namespace evh::app {
+
+class Scraper {
+ public:
+  using Snapshot = std::shared_ptr<const std::vector<ops::FamilySample>>;
+  using Done = std::function<void(Snapshot)>;
+  // Refreshes some gauges, then calls its argument once -- or never, if
+  // what it refreshes goes away first (the budget covers that).
+  using Refresh = std::function<void(std::function<void()>)>;
+
+  Scraper(uv_loop_t* loop, const ops::Registry& stats, uint64_t budget_ms = 500);
+  ~Scraper();
+  Scraper(const Scraper&) = delete;
+  Scraper& operator=(const Scraper&) = delete;
+
+  // Adds a refresh run at every scrape. THREAD: loop.
+  void addRefresh(Refresh refresh);
+  // Forgets every refresh (before what they refresh is destroyed): scrapes
+  // from now on collect at once. THREAD: loop.
+  void clearRefreshes();
+  // Calls `done` with a snapshot, on the loop thread, once the refreshes
+  // have answered or the budget is spent. THREAD: loop.
+  void scrape(Done done);
+  // Scrapes so far (each answered once, whatever its waiters). For tests.
+  uint64_t rounds() const noexcept { return rounds_; }
+
+ private:
+  void finish();
+
+  const ops::Registry& stats_;
+  uint64_t budget_ms_;
+  UvHandle<uv_timer_t> budget_;
+  std::vector<Refresh> refreshes_;
+  std::vector<Done> waiting_;
+  uint64_t round_ = 0;      // the refresh round running; answers of older rounds are ignored
+  size_t outstanding_ = 0;  // refreshes of this round not answered yet
+  uint64_t rounds_ = 0;
+  // Refreshes may answer after this scraper is gone (a reply in flight at
+  // shutdown): their callbacks check it.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace evh::app
