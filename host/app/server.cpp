@@ -59,7 +59,7 @@ void Server::planTeardown() {
   });
   teardown_.add("ops", [this](Mode) {
     // Served through the drain (/readyz says "draining"); stopped before
-    // anything its collects read goes, and before the poster refuses them.
+    // anything its scrapes read goes, and before the poster refuses them.
     if (ops_) {
       ops_->stop();
     }
@@ -115,11 +115,12 @@ void Server::planTeardown() {
     }
   });
   teardown_.add("sources", [this](Mode) {
-    if (scraper_) {
-      scraper_->clearRefreshes();  // they point at the streams
-    }
+    // The scraper's refreshes point at the streams; nothing scrapes any more
+    // (the ops listener has stopped). It goes, its timer with it, as does
+    // LoopLag's uv_check: else both are still open when the loop closes.
+    scraper_.reset();
     streams_.clear();
-    lag_.reset();  // its uv_check handle, else still open when the loop closes
+    lag_.reset();
     poster_->close();
     deadline_.close();
     flush_timer_.close();
@@ -229,7 +230,11 @@ void Server::startOps() {
   options.where = config_.ops.origin.describe();
   ops::LoopAccess access;
   access.post = [this](std::function<void()> fn) { return poster_->post(std::move(fn)); };
-  access.collect = [this] { return ops::LoopSnapshot{stats_.collect(), readiness()}; };
+  access.scrape = [this](ops::LoopAccess::Reply reply) {
+    scrape([this, reply = std::move(reply)](Scraper::Snapshot families) {
+      reply(ops::LoopSnapshot{std::move(families), readiness()});
+    });
+  };
   ops_ = std::make_unique<ops::HttpServer>(std::move(options), std::move(access), stats_);
   log::host().info("ops listening on {}", ops_->url());
 }

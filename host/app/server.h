@@ -103,7 +103,7 @@ class Server final {
   std::unique_ptr<redis::Subscriber> subscriber_;
   std::vector<std::unique_ptr<redis::StreamSource>> streams_;
   // The ops listener (/metrics, /healthz, /readyz; its own thread). Its
-  // collects read stats_ and readiness()'s sources on the loop: declared
+  // scrapes read stats_ and readiness()'s sources on the loop: declared
   // after them all, so destroyed first -- though the "ops" teardown step
   // has stopped it long before.
   std::unique_ptr<ops::HttpServer> ops_;

@@ -61,9 +61,11 @@ Response metricsResponse(const LoopAnswer& answer, Format format, const std::vec
     return text(503, answer.why_not + "; no metrics\n");
   }
   std::vector<const FamilySample*> families;
-  families.reserve(answer.snapshot->families.size() + own.size());
-  for (const auto& f : answer.snapshot->families) {
-    families.push_back(&f);
+  if (answer.snapshot->families) {
+    families.reserve(answer.snapshot->families->size() + own.size());
+    for (const auto& f : *answer.snapshot->families) {
+      families.push_back(&f);
+    }
   }
   for (const auto& f : own) {
     families.push_back(&f);

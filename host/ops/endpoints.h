@@ -9,16 +9,19 @@
 #include "ops/readiness.h"
 #include "ops/stats.h"
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace evh::ops {
 
-// What the loop thread hands the ops thread per collect: what only the loop
-// may compute (computed gauges and readiness read loop-owned state).
+// What the loop thread hands the ops thread per scrape: what only the loop
+// may compute (computed gauges and readiness read loop-owned state). The
+// families are shared, not copied: the loop's scraper hands the same
+// snapshot to every scrape waiting for it.
 struct LoopSnapshot {
-  std::vector<FamilySample> families;
+  std::shared_ptr<const std::vector<FamilySample>> families;
   Readiness readiness;
 };
 

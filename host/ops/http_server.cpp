@@ -30,7 +30,10 @@ constexpr size_t kMaxRequestBody = 16 * 1024;
 // sockets are shut down (it takes one loop iteration or two).
 constexpr uint64_t kDrainMs = 5000;
 
-const Buckets kCollectBuckets{{10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 50000, 250000, 1000000}, 1e6};
+// 50 us .. 5 s: a scrape waits for the loop and, for streams, for Redis
+// (at most 0.5 s: app::Scraper's budget).
+const Buckets kScrapeBuckets{
+    {50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 5000000}, 1e6};
 
 }  // namespace
 
@@ -105,10 +108,11 @@ HttpServer::Impl::Impl(Options options, LoopAccess access, Registry& stats)
   rejected_ = scope_.counter("evhost_ops_http_rejected_total",
                              "Connections to the ops listener closed at once: the most connections were open");
   connections_open_ = scope_.gauge("evhost_ops_http_connections", "Open connections to the ops listener");
-  const Histogram collect_seconds = scope_.histogram(
-      "evhost_ops_collect_seconds",
-      "Time the event loop spent collecting the series and readiness for the ops endpoints, per collect",
-      kCollectBuckets);
+  const Histogram scrape_seconds = scope_.histogram(
+      "evhost_ops_scrape_seconds",
+      "From the ops listener asking the event loop for a snapshot to its answer: the wait for the loop, Redis's "
+      "answers about streams, the collect",
+      kScrapeBuckets);
   if (int rc = uv_loop_init(&loop_); rc != 0) {
     throw std::runtime_error(std::string("ops listener: uv_loop_init: ") + uv_strerror(rc));
   }
@@ -129,7 +133,7 @@ HttpServer::Impl::Impl(Options options, LoopAccess access, Registry& stats)
   accept_.hosts = config_.hosts;
 
   try {
-    link_ = std::make_unique<LoopLink>(&loop_, std::move(access), options_.loop, collect_seconds);
+    link_ = std::make_unique<LoopLink>(&loop_, std::move(access), options_.loop, scrape_seconds);
     stop_ = makeUvHandle<uv_async_t>(&loop_, uv_async_init, &Impl::onStop);
     drain_ = makeUvHandle<uv_timer_t>(&loop_, uv_timer_init);
     if (!stop_ || !drain_) {

@@ -1,7 +1,7 @@
 // The ops HTTP listener: GET /metrics, /healthz and /readyz (endpoints.h),
 // served by h2o (libh2o, its libuv flavour) on a thread and a libuv loop of
 // its own, so that no client -- slow, idle, hostile -- can delay event
-// handling: the evhost loop does one collect per (coalesced) scrape and
+// handling: the evhost loop does one scrape per (coalesced) request and
 // nothing else for it (loop_link.h).
 //
 // Bounded whatever the clients do:
@@ -44,7 +44,7 @@ class HttpServer {
   // Throws std::runtime_error naming the address and `where` when it cannot
   // listen (address in use, not an address of this host). Registers the ops
   // series in `stats`. THREAD: the evhost loop, like stop() and the
-  // destructor (a collect posted to the loop relies on it).
+  // destructor (a scrape posted to the loop relies on it).
   HttpServer(Options options, LoopAccess loop, Registry& stats);
   ~HttpServer();  // stop()
   HttpServer(const HttpServer&) = delete;

@@ -1,4 +1,4 @@
-// The ops thread's side of a collect (coalescing, reuse, the deadline) and
+// The ops thread's side of a scrape (coalescing, reuse, the deadline) and
 // the function it posts to the loop.
 #include "ops/loop_link.h"
 
@@ -10,22 +10,36 @@
 
 namespace evh::ops {
 
-// What a posted collect and the ops thread share. `wake` is the ops loop's
+// What a posted scrape and the ops thread share. `wake` is the ops loop's
 // async handle, usable (uv_async_send is thread-safe) while not null: close()
 // nulls it under the mutex before closing the handle.
 struct LoopLink::Mailbox {
   std::mutex mutex;
   uv_async_t* wake = nullptr;
   bool full = false;                           // an answer waits
-  std::shared_ptr<const LoopSnapshot> answer;  // null with `full`: the collect threw
+  std::shared_ptr<const LoopSnapshot> answer;  // null with `full`: the scrape threw
   std::string error;
+
+  bool open() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return wake != nullptr;
+  }
+  void deliver(std::shared_ptr<const LoopSnapshot> snapshot, std::string why) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (wake != nullptr) {
+      full = true;
+      answer = std::move(snapshot);
+      error = std::move(why);
+      uv_async_send(wake);
+    }
+  }
 };
 
-LoopLink::LoopLink(uv_loop_t* ops_loop, LoopAccess access, Options options, Histogram collect_seconds)
+LoopLink::LoopLink(uv_loop_t* ops_loop, LoopAccess access, Options options, Histogram scrape_seconds)
     : loop_(ops_loop),
       access_(std::move(access)),
       options_(options),
-      collect_seconds_(collect_seconds),
+      scrape_seconds_(scrape_seconds),
       mailbox_(std::make_shared<Mailbox>()) {
   answered_ = makeUvHandle<uv_async_t>(loop_, uv_async_init, &LoopLink::onAnswer);
   timer_ = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);
@@ -49,8 +63,9 @@ void LoopLink::get(Done done) {
     return;
   }
   if (stalled_) {
-    // The collect asked for is still queued on a loop that has not run it
-    // for timeout_ms: waiting again would only hold a connection longer.
+    // The scrape asked for is still outstanding on a loop that has not
+    // answered it for timeout_ms: waiting again would only hold a
+    // connection longer.
     done(LoopAnswer{nullptr, notAnswering()});
     return;
   }
@@ -64,34 +79,22 @@ void LoopLink::ask() {
   asking_ = true;
   stalled_ = false;
   asked_at_ = uv_now(loop_);
+  asked_ns_ = uv_hrtime();
   ++asked_;
-  // Runs on the loop thread. It holds the mailbox, never this object: it may
-  // run after the ops listener is gone (the poster drains at shutdown), and
-  // then does nothing -- not even collect(), whose sources may be going too.
-  auto run = [box = mailbox_, collect = access_.collect, seconds = collect_seconds_] {
-    {
-      std::lock_guard<std::mutex> lock(box->mutex);
-      if (box->wake == nullptr) {
-        return;
-      }
+  // Runs on the loop thread. It and the reply hold the mailbox, never this
+  // object: they may run after the ops listener is gone (the poster drains
+  // at shutdown; a scrape waits for Redis), and then do nothing -- a scrape
+  // not started yet is not started, since its sources may be going too.
+  auto run = [box = mailbox_, scrape = access_.scrape] {
+    if (!box->open()) {
+      return;
     }
-    std::shared_ptr<const LoopSnapshot> snapshot;
-    std::string error;
-    const uint64_t start = uv_hrtime();
     try {
-      snapshot = std::make_shared<const LoopSnapshot>(collect());
+      scrape([box](LoopSnapshot snapshot) {
+        box->deliver(std::make_shared<const LoopSnapshot>(std::move(snapshot)), std::string());
+      });
     } catch (const std::exception& e) {
-      error = e.what();
-    }
-    // The ops listener is stopped on this (the loop) thread, so it is still
-    // there: the histogram's scope too.
-    seconds.observe(static_cast<int64_t>((uv_hrtime() - start) / 1000));
-    std::lock_guard<std::mutex> lock(box->mutex);
-    if (box->wake != nullptr) {
-      box->full = true;
-      box->answer = std::move(snapshot);
-      box->error = std::move(error);
-      uv_async_send(box->wake);
+      box->deliver(nullptr, e.what());
     }
   };
   if (!access_.post(std::move(run))) {
@@ -121,6 +124,7 @@ void LoopLink::onAnswer(uv_async_t* async) {
   self->asking_ = false;
   self->stalled_ = false;
   uv_timer_stop(self->timer_.get());
+  self->scrape_seconds_.observe(static_cast<int64_t>((uv_hrtime() - self->asked_ns_) / 1000));
   if (!snapshot) {
     log::host().error("ops: collecting the metrics on the event loop failed: {}", error);
     self->answerAll(LoopAnswer{nullptr, "collecting on the event loop failed: " + error});

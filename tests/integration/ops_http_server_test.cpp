@@ -102,11 +102,11 @@ class OpsHttpServerTest : public ::testing::Test {
   void start(HttpServer::Options options) {
     LoopAccess access;
     access.post = [this](std::function<void()> fn) { return loop_.poster().post(std::move(fn)); };
-    access.collect = [this] {
+    access.scrape = [this](LoopAccess::Reply reply) {
       ++collects_;
       LoopSnapshot s;
       s.readiness.not_ready = ready_.load() ? std::vector<std::string>{} : std::vector<std::string>{"not yet"};
-      return s;
+      reply(std::move(s));
     };
     loop_.call([&] { server_ = std::make_unique<HttpServer>(std::move(options), std::move(access), registry_); });
     url_ = server_->url();
@@ -196,7 +196,7 @@ TEST_F(OpsHttpServerTest, ConcurrentRequestsShareCollects) {
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - begin).count();
   EXPECT_EQ(ok.load(), 640);
   EXPECT_LE(collects_.load(), took / 100 + 2) << "in " << took << " ms";
-  EXPECT_EQ(value(registry_, "evhost_ops_collect_seconds"), collects_.load());
+  EXPECT_EQ(value(registry_, "evhost_ops_scrape_seconds"), collects_.load());
 }
 
 TEST_F(OpsHttpServerTest, ConnectionsBeyondTheLimitAreClosedAtOnceAndCounted) {

@@ -30,17 +30,21 @@ class LoopLinkTest : public ::testing::Test {
       queued_.push_back(std::move(fn));
       return true;
     };
-    access.collect = [this] {
+    access.scrape = [this](LoopAccess::Reply reply) {
       if (throw_) {
         throw std::runtime_error("boom");
       }
       ++collects_;
       LoopSnapshot s;
       s.readiness.not_ready = {"collect " + std::to_string(collects_)};
-      return s;
+      if (later_) {
+        replies_.push_back([reply, s] { reply(s); });  // answered later, as when Redis is asked first
+      } else {
+        reply(s);
+      }
     };
     link_ = std::make_unique<LoopLink>(&loop_, std::move(access), LoopLink::Options{reuse_ms, timeout_ms},
-                                       scope_.histogram("evhost_ops_collect_seconds", "h", Buckets{{10, 1000}, 1e6}));
+                                       scope_.histogram("evhost_ops_scrape_seconds", "h", Buckets{{10, 1000}, 1e6}));
   }
 
   // The evhost loop runs what was posted to it; the ops loop then takes
@@ -80,9 +84,9 @@ class LoopLinkTest : public ::testing::Test {
     };
   }
 
-  double collectHistogramCount() {
+  double scrapeHistogramCount() {
     for (const auto& f : registry_.collect()) {
-      if (f.name == "evhost_ops_collect_seconds") {
+      if (f.name == "evhost_ops_scrape_seconds") {
         return static_cast<double>(f.series.at(0).count);
       }
     }
@@ -94,9 +98,11 @@ class LoopLinkTest : public ::testing::Test {
   Scope scope_{registry_};
   std::unique_ptr<LoopLink> link_;
   std::vector<std::function<void()>> queued_;
+  std::vector<std::function<void()>> replies_;  // scrapes answered later
   int collects_ = 0;
   bool refuse_ = false;
   bool throw_ = false;
+  bool later_ = false;
 };
 
 TEST_F(LoopLinkTest, OneCollectServesEveryRequestWaitingForIt) {
@@ -114,8 +120,8 @@ TEST_F(LoopLinkTest, OneCollectServesEveryRequestWaitingForIt) {
     EXPECT_TRUE(g.snapshot);
     EXPECT_EQ(g.first_reason, "collect 1");
   }
-  EXPECT_EQ(link_->collectsAsked(), 1U);
-  EXPECT_EQ(collectHistogramCount(), 1);
+  EXPECT_EQ(link_->scrapesAsked(), 1U);
+  EXPECT_EQ(scrapeHistogramCount(), 1);
 }
 
 TEST_F(LoopLinkTest, AFreshSnapshotAnswersAtOnceAndAStaleOneIsCollectedAgain) {
@@ -179,10 +185,43 @@ TEST_F(LoopLinkTest, CloseAnswersTheWaitingAndALateCollectDoesNothing) {
   EXPECT_EQ(got.why_not, "evhost is stopping");
   loopRuns();  // the collect posted before the close
   EXPECT_EQ(collects_, 0);
-  EXPECT_EQ(collectHistogramCount(), 0);  // nothing was collected, nothing observed
+  EXPECT_EQ(scrapeHistogramCount(), 0);  // nothing was scraped, nothing observed
   Got after;
   link_->get(record(after));
   EXPECT_EQ(after.why_not, "evhost is stopping");
+}
+
+TEST_F(LoopLinkTest, AScrapeAnsweredLaterIsWaitedForAndAnsweredAfterTheListenerWentIsDropped) {
+  make(100, 3000);
+  later_ = true;
+  Got got;
+  link_->get(record(got));
+  loopRuns();  // the scrape started; its answer comes later
+  EXPECT_EQ(got.calls, 0);
+  Got meanwhile;
+  link_->get(record(meanwhile));
+  EXPECT_TRUE(queued_.empty());  // waits with the scrape outstanding
+  auto replies = std::move(replies_);
+  replies_.clear();
+  replies.at(0)();
+  uv_run(&loop_, UV_RUN_NOWAIT);
+  EXPECT_EQ(got.first_reason, "collect 1");
+  EXPECT_EQ(meanwhile.first_reason, "collect 1");
+  EXPECT_EQ(scrapeHistogramCount(), 1);
+
+  // A scrape answered after close(): dropped.
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  uv_update_time(&loop_);
+  Got last;
+  link_->get(record(last));
+  loopRuns();
+  link_->close();
+  EXPECT_EQ(last.why_not, "evhost is stopping");
+  replies = std::move(replies_);
+  replies_.clear();
+  replies.at(0)();
+  uv_run(&loop_, UV_RUN_NOWAIT);
+  EXPECT_EQ(last.calls, 1);
 }
 
 TEST_F(LoopLinkTest, ACollectThatThrowsFailsTheWaitingWithItsMessage) {
