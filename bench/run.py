@@ -244,6 +244,8 @@ def evhost_config(port, transport, plugins, workdir, plugin_path="bench", work_u
         f"  max_in_flight: {MAX_IN_FLIGHT}",
         "dead_letter:",
         f"  fallback_file: {os.path.join(workdir, 'dead-letter.jsonl')}",
+        "ops:",
+        '  listen: "127.0.0.1:0"',  # any free port: never in the way of another evhost
         "",
     ]
     return "\n".join(lines)

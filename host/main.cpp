@@ -9,13 +9,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace {
 
 constexpr const char* kUsage =
-    "usage: evhost --config FILE [--plugin-dir DIR]... [--log-level LEVEL]\n"
+    "usage: evhost --config FILE [--plugin-dir DIR]... [--log-level LEVEL] [--ops-listen ADDR]\n"
     "       evhost --check-config FILE [--plugin-dir DIR]...\n"
     "       evhost --version | --help\n"
     "\n"
@@ -23,13 +24,16 @@ constexpr const char* kUsage =
     "  --check-config FILE  validate FILE and its plugins; print ok or every error\n"
     "  --plugin-dir DIR     look for plugins given by bare name in DIR first (repeatable);\n"
     "                       then EVH_PLUGIN_PATH (colon-separated), then the bundled plugins\n"
-    "  --log-level LEVEL    override logging.level: trace, debug, info, warn, error, critical, off\n";
+    "  --log-level LEVEL    override logging.level: trace, debug, info, warn, error, critical, off\n"
+    "  --ops-listen ADDR    override ops.listen: where /metrics, /healthz and /readyz listen\n"
+    "                       (HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464; \"\" turns them off)\n";
 
 struct Args {
   std::string config;
   bool check_only = false;
   std::vector<std::string> plugin_dirs;
   std::string log_level;
+  std::optional<evh::config::Ops> ops;  // --ops-listen
 };
 
 // Returns 0 to go on, or an exit code (2 = usage error).
@@ -78,6 +82,19 @@ int parseArgs(int argc, char** argv, Args& out) {
         return 2;
       }
       out.log_level = v;
+    } else if (a == "--ops-listen") {
+      const char* v = value("--ops-listen");
+      if (v == nullptr) {
+        return 2;
+      }
+      evh::config::Ops ops;
+      std::string why;
+      if (!evh::config::parseListenAddress(v, ops, why)) {
+        std::fprintf(stderr, "evhost: --ops-listen: invalid address \"%s\": %s\n", v, why.c_str());
+        return 2;
+      }
+      ops.origin = evh::config::Origin{"command line", 0, "--ops-listen"};
+      out.ops = ops;
     } else {
       std::fprintf(stderr, "evhost: unknown argument \"%s\"\n%s", a.c_str(), kUsage);
       return 2;
@@ -138,6 +155,9 @@ int main(int argc, char** argv) {
   // are taken by the server's watchdog thread only.
   evh::app::blockStopSignals();
   evh::config::Config& cfg = *loaded.config;
+  if (args.ops) {
+    cfg.ops = *args.ops;
+  }
   // The plan's EventDebugger switch works without touching the config.
   if (const char* dbg = std::getenv("DEBUG_EVENTS"); dbg != nullptr && std::strcmp(dbg, "true") == 0) {
     cfg.logging.debug_events = true;

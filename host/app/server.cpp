@@ -57,6 +57,13 @@ void Server::planTeardown() {
       src->stop();
     }
   });
+  teardown_.add("ops", [this](Mode) {
+    // Served through the drain (/readyz says "draining"); stopped before
+    // anything its scrapes read goes, and before the poster refuses them.
+    if (ops_) {
+      ops_->stop();
+    }
+  });
   teardown_.add("workers", [this](Mode mode) {
     if (deadline_) {
       uv_timer_stop(deadline_.get());
@@ -108,10 +115,12 @@ void Server::planTeardown() {
     }
   });
   teardown_.add("sources", [this](Mode) {
-    if (scraper_) {
-      scraper_->clearRefreshes();  // they point at the streams
-    }
+    // The scraper's refreshes point at the streams; nothing scrapes any more
+    // (the ops listener has stopped). It goes, its timer with it, as does
+    // LoopLag's uv_check: else both are still open when the loop closes.
+    scraper_.reset();
     streams_.clear();
+    lag_.reset();
     poster_->close();
     deadline_.close();
     flush_timer_.close();
@@ -135,6 +144,9 @@ void Server::start() {
                                          Watchdog::Options{config_.loop_stall_ms, config_.shutdown_timeout_ms},
                                          std::move(hooks));
   watchdog_->start();
+  // Before Redis and the plugins: an address in use fails start-up at once,
+  // and /readyz says "starting" meanwhile.
+  startOps();
   deadline_ = makeUvHandle<uv_timer_t>(&loop_, uv_timer_init);
   deadline_->data = this;
 
@@ -205,6 +217,26 @@ void Server::start() {
   log::host().info("evhost started: {} plugin(s), {} channel(s), prefix \"{}\", redis {}:{}",
                    registry_.instances().size(), config_.channels.size(), config_.prefix(), config_.redis.host,
                    config_.redis.port);
+}
+
+void Server::startOps() {
+  if (!config_.ops.enabled) {
+    log::host().info("ops listener off ({} is \"\")", config_.ops.origin.key);
+    return;
+  }
+  ops::HttpServer::Options options;
+  options.host = config_.ops.host;
+  options.port = config_.ops.port;
+  options.where = config_.ops.origin.describe();
+  ops::LoopAccess access;
+  access.post = [this](std::function<void()> fn) { return poster_->post(std::move(fn)); };
+  access.scrape = [this](ops::LoopAccess::Reply reply) {
+    scrape([this, reply = std::move(reply)](Scraper::Snapshot families) {
+      reply(ops::LoopSnapshot{std::move(families), readiness()});
+    });
+  };
+  ops_ = std::make_unique<ops::HttpServer>(std::move(options), std::move(access), stats_);
+  log::host().info("ops listening on {}", ops_->url());
 }
 
 ops::Readiness Server::readiness() const {

@@ -14,6 +14,7 @@
 #include "loop/lag.h"
 #include "loop/poster.h"
 #include "loop/uv_handle.h"
+#include "ops/http_server.h"
 #include "ops/readiness.h"
 #include "ops/stats.h"
 #include "plugin/host_services.h"
@@ -72,6 +73,7 @@ class Server final {
   std::string status() const;
 
  private:
+  void startOps();
   void startSources();
   void exportOwnStats();
   void planTeardown();
@@ -103,6 +105,11 @@ class Server final {
   std::unique_ptr<ingest::Pipeline> pipeline_;
   std::unique_ptr<redis::Subscriber> subscriber_;
   std::vector<std::unique_ptr<redis::StreamSource>> streams_;
+  // The ops listener (/metrics, /healthz, /readyz; its own thread). Its
+  // scrapes read stats_ and readiness()'s sources on the loop: declared
+  // after them all, so destroyed first -- though the "ops" teardown step
+  // has stopped it long before.
+  std::unique_ptr<ops::HttpServer> ops_;
   UvHandle<uv_timer_t> flush_timer_;
   std::function<void()> flush_then_;  // flushCommands' continuation
   uint64_t flush_until_ = 0;

@@ -1,6 +1,8 @@
 // Small helpers of the typed configuration.
 #include "config/config.h"
 
+#include <arpa/inet.h>
+
 #include <charconv>
 #include <cstdlib>
 #include <limits>
@@ -178,6 +180,70 @@ bool parseRedisUrl(std::string_view url, Redis& out, std::string& error) {
   out.db = static_cast<uint32_t>(db);
   out.username = std::move(username);
   out.password = std::move(password);
+  return true;
+}
+
+std::string Ops::address() const {
+  const bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+bool parseListenAddress(std::string_view text, Ops& out, std::string& error) {
+  if (text.empty()) {
+    out.enabled = false;
+    return true;
+  }
+  const char* const form = "expected HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464; \"\" turns the listener off";
+  std::string_view host;
+  std::string_view port_text;
+  bool v6 = false;
+  if (text.front() == '[') {
+    const size_t close = text.find(']');
+    if (close == std::string_view::npos) {
+      error = std::string("missing \"]\" after the IPv6 address (") + form + ")";
+      return false;
+    }
+    host = text.substr(1, close - 1);
+    const std::string_view after = text.substr(close + 1);
+    if (after.empty() || after.front() != ':') {
+      error = std::string("no port after the address (") + form + ")";
+      return false;
+    }
+    port_text = after.substr(1);
+    v6 = true;
+  } else {
+    const size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos) {
+      error = std::string("no port (") + form + ")";
+      return false;
+    }
+    host = text.substr(0, colon);
+    port_text = text.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) {
+      error = "an IPv6 address must be written in brackets, e.g. [::1]:9464";
+      return false;
+    }
+  }
+  if (host.empty()) {
+    error = std::string("no host (") + form + "; 0.0.0.0 listens on every interface)";
+    return false;
+  }
+  // An address, never a name: resolving one would make start-up depend on
+  // DNS, and a name can stand for several addresses.
+  const std::string host_text(host);
+  unsigned char buf[sizeof(struct in6_addr)];
+  if (inet_pton(v6 ? AF_INET6 : AF_INET, host_text.c_str(), buf) != 1) {
+    error = "\"" + host_text + "\" is not an " + (v6 ? "IPv6" : "IPv4") + " address (" + form + ")";
+    return false;
+  }
+  uint64_t port = 0;
+  if (!parseDecimal(port_text, 65535, port)) {
+    error = "invalid port \"" + std::string(port_text) + "\" (expected an integer in 0..65535; 0 picks a free port)";
+    return false;
+  }
+  out.enabled = true;
+  out.host = host_text;
+  out.port = static_cast<uint16_t>(port);
   return true;
 }
 

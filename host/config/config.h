@@ -132,6 +132,16 @@ struct Logging {
   bool debug_events = false;  // log every stage of every event (DEBUG_EVENTS)
 };
 
+// The ops HTTP listener: GET /metrics, /healthz, /readyz (docs/metrics.md).
+struct Ops {
+  bool enabled = true;             // `listen: ""` turns it off
+  std::string host = "127.0.0.1";  // an IP address (an IPv6 one without its brackets)
+  uint16_t port = 9464;            // 0: a free port the system picks (the start-up log line says which)
+  Origin origin;                   // where the address was set: ops.listen in the file, or --ops-listen
+  // "127.0.0.1:9464", "[::1]:9464".
+  std::string address() const;
+};
+
 struct Config {
   std::string file;         // path as given
   std::string file_sha256;  // the file's SHA-256 (hex) as read; empty for a config not read from a file
@@ -148,6 +158,7 @@ struct Config {
   uint32_t workers = 4;  // worker threads for blocking plugins
   uint32_t shutdown_timeout_ms = 10000;
   uint32_t loop_stall_ms = 2000;  // the event loop not turning this long is logged (watchdog)
+  Ops ops;
 };
 
 // Parses redis://[user[:password]@]host[:port][/db] (user and password
@@ -156,6 +167,14 @@ struct Config {
 // the other fields are left alone. Returns false, with `error` set to a
 // one-line reason and `out` untouched, when the URL is malformed.
 bool parseRedisUrl(std::string_view url, Redis& out, std::string& error);
+
+// Parses the ops listener's address: "HOST:PORT", HOST an IPv4 address or an
+// IPv6 one in brackets ("[::1]:9464"), PORT in 0..65535 (0: any free port);
+// "" turns the listener off. Sets enabled, host and port of `out`; the other
+// fields are left alone. Returns false, with `error` set to a one-line reason
+// and `out` untouched, when the text is not such an address. Shared by the
+// loader (ops.listen) and evhost's --ops-listen.
+bool parseListenAddress(std::string_view text, Ops& out, std::string& error);
 
 // Every problem found, each naming file:line and key; empty when valid.
 struct LoadResult {

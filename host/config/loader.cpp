@@ -70,6 +70,7 @@ LoadResult Loader::load(const std::string& yaml) {
 void Loader::parse(const std::string& yaml) {
   config_.file = file();
   config_.dead_letter.origin = Origin{file(), 0, "dead_letter"};
+  config_.ops.origin = Origin{file(), 0, "ops.listen"};
   const std::vector<YAML::Node> docs = YAML::LoadAll(yaml);
   if (docs.size() > 1) {
     error(docs[1].Mark(), "", "expected one YAML document, found " + std::to_string(docs.size()));
@@ -100,6 +101,7 @@ void Loader::parse(const std::string& yaml) {
           {"workers", [this](const Entry& e) { readInteger(e, config_.workers, 1, 256); }},
           {"shutdown_timeout_ms", [this](const Entry& e) { readInteger(e, config_.shutdown_timeout_ms, 0, kU32Max); }},
           {"loop_stall_ms", [this](const Entry& e) { readInteger(e, config_.loop_stall_ms, 100, 3600000); }},
+          {"ops", [this](const Entry& e) { readOps(e); }},
       });
   // After the walk: `retry:` and `circuit_breaker:` may come after the
   // routes and plugins that inherit from them.

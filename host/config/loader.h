@@ -1,6 +1,7 @@
 // The config loader's schema reader, shared by the files that read each part of the file: loader.cpp (entry points,
 // top-level keys, limits, logging), loader_redis.cpp, loader_plugins.cpp (plugins, dead_letter), loader_channels.cpp
-// (channels, streams, routes) and loader_policies.cpp (retry and circuit_breaker, with their environment defaults).
+// (channels, streams, routes), loader_policies.cpp (retry and circuit_breaker, with their environment defaults) and
+// loader_ops.cpp (the ops listener).
 // Private to evh_config; the public interface is loadFile / loadString in config.h.
 #pragma once
 
@@ -111,6 +112,9 @@ class Loader : private YamlReader {
   Route readRoute(const Entry& owner, size_t channel_index, size_t route_index);
   void readEvents(const Entry& e, Route& route);
   void readRoutePlugins(const Entry& e, Route& route);
+
+  // ---- ops (loader_ops.cpp) ---------------------------------------------------------
+  void readOps(const Entry& owner);
 
   // ---- retry and circuit_breaker, merged after the walk (loader_policies.cpp) ------
   static Source fileSource(const Entry& e) { return Source{Source::Kind::File, valueMark(e), e.path, false}; }

@@ -87,6 +87,8 @@ const char* kindName(Kind kind) noexcept {
       return "gauge";
     case Kind::Histogram:
       return "histogram";
+    case Kind::Info:
+      return "info";
   }
   return "untyped";
 }

@@ -60,8 +60,10 @@ namespace evh::ops {
 using Label = std::pair<std::string, std::string>;
 using Labels = std::vector<Label>;
 
-enum class Kind { Counter, Gauge, Histogram };
-const char* kindName(Kind kind) noexcept;  // "counter", "gauge", "histogram"
+// Info: a family of constant-1 series whose labels carry the information
+// (evhost_build_info). Only the exporter makes one; nothing registers it.
+enum class Kind { Counter, Gauge, Histogram, Info };
+const char* kindName(Kind kind) noexcept;  // "counter", "gauge", "histogram", "info"
 
 // Who writes a series: its owner thread only (load + store), or any thread
 // (fetch_add).

@@ -127,7 +127,8 @@ TEST_F(CliTest, EvhostRefusesToStartWhenAPluginInitFails) {
 plugins:
   db: {path: init_fails}
 )");
-  auto [code, out] = runCommand({EVH_EVHOST_BIN, "--config", path, "--plugin-dir", EVH_TEST_PLUGIN_DIR});
+  auto [code, out] =
+      runCommand({EVH_EVHOST_BIN, "--config", path, "--plugin-dir", EVH_TEST_PLUGIN_DIR, "--ops-listen", ""});
   EXPECT_EQ(code, 1);
   EXPECT_THAT(out, HasSubstr("plugin \"db\" (" + std::string(EVH_TEST_PLUGIN_DIR) +
                              "/init_fails.so): init failed: database unreachable at 10.0.0.1:5432"));
@@ -139,7 +140,8 @@ plugins:
   ok: {path: ok_c}
   pool: {path: init_throws}
 )");
-  auto [code, out] = runCommand({EVH_EVHOST_BIN, "--config", path, "--plugin-dir", EVH_TEST_PLUGIN_DIR});
+  auto [code, out] =
+      runCommand({EVH_EVHOST_BIN, "--config", path, "--plugin-dir", EVH_TEST_PLUGIN_DIR, "--ops-listen", ""});
   EXPECT_EQ(code, 1);
   EXPECT_THAT(out, HasSubstr(path + ":4: plugins.pool: plugin \"pool\" (" + std::string(EVH_TEST_PLUGIN_DIR) +
                              "/init_throws.so): init failed: connection pool exhausted"));
@@ -203,7 +205,8 @@ limits:
   EXPECT_THAT(out, HasSubstr(path + ":10: limits.max_message_bytes: expected an integer in 1..2147483648, got "
                                     "\"4294967295\""));
 
-  auto [run_code, run_out] = runCommand({EVH_EVHOST_BIN, "--config", path, "--plugin-dir", EVH_TEST_PLUGIN_DIR});
+  auto [run_code, run_out] =
+      runCommand({EVH_EVHOST_BIN, "--config", path, "--plugin-dir", EVH_TEST_PLUGIN_DIR, "--ops-listen", ""});
   EXPECT_EQ(run_code, 1) << run_out;
   EXPECT_THAT(run_out, HasSubstr(path + ":9: limits.max_json_depth: expected an integer in 1..1024"));
   EXPECT_THAT(run_out, HasSubstr("evhost: invalid configuration, not starting"));

@@ -561,7 +561,7 @@ TEST_F(ProductTest, ABadConfigRefusesToStartNamingTheKey) {
       out << "environment: test\nredis: {port: " << redis_.port() << "}\nplugins:\n  product:\n    path: product\n"
           << "    config: " << c.config << "\n";
     }
-    auto [code, out] = runCommand({EVH_EVHOST_BIN, "--config", path});
+    auto [code, out] = runCommand({EVH_EVHOST_BIN, "--config", path, "--ops-listen", ""});
     EXPECT_EQ(code, 1) << out;
     EXPECT_THAT(out, HasSubstr("init failed"));
     EXPECT_THAT(out, HasSubstr(c.message));

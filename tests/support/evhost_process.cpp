@@ -10,9 +10,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <stdexcept>
 
@@ -69,6 +71,11 @@ EvhostProcess::EvhostProcess(const std::string& yaml, std::vector<std::string> e
   log_path_ = dir_ + "/evhost.log";
   std::ofstream(config_path_) << yaml;
   std::vector<std::string> argv = {EVH_EVHOST_BIN, "--config", config_path_, "--plugin-dir", EVH_TEST_PLUGIN_DIR};
+  const bool ops_given = std::regex_search(yaml, std::regex("(^|\n)ops:")) ||
+                         std::find(extra_args.begin(), extra_args.end(), "--ops-listen") != extra_args.end();
+  if (!ops_given) {
+    argv.insert(argv.end(), {"--ops-listen", "127.0.0.1:0"});
+  }
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   // Relative files evhost writes (the dead-letter fallback file by default)
   // land in the test's own folder.

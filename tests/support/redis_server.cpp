@@ -14,10 +14,7 @@
 #include <stdexcept>
 
 namespace evh::test {
-namespace {
 
-// A port the kernel just handed out; free unless someone races us (then
-// launch() fails and we try another).
 uint16_t freePort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -35,8 +32,6 @@ uint16_t freePort() {
   close(fd);
   return ntohs(addr.sin_port);
 }
-
-}  // namespace
 
 RedisServer::RedisServer(std::vector<std::string> extra) : extra_(std::move(extra)) {
   char tmpl[] = "/tmp/evh-redis-XXXXXX";

@@ -21,6 +21,10 @@ struct ReplyFree {
 };
 using ReplyPtr = std::unique_ptr<redisReply, ReplyFree>;
 
+// A loopback port the kernel just handed out; free unless someone races us
+// (then the server given it fails to start: try another).
+uint16_t freePort();
+
 class RedisServer {
  public:
   // Starts redis-server on a free port with `extra` arguments (e.g.

@@ -354,13 +354,71 @@ TEST_F(LoaderTest, KeysAreNotExpanded) {
   expectError("${KEY}: 1\n",
               "cfg.yaml:1: ${KEY}: unknown key (expected one of: environment, redis, plugins, "
               "channels, limits, logging, retry, circuit_breaker, dead_letter, workers, "
-              "shutdown_timeout_ms, loop_stall_ms)");
+              "shutdown_timeout_ms, loop_stall_ms, ops)");
 }
 
 TEST_F(LoaderTest, LoopStallMsDefaultsToTwoSecondsAndIsBounded) {
   EXPECT_EQ(valid("workers: 2\n").loop_stall_ms, 2000U);
   EXPECT_EQ(valid("loop_stall_ms: 500\n").loop_stall_ms, 500U);
   expectError("loop_stall_ms: 50\n", "cfg.yaml:1: loop_stall_ms: expected an integer in 100..3600000, got \"50\"");
+}
+
+// ---- ops -------------------------------------------------------------------------
+
+TEST_F(LoaderTest, OpsListensOnLoopbackPort9464ByDefault) {
+  const Config config = valid("workers: 2\n");
+  EXPECT_TRUE(config.ops.enabled);
+  EXPECT_EQ(config.ops.address(), "127.0.0.1:9464");
+  EXPECT_EQ(config.ops.origin.describe(), "cfg.yaml: ops.listen");
+}
+
+TEST_F(LoaderTest, OpsListenTakesIpv4AndBracketedIpv6AndRemembersWhere) {
+  Config config = valid("workers: 2\nops:\n  listen: 0.0.0.0:9100\n");
+  EXPECT_TRUE(config.ops.enabled);
+  EXPECT_EQ(config.ops.host, "0.0.0.0");
+  EXPECT_EQ(config.ops.port, 9100);
+  EXPECT_EQ(config.ops.origin.describe(), "cfg.yaml:3: ops.listen");
+  config = valid("ops: {listen: \"[::1]:0\"}\n");
+  EXPECT_EQ(config.ops.host, "::1");
+  EXPECT_EQ(config.ops.port, 0);
+  EXPECT_EQ(config.ops.address(), "[::1]:0");
+}
+
+TEST_F(LoaderTest, OpsListenEmptyTurnsTheListenerOff) { EXPECT_FALSE(valid("ops: {listen: \"\"}\n").ops.enabled); }
+
+TEST_F(LoaderTest, OpsListenBadValuesNameTheKeyAndTheValue) {
+  expectError("ops:\n  listen: 127.0.0.1\n",
+              "cfg.yaml:2: ops.listen: invalid address \"127.0.0.1\": no port (expected HOST:PORT, e.g. "
+              "127.0.0.1:9464 or [::1]:9464; \"\" turns the listener off)");
+  expectError("ops:\n  listen: 127.0.0.1:70000\n",
+              "cfg.yaml:2: ops.listen: invalid address \"127.0.0.1:70000\": invalid port \"70000\" (expected an "
+              "integer in 0..65535; 0 picks a free port)");
+  expectError("ops:\n  listen: 127.0.0.1:-1\n",
+              "cfg.yaml:2: ops.listen: invalid address \"127.0.0.1:-1\": invalid port \"-1\" (expected an "
+              "integer in 0..65535; 0 picks a free port)");
+  expectError("ops:\n  listen: localhost:9464\n",
+              "cfg.yaml:2: ops.listen: invalid address \"localhost:9464\": \"localhost\" is not an IPv4 address "
+              "(expected HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464; \"\" turns the listener off)");
+  expectError("ops:\n  listen: 300.1.2.3:9464\n",
+              "cfg.yaml:2: ops.listen: invalid address \"300.1.2.3:9464\": \"300.1.2.3\" is not an IPv4 address "
+              "(expected HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464; \"\" turns the listener off)");
+  expectError("ops:\n  listen: \"::1:9464\"\n",
+              "cfg.yaml:2: ops.listen: invalid address \"::1:9464\": an IPv6 address must be written in brackets, "
+              "e.g. [::1]:9464");
+  expectError("ops:\n  listen: \"[::1\"\n",
+              "cfg.yaml:2: ops.listen: invalid address \"[::1\": missing \"]\" after the IPv6 address (expected "
+              "HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464; \"\" turns the listener off)");
+  expectError("ops:\n  listen: \":9464\"\n",
+              "cfg.yaml:2: ops.listen: invalid address \":9464\": no host (expected HOST:PORT, e.g. 127.0.0.1:9464 "
+              "or [::1]:9464; \"\" turns the listener off; 0.0.0.0 listens on every interface)");
+  expectError("ops:\n  lisen: 127.0.0.1:1\n", "cfg.yaml:2: ops.lisen: unknown key (did you mean \"listen\"?)");
+}
+
+TEST_F(LoaderTest, OpsListenFromAVariableNamesBothValues) {
+  env_["OPS"] = "nowhere";
+  expectError("ops:\n  listen: ${OPS}\n",
+              "cfg.yaml:2: ops.listen: invalid address \"nowhere\" (from \"${OPS}\"): no port (expected "
+              "HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464; \"\" turns the listener off)");
 }
 
 // ---- redis.url -------------------------------------------------------------------

@@ -1,0 +1,28 @@
+// The `ops:` section: where the ops HTTP listener (/metrics, /healthz, /readyz) listens.
+#include <string>
+
+#include "config/loader.h"
+
+namespace evh::config {
+
+void Loader::readOps(const Entry& owner) {
+  readFields(owner, {
+                        {"listen",
+                         [&](const Entry& e) {
+                           const std::optional<std::string> value =
+                               text(e, "an address HOST:PORT, or \"\" to turn the listener off");
+                           if (!value) {
+                             return;
+                           }
+                           std::string why;
+                           if (!parseListenAddress(*value, config_.ops, why)) {
+                             error(valueMark(e), e.path,
+                                   "invalid address " + gotValue(e.value.Scalar(), *value) + ": " + why);
+                             return;
+                           }
+                           config_.ops.origin = Origin{file(), valueMark(e).line + 1, e.path};
+                         }},
+                    });
+}
+
+}  // namespace evh::config

@@ -1,0 +1,108 @@
+// The answers of the ops endpoints.
+#include "ops/endpoints.h"
+
+#include <algorithm>
+
+namespace evh::ops {
+namespace {
+
+constexpr const char* kTextPlain = "text/plain; charset=utf-8";
+
+Response text(int status, std::string body) { return Response{status, kTextPlain, std::move(body), false}; }
+
+}  // namespace
+
+Endpoint endpointOf(std::string_view path) {
+  if (path == "/metrics") {
+    return Endpoint::Metrics;
+  }
+  if (path == "/healthz") {
+    return Endpoint::Healthz;
+  }
+  if (path == "/readyz") {
+    return Endpoint::Readyz;
+  }
+  return Endpoint::Other;
+}
+
+const char* endpointLabel(Endpoint endpoint) noexcept {
+  switch (endpoint) {
+    case Endpoint::Metrics:
+      return "/metrics";
+    case Endpoint::Healthz:
+      return "/healthz";
+    case Endpoint::Readyz:
+      return "/readyz";
+    case Endpoint::Other:
+      break;
+  }
+  return "other";
+}
+
+const char* reasonPhrase(int status) noexcept {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 500:
+      return "Internal Server Error";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Unknown";
+  }
+}
+
+Response metricsResponse(const LoopAnswer& answer, Format format, const std::vector<FamilySample>& own) {
+  if (answer.snapshot == nullptr) {
+    return text(503, answer.why_not + "; no metrics\n");
+  }
+  std::vector<const FamilySample*> families;
+  if (answer.snapshot->families) {
+    families.reserve(answer.snapshot->families->size() + own.size());
+    for (const auto& f : *answer.snapshot->families) {
+      families.push_back(&f);
+    }
+  }
+  for (const auto& f : own) {
+    families.push_back(&f);
+  }
+  // Stable: of two families with one name (a registry series named like a
+  // process one), the registry's stays and the other goes -- an exposition
+  // naming a family twice would be refused whole.
+  std::stable_sort(families.begin(), families.end(),
+                   [](const FamilySample* a, const FamilySample* b) { return a->name < b->name; });
+  families.erase(std::unique(families.begin(), families.end(),
+                             [](const FamilySample* a, const FamilySample* b) { return a->name == b->name; }),
+                 families.end());
+  return Response{200, contentType(format), render(families, format), false};
+}
+
+Response healthzResponse(const LoopAnswer& answer) {
+  if (answer.snapshot == nullptr) {
+    return text(503, answer.why_not + "\n");
+  }
+  return text(200, "ok\n");
+}
+
+Response readyzResponse(const LoopAnswer& answer) {
+  Readiness unanswered;
+  const Readiness* r = answer.snapshot != nullptr ? &answer.snapshot->readiness : &unanswered;
+  if (answer.snapshot == nullptr) {
+    unanswered.not_ready.push_back(answer.why_not);
+  }
+  return Response{r->ready() ? 200 : 503, "application/json", r->json() + "\n", false};
+}
+
+Response notFound() { return text(404, "not found: evhost's ops endpoints are /metrics, /healthz and /readyz\n"); }
+
+Response methodNotAllowed() {
+  Response r = text(405, "method not allowed: the ops endpoints answer GET and HEAD only\n");
+  r.allow_header = true;
+  return r;
+}
+
+}  // namespace evh::ops

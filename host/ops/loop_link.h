@@ -1,0 +1,104 @@
+// How the ops thread gets what only the loop thread may compute: a snapshot
+// of the stats registry (Server::scrape: streams' backlogs asked of Redis,
+// then collect(), whose computed gauges read loop-owned state) and
+// Server::readiness(). The ops thread posts one scrape to the loop; the loop
+// answers, when it has the snapshot, through a uv_async on the ops thread's
+// own loop. Nothing on the loop waits for the ops thread, ever.
+//
+// Bounded work for the loop, whatever the clients do:
+//   - coalesced: one scrape is outstanding at a time, and it serves every
+//     request waiting when it is answered;
+//   - reused: a snapshot younger than `reuse_ms` answers at once, so a flood
+//     of requests costs the loop one scrape per `reuse_ms` at most;
+//   - a loop that does not answer within `timeout_ms` (stalled in a handler,
+//     say) fails the waiting requests -- and, until it answers, new ones at
+//     once -- with "not answering", while the scrape stays queued: its
+//     answer, when it comes, is used.
+#pragma once
+
+#include "loop/uv_handle.h"
+#include "ops/endpoints.h"
+#include "ops/stats.h"
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace evh::ops {
+
+// The loop's side, as the server gives it.
+struct LoopAccess {
+  using Reply = std::function<void(LoopSnapshot)>;
+  // Queues `fn` to run once on the loop thread (Poster::post); false when
+  // the loop takes no more (evhost is stopping). THREAD: any.
+  std::function<bool(std::function<void()>)> post;
+  // Takes a snapshot and calls `reply` with it, once, on the loop thread --
+  // at once or later (Server::scrape waits up to 0.5 s for Redis) -- or
+  // never, if what it waits for goes away (the timeout covers that).
+  // THREAD: loop.
+  std::function<void(Reply reply)> scrape;
+};
+
+class LoopLink {
+ public:
+  struct Options {
+    uint32_t reuse_ms = 100;
+    uint32_t timeout_ms = 3000;
+  };
+  // Called with the loop's answer: a snapshot no older than reuse_ms, or
+  // none and why. The snapshot is valid during the call only.
+  using Done = std::function<void(const LoopAnswer& answer)>;
+
+  // Makes its handles on `ops_loop`: call on the thread that owns that loop
+  // (before its thread starts, or on it). `scrape_seconds` is observed on the
+  // ops thread, once per answered scrape: from asking the loop to its
+  // answer. Throws std::runtime_error if a handle cannot be made.
+  LoopLink(uv_loop_t* ops_loop, LoopAccess access, Options options, Histogram scrape_seconds);
+  ~LoopLink();  // close()
+  LoopLink(const LoopLink&) = delete;
+  LoopLink& operator=(const LoopLink&) = delete;
+
+  // Answers `done` now (a fresh snapshot, or the loop known not to be
+  // answering) or once the loop answers or times out. THREAD: ops.
+  void get(Done done);
+
+  // Every request waiting gets "evhost is stopping"; an answer arriving
+  // later is dropped, and a scrape still queued on the loop is not even
+  // started (nor is this object touched); the handles are closed (run the
+  // ops loop to free them). THREAD: ops.
+  void close();
+
+  // Scrapes asked of the loop so far (for tests).
+  uint64_t scrapesAsked() const noexcept { return asked_; }
+
+ private:
+  struct Mailbox;
+  static void onAnswer(uv_async_t* async);
+  static void onTimeout(uv_timer_t* timer);
+  void ask();
+  void answerAll(const LoopAnswer& answer);
+  std::string notAnswering() const;
+
+  uv_loop_t* loop_;
+  LoopAccess access_;
+  Options options_;
+  Histogram scrape_seconds_;
+  std::shared_ptr<Mailbox> mailbox_;  // shared with the scrapes posted to the loop
+  UvHandle<uv_async_t> answered_;     // the loop's wake-up call: an answer is in the mailbox
+  UvHandle<uv_timer_t> timer_;        // the outstanding scrape's deadline
+  std::vector<Done> waiting_;
+  std::shared_ptr<const LoopSnapshot> last_;
+  uint64_t last_at_ = 0;   // uv_now of the ops loop when last_ arrived
+  bool asking_ = false;    // a scrape is outstanding on the loop
+  uint64_t asked_at_ = 0;  // ... since then (uv_now)
+  uint64_t asked_ns_ = 0;  // ... (uv_hrtime)
+  bool stalled_ = false;   // ... and has been for timeout_ms
+  bool closed_ = false;
+  uint64_t asked_ = 0;
+};
+
+}  // namespace evh::ops

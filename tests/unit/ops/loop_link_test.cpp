@@ -1,0 +1,243 @@
+// The ops thread's link to the loop: coalescing, reuse, a stalled loop, a
+// stopping one. One uv loop stands for both threads' here; the test plays
+// the evhost loop by running (or not running) what was posted to it.
+#include "ops/loop_link.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <stdexcept>
+#include <thread>
+
+namespace evh::ops {
+namespace {
+
+class LoopLinkTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_EQ(uv_loop_init(&loop_), 0); }
+  void TearDown() override {
+    link_.reset();
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    EXPECT_EQ(uv_loop_close(&loop_), 0);
+  }
+
+  void make(uint32_t reuse_ms, uint32_t timeout_ms) {
+    LoopAccess access;
+    access.post = [this](std::function<void()> fn) {
+      if (refuse_) {
+        return false;
+      }
+      queued_.push_back(std::move(fn));
+      return true;
+    };
+    access.scrape = [this](LoopAccess::Reply reply) {
+      if (throw_) {
+        throw std::runtime_error("boom");
+      }
+      ++collects_;
+      LoopSnapshot s;
+      s.readiness.not_ready = {"collect " + std::to_string(collects_)};
+      if (later_) {
+        replies_.push_back([reply, s] { reply(s); });  // answered later, as when Redis is asked first
+      } else {
+        reply(s);
+      }
+    };
+    link_ = std::make_unique<LoopLink>(&loop_, std::move(access), LoopLink::Options{reuse_ms, timeout_ms},
+                                       scope_.histogram("evhost_ops_scrape_seconds", "h", Buckets{{10, 1000}, 1e6}));
+  }
+
+  // The evhost loop runs what was posted to it; the ops loop then takes
+  // the answer (its async).
+  void loopRuns() {
+    auto queued = std::move(queued_);
+    queued_.clear();
+    for (auto& fn : queued) {
+      fn();
+    }
+    uv_run(&loop_, UV_RUN_NOWAIT);
+  }
+
+  // Runs the ops loop until `pred` (a timer, say), at most a few seconds.
+  template <class Pred>
+  bool runUntil(Pred pred) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!pred() && std::chrono::steady_clock::now() < until) {
+      uv_run(&loop_, UV_RUN_ONCE);
+    }
+    return pred();
+  }
+
+  // A Done that records what it got.
+  struct Got {
+    int calls = 0;
+    bool snapshot = false;
+    std::string first_reason;  // the snapshot's readiness reason
+    std::string why_not;
+  };
+  LoopLink::Done record(Got& got) {
+    return [&got](const LoopAnswer& a) {
+      ++got.calls;
+      got.snapshot = a.snapshot != nullptr;
+      got.first_reason = a.snapshot != nullptr ? a.snapshot->readiness.not_ready.at(0) : "";
+      got.why_not = a.why_not;
+    };
+  }
+
+  double scrapeHistogramCount() {
+    for (const auto& f : registry_.collect()) {
+      if (f.name == "evhost_ops_scrape_seconds") {
+        return static_cast<double>(f.series.at(0).count);
+      }
+    }
+    return -1;
+  }
+
+  uv_loop_t loop_;
+  Registry registry_;
+  Scope scope_{registry_};
+  std::unique_ptr<LoopLink> link_;
+  std::vector<std::function<void()>> queued_;
+  std::vector<std::function<void()>> replies_;  // scrapes answered later
+  int collects_ = 0;
+  bool refuse_ = false;
+  bool throw_ = false;
+  bool later_ = false;
+};
+
+TEST_F(LoopLinkTest, OneCollectServesEveryRequestWaitingForIt) {
+  make(100, 3000);
+  std::vector<Got> got(50);
+  for (auto& g : got) {
+    link_->get(record(g));
+  }
+  EXPECT_EQ(queued_.size(), 1U);
+  EXPECT_EQ(got[0].calls, 0);
+  loopRuns();
+  EXPECT_EQ(collects_, 1);
+  for (const auto& g : got) {
+    EXPECT_EQ(g.calls, 1);
+    EXPECT_TRUE(g.snapshot);
+    EXPECT_EQ(g.first_reason, "collect 1");
+  }
+  EXPECT_EQ(link_->scrapesAsked(), 1U);
+  EXPECT_EQ(scrapeHistogramCount(), 1);
+}
+
+TEST_F(LoopLinkTest, AFreshSnapshotAnswersAtOnceAndAStaleOneIsCollectedAgain) {
+  make(50, 3000);
+  Got first;
+  link_->get(record(first));
+  loopRuns();
+  Got again;
+  link_->get(record(again));
+  EXPECT_EQ(again.calls, 1);  // at once, from the snapshot just taken
+  EXPECT_EQ(again.first_reason, "collect 1");
+  EXPECT_TRUE(queued_.empty());
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(80));
+  uv_update_time(&loop_);
+  Got later;
+  link_->get(record(later));
+  EXPECT_EQ(later.calls, 0);
+  EXPECT_EQ(queued_.size(), 1U);
+  loopRuns();
+  EXPECT_EQ(later.first_reason, "collect 2");
+}
+
+TEST_F(LoopLinkTest, AStalledLoopIsNotAnsweringAfterTheTimeoutAndUntilItAnswers) {
+  make(100, 30);
+  Got waiting;
+  link_->get(record(waiting));
+  ASSERT_TRUE(runUntil([&] { return waiting.calls == 1; }));
+  EXPECT_FALSE(waiting.snapshot);
+  EXPECT_EQ(waiting.why_not, "evhost's event loop is not answering (no answer within 30 ms)");
+
+  Got meanwhile;
+  link_->get(record(meanwhile));
+  EXPECT_EQ(meanwhile.calls, 1);  // at once: the loop is known to be stuck
+  EXPECT_FALSE(meanwhile.snapshot);
+  EXPECT_EQ(queued_.size(), 1U);  // and no second collect piles up behind the first
+
+  loopRuns();  // the loop comes back and runs the collect queued long ago
+  Got after;
+  link_->get(record(after));
+  EXPECT_EQ(after.calls, 1);
+  EXPECT_TRUE(after.snapshot);
+  EXPECT_EQ(collects_, 1);
+}
+
+TEST_F(LoopLinkTest, ALoopThatTakesNoMorePostsIsStopping) {
+  make(100, 3000);
+  refuse_ = true;
+  Got got;
+  link_->get(record(got));
+  EXPECT_EQ(got.calls, 1);
+  EXPECT_EQ(got.why_not, "evhost is stopping");
+}
+
+TEST_F(LoopLinkTest, CloseAnswersTheWaitingAndALateCollectDoesNothing) {
+  make(100, 3000);
+  Got got;
+  link_->get(record(got));
+  link_->close();
+  EXPECT_EQ(got.calls, 1);
+  EXPECT_EQ(got.why_not, "evhost is stopping");
+  loopRuns();  // the collect posted before the close
+  EXPECT_EQ(collects_, 0);
+  EXPECT_EQ(scrapeHistogramCount(), 0);  // nothing was scraped, nothing observed
+  Got after;
+  link_->get(record(after));
+  EXPECT_EQ(after.why_not, "evhost is stopping");
+}
+
+TEST_F(LoopLinkTest, AScrapeAnsweredLaterIsWaitedForAndAnsweredAfterTheListenerWentIsDropped) {
+  make(100, 3000);
+  later_ = true;
+  Got got;
+  link_->get(record(got));
+  loopRuns();  // the scrape started; its answer comes later
+  EXPECT_EQ(got.calls, 0);
+  Got meanwhile;
+  link_->get(record(meanwhile));
+  EXPECT_TRUE(queued_.empty());  // waits with the scrape outstanding
+  auto replies = std::move(replies_);
+  replies_.clear();
+  replies.at(0)();
+  uv_run(&loop_, UV_RUN_NOWAIT);
+  EXPECT_EQ(got.first_reason, "collect 1");
+  EXPECT_EQ(meanwhile.first_reason, "collect 1");
+  EXPECT_EQ(scrapeHistogramCount(), 1);
+
+  // A scrape answered after close(): dropped.
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  uv_update_time(&loop_);
+  Got last;
+  link_->get(record(last));
+  loopRuns();
+  link_->close();
+  EXPECT_EQ(last.why_not, "evhost is stopping");
+  replies = std::move(replies_);
+  replies_.clear();
+  replies.at(0)();
+  uv_run(&loop_, UV_RUN_NOWAIT);
+  EXPECT_EQ(last.calls, 1);
+}
+
+TEST_F(LoopLinkTest, ACollectThatThrowsFailsTheWaitingWithItsMessage) {
+  make(100, 3000);
+  throw_ = true;
+  Got got;
+  link_->get(record(got));
+  loopRuns();
+  EXPECT_EQ(got.calls, 1);
+  EXPECT_EQ(got.why_not, "collecting on the event loop failed: boom");
+  throw_ = false;
+  Got again;
+  link_->get(record(again));
+  loopRuns();
+  EXPECT_TRUE(again.snapshot);
+}
+
+}  // namespace
+}  // namespace evh::ops
