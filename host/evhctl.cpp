@@ -1,6 +1,7 @@
 // evhctl: the operator CLI: plugin inspection, the dead-letter list, publishing events.
 #include "cli/dlq.h"
 #include "cli/publish.h"
+#include "cli/status.h"
 #include "plugin/library.h"
 #include "plugin/search_path.h"
 
@@ -15,11 +16,12 @@ const std::string kUsage =
         "usage: evhctl plugin inspect PLUGIN [--plugin-dir DIR]...\n"
         "       evhctl dlq [--config FILE] list|show|remove|replay|purge ...\n"
         "       evhctl publish [--config FILE] [--stream] [--channel NAME] ... [--file FILE | --payload JSON | -]\n"
+        "       evhctl status [--config FILE] [--url URL] [--json]\n"
         "\n"
         "  plugin inspect PLUGIN                    print a plugin's name, version, ABI version and flags;\n"
         "                                           exit 1 with the reason when evhost would refuse it.\n"
         "                                           PLUGIN is a path, or a bare name looked up like evhost does.\n") +
-    evh::cli::kDlqUsage + evh::cli::kPublishUsage +
+    evh::cli::kDlqUsage + evh::cli::kPublishUsage + evh::cli::kStatusUsage +
     "\n"
     "exit status: 0 done, 1 failed (reason on stderr), 2 bad arguments\n";
 
@@ -60,6 +62,9 @@ int main(int argc, char** argv) {
   }
   if (args[0] == "dlq") {
     return evh::cli::runDlq(std::vector<std::string>(args.begin() + 1, args.end()));
+  }
+  if (args[0] == "status") {
+    return evh::cli::runStatus(std::vector<std::string>(args.begin() + 1, args.end()));
   }
   if (args[0] == "publish") {
     return evh::cli::runPublish(std::vector<std::string>(args.begin() + 1, args.end()));

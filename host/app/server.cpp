@@ -232,7 +232,7 @@ void Server::startOps() {
   access.post = [this](std::function<void()> fn) { return poster_->post(std::move(fn)); };
   access.scrape = [this](ops::LoopAccess::Reply reply) {
     scrape([this, reply = std::move(reply)](Scraper::Snapshot families) {
-      reply(ops::LoopSnapshot{std::move(families), readiness()});
+      reply(ops::LoopSnapshot{std::move(families), readiness(), status()});
     });
   };
   ops_ = std::make_unique<ops::HttpServer>(std::move(options), std::move(access), stats_);

@@ -10,8 +10,8 @@
 #include <evh/plugin.h>
 #include <nlohmann/json.hpp>
 
-#include <cmath>
 #include <unistd.h>
+#include <cmath>
 
 namespace evh::app {
 namespace {
@@ -88,12 +88,9 @@ std::string Server::status() const {
     const plugin::Library& lib = in->library();
     std::string detail;
     const evh_health health = in->health(detail);
-    Json p{{"name", in->name()},
-           {"library", lib.name()},
-           {"version", lib.version()},
-           {"abi", std::to_string(lib.abiMajor()) + "." + std::to_string(lib.abiMinor())},
-           {"blocking", lib.blocking()},
-           {"health", healthName(health)},
+    Json p{{"name", in->name()},         {"library", lib.name()},
+           {"version", lib.version()},   {"abi", std::to_string(lib.abiMajor()) + "." + std::to_string(lib.abiMinor())},
+           {"blocking", lib.blocking()}, {"health", healthName(health)},
            {"health_detail", detail}};
     if (dispatcher_ && dispatcher_->knows(in.get())) {
       const dispatch::PluginCounts c = dispatcher_->counters(in.get());

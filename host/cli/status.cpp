@@ -134,9 +134,8 @@ std::string duration(double seconds) {
 }
 
 void print(const Json& s) {
-  std::printf("evhost %s (plugin ABI %s), pid %s, up %s since %s\n", text(s["version"]).c_str(),
-              text(s["abi"]).c_str(), text(s["pid"]).c_str(), duration(s.value("uptime_seconds", 0.0)).c_str(),
-              text(s["started_at"]).c_str());
+  std::printf("evhost %s (plugin ABI %s), pid %s, up %s since %s\n", text(s["version"]).c_str(), text(s["abi"]).c_str(),
+              text(s["pid"]).c_str(), duration(s.value("uptime_seconds", 0.0)).c_str(), text(s["started_at"]).c_str());
   const Json& cfg = s["config"];
   std::printf("config %s (sha256 %s), environment %s\n", text(cfg["file"]).c_str(),
               text(cfg["sha256"]).substr(0, 12).c_str(), text(cfg["environment"]).c_str());
@@ -172,7 +171,8 @@ void print(const Json& s) {
   if (!s["streams"].empty()) {
     std::printf("\n");
     table({"STREAM", "GROUP", "CONSUMER", "IN FLIGHT", "PENDING", "LAG", "OLDEST PENDING (s)"},
-          rowsOf(s["streams"], {"key", "group", "consumer", "in_flight", "pending", "lag", "oldest_pending_age_seconds"}));
+          rowsOf(s["streams"],
+                 {"key", "group", "consumer", "in_flight", "pending", "lag", "oldest_pending_age_seconds"}));
   }
   std::printf("\n");
   table({"CHANNEL", "TRANSPORT", "KEY"}, rowsOf(s["channels"], {"name", "transport", "key"}));

@@ -22,6 +22,9 @@ Endpoint endpointOf(std::string_view path) {
   if (path == "/readyz") {
     return Endpoint::Readyz;
   }
+  if (path == "/status") {
+    return Endpoint::Status;
+  }
   return Endpoint::Other;
 }
 
@@ -33,6 +36,8 @@ const char* endpointLabel(Endpoint endpoint) noexcept {
       return "/healthz";
     case Endpoint::Readyz:
       return "/readyz";
+    case Endpoint::Status:
+      return "/status";
     case Endpoint::Other:
       break;
   }
@@ -97,7 +102,16 @@ Response readyzResponse(const LoopAnswer& answer) {
   return Response{r->ready() ? 200 : 503, "application/json", r->json() + "\n", false};
 }
 
-Response notFound() { return text(404, "not found: evhost's ops endpoints are /metrics, /healthz and /readyz\n"); }
+Response statusResponse(const LoopAnswer& answer) {
+  if (answer.snapshot == nullptr) {
+    return text(503, answer.why_not + "\n");
+  }
+  return Response{200, "application/json", answer.snapshot->status + "\n", false};
+}
+
+Response notFound() {
+  return text(404, "not found: evhost's ops endpoints are /metrics, /healthz, /readyz and /status\n");
+}
 
 Response methodNotAllowed() {
   Response r = text(405, "method not allowed: the ops endpoints answer GET and HEAD only\n");

@@ -23,6 +23,7 @@ namespace evh::ops {
 struct LoopSnapshot {
   std::shared_ptr<const std::vector<FamilySample>> families;
   Readiness readiness;
+  std::string status;  // GET /status's JSON body (Server::status)
 };
 
 // The loop's answer to a request: a snapshot, or why there is none.
@@ -38,7 +39,7 @@ struct Response {
   bool allow_header = false;  // 405: send "Allow: GET, HEAD"
 };
 
-enum class Endpoint { Metrics, Healthz, Readyz, Other };
+enum class Endpoint { Metrics, Healthz, Readyz, Status, Other };
 
 // The endpoint of a request path (without its query string); Other for
 // anything else (404).
@@ -58,6 +59,8 @@ Response healthzResponse(const LoopAnswer& answer);
 // Readiness as JSON (ops::Readiness::json): 200 when ready, 503 when not --
 // and when the loop did not answer, with that as the reason.
 Response readyzResponse(const LoopAnswer& answer);
+// 200 with the status JSON; 503 naming why the loop did not answer.
+Response statusResponse(const LoopAnswer& answer);
 Response notFound();
 Response methodNotAllowed();
 

@@ -372,6 +372,9 @@ void HttpServer::Impl::answer(h2o_req_t* req, Endpoint endpoint, Format format, 
     case Endpoint::Readyz:
       respond(req, endpoint, readyzResponse(loop));
       return;
+    case Endpoint::Status:
+      respond(req, endpoint, statusResponse(loop));
+      return;
     case Endpoint::Other:
       break;
   }

@@ -6,7 +6,8 @@
 //          "answer": {"SOME_TYPE": "retry" | "reject" | "throw" | "pending_forever" | "die"},
 //          "fail_until_attempt": 0,   (answer RETRY while attempt <= this)
 //          "atomic": false,           (idempotent routes: record and mark in one EVAL)
-//          "mark_redelivered": false} (tag "redelivered" when EVH_EVENT_REDELIVERED is set)
+//          "mark_redelivered": false, (tag "redelivered" when EVH_EVENT_REDELIVERED is set)
+//          "publish_to": ""}         (a channel to publish each event's envelope on, through the host)
 // Record: tag|eventType|eventId|correlationId|attempt|channel|redisChannel|timestamp|timestampMs|payload
 // Built twice: recorder (inline) and slow_recorder (EVH_PLUGIN_BLOCKING,
 // sleeps sleep_ms in handle() to stand for blocking work).
@@ -43,6 +44,7 @@ class Recorder final : public evh::Plugin {
     fail_until_attempt_ = j.value("fail_until_attempt", 0U);
     atomic_ = j.value("atomic", false);
     mark_redelivered_ = j.value("mark_redelivered", false);
+    publish_to_ = j.value("publish_to", "");
     if (j.contains("answer")) {
       answers_ = j["answer"].get<std::map<std::string, std::string>>();
     }
@@ -81,6 +83,9 @@ class Recorder final : public evh::Plugin {
         tag + "|" + std::string(ev.type()) + "|" + std::string(ev.id()) + "|" + std::string(ev.correlationId()) + "|" +
         std::to_string(ev.attempt()) + "|" + std::string(ev.channel()) + "|" + std::string(ev.redisChannel()) + "|" +
         std::string(ev.timestamp()) + "|" + std::to_string(ev.timestampMs()) + "|" + std::string(ev.payload());
+    if (!publish_to_.empty()) {
+      host().publish(publish_to_, ev.envelope());  // through the host: counted as what plugins publish
+    }
     evh::Completion done = call.defer();
     if (atomic_ && !ev.idempotencyKey().empty()) {
       // The record and the idempotency mark in one step: exactly once.
@@ -109,6 +114,7 @@ class Recorder final : public evh::Plugin {
   int sleep_ms_ = 0;
   uint32_t fail_until_attempt_ = 0;
   bool atomic_ = false;            // with an idempotent route: mark and record in one EVAL
+  std::string publish_to_;  // "publish_to": a channel each handled event's envelope is published on
   bool mark_redelivered_ = false;  // tag "redelivered" for EVH_EVENT_REDELIVERED events
   std::vector<evh::Completion> forgotten_;
   std::map<std::string, std::string> answers_;

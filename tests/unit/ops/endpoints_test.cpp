@@ -31,12 +31,14 @@ TEST_F(EndpointsTest, KnowsItsPathsAndLabelsEverythingElseOther) {
   EXPECT_EQ(endpointOf("/metrics"), Endpoint::Metrics);
   EXPECT_EQ(endpointOf("/healthz"), Endpoint::Healthz);
   EXPECT_EQ(endpointOf("/readyz"), Endpoint::Readyz);
+  EXPECT_EQ(endpointOf("/status"), Endpoint::Status);
   for (const char* other : {"/", "", "/metrics/", "/METRICS", "/metricsx", "/health/pubsub", "/../metrics"}) {
     EXPECT_EQ(endpointOf(other), Endpoint::Other) << other;
   }
   EXPECT_STREQ(endpointLabel(Endpoint::Metrics), "/metrics");
   EXPECT_STREQ(endpointLabel(Endpoint::Healthz), "/healthz");
   EXPECT_STREQ(endpointLabel(Endpoint::Readyz), "/readyz");
+  EXPECT_STREQ(endpointLabel(Endpoint::Status), "/status");
   EXPECT_STREQ(endpointLabel(Endpoint::Other), "other");
 }
 
