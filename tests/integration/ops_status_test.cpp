@@ -80,8 +80,7 @@ TEST_F(OpsStatusTest, StatusShowsTheDeploymentAndEvhctlPrintsIt) {
   EvhostProcess host(config(kDeployment));
   const std::string url = urlOf(host);
   // Subscribed and reading (a message published before would be lost).
-  ASSERT_EQ(getUntil(url + "/readyz", [](const HttpResponse& x) { return x.status == 200; }).status, 200)
-      << host.log();
+  ASSERT_EQ(getUntil(url + "/readyz", [](const HttpResponse& x) { return x.status == 200; }).status, 200) << host.log();
   redis_.command({"PUBLISH", "test:orders", event("o1")});
   redis_.command({"XADD", "test:jobs", "*", "event", event("j1")});
   ASSERT_TRUE(eventually([&] { return redis_.command({"LLEN", "seen"})->integer == 2; })) << host.log();
@@ -155,9 +154,8 @@ channels:
     routes: [{events: "*", plugins: [db]}]
 )"));
   const std::string url = urlOf(host);
-  const HttpResponse r = getUntil(url + "/readyz", [](const HttpResponse& x) {
-    return x.body.find("is down") != std::string::npos;
-  });
+  const HttpResponse r =
+      getUntil(url + "/readyz", [](const HttpResponse& x) { return x.body.find("is down") != std::string::npos; });
   EXPECT_EQ(r.status, 503);
   EXPECT_THAT(r.body, HasSubstr("plugin \\\"db\\\" is down: ok_c was told to be down"));
   const HttpResponse m = httpGet(url + "/metrics");
@@ -194,8 +192,7 @@ TEST_F(OpsStatusTest, EverySeriesTheDashboardAndTheAlertsNameExists) {
   EvhostProcess host(config(kDeployment));
   const std::string url = urlOf(host);
   // Subscribed and reading (a message published before would be lost).
-  ASSERT_EQ(getUntil(url + "/readyz", [](const HttpResponse& x) { return x.status == 200; }).status, 200)
-      << host.log();
+  ASSERT_EQ(getUntil(url + "/readyz", [](const HttpResponse& x) { return x.status == 200; }).status, 200) << host.log();
   redis_.command({"PUBLISH", "test:orders", event("o1")});
   redis_.command({"XADD", "test:jobs", "*", "event", event("j1")});
   ASSERT_TRUE(eventually([&] { return redis_.command({"LLEN", "seen"})->integer == 2; })) << host.log();

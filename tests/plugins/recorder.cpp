@@ -114,7 +114,7 @@ class Recorder final : public evh::Plugin {
   int sleep_ms_ = 0;
   uint32_t fail_until_attempt_ = 0;
   bool atomic_ = false;            // with an idempotent route: mark and record in one EVAL
-  std::string publish_to_;  // "publish_to": a channel each handled event's envelope is published on
+  std::string publish_to_;         // "publish_to": a channel each handled event's envelope is published on
   bool mark_redelivered_ = false;  // tag "redelivered" for EVH_EVENT_REDELIVERED events
   std::vector<evh::Completion> forgotten_;
   std::map<std::string, std::string> answers_;
