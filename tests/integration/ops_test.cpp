@@ -201,7 +201,7 @@ TEST_F(OpsTest, HealthzAndTheWrongPathsAndMethods) {
 
   r = httpGet(url + "/nowhere");
   EXPECT_EQ(r.status, 404);
-  EXPECT_THAT(r.body, HasSubstr("/metrics, /healthz and /readyz"));
+  EXPECT_THAT(r.body, HasSubstr("/metrics, /healthz, /readyz and /status"));
   r = httpGet(url + "/health/pubsub");
   EXPECT_EQ(r.status, 404);
 
