@@ -111,6 +111,7 @@ void Server::planTeardown() {
     poster_->close();
     deadline_.close();
     flush_timer_.close();
+    lag_.reset();  // its uv_check handle: closed before the loop is (it outlived uv_loop_close)
   });
   teardown_.add("watchdog", [this](Mode) {
     // The watchdog stays until the end, so that a second signal still exits
