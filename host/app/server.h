@@ -10,6 +10,7 @@
 #include "ingest/admission.h"
 #include "ingest/pipeline.h"
 #include "loop/lag.h"
+#include "loop/log_drops.h"
 #include "loop/poster.h"
 #include "loop/uv_handle.h"
 #include "ops/readiness.h"
@@ -80,7 +81,8 @@ class Server final {
   std::unique_ptr<Poster> poster_;
   // Takes SIGINT/SIGTERM and watches the loop for stalls (its own thread).
   std::unique_ptr<Watchdog> watchdog_;
-  std::unique_ptr<LoopLag> lag_;  // the loop's work per iteration
+  std::unique_ptr<LoopLag> lag_;         // the loop's work per iteration
+  std::unique_ptr<LogDrops> log_drops_;  // log lines a full queue dropped
   UvHandle<uv_timer_t> deadline_;
   std::unique_ptr<redis::CommandClient> commands_;
   std::unique_ptr<plugin::LoopServices> services_;

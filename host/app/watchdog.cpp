@@ -98,7 +98,7 @@ void Watchdog::run() {
 void Watchdog::onSignal(int signum) {
   if (signalled_) {
     log::host().warn("second signal ({}): exiting at once", signum);
-    log::host().flush();
+    log::drain();
     std::_Exit(1);
   }
   signalled_ = true;
@@ -187,7 +187,7 @@ void Watchdog::exitStuck(uint64_t age_ms) {
         "the loop is not inside a plugin call, so its unfinished events cannot be read safely: stream "
         "entries stay pending in Redis (delivered again), Pub/Sub events in flight are lost");
   }
-  log::host().flush();
+  log::drain();
   std::_Exit(1);
 }
 

@@ -25,6 +25,7 @@
 //                                     once, then OK; a timeout counts hold_timeouts
 //   SEQ                               OK; eventId is a number that must be one more
 //                                     than the previous SEQ's, else out_of_order grows
+//   LOG_<n>                           log n info lines, then OK
 // Every call also records: counters calls and returns (handle() returned, not
 // thrown); gauges running, max_running, thread (a hash of the calling
 // thread's id) and order (a sequence number shared by every instance of this
@@ -41,6 +42,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <initializer_list>
@@ -213,6 +215,17 @@ evh_status answer(Scripted* self, std::string_view what, const evh_event* ev, ev
     std::unique_lock<std::mutex> lock(self->mutex);
     if (!self->cv.wait_for(lock, std::chrono::seconds(5), [self, n] { return self->max_running >= n; })) {
       api->metric_add(self->hold_timeouts, 1);
+    }
+    return EVH_OK;
+  }
+  if (startsWith(what, "LOG_")) {
+    const int64_t n = number(what.substr(4));
+    for (int64_t i = 1; i <= n; ++i) {
+      char line[200];
+      const int len = std::snprintf(line, sizeof line, "line %lld of %lld for event %.*s: some text to fill the log",
+                                    static_cast<long long>(i), static_cast<long long>(n),
+                                    static_cast<int>(ev->event_id.len), ev->event_id.ptr);
+      api->log(self->host, EVH_LOG_INFO, evh_str{line, static_cast<size_t>(len)});
     }
     return EVH_OK;
   }
