@@ -135,9 +135,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "evhost: invalid configuration, not starting\n");
     return 1;
   }
-  // Before any thread starts (they inherit the mask): SIGINT and SIGTERM
-  // are taken by the server's watchdog thread only.
-  evh::app::blockStopSignals();
+  // Before any thread starts (they inherit the mask): SIGINT, SIGTERM and
+  // SIGHUP are taken by the server's watchdog thread only.
+  evh::app::blockWatchdogSignals();
   evh::config::Config& cfg = *loaded.config;
   // The plan's EventDebugger switch works without touching the config.
   if (const char* dbg = std::getenv("DEBUG_EVENTS"); dbg != nullptr && std::strcmp(dbg, "true") == 0) {
