@@ -2,6 +2,7 @@
 #include "app/server.h"
 #include "common/log.h"
 #include "config/config.h"
+#include "loop/fatal_signals.h"
 #include "plugin/library.h"
 #include "plugin/search_path.h"
 
@@ -138,6 +139,9 @@ int main(int argc, char** argv) {
   // Before any thread starts (they inherit the mask): SIGINT, SIGTERM and
   // SIGHUP are taken by the server's watchdog thread only.
   evh::app::blockWatchdogSignals();
+  // A crash in a plugin is named on stderr (the loop runs on this thread).
+  evh::installFatalSignalHandler();
+  evh::AltSignalStack signal_stack;
   evh::config::Config& cfg = *loaded.config;
   // The plan's EventDebugger switch works without touching the config.
   if (const char* dbg = std::getenv("DEBUG_EVENTS"); dbg != nullptr && std::strcmp(dbg, "true") == 0) {

@@ -1,4 +1,7 @@
-// Signals and the real evhost: SIGHUP does not stop it.
+// Signals and the real evhost: SIGHUP does not stop it, and a plugin that
+// crashes (SIGSEGV, SIGABRT, SIGFPE, SIGILL; inline on the loop, blocking on
+// a worker, in a posted function) is named on stderr -- plugin, instance,
+// event -- before the signal ends the process with its own status.
 #include "support/evhost_process.h"
 #include "support/redis_server.h"
 
@@ -61,6 +64,63 @@ TEST_F(SignalsTest, SighupIsLoggedAndEvhostCarriesOn) {
   EXPECT_THAT(host.log(), Not(HasSubstr("stopping")));
   // The destructor's SIGTERM still stops it gracefully, with exit code 0.
 }
+
+struct Crash {
+  const char* name;        // the test's
+  const char* event_type;  // scripted's behaviour
+  const char* library;     // scripted (inline) or scripted_serial (blocking, on a worker)
+  int signum;
+  const char* signame;
+  const char* line;  // what the fatal-signal line says after "... (instance \"crashy\")"
+};
+
+class CrashTest : public SignalsTest, public ::testing::WithParamInterface<Crash> {};
+
+TEST_P(CrashTest, TheCrashIsNamedAndTheSignalEndsEvhost) {
+  const Crash& c = GetParam();
+  EvhostProcess host(
+      config(std::string("  crashy: {path: ") + c.library + "}\n  rec: {path: recorder, config: {key: seen}}\n",
+             std::string("      - events: [") + c.event_type +
+                 "]\n        plugins: [crashy]\n      - events: [PRODUCT_CREATED]\n        plugins: [rec]\n"));
+  ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
+  publish(event("ok-1", "PRODUCT_CREATED"));
+  ASSERT_TRUE(eventually([&] { return llen("seen") == 1; })) << host.log();
+  publish(event("e-crash-1", c.event_type));
+  const auto code = host.waitExit();
+  ASSERT_TRUE(code.has_value()) << host.log();
+  EXPECT_EQ(*code, 128 + c.signum) << host.log();
+  const std::string log = host.log();
+  const std::string expected = std::string("evhost: fatal signal ") + c.signame + " in plugin \"" + c.library +
+                               "\" (instance \"crashy\")" + c.line;
+  EXPECT_THAT(log, HasSubstr(expected)) << log;
+  // What the plugin logged just before it crashed was written before the
+  // line that names the crash (the writer thread was given the time).
+  const size_t said = log.find(std::string("crashing on purpose: ") + c.event_type);
+  const size_t named = log.find("evhost: fatal signal");
+  ASSERT_NE(said, std::string::npos) << log;
+  ASSERT_NE(named, std::string::npos) << log;
+  EXPECT_LT(said, named) << log;
+  EXPECT_THAT(log, Not(HasSubstr("4111-secret")));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Signals, CrashTest,
+    ::testing::Values(
+        Crash{"InlineSegv", "CRASH_SEGV", "scripted", SIGSEGV, "SIGSEGV",
+              " while handling event e-crash-1 (type CRASH_SEGV, channel jollyjet:events:product); fault address "
+              "0x10\n"},
+        Crash{"BlockingSegv", "CRASH_SEGV", "scripted_serial", SIGSEGV, "SIGSEGV",
+              " while handling event e-crash-1 (type CRASH_SEGV, channel jollyjet:events:product); fault address "
+              "0x10\n"},
+        Crash{"InlineAbort", "CRASH_ABORT", "scripted", SIGABRT, "SIGABRT",
+              " while handling event e-crash-1 (type CRASH_ABORT, channel jollyjet:events:product)\n"},
+        Crash{"BlockingFpe", "CRASH_FPE", "scripted_serial", SIGFPE, "SIGFPE",
+              " while handling event e-crash-1 (type CRASH_FPE, channel jollyjet:events:product); at instruction 0x"},
+        Crash{"InlineIll", "CRASH_ILL", "scripted", SIGILL, "SIGILL",
+              " while handling event e-crash-1 (type CRASH_ILL, channel jollyjet:events:product); at instruction 0x"},
+        Crash{"PostedFunction", "CRASH_IN_POST", "scripted", SIGSEGV, "SIGSEGV",
+              " while running its posted function; fault address 0x10\n"}),
+    [](const ::testing::TestParamInfo<Crash>& p) { return std::string(p.param.name); });
 
 }  // namespace
 }  // namespace evh::test
