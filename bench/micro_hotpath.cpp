@@ -1,12 +1,15 @@
 // Micro benchmarks of the hot path without Redis: envelope decode, route
 // lookup, dispatch to a no-op inline plugin, all of it through the ingest
-// pipeline (ns per event), and the stats registry's writes.
+// pipeline (ns per event), the marking of a plugin call, a log line on the
+// thread that logs, and the stats registry's writes.
+#include "common/log.h"
 #include "dispatch/dead_letter.h"
 #include "dispatch/dispatcher.h"
 #include "dispatch/worker_pool.h"
 #include "event/envelope.h"
 #include "ingest/admission.h"
 #include "ingest/pipeline.h"
+#include "loop/current_call.h"
 #include "loop/poster.h"
 #include "ops/stats.h"
 #include "plugin/registry.h"
@@ -15,6 +18,7 @@
 #include "support/fake_host.h"
 
 #include <benchmark/benchmark.h>
+#include <spdlog/sinks/basic_file_sink.h>
 
 #include <uv.h>
 
@@ -213,6 +217,84 @@ void BM_StatsPluginMetricAdd(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_StatsPluginMetricAdd);
+
+// Marking a plugin call (loop/current_call.h) around a call the compiler
+// cannot see into, as a plugin's handle() is: nothing (the floor), the
+// loop's watchdog slot alone (before issue 13), the loop's CallScope (the
+// slot and the thread's record for the fatal-signal handler), a worker's
+// ThreadCallScope (the thread's record alone).
+__attribute__((noinline)) int fakeHandle(const evh::CallSite* site) {
+  benchmark::DoNotOptimize(site);
+  return 0;
+}
+
+evh::CallSite benchSite() { return evh::CallSite{"p", "handle", nullptr, "ok_c"}; }
+
+void BM_CallMarkNone(benchmark::State& state) {
+  const evh::CallSite site = benchSite();
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(fakeHandle(&site));
+  }
+}
+BENCHMARK(BM_CallMarkNone);
+
+void BM_CallMarkLoopSlotOnly(benchmark::State& state) {
+  evh::CurrentCall slot;
+  const evh::CallSite site = benchSite();
+  for (auto _ : state) {
+    const evh::CallSite* outer = slot.enter(&site);
+    benchmark::DoNotOptimize(fakeHandle(&site));
+    slot.leave(outer);
+  }
+}
+BENCHMARK(BM_CallMarkLoopSlotOnly);
+
+void BM_CallMarkLoop(benchmark::State& state) {
+  evh::CurrentCall slot;
+  const evh::CallSite site = benchSite();
+  for (auto _ : state) {
+    evh::CallScope scope(slot, site);
+    benchmark::DoNotOptimize(fakeHandle(&site));
+  }
+}
+BENCHMARK(BM_CallMarkLoop);
+
+void BM_CallMarkWorker(benchmark::State& state) {
+  const evh::CallSite site = benchSite();
+  for (auto _ : state) {
+    evh::ThreadCallScope scope(site);
+    benchmark::DoNotOptimize(fakeHandle(&site));
+  }
+}
+BENCHMARK(BM_CallMarkWorker);
+
+// One info line (the text format, about 90 bytes) as the thread that logs
+// pays for it: formatted and written to /dev/null there (Output::Sync, what
+// evhost did before issue 13), or copied into the Async queue, whose writer
+// thread formats and writes it (drops, if the writer falls behind, count as
+// logged: that is what the loop would see).
+void BM_LogLineSync(benchmark::State& state) {
+  auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>("/dev/null");
+  sink->set_formatter(evh::log::makeFormatter(evh::log::Format::Text));
+  spdlog::logger logger("bench", sink);
+  for (auto _ : state) {
+    logger.info("stream {}: group {}, consumer {}", "jollyjet:events:orders", "workers", "host-1234");
+  }
+}
+BENCHMARK(BM_LogLineSync);
+
+void BM_LogLineAsync(benchmark::State& state) {
+  auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>("/dev/null");
+  sink->set_formatter(evh::log::makeFormatter(evh::log::Format::Text));
+  evh::log::AsyncOutput output(sink, evh::log::kQueueLines);
+  auto logger = output.makeLogger("bench");
+  for (auto _ : state) {
+    logger->info("stream {}: group {}, consumer {}", "jollyjet:events:orders", "workers", "host-1234");
+  }
+  state.counters["dropped"] = static_cast<double>(output.dropped());
+  output.drain(std::chrono::seconds(10));
+}
+BENCHMARK(BM_LogLineAsync);
 
 }  // namespace
 

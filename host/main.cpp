@@ -2,9 +2,11 @@
 #include "app/server.h"
 #include "common/log.h"
 #include "config/config.h"
+#include "loop/fatal_signals.h"
 #include "plugin/library.h"
 #include "plugin/search_path.h"
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -151,9 +153,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "evhost: invalid configuration, not starting\n");
     return 1;
   }
-  // Before any thread starts (they inherit the mask): SIGINT and SIGTERM
-  // are taken by the server's watchdog thread only.
-  evh::app::blockStopSignals();
+  // Before any thread starts (they inherit the mask): SIGINT, SIGTERM and
+  // SIGHUP are taken by the server's watchdog thread only.
+  evh::app::blockWatchdogSignals();
+  // A crash in a plugin is named on stderr (the loop runs on this thread).
+  evh::installFatalSignalHandler();
+  evh::AltSignalStack signal_stack;
   evh::config::Config& cfg = *loaded.config;
   if (args.ops) {
     cfg.ops = *args.ops;
@@ -163,15 +168,26 @@ int main(int argc, char** argv) {
     cfg.logging.debug_events = true;
   }
   auto level = evh::log::parseLevel(args.log_level.empty() ? cfg.logging.level : args.log_level);
+  // Lines go through a bounded queue to a writer thread: a slow or stuck
+  // stderr never stalls the loop (lines are dropped and counted instead).
   evh::log::setup(level.value_or(spdlog::level::info),
-                  cfg.logging.format == evh::config::LogFormat::Json ? evh::log::Format::Json : evh::log::Format::Text);
+                  cfg.logging.format == evh::config::LogFormat::Json ? evh::log::Format::Json : evh::log::Format::Text,
+                  evh::log::Output::Async);
+  int rc = 0;
   try {
     evh::app::Server server(std::move(cfg), evh::app::Options{args.plugin_dirs});
     server.start();
-    return server.run();
+    rc = server.run();
   } catch (const std::exception& e) {
     evh::log::host().critical("{}", e.what());
+    evh::log::drain();
     std::fprintf(stderr, "evhost: not starting:\n%s\n", e.what());
-    return 1;
+    rc = 1;
   }
+  // Every line written before leaving; if stderr is stuck, leave without
+  // exit()'s wait for the writer.
+  if (!evh::log::drain(std::chrono::seconds(5))) {
+    std::_Exit(rc);
+  }
+  return rc;
 }

@@ -124,6 +124,7 @@ void Server::planTeardown() {
     poster_->close();
     deadline_.close();
     flush_timer_.close();
+    log_drops_.reset();
   });
   teardown_.add("watchdog", [this](Mode) {
     // The watchdog stays until the end, so that a second signal still exits
@@ -165,6 +166,7 @@ void Server::start() {
   pool_->exportStats(stats_);
   lag_ = std::make_unique<LoopLag>(&loop_, stats_);
   scraper_ = std::make_unique<Scraper>(&loop_, stats_);
+  log_drops_ = std::make_unique<LogDrops>(&loop_, log::asyncOutput(), stats_);
   idempotency_ = std::make_unique<redis::IdempotencyStore>(*commands_);
   const bool trace_events = config_.logging.debug_events || log::host().should_log(spdlog::level::trace);
   dispatch::Dispatcher::Options dopt;
@@ -409,7 +411,7 @@ void Server::onDeadline() {
     log::host().error("plugin {} still has a handler running; exiting without shutting it down", p->name());
   }
   teardown_.runThrough("plugins", Teardown::Mode::Exit);
-  log::host().flush();
+  log::drain();
   std::_Exit(1);
 }
 

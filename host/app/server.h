@@ -12,6 +12,7 @@
 #include "ingest/admission.h"
 #include "ingest/pipeline.h"
 #include "loop/lag.h"
+#include "loop/log_drops.h"
 #include "loop/poster.h"
 #include "loop/uv_handle.h"
 #include "ops/http_server.h"
@@ -93,6 +94,7 @@ class Server final {
   std::unique_ptr<Watchdog> watchdog_;
   std::unique_ptr<LoopLag> lag_;  // the loop's work per iteration
   std::unique_ptr<Scraper> scraper_;
+  std::unique_ptr<LogDrops> log_drops_;  // log lines a full queue dropped
   UvHandle<uv_timer_t> deadline_;
   std::unique_ptr<redis::CommandClient> commands_;
   std::unique_ptr<plugin::LoopServices> services_;

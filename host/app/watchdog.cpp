@@ -18,11 +18,12 @@ namespace {
 
 uint64_t monoMs() { return uv_hrtime() / 1000000; }
 
-sigset_t stopSignals() {
+sigset_t watchdogSignals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
   return set;
 }
 
@@ -32,8 +33,8 @@ constexpr uint64_t kAfterDeadlineStallMs = 10000;
 
 }  // namespace
 
-void blockStopSignals() {
-  const sigset_t set = stopSignals();
+void blockWatchdogSignals() {
+  const sigset_t set = watchdogSignals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
@@ -81,7 +82,7 @@ void Watchdog::run() {
   if (!calls_.enableReader()) {
     log::host().warn("membarrier(2) refused: a stalled event loop is reported without the plugin call it is in");
   }
-  const sigset_t set = stopSignals();
+  const sigset_t set = watchdogSignals();
   const timespec tick{static_cast<time_t>(tick_ms_ / 1000), static_cast<long>(tick_ms_ % 1000) * 1000000L};
   while (!quit_.load()) {
     const int sig = sigtimedwait(&set, nullptr, &tick);
@@ -90,6 +91,8 @@ void Watchdog::run() {
     }
     if (sig == SIGINT || sig == SIGTERM) {
       onSignal(sig);
+    } else if (sig == SIGHUP) {
+      onHangup();
     }
     check();
   }
@@ -98,7 +101,7 @@ void Watchdog::run() {
 void Watchdog::onSignal(int signum) {
   if (signalled_) {
     log::host().warn("second signal ({}): exiting at once", signum);
-    log::host().flush();
+    log::drain();
     std::_Exit(1);
   }
   signalled_ = true;
@@ -107,6 +110,15 @@ void Watchdog::onSignal(int signum) {
   if (hooks_.stop) {
     hooks_.stop();
   }
+}
+
+// The conventional "reopen your logs, reread your config". evhost logs to
+// stderr only (whoever holds the other end rotates), and reloading the
+// configuration is issue 16: say so, and carry on.
+void Watchdog::onHangup() {
+  log::host().info(
+      "SIGHUP received: nothing to reopen (evhost logs to stderr only) and configuration reload is not supported "
+      "yet: carrying on with the configuration loaded at start");
 }
 
 void Watchdog::check() {
@@ -187,7 +199,7 @@ void Watchdog::exitStuck(uint64_t age_ms) {
         "the loop is not inside a plugin call, so its unfinished events cannot be read safely: stream "
         "entries stay pending in Redis (delivered again), Pub/Sub events in flight are lost");
   }
-  log::host().flush();
+  log::drain();
   std::_Exit(1);
 }
 

@@ -1,7 +1,7 @@
 // A thread beside the event loop that notices when the loop stops turning
 // (naming the plugin call it is stuck in) and that takes SIGINT/SIGTERM, so
 // that a stop, the shutdown deadline and a second signal work even while
-// the loop is stuck.
+// the loop is stuck -- and SIGHUP, which does not stop evhost.
 #pragma once
 
 #include "loop/current_call.h"
@@ -16,11 +16,12 @@
 
 namespace evh::app {
 
-// Blocks SIGINT and SIGTERM in the calling thread. Called first thing in
-// main(), before any thread starts: every thread inherits the mask, so the
-// signals wait for the watchdog's sigtimedwait -- a plain thread, where any
-// work is allowed -- instead of interrupting whichever thread they hit.
-void blockStopSignals();
+// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread. Called first
+// thing in main(), before any thread starts: every thread inherits the
+// mask, so the signals wait for the watchdog's sigtimedwait -- a plain
+// thread, where any work is allowed -- instead of interrupting whichever
+// thread they hit (or, for SIGHUP, ending the process).
+void blockWatchdogSignals();
 
 class Watchdog {
  public:
@@ -58,6 +59,7 @@ class Watchdog {
  private:
   void run();
   void onSignal(int signum);
+  void onHangup();
   void check();
   void reportStall(uint64_t age_ms, bool changed);
   [[noreturn]] void exitStuck(uint64_t age_ms);

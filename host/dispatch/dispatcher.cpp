@@ -244,7 +244,7 @@ void Dispatcher::runInline(Attempt* a) {
   evh_status s;
   {
     // Named for the watchdog, should this call never return.
-    const CallSite site{a->ps->plugin->name(), "handle", &a->view};
+    const CallSite site{a->ps->plugin->name(), "handle", &a->view, a->ps->plugin->library().desc().name};
     CallScope scope(*options_.current_call, site);
     s = a->callPlugin();
   }

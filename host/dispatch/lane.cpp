@@ -3,6 +3,7 @@
 
 #include "dispatch/attempt.h"
 #include "dispatch/worker_pool.h"
+#include "loop/current_call.h"
 #include "plugin/instance.h"
 
 #include <spdlog/spdlog.h>
@@ -70,6 +71,9 @@ void Lane::submitRunner() {
       on_worker->fetch_add(1);
       evh_status s = EVH_RETRY;
       if (token->load() && !a->given_up.load()) {
+        // Named by the fatal-signal handler, should the plugin crash.
+        const CallSite site{plugin_.name(), "handle", &a->view, plugin_.library().desc().name};
+        ThreadCallScope scope(site);
         s = a->callPlugin();
       }
       if (a->workerReturned()) {

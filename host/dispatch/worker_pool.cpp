@@ -3,6 +3,8 @@
 // the pool over its size when it is between jobs leaves.
 #include "dispatch/worker_pool.h"
 
+#include "loop/fatal_signals.h"
+
 #include <algorithm>
 
 namespace evh::dispatch {
@@ -141,6 +143,9 @@ void WorkerPool::unmarkStuck() {
 }
 
 void WorkerPool::run() {
+  // Blocking plugins' handle() runs here: a crash by stack overflow is still
+  // named (loop/fatal_signals.h).
+  AltSignalStack signal_stack;
   for (;;) {
     std::function<void()> job;
     {

@@ -1,5 +1,7 @@
-// The plugin call the loop thread is in right now, for a watchdog thread to
-// name when the loop stalls.
+// The plugin call a thread is in right now: for a watchdog thread to name
+// when the loop stalls (CurrentCall, the loop's slot), and for the
+// fatal-signal handler to name when plugin code crashes (ThreadCall, one
+// per thread that runs plugin code: the loop and the workers).
 #pragma once
 
 #include <evh/plugin.h>
@@ -11,11 +13,53 @@
 
 namespace evh {
 
-// What the loop is calling: lives on the caller's stack for the call.
+// What a thread is calling: lives on the caller's stack for the call.
 struct CallSite {
   std::string_view plugin;           // instance name (outlives the call)
-  const char* what = "handle";       // "handle", "reply callback", "posted function"
+  const char* what = "handle";       // "handle", "reply callback", "posted function", "init", "shutdown"
   const evh_event* event = nullptr;  // the event handled; null for callbacks
+  const char* library = nullptr;     // the plugin's descriptor name (static in the plugin); null if unknown
+};
+
+// The plugin call the calling thread is in, for the fatal-signal handler
+// (loop/fatal_signals.h), which runs on the crashing thread and reads only
+// its own thread's record. Set and cleared around every plugin call with
+// plain stores to a thread_local pointer (a constant-initialised one in an
+// executable: one %fs-relative mov each way, no lock, no fence -- the
+// handler is on the same thread, so only the compiler must keep the order:
+// atomic_signal_fence). The CallSite and what it points at outlive the call.
+class ThreadCall {
+ public:
+  // THREAD: the caller's own record. Returns the call it was in (restored by leave).
+  static const CallSite* enter(const CallSite* site) noexcept {
+    const CallSite* outer = current_;
+    current_ = site;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    return outer;
+  }
+  static void leave(const CallSite* outer) noexcept {
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    current_ = outer;
+  }
+  // Async-signal-safe (read by the handler on the same thread).
+  static const CallSite* current() noexcept { return current_; }
+
+ private:
+  static inline thread_local const CallSite* current_ = nullptr;
+};
+
+// Marks a plugin call on a thread other than the loop (a worker) for its
+// duration: only the thread's own record, which the fatal-signal handler
+// reads. THREAD: the caller's.
+class ThreadCallScope {
+ public:
+  explicit ThreadCallScope(const CallSite& site) noexcept : outer_(ThreadCall::enter(&site)) {}
+  ~ThreadCallScope() { ThreadCall::leave(outer_); }
+  ThreadCallScope(const ThreadCallScope&) = delete;
+  ThreadCallScope& operator=(const ThreadCallScope&) = delete;
+
+ private:
+  const CallSite* outer_;
 };
 
 // One slot, written by the loop thread around each plugin call and read by
@@ -84,10 +128,12 @@ class CurrentCall {
   bool reader_enabled_ = false;  // the reader's own
 };
 
-// Marks a plugin call for its duration. THREAD: loop.
+// Marks a plugin call on the loop for its duration: the loop's slot (for
+// the watchdog) and the thread's own record (for the fatal-signal handler).
+// THREAD: loop.
 class CallScope {
  public:
-  CallScope(CurrentCall& slot, const CallSite& site) noexcept : slot_(slot), outer_(slot.enter(&site)) {}
+  CallScope(CurrentCall& slot, const CallSite& site) noexcept : slot_(slot), outer_(slot.enter(&site)), thread_(site) {}
   ~CallScope() { slot_.leave(outer_); }
   CallScope(const CallScope&) = delete;
   CallScope& operator=(const CallScope&) = delete;
@@ -95,6 +141,7 @@ class CallScope {
  private:
   CurrentCall& slot_;
   const CallSite* outer_;
+  ThreadCallScope thread_;  // restored after the slot (members go after the body): either order is right
 };
 
 }  // namespace evh

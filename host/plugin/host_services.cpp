@@ -14,7 +14,8 @@ namespace {
 // plugin written without the SDK may still throw through them.
 template <class Fn>
 void guarded(Instance* in, const char* what, Fn&& fn) {
-  const CallSite site{in->name(), what, nullptr};  // named by the watchdog if it never returns
+  // Named by the watchdog if it never returns, by the fatal-signal handler if it crashes.
+  const CallSite site{in->name(), what, nullptr, in->library().desc().name};
   CallScope scope(CurrentCall::process(), site);
   try {
     fn();

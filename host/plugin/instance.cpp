@@ -2,6 +2,7 @@
 #include "plugin/instance.h"
 
 #include "common/log.h"
+#include "loop/current_call.h"
 #include "plugin/call_table.h"
 #include "plugin/status.h"
 #include "plugin/versioned.h"
@@ -330,6 +331,8 @@ Instance::~Instance() { shutdown(); }
 void Instance::init(const std::string& config_json) {
   init_error_.clear();
   void* out = nullptr;
+  const CallSite site{name_, "init", nullptr, library_->desc().name};  // named by the watchdog and on a crash
+  CallScope scope(CurrentCall::process(), site);
   evh_status s = library_->desc().init(&kApi, &c_handle_, evh_str{config_json.c_str(), config_json.size()}, &out);
   if (s != EVH_OK) {
     std::string why = init_error_.empty() ? "no message given (status " + std::to_string(s) + ")" : init_error_;
@@ -345,6 +348,8 @@ void Instance::shutdown() {
   }
   initialised_ = false;
   if (library_->desc().shutdown != nullptr) {
+    const CallSite site{name_, "shutdown", nullptr, library_->desc().name};  // named by the watchdog and on a crash
+    CallScope scope(CurrentCall::process(), site);
     library_->desc().shutdown(instance_);
   }
   instance_ = nullptr;

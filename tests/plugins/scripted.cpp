@@ -25,6 +25,11 @@
 //                                     once, then OK; a timeout counts hold_timeouts
 //   SEQ                               OK; eventId is a number that must be one more
 //                                     than the previous SEQ's, else out_of_order grows
+//   LOG_<n>                           log n info lines, then OK
+//   CRASH_SEGV, CRASH_ABORT,          log "crashing on purpose: <what>", then crash in
+//   CRASH_FPE, CRASH_ILL              handle(): a store to address 0x10, abort(), an
+//                                     integer division by zero, a trap instruction
+//   CRASH_IN_POST                     PENDING; the function it posts crashes (SIGSEGV)
 // Every call also records: counters calls and returns (handle() returned, not
 // thrown); gauges running, max_running, thread (a hash of the calling
 // thread's id) and order (a sequence number shared by every instance of this
@@ -41,6 +46,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <initializer_list>
@@ -139,6 +145,27 @@ void startCompletingThread(void* user_data) {
 
 bool startsWith(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
 
+// Crashes on purpose (the fatal-signal tests). Built without UBSan's checks,
+// which would report the division instead of letting it trap.
+__attribute__((no_sanitize("undefined"))) void crash(std::string_view how) {
+  static volatile uintptr_t address = 0x10;  // volatile: the compiler cannot see it is bad
+  static volatile int numerator = 7;         // not 1: GCC turns 1 / x into a comparison
+  static volatile int zero = 0;
+  static volatile int quotient = 0;
+  if (how == "SEGV") {
+    *reinterpret_cast<volatile int*>(address) = 1;
+  } else if (how == "ABORT") {
+    std::abort();
+  } else if (how == "FPE") {
+    quotient = numerator / zero;
+  } else if (how == "ILL") {
+    __builtin_trap();
+  }
+  (void)quotient;
+}
+
+void crashPosted(void*) { crash("SEGV"); }
+
 int64_t number(std::string_view s) { return std::strtoll(std::string(s).c_str(), nullptr, 10); }
 
 evh_status answer(Scripted* self, std::string_view what, const evh_event* ev, evh_call* call) {
@@ -215,6 +242,28 @@ evh_status answer(Scripted* self, std::string_view what, const evh_event* ev, ev
       api->metric_add(self->hold_timeouts, 1);
     }
     return EVH_OK;
+  }
+  if (startsWith(what, "LOG_")) {
+    const int64_t n = number(what.substr(4));
+    for (int64_t i = 1; i <= n; ++i) {
+      char line[200];
+      const int len = std::snprintf(line, sizeof line, "line %lld of %lld for event %.*s: some text to fill the log",
+                                    static_cast<long long>(i), static_cast<long long>(n),
+                                    static_cast<int>(ev->event_id.len), ev->event_id.ptr);
+      api->log(self->host, EVH_LOG_INFO, evh_str{line, static_cast<size_t>(len)});
+    }
+    return EVH_OK;
+  }
+  if (startsWith(what, "CRASH_")) {
+    const std::string line = "crashing on purpose: " + std::string(what);
+    api->log(self->host, EVH_LOG_INFO, lit(line));
+    if (what == "CRASH_IN_POST") {
+      api->post(self->host, &crashPosted, nullptr);
+      return EVH_PENDING;
+    }
+    crash(what.substr(6));
+    api->call_set_error(call, lit("scripted: did not crash"));
+    return EVH_REJECT;
   }
   if (what == "SEQ") {
     const int64_t seq = number(std::string_view(ev->event_id.ptr, ev->event_id.len));

@@ -1,0 +1,65 @@
+// A crash in plugin code (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) named in
+// one line on stderr -- which plugin, which instance, which event or
+// callback -- before the signal's default action ends the process (exit
+// status 128 + the signal, a core dump where enabled).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace evh {
+
+// Installs the handler for the fatal signals, process-wide (sigaction with
+// SA_ONSTACK, SA_RESETHAND, SA_NODEFER, SA_SIGINFO). The handler, on the
+// crashing thread and with async-signal-safe calls only:
+//   1. formats, into a static buffer, by hand (no malloc, no stdio):
+//        evhost: fatal signal SIGSEGV in plugin "LIB" (instance "NAME") while handling event ID
+//        (type TYPE, channel CH); fault address 0x...
+//      from the thread's ThreadCall record (loop/current_call.h), or
+//      "outside any plugin call" -- never a payload or a config value;
+//   2. gives the log writer thread a moment to write the lines queued before
+//      the crash (log::awaitWriterAfterCrash: at most about half a second);
+//   3. writes the line to stderr (write(2), after poll(2) says a line fits:
+//      a stderr nobody reads cannot hold the process in its crash);
+//   4. raises the signal again: the default action, now in force
+//      (SA_RESETHAND), ends the process.
+// Call it once, from main(), before the threads that run plugin code start.
+// Not in in-process tests: gtest and the sanitizers keep their own.
+void installFatalSignalHandler();
+
+// The signal's name ("SIGSEGV"), or nullptr for one the handler does not
+// take. Async-signal-safe.
+const char* fatalSignalName(int signum) noexcept;
+
+// Formats the handler's line for signal `signum` into `out` (at most `size`
+// bytes, cut to fit; the line ends with '\n'), from the calling thread's
+// ThreadCall record; with `has_address`, the fault address (SIGSEGV,
+// SIGBUS) or the faulting instruction (SIGFPE, SIGILL). Returns the length.
+// Async-signal-safe; exposed for tests.
+size_t formatFatalLine(int signum, bool has_address, uintptr_t address, char* out, size_t size) noexcept;
+
+// An alternate signal stack for the calling thread, for as long as it
+// lives, so that the handler still runs when the thread crashed by
+// overflowing its own stack. One per thread that runs plugin code (main()
+// for the loop, each worker). Restores the thread's previous one when it
+// goes (a sanitizer's, say). THREAD: the owning thread, which must destroy
+// it.
+class AltSignalStack {
+ public:
+  AltSignalStack();
+  ~AltSignalStack();
+  AltSignalStack(const AltSignalStack&) = delete;
+  AltSignalStack& operator=(const AltSignalStack&) = delete;
+
+ private:
+  void* memory_ = nullptr;
+  size_t size_ = 0;
+  bool installed_ = false;
+  // The previous stack, as sigaltstack(2) reported it.
+  void* old_sp_ = nullptr;
+  size_t old_size_ = 0;
+  int old_flags_ = 0;
+};
+
+}  // namespace evh
