@@ -11,6 +11,15 @@
 #include <stdexcept>
 
 namespace evh::app {
+namespace {
+
+// The Pub/Sub check's channel, before the instance's name (host-pid); its
+// subscription's logical name (a bounded label).
+constexpr const char* kCheckChannel = "evh:health:";
+// Its subscription's channel id: routed to the check, never to the pipeline.
+constexpr uint32_t kCheckChannelId = UINT32_MAX;
+
+}  // namespace
 
 Server::Server(config::Config config, Options options) : config_(std::move(config)), options_(std::move(options)) {
   if (int rc = uv_loop_init(&loop_); rc != 0) {
@@ -119,6 +128,7 @@ void Server::planTeardown() {
     // (the ops listener has stopped). It goes, its timer with it, as does
     // LoopLag's uv_check: else both are still open when the loop closes.
     scraper_.reset();
+    pubsub_check_.reset();
     streams_.clear();
     lag_.reset();
     poster_->close();
@@ -232,11 +242,9 @@ void Server::startOps() {
   options.where = config_.ops.origin.describe();
   ops::LoopAccess access;
   access.post = [this](std::function<void()> fn) { return poster_->post(std::move(fn)); };
-  access.scrape = [this](ops::LoopAccess::Reply reply) {
-    scrape([this, reply = std::move(reply)](Scraper::Snapshot families) {
-      reply(ops::LoopSnapshot{std::move(families), readiness(), status()});
-    });
-  };
+  access.scrape = [this](ops::Parts parts, ops::LoopAccess::Reply reply) { answerOps(parts, std::move(reply)); };
+  options.loop_silent_ms = [watchdog = watchdog_.get()] { return watchdog->silentMs(); };
+  options.liveness_timeout_ms = config_.ops.liveness_timeout_ms;
   ops_ = std::make_unique<ops::HttpServer>(std::move(options), std::move(access), stats_);
   log::host().info("ops listening on {}", ops_->url());
 }
@@ -266,9 +274,9 @@ ops::Readiness Server::readiness() const {
   }
   // A plugin that says it cannot work (its database is down, say) makes
   // evhost not ready; degraded ones are /status's to show.
-  std::string detail;
   for (const auto& in : registry_.instances()) {
-    if (in->health(detail) == EVH_HEALTH_DOWN) {
+    if (in->health() == EVH_HEALTH_DOWN) {
+      const std::string& detail = in->healthDetail();
       r.not_ready.push_back("plugin \"" + in->name() + "\" is down" + (detail.empty() ? "" : ": " + detail));
     }
   }
@@ -282,11 +290,7 @@ void Server::exportOwnStats() {
     plugin::Instance* p = in.get();
     own_stats_.computedGauge("evhost_plugin_health",
                              "what the plugin's health callback answers: 0 ok, 1 degraded, 2 down",
-                             [p] {
-                               std::string detail;
-                               return static_cast<double>(p->health(detail));
-                             },
-                             {{"plugin", p->name()}});
+                             [p] { return static_cast<double>(p->health()); }, {{"plugin", p->name()}});
   }
 }
 
@@ -325,17 +329,88 @@ void Server::startSources() {
         [src = streams_.back().get()](std::function<void()> done) { src->refreshBacklog(std::move(done)); });
   }
   std::vector<redis::Subscription> subs = subscriptionsOf(rt);
-  if (subs.empty()) {
+  // GET /health/pubsub publishes on a channel of this instance's own and,
+  // when evhost subscribes at all, waits for it to come back.
+  const bool round_trip = !subs.empty();
+  pubsub_check_ = std::make_unique<PubsubCheck>(
+      &loop_, *commands_, config_.prefix() + kCheckChannel + consumer, round_trip,
+      [this]() -> std::string {
+        if (!subscriber_) {
+          return "evhost is stopping";
+        }
+        if (std::vector<std::string> why = subscriber_->notLive(true); !why.empty()) {
+          return why.front();
+        }
+        return subscriber_->readingPaused() ? "the subscriber's reading is paused (evhost is behind: backpressure)"
+                                            : std::string();
+      },
+      PubsubCheck::Options{config_.ops.pubsub_check_cache_ms, config_.ops.pubsub_check_timeout_ms});
+  if (!round_trip) {
     return;
   }
+  subs.push_back(redis::Subscription{kCheckChannel, pubsub_check_->channel(), false, kCheckChannelId, true});
   subscriber_ = std::make_unique<redis::Subscriber>(
       &loop_, endpoint, std::move(subs),
       [this](const redis::Subscription& sub, std::string_view channel, std::string_view payload) {
+        if (sub.check) {
+          pubsub_check_->onMessage(payload);
+          return;
+        }
         pipeline_->pubsub(sub.channel_id, channel, payload);
       },
       stats_);
   subscriber_->onOversize([this](std::string_view head, uint64_t held) { pipeline_->cutOff(head, held); });
   subscriber_->start();
+}
+
+void Server::answerOps(ops::Parts parts, ops::LoopAccess::Reply reply) {
+  // The plugins' health callbacks run once per request, whatever reads
+  // their answers (readiness, evhost_plugin_health, /status).
+  for (const auto& in : registry_.instances()) {
+    in->checkHealth();
+  }
+  // The parts that wait (the series for Redis's stream figures, the Pub/Sub
+  // check for its round trip) run side by side; the answer goes when the
+  // last is in.
+  struct Join {
+    ops::LoopSnapshot snapshot;
+    int outstanding = 1;
+    ops::LoopAccess::Reply reply;
+  };
+  auto join = std::make_shared<Join>();
+  join->snapshot.has = parts;
+  join->reply = std::move(reply);
+  auto one_done = [this, join] {
+    if (--join->outstanding > 0) {
+      return;
+    }
+    if ((join->snapshot.has & (ops::kReadiness | ops::kStatus)) != 0) {
+      join->snapshot.readiness = readiness();
+    }
+    if ((join->snapshot.has & ops::kStatus) != 0) {
+      join->snapshot.status = status();
+    }
+    join->reply(std::move(join->snapshot));
+  };
+  if ((parts & ops::kFamilies) != 0) {
+    ++join->outstanding;
+    scrape([join, one_done](Scraper::Snapshot families) {
+      join->snapshot.families = std::move(families);
+      one_done();
+    });
+  }
+  if ((parts & ops::kPubsub) != 0) {
+    if (pubsub_check_) {
+      ++join->outstanding;
+      pubsub_check_->check([join, one_done](const ops::PubsubHealth& health) {
+        join->snapshot.pubsub = health;
+        one_done();
+      });
+    } else {
+      join->snapshot.pubsub = ops::PubsubHealth{false, R"({"status":"unhealthy","error":"evhost is starting"})"};
+    }
+  }
+  one_done();
 }
 
 void Server::scrape(Scraper::Done done) {

@@ -2,6 +2,7 @@
 // starts and stops them in order (the stop order is app/teardown.h's list).
 #pragma once
 
+#include "app/pubsub_check.h"
 #include "app/scraper.h"
 #include "app/teardown.h"
 #include "app/watchdog.h"
@@ -75,6 +76,8 @@ class Server final {
 
  private:
   void startOps();
+  // What the ops listener asked of the loop: `parts` of a snapshot.
+  void answerOps(ops::Parts parts, ops::LoopAccess::Reply reply);
   void startSources();
   void exportOwnStats();
   void planTeardown();
@@ -94,7 +97,8 @@ class Server final {
   std::unique_ptr<Watchdog> watchdog_;
   std::unique_ptr<LoopLag> lag_;  // the loop's work per iteration
   std::unique_ptr<Scraper> scraper_;
-  std::unique_ptr<LogDrops> log_drops_;  // log lines a full queue dropped
+  std::unique_ptr<PubsubCheck> pubsub_check_;  // GET /health/pubsub
+  std::unique_ptr<LogDrops> log_drops_;        // log lines a full queue dropped
   UvHandle<uv_timer_t> deadline_;
   std::unique_ptr<redis::CommandClient> commands_;
   std::unique_ptr<plugin::LoopServices> services_;

@@ -86,8 +86,8 @@ std::string Server::status() const {
   Json plugins = Json::array();
   for (const auto& in : registry_.instances()) {
     const plugin::Library& lib = in->library();
-    std::string detail;
-    const evh_health health = in->health(detail);
+    const evh_health health = in->health();
+    const std::string& detail = in->healthDetail();
     Json p{{"name", in->name()},         {"library", lib.name()},
            {"version", lib.version()},   {"abi", std::to_string(lib.abiMajor()) + "." + std::to_string(lib.abiMinor())},
            {"blocking", lib.blocking()}, {"health", healthName(health)},

@@ -71,6 +71,12 @@ void Watchdog::start() {
   thread_ = std::thread([this] { run(); });
 }
 
+uint64_t Watchdog::silentMs() const noexcept {
+  const uint64_t now = monoMs();
+  const uint64_t beat = last_beat_ms_.load(std::memory_order_relaxed);
+  return now > beat ? now - beat : 0;
+}
+
 void Watchdog::loopFinished() {
   finished_.store(true);
   if (beat_) {

@@ -54,6 +54,10 @@ class Watchdog {
 
   // Heartbeat period and how often the thread looks, derived from stall_ms.
   uint32_t beatMs() const noexcept { return beat_ms_; }
+  // How long the loop has not turned: milliseconds since its last
+  // heartbeat, so up to about beatMs() while it turns. What GET /healthz
+  // answers from, on the ops thread, without asking the loop. THREAD: any.
+  uint64_t silentMs() const noexcept;
   uint32_t tickMs() const noexcept { return tick_ms_; }
 
  private:

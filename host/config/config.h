@@ -138,6 +138,13 @@ struct Ops {
   std::string host = "127.0.0.1";  // an IP address (an IPv6 one without its brackets)
   uint16_t port = 9464;            // 0: a free port the system picks (the start-up log line says which)
   Origin origin;                   // where the address was set: ops.listen in the file, or --ops-listen
+  // GET /healthz fails once the event loop has not turned for this long
+  // (the watchdog measures it, off the loop).
+  uint32_t liveness_timeout_ms = 1000;
+  // GET /health/pubsub: a check's answer serves for cache_ms; a check takes
+  // at most timeout_ms.
+  uint32_t pubsub_check_cache_ms = 5000;
+  uint32_t pubsub_check_timeout_ms = 2000;
   // "127.0.0.1:9464", "[::1]:9464".
   std::string address() const;
 };

@@ -1,4 +1,5 @@
-// The `ops:` section: where the ops HTTP listener (/metrics, /healthz, /readyz) listens.
+// The `ops:` section: where the ops HTTP listener (/metrics, /healthz, /readyz,
+// /health/pubsub, /status) listens, and its health checks' bounds.
 #include <string>
 
 #include "config/loader.h"
@@ -22,6 +23,12 @@ void Loader::readOps(const Entry& owner) {
                            }
                            config_.ops.origin = Origin{file(), valueMark(e).line + 1, e.path};
                          }},
+                        {"liveness_timeout_ms",
+                         [this](const Entry& e) { readInteger(e, config_.ops.liveness_timeout_ms, 1000, 3600000); }},
+                        {"pubsub_check_cache_ms",
+                         [this](const Entry& e) { readInteger(e, config_.ops.pubsub_check_cache_ms, 0, 3600000); }},
+                        {"pubsub_check_timeout_ms",
+                         [this](const Entry& e) { readInteger(e, config_.ops.pubsub_check_timeout_ms, 10, 60000); }},
                     });
 }
 

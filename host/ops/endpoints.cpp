@@ -1,6 +1,8 @@
 // The answers of the ops endpoints.
 #include "ops/endpoints.h"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 
 namespace evh::ops {
@@ -25,7 +27,27 @@ Endpoint endpointOf(std::string_view path) {
   if (path == "/status") {
     return Endpoint::Status;
   }
+  if (path == "/health/pubsub") {
+    return Endpoint::HealthPubsub;
+  }
   return Endpoint::Other;
+}
+
+Parts partsOf(Endpoint endpoint) noexcept {
+  switch (endpoint) {
+    case Endpoint::Metrics:
+      return kFamilies;
+    case Endpoint::Readyz:
+      return kReadiness;
+    case Endpoint::Status:
+      return kStatus;
+    case Endpoint::HealthPubsub:
+      return kPubsub;
+    case Endpoint::Healthz:
+    case Endpoint::Other:
+      break;
+  }
+  return 0;
 }
 
 const char* endpointLabel(Endpoint endpoint) noexcept {
@@ -38,6 +60,8 @@ const char* endpointLabel(Endpoint endpoint) noexcept {
       return "/readyz";
     case Endpoint::Status:
       return "/status";
+    case Endpoint::HealthPubsub:
+      return "/health/pubsub";
     case Endpoint::Other:
       break;
   }
@@ -93,6 +117,14 @@ Response healthzResponse(const LoopAnswer& answer) {
   return text(200, "ok\n");
 }
 
+Response healthzResponse(uint64_t loop_silent_ms, uint32_t limit_ms) {
+  if (loop_silent_ms > limit_ms) {
+    return text(503, "evhost's event loop has not turned for " + std::to_string(loop_silent_ms) +
+                         " ms (ops.liveness_timeout_ms is " + std::to_string(limit_ms) + ")\n");
+  }
+  return text(200, "ok\n");
+}
+
 Response readyzResponse(const LoopAnswer& answer) {
   Readiness unanswered;
   const Readiness* r = answer.snapshot != nullptr ? &answer.snapshot->readiness : &unanswered;
@@ -109,8 +141,17 @@ Response statusResponse(const LoopAnswer& answer) {
   return Response{200, "application/json", answer.snapshot->status + "\n", false};
 }
 
+Response pubsubResponse(const LoopAnswer& answer) {
+  if (answer.snapshot == nullptr) {
+    const nlohmann::json body{{"status", "unhealthy"}, {"error", answer.why_not}};
+    return Response{503, "application/json", body.dump() + "\n", false};
+  }
+  const PubsubHealth& p = answer.snapshot->pubsub;
+  return Response{p.healthy ? 200 : 503, "application/json", p.json + "\n", false};
+}
+
 Response notFound() {
-  return text(404, "not found: evhost's ops endpoints are /metrics, /healthz, /readyz and /status\n");
+  return text(404, "not found: evhost's ops endpoints are /metrics, /healthz, /readyz, /health/pubsub and /status\n");
 }
 
 Response methodNotAllowed() {

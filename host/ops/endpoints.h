@@ -16,14 +16,32 @@
 
 namespace evh::ops {
 
-// What the loop thread hands the ops thread per scrape: what only the loop
-// may compute (computed gauges and readiness read loop-owned state). The
-// families are shared, not copied: the loop's scraper hands the same
+// The parts of a snapshot a request needs, as a bit set: each costs the
+// loop something different (the series a collect and, for streams, Redis's
+// answers; the pub/sub check a round trip through Redis, cached), so the
+// loop computes only the parts some waiting request asked for.
+using Parts = unsigned;
+constexpr Parts kFamilies = 1;   // every series (GET /metrics)
+constexpr Parts kReadiness = 2;  // GET /readyz
+constexpr Parts kStatus = 4;     // GET /status's JSON
+constexpr Parts kPubsub = 8;     // GET /health/pubsub's check
+
+// The pub/sub check's answer (app::PubsubCheck): healthy, and its JSON.
+struct PubsubHealth {
+  bool healthy = false;
+  std::string json;
+};
+
+// What the loop thread hands the ops thread: what only the loop may compute
+// (computed gauges and readiness read loop-owned state), the parts in `has`.
+// The families are shared, not copied: the loop's scraper hands the same
 // snapshot to every scrape waiting for it.
 struct LoopSnapshot {
-  std::shared_ptr<const std::vector<FamilySample>> families;
-  Readiness readiness;
-  std::string status;  // GET /status's JSON body (Server::status)
+  Parts has = 0;
+  std::shared_ptr<const std::vector<FamilySample>> families;  // kFamilies
+  Readiness readiness;                                        // kReadiness
+  std::string status;                                         // kStatus: GET /status's body (Server::status)
+  PubsubHealth pubsub;                                        // kPubsub
 };
 
 // The loop's answer to a request: a snapshot, or why there is none.
@@ -39,7 +57,11 @@ struct Response {
   bool allow_header = false;  // 405: send "Allow: GET, HEAD"
 };
 
-enum class Endpoint { Metrics, Healthz, Readyz, Status, Other };
+enum class Endpoint { Metrics, Healthz, Readyz, Status, HealthPubsub, Other };
+
+// What an endpoint needs of the loop (0: nothing; /healthz asks the
+// watchdog instead, when there is one).
+Parts partsOf(Endpoint endpoint) noexcept;
 
 // The endpoint of a request path (without its query string); Other for
 // anything else (404).
@@ -56,11 +78,17 @@ const char* reasonPhrase(int status) noexcept;
 Response metricsResponse(const LoopAnswer& answer, Format format, const std::vector<FamilySample>& own);
 // 200 "ok" when the loop answered; 503 naming why not.
 Response healthzResponse(const LoopAnswer& answer);
+// Liveness from the watchdog's measure: 200 "ok" while the loop has turned
+// within `limit_ms`, else 503 saying for how long it has not.
+Response healthzResponse(uint64_t loop_silent_ms, uint32_t limit_ms);
 // Readiness as JSON (ops::Readiness::json): 200 when ready, 503 when not --
 // and when the loop did not answer, with that as the reason.
 Response readyzResponse(const LoopAnswer& answer);
 // 200 with the status JSON; 503 naming why the loop did not answer.
 Response statusResponse(const LoopAnswer& answer);
+// The pub/sub check as JSON: 200 when healthy; 503 when not, or when the
+// loop did not answer (the JSON then says why).
+Response pubsubResponse(const LoopAnswer& answer);
 Response notFound();
 Response methodNotAllowed();
 

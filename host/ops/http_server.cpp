@@ -350,9 +350,16 @@ void HttpServer::Impl::handle(h2o_req_t* req) {
       format = negotiate(std::string_view(v.base, v.len));
     }
   }
+  if (endpoint == Endpoint::Healthz && options_.loop_silent_ms) {
+    // Liveness is the watchdog's to measure, off the loop: a stalled loop
+    // fails it within the bound, whatever the loop is stuck in.
+    respond(req, endpoint, healthzResponse(options_.loop_silent_ms(), options_.liveness_timeout_ms));
+    return;
+  }
   // The request stays valid until answered: h2o reads nothing more from its
   // connection (nor times it out) while a handler has it.
-  link_->get([this, req, endpoint, format](const LoopAnswer& loop) { answer(req, endpoint, format, loop); });
+  link_->get(partsOf(endpoint),
+             [this, req, endpoint, format](const LoopAnswer& loop) { answer(req, endpoint, format, loop); });
 }
 
 void HttpServer::Impl::answer(h2o_req_t* req, Endpoint endpoint, Format format, const LoopAnswer& loop) {
@@ -375,6 +382,9 @@ void HttpServer::Impl::answer(h2o_req_t* req, Endpoint endpoint, Format format, 
     case Endpoint::Status:
       respond(req, endpoint, statusResponse(loop));
       return;
+    case Endpoint::HealthPubsub:
+      respond(req, endpoint, pubsubResponse(loop));
+      return;
     case Endpoint::Other:
       break;
   }
@@ -396,8 +406,8 @@ void HttpServer::Impl::respond(h2o_req_t* req, Endpoint endpoint, const Response
   h2o_send_inline(req, response.body.data(), response.body.size());
 }
 
-// Registered on first use, on the ops thread: the labels are bounded (four
-// paths, the few statuses evhost answers with).
+// Registered on first use, on the ops thread: the labels are bounded (five
+// paths and "other", the few statuses evhost answers with).
 Counter HttpServer::Impl::requests(Endpoint endpoint, int status) {
   const auto key = std::make_pair(endpoint, status);
   auto it = requests_.find(key);

@@ -1,4 +1,5 @@
-// The ops HTTP listener: GET /metrics, /healthz and /readyz (endpoints.h),
+// The ops HTTP listener: GET /metrics, /healthz, /readyz, /health/pubsub and
+// /status (endpoints.h),
 // served by h2o (libh2o, its libuv flavour) on a thread and a libuv loop of
 // its own, so that no client -- slow, idle, hostile -- can delay event
 // handling: the evhost loop does one scrape per (coalesced) request and
@@ -24,6 +25,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -38,6 +40,12 @@ class HttpServer {
     size_t max_connections = 64;
     uint32_t request_timeout_ms = 10000;
     LoopLink::Options loop;
+    // Liveness: how long the evhost loop has not turned, as a watchdog off
+    // the loop measures it (app::Watchdog::silentMs; THREAD: any). /healthz
+    // fails once it passes liveness_timeout_ms. Unset: /healthz asks the loop
+    // through the link like the other endpoints (listener-only tests).
+    std::function<uint64_t()> loop_silent_ms;
+    uint32_t liveness_timeout_ms = 1000;
   };
 
   // Binds and listens on the calling thread, then starts the ops thread.

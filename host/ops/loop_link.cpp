@@ -5,10 +5,17 @@
 #include "common/log.h"
 
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <utility>
 
 namespace evh::ops {
+namespace {
+
+// A part asked for this recently is computed with any scrape.
+constexpr uint64_t kRecentMs = 1000;
+
+}  // namespace
 
 // What a posted scrape and the ops thread share. `wake` is the ops loop's
 // async handle, usable (uv_async_send is thread-safe) while not null: close()
@@ -16,20 +23,40 @@ namespace evh::ops {
 struct LoopLink::Mailbox {
   std::mutex mutex;
   uv_async_t* wake = nullptr;
+  // The parts the outstanding scrape is to compute: requests add theirs
+  // until the loop starts it, which takes them.
+  Parts wanted = 0;
+  bool started = false;
   bool full = false;                           // an answer waits
   std::shared_ptr<const LoopSnapshot> answer;  // null with `full`: the scrape threw
   std::string error;
+  Parts answered = 0;  // the parts the answer was computed for
 
-  bool open() {
+  // The parts to compute, or nullopt when the link is closed.
+  std::optional<Parts> start() {
     std::lock_guard<std::mutex> lock(mutex);
-    return wake != nullptr;
+    if (wake == nullptr) {
+      return std::nullopt;
+    }
+    started = true;
+    return wanted;
   }
-  void deliver(std::shared_ptr<const LoopSnapshot> snapshot, std::string why) {
+  // Adds `parts` to a scrape not started yet; false when it has started.
+  bool want(Parts parts) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (started) {
+      return false;
+    }
+    wanted |= parts;
+    return true;
+  }
+  void deliver(std::shared_ptr<const LoopSnapshot> snapshot, std::string why, Parts parts) {
     std::lock_guard<std::mutex> lock(mutex);
     if (wake != nullptr) {
       full = true;
       answer = std::move(snapshot);
       error = std::move(why);
+      answered = parts;
       uv_async_send(wake);
     }
   }
@@ -53,12 +80,18 @@ LoopLink::LoopLink(uv_loop_t* ops_loop, LoopAccess access, Options options, Hist
 
 LoopLink::~LoopLink() { close(); }
 
-void LoopLink::get(Done done) {
+void LoopLink::get(Parts parts, Done done) {
   if (closed_) {
     done(LoopAnswer{nullptr, "evhost is stopping"});
     return;
   }
-  if (last_ && uv_now(loop_) - last_at_ <= options_.reuse_ms) {
+  const uint64_t now = uv_now(loop_);
+  for (unsigned bit = 0; bit < kPartBits; ++bit) {
+    if ((parts & (1U << bit)) != 0) {
+      requested_at_[bit] = now;
+    }
+  }
+  if (last_ && (last_->has & parts) == parts && now - last_at_ <= options_.reuse_ms) {
     done(LoopAnswer{last_.get(), std::string()});
     return;
   }
@@ -69,13 +102,35 @@ void LoopLink::get(Done done) {
     done(LoopAnswer{nullptr, notAnswering()});
     return;
   }
-  waiting_.push_back(std::move(done));
+  waiting_.push_back(Waiter{parts, std::move(done)});
   if (!asking_) {
-    ask();
+    ask(parts);
+  } else {
+    // Joins the outstanding scrape if the loop has not started it yet;
+    // else it is asked again once that one is answered.
+    mailbox_->want(parts);
   }
 }
 
-void LoopLink::ask() {
+void LoopLink::ask(Parts parts) {
+  // Everything the requests waiting now need, in one scrape -- and every
+  // part asked for within the last second: under a flood of requests for
+  // different endpoints one scrape serves them all (one per reuse_ms),
+  // while a lone probe of /readyz now and then never costs a collect.
+  for (const Waiter& w : waiting_) {
+    parts |= w.parts;
+  }
+  const uint64_t now = uv_now(loop_);
+  for (unsigned bit = 0; bit < kPartBits; ++bit) {
+    if (requested_at_[bit] != 0 && now - requested_at_[bit] <= kRecentMs) {
+      parts |= 1U << bit;
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mailbox_->mutex);
+    mailbox_->wanted = parts;
+    mailbox_->started = false;
+  }
   asking_ = true;
   stalled_ = false;
   asked_at_ = uv_now(loop_);
@@ -86,15 +141,16 @@ void LoopLink::ask() {
   // at shutdown; a scrape waits for Redis), and then do nothing -- a scrape
   // not started yet is not started, since its sources may be going too.
   auto run = [box = mailbox_, scrape = access_.scrape] {
-    if (!box->open()) {
+    const std::optional<Parts> taken = box->start();
+    if (!taken) {
       return;
     }
     try {
-      scrape([box](LoopSnapshot snapshot) {
-        box->deliver(std::make_shared<const LoopSnapshot>(std::move(snapshot)), std::string());
+      scrape(*taken, [box, computed = *taken](LoopSnapshot snapshot) {
+        box->deliver(std::make_shared<const LoopSnapshot>(std::move(snapshot)), std::string(), computed);
       });
     } catch (const std::exception& e) {
-      box->deliver(nullptr, e.what());
+      box->deliver(nullptr, e.what(), *taken);
     }
   };
   if (!access_.post(std::move(run))) {
@@ -109,6 +165,7 @@ void LoopLink::onAnswer(uv_async_t* async) {
   auto* self = static_cast<LoopLink*>(async->data);
   std::shared_ptr<const LoopSnapshot> snapshot;
   std::string error;
+  Parts answered = 0;
   {
     std::lock_guard<std::mutex> lock(self->mailbox_->mutex);
     if (!self->mailbox_->full) {
@@ -117,6 +174,7 @@ void LoopLink::onAnswer(uv_async_t* async) {
     self->mailbox_->full = false;
     snapshot = std::move(self->mailbox_->answer);
     error = std::move(self->mailbox_->error);
+    answered = self->mailbox_->answered;
   }
   if (self->stalled_) {
     log::host().info("ops: the event loop answered again after {} ms", uv_now(self->loop_) - self->asked_at_);
@@ -132,7 +190,22 @@ void LoopLink::onAnswer(uv_async_t* async) {
   }
   self->last_ = std::move(snapshot);
   self->last_at_ = uv_now(self->loop_);
+  // Those that came while it ran and need a part it lacks ask again.
+  std::vector<Waiter> served;
+  std::vector<Waiter> again;
+  for (Waiter& w : self->waiting_) {
+    ((answered & w.parts) == w.parts ? served : again).push_back(std::move(w));
+  }
+  self->waiting_ = std::move(served);
   self->answerAll(LoopAnswer{self->last_.get(), std::string()});
+  if (!again.empty() && !self->closed_) {
+    for (Waiter& w : again) {
+      self->waiting_.push_back(std::move(w));
+    }
+    if (!self->asking_) {
+      self->ask(0);
+    }
+  }
 }
 
 void LoopLink::onTimeout(uv_timer_t* timer) {
@@ -146,11 +219,11 @@ void LoopLink::onTimeout(uv_timer_t* timer) {
 
 void LoopLink::answerAll(const LoopAnswer& answer) {
   // Swapped out first: a callback may ask again.
-  std::vector<Done> waiting;
+  std::vector<Waiter> waiting;
   waiting.swap(waiting_);
-  for (auto& done : waiting) {
+  for (auto& w : waiting) {
     try {
-      done(answer);
+      w.done(answer);
     } catch (const std::exception& e) {
       log::host().error("ops: answering a request failed: {}", e.what());
     }

@@ -6,10 +6,17 @@
 // own loop. Nothing on the loop waits for the ops thread, ever.
 //
 // Bounded work for the loop, whatever the clients do:
-//   - coalesced: one scrape is outstanding at a time, and it serves every
-//     request waiting when it is answered;
-//   - reused: a snapshot younger than `reuse_ms` answers at once, so a flood
-//     of requests costs the loop one scrape per `reuse_ms` at most;
+//   - only what is asked: a request names the parts it needs (endpoints.h's
+//     Parts), and the loop computes those, and those asked for within the
+//     last second -- a lone /readyz probe never costs a collect, a lone
+//     /metrics scrape never builds /status's JSON, and a flood of mixed
+//     requests is served by one scrape per `reuse_ms`;
+//   - coalesced: one scrape is outstanding at a time, computing every part
+//     the requests waiting when the loop starts it need, and it serves every
+//     request it has the parts for (the others ask again at once);
+//   - reused: a snapshot younger than `reuse_ms` with the parts asked for
+//     answers at once, so a flood of requests costs the loop one scrape per
+//     `reuse_ms` and endpoint at most;
 //   - a loop that does not answer within `timeout_ms` (stalled in a handler,
 //     say) fails the waiting requests -- and, until it answers, new ones at
 //     once -- with "not answering", while the scrape stays queued: its
@@ -36,11 +43,11 @@ struct LoopAccess {
   // Queues `fn` to run once on the loop thread (Poster::post); false when
   // the loop takes no more (evhost is stopping). THREAD: any.
   std::function<bool(std::function<void()>)> post;
-  // Takes a snapshot and calls `reply` with it, once, on the loop thread --
-  // at once or later (Server::scrape waits up to 0.5 s for Redis) -- or
-  // never, if what it waits for goes away (the timeout covers that).
-  // THREAD: loop.
-  std::function<void(Reply reply)> scrape;
+  // Takes a snapshot with (at least) `parts` and calls `reply` with it,
+  // once, on the loop thread -- at once or later (Server::scrape waits up to
+  // 0.5 s for Redis) -- or never, if what it waits for goes away (the
+  // timeout covers that). THREAD: loop.
+  std::function<void(Parts parts, Reply reply)> scrape;
 };
 
 class LoopLink {
@@ -62,9 +69,9 @@ class LoopLink {
   LoopLink(const LoopLink&) = delete;
   LoopLink& operator=(const LoopLink&) = delete;
 
-  // Answers `done` now (a fresh snapshot, or the loop known not to be
-  // answering) or once the loop answers or times out. THREAD: ops.
-  void get(Done done);
+  // Answers `done` now (a fresh snapshot with `parts`, or the loop known not
+  // to be answering) or once the loop answers or times out. THREAD: ops.
+  void get(Parts parts, Done done);
 
   // Every request waiting gets "evhost is stopping"; an answer arriving
   // later is dropped, and a scrape still queued on the loop is not even
@@ -79,7 +86,11 @@ class LoopLink {
   struct Mailbox;
   static void onAnswer(uv_async_t* async);
   static void onTimeout(uv_timer_t* timer);
-  void ask();
+  struct Waiter {
+    Parts parts;
+    Done done;
+  };
+  void ask(Parts parts);
   void answerAll(const LoopAnswer& answer);
   std::string notAnswering() const;
 
@@ -90,13 +101,15 @@ class LoopLink {
   std::shared_ptr<Mailbox> mailbox_;  // shared with the scrapes posted to the loop
   UvHandle<uv_async_t> answered_;     // the loop's wake-up call: an answer is in the mailbox
   UvHandle<uv_timer_t> timer_;        // the outstanding scrape's deadline
-  std::vector<Done> waiting_;
+  std::vector<Waiter> waiting_;
   std::shared_ptr<const LoopSnapshot> last_;
-  uint64_t last_at_ = 0;   // uv_now of the ops loop when last_ arrived
-  bool asking_ = false;    // a scrape is outstanding on the loop
-  uint64_t asked_at_ = 0;  // ... since then (uv_now)
-  uint64_t asked_ns_ = 0;  // ... (uv_hrtime)
-  bool stalled_ = false;   // ... and has been for timeout_ms
+  static constexpr unsigned kPartBits = 4;  // endpoints.h's parts
+  uint64_t requested_at_[kPartBits] = {};   // uv_now of the last request for each part (0: never)
+  uint64_t last_at_ = 0;                    // uv_now of the ops loop when last_ arrived
+  bool asking_ = false;                     // a scrape is outstanding on the loop
+  uint64_t asked_at_ = 0;                   // ... since then (uv_now)
+  uint64_t asked_ns_ = 0;                   // ... (uv_hrtime)
+  bool stalled_ = false;                    // ... and has been for timeout_ms
   bool closed_ = false;
   uint64_t asked_ = 0;
 };

@@ -453,14 +453,20 @@ evh_metric* Instance::registerMetric(const evh_metric_spec& spec) {
   return raw;
 }
 
-evh_health Instance::health(std::string& detail) {
+evh_health Instance::checkHealth() {
+  std::string& detail = health_detail_;
   detail.clear();
   const auto fn = library_->desc().health;
   if (fn == nullptr || !initialised_) {
-    return EVH_HEALTH_OK;
+    return health_ = EVH_HEALTH_OK;
   }
   char buf[kHealthDetailBytes] = {};
-  const evh_health h = fn(instance_, buf, sizeof(buf));
+  evh_health h = EVH_HEALTH_OK;
+  {
+    const CallSite site{name_, "health", nullptr, library_->desc().name};  // named by the watchdog and on a crash
+    CallScope scope(CurrentCall::process(), site);
+    h = fn(instance_, buf, sizeof(buf));
+  }
   buf[sizeof(buf) - 1] = '\0';  // whatever the plugin wrote
   detail.assign(buf);
   // Shown in /status and logs: printable ASCII only (the rest becomes '?').
@@ -471,9 +477,9 @@ evh_health Instance::health(std::string& detail) {
   }
   if (h != EVH_HEALTH_OK && h != EVH_HEALTH_DEGRADED && h != EVH_HEALTH_DOWN) {
     detail = "health() answered an unknown value " + std::to_string(h) + (detail.empty() ? "" : ": " + detail);
-    return EVH_HEALTH_DOWN;
+    return health_ = EVH_HEALTH_DOWN;
   }
-  return h;
+  return health_ = h;
 }
 
 }  // namespace evh::plugin

@@ -93,9 +93,15 @@ class Instance {
   evh_metric* registerMetric(std::string_view name, evh_metric_kind kind, std::string_view help);
   // ABI 1.1's metric_register_spec, `spec` read up to its struct_size.
   evh_metric* registerMetric(const evh_metric_spec& spec);
-  // The plugin's health callback (ABI 1.1); EVH_HEALTH_OK without one.
-  // `detail` gets its line of explanation. THREAD: loop.
-  evh_health health(std::string& detail);
+  // Asks the plugin's health callback (ABI 1.1; EVH_HEALTH_OK without one)
+  // and keeps its answer: once per request to the loop from the ops
+  // listener, whatever reads it then (readiness, evhost_plugin_health,
+  // /status). THREAD: loop.
+  evh_health checkHealth();
+  // The answer the last checkHealth() kept (EVH_HEALTH_OK before the first),
+  // and its line of explanation. THREAD: loop.
+  evh_health health() const noexcept { return health_; }
+  const std::string& healthDetail() const noexcept { return health_detail_; }
   // What the plugin publishes, counted per channel. THREAD: any.
   PublishStats& publishStats() noexcept { return publish_stats_; }
 
@@ -108,6 +114,8 @@ class Instance {
   evh_host c_handle_;
   void* instance_ = nullptr;
   bool initialised_ = false;
+  evh_health health_ = EVH_HEALTH_OK;
+  std::string health_detail_;
   std::string init_error_;
   std::mutex metrics_mutex_;
   struct MetricShape {  // what every registration of a name must repeat

@@ -143,9 +143,11 @@ void StreamSource::onGroupReply(redisAsyncContext* /*ac*/, void* r, void* privda
   if (reply->type == REDIS_REPLY_ERROR && !isErrorReply(reply, "BUSYGROUP")) {
     log::host().error("stream {}: cannot create consumer group {}: {}; retrying", self->ch_.key, self->ch_.group,
                       reply->str);
+    self->group_error_.assign(reply->str, reply->len);
     self->retryLater(1000);
     return;
   }
+  self->group_error_.clear();
   if (reply->type != REDIS_REPLY_ERROR) {
     log::host().info("stream {}: created consumer group {} (from {})", self->ch_.key, self->ch_.group,
                      self->ch_.from_beginning ? "the beginning" : "new entries");
@@ -366,7 +368,8 @@ std::string StreamSource::notLive() const {
     return what + ": its redis connection (" + conn_.where() + ") is down";
   }
   if (phase_ == Phase::Idle || phase_ == Phase::Group) {
-    return what + ": consumer group not confirmed yet";
+    return what + (group_error_.empty() ? ": consumer group not confirmed yet"
+                                        : ": consumer group cannot be created: " + group_error_);
   }
   return "";
 }

@@ -202,8 +202,9 @@ class StreamSource {
   std::vector<std::string> ack_batch_;  // acked this loop iteration, not sent yet
   UvHandle<uv_prepare_t> ack_flush_;    // sends ack_batch_ before the loop next waits for I/O
   Phase phase_ = Phase::Idle;
-  bool reading_ = false;  // an XREADGROUP is outstanding on the reading connection
-  bool paused_ = false;   // stopped for want of capacity
+  std::string group_error_;  // why the last XGROUP CREATE failed; empty once it succeeds
+  bool reading_ = false;     // an XREADGROUP is outstanding on the reading connection
+  bool paused_ = false;      // stopped for want of capacity
   bool stopped_ = false;
   std::unordered_set<std::string> in_flight_;  // handed over, not acked: never handed over twice
   // The group's backlog as Redis last told it (refreshBacklog); NaN until

@@ -74,12 +74,15 @@ void Subscriber::stop() {
   conn_.stop();
 }
 
-std::vector<std::string> Subscriber::notLive() const {
+std::vector<std::string> Subscriber::notLive(bool with_check) const {
   if (!conn_.ready()) {
     return {"redis subscriber connection (" + conn_.where() + ") is down"};
   }
   std::vector<std::string> out;
   for (const auto& slot : slots_) {
+    if (slot.sub->check && !with_check) {
+      continue;
+    }
     const char* what = slot.sub->pattern ? "pattern subscription " : "subscription ";
     if (slot.state == State::Unanswered) {
       out.push_back(what + slot.sub->redis + " not confirmed yet");
@@ -226,6 +229,9 @@ void Subscriber::onAllAnswered() {
   std::string names;
   std::string refused;
   for (const auto& slot : slots_) {
+    if (slot.sub->check) {
+      continue;  // evhost's own health channel: not news (its refusal was logged)
+    }
     std::string& list = slot.state == State::Confirmed ? names : refused;
     list += (list.empty() ? "" : ", ") + slot.sub->redis;
   }
@@ -248,7 +254,9 @@ void Subscriber::logGap() {
   const uint64_t end_ms = wallMs();
   std::string names;
   for (const auto& s : subs_) {
-    names += (names.empty() ? "" : ", ") + s.redis;
+    if (!s.check) {
+      names += (names.empty() ? "" : ", ") + s.redis;
+    }
   }
   outage_start_ms_ = 0;
   if (conn_.outages() == 0) {

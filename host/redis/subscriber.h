@@ -28,6 +28,9 @@ struct Subscription {
   std::string redis;    // what we (P)SUBSCRIBE: prefix + logical
   bool pattern = false;
   uint32_t channel_id = 0;  // runtime::ChannelId: what the ingest pipeline routes it by
+  // evhost's own Pub/Sub check channel (app::PubsubCheck), not an event
+  // channel: not part of readiness (GET /health/pubsub reports it).
+  bool check = false;
 };
 
 class Subscriber {
@@ -56,8 +59,9 @@ class Subscriber {
   const std::vector<Subscription>& subscriptions() const noexcept { return subs_; }
   // Why the subscriber is not live, one line per reason (its connection
   // down; a subscription not confirmed yet, or refused by Redis); empty when
-  // every subscription is confirmed. For readiness. THREAD: loop.
-  std::vector<std::string> notLive() const;
+  // every subscription is confirmed. For readiness: `check` subscriptions
+  // only with `with_check`. THREAD: loop.
+  std::vector<std::string> notLive(bool with_check = false) const;
 
  private:
   enum class State { Unanswered, Confirmed, Refused };

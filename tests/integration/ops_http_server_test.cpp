@@ -102,9 +102,10 @@ class OpsHttpServerTest : public ::testing::Test {
   void start(HttpServer::Options options) {
     LoopAccess access;
     access.post = [this](std::function<void()> fn) { return loop_.poster().post(std::move(fn)); };
-    access.scrape = [this](LoopAccess::Reply reply) {
+    access.scrape = [this](Parts parts, LoopAccess::Reply reply) {
       ++collects_;
       LoopSnapshot s;
+      s.has = parts;
       s.readiness.not_ready = ready_.load() ? std::vector<std::string>{} : std::vector<std::string>{"not yet"};
       reply(std::move(s));
     };

@@ -1,9 +1,7 @@
 // GET /status and evhctl status; readiness through a plugin's health and a
 // Redis outage; and every series docs/ops' dashboard and alerting rules name
 // exists in a scrape of a deployment that uses every part.
-#include "support/evhost_process.h"
-#include "support/http_client.h"
-#include "support/redis_server.h"
+#include "support/ops_fixture.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -21,45 +19,23 @@ namespace {
 using ::testing::HasSubstr;
 using Json = nlohmann::json;
 
-class OpsStatusTest : public ::testing::Test {
- protected:
-  std::string config(const std::string& body) const {
-    std::ostringstream y;
-    y << "environment: test\n"
-      << "redis:\n  host: 127.0.0.1\n  port: " << redis_.port() << "\n"
-      << "  reconnect: {initial_ms: 50, max_ms: 200}\n"
-      << "ops: {listen: \"127.0.0.1:0\"}\n"
-      << body;
-    return y.str();
-  }
-
-  static std::string urlOf(const EvhostProcess& host) {
-    std::string url;
-    EXPECT_TRUE(eventually([&] {
-      url = opsUrl(host.log());
-      return !url.empty();
-    })) << host.log();
-    return url;
-  }
-
-  // GET until `pred` holds (snapshots may be 100 ms old); the last answer.
-  template <class Pred>
-  static HttpResponse getUntil(const std::string& url, Pred pred) {
-    HttpResponse r;
-    eventually([&] {
-      r = httpGet(url);
-      return pred(r);
-    });
-    return r;
-  }
-
-  RedisServer redis_;
-};
-
 std::string event(const std::string& id, const std::string& type = "ORDER_PLACED") {
   return R"({"eventId":")" + id + R"(","eventType":")" + type +
          R"(","timestamp":"2024-01-15T10:30:00.000Z","payload":{}})";
 }
+
+class OpsStatusTest : public OpsFixture {
+ protected:
+  // Once evhost is ready (subscribed and reading: a message published
+  // before would be lost), one event through Pub/Sub and one through the
+  // stream, both handled by the recorder "a".
+  void handleOneOfEach(const EvhostProcess& host, const std::string& url) {
+    ASSERT_EQ(getUntilStatus(url + "/readyz", 200).status, 200) << host.log();
+    redis_.command({"PUBLISH", "test:orders", event("o1")});
+    redis_.command({"XADD", "test:jobs", "*", "event", event("j1")});
+    ASSERT_TRUE(eventually([&] { return redis_.command({"LLEN", "seen"})->integer == 2; })) << host.log();
+  }
+};
 
 constexpr const char* kDeployment = R"(
 plugins:
@@ -79,11 +55,7 @@ channels:
 TEST_F(OpsStatusTest, StatusShowsTheDeploymentAndEvhctlPrintsIt) {
   EvhostProcess host(config(kDeployment));
   const std::string url = urlOf(host);
-  // Subscribed and reading (a message published before would be lost).
-  ASSERT_EQ(getUntil(url + "/readyz", [](const HttpResponse& x) { return x.status == 200; }).status, 200) << host.log();
-  redis_.command({"PUBLISH", "test:orders", event("o1")});
-  redis_.command({"XADD", "test:jobs", "*", "event", event("j1")});
-  ASSERT_TRUE(eventually([&] { return redis_.command({"LLEN", "seen"})->integer == 2; })) << host.log();
+  ASSERT_NO_FATAL_FAILURE(handleOneOfEach(host, url));
 
   // A snapshot may be 100 ms old: until it shows both events handled.
   const HttpResponse r = getUntil(url + "/status", [](const HttpResponse& x) {
@@ -191,11 +163,7 @@ channels:
 TEST_F(OpsStatusTest, EverySeriesTheDashboardAndTheAlertsNameExists) {
   EvhostProcess host(config(kDeployment));
   const std::string url = urlOf(host);
-  // Subscribed and reading (a message published before would be lost).
-  ASSERT_EQ(getUntil(url + "/readyz", [](const HttpResponse& x) { return x.status == 200; }).status, 200) << host.log();
-  redis_.command({"PUBLISH", "test:orders", event("o1")});
-  redis_.command({"XADD", "test:jobs", "*", "event", event("j1")});
-  ASSERT_TRUE(eventually([&] { return redis_.command({"LLEN", "seen"})->integer == 2; })) << host.log();
+  ASSERT_NO_FATAL_FAILURE(handleOneOfEach(host, url));
   const HttpResponse m = getUntil(url + "/metrics", [](const HttpResponse& x) {
     return x.body.find("evhost_publish_total") != std::string::npos &&
            x.body.find("evhost_plugin_dlq_list_length") != std::string::npos;

@@ -1,9 +1,7 @@
 // The ops listener of a real evhost against a real redis-server: /metrics in
 // both formats (read by promtool), /healthz, /readyz, errors, its config and
 // command-line flag, a stalled loop.
-#include "support/evhost_process.h"
-#include "support/http_client.h"
-#include "support/redis_server.h"
+#include "support/ops_fixture.h"
 #include "support/temp_file.h"
 
 #include <evh/plugin.h>
@@ -75,40 +73,7 @@ std::pair<int, std::string> promtoolCheckOpenMetrics(const std::string& body) {
   return result;
 }
 
-class OpsTest : public ::testing::Test {
- protected:
-  std::string config(const std::string& body, const std::string& ops = "ops: {listen: \"127.0.0.1:0\"}\n") const {
-    std::ostringstream y;
-    y << "environment: test\n"
-      << "redis:\n  host: 127.0.0.1\n  port: " << redis_.port() << "\n"
-      << "  reconnect: {initial_ms: 50, max_ms: 200}\n"
-      << ops << body;
-    return y.str();
-  }
-
-  static std::string urlOf(const EvhostProcess& host) {
-    std::string url;
-    EXPECT_TRUE(eventually([&] {
-      url = opsUrl(host.log());
-      return !url.empty();
-    })) << host.log();
-    return url;
-  }
-
-  // GET `url` until `pred` holds for the answer (a snapshot may be up to
-  // 100 ms old); returns the last answer.
-  template <class Pred>
-  static HttpResponse getUntil(const std::string& url, Pred pred, const std::vector<std::string>& headers = {}) {
-    HttpResponse r;
-    eventually([&] {
-      r = httpGet(url, headers);
-      return pred(r);
-    });
-    return r;
-  }
-
-  RedisServer redis_;
-};
+using OpsTest = OpsFixture;
 
 constexpr const char* kRecorderChannels = R"(
 plugins:
@@ -201,8 +166,8 @@ TEST_F(OpsTest, HealthzAndTheWrongPathsAndMethods) {
 
   r = httpGet(url + "/nowhere");
   EXPECT_EQ(r.status, 404);
-  EXPECT_THAT(r.body, HasSubstr("/metrics, /healthz, /readyz and /status"));
-  r = httpGet(url + "/health/pubsub");
+  EXPECT_THAT(r.body, HasSubstr("/metrics, /healthz, /readyz, /health/pubsub and /status"));
+  r = httpGet(url + "/health/pubsubx");
   EXPECT_EQ(r.status, 404);
 
   for (const char* method : {"POST", "PUT", "DELETE", "OPTIONS"}) {
@@ -409,6 +374,7 @@ channels:
   redis_.command({"PUBLISH", "test:orders",
                   R"({"eventId":"s1","eventType":"SLEEP_6000","timestamp":"2024-01-15T10:30:00.000Z","payload":{}})"});
   ASSERT_TRUE(eventually([&] { return httpGet(url + "/healthz").status == 503; })) << host.log();
+  // /metrics waits for the loop's answer up to the link's 3 s.
   HttpResponse r = httpGet(url + "/metrics");
   EXPECT_EQ(r.status, 503);
   EXPECT_THAT(r.body, HasSubstr("evhost's event loop is not answering (no answer within 3000 ms)"));
@@ -417,11 +383,43 @@ channels:
   EXPECT_THAT(r.body, HasSubstr("evhost's event loop is not answering"));
   r = httpGet(url + "/healthz");
   EXPECT_EQ(r.status, 503);
-  EXPECT_THAT(r.body, HasSubstr("not answering"));
+  EXPECT_THAT(r.body, HasSubstr("evhost's event loop has not turned for "));
   // The handler returns; the loop answers again.
   r = getUntil(url + "/healthz", [](const HttpResponse& x) { return x.status == 200; });
   EXPECT_EQ(r.status, 200) << host.log();
   EXPECT_THAT(host.log(), HasSubstr("ops: the event loop has not answered in 3000 ms"));
+}
+
+// Liveness is the watchdog's measure, off the loop: a loop held for 2 s by
+// an inline handler fails /healthz (its bound is 1 s) while it is held --
+// the request is answered at once, not after the loop comes back -- and
+// passes again after.
+TEST_F(OpsTest, ALoopHeldForTwoSecondsFailsHealthzAndRecovers) {
+  EvhostProcess host(config(R"(
+plugins:
+  slow: {path: scripted}
+channels:
+  orders:
+    routes: [{events: "*", plugins: [slow]}]
+)"));
+  const std::string url = urlOf(host);
+  ASSERT_TRUE(host.waitForLog("subscribed to test:orders")) << host.log();
+  ASSERT_EQ(httpGet(url + "/healthz").status, 200);
+  const auto held_at = std::chrono::steady_clock::now();
+  redis_.command({"PUBLISH", "test:orders",
+                  R"({"eventId":"s1","eventType":"SLEEP_2000","timestamp":"2024-01-15T10:30:00.000Z","payload":{}})"});
+  HttpResponse failed;
+  ASSERT_TRUE(eventually([&] {
+    failed = httpGet(url + "/healthz");
+    return failed.status == 503;
+  })) << host.log();
+  EXPECT_THAT(failed.body, HasSubstr("evhost's event loop has not turned for "));
+  EXPECT_THAT(failed.body, HasSubstr("(ops.liveness_timeout_ms is 1000)"));
+  // Failed while the loop was still held: within the handler's 2 s.
+  EXPECT_LT(std::chrono::steady_clock::now() - held_at, std::chrono::milliseconds(2000));
+  const HttpResponse back = getUntil(url + "/healthz", [](const HttpResponse& x) { return x.status == 200; });
+  EXPECT_EQ(back.status, 200) << host.log();
+  EXPECT_EQ(back.body, "ok\n");
 }
 
 }  // namespace

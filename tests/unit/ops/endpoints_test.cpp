@@ -32,13 +32,16 @@ TEST_F(EndpointsTest, KnowsItsPathsAndLabelsEverythingElseOther) {
   EXPECT_EQ(endpointOf("/healthz"), Endpoint::Healthz);
   EXPECT_EQ(endpointOf("/readyz"), Endpoint::Readyz);
   EXPECT_EQ(endpointOf("/status"), Endpoint::Status);
-  for (const char* other : {"/", "", "/metrics/", "/METRICS", "/metricsx", "/health/pubsub", "/../metrics"}) {
+  EXPECT_EQ(endpointOf("/health/pubsub"), Endpoint::HealthPubsub);
+  for (const char* other :
+       {"/", "", "/metrics/", "/METRICS", "/metricsx", "/health/pubsub/", "/health", "/../metrics"}) {
     EXPECT_EQ(endpointOf(other), Endpoint::Other) << other;
   }
   EXPECT_STREQ(endpointLabel(Endpoint::Metrics), "/metrics");
   EXPECT_STREQ(endpointLabel(Endpoint::Healthz), "/healthz");
   EXPECT_STREQ(endpointLabel(Endpoint::Readyz), "/readyz");
   EXPECT_STREQ(endpointLabel(Endpoint::Status), "/status");
+  EXPECT_STREQ(endpointLabel(Endpoint::HealthPubsub), "/health/pubsub");
   EXPECT_STREQ(endpointLabel(Endpoint::Other), "other");
 }
 
@@ -76,6 +79,37 @@ TEST_F(EndpointsTest, HealthzIsOkWhenTheLoopAnswered) {
   const Response r = healthzResponse(unanswered());
   EXPECT_EQ(r.status, 503);
   EXPECT_EQ(r.body, "evhost's event loop is not answering (no answer within 3000 ms)\n");
+}
+
+TEST_F(EndpointsTest, HealthzFromTheWatchdogFailsPastTheBound) {
+  EXPECT_EQ(healthzResponse(0, 1000).status, 200);
+  EXPECT_EQ(healthzResponse(1000, 1000).body, "ok\n");
+  const Response r = healthzResponse(1001, 1000);
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.body, "evhost's event loop has not turned for 1001 ms (ops.liveness_timeout_ms is 1000)\n");
+}
+
+TEST_F(EndpointsTest, PubsubRendersTheChecksAnswer) {
+  snapshot_.pubsub = PubsubHealth{true, R"({"status":"healthy"})"};
+  Response r = pubsubResponse(answered());
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type, "application/json");
+  EXPECT_EQ(r.body, "{\"status\":\"healthy\"}\n");
+  snapshot_.pubsub = PubsubHealth{false, R"({"status":"unhealthy"})"};
+  EXPECT_EQ(pubsubResponse(answered()).status, 503);
+  r = pubsubResponse(unanswered());
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(
+      r.body,
+      "{\"error\":\"evhost's event loop is not answering (no answer within 3000 ms)\",\"status\":\"unhealthy\"}\n");
+}
+
+TEST_F(EndpointsTest, EachEndpointAsksTheLoopForItsPartOnly) {
+  EXPECT_EQ(partsOf(Endpoint::Metrics), kFamilies);
+  EXPECT_EQ(partsOf(Endpoint::Readyz), kReadiness);
+  EXPECT_EQ(partsOf(Endpoint::Status), kStatus);
+  EXPECT_EQ(partsOf(Endpoint::HealthPubsub), kPubsub);
+  EXPECT_EQ(partsOf(Endpoint::Healthz), 0U);
 }
 
 TEST_F(EndpointsTest, ReadyzRendersReadiness) {

@@ -30,12 +30,14 @@ class LoopLinkTest : public ::testing::Test {
       queued_.push_back(std::move(fn));
       return true;
     };
-    access.scrape = [this](LoopAccess::Reply reply) {
+    access.scrape = [this](Parts parts, LoopAccess::Reply reply) {
       if (throw_) {
         throw std::runtime_error("boom");
       }
       ++collects_;
+      asked_parts_.push_back(parts);
       LoopSnapshot s;
+      s.has = parts;
       s.readiness.not_ready = {"collect " + std::to_string(collects_)};
       if (later_) {
         replies_.push_back([reply, s] { reply(s); });  // answered later, as when Redis is asked first
@@ -99,6 +101,7 @@ class LoopLinkTest : public ::testing::Test {
   std::unique_ptr<LoopLink> link_;
   std::vector<std::function<void()>> queued_;
   std::vector<std::function<void()>> replies_;  // scrapes answered later
+  std::vector<Parts> asked_parts_;              // what each scrape asked for
   int collects_ = 0;
   bool refuse_ = false;
   bool throw_ = false;
@@ -109,7 +112,7 @@ TEST_F(LoopLinkTest, OneCollectServesEveryRequestWaitingForIt) {
   make(100, 3000);
   std::vector<Got> got(50);
   for (auto& g : got) {
-    link_->get(record(g));
+    link_->get(kFamilies, record(g));
   }
   EXPECT_EQ(queued_.size(), 1U);
   EXPECT_EQ(got[0].calls, 0);
@@ -127,10 +130,10 @@ TEST_F(LoopLinkTest, OneCollectServesEveryRequestWaitingForIt) {
 TEST_F(LoopLinkTest, AFreshSnapshotAnswersAtOnceAndAStaleOneIsCollectedAgain) {
   make(50, 3000);
   Got first;
-  link_->get(record(first));
+  link_->get(kFamilies, record(first));
   loopRuns();
   Got again;
-  link_->get(record(again));
+  link_->get(kFamilies, record(again));
   EXPECT_EQ(again.calls, 1);  // at once, from the snapshot just taken
   EXPECT_EQ(again.first_reason, "collect 1");
   EXPECT_TRUE(queued_.empty());
@@ -138,7 +141,7 @@ TEST_F(LoopLinkTest, AFreshSnapshotAnswersAtOnceAndAStaleOneIsCollectedAgain) {
   std::this_thread::sleep_for(std::chrono::milliseconds(80));
   uv_update_time(&loop_);
   Got later;
-  link_->get(record(later));
+  link_->get(kFamilies, record(later));
   EXPECT_EQ(later.calls, 0);
   EXPECT_EQ(queued_.size(), 1U);
   loopRuns();
@@ -148,20 +151,20 @@ TEST_F(LoopLinkTest, AFreshSnapshotAnswersAtOnceAndAStaleOneIsCollectedAgain) {
 TEST_F(LoopLinkTest, AStalledLoopIsNotAnsweringAfterTheTimeoutAndUntilItAnswers) {
   make(100, 30);
   Got waiting;
-  link_->get(record(waiting));
+  link_->get(kFamilies, record(waiting));
   ASSERT_TRUE(runUntil([&] { return waiting.calls == 1; }));
   EXPECT_FALSE(waiting.snapshot);
   EXPECT_EQ(waiting.why_not, "evhost's event loop is not answering (no answer within 30 ms)");
 
   Got meanwhile;
-  link_->get(record(meanwhile));
+  link_->get(kFamilies, record(meanwhile));
   EXPECT_EQ(meanwhile.calls, 1);  // at once: the loop is known to be stuck
   EXPECT_FALSE(meanwhile.snapshot);
   EXPECT_EQ(queued_.size(), 1U);  // and no second collect piles up behind the first
 
   loopRuns();  // the loop comes back and runs the collect queued long ago
   Got after;
-  link_->get(record(after));
+  link_->get(kFamilies, record(after));
   EXPECT_EQ(after.calls, 1);
   EXPECT_TRUE(after.snapshot);
   EXPECT_EQ(collects_, 1);
@@ -171,7 +174,7 @@ TEST_F(LoopLinkTest, ALoopThatTakesNoMorePostsIsStopping) {
   make(100, 3000);
   refuse_ = true;
   Got got;
-  link_->get(record(got));
+  link_->get(kFamilies, record(got));
   EXPECT_EQ(got.calls, 1);
   EXPECT_EQ(got.why_not, "evhost is stopping");
 }
@@ -179,7 +182,7 @@ TEST_F(LoopLinkTest, ALoopThatTakesNoMorePostsIsStopping) {
 TEST_F(LoopLinkTest, CloseAnswersTheWaitingAndALateCollectDoesNothing) {
   make(100, 3000);
   Got got;
-  link_->get(record(got));
+  link_->get(kFamilies, record(got));
   link_->close();
   EXPECT_EQ(got.calls, 1);
   EXPECT_EQ(got.why_not, "evhost is stopping");
@@ -187,7 +190,7 @@ TEST_F(LoopLinkTest, CloseAnswersTheWaitingAndALateCollectDoesNothing) {
   EXPECT_EQ(collects_, 0);
   EXPECT_EQ(scrapeHistogramCount(), 0);  // nothing was scraped, nothing observed
   Got after;
-  link_->get(record(after));
+  link_->get(kFamilies, record(after));
   EXPECT_EQ(after.why_not, "evhost is stopping");
 }
 
@@ -195,11 +198,11 @@ TEST_F(LoopLinkTest, AScrapeAnsweredLaterIsWaitedForAndAnsweredAfterTheListenerW
   make(100, 3000);
   later_ = true;
   Got got;
-  link_->get(record(got));
+  link_->get(kFamilies, record(got));
   loopRuns();  // the scrape started; its answer comes later
   EXPECT_EQ(got.calls, 0);
   Got meanwhile;
-  link_->get(record(meanwhile));
+  link_->get(kFamilies, record(meanwhile));
   EXPECT_TRUE(queued_.empty());  // waits with the scrape outstanding
   auto replies = std::move(replies_);
   replies_.clear();
@@ -213,7 +216,7 @@ TEST_F(LoopLinkTest, AScrapeAnsweredLaterIsWaitedForAndAnsweredAfterTheListenerW
   std::this_thread::sleep_for(std::chrono::milliseconds(150));
   uv_update_time(&loop_);
   Got last;
-  link_->get(record(last));
+  link_->get(kFamilies, record(last));
   loopRuns();
   link_->close();
   EXPECT_EQ(last.why_not, "evhost is stopping");
@@ -228,15 +231,83 @@ TEST_F(LoopLinkTest, ACollectThatThrowsFailsTheWaitingWithItsMessage) {
   make(100, 3000);
   throw_ = true;
   Got got;
-  link_->get(record(got));
+  link_->get(kFamilies, record(got));
   loopRuns();
   EXPECT_EQ(got.calls, 1);
   EXPECT_EQ(got.why_not, "collecting on the event loop failed: boom");
   throw_ = false;
   Got again;
-  link_->get(record(again));
+  link_->get(kFamilies, record(again));
   loopRuns();
   EXPECT_TRUE(again.snapshot);
+}
+
+// Each request asks for the parts it needs, and a snapshot is reused only
+// when it has them: a lone /readyz probe never costs a collect.
+TEST_F(LoopLinkTest, TheLoopComputesOnlyThePartsAskedFor) {
+  make(100, 3000);
+  Got readyz;
+  link_->get(kReadiness, record(readyz));
+  loopRuns();
+  ASSERT_EQ(asked_parts_, std::vector<Parts>{kReadiness});
+  EXPECT_TRUE(readyz.snapshot);
+  // The snapshot lacks the series: asked for, with the readiness asked for
+  // a moment ago (a flood of mixed requests costs one scrape per reuse_ms).
+  Got metrics;
+  link_->get(kFamilies, record(metrics));
+  loopRuns();
+  ASSERT_EQ(asked_parts_.size(), 2U);
+  EXPECT_EQ(asked_parts_[1], kFamilies | kReadiness);
+  EXPECT_TRUE(metrics.snapshot);
+  // Fresh and with both: reused.
+  Got again;
+  link_->get(kReadiness, record(again));
+  Got again_metrics;
+  link_->get(kFamilies, record(again_metrics));
+  EXPECT_TRUE(again.snapshot);
+  EXPECT_TRUE(again_metrics.snapshot);
+  EXPECT_EQ(asked_parts_.size(), 2U);
+}
+
+// Requests arriving before the loop starts the scrape add their parts to it.
+TEST_F(LoopLinkTest, ARequestJoinsAScrapeTheLoopHasNotStartedYet) {
+  make(100, 3000);
+  Got readyz;
+  link_->get(kReadiness, record(readyz));
+  Got status;
+  link_->get(kStatus, record(status));
+  loopRuns();
+  ASSERT_EQ(asked_parts_, std::vector<Parts>{kReadiness | kStatus});
+  EXPECT_TRUE(readyz.snapshot);
+  EXPECT_TRUE(status.snapshot);
+}
+
+// A request for a part the running scrape lacks is not answered with that
+// scrape's snapshot: it asks again once that one is answered.
+TEST_F(LoopLinkTest, ARequestForAPartTheRunningScrapeLacksAsksAgain) {
+  make(100, 3000);
+  later_ = true;
+  Got pubsub;
+  link_->get(kPubsub, record(pubsub));
+  loopRuns();  // started, for the Pub/Sub check only; answered later
+  Got families;
+  link_->get(kFamilies, record(families));
+  ASSERT_EQ(asked_parts_, std::vector<Parts>{kPubsub});
+  auto answer = std::move(replies_);
+  replies_.clear();
+  answer.at(0)();
+  uv_run(&loop_, UV_RUN_NOWAIT);
+  EXPECT_TRUE(pubsub.snapshot);
+  EXPECT_EQ(families.calls, 0);
+  loopRuns();
+  ASSERT_EQ(asked_parts_.size(), 2U);
+  EXPECT_EQ(asked_parts_[1], kFamilies | kPubsub);
+  answer = std::move(replies_);
+  replies_.clear();
+  answer.at(0)();
+  uv_run(&loop_, UV_RUN_NOWAIT);
+  EXPECT_EQ(families.calls, 1);
+  EXPECT_TRUE(families.snapshot);
 }
 
 }  // namespace

@@ -282,17 +282,21 @@ TEST_F(PluginMetricsTest, HealthComesFromThePluginsCallback) {
   plugins_.load(
       {entry("fine", "ok_c"), down, degraded, entry("cpp", "ok_cpp"), throws, entry("old", "abi_older_minor")}, {},
       services_, "dev:");
-  std::string detail;
-  EXPECT_EQ(plugins_.find("fine")->health(detail), EVH_HEALTH_OK);
-  EXPECT_EQ(detail, "");
-  EXPECT_EQ(plugins_.find("down")->health(detail), EVH_HEALTH_DOWN);
-  EXPECT_EQ(detail, "ok_c was told to be down");
-  EXPECT_EQ(plugins_.find("degraded")->health(detail), EVH_HEALTH_DEGRADED);
-  EXPECT_EQ(detail, "ok_c was told to be degraded");
-  EXPECT_EQ(plugins_.find("cpp")->health(detail), EVH_HEALTH_OK);  // Plugin::health's default
-  EXPECT_EQ(plugins_.find("throws")->health(detail), EVH_HEALTH_DOWN);
-  EXPECT_EQ(detail, "health() threw: database unreachable");
-  EXPECT_EQ(plugins_.find("old")->health(detail), EVH_HEALTH_OK);  // a 1.0 plugin has no callback
+  // Nothing asked yet: OK.
+  EXPECT_EQ(plugins_.find("down")->health(), EVH_HEALTH_OK);
+  auto check = [&](const char* name, evh_health expected, const std::string& detail) {
+    plugin::Instance* in = plugins_.find(name);
+    EXPECT_EQ(in->checkHealth(), expected) << name;
+    // Kept for whoever reads it until the next check.
+    EXPECT_EQ(in->health(), expected) << name;
+    EXPECT_EQ(in->healthDetail(), detail) << name;
+  };
+  check("fine", EVH_HEALTH_OK, "");
+  check("down", EVH_HEALTH_DOWN, "ok_c was told to be down");
+  check("degraded", EVH_HEALTH_DEGRADED, "ok_c was told to be degraded");
+  check("cpp", EVH_HEALTH_OK, "");  // Plugin::health's default
+  check("throws", EVH_HEALTH_DOWN, "health() threw: database unreachable");
+  check("old", EVH_HEALTH_OK, "");  // a 1.0 plugin has no callback
 }
 
 // What plugins publish through the host, per channel: published, failed,
