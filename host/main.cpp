@@ -173,6 +173,15 @@ int main(int argc, char** argv) {
   evh::log::setup(level.value_or(spdlog::level::info),
                   cfg.logging.format == evh::config::LogFormat::Json ? evh::log::Format::Json : evh::log::Format::Text,
                   evh::log::Output::Async);
+  // Crash reports (with a backtrace) are appended to a file in the state
+  // directory, opened now: the handler only writes.
+  {
+    const std::string crash_file = cfg.stateDir() + "/evhost-crash.log";
+    std::string why;
+    if (!evh::setCrashFile(crash_file, why)) {
+      evh::log::host().warn("crash file {} cannot be opened ({}): a crash is reported on stderr only", crash_file, why);
+    }
+  }
   int rc = 0;
   try {
     evh::app::Server server(std::move(cfg), evh::app::Options{args.plugin_dirs});

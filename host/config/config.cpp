@@ -183,6 +183,14 @@ bool parseRedisUrl(std::string_view url, Redis& out, std::string& error) {
   return true;
 }
 
+std::string Config::stateDir() const {
+  if (!state_dir.empty()) {
+    return state_dir;
+  }
+  const char* env = std::getenv("EVH_STATE_DIR");
+  return env != nullptr && *env != '\0' ? std::string(env) : std::string(".");
+}
+
 std::string Ops::address() const {
   const bool v6 = host.find(':') != std::string::npos;
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);

@@ -165,7 +165,11 @@ struct Config {
   uint32_t workers = 4;  // worker threads for blocking plugins
   uint32_t shutdown_timeout_ms = 10000;
   uint32_t loop_stall_ms = 2000;  // the event loop not turning this long is logged (watchdog)
+  // Where evhost keeps files of its own (the crash file); "": EVH_STATE_DIR
+  // from the environment, else the working directory (stateDir()).
+  std::string state_dir;
   Ops ops;
+  std::string stateDir() const;
 };
 
 // Parses redis://[user[:password]@]host[:port][/db] (user and password

@@ -101,6 +101,7 @@ void Loader::parse(const std::string& yaml) {
           {"workers", [this](const Entry& e) { readInteger(e, config_.workers, 1, 256); }},
           {"shutdown_timeout_ms", [this](const Entry& e) { readInteger(e, config_.shutdown_timeout_ms, 0, kU32Max); }},
           {"loop_stall_ms", [this](const Entry& e) { readInteger(e, config_.loop_stall_ms, 100, 3600000); }},
+          {"state_dir", [this](const Entry& e) { readString(e, config_.state_dir); }},
           {"ops", [this](const Entry& e) { readOps(e); }},
       });
   // After the walk: `retry:` and `circuit_breaker:` may come after the

@@ -5,6 +5,8 @@
 #include "common/log.h"
 #include "loop/current_call.h"
 
+#include <execinfo.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -15,7 +17,9 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
+#include <string>
 
 namespace evh {
 namespace {
@@ -23,6 +27,8 @@ namespace {
 constexpr int kSignals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
 constexpr size_t kMaxField = 200;  // bytes of an eventId, eventType or channel in the line (as the watchdog)
 constexpr size_t kLineSize = 2048;
+constexpr int kMaxFrames = 64;
+constexpr size_t kPathSize = 4096;
 
 // Appends to a fixed buffer, always leaving room for the final newline;
 // what does not fit is cut.
@@ -105,19 +111,10 @@ class Line {
   size_t len_ = 0;
 };
 
-// Writes all of `p` to stderr unless it cannot take a line within a second
-// (a pipe nobody reads): the process must still end.
-void writeStderr(const char* p, size_t n) noexcept {
-  pollfd pfd{STDERR_FILENO, POLLOUT, 0};
-  int r;
-  do {
-    r = poll(&pfd, 1, 1000);
-  } while (r < 0 && errno == EINTR);
-  if (r <= 0 || (pfd.revents & POLLOUT) == 0) {
-    return;
-  }
+// Writes all of `p` to `fd`.
+void writeAll(int fd, const char* p, size_t n) noexcept {
   while (n > 0) {
-    const ssize_t w = write(STDERR_FILENO, p, n);
+    const ssize_t w = write(fd, p, n);
     if (w < 0) {
       if (errno == EINTR) {
         continue;
@@ -129,6 +126,20 @@ void writeStderr(const char* p, size_t n) noexcept {
   }
 }
 
+// Writes all of `p` to stderr unless it cannot take a line within a second
+// (a pipe nobody reads): the process must still end.
+void writeStderr(const char* p, size_t n) noexcept {
+  pollfd pfd{STDERR_FILENO, POLLOUT, 0};
+  int r;
+  do {
+    r = poll(&pfd, 1, 1000);
+  } while (r < 0 && errno == EINTR);
+  if (r <= 0 || (pfd.revents & POLLOUT) == 0) {
+    return;
+  }
+  writeAll(STDERR_FILENO, p, n);
+}
+
 void sleepMs(long ms) noexcept {
   timespec ts{0, ms * 1000000L};
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
@@ -137,6 +148,51 @@ void sleepMs(long ms) noexcept {
 
 std::atomic<bool> g_reporting{false};
 char g_line[kLineSize];
+char g_more[kLineSize];
+void* g_frames[kMaxFrames];
+// The crash file (setCrashFile): open for the whole run, so that the
+// handler only writes.
+int g_crash_fd = -1;
+char g_crash_path[kPathSize];
+
+// The frames' addresses on one line, innermost first, for stderr (the crash
+// file gets them with their modules and symbols).
+size_t formatFrames(int frames, char* out, size_t size) noexcept {
+  Line line(out, size);
+  line.text("evhost: backtrace:");
+  for (int i = 0; i < frames; ++i) {
+    line.text(" ");
+    line.hex(reinterpret_cast<uintptr_t>(g_frames[i]));
+  }
+  if (g_crash_fd >= 0) {
+    line.text(" (modules and symbols in ");
+    line.text(g_crash_path);
+    line.text(")");
+  }
+  return line.finish();
+}
+
+// Appends the report to the crash file: when, the line, the backtrace with
+// each frame's module and symbol (backtrace_symbols_fd writes without
+// allocating), and a blank line.
+void writeCrashFile(const char* line, size_t n, int frames) noexcept {
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
+  char head[128];
+  Line h(head, sizeof head);
+  h.text("evhost crash: pid ");
+  h.dec(static_cast<uint64_t>(getpid()));
+  h.text(", unix time ");
+  h.dec(static_cast<uint64_t>(now.tv_sec));
+  const size_t hn = h.finish();
+  writeAll(g_crash_fd, head, hn);
+  writeAll(g_crash_fd, line, n);
+  static constexpr char kBacktrace[] = "backtrace (innermost first):\n";
+  writeAll(g_crash_fd, kBacktrace, sizeof kBacktrace - 1);
+  backtrace_symbols_fd(g_frames, frames, g_crash_fd);
+  writeAll(g_crash_fd, "\n", 1);
+  fsync(g_crash_fd);
+}
 
 void onFatalSignal(int signum, siginfo_t* info, void*) {
   const int saved_errno = errno;
@@ -150,8 +206,14 @@ void onFatalSignal(int signum, siginfo_t* info, void*) {
     const bool fault = info != nullptr && info->si_code > 0;
     const size_t n =
         formatFatalLine(signum, fault, fault ? reinterpret_cast<uintptr_t>(info->si_addr) : 0, g_line, sizeof g_line);
+    // The handler's own frames come first: they show where it was called.
+    const int frames = backtrace(g_frames, kMaxFrames);
+    if (g_crash_fd >= 0) {
+      writeCrashFile(g_line, n, frames);
+    }
     log::awaitWriterAfterCrash();
     writeStderr(g_line, n);
+    writeStderr(g_more, formatFrames(frames, g_more, sizeof g_more));
   }
   errno = saved_errno;
   // SA_RESETHAND put the default action back and SA_NODEFER leaves the
@@ -226,6 +288,9 @@ size_t formatFatalLine(int signum, bool has_address, uintptr_t address, char* ou
 }
 
 void installFatalSignalHandler() {
+  // backtrace() loads the unwinder (libgcc_s) on its first call, which may
+  // allocate: done now, so that the handler's call does not.
+  backtrace(g_frames, kMaxFrames);
   struct sigaction sa {};
   sa.sa_sigaction = &onFatalSignal;
   sigemptyset(&sa.sa_mask);
@@ -236,6 +301,24 @@ void installFatalSignalHandler() {
   for (int s : kSignals) {
     sigaction(s, &sa, nullptr);
   }
+}
+
+bool setCrashFile(const std::string& path, std::string& error) {
+  if (path.size() >= kPathSize) {
+    error = "the path is too long";
+    return false;
+  }
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0) {
+    error = std::strerror(errno);
+    return false;
+  }
+  if (g_crash_fd >= 0) {
+    ::close(g_crash_fd);
+  }
+  std::memcpy(g_crash_path, path.c_str(), path.size() + 1);
+  g_crash_fd = fd;
+  return true;
 }
 
 AltSignalStack::AltSignalStack() {

@@ -1,11 +1,13 @@
 // A crash in plugin code (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) named in
 // one line on stderr -- which plugin, which instance, which event or
-// callback -- before the signal's default action ends the process (exit
-// status 128 + the signal, a core dump where enabled).
+// callback -- with a backtrace, and appended to a crash file, before the
+// signal's default action ends the process (exit status 128 + the signal, a
+// core dump where enabled).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace evh {
@@ -18,15 +20,30 @@ namespace evh {
 //        (type TYPE, channel CH); fault address 0x...
 //      from the thread's ThreadCall record (loop/current_call.h), or
 //      "outside any plugin call" -- never a payload or a config value;
-//   2. gives the log writer thread a moment to write the lines queued before
+//   2. takes a backtrace (backtrace(3), primed here so that it does not
+//      load the unwinder in the handler) and, when there is a crash file
+//      (setCrashFile), appends to it: pid and time, the line, and every
+//      frame with its module and symbol (backtrace_symbols_fd, no malloc),
+//      then fsyncs it;
+//   3. gives the log writer thread a moment to write the lines queued before
 //      the crash (log::awaitWriterAfterCrash: at most about half a second);
-//   3. writes the line to stderr (write(2), after poll(2) says a line fits:
-//      a stderr nobody reads cannot hold the process in its crash);
-//   4. raises the signal again: the default action, now in force
+//   4. writes the line to stderr, then "evhost: backtrace: 0x... 0x..."
+//      (write(2), after poll(2) says a line fits: a stderr nobody reads
+//      cannot hold the process in its crash);
+//   5. raises the signal again: the default action, now in force
 //      (SA_RESETHAND), ends the process.
+// Strictly, backtrace(3) is not on POSIX's async-signal-safe list; with the
+// unwinder loaded beforehand, glibc's walks the stack without allocating or
+// locking, which is why crash reporters use it.
 // Call it once, from main(), before the threads that run plugin code start.
 // Not in in-process tests: gtest and the sanitizers keep their own.
 void installFatalSignalHandler();
+
+// Opens (creating, appending; mode 0640) the file crash reports are
+// appended to, for the rest of the run. False with `error` (strerror) when
+// it cannot be opened: crashes are then reported on stderr only. THREAD:
+// main, before the threads that run plugin code start.
+bool setCrashFile(const std::string& path, std::string& error);
 
 // The signal's name ("SIGSEGV"), or nullptr for one the handler does not
 // take. Async-signal-safe.

@@ -2,6 +2,7 @@
 // while product events flow through its stream; every visible effect once per event.
 #include "support/evhost_process.h"
 #include "support/redis_server.h"
+#include "support/temp_file.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -44,13 +45,6 @@ std::string created(int i) {
          R"("correlationId":"req-)" +
          n + R"(","payload":{"productId":"p-)" + n + R"(","name":"Product )" + n +
          R"(","price":12.5,"category":"kitchen"}})";
-}
-
-std::string readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 // Counts the notifications published, by source eventId, on a connection

@@ -3,6 +3,7 @@
 #include "redis/reply.h"
 #include "support/fake_host.h"
 #include "support/redis_server.h"
+#include "support/temp_file.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -149,13 +150,6 @@ std::string entry(int n, const std::string& extra = "") {
          R"("timestamp":"2026-11-26T18:00:03.010Z",)" +
          extra + R"("originalEvent":{"eventId":"evt-)" + id +
          R"(","eventType":"PRODUCT_CREATED","payload":{"name":"caf\u00e9 \u2615 ☕"}}})";
-}
-
-std::string readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 class DlqPluginTest : public ::testing::Test {

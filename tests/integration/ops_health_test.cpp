@@ -75,8 +75,8 @@ TEST_F(OpsHealthTest, PubsubIsHealthyWhenATokenPublishedComesBackThroughTheSubsc
 }
 
 TEST_F(OpsHealthTest, PubsubIsUnhealthyWhileRedisIsDownAndHealthyAgainAfter) {
-  EvhostProcess host(config(kPubsubDeployment,
-                            "ops: {listen: \"127.0.0.1:0\", pubsub_check_cache_ms: 0, pubsub_check_timeout_ms: 500}\n"));
+  EvhostProcess host(config(
+      kPubsubDeployment, "ops: {listen: \"127.0.0.1:0\", pubsub_check_cache_ms: 0, pubsub_check_timeout_ms: 500}\n"));
   const std::string url = urlOf(host);
   ASSERT_EQ(getUntilStatus(url + "/health/pubsub", 200).status, 200) << host.log();
   redis_.kill();
@@ -115,8 +115,8 @@ channels:
 // An ACL that does not grant the check's channel: the check says so, and
 // readiness (which is about events) is not affected.
 TEST_F(OpsHealthTest, ACheckChannelTheAclForbidsFailsTheCheckButNotReadiness) {
-  auto r = redis_.command({"ACL", "SETUSER", "evh", "on", ">pw", "resetchannels", "&test:orders", "resetkeys", "~*",
-                           "+@all"});
+  auto r = redis_.command(
+      {"ACL", "SETUSER", "evh", "on", ">pw", "resetchannels", "&test:orders", "resetkeys", "~*", "+@all"});
   ASSERT_EQ(r->type, REDIS_REPLY_STATUS) << r->str;
   EvhostProcess host("environment: test\nredis: {host: 127.0.0.1, port: " + std::to_string(redis_.port()) +
                      ", username: evh, password: pw}\n"
@@ -181,8 +181,9 @@ channels:
   const std::string url = urlOf(host);
   ASSERT_EQ(getUntilStatus(url + "/readyz", 200).status, 200) << host.log();
   redis_.command({"PUBLISH", "test:orders", event("s1", "SLEEP_3000")});
-  ASSERT_TRUE(eventually([&] { return httpGet(url + "/metrics").body.find("\nevhost_events_in_flight 1\n") != std::string::npos; }))
-      << host.log();
+  ASSERT_TRUE(eventually([&] {
+    return httpGet(url + "/metrics").body.find("\nevhost_events_in_flight 1\n") != std::string::npos;
+  })) << host.log();
   host.signal(SIGTERM);
   const HttpResponse draining = getUntilStatus(url + "/readyz", 503);
   ASSERT_EQ(draining.status, 503) << host.log();

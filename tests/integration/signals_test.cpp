@@ -4,6 +4,7 @@
 // event -- before the signal ends the process with its own status.
 #include "support/evhost_process.h"
 #include "support/redis_server.h"
+#include "support/temp_file.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -78,10 +79,12 @@ class CrashTest : public SignalsTest, public ::testing::WithParamInterface<Crash
 
 TEST_P(CrashTest, TheCrashIsNamedAndTheSignalEndsEvhost) {
   const Crash& c = GetParam();
+  const TempDir state;
   EvhostProcess host(
       config(std::string("  crashy: {path: ") + c.library + "}\n  rec: {path: recorder, config: {key: seen}}\n",
              std::string("      - events: [") + c.event_type +
-                 "]\n        plugins: [crashy]\n      - events: [PRODUCT_CREATED]\n        plugins: [rec]\n"));
+                 "]\n        plugins: [crashy]\n      - events: [PRODUCT_CREATED]\n        plugins: [rec]\n"),
+      {}, {"EVH_STATE_DIR=" + state.path()});
   ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
   publish(event("ok-1", "PRODUCT_CREATED"));
   ASSERT_TRUE(eventually([&] { return llen("seen") == 1; })) << host.log();
@@ -101,6 +104,18 @@ TEST_P(CrashTest, TheCrashIsNamedAndTheSignalEndsEvhost) {
   ASSERT_NE(named, std::string::npos) << log;
   EXPECT_LT(said, named) << log;
   EXPECT_THAT(log, Not(HasSubstr("4111-secret")));
+  // A backtrace follows on stderr, its symbols in the crash file.
+  const std::string crash_file = state.path() + "/evhost-crash.log";
+  EXPECT_THAT(log, HasSubstr("\nevhost: backtrace: 0x")) << log;
+  EXPECT_THAT(log, HasSubstr("(modules and symbols in " + crash_file + ")\n")) << log;
+  // The crash file: who and when, the same line, every frame with its
+  // module -- the crashing plugin's among them.
+  const std::string report = readFile(crash_file);
+  EXPECT_THAT(report, HasSubstr("evhost crash: pid " + std::to_string(host.pid()) + ", unix time ")) << report;
+  EXPECT_THAT(report, HasSubstr(expected)) << report;
+  EXPECT_THAT(report, HasSubstr("backtrace (innermost first):\n")) << report;
+  EXPECT_THAT(report, HasSubstr(std::string("/") + c.library + ".so(")) << report;
+  EXPECT_THAT(report, Not(HasSubstr("4111-secret")));
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -95,10 +95,11 @@ class StreamFaultsTest : public ::testing::Test {
   // nor finishes ends the supervision (a supervisor would not restart a
   // running process). Returns the deaths; `logs` gets every run's log.
   template <class Done>
-  int supervise(const std::string& cfg, Done finished, int max_runs, std::string& logs) {
+  int supervise(const std::string& cfg, Done finished, int max_runs, std::string& logs,
+                const std::vector<std::string>& env = {}) {
     int deaths = 0;
     for (int run = 0; run < max_runs; ++run) {
-      EvhostProcess host(cfg);
+      EvhostProcess host(cfg, {}, env);
       const bool ended = eventually([&] { return !host.running() || finished(); }, std::chrono::seconds(40));
       logs += "--- run " + std::to_string(run) + "\n" + host.log();
       if (!ended) {
@@ -115,14 +116,15 @@ class StreamFaultsTest : public ::testing::Test {
 
   // One crashing entry among 50: only it is dead-lettered (as poison, with
   // its eventId and eventType), every other is handled.
-  void onlyTheCrashingEntryIsPoison(const std::string& plugin, int max_duplicates) {
+  void onlyTheCrashingEntryIsPoison(const std::string& plugin, int max_duplicates,
+                                    const std::vector<std::string>& env = {}) {
     for (int i = 0; i < 50; ++i) {
       xadd(event("e" + std::to_string(i), i == 25 ? "CRASH" : "ORDER_PLACED"));
     }
     const std::string cfg = config(plugin, "{group: workers, consumer: c1, block_ms: 200, max_deliveries: 3}");
     std::string logs;
     const int deaths = supervise(
-        cfg, [&] { return pending() == 0 && deadLetters().size() == 1 && recorded().size() == 49; }, 8, logs);
+        cfg, [&] { return pending() == 0 && deadLetters().size() == 1 && recorded().size() == 49; }, 8, logs, env);
     EXPECT_EQ(deaths, 3) << "max_deliveries: 3 crashes, then the entry is dead-lettered\n" << logs;
     const auto letters = deadLetters();
     ASSERT_EQ(letters.size(), 1U) << logs;
@@ -154,6 +156,25 @@ TEST_F(StreamFaultsTest, OneEntryThatKillsABlockingPluginIsTheOnlyPoison) {
   // On a worker, an entry may be recorded and die with its ack unsent: at
   // most one such entry per death is handled twice.
   onlyTheCrashingEntryIsPoison("{path: slow_recorder, config: {sleep_ms: 2, answer: {CRASH: die}}}", 3);
+}
+
+// The same with a real crash (SIGSEGV in the plugin): each death is
+// reported in the crash file of the state directory, naming the plugin and
+// the entry -- three reports, then the entry is dead-lettered.
+TEST_F(StreamFaultsTest, AnEntryThatCrashesEvhostIsReportedEachTimeThenDeadLettered) {
+  const TempDir state;
+  onlyTheCrashingEntryIsPoison("{path: recorder, config: {answer: {CRASH: segv}}}", 0,
+                               {"EVH_STATE_DIR=" + state.path()});
+  const std::string report = readFile(state.path() + "/evhost-crash.log");
+  const std::string line =
+      "evhost: fatal signal SIGSEGV in plugin \"recorder\" (instance \"rec\") while handling event e25 (type CRASH, "
+      "channel jollyjet:events:orders); fault address 0x10\n";
+  size_t reports = 0;
+  for (size_t at = report.find(line); at != std::string::npos; at = report.find(line, at + 1)) {
+    ++reports;
+  }
+  EXPECT_EQ(reports, 3U) << report;
+  EXPECT_THAT(report, HasSubstr("/recorder.so(")) << report;
 }
 
 TEST_F(StreamFaultsTest, ADeadInstancesBacklogIsClaimedWhileEntriesAreFound) {

@@ -3,7 +3,9 @@
 // then completes the call (PENDING), so a record means "handled".
 //
 // Config: {"key": "seen", "tag": "recorder", "sleep_ms": 0,
-//          "answer": {"SOME_TYPE": "retry" | "reject" | "throw" | "pending_forever" | "die"},
+//          "answer": {"SOME_TYPE": "retry" | "reject" | "throw" | "pending_forever" | "die" | "segv"},
+//          ("die": SIGKILL, no report; "segv": a store to address 0x10, which
+//          evhost's fatal-signal handler reports)
 //          "fail_until_attempt": 0,   (answer RETRY while attempt <= this)
 //          "atomic": false,           (idempotent routes: record and mark in one EVAL)
 //          "mark_redelivered": false, (tag "redelivered" when EVH_EVENT_REDELIVERED is set)
@@ -76,6 +78,10 @@ class Recorder final : public evh::Plugin {
         // evhost dies while this plugin is on the event: to the streams the
         // same as a segfault, without a sanitizer report.
         ::kill(::getpid(), SIGKILL);
+      }
+      if (a->second == "segv") {
+        static volatile uintptr_t address = 0x10;  // volatile: the compiler cannot see it is bad
+        *reinterpret_cast<volatile int*>(address) = 1;
       }
     }
     const std::string& tag = mark_redelivered_ && ev.redelivered() ? kRedelivered : tag_;
