@@ -108,7 +108,9 @@ AsyncOutput* asyncOutput() noexcept;
 // Async writer (Sync: flushes). False when the writer did not get there --
 // stderr is stuck: the caller should then leave with _Exit, since an exit()
 // would wait for the writer for ever. Call before any _Exit and before main
-// returns. THREAD: any but the writer.
+// returns. It BLOCKS (it sleeps while it polls the writer): for exit paths
+// only, never on the event loop while it serves events. THREAD: any but the
+// writer.
 bool drain(std::chrono::milliseconds timeout = std::chrono::seconds(2));
 
 // For the fatal-signal handler: gives an Async writer a moment to write what

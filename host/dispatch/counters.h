@@ -37,25 +37,20 @@ struct PluginCounters {
   PluginCounters(const PluginCounters&) = delete;
   PluginCounters& operator=(const PluginCounters&) = delete;
 
-  // Outcomes of handle() calls, one per call made. A failure is one of
-  // retry, timeout or error; each counts towards the breaker and may be
-  // retried.
-  void outcomeOk() const noexcept { ok.inc(); }
-  void outcomeRetry() const noexcept { retry.inc(); }  // handle() answered RETRY (the C++ SDK: also an exception)
-  void outcomeReject() const noexcept { rejected.inc(); }
-  void outcomeTimeout() const noexcept { timeouts.inc(); }
-  void outcomeError() const noexcept { errors.inc(); }  // an unknown status; a call refused (stuck plugin)
   // The breaker's state now (a transition).
   void breakerIs(CircuitBreaker::State state) noexcept;
   PluginCounts snapshot() const noexcept;
 
   ops::Scope scope;    // first: it outlives the handles below
   ops::Counter calls;  // handle() calls made (every attempt)
-  ops::Counter ok;     // outcomes
-  ops::Counter retry;
+  // Outcomes of handle() calls, one per call made (dispatcher.cpp's
+  // countOutcome). A failure is one of retry, timeout or error; each counts
+  // towards the breaker and may be retried.
+  ops::Counter ok;
+  ops::Counter retry;  // handle() answered RETRY (the C++ SDK: also an exception)
   ops::Counter rejected;
   ops::Counter timeouts;
-  ops::Counter errors;
+  ops::Counter errors;               // an unknown status; a call refused (stuck plugin)
   ops::Counter stuck;                // timed-out calls whose handle() was still running on a worker
   ops::Counter refused;              // of the errors, calls refused while the plugin's calls were stuck
   ops::Counter pending;              // calls answered PENDING (completed later)

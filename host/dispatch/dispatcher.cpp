@@ -16,33 +16,24 @@ namespace {
 
 uint64_t monoMs() { return uv_hrtime() / 1000000; }
 
-// One outcome per call counted (see runAttempt).
+// One outcome per call counted (see runAttempt): chosen once, counted for
+// the plugin and, when its route counts by event type, for the type.
 void countOutcome(const PluginCounters& c, const route::TypeSeries* t, evh_status status, const char* error_name) {
+  using Plugin = ops::Counter PluginCounters::*;
+  using Type = ops::Counter route::TypeSeries::*;
+  std::pair<Plugin, Type> which{&PluginCounters::errors, &route::TypeSeries::error};
   if (status == EVH_OK) {
-    c.outcomeOk();
-    if (t != nullptr) {
-      t->ok.inc();
-    }
+    which = {&PluginCounters::ok, &route::TypeSeries::ok};
   } else if (status == EVH_REJECT) {
-    c.outcomeReject();
-    if (t != nullptr) {
-      t->reject.inc();
-    }
+    which = {&PluginCounters::rejected, &route::TypeSeries::reject};
   } else if (std::strcmp(error_name, "timeout") == 0) {
-    c.outcomeTimeout();
-    if (t != nullptr) {
-      t->timeout.inc();
-    }
+    which = {&PluginCounters::timeouts, &route::TypeSeries::timeout};
   } else if (status == EVH_RETRY && std::strcmp(error_name, "stuck") != 0) {
-    c.outcomeRetry();
-    if (t != nullptr) {
-      t->retry.inc();
-    }
-  } else {
-    c.outcomeError();
-    if (t != nullptr) {
-      t->error.inc();
-    }
+    which = {&PluginCounters::retry, &route::TypeSeries::retry};
+  }
+  (c.*which.first).inc();
+  if (t != nullptr) {
+    (t->*which.second).inc();
   }
 }
 
