@@ -187,7 +187,7 @@ class RedisServer:
 # --------------------------------------------------------------------------
 # Scenarios
 # --------------------------------------------------------------------------
-def scenarios(quick):
+def scenarios(quick, ops_load=False):
     n_max = 20000 if quick else 200000
     seconds = 1 if quick else 5
     out = []
@@ -217,10 +217,36 @@ def scenarios(quick):
         out.append(dict(kind="burst", transport=transport, subscriber="evhost", plugins=1, rate=0, count=n_max,
                         plugin_path="bench_blocking", work_us=100, sentinel_delay=2.0,
                         name=f"{transport} burst of {n_max:,}, slow plugin (waits 100 µs/event, blocking)"))
+    if ops_load:
+        out += ops_variants(out)
     return out
 
 
-def evhost_config(port, transport, plugins, workdir, plugin_path="bench", work_us=0):
+def ops_variants(base):
+    """With --ops-load: what the ops listener costs event handling. The same
+    runs with /metrics scraped every 100 ms, with 1,000 idle and slowloris
+    connections held against the listener, and with the listener off."""
+    variants = []
+    by_name = {s["name"]: s for s in base}
+    plans = [
+        ("pubsub 50,000/s, evhost 1 plugin", dict(scrape_ms=100), ", /metrics scraped every 100 ms"),
+        ("stream 50,000/s, evhost 1 plugin", dict(scrape_ms=100), ", /metrics scraped every 100 ms"),
+        ("pubsub max rate, evhost 1 plugin", dict(scrape_ms=100), ", /metrics scraped every 100 ms"),
+        ("pubsub 50,000/s, evhost 1 plugin", dict(idle_conns=1000), ", 1,000 idle/slowloris ops connections"),
+        ("pubsub max rate, evhost 1 plugin", dict(idle_conns=1000), ", 1,000 idle/slowloris ops connections"),
+        ("pubsub max rate, evhost 1 plugin", dict(ops_off=True), ", ops listener off"),
+        ("stream max rate, evhost 1 plugin", dict(ops_off=True), ", ops listener off"),
+    ]
+    for name, extra, suffix in plans:
+        if name in by_name:
+            v = dict(by_name[name], **extra)
+            v["variant"] = "-" + "-".join(extra)
+            v["name"] = name + suffix
+            variants.append(v)
+    return variants
+
+
+def evhost_config(port, transport, plugins, workdir, plugin_path="bench", work_us=0, ops_listen="127.0.0.1:0"):
     """The evhost YAML for one run: k bench plugin instances on one route."""
     names = [f"b{i + 1}" for i in range(plugins)]
     lines = [
@@ -245,7 +271,7 @@ def evhost_config(port, transport, plugins, workdir, plugin_path="bench", work_u
         "dead_letter:",
         f"  fallback_file: {os.path.join(workdir, 'dead-letter.jsonl')}",
         "ops:",
-        '  listen: "127.0.0.1:0"',  # any free port: never in the way of another evhost
+        f'  listen: "{ops_listen}"',  # any free port: never in the way of another evhost
         "",
     ]
     return "\n".join(lines)
@@ -273,7 +299,7 @@ class Runner:
 
     def run(self, s, rep):
         self._clean()
-        run_id = f"{s['transport']}-{s['plugins']}-{s['rate']}-{rep}"
+        run_id = f"{s['transport']}-{s['plugins']}-{s['rate']}{s.get('variant', '')}-{rep}"
         log_path = os.path.join(self.workdir, f"{run_id}.{s['subscriber']}.log")
         obuf_before = self.redis.obuf_disconnects()
         result = dict(scenario=s["name"], rep=rep, log=os.path.basename(log_path))
@@ -303,7 +329,8 @@ class Runner:
                 conf = os.path.join(self.workdir, f"{run_id}.yaml")
                 with open(conf, "w") as f:
                     f.write(evhost_config(self.redis.port, s["transport"], s["plugins"], self.workdir,
-                                          s.get("plugin_path", "bench"), s.get("work_us", 0)))
+                                          s.get("plugin_path", "bench"), s.get("work_us", 0),
+                                          "" if s.get("ops_off") else "127.0.0.1:0"))
                 dl = os.path.join(self.workdir, "dead-letter.jsonl")
                 dl_before = count_lines(dl)
                 proc = subprocess.Popen([os.path.join(self.bin, "evhost"), "--config", conf],
@@ -314,10 +341,17 @@ class Runner:
                                    proc)
                     else:
                         wait_until("evhost", lambda: self._consumer_exists(), 20, proc)
+                    ops_load = None
+                    if s.get("scrape_ms") or s.get("idle_conns"):
+                        ops_load = OpsLoad(ops_address(log_path), s.get("scrape_ms", 0), s.get("idle_conns", 0))
                     time.sleep(1.0)  # settle: idle means subscribed and waiting
                     result["rss_idle"] = proc_status(proc.pid, "VmRSS")
                     cpu_before = cpu_ns(proc.pid)
-                    result["loadgen"] = self._loadgen(s, run_id)
+                    try:
+                        result["loadgen"] = self._loadgen(s, run_id)
+                    finally:
+                        if ops_load:
+                            result["ops_load"] = ops_load.stop()
                     lines = []
                     for _ in range(s["plugins"]):
                         got = self.redis.r.cmd("BLPOP", RESULT_KEY, "60")
@@ -358,6 +392,111 @@ class Runner:
             return len(self.redis.r.cmd("XINFO", "CONSUMERS", REDIS_NAME, "bench")) >= 1
         except RedisError:
             return False
+
+
+def ops_address(log_path, timeout=20):
+    """(host, port) of the "ops listening on http://HOST:PORT" line in evhost's log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(log_path, errors="replace") as f:
+            for line in f:
+                at = line.find("ops listening on http://")
+                if at >= 0:
+                    host, port = line[at + len("ops listening on http://"):].strip().rsplit(":", 1)
+                    return host.strip("[]"), int(port)
+        time.sleep(0.1)
+    raise RuntimeError(f"no ops listener line in {log_path}")
+
+
+class OpsLoad:
+    """Load on evhost's ops listener while a run goes on, from a thread: GET
+    /metrics every scrape_ms (each timed), and/or idle_conns connections held
+    open -- half idle, half slowloris (a header byte a second) -- reopened
+    once a second when the listener has closed them (it keeps 64)."""
+
+    def __init__(self, address, scrape_ms, idle_conns):
+        import threading
+        self.address, self.scrape_ms, self.idle_conns = address, scrape_ms, idle_conns
+        self.scrapes, self.failures, self.reopened = [], 0, 0
+        self.stopping = threading.Event()
+        self.threads = []
+        if scrape_ms:
+            self.threads.append(threading.Thread(target=self._scrape, daemon=True))
+        if idle_conns:
+            self.threads.append(threading.Thread(target=self._hold, daemon=True))
+        for t in self.threads:
+            t.start()
+
+    def _scrape(self):
+        import http.client
+        while not self.stopping.wait(self.scrape_ms / 1000):
+            t0 = time.monotonic()
+            try:
+                c = http.client.HTTPConnection(*self.address, timeout=5)
+                c.request("GET", "/metrics")
+                r = c.getresponse()
+                r.read()
+                c.close()
+                if r.status != 200:
+                    self.failures += 1
+                    continue
+                self.scrapes.append((time.monotonic() - t0) * 1000)
+            except OSError:
+                self.failures += 1
+
+    def _open(self, i):
+        s = socket.socket()
+        s.setblocking(False)
+        try:
+            s.connect(self.address)
+        except BlockingIOError:
+            pass
+        except OSError:
+            s.close()
+            return None
+        return s
+
+    def _hold(self):
+        socks = [self._open(i) for i in range(self.idle_conns)]
+        headed = set()  # slowloris sockets that have sent the start of a head
+        while not self.stopping.wait(1.0):
+            for i, s in enumerate(socks):
+                alive = s is not None
+                if alive:
+                    try:
+                        if s.recv(1, socket.MSG_PEEK) == b"":
+                            alive = False
+                    except BlockingIOError:
+                        pass
+                    except OSError:
+                        alive = False
+                if alive and i % 2 == 1:
+                    try:  # slowloris: the start of a request head, then a byte a second
+                        s.send(b"a" if i in headed else b"GET /metrics HTTP/1.1\r\nX-a: ")
+                        headed.add(i)
+                    except BlockingIOError:
+                        pass
+                    except OSError:
+                        alive = False
+                if not alive:
+                    headed.discard(i)
+                    if s is not None:
+                        s.close()
+                    socks[i] = self._open(i)
+                    self.reopened += 1
+        for s in socks:
+            if s is not None:
+                s.close()
+
+    def stop(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(timeout=10)
+        out = dict(scrapes=len(self.scrapes), failures=self.failures, reopened=self.reopened)
+        if self.scrapes:
+            out["scrape_ms_median"] = statistics.median(self.scrapes)
+            out["scrape_ms_max"] = max(self.scrapes)
+        return out
 
 
 def count_lines(path):
@@ -557,6 +696,9 @@ def main():
     ap.add_argument("--reps", type=int, default=3, help="repetitions of each scenario (default 3)")
     ap.add_argument("--quick", action="store_true", help="small runs (20,000 events, 1 s), to check the tooling")
     ap.add_argument("--only", default="", help="run only scenarios whose name contains this text")
+    ap.add_argument("--ops-load", action="store_true",
+                    help="also run 1-plugin scenarios with /metrics scraped every 100 ms, with 1,000 idle and "
+                         "slowloris ops connections, and with the ops listener off")
     args = ap.parse_args()
     if args.reps < 1:
         ap.error("--reps must be at least 1")
@@ -568,7 +710,7 @@ def main():
     shutil.rmtree(workdir, ignore_errors=True)
     os.makedirs(workdir)
 
-    specs = [s for s in scenarios(args.quick) if args.only in s["name"]]
+    specs = [s for s in scenarios(args.quick, args.ops_load) if args.only in s["name"]]
     if not specs:
         ap.error(f"no scenario matches --only {args.only!r}")
     redis = RedisServer(workdir)

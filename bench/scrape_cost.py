@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""What one GET /metrics costs on a large deployment: 100 plugin instances
+routed 20 event types each (2,000 per-(plugin, type) series families'
+worth of samples), on one Pub/Sub channel and one stream, against a private
+redis-server.
+
+Starts evhost on the generated config, waits until it is ready, then
+scrapes /metrics --scrapes times, --gap-ms apart (longer than the 100 ms a
+snapshot is reused, so every scrape is a fresh one), and prints the
+client-side time of each (request sent to body read: the loop's collect and
+the streams' Redis round trip, rendering on the ops thread, the transfer),
+the size of the answer and evhost's own evhost_ops_scrape_seconds.
+
+    bench/scrape_cost.py --build-dir build [--plugins 100] [--types 20]
+
+Standard library only; reuses bench/run.py's Redis helpers.
+"""
+import argparse
+import http.client
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run  # noqa: E402  (the RESP client, free_port, RedisServer, ops_address)
+
+
+def config(port, plugins, types):
+    names = [f"p{i + 1}" for i in range(plugins)]
+    events = ", ".join(f"TYPE_{t + 1}" for t in range(types))
+    lines = ["environment: bench", "redis:", "  host: 127.0.0.1", f"  port: {port}", "plugins:"]
+    for n in names:
+        lines += [f"  {n}:", "    path: bench", "    config:", f"      tag: {n}", "      result_key: bench:results"]
+    lines += ["channels:"]
+    for ch, transport in (("events", "pubsub"), ("jobs", "stream")):
+        lines += [f"  {ch}:", f"    transport: {transport}"]
+        if transport == "stream":
+            lines += ["    stream: {group: g, consumer: c1}"]
+        lines += ["    routes:", f"      - events: [{events}]", f"        plugins: [{', '.join(names)}]"]
+    lines += ["ops:", '  listen: "127.0.0.1:0"', ""]
+    return "\n".join(lines)
+
+
+def get(address, path):
+    c = http.client.HTTPConnection(*address, timeout=10)
+    c.request("GET", path)
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    return r.status, body
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--build-dir", required=True)
+    ap.add_argument("--plugins", type=int, default=100)
+    ap.add_argument("--types", type=int, default=20)
+    ap.add_argument("--scrapes", type=int, default=50)
+    ap.add_argument("--gap-ms", type=int, default=150)
+    args = ap.parse_args()
+    workdir = tempfile.mkdtemp(prefix="evh-scrape-")
+    redis = run.RedisServer(workdir)
+    conf = os.path.join(workdir, "evhost.yaml")
+    with open(conf, "w") as f:
+        f.write(config(redis.port, args.plugins, args.types))
+    log_path = os.path.join(workdir, "evhost.log")
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([os.path.join(args.build_dir, "bin", "evhost"), "--config", conf], stdout=log,
+                                stderr=subprocess.STDOUT)
+    try:
+        address = run.ops_address(log_path)
+        run.wait_until("evhost ready", lambda: get(address, "/readyz")[0] == 200, 30, proc)
+        times = []
+        size = samples = 0
+        for _ in range(args.scrapes):
+            time.sleep(args.gap_ms / 1000)
+            t0 = time.monotonic()
+            status, body = get(address, "/metrics")
+            times.append((time.monotonic() - t0) * 1000)
+            if status != 200:
+                raise RuntimeError(f"GET /metrics answered {status}")
+            size = len(body)
+            samples = sum(1 for line in body.split(b"\n") if line and not line.startswith(b"#"))
+        text = body.decode()
+        own = {}
+        for line in text.splitlines():
+            for key in ("evhost_ops_scrape_seconds_sum", "evhost_ops_scrape_seconds_count"):
+                if line.startswith(key + " "):
+                    own[key] = float(line.split()[1])
+        times.sort()
+        print(f"{args.plugins} plugins x {args.types} event types, 1 Pub/Sub channel and 1 stream: "
+              f"{samples:,} samples, {size / 1024:.0f} KiB per scrape")
+        print(f"GET /metrics, {len(times)} scrapes {args.gap_ms} ms apart (client side, ms): "
+              f"median {statistics.median(times):.2f}, p90 {times[int(0.9 * (len(times) - 1))]:.2f}, "
+              f"max {times[-1]:.2f}")
+        if own.get("evhost_ops_scrape_seconds_count"):
+            print("evhost_ops_scrape_seconds (asking the loop to its answer, Redis included): mean "
+                  f"{own['evhost_ops_scrape_seconds_sum'] / own['evhost_ops_scrape_seconds_count'] * 1000:.2f} ms "
+                  f"over {own['evhost_ops_scrape_seconds_count']:.0f}")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        redis.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
