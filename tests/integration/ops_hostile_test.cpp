@@ -333,6 +333,95 @@ TEST_F(OpsHostileTest, OneMegabyteRequestHeadsGet400OrAreClosed) {
   expectRecovered();
 }
 
+// One raw request on a fresh connection; the status line of the answer, or
+// "" when the connection was closed without one.
+std::string statusLineOf(uint16_t port, const std::string& request) {
+  const int fd = connectTo(port);
+  if (fd < 0) {
+    return "connect failed";
+  }
+  send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  std::string reply;
+  char buf[4096];
+  for (ssize_t n; reply.find("\r\n") == std::string::npos && (n = recv(fd, buf, sizeof buf, 0)) > 0;) {
+    reply.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return reply.substr(0, reply.find("\r\n"));
+}
+
+// Odd methods, paths that try to climb out of /, an absolute-form target,
+// a TLS hello and plain garbage: each refused with a status (or the
+// connection closed), never served, never a crash.
+TEST_F(OpsHostileTest, OddMethodsTraversalAndGarbageAreRefused) {
+  Publisher publisher(redis_);
+  const std::pair<std::string, std::string> cases[] = {
+      {"BREW /metrics HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 405 Method Not Allowed"},
+      {"DELETE /status HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 405 Method Not Allowed"},
+      {"GET /../../../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404 Not Found"},
+      {"GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404 Not Found"},
+      {"GET /metrics/../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404 Not Found"},
+      {"GET ..%2f..%2fetc%2fpasswd HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404 Not Found"},
+      {"GET /metrics%00.txt HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404 Not Found"},
+      {"GET http://elsewhere.example/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404 Not Found"},
+  };
+  const std::string garbage[] = {std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11),
+                                 std::string("\r\n\r\n\r\n"), std::string(4096, '\0'),
+                                 std::string("GET / HTTP/9.9\r\n\r\n")};
+  // Again and again for a second, events flowing meanwhile.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  int rounds = 0;
+  for (; rounds < 1 || std::chrono::steady_clock::now() < until; ++rounds) {
+    for (const auto& [request, expected] : cases) {
+      ASSERT_EQ(statusLineOf(port_, request), expected) << request;
+    }
+    // Not HTTP at all: a 400 (or 404, 505) or a closed connection, nothing else.
+    for (const std::string& bytes : garbage) {
+      const std::string line = statusLineOf(port_, bytes);
+      ASSERT_TRUE(line.empty() || line.rfind("HTTP/1.1 400", 0) == 0 || line.rfind("HTTP/1.1 404", 0) == 0 ||
+                  line.rfind("HTTP/1.1 505", 0) == 0)
+          << line;
+    }
+  }
+  std::cout << rounds << " rounds of odd requests\n";
+  expectAllHandled(publisher);
+  expectRecovered();
+}
+
+// 10,000 connections opened and dropped -- closed at once, reset, or closed
+// half way through a request head -- leave nothing behind: every event is
+// handled, memory stays bounded, the listener answers after.
+TEST_F(OpsHostileTest, TenThousandConnectionsOpenedAndDroppedLeaveNothingBehind) {
+  Publisher publisher(redis_);
+  int opened = 0;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  for (int i = 0; i < 10000 || std::chrono::steady_clock::now() < until; ++i) {
+    const int fd = connectTo(port_);
+    if (fd < 0) {
+      continue;  // the backlog was full for a moment: that is the listener's right
+    }
+    ++opened;
+    if (i % 3 == 1) {
+      linger reset{1, 0};  // close() sends a RST
+      setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    } else if (i % 3 == 2) {
+      const std::string half = "GET /metrics HTTP/1.1\r\nHost: ev";
+      send(fd, half.data(), half.size(), MSG_NOSIGNAL);
+    }
+    close(fd);
+  }
+  std::cout << opened << " connections opened and dropped\n";
+  EXPECT_GT(opened, 9000);
+  expectAllHandled(publisher);
+  expectRecovered();
+  // Every one of them closed: the only connection open is the scrape's own.
+  HttpResponse r;
+  EXPECT_TRUE(eventually([&] {
+    r = httpGet(url_ + "/metrics");
+    return sample(r.body, "evhost_ops_http_connections") == 1;
+  })) << r.body;
+}
+
 TEST_F(OpsHostileTest, AFloodOfRequestsIsServedFromFewScrapesOfTheLoop) {
   const double scrapes_before = sample(httpGet(url_ + "/metrics").body, "evhost_ops_scrape_seconds_count");
   ASSERT_GE(scrapes_before, 0);
