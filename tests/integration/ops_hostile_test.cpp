@@ -1,6 +1,7 @@
 // Hostile clients of the ops listener -- slowloris, a thousand idle
-// connections, 1 MB request heads, a flood of requests from several threads
-// -- against a real evhost handling real events meanwhile: every event
+// connections, 1 MB request heads, odd methods, path traversal and garbage,
+// 10,000 connections opened and dropped, a flood of requests from several
+// threads -- against a real evhost handling real events meanwhile: every event
 // published while it goes on is handled, /metrics answers once the clients
 // go, and evhost's memory stays bounded.
 #include "support/evhost_process.h"
