@@ -183,6 +183,15 @@ void BM_StatsSharedCounterInc(benchmark::State& state) {
 }
 BENCHMARK(BM_StatsSharedCounterInc);
 
+// What timing a plugin call costs: the dispatcher reads uv_hrtime() before
+// and after each call (evhost_handler_duration_seconds).
+void BM_Hrtime(benchmark::State& state) {
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(uv_hrtime());
+  }
+}
+BENCHMARK(BM_Hrtime);
+
 void BM_StatsHistogramObserve(benchmark::State& state) {
   evh::ops::Registry registry;
   evh::ops::Scope scope(registry);
