@@ -1,0 +1,124 @@
+/* audit_line: building an event's audit line (see audit_line.h) with the
+ * JSON scanner (json_scan.c) and the redacting copier (audit_redact.c). */
+#define _POSIX_C_SOURCE 200809L
+
+#include "audit_line.h"
+
+#include "json_scan.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static int audit_str_is(evh_str s, const char* lit) {
+  size_t n = strlen(lit);
+  return s.len == n && memcmp(s.ptr, lit, n) == 0;
+}
+
+/* The current time as a JSON string, ISO-8601 UTC with milliseconds. */
+static void audit_put_now(audit_buf* out) {
+  struct timespec ts;
+  struct tm tm;
+  char text[64];
+  int n;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  gmtime_r(&ts.tv_sec, &tm);
+  n = snprintf(text, sizeof text, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"", tm.tm_year + 1900, tm.tm_mon + 1,
+               tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000));
+  audit_buf_append(out, text, n > 0 && (size_t)n < sizeof text ? (size_t)n : 0);
+}
+
+static void audit_put_string_or_null(audit_buf* out, evh_str s) {
+  if (s.len == 0) {
+    audit_buf_puts(out, "null");
+  } else {
+    audit_json_write_string(out, s.ptr, s.len);
+  }
+}
+
+/* Writes the payload member `name` (its value, or null when absent),
+ * redacted as configured. */
+static int audit_put_member(audit_copier* c, audit_buf* out, const char* name, evh_str value) {
+  int redact = 0;
+  uint64_t below;
+  if (value.ptr == NULL) {
+    audit_buf_puts(out, "null");
+    return 0;
+  }
+  below = audit_redact_step(c->r, audit_redact_all(c->r), 0, name, strlen(name), &redact);
+  if (redact) {
+    audit_buf_puts(out, AUDIT_REDACTED);
+    ++c->redacted;
+    return 0;
+  }
+  return audit_copy_redacted(c, out, value, below, 1);
+}
+
+int audit_line_format(audit_buf* out, audit_copier* c, const evh_event* ev, char* err, size_t errlen) {
+  const int is_activity = audit_str_is(ev->event_type, "USER_ACTIVITY");
+  evh_str user = {NULL, 0};
+  evh_str action = {NULL, 0};
+  evh_str metadata = {NULL, 0};
+  evh_str key;
+  evh_str value;
+  audit_json_iter it;
+  int rc;
+
+  audit_buf_reset(out);
+  c->redacted = 0;
+  if (!audit_json_object(&it, ev->payload)) {
+    snprintf(err, errlen, "audit: the payload is not a JSON object");
+    return -1;
+  }
+  /* The plan's UserActivityEvent payload: {userId, action, metadata}. A key
+   * given twice counts once, the last time, as in JavaScript. */
+  while ((rc = audit_json_next(&it, &key, &value)) == 1) {
+    if (audit_json_key_is(key, "userId", 6)) {
+      user = value;
+    } else if (audit_json_key_is(key, "action", 6)) {
+      action = value;
+    } else if (audit_json_key_is(key, "metadata", 8)) {
+      metadata = value;
+    }
+  }
+  if (rc < 0) {
+    snprintf(err, errlen, "audit: the payload is not valid JSON");
+    return -1;
+  }
+
+  audit_buf_puts(out, "{\"timestamp\":");
+  audit_put_string_or_null(out, ev->timestamp);
+  audit_buf_puts(out, ",\"auditedAt\":");
+  audit_put_now(out);
+  audit_buf_puts(out, ",\"eventId\":");
+  audit_json_write_string(out, ev->event_id.ptr, ev->event_id.len);
+  audit_buf_puts(out, ",\"eventType\":");
+  audit_json_write_string(out, ev->event_type.ptr, ev->event_type.len);
+  audit_buf_puts(out, ",\"userId\":");
+  rc = audit_put_member(c, out, "userId", user);
+  audit_buf_puts(out, ",\"action\":");
+  rc |= audit_put_member(c, out, "action", action);
+  audit_buf_puts(out, ",\"correlationId\":");
+  audit_put_string_or_null(out, ev->correlation_id);
+  audit_buf_puts(out, ",\"channel\":");
+  audit_json_write_string(out, ev->channel.ptr, ev->channel.len);
+  if (is_activity) {
+    audit_buf_puts(out, ",\"metadata\":");
+    rc |= audit_put_member(c, out, "metadata", metadata);
+  } else {
+    /* Any other event type routed here: its whole payload, redacted by the
+     * same paths (relative to the payload). */
+    audit_buf_puts(out, ",\"payload\":");
+    rc |= audit_copy_redacted(c, out, ev->payload, audit_redact_all(c->r), 0);
+  }
+  audit_buf_puts(out, "}\n");
+  if (out->failed) {
+    snprintf(err, errlen, "audit: out of memory formatting the line");
+    return -1;
+  }
+  if (rc != 0) {
+    snprintf(err, errlen, "audit: the payload is not valid JSON");
+    return -1;
+  }
+  return 0;
+}

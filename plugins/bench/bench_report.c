@@ -1,0 +1,119 @@
+/* bench_report: the result line of a benchmark run and its RPUSH (see
+ * bench_report.h). snprintf into a fixed buffer in the instance: no
+ * allocation. */
+#define _POSIX_C_SOURCE 200809L
+
+#include "bench_report.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+/* Appends to the line at *pos; the line is big enough for everything but a
+ * truncated vsnprintf is still handled (the line is then dropped). */
+static int bench_put(bench* b, size_t* pos, const char* fmt, ...) BENCH_PRINTF(3, 4);
+static int bench_put(bench* b, size_t* pos, const char* fmt, ...) {
+  va_list args;
+  int n;
+  if (*pos >= sizeof b->line) {
+    return -1;
+  }
+  va_start(args, fmt);
+  n = vsnprintf(b->line + *pos, sizeof b->line - *pos, fmt, args);
+  va_end(args);
+  if (n < 0 || (size_t)n >= sizeof b->line - *pos) {
+    *pos = sizeof b->line;
+    return -1;
+  }
+  *pos += (size_t)n;
+  return 0;
+}
+
+/* A latency in ns, as microseconds with 3 decimals (exact, locale-free). */
+static int bench_put_us(bench* b, size_t* pos, const char* sep, const char* name, uint64_t ns) {
+  return bench_put(b, pos, "%s\"%s\":%llu.%03u", sep, name, (unsigned long long)(ns / 1000u), (unsigned)(ns % 1000u));
+}
+
+static void bench_reply(void* user_data, evh_status status, const evh_reply* reply) {
+  bench* b = (bench*)user_data; /* outlives the callback: the host runs them all before shutdown() */
+  if (status != EVH_OK) {
+    bench_log(b, EVH_LOG_WARN, "RPUSH of the benchmark result to %s failed (status %d); the result is in the log",
+              b->result_key, (int)status);
+  } else if (reply != NULL && reply->type == EVH_REPLY_ERROR) {
+    bench_log(b, EVH_LOG_WARN, "RPUSH of the benchmark result to %s failed: %s; the result is in the log",
+              b->result_key, reply->str.ptr != NULL ? reply->str.ptr : "(no message)");
+  }
+}
+
+void bench_finish(bench* b, const evh_event* ev) {
+  const int64_t now_mono = bench_clock_ns(CLOCK_MONOTONIC);
+  const bench_hist* h = &b->latency;
+  uint64_t sent = 0;
+  const int has_sent = bench_find_uint(ev->payload, "\"sent\"", 6, &sent);
+  uint64_t elapsed_ns = 0;
+  uint64_t rate_tenths = 0;
+  double mean_ns;
+  size_t pos = 0;
+  int rc = 0;
+  evh_str argv[3];
+  evh_status s;
+
+  if (b->received > 0 && now_mono > b->first_mono_ns) {
+    elapsed_ns = (uint64_t)(now_mono - b->first_mono_ns);
+    rate_tenths = (uint64_t)((double)b->received * 1e10 / (double)elapsed_ns + 0.5);
+  }
+  mean_ns = bench_hist_mean(h) + 0.5;
+
+  rc |= bench_put(b, &pos, "{\"subscriber\":\"evhost\",\"tag\":%s,\"received\":%llu,", b->tag_json,
+                  (unsigned long long)b->received);
+  if (has_sent) {
+    rc |= bench_put(b, &pos, "\"sent\":%llu,", (unsigned long long)sent);
+  } else {
+    rc |= bench_put(b, &pos, "\"sent\":-1,");
+  }
+  rc |= bench_put(b, &pos, "\"no_timestamp\":%llu,\"seconds\":%llu.%06u,\"events_per_s\":%llu.%u,\"latency_us\":{",
+                  (unsigned long long)b->no_timestamp, (unsigned long long)(elapsed_ns / 1000000000u),
+                  (unsigned)(elapsed_ns % 1000000000u / 1000u), (unsigned long long)(rate_tenths / 10u),
+                  (unsigned)(rate_tenths % 10u));
+  rc |= bench_put_us(b, &pos, "", "min", bench_hist_min(h));
+  rc |= bench_put_us(b, &pos, ",", "p50", bench_hist_value_at_percentile(h, 50.0));
+  rc |= bench_put_us(b, &pos, ",", "p90", bench_hist_value_at_percentile(h, 90.0));
+  rc |= bench_put_us(b, &pos, ",", "p99", bench_hist_value_at_percentile(h, 99.0));
+  rc |= bench_put_us(b, &pos, ",", "p999", bench_hist_value_at_percentile(h, 99.9));
+  rc |= bench_put_us(b, &pos, ",", "max", bench_hist_max(h));
+  rc |= bench_put_us(b, &pos, ",", "mean", mean_ns >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)mean_ns);
+  rc |= bench_put(b, &pos, "}}");
+
+  ++b->runs;
+  if (b->m_received != NULL && b->received > 0) {
+    b->api->metric_add(b->m_received, (int64_t)(b->received & INT64_MAX));
+  }
+  if (b->m_no_timestamp != NULL && b->no_timestamp > 0) {
+    b->api->metric_add(b->m_no_timestamp, (int64_t)(b->no_timestamp & INT64_MAX));
+  }
+  if (b->m_runs != NULL) {
+    b->api->metric_add(b->m_runs, 1);
+  }
+
+  if (rc != 0) {
+    bench_log(b, EVH_LOG_ERROR, "benchmark run %llu: the result line did not fit %u bytes; received %llu",
+              (unsigned long long)b->runs, (unsigned)sizeof b->line, (unsigned long long)b->received);
+  } else {
+    bench_log(b, EVH_LOG_INFO, "benchmark run %llu: %s", (unsigned long long)b->runs, b->line);
+    argv[0] = bench_str("RPUSH");
+    argv[1].ptr = b->result_key;
+    argv[1].len = b->result_key_len;
+    argv[2].ptr = b->line;
+    argv[2].len = pos;
+    s = b->api->redis_command(b->host, 3, argv, bench_reply, b);
+    if (s != EVH_OK) { /* the callback will not run */
+      bench_log(b, EVH_LOG_WARN, "cannot RPUSH the benchmark result to %s (status %d); the result is in the log",
+                b->result_key, (int)s);
+    }
+  }
+
+  /* A clean next run. */
+  b->received = 0;
+  b->no_timestamp = 0;
+  b->first_mono_ns = 0;
+  bench_hist_reset(&b->latency);
+}

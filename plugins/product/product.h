@@ -1,0 +1,73 @@
+// product.h: the product plugin's class and what one call carries from
+// handle() to the reply, shared by the files that implement it: product.cpp
+// (the entry point, handle(), the log line), product_read_model.cpp (the
+// script that applies an event and its reply) and product_notify.cpp (the
+// notification). Internal to the plugin; product.cpp describes what it does.
+#pragma once
+
+#include "product_events.h"
+#include "product_settings.h"
+
+#include <evh/plugin.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace product {
+
+using Json = nlohmann::json;
+
+// What the read model held before the event, as the script reports it.
+struct Before {
+  bool existed = false;
+  std::optional<std::string> name;
+  std::optional<std::string> category;
+};
+
+// Everything a call needs after handle() has returned.
+struct Job {
+  Change change;
+  std::string event_id;
+  std::string correlation_id;
+  evh::Completion done;
+};
+
+class Product final : public evh::Plugin {
+ public:
+  static constexpr const char* kDescription =
+      "JollyJet product events: PRODUCT_CREATED/UPDATED/DELETED -> read model, cache invalidation, notifications";
+
+  Product(evh::Host host, std::string_view config_json);
+
+  evh::Result handle(const evh::Event& ev, evh::Call& call) override;
+
+ private:
+  // product_read_model.cpp
+  evh::Result apply(const evh::Event& ev, const std::string& hash, const std::shared_ptr<Job>& job);
+  std::string scriptArgs(const Job& job);
+  void fail(const std::shared_ptr<Job>& job, const std::string& step, const evh::Reply& r);
+  void onApplied(const std::shared_ptr<Job>& job, const evh::Reply& r);
+
+  // product_notify.cpp
+  Json notification(const Job& job);
+
+  // product.cpp
+  void finish(const Job& job, const Before& before);
+
+  const Settings settings_;
+  const std::string prefix_;
+  const std::vector<std::string> category_key_;  // the category set's key, split at {category}
+  evh::Metric created_;
+  evh::Metric updated_;
+  evh::Metric deleted_;
+  evh::Metric rejected_;
+  evh::Metric redis_errors_;
+  evh::Metric already_applied_;
+};
+
+}  // namespace product

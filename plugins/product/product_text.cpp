@@ -1,0 +1,80 @@
+// product_text: quoting, ISO-8601 times and log values for the product
+// plugin (see product_text.h).
+#include "product_text.h"
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+namespace product {
+
+std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+// ---- ISO-8601 times ----------------------------------------------------------
+
+std::string isoUtc(int64_t ms) {
+  int64_t secs = ms / 1000;
+  int64_t rem = ms % 1000;
+  if (rem < 0) {  // floor, for times before 1970
+    rem += 1000;
+    secs -= 1;
+  }
+  std::time_t t = static_cast<std::time_t>(secs);
+  std::tm tm{};
+  if (gmtime_r(&t, &tm) == nullptr) {
+    return std::to_string(ms);
+  }
+  char buf[96];
+  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(rem));
+  return buf;
+}
+
+std::string isoNow() {
+  auto now = std::chrono::system_clock::now().time_since_epoch();
+  return isoUtc(std::chrono::duration_cast<std::chrono::milliseconds>(now).count());
+}
+
+// ---- log values ------------------------------------------------------------------
+
+// A value in a key=value log line: bare when that is unambiguous, otherwise
+// quoted with escapes, so that a name with spaces or a line break can
+// neither split the line nor fake another field.
+std::string logQuoted(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (u < 0x20 || u == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\x%02x", u);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+  return out;
+}
+
+std::string logValue(std::string_view s) {
+  bool bare = !s.empty();
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u == 0x7f || c == '"' || c == '\\' || c == '=' || c == ',' || c == '[' || c == ']') {
+      bare = false;
+      break;
+    }
+  }
+  return bare ? std::string(s) : logQuoted(s);
+}
+
+}  // namespace product

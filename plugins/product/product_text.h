@@ -1,0 +1,26 @@
+// product_text: the product plugin's small text helpers: quoting a name in
+// an error message, ISO-8601 UTC times, and values in key=value log lines
+// that a hostile name can neither split nor use to fake another field.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace product {
+
+// s in double quotes, as is: for names in error messages.
+std::string quote(std::string_view s);
+
+// "2024-01-15T10:30:00.000Z" for milliseconds since the Unix epoch.
+std::string isoUtc(int64_t ms);
+// The current time, as isoUtc() writes it.
+std::string isoNow();
+
+// s for a key=value log line: bare when that is unambiguous, else as
+// logQuoted() writes it (always in quotes, '"', '\\' and control characters
+// escaped).
+std::string logValue(std::string_view s);
+std::string logQuoted(std::string_view s);
+
+}  // namespace product
