@@ -7,10 +7,16 @@
 #include "cli/publish.h"
 #include "cli/status.h"
 
+#include <csignal>
 #include <optional>
 #include <string>
 
 int main(int argc, char** argv) {
+  // dlq and publish write to Redis, status to evhost's ops listener: a peer
+  // gone mid-write must be an error evhctl reports (EPIPE), not a silent
+  // death by SIGPIPE. Output into a closed pipe (evhctl ... | head) no
+  // longer ends evhctl either: it finishes what it was doing.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"evhctl: the operator CLI of evhost", "evhctl"};
   app.set_version_flag("--version",
                        std::string("evhctl ") + EVH_VERSION + " (plugin ABI " + std::to_string(EVH_ABI_MAJOR) + "." +

@@ -8,6 +8,7 @@
 #include "plugin/search_path.h"
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -124,6 +125,13 @@ int main(int argc, char** argv) {
   // Before any thread starts (they inherit the mask): SIGINT, SIGTERM and
   // SIGHUP are taken by the server's watchdog thread only.
   evh::app::blockWatchdogSignals();
+  // A write to a socket or pipe whose other end is gone (Redis closing a
+  // connection mid-write under hiredis, a plugin's own client, stderr on a
+  // pipe nobody reads any more) raises SIGPIPE, whose default action ends the
+  // process at once, unlogged. Ignored, the write fails with EPIPE instead,
+  // and that failure is handled where it happens (a lost Redis connection is
+  // noticed and reconnected). Process-wide: every thread, plugins' included.
+  std::signal(SIGPIPE, SIG_IGN);
   // A crash in a plugin is named on stderr (the loop runs on this thread).
   evh::installFatalSignalHandler();
   evh::AltSignalStack signal_stack;
