@@ -1,5 +1,6 @@
-// evhost: parse flags, load the config, run the server. Thin by design.
+// evhost: parse flags (CLI11), load the config, run the server. Thin by design.
 #include "app/server.h"
+#include "cli/command_line.h"
 #include "common/log.h"
 #include "config/config.h"
 #include "loop/fatal_signals.h"
@@ -7,6 +8,7 @@
 #include "plugin/search_path.h"
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -17,19 +19,6 @@
 
 namespace {
 
-constexpr const char* kUsage =
-    "usage: evhost --config FILE [--plugin-dir DIR]... [--log-level LEVEL] [--ops-listen ADDR]\n"
-    "       evhost --check-config FILE [--plugin-dir DIR]...\n"
-    "       evhost --version | --help\n"
-    "\n"
-    "  --config FILE        run the deployment described by FILE (YAML)\n"
-    "  --check-config FILE  validate FILE and its plugins; print ok or every error\n"
-    "  --plugin-dir DIR     look for plugins given by bare name in DIR first (repeatable);\n"
-    "                       then EVH_PLUGIN_PATH (colon-separated), then the bundled plugins\n"
-    "  --log-level LEVEL    override logging.level: trace, debug, info, warn, error, critical, off\n"
-    "  --ops-listen ADDR    override ops.listen: where /metrics, /healthz and /readyz listen\n"
-    "                       (HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464; \"\" turns them off)\n";
-
 struct Args {
   std::string config;
   bool check_only = false;
@@ -38,75 +27,53 @@ struct Args {
   std::optional<evh::config::Ops> ops;  // --ops-listen
 };
 
-// Returns 0 to go on, or an exit code (2 = usage error).
-int parseArgs(int argc, char** argv, Args& out) {
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&](const char* flag) -> const char* {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "evhost: %s needs a value\n%s", flag, kUsage);
-        return nullptr;
-      }
-      return argv[++i];
-    };
-    if (a == "--help" || a == "-h") {
-      std::fputs(kUsage, stdout);
-      return -1;
+// evhost's options, into `out`.
+void describe(CLI::App& app, Args& out) {
+  app.set_version_flag("--version",
+                       std::string("evhost ") + EVH_VERSION + " (plugin ABI " + std::to_string(EVH_ABI_MAJOR) + "." +
+                           std::to_string(EVH_ABI_MINOR) + ")",
+                       "Print evhost's version and plugin ABI and exit");
+  CLI::Option* run =
+      app.add_option("--config", out.config, "Run the deployment described by FILE (YAML)")->type_name("FILE");
+  app.add_option_function<std::string>(
+         "--check-config",
+         [&out](const std::string& file) {
+           out.config = file;
+           out.check_only = true;
+         },
+         "Validate FILE and its plugins; print ok or every error")
+      ->type_name("FILE")
+      ->excludes(run);
+  app.add_option("--plugin-dir", out.plugin_dirs, "Look for plugins given by bare name in DIR first (repeatable)")
+      ->type_name("DIR")
+      ->allow_extra_args(false);
+  app.add_option("--log-level", out.log_level,
+                 "Override logging.level: trace, debug, info, warn, error, critical or off")
+      ->type_name("LEVEL")
+      ->check(CLI::Validator(
+          [](const std::string& v) { return evh::log::parseLevel(v) ? "" : "unknown level \"" + v + "\""; }, ""));
+  app.add_option_function<std::string>(
+         "--ops-listen",
+         [&out](const std::string& v) {
+           evh::config::Ops ops;
+           std::string why;
+           if (!evh::config::parseListenAddress(v, ops, why)) {
+             throw CLI::ValidationError("--ops-listen", "invalid address \"" + v + "\": " + why);
+           }
+           ops.origin = evh::config::Origin{"command line", 0, "--ops-listen"};
+           out.ops = ops;
+         },
+         "Override ops.listen: HOST:PORT of /metrics, /healthz, /readyz, /status (\"\" turns them off)")
+      ->type_name("ADDR");
+  app.footer(
+      "A plugin given by bare name is looked up in each --plugin-dir, then in EVH_PLUGIN_PATH (colon-separated),\n"
+      "then among the bundled plugins. ADDR is e.g. 127.0.0.1:9464 or [::1]:9464.\n"
+      "Exit status: 0 stopped (or the configuration is ok), 1 failed (the reason on stderr), 2 bad arguments.");
+  app.callback([&out] {
+    if (out.config.empty()) {
+      evh::cli::badArguments("no configuration: give --config FILE (or --check-config FILE)");
     }
-    if (a == "--version") {
-      std::printf("evhost %s (plugin ABI %u.%u)\n", EVH_VERSION, EVH_ABI_MAJOR, EVH_ABI_MINOR);
-      return -1;
-    }
-    if (a == "--config" || a == "--check-config") {
-      const char* v = value(a.c_str());
-      if (v == nullptr) {
-        return 2;
-      }
-      if (!out.config.empty()) {
-        std::fprintf(stderr, "evhost: give one configuration file\n");
-        return 2;
-      }
-      out.config = v;
-      out.check_only = a == "--check-config";
-    } else if (a == "--plugin-dir") {
-      const char* v = value("--plugin-dir");
-      if (v == nullptr) {
-        return 2;
-      }
-      out.plugin_dirs.emplace_back(v);
-    } else if (a == "--log-level") {
-      const char* v = value("--log-level");
-      if (v == nullptr) {
-        return 2;
-      }
-      if (!evh::log::parseLevel(v)) {
-        std::fprintf(stderr, "evhost: --log-level: unknown level \"%s\"\n", v);
-        return 2;
-      }
-      out.log_level = v;
-    } else if (a == "--ops-listen") {
-      const char* v = value("--ops-listen");
-      if (v == nullptr) {
-        return 2;
-      }
-      evh::config::Ops ops;
-      std::string why;
-      if (!evh::config::parseListenAddress(v, ops, why)) {
-        std::fprintf(stderr, "evhost: --ops-listen: invalid address \"%s\": %s\n", v, why.c_str());
-        return 2;
-      }
-      ops.origin = evh::config::Origin{"command line", 0, "--ops-listen"};
-      out.ops = ops;
-    } else {
-      std::fprintf(stderr, "evhost: unknown argument \"%s\"\n%s", a.c_str(), kUsage);
-      return 2;
-    }
-  }
-  if (out.config.empty()) {
-    std::fprintf(stderr, "evhost: no configuration: give --config FILE\n%s", kUsage);
-    return 2;
-  }
-  return 0;
+  });
 }
 
 // Resolves and opens every plugin without initialising it.
@@ -127,8 +94,10 @@ std::vector<std::string> checkPlugins(const evh::config::Config& cfg, const std:
 
 int main(int argc, char** argv) {
   Args args;
-  if (int rc = parseArgs(argc, argv, args); rc != 0) {
-    return rc < 0 ? 0 : rc;
+  CLI::App app{"evhost: runs the plugins a YAML deployment routes Redis events to", "evhost"};
+  describe(app, args);
+  if (std::optional<int> rc = evh::cli::parseCommandLine(app, argc, argv)) {
+    return *rc;
   }
   auto loaded = evh::config::loadFile(args.config);
   if (args.check_only) {
@@ -156,6 +125,13 @@ int main(int argc, char** argv) {
   // Before any thread starts (they inherit the mask): SIGINT, SIGTERM and
   // SIGHUP are taken by the server's watchdog thread only.
   evh::app::blockWatchdogSignals();
+  // A write to a socket or pipe whose other end is gone (Redis closing a
+  // connection mid-write under hiredis, a plugin's own client, stderr on a
+  // pipe nobody reads any more) raises SIGPIPE, whose default action ends the
+  // process at once, unlogged. Ignored, the write fails with EPIPE instead,
+  // and that failure is handled where it happens (a lost Redis connection is
+  // noticed and reconnected). Process-wide: every thread, plugins' included.
+  std::signal(SIGPIPE, SIG_IGN);
   // A crash in a plugin is named on stderr (the loop runs on this thread).
   evh::installFatalSignalHandler();
   evh::AltSignalStack signal_stack;

@@ -1,5 +1,6 @@
 // evhctl dlq: the operator's view of the dead-letter list, over a synchronous Redis connection (a CLI may block).
 #include "cli/dlq.h"
+#include "cli/command_line.h"
 #include "cli/config_file.h"
 #include "cli/sync_redis.h"
 
@@ -22,21 +23,6 @@
 
 namespace evh::cli {
 
-const char* const kDlqUsage =
-    "  dlq [--config FILE] list [--limit N]     the newest N dead-letter entries (default 20), newest first:\n"
-    "                                           time, eventId, eventType, plugin, reason\n"
-    "  dlq [--config FILE] show EVENTID         every entry with that eventId (or entry id) as JSON\n"
-    "  dlq [--config FILE] remove EVENTID       delete the entries with that eventId (or entry id)\n"
-    "  dlq [--config FILE] replay EVENTID|--all [--reason R]\n"
-    "                                           publish each selected entry's original event again on its\n"
-    "                                           channel (oldest first); an entry is deleted only once the\n"
-    "                                           PUBLISH reached at least one subscriber\n"
-    "  dlq [--config FILE] purge --yes          delete the whole dead-letter list\n"
-    "                                           FILE is the YAML evhost runs with (also -c FILE; default\n"
-    "                                           $EVH_CONFIG). The list is <environment>:<key> in its Redis,\n"
-    "                                           key from the dead_letter plugin's config (default\n"
-    "                                           jollyjet:events:dlq).\n";
-
 namespace {
 
 // ordered_json keeps an entry's key order, in `show` and in a replayed event.
@@ -47,103 +33,13 @@ constexpr size_t kDefaultLimit = 20;
 
 struct Options {
   std::string config;
-  std::string command;
-  std::vector<std::string> operands;
+  std::string command;  // list, show, remove, replay or purge
+  std::string id;       // EVENTID of show, remove, replay
   size_t limit = kDefaultLimit;
-  bool limit_given = false;
   bool all = false;
   std::optional<std::string> reason;
   bool yes = false;
-  bool help = false;
 };
-
-size_t parseLimit(const std::string& s) {
-  if (s.empty() || s.size() > 9 || s.find_first_not_of("0123456789") != std::string::npos) {
-    throw UsageError("--limit needs a positive integer, got \"" + s + "\"");
-  }
-  size_t n = std::stoul(s);
-  if (n == 0) {
-    throw UsageError("--limit needs a positive integer, got \"" + s + "\"");
-  }
-  return n;
-}
-
-Options parseArgs(const std::vector<std::string>& args) {
-  Options o;
-  auto value = [&](size_t& i) -> const std::string& {
-    if (i + 1 >= args.size()) {
-      throw UsageError(args[i] + " needs a value");
-    }
-    return args[++i];
-  };
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "--config" || a == "-c") {
-      o.config = value(i);
-    } else if (a.rfind("--config=", 0) == 0) {
-      o.config = a.substr(9);
-    } else if (a == "--limit") {
-      o.limit = parseLimit(value(i));
-      o.limit_given = true;
-    } else if (a == "--all") {
-      o.all = true;
-    } else if (a == "--reason") {
-      o.reason = value(i);
-    } else if (a == "--yes") {
-      o.yes = true;
-    } else if (a == "--help" || a == "-h") {
-      o.help = true;
-    } else if (a.size() > 1 && a[0] == '-') {
-      throw UsageError("unknown option \"" + a + "\"");
-    } else if (o.command.empty()) {
-      o.command = a;
-    } else {
-      o.operands.push_back(a);
-    }
-  }
-  if (o.help) {
-    return o;
-  }
-  if (o.command.empty()) {
-    throw UsageError("dlq needs a command: list, show, remove, replay or purge");
-  }
-  auto only = [&](bool given, const char* option, const char* commands) {
-    if (given) {
-      throw UsageError(std::string(option) + " is only for " + commands);
-    }
-  };
-  const std::string& c = o.command;
-  if (c != "list" && c != "show" && c != "remove" && c != "replay" && c != "purge") {
-    throw UsageError("unknown dlq command \"" + c + "\"");
-  }
-  only(o.limit_given && c != "list", "--limit", "list");
-  only(o.all && c != "replay", "--all", "replay");
-  only(o.reason.has_value() && c != "replay", "--reason", "replay");
-  only(o.yes && c != "purge", "--yes", "purge");
-  if (c == "list" || c == "purge") {
-    if (!o.operands.empty()) {
-      throw UsageError("dlq " + c + " takes no EVENTID (got \"" + o.operands[0] + "\")");
-    }
-  } else if (c == "show" || c == "remove") {
-    if (o.operands.size() != 1) {
-      throw UsageError("dlq " + c + " needs exactly one EVENTID");
-    }
-  } else if (o.all == !o.operands.empty() || o.operands.size() > 1) {
-    throw UsageError("dlq replay needs either one EVENTID or --all");
-  }
-  if (c == "purge" && !o.yes) {
-    throw UsageError("dlq purge deletes every dead-letter entry; run it with --yes to do so", false);
-  }
-  if (o.config.empty()) {
-    if (const char* env = std::getenv("EVH_CONFIG"); env != nullptr) {
-      o.config = env;
-    }
-  }
-  if (o.config.empty()) {
-    throw UsageError("dlq needs the evhost configuration: --config FILE (or EVH_CONFIG)");
-  }
-  return o;
-}
 
 // ---- Redis ---------------------------------------------------------------------
 
@@ -347,12 +243,12 @@ int cmdReplay(Redis& redis, const std::string& key, const std::string& prefix, c
   std::vector<const Entry*> chosen;
   // Oldest first, so that events go out again in the order they first came.
   for (auto it = l.entries.rbegin(); it != l.entries.rend(); ++it) {
-    if ((o.all || matches(*it, o.operands[0])) && (!o.reason || field(it->json, "reason") == *o.reason)) {
+    if ((o.all || matches(*it, o.id)) && (!o.reason || field(it->json, "reason") == *o.reason)) {
       chosen.push_back(&*it);
     }
   }
   if (chosen.empty()) {
-    std::string what = o.all ? "no dead-letter entries" : "no dead-letter entry with eventId " + o.operands[0];
+    std::string what = o.all ? "no dead-letter entries" : "no dead-letter entry with eventId " + o.id;
     throw Failure(what + (o.reason ? (o.all ? " with reason " : " and reason ") + *o.reason : std::string()));
   }
   size_t ok = 0;
@@ -395,23 +291,7 @@ std::string dlqKey(const config::Config& cfg) {
   return cfg.prefix() + logical;
 }
 
-}  // namespace
-
-int runDlq(const std::vector<std::string>& args) {
-  Options o;
-  try {
-    o = parseArgs(args);
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "evhctl: %s\n", e.what());
-    if (e.showUsage()) {
-      std::fprintf(stderr, "usage:\n%s", kDlqUsage);
-    }
-    return 2;
-  }
-  if (o.help) {
-    std::printf("usage:\n%s", kDlqUsage);
-    return 0;
-  }
+int run(const Options& o) {
   const std::optional<config::Config> loaded = loadConfigOrReport(o.config);
   if (!loaded) {
     return 1;
@@ -425,10 +305,10 @@ int runDlq(const std::vector<std::string>& args) {
       return cmdList(redis, key, o.limit);
     }
     if (c == "show") {
-      return cmdShow(redis, key, o.operands[0]);
+      return cmdShow(redis, key, o.id);
     }
     if (c == "remove") {
-      return cmdRemove(redis, key, o.operands[0]);
+      return cmdRemove(redis, key, o.id);
     }
     if (c == "replay") {
       return cmdReplay(redis, key, cfg.prefix(), o);
@@ -439,6 +319,64 @@ int runDlq(const std::vector<std::string>& args) {
     std::fprintf(stderr, "evhctl: %s\n", e.what());
     return 1;
   }
+}
+
+}  // namespace
+
+void addDlq(CLI::App& app, Command& chosen) {
+  auto o = std::make_shared<Options>();
+  CLI::App* dlq = app.add_subcommand("dlq", "The dead-letter list: list, show, remove, replay, purge");
+  dlq->add_option("-c,--config", o->config, "The YAML evhost runs with")->type_name("FILE")->envname("EVH_CONFIG");
+  dlq->footer(
+      "The list is <environment>:<key> in the Redis of FILE, key from the dead_letter plugin's config (default\n"
+      "jollyjet:events:dlq). EVENTID is an entry's eventId, or its own id.\n"
+      "Exit status: 0 done, 1 failed (the reason on stderr), 2 bad arguments.");
+  // Each command; --config goes before or after it (fallthrough to dlq).
+  auto command = [&](const char* name, const char* what) {
+    CLI::App* c = dlq->add_subcommand(name, what);
+    c->fallthrough();
+    c->callback([o, &chosen, name] {
+      o->command = name;
+      chosen = [o] { return run(*o); };
+    });
+    return c;
+  };
+  const std::string id_help = "An entry's eventId (or its own id)";
+  command("list", "The newest N entries, newest first: time, eventId, eventType, plugin, reason")
+      ->add_option("--limit", o->limit, "How many: 1 to 999999999 (default 20)")
+      ->type_name("N")
+      ->check(CLI::Range(size_t{1}, size_t{999999999}).description(""));
+  command("show", "Print every entry with that EVENTID as JSON")->add_option("EVENTID", o->id, id_help)->required();
+  command("remove", "Delete the entries with that EVENTID")->add_option("EVENTID", o->id, id_help)->required();
+  CLI::App* replay =
+      command("replay", "Publish entries' original events again, oldest first; delete each once a subscriber got it");
+  CLI::Option* all = replay->add_flag("--all", o->all, "Every entry (with --reason: every entry with that reason)");
+  CLI::Option* id = replay->add_option("EVENTID", o->id, id_help)->excludes(all);
+  replay->add_option("--reason", o->reason, "Only the entries with this reason")->type_name("R");
+  replay->callback([o, &chosen, id] {
+    if (!o->all && id->count() == 0) {
+      badArguments("dlq replay needs either one EVENTID or --all");
+    }
+    o->command = "replay";
+    chosen = [o] { return run(*o); };
+  });
+  CLI::App* purge = command("purge", "Delete the whole dead-letter list (with --yes)");
+  purge->add_flag("--yes", o->yes, "Yes, delete every entry");
+  purge->callback([o, &chosen] {
+    if (!o->yes) {
+      badArguments("dlq purge deletes every dead-letter entry; run it with --yes to do so");
+    }
+    o->command = "purge";
+    chosen = [o] { return run(*o); };
+  });
+  dlq->callback([o, dlq] {
+    if (dlq->get_subcommands().empty()) {
+      badArguments("dlq needs a command: list, show, remove, replay or purge");
+    }
+    if (o->config.empty()) {
+      badArguments("dlq needs the evhost configuration: --config FILE (or EVH_CONFIG)");
+    }
+  });
 }
 
 }  // namespace evh::cli

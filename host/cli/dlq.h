@@ -1,16 +1,12 @@
 // evhctl dlq: list, show, remove, replay and purge the dead-letter entries the dlq plugin keeps in Redis.
 #pragma once
 
-#include <string>
-#include <vector>
+#include "cli/command.h"
 
 namespace evh::cli {
 
-// The `evhctl dlq` part of evhctl's usage text.
-extern const char* const kDlqUsage;
-
-// Runs `evhctl dlq ARGS...` (ARGS: what follows "dlq"). Returns the exit
-// code: 0 done, 1 failed (the reason on stderr), 2 bad arguments.
-int runDlq(const std::vector<std::string>& args);
+// Adds `dlq [--config FILE] list|show|remove|replay|purge ...` to `app`;
+// when given, sets `chosen` to run it.
+void addDlq(CLI::App& app, Command& chosen);
 
 }  // namespace evh::cli

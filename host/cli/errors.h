@@ -12,15 +12,13 @@ class Failure : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Bad arguments: exit 2, with the usage text unless the message says it all.
+// Arguments that turn out wrong only once the command runs (no channel of
+// that transport in the config, --type for a whole envelope): the command
+// prints it and exits 2. What the command line alone shows wrong is CLI11's
+// (cli/command_line.h).
 class UsageError : public std::runtime_error {
  public:
-  explicit UsageError(const std::string& msg, bool show_usage = true)
-      : std::runtime_error(msg), show_usage_(show_usage) {}
-  bool showUsage() const noexcept { return show_usage_; }
-
- private:
-  bool show_usage_;
+  using std::runtime_error::runtime_error;
 };
 
 }  // namespace evh::cli

@@ -4,10 +4,12 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "cli/command_line.h"
 #include "cli/config_file.h"
 #include "cli/errors.h"
 #include "cli/publish_message.h"
@@ -18,130 +20,10 @@
 
 namespace evh::cli {
 
-const char* const kPublishUsage =
-    "  publish [--config FILE] [--stream] [--channel NAME] [--type TYPE] [--id ID]\n"
-    "          [--correlation-id ID] [--count N] [--file FILE | --payload JSON | -]\n"
-    "                                           send an event as any publisher would: PUBLISH <env>:NAME JSON\n"
-    "                                           (prints how many received it), or with --stream\n"
-    "                                           XADD <env>:NAME * event JSON (prints the entry id). NAME is\n"
-    "                                           logical; default: the config's first channel of that transport.\n"
-    "                                           The JSON (from FILE, from JSON, or from stdin with - or a pipe)\n"
-    "                                           goes out as is when it is an envelope (it has eventType or\n"
-    "                                           specversion, or is a BATCH); otherwise it becomes the payload of\n"
-    "                                           {eventId: ID or a random UUID, eventType: TYPE (then required),\n"
-    "                                           timestamp: now, correlationId: ID if given, payload}. --count N\n"
-    "                                           sends it N times (pipelined), each with a fresh eventId. evhost's\n"
-    "                                           own decoder checks the message first: what evhost would refuse\n"
-    "                                           is not sent.\n";
-
 namespace publish {
 namespace {
 
 constexpr size_t kMaxCount = 10000000;
-
-size_t parseCount(const std::string& s) {
-  if (s.empty() || s.size() > 9 || s.find_first_not_of("0123456789") != std::string::npos) {
-    throw UsageError("--count needs a positive integer, got \"" + s + "\"");
-  }
-  size_t n = std::stoul(s);
-  if (n == 0 || n > kMaxCount) {
-    throw UsageError("--count needs an integer from 1 to " + std::to_string(kMaxCount) + ", got \"" + s + "\"");
-  }
-  return n;
-}
-
-Options parseArgs(const std::vector<std::string>& args) {
-  Options o;
-  auto setSource = [&](Source s, std::string arg) {
-    if (o.source != Source::None) {
-      throw UsageError("give the message once: --file FILE, --payload JSON or -");
-    }
-    o.source = s;
-    o.source_arg = std::move(arg);
-  };
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string a = args[i];
-    std::optional<std::string> attached;  // --name=value
-    if (a.rfind("--", 0) == 0) {
-      if (size_t eq = a.find('='); eq != std::string::npos) {
-        attached = a.substr(eq + 1);
-        a.resize(eq);
-      }
-    }
-    auto value = [&]() -> std::string {
-      if (attached) {
-        return *attached;
-      }
-      if (i + 1 >= args.size()) {
-        throw UsageError(a + " needs a value");
-      }
-      return args[++i];
-    };
-    auto text = [&]() -> std::string {
-      std::string v = value();
-      if (v.empty()) {
-        throw UsageError(a + " needs a non-empty value");
-      }
-      return v;
-    };
-    auto flag = [&] {
-      if (attached) {
-        throw UsageError(a + " takes no value");
-      }
-    };
-    if (a == "--config" || a == "-c") {
-      o.config = value();
-    } else if (a == "--stream") {
-      flag();
-      o.stream = true;
-    } else if (a == "--channel") {
-      o.channel = text();
-    } else if (a == "--type") {
-      o.type = text();
-    } else if (a == "--id") {
-      o.id = text();
-    } else if (a == "--correlation-id") {
-      o.correlation_id = text();
-    } else if (a == "--count") {
-      o.count = parseCount(value());
-    } else if (a == "--file") {
-      std::string f = text();
-      setSource(f == "-" ? Source::Stdin : Source::File, f);
-    } else if (a == "--payload") {
-      setSource(Source::Payload, value());
-    } else if (a == "-") {
-      setSource(Source::Stdin, "-");
-    } else if (a == "--help" || a == "-h") {
-      flag();
-      o.help = true;
-    } else if (a.size() > 1 && a[0] == '-') {
-      throw UsageError("unknown option \"" + a + "\"");
-    } else {
-      throw UsageError("unexpected argument \"" + a + "\" (a message goes in --payload JSON, --file FILE or -)");
-    }
-  }
-  if (o.help) {
-    return o;
-  }
-  if (o.id && o.count > 1) {
-    throw UsageError("--id names one event; --count " + std::to_string(o.count) + " sends each with a fresh eventId");
-  }
-  if (o.source == Source::None) {
-    if (isatty(STDIN_FILENO) != 0) {
-      throw UsageError("publish needs a message: --payload JSON, --file FILE, or - to read stdin");
-    }
-    o.source = Source::Stdin;  // a pipe or a file
-  }
-  if (o.config.empty()) {
-    if (const char* env = std::getenv("EVH_CONFIG"); env != nullptr) {
-      o.config = env;
-    }
-  }
-  if (o.config.empty()) {
-    throw UsageError("publish needs the evhost configuration: --config FILE (or EVH_CONFIG)");
-  }
-  return o;
-}
 
 // ---- the channel ---------------------------------------------------------------
 
@@ -157,8 +39,7 @@ std::string pickChannel(const Options& o, const config::Config& cfg) {
       }
     }
     throw UsageError(o.config + " has no " + (o.stream ? "stream channel (transport: stream)" : "pubsub channel") +
-                         ": name one with --channel NAME",
-                     false);
+                     ": name one with --channel NAME");
   }
   bool patterns = false;
   for (const auto& ch : cfg.channels) {
@@ -198,41 +79,111 @@ int run(const Options& o, const config::Config& cfg) {
   return 0;
 }
 
-int usageError(const UsageError& e) {
-  std::fprintf(stderr, "evhctl: %s\n", e.what());
-  if (e.showUsage()) {
-    std::fprintf(stderr, "usage:\n%s", kPublishUsage);
-  }
-  return 2;
-}
-
-}  // namespace
-}  // namespace publish
-
-int runPublish(const std::vector<std::string>& args) {
-  publish::Options o;
-  try {
-    o = publish::parseArgs(args);
-  } catch (const UsageError& e) {
-    return publish::usageError(e);
-  }
-  if (o.help) {
-    std::printf("usage:\n%s", kPublishUsage);
-    return 0;
-  }
+// Loads the config and runs the command.
+int runPublish(const Options& o) {
   const std::optional<config::Config> loaded = loadConfigOrReport(o.config);
   if (!loaded) {
     return 1;
   }
   try {
-    return publish::run(o, *loaded);
+    return run(o, *loaded);
   } catch (const UsageError& e) {
-    return publish::usageError(e);
+    std::fprintf(stderr, "evhctl: %s\n", e.what());
+    return 2;
   } catch (const std::exception& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "evhctl: %s\n", e.what());
     return 1;
   }
+}
+
+// The message's source, once the options are read.
+void pickSource(Options& o, const std::optional<std::string>& file, const std::optional<std::string>& payload,
+                bool dash) {
+  if (file) {
+    o.source = *file == "-" ? Source::Stdin : Source::File;
+    o.source_arg = *file;
+  } else if (payload) {
+    o.source = Source::Payload;
+    o.source_arg = *payload;
+  } else if (dash) {
+    o.source = Source::Stdin;
+    o.source_arg = "-";
+  } else if (isatty(STDIN_FILENO) != 0) {
+    badArguments("publish needs a message: --payload JSON, --file FILE, or - to read stdin");
+  } else {
+    o.source = Source::Stdin;  // a pipe or a file
+  }
+}
+
+}  // namespace
+}  // namespace publish
+
+void addPublish(CLI::App& app, Command& chosen) {
+  using publish::Options;
+  struct Given {
+    Options o;
+    std::optional<std::string> file;
+    std::optional<std::string> payload;
+    std::string dash;
+  };
+  auto g = std::make_shared<Given>();
+  Options& o = g->o;
+  CLI::App* cmd =
+      app.add_subcommand("publish", "Send an event as any publisher would: PUBLISH, or XADD to a stream (--stream)");
+  cmd->add_option("-c,--config", o.config, "The YAML evhost runs with")->type_name("FILE")->envname("EVH_CONFIG");
+  cmd->add_flag("--stream", o.stream, "XADD <env>:NAME * event JSON (prints the entry id), not PUBLISH")
+      ->disable_flag_override();
+  cmd->add_option("--channel", o.channel, "The logical channel (default: the config's first of that transport)")
+      ->type_name("NAME")
+      ->check(nonEmpty());
+  cmd->add_option("--type", o.type, "eventType of the new envelope around a payload (required for one)")
+      ->type_name("TYPE")
+      ->check(nonEmpty());
+  cmd->add_option("--id", o.id, "eventId of the new envelope (default: a random UUID)")
+      ->type_name("ID")
+      ->check(nonEmpty());
+  cmd->add_option("--correlation-id", o.correlation_id, "correlationId of the new envelope")
+      ->type_name("ID")
+      ->check(nonEmpty());
+  cmd->add_option(
+         "--count", o.count,
+         "Send it N times (1 to " + std::to_string(publish::kMaxCount) + ", pipelined), each with a fresh eventId")
+      ->type_name("N")
+      ->check(CLI::Range(size_t{1}, publish::kMaxCount).description(""));
+  CLI::Option* file = cmd->add_option("--file", g->file, "Read the message from FILE (- : stdin)")
+                          ->type_name("FILE")
+                          ->check(nonEmpty());
+  CLI::Option* payload = cmd->add_option("--payload", g->payload, "The message itself")->type_name("JSON");
+  cmd->add_option("STDIN", g->dash, "- : read the message from stdin (so does a pipe, without --file or --payload)")
+      ->type_name("-")
+      ->check(CLI::Validator(
+          [](const std::string& v) {
+            return v == "-" ? ""
+                            : "unexpected argument \"" + v + "\" (a message goes in --payload JSON, --file FILE or -)";
+          },
+          ""))
+      ->excludes(file)
+      ->excludes(payload);
+  file->excludes(payload);
+  cmd->footer(
+      "NAME is logical (the environment prefix is added). PUBLISH prints how many received the event.\n"
+      "The JSON goes out as is when it is an envelope (it has eventType or specversion, or is a BATCH);\n"
+      "otherwise it becomes the payload of {eventId: ID or a random UUID, eventType: TYPE, timestamp: now,\n"
+      "correlationId: ID if given, payload}. evhost's own decoder checks every message first: what evhost\n"
+      "would refuse is not sent.\n"
+      "Exit status: 0 sent, 1 failed (the reason on stderr), 2 bad arguments.");
+  cmd->callback([g, &chosen] {
+    Options& given = g->o;
+    if (given.id && given.count > 1) {
+      badArguments("--id names one event; --count " + std::to_string(given.count) + " sends each with a fresh eventId");
+    }
+    publish::pickSource(given, g->file, g->payload, !g->dash.empty());
+    if (given.config.empty()) {
+      badArguments("publish needs the evhost configuration: --config FILE (or EVH_CONFIG)");
+    }
+    chosen = [g] { return publish::runPublish(g->o); };
+  });
 }
 
 }  // namespace evh::cli

@@ -103,17 +103,15 @@ Messages::Messages(const Options& o, std::string text, const std::string& where)
     }
     if (!o.type) {
       throw UsageError(where +
-                           " has no eventType, so it is the payload of a new envelope: give its event type "
-                           "with --type TYPE",
-                       false);
+                       " has no eventType, so it is the payload of a new envelope: give its event type "
+                       "with --type TYPE");
     }
     return;
   }
   if (o.type || o.id || o.correlation_id) {
     const char* what = shape_ == Shape::Batch ? "a BATCH" : shape_ == Shape::Cloud ? "a CloudEvent" : "an envelope";
     throw UsageError(where + " is already " + std::string(what) +
-                         ", sent as is: --type, --id and --correlation-id are only for a bare payload",
-                     false);
+                     ", sent as is: --type, --id and --correlation-id are only for a bare payload");
   }
 }
 

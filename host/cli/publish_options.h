@@ -20,7 +20,6 @@ struct Options {
   size_t count = 1;
   Source source = Source::None;
   std::string source_arg;  // the file name, or the --payload JSON
-  bool help = false;
 };
 
 }  // namespace evh::cli::publish

@@ -3,6 +3,7 @@
 // evhost gave it (--json), for scripts.
 #include "cli/status.h"
 
+#include "cli/command_line.h"
 #include "cli/config_file.h"
 
 #include <curl/curl.h>
@@ -16,13 +17,6 @@
 #include <vector>
 
 namespace evh::cli {
-
-const char* const kStatusUsage =
-    "  status [--config FILE] [--url URL] [--json]\n"
-    "                                           a running evhost's state: version, uptime, config,\n"
-    "                                           readiness, connections, plugins, streams, channels;\n"
-    "                                           from GET /status of its ops listener (ops.listen in\n"
-    "                                           FILE, default $EVH_CONFIG), or URL (http://HOST:PORT)\n";
 
 namespace {
 
@@ -178,35 +172,8 @@ void print(const Json& s) {
   table({"CHANNEL", "TRANSPORT", "KEY"}, rowsOf(s["channels"], {"name", "transport", "key"}));
 }
 
-}  // namespace
-
-int runStatus(const std::vector<std::string>& args) {
-  Options o;
-  if (const char* env = std::getenv("EVH_CONFIG")) {
-    o.config = env;
-  }
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&]() -> const std::string* { return i + 1 < args.size() ? &args[++i] : nullptr; };
-    if (a == "--json") {
-      o.json = true;
-    } else if (a == "--config" || a == "-c" || a == "--url") {
-      const std::string* v = value();
-      if (v == nullptr) {
-        std::fprintf(stderr, "evhctl status: %s needs a value\n", a.c_str());
-        return 2;
-      }
-      (a == "--url" ? o.url : o.config) = *v;
-    } else {
-      std::fprintf(stderr, "evhctl status: unexpected argument \"%s\"\n", a.c_str());
-      return 2;
-    }
-  }
+int run(Options o) {
   if (o.url.empty()) {
-    if (o.config.empty()) {
-      std::fprintf(stderr, "evhctl status: give --config FILE (or set EVH_CONFIG), or --url http://HOST:PORT\n");
-      return 2;
-    }
     std::optional<config::Config> cfg = loadConfigOrReport(o.config);
     if (!cfg) {
       return 1;
@@ -250,6 +217,27 @@ int runStatus(const std::vector<std::string>& args) {
   }
   print(s);
   return 0;
+}
+
+}  // namespace
+
+void addStatus(CLI::App& app, Command& chosen) {
+  auto o = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand("status", "A running evhost's state, from GET /status of its ops listener");
+  cmd->footer(
+      "Prints version, uptime, config, readiness, connections, plugins, streams and channels as tables.\n"
+      "Exit status: 0 done, 1 failed (the reason on stderr), 2 bad arguments.");
+  cmd->add_option("-c,--config", o->config, "Ask the ops listener (ops.listen) of the YAML evhost runs with")
+      ->type_name("FILE")
+      ->envname("EVH_CONFIG");
+  cmd->add_option("--url", o->url, "Ask this ops listener instead (http://HOST:PORT)")->type_name("URL");
+  cmd->add_flag("--json", o->json, "Print GET /status's JSON as evhost gave it, for scripts");
+  cmd->callback([o, &chosen] {
+    if (o->url.empty() && o->config.empty()) {
+      badArguments("status needs --config FILE (or EVH_CONFIG), or --url http://HOST:PORT");
+    }
+    chosen = [o] { return run(*o); };
+  });
 }
 
 }  // namespace evh::cli

@@ -1,15 +1,12 @@
 // evhctl status: a running evhost's GET /status, as tables.
 #pragma once
 
-#include <string>
-#include <vector>
+#include "cli/command.h"
 
 namespace evh::cli {
 
-extern const char* const kStatusUsage;
-
-// args: what follows "status". Returns the exit status (0, 1 failed, 2 bad
-// arguments).
-int runStatus(const std::vector<std::string>& args);
+// Adds `status [--config FILE] [--url URL] [--json]` to `app`; when given,
+// sets `chosen` to run it.
+void addStatus(CLI::App& app, Command& chosen);
 
 }  // namespace evh::cli

@@ -147,16 +147,120 @@ plugins:
                              "/init_throws.so): init failed: connection pool exhausted"));
 }
 
+// Bad arguments: exit 2, the program and the option named with what was
+// wrong, then the usage.
 TEST_F(CliTest, EvhostRejectsBadArguments) {
-  auto [code, out] = runCommand({EVH_EVHOST_BIN, "--frobnicate"});
-  EXPECT_EQ(code, 2);
-  EXPECT_THAT(out, HasSubstr("unknown argument \"--frobnicate\""));
-  auto [code2, out2] = runCommand({EVH_EVHOST_BIN});
-  EXPECT_EQ(code2, 2);
-  EXPECT_THAT(out2, HasSubstr("no configuration"));
-  auto [code3, out3] = runCommand({EVH_EVHOST_BIN, "--config"});
-  EXPECT_EQ(code3, 2);
-  EXPECT_THAT(out3, HasSubstr("--config needs a value"));
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--frobnicate"}, "evhost: The following argument was not expected: --frobnicate\n"},
+      {{"--config", "a.yaml", "extra"}, "evhost: The following argument was not expected: extra\n"},
+      {{"--plugin-dir", "a", "b", "--config", "c.yaml"}, "evhost: The following argument was not expected: b\n"},
+      {{}, "evhost: no configuration: give --config FILE (or --check-config FILE)\n"},
+      {{"--config"}, "evhost: --config: 1 required FILE missing\n"},
+      {{"--check-config"}, "evhost: --check-config: 1 required FILE missing\n"},
+      {{"--config", "a.yaml", "--ops-listen"}, "evhost: --ops-listen: 1 required ADDR missing\n"},
+      {{"--config", "a.yaml", "--check-config", "b.yaml"}, "evhost: --config excludes --check-config\n"},
+      {{"--config", "a.yaml", "--config", "b.yaml"}, "evhost: --config: At Most 1 required but received 2\n"},
+      {{"--config", "a.yaml", "--log-level", "loud"}, "evhost: --log-level: unknown level \"loud\"\n"},
+      {{"--config", "a.yaml", "--ops-listen", "localhost"}, "evhost: --ops-listen: invalid address \"localhost\": "},
+  };
+  for (const auto& [args, message] : cases) {
+    std::vector<std::string> argv = {EVH_EVHOST_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto [code, out] = runCommand(argv);
+    EXPECT_EQ(code, 2) << out;
+    EXPECT_THAT(out, HasSubstr(message));
+    EXPECT_THAT(out, HasSubstr("Usage: evhost [OPTIONS]")) << message;
+  }
+}
+
+// The bad line goes to stderr, nothing to stdout.
+TEST_F(CliTest, BadArgumentsGoToStderr) {
+  for (const char* bin : {EVH_EVHOST_BIN, EVH_EVHCTL_BIN}) {
+    auto [code, out] = runCommand({"/bin/sh", "-c", "\"$0\" --frobnicate 2>/dev/null", bin});
+    EXPECT_EQ(code, 2) << bin;
+    EXPECT_EQ(out, "") << bin;
+  }
+}
+
+// --help is CLI11's, on stdout: every option with its one line.
+TEST_F(CliTest, EvhostHelpListsEveryOption) {
+  auto [code, out] = runCommand({EVH_EVHOST_BIN, "--help"});
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_THAT(out, HasSubstr("Usage: evhost [OPTIONS]"));
+  for (const char* line :
+       {"--config FILE", "Run the deployment described by FILE (YAML)", "--check-config FILE",
+        "Validate FILE and its plugins; print ok or every error", "--plugin-dir DIR",
+        "Look for plugins given by bare name in DIR first (repeatable)", "--log-level LEVEL",
+        "Override logging.level: trace, debug, info, warn, error, critical or off", "--ops-listen ADDR",
+        "Override ops.listen: HOST:PORT", "--version", "Print evhost's version and plugin ABI and exit", "-h,--help"}) {
+    EXPECT_THAT(out, HasSubstr(line));
+  }
+  auto [code2, out2] = runCommand({EVH_EVHOST_BIN, "-h"});
+  EXPECT_EQ(code2, 0);
+  EXPECT_EQ(out2, out);
+  auto [code3, version] = runCommand({EVH_EVHOST_BIN, "--version"});
+  EXPECT_EQ(code3, 0);
+  EXPECT_THAT(version, ::testing::MatchesRegex("evhost [0-9.]+ \\(plugin ABI 1\\.[0-9]+\\)\n"));
+}
+
+TEST_F(CliTest, EvhctlHelpNamesEveryCommandAndOption) {
+  auto [code, out] = runCommand({EVH_EVHCTL_BIN, "--help"});
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_THAT(out, HasSubstr("Usage: evhctl [OPTIONS] [SUBCOMMAND]"));
+  for (const char* line : {"  plugin ", "  dlq ", "  publish ", "  status ", "--version", "-h,--help"}) {
+    EXPECT_THAT(out, HasSubstr(line));
+  }
+  auto [vcode, version] = runCommand({EVH_EVHCTL_BIN, "--version"});
+  EXPECT_EQ(vcode, 0);
+  EXPECT_THAT(version, ::testing::MatchesRegex("evhctl [0-9.]+ \\(plugin ABI 1\\.[0-9]+\\)\n"));
+  // Each command's own --help: its usage line and every option.
+  const std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> commands = {
+      {{"plugin", "inspect"}, {"Usage: evhctl plugin inspect [OPTIONS] PLUGIN", "--plugin-dir DIR"}},
+      {{"dlq"},
+       {"Usage: evhctl dlq [OPTIONS]", "-c,--config FILE", "  list ", "  show ", "  remove ", "  replay ", "  purge "}},
+      {{"dlq", "list"}, {"Usage: evhctl dlq list [OPTIONS]", "--limit N"}},
+      {{"dlq", "show"}, {"Usage: evhctl dlq show [OPTIONS] EVENTID"}},
+      {{"dlq", "remove"}, {"Usage: evhctl dlq remove [OPTIONS] EVENTID"}},
+      {{"dlq", "replay"}, {"Usage: evhctl dlq replay [OPTIONS] [EVENTID]", "--all", "--reason R"}},
+      {{"dlq", "purge"}, {"Usage: evhctl dlq purge [OPTIONS]", "--yes"}},
+      {{"publish"},
+       {"Usage: evhctl publish [OPTIONS] [STDIN]", "-c,--config FILE", "--stream", "--channel NAME", "--type TYPE",
+        "--id ID", "--correlation-id ID", "--count N", "--file FILE", "--payload JSON"}},
+      {{"status"}, {"Usage: evhctl status [OPTIONS]", "-c,--config FILE", "--url URL", "--json"}},
+  };
+  for (const auto& [command, lines] : commands) {
+    std::vector<std::string> argv = {EVH_EVHCTL_BIN};
+    argv.insert(argv.end(), command.begin(), command.end());
+    argv.push_back("--help");
+    auto [ccode, help] = runCommand(argv);
+    EXPECT_EQ(ccode, 0) << command[0] << ": " << help;
+    for (const auto& line : lines) {
+      EXPECT_THAT(help, HasSubstr(line)) << command.back();
+    }
+  }
+}
+
+TEST_F(CliTest, EvhctlRejectsBadArguments) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{}, "evhctl: give a command: plugin, dlq, publish or status\n"},
+      {{"frobnicate"}, "evhctl: The following argument was not expected: frobnicate\n"},
+      {{"--frobnicate"}, "evhctl: The following argument was not expected: --frobnicate\n"},
+      {{"plugin"}, "evhctl: plugin needs a command: inspect\n"},
+      {{"plugin", "inspect"}, "evhctl: PLUGIN is required\n"},
+      {{"plugin", "inspect", "a.so", "b.so"}, "evhctl: The following argument was not expected: b.so\n"},
+      {{"plugin", "inspect", "a.so", "--plugin-dir"}, "evhctl: --plugin-dir: 1 required DIR missing\n"},
+      {{"status", "--url"}, "evhctl: --url: 1 required URL missing\n"},
+      {{"status", "--bogus"}, "evhctl: The following argument was not expected: --bogus\n"},
+      {{"status"}, "evhctl: status needs --config FILE (or EVH_CONFIG), or --url http://HOST:PORT\n"},
+  };
+  for (const auto& [args, message] : cases) {
+    std::vector<std::string> argv = {"/usr/bin/env", "-u", "EVH_CONFIG", EVH_EVHCTL_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto [code, out] = runCommand(argv);
+    EXPECT_EQ(code, 2) << out;
+    EXPECT_THAT(out, HasSubstr(message));
+    EXPECT_THAT(out, HasSubstr("Usage: evhctl")) << message;
+  }
 }
 
 TEST_F(CliTest, PluginInspectPrintsWhatTheHostSees) {

@@ -373,27 +373,37 @@ TEST_F(DlqCliTest, EvhostDeadLettersThroughThePluginAndReplayRedelivers) {
 }
 
 TEST_F(DlqCliTest, BadArgumentsPrintUsage) {
-  for (const auto& args : std::vector<std::vector<std::string>>{{"frobnicate"},
-                                                                {"list", "--limit", "0"},
-                                                                {"list", "--limit"},
-                                                                {"list", "extra"},
-                                                                {"show"},
-                                                                {"remove", "a", "b"},
-                                                                {"replay"},
-                                                                {"replay", "evt-1", "--all"},
-                                                                {"list", "--yes"},
-                                                                {"list", "--bogus"}}) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"frobnicate"}, "evhctl: The following argument was not expected: frobnicate\n"},
+      {{}, "evhctl: dlq needs a command: list, show, remove, replay or purge\n"},
+      {{"list", "--limit", "0"}, "evhctl: --limit: Value 0 not in range 1 to 999999999\n"},
+      {{"list", "--limit"}, "evhctl: --limit: 1 required N missing\n"},
+      {{"list", "extra"}, "evhctl: The following argument was not expected: extra\n"},
+      {{"show"}, "evhctl: EVENTID is required\n"},
+      {{"remove", "a", "b"}, "evhctl: The following argument was not expected: b\n"},
+      {{"replay"}, "evhctl: dlq replay needs either one EVENTID or --all\n"},
+      {{"replay", "evt-1", "--all"}, "evhctl: --all excludes EVENTID\n"},
+      {{"list", "--yes"}, "evhctl: The following argument was not expected: --yes\n"},
+      {{"list", "--bogus"}, "evhctl: The following argument was not expected: --bogus\n"},
+      {{"purge"}, "evhctl: dlq purge deletes every dead-letter entry; run it with --yes to do so\n"},
+  };
+  for (const auto& [args, message] : cases) {
     auto [code, out] = dlq(args);
-    EXPECT_EQ(code, 2) << args[0] << ": " << out;
-    EXPECT_THAT(out, HasSubstr("usage:")) << args[0];
+    EXPECT_EQ(code, 2) << message << out;
+    EXPECT_THAT(out, HasSubstr(message));
+    EXPECT_THAT(out, HasSubstr("Usage: evhctl dlq")) << message;
   }
   auto [code, out] = evhctl({"/usr/bin/env", "-u", "EVH_CONFIG", EVH_EVHCTL_BIN, "dlq", "list"});
   EXPECT_EQ(code, 2) << out;
   EXPECT_THAT(out, HasSubstr("dlq needs the evhost configuration: --config FILE (or EVH_CONFIG)"));
   auto [code2, out2] = evhctl({EVH_EVHCTL_BIN, "--help"});
   EXPECT_EQ(code2, 0);
-  EXPECT_THAT(out2, HasSubstr("evhctl dlq [--config FILE] list|show|remove|replay|purge"));
-  EXPECT_THAT(out2, HasSubstr("plugin inspect PLUGIN"));
+  EXPECT_THAT(out2, HasSubstr("  dlq                         The dead-letter list: list, show, remove, replay, purge"));
+  EXPECT_THAT(out2, HasSubstr("  plugin                      Plugin libraries: inspect"));
+  // --config goes before the command (as dlq() does) or after it.
+  auto [code3, out3] = evhctl({EVH_EVHCTL_BIN, "dlq", "list", "--config", config_, "--limit", "1"});
+  EXPECT_EQ(code3, 0) << out3;
+  EXPECT_EQ(out3, "(empty)\n");
 }
 
 }  // namespace

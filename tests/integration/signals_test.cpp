@@ -9,8 +9,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <sstream>
 #include <string>
 
@@ -45,6 +51,50 @@ class SignalsTest : public ::testing::Test {
 
   RedisServer redis_;
 };
+
+// SIGPIPE is ignored process-wide: with stdout and stderr on a pipe whose
+// reading end is gone (a log shipper that died), every log line's write
+// fails with EPIPE rather than killing evhost by SIGPIPE at the first line;
+// it subscribes, handles events and stops cleanly on SIGTERM.
+TEST_F(SignalsTest, AClosedStderrPipeDoesNotKillEvhost) {
+  const std::string path = freshTempFile("evh-sigpipe", ".yaml");
+  std::ofstream(path) << config("  rec: {path: recorder, config: {key: seen}}\n",
+                                "      - events: \"*\"\n        plugins: [rec]\n");
+  int fds[2];
+  ASSERT_EQ(pipe2(fds, O_CLOEXEC), 0);
+  ::close(fds[0]);  // nobody will ever read it
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    dup2(fds[1], 2);
+    execl(EVH_EVHOST_BIN, EVH_EVHOST_BIN, "--config", path.c_str(), "--plugin-dir", EVH_TEST_PLUGIN_DIR, "--ops-listen",
+          "", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  ::close(fds[1]);
+  int status = 0;
+  bool ended = false;  // by itself, before the SIGTERM
+  // Published until evhost has subscribed (its log cannot say so here).
+  const bool handled = eventually([&] {
+    ended = waitpid(pid, &status, WNOHANG) == pid;
+    if (!ended) {
+      publish(event("e1", "PRODUCT_CREATED"));
+    }
+    return ended || llen("seen") > 0;
+  });
+  if (!ended) {
+    ::kill(pid, SIGTERM);
+    waitpid(pid, &status, 0);
+  }
+  std::remove(path.c_str());
+  ASSERT_FALSE(ended) << "evhost ended by itself: "
+                      << (WIFSIGNALED(status) ? std::string(strsignal(WTERMSIG(status)))
+                                              : "exit " + std::to_string(WEXITSTATUS(status)));
+  EXPECT_TRUE(handled);
+  ASSERT_TRUE(WIFEXITED(status)) << strsignal(WTERMSIG(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
 
 TEST_F(SignalsTest, SighupIsLoggedAndEvhostCarriesOn) {
   EvhostProcess host(
