@@ -354,7 +354,29 @@ TEST_F(LoaderTest, KeysAreNotExpanded) {
   expectError("${KEY}: 1\n",
               "cfg.yaml:1: ${KEY}: unknown key (expected one of: environment, redis, plugins, "
               "channels, limits, logging, retry, circuit_breaker, dead_letter, workers, "
-              "shutdown_timeout_ms, loop_stall_ms, ops)");
+              "shutdown_timeout_ms, loop_stall_ms, state_dir, ops)");
+}
+
+TEST_F(LoaderTest, StateDirIsReadAndDefaultsToTheEnvironmentThenTheWorkingDirectory) {
+  EXPECT_EQ(valid("state_dir: /var/lib/evhost\n").stateDir(), "/var/lib/evhost");
+  ::unsetenv("EVH_STATE_DIR");
+  EXPECT_EQ(valid("workers: 2\n").stateDir(), ".");
+  ::setenv("EVH_STATE_DIR", "/tmp/evh-state", 1);
+  EXPECT_EQ(valid("workers: 2\n").stateDir(), "/tmp/evh-state");
+  ::unsetenv("EVH_STATE_DIR");
+}
+
+TEST_F(LoaderTest, OpsHealthBoundsHaveDefaultsAndLimits) {
+  const Config d = valid("workers: 2\n");
+  EXPECT_EQ(d.ops.liveness_timeout_ms, 1000U);
+  EXPECT_EQ(d.ops.pubsub_check_cache_ms, 5000U);
+  EXPECT_EQ(d.ops.pubsub_check_timeout_ms, 2000U);
+  const Config c = valid("ops: {liveness_timeout_ms: 2500, pubsub_check_cache_ms: 0, pubsub_check_timeout_ms: 300}\n");
+  EXPECT_EQ(c.ops.liveness_timeout_ms, 2500U);
+  EXPECT_EQ(c.ops.pubsub_check_cache_ms, 0U);
+  EXPECT_EQ(c.ops.pubsub_check_timeout_ms, 300U);
+  expectError("ops: {liveness_timeout_ms: 500}\n",
+              "cfg.yaml:1: ops.liveness_timeout_ms: expected an integer in 1000..3600000, got \"500\"");
 }
 
 TEST_F(LoaderTest, LoopStallMsDefaultsToTwoSecondsAndIsBounded) {
