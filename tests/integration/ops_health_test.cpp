@@ -26,6 +26,12 @@ std::string event(const std::string& id, const std::string& type) {
 
 class OpsHealthTest : public OpsFixture {
  protected:
+  // A config for redis_ as the ACL user "evh" (password "pw"), with `ops`
+  // and then `body`.
+  std::string aclConfig(const std::string& ops, const std::string& body) const {
+    return "environment: test\nredis: {host: 127.0.0.1, port: " + std::to_string(redis_.port()) +
+           ", username: evh, password: pw, reconnect: {initial_ms: 50, max_ms: 200}}\n" + ops + body;
+  }
   // How many PUBLISH commands Redis has run (INFO commandstats).
   long long publishes() {
     auto r = redis_.command({"INFO", "commandstats"});
@@ -118,10 +124,7 @@ TEST_F(OpsHealthTest, ACheckChannelTheAclForbidsFailsTheCheckButNotReadiness) {
   auto r = redis_.command(
       {"ACL", "SETUSER", "evh", "on", ">pw", "resetchannels", "&test:orders", "resetkeys", "~*", "+@all"});
   ASSERT_EQ(r->type, REDIS_REPLY_STATUS) << r->str;
-  EvhostProcess host("environment: test\nredis: {host: 127.0.0.1, port: " + std::to_string(redis_.port()) +
-                     ", username: evh, password: pw}\n"
-                     "ops: {listen: \"127.0.0.1:0\", pubsub_check_timeout_ms: 300}\n" +
-                     kPubsubDeployment);
+  EvhostProcess host(aclConfig("ops: {listen: \"127.0.0.1:0\", pubsub_check_timeout_ms: 300}\n", kPubsubDeployment));
   const std::string url = urlOf(host);
   ASSERT_EQ(getUntilStatus(url + "/readyz", 200).status, 200) << host.log();
   const HttpResponse check = httpGet(url + "/health/pubsub");
@@ -139,10 +142,7 @@ TEST_F(OpsHealthTest, ACheckChannelTheAclForbidsFailsTheCheckButNotReadiness) {
 TEST_F(OpsHealthTest, AStreamGroupThatIsGoneMakesEvhostNotReadyUntilItIsBack) {
   auto r = redis_.command({"ACL", "SETUSER", "evh", "on", ">pw", "allchannels", "allkeys", "+@all"});
   ASSERT_EQ(r->type, REDIS_REPLY_STATUS) << r->str;
-  EvhostProcess host("environment: test\nredis: {host: 127.0.0.1, port: " + std::to_string(redis_.port()) +
-                     ", username: evh, password: pw, reconnect: {initial_ms: 50, max_ms: 200}}\n"
-                     "ops: {listen: \"127.0.0.1:0\"}\n"
-                     R"(
+  EvhostProcess host(aclConfig("ops: {listen: \"127.0.0.1:0\"}\n", R"(
 plugins:
   a: {path: recorder}
 channels:
@@ -150,7 +150,7 @@ channels:
     transport: stream
     stream: {group: workers, consumer: c1, block_ms: 100}
     routes: [{events: "*", plugins: [a]}]
-)");
+)"));
   const std::string url = urlOf(host);
   ASSERT_EQ(getUntilStatus(url + "/readyz", 200).status, 200) << host.log();
   r = redis_.command({"ACL", "SETUSER", "evh", "-xgroup"});

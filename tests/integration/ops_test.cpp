@@ -73,7 +73,25 @@ std::pair<int, std::string> promtoolCheckOpenMetrics(const std::string& body) {
   return result;
 }
 
-using OpsTest = OpsFixture;
+class OpsTest : public OpsFixture {
+ protected:
+  // With kScriptedOrders: an inline handler that sleeps `ms`, holding the
+  // loop that long.
+  void holdTheLoop(int ms) {
+    redis_.command({"PUBLISH", "test:orders",
+                    R"({"eventId":"s1","eventType":"SLEEP_)" + std::to_string(ms) +
+                        R"(","timestamp":"2024-01-15T10:30:00.000Z","payload":{}})"});
+  }
+};
+
+// One Pub/Sub channel routed to the inline scripted plugin.
+constexpr const char* kScriptedOrders = R"(
+plugins:
+  slow: {path: scripted}
+channels:
+  orders:
+    routes: [{events: "*", plugins: [slow]}]
+)";
 
 constexpr const char* kRecorderChannels = R"(
 plugins:
@@ -360,19 +378,12 @@ TEST_F(OpsTest, ARealisticDeploymentIsScrapedOncePerRequestAndPassesPromtool) {
 }
 
 TEST_F(OpsTest, AStalledLoopGets503WhileTheListenerKeepsAnswering) {
-  EvhostProcess host(config(R"(
-plugins:
-  slow: {path: scripted}
-channels:
-  orders:
-    routes: [{events: "*", plugins: [slow]}]
-)"));
+  EvhostProcess host(config(kScriptedOrders));
   const std::string url = urlOf(host);
   ASSERT_TRUE(host.waitForLog("subscribed to test:orders")) << host.log();
   ASSERT_EQ(httpGet(url + "/healthz").status, 200);
   // An inline handler that sleeps 6 s holds the loop that long.
-  redis_.command({"PUBLISH", "test:orders",
-                  R"({"eventId":"s1","eventType":"SLEEP_6000","timestamp":"2024-01-15T10:30:00.000Z","payload":{}})"});
+  holdTheLoop(6000);
   ASSERT_TRUE(eventually([&] { return httpGet(url + "/healthz").status == 503; })) << host.log();
   // /metrics waits for the loop's answer up to the link's 3 s.
   HttpResponse r = httpGet(url + "/metrics");
@@ -395,19 +406,12 @@ channels:
 // the request is answered at once, not after the loop comes back -- and
 // passes again after.
 TEST_F(OpsTest, ALoopHeldForTwoSecondsFailsHealthzAndRecovers) {
-  EvhostProcess host(config(R"(
-plugins:
-  slow: {path: scripted}
-channels:
-  orders:
-    routes: [{events: "*", plugins: [slow]}]
-)"));
+  EvhostProcess host(config(kScriptedOrders));
   const std::string url = urlOf(host);
   ASSERT_TRUE(host.waitForLog("subscribed to test:orders")) << host.log();
   ASSERT_EQ(httpGet(url + "/healthz").status, 200);
   const auto held_at = std::chrono::steady_clock::now();
-  redis_.command({"PUBLISH", "test:orders",
-                  R"({"eventId":"s1","eventType":"SLEEP_2000","timestamp":"2024-01-15T10:30:00.000Z","payload":{}})"});
+  holdTheLoop(2000);
   HttpResponse failed;
   ASSERT_TRUE(eventually([&] {
     failed = httpGet(url + "/healthz");
