@@ -9,7 +9,7 @@ scrapes /metrics --scrapes times, --gap-ms apart (longer than the 100 ms a
 snapshot is reused, so every scrape is a fresh one), and prints the
 client-side time of each (request sent to body read: the loop's collect and
 the streams' Redis round trip, rendering on the ops thread, the transfer),
-the size of the answer and evhost's own evhost_ops_scrape_seconds.
+the size of the answer, evhost's own evhost_ops_scrape_seconds over those\nscrapes, and the CPU evhost's threads spent meanwhile (from /proc).
 
     bench/scrape_cost.py --build-dir build [--plugins 100] [--types 20]
 
@@ -54,6 +54,30 @@ def get(address, path):
     return r.status, body
 
 
+def scrape_seconds(text):
+    """(sum, count) of evhost_ops_scrape_seconds in an exposition."""
+    sums = {}
+    for line in text.splitlines():
+        for key in ("evhost_ops_scrape_seconds_sum", "evhost_ops_scrape_seconds_count"):
+            if line.startswith(key + " "):
+                sums[key] = float(line.split()[1])
+    return sums.get("evhost_ops_scrape_seconds_sum", 0.0), sums.get("evhost_ops_scrape_seconds_count", 0.0)
+
+
+def thread_cpu(pid):
+    """CPU milliseconds (user + system) of each of the process's threads, by thread id."""
+    tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[int(tid)] = (int(fields[11]) + int(fields[12])) * tick_ms
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build-dir", required=True)
@@ -76,6 +100,8 @@ def main():
         run.wait_until("evhost ready", lambda: get(address, "/readyz")[0] == 200, 30, proc)
         times = []
         size = samples = 0
+        own_before = scrape_seconds(get(address, "/metrics")[1].decode())
+        cpu_before = thread_cpu(proc.pid)
         for _ in range(args.scrapes):
             time.sleep(args.gap_ms / 1000)
             t0 = time.monotonic()
@@ -85,22 +111,22 @@ def main():
                 raise RuntimeError(f"GET /metrics answered {status}")
             size = len(body)
             samples = sum(1 for line in body.split(b"\n") if line and not line.startswith(b"#"))
-        text = body.decode()
-        own = {}
-        for line in text.splitlines():
-            for key in ("evhost_ops_scrape_seconds_sum", "evhost_ops_scrape_seconds_count"):
-                if line.startswith(key + " "):
-                    own[key] = float(line.split()[1])
+        cpu_after = thread_cpu(proc.pid)
+        own_after = scrape_seconds(body.decode())
         times.sort()
         print(f"{args.plugins} plugins x {args.types} event types, 1 Pub/Sub channel and 1 stream: "
               f"{samples:,} samples, {size / 1024:.0f} KiB per scrape")
         print(f"GET /metrics, {len(times)} scrapes {args.gap_ms} ms apart (client side, ms): "
               f"median {statistics.median(times):.2f}, p90 {times[int(0.9 * (len(times) - 1))]:.2f}, "
               f"max {times[-1]:.2f}")
-        if own.get("evhost_ops_scrape_seconds_count"):
+        n = own_after[1] - own_before[1]
+        if n > 0:
             print("evhost_ops_scrape_seconds (asking the loop to its answer, Redis included): mean "
-                  f"{own['evhost_ops_scrape_seconds_sum'] / own['evhost_ops_scrape_seconds_count'] * 1000:.2f} ms "
-                  f"over {own['evhost_ops_scrape_seconds_count']:.0f}")
+                  f"{(own_after[0] - own_before[0]) / n * 1000:.2f} ms over these {n:.0f}")
+        loop_ms = (cpu_after.get(proc.pid, 0) - cpu_before.get(proc.pid, 0)) / len(times)
+        other_ms = (sum(cpu_after.values()) - sum(cpu_before.values())) / len(times) - loop_ms
+        print(f"evhost CPU per scrape (/proc, idle work included): loop thread {loop_ms:.2f} ms, "
+              f"other threads {other_ms:.2f} ms")
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

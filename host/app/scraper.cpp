@@ -53,7 +53,7 @@ void Scraper::finish() {
   ++rounds_;
   std::vector<Done> waiting = std::move(waiting_);
   waiting_.clear();
-  auto snapshot = std::make_shared<const std::vector<ops::FamilySample>>(stats_.collect());
+  auto snapshot = std::make_shared<const ops::Collection>(stats_.collect());
   for (auto& done : waiting) {
     done(snapshot);
   }

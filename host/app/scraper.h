@@ -21,7 +21,7 @@ namespace evh::app {
 
 class Scraper {
  public:
-  using Snapshot = std::shared_ptr<const std::vector<ops::FamilySample>>;
+  using Snapshot = std::shared_ptr<const ops::Collection>;
   using Done = std::function<void(Snapshot)>;
   // Refreshes some gauges, then calls its argument once -- or never, if
   // what it refreshes goes away first (the budget covers that).

@@ -126,7 +126,7 @@ void Server::answerOps(ops::Parts parts, ops::LoopAccess::Reply reply) {
 
 void Server::scrape(Scraper::Done done) {
   if (!scraper_) {  // not started
-    done(std::make_shared<const std::vector<ops::FamilySample>>(stats_.collect()));
+    done(std::make_shared<const ops::Collection>(stats_.collect()));
     return;
   }
   scraper_->scrape(std::move(done));

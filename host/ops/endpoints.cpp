@@ -89,23 +89,24 @@ Response metricsResponse(const LoopAnswer& answer, Format format, const std::vec
   if (answer.snapshot == nullptr) {
     return text(503, answer.why_not + "; no metrics\n");
   }
-  std::vector<const FamilySample*> families;
-  if (answer.snapshot->families) {
-    families.reserve(answer.snapshot->families->size() + own.size());
-    for (const auto& f : *answer.snapshot->families) {
-      families.push_back(&f);
+  const Collection mine = collectionOf(own);
+  std::vector<FamilyRef> families;
+  const Collection* loop = answer.snapshot->families.get();
+  families.reserve((loop != nullptr ? loop->shape->families.size() : 0) + mine.shape->families.size());
+  for (const Collection* c : {loop, &mine}) {
+    if (c != nullptr && c->shape) {
+      for (const FamilyShape& f : c->shape->families) {
+        families.push_back(FamilyRef{&f, c->values.data()});
+      }
     }
-  }
-  for (const auto& f : own) {
-    families.push_back(&f);
   }
   // Stable: of two families with one name (a registry series named like a
   // process one), the registry's stays and the other goes -- an exposition
   // naming a family twice would be refused whole.
   std::stable_sort(families.begin(), families.end(),
-                   [](const FamilySample* a, const FamilySample* b) { return a->name < b->name; });
+                   [](const FamilyRef& a, const FamilyRef& b) { return a.family->name < b.family->name; });
   families.erase(std::unique(families.begin(), families.end(),
-                             [](const FamilySample* a, const FamilySample* b) { return a->name == b->name; }),
+                             [](const FamilyRef& a, const FamilyRef& b) { return a.family->name == b.family->name; }),
                  families.end());
   return Response{200, contentType(format), render(families, format), false};
 }

@@ -38,10 +38,10 @@ struct PubsubHealth {
 // snapshot to every scrape waiting for it.
 struct LoopSnapshot {
   Parts has = 0;
-  std::shared_ptr<const std::vector<FamilySample>> families;  // kFamilies
-  Readiness readiness;                                        // kReadiness
-  std::string status;                                         // kStatus: GET /status's body (Server::status)
-  PubsubHealth pubsub;                                        // kPubsub
+  std::shared_ptr<const Collection> families;  // kFamilies
+  Readiness readiness;                         // kReadiness
+  std::string status;                          // kStatus: GET /status's body (Server::status)
+  PubsubHealth pubsub;                         // kPubsub
 };
 
 // The loop's answer to a request: a snapshot, or why there is none.

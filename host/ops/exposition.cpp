@@ -96,11 +96,25 @@ std::string canonicalLe(double v) {
   return s;
 }
 
+// Appends `n` in decimal.
+void appendInt(std::string& out, int64_t n) {
+  char buf[24];
+  const auto r = std::to_chars(buf, buf + sizeof buf, n);
+  out.append(buf, r.ptr);
+}
+
+std::string_view stripSuffix(std::string_view name, std::string_view suffix) {
+  if (name.size() > suffix.size() && name.substr(name.size() - suffix.size()) == suffix) {
+    name.remove_suffix(suffix.size());
+  }
+  return name;
+}
+
 class TextWriter {
  public:
   TextWriter(std::string& out, Format format) : out_(out), om_(format == Format::OpenMetrics) {}
 
-  void family(const FamilySample& f) {
+  void family(const FamilyShape& f, const Value* values) {
     const std::string_view name = f.name;
     std::string_view base = name;  // the family's name in the metadata lines
     if (om_ && f.kind == Kind::Counter) {
@@ -116,23 +130,30 @@ class TextWriter {
       helpLine(base, f.help);
       typeLine(base, type);
     }
-    for (const SeriesSample& s : f.series) {
-      switch (f.kind) {
-        case Kind::Counter:
-          // OpenMetrics requires the _total sample name even when the
-          // registered name lacks it.
-          sample(om_ ? std::string(base) + "_total" : std::string(name), s.labels, nullptr, number(s));
-          break;
-        case Kind::Gauge:
-          sample(name, s.labels, nullptr, number(s));
-          break;
-        case Kind::Info:
-          sample(om_ ? std::string(base) + "_info" : std::string(name), s.labels, nullptr, "1");
-          break;
-        case Kind::Histogram:
-          histogram(name, f.bounds, s);
-          break;
+    // OpenMetrics requires the _total sample name even when the registered
+    // name lacks it.
+    std::string sample_name(name);
+    if (om_ && f.kind == Kind::Counter) {
+      sample_name = std::string(base) + "_total";
+    } else if (om_ && f.kind == Kind::Info) {
+      sample_name = std::string(base) + "_info";
+    }
+    if (f.kind == Kind::Histogram) {
+      histogram(f, values);
+      return;
+    }
+    for (const SeriesShape& s : f.series) {
+      const Value& v = values[s.slot];
+      if (!v.present) {
+        continue;
       }
+      head(sample_name, "", s.label_text);
+      if (f.kind == Kind::Info) {
+        out_ += '1';
+      } else {
+        number(v);
+      }
+      out_ += '\n';
     }
   }
 
@@ -143,20 +164,14 @@ class TextWriter {
   }
 
  private:
-  static std::string_view stripSuffix(std::string_view name, std::string_view suffix) {
-    if (name.size() > suffix.size() && name.substr(name.size() - suffix.size()) == suffix) {
-      name.remove_suffix(suffix.size());
-    }
-    return name;
-  }
-
   // Counters and gauges written through a handle carry their exact integer;
   // a computed gauge carries only its double (exact is 0 then).
-  static std::string number(const SeriesSample& s) {
-    if (s.exact != 0 || s.value == 0.0) {
-      return std::to_string(s.exact);
+  void number(const Value& v) {
+    if (v.exact != 0 || v.value == 0.0) {
+      appendInt(out_, v.exact);
+    } else {
+      out_ += formatDouble(v.value);
     }
-    return formatDouble(s.value);
   }
 
   void typeLine(std::string_view name, const char* type) {
@@ -178,47 +193,44 @@ class TextWriter {
     out_ += '\n';
   }
 
-  void sample(std::string_view name, const Labels& labels, const std::string* le, const std::string& value) {
+  // `name``suffix`{`labels`} and the space before the value; `le`, already
+  // rendered as le="...", after the labels when given.
+  void head(std::string_view name, std::string_view suffix, std::string_view labels, std::string_view le = {}) {
     out_ += name;
-    if (!labels.empty() || le != nullptr) {
+    out_ += suffix;
+    if (!labels.empty() || !le.empty()) {
       out_ += '{';
-      bool first = true;
-      for (const auto& [label, v] : labels) {
-        if (!first) {
-          out_ += ',';
-        }
-        first = false;
-        labelPair(label, v);
+      out_ += labels;
+      if (!labels.empty() && !le.empty()) {
+        out_ += ',';
       }
-      if (le != nullptr) {
-        if (!first) {
-          out_ += ',';
-        }
-        labelPair("le", *le);
-      }
+      out_ += le;
       out_ += '}';
     }
     out_ += ' ';
-    out_ += value;
-    out_ += '\n';
   }
 
-  void labelPair(std::string_view name, std::string_view value) {
-    out_ += name;
-    out_ += "=\"";
-    appendEscaped(out_, value, true);
-    out_ += '"';
-  }
-
-  void histogram(std::string_view name, const std::vector<double>& bounds, const SeriesSample& s) {
-    const std::string bucket = std::string(name) + "_bucket";
-    for (size_t i = 0; i < s.buckets.size(); ++i) {
-      const std::string le =
-          i < bounds.size() ? (om_ ? canonicalLe(bounds[i]) : formatDouble(bounds[i])) : std::string("+Inf");
-      sample(bucket, s.labels, &le, std::to_string(s.buckets[i]));
+  void histogram(const FamilyShape& f, const Value* values) {
+    std::vector<std::string> les;  // le="..." per bucket, the same for every series
+    les.reserve(f.bounds.size() + 1);
+    for (double b : f.bounds) {
+      les.push_back("le=\"" + (om_ ? canonicalLe(b) : formatDouble(b)) + '"');
     }
-    sample(std::string(name) + "_sum", s.labels, nullptr, formatDouble(s.sum));
-    sample(std::string(name) + "_count", s.labels, nullptr, std::to_string(s.count));
+    les.emplace_back("le=\"+Inf\"");
+    for (const SeriesShape& s : f.series) {
+      const Value* v = values + s.slot;
+      for (size_t i = 0; i < les.size(); ++i) {
+        head(f.name, "_bucket", s.label_text, les[i]);
+        appendInt(out_, v[i].exact);
+        out_ += '\n';
+      }
+      head(f.name, "_sum", s.label_text);
+      out_ += formatDouble(v[les.size()].value);
+      out_ += '\n';
+      head(f.name, "_count", s.label_text);
+      appendInt(out_, v[les.size() - 1].exact);
+      out_ += '\n';
+    }
   }
 
   std::string& out_;
@@ -290,28 +302,43 @@ std::string formatDouble(double v) {
   return std::string(fixed, fix.ptr);
 }
 
-std::string render(const std::vector<const FamilySample*>& families, Format format) {
+std::string labelText(const Labels& labels) {
+  std::string out;
+  for (const auto& [name, value] : labels) {
+    if (!out.empty()) {
+      out += ',';
+    }
+    out += name;
+    out += "=\"";
+    appendEscaped(out, value, true);
+    out += '"';
+  }
+  return out;
+}
+
+std::string render(const std::vector<FamilyRef>& families, Format format) {
   std::string out;
   size_t lines = 0;
-  for (const FamilySample* f : families) {
-    lines += 2 + f->series.size() * (f->kind == Kind::Histogram ? f->bounds.size() + 3 : 1);
+  for (const FamilyRef& f : families) {
+    lines += 2 + f.family->series.size() * (f.family->kind == Kind::Histogram ? f.family->bounds.size() + 3 : 1);
   }
   out.reserve(lines * 80);
   TextWriter writer(out, format);
-  for (const FamilySample* f : families) {
-    writer.family(*f);
+  for (const FamilyRef& f : families) {
+    writer.family(*f.family, f.values);
   }
   writer.end();
   return out;
 }
 
 std::string render(const std::vector<FamilySample>& families, Format format) {
-  std::vector<const FamilySample*> all;
-  all.reserve(families.size());
-  for (const auto& f : families) {
-    all.push_back(&f);
+  const Collection all = collectionOf(families);
+  std::vector<FamilyRef> refs;
+  refs.reserve(all.shape->families.size());
+  for (const FamilyShape& f : all.shape->families) {
+    refs.push_back(FamilyRef{&f, all.values.data()});
   }
-  return render(all, format);
+  return render(refs, format);
 }
 
 }  // namespace evh::ops

@@ -43,8 +43,17 @@ const char* contentType(Format format) noexcept;
 //     ("1.0", "0.005", "1e+06"); the body ends with "# EOF".
 //   - The text format 0.0.4 prints an Info family as a gauge.
 std::string render(const std::vector<FamilySample>& families, Format format);
-// The same over families held elsewhere (no copy).
-std::string render(const std::vector<const FamilySample*>& families, Format format);
+// The same over collected families: each a family's shape and the values of
+// the collection it belongs to (indexed by its series' slots).
+struct FamilyRef {
+  const FamilyShape* family;
+  const Value* values;
+};
+std::string render(const std::vector<FamilyRef>& families, Format format);
+
+// The labels as the text formats write them inside braces: name="value"
+// pairs, comma-separated, values escaped as render() does.
+std::string labelText(const Labels& labels);
 
 // Go's strconv.FormatFloat(v, 'g', -1, 64), with "+Inf", "-Inf", "NaN".
 std::string formatDouble(double v);

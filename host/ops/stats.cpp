@@ -2,6 +2,8 @@
 // is inline in stats.h).
 #include "ops/stats.h"
 
+#include "ops/exposition.h"
+
 #include <algorithm>
 
 namespace evh::ops {
@@ -110,46 +112,60 @@ HistogramCells& sinkHistogram() noexcept {
 Registry::Registry() = default;
 Registry::~Registry() = default;
 
-std::vector<FamilySample> Registry::collect() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  std::vector<FamilySample> out;
-  out.reserve(families_.size());
+void Registry::reshape() const {
+  auto shape = std::make_shared<Shape>();
+  shape->families.reserve(families_.size());
+  slots_.clear();
+  size_t slot = 0;
   for (const auto& [name, family] : families_) {
     if (family.series.empty()) {
       continue;  // left by a registration that failed half way
     }
-    FamilySample fs;
-    fs.name = name;
-    fs.help = family.help;
-    fs.kind = family.kind;
+    FamilyShape fs{name, family.help, family.kind, {}, {}};
     for (int64_t b : family.buckets.bounds) {
       fs.bounds.push_back(static_cast<double>(b) / family.buckets.divisor);
     }
     fs.series.reserve(family.series.size());
     for (const auto& [labels, s] : family.series) {
-      SeriesSample ss;
-      ss.labels = labels;
-      if (s->histogram) {
-        uint64_t running = 0;
-        for (const auto& b : s->histogram->buckets) {
-          running += static_cast<uint64_t>(b.value.load(std::memory_order_relaxed));
-          ss.buckets.push_back(running);
-        }
-        ss.count = running;
-        ss.sum = static_cast<double>(s->histogram->sum.value.load(std::memory_order_relaxed)) / family.buckets.divisor;
-      } else if (s->computed) {
-        try {
-          ss.value = s->reads.back().second();
-        } catch (...) {
-          continue;  // a callback that throws leaves its series out of this collection
-        }
-      } else {
-        ss.exact = s->cell.value.load(std::memory_order_relaxed);
-        ss.value = static_cast<double>(ss.exact);
-      }
-      fs.series.push_back(std::move(ss));
+      fs.series.push_back(SeriesShape{labels, labelText(labels), slot});
+      slot += slotsOf(fs);
+      slots_.push_back(Slot{s.get(), family.buckets.divisor});
     }
-    out.push_back(std::move(fs));
+    shape->families.push_back(std::move(fs));
+  }
+  shape->slots = slot;
+  shape_ = std::move(shape);
+  changed_ = false;
+}
+
+Collection Registry::collect() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (changed_) {
+    reshape();
+  }
+  Collection out{shape_, std::vector<Value>(shape_->slots)};
+  Value* v = out.values.data();
+  for (const Slot& slot : slots_) {
+    const Series& s = *slot.series;
+    if (s.histogram) {
+      int64_t running = 0;
+      for (const auto& b : s.histogram->buckets) {
+        running += b.value.load(std::memory_order_relaxed);
+        (v++)->exact = running;
+      }
+      (v++)->value = static_cast<double>(s.histogram->sum.value.load(std::memory_order_relaxed)) / slot.divisor;
+    } else if (s.computed) {
+      try {
+        v->value = s.reads.back().second();
+      } catch (...) {
+        v->present = false;  // a callback that throws leaves its series out of this collection
+      }
+      ++v;
+    } else {
+      v->exact = s.cell.value.load(std::memory_order_relaxed);
+      v->value = static_cast<double>(v->exact);
+      ++v;
+    }
   }
   return out;
 }
@@ -175,6 +191,7 @@ void Scope::clear() {
     if (--series->refs > 0) {
       continue;
     }
+    registry_.changed_ = true;
     family->series.erase(family->series.find(series->labels));
     if (family->series.empty()) {
       registry_.families_.erase(registry_.families_.find(family->name));
@@ -235,6 +252,7 @@ Registry::Series& Scope::add(std::string_view name, std::string_view help, Kind 
       s->histogram = std::make_unique<detail::HistogramCells>(buckets->bounds);
     }
     sit = family.series.emplace(std::move(all), std::move(s)).first;
+    registry_.changed_ = true;
   } else if (sit->second->writer != writer || sit->second->computed != is_computed) {
     refuse(name, "the same series registered by writers of another kind (owner thread / any thread / computed)");
   }

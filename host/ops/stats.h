@@ -28,8 +28,10 @@
 // it lives until its last registration goes. Both must use the same writer
 // discipline (the registry refuses to mix them).
 //
-// Reading: collect() copies every family under the registry's mutex with
-// relaxed loads: each value is one that was written, but values are not
+// Reading: collect() copies every value under the registry's mutex with
+// relaxed loads, into a Collection that shares the registry's Shape (names
+// and labels, rebuilt only after a registration or removal; see
+// collection.h): each value is one that was written, but values are not
 // taken at one instant (a histogram's buckets and sum may be one observation
 // apart). A histogram's count is the sum of its buckets as read, so
 // count == the +Inf bucket always.
@@ -40,6 +42,8 @@
 // removed series; writers never take it. A handle must not be used after its
 // Scope is gone (it points into the removed series).
 #pragma once
+
+#include "ops/collection.h"
 
 #include <atomic>
 #include <cstdint>
@@ -54,16 +58,6 @@
 #include <vector>
 
 namespace evh::ops {
-
-// (name, value) pairs. Sorted by name at registration: {a, b} and {b, a}
-// are the same series.
-using Label = std::pair<std::string, std::string>;
-using Labels = std::vector<Label>;
-
-// Info: a family of constant-1 series whose labels carry the information
-// (evhost_build_info). Only the exporter makes one; nothing registers it.
-enum class Kind { Counter, Gauge, Histogram, Info };
-const char* kindName(Kind kind) noexcept;  // "counter", "gauge", "histogram", "info"
 
 // Who writes a series: its owner thread only (load + store), or any thread
 // (fetch_add).
@@ -179,25 +173,6 @@ using SharedGauge = BasicGauge<Writer::Any>;
 using Histogram = BasicHistogram<Writer::Owner>;
 using SharedHistogram = BasicHistogram<Writer::Any>;
 
-// What collect() returns, for an exporter (issue 13's /metrics).
-struct SeriesSample {
-  Labels labels;                  // sorted by name
-  double value = 0;               // counter, gauge
-  int64_t exact = 0;              // counter, gauge written through a handle: the integer (value loses precision
-                                  // beyond 2^53)
-  std::vector<uint64_t> buckets;  // histogram: cumulative counts per bound, then +Inf
-  double sum = 0;                 // histogram, in the exported unit
-  uint64_t count = 0;             // histogram: == buckets.back()
-};
-
-struct FamilySample {
-  std::string name;
-  std::string help;
-  Kind kind = Kind::Counter;
-  std::vector<double> bounds;  // histogram: upper bounds in the exported unit
-  std::vector<SeriesSample> series;
-};
-
 class Scope;
 
 class Registry {
@@ -210,7 +185,11 @@ class Registry {
   // Every family with at least one series, by name; its series by labels.
   // Runs computed gauges' callbacks (see Scope::computedGauge). THREAD: any
   // -- but evhost collects on the loop thread, which computed gauges rely on.
-  std::vector<FamilySample> collect() const;
+  // Copies numbers only, except the first time after a registration or a
+  // removal, which builds a new Shape.
+  Collection collect() const;
+  // The same as whole samples (tests).
+  std::vector<FamilySample> samples() const { return samplesOf(collect()); }
 
  private:
   friend class Scope;
@@ -218,6 +197,15 @@ class Registry {
   struct Family;
   mutable std::mutex mutex_;  // registration, removal, collection; never a write
   std::map<std::string, Family, std::less<>> families_;
+  // What collect() reads, in the shape's order: rebuilt when `changed_`.
+  struct Slot {
+    const Series* series;
+    double divisor;  // histogram: to the exported unit
+  };
+  void reshape() const;
+  mutable bool changed_ = true;
+  mutable std::shared_ptr<const Shape> shape_;
+  mutable std::vector<Slot> slots_;
 };
 
 // A subsystem's registrations: every series registered through it is

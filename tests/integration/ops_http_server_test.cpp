@@ -88,7 +88,7 @@ bool waitClosed(int fd) {
 }
 
 double value(const Registry& registry, const std::string& name) {
-  for (const auto& f : registry.collect()) {
+  for (const auto& f : registry.samples()) {
     if (f.name == name && !f.series.empty()) {
       return f.kind == Kind::Histogram ? static_cast<double>(f.series[0].count) : f.series[0].value;
     }

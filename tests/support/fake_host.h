@@ -103,7 +103,7 @@ inline evh_event makeEvent(const char* type, const char* id = "evt-1") {
 inline int64_t metricValue(const plugin::Instance& in, const std::string& name) {
   for (evh_metric_kind kind : {EVH_METRIC_COUNTER, EVH_METRIC_GAUGE}) {
     const std::string exported = plugin::exportedMetricName(in.library().name(), name, kind);
-    for (const auto& f : in.stats().collect()) {
+    for (const auto& f : in.stats().samples()) {
       if (f.name != exported) {
         continue;
       }

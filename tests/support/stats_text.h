@@ -30,7 +30,7 @@ inline std::string statsLabels(const ops::Labels& labels, const std::string& le 
 
 inline std::string renderStats(const ops::Registry& registry) {
   std::string out;
-  for (const auto& f : registry.collect()) {
+  for (const auto& f : registry.samples()) {
     out += "# HELP " + f.name + " " + f.help + "\n";
     out += "# TYPE " + f.name + " " + ops::kindName(f.kind) + "\n";
     for (const auto& s : f.series) {
@@ -53,7 +53,7 @@ inline std::string renderStats(const ops::Registry& registry) {
 inline double statValue(const ops::Registry& registry, const std::string& name, const ops::Labels& labels) {
   ops::Labels sorted = labels;
   std::sort(sorted.begin(), sorted.end());
-  for (const auto& f : registry.collect()) {
+  for (const auto& f : registry.samples()) {
     if (f.name != name) {
       continue;
     }

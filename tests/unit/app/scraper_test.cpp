@@ -39,7 +39,7 @@ class ScraperTest : public ::testing::Test {
   }
 
   double gauge(const Scraper::Snapshot& s) const {
-    for (const auto& f : *s) {
+    for (const auto& f : ops::samplesOf(*s)) {
       if (f.name == "refreshed") {
         return f.series.at(0).value;
       }

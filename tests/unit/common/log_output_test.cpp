@@ -70,7 +70,7 @@ class GateSink final : public spdlog::sinks::sink {
 };
 
 int64_t droppedTotal(const ops::Registry& stats) {
-  for (const auto& f : stats.collect()) {
+  for (const auto& f : stats.samples()) {
     if (f.name == "evhost_log_dropped_total" && f.series.size() == 1) {
       EXPECT_EQ(f.kind, ops::Kind::Counter);
       return f.series[0].exact;

@@ -56,7 +56,7 @@ TEST_F(LoopLagTest, ALongCallbackIsALongIterationAndAWaitIsNot) {
   EXPECT_GE(max_busy, 0.04) << test::renderStats(stats_);
   EXPECT_LT(max_busy, 5.0);
   // The 40 ms iteration is over the 10 ms bucket; every other is under it.
-  for (const auto& f : stats_.collect()) {
+  for (const auto& f : stats_.samples()) {
     if (f.name == "evhost_loop_iteration_seconds") {
       ASSERT_EQ(f.series.size(), 1U);
       const auto& h = f.series[0];

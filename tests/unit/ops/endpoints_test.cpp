@@ -46,8 +46,8 @@ TEST_F(EndpointsTest, KnowsItsPathsAndLabelsEverythingElseOther) {
 }
 
 TEST_F(EndpointsTest, MetricsMergesTheLoopsFamiliesWithItsOwnByNameOnce) {
-  snapshot_.families = std::make_shared<const std::vector<FamilySample>>(std::vector<FamilySample>{
-      gauge("evhost_b", "From the registry.", 2), gauge("process_open_fds", "Registry's.", 7)});
+  snapshot_.families = std::make_shared<const Collection>(
+      collectionOf({gauge("evhost_b", "From the registry.", 2), gauge("process_open_fds", "Registry's.", 7)}));
   const std::vector<FamilySample> own = {gauge("process_open_fds", "Ops thread's.", 9), gauge("evhost_a", "A.", 1)};
   const Response r = metricsResponse(answered(), Format::Prometheus, own);
   EXPECT_EQ(r.status, 200);
@@ -59,8 +59,7 @@ TEST_F(EndpointsTest, MetricsMergesTheLoopsFamiliesWithItsOwnByNameOnce) {
 }
 
 TEST_F(EndpointsTest, MetricsInOpenMetrics) {
-  snapshot_.families =
-      std::make_shared<const std::vector<FamilySample>>(std::vector<FamilySample>{gauge("evhost_b", "B.", 2)});
+  snapshot_.families = std::make_shared<const Collection>(collectionOf({gauge("evhost_b", "B.", 2)}));
   const Response r = metricsResponse(answered(), Format::OpenMetrics, {});
   EXPECT_EQ(r.content_type, "application/openmetrics-text; version=1.0.0; charset=utf-8");
   EXPECT_EQ(r.body, "# TYPE evhost_b gauge\n# HELP evhost_b B.\nevhost_b 2\n# EOF\n");

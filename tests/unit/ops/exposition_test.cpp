@@ -218,7 +218,7 @@ TEST_F(ExpositionTest, RendersWhatTheRegistryCollects) {
   scope.counter("evhost_a_total", "A.", {{"channel", "c"}}).inc(5);
   scope.computedGauge("evhost_b", "B.", [] { return 1.5; });
   scope.histogram("evhost_c_seconds", "C.", Buckets{{100, 1000000}, 1e6}).observe(50);
-  EXPECT_EQ(render(registry.collect(), Format::Prometheus),
+  EXPECT_EQ(render(registry.samples(), Format::Prometheus),
             "# HELP evhost_a_total A.\n# TYPE evhost_a_total counter\nevhost_a_total{channel=\"c\"} 5\n"
             "# HELP evhost_b B.\n# TYPE evhost_b gauge\nevhost_b 1.5\n"
             "# HELP evhost_c_seconds C.\n# TYPE evhost_c_seconds histogram\n"

@@ -87,7 +87,7 @@ class LoopLinkTest : public ::testing::Test {
   }
 
   double scrapeHistogramCount() {
-    for (const auto& f : registry_.collect()) {
+    for (const auto& f : registry_.samples()) {
       if (f.name == "evhost_ops_scrape_seconds") {
         return static_cast<double>(f.series.at(0).count);
       }

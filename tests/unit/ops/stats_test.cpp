@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <optional>
+#include <stdexcept>
 #include <thread>
 
 namespace evh::ops {
@@ -70,7 +72,7 @@ TEST(StatsTest, InvalidNamesAreRefused) {
   EXPECT_THROW(s.counter("ok_total", "x", {{"a", "1"}, {"a", "2"}}), StatsError);
   EXPECT_THROW(s.histogram("ok_seconds", "x", Buckets{{1}, 1}, {{"le", "1"}}), StatsError);
   EXPECT_THROW(s.histogram("ok_seconds", "x", Buckets{{2, 2}, 1}), StatsError);
-  EXPECT_TRUE(r.collect().empty());  // nothing half-registered shows
+  EXPECT_TRUE(r.samples().empty());  // nothing half-registered shows
 }
 
 TEST(StatsTest, ASeriesGoesWithItsLastScope) {
@@ -88,7 +90,7 @@ TEST(StatsTest, ASeriesGoesWithItsLastScope) {
   EXPECT_THAT(text, HasSubstr("evh_test_events_total{channel=\"orders\"} 6\n"));
   EXPECT_THAT(text, Not(HasSubstr("evh_test_only_old")));  // its family went with its last series
   new_one.clear();
-  EXPECT_TRUE(r.collect().empty());
+  EXPECT_TRUE(r.samples().empty());
   // Once gone, the name may come back as something else.
   Scope later(r);
   EXPECT_NO_THROW(later.gauge("evh_test_events_total", "now a gauge"));
@@ -108,7 +110,7 @@ TEST(StatsTest, ComputedGaugesReadTheLatestRegistration) {
   EXPECT_THAT(test::renderStats(r), HasSubstr("evh_test_in_flight 2\n"));
   EXPECT_THROW(new_one.gauge("evh_test_in_flight", "in flight"), StatsError);  // stored vs computed
   new_one.clear();
-  EXPECT_TRUE(r.collect().empty());
+  EXPECT_TRUE(r.samples().empty());
 }
 
 TEST(StatsTest, HistogramBucketsAreUpperBoundsInclusive) {
@@ -119,7 +121,7 @@ TEST(StatsTest, HistogramBucketsAreUpperBoundsInclusive) {
   for (int64_t v : {0, 100, 101, 1000, 5000, 10000, 10001, 2000000}) {
     h.observe(v);
   }
-  const auto families = r.collect();
+  const auto families = r.samples();
   ASSERT_EQ(families.size(), 1u);
   EXPECT_EQ(families[0].kind, Kind::Histogram);
   EXPECT_THAT(families[0].bounds, ::testing::ElementsAre(1e-4, 1e-3, 1e-2));
@@ -145,7 +147,67 @@ TEST(StatsTest, DefaultHandlesWriteNowhere) {
   g.add(3);
   h.observe(7);
   Registry r;
-  EXPECT_TRUE(r.collect().empty());
+  EXPECT_TRUE(r.samples().empty());
+}
+
+// A collection copies values only: while nothing registers or goes, every
+// collection shares one shape; a registration or a removal makes the next
+// one build a new shape, and collections already taken keep theirs.
+TEST(StatsTest, CollectionsShareTheShapeUntilSomethingRegistersOrGoes) {
+  Registry r;
+  Scope scope(r, {{"plugin", "p\"1"}});
+  Counter c = scope.counter("evh_test_events_total", "events");
+  Histogram h = scope.histogram("evh_test_seconds", "time", Buckets{{10, 100}, 1e3});
+  c.inc(5);
+  h.observe(50);
+  const Collection first = r.collect();
+  c.inc();
+  const Collection second = r.collect();
+  EXPECT_EQ(first.shape, second.shape);
+  ASSERT_EQ(second.shape->families.size(), 2U);
+  const FamilyShape& events = second.shape->families[0];
+  EXPECT_EQ(events.name, "evh_test_events_total");
+  EXPECT_EQ(events.series.at(0).label_text, "plugin=\"p\\\"1\"");
+  EXPECT_EQ(first.values[events.series[0].slot].exact, 5);
+  EXPECT_EQ(second.values[events.series[0].slot].exact, 6);
+  const FamilyShape& seconds = second.shape->families[1];
+  ASSERT_EQ(second.shape->slots, 1 + 4U);  // the counter; 2 bounds, +Inf and the sum
+  const Value* hv = second.values.data() + seconds.series.at(0).slot;
+  EXPECT_EQ(hv[0].exact, 0);
+  EXPECT_EQ(hv[1].exact, 1);
+  EXPECT_EQ(hv[2].exact, 1);
+  EXPECT_DOUBLE_EQ(hv[3].value, 0.05);
+
+  std::optional<Scope> more(std::in_place, r);
+  more->gauge("evh_test_depth", "depth").set(3);
+  const Collection third = r.collect();
+  EXPECT_NE(third.shape, second.shape);
+  EXPECT_EQ(third.shape->families.size(), 3U);
+  EXPECT_EQ(second.shape->families.size(), 2U);  // the old shape is untouched
+  more.reset();
+  const Collection fourth = r.collect();
+  EXPECT_NE(fourth.shape, third.shape);
+  EXPECT_EQ(fourth.shape->families.size(), 2U);
+  EXPECT_EQ(samplesOf(fourth).at(0).series.at(0).exact, 6);
+}
+
+TEST(StatsTest, AComputedGaugeThatThrowsIsLeftOutOfThatCollection) {
+  Registry r;
+  Scope scope(r);
+  bool fail = true;
+  scope.computedGauge("evh_test_computed", "computed", [&fail]() -> double {
+    if (fail) {
+      throw std::runtime_error("not now");
+    }
+    return 2.5;
+  });
+  const Collection failed = r.collect();
+  EXPECT_FALSE(failed.values.at(0).present);
+  EXPECT_TRUE(samplesOf(failed).at(0).series.empty());
+  fail = false;
+  const Collection ok = r.collect();
+  EXPECT_TRUE(ok.values.at(0).present);
+  EXPECT_DOUBLE_EQ(samplesOf(ok).at(0).series.at(0).value, 2.5);
 }
 
 // Workers add to shared series while the loop's own counter is written by
@@ -166,7 +228,7 @@ TEST(StatsTest, WorkersWriteWhileAnotherThreadCollects) {
   std::thread exporter([&] {
     int64_t last = 0;
     while (!done.load()) {
-      for (const auto& f : r.collect()) {
+      for (const auto& f : r.samples()) {
         if (f.name == "evh_test_calls_total") {
           const auto v = static_cast<int64_t>(f.series.at(0).value);
           EXPECT_GE(v, last);  // a counter read never goes back
@@ -201,7 +263,7 @@ TEST(StatsTest, WorkersWriteWhileAnotherThreadCollects) {
   churn.join();
   EXPECT_EQ(calls.value(), int64_t{kThreads} * kPerThread);
   EXPECT_EQ(loop_events.value(), kPerThread);
-  for (const auto& f : r.collect()) {
+  for (const auto& f : r.samples()) {
     if (f.name == "evh_test_call_seconds") {
       EXPECT_EQ(f.series.at(0).count, uint64_t{kThreads} * kPerThread);
     }

@@ -203,7 +203,7 @@ TEST_F(RouteTableTest, TargetsCarryTheirPluginAndTypesSeries) {
                             {{"event_type", "*"}, {"outcome", "reject"}, {"plugin", "c"}}),
             1);
   rt.reset();
-  EXPECT_TRUE(stats.collect().empty());
+  EXPECT_TRUE(stats.samples().empty());
 }
 
 }  // namespace
