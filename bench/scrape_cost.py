@@ -113,6 +113,7 @@ def main():
             samples = sum(1 for line in body.split(b"\n") if line and not line.startswith(b"#"))
         cpu_after = thread_cpu(proc.pid)
         own_after = scrape_seconds(body.decode())
+        print("in order (ms):", " ".join(f"{t:.1f}" for t in times)) if os.environ.get("EVH_SCRAPE_TIMES") else None
         times.sort()
         print(f"{args.plugins} plugins x {args.types} event types, 1 Pub/Sub channel and 1 stream: "
               f"{samples:,} samples, {size / 1024:.0f} KiB per scrape")

@@ -11,7 +11,8 @@ std::vector<FamilySample> samplesOf(const Collection& collection) {
     return out;
   }
   out.reserve(collection.shape->families.size());
-  for (const FamilyShape& family : collection.shape->families) {
+  for (const auto& [shared, base] : collection.shape->families) {
+    const FamilyShape& family = *shared;
     FamilySample fs;
     fs.name = family.name;
     fs.help = family.help;
@@ -19,7 +20,7 @@ std::vector<FamilySample> samplesOf(const Collection& collection) {
     fs.bounds = family.bounds;
     fs.series.reserve(family.series.size());
     for (const SeriesShape& series : family.series) {
-      const Value* v = collection.values.data() + series.slot;
+      const Value* v = collection.values.data() + base + series.slot;
       SeriesSample ss;
       ss.labels = series.labels;
       if (family.kind == Kind::Histogram) {
@@ -47,10 +48,11 @@ Collection collectionOf(const std::vector<FamilySample>& families) {
   shape->families.reserve(families.size());
   std::vector<Value> values;
   for (const FamilySample& f : families) {
-    FamilyShape family{f.name, f.help, f.kind, f.bounds, {}};
-    family.series.reserve(f.series.size());
+    auto family = std::make_shared<FamilyShape>(FamilyShape{f.name, f.help, f.kind, f.bounds, {}, 0});
+    family->series.reserve(f.series.size());
+    const size_t base = values.size();
     for (const SeriesSample& s : f.series) {
-      family.series.push_back(SeriesShape{s.labels, labelText(s.labels), values.size()});
+      family->series.push_back(SeriesShape{s.labels, labelText(s.labels), values.size() - base});
       if (f.kind == Kind::Histogram) {
         for (size_t i = 0; i <= f.bounds.size(); ++i) {
           values.push_back(Value{0, i < s.buckets.size() ? static_cast<int64_t>(s.buckets[i]) : 0, true});
@@ -60,7 +62,8 @@ Collection collectionOf(const std::vector<FamilySample>& families) {
         values.push_back(Value{s.value, s.exact, true});
       }
     }
-    shape->families.push_back(std::move(family));
+    family->slots = values.size() - base;
+    shape->families.push_back(Shape::Entry{std::move(family), base});
   }
   shape->slots = values.size();
   return Collection{std::move(shape), std::move(values)};

@@ -33,7 +33,7 @@ const char* kindName(Kind kind) noexcept;  // "counter", "gauge", "histogram", "
 struct SeriesShape {
   Labels labels;           // sorted by name
   std::string label_text;  // the labels as the exposition writes them: a="x",b="y" (escaped); "" without
-  size_t slot = 0;         // its first value in Collection::values
+  size_t slot = 0;         // its first value, counted from its family's first
 };
 
 struct FamilyShape {
@@ -42,6 +42,7 @@ struct FamilyShape {
   Kind kind = Kind::Counter;
   std::vector<double> bounds;  // histogram: upper bounds in the exported unit
   std::vector<SeriesShape> series;
+  size_t slots = 0;  // values of all its series
 };
 
 // How many values a series of `family` takes: a counter, gauge or info one;
@@ -51,9 +52,15 @@ inline size_t slotsOf(const FamilyShape& family) noexcept {
 }
 
 // Every family with at least one series, by name; each family's series by
-// labels. Immutable once built: any thread may read it. THREAD: any.
+// labels. Immutable once built: any thread may read it. A family's shape is
+// shared by every Shape built while it did not change: a registration
+// rebuilds its own family's, not the others'. THREAD: any.
 struct Shape {
-  std::vector<FamilyShape> families;
+  struct Entry {
+    std::shared_ptr<const FamilyShape> family;
+    size_t base = 0;  // its first value in Collection::values
+  };
+  std::vector<Entry> families;
   size_t slots = 0;  // values in a collection of this shape
 };
 

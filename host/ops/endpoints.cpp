@@ -95,8 +95,8 @@ Response metricsResponse(const LoopAnswer& answer, Format format, const std::vec
   families.reserve((loop != nullptr ? loop->shape->families.size() : 0) + mine.shape->families.size());
   for (const Collection* c : {loop, &mine}) {
     if (c != nullptr && c->shape) {
-      for (const FamilyShape& f : c->shape->families) {
-        families.push_back(FamilyRef{&f, c->values.data()});
+      for (const auto& [family, base] : c->shape->families) {
+        families.push_back(FamilyRef{family.get(), c->values.data() + base});
       }
     }
   }

@@ -335,8 +335,8 @@ std::string render(const std::vector<FamilySample>& families, Format format) {
   const Collection all = collectionOf(families);
   std::vector<FamilyRef> refs;
   refs.reserve(all.shape->families.size());
-  for (const FamilyShape& f : all.shape->families) {
-    refs.push_back(FamilyRef{&f, all.values.data()});
+  for (const auto& [family, base] : all.shape->families) {
+    refs.push_back(FamilyRef{family.get(), all.values.data() + base});
   }
   return render(refs, format);
 }

@@ -43,11 +43,11 @@ const char* contentType(Format format) noexcept;
 //     ("1.0", "0.005", "1e+06"); the body ends with "# EOF".
 //   - The text format 0.0.4 prints an Info family as a gauge.
 std::string render(const std::vector<FamilySample>& families, Format format);
-// The same over collected families: each a family's shape and the values of
-// the collection it belongs to (indexed by its series' slots).
+// The same over collected families: each a family's shape and its values
+// (indexed by its series' slots).
 struct FamilyRef {
   const FamilyShape* family;
-  const Value* values;
+  const Value* values;  // the family's first value in its collection
 };
 std::string render(const std::vector<FamilyRef>& families, Format format);
 

@@ -26,6 +26,8 @@ struct Registry::Family {
   std::vector<std::string> label_names;
   Buckets buckets;
   std::map<Labels, std::unique_ptr<Series>> series;
+  // Its part of the registry's shape; null once a series came or went.
+  mutable std::shared_ptr<const FamilyShape> shape;
 };
 
 namespace {
@@ -112,6 +114,19 @@ HistogramCells& sinkHistogram() noexcept {
 Registry::Registry() = default;
 Registry::~Registry() = default;
 
+std::shared_ptr<const FamilyShape> Registry::shapeOf(const std::string& name, const Family& family) {
+  auto fs = std::make_shared<FamilyShape>(FamilyShape{name, family.help, family.kind, {}, {}, 0});
+  for (int64_t b : family.buckets.bounds) {
+    fs->bounds.push_back(static_cast<double>(b) / family.buckets.divisor);
+  }
+  fs->series.reserve(family.series.size());
+  for (const auto& entry : family.series) {
+    fs->series.push_back(SeriesShape{entry.first, labelText(entry.first), fs->slots});
+    fs->slots += slotsOf(*fs);
+  }
+  return fs;
+}
+
 void Registry::reshape() const {
   auto shape = std::make_shared<Shape>();
   shape->families.reserve(families_.size());
@@ -121,17 +136,14 @@ void Registry::reshape() const {
     if (family.series.empty()) {
       continue;  // left by a registration that failed half way
     }
-    FamilyShape fs{name, family.help, family.kind, {}, {}};
-    for (int64_t b : family.buckets.bounds) {
-      fs.bounds.push_back(static_cast<double>(b) / family.buckets.divisor);
+    if (!family.shape) {
+      family.shape = shapeOf(name, family);
     }
-    fs.series.reserve(family.series.size());
-    for (const auto& [labels, s] : family.series) {
-      fs.series.push_back(SeriesShape{labels, labelText(labels), slot});
-      slot += slotsOf(fs);
-      slots_.push_back(Slot{s.get(), family.buckets.divisor});
+    shape->families.push_back(Shape::Entry{family.shape, slot});
+    slot += family.shape->slots;
+    for (const auto& entry : family.series) {
+      slots_.push_back(Slot{entry.second.get(), family.buckets.divisor});
     }
-    shape->families.push_back(std::move(fs));
   }
   shape->slots = slot;
   shape_ = std::move(shape);
@@ -192,6 +204,7 @@ void Scope::clear() {
       continue;
     }
     registry_.changed_ = true;
+    family->shape.reset();
     family->series.erase(family->series.find(series->labels));
     if (family->series.empty()) {
       registry_.families_.erase(registry_.families_.find(family->name));
@@ -253,11 +266,14 @@ Registry::Series& Scope::add(std::string_view name, std::string_view help, Kind 
     }
     sit = family.series.emplace(std::move(all), std::move(s)).first;
     registry_.changed_ = true;
+    family.shape.reset();
   } else if (sit->second->writer != writer || sit->second->computed != is_computed) {
     refuse(name, "the same series registered by writers of another kind (owner thread / any thread / computed)");
   }
   Registry::Series& series = *sit->second;
-  held_.reserve(held_.size() + 1);
+  if (held_.size() == held_.capacity()) {
+    held_.reserve(held_.size() * 2 + 8);  // room first: nothing below may throw once the series counts this hold
+  }
   if (is_computed) {
     series.reads.emplace_back(this, std::move(computed));
   }

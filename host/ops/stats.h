@@ -203,6 +203,7 @@ class Registry {
     double divisor;  // histogram: to the exported unit
   };
   void reshape() const;
+  static std::shared_ptr<const FamilyShape> shapeOf(const std::string& name, const Family& family);
   mutable bool changed_ = true;
   mutable std::shared_ptr<const Shape> shape_;
   mutable std::vector<Slot> slots_;

@@ -165,14 +165,14 @@ TEST(StatsTest, CollectionsShareTheShapeUntilSomethingRegistersOrGoes) {
   const Collection second = r.collect();
   EXPECT_EQ(first.shape, second.shape);
   ASSERT_EQ(second.shape->families.size(), 2U);
-  const FamilyShape& events = second.shape->families[0];
+  const FamilyShape& events = *second.shape->families[0].family;
   EXPECT_EQ(events.name, "evh_test_events_total");
   EXPECT_EQ(events.series.at(0).label_text, "plugin=\"p\\\"1\"");
-  EXPECT_EQ(first.values[events.series[0].slot].exact, 5);
-  EXPECT_EQ(second.values[events.series[0].slot].exact, 6);
-  const FamilyShape& seconds = second.shape->families[1];
+  EXPECT_EQ(first.values[second.shape->families[0].base + events.series[0].slot].exact, 5);
+  EXPECT_EQ(second.values[second.shape->families[0].base + events.series[0].slot].exact, 6);
+  const FamilyShape& seconds = *second.shape->families[1].family;
   ASSERT_EQ(second.shape->slots, 1 + 4U);  // the counter; 2 bounds, +Inf and the sum
-  const Value* hv = second.values.data() + seconds.series.at(0).slot;
+  const Value* hv = second.values.data() + second.shape->families[1].base + seconds.series.at(0).slot;
   EXPECT_EQ(hv[0].exact, 0);
   EXPECT_EQ(hv[1].exact, 1);
   EXPECT_EQ(hv[2].exact, 1);
@@ -182,7 +182,10 @@ TEST(StatsTest, CollectionsShareTheShapeUntilSomethingRegistersOrGoes) {
   more->gauge("evh_test_depth", "depth").set(3);
   const Collection third = r.collect();
   EXPECT_NE(third.shape, second.shape);
-  EXPECT_EQ(third.shape->families.size(), 3U);
+  ASSERT_EQ(third.shape->families.size(), 3U);
+  // Only the new family's shape is new; the others' are shared.
+  EXPECT_EQ(third.shape->families[1].family, second.shape->families[0].family);
+  EXPECT_EQ(third.shape->families[2].family, second.shape->families[1].family);
   EXPECT_EQ(second.shape->families.size(), 2U);  // the old shape is untouched
   more.reset();
   const Collection fourth = r.collect();
