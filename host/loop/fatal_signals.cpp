@@ -150,9 +150,11 @@ std::atomic<bool> g_reporting{false};
 char g_line[kLineSize];
 char g_more[kLineSize];
 void* g_frames[kMaxFrames];
-// The crash file (setCrashFile): open for the whole run, so that the
-// handler only writes.
-int g_crash_fd = -1;
+// The crash file (setCrashFile): its path, checked at start; the handler
+// opens it (open(2) is async-signal-safe), so that a run that does not
+// crash leaves no file behind.
+bool g_crash_file = false;
+int g_crash_fd = -1;  // open while the handler reports
 char g_crash_path[kPathSize];
 
 // The frames' addresses on one line, innermost first, for stderr (the crash
@@ -208,6 +210,9 @@ void onFatalSignal(int signum, siginfo_t* info, void*) {
         formatFatalLine(signum, fault, fault ? reinterpret_cast<uintptr_t>(info->si_addr) : 0, g_line, sizeof g_line);
     // The handler's own frames come first: they show where it was called.
     const int frames = backtrace(g_frames, kMaxFrames);
+    if (g_crash_file) {
+      g_crash_fd = ::open(g_crash_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    }
     if (g_crash_fd >= 0) {
       writeCrashFile(g_line, n, frames);
     }
@@ -308,16 +313,24 @@ bool setCrashFile(const std::string& path, std::string& error) {
     error = "the path is too long";
     return false;
   }
-  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-  if (fd < 0) {
+  // Whether the handler will be able to open it: an existing file must
+  // open for appending; otherwise its folder must take a new file.
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd >= 0) {
+    ::close(fd);
+  } else if (errno != ENOENT) {
     error = std::strerror(errno);
     return false;
-  }
-  if (g_crash_fd >= 0) {
-    ::close(g_crash_fd);
+  } else {
+    const size_t slash = path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+      error = "cannot create a file in " + dir + ": " + std::strerror(errno);
+      return false;
+    }
   }
   std::memcpy(g_crash_path, path.c_str(), path.size() + 1);
-  g_crash_fd = fd;
+  g_crash_file = true;
   return true;
 }
 

@@ -39,10 +39,11 @@ namespace evh {
 // Not in in-process tests: gtest and the sanitizers keep their own.
 void installFatalSignalHandler();
 
-// Opens (creating, appending; mode 0640) the file crash reports are
-// appended to, for the rest of the run. False with `error` (strerror) when
-// it cannot be opened: crashes are then reported on stderr only. THREAD:
-// main, before the threads that run plugin code start.
+// Names the file crash reports are appended to (created at the first
+// crash, mode 0640: a run that never crashes leaves none). Checks now that
+// it could be: False with `error` when an existing file does not open for
+// appending or its folder takes no new file -- crashes are then reported on
+// stderr only. THREAD: main, before the threads that run plugin code start.
 bool setCrashFile(const std::string& path, std::string& error);
 
 // The signal's name ("SIGSEGV"), or nullptr for one the handler does not

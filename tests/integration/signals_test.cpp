@@ -116,6 +116,24 @@ TEST_F(SignalsTest, SighupIsLoggedAndEvhostCarriesOn) {
   // The destructor's SIGTERM still stops it gracefully, with exit code 0.
 }
 
+// The crash file is created by a crash only: a run that ends well leaves
+// none in the state folder.
+TEST_F(SignalsTest, ARunWithoutACrashLeavesNoCrashFile) {
+  const TempDir state;
+  {
+    EvhostProcess host(
+        config("  rec: {path: recorder, config: {key: seen}}\n", "      - events: \"*\"\n        plugins: [rec]\n"), {},
+        {"EVH_STATE_DIR=" + state.path()});
+    ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
+    host.signal(SIGTERM);
+    const auto code = host.waitExit();
+    ASSERT_TRUE(code.has_value()) << host.log();
+    EXPECT_EQ(*code, 0) << host.log();
+    EXPECT_THAT(host.log(), Not(HasSubstr("crash file"))) << host.log();
+  }
+  EXPECT_NE(::access((state.path() + "/evhost-crash.log").c_str(), F_OK), 0);
+}
+
 struct Crash {
   const char* name;        // the test's
   const char* event_type;  // scripted's behaviour
