@@ -54,14 +54,14 @@ def get(address, path):
     return r.status, body
 
 
-def scrape_seconds(text):
-    """(sum, count) of evhost_ops_scrape_seconds in an exposition."""
+def scrape_seconds(text, name="evhost_ops_scrape_seconds"):
+    """(sum, count) of histogram `name` in an exposition."""
     sums = {}
     for line in text.splitlines():
-        for key in ("evhost_ops_scrape_seconds_sum", "evhost_ops_scrape_seconds_count"):
+        for key in (name + "_sum", name + "_count"):
             if line.startswith(key + " "):
                 sums[key] = float(line.split()[1])
-    return sums.get("evhost_ops_scrape_seconds_sum", 0.0), sums.get("evhost_ops_scrape_seconds_count", 0.0)
+    return sums.get(name + "_sum", 0.0), sums.get(name + "_count", 0.0)
 
 
 def thread_cpu(pid):
@@ -100,7 +100,9 @@ def main():
         run.wait_until("evhost ready", lambda: get(address, "/readyz")[0] == 200, 30, proc)
         times = []
         size = samples = 0
-        own_before = scrape_seconds(get(address, "/metrics")[1].decode())
+        first = get(address, "/metrics")[1].decode()
+        own_before = scrape_seconds(first)
+        collect_before = scrape_seconds(first, "evhost_ops_collect_cpu_seconds")
         cpu_before = thread_cpu(proc.pid)
         for _ in range(args.scrapes):
             time.sleep(args.gap_ms / 1000)
@@ -113,6 +115,8 @@ def main():
             samples = sum(1 for line in body.split(b"\n") if line and not line.startswith(b"#"))
         cpu_after = thread_cpu(proc.pid)
         own_after = scrape_seconds(body.decode())
+        collect_after = scrape_seconds(body.decode(), "evhost_ops_collect_cpu_seconds")
+        print("\n".join(l for l in body.decode().splitlines() if l.startswith("evhost_ops_collect_cpu_seconds"))) if os.environ.get("EVH_SCRAPE_TIMES") else None
         print("in order (ms):", " ".join(f"{t:.1f}" for t in times)) if os.environ.get("EVH_SCRAPE_TIMES") else None
         times.sort()
         print(f"{args.plugins} plugins x {args.types} event types, 1 Pub/Sub channel and 1 stream: "
@@ -124,6 +128,10 @@ def main():
         if n > 0:
             print("evhost_ops_scrape_seconds (asking the loop to its answer, Redis included): mean "
                   f"{(own_after[0] - own_before[0]) / n * 1000:.2f} ms over these {n:.0f}")
+        collects = collect_after[1] - collect_before[1]
+        if collects > 0:
+            print("evhost_ops_collect_cpu_seconds (the loop thread's CPU per collect): mean "
+                  f"{(collect_after[0] - collect_before[0]) / collects * 1e6:.0f} µs over {collects:.0f}")
         loop_ms = (cpu_after.get(proc.pid, 0) - cpu_before.get(proc.pid, 0)) / len(times)
         other_ms = (sum(cpu_after.values()) - sum(cpu_before.values())) / len(times) - loop_ms
         print(f"evhost CPU per scrape (/proc, idle work included): loop thread {loop_ms:.2f} ms, "

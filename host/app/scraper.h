@@ -27,7 +27,8 @@ class Scraper {
   // what it refreshes goes away first (the budget covers that).
   using Refresh = std::function<void(std::function<void()>)>;
 
-  Scraper(uv_loop_t* loop, const ops::Registry& stats, uint64_t budget_ms = 500);
+  // Registers evhost_ops_collect_cpu_seconds in `stats`.
+  Scraper(uv_loop_t* loop, ops::Registry& stats, uint64_t budget_ms = 500);
   ~Scraper();
   Scraper(const Scraper&) = delete;
   Scraper& operator=(const Scraper&) = delete;
@@ -47,6 +48,8 @@ class Scraper {
   void finish();
 
   const ops::Registry& stats_;
+  ops::Scope scope_;            // before the handles on its series
+  ops::Histogram collect_cpu_;  // the loop thread's CPU time per collect
   uint64_t budget_ms_;
   UvHandle<uv_timer_t> budget_;
   std::vector<Refresh> refreshes_;
