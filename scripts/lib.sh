@@ -9,7 +9,7 @@ EVH_PACKAGES=(
   libuv1-dev libhiredis-dev libssl-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libsimdjson-dev uuid-dev
   libh2o-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcurl4-openssl-dev
-  redis-server redis-tools
+  redis-server redis-tools openssl
 )
 
 evh_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -162,7 +162,14 @@ void Server::start() {
   deadline_->data = this;
 
   // The command connection first: plugins may send commands from init().
-  commands_ = std::make_unique<redis::CommandClient>(&loop_, endpointOf(config_));
+  endpoint_ = endpointOf(config_);
+  if (endpoint_.tls && !config_.redis.tls.verify) {
+    log::host().warn(
+        "{}.verify is false: Redis's certificate is not checked -- anyone on the network path can "
+        "read and change events",
+        config_.redis.tls.origin.describe());
+  }
+  commands_ = std::make_unique<redis::CommandClient>(&loop_, endpoint_);
   commands_->exportStats(stats_);
   commands_->start();
   services_ = std::make_unique<plugin::LoopServices>(*poster_, commands_.get());
@@ -233,7 +240,7 @@ void Server::start() {
 
 void Server::startSources() {
   const runtime::Runtime& rt = pipeline_->runtime();
-  const redis::Endpoint endpoint = endpointOf(config_);
+  const redis::Endpoint& endpoint = endpoint_;
   const std::string consumer = processConsumerName();
   for (const auto& ch : rt.channels()) {
     if (ch.transport != config::Transport::Stream) {

@@ -100,6 +100,7 @@ class Server final {
   std::unique_ptr<PubsubCheck> pubsub_check_;  // GET /health/pubsub
   std::unique_ptr<LogDrops> log_drops_;        // log lines a full queue dropped
   UvHandle<uv_timer_t> deadline_;
+  redis::Endpoint endpoint_;  // every connection's, built by start() (TLS: its context and bridge)
   std::unique_ptr<redis::CommandClient> commands_;
   std::unique_ptr<plugin::LoopServices> services_;
   plugin::Registry registry_{stats_};

@@ -15,6 +15,9 @@ namespace evh::app {
 
 // Every connection's endpoint; replies are bounded in proportion to
 // limits.max_message_bytes.
+// With redis.tls on, the TLS context (its files read now) and the bridge's
+// local socket: throws std::runtime_error naming the key and the file.
+// THREAD: main, before the loop runs.
 redis::Endpoint endpointOf(const config::Config& config);
 
 // The Pub/Sub channels of `rt`, one subscription each.

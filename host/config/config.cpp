@@ -97,8 +97,9 @@ bool parseRedisUrl(std::string_view url, Redis& out, std::string& error) {
     return false;
   }
   const std::string_view scheme = url.substr(0, scheme_end);
-  if (!equalsIgnoreCase(scheme, "redis")) {
-    error = "unsupported scheme \"" + std::string(scheme) + "\" (only redis:// is supported)";
+  const bool tls = equalsIgnoreCase(scheme, "rediss");
+  if (!tls && !equalsIgnoreCase(scheme, "redis")) {
+    error = "unsupported scheme \"" + std::string(scheme) + "\" (redis:// or rediss:// for TLS)";
     return false;
   }
   std::string_view rest = url.substr(scheme_end + 3);
@@ -180,6 +181,9 @@ bool parseRedisUrl(std::string_view url, Redis& out, std::string& error) {
   out.db = static_cast<uint32_t>(db);
   out.username = std::move(username);
   out.password = std::move(password);
+  if (tls) {
+    out.tls.enabled = true;
+  }
   return true;
 }
 

@@ -26,6 +26,20 @@ struct Backoff {
   double multiplier = 2.0;
 };
 
+// redis.tls: TLS to Redis (docs/config.md#tls). Files are absolute paths
+// once loaded (relative ones are taken from the config file's folder).
+struct Tls {
+  bool enabled = false;  // also set by a rediss:// URL
+  std::string ca_file;   // empty with ca_dir empty: the system's CAs
+  std::string ca_dir;
+  std::string cert_file;  // client certificate (tls-auth-clients); with key_file
+  std::string key_file;
+  std::string server_name;          // SNI and the certificate's name; empty: redis.host
+  std::string min_version = "1.2";  // "1.2" or "1.3"
+  bool verify = true;               // false: logged as a warning at every start
+  Origin origin;                    // the tls: key (or the URL), for messages
+};
+
 struct Redis {
   std::string host = "127.0.0.1";
   uint16_t port = 6379;
@@ -36,6 +50,7 @@ struct Redis {
   Backoff reconnect;
   uint32_t ping_interval_ms = 3000;
   uint32_t ping_timeout_ms = 2000;
+  Tls tls;
 };
 
 enum class Jitter { None, Full, Equal };

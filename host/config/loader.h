@@ -96,6 +96,7 @@ class Loader : private YamlReader {
   // ---- redis (loader_redis.cpp) ----------------------------------------------------
   void readRedis(const Entry& owner);
   void readBackoff(const Entry& owner);
+  void readTls(const Entry& owner);
 
   // ---- plugins and dead_letter (loader_plugins.cpp) --------------------------------
   void readPlugins(const Entry& owner);

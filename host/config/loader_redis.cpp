@@ -42,6 +42,7 @@ void Loader::readRedis(const Entry& owner) {
                  {"reconnect", [&](const Entry& e) { readBackoff(e); }},
                  {"ping_interval_ms", [&](const Entry& e) { readInteger(e, redis.ping_interval_ms, 1, kU32Max); }},
                  {"ping_timeout_ms", [&](const Entry& e) { readInteger(e, redis.ping_timeout_ms, 1, kU32Max); }},
+                 {"tls", [&](const Entry& e) { readTls(e); }},
              });
 
   if (url) {
@@ -64,9 +65,58 @@ void Loader::readRedis(const Entry& owner) {
       return;
     }
     user_entry = url;
+    if (redis.tls.enabled && redis.tls.origin.key.empty()) {  // rediss://
+      redis.tls.origin = Origin{file(), valueMark(*url).line + 1, url->path};
+    }
   }
   if (!redis.username.empty() && redis.password.empty() && user_entry) {
     error(valueMark(*user_entry), user_entry->path, "a user name needs a password (AUTH <username> <password>)");
+  }
+}
+
+void Loader::readTls(const Entry& owner) {
+  Tls& tls = config_.redis.tls;
+  tls.enabled = true;  // a tls: map turns it on, unless it says enabled: false
+  tls.origin = Origin{file(), owner.key_node.Mark().line + 1, owner.path};
+  const auto path = [this](std::string& out) {
+    return [this, &out](const Entry& e) {
+      readString(e, out);
+      if (!out.empty() && out.front() != '/') {
+        out = config_dir_ + "/" + out;
+      }
+    };
+  };
+  std::optional<Entry> cert;
+  std::optional<Entry> key;
+  readFields(owner, {
+                        {"enabled", [&](const Entry& e) { readBool(e, tls.enabled); }},
+                        {"ca_file", path(tls.ca_file)},
+                        {"ca_dir", path(tls.ca_dir)},
+                        {"cert_file",
+                         [&, read = path(tls.cert_file)](const Entry& e) {
+                           cert = e;
+                           read(e);
+                         }},
+                        {"key_file",
+                         [&, read = path(tls.key_file)](const Entry& e) {
+                           key = e;
+                           read(e);
+                         }},
+                        {"server_name", [&](const Entry& e) { readString(e, tls.server_name); }},
+                        {"min_version",
+                         [&](const Entry& e) {
+                           readString(e, tls.min_version);
+                           if (tls.min_version != "1.2" && tls.min_version != "1.3") {
+                             error(valueMark(e), e.path, "must be \"1.2\" or \"1.3\", got \"" + tls.min_version + "\"");
+                           }
+                         }},
+                        {"verify", [&](const Entry& e) { readBool(e, tls.verify); }},
+                    });
+  // A certificate without its key (or the reverse) cannot be presented.
+  if (cert && !key) {
+    error(valueMark(*cert), cert->path, "needs key_file too (the client certificate's private key)");
+  } else if (key && !cert) {
+    error(valueMark(*key), key->path, "needs cert_file too (the certificate for this private key)");
   }
 }
 

@@ -5,6 +5,7 @@
 #include "redis/connection.h"
 
 #include "common/log.h"
+#include "redis/bridge_listener.h"
 #include "redis/hiredis_compat.h"
 
 #include <hiredis/hiredis.h>
@@ -93,6 +94,7 @@ void Connection::stop() {
     compat::unhookReader(ac);
     redisAsyncFree(ac);
   }
+  bridge_.reset();
 }
 
 void Connection::setContext(redisAsyncContext* ac) noexcept {
@@ -162,8 +164,74 @@ void Connection::onResolved(uv_getaddrinfo_t* req, int status, struct addrinfo* 
 
 void Connection::connectTo(const std::string& ip) {
   state_ = State::Connecting;
-  // TLS (issue 14) will set up here, between the connect and the handshake.
-  redisAsyncContext* ac = redisAsyncConnect(ip.c_str(), address_.port);
+  drop_reason_.clear();
+  uv_timer_start(
+      connect_timer_.get(),
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Connection*>(t->data);
+        if (self->state_ != State::Connecting && self->state_ != State::Handshaking) {
+          return;
+        }
+        const std::string why =
+            "no connection within connect_timeout_ms=" + std::to_string(self->endpoint_.connect_timeout_ms) +
+            (self->ac_ == nullptr && self->bridge_ ? " (at " + self->bridge_->stuckAt() + ")" : "");
+        if (self->ac_ == nullptr) {
+          self->bridge_.reset();  // still connecting or in the TLS handshake
+          self->fail(why);
+        } else {
+          self->dropContext(why);
+        }
+      },
+      endpoint_.connect_timeout_ms, 0);
+  if (endpoint_.tls) {
+    startTls(ip);
+    return;
+  }
+  attachContext(redisAsyncConnect(ip.c_str(), address_.port));
+}
+
+// TLS: the TCP connection and the handshake first (tls_bridge.h); once the
+// session is up, hiredis connects to the bridge's local socket and the
+// connection goes on as a plaintext one would.
+void Connection::startTls(const std::string& ip) {
+  const std::string& name = endpoint_.tls->options().server_name;
+  bridge_ = std::make_unique<TlsBridge>(loop_, *endpoint_.tls, name.empty() ? address_.host : name);
+  sockaddr_storage addr{};
+  const bool v6 = ip.find(':') != std::string::npos;
+  const int rc = v6 ? uv_ip6_addr(ip.c_str(), address_.port, reinterpret_cast<sockaddr_in6*>(&addr))
+                    : uv_ip4_addr(ip.c_str(), address_.port, reinterpret_cast<sockaddr_in*>(&addr));
+  std::string why;
+  if (rc != 0) {
+    why = std::string("bad address ") + ip + ": " + uv_strerror(rc);
+  } else if (bridge_->connect(
+                 reinterpret_cast<const sockaddr*>(&addr), [this](const std::string& failed) { onTlsUp(failed); },
+                 why)) {
+    return;
+  }
+  fail(why);
+}
+
+void Connection::onTlsUp(const std::string& why) {
+  if (!why.empty()) {
+    fail(why);  // the bridge is closed; the next attempt replaces it
+    return;
+  }
+  redisAsyncContext* ac = redisAsyncConnectUnix(endpoint_.bridge->path().c_str());
+  if (ac == nullptr || ac->err != 0) {
+    attachContext(ac);  // reports it
+    return;
+  }
+  std::string error;
+  const int fd = endpoint_.bridge->acceptOwn(error);
+  if (fd < 0 || !bridge_->attach(fd, error)) {
+    redisAsyncFree(ac);
+    fail("TLS bridge: " + error);
+    return;
+  }
+  attachContext(ac);
+}
+
+void Connection::attachContext(redisAsyncContext* ac) {
   if (ac == nullptr) {
     fail("out of memory creating a Redis context");
     return;
@@ -184,18 +252,7 @@ void Connection::connectTo(const std::string& ip) {
   redisAsyncSetConnectCallback(ac, &Connection::onConnect);
   redisAsyncSetDisconnectCallback(ac, &Connection::onDisconnect);
   setContext(ac);
-  drop_reason_.clear();
   guard_.startHandshake();
-  uv_timer_start(
-      connect_timer_.get(),
-      [](uv_timer_t* t) {
-        auto* self = static_cast<Connection*>(t->data);
-        if (self->state_ == State::Connecting || self->state_ == State::Handshaking) {
-          self->dropContext("no connection within connect_timeout_ms=" +
-                            std::to_string(self->endpoint_.connect_timeout_ms));
-        }
-      },
-      endpoint_.connect_timeout_ms, 0);
 }
 
 void Connection::onConnect(const redisAsyncContext* cac, int status) {
@@ -211,7 +268,9 @@ void Connection::onConnect(const redisAsyncContext* cac, int status) {
     return;
   }
   auto* ac = const_cast<redisAsyncContext*>(cac);
-  redisEnableKeepAlive(&ac->c);  // kernel-level half-open detection as well
+  if (!self->bridge_) {
+    redisEnableKeepAlive(&ac->c);  // kernel-level half-open detection as well (the bridge sets its own)
+  }
   self->handshake();
 }
 
@@ -294,7 +353,9 @@ void Connection::onDisconnect(const redisAsyncContext* ac, int status) {
   // The end of the stream, or a reset: the server's doing, not the
   // network's or ours.
   self->closed_by_server_ = self->drop_reason_.empty() && status != REDIS_OK && compat::closedByPeer(ac);
+  const std::string tls_why = self->bridge_ ? self->bridge_->failure() : std::string();
   std::string why = !self->drop_reason_.empty()                      ? self->drop_reason_
+                    : !tls_why.empty()                               ? tls_why
                     : status == REDIS_OK                             ? std::string("closed")
                     : ac->errstr != nullptr && ac->errstr[0] != '\0' ? std::string(ac->errstr)
                                                                      : std::string("connection lost");

@@ -13,6 +13,7 @@
 #include "redis/failure_kind.h"
 #include "redis/handshake.h"
 #include "redis/reply_guard.h"
+#include "redis/tls_bridge.h"
 
 #include <hiredis/async.h>
 #include <uv.h>
@@ -133,6 +134,9 @@ class Connection {
 
   void resolve();
   void connectTo(const std::string& ip);
+  void attachContext(redisAsyncContext* ac);
+  void startTls(const std::string& ip);
+  void onTlsUp(const std::string& why);
   void setContext(redisAsyncContext* ac) noexcept;
   void handshake();
   void becomeReady();
@@ -164,6 +168,7 @@ class Connection {
   std::string where_;  // address_.describe(), for logs and errors
 
   redisAsyncContext* ac_ = nullptr;
+  std::unique_ptr<TlsBridge> bridge_;      // TLS: the current attempt's (endpoint_.tls set)
   uv_getaddrinfo_t* resolving_ = nullptr;  // freed by its callback
   UvHandle<uv_timer_t> retry_timer_;
   UvHandle<uv_timer_t> connect_timer_;

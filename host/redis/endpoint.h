@@ -3,9 +3,13 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace evh::redis {
+
+class TlsContext;
+class BridgeListener;
 
 struct Endpoint {
   std::string host = "127.0.0.1";
@@ -27,6 +31,10 @@ struct Endpoint {
   // connection, where one entry must not cost more than a small multiple
   // of max_message_bytes).
   uint64_t max_item_bytes = 0;
+  // TLS (tls_context.h): both set, or neither (plaintext). Shared by every
+  // connection of the process; built before the loop runs.
+  std::shared_ptr<const TlsContext> tls;
+  std::shared_ptr<const BridgeListener> bridge;
 
   std::string describe() const { return host + ":" + std::to_string(port); }
 };

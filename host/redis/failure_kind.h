@@ -10,8 +10,8 @@
 namespace evh::redis {
 
 // Every kind, in the order they are exported.
-constexpr std::array<const char*, 8> kFailureKinds = {"dns",       "refused",  "timeout", "auth",
-                                                      "handshake", "protocol", "closed",  "other"};
+constexpr std::array<const char*, 9> kFailureKinds = {"dns",      "refused", "timeout", "auth", "handshake",
+                                                      "protocol", "tls",     "closed",  "other"};
 
 // The kind of a failure message of redis::Connection (its own wording, the
 // handshake's, hiredis's errstr).
@@ -19,6 +19,10 @@ constexpr const char* failureKind(std::string_view why) noexcept {
   auto has = [why](std::string_view s) { return why.find(s) != std::string_view::npos; };
   if (why.substr(0, 14) == "cannot resolve") {
     return "dns";
+  }
+  // tls_bridge.cpp's messages; a handshake that ran out of time is a timeout.
+  if (has("TLS") && !has("timeout_ms")) {
+    return "tls";
   }
   if (has("refused")) {  // ECONNREFUSED: "Connection refused"
     return "refused";

@@ -78,10 +78,18 @@ TEST_F(RedisUrlTest, AcceptsBracketedIpv6) {
   EXPECT_EQ(redis_.db, 3U);
 }
 
+TEST_F(RedisUrlTest, RedissTurnsTlsOn) {
+  ASSERT_TRUE(parse("rediss://cache.internal:6380")) << error_;
+  EXPECT_EQ(redis_.host, "cache.internal");
+  EXPECT_EQ(redis_.port, 6380);
+  EXPECT_TRUE(redis_.tls.enabled);
+  ASSERT_TRUE(parse("REDISS://h")) << error_;
+  EXPECT_TRUE(redis_.tls.enabled);
+}
+
 TEST_F(RedisUrlTest, RejectsOtherSchemes) {
-  EXPECT_FALSE(parse("rediss://h"));
-  EXPECT_EQ(error_, "unsupported scheme \"rediss\" (only redis:// is supported)");
   EXPECT_FALSE(parse("http://h"));
+  EXPECT_EQ(error_, "unsupported scheme \"http\" (redis:// or rediss:// for TLS)");
   EXPECT_FALSE(parse("localhost:6379"));
   EXPECT_EQ(redis_.host, "unset");  // untouched on failure
 }

@@ -477,9 +477,8 @@ redis:
 }
 
 TEST_F(LoaderTest, UrlWithBadSchemeIsAnError) {
-  expectError("redis:\n  url: rediss://h\n",
-              "cfg.yaml:2: redis.url: invalid URL: unsupported scheme \"rediss\" (only redis:// "
-              "is supported)");
+  expectError("redis:\n  url: http://h\n",
+              "cfg.yaml:2: redis.url: invalid URL: unsupported scheme \"http\" (redis:// or rediss:// for TLS)");
 }
 
 TEST_F(LoaderTest, UrlWithBadPortIsAnError) {

@@ -20,6 +20,11 @@ TEST(FailureKindTest, EachMessageHasItsKind) {
   EXPECT_STREQ(failureKind("protocol error: unexpected reply to PING from 127.0.0.1:1 (type 2, not +PONG)"),
                "protocol");
   EXPECT_STREQ(failureKind("Protocol error, got \"H\" as reply type byte"), "protocol");
+  EXPECT_STREQ(failureKind("TLS handshake failed: unknown CA: Redis's certificate is not signed by a CA evhost trusts"),
+               "tls");
+  EXPECT_STREQ(failureKind("Redis refused the TLS session: it requires a client certificate"), "tls");
+  EXPECT_STREQ(failureKind("no connection within connect_timeout_ms=1000 (at no answer to the TLS hello: ...)"),
+               "timeout");
   EXPECT_STREQ(failureKind("closed"), "closed");
   EXPECT_STREQ(failureKind("Server closed the connection"), "closed");
   EXPECT_STREQ(failureKind("Connection reset by peer"), "closed");
@@ -28,7 +33,7 @@ TEST(FailureKindTest, EachMessageHasItsKind) {
 
 TEST(FailureKindTest, EveryKindIsExported) {
   for (const char* why : {"cannot resolve x", "refused", "timed out", "AUTH failed: x", "SELECT 1 failed: x",
-                          "protocol error", "closed", "?"}) {
+                          "protocol error", "TLS handshake failed: x", "closed", "?"}) {
     const std::string_view kind = failureKind(why);
     bool listed = false;
     for (const char* k : kFailureKinds) {

@@ -1,0 +1,90 @@
+// One TLS connection to Redis, bridged for hiredis: a TCP connection and an
+// OpenSSL session (memory BIOs) on the loop, and the local end of the
+// socket hiredis connected to (bridge_listener.h). Bytes hiredis writes are
+// encrypted and sent to Redis; what Redis sends is decrypted and written to
+// hiredis. hiredis formats and parses as always; it only reads a local
+// socket instead of a TCP one.
+//
+// Backpressure carries through: when hiredis stops reading (a paused
+// stream), the local socket fills, the bridge stops reading Redis, and Redis
+// buffers -- as it would for a plaintext connection. Either side closing
+// closes the other: hiredis sees the end of its socket exactly as it would
+// see Redis close, and failure() tells why when TLS was the cause.
+//
+// THREAD: loop. Owned by its redis::Connection, one per connection attempt.
+#pragma once
+
+#include "loop/uv_handle.h"
+#include "redis/tls_context.h"
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace evh::redis {
+
+class TlsBridge {
+ public:
+  // Called once: with "" when the TLS session is up, or with why it could
+  // not be (the bridge is then closed).
+  using Connected = std::function<void(const std::string& why)>;
+
+  // `server_name`: SNI and the name Redis's certificate must carry (an IP
+  // address is checked against the certificate's IP entries, and not sent
+  // as SNI).
+  TlsBridge(uv_loop_t* loop, const TlsContext& tls, std::string server_name);
+  ~TlsBridge();  // closes both sides; no callback runs after
+  TlsBridge(const TlsBridge&) = delete;
+  TlsBridge& operator=(const TlsBridge&) = delete;
+
+  // TCP connect to `addr`, then the TLS handshake. False (and `done` never
+  // runs) when it cannot even start; `why` says why.
+  bool connect(const sockaddr* addr, Connected done, std::string& why);
+  // Takes `local_fd` (the accepted end of hiredis's socket; owned from now
+  // on, closed on failure too) and starts carrying bytes both ways.
+  bool attach(int local_fd, std::string& why);
+  // Why the connection ended on the TLS side ("" when it did not: hiredis
+  // closed it, or it is still up).
+  const std::string& failure() const noexcept { return failure_; }
+  // Where a connection still not up is stuck, for the connect timeout's
+  // message: the TCP connect, a server that answered the TLS hello with
+  // nothing (a plaintext Redis port waits for a line that never comes), or
+  // the handshake under way.
+  std::string stuckAt() const;
+
+ private:
+  static void onTcpConnect(uv_connect_t* req, int status);
+  static void onTcpRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
+  static void onLocalRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
+  static void onWritten(uv_write_t* req, int status);
+  void handshakeStep();
+  void fromRedis();            // decrypt what is buffered and write it to hiredis
+  void toRedis(const char* data, size_t n);
+  bool flushToRedis();         // what OpenSSL wrote into its output BIO, to the TCP socket
+  bool write(uv_stream_t* to, const char* data, size_t n);
+  void backpressure();
+  void closeBoth() noexcept;
+  void fail(std::string why);  // records why, closes both sides, tells `done_` if still connecting
+  std::string handshakeFailure(int ssl_error);
+
+  uv_loop_t* loop_;
+  std::string server_name_;
+  SSL* ssl_ = nullptr;
+  BIO* in_ = nullptr;   // bytes from Redis, for OpenSSL (owned by ssl_)
+  BIO* out_ = nullptr;  // bytes OpenSSL wrote, for Redis (owned by ssl_)
+  UvHandle<uv_tcp_t> tcp_;
+  UvHandle<uv_pipe_t> local_;
+  uv_connect_t* connecting_ = nullptr;  // the TCP connect in flight (freed by its callback)
+  Connected done_;
+  bool handshaken_ = false;
+  uint64_t received_ = 0;  // bytes from Redis so far
+  bool tcp_paused_ = false;    // not reading Redis: hiredis's side is full
+  bool local_paused_ = false;  // not reading hiredis: Redis's side is full
+  bool closed_ = false;
+  std::string failure_;
+};
+
+}  // namespace evh::redis

@@ -1,0 +1,164 @@
+// TLS to Redis: evhost against a real redis-server with a TLS port and
+// client certificates (tls-auth-clients), the certificates made by the
+// openssl CLI. Pub/Sub and streams over TLS, a reconnect after Redis
+// restarts, and each way a TLS connection can be refused -- with its own
+// message, and never a plaintext fallback.
+#include "support/evhost_process.h"
+#include "support/redis_server.h"
+#include "support/tls_certs.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+namespace evh::test {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr const char* kEvent =
+    R"({"eventId":"%s","eventType":"PRODUCT_CREATED","timestamp":1,"payload":{"id":"p1"}})";
+
+std::string event(const std::string& id) {
+  std::string e = kEvent;
+  e.replace(e.find("%s"), 2, id);
+  return e;
+}
+
+class TlsTest : public ::testing::Test {
+ protected:
+  TlsTest() : tls_port_(freePort()), redis_(certs_.redisArgs(tls_port_, true)) {}
+
+  // `tls` is the body of redis.tls; `port` where evhost connects.
+  std::string config(const std::string& tls, uint16_t port) const {
+    std::ostringstream y;
+    y << "environment: test\nredis:\n  host: 127.0.0.1\n  port: " << port
+      << "\n  connect_timeout_ms: 1000\n  reconnect: {initial_ms: 50, max_ms: 200}\n  tls:\n"
+      << tls << R"(plugins:
+  rec: {path: recorder}
+channels:
+  jollyjet:events:product:
+    routes:
+      - events: "*"
+        plugins: [rec]
+  jollyjet:events:orders:
+    transport: stream
+    stream: {group: g}
+    routes:
+      - events: "*"
+        plugins: [rec]
+ops:
+  listen: ""
+)";
+    return y.str();
+  }
+
+  std::string mutualTls() const {
+    return "    ca_file: " + certs_.file("ca.crt") + "\n    cert_file: " + certs_.file("client.crt") +
+           "\n    key_file: " + certs_.file("client.key") + "\n";
+  }
+
+  long long seen() { return redis_.command({"LLEN", "seen"})->integer; }
+
+  // The number of clients connected to the TLS port (CLIENT LIST's laddr).
+  size_t tlsClients() {
+    auto list = redis_.command({"CLIENT", "LIST"});
+    const std::string text(list->str, list->len);
+    const std::string needle = "laddr=127.0.0.1:" + std::to_string(tls_port_) + " ";
+    size_t n = 0;
+    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
+      ++n;
+    }
+    return n;
+  }
+
+  TlsCerts certs_;
+  uint16_t tls_port_;
+  RedisServer redis_;
+};
+
+TEST_F(TlsTest, PubSubAndStreamsOverMutualTls) {
+  EvhostProcess host(config(mutualTls(), tls_port_));
+  ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
+  ASSERT_TRUE(host.waitForLog("created consumer group g")) << host.log();
+  redis_.command({"PUBLISH", "test:jollyjet:events:product", event("tls-1")});
+  redis_.command({"XADD", "test:jollyjet:events:orders", "*", "event", event("tls-2")});
+  ASSERT_TRUE(eventually([&] { return seen() == 2; })) << host.log();
+  // Every connection evhost made is on the TLS port.
+  EXPECT_EQ(tlsClients(), 3U) << host.log();  // commands, subscriber, the stream's reader
+}
+
+TEST_F(TlsTest, ReconnectsOverTlsAfterRedisRestarts) {
+  EvhostProcess host(config(mutualTls(), tls_port_));
+  ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
+  redis_.kill();
+  redis_.restart();
+  ASSERT_TRUE(eventually([&] { return host.countInLog("subscribed to") >= 2; })) << host.log();
+  redis_.command({"PUBLISH", "test:jollyjet:events:product", event("after-restart")});
+  ASSERT_TRUE(eventually([&] { return seen() == 1; })) << host.log();
+}
+
+TEST_F(TlsTest, TlsWithAnAclUser) {
+  auto r = redis_.command({"ACL", "SETUSER", "evh", "on", ">s3cret", "allchannels", "allkeys", "+@all"});
+  ASSERT_EQ(r->type, REDIS_REPLY_STATUS);
+  // As the ACL user: AUTH goes through TLS.
+  EvhostProcess as_user([&] {
+    std::string y = config(mutualTls(), tls_port_);
+    y.replace(y.find("  connect_timeout_ms"), 0, "  username: evh\n  password: s3cret\n");
+    return y;
+  }());
+  ASSERT_TRUE(as_user.waitForLog("subscribed to")) << as_user.log();
+  auto clients = redis_.command({"CLIENT", "LIST"});
+  EXPECT_THAT(std::string(clients->str, clients->len), HasSubstr("user=evh")) << as_user.log();
+}
+
+// Each refusal: its own words in the log, no connection up, nothing over
+// plaintext, evhost still running and retrying.
+struct Refusal {
+  const char* name;
+  const char* expected;  // in the log
+};
+
+class TlsRefusalTest : public TlsTest, public ::testing::WithParamInterface<Refusal> {
+ protected:
+  std::string tlsFor(const std::string& name) const {
+    if (name == "UnknownCa") {
+      return "    ca_file: " + certs_.file("other-ca.crt") + "\n    cert_file: " + certs_.file("client.crt") +
+             "\n    key_file: " + certs_.file("client.key") + "\n";
+    }
+    if (name == "WrongHostName") {
+      return mutualTls() + "    server_name: redis.example.com\n";
+    }
+    if (name == "NoClientCertificate") {
+      return "    ca_file: " + certs_.file("ca.crt") + "\n";
+    }
+    return mutualTls();  // PlaintextServer: the right settings, the wrong port
+  }
+};
+
+TEST_P(TlsRefusalTest, IsNamedAndNeverFallsBackToPlaintext) {
+  const Refusal& c = GetParam();
+  const bool plaintext = std::string(c.name) == "PlaintextServer";
+  EvhostProcess host(config(tlsFor(c.name), plaintext ? redis_.port() : tls_port_));
+  ASSERT_TRUE(host.waitForLog(c.expected, std::chrono::seconds(5))) << host.log();
+  // Retried, quietly: still refused, nothing subscribed, still running.
+  ASSERT_TRUE(eventually([&] { return host.countInLog("retrying with backoff") >= 1; })) << host.log();
+  EXPECT_THAT(host.log(), Not(HasSubstr("subscribed to"))) << host.log();
+  EXPECT_THAT(host.log(), Not(HasSubstr("): connected"))) << host.log();
+  EXPECT_TRUE(host.running()) << host.log();
+  redis_.command({"PUBLISH", "test:jollyjet:events:product", event("never")});
+  EXPECT_EQ(seen(), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Tls, TlsRefusalTest,
+    ::testing::Values(Refusal{"UnknownCa", "TLS handshake failed: unknown CA"},
+                      Refusal{"WrongHostName", "TLS handshake failed: wrong host name"},
+                      Refusal{"NoClientCertificate", "it requires a client certificate"},
+                      Refusal{"PlaintextServer", "no answer to the TLS hello: is this a plaintext Redis port?"}),
+    [](const ::testing::TestParamInfo<Refusal>& p) { return std::string(p.param.name); });
+
+}  // namespace
+}  // namespace evh::test
