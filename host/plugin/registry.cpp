@@ -56,9 +56,11 @@ void Registry::load(const std::vector<config::Plugin>& plugins, const std::vecto
       unloadAll();
       throw LoadError(fault);
     }
-    log::host().info("plugin {} loaded: {} {} (ABI {}.{}, {}) from {}", p.name, loaded[i]->library().name(),
+    // The digest says which build runs (and what to pin) without another look at the file.
+    log::host().info("plugin {} loaded: {} {} (ABI {}.{}, {}) from {} sha256 {}", p.name, loaded[i]->library().name(),
                      loaded[i]->library().version(), loaded[i]->library().abiMajor(), loaded[i]->library().abiMinor(),
-                     loaded[i]->blocking() ? "blocking" : "inline", loaded[i]->library().path());
+                     loaded[i]->blocking() ? "blocking" : "inline", loaded[i]->library().path(),
+                     loaded[i]->library().sha256());
   }
   instances_ = std::move(loaded);
 }
