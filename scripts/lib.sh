@@ -37,13 +37,19 @@ evh_install_deps() {
 }
 
 # evh_build DIR [cmake args...]: configures (once) and builds everything.
+# Under umask 022, whatever the caller's: evhost refuses plugins in folders
+# writable by group or others (docs/config.md, "Plugin trust"), and the build
+# creates the plugin folders.
 evh_build() {
   local dir=$1
   shift
-  if [ ! -f "$dir/build.ninja" ]; then
-    evh_log "configuring $dir"
-    cmake -S "$EVH_ROOT" -B "$dir" -G Ninja "$@" >/dev/null
-  fi
-  evh_log "building $dir"
-  cmake --build "$dir" -j "$(nproc)"
+  (
+    umask 022
+    if [ ! -f "$dir/build.ninja" ]; then
+      evh_log "configuring $dir"
+      cmake -S "$EVH_ROOT" -B "$dir" -G Ninja "$@" >/dev/null
+    fi
+    evh_log "building $dir"
+    cmake --build "$dir" -j "$(nproc)"
+  )
 }
