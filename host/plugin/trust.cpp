@@ -137,11 +137,11 @@ bool checkSymlink(Rules& rules, CheckedFile& file, const Found& found, fs::path&
 bool checkFileAndFolders(Rules& rules, CheckedFile& file, const fs::path& found_folder) {
   file.fd = ::open(file.real_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (file.fd < 0 || ::fstat(file.fd, &file.st) != 0) {
-    rules.refuseWith("owner", file.path + ": cannot open plugin: " + std::strerror(errno));
+    rules.refuseWith("open", file.path + ": cannot open plugin: " + std::strerror(errno));
     return false;
   }
   if (!S_ISREG(file.st.st_mode)) {
-    rules.refuseWith("owner", file.path + ": plugin path is not a regular file");
+    rules.refuseWith("open", file.path + ": plugin path is not a regular file");
     return false;
   }
   if (!checkOwner(rules, "owner", "the file", file.real_path, file.st)) {

@@ -13,7 +13,7 @@ namespace evh::plugin {
 
 // One rule's verdict, for `evhctl plugin inspect`.
 struct RuleVerdict {
-  std::string rule;  // "symlink", "owner", "mode", "folder", "sha256", "abi-note"
+  std::string rule;  // "symlink", "open", "owner", "mode", "folder", "elf", "sha256", "abi-note"
   bool passed = false;
   std::string text;  // what was found ("root-owned", "0644", ...) or the refusal
 };
