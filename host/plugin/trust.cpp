@@ -15,8 +15,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <set>
 #include <utility>
+#include <vector>
 
 namespace evh::plugin {
 namespace fs = std::filesystem;
@@ -152,9 +152,17 @@ bool checkFileAndFolders(Rules& rules, CheckedFile& file, const fs::path& found_
     return false;
   }
   rules.pass("mode", octal(file.st.st_mode));
-  // The folder the file was found in, and the one holding it if a symlink led
-  // to a subfolder: whoever may write to either may replace the plugin.
-  std::set<std::string> folders{found_folder.string(), fs::path(file.real_path).parent_path().string()};
+  // The folder holding the file and, if a symlink led below the folder it
+  // was found in, every folder up to that one: whoever may write to any of
+  // them may replace the plugin. (The symlink rule made real_path lie below
+  // found_folder, so the walk ends there.)
+  std::vector<std::string> folders;
+  for (fs::path f = fs::path(file.real_path).parent_path();; f = f.parent_path()) {
+    folders.push_back(f.string());
+    if (f == found_folder || !f.has_relative_path()) {  // the folder it was found in, or "/"
+      break;
+    }
+  }
   std::string seen;
   for (const auto& folder : folders) {
     struct stat st {};

@@ -150,6 +150,17 @@ TEST_F(TrustTest, AcceptsASymlinkToAFileInsideItsFolder) {
   EXPECT_EQ(load(dir_.path() + "/twice.so"), "");
 }
 
+// Whoever may write to a folder between the two could swap the file.
+TEST_F(TrustTest, RefusesASymlinkThroughAWritableSubfolder) {
+  fs::create_directories(dir_.path() + "/open/v1");
+  ::chmod((dir_.path() + "/open").c_str(), 0777);
+  ::chmod((dir_.path() + "/open/v1").c_str(), 0755);
+  fs::rename(plugin_, dir_.path() + "/open/v1/p.so");
+  fs::create_symlink("open/v1/p.so", dir_.path() + "/current.so");
+  EXPECT_THAT(load(dir_.path() + "/current.so"),
+              HasSubstr("rule \"folder\": the folder " + dir_.path() + "/open is writable by others (mode 0777)"));
+}
+
 TEST_F(TrustTest, RefusesAConfiguredPathWithDotDot) {
   fs::create_directory(dir_.path() + "/sub");
   EXPECT_THAT(load("sub/../p.so"), HasSubstr("sub/../p.so: refused by plugin trust rule \"dotdot\": the configured "
