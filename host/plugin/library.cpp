@@ -54,6 +54,9 @@ std::shared_ptr<Library> Library::open(const Found& found, const std::string& sh
 
 std::shared_ptr<Library> Library::load(const CheckedFile& file) {
   const std::string& path = file.path;
+  if (!file.refusal.empty() || file.fd < 0) {
+    throw LoadError(file.refusal.empty() ? path + ": not checked" : file.refusal);
+  }
   dlerror();
   // dlopen gets the real path the checks resolved, not "/proc/self/fd/N" of
   // the checked descriptor, although that would close the window between
