@@ -6,6 +6,7 @@
 #include "loop/fatal_signals.h"
 #include "plugin/library.h"
 #include "plugin/search_path.h"
+#include "plugin/trust.h"
 
 #include <chrono>
 #include <csignal>
@@ -82,7 +83,8 @@ std::vector<std::string> checkPlugins(const evh::config::Config& cfg, const std:
   auto search = evh::plugin::searchPath(dirs);
   for (const auto& p : cfg.plugins) {
     try {
-      evh::plugin::Library::open(evh::plugin::resolve(p.path, p.config_dir, search));
+      evh::plugin::checkConfiguredPath(p.path);
+      evh::plugin::Library::open(evh::plugin::locate(p.path, p.config_dir, search), p.sha256);
     } catch (const evh::plugin::LoadError& e) {
       errors.push_back(p.origin.describe() + ": plugin \"" + p.name + "\": " + e.what());
     }

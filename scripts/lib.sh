@@ -7,7 +7,7 @@ EVH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 EVH_PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libuv1-dev libhiredis-dev libssl-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libsimdjson-dev uuid-dev
-  libh2o-dev libcli11-dev
+  libh2o-dev libcli11-dev libelf-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcurl4-openssl-dev
   redis-server redis-tools openssl
 )
@@ -37,13 +37,19 @@ evh_install_deps() {
 }
 
 # evh_build DIR [cmake args...]: configures (once) and builds everything.
+# Under umask 022, whatever the caller's: evhost refuses plugins in folders
+# writable by group or others (docs/config.md, "Plugin trust"), and the build
+# creates the plugin folders.
 evh_build() {
   local dir=$1
   shift
-  if [ ! -f "$dir/build.ninja" ]; then
-    evh_log "configuring $dir"
-    cmake -S "$EVH_ROOT" -B "$dir" -G Ninja "$@" >/dev/null
-  fi
-  evh_log "building $dir"
-  cmake --build "$dir" -j "$(nproc)"
+  (
+    umask 022
+    if [ ! -f "$dir/build.ninja" ]; then
+      evh_log "configuring $dir"
+      cmake -S "$EVH_ROOT" -B "$dir" -G Ninja "$@" >/dev/null
+    fi
+    evh_log "building $dir"
+    cmake --build "$dir" -j "$(nproc)"
+  )
 }

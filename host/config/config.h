@@ -88,6 +88,7 @@ struct Plugin {
   std::string path;         // as written (bare name or path)
   std::string config_json;  // the `config:` block converted to JSON; "{}" when absent
   std::string config_dir;   // folder of the config file, for relative paths
+  std::string sha256;       // the file's pinned SHA-256, 64 lowercase hex digits; empty: not pinned
   uint32_t timeout_ms = 0;  // a call not finished by then counts as a failure (RETRY); 0: none
   BreakerPolicy breaker;    // root `circuit_breaker:` overridden by the plugin's own
   Origin origin;

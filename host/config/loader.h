@@ -102,6 +102,7 @@ class Loader : private YamlReader {
   void readPlugins(const Entry& owner);
   void readPlugin(const Entry& owner);
   void readPluginConfig(const Entry& e, Plugin& plugin);
+  void readPluginPin(const Entry& e, Plugin& plugin);
   void readDeadLetter(const Entry& owner);
   void checkPluginReferences();
 

@@ -1,6 +1,7 @@
 // The `plugins:` and `dead_letter:` sections, and the check that every plugin a route or dead_letter names is defined
 // (after the walk: `plugins:` may come after them in the file).
 #include <algorithm>
+#include <cctype>
 #include <set>
 #include <string>
 
@@ -42,6 +43,7 @@ void Loader::readPlugin(const Entry& owner) {
                                  error(valueMark(e), e.path, "must not be empty");
                                }
                              }},
+                            {"sha256", [&](const Entry& e) { readPluginPin(e, plugin); }},
                             {"config", [&](const Entry& e) { readPluginConfig(e, plugin); }},
                             {"timeout_ms", [&](const Entry& e) { readInteger(e, plugin.timeout_ms, 0, kU32Max); }},
                             {"circuit_breaker",
@@ -54,6 +56,25 @@ void Loader::readPlugin(const Entry& owner) {
     error(owner.key_node.Mark(), owner.path, "missing required key \"path\"");
   }
   config_.plugins.push_back(std::move(plugin));
+}
+
+void Loader::readPluginPin(const Entry& e, Plugin& plugin) {
+  const std::optional<std::string> pin = text(e, "the plugin file's SHA-256 (64 hex digits)");
+  if (!pin) {
+    return;
+  }
+  const bool hex =
+      std::all_of(pin->begin(), pin->end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+  if (pin->size() != 64 || !hex) {
+    error(valueMark(e), e.path,
+          "must be the plugin file's SHA-256 as 64 hexadecimal digits (sha256sum FILE, or evhctl plugin inspect, "
+          "prints it); got " +
+              std::to_string(pin->size()) + " characters" + (hex ? "" : ", not all hexadecimal"));
+    return;
+  }
+  plugin.sha256.resize(pin->size());
+  std::transform(pin->begin(), pin->end(), plugin.sha256.begin(),
+                 [](char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); });
 }
 
 void Loader::readPluginConfig(const Entry& e, Plugin& plugin) {

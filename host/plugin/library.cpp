@@ -1,15 +1,15 @@
 // dlopen, the entry symbol and ABI negotiation; every refusal names the file.
 #include "plugin/library.h"
 
+#include "plugin/trust.h"
 #include "plugin/versioned.h"
 
 #include <dlfcn.h>
-#include <fcntl.h>
-#include <unistd.h>
+#include <sys/stat.h>
 
 #include <cctype>
-#include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 namespace evh::plugin {
 
@@ -24,21 +24,6 @@ std::string abiString(uint32_t version) {
 }
 
 namespace {
-
-// Tells "not a shared object at all" apart from "a shared object dlopen
-// could not load" (a missing dependency, say), which dlerror alone blurs.
-void checkElf(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    throw LoadError(path + ": cannot open plugin: " + std::strerror(errno));
-  }
-  unsigned char magic[4] = {0, 0, 0, 0};
-  ssize_t n = ::read(fd, magic, sizeof(magic));
-  ::close(fd);
-  if (n != 4 || magic[0] != 0x7f || magic[1] != 'E' || magic[2] != 'L' || magic[3] != 'F') {
-    throw LoadError(path + ": not a shared object (no ELF header)");
-  }
-}
 
 bool validName(const char* name) {
   if (name == nullptr || *name == '\0') {
@@ -56,15 +41,46 @@ bool validName(const char* name) {
 }  // namespace
 
 std::shared_ptr<Library> Library::open(const std::string& path) {
-  checkElf(path);
+  return open(Found{path, std::filesystem::path(path).parent_path().string()});
+}
+
+std::shared_ptr<Library> Library::open(const Found& found, const std::string& sha256_pin) {
+  CheckedFile file = checkTrust(found, sha256_pin);
+  if (!file.refusal.empty()) {
+    throw LoadError(file.refusal);
+  }
+  return load(file);
+}
+
+std::shared_ptr<Library> Library::load(const CheckedFile& file) {
+  const std::string& path = file.path;
+  if (!file.refusal.empty() || file.fd < 0) {
+    throw LoadError(file.refusal.empty() ? path + ": not checked" : file.refusal);
+  }
   dlerror();
-  // dlopen searches the library path for a name without a slash; `path` is a
-  // file, so it gets one.
-  const std::string file = path.find('/') == std::string::npos ? "./" + path : path;
-  DlHandle handle(dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL));
+  // dlopen gets the real path the checks resolved, not "/proc/self/fd/N" of
+  // the checked descriptor, although that would close the window between
+  // check and load. With glibc 2.36: (1) the link map's name is then
+  // "/proc/self/fd/N", which is what backtraces in the crash file, dladdr
+  // and a debugger reading a core name -- not the plugin; (2) glibc finds an
+  // already loaded object by that name before opening anything, so once N is
+  // closed and reused for another plugin while the first object stays mapped
+  // (RTLD_NODELETE, or a C++ plugin's STB_GNU_UNIQUE symbols), dlopen returns
+  // the first plugin for the second. (The same file twice through two
+  // descriptors is still one object: glibc compares device and inode.) The
+  // window is closed another way: only root or evhost's user may write to the
+  // folder (the trust rules), and the path is checked to name the same file
+  // after the load.
+  DlHandle handle(dlopen(file.real_path.c_str(), RTLD_NOW | RTLD_LOCAL));
   if (!handle) {
     const char* err = dlerror();
     throw LoadError(path + ": cannot load shared object: " + (err != nullptr ? err : "unknown dlopen error"));
+  }
+  struct stat now {};
+  if (::stat(file.real_path.c_str(), &now) != 0 || now.st_dev != file.st.st_dev || now.st_ino != file.st.st_ino) {
+    throw LoadError(path +
+                    ": refused: the file was replaced while it was being loaded (its checks and digest were "
+                    "of another file); load again once it is in place");
   }
   dlerror();
   void* sym = dlsym(handle.get(), EVH_PLUGIN_ENTRY_SYMBOL);
@@ -107,11 +123,11 @@ std::shared_ptr<Library> Library::open(const std::string& path) {
   if (desc.init == nullptr || desc.handle == nullptr) {
     throw LoadError(path + ": malformed descriptor: init and handle are required");
   }
-  return std::shared_ptr<Library>(new Library(path, std::move(handle), desc));
+  return std::shared_ptr<Library>(new Library(path, file.sha256, std::move(handle), desc));
 }
 
-Library::Library(std::string path, DlHandle handle, const evh_plugin_desc& desc)
-    : path_(std::move(path)), handle_(std::move(handle)), desc_(desc) {}
+Library::Library(std::string path, std::string sha256, DlHandle handle, const evh_plugin_desc& desc)
+    : path_(std::move(path)), sha256_(std::move(sha256)), handle_(std::move(handle)), desc_(desc) {}
 
 Library::~Library() = default;
 

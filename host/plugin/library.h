@@ -1,6 +1,8 @@
 // One plugin shared object: dlopen, entry symbol, ABI negotiation.
 #pragma once
 
+#include "plugin/search_path.h"
+
 #include <evh/plugin.h>
 
 #include <cstddef>
@@ -26,19 +28,30 @@ using DlHandle = std::unique_ptr<void, DlClose>;
 // ends where 1.1's health callback begins: 64 bytes on LP64).
 constexpr uint32_t kMinDescriptorSize = offsetof(evh_plugin_desc, health);
 
+class CheckedFile;
+
 class Library {
  public:
-  // Loads `path` (an existing file) and validates its descriptor. Throws
-  // LoadError naming the path and the fault: not a shared object, missing
-  // entry symbol, no descriptor, another ABI major, a newer minor, a
-  // malformed descriptor.
+  // Checks `found` against the trust rules (plugin/trust.h: symlinks, owner,
+  // modes, `sha256_pin` if not empty, the ABI note) before anything of it is
+  // loaded, then loads it and validates its descriptor. Throws LoadError
+  // naming the path and the fault: a trust rule (with its fix), not a shared
+  // object, missing entry symbol, no descriptor, another ABI major, a newer
+  // minor, a malformed descriptor.
+  static std::shared_ptr<Library> open(const Found& found, const std::string& sha256_pin = "");
+  // open() of a file found in its own folder, unpinned.
   static std::shared_ptr<Library> open(const std::string& path);
+  // Loads a file checkTrust() passed (file.refusal empty): dlopen of its
+  // real path, then the descriptor's checks.
+  static std::shared_ptr<Library> load(const CheckedFile& file);
 
   ~Library();
   Library(const Library&) = delete;
   Library& operator=(const Library&) = delete;
 
   const std::string& path() const noexcept { return path_; }
+  // The SHA-256 of the file's bytes as checked before loading (lowercase hex).
+  const std::string& sha256() const noexcept { return sha256_; }
   // The host's zero-extended copy of the descriptor.
   const evh_plugin_desc& desc() const noexcept { return desc_; }
   std::string name() const { return desc_.name; }
@@ -49,9 +62,10 @@ class Library {
   bool blocking() const noexcept { return (desc_.flags & EVH_PLUGIN_BLOCKING) != 0; }
 
  private:
-  Library(std::string path, DlHandle handle, const evh_plugin_desc& desc);
+  Library(std::string path, std::string sha256, DlHandle handle, const evh_plugin_desc& desc);
 
   std::string path_;
+  std::string sha256_;
   DlHandle handle_;
   evh_plugin_desc desc_;
 };

@@ -3,6 +3,7 @@
 
 #include "common/log.h"
 #include "plugin/search_path.h"
+#include "plugin/trust.h"
 
 #include <map>
 
@@ -17,10 +18,13 @@ void Registry::load(const std::vector<config::Plugin>& plugins, const std::vecto
   std::string faults;
   for (const auto& p : plugins) {
     try {
-      std::string path = resolve(p.path, p.config_dir, search_dirs);
-      LibraryPtr& lib = by_path[path];
+      checkConfiguredPath(p.path);
+      const Found found = locate(p.path, p.config_dir, search_dirs);
+      LibraryPtr& lib = by_path[found.path];
       if (!lib) {
-        lib = Library::open(path);
+        lib = Library::open(found, p.sha256);
+      } else if (std::string refusal = pinMismatch(found.path, p.sha256, lib->sha256()); !refusal.empty()) {
+        throw LoadError(refusal);  // the same file, configured again with another pin
       }
       loaded.push_back(std::make_unique<Instance>(p.name, lib, services, env_prefix, *stats_));
     } catch (const LoadError& e) {
@@ -52,9 +56,11 @@ void Registry::load(const std::vector<config::Plugin>& plugins, const std::vecto
       unloadAll();
       throw LoadError(fault);
     }
-    log::host().info("plugin {} loaded: {} {} (ABI {}.{}, {}) from {}", p.name, loaded[i]->library().name(),
+    // The digest says which build runs (and what to pin) without another look at the file.
+    log::host().info("plugin {} loaded: {} {} (ABI {}.{}, {}) from {} sha256 {}", p.name, loaded[i]->library().name(),
                      loaded[i]->library().version(), loaded[i]->library().abiMajor(), loaded[i]->library().abiMinor(),
-                     loaded[i]->blocking() ? "blocking" : "inline", loaded[i]->library().path());
+                     loaded[i]->blocking() ? "blocking" : "inline", loaded[i]->library().path(),
+                     loaded[i]->library().sha256());
   }
   instances_ = std::move(loaded);
 }

@@ -48,6 +48,10 @@ std::vector<std::string> searchPath(const std::vector<std::string>& cli_dirs) {
 }
 
 std::string resolve(const std::string& written, const std::string& config_dir, const std::vector<std::string>& dirs) {
+  return locate(written, config_dir, dirs).path;
+}
+
+Found locate(const std::string& written, const std::string& config_dir, const std::vector<std::string>& dirs) {
   std::error_code ec;
   if (written.find('/') != std::string::npos) {
     // A path with a slash is a path: made absolute, because the normal form
@@ -64,7 +68,7 @@ std::string resolve(const std::string& written, const std::string& config_dir, c
     if (!fs::is_regular_file(p, ec)) {
       throw LoadError(p.string() + ": plugin path is not a regular file");
     }
-    return p.string();
+    return Found{p.string(), p.parent_path().string()};
   }
   const bool has_suffix = written.size() > 3 && written.compare(written.size() - 3, 3, ".so") == 0;
   std::string tried;
@@ -72,7 +76,7 @@ std::string resolve(const std::string& written, const std::string& config_dir, c
     for (const std::string& file : {has_suffix ? written : written + ".so", "lib" + written + ".so"}) {
       fs::path p = fs::path(dir) / file;
       if (fs::is_regular_file(p, ec)) {
-        return p.lexically_normal().string();
+        return Found{p.lexically_normal().string(), fs::path(dir).lexically_normal().string()};
       }
     }
     tried += (tried.empty() ? "" : ", ") + dir;

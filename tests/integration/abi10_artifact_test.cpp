@@ -36,6 +36,11 @@ TEST(Abi10ArtifactTest, APluginBinaryBuiltAgainstAbi10LoadsAndHandlesEvents) {
   EvhostProcess host(y.str());
   ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
   EXPECT_THAT(host.log(), HasSubstr("plugin old loaded: abi10_recorder 1.0.0 (ABI 1.0, inline)"));
+  // It has no ABI note (built before it existed): trusted, and checked from its descriptor after dlopen.
+  const std::string artifact = std::string(EVH_SOURCE_DIR) + "/tests/abi/v1_0/abi10_recorder.so";
+  auto [rc, sum] = runCommand({"/usr/bin/sha256sum", artifact});
+  ASSERT_EQ(rc, 0) << sum;
+  EXPECT_THAT(host.log(), HasSubstr("from " + artifact + " sha256 " + sum.substr(0, 64)));
   ASSERT_TRUE(host.waitForLog("abi10_recorder: posted to the loop")) << host.log();
   redis.command({"PUBLISH", "test:jollyjet:events:orders", event("ORDER_PLACED", "e-1")});
   redis.command({"PUBLISH", "test:jollyjet:events:orders", event("REJECT", "e-2")});

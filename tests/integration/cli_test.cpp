@@ -4,6 +4,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -332,6 +334,74 @@ TEST_F(CliTest, PluginInspectExplainsRefusals) {
       runCommand({EVH_EVHCTL_BIN, "plugin", "inspect", std::string(EVH_TEST_PLUGIN_DIR) + "/not_elf.so"});
   EXPECT_EQ(code2, 1);
   EXPECT_THAT(out2, HasSubstr("not a shared object"));
+}
+
+// sha256sum's digest (coreutils), not evhost's own code, as the reference.
+std::string sha256sum(const std::string& path) {
+  auto [code, out] = runCommand({"/usr/bin/sha256sum", path});
+  return code == 0 ? out.substr(0, 64) : "sha256sum failed: " + out;
+}
+
+TEST_F(CliTest, PluginInspectShowsTheDigestAndEveryTrustRule) {
+  const std::string path = std::string(EVH_TEST_PLUGIN_DIR) + "/ok_cpp.so";
+  auto [code, out] = runCommand({EVH_EVHCTL_BIN, "plugin", "inspect", path});
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_THAT(out, HasSubstr("sha256:          " + sha256sum(path) + "\n"));
+  EXPECT_THAT(out, HasSubstr("trust:           trusted\n"));
+  for (const char* rule : {"symlink", "owner", "mode", "folder", "sha256", "abi-note"}) {
+    EXPECT_THAT(out, HasSubstr(std::string("  ") + rule)) << rule;
+  }
+  EXPECT_THAT(out, HasSubstr("abi-note       passed: ABI 1.1"));
+  EXPECT_THAT(out, Not(HasSubstr("REFUSED")));
+}
+
+TEST_F(CliTest, PluginInspectShowsARefusedFilesDigestAndRuleWithoutLoadingIt) {
+  const std::string path = dir_ + "/open.so";
+  std::filesystem::copy_file(std::string(EVH_TEST_PLUGIN_DIR) + "/ok_cpp.so", path);
+  ASSERT_EQ(::chmod(path.c_str(), 0666), 0);
+  auto [code, out] = runCommand({EVH_EVHCTL_BIN, "plugin", "inspect", path});
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_THAT(out, HasSubstr("sha256:          " + sha256sum(path) + "\n"));
+  EXPECT_THAT(out, HasSubstr("trust:           refused\n"));
+  EXPECT_THAT(out, HasSubstr("  owner          passed: uid "));
+  EXPECT_THAT(out, HasSubstr("  mode           REFUSED: " + path + ": refused by plugin trust rule \"mode\""));
+  EXPECT_THAT(out, HasSubstr("evhctl: refused: " + path + ": refused by plugin trust rule \"mode\": the file " + path +
+                             " is writable by others (mode 0666); fix: chmod go-w " + path));
+  EXPECT_THAT(out, Not(HasSubstr("name:")));
+}
+
+// The plugin's ELF constructor would create the marker: inspect must refuse it from its ABI note alone.
+TEST_F(CliTest, PluginInspectDoesNotRunAPluginWhoseAbiNoteIsIncompatible) {
+  const std::string marker = dir_ + "/constructor-ran";
+  auto [code, out] = runCommand({"/usr/bin/env", "EVH_TEST_MARKER=" + marker, EVH_EVHCTL_BIN, "plugin", "inspect",
+                                 std::string(EVH_TEST_PLUGIN_DIR) + "/note_wrong_major.so"});
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_THAT(out, HasSubstr("abi-note       REFUSED: "));
+  EXPECT_THAT(out, HasSubstr("its ABI note says it was built for plugin ABI 2.0"));
+  EXPECT_FALSE(std::filesystem::exists(marker)) << "the plugin's constructor ran";
+}
+
+TEST_F(CliTest, CheckConfigRefusesAnUntrustedPluginNamingTheLineAndTheRule) {
+  const std::string plugin = dir_ + "/open.so";
+  std::filesystem::copy_file(std::string(EVH_TEST_PLUGIN_DIR) + "/ok_cpp.so", plugin);
+  ASSERT_EQ(::chmod(plugin.c_str(), 0646), 0);
+  std::string path = write("untrusted.yaml",
+                           "plugins:\n  p: {path: ./open.so}\n  q: {path: ../x/open.so}\n"
+                           "  r: {path: ./pinned.so, sha256: " +
+                               std::string(64, '0') + "}\n");
+  std::filesystem::copy_file(std::string(EVH_TEST_PLUGIN_DIR) + "/ok_cpp.so", dir_ + "/pinned.so");
+  ASSERT_EQ(::chmod((dir_ + "/pinned.so").c_str(), 0644), 0);
+  auto [code, out] = check(path);
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_THAT(out, HasSubstr(path + ":2: plugins.p: plugin \"p\": " + plugin +
+                             ": refused by plugin trust rule \"mode\": the file " + plugin +
+                             " is writable by others (mode 0646)"));
+  EXPECT_THAT(out,
+              HasSubstr(path + ":3: plugins.q: plugin \"q\": ../x/open.so: refused by plugin trust rule \"dotdot\""));
+  EXPECT_THAT(out, HasSubstr(path + ":4: plugins.r: plugin \"r\": " + dir_ +
+                             "/pinned.so: refused by plugin trust "
+                             "rule \"sha256\": the file's SHA-256 is " +
+                             sha256sum(dir_ + "/pinned.so") + ", but the config pins " + std::string(64, '0')));
 }
 
 }  // namespace

@@ -2,8 +2,10 @@
  * evh/plugin.h -- the evhost plugin C ABI, version 1.1.
  *
  * A plugin is a shared object that exports exactly one symbol,
- * evh_plugin_entry(), returning a static descriptor. evhost (the host) loads
- * it with dlopen(RTLD_NOW | RTLD_LOCAL), checks the ABI version, calls init()
+ * evh_plugin_entry(), returning a static descriptor. evhost (the host) checks
+ * the file (owner, modes, an optional sha256 pin, the ABI note below: see
+ * docs/config.md, "Plugin trust"), loads it with dlopen(RTLD_NOW |
+ * RTLD_LOCAL), checks the descriptor's ABI version, calls init()
  * once per instance configured in YAML, calls handle() once per routed event,
  * and shutdown() once per instance before unloading.
  *
@@ -28,6 +30,8 @@
  *        metric_observe; the descriptor's optional health callback. A 1.1
  *        host loads 1.0 plugins unchanged; a plugin built against 1.1 needs
  *        a 1.1 host (an older one refuses it with a clear message).
+ *        Later, without a bump: the ABI note (EVH_ABI_NOTE_*), which lets
+ *        the host refuse an incompatible plugin before loading it.
  *
  * OWNERSHIP (the rules everything below follows unless its comment says
  * otherwise)
@@ -79,6 +83,44 @@ extern "C" {
 #define EVH_ABI_VERSION EVH_ABI_MAKE_VERSION(EVH_ABI_MAJOR, EVH_ABI_MINOR)
 #define EVH_ABI_VERSION_MAJOR(v) (EVH__CAST(uint32_t, v) >> 16)
 #define EVH_ABI_VERSION_MINOR(v) (EVH__CAST(uint32_t, v) & 0xFFFFu)
+
+/* The ABI note. Every object file that includes this header carries, in an
+ * ELF note section, the ABI version it was compiled against, so that the host
+ * reads it from the file -- before dlopen(), before any of the plugin's code
+ * (ELF constructors included) runs -- and refuses a plugin of another major
+ * or a newer minor without loading it. The note is a standard ELF note
+ * (see elf(5)): owner "EVH", type EVH_ABI_NOTE_TYPE, descriptor two 32-bit
+ * words in the object's byte order, the major then the minor. It is data
+ * only: nothing to call, nothing to write in a plugin's source; recompiling
+ * against this header adds it. A plugin built before it existed (the 1.0
+ * SDK) has no note: the host then checks the descriptor's abi_version after
+ * dlopen, as it always did.
+ * NO ABI BUMP: the note adds no field and no function; a host that does not
+ * read notes ignores it, and a host that does accepts a plugin without one.
+ * Define EVH_NO_ABI_NOTE before including this header to leave it out (for
+ * a test that writes its own note, say). */
+#define EVH_ABI_NOTE_SECTION ".note.evh.abi"
+#define EVH_ABI_NOTE_NAME "EVH"
+#define EVH_ABI_NOTE_TYPE 1
+
+typedef struct evh__abi_note {
+  uint32_t namesz; /* sizeof EVH_ABI_NOTE_NAME, NUL included: 4 */
+  uint32_t descsz; /* 8: major and minor */
+  uint32_t type;   /* EVH_ABI_NOTE_TYPE */
+  char name[4];    /* "EVH" */
+  uint32_t major;
+  uint32_t minor;
+} evh__abi_note;
+
+#if defined(__ELF__) && defined(__GNUC__) && !defined(EVH_NO_ABI_NOTE)
+/* `used` keeps it in every object even though nothing refers to it; the
+ * linker keeps SHT_NOTE sections (also under --gc-sections) and gathers them
+ * into a PT_NOTE segment. One copy per object file that includes the header:
+ * the host reads them all. */
+static const evh__abi_note evh__abi_note_of_this_object
+    __attribute__((section(EVH_ABI_NOTE_SECTION), used, aligned(4))) = {
+        4, 8, EVH_ABI_NOTE_TYPE, EVH_ABI_NOTE_NAME, EVH_ABI_MAJOR, EVH_ABI_MINOR};
+#endif
 
 /* The name of the one symbol a plugin exports, for dlsym(). */
 #define EVH_PLUGIN_ENTRY_SYMBOL "evh_plugin_entry"

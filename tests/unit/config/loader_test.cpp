@@ -493,6 +493,30 @@ TEST_F(LoaderTest, UserNameWithoutPasswordIsAnError) {
               "<password>)");
 }
 
+// ---- plugin sha256 pins ----------------------------------------------------------
+
+TEST_F(LoaderTest, PluginSha256PinIsReadCaseInsensitivelyAsLowercase) {
+  const Config config = valid(
+      "plugins:\n  p:\n    path: p\n    sha256: "
+      "ABCDEF0123456789abcdef0123456789ABCDEF0123456789abcdef0123456789\n");
+  ASSERT_EQ(config.plugins.size(), 1U);
+  EXPECT_EQ(config.plugins[0].sha256, "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789");
+  EXPECT_EQ(valid("plugins:\n  p: {path: p}\n").plugins[0].sha256, "");
+}
+
+TEST_F(LoaderTest, MalformedPluginSha256PinIsAnErrorNamingTheKey) {
+  expectError("plugins:\n  p:\n    path: p\n    sha256: abc12\n",
+              "cfg.yaml:4: plugins.p.sha256: must be the plugin file's SHA-256 as 64 hexadecimal digits (sha256sum "
+              "FILE, or evhctl plugin inspect, prints it); got 5 characters");
+  expectError(
+      "plugins:\n  p:\n    path: p\n    sha256: "
+      "zbcdef0123456789abcdef0123456789abcdef0123456789abcdef012345678g\n",
+      "cfg.yaml:4: plugins.p.sha256: must be the plugin file's SHA-256 as 64 hexadecimal digits (sha256sum FILE, or "
+      "evhctl plugin inspect, prints it); got 64 characters, not all hexadecimal");
+  expectError("plugins:\n  p:\n    path: p\n    sha256: [1, 2]\n",
+              "cfg.yaml:4: plugins.p.sha256: expected the plugin file's SHA-256 (64 hex digits), got a list");
+}
+
 // ---- plugin config blocks ------------------------------------------------------
 
 TEST_F(LoaderTest, ConfigBlockBecomesTypedJson) {
