@@ -1,5 +1,6 @@
 // evhost: parse flags (CLI11), load the config, run the server. Thin by design.
 #include "app/server.h"
+#include "app/sources.h"
 #include "cli/command_line.h"
 #include "common/log.h"
 #include "config/config.h"
@@ -92,6 +93,19 @@ std::vector<std::string> checkPlugins(const evh::config::Config& cfg, const std:
   return errors;
 }
 
+// Loads redis.tls's files as evhost would at start (CAs, certificate, key).
+std::vector<std::string> checkTls(const evh::config::Config& cfg) {
+  if (!cfg.redis.tls.enabled) {
+    return {};
+  }
+  try {
+    evh::app::tlsContextOf(cfg.redis.tls);
+  } catch (const evh::redis::TlsError& e) {
+    return {e.what()};
+  }
+  return {};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -107,6 +121,8 @@ int main(int argc, char** argv) {
     if (loaded.config) {
       auto plugin_errors = checkPlugins(*loaded.config, args.plugin_dirs);
       errors.insert(errors.end(), plugin_errors.begin(), plugin_errors.end());
+      auto tls_errors = checkTls(*loaded.config);
+      errors.insert(errors.end(), tls_errors.begin(), tls_errors.end());
     }
     if (errors.empty()) {
       std::puts("ok");

@@ -9,6 +9,20 @@
 
 namespace evh::app {
 
+std::shared_ptr<const redis::TlsContext> tlsContextOf(const config::Tls& tls) {
+  redis::TlsOptions o;
+  o.enabled = true;
+  o.ca_file = tls.ca_file;
+  o.ca_dir = tls.ca_dir;
+  o.cert_file = tls.cert_file;
+  o.key_file = tls.key_file;
+  o.server_name = tls.server_name;
+  o.min_version = tls.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION;
+  o.verify = tls.verify;
+  o.where = tls.origin.describe();
+  return std::make_shared<const redis::TlsContext>(std::move(o));
+}
+
 redis::Endpoint endpointOf(const config::Config& config) {
   const config::Redis& r = config.redis;
   redis::Endpoint e;
@@ -24,19 +38,8 @@ redis::Endpoint endpointOf(const config::Config& config) {
   e.ping_interval_ms = r.ping_interval_ms;
   e.ping_timeout_ms = r.ping_timeout_ms;
   e.max_message_bytes = config.limits.max_message_bytes;
-  const config::Tls& tls = r.tls;
-  if (tls.enabled) {
-    redis::TlsOptions o;
-    o.enabled = true;
-    o.ca_file = tls.ca_file;
-    o.ca_dir = tls.ca_dir;
-    o.cert_file = tls.cert_file;
-    o.key_file = tls.key_file;
-    o.server_name = tls.server_name;
-    o.min_version = tls.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION;
-    o.verify = tls.verify;
-    o.where = tls.origin.describe();
-    e.tls = std::make_shared<const redis::TlsContext>(std::move(o));
+  if (r.tls.enabled) {
+    e.tls = tlsContextOf(r.tls);
     e.bridge = std::make_shared<const redis::BridgeListener>();
   }
   return e;

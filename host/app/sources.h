@@ -6,12 +6,17 @@
 #include "redis/endpoint.h"
 #include "redis/stream_source.h"
 #include "redis/subscriber.h"
+#include "redis/tls_context.h"
 #include "runtime/runtime.h"
 
 #include <string>
 #include <vector>
 
 namespace evh::app {
+
+// redis.tls's OpenSSL context, its files read now. Throws redis::TlsError
+// naming the key and the file (also for --check-config).
+std::shared_ptr<const redis::TlsContext> tlsContextOf(const config::Tls& tls);
 
 // Every connection's endpoint; replies are bounded in proportion to
 // limits.max_message_bytes.

@@ -18,8 +18,7 @@ BridgeListener::BridgeListener() {
   std::vector<char> buf(pattern.begin(), pattern.end());
   buf.push_back('\0');
   if (::mkdtemp(buf.data()) == nullptr) {  // mode 0700
-    throw std::runtime_error("TLS bridge: cannot make a private folder from " + pattern + ": " +
-                             std::strerror(errno));
+    throw std::runtime_error("TLS bridge: cannot make a private folder from " + pattern + ": " + std::strerror(errno));
   }
   dir_ = buf.data();
   path_ = dir_ + "/bridge";

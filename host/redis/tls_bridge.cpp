@@ -184,7 +184,8 @@ void TlsBridge::onTcpRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
     return;
   }
   if (n < 0) {
-    self->fail(n == UV_EOF ? std::string() : std::string("connection to Redis lost: ") + uv_strerror(static_cast<int>(n)));
+    self->fail(n == UV_EOF ? std::string()
+                           : std::string("connection to Redis lost: ") + uv_strerror(static_cast<int>(n)));
     return;
   }
   self->received_ += static_cast<uint64_t>(n);

@@ -61,9 +61,9 @@ class TlsBridge {
   static void onLocalRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
   static void onWritten(uv_write_t* req, int status);
   void handshakeStep();
-  void fromRedis();            // decrypt what is buffered and write it to hiredis
+  void fromRedis();  // decrypt what is buffered and write it to hiredis
   void toRedis(const char* data, size_t n);
-  bool flushToRedis();         // what OpenSSL wrote into its output BIO, to the TCP socket
+  bool flushToRedis();  // what OpenSSL wrote into its output BIO, to the TCP socket
   bool write(uv_stream_t* to, const char* data, size_t n);
   void backpressure();
   void closeBoth() noexcept;
@@ -80,7 +80,7 @@ class TlsBridge {
   uv_connect_t* connecting_ = nullptr;  // the TCP connect in flight (freed by its callback)
   Connected done_;
   bool handshaken_ = false;
-  uint64_t received_ = 0;  // bytes from Redis so far
+  uint64_t received_ = 0;      // bytes from Redis so far
   bool tcp_paused_ = false;    // not reading Redis: hiredis's side is full
   bool local_paused_ = false;  // not reading hiredis: Redis's side is full
   bool closed_ = false;

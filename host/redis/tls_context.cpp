@@ -2,6 +2,7 @@
 #include "redis/tls_context.h"
 
 #include <openssl/err.h>
+#include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
 #include <utility>
@@ -42,8 +43,8 @@ TlsContext::TlsContext(TlsOptions options) : options_(std::move(options)) {
       const char* dir = options_.ca_dir.empty() ? nullptr : options_.ca_dir.c_str();
       if (SSL_CTX_load_verify_locations(ctx_, file, dir) != 1) {
         const std::string what = file != nullptr ? ".ca_file " + options_.ca_file : ".ca_dir " + options_.ca_dir;
-        throw TlsError(options_.where + what + ": cannot load CA certificates: " +
-                       takeOpenSslErrors("no certificate found"));
+        throw TlsError(options_.where + what +
+                       ": cannot load CA certificates: " + takeOpenSslErrors("no certificate found"));
       }
     }
     if (!options_.cert_file.empty()) {
@@ -52,8 +53,13 @@ TlsContext::TlsContext(TlsOptions options) : options_(std::move(options)) {
                        ": cannot load the client certificate: " + takeOpenSslErrors("unknown error"));
       }
       if (SSL_CTX_use_PrivateKey_file(ctx_, options_.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-        throw TlsError(options_.where + ".key_file " + options_.key_file + ": cannot load the private key: " +
-                       takeOpenSslErrors("unknown error"));
+        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+          ERR_clear_error();
+          throw TlsError(options_.where + ".key_file " + options_.key_file + ": does not match the certificate in " +
+                         options_.cert_file);
+        }
+        throw TlsError(options_.where + ".key_file " + options_.key_file +
+                       ": cannot load the private key: " + takeOpenSslErrors("unknown error"));
       }
       if (SSL_CTX_check_private_key(ctx_) != 1) {
         throw TlsError(options_.where + ".key_file " + options_.key_file + ": does not match the certificate in " +

@@ -19,11 +19,11 @@ namespace evh::redis {
 
 struct TlsOptions {
   bool enabled = false;
-  std::string ca_file;      // PEM bundle of the CAs to trust; empty with ca_dir empty: the system's
-  std::string ca_dir;       // a c_rehash'ed folder of CA certificates
-  std::string cert_file;    // client certificate (PEM), for Redis's tls-auth-clients; with key_file
-  std::string key_file;     // its private key (PEM)
-  std::string server_name;  // SNI and the name the certificate must carry; empty: the host connected to
+  std::string ca_file;               // PEM bundle of the CAs to trust; empty with ca_dir empty: the system's
+  std::string ca_dir;                // a c_rehash'ed folder of CA certificates
+  std::string cert_file;             // client certificate (PEM), for Redis's tls-auth-clients; with key_file
+  std::string key_file;              // its private key (PEM)
+  std::string server_name;           // SNI and the name the certificate must carry; empty: the host connected to
   int min_version = TLS1_2_VERSION;  // TLS1_2_VERSION or TLS1_3_VERSION
   bool verify = true;                // false: any certificate is taken (logged as a warning at every start)
   std::string where;                 // the config key, for messages ("cfg.yaml:4: redis.tls")

@@ -10,7 +10,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <sstream>
+#include <tuple>
 
 namespace evh::test {
 namespace {
@@ -18,8 +20,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-constexpr const char* kEvent =
-    R"({"eventId":"%s","eventType":"PRODUCT_CREATED","timestamp":1,"payload":{"id":"p1"}})";
+constexpr const char* kEvent = R"({"eventId":"%s","eventType":"PRODUCT_CREATED","timestamp":1,"payload":{"id":"p1"}})";
 
 std::string event(const std::string& id) {
   std::string e = kEvent;
@@ -114,6 +115,24 @@ TEST_F(TlsTest, TlsWithAnAclUser) {
   EXPECT_THAT(std::string(clients->str, clients->len), HasSubstr("user=evh")) << as_user.log();
 }
 
+// --check-config reads the TLS files as evhost would at start: a key that
+// is not the certificate's is found before any deployment.
+TEST_F(TlsTest, CheckConfigLoadsTheTlsFiles) {
+  const std::string good = certs_.dir() + "/good.yaml";
+  std::ofstream(good) << config(mutualTls(), tls_port_);
+  auto [code, out] = runCommand({EVH_EVHOST_BIN, "--check-config", good, "--plugin-dir", EVH_TEST_PLUGIN_DIR});
+  EXPECT_EQ(code, 0) << out;
+  const std::string bad = certs_.dir() + "/bad.yaml";
+  std::string y = config(mutualTls(), tls_port_);
+  y.replace(y.find("client.key"), std::string("client.key").size(), "server.key");
+  std::ofstream(bad) << y;
+  std::tie(code, out) = runCommand({EVH_EVHOST_BIN, "--check-config", bad, "--plugin-dir", EVH_TEST_PLUGIN_DIR});
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_THAT(out, HasSubstr(bad + ":7: redis.tls.key_file " + certs_.file("server.key") +
+                             ": does not match the certificate in " + certs_.file("client.crt")))
+      << out;
+}
+
 // Each refusal: its own words in the log, no connection up, nothing over
 // plaintext, evhost still running and retrying.
 struct Refusal {
@@ -152,13 +171,13 @@ TEST_P(TlsRefusalTest, IsNamedAndNeverFallsBackToPlaintext) {
   EXPECT_EQ(seen(), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Tls, TlsRefusalTest,
-    ::testing::Values(Refusal{"UnknownCa", "TLS handshake failed: unknown CA"},
-                      Refusal{"WrongHostName", "TLS handshake failed: wrong host name"},
-                      Refusal{"NoClientCertificate", "it requires a client certificate"},
-                      Refusal{"PlaintextServer", "no answer to the TLS hello: is this a plaintext Redis port?"}),
-    [](const ::testing::TestParamInfo<Refusal>& p) { return std::string(p.param.name); });
+INSTANTIATE_TEST_SUITE_P(Tls, TlsRefusalTest,
+                         ::testing::Values(Refusal{"UnknownCa", "TLS handshake failed: unknown CA"},
+                                           Refusal{"WrongHostName", "TLS handshake failed: wrong host name"},
+                                           Refusal{"NoClientCertificate", "it requires a client certificate"},
+                                           Refusal{"PlaintextServer",
+                                                   "no answer to the TLS hello: is this a plaintext Redis port?"}),
+                         [](const ::testing::TestParamInfo<Refusal>& p) { return std::string(p.param.name); });
 
 }  // namespace
 }  // namespace evh::test

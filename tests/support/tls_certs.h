@@ -20,8 +20,8 @@ inline const char* const kOpenssl = "/usr/bin/openssl";
 class TlsCerts {
  public:
   TlsCerts() {
-    run({kOpenssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", file("ca.key"), "-out",
-         file("ca.crt"), "-days", "2", "-subj", "/CN=evhost test CA"});
+    run({kOpenssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", file("ca.key"), "-out", file("ca.crt"),
+         "-days", "2", "-subj", "/CN=evhost test CA"});
     run({kOpenssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", file("other-ca.key"), "-out",
          file("other-ca.crt"), "-days", "2", "-subj", "/CN=another CA"});
     sign("server", "/CN=localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1");
@@ -34,20 +34,29 @@ class TlsCerts {
   // redis-server arguments: TLS on `tls_port` with the server certificate;
   // clients must present a certificate when `client_auth`.
   std::vector<std::string> redisArgs(uint16_t tls_port, bool client_auth) const {
-    return {"--tls-port",      std::to_string(tls_port),
-            "--tls-cert-file", file("server.crt"),
-            "--tls-key-file",  file("server.key"),
-            "--tls-ca-cert-file", file("ca.crt"),
+    return {"--tls-port",         std::to_string(tls_port),  "--tls-cert-file",    file("server.crt"),
+            "--tls-key-file",     file("server.key"),        "--tls-ca-cert-file", file("ca.crt"),
             "--tls-auth-clients", client_auth ? "yes" : "no"};
   }
 
  private:
   void sign(const std::string& name, const std::string& subject, const std::string& san) {
-    run({kOpenssl, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", file(name + ".key"), "-out",
-         file(name + ".csr"), "-subj", subject});
-    std::vector<std::string> argv = {kOpenssl, "x509", "-req", "-in", file(name + ".csr"), "-CA", file("ca.crt"),
-                                     "-CAkey", file("ca.key"), "-CAcreateserial", "-out", file(name + ".crt"),
-                                     "-days", "2"};
+    run({kOpenssl, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", file(name + ".key"), "-out", file(name + ".csr"),
+         "-subj", subject});
+    std::vector<std::string> argv = {kOpenssl,
+                                     "x509",
+                                     "-req",
+                                     "-in",
+                                     file(name + ".csr"),
+                                     "-CA",
+                                     file("ca.crt"),
+                                     "-CAkey",
+                                     file("ca.key"),
+                                     "-CAcreateserial",
+                                     "-out",
+                                     file(name + ".crt"),
+                                     "-days",
+                                     "2"};
     if (!san.empty()) {
       const std::string ext = file(name + ".ext");
       std::ofstream(ext) << san << "\n";
