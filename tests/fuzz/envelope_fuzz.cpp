@@ -27,6 +27,21 @@ void require(bool ok) {
   }
 }
 
+// Whether `text` is one valid JSON value, by nlohmann::json. It refuses a
+// number a double cannot hold (out_of_range 406, "number overflow"), which
+// evhost accepts on purpose (only a number's syntax is checked; plugins get
+// the text): that is no disagreement, so it counts as valid.
+bool validJson(std::string_view text) {
+  try {
+    (void)nlohmann::json::parse(text);
+    return true;
+  } catch (const nlohmann::json::out_of_range&) {
+    return true;
+  } catch (const nlohmann::json::exception&) {
+    return false;
+  }
+}
+
 bool within(std::string_view part, std::string_view whole) {
   return part.empty() || (part.data() >= whole.data() && part.data() + part.size() <= whole.data() + whole.size());
 }
@@ -37,10 +52,9 @@ void check(const std::vector<Item>& items, std::string_view bytes) {
     if (const auto* ev = std::get_if<Event>(&item)) {
       require(ev->raw() == bytes);
       require(within(ev->envelope(), ev->raw()));
-      require(nlohmann::json::accept(bytes));
-      require(nlohmann::json::accept(ev->envelope()));
-      const nlohmann::json payload = nlohmann::json::parse(ev->payload(), nullptr, false);
-      require(!payload.is_discarded() && payload.is_object());
+      require(validJson(bytes));
+      require(validJson(ev->envelope()));
+      require(!ev->payload().empty() && ev->payload().front() == '{' && validJson(ev->payload()));
       evh_event view{};
       ev->fillView(view, 1, 3);
       for (const evh_str& s : {view.channel, view.event_type, view.event_id, view.correlation_id, view.timestamp,
