@@ -2,6 +2,7 @@
 #include "cli/dlq.h"
 #include "cli/command_line.h"
 #include "cli/config_file.h"
+#include "cli/dlq_entry.h"
 #include "cli/sync_redis.h"
 
 #include "config/config.h"
@@ -25,8 +26,11 @@ namespace evh::cli {
 
 namespace {
 
-// ordered_json keeps an entry's key order, in `show` and in a replayed event.
-using Json = nlohmann::ordered_json;
+using dlq::dump;
+using dlq::Entry;
+using dlq::field;
+using dlq::Json;
+using dlq::matches;
 
 constexpr const char* kDefaultKey = "jollyjet:events:dlq";
 constexpr size_t kDefaultLimit = 20;
@@ -47,14 +51,9 @@ using Redis = SyncRedis;
 
 // ---- entries -------------------------------------------------------------------
 
-struct Entry {
-  std::string text;  // as stored: LREM needs it byte-exact
-  Json json;         // an object
-};
-
 struct Listing {
   std::vector<Entry> entries;  // newest first
-  size_t corrupt = 0;          // elements that are not a JSON object
+  size_t corrupt = 0;          // elements that are not a JSON object (or too deep: dlq_entry.h)
 };
 
 Listing fetch(Redis& redis, const std::string& key, long long stop) {
@@ -69,32 +68,14 @@ Listing fetch(Redis& redis, const std::string& key, long long stop) {
       ++out.corrupt;
       continue;
     }
-    std::string text = replyText(e);
-    Json j = Json::parse(text, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) {
+    std::optional<Entry> entry = dlq::parseEntry(replyText(e));
+    if (!entry) {
       ++out.corrupt;
       continue;
     }
-    out.entries.push_back(Entry{std::move(text), std::move(j)});
+    out.entries.push_back(std::move(*entry));
   }
   return out;
-}
-
-std::string dump(const Json& j, int indent = -1) { return j.dump(indent, ' ', false, Json::error_handler_t::replace); }
-
-// A field as text: strings as they are, other values as JSON, absent as "".
-std::string field(const Json& entry, const char* name) {
-  auto it = entry.find(name);
-  if (it == entry.end() || it->is_null()) {
-    return {};
-  }
-  return it->is_string() ? it->get<std::string>() : dump(*it);
-}
-
-// An entry is addressed by its eventId, or by its own id (for entries whose
-// eventId is empty: undecodable messages).
-bool matches(const Entry& e, const std::string& id) {
-  return field(e.json, "eventId") == id || field(e.json, "id") == id;
 }
 
 std::vector<const Entry*> findEntries(const Listing& l, const std::string& id) {
@@ -114,8 +95,6 @@ void warnCorrupt(size_t corrupt) {
   }
 }
 
-std::string orDash(std::string s) { return s.empty() ? "-" : s; }
-
 std::string plural(long long n, const char* one, const char* many) {
   return std::to_string(n) + " " + (n == 1 ? one : many);
 }
@@ -134,9 +113,7 @@ int cmdList(Redis& redis, const std::string& key, size_t limit) {
   }
   std::vector<std::vector<std::string>> rows = {{"TIME", "EVENT ID", "EVENT TYPE", "PLUGIN", "REASON"}};
   for (const auto& e : l.entries) {
-    rows.push_back({orDash(field(e.json, "timestamp")), orDash(field(e.json, "eventId")),
-                    orDash(field(e.json, "eventType")), orDash(field(e.json, "plugin")),
-                    orDash(field(e.json, "reason"))});
+    rows.push_back(dlq::listRow(e));
   }
   std::vector<size_t> width(rows[0].size(), 0);
   for (const auto& row : rows) {
@@ -196,26 +173,14 @@ int cmdRemove(Redis& redis, const std::string& key, const std::string& id) {
 // the line to print and whether it succeeded.
 std::pair<bool, std::string> replayOne(Redis& redis, const std::string& key, const std::string& prefix,
                                        const Entry& e) {
-  const Json& j = e.json;
-  // Undecodable messages have no eventId: name them by the entry's own id.
-  std::string name = field(j, "eventId").empty() ? orDash(field(j, "id")) : field(j, "eventId");
-  std::string label = name + " " + orDash(field(j, "eventType")) + " (" + orDash(field(j, "reason")) + ")";
+  const std::string label = dlq::replayLabel(e);
   auto fail = [&](const std::string& why) { return std::make_pair(false, "failed   " + label + ": " + why); };
-  std::string message;
-  if (auto it = j.find("originalEvent"); it != j.end() && !it->is_null()) {
-    message = dump(*it);
-  } else if (auto raw = j.find("raw"); raw != j.end() && raw->is_string()) {
-    message = raw->get<std::string>();
-  } else {
-    return fail("the entry has neither originalEvent nor raw; kept");
+  const dlq::ReplayPlan plan = dlq::replayPlan(e, prefix);
+  if (!plan.error.empty()) {
+    return fail(plan.error);
   }
-  std::string channel = field(j, "redisChannel");
-  if (channel.empty() && !field(j, "channel").empty()) {
-    channel = prefix + field(j, "channel");
-  }
-  if (channel.empty()) {
-    return fail("the entry has neither redisChannel nor channel; kept");
-  }
+  const std::string& channel = plan.channel;
+  const std::string& message = plan.message;
   try {
     ReplyPtr r = redis.run({"PUBLISH", channel, message});
     if (r->type == REDIS_REPLY_ERROR) {

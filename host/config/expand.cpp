@@ -1,6 +1,7 @@
 // ${VAR} / ${VAR:-default} / $$ expansion of configuration values.
 #include "config/expand.h"
 
+#include <string>
 #include <utility>
 
 namespace evh::config {
@@ -89,9 +90,19 @@ class Expander {
     }
     if (text_.substr(pos_, 2) == ":-") {
       pos_ += 2;
+      // Each default nested in a default is a level of recursion: bounded,
+      // so that no value (200,000 "${A:-" overflowed the stack) can crash
+      // the loader, and far beyond any real use.
+      if (++nesting_ > kMaxNesting) {
+        malformed_ = "malformed variable reference \"" + snippet(start) + "\": defaults nested deeper than " +
+                     std::to_string(kMaxNesting) + " levels";
+        return false;
+      }
       std::string fallback;
       std::vector<std::string> fallback_unset;
-      if (!parseText(fallback, fallback_unset, true)) {
+      const bool parsed = parseText(fallback, fallback_unset, true);
+      --nesting_;
+      if (!parsed) {
         if (unterminated_) {
           unterminated_ = false;
           malformed_ = "malformed variable reference \"" + snippet(start) + "\": missing closing \"}\"";
@@ -128,9 +139,12 @@ class Expander {
     return std::string(text_.substr(start, end - start));
   }
 
+  static constexpr size_t kMaxNesting = 16;
+
   std::string_view text_;
   const EnvLookup& env_;
   size_t pos_ = 0;
+  size_t nesting_ = 0;         // defaults being parsed, one inside the other
   bool unterminated_ = false;  // input ended inside a default
   std::string malformed_;
 };

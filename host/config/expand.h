@@ -24,7 +24,8 @@ struct Expansion {
 //   $$               a literal '$'
 // NAME matches [A-Za-z_][A-Za-z0-9_]*. A '$' followed by anything else is kept
 // as is, so passwords with a lone '$' need no escaping. A malformed "${" (no
-// closing brace, bad name, stray character) is an error, and stops the scan.
+// closing brace, bad name, stray character, defaults nested more than 16
+// deep) is an error, and stops the scan.
 Expansion expandVariables(std::string_view text, const EnvLookup& env);
 
 }  // namespace evh::config

@@ -7,8 +7,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <sstream>
 #include <system_error>
 #include <utility>
+
+#include <yaml-cpp/eventhandler.h>
 
 #include "config/loader.h"
 #include "config/sha256.h"
@@ -19,6 +22,56 @@ namespace {
 
 const std::vector<std::string> kLogLevels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
 const std::vector<std::string> kLogFormats = {"text", "json"};
+
+// Counts the documents of a YAML stream without building them, noting where
+// the second one's content starts, and whether the parser is stuck: yaml-cpp
+// 0.7 (Debian 12) returns an empty document for ever, without moving on, at
+// some malformed text (a file holding only ","), which made YAML::LoadAll
+// loop until memory ran out (fixed upstream after 0.8). Found by the config
+// fuzz harness.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  size_t count() const { return count_; }
+  const YAML::Mark& second() const { return second_; }
+  // The last two documents started at the same place.
+  bool stuck() const { return count_ >= 2 && last_.pos == previous_.pos; }
+
+  void OnDocumentStart(const YAML::Mark&) override {
+    ++count_;
+    first_event_ = true;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t, const std::string&) override { node(mark); }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    node(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    node(mark);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void node(const YAML::Mark& mark) {
+    if (!first_event_) {
+      return;
+    }
+    first_event_ = false;
+    previous_ = last_;
+    last_ = mark;
+    if (count_ == 2) {
+      second_ = mark;
+    }
+  }
+
+  size_t count_ = 0;
+  bool first_event_ = false;
+  YAML::Mark second_ = YAML::Mark::null_mark();
+  YAML::Mark last_ = YAML::Mark::null_mark();
+  YAML::Mark previous_ = YAML::Mark::null_mark();
+};
 
 bool isEnvironmentChar(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
@@ -71,16 +124,29 @@ void Loader::parse(const std::string& yaml) {
   config_.file = file();
   config_.dead_letter.origin = Origin{file(), 0, "dead_letter"};
   config_.ops.origin = Origin{file(), 0, "ops.listen"};
-  const std::vector<YAML::Node> docs = YAML::LoadAll(yaml);
-  if (docs.size() > 1) {
-    error(docs[1].Mark(), "", "expected one YAML document, found " + std::to_string(docs.size()));
+  // Not YAML::LoadAll, which can loop for ever (DocumentCounter): the
+  // documents are counted first (up to a bound), and only the first is built.
+  constexpr size_t kMaxDocuments = 100;
+  std::istringstream stream(yaml);
+  YAML::Parser parser(stream);
+  DocumentCounter counter;
+  while (counter.count() < kMaxDocuments && parser.HandleNextDocument(counter)) {
+    if (counter.stuck()) {
+      error(counter.second(), "", "not YAML here: the parser cannot go on");
+      return;
+    }
+  }
+  if (counter.count() > 1) {
+    const std::string found =
+        counter.count() < kMaxDocuments ? std::to_string(counter.count()) : std::to_string(kMaxDocuments) + " or more";
+    error(counter.second(), "", "expected one YAML document, found " + found);
     return;
   }
-  if (docs.empty() || docs[0].IsNull()) {
+  const YAML::Node root = YAML::Load(yaml);
+  if (counter.count() == 0 || root.IsNull()) {
     error(YAML::Mark::null_mark(), "", "empty configuration");
     return;
   }
-  const YAML::Node& root = docs[0];
   if (!root.IsMap()) {
     error(root.Mark(), "", "expected a map of top-level keys, got " + kindOf(root));
     return;

@@ -3,6 +3,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "redis/pubsub_reply.h"
 
 #include <hiredis/hiredis.h>
 
@@ -11,8 +12,6 @@
 
 namespace evh::redis {
 namespace {
-
-std::string_view sv(const redisReply* r) { return std::string_view(r->str, r->len); }
 
 // Milliseconds, exported in seconds: a reconnect on loopback takes
 // milliseconds; a Redis restart or failover, seconds to minutes.
@@ -131,33 +130,25 @@ void Subscriber::onReply(redisAsyncContext* ac, void* r, void* privdata) {
     return;  // connection going away (reconnect or stop)
   }
   Subscriber* self = slot->owner;
-  auto* reply = static_cast<redisReply*>(r);
-  if (reply->type == REDIS_REPLY_STATUS && sv(reply) == "PONG") {
-    // Our keep-alive PING while Redis refused every subscription (so it
-    // answers as outside subscribed mode); hiredis hands it to whichever
-    // callback ran last.
-    return;
-  }
-  if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 || reply->element[0]->type != REDIS_REPLY_STRING) {
-    log::host().error("redis subscriber: unexpected reply type {} on {}", reply->type, slot->sub->redis);
-    return;
-  }
-  std::string_view kind = sv(reply->element[0]);
-  if (kind == "pong") {
-    // hiredis 0.14 hands the reply to our raw keep-alive PING (see
-    // Connection::sendPing) to whichever callback ran last: not a message.
-    return;
-  }
-  if (kind == "message" && reply->elements == 3) {
-    slot->messages.inc();
-    self->sink_(*slot->sub, sv(reply->element[1]), sv(reply->element[2]));
-  } else if (kind == "pmessage" && reply->elements == 4) {
-    slot->messages.inc();
-    self->sink_(*slot->sub, sv(reply->element[2]), sv(reply->element[3]));
-  } else if ((kind == "subscribe" || kind == "psubscribe") && reply->elements == 3) {
-    self->onConfirmed(*slot);
-  } else if ((kind == Connection::kRefused || kind == Connection::kPatternRefused) && reply->elements == 3) {
-    self->onRefused(*slot, sv(reply->element[2]));
+  const PubSubReply reply = classifyPubSub(static_cast<const redisReply*>(r));
+  switch (reply.kind) {
+    case PubSubReply::Kind::Message:
+      slot->messages.inc();
+      self->sink_(*slot->sub, reply.channel, reply.payload);
+      break;
+    case PubSubReply::Kind::Confirmed:
+      self->onConfirmed(*slot);
+      break;
+    case PubSubReply::Kind::Refused:
+      self->onRefused(*slot, reply.error);
+      break;
+    case PubSubReply::Kind::Unexpected:
+      log::host().error("redis subscriber: unexpected reply type {} on {}", static_cast<const redisReply*>(r)->type,
+                        slot->sub->redis);
+      break;
+    case PubSubReply::Kind::KeepAlive:
+    case PubSubReply::Kind::Other:
+      break;
   }
 }
 

@@ -147,5 +147,32 @@ TEST_F(ExpandTest, MalformedReferenceIsTheOnlyErrorReported) {
   EXPECT_EQ(e.value, "");
 }
 
+// Found by fuzzing (tests/fuzz/corpus/config/regression-nested-defaults.yaml):
+// each default inside a default was a level of recursion, and 50,000 of them
+// overflowed the stack. Now 16 levels are allowed and more is one error.
+TEST_F(ExpandTest, NestedDefaultsAreBounded) {
+  auto nested = [](size_t levels) {
+    std::string text;
+    for (size_t i = 0; i < levels; ++i) {
+      text += "${MISSING:-";
+    }
+    text += "x";
+    text.append(levels, '}');
+    return text;
+  };
+  const Expansion ok = expand(nested(16));
+  EXPECT_TRUE(ok.errors.empty());
+  EXPECT_EQ(ok.value, "x");
+
+  const Expansion deep = expand(nested(17));
+  ASSERT_EQ(deep.errors.size(), 1U);
+  EXPECT_NE(deep.errors[0].find("defaults nested deeper than 16 levels"), std::string::npos) << deep.errors[0];
+  EXPECT_EQ(deep.value, "");
+
+  const Expansion huge = expand(nested(200000));
+  ASSERT_EQ(huge.errors.size(), 1U);
+  EXPECT_NE(huge.errors[0].find("nested deeper"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace evh::config

@@ -782,6 +782,15 @@ TEST_F(LoaderTest, RootMustBeAMap) {
 
 TEST_F(LoaderTest, SeveralDocumentsAreAnError) {
   expectError("workers: 1\n---\nworkers: 2\n", "cfg.yaml:3: expected one YAML document, found 2");
+  expectError("workers: 1\n---\nworkers: 2\n---\n---\n", "cfg.yaml:3: expected one YAML document, found 4");
+}
+
+// Found by fuzzing (tests/fuzz/corpus/config/regression-yaml-stuck.yaml): on
+// such text yaml-cpp 0.7's LoadAll returned empty documents for ever, and
+// evhost --check-config ran until memory ran out. Now it is one error.
+TEST_F(LoaderTest, TextTheYamlParserCannotGetPastIsAnError) {
+  expectError(",\n", "cfg.yaml:1: not YAML here: the parser cannot go on");
+  expectError("# comment\n\n,\n", "cfg.yaml:3: not YAML here: the parser cannot go on");
 }
 
 TEST_F(LoaderTest, UnknownKeySuggestsTheClosestKey) {

@@ -1,0 +1,142 @@
+/* Fuzzes the audit plugin's JSON scanner and redaction. The input is
+ * "PATH,PATH,...\nPAYLOAD": the paths configure the redactor, the payload
+ * is what an event would carry. Whatever the bytes, the copier and the
+ * line formatter either refuse the payload or write valid JSON (checked with
+ * the scanner itself, which is strict: RFC 8259), the string writer always
+ * writes a valid JSON string, and the config parser takes the whole input as
+ * a plugin `config:` block. */
+#include "audit_buf.h"
+#include "audit_config.h"
+#include "audit_line.h"
+#include "audit_redact.h"
+#include "json_scan.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
+
+static void require(int ok) {
+  if (!ok) {
+    abort();
+  }
+}
+
+/* Whether buf[0..len) is exactly one JSON value (surrounding whitespace allowed). */
+static int is_json(const char* buf, size_t len) {
+  const char* end = buf + len;
+  const char* p = audit_json_ws(buf, end);
+  p = p == end ? NULL : audit_json_skip(p, end, AUDIT_JSON_MAX_DEPTH + 2);
+  return p != NULL && audit_json_ws(p, end) == end;
+}
+
+static evh_str str_of(const char* s, size_t n) {
+  evh_str out;
+  out.ptr = s;
+  out.len = n;
+  return out;
+}
+
+static void fuzz_redaction(const char* text, size_t size) {
+  const char* nl = memchr(text, '\n', size);
+  const char* paths_end = nl != NULL ? nl : text;
+  const char* payload = nl != NULL ? nl + 1 : text;
+  const size_t payload_len = size - (size_t)(payload - text);
+  audit_redactor r;
+  audit_copier c;
+  audit_buf out;
+  audit_json_iter it;
+  evh_str key;
+  evh_str value;
+  evh_event ev;
+  char err[256];
+  const char* p = text;
+  int rc;
+
+  audit_redactor_init(&r);
+  while (p < paths_end) {
+    const char* comma = memchr(p, ',', (size_t)(paths_end - p));
+    const char* seg_end = comma != NULL ? comma : paths_end;
+    (void)audit_redactor_add(&r, p, (size_t)(seg_end - p), err, sizeof err);
+    p = comma != NULL ? comma + 1 : paths_end;
+  }
+  audit_copier_init(&c, &r);
+  audit_buf_init(&out);
+
+  if (audit_copy_redacted(&c, &out, str_of(payload, payload_len), audit_redact_all(&r), 0) == 0) {
+    require(!out.failed);
+    require(is_json(out.data, out.len));
+    require(memchr(out.data, '\n', out.len) == NULL); /* one line */
+  }
+
+  memset(&ev, 0, sizeof ev);
+  ev.struct_size = sizeof ev;
+  ev.event_type = str_of((size & 1) != 0 ? "USER_ACTIVITY" : "PRODUCT_CREATED", (size & 1) != 0 ? 13 : 15);
+  ev.event_id = str_of(text, size < 8 ? size : 8);
+  ev.correlation_id = str_of(payload, payload_len < 5 ? payload_len : 5);
+  ev.timestamp = str_of("2024-01-15T10:30:00.000Z", 24);
+  ev.channel = str_of("audit", 5);
+  ev.payload = str_of(payload, payload_len);
+  if (audit_line_format(&out, &c, &ev, err, sizeof err) == 0) {
+    require(out.len > 0 && out.data[out.len - 1] == '\n');
+    require(is_json(out.data, out.len - 1));
+    require(memchr(out.data, '\n', out.len - 1) == NULL);
+  }
+
+  /* The iterator on its own, as the config parser and the line use it. */
+  if (audit_json_object(&it, str_of(payload, payload_len))) {
+    while ((rc = audit_json_next(&it, &key, &value)) == 1) {
+      int64_t n;
+      audit_buf_reset(&out);
+      require(audit_json_string(key.ptr, key.ptr + key.len, &out) == key.ptr + key.len);
+      (void)audit_json_int64(value, &n);
+      (void)audit_json_key_is(key, "metadata", 8);
+    }
+  }
+
+  audit_buf_free(&out);
+  audit_copier_free(&c);
+  audit_redactor_free(&r);
+}
+
+static void fuzz_strings(const char* text, size_t size) {
+  audit_buf out;
+  audit_buf decoded;
+  audit_buf_init(&out);
+  audit_buf_init(&decoded);
+  /* Any bytes become one valid JSON string. */
+  audit_json_write_string(&out, text, size);
+  require(!out.failed && out.len >= 2);
+  require(audit_json_string(out.data, out.data + out.len, &decoded) == out.data + out.len);
+  audit_buf_reset(&out);
+  audit_json_preview(&out, str_of(text, size), 16);
+  require(out.len <= 16 + 3);
+  audit_buf_free(&decoded);
+  audit_buf_free(&out);
+}
+
+static void fuzz_config(const char* text, size_t size) {
+  audit_config cfg;
+  char err[512];
+  if (audit_config_parse(&cfg, str_of(text, size), err, sizeof err) == 0) {
+    audit_config_free(&cfg);
+  } else {
+    require(err[0] != '\0');
+  }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  /* A copy of exactly `size` bytes, so that ASan sees any read past the end. */
+  char* text = malloc(size > 0 ? size : 1);
+  require(text != NULL);
+  if (size > 0) {
+    memcpy(text, data, size);
+  }
+  fuzz_redaction(text, size);
+  fuzz_strings(text, size);
+  fuzz_config(text, size);
+  free(text);
+  return 0;
+}
