@@ -171,6 +171,16 @@ TEST_P(TlsRefusalTest, IsNamedAndNeverFallsBackToPlaintext) {
   EXPECT_EQ(seen(), 0);
 }
 
+// A server whose certificate expired: refused as such.
+TEST_F(TlsTest, AnExpiredCertificateIsRefusedAsExpired) {
+  const uint16_t port = freePort();
+  RedisServer expired(certs_.redisArgs(port, true, "expired.crt"));
+  EvhostProcess host(config(mutualTls(), port));
+  ASSERT_TRUE(host.waitForLog("TLS handshake failed: expired: Redis's certificate has expired")) << host.log();
+  EXPECT_THAT(host.log(), Not(HasSubstr("subscribed to"))) << host.log();
+  EXPECT_TRUE(host.running()) << host.log();
+}
+
 INSTANTIATE_TEST_SUITE_P(Tls, TlsRefusalTest,
                          ::testing::Values(Refusal{"UnknownCa", "TLS handshake failed: unknown CA"},
                                            Refusal{"WrongHostName", "TLS handshake failed: wrong host name"},

@@ -8,6 +8,7 @@
 #include "support/evhost_process.h"
 #include "support/temp_file.h"
 
+#include <fstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -26,15 +27,19 @@ class TlsCerts {
          file("other-ca.crt"), "-days", "2", "-subj", "/CN=another CA"});
     sign("server", "/CN=localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1");
     sign("client", "/CN=evhost", "");
+    expired();
   }
 
   std::string file(const std::string& name) const { return dir_.path() + "/" + name; }
   const std::string& dir() const { return dir_.path(); }
 
-  // redis-server arguments: TLS on `tls_port` with the server certificate;
-  // clients must present a certificate when `client_auth`.
-  std::vector<std::string> redisArgs(uint16_t tls_port, bool client_auth) const {
-    return {"--tls-port",         std::to_string(tls_port),  "--tls-cert-file",    file("server.crt"),
+  // redis-server arguments: TLS on `tls_port` with the server certificate
+  // (`cert`: "server.crt", or "expired.crt", the same key's, valid on
+  // 1 January 2020 only); clients must present a certificate when
+  // `client_auth`.
+  std::vector<std::string> redisArgs(uint16_t tls_port, bool client_auth,
+                                     const std::string& cert = "server.crt") const {
+    return {"--tls-port",         std::to_string(tls_port),  "--tls-cert-file",    file(cert),
             "--tls-key-file",     file("server.key"),        "--tls-ca-cert-file", file("ca.crt"),
             "--tls-auth-clients", client_auth ? "yes" : "no"};
   }
@@ -63,6 +68,35 @@ class TlsCerts {
       argv.insert(argv.end(), {"-extfile", ext});
     }
     run(argv);
+  }
+
+  // `openssl x509` cannot date a certificate in the past; `openssl ca` can.
+  void expired() {
+    std::ofstream(file("ca.cnf")) << "[ca]\ndefault_ca = evh\n[evh]\ndatabase = " << file("index.txt")
+                                  << "\nnew_certs_dir = " << dir() << "\nserial = " << file("serial")
+                                  << "\ndefault_md = sha256\npolicy = any\n[any]\ncommonName = supplied\n";
+    std::ofstream(file("index.txt")).close();
+    std::ofstream(file("serial")) << "1000\n";
+    run({kOpenssl,
+         "ca",
+         "-batch",
+         "-config",
+         file("ca.cnf"),
+         "-cert",
+         file("ca.crt"),
+         "-keyfile",
+         file("ca.key"),
+         "-in",
+         file("server.csr"),
+         "-out",
+         file("expired.crt"),
+         "-startdate",
+         "20200101000000Z",
+         "-enddate",
+         "20200102000000Z",
+         "-notext",
+         "-extfile",
+         file("server.ext")});
   }
 
   static void run(const std::vector<std::string>& argv) {
