@@ -1,6 +1,8 @@
 // evhctl's blocking Redis client: connect with a timeout, the handshake, pipelines.
 #include "cli/sync_redis.h"
 
+#include "app/sources.h"
+
 #include <sys/time.h>
 #include <cerrno>
 
@@ -22,6 +24,13 @@ redis::Endpoint endpointOf(const config::Redis& cfg) {
   e.username = cfg.username;
   e.password = cfg.password;
   e.connect_timeout_ms = cfg.connect_timeout_ms;
+  if (cfg.tls.enabled) {
+    try {
+      e.tls = app::tlsContextOf(cfg.tls);
+    } catch (const redis::TlsError& err) {
+      throw Failure(err.what());
+    }
+  }
   return e;
 }
 
@@ -40,7 +49,11 @@ void SyncRedis::open(const redis::Endpoint& endpoint, redis::AddressProvider& ad
   const redis::Address address = addresses.current();
   where_ = address.describe();
   try {
-    connect(address, endpoint.connect_timeout_ms);
+    if (endpoint.tls) {
+      connectTls(*endpoint.tls, address, endpoint.connect_timeout_ms);
+    } else {
+      connect(address, endpoint.connect_timeout_ms);
+    }
     handshake(redis::Handshake(endpoint));
   } catch (const Failure& e) {
     addresses.failed(address, e.what());
@@ -48,8 +61,20 @@ void SyncRedis::open(const redis::Endpoint& endpoint, redis::AddressProvider& ad
   }
 }
 
+void SyncRedis::connectTls(const redis::TlsContext& tls, const redis::Address& address, uint32_t timeout_ms) {
+  try {
+    tls_ = std::make_unique<SyncTls>(tls, address.host, address.port, tls.options().server_name, timeout_ms);
+  } catch (const std::runtime_error& e) {
+    throw Failure("cannot reach Redis at " + where_ + ": " + e.what());
+  }
+  ctx_.reset(redisConnectFd(tls_->takeHiredisFd()));
+  if (!ctx_ || ctx_->err != 0) {
+    throw Failure("cannot reach Redis at " + where_ + ": " + (ctx_ ? std::string(ctx_->errstr) : "out of memory"));
+  }
+  redisSetTimeout(ctx_.get(), toTimeval(kCommandTimeoutMs));
+}
+
 void SyncRedis::connect(const redis::Address& address, uint32_t timeout_ms) {
-  // TLS (issue 14) will set up here, between the connect and the handshake.
   ctx_.reset(redisConnectWithTimeout(address.host.c_str(), address.port, toTimeval(static_cast<long>(timeout_ms))));
   if (!ctx_) {
     throw Failure("cannot reach Redis at " + where_ + ": out of memory");

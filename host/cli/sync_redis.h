@@ -2,6 +2,7 @@
 #pragma once
 
 #include "cli/errors.h"
+#include "cli/sync_tls.h"
 #include "config/config.h"
 #include "redis/address.h"
 #include "redis/endpoint.h"
@@ -46,12 +47,14 @@ class SyncRedis {
  private:
   void open(const redis::Endpoint& endpoint, redis::AddressProvider& addresses);
   void connect(const redis::Address& address, uint32_t timeout_ms);
+  void connectTls(const redis::TlsContext& tls, const redis::Address& address, uint32_t timeout_ms);
   void handshake(const redis::Handshake& handshake);
 
   struct ContextFree {
     void operator()(redisContext* c) const { redisFree(c); }
   };
   std::string where_;
+  std::unique_ptr<SyncTls> tls_;  // TLS: the session under ctx_ (declared first: it outlives ctx_)
   std::unique_ptr<redisContext, ContextFree> ctx_;
 };
 

@@ -171,6 +171,29 @@ TEST_P(TlsRefusalTest, IsNamedAndNeverFallsBackToPlaintext) {
   EXPECT_EQ(seen(), 0);
 }
 
+// evhctl over TLS: publish to a stream (read back over the plaintext port),
+// and a refused certificate named with evhost's words.
+TEST_F(TlsTest, EvhctlPublishesOverTls) {
+  const std::string path = certs_.dir() + "/evhctl.yaml";
+  std::ofstream(path) << config(mutualTls(), tls_port_);
+  auto [code, out] =
+      runCommand({EVH_EVHCTL_BIN, "publish", "--config", path, "--stream", "--channel", "jollyjet:events:orders",
+                  "--type", "ORDER_PLACED", "--id", "tls-cli-1", "--payload", R"({"n":1})"});
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_THAT(out, HasSubstr("added to test:jollyjet:events:orders: ")) << out;
+  EXPECT_EQ(redis_.command({"XLEN", "test:jollyjet:events:orders"})->integer, 1);
+
+  const std::string wrong = certs_.dir() + "/evhctl-wrong-ca.yaml";
+  std::string y = config(mutualTls(), tls_port_);
+  y.replace(y.find("/ca.crt"), std::string("/ca.crt").size(), "/other-ca.crt");
+  std::ofstream(wrong) << y;
+  std::tie(code, out) = runCommand({EVH_EVHCTL_BIN, "publish", "--config", wrong, "--stream", "--channel",
+                                    "jollyjet:events:orders", "--type", "ORDER_PLACED", "--payload", "{}"});
+  EXPECT_NE(code, 0) << out;
+  EXPECT_THAT(out, HasSubstr("TLS handshake failed: unknown CA")) << out;
+  EXPECT_EQ(redis_.command({"XLEN", "test:jollyjet:events:orders"})->integer, 1);
+}
+
 // A server whose certificate expired: refused as such.
 TEST_F(TlsTest, AnExpiredCertificateIsRefusedAsExpired) {
   const uint16_t port = freePort();
