@@ -142,15 +142,40 @@ def cpu_ns(pid):
     return total
 
 
+def make_certs(workdir):
+    """A CA and a server certificate for 127.0.0.1 (openssl CLI), for --tls."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    f = lambda name: os.path.join(workdir, name)  # noqa: E731
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f("ca.key"), "-out", f("ca.crt"), "-days",
+            "2", "-subj", "/CN=bench CA")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f("server.key"), "-out", f("server.csr"), "-subj",
+            "/CN=127.0.0.1")
+    with open(f("san.ext"), "w") as out:
+        out.write("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", f("server.csr"), "-CA", f("ca.crt"), "-CAkey", f("ca.key"), "-CAcreateserial",
+            "-out", f("server.crt"), "-days", "2", "-extfile", f("san.ext"))
+    return f("ca.crt"), f("server.crt"), f("server.key")
+
+
 class RedisServer:
-    def __init__(self, workdir):
+    def __init__(self, workdir, tls=False):
         self.port = free_port()
         self.log = os.path.join(workdir, "redis.log")
+        tls_args = []
+        self.tls_port, self.ca_file = None, None
+        if tls:
+            # A TLS port beside the plaintext one: evhost connects over TLS;
+            # the load generator and the checks keep plaintext.
+            self.tls_port = free_port()
+            self.ca_file, cert, key = make_certs(workdir)
+            tls_args = ["--tls-port", str(self.tls_port), "--tls-cert-file", cert, "--tls-key-file", key,
+                        "--tls-ca-cert-file", self.ca_file, "--tls-auth-clients", "no"]
         # Redis's defaults, written out: a Pub/Sub subscriber more than 32 MB
         # behind (or 8 MB for 60 s) is disconnected.
         self.proc = subprocess.Popen(
             ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
-             "--dir", workdir, "--logfile", self.log, "--client-output-buffer-limit", "pubsub 32mb 8mb 60"],
+             "--dir", workdir, "--logfile", self.log, "--client-output-buffer-limit", "pubsub 32mb 8mb 60", *tls_args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def up():
@@ -187,7 +212,7 @@ class RedisServer:
 # --------------------------------------------------------------------------
 # Scenarios
 # --------------------------------------------------------------------------
-def scenarios(quick, ops_load=False):
+def scenarios(quick, ops_load=False, tls=False):
     n_max = 20000 if quick else 200000
     seconds = 1 if quick else 5
     out = []
@@ -219,7 +244,20 @@ def scenarios(quick, ops_load=False):
                         name=f"{transport} burst of {n_max:,}, slow plugin (waits 100 µs/event, blocking)"))
     if ops_load:
         out += ops_variants(out)
+    if tls:
+        out += tls_variants(out)
     return out
+
+
+def tls_variants(base):
+    """With --tls: the 1-plugin runs again with evhost connected over TLS
+    (the load generator stays on plaintext)."""
+    variants = []
+    for s in base:
+        if s["subscriber"] == "evhost" and s["plugins"] == 1 and s["kind"] in ("max", "latency"):
+            v = dict(s, tls=True, variant="-tls", name=s["name"] + ", over TLS")
+            variants.append(v)
+    return variants
 
 
 def ops_variants(base):
@@ -248,16 +286,20 @@ def ops_variants(base):
     return variants
 
 
-def evhost_config(port, transport, plugins, workdir, plugin_path="bench", work_us=0, ops_listen="127.0.0.1:0"):
-    """The evhost YAML for one run: k bench plugin instances on one route."""
+def evhost_config(port, transport, plugins, workdir, plugin_path="bench", work_us=0, ops_listen="127.0.0.1:0",
+                  tls_ca=None):
+    """The evhost YAML for one run: k bench plugin instances on one route
+    (over TLS to `port` when tls_ca is given)."""
     names = [f"b{i + 1}" for i in range(plugins)]
     lines = [
         f"environment: {ENVIRONMENT}",
         "redis:",
         "  host: 127.0.0.1",
         f"  port: {port}",
-        "plugins:",
     ]
+    if tls_ca:
+        lines += ["  tls:", f"    ca_file: {tls_ca}"]
+    lines += ["plugins:"]
     for n in names:
         lines += [f"  {n}:", f"    path: {plugin_path}", "    config:", f"      tag: {n}", f"      result_key: {RESULT_KEY}",
                   f"      work_us: {work_us}"]
@@ -330,9 +372,11 @@ class Runner:
             else:
                 conf = os.path.join(self.workdir, f"{run_id}.yaml")
                 with open(conf, "w") as f:
-                    f.write(evhost_config(self.redis.port, s["transport"], s["plugins"], self.workdir,
-                                          s.get("plugin_path", "bench"), s.get("work_us", 0),
-                                          "" if s.get("ops_off") else "127.0.0.1:0"))
+                    tls = s.get("tls", False)
+                    f.write(evhost_config(self.redis.tls_port if tls else self.redis.port, s["transport"],
+                                          s["plugins"], self.workdir, s.get("plugin_path", "bench"),
+                                          s.get("work_us", 0), "" if s.get("ops_off") else "127.0.0.1:0",
+                                          self.redis.ca_file if tls else None))
                 dl = os.path.join(self.workdir, "dead-letter.jsonl")
                 dl_before = count_lines(dl)
                 proc = subprocess.Popen([os.path.join(self.bin, "evhost"), "--config", conf],
@@ -702,6 +746,8 @@ def main():
     ap.add_argument("--reps", type=int, default=3, help="repetitions of each scenario (default 3)")
     ap.add_argument("--quick", action="store_true", help="small runs (20,000 events, 1 s), to check the tooling")
     ap.add_argument("--only", default="", help="run only scenarios whose name contains this text")
+    ap.add_argument("--tls", action="store_true",
+                    help="also run the 1-plugin max-rate and latency scenarios with evhost over TLS")
     ap.add_argument("--ops-load", action="store_true",
                     help="also run 1-plugin scenarios with /metrics scraped every 100 ms, with 1,000 idle and "
                          "slowloris ops connections, and with the ops listener off")
@@ -716,10 +762,10 @@ def main():
     shutil.rmtree(workdir, ignore_errors=True)
     os.makedirs(workdir)
 
-    specs = [s for s in scenarios(args.quick, args.ops_load) if args.only in s["name"]]
+    specs = [s for s in scenarios(args.quick, args.ops_load, args.tls) if args.only in s["name"]]
     if not specs:
         ap.error(f"no scenario matches --only {args.only!r}")
-    redis = RedisServer(workdir)
+    redis = RedisServer(workdir, tls=args.tls)
     started = datetime.datetime.now(datetime.timezone.utc)
     runs_by_scenario = {s["name"]: [] for s in specs}
     failures = []
