@@ -5,8 +5,8 @@
 #include <openssl/x509v3.h>
 
 #include <arpa/inet.h>
-#include <netdb.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -62,8 +62,8 @@ bool writeAll(int fd, const char* data, size_t n) {
 
 }  // namespace
 
-SyncTls::SyncTls(const redis::TlsContext& tls, const std::string& host, uint16_t port,
-                 const std::string& server_name, uint32_t timeout_ms) {
+SyncTls::SyncTls(const redis::TlsContext& tls, const std::string& host, uint16_t port, const std::string& server_name,
+                 uint32_t timeout_ms) {
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
