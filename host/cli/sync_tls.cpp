@@ -5,7 +5,6 @@
 #include <openssl/x509v3.h>
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -21,11 +20,6 @@ namespace evh::cli {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-void setBlocking(int fd, bool blocking) {
-  const int flags = fcntl(fd, F_GETFL, 0);
-  fcntl(fd, F_SETFL, blocking ? (flags & ~O_NONBLOCK) : (flags | O_NONBLOCK));
-}
 
 // Waits for `events` on fd until `deadline`; false on timeout.
 bool waitFor(int fd, short events, Clock::time_point deadline) {
@@ -125,7 +119,6 @@ SyncTls::SyncTls(const redis::TlsContext& tls, const std::string& host, uint16_t
       }
       throw std::runtime_error("TLS handshake failed: " + redis::takeOpenSslErrors("the server closed the connection"));
     }
-    setBlocking(tcp_, true);
     int pair[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
       throw std::runtime_error(std::string("socketpair: ") + std::strerror(errno));
@@ -162,6 +155,9 @@ int SyncTls::takeHiredisFd() noexcept {
 
 // Until either side ends: what hiredis writes goes into the session, what
 // the session yields goes to hiredis. The session is this thread's alone.
+// The TCP socket stays non-blocking: TLS 1.3 sends session tickets after
+// the handshake, and a blocking SSL_read that consumed one would wait for
+// application data while hiredis's request sits unsent (a deadlock).
 void SyncTls::pump() noexcept {
   char buf[16 * 1024];
   for (;;) {
@@ -171,15 +167,33 @@ void SyncTls::pump() noexcept {
     }
     if (SSL_pending(ssl_) > 0 || (p[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
       const int n = SSL_read(ssl_, buf, sizeof buf);
-      if (n <= 0 || !writeAll(local_, buf, static_cast<size_t>(n))) {
-        ::shutdown(local_, SHUT_RDWR);  // hiredis sees the end
+      if (n > 0) {
+        if (!writeAll(local_, buf, static_cast<size_t>(n))) {
+          return;
+        }
+      } else if (const int e = SSL_get_error(ssl_, n); e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+        ::shutdown(local_, SHUT_RDWR);  // the session ended: hiredis sees the end
         return;
       }
     }
     if ((p[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
       const ssize_t n = ::read(local_, buf, sizeof buf);
-      if (n <= 0 || SSL_write(ssl_, buf, static_cast<int>(n)) <= 0) {
-        return;
+      if (n <= 0) {
+        return;  // hiredis closed its end
+      }
+      for (ssize_t off = 0; off < n;) {
+        const int w = SSL_write(ssl_, buf + off, static_cast<int>(n - off));
+        if (w > 0) {
+          off += w;
+          continue;
+        }
+        const int e = SSL_get_error(ssl_, w);
+        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+          ::shutdown(local_, SHUT_RDWR);
+          return;
+        }
+        pollfd out{tcp_, static_cast<short>(e == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN), 0};
+        ::poll(&out, 1, -1);
       }
     }
   }
