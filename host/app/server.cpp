@@ -228,8 +228,13 @@ void Server::start() {
       &loop_, *dispatcher_,
       ingest::Admission::Limits{config_.limits.max_in_flight, config_.limits.max_dead_letter_bytes}, std::move(sources),
       stats_);
+  seen_ids_ = std::make_unique<redis::SeenIdStore>(*commands_);
+  ingest::Pipeline::Options popt;
+  popt.trace_events = trace_events;
+  popt.seen = seen_ids_.get();
+  popt.signed_stage = ingest::SignedStage::Options{config_.prefix() + "evh:seen:", processConsumerName()};
   pipeline_ = std::make_unique<ingest::Pipeline>(&loop_, *dispatcher_, std::move(runtime), *admission_, stats_,
-                                                 ingest::Pipeline::Options{trace_events});
+                                                 std::move(popt));
   startSources();
   exportOwnStats();
   started_ = true;
@@ -338,17 +343,28 @@ void Server::stop() {
   uv_timer_start(
       deadline_.get(), [](uv_timer_t* t) { static_cast<Server*>(t->data)->onDeadline(); }, config_.shutdown_timeout_ms,
       0);
-  // on_idle may fire deep inside a callback (a posted completion, a hiredis
-  // reply): finish from the top of the loop instead, once the last replies
-  // (stream acks, plugins' writes) are in.
-  dispatcher_->drain([this] {
-    // Every ack is sent by now: consumers with nothing pending leave their
-    // groups (the flush below waits for those replies too).
-    for (auto& src : streams_) {
-      src->retire();
+  // Signed messages waiting for their replay check go on to dispatch (or
+  // a dead letter) first. on_idle may fire deep inside a callback (a posted
+  // completion, a hiredis reply): finish from the top of the loop instead,
+  // once the last replies (stream acks, plugins' writes) are in.
+  auto drain = [this] {
+    if (stopped_) {
+      return;  // the deadline passed while replay checks waited
     }
-    flushCommands([this] { finishStop(); });
-  });
+    dispatcher_->drain([this] {
+      // Every ack is sent by now: consumers with nothing pending leave their
+      // groups (the flush below waits for those replies too).
+      for (auto& src : streams_) {
+        src->retire();
+      }
+      flushCommands([this] { finishStop(); });
+    });
+  };
+  if (pipeline_) {
+    pipeline_->whenChecked(std::move(drain));
+  } else {
+    drain();
+  }
 }
 
 void Server::onDeadline() {

@@ -23,6 +23,7 @@
 #include "plugin/registry.h"
 #include "redis/command_client.h"
 #include "redis/idempotency_store.h"
+#include "redis/seen_id_store.h"
 #include "redis/stream_source.h"
 #include "redis/subscriber.h"
 #include "runtime/runtime.h"
@@ -105,6 +106,7 @@ class Server final {
   std::unique_ptr<plugin::LoopServices> services_;
   plugin::Registry registry_{stats_};
   std::unique_ptr<redis::IdempotencyStore> idempotency_;
+  std::unique_ptr<redis::SeenIdStore> seen_ids_;  // signed channels' replay check
   std::unique_ptr<dispatch::WorkerPool> pool_;
   std::unique_ptr<dispatch::Dispatcher> dispatcher_;
   runtime::ChannelIds channel_ids_;

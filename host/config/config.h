@@ -121,11 +121,27 @@ struct Route {
   Origin origin;
 };
 
+// channels.<name>.signature: signed events (docs/signatures.md).
+struct SigningKey {
+  std::string id;      // the operator's name for it (logs, metrics); not secret
+  std::string secret;  // the key's bytes, decoded from whsec_<base64>; never logged
+  Origin origin;
+};
+
+struct Signature {
+  bool enabled = false;          // a signature: map turns it on
+  std::vector<SigningKey> keys;  // any of them verifies (rotation: old and new together)
+  uint32_t tolerance_s = 300;    // a timestamp further than this in the past or future is refused
+  bool replay_check = true;      // each webhook-id delivered once (a seen id in Redis)
+  Origin origin;
+};
+
 struct Channel {
   std::string name;      // the key under `channels:`: logical name, without prefix
   bool pattern = false;  // PSUBSCRIBE instead of SUBSCRIBE (glob in name)
   Transport transport = Transport::PubSub;
   StreamOptions stream;  // transport: stream
+  Signature signature;
   std::vector<Route> routes;
   Origin origin;
 };

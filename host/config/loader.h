@@ -115,6 +115,10 @@ class Loader : private YamlReader {
   void readEvents(const Entry& e, Route& route);
   void readRoutePlugins(const Entry& e, Route& route);
 
+  // ---- signature (loader_signature.cpp) --------------------------------------------
+  void readSignature(const Entry& owner, Signature& out);
+  void readSigningKey(const Entry& owner, Signature& out);
+
   // ---- ops (loader_ops.cpp) ---------------------------------------------------------
   void readOps(const Entry& owner);
 

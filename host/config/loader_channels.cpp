@@ -40,6 +40,7 @@ void Loader::readChannel(const Entry& owner) {
                                                stream_block = e.key_node.Mark();
                                                readStream(e, channel.stream);
                                              }},
+                                            {"signature", [&](const Entry& e) { readSignature(e, channel.signature); }},
                                             {"routes",
                                              [&](const Entry& e) {
                                                has_routes = true;

@@ -55,9 +55,7 @@ std::optional<std::string> refusal(const std::string& path, const struct stat& s
   return std::nullopt;
 }
 
-std::string errnoText(const std::string& path, int err) {
-  return "cannot read " + path + ": " + std::strerror(err);
-}
+std::string errnoText(const std::string& path, int err) { return "cannot read " + path + ": " + std::strerror(err); }
 
 }  // namespace
 

@@ -40,7 +40,11 @@ class Admission {
   Admission& operator=(const Admission&) = delete;
 
   // May a Pub/Sub event enter now? THREAD: loop (as everything here).
-  bool admitPubSub() const noexcept { return dispatcher_.inFlight() < limits_.max_in_flight; }
+  // `waiting`: events admitted earlier that are not in flight yet (signed
+  // messages waiting for their replay check).
+  bool admitPubSub(size_t waiting = 0) const noexcept {
+    return dispatcher_.inFlight() + waiting < limits_.max_in_flight;
+  }
   // How many more entries a stream routed to `routes` may take now: 0 while
   // reading is paused, or while every plugin of the channel has its breaker
   // open (its entries wait safely in Redis until one half-opens).

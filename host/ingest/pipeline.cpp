@@ -46,7 +46,11 @@ Pipeline::Pipeline(uv_loop_t* loop, dispatch::Dispatcher& dispatcher, runtime::R
       unconfigured_(stats_.counter("evhost_messages_unconfigured_total",
                                    "Pub/Sub messages for a channel no longer configured, not routed")),
       decoder_(decoderLimits(*runtime_)),
-      refusals_(loop, dispatcher, decoder_, stats, [this] { admission_.checkDeadLetterBacklog(); }) {
+      refusals_(loop, dispatcher, decoder_, stats, [this] { admission_.checkDeadLetterBacklog(); }),
+      signed_(refusals_, admission_, stats, options_.seen, options_.signed_stage, [this](Verified& v) {
+        decoded(v.runtime, *v.channel, v.logical, v.redis_channel, v.body, v.delivery_id, std::move(v.done),
+                v.redelivered);
+      }) {
   addStats(*runtime_);
 }
 
@@ -61,6 +65,7 @@ void Pipeline::use(runtime::RuntimePtr runtime) {
 }
 
 void Pipeline::addStats(const runtime::Runtime& rt) {
+  signed_.addStats(rt);
   for (const runtime::Channel& ch : rt.channels()) {
     if (ch.id >= channel_stats_.size()) {
       channel_stats_.resize(ch.id + 1);
@@ -138,6 +143,17 @@ void Pipeline::message(const runtime::Channel& ch, std::string_view logical, std
     refusals_.tooLarge(limit, logical, redis_channel, payload, delivery_id, std::move(done));
     return;
   }
+  if (ch.verifier) {
+    signed_.message(runtime_, ch, logical, redis_channel, payload, delivery_id, std::move(done), redelivered);
+    return;
+  }
+  decoded(runtime_, ch, logical, redis_channel, payload, delivery_id, std::move(done), redelivered);
+}
+
+void Pipeline::decoded(const runtime::RuntimePtr& rt, const runtime::Channel& ch, std::string_view logical,
+                       std::string_view redis_channel, std::string_view payload, std::string_view delivery_id,
+                       std::function<void()> done, bool redelivered) {
+  const ChannelStats& cc = *channel_stats_[ch.id];
   // Decode.
   decoder_.decode(event::makeMessage(payload, logical, redis_channel, delivery_id, redelivered), items_);
   // A stream entry is acknowledged once every event of it is finished
@@ -201,7 +217,7 @@ void Pipeline::message(const runtime::Channel& ch, std::string_view logical, std
       continue;
     }
     // Dispatch, holding the runtime the targets belong to.
-    dispatcher_.dispatch(std::move(ev), targets, done_for_item(), from_stream, runtime_, &cc.latency);
+    dispatcher_.dispatch(std::move(ev), targets, done_for_item(), from_stream, rt, &cc.latency);
   }
 }
 

@@ -1,6 +1,6 @@
 // The ingest pipeline, the same for Pub/Sub and streams:
 //
-//   size check -> decode -> checks (verify, validate) -> route -> admit -> dispatch
+//   size check -> [signed channels: signature, seen id] -> decode -> checks (validate) -> route -> admit -> dispatch
 //
 // Refused input leaves at the stage that refused it, dead-lettered
 // (ingest/refusals.h). Routing uses the runtime in force when the message
@@ -12,6 +12,8 @@
 #include "ingest/admission.h"
 #include "ingest/check.h"
 #include "ingest/refusals.h"
+#include "ingest/seen_ids.h"
+#include "ingest/signed_stage.h"
 #include "ops/stats.h"
 #include "runtime/runtime.h"
 
@@ -41,6 +43,8 @@ class Pipeline {
  public:
   struct Options {
     bool trace_events = false;  // log every stage of every event (DEBUG_EVENTS)
+    SeenIds* seen = nullptr;    // signed channels' replay check; null: none can be made
+    SignedStage::Options signed_stage;
   };
 
   Pipeline(uv_loop_t* loop, dispatch::Dispatcher& dispatcher, runtime::RuntimePtr runtime, Admission& admission,
@@ -67,10 +71,17 @@ class Pipeline {
   void cutOff(std::string_view head, uint64_t held) { refusals_.cutOff(head, held); }
 
   const Refusals& refusals() const noexcept { return refusals_; }
+  // Runs `fn` once no signed message waits for its replay check (a stop
+  // waits for them before it drains what is in flight).
+  void whenChecked(std::function<void()> fn) { signed_.whenIdle(std::move(fn)); }
 
  private:
   void message(const runtime::Channel& ch, std::string_view logical, std::string_view redis_channel,
                std::string_view payload, std::string_view delivery_id, std::function<void()> done, bool redelivered);
+  // Decode onwards, under the runtime `rt` the message arrived with.
+  void decoded(const runtime::RuntimePtr& rt, const runtime::Channel& ch, std::string_view logical,
+               std::string_view redis_channel, std::string_view payload, std::string_view delivery_id,
+               std::function<void()> done, bool redelivered);
   // Registers the series of the runtime's channels not seen before.
   void addStats(const runtime::Runtime& rt);
 
@@ -85,6 +96,7 @@ class Pipeline {
   event::Decoder decoder_;
   std::vector<event::Item> items_;  // reused by every decode
   Refusals refusals_;
+  SignedStage signed_;
   std::vector<std::unique_ptr<Check>> checks_;
 };
 

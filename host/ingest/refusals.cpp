@@ -160,6 +160,21 @@ void Refusals::checkFailed(const char* check, const Refusal& refusal, const even
   }
 }
 
+void Refusals::messageRefused(const char* reason, const char* what, const std::string& detail, std::string_view logical,
+                              std::string_view redis_channel, std::string_view payload, std::string_view delivery_id,
+                              std::function<void()> done) {
+  stats_.check(reason).inc();
+  const std::string where = delivery_id.empty() ? std::string() : " [stream entry " + std::string(delivery_id) + "]";
+  const bool from_stream = static_cast<bool>(done);
+  dispatcher_.deadLetter(dispatch::makeEntry(info(reason, what, detail + where), payload, logical, redis_channel),
+                         std::move(done), from_stream);
+  after_();
+  if (check_log_.allow(uv_now(loop_))) {
+    log::host().warn("message on {}{} refused: {} (reason={}, {}){}", redis_channel, where, detail, reason, what,
+                     suppressedNote(check_log_));
+  }
+}
+
 void Refusals::overloaded(const event::Event& ev, std::string_view logical, size_t in_flight) {
   stats_.overloaded.inc();
   dispatcher_.deadLetter(dispatch::makeEntry(
@@ -169,6 +184,21 @@ void Refusals::overloaded(const event::Event& ev, std::string_view logical, size
     log::host().warn(
         "overloaded: {} events in flight (limits.max_in_flight); event {} on {} dead-lettered (reason=overloaded){}",
         in_flight, ev.eventId(), logical, suppressedNote(overload_log_));
+  }
+}
+
+void Refusals::overloaded(std::string_view payload, std::string_view logical, std::string_view redis_channel,
+                          size_t in_flight) {
+  stats_.overloaded.inc();
+  dispatcher_.deadLetter(dispatch::makeEntry(
+      info("overloaded", "overloaded", std::to_string(in_flight) + " events in flight (limits.max_in_flight)"), payload,
+      logical, redis_channel));
+  after_();
+  if (overload_log_.allow(uv_now(loop_))) {
+    log::host().warn(
+        "overloaded: {} events in flight (limits.max_in_flight); a signed message on {} dead-lettered "
+        "(reason=overloaded){}",
+        in_flight, redis_channel, suppressedNote(overload_log_));
   }
 }
 

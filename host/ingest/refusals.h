@@ -69,8 +69,17 @@ class Refusals {
   // the dead-letter reason).
   void checkFailed(const char* check, const Refusal& refusal, const event::Event& ev, std::function<void()> done,
                    bool from_stream);
+  // A whole message a check refused before it was decoded (a signature that
+  // does not verify, a replay): dead-lettered raw. `what` names the failed
+  // part (error.name in the entry), `detail` says how -- never a key.
+  void messageRefused(const char* reason, const char* what, const std::string& detail, std::string_view logical,
+                      std::string_view redis_channel, std::string_view payload, std::string_view delivery_id,
+                      std::function<void()> done);
   // A Pub/Sub event over limits.max_in_flight (Pub/Sub cannot wait).
   void overloaded(const event::Event& ev, std::string_view logical, size_t in_flight);
+  // The same for a whole message not decoded yet (a signed one, refused
+  // before its replay check), kept raw.
+  void overloaded(std::string_view payload, std::string_view logical, std::string_view redis_channel, size_t in_flight);
 
  private:
   void logInvalid(event::Reason reason, const std::string& line);

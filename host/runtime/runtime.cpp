@@ -54,6 +54,14 @@ std::shared_ptr<const Runtime> Runtime::build(const config::Config& config, cons
     c.transport = ch.transport;
     c.stream = ch.stream;
     c.routes = route::Table(ch, find, series_for);
+    if (ch.signature.enabled) {
+      std::vector<signature::Key> keys;
+      for (const config::SigningKey& k : ch.signature.keys) {
+        keys.push_back(signature::Key{k.id, k.secret});
+      }
+      c.verifier = std::make_shared<signature::Verifier>(std::move(keys), ch.signature.tolerance_s);
+      c.replay_check = ch.signature.replay_check;
+    }
     rt->channels_.push_back(std::move(c));
   }
   for (const auto& c : rt->channels_) {

@@ -9,6 +9,7 @@
 #include "config/config.h"
 #include "plugin/instance.h"
 #include "route/table.h"
+#include "signature/verifier.h"
 
 #include <cstdint>
 #include <map>
@@ -45,6 +46,11 @@ struct Channel {
   config::Transport transport = config::Transport::PubSub;
   config::StreamOptions stream;  // transport: stream
   route::Table routes;
+  // Signed channels only: verifies each message before it is decoded
+  // (ingest/signed_stage.h). Its keyed HMAC contexts are reused for every
+  // message: THREAD: loop only.
+  std::shared_ptr<signature::Verifier> verifier;
+  bool replay_check = false;  // each webhook-id delivered once (seen ids in Redis)
 };
 
 class Runtime {
