@@ -82,7 +82,8 @@ TEST(SignatureTest, MissingOrMalformedHeadersAreNamed) {
     return std::string(r.failed) + ": " + r.detail;
   };
   EXPECT_THAT(failed(kSpecBody), HasSubstr("missing: the message has no signature headers"));
-  EXPECT_THAT(failed(std::string("webhook-id: a\nwebhook-timestamp: 1\n\n{}")), HasSubstr("missing: no webhook-signature"));
+  EXPECT_THAT(failed(std::string("webhook-id: a\nwebhook-timestamp: 1\n\n{}")),
+              HasSubstr("missing: no webhook-signature"));
   EXPECT_THAT(failed(makeFrame(kSpecId, kSpecTimestamp, "v1a,abc", kSpecBody)), HasSubstr("missing: webhook-signature "
                                                                                           "holds no v1 signature"));
   // Odd length, not base64, no padding.
@@ -91,11 +92,12 @@ TEST(SignatureTest, MissingOrMalformedHeadersAreNamed) {
   EXPECT_THAT(failed(makeFrame(kSpecId, kSpecTimestamp, "v1,g0hM9SsE*OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", kSpecBody)),
               HasSubstr("malformed"));
   EXPECT_THAT(failed(makeFrame(kSpecId, kSpecTimestamp, "v1,", kSpecBody)), HasSubstr("malformed"));
-  EXPECT_THAT(failed(makeFrame(kSpecId, kSpecTimestamp, std::string(kSpecSignature) + "  " + kSpecSignature, kSpecBody)),
-              HasSubstr("malformed: webhook-signature has an empty item"));
-  EXPECT_THAT(failed(std::string("webhook-id: a\nwebhook-timestamp: 12x\nwebhook-signature: ") + kSpecSignature +
-                     "\n\n{}"),
-              HasSubstr("malformed: webhook-timestamp must be decimal digits"));
+  EXPECT_THAT(
+      failed(makeFrame(kSpecId, kSpecTimestamp, std::string(kSpecSignature) + "  " + kSpecSignature, kSpecBody)),
+      HasSubstr("malformed: webhook-signature has an empty item"));
+  EXPECT_THAT(
+      failed(std::string("webhook-id: a\nwebhook-timestamp: 12x\nwebhook-signature: ") + kSpecSignature + "\n\n{}"),
+      HasSubstr("malformed: webhook-timestamp must be decimal digits"));
   EXPECT_THAT(failed(std::string("webhook-id: a\nwebhook-id: b\nwebhook-timestamp: 1\nwebhook-signature: ") +
                      kSpecSignature + "\n\n{}"),
               HasSubstr("malformed: webhook-id appears twice"));
@@ -103,16 +105,16 @@ TEST(SignatureTest, MissingOrMalformedHeadersAreNamed) {
   EXPECT_THAT(failed(std::string("webhook-id: a\nwebhook-timestamp: 1\nwebhook-signature: ") + kSpecSignature),
               HasSubstr("malformed: no blank line ends the signature headers"));
   EXPECT_THAT(failed("webhook-id: " + std::string(5000, 'a') + "\n\n{}"), HasSubstr("within 4096 bytes"));
-  EXPECT_THAT(failed(std::string("webhook-id: a b\nwebhook-timestamp: 1\nwebhook-signature: ") + kSpecSignature +
-                     "\n\n{}"),
-              HasSubstr("malformed: webhook-id holds a character other than visible ASCII"));
+  EXPECT_THAT(
+      failed(std::string("webhook-id: a b\nwebhook-timestamp: 1\nwebhook-signature: ") + kSpecSignature + "\n\n{}"),
+      HasSubstr("malformed: webhook-id holds a character other than visible ASCII"));
 }
 
 TEST(SignatureTest, CrLfHeadersAndCaseInsensitiveNamesAreAccepted) {
   Verifier v = specVerifier();
-  const std::string msg = std::string("Webhook-Id: ") + kSpecId + "\r\nWEBHOOK-TIMESTAMP: " +
-                          std::to_string(kSpecTimestamp) + "\r\nwebhook-signature: " + kSpecSignature + "\r\n\r\n" +
-                          kSpecBody;
+  const std::string msg = std::string("Webhook-Id: ") + kSpecId +
+                          "\r\nWEBHOOK-TIMESTAMP: " + std::to_string(kSpecTimestamp) +
+                          "\r\nwebhook-signature: " + kSpecSignature + "\r\n\r\n" + kSpecBody;
   const Verifier::Result r = v.verify(msg, kSpecTimestamp);
   ASSERT_TRUE(r.ok()) << r.failed << ": " << r.detail;
   EXPECT_EQ(r.frame.body, kSpecBody);
