@@ -62,6 +62,27 @@ std::string pickChannel(const Options& o, const config::Config& cfg) {
   return *o.channel;
 }
 
+// A signed message to a channel that verifies none, or the other way round,
+// is refused by evhost: say so before sending.
+void warnAboutSigning(const Options& o, const config::Config& cfg, const std::string& logical) {
+  for (const auto& ch : cfg.channels) {
+    if (ch.name != logical || ch.pattern) {
+      continue;
+    }
+    if (ch.signature.enabled && !o.sign) {
+      std::fprintf(stderr,
+                   "warning: channel %s verifies signatures (%s); evhost will refuse this unsigned message "
+                   "(bad_signature): add --sign KEYFILE\n",
+                   logical.c_str(), ch.signature.origin.describe().c_str());
+    } else if (!ch.signature.enabled && o.sign) {
+      std::fprintf(stderr,
+                   "warning: channel %s does not verify signatures in %s; evhost will refuse the signed message "
+                   "as not JSON\n",
+                   logical.c_str(), o.config.c_str());
+    }
+  }
+}
+
 // The command, once its arguments and the config are read.
 int run(const Options& o, const config::Config& cfg) {
   const std::string logical = pickChannel(o, cfg);
@@ -69,9 +90,14 @@ int run(const Options& o, const config::Config& cfg) {
   auto [text, where] = readMessage(o);
   Messages messages(o, text, where);
   Checker checker(cfg);
+  std::optional<Signer> signer;
+  if (o.sign) {
+    signer.emplace(*o.sign);
+  }
+  warnAboutSigning(o, cfg, logical);
   SyncRedis redis(cfg.redis);
   Tally t;
-  send(redis, messages, checker, o, logical, key, t);
+  send(redis, messages, checker, signer ? &*signer : nullptr, o, logical, key, t);
   report(o, key, t);
   if (t.failed > 0) {
     throw Failure(std::to_string(t.failed) + " of " + std::to_string(o.count) + " failed; the first: " + t.first_error);
@@ -151,6 +177,11 @@ void addPublish(CLI::App& app, Command& chosen) {
          "Send it N times (1 to " + std::to_string(publish::kMaxCount) + ", pipelined), each with a fresh eventId")
       ->type_name("N")
       ->check(CLI::Range(size_t{1}, publish::kMaxCount).description(""));
+  cmd->add_option("--sign", o.sign,
+                  "Sign each message with the key in KEYFILE (whsec_<base64>, private to its owner): "
+                  "Standard Webhooks headers, webhook-id the eventId")
+      ->type_name("KEYFILE")
+      ->check(nonEmpty());
   CLI::Option* file = cmd->add_option("--file", g->file, "Read the message from FILE (- : stdin)")
                           ->type_name("FILE")
                           ->check(nonEmpty());

@@ -56,7 +56,8 @@ Shape shapeOf(const Json& j) {
   return j.contains("eventType") ? Shape::Plain : Shape::Payload;
 }
 
-// A random (version 4) UUID, from libuuid.
+}  // namespace
+
 std::string newUuid() {
   uuid_t id;
   uuid_generate_random(id);
@@ -64,8 +65,6 @@ std::string newUuid() {
   uuid_unparse_lower(id, text);
   return text;
 }
-
-}  // namespace
 
 std::pair<std::string, std::string> readMessage(const Options& o) {
   switch (o.source) {

@@ -17,6 +17,9 @@ namespace evh::cli::publish {
 // ordered_json keeps an envelope's key order when --count rewrites its ids.
 using Json = nlohmann::ordered_json;
 
+// A random (version 4) UUID, from libuuid.
+std::string newUuid();
+
 // The message's text, and how to name where it came from in errors.
 std::pair<std::string, std::string> readMessage(const Options& o);
 

@@ -19,7 +19,8 @@ struct Options {
   std::optional<std::string> correlation_id;
   size_t count = 1;
   Source source = Source::None;
-  std::string source_arg;  // the file name, or the --payload JSON
+  std::string source_arg;           // the file name, or the --payload JSON
+  std::optional<std::string> sign;  // --sign KEYFILE: a whsec_ key to sign each message with
 };
 
 }  // namespace evh::cli::publish

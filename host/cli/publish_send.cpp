@@ -20,8 +20,8 @@ std::string plural(long long n, const char* one, const char* many) {
 
 }  // namespace
 
-void send(SyncRedis& redis, Messages& messages, Checker& checker, const Options& o, const std::string& logical,
-          const std::string& key, Tally& t) {
+void send(SyncRedis& redis, Messages& messages, Checker& checker, Signer* signer, const Options& o,
+          const std::string& logical, const std::string& key, Tally& t) {
   std::vector<std::vector<std::string>> chunk;
   for (size_t sent = 0; sent < o.count;) {
     chunk.clear();
@@ -29,6 +29,9 @@ void send(SyncRedis& redis, Messages& messages, Checker& checker, const Options&
       std::string event_id;
       std::string message = messages.make(event_id);
       checker.check(message, logical, key);
+      if (signer != nullptr) {
+        message = signer->sign(message, event_id);
+      }
       if (o.count == 1) {
         t.event_id = event_id;
       }

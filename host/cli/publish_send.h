@@ -7,6 +7,7 @@
 
 #include "cli/publish_message.h"
 #include "cli/publish_options.h"
+#include "cli/publish_sign.h"
 #include "cli/sync_redis.h"
 
 namespace evh::cli::publish {
@@ -22,10 +23,10 @@ struct Tally {
   std::string event_id;  // of a single event
 };
 
-// Makes, checks and sends o.count messages to `key` (`logical` without the
-// environment prefix), tallying the replies in `t`.
-void send(SyncRedis& redis, Messages& messages, Checker& checker, const Options& o, const std::string& logical,
-          const std::string& key, Tally& t);
+// Makes, checks (and with `signer`, signs) and sends o.count messages to
+// `key` (`logical` without the environment prefix), tallying the replies in `t`.
+void send(SyncRedis& redis, Messages& messages, Checker& checker, Signer* signer, const Options& o,
+          const std::string& logical, const std::string& key, Tally& t);
 
 // Prints what was sent where (stdout), and a warning when nobody received a Pub/Sub message (stderr).
 void report(const Options& o, const std::string& key, const Tally& t);

@@ -29,27 +29,28 @@ void Loader::readSignature(const Entry& owner, Signature& out) {
   out.origin = Origin{file(), owner.key_node.Mark().line + 1, owner.path};
   bool has_keys = false;
   const bool is_map = readFields(
-      owner, {
-                 {"keys",
-                  [&](const Entry& e) {
-                    has_keys = true;
-                    if (!e.value.IsSequence() || e.value.size() == 0) {
-                      error(valueMark(e), e.path, expectedGot("a list of keys, at least one", kindOf(e.value)));
-                      return;
-                    }
-                    size_t index = 0;
-                    for (auto it = e.value.begin(); it != e.value.end(); ++it, ++index) {
-                      const YAML::Node item = *it;
-                      readSigningKey(Entry{"", item.Mark().is_null() ? e.key_node : item, item, indexKey(e.path, index)},
-                                     out);
-                    }
-                  }},
-                 {"tolerance_s", [&](const Entry& e) { readInteger(e, out.tolerance_s, 1, 86400); }},
-                 {"replay_check", [&](const Entry& e) { readBool(e, out.replay_check); }},
-             });
+      owner,
+      {
+          {"keys",
+           [&](const Entry& e) {
+             has_keys = true;
+             if (!e.value.IsSequence() || e.value.size() == 0) {
+               error(valueMark(e), e.path, expectedGot("a list of keys, at least one", kindOf(e.value)));
+               return;
+             }
+             size_t index = 0;
+             for (auto it = e.value.begin(); it != e.value.end(); ++it, ++index) {
+               const YAML::Node item = *it;
+               readSigningKey(Entry{"", item.Mark().is_null() ? e.key_node : item, item, indexKey(e.path, index)}, out);
+             }
+           }},
+          {"tolerance_s", [&](const Entry& e) { readInteger(e, out.tolerance_s, 1, 86400); }},
+          {"replay_check", [&](const Entry& e) { readBool(e, out.replay_check); }},
+      });
   if (is_map && !has_keys) {
-    error(owner.key_node.Mark(), owner.path, "missing required key \"keys\" (the signing keys, from files or "
-                                             "environment variables)");
+    error(owner.key_node.Mark(), owner.path,
+          "missing required key \"keys\" (the signing keys, from files or "
+          "environment variables)");
   }
 }
 
@@ -79,8 +80,9 @@ void Loader::readSigningKey(const Entry& owner, Signature& out) {
     error(valueMark(*id_entry), id_entry->path, "key id " + quote(key.id) + " is used twice in this channel");
   }
   if (file_entry.has_value() == env_entry.has_value()) {
-    error(valueMark(owner), owner.path, "give exactly one of \"file\" (a file private to evhost's user) or \"env\" "
-                                        "(an environment variable) for the key");
+    error(valueMark(owner), owner.path,
+          "give exactly one of \"file\" (a file private to evhost's user) or \"env\" "
+          "(an environment variable) for the key");
     return;
   }
   std::string text;

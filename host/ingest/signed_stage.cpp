@@ -60,8 +60,8 @@ struct SignedStage::Held {
   bool redelivered;
 };
 
-SignedStage::SignedStage(Refusals& refusals, Admission& admission, ops::Registry& stats,
-                         SeenIds* seen, Options options, std::function<void(Verified&)> next)
+SignedStage::SignedStage(Refusals& refusals, Admission& admission, ops::Registry& stats, SeenIds* seen, Options options,
+                         std::function<void(Verified&)> next)
     : refusals_(refusals),
       admission_(admission),
       stats_(stats),
@@ -106,7 +106,8 @@ void SignedStage::message(const runtime::RuntimePtr& rt, const runtime::Channel&
   signature::Verifier::Result r = ch.verifier->verify(payload, judge_s);
   if (!r.ok()) {
     cs.results[resultIndex(r.failed)].inc();
-    refusals_.messageRefused("bad_signature", r.failed, r.detail, logical, redis_channel, payload, delivery_id, std::move(done));
+    refusals_.messageRefused("bad_signature", r.failed, r.detail, logical, redis_channel, payload, delivery_id,
+                             std::move(done));
     return;
   }
   cs.keys[r.key].inc();
@@ -127,22 +128,22 @@ void SignedStage::message(const runtime::RuntimePtr& rt, const runtime::Channel&
                              logical, redis_channel, payload, delivery_id, std::move(done));
     return;
   }
-  auto held = std::make_shared<Held>(Held{rt, ch.id, std::string(logical), std::string(redis_channel),
-                                          std::string(payload), static_cast<size_t>(r.frame.body.data() - payload.data()),
-                                          std::string(delivery_id), std::string(r.frame.id), std::move(done),
-                                          redelivered});
+  auto held =
+      std::make_shared<Held>(Held{rt, ch.id, std::string(logical), std::string(redis_channel), std::string(payload),
+                                  static_cast<size_t>(r.frame.body.data() - payload.data()), std::string(delivery_id),
+                                  std::string(r.frame.id), std::move(done), redelivered});
   // Remembered as long as the timestamp could still pass: a replay after
   // that is refused as stale.
   const uint64_t ttl_ms = 2ull * ch.verifier->toleranceSeconds() * 1000 + 60000;
   const std::string key = options_.key_prefix + ch.name + ":" + held->webhook_id;
   const std::string& value = delivery_id.empty() ? options_.instance : held->delivery_id;
   ++waiting_;
-  const bool sent = seen_->claim(key, value, ttl_ms,
-                                 [this, alive = alive_, held](SeenIds::Claim claim, const std::string& detail) {
-                                   if (*alive) {
-                                     answered(*held, claim, detail);
-                                   }
-                                 });
+  const bool sent =
+      seen_->claim(key, value, ttl_ms, [this, alive = alive_, held](SeenIds::Claim claim, const std::string& detail) {
+        if (*alive) {
+          answered(*held, claim, detail);
+        }
+      });
   if (!sent) {
     answered(*held, SeenIds::Claim::Lost, "no Redis connection");
   }
@@ -160,8 +161,8 @@ void SignedStage::answered(Held& held, SeenIds::Claim claim, const std::string& 
   const bool pass = claim == Claim::First || (claim == Claim::Same && from_stream);
   if (pass) {
     cs.results[resultIndex("verified")].inc();
-    Verified v{held.runtime, &ch,         held.logical, held.redis_channel, body, held.delivery_id,
-               std::move(held.done), held.redelivered};
+    Verified v{held.runtime,    &ch, held.logical, held.redis_channel, body, held.delivery_id, std::move(held.done),
+               held.redelivered};
     next_(v);
   } else if (claim == Claim::Other && !from_stream) {
     // Another instance subscribed to this channel received it too and

@@ -47,8 +47,8 @@ class SignedStage {
   // `seen` null: no replay check can be made (a channel asking for one
   // dead-letters its messages as replay_unchecked). `next` runs for each
   // verified message, maybe later than message() returns.
-  SignedStage(Refusals& refusals, Admission& admission, ops::Registry& stats, SeenIds* seen,
-              Options options, std::function<void(Verified&)> next);
+  SignedStage(Refusals& refusals, Admission& admission, ops::Registry& stats, SeenIds* seen, Options options,
+              std::function<void(Verified&)> next);
   ~SignedStage();
   SignedStage(const SignedStage&) = delete;
   SignedStage& operator=(const SignedStage&) = delete;

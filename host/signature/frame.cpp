@@ -165,8 +165,9 @@ bool parseFrame(std::string_view message, Frame& out, FrameError& error) {
       seen = &have_sig;
       ok = !have_sig && readSignatures(value, out, error);
     } else {
-      return fail(error, "malformed", "unknown signature header (only webhook-id, webhook-timestamp and "
-                                      "webhook-signature may come before the blank line)");
+      return fail(error, "malformed",
+                  "unknown signature header (only webhook-id, webhook-timestamp and "
+                  "webhook-signature may come before the blank line)");
     }
     if (!ok) {
       if (*seen) {
@@ -178,7 +179,10 @@ bool parseFrame(std::string_view message, Frame& out, FrameError& error) {
   }
   if (!have_id || !have_ts || !have_sig) {
     return fail(error, "missing",
-                std::string("no ") + (!have_id ? "webhook-id" : !have_ts ? "webhook-timestamp" : "webhook-signature") +
+                std::string("no ") +
+                    (!have_id   ? "webhook-id"
+                     : !have_ts ? "webhook-timestamp"
+                                : "webhook-signature") +
                     " header");
   }
   out.body = message.substr(body_at);

@@ -22,8 +22,8 @@ bool decodeSecret(std::string_view text, std::string& secret, std::string& why) 
   std::vector<unsigned char> out(b64.size() / 4 * 3 + 1);
   // EVP_DecodeBlock refuses characters outside the alphabet; it counts '='
   // padding as zero bytes, taken off below.
-  const int n = EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(b64.data()),
-                                static_cast<int>(b64.size()));
+  const int n =
+      EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(b64.data()), static_cast<int>(b64.size()));
   size_t pad = 0;
   if (b64.back() == '=') {
     pad = b64[b64.size() - 2] == '=' ? 2 : 1;

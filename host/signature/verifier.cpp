@@ -27,8 +27,8 @@ Verifier::Result Verifier::verify(std::string_view message, int64_t now_s) {
   const int64_t skew = now_s - r.frame.seconds;
   if (skew > static_cast<int64_t>(tolerance_s_)) {
     r.failed = "stale";
-    r.detail = "webhook-timestamp is " + std::to_string(skew) + " s old (tolerance " + std::to_string(tolerance_s_) +
-               " s)";
+    r.detail =
+        "webhook-timestamp is " + std::to_string(skew) + " s old (tolerance " + std::to_string(tolerance_s_) + " s)";
     return r;
   }
   if (-skew > static_cast<int64_t>(tolerance_s_)) {

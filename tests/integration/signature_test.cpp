@@ -219,8 +219,7 @@ TEST_P(SignatureTest, KeysRotateWithoutTouchingPublishers) {
     send(signedWith(kNewKey, "msg_r2", now, event("r2")));  // one moved
     ASSERT_TRUE(eventually([&] { return handled() == 2; })) << host.log();
     const auto key = [](const char* id) {
-      return std::string(R"(evhost_signature_key_verified_total{channel="jollyjet:events:orders",key=")") + id +
-             "\"}";
+      return std::string(R"(evhost_signature_key_verified_total{channel="jollyjet:events:orders",key=")") + id + "\"}";
     };
     EXPECT_EQ(metric(host, key("old")), "1");
     EXPECT_EQ(metric(host, key("new")), "1");
@@ -233,6 +232,30 @@ TEST_P(SignatureTest, KeysRotateWithoutTouchingPublishers) {
   ASSERT_TRUE(eventually([&] { return handled() == 3 && deadLetters().size() == 1; })) << host.log();
   EXPECT_THAT(deadLetters()[0], HasSubstr("\"name\":\"no_match\""));
   EXPECT_THAT(redis_.command({"LINDEX", "seen", "2"})->str, HasSubstr("|r4|"));
+}
+
+TEST_P(SignatureTest, EvhctlPublishSignsWithAPrivateKeyFile) {
+  EvhostProcess host(config(bothKeys()), {}, env());
+  ASSERT_TRUE(ready(host)) << host.log();
+  const std::string evhctl = std::string("EVH_TEST_NEW_KEY=") + kNewKey + " " + EVH_EVHCTL_BIN + " publish -c " +
+                             host.configPath() + (stream() ? " --stream" : "") + " --type ORDER_PLACED ";
+  const std::string out = run(evhctl + "--id evt-signed --sign " + old_key_file_ + " --payload '{}' 2>&1");
+  EXPECT_THAT(out, Not(HasSubstr("warning"))) << out;
+  ASSERT_TRUE(eventually([&] { return handled() == 1; })) << out << host.log();
+  EXPECT_THAT(redis_.command({"LINDEX", "seen", "0"})->str, HasSubstr("|evt-signed|"));
+  // Unsigned to a signed channel: sent, with a warning, and refused.
+  EXPECT_THAT(run(evhctl + "--payload '{}' 2>&1"), HasSubstr("add --sign KEYFILE"));
+  ASSERT_TRUE(eventually([&] { return deadLetters().size() == 1; })) << host.log();
+  EXPECT_THAT(deadLetters()[0], HasSubstr("\"name\":\"missing\""));
+  // A key file others may read is refused, with the fix, and nothing is sent.
+  const std::string open_key = keys_.path() + "/open.key";
+  std::ofstream(open_key) << kOldKey << "\n";
+  ::chmod(open_key.c_str(), 0644);
+  const std::string refused = run(evhctl + "--sign " + open_key + " --payload '{}' 2>&1; echo \"exit=$?\"");
+  EXPECT_THAT(refused, HasSubstr("--sign: " + open_key + " is accessible by group or others"));
+  EXPECT_THAT(refused, HasSubstr("chmod 600 " + open_key));
+  EXPECT_THAT(refused, HasSubstr("exit=1"));
+  EXPECT_THAT(refused, Not(HasSubstr(std::string(kOldKey).substr(6, 12))));
 }
 
 INSTANTIATE_TEST_SUITE_P(PubSubAndStream, SignatureTest, ::testing::Bool(),
@@ -294,8 +317,8 @@ TEST_F(SignedChannelTest, TwoInstancesOnASignedPubSubChannelHandleEachMessageOnc
   }
   ASSERT_TRUE(eventually([&] { return handled() == 10; })) << a.log() << b.log();
   const auto elsewhere = [](const EvhostProcess& h) {
-    const std::string v = metric(
-        h, R"(evhost_signature_checks_total{channel="jollyjet:events:orders",result="handled_elsewhere"})");
+    const std::string v =
+        metric(h, R"(evhost_signature_checks_total{channel="jollyjet:events:orders",result="handled_elsewhere"})");
     return v.empty() ? -1 : std::stoi(v);
   };
   ASSERT_TRUE(eventually([&] { return elsewhere(a) + elsewhere(b) == 10; })) << a.log() << b.log();

@@ -31,7 +31,8 @@ LoadResult load(const std::string& yaml, const std::string& dir) {
 }
 
 std::string channel(const std::string& signature) {
-  return "channels:\n  orders:\n    signature:\n" + signature + "    routes: [{plugins: [p]}]\nplugins: {p: {path: p}}\n";
+  return "channels:\n  orders:\n    signature:\n" + signature +
+         "    routes: [{plugins: [p]}]\nplugins: {p: {path: p}}\n";
 }
 
 std::string allErrors(const LoadResult& r) {
@@ -63,12 +64,13 @@ TEST_F(LoaderSignatureTest, KeysFromAFileAndTheEnvironmentWithDefaults) {
   EXPECT_EQ(s.keys[0].secret, s.keys[1].secret);
   EXPECT_EQ(s.tolerance_s, 300u);
   EXPECT_TRUE(s.replay_check);
-  EXPECT_FALSE(load(channel("      keys: [{id: k, file: k.key}]\n"), dir_.path()).config->channels[0].signature.keys.empty());
+  EXPECT_FALSE(
+      load(channel("      keys: [{id: k, file: k.key}]\n"), dir_.path()).config->channels[0].signature.keys.empty());
 }
 
 TEST_F(LoaderSignatureTest, ToleranceAndReplayCheck) {
-  const LoadResult r =
-      load(channel("      keys: [{id: k, env: EVH_KEY}]\n      tolerance_s: 60\n      replay_check: false\n"), dir_.path());
+  const LoadResult r = load(
+      channel("      keys: [{id: k, env: EVH_KEY}]\n      tolerance_s: 60\n      replay_check: false\n"), dir_.path());
   ASSERT_TRUE(r.config) << allErrors(r);
   EXPECT_EQ(r.config->channels[0].signature.tolerance_s, 60u);
   EXPECT_FALSE(r.config->channels[0].signature.replay_check);
