@@ -9,10 +9,11 @@
 
 namespace evh::cli {
 
-// Loads `path`; on failure prints every error and "evhctl: invalid
-// configuration <path>" on stderr and returns nullopt (the command exits 1).
+// Loads `path` (without the channels' signing keys: evhctl never verifies);
+// on failure prints every error and "evhctl: invalid configuration <path>"
+// on stderr and returns nullopt (the command exits 1).
 inline std::optional<config::Config> loadConfigOrReport(const std::string& path) {
-  config::LoadResult loaded = config::loadFile(path);
+  config::LoadResult loaded = config::loadFile(path, config::processEnv, config::LoadOptions{false});
   if (!loaded.config) {
     for (const auto& e : loaded.errors) {
       std::fprintf(stderr, "%s\n", e.c_str());

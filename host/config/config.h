@@ -229,7 +229,14 @@ struct LoadResult {
 using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
 std::optional<std::string> processEnv(const std::string& name);
 
-LoadResult loadFile(const std::string& path, const EnvLookup& env = processEnv);
+// What a load reads beyond the YAML. evhctl's commands other than evhost's
+// own checks skip the channels' signing keys: they never verify, and an
+// operator's shell lacks evhost's key variables and may not read its key
+// files (the keys' form is still checked; their values are left empty).
+struct LoadOptions {
+  bool signing_keys = true;
+};
+LoadResult loadFile(const std::string& path, const EnvLookup& env = processEnv, LoadOptions options = {});
 LoadResult loadString(const std::string& yaml, const std::string& file_name, const EnvLookup& env = processEnv);
 
 }  // namespace evh::config

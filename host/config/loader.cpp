@@ -82,9 +82,9 @@ struct FileCloser {
 };
 
 LoadResult loadImpl(const std::string& yaml, const std::string& file_name, const std::string& config_dir,
-                    const EnvLookup& env) {
+                    const EnvLookup& env, LoadOptions options = {}) {
   try {
-    return Loader(file_name, config_dir, env).load(yaml);
+    return Loader(file_name, config_dir, env, options).load(yaml);
   } catch (const std::exception& e) {
     // Loader::load reports its own failures; this is for running out of
     // memory while doing so, since the callers are promised no exceptions.
@@ -226,7 +226,7 @@ void Loader::readLogging(const Entry& owner) {
                     });
 }
 
-LoadResult loadFile(const std::string& path, const EnvLookup& env) {
+LoadResult loadFile(const std::string& path, const EnvLookup& env, LoadOptions options) {
   std::string yaml;
   {
     const std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
@@ -258,7 +258,7 @@ LoadResult loadFile(const std::string& path, const EnvLookup& env) {
   if (dir.empty()) {
     dir = ".";
   }
-  LoadResult result = loadImpl(yaml, path, dir, env);
+  LoadResult result = loadImpl(yaml, path, dir, env, options);
   if (result.config) {
     result.config->file_sha256 = sha256Hex(yaml);
   }

@@ -80,8 +80,8 @@ struct BreakerKeys {
 // the schema reads best with its helpers unqualified.
 class Loader : private YamlReader {
  public:
-  Loader(const std::string& file, std::string config_dir, const EnvLookup& env)
-      : YamlReader(file, env), config_dir_(std::move(config_dir)), env_lookup_(env) {}
+  Loader(const std::string& file, std::string config_dir, const EnvLookup& env, LoadOptions options = {})
+      : YamlReader(file, env), config_dir_(std::move(config_dir)), env_lookup_(env), options_(options) {}
 
   // Every problem in `yaml`, or the Config when there is none.
   LoadResult load(const std::string& yaml);
@@ -149,6 +149,7 @@ class Loader : private YamlReader {
 
   std::string config_dir_;
   const EnvLookup& env_lookup_;
+  LoadOptions options_;
   Config config_;
   RetryKeys root_retry_;
   BreakerKeys root_breaker_;

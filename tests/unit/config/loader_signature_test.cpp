@@ -104,5 +104,21 @@ TEST_F(LoaderSignatureTest, EachRefusalIsNamedAndNeverShowsTheKey) {
   }
 }
 
+TEST_F(LoaderSignatureTest, WithoutSigningKeysTheirFormIsCheckedButNothingRead) {
+  // evhctl's load: an unset variable and a file it may not read are fine.
+  const std::string yaml =
+      channel("      keys:\n        - {id: k1, file: none.key}\n        - {id: k2, env: EVH_UNSET}\n");
+  std::ofstream(dir_.path() + "/cfg.yaml") << yaml;
+  const LoadResult r = loadFile(
+      dir_.path() + "/cfg.yaml", [](const std::string&) { return std::nullopt; }, LoadOptions{false});
+  ASSERT_TRUE(r.config) << allErrors(r);
+  ASSERT_EQ(r.config->channels[0].signature.keys.size(), 2u);
+  EXPECT_TRUE(r.config->channels[0].signature.keys[0].secret.empty());
+  std::ofstream(dir_.path() + "/bad.yaml") << channel("      keys:\n        - {id: k1}\n");
+  EXPECT_THAT(allErrors(loadFile(
+                  dir_.path() + "/bad.yaml", [](const std::string&) { return std::nullopt; }, LoadOptions{false})),
+              HasSubstr("exactly one of"));
+}
+
 }  // namespace
 }  // namespace evh::config
