@@ -2,20 +2,21 @@
 // looking at the body.
 #include "signature/frame.h"
 
-#include <cctype>
-
 namespace evh::signature {
 namespace {
 
 constexpr size_t kMaxIdBytes = 256;
 constexpr size_t kMaxTimestampDigits = 12;
 
+// `a` equals the lowercase `b`, ASCII letters compared without case (no
+// locale: a header name is ASCII).
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) {
     return false;
   }
   for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != b[i]) {
+    const char c = a[i] >= 'A' && a[i] <= 'Z' ? static_cast<char>(a[i] - 'A' + 'a') : a[i];
+    if (c != b[i]) {
       return false;
     }
   }

@@ -52,6 +52,10 @@ bool Hmac::compute(std::initializer_list<std::string_view> parts, Digest& out) {
   return EVP_MAC_final(ctx_.get(), out.data(), &len, out.size()) == 1 && len == out.size();
 }
 
+void base64(const Digest& d, Base64Digest& out) {
+  EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), d.data(), static_cast<int>(d.size()));
+}
+
 std::string base64(const Digest& d) {
   std::string s(4 * ((d.size() + 2) / 3) + 1, '\0');
   const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(s.data()), d.data(), static_cast<int>(d.size()));

@@ -38,6 +38,8 @@ class Hmac {
 };
 
 // Standard base64 (with padding) of the digest: 44 characters.
+using Base64Digest = std::array<char, 45>;  // with a terminating NUL
+void base64(const Digest& d, Base64Digest& out);
 std::string base64(const Digest& d);
 
 }  // namespace evh::signature

@@ -44,9 +44,10 @@ Verifier::Result Verifier::verify(std::string_view message, int64_t now_s) {
       r.detail = "libcrypto failed computing the HMAC";
       return r;
     }
-    const std::string expected = base64(d);
+    Base64Digest expected;
+    base64(d, expected);
     const bool match = forEachV1(r.frame, [&](std::string_view sig) {
-      return sig.size() == expected.size() && CRYPTO_memcmp(sig.data(), expected.data(), expected.size()) == 0;
+      return sig.size() == kV1SignatureChars && CRYPTO_memcmp(sig.data(), expected.data(), kV1SignatureChars) == 0;
     });
     if (match) {
       r.key = k;
