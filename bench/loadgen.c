@@ -24,6 +24,8 @@
 #include "tool.h"
 
 #include <hiredis/hiredis.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #define PROG "evh_loadgen"
 #define EVENT_MAX 512        /* one event's JSON; ~300 bytes in practice */
@@ -43,6 +45,7 @@ typedef struct {
   long long batch;
   double sentinel_delay; /* seconds to wait before the sentinel */
   char run_id[65];
+  const char* sign_key; /* --sign-key FILE: a whsec_ key; NULL: unsigned */
 } options;
 
 typedef struct {
@@ -51,6 +54,9 @@ typedef struct {
   uint64_t id_hi;          /* run-id hash: upper half of every eventId */
   long long receivers_min; /* publish mode: min PUBLISH reply, -1 = none yet */
   char ts[32];             /* ISO-8601 timestamp, refreshed per batch/tick */
+  unsigned char key[64];   /* --sign-key's bytes */
+  int key_len;             /* 0: messages go unsigned */
+  long long signed_n;      /* webhook-ids: <run id>-<n> */
 } loadgen;
 
 static void usage(FILE* out) {
@@ -66,19 +72,27 @@ static void usage(FILE* out) {
                "  --rate R        events per second, 0 = as fast as possible (default 0)\n"
                "  --batch B       pipeline depth at max rate (default 1000)\n"
                "  --run-id ID     id put into correlationId and the sentinel (default: pid)\n"
+               "  --sign-key FILE  sign each message (Standard Webhooks headers, docs/signatures.md)\n"
+               "                  with the whsec_<base64> key in FILE\n"
                "  --sentinel-delay S  seconds to wait before the sentinel (default 0), so that\n"
                "                  a slow subscriber has drained its backlog when it comes\n"
                "  --help          this text\n");
 }
 
 static void parse_args(int argc, char** argv, options* o) {
-  static const struct option longopts[] = {
-      {"host", required_argument, NULL, 'h'},           {"port", required_argument, NULL, 'p'},
-      {"mode", required_argument, NULL, 'm'},           {"target", required_argument, NULL, 't'},
-      {"count", required_argument, NULL, 'n'},          {"duration", required_argument, NULL, 'd'},
-      {"rate", required_argument, NULL, 'r'},           {"batch", required_argument, NULL, 'b'},
-      {"run-id", required_argument, NULL, 'i'},         {"help", no_argument, NULL, 'H'},
-      {"sentinel-delay", required_argument, NULL, 'S'}, {NULL, 0, NULL, 0}};
+  static const struct option longopts[] = {{"host", required_argument, NULL, 'h'},
+                                           {"port", required_argument, NULL, 'p'},
+                                           {"mode", required_argument, NULL, 'm'},
+                                           {"target", required_argument, NULL, 't'},
+                                           {"count", required_argument, NULL, 'n'},
+                                           {"duration", required_argument, NULL, 'd'},
+                                           {"rate", required_argument, NULL, 'r'},
+                                           {"batch", required_argument, NULL, 'b'},
+                                           {"run-id", required_argument, NULL, 'i'},
+                                           {"help", no_argument, NULL, 'H'},
+                                           {"sentinel-delay", required_argument, NULL, 'S'},
+                                           {"sign-key", required_argument, NULL, 'k'},
+                                           {NULL, 0, NULL, 0}};
   int ch;
   o->host = "127.0.0.1";
   o->port = 6379;
@@ -120,6 +134,10 @@ static void parse_args(int argc, char** argv, options* o) {
         break;
       case 'b':
         o->batch = (long long)tool_parse_num("batch", optarg, 1, 1e6, 1);
+        break;
+      case 'k':
+        if (optarg[0] == '\0') tool_bad_args("--sign-key: empty value");
+        o->sign_key = optarg;
         break;
       case 'S':
         o->sentinel_delay = tool_parse_num("sentinel-delay", optarg, 0, 3600, 0);
@@ -164,8 +182,65 @@ static void refresh_timestamp(loadgen* g) {
   snprintf(g->ts, sizeof g->ts, "%s.%03dZ", base, (int)((t.tv_nsec / 1000000L) % 1000));
 }
 
-/* Appends one command whose last argument is the JSON text. */
+/* Reads --sign-key's whsec_<base64> into g->key. */
+static void load_key(loadgen* g, const char* path) {
+  char text[256];
+  FILE* f = fopen(path, "r");
+  if (f == NULL || fgets(text, sizeof text, f) == NULL) {
+    fprintf(stderr, PROG ": --sign-key: cannot read %s\n", path);
+    exit(2);
+  }
+  fclose(f);
+  size_t len = strcspn(text, "\r\n");
+  text[len] = '\0';
+  if (strncmp(text, "whsec_", 6) != 0 || (len - 6) % 4 != 0 || len - 6 > 88) {
+    fprintf(stderr, PROG ": --sign-key: %s does not hold whsec_<base64>\n", path);
+    exit(2);
+  }
+  unsigned char out[96];
+  int n = EVP_DecodeBlock(out, (const unsigned char*)text + 6, (int)(len - 6));
+  int pad = text[len - 1] == '=' ? (text[len - 2] == '=' ? 2 : 1) : 0;
+  if (n < 0 || n - pad < 24 || n - pad > 64) {
+    fprintf(stderr, PROG ": --sign-key: %s does not hold a 24 to 64 byte key\n", path);
+    exit(2);
+  }
+  memcpy(g->key, out, (size_t)(n - pad));
+  g->key_len = n - pad;
+}
+
+/* The signed message around json: headers, blank line, body. Returns its length. */
+static size_t sign_json(loadgen* g, const char* json, size_t len, char* out, size_t cap) {
+  char id[96];
+  snprintf(id, sizeof id, "bench-%s-%lld", g->opt->run_id, ++g->signed_n);
+  const long long ts = (long long)time(NULL);
+  char content[EVENT_MAX + 160];
+  int head = snprintf(content, sizeof content, "%s.%lld.", id, ts);
+  if (head < 0 || (size_t)head + len > sizeof content) {
+    fprintf(stderr, PROG ": a signed message does not fit\n");
+    exit(1);
+  }
+  memcpy(content + head, json, len);
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int mac_len = 0;
+  HMAC(EVP_sha256(), g->key, g->key_len, (const unsigned char*)content, (size_t)head + len, mac, &mac_len);
+  char b64[64];
+  EVP_EncodeBlock((unsigned char*)b64, mac, (int)mac_len);
+  int n = snprintf(out, cap, "webhook-id: %s\nwebhook-timestamp: %lld\nwebhook-signature: v1,%s\n\n", id, ts, b64);
+  if (n < 0 || (size_t)n + len > cap) {
+    fprintf(stderr, PROG ": a signed message does not fit\n");
+    exit(1);
+  }
+  memcpy(out + n, json, len);
+  return (size_t)n + len;
+}
+
+/* Appends one command whose last argument is the JSON text (signed with --sign-key). */
 static void append_json(loadgen* g, const char* json, size_t len, const char* what) {
+  char signed_msg[EVENT_MAX + 256];
+  if (g->key_len > 0) {
+    len = sign_json(g, json, len, signed_msg, sizeof signed_msg);
+    json = signed_msg;
+  }
   const char* argv[5];
   size_t lens[5];
   int argc = 0;
@@ -292,6 +367,7 @@ int main(int argc, char** argv) {
   /* FNV-1a of the run id: the first 16 hex digits of every eventId. */
   g.id_hi = 1469598103934665603ULL;
   for (const char* s = opt.run_id; *s; s++) g.id_hi = (g.id_hi ^ (unsigned char)*s) * 1099511628211ULL;
+  if (opt.sign_key != NULL) load_key(&g, opt.sign_key);
 
   g.c = redisConnect(opt.host, opt.port);
   if (g.c == NULL || g.c->err) {

@@ -212,7 +212,7 @@ class RedisServer:
 # --------------------------------------------------------------------------
 # Scenarios
 # --------------------------------------------------------------------------
-def scenarios(quick, ops_load=False, tls=False):
+def scenarios(quick, ops_load=False, tls=False, signed=False):
     n_max = 20000 if quick else 200000
     seconds = 1 if quick else 5
     out = []
@@ -246,7 +246,33 @@ def scenarios(quick, ops_load=False, tls=False):
         out += ops_variants(out)
     if tls:
         out += tls_variants(out)
+    if signed:
+        out += signed_variants(out)
     return out
+
+
+def signed_variants(base):
+    """With --signed: the 1-plugin runs again on a signed channel (Standard
+    Webhooks HMAC-SHA256, docs/signatures.md): the load generator signs each
+    message; evhost verifies it and claims its id in Redis (SET NX GET PX)."""
+    variants = []
+    for s in base:
+        if s["subscriber"] == "evhost" and s["plugins"] == 1 and s["kind"] in ("max", "latency"):
+            variants.append(dict(s, signed=True, variant="-signed", name=s["name"] + ", signed"))
+    return variants
+
+
+SIGNING_KEY = "whsec_YmVuY2gtc2lnbmluZy1rZXktYmVuY2gtc2lnbmluZy1rZXk="
+
+
+def signing_key_file(workdir):
+    """A key file private to its owner, as evhost requires."""
+    path = os.path.join(workdir, "signing.key")
+    if not os.path.exists(path):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(SIGNING_KEY + "\n")
+    return path
 
 
 def tls_variants(base):
@@ -287,7 +313,7 @@ def ops_variants(base):
 
 
 def evhost_config(port, transport, plugins, workdir, plugin_path="bench", work_us=0, ops_listen="127.0.0.1:0",
-                  tls_ca=None):
+                  tls_ca=None, signing_key=None):
     """The evhost YAML for one run: k bench plugin instances on one route
     (over TLS to `port` when tls_ca is given)."""
     names = [f"b{i + 1}" for i in range(plugins)]
@@ -306,6 +332,8 @@ def evhost_config(port, transport, plugins, workdir, plugin_path="bench", work_u
     lines += ["channels:", f"  {CHANNEL}:", f"    transport: {transport}"]
     if transport == "stream":
         lines += ["    stream:", "      group: bench", "      consumer: bench-1", "      count: 1000"]
+    if signing_key:
+        lines += ["    signature:", f"      keys: [{{id: bench, file: {signing_key}}}]"]
     lines += [
         "    routes:",
         "      - events: [PRODUCT_CREATED, BENCH_END]",
@@ -336,6 +364,8 @@ class Runner:
         cmd = [os.path.join(self.bin, "evh_loadgen"), "--port", str(self.redis.port), "--mode", mode, "--target",
                REDIS_NAME, "--count", str(s["count"]), "--rate", str(s["rate"]), "--run-id", run_id,
                "--sentinel-delay", str(s.get("sentinel_delay", 0))]
+        if s.get("signed"):
+            cmd += ["--sign-key", signing_key_file(self.workdir)]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         if out.returncode != 0:
             raise RuntimeError(f"evh_loadgen failed ({out.returncode}): {out.stderr.strip()}")
@@ -376,7 +406,8 @@ class Runner:
                     f.write(evhost_config(self.redis.tls_port if tls else self.redis.port, s["transport"],
                                           s["plugins"], self.workdir, s.get("plugin_path", "bench"),
                                           s.get("work_us", 0), "" if s.get("ops_off") else "127.0.0.1:0",
-                                          self.redis.ca_file if tls else None))
+                                          self.redis.ca_file if tls else None,
+                                          signing_key_file(self.workdir) if s.get("signed") else None))
                 dl = os.path.join(self.workdir, "dead-letter.jsonl")
                 dl_before = count_lines(dl)
                 proc = subprocess.Popen([os.path.join(self.bin, "evhost"), "--config", conf],
@@ -748,6 +779,8 @@ def main():
     ap.add_argument("--only", default="", help="run only scenarios whose name contains this text")
     ap.add_argument("--tls", action="store_true",
                     help="also run the 1-plugin max-rate and latency scenarios with evhost over TLS")
+    ap.add_argument("--signed", action="store_true",
+                    help="also run the 1-plugin max-rate and latency scenarios on a signed channel")
     ap.add_argument("--ops-load", action="store_true",
                     help="also run 1-plugin scenarios with /metrics scraped every 100 ms, with 1,000 idle and "
                          "slowloris ops connections, and with the ops listener off")
@@ -762,7 +795,7 @@ def main():
     shutil.rmtree(workdir, ignore_errors=True)
     os.makedirs(workdir)
 
-    specs = [s for s in scenarios(args.quick, args.ops_load, args.tls) if args.only in s["name"]]
+    specs = [s for s in scenarios(args.quick, args.ops_load, args.tls, args.signed) if args.only in s["name"]]
     if not specs:
         ap.error(f"no scenario matches --only {args.only!r}")
     redis = RedisServer(workdir, tls=args.tls)
