@@ -18,6 +18,8 @@ namespace {
 constexpr size_t kHighWater = 1024 * 1024;
 constexpr size_t kLowWater = 256 * 1024;
 constexpr size_t kReadSize = 64 * 1024;
+// What fromRedis decrypts into before handing it to hiredis's socket.
+constexpr size_t kPlainBuffer = 256 * 1024;
 
 struct WriteReq {
   uv_write_t req;
@@ -198,15 +200,32 @@ void TlsBridge::onTcpRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
 }
 
 void TlsBridge::fromRedis() {
-  char plain[16 * 1024];
+  // Records are decrypted straight into one buffer, handed to hiredis's
+  // socket whole when full or when nothing more is buffered: one write (and
+  // one read by hiredis) for many records, not one per 16 KiB record.
+  auto* local = reinterpret_cast<uv_stream_t*>(local_.get());
+  std::unique_ptr<char[]> plain;
+  size_t used = 0;
+  const auto hand_over = [&]() {
+    const size_t n = used;
+    used = 0;
+    return n == 0 || write(local, std::move(plain), n);
+  };
   for (;;) {
+    if (!plain) {
+      plain.reset(new char[kPlainBuffer]);
+    }
     ERR_clear_error();
-    const int n = SSL_read(ssl_, plain, sizeof plain);
+    const int n = SSL_read(ssl_, plain.get() + used, static_cast<int>(kPlainBuffer - used));
     if (n > 0) {
-      if (!write(reinterpret_cast<uv_stream_t*>(local_.get()), plain, static_cast<size_t>(n))) {
+      used += static_cast<size_t>(n);
+      if (used == kPlainBuffer && !hand_over()) {
         return;
       }
       continue;
+    }
+    if (!hand_over()) {
+      return;
     }
     const int err = SSL_get_error(ssl_, n);
     if (!flushToRedis()) {  // a key update or ticket may want an answer
@@ -276,12 +295,17 @@ bool TlsBridge::flushToRedis() {
 }
 
 bool TlsBridge::write(uv_stream_t* to, const char* data, size_t n) {
+  std::unique_ptr<char[]> copy(new char[n]);
+  std::memcpy(copy.get(), data, n);
+  return write(to, std::move(copy), n);
+}
+
+bool TlsBridge::write(uv_stream_t* to, std::unique_ptr<char[]> data, size_t n) {
   if (closed_) {
     return false;
   }
   auto* w = new WriteReq{};
-  w->data.reset(new char[n]);
-  std::memcpy(w->data.get(), data, n);
+  w->data = std::move(data);
   const uv_buf_t buf = uv_buf_init(w->data.get(), static_cast<unsigned>(n));
   if (const int rc = uv_write(&w->req, to, &buf, 1, &TlsBridge::onWritten); rc != 0) {
     delete w;

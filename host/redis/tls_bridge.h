@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 namespace evh::redis {
@@ -65,6 +66,8 @@ class TlsBridge {
   void toRedis(const char* data, size_t n);
   bool flushToRedis();  // what OpenSSL wrote into its output BIO, to the TCP socket
   bool write(uv_stream_t* to, const char* data, size_t n);
+  // The same for a buffer already owned (no copy).
+  bool write(uv_stream_t* to, std::unique_ptr<char[]> data, size_t n);
   void backpressure();
   void closeBoth() noexcept;
   void fail(std::string why);  // records why, closes both sides, tells `done_` if still connecting
