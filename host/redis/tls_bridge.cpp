@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <utility>
@@ -211,15 +212,20 @@ void TlsBridge::fromRedis() {
     used = 0;
     return n == 0 || write(local, std::move(plain), n);
   };
+  size_t cap = 0;
   for (;;) {
     if (!plain) {
-      plain.reset(new char[kPlainBuffer]);
+      // No larger than what is buffered can decrypt to (a few bytes at a
+      // low rate: no 256 KiB allocation for a 50-byte reply).
+      const size_t buffered = BIO_ctrl_pending(in_) + static_cast<size_t>(SSL_pending(ssl_));
+      cap = std::min(kPlainBuffer, std::max(buffered, size_t{4096}));
+      plain.reset(new char[cap]);
     }
     ERR_clear_error();
-    const int n = SSL_read(ssl_, plain.get() + used, static_cast<int>(kPlainBuffer - used));
+    const int n = SSL_read(ssl_, plain.get() + used, static_cast<int>(cap - used));
     if (n > 0) {
       used += static_cast<size_t>(n);
-      if (used == kPlainBuffer && !hand_over()) {
+      if (used == cap && !hand_over()) {
         return;
       }
       continue;
