@@ -28,17 +28,46 @@ struct Options {
   bool json = false;
 };
 
+// /status is tens of kB even for a large config (some 300 bytes a
+// channel): whatever answers more on the port is not evhost (or is broken),
+// and must not grow the CLI without bound.
+constexpr size_t kMaxBodyBytes = 4 * 1024 * 1024;
+
+struct Body {
+  std::string text;
+  bool too_large = false;
+};
+
 size_t collect(char* data, size_t size, size_t n, void* out) {
-  static_cast<std::string*>(out)->append(data, size * n);
+  auto* body = static_cast<Body*>(out);
+  if (body->text.size() + size * n > kMaxBodyBytes) {
+    body->too_large = true;
+    return 0;  // libcurl stops the transfer (CURLE_WRITE_ERROR)
+  }
+  body->text.append(data, size * n);
   return size * n;
 }
 
-// GET url; false with `error` set when there is no HTTP answer.
-bool get(const std::string& url, long& code, std::string& body, std::string& error) {
+// At most the first 200 bytes of an answer, control bytes shown as '?':
+// an error page is quoted, a terminal is never written to by a stranger.
+std::string excerpt(const std::string& body) {
+  std::string out = body.substr(0, 200);
+  for (char& ch : out) {
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) {
+      ch = ch == '\n' ? ' ' : '?';
+    }
+  }
+  return body.size() > out.size() ? out + "..." : out;
+}
+
+enum class Got { Answer, NoAnswer, TooLarge };
+
+// GET url; NoAnswer with `error` set when there is no HTTP answer.
+Got get(const std::string& url, long& code, std::string& body, std::string& error) {
   std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
   if (!curl) {
     error = "cannot initialise libcurl";
-    return false;
+    return Got::NoAnswer;
   }
   char message[CURL_ERROR_SIZE] = {};
   curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
@@ -47,15 +76,20 @@ bool get(const std::string& url, long& code, std::string& body, std::string& err
   curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl.get(), CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, &collect);
-  curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &body);
+  Body collected;
+  curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &collected);
   curl_easy_setopt(curl.get(), CURLOPT_ERRORBUFFER, message);
   const CURLcode rc = curl_easy_perform(curl.get());
+  body = std::move(collected.text);
+  if (collected.too_large) {
+    return Got::TooLarge;
+  }
   if (rc != CURLE_OK) {
     error = message[0] != '\0' ? message : curl_easy_strerror(rc);
-    return false;
+    return Got::NoAnswer;
   }
   curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &code);
-  return true;
+  return Got::Answer;
 }
 
 std::string text(const Json& j) {
@@ -197,13 +231,22 @@ int run(Options o) {
   long code = 0;
   std::string body;
   std::string error;
-  if (!get(o.url + "/status", code, body, error)) {
+  const Got got = get(o.url + "/status", code, body, error);
+  if (got == Got::NoAnswer) {
     std::fprintf(stderr, "evhctl status: no answer from %s/status: %s (is evhost running?)\n", o.url.c_str(),
                  error.c_str());
     return 1;
   }
+  if (got == Got::TooLarge) {
+    std::fprintf(stderr,
+                 "evhctl status: %s/status answered over %zu MiB, which evhost's /status never is (is it "
+                 "evhost's ops listener?)\n",
+                 o.url.c_str(), kMaxBodyBytes / (1024 * 1024));
+    return 1;
+  }
   if (code != 200) {
-    std::fprintf(stderr, "evhctl status: %s/status answered HTTP %ld: %s\n", o.url.c_str(), code, body.c_str());
+    std::fprintf(stderr, "evhctl status: %s/status answered HTTP %ld: %s\n", o.url.c_str(), code,
+                 excerpt(body).c_str());
     return 1;
   }
   if (o.json) {

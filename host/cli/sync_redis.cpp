@@ -4,7 +4,9 @@
 #include "app/sources.h"
 
 #include <sys/time.h>
+
 #include <cerrno>
+#include <chrono>
 
 namespace evh::cli {
 namespace {
@@ -54,7 +56,9 @@ void SyncRedis::open(const redis::Endpoint& endpoint, redis::AddressProvider& ad
     } else {
       connect(address, endpoint.connect_timeout_ms);
     }
+    budget_.bound = redis::replyBound(redis::ReplyKind::Handshake, 0);
     handshake(redis::Handshake(endpoint));
+    budget_.bound = redis::replyBound(redis::ReplyKind::Command, endpoint.max_message_bytes);
   } catch (const Failure& e) {
     addresses.failed(address, e.what());
     throw;
@@ -72,6 +76,7 @@ void SyncRedis::connectTls(const redis::TlsContext& tls, const redis::Address& a
     throw Failure("cannot reach Redis at " + where_ + ": " + (ctx_ ? std::string(ctx_->errstr) : "out of memory"));
   }
   redisSetTimeout(ctx_.get(), toTimeval(kCommandTimeoutMs));
+  redis::compat::hookReader(ctx_.get(), &budget_);
 }
 
 void SyncRedis::connect(const redis::Address& address, uint32_t timeout_ms) {
@@ -84,6 +89,7 @@ void SyncRedis::connect(const redis::Address& address, uint32_t timeout_ms) {
   }
   // A server that accepts but never answers must not hang the CLI.
   redisSetTimeout(ctx_.get(), toTimeval(kCommandTimeoutMs));
+  redis::compat::hookReader(ctx_.get(), &budget_);
 }
 
 // Pipelined, as evhost sends it; the first step that failed is reported
@@ -117,17 +123,64 @@ std::vector<ReplyPtr> SyncRedis::pipeline(const std::vector<std::vector<std::str
   }
   std::vector<ReplyPtr> replies;
   for (const auto& argv : commands) {
-    void* raw = nullptr;
-    if (redisGetReply(ctx_.get(), &raw) != REDIS_OK || raw == nullptr) {
-      std::string why = ctx_->err != 0 ? std::string(ctx_->errstr) : std::string("no reply");
-      if (ctx_->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        why = "no reply within " + std::to_string(kCommandTimeoutMs) + " ms";
-      }
-      throw Failure("Redis at " + where_ + ": " + argv[0] + " failed: " + why);
-    }
-    replies.emplace_back(static_cast<redisReply*>(raw));
+    replies.emplace_back(static_cast<redisReply*>(readReply(argv[0])));
   }
   return replies;
+}
+
+void* SyncRedis::readReply(const std::string& command) {
+  redisContext* c = ctx_.get();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kReplyDeadlineMs);
+  void* reply = nullptr;
+  for (int written = 0; !written;) {
+    if (redisBufferWrite(c, &written) != REDIS_OK) {
+      throw readFailure(command, errno);
+    }
+  }
+  if (redisGetReplyFromReader(c, &reply) != REDIS_OK) {
+    throw readFailure(command, errno);
+  }
+  while (reply == nullptr) {
+    if (redisBufferRead(c) != REDIS_OK || redisGetReplyFromReader(c, &reply) != REDIS_OK) {
+      throw readFailure(command, errno);
+    }
+    if (reply != nullptr) {
+      break;
+    }
+    // Each read is bounded by the socket's timeout, but a server dripping
+    // bytes would never trip it; and an endless or huge reply is refused
+    // as soon as it is over the bound (buffered bytes, objects built, or a
+    // bulk string's declared length).
+    const redis::compat::ReaderBuffer buf = redis::compat::readerBuffer(c);
+    const uint64_t held = buf.buffered + (buf.mid_reply ? budget_.built : 0);
+    if (held > budget_.bound || redis::compat::pendingBulkLength(c) > budget_.bound) {
+      budget_.over = true;
+      throw readFailure(command, 0);
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      throw Failure("Redis at " + where_ + ": " + command + " failed: no whole reply within " +
+                    std::to_string(kReplyDeadlineMs) + " ms");
+    }
+  }
+  return reply;
+}
+
+Failure SyncRedis::readFailure(const std::string& command, int saved_errno) const {
+  std::string why;
+  if (budget_.over) {
+    why = "protocol error: reply larger than " + std::to_string(budget_.bound) + " bytes (" +
+          (budget_.bound == redis::replyBound(redis::ReplyKind::Handshake, 0)
+               ? "during the handshake"
+               : "for a command: max(64 MiB, 100 x (limits.max_message_bytes + 64 KiB))") +
+          ") from " + where_;
+  } else if (std::string protocol = redis::compat::protocolError(ctx_->err, ctx_->errstr, where_); !protocol.empty()) {
+    why = protocol;
+  } else if (ctx_->err == REDIS_ERR_IO && (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK)) {
+    why = "no reply within " + std::to_string(kCommandTimeoutMs) + " ms";
+  } else {
+    why = ctx_->err != 0 ? std::string(ctx_->errstr) : std::string("no reply");
+  }
+  return Failure("Redis at " + where_ + ": " + command + " failed: " + why);
 }
 
 ReplyPtr SyncRedis::run(const std::vector<std::string>& argv) { return std::move(pipeline({argv}).front()); }

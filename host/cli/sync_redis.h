@@ -7,6 +7,7 @@
 #include "redis/address.h"
 #include "redis/endpoint.h"
 #include "redis/handshake.h"
+#include "redis/hiredis_compat.h"
 
 #include <hiredis/hiredis.h>
 
@@ -25,7 +26,9 @@ std::string replyText(const redisReply* r);
 
 class SyncRedis {
  public:
-  static constexpr long kCommandTimeoutMs = 10000;
+  static constexpr long kCommandTimeoutMs = 10000;  // each read
+  // A whole reply: a server that drips bytes never trips the read timeout.
+  static constexpr long kReplyDeadlineMs = 60000;
 
   // Connects (connect_timeout_ms) to wherever `addresses` says and makes
   // the handshake evhost makes (redis/handshake.h: AUTH, SELECT, PING);
@@ -49,11 +52,18 @@ class SyncRedis {
   void connect(const redis::Address& address, uint32_t timeout_ms);
   void connectTls(const redis::TlsContext& tls, const redis::Address& address, uint32_t timeout_ms);
   void handshake(const redis::Handshake& handshake);
+  // hiredis' redisGetReply, with the reply's bound and kReplyDeadlineMs
+  // checked after every read.
+  void* readReply(const std::string& command);
+  Failure readFailure(const std::string& command, int saved_errno) const;
 
   struct ContextFree {
     void operator()(redisContext* c) const { redisFree(c); }
   };
   std::string where_;
+  // The bound on one reply (redis/endpoint.h's, as evhost's command
+  // connection has it): 64 KiB in the handshake, then the Command bound.
+  redis::compat::ReplyBudget budget_;
   std::unique_ptr<SyncTls> tls_;  // TLS: the session under ctx_ (declared first: it outlives ctx_)
   std::unique_ptr<redisContext, ContextFree> ctx_;
 };

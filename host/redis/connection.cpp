@@ -312,8 +312,10 @@ void Connection::onDisconnect(const redisAsyncContext* ac, int status) {
   // network's or ours.
   self->closed_by_server_ = self->drop_reason_.empty() && status != REDIS_OK && compat::closedByPeer(ac);
   const std::string tls_why = self->bridge_ ? self->bridge_->failure() : std::string();
+  const std::string protocol_why = compat::protocolError(ac->err, ac->errstr, self->where_);
   std::string why = !self->drop_reason_.empty()                      ? self->drop_reason_
                     : !tls_why.empty()                               ? tls_why
+                    : !protocol_why.empty()                          ? protocol_why
                     : status == REDIS_OK                             ? std::string("closed")
                     : ac->errstr != nullptr && ac->errstr[0] != '\0' ? std::string(ac->errstr)
                                                                      : std::string("connection lost");

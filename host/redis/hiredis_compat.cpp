@@ -28,6 +28,20 @@ struct Hooks {
 
   static ReplyGuard* guardOf(const redisReadTask* t) { return static_cast<ReplyGuard*>(t->privdata); }
 
+  // What one allocation costs the heap beyond the bytes asked for: the
+  // allocator's header and rounding (glibc: an 8-byte header, 16-byte steps,
+  // 32 bytes at least). Counted so that the bound is on memory really used:
+  // a one-byte element costs hiredis a redisReply and a 2-byte copy, some
+  // 100 bytes, where counting the bytes asked for alone (49) let a reply of
+  // tiny elements grow to twice its bound.
+  static constexpr uint64_t kPerAllocation = 32;
+  static constexpr uint64_t kObject = sizeof(redisReply) + kPerAllocation;
+
+  static constexpr uint64_t stringCost(size_t n) { return kObject + n + 1 + kPerAllocation; }  // the copy has a NUL
+  static constexpr uint64_t arrayCost(int n) {
+    return kObject + static_cast<uint64_t>(std::max(n, 0)) * sizeof(redisReply*) + kPerAllocation;
+  }
+
   static ReplyGuard::Object describe(const redisReadTask* t, uint64_t bytes) {
     const int depth = t->parent == nullptr ? 0 : t->parent->parent == nullptr ? 1 : 2;
     return ReplyGuard::Object{t->type, depth, t->idx, bytes, {}, 0};
@@ -35,7 +49,7 @@ struct Hooks {
 
   static void* string(const redisReadTask* t, char* s, size_t n) {
     if (ReplyGuard* g = guardOf(t); g != nullptr) {
-      ReplyGuard::Object o = describe(t, sizeof(redisReply) + n);
+      ReplyGuard::Object o = describe(t, stringCost(n));
       o.text = std::string_view(s, n);
       switch (g->onObject(o)) {
         case ReplyGuard::Verdict::Refuse:
@@ -50,8 +64,7 @@ struct Hooks {
   }
   static void* array(const redisReadTask* t, int n) {
     if (ReplyGuard* g = guardOf(t); g != nullptr) {
-      ReplyGuard::Object o =
-          describe(t, sizeof(redisReply) + static_cast<uint64_t>(std::max(n, 0)) * sizeof(redisReply*));
+      ReplyGuard::Object o = describe(t, arrayCost(n));
       o.elements = n;
       if (g->onObject(o) == ReplyGuard::Verdict::Refuse) {
         return nullptr;
@@ -61,17 +74,40 @@ struct Hooks {
   }
   static void* integer(const redisReadTask* t, long long v) {
     ReplyGuard* g = guardOf(t);
-    return g == nullptr || g->onObject(describe(t, sizeof(redisReply))) != ReplyGuard::Verdict::Refuse
+    return g == nullptr || g->onObject(describe(t, kObject)) != ReplyGuard::Verdict::Refuse
                ? defaults->createInteger(t, v)
                : nullptr;
   }
   static void* nil(const redisReadTask* t) {
     ReplyGuard* g = guardOf(t);
-    return g == nullptr || g->onObject(describe(t, sizeof(redisReply))) != ReplyGuard::Verdict::Refuse
-               ? defaults->createNil(t)
-               : nullptr;
+    return g == nullptr || g->onObject(describe(t, kObject)) != ReplyGuard::Verdict::Refuse ? defaults->createNil(t)
+                                                                                            : nullptr;
   }
   static void free(void* obj) { defaults->freeObject(obj); }
+
+  // A blocking context's objects: the same costs, against a ReplyBudget.
+  static bool withinBudget(const redisReadTask* t, uint64_t bytes) {
+    auto* b = static_cast<ReplyBudget*>(t->privdata);
+    if (b == nullptr) {
+      return true;
+    }
+    if (t->parent == nullptr) {
+      b->built = 0;  // a new reply: its root comes first
+    }
+    b->built += bytes;
+    b->over = b->built > b->bound;
+    return !b->over;
+  }
+  static void* budgetString(const redisReadTask* t, char* s, size_t n) {
+    return withinBudget(t, stringCost(n)) ? defaults->createString(t, s, n) : nullptr;
+  }
+  static void* budgetArray(const redisReadTask* t, int n) {
+    return withinBudget(t, arrayCost(n)) ? defaults->createArray(t, n) : nullptr;
+  }
+  static void* budgetInteger(const redisReadTask* t, long long v) {
+    return withinBudget(t, kObject) ? defaults->createInteger(t, v) : nullptr;
+  }
+  static void* budgetNil(const redisReadTask* t) { return withinBudget(t, kObject) ? defaults->createNil(t) : nullptr; }
 
   // A top-level array of three strings, built with hiredis' own functions
   // (so that it frees it) from tasks made up for the purpose: 0.14's
@@ -144,6 +180,28 @@ struct Hooks {
 namespace {
 
 redisReplyObjectFunctions g_hooked = {Hooks::string, Hooks::array, Hooks::integer, Hooks::nil, Hooks::free};
+redisReplyObjectFunctions g_budgeted = {Hooks::budgetString, Hooks::budgetArray, Hooks::budgetInteger, Hooks::budgetNil,
+                                        Hooks::free};
+
+ReaderBuffer bufferOf(const redisReader* r) {
+  return ReaderBuffer{r->buf + r->pos, static_cast<uint64_t>(r->len - r->pos), r->ridx >= 0};
+}
+
+uint64_t pendingBulkOf(const redisReader* r) {
+  size_t from = r->pos;
+  if (r->ridx >= 0 && r->rstack[r->ridx].type == REDIS_REPLY_STRING) {
+    // the type is read: the digits start here
+  } else if (r->pos < r->len && r->buf[r->pos] == '$') {
+    from = r->pos + 1;
+  } else {
+    return 0;
+  }
+  uint64_t n = 0;
+  for (size_t i = from; i < r->len && r->buf[i] >= '0' && r->buf[i] <= '9'; ++i) {
+    n = n > (UINT64_MAX - 9) / 10 ? UINT64_MAX : n * 10 + static_cast<uint64_t>(r->buf[i] - '0');
+  }
+  return n;
+}
 
 }  // namespace
 
@@ -169,27 +227,36 @@ bool closedByPeer(const redisAsyncContext* ac) {
   return ac->c.err == REDIS_ERR_EOF || reset;
 }
 
-ReaderBuffer readerBuffer(const redisAsyncContext* ac) {
-  const redisReader* r = ac->c.reader;
-  return ReaderBuffer{r->buf + r->pos, static_cast<uint64_t>(r->len - r->pos), r->ridx >= 0};
+std::string protocolError(int err, const char* errstr, const std::string& where) {
+  if (err != REDIS_ERR_PROTOCOL) {
+    return {};
+  }
+  std::string what = errstr != nullptr && errstr[0] != '\0' ? errstr : "unreadable reply";
+  constexpr std::string_view kHiredisPrefix = "Protocol error, ";
+  if (what.compare(0, kHiredisPrefix.size(), kHiredisPrefix) == 0) {
+    what.erase(0, kHiredisPrefix.size());
+  } else if (what.size() > 1 && what[0] >= 'A' && what[0] <= 'Z' && what[1] >= 'a' && what[1] <= 'z') {
+    what[0] = static_cast<char>(what[0] - 'A' + 'a');  // "Bad bulk string length" reads on after a colon
+  }
+  return "protocol error: " + what + " from " + where;
 }
 
-uint64_t pendingBulkLength(const redisAsyncContext* ac) {
-  const redisReader* r = ac->c.reader;
-  size_t from = r->pos;
-  if (r->ridx >= 0 && r->rstack[r->ridx].type == REDIS_REPLY_STRING) {
-    // the type is read: the digits start here
-  } else if (r->pos < r->len && r->buf[r->pos] == '$') {
-    from = r->pos + 1;
-  } else {
-    return 0;
+ReaderBuffer readerBuffer(const redisAsyncContext* ac) { return bufferOf(ac->c.reader); }
+
+uint64_t pendingBulkLength(const redisAsyncContext* ac) { return pendingBulkOf(ac->c.reader); }
+
+void hookReader(redisContext* c, ReplyBudget* budget) {
+  redisReader* r = c->reader;
+  if (Hooks::defaults == nullptr) {
+    Hooks::defaults = r->fn;
   }
-  uint64_t n = 0;
-  for (size_t i = from; i < r->len && r->buf[i] >= '0' && r->buf[i] <= '9'; ++i) {
-    n = n > (UINT64_MAX - 9) / 10 ? UINT64_MAX : n * 10 + static_cast<uint64_t>(r->buf[i] - '0');
-  }
-  return n;
+  r->fn = &g_budgeted;
+  r->privdata = budget;
 }
+
+ReaderBuffer readerBuffer(const redisContext* c) { return bufferOf(c->reader); }
+
+uint64_t pendingBulkLength(const redisContext* c) { return pendingBulkOf(c->reader); }
 
 bool attachToLoop(redisAsyncContext* ac, uv_loop_t* loop) {
   if (redisLibuvAttach(ac, loop) != REDIS_OK) {

@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace evh::redis {
@@ -47,6 +48,16 @@ bool connected(const redisAsyncContext* ac);
 // compared. Upgrade: re-check the texts 1.x sets.
 bool closedByPeer(const redisAsyncContext* ac);
 
+// --- The reader's errors ----------------------------------------------------
+// A reader error (c.err == REDIS_ERR_PROTOCOL: a type byte that is no
+// RESP, a length out of range, arrays nested deeper than 7) as evhost words
+// protocol errors: "protocol error: <what> from <where>". hiredis' own text
+// names a protocol error only for a bad type byte ("Protocol error, got
+// ..."); "Multi-bulk length out of range" alone would read as anything, and
+// count as "other" among failure kinds. Empty for any other error. Upgrade:
+// re-check the texts 1.x sets (it words most of them the same).
+std::string protocolError(int err, const char* errstr, const std::string& where);
+
 // --- The reader's buffer ----------------------------------------------------
 // Why: an endless bulk string is never parsed, only buffered, so the bytes
 // buffered must count against the reply bound; and a stream entry too large
@@ -65,6 +76,21 @@ ReaderBuffer readerBuffer(const redisAsyncContext* ac);
 // length until the whole string is in. Upgrade: re-check against 1.x's
 // processItem/processBulkItem (the same in 1.0 to 1.2, to be verified).
 uint64_t pendingBulkLength(const redisAsyncContext* ac);
+
+// --- A blocking context's reader (evhctl) ------------------------------------
+// The reply being read and its bound: hookReader(redisContext*) costs each
+// object as the async hooks do and adds it to `built` (which restarts at
+// each reply); an object that takes it over `bound` fails the reader
+// (hiredis says "Out of memory") with `over` set. Why: hiredis' blocking
+// redisGetReply reads until a reply is whole, however long it grows.
+struct ReplyBudget {
+  uint64_t bound = 0;
+  uint64_t built = 0;
+  bool over = false;
+};
+void hookReader(redisContext* c, ReplyBudget* budget);
+ReaderBuffer readerBuffer(const redisContext* c);
+uint64_t pendingBulkLength(const redisContext* c);
 
 // --- The libuv adapter --------------------------------------------------------
 // redisLibuvAttach, then our own event hooks on its redisLibuvEvents (poll

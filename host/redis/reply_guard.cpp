@@ -87,16 +87,21 @@ bool ReplyGuard::overflows(const redisAsyncContext* ac, uint64_t max_item_bytes,
   // holds counts as well as the objects built.
   const compat::ReaderBuffer buf = compat::readerBuffer(ac);
   const uint64_t held = buf.buffered + (buf.mid_reply ? reply_bytes_ : 0);
-  const uint64_t item = ready_ ? compat::pendingBulkLength(ac) : 0;
+  const uint64_t item = compat::pendingBulkLength(ac);
   const std::string_view head(buf.data, std::min<uint64_t>(buf.buffered, 4096));
-  if (max_item_bytes > 0 && item > max_item_bytes) {
+  if (ready_ && max_item_bytes > 0 && item > max_item_bytes) {
     out = Overflow{"protocol error: a bulk string of " + std::to_string(item) + " bytes, over the bound of " +
                        std::to_string(max_item_bytes) + " for one item (2 x limits.max_message_bytes + 64 KiB), from " +
                        where_,
                    head, item};
     return true;
   }
-  if (held > bound_) {
+  // A bulk string declared longer than the bound can never fit: refused
+  // from its length, at once. Waiting for its bytes would hold the
+  // connection for as long as the server likes (a multi-GB length, then
+  // silence) and end as a keep-alive timeout rather than the protocol error
+  // it is.
+  if (held > bound_ || item > bound_) {
     out = Overflow{oversizeReason(), head, held};
     return true;
   }

@@ -82,9 +82,11 @@ class ReplyGuard {
   // (P)SUBSCRIBE, which is then answered.
   std::array<std::string, 3> takeRefusal(std::string_view error);
 
-  // After a read: whether what the reader holds is over the bound -- or,
-  // when max_item_bytes is set and the connection is ready, whether the bulk
-  // string it waits for declares a longer length (refused before it is read).
+  // After a read: whether what the reader holds is over the bound, or the
+  // bulk string it waits for declares a length over it -- or, when
+  // max_item_bytes is set and the connection is ready, over that (each
+  // refused before it is read). `held` is then what the reader holds (the
+  // item's declared length for max_item_bytes).
   bool overflows(const redisAsyncContext* ac, uint64_t max_item_bytes, Overflow& out) const;
 
  private:

@@ -2,23 +2,16 @@
 // port): replies are bounded while they are read, the connection is dropped
 // with a protocol error that says so, and retried with backoff.
 #include "support/evhost_process.h"
+#include "support/fake_redis.h"
 #include "support/redis_server.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdio>
-#include <cstdlib>
 #include <fstream>
-#include <functional>
-#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -27,121 +20,6 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-// A loopback listener that runs `script` on every accepted connection, each
-// on its own thread, until destroyed.
-class FakeServer {
- public:
-  // script(fd, stop): talks to one client; returns when done or stop is set.
-  using Script = std::function<void(int fd, const std::atomic<bool>& stop)>;
-
-  explicit FakeServer(Script script) : script_(std::move(script)) {
-    listener_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(a);
-    if (listener_ < 0 || bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
-        listen(listener_, 16) != 0 || getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-      throw std::runtime_error("fake server: cannot listen on loopback");
-    }
-    port_ = ntohs(a.sin_port);
-    acceptor_ = std::thread([this] { acceptLoop(); });
-  }
-  ~FakeServer() {
-    stop_ = true;
-    acceptor_.join();
-    std::lock_guard<std::mutex> lock(mu_);
-    for (int fd : fds_) {
-      shutdown(fd, SHUT_RDWR);  // unblocks a script in read() or write()
-    }
-    for (auto& t : clients_) {
-      t.join();
-    }
-    for (int fd : fds_) {
-      close(fd);
-    }
-    close(listener_);
-  }
-  FakeServer(const FakeServer&) = delete;
-  FakeServer& operator=(const FakeServer&) = delete;
-
-  uint16_t port() const { return port_; }
-  int accepted() const { return accepted_; }
-
-  // Reads what arrives within a moment (the client's first command).
-  static std::string readSome(int fd, const std::atomic<bool>& stop) {
-    char buf[4096];
-    while (!stop) {
-      pollfd p{fd, POLLIN, 0};
-      if (poll(&p, 1, 50) > 0) {
-        ssize_t n = read(fd, buf, sizeof(buf));
-        return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
-      }
-    }
-    return {};
-  }
-  static bool writeAll(int fd, const std::string& s) {
-    size_t off = 0;
-    while (off < s.size()) {
-      ssize_t n = send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
-      if (n <= 0) {
-        return false;
-      }
-      off += static_cast<size_t>(n);
-    }
-    return true;
-  }
-  // Writes `total` filler bytes (forever when 0) until the client goes.
-  static void spew(int fd, const std::atomic<bool>& stop, uint64_t total = 0) {
-    const std::string block(64 * 1024, 'x');
-    for (uint64_t sent = 0; !stop && (total == 0 || sent < total); sent += block.size()) {
-      if (!writeAll(fd, total == 0 ? block : block.substr(0, std::min<uint64_t>(block.size(), total - sent)))) {
-        return;
-      }
-    }
-  }
-
- private:
-  void acceptLoop() {
-    while (!stop_) {
-      pollfd p{listener_, POLLIN, 0};
-      if (poll(&p, 1, 50) <= 0) {
-        continue;
-      }
-      int fd = accept(listener_, nullptr, nullptr);
-      if (fd < 0) {
-        continue;
-      }
-      ++accepted_;
-      std::lock_guard<std::mutex> lock(mu_);
-      fds_.push_back(fd);
-      clients_.emplace_back([this, fd] { script_(fd, stop_); });
-    }
-  }
-
-  Script script_;
-  int listener_ = -1;
-  uint16_t port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> accepted_{0};
-  std::thread acceptor_;
-  std::mutex mu_;
-  std::vector<int> fds_;
-  std::vector<std::thread> clients_;
-};
-
-// The peak resident set of a process, in kB (VmHWM).
-uint64_t peakRssKb(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) {
-      return std::stoull(line.substr(6));
-    }
-  }
-  return 0;
-}
 
 std::string config(uint16_t port, const std::string& redis_extra = "") {
   std::ostringstream y;
@@ -170,16 +48,6 @@ constexpr uint64_t kMaxPeakKb = 160 * 1024;
 #else
 constexpr uint64_t kMaxPeakKb = 48 * 1024;
 #endif
-
-// In a sanitizer build, AddressSanitizer keeps freed memory in quarantine
-// (256 MB by default): each dropped connection's buffer would count as
-// evhost's. A small quarantine keeps the peak about evhost's own memory; a
-// build without the sanitizer ignores the variable.
-std::vector<std::string> smallQuarantine() {
-  const char* asan = std::getenv("ASAN_OPTIONS");
-  return {"ASAN_OPTIONS=" + std::string(asan != nullptr && asan[0] != '\0' ? std::string(asan) + ":" : "") +
-          "quarantine_size_mb=8"};
-}
 
 TEST(HostileServerTest, EndlessBulkInTheHandshakeIsAProtocolErrorNotUnboundedMemory) {
   FakeServer server([](int fd, const std::atomic<bool>& stop) {
