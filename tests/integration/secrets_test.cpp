@@ -317,6 +317,16 @@ TEST_F(SecretsTest, CheckConfigOutputHoldsNoSecret) {
   std::string mismatched = config(aclUser() + tls(), tls_port_);
   mismatched.replace(mismatched.find(certs_.file("client.key")), certs_.file("client.key").size(), wrong_key);
   check("key-mismatch", mismatched, "does not match the certificate");
+  // A key behind a passphrase: refused with the fix, never a prompt.
+  const std::string encrypted = dir_.path() + "/encrypted.key";
+  ASSERT_EQ(runCommand({kOpenssl, "pkey", "-in", certs_.file("client.key"), "-out", encrypted, "-aes256", "-passout",
+                        "pass:" + randomHex(16)})
+                .first,
+            0);
+  ::chmod(encrypted.c_str(), 0600);
+  std::string passphrase = config(aclUser() + tls(), tls_port_);
+  passphrase.replace(passphrase.find(certs_.file("client.key")), certs_.file("client.key").size(), encrypted);
+  check("key-with-passphrase", passphrase, "the private key is protected by a passphrase");
 }
 
 }  // namespace
