@@ -269,6 +269,11 @@ TEST_F(SecretsTest, LegacyRequirepassWithPasswordFile) {
   collectHttp(opsUrl(host.log()));
   auto [code, out] = run("evhctl dlq list", {EVH_EVHCTL_BIN, "dlq", "--config", host.configPath(), "list"});
   EXPECT_EQ(code, 0) << out;
+  // The shutdown's lines too.
+  host.signal(SIGTERM);
+  const auto exit_code = host.waitExit();
+  ASSERT_TRUE(exit_code.has_value()) << host.log();
+  EXPECT_EQ(*exit_code, 0) << host.log();
   collect("evhost's log", host.log());
 }
 
