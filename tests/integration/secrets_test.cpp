@@ -69,12 +69,21 @@ class SecretsTest : public ::testing::Test {
   }
 
   // ==== THE SECRETS ==========================================================
-  // Signing keys (issue 14 point 2, being added in parallel): once evhost
-  // reads them, give the configs below a signed channel, write each key file
-  // here with writePrivate(), and register its content with addSecret() (and
-  // any encoded form evhost might print, e.g. the base64 of a raw key), so
-  // that every output collected is searched for it too.
-  void addSigningKeys() {}
+  // The signing keys of the signed channel in config() (issue 14 point 2):
+  // each key file written here with writePrivate() and its content -- the
+  // whole "whsec_..." text and its base64 body -- registered with
+  // addSecret(), so that every output collected is searched for it. A new
+  // kind of key joins the list the same way.
+  void addSigningKeys() {
+    auto [code, base64] = runCommand({kOpenssl, "rand", "-base64", "32"});
+    ASSERT_EQ(code, 0) << base64;
+    base64.erase(base64.find_last_not_of("\r\n") + 1);
+    ASSERT_EQ(base64.size(), 44U) << base64;
+    signing_key_file_ = writePrivate("signing.key", "whsec_" + base64 + "\n");
+    addSecret("the signing key", base64);
+    addSecret("the signing key's first half", base64.substr(0, 22));
+    addSecret("the signing key's second half", base64.substr(22));
+  }
 
   // A secret, and the fragments of it that must never appear.
   struct Secret {
@@ -150,6 +159,8 @@ class SecretsTest : public ::testing::Test {
       - events: "*"
         plugins: [rec]
 )"
+      << "  jollyjet:events:signed:\n    signature: {keys: [{id: k1, file: " << signing_key_file_
+      << "}]}\n    routes:\n      - events: \"*\"\n        plugins: [rec]\n"
       << "dead_letter: {plugin: dlq, fallback_file: " << dir_.path() << "/fallback.jsonl}\n";
     return y.str();
   }
@@ -169,6 +180,7 @@ class SecretsTest : public ::testing::Test {
   RedisServer redis_;
   std::string password_;
   std::string password_file_;
+  std::string signing_key_file_;
   std::vector<Secret> secrets_;
   std::vector<std::pair<std::string, std::string>> collected_;
 };
@@ -186,7 +198,8 @@ TEST_F(SecretsTest, AclUserWithPasswordFileOverMutualTls) {
   redis_.command({"XADD", "test:jollyjet:events:orders", "*", "event", event("ok-2", "PRODUCT_CREATED")});
   redis_.command({"PUBLISH", "test:jollyjet:events:product", event("rej-1", "PRODUCT_DELETED")});
   redis_.command({"PUBLISH", "test:jollyjet:events:product", "{not json"});
-  ASSERT_TRUE(eventually([&] { return list("test:jollyjet:events:dlq").size() == 2; })) << host.log();
+  redis_.command({"PUBLISH", "test:jollyjet:events:signed", event("unsigned-1", "PRODUCT_CREATED")});
+  ASSERT_TRUE(eventually([&] { return list("test:jollyjet:events:dlq").size() == 3; })) << host.log();
   for (const std::string& entry : list("test:jollyjet:events:dlq")) {
     collect("a dead-letter entry", entry);
   }
@@ -207,12 +220,19 @@ TEST_F(SecretsTest, AclUserWithPasswordFileOverMutualTls) {
   EXPECT_EQ(code, 0) << out;
   EXPECT_THAT(out, HasSubstr("rej-1"));
   EXPECT_THAT(out, HasSubstr("invalid"));
+  EXPECT_THAT(out, HasSubstr("bad_signature"));
   std::tie(code, out) = run("evhctl dlq show", {EVH_EVHCTL_BIN, "dlq", "--config", cfg, "show", "rej-1"});
   EXPECT_EQ(code, 0) << out;
   std::tie(code, out) = run("evhctl publish", {EVH_EVHCTL_BIN, "publish", "--config", cfg, "--type", "PRODUCT_CREATED",
                                                "--id", "ok-3", "--payload", R"({"id":"p3"})"});
   EXPECT_EQ(code, 0) << out;
-  ASSERT_TRUE(eventually([&] { return list("seen").size() == 3; })) << host.log();  // ok-1, ok-2, ok-3
+  std::tie(code, out) =
+      run("evhctl publish --sign",
+          {EVH_EVHCTL_BIN, "publish", "--config", cfg, "--channel", "jollyjet:events:signed", "--sign",
+           signing_key_file_, "--type", "PRODUCT_CREATED", "--id", "signed-1", "--payload", R"({"id":"p4"})"});
+  EXPECT_EQ(code, 0) << out;
+  // ok-1, ok-2, ok-3, signed-1
+  ASSERT_TRUE(eventually([&] { return list("seen").size() == 4; })) << host.log();
 
   // Last, a crash in the plugin: the fatal-signal line and the crash file.
   redis_.command({"PUBLISH", "test:jollyjet:events:product", event("boom-1", "SECRET_CRASH")});
