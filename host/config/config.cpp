@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <limits>
@@ -99,7 +100,14 @@ bool parseRedisUrl(std::string_view url, Redis& out, std::string& error) {
   const std::string_view scheme = url.substr(0, scheme_end);
   const bool tls = equalsIgnoreCase(scheme, "rediss");
   if (!tls && !equalsIgnoreCase(scheme, "redis")) {
-    error = "unsupported scheme \"" + std::string(scheme) + "\" (redis:// or rediss:// for TLS)";
+    // Quoted only when it looks like a scheme: text before "://" may be
+    // anything, a password included.
+    const bool plain = !scheme.empty() && scheme.size() <= 16 && std::all_of(scheme.begin(), scheme.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '+' || c == '-' ||
+             c == '.';
+    });
+    error = "unsupported scheme" + (plain ? " \"" + std::string(scheme) + "\"" : std::string()) +
+            " (redis:// or rediss:// for TLS)";
     return false;
   }
   std::string_view rest = url.substr(scheme_end + 3);
@@ -141,7 +149,7 @@ bool parseRedisUrl(std::string_view url, Redis& out, std::string& error) {
     host = authority.substr(1, close - 1);
     const std::string_view after = authority.substr(close + 1);
     if (!after.empty() && after.front() != ':') {
-      error = "unexpected \"" + std::string(after) + "\" after the IPv6 address";
+      error = "unexpected text after the IPv6 address (expected \":PORT\")";
       return false;
     }
     has_port = !after.empty();
@@ -167,12 +175,14 @@ bool parseRedisUrl(std::string_view url, Redis& out, std::string& error) {
 
   uint64_t port = 6379;
   if (has_port && (!parseDecimal(port_text, 65535, port) || port == 0)) {
-    error = "invalid port \"" + std::string(port_text) + "\" (expected an integer in 1..65535)";
+    // Never quoted: in "redis://user:password" (the "@host" forgotten) the
+    // password stands where the port would.
+    error = "invalid port (expected an integer in 1..65535; not shown, as it may be a password)";
     return false;
   }
   uint64_t db = 0;
   if (!path.empty() && !parseDecimal(path, static_cast<uint64_t>(std::numeric_limits<int32_t>::max()), db)) {
-    error = "invalid database \"" + std::string(path) + "\" (expected an integer in 0..2147483647)";
+    error = "invalid database (expected an integer in 0..2147483647; not shown, as it may hold a password)";
     return false;
   }
 

@@ -45,7 +45,7 @@ struct Redis {
   uint16_t port = 6379;
   uint32_t db = 0;
   std::string username;  // empty: legacy AUTH <password>, or no AUTH when password is empty too
-  std::string password;
+  std::string password;  // from `password`, the URL, or read from `password_file` at load
   uint32_t connect_timeout_ms = 2000;
   Backoff reconnect;
   uint32_t ping_interval_ms = 3000;
@@ -208,7 +208,8 @@ struct Config {
 // percent-decoded; host may be an [IPv6] literal) and sets host, port, db,
 // username and password of `out` (port 6379 and db 0 when the URL omits them);
 // the other fields are left alone. Returns false, with `error` set to a
-// one-line reason and `out` untouched, when the URL is malformed.
+// one-line reason and `out` untouched, when the URL is malformed; the reason
+// quotes no part of the URL that may be a password (user info, port, path).
 bool parseRedisUrl(std::string_view url, Redis& out, std::string& error);
 
 // Parses the ops listener's address: "HOST:PORT", HOST an IPv4 address or an

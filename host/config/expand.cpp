@@ -15,7 +15,7 @@ bool isNameChar(char c) { return isNameStart(c) || (c >= '0' && c <= '9'); }
 // own: ${REDIS_URL:-redis://${REDIS_HOST:-localhost}:6379}.
 class Expander {
  public:
-  Expander(std::string_view text, const EnvLookup& env) : text_(text), env_(env) {}
+  Expander(std::string_view text, const EnvLookup& env, Quoting quoting) : text_(text), env_(env), quoting_(quoting) {}
 
   Expansion run() {
     Expansion out;
@@ -70,12 +70,12 @@ class Expander {
     }
     const std::string name(text_.substr(name_begin, pos_ - name_begin));
     if (name.empty()) {
-      malformed_ = "malformed variable reference \"" + snippet(start) +
-                   "\": expected a variable name ([A-Za-z_][A-Za-z0-9_]*) after \"${\"";
+      malformed_ = "malformed variable reference " + snippet(start) +
+                   ": expected a variable name ([A-Za-z_][A-Za-z0-9_]*) after \"${\"";
       return false;
     }
     if (pos_ >= text_.size()) {
-      malformed_ = "malformed variable reference \"" + snippet(start) + "\": missing closing \"}\"";
+      malformed_ = "malformed variable reference " + snippet(start) + ": missing closing \"}\"";
       return false;
     }
     if (text_[pos_] == '}') {
@@ -94,7 +94,7 @@ class Expander {
       // so that no value (200,000 "${A:-" overflowed the stack) can crash
       // the loader, and far beyond any real use.
       if (++nesting_ > kMaxNesting) {
-        malformed_ = "malformed variable reference \"" + snippet(start) + "\": defaults nested deeper than " +
+        malformed_ = "malformed variable reference " + snippet(start) + ": defaults nested deeper than " +
                      std::to_string(kMaxNesting) + " levels";
         return false;
       }
@@ -105,7 +105,7 @@ class Expander {
       if (!parsed) {
         if (unterminated_) {
           unterminated_ = false;
-          malformed_ = "malformed variable reference \"" + snippet(start) + "\": missing closing \"}\"";
+          malformed_ = "malformed variable reference " + snippet(start) + ": missing closing \"}\"";
         }
         return false;
       }
@@ -123,26 +123,32 @@ class Expander {
       return true;
     }
     malformed_ =
-        "malformed variable reference \"" + snippet(start) + "\": expected \"}\" or \":-\" after the variable name";
+        "malformed variable reference " + snippet(start) + ": expected \"}\" or \":-\" after the variable name";
     return false;
   }
 
   // The reference text from `start` through its closing brace (or the end),
-  // capped so that a long value does not swamp the message.
+  // quoted and capped so that a long value does not swamp the message;
+  // nothing of a secret's text (what follows a "${" in a password may be
+  // the rest of the password).
   std::string snippet(size_t start) const {
+    if (quoting_ == Quoting::Never) {
+      return "(in a secret value, not shown)";
+    }
     size_t end = text_.find('}', start);
     end = end == std::string_view::npos ? text_.size() : end + 1;
     constexpr size_t kMax = 60;
     if (end - start > kMax) {
-      return std::string(text_.substr(start, kMax)) + "...";
+      return "\"" + std::string(text_.substr(start, kMax)) + "...\"";
     }
-    return std::string(text_.substr(start, end - start));
+    return "\"" + std::string(text_.substr(start, end - start)) + "\"";
   }
 
   static constexpr size_t kMaxNesting = 16;
 
   std::string_view text_;
   const EnvLookup& env_;
+  Quoting quoting_;
   size_t pos_ = 0;
   size_t nesting_ = 0;         // defaults being parsed, one inside the other
   bool unterminated_ = false;  // input ended inside a default
@@ -151,6 +157,8 @@ class Expander {
 
 }  // namespace
 
-Expansion expandVariables(std::string_view text, const EnvLookup& env) { return Expander(text, env).run(); }
+Expansion expandVariables(std::string_view text, const EnvLookup& env, Quoting quoting) {
+  return Expander(text, env, quoting).run();
+}
 
 }  // namespace evh::config

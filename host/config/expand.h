@@ -16,6 +16,10 @@ struct Expansion {
   std::vector<std::string> errors;
 };
 
+// Whether an error message may quote the text being expanded: not when it is
+// a secret (a password, a URL that may hold one).
+enum class Quoting { Allowed, Never };
+
 // Expands every variable reference in `text`:
 //   ${NAME}          the value of NAME; an error when NAME is unset
 //   ${NAME:-default} the value of NAME, or `default` when NAME is unset or
@@ -25,7 +29,8 @@ struct Expansion {
 // NAME matches [A-Za-z_][A-Za-z0-9_]*. A '$' followed by anything else is kept
 // as is, so passwords with a lone '$' need no escaping. A malformed "${" (no
 // closing brace, bad name, stray character, defaults nested more than 16
-// deep) is an error, and stops the scan.
-Expansion expandVariables(std::string_view text, const EnvLookup& env);
+// deep) is an error, and stops the scan; its message quotes the reference
+// unless `quoting` is Never.
+Expansion expandVariables(std::string_view text, const EnvLookup& env, Quoting quoting = Quoting::Allowed);
 
 }  // namespace evh::config

@@ -97,6 +97,11 @@ class Loader : private YamlReader {
   void readRedis(const Entry& owner);
   void readBackoff(const Entry& owner);
   void readTls(const Entry& owner);
+  // A path from the file: relative ones are taken from the config file's
+  // folder ("" stays "").
+  std::string fromConfigDir(const std::string& path) const {
+    return path.empty() || path.front() == '/' ? path : config_dir_ + "/" + path;
+  }
 
   // ---- plugins and dead_letter (loader_plugins.cpp) --------------------------------
   void readPlugins(const Entry& owner);

@@ -1,9 +1,11 @@
-// The `redis:` section: connection keys or one URL (never both), and the reconnect backoff.
+// The `redis:` section: connection keys or one URL (never both), the password
+// from a file, TLS and the reconnect backoff.
 #include <limits>
 #include <string>
 #include <vector>
 
 #include "config/loader.h"
+#include "config/secret_file.h"
 
 namespace evh::config {
 void Loader::readRedis(const Entry& owner) {
@@ -11,6 +13,10 @@ void Loader::readRedis(const Entry& owner) {
   std::optional<Entry> url;
   std::vector<Entry> explicit_keys;  // the keys a URL would also set
   std::optional<Entry> user_entry;
+  std::optional<Entry> password_entry;  // a non-empty `password:`
+  std::optional<Entry> password_file;   // a non-empty `password_file:`
+  std::string password_path;
+  bool password_from_url = false;
   const auto connection = [&](std::string& out) {
     return [&, target = &out](const Entry& e) {
       explicit_keys.push_back(e);
@@ -37,7 +43,22 @@ void Loader::readRedis(const Entry& owner) {
                     user_entry = e;
                     readString(e, redis.username);
                   }},
-                 {"password", connection(redis.password)},
+                 {"password",
+                  [&](const Entry& e) {
+                    explicit_keys.push_back(e);
+                    readSecret(e, redis.password);
+                    if (!redis.password.empty()) {
+                      password_entry = e;
+                    }
+                  }},
+                 {"password_file",
+                  [&](const Entry& e) {
+                    readString(e, password_path);
+                    if (!password_path.empty()) {
+                      password_file = e;
+                      password_path = fromConfigDir(password_path);
+                    }
+                  }},
                  {"connect_timeout_ms", [&](const Entry& e) { readInteger(e, redis.connect_timeout_ms, 1, kU32Max); }},
                  {"reconnect", [&](const Entry& e) { readBackoff(e); }},
                  {"ping_interval_ms", [&](const Entry& e) { readInteger(e, redis.ping_interval_ms, 1, kU32Max); }},
@@ -54,7 +75,7 @@ void Loader::readRedis(const Entry& owner) {
       }
       return;
     }
-    const std::optional<std::string> value = text(*url, "a redis:// URL");
+    const std::optional<std::string> value = text(*url, "a redis:// URL", Quoting::Never);
     if (!value) {
       return;
     }
@@ -68,6 +89,30 @@ void Loader::readRedis(const Entry& owner) {
     if (redis.tls.enabled && redis.tls.origin.key.empty()) {  // rediss://
       redis.tls.origin = Origin{file(), valueMark(*url).line + 1, url->path};
     }
+    if (!redis.password.empty()) {
+      password_entry = url;
+      password_from_url = true;
+    }
+  }
+  if (password_file) {
+    if (password_entry) {
+      // One password from two places: neither may silently win.
+      error(valueMark(*password_file), password_file->path,
+            "cannot be combined with " + password_entry->path + " (line " +
+                std::to_string(valueMark(*password_entry).line + 1) +
+                (password_from_url ? ", a URL holding a password" : "") +
+                "): both set the Redis password; give it in one place only");
+      return;
+    }
+    // Read here, before the loop runs, so that evhost and evhctl both get it
+    // and a refusal is a config error with its line. The message names the
+    // file and the rule, never the content.
+    SecretRead read = readSecretFile(password_path);
+    if (!read.value) {
+      error(valueMark(*password_file), password_file->path, read.why);
+      return;
+    }
+    redis.password = std::move(*read.value);
   }
   if (!redis.username.empty() && redis.password.empty() && user_entry) {
     error(valueMark(*user_entry), user_entry->path, "a user name needs a password (AUTH <username> <password>)");
@@ -81,9 +126,7 @@ void Loader::readTls(const Entry& owner) {
   const auto path = [this](std::string& out) {
     return [this, &out](const Entry& e) {
       readString(e, out);
-      if (!out.empty() && out.front() != '/') {
-        out = config_dir_ + "/" + out;
-      }
+      out = fromConfigDir(out);
     };
   };
   std::optional<Entry> cert;
@@ -117,6 +160,13 @@ void Loader::readTls(const Entry& owner) {
     error(valueMark(*cert), cert->path, "needs key_file too (the client certificate's private key)");
   } else if (key && !cert) {
     error(valueMark(*key), key->path, "needs cert_file too (the certificate for this private key)");
+  }
+  // The private key is a secret: refused at load (so --check-config says so
+  // too) when others may read it, with the chmod that fixes it.
+  if (key && !tls.key_file.empty()) {
+    if (const std::optional<SecretFileError> refused = checkSecretFile(tls.key_file)) {
+      error(valueMark(*key), key->path, refused->why);
+    }
   }
 }
 

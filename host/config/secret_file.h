@@ -22,8 +22,8 @@ struct SecretFileError {
 std::optional<SecretFileError> checkSecretFile(const std::string& path);
 
 // checkSecretFile, then the content without one trailing "\n" or "\r\n"
-// (an editor's last newline is not part of a password). `what` names the
-// secret in messages ("the Redis password"). THREAD: any; blocks on file I/O,
+// (an editor's last newline is not part of a password). `why` names the file
+// and the rule, never any of the content. THREAD: any; blocks on file I/O,
 // so never on the event loop.
 struct SecretRead {
   std::optional<std::string> value;  // set on success

@@ -377,12 +377,12 @@ bool YamlReader::readFields(const Entry& e, const std::vector<Field>& fields) {
 }
 
 std::optional<std::string> YamlReader::text(const YAML::Node& node, const YAML::Mark& mark, const std::string& path,
-                                            const std::string& expected) {
+                                            const std::string& expected, Quoting quoting) {
   if (!node.IsScalar()) {
     error(mark, path, expectedGot(expected, kindOf(node)));
     return std::nullopt;
   }
-  Expansion expansion = expandVariables(node.Scalar(), env_);
+  Expansion expansion = expandVariables(node.Scalar(), env_, quoting);
   if (!expansion.errors.empty()) {
     for (const std::string& why : expansion.errors) {
       error(mark, path, why);
@@ -392,12 +392,18 @@ std::optional<std::string> YamlReader::text(const YAML::Node& node, const YAML::
   return std::move(expansion.value);
 }
 
-std::optional<std::string> YamlReader::text(const Entry& e, const std::string& expected) {
-  return text(e.value, valueMark(e), e.path, expected);
+std::optional<std::string> YamlReader::text(const Entry& e, const std::string& expected, Quoting quoting) {
+  return text(e.value, valueMark(e), e.path, expected, quoting);
 }
 
 void YamlReader::readString(const Entry& e, std::string& out) {
   if (std::optional<std::string> value = text(e, "a string")) {
+    out = std::move(*value);
+  }
+}
+
+void YamlReader::readSecret(const Entry& e, std::string& out) {
+  if (std::optional<std::string> value = text(e, "a string", Quoting::Never)) {
     out = std::move(*value);
   }
 }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "config/expand.h"
 
 namespace evh::config {
 
@@ -82,10 +83,12 @@ class YamlReader {
   // there is none (not a scalar, unset variable, malformed reference).
   // `expected` describes the wanted value, for the message.
   std::optional<std::string> text(const YAML::Node& node, const YAML::Mark& mark, const std::string& path,
-                                  const std::string& expected);
-  std::optional<std::string> text(const Entry& e, const std::string& expected);
+                                  const std::string& expected, Quoting quoting = Quoting::Allowed);
+  std::optional<std::string> text(const Entry& e, const std::string& expected, Quoting quoting = Quoting::Allowed);
 
   void readString(const Entry& e, std::string& out);
+  // readString for a secret (a password): no message quotes any of its text.
+  void readSecret(const Entry& e, std::string& out);
   std::optional<uint64_t> integer(const Entry& e, uint64_t min, uint64_t max);
   template <class T>
   void readInteger(const Entry& e, T& out, uint64_t min, uint64_t max) {

@@ -6,8 +6,40 @@
 #include <string_view>
 
 namespace evh::redis {
+namespace {
 
-Handshake::Handshake(const Endpoint& e) {
+// A server's error text for AUTH, without the password. Redis itself can echo
+// it: with AUTH renamed away (rename-command, as hardened setups do) the
+// reply is "ERR unknown command 'AUTH', with args beginning with: 'evh'
+// 'PASSWORD' ", its argument list cut at 128 bytes -- so a cut-off password
+// shows too. Anything from Redis's argument list on is dropped, every copy
+// of the password masked, and the text cut where a long piece of the
+// password's start appears.
+std::string withoutPassword(std::string text, const std::string& password) {
+  static constexpr std::string_view kArgs = ", with args beginning with:";
+  if (const size_t at = text.find(kArgs); at != std::string::npos) {
+    text.resize(at);
+    text += " (its arguments not shown)";
+  }
+  if (password.empty()) {
+    return text;
+  }
+  for (size_t at = text.find(password); at != std::string::npos; at = text.find(password, at)) {
+    text.replace(at, password.size(), "(password)");
+  }
+  constexpr size_t kPiece = 8;  // shorter pieces occur by chance
+  if (password.size() > kPiece) {
+    if (const size_t at = text.find(std::string_view(password).substr(0, kPiece)); at != std::string::npos) {
+      text.resize(at);
+      text += "(cut: the rest may hold the password)";
+    }
+  }
+  return text;
+}
+
+}  // namespace
+
+Handshake::Handshake(const Endpoint& e) : password_(e.password) {
   if (!e.password.empty()) {
     if (e.username.empty()) {
       steps_.push_back(Step{"AUTH", {"AUTH", e.password}, "OK"});
@@ -26,8 +58,11 @@ Handshake::Handshake(const Endpoint& e) {
 std::string Handshake::check(size_t i, const redisReply& reply, const std::string& where) const {
   const Step& step = steps_.at(i);
   if (reply.type == REDIS_REPLY_ERROR) {
-    const std::string note = step.argv.front() == "AUTH" ? auth_note_ : std::string();
-    return step.name + " failed: " + std::string(reply.str, reply.len) + note;
+    std::string text(reply.str, reply.len);
+    if (step.argv.front() == "AUTH") {
+      return step.name + " failed: " + withoutPassword(std::move(text), password_) + auth_note_;
+    }
+    return step.name + " failed: " + text;
   }
   // +OK to AUTH and SELECT, +PONG to PING: anything else is not Redis
   // speaking (a wrong port, a proxy gone wrong) and must not count as up.

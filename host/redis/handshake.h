@@ -34,12 +34,15 @@ class Handshake {
   // Empty when `reply` is the success answer to steps()[i]; else what
   // failed, e.g. "AUTH failed: WRONGPASS ... (as user evh)", "SELECT 3
   // failed: ERR DB index is out of range", "protocol error: unexpected reply
-  // to PING from <where> (type 5, not +PONG)". Never the password.
+  // to PING from <where> (type 5, not +PONG)". Never the password, even
+  // when the server's own error text holds it (Redis echoes the arguments
+  // of a command it does not know: AUTH renamed away).
   std::string check(size_t i, const redisReply& reply, const std::string& where) const;
 
  private:
   std::vector<Step> steps_;
   std::string auth_note_;  // " (as user NAME)" after an AUTH failure, when there is a user
+  std::string password_;   // to mask it in a server's error text
 };
 
 }  // namespace evh::redis

@@ -52,7 +52,25 @@ TlsContext::TlsContext(TlsOptions options) : options_(std::move(options)) {
         throw TlsError(options_.where + ".cert_file " + options_.cert_file +
                        ": cannot load the client certificate: " + takeOpenSslErrors("unknown error"));
       }
-      if (SSL_CTX_use_PrivateKey_file(ctx_, options_.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+      // A passphrase-protected key would make OpenSSL's default callback ask
+      // for the passphrase on the terminal, holding start-up: none is given,
+      // and the refusal says why.
+      bool asked = false;
+      SSL_CTX_set_default_passwd_cb(ctx_, [](char*, int, int, void* asked_flag) {
+        *static_cast<bool*>(asked_flag) = true;
+        return 0;
+      });
+      SSL_CTX_set_default_passwd_cb_userdata(ctx_, &asked);
+      const int loaded = SSL_CTX_use_PrivateKey_file(ctx_, options_.key_file.c_str(), SSL_FILETYPE_PEM);
+      SSL_CTX_set_default_passwd_cb_userdata(ctx_, nullptr);
+      SSL_CTX_set_default_passwd_cb(ctx_, nullptr);
+      if (loaded != 1 && asked) {
+        ERR_clear_error();
+        throw TlsError(options_.where + ".key_file " + options_.key_file +
+                       ": the private key is protected by a passphrase, which evhost cannot ask for: store it "
+                       "decrypted (openssl pkey -in KEY -out NEW.key; chmod 600 NEW.key)");
+      }
+      if (loaded != 1) {
         if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
           ERR_clear_error();
           throw TlsError(options_.where + ".key_file " + options_.key_file + ": does not match the certificate in " +

@@ -79,10 +79,12 @@ void convert(const redisReply* reply) {
   static const evh::redis::Handshake handshake(endpoint);
   for (size_t i = 0; i < handshake.steps().size(); ++i) {
     const std::string why = handshake.check(i, *reply, "fuzz");
-    // Never the password (unless the server's own error text carried it).
+    // Never the password: AUTH's failure masks it even when the server's
+    // error text carries it (Redis echoes an unknown command's arguments);
+    // the other steps' texts are the server's, which sent no password there.
     const bool echoed =
         reply->str != nullptr && std::string_view(reply->str, reply->len).find("secret") != std::string_view::npos;
-    require(echoed || why.find("secret") == std::string::npos);
+    require((i != 0 && echoed) || why.find("secret") == std::string::npos);
   }
 
   const evh::redis::PubSubReply pubsub = evh::redis::classifyPubSub(reply);

@@ -8,6 +8,8 @@
 #include "support/evhost_process.h"
 #include "support/temp_file.h"
 
+#include <sys/stat.h>
+
 #include <fstream>
 #include <stdexcept>
 #include <string>
@@ -28,6 +30,11 @@ class TlsCerts {
     sign("server", "/CN=localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1");
     sign("client", "/CN=evhost", "");
     expired();
+    // evhost refuses a private key others may read (redis.tls.key_file):
+    // the keys are made private whatever the openssl CLI's own default.
+    for (const char* key : {"ca.key", "other-ca.key", "server.key", "client.key"}) {
+      ::chmod(file(key).c_str(), 0600);
+    }
   }
 
   std::string file(const std::string& name) const { return dir_.path() + "/" + name; }

@@ -2,7 +2,12 @@
 // each refusal with its file:line and key.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
+#include <fstream>
+
 #include "config/config.h"
+#include "support/temp_file.h"
 
 namespace evh::config {
 namespace {
@@ -20,12 +25,17 @@ TEST(LoaderTlsTest, OffUnlessAsked) {
 }
 
 TEST(LoaderTlsTest, ATlsMapTurnsItOnWithItsKeys) {
+  // The key file must exist and be private to its owner (checked at load).
+  const test::TempDir dir;
+  const std::string key = dir.path() + "/client.key";
+  std::ofstream(key) << "key\n";
+  ::chmod(key.c_str(), 0600);
   const LoadResult r = load(R"(redis:
   host: redis.internal
   tls:
     ca_file: certs/ca.pem
-    cert_file: /etc/evhost/client.pem
-    key_file: client.key
+    cert_file: client.pem
+    key_file: )" + key + R"(
     server_name: redis.example.com
     min_version: "1.3"
 )");
@@ -36,7 +46,7 @@ TEST(LoaderTlsTest, ATlsMapTurnsItOnWithItsKeys) {
   // Relative paths are the config file's folder's.
   EXPECT_EQ(tls.ca_file, "/etc/evhost/certs/ca.pem");
   EXPECT_EQ(tls.cert_file, "/etc/evhost/client.pem");
-  EXPECT_EQ(tls.key_file, "/etc/evhost/client.key");
+  EXPECT_EQ(tls.key_file, key);
   EXPECT_EQ(tls.server_name, "redis.example.com");
   EXPECT_EQ(tls.min_version, "1.3");
   EXPECT_EQ(tls.origin.describe(), "/etc/evhost/cfg.yaml:3: redis.tls");

@@ -80,6 +80,29 @@ TEST(HandshakeTest, ARefusalNamesTheStepAndTheUserNeverThePassword) {
   EXPECT_THAT(auth, Not(HasSubstr("s3cret")));
 }
 
+// Redis with AUTH renamed away answers "unknown command" and echoes the
+// arguments (cut at 128 bytes); another server may quote them its own way.
+TEST(HandshakeTest, AServerEchoingThePasswordInAnErrorIsMasked) {
+  Endpoint e;
+  e.username = "evh";
+  e.password = "pw-0123456789abcdef";
+  Handshake h(e);
+  std::string unknown = "ERR unknown command 'AUTH', with args beginning with: 'evh' 'pw-0123456789abcdef' ";
+  EXPECT_EQ(h.check(0, reply(REDIS_REPLY_ERROR, unknown), "h:1"),
+            "AUTH failed: ERR unknown command 'AUTH' (its arguments not shown) (as user evh)");
+  std::string quoted = "ERR auth 'evh' 'pw-0123456789abcdef' refused";
+  EXPECT_EQ(h.check(0, reply(REDIS_REPLY_ERROR, quoted), "h:1"),
+            "AUTH failed: ERR auth 'evh' '(password)' refused (as user evh)");
+  std::string cut = "ERR bad auth: pw-0123456789a";
+  EXPECT_EQ(h.check(0, reply(REDIS_REPLY_ERROR, cut), "h:1"),
+            "AUTH failed: ERR bad auth: (cut: the rest may hold the password) (as user evh)");
+  // Only AUTH carried it: other steps' errors are left as they are.
+  e.db = 2;
+  Handshake with_db(e);
+  std::string db = "ERR DB index is out of range";
+  EXPECT_EQ(with_db.check(1, reply(REDIS_REPLY_ERROR, db), "h:1"), "SELECT 2 failed: " + db);
+}
+
 TEST(HandshakeTest, AnythingButTheExpectedStatusIsAProtocolError) {
   Endpoint e;
   e.password = "s3cret";
