@@ -257,7 +257,8 @@ def signed_variants(base):
     message; evhost verifies it and claims its id in Redis (SET NX GET PX)."""
     variants = []
     for s in base:
-        if s["subscriber"] == "evhost" and s["plugins"] == 1 and s["kind"] in ("max", "latency"):
+        if (s["subscriber"] == "evhost" and s["plugins"] == 1 and s["kind"] in ("max", "latency")
+                and not s.get("tls") and not s.get("variant")):
             variants.append(dict(s, signed=True, variant="-signed", name=s["name"] + ", signed"))
     return variants
 
@@ -814,6 +815,9 @@ def main():
                 except (RuntimeError, RedisError, OSError, subprocess.TimeoutExpired, json.JSONDecodeError) as e:
                     failures.append(f"{label}: {e}")
                     print(f"{label}: FAILED: {e}", file=sys.stderr, flush=True)
+                    # A reply may still be on its way: talk to Redis afresh.
+                    redis.r.close()
+                    redis.r = Redis(redis.port)
                     continue
                 r["spec"] = s
                 runs_by_scenario[s["name"]].append(r)

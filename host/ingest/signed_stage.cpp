@@ -132,9 +132,13 @@ void SignedStage::message(const runtime::RuntimePtr& rt, const runtime::Channel&
       std::make_shared<Held>(Held{rt, ch.id, std::string(logical), std::string(redis_channel), std::string(payload),
                                   static_cast<size_t>(r.frame.body.data() - payload.data()), std::string(delivery_id),
                                   std::string(r.frame.id), std::move(done), redelivered});
-  // Remembered as long as the timestamp could still pass: a replay after
-  // that is refused as stale.
-  const uint64_t ttl_ms = 2ull * ch.verifier->toleranceSeconds() * 1000 + 60000;
+  // Remembered only as long as the timestamp could still pass (by this
+  // machine's clock, with 5 s to spare): a copy sent later is refused as
+  // stale. Redis holds rate x (tolerance + 5 s) ids at most -- about
+  // tolerance seconds' worth of messages.
+  const int64_t until_s = r.frame.seconds + static_cast<int64_t>(ch.verifier->toleranceSeconds()) + 5;
+  const int64_t left_ms = (until_s - static_cast<int64_t>(wallMs() / 1000)) * 1000;
+  const uint64_t ttl_ms = left_ms < 1000 ? 1000 : static_cast<uint64_t>(left_ms);
   const std::string key = options_.key_prefix + ch.name + ":" + held->webhook_id;
   const std::string& value = delivery_id.empty() ? options_.instance : held->delivery_id;
   ++waiting_;

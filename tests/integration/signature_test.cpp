@@ -290,6 +290,10 @@ TEST_F(SignedChannelTest, AStreamEntryDeliveredAgainIsNotAReplay) {
   auto claimed = redis_.command({"GET", "test:evh:seen:jollyjet:events:orders:msg_once"});
   ASSERT_EQ(claimed->type, REDIS_REPLY_STRING);
   EXPECT_EQ(std::string(claimed->str), redis_.command({"XRANGE", kChannel, "-", "+"})->element[0]->element[0]->str);
+  // Kept only while the timestamp could pass: tolerance (300 s) + 5 s.
+  const long long ttl = redis_.command({"PTTL", "test:evh:seen:jollyjet:events:orders:msg_once"})->integer;
+  EXPECT_GT(ttl, 280000);
+  EXPECT_LE(ttl, 305000);
   EvhostProcess host(yaml("{}"));
   ASSERT_TRUE(eventually([&] { return handled() == 1; })) << host.log();
   EXPECT_TRUE(deadLetters().empty()) << deadLetters()[0];
