@@ -78,7 +78,18 @@ std::string Server::status() const {
   Json channels = Json::array();
   if (pipeline_) {
     for (const auto& ch : pipeline_->runtime().channels()) {
-      channels.push_back(Json{{"name", ch.name}, {"transport", transportName(ch)}, {"key", ch.key}});
+      Json c{{"name", ch.name}, {"transport", transportName(ch)}, {"key", ch.key}};
+      if (ch.verifier) {
+        // Key ids only: the keys themselves never leave the verifier.
+        Json ids = Json::array();
+        for (size_t k = 0; k < ch.verifier->keyCount(); ++k) {
+          ids.push_back(ch.verifier->keyId(k));
+        }
+        c["signature"] = Json{{"keys", std::move(ids)},
+                              {"tolerance_s", ch.verifier->toleranceSeconds()},
+                              {"replay_check", ch.replay_check}};
+      }
+      channels.push_back(std::move(c));
     }
   }
   out["channels"] = std::move(channels);

@@ -149,6 +149,11 @@ TEST_P(SignatureTest, AMessageSignedByNodesCryptoVerifies) {
   EXPECT_THAT(redis_.command({"LINDEX", "seen", "0"})->str, HasSubstr("|from-node|"));
   EXPECT_EQ(metric(host, R"(evhost_signature_key_verified_total{channel="jollyjet:events:orders",key="new"})"), "1");
   EXPECT_TRUE(deadLetters().empty());
+  // /status names the channel's keys by id, never the keys.
+  const std::string status = httpGet(opsUrl(host.log()) + "/status").body;
+  EXPECT_THAT(status, HasSubstr(R"("signature":{"keys":["old","new"],"replay_check":true,"tolerance_s":300})"));
+  EXPECT_THAT(status, Not(HasSubstr(std::string(kNewKey).substr(6, 12))));
+  EXPECT_THAT(status, Not(HasSubstr(std::string(kOldKey).substr(6, 12))));
 }
 
 TEST_P(SignatureTest, EachBadSignatureAndAReplayIsRefusedBeforeAnyPluginCountedAndDeadLettered) {
