@@ -26,6 +26,12 @@ class Fd {
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
   int get() const noexcept { return fd_; }
+  void reset(int fd) noexcept {
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+    fd_ = fd;
+  }
 
  private:
   int fd_;
@@ -57,35 +63,35 @@ std::optional<std::string> refusal(const std::string& path, const struct stat& s
 
 std::string errnoText(const std::string& path, int err) { return "cannot read " + path + ": " + std::strerror(err); }
 
+// Opens `path` and checks the opened file. nullopt: `fd` and `st` are set.
+std::optional<std::string> openChecked(const std::string& path, Fd& fd, struct stat& st) {
+  // O_NONBLOCK: a FIFO put in the secret's place must not hang start-up
+  // (it is refused as not a regular file).
+  fd.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  if (fd.get() < 0) {
+    return errnoText(path, errno);
+  }
+  if (::fstat(fd.get(), &st) != 0) {
+    return errnoText(path, errno);
+  }
+  return refusal(path, st);
+}
+
 }  // namespace
 
 std::optional<SecretFileError> checkSecretFile(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
-  if (fd.get() < 0) {
-    return SecretFileError{errnoText(path, errno)};
-  }
+  Fd fd(-1);
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) {
-    return SecretFileError{errnoText(path, errno)};
-  }
-  if (auto why = refusal(path, st)) {
+  if (auto why = openChecked(path, fd, st)) {
     return SecretFileError{*why};
   }
   return std::nullopt;
 }
 
 SecretRead readSecretFile(const std::string& path) {
-  // O_NONBLOCK: a FIFO put in the secret's place must not hang start-up
-  // (it is refused as not a regular file).
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
-  if (fd.get() < 0) {
-    return {std::nullopt, errnoText(path, errno)};
-  }
+  Fd fd(-1);
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) {
-    return {std::nullopt, errnoText(path, errno)};
-  }
-  if (auto why = refusal(path, st)) {
+  if (auto why = openChecked(path, fd, st)) {
     return {std::nullopt, *why};
   }
   std::string content(static_cast<size_t>(st.st_size), '\0');

@@ -45,6 +45,8 @@ class Admission {
   bool admitPubSub(size_t waiting = 0) const noexcept {
     return dispatcher_.inFlight() + waiting < limits_.max_in_flight;
   }
+  // Events in the dispatcher now.
+  size_t inFlight() const noexcept { return dispatcher_.inFlight(); }
   // How many more entries a stream routed to `routes` may take now: 0 while
   // reading is paused, or while every plugin of the channel has its breaker
   // open (its entries wait safely in Redis until one half-opens).

@@ -119,7 +119,7 @@ void SignedStage::message(const runtime::RuntimePtr& rt, const runtime::Channel&
   }
   // Pub/Sub cannot wait: what waits here counts against max_in_flight.
   if (delivery_id.empty() && !admission_.admitPubSub(waiting_)) {
-    refusals_.overloaded(payload, logical, redis_channel, waiting_);
+    refusals_.overloaded(payload, logical, redis_channel, admission_.inFlight() + waiting_);
     return;
   }
   if (seen_ == nullptr) {

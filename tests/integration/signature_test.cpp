@@ -76,15 +76,18 @@ class SignatureTest : public ::testing::TestWithParam<bool> {
   void TearDown() override { std::remove(fallback_.c_str()); }
   bool stream() const { return GetParam(); }
 
-  // keys: the YAML list of the channel's keys.
+  // keys: the YAML list of the channel's keys; transport: the test's.
   std::string config(const std::string& keys, const std::string& answer = "{}") const {
+    return configFor(stream(), keys, answer);
+  }
+  std::string configFor(bool stream, const std::string& keys, const std::string& answer = "{}") const {
     std::ostringstream y;
     y << "environment: test\n"
       << "redis: {host: 127.0.0.1, port: " << redis_.port() << "}\n"
       << "dead_letter: {fallback_file: " << fallback_ << "}\n"
       << "plugins:\n  rec: {path: recorder, config: {answer: " << answer << "}}\n"
       << "channels:\n  jollyjet:events:orders:\n"
-      << (stream() ? "    transport: stream\n    stream: {group: workers, consumer: c1, block_ms: 200}\n" : "")
+      << (stream ? "    transport: stream\n    stream: {group: workers, consumer: c1, block_ms: 200}\n" : "")
       << "    signature:\n      keys:\n"
       << keys << "    routes: [{plugins: [rec]}]\n";
     return y.str();
@@ -106,14 +109,7 @@ class SignatureTest : public ::testing::TestWithParam<bool> {
     return host.waitForLog(stream() ? "evhost started" : "subscribed to");
   }
   long long handled() { return redis_.command({"LLEN", "seen"})->integer; }
-  std::vector<std::string> deadLetters() const {
-    std::vector<std::string> lines;
-    std::ifstream in(fallback_);
-    for (std::string line; std::getline(in, line) && !in.eof();) {
-      lines.push_back(line);
-    }
-    return lines;
-  }
+  std::vector<std::string> deadLetters() const { return wholeLines(fallback_); }
   // The value of one series in GET /metrics ("" when absent).
   static std::string metric(const EvhostProcess& host, const std::string& series) {
     const std::string body = httpGet(opsUrl(host.log()) + "/metrics").body;
@@ -273,20 +269,8 @@ class SignedChannelTest : public SignatureTest {};
 
 TEST_F(SignedChannelTest, AStreamEntryDeliveredAgainIsNotAReplay) {
   const std::string keys = "        - {id: old, file: " + old_key_file_ + "}\n";
-  const auto yaml = [&](const std::string& answer) {
-    std::ostringstream y;
-    y << "environment: test\n"
-      << "redis: {host: 127.0.0.1, port: " << redis_.port() << "}\n"
-      << "dead_letter: {fallback_file: " << fallback_ << "}\n"
-      << "plugins:\n  rec: {path: recorder, config: {answer: " << answer << "}}\n"
-      << "channels:\n  jollyjet:events:orders:\n"
-      << "    transport: stream\n    stream: {group: workers, consumer: c1, block_ms: 200}\n"
-      << "    signature:\n      keys:\n"
-      << keys << "    routes: [{plugins: [rec]}]\n";
-    return y.str();
-  };
   {
-    EvhostProcess host(yaml("{ORDER_PLACED: die}"));
+    EvhostProcess host(configFor(true, keys, "{ORDER_PLACED: die}"));
     ASSERT_TRUE(host.waitForLog("created consumer group")) << host.log();
     redis_.command({"XADD", kChannel, "*", "event", signedWith(kOldKey, "msg_once", nowSeconds(), event("once"))});
     ASSERT_TRUE(host.waitExit().has_value()) << "the recorder kills evhost\n" << host.log();
@@ -299,7 +283,7 @@ TEST_F(SignedChannelTest, AStreamEntryDeliveredAgainIsNotAReplay) {
   const long long ttl = redis_.command({"PTTL", "test:evh:seen:jollyjet:events:orders:msg_once"})->integer;
   EXPECT_GT(ttl, 280000);
   EXPECT_LE(ttl, 305000);
-  EvhostProcess host(yaml("{}"));
+  EvhostProcess host(configFor(true, keys));
   ASSERT_TRUE(eventually([&] { return handled() == 1; })) << host.log();
   EXPECT_TRUE(deadLetters().empty()) << deadLetters()[0];
 }
@@ -309,16 +293,8 @@ TEST_F(SignedChannelTest, AStreamEntryDeliveredAgainIsNotAReplay) {
 // handled elsewhere -- neither dead-letters it.
 TEST_F(SignedChannelTest, TwoInstancesOnASignedPubSubChannelHandleEachMessageOnce) {
   const std::string keys = "        - {id: old, file: " + old_key_file_ + "}\n";
-  std::ostringstream y;
-  y << "environment: test\n"
-    << "redis: {host: 127.0.0.1, port: " << redis_.port() << "}\n"
-    << "dead_letter: {fallback_file: " << fallback_ << "}\n"
-    << "plugins:\n  rec: {path: recorder}\n"
-    << "channels:\n  jollyjet:events:orders:\n"
-    << "    signature:\n      keys:\n"
-    << keys << "    routes: [{plugins: [rec]}]\n";
-  EvhostProcess a(y.str());
-  EvhostProcess b(y.str());
+  EvhostProcess a(configFor(false, keys));
+  EvhostProcess b(configFor(false, keys));
   ASSERT_TRUE(a.waitForLog("subscribed to")) << a.log();
   ASSERT_TRUE(b.waitForLog("subscribed to")) << b.log();
   for (int i = 0; i < 10; ++i) {

@@ -63,15 +63,7 @@ class StreamFaultsTest : public ::testing::Test {
     }
     return out;
   }
-  std::vector<std::string> deadLetters() const {
-    // Whole lines only: the writer thread may be half way through the last.
-    std::vector<std::string> lines;
-    std::ifstream in(fallback_);
-    for (std::string line; std::getline(in, line) && !in.eof();) {
-      lines.push_back(line);
-    }
-    return lines;
-  }
+  std::vector<std::string> deadLetters() const { return wholeLines(fallback_); }
   long long commandCalls(const std::string& name) {
     auto r = redis_.command({"INFO", "commandstats"});
     const std::string text(r->str, r->len);

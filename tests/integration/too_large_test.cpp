@@ -68,15 +68,7 @@ class TooLargeBase : public ::testing::Test {
       redis_.command({"PUBLISH", "test:jollyjet:events:orders", message});
     }
   }
-  std::vector<std::string> deadLetters() const {
-    // Whole lines only: the writer thread may be half way through the last.
-    std::vector<std::string> lines;
-    std::ifstream in(fallback_);
-    for (std::string line; std::getline(in, line) && !in.eof();) {
-      lines.push_back(line);
-    }
-    return lines;
-  }
+  std::vector<std::string> deadLetters() const { return wholeLines(fallback_); }
 
   RedisServer redis_;
   std::string fallback_ = freshTempFile("evh-too-large", ".jsonl");

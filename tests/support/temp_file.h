@@ -12,6 +12,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace evh::test {
 
@@ -53,6 +54,17 @@ inline std::string readFile(const std::string& path) {
   std::ostringstream out;
   out << in.rdbuf();
   return out.str();
+}
+
+// The file's whole lines: a last line without its line break is left out
+// (a writer thread may be half way through it).
+inline std::vector<std::string> wholeLines(const std::string& path) {
+  std::vector<std::string> lines;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line) && !in.eof();) {
+    lines.push_back(line);
+  }
+  return lines;
 }
 
 }  // namespace evh::test
