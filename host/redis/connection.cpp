@@ -51,7 +51,7 @@ Connection::Connection(uv_loop_t* loop, Endpoint endpoint, std::string name, Mod
   // half-open connection.
   iteration_check_ = makeUvHandle<uv_check_t>(loop_, uv_check_init);
   iteration_check_->data = this;
-  uv_check_start(iteration_check_.get(), [](uv_check_t* c) { ++static_cast<Connection*>(c->data)->iterations_; });
+  uv_check_start(iteration_check_.get(), [](uv_check_t* c) { static_cast<Connection*>(c->data)->onCheck(); });
   uv_unref(reinterpret_cast<uv_handle_t*>(iteration_check_.get()));
 }
 
@@ -98,7 +98,27 @@ void Connection::stop() {
 
 void Connection::setContext(redisAsyncContext* ac) noexcept {
   ac_ = ac;
+  write_due_ = false;
   guard_.setContext(ac);
+}
+
+bool Connection::deferWrite() noexcept {
+  if (flushing_ || ac_ == nullptr || !compat::connected(ac_)) {
+    return false;
+  }
+  write_due_ = true;
+  return true;
+}
+
+void Connection::onCheck() {
+  ++iterations_;
+  if (!write_due_) {
+    return;
+  }
+  write_due_ = false;
+  flushing_ = true;
+  compat::handleWrite(ac_);  // a write error disconnects: ac_ may be null after
+  flushing_ = false;
 }
 
 void Connection::reconnect(const std::string& why) {

@@ -149,6 +149,11 @@ class Connection {
   // Past the reply bound (buffered bytes plus objects of the reply being
   // read): drop as a protocol error. Runs after every read. THREAD: loop.
   void checkReplyBound();
+  // The write hook, inside a poll callback: true when the write can wait for
+  // the check phase (write_due_), false when it must be watched for now
+  // (not connected yet, or this is the check phase's own flush).
+  bool deferWrite() noexcept;
+  void onCheck();
   uint64_t stableAfterMs() const noexcept;
 
   static void onConnect(const redisAsyncContext* ac, int status);
@@ -173,7 +178,7 @@ class Connection {
   UvHandle<uv_timer_t> retry_timer_;
   UvHandle<uv_timer_t> connect_timer_;
   UvHandle<uv_timer_t> tick_timer_;
-  UvHandle<uv_check_t> iteration_check_;  // counts loop iterations (I/O rounds)
+  UvHandle<uv_check_t> iteration_check_;  // counts loop iterations (I/O rounds); writes what waits
 
   State state_ = State::Idle;
   bool ready_ = false;
@@ -200,6 +205,8 @@ class Connection {
   uint64_t iterations_ = 0;          // loop iterations so far
   uint64_t iterations_at_ping_ = 0;  // ... when the PING went out
   bool ping_outstanding_ = false;
+  bool write_due_ = false;  // deferWrite(): hiredis holds commands for the check phase
+  bool flushing_ = false;   // onCheck() is writing them
   uint64_t outages_ = 0;
   std::unique_ptr<ops::Scope> stats_;                              // null until exportStats
   ops::Counter outages_total_;                                     // sinks until then

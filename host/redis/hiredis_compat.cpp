@@ -140,6 +140,10 @@ struct Hooks {
     return p->context != nullptr ? static_cast<Connection*>(p->context->data) : nullptr;
   }
 
+  // Depth of Redis poll callbacks running on this thread: a command asked
+  // for inside one is written at the loop's check phase (writesDeferrable).
+  static inline thread_local int in_poll = 0;
+
   static void poll(uv_poll_t* handle, int status, int events) {
     auto* p = static_cast<redisLibuvEvents*>(handle->data);
     if (status < 0) {
@@ -148,7 +152,9 @@ struct Hooks {
       // socket error itself when told the socket is ready.
       p->events = 0;
     }
+    ++in_poll;
     redisLibuvPoll(handle, 0, status < 0 ? (UV_READABLE | UV_WRITABLE) : events);
+    --in_poll;
     if (Connection* c = ownerOf(p); c != nullptr) {
       c->checkReplyBound();
     }
@@ -173,7 +179,20 @@ struct Hooks {
     setEvents(privdata, events(privdata) | UV_READABLE);
   }
   static void delRead(void* privdata) { setEvents(privdata, events(privdata) & ~UV_READABLE); }
-  static void addWrite(void* privdata) { setEvents(privdata, events(privdata) | UV_WRITABLE); }
+  // Inside a Redis poll callback (a reply or message being handled) the
+  // write waits for the check phase, which libuv runs once every poll
+  // callback of this iteration is done: the commands of a whole burst go out
+  // in one write, with no epoll_ctl to watch for writability and back, and
+  // no loop iteration in between. Anywhere else (timers, workers' results,
+  // uv_prepare) the poll must watch for writability as before: the loop
+  // could otherwise wait for I/O with the command unsent.
+  static void addWrite(void* privdata) {
+    if (Connection* c = ownerOf(static_cast<redisLibuvEvents*>(privdata));
+        c != nullptr && in_poll > 0 && c->deferWrite()) {
+      return;
+    }
+    setEvents(privdata, events(privdata) | UV_WRITABLE);
+  }
   static void delWrite(void* privdata) { setEvents(privdata, events(privdata) & ~UV_WRITABLE); }
 };
 
@@ -280,6 +299,8 @@ void startReading(redisAsyncContext* ac) {
     ac->ev.addRead(ac->ev.data);
   }
 }
+
+void handleWrite(redisAsyncContext* ac) { redisAsyncHandleWrite(ac); }
 
 void writeRaw(redisAsyncContext* ac, std::string_view bytes) {
   ac->c.obuf = sdscatlen(ac->c.obuf, bytes.data(), bytes.size());

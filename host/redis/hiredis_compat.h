@@ -107,6 +107,11 @@ bool attachToLoop(redisAsyncContext* ac, uv_loop_t* loop);
 void stopReading(redisAsyncContext* ac);
 void startReading(redisAsyncContext* ac);
 
+// Writes what hiredis holds for `ac` now (what the poll would do on
+// writability): what is left (the socket full) is watched for as usual. May
+// free `ac` (a write error disconnects it).
+void handleWrite(redisAsyncContext* ac);
+
 // --- Raw writes ------------------------------------------------------------------
 // Appends bytes to the output buffer (obuf) and asks for a write, with no
 // callback queued. Why: in subscribed mode hiredis 0.14 queues the callback
