@@ -1,6 +1,8 @@
 // Cross-thread posting onto the loop: a mutex-protected queue and uv_async_send.
 #include "loop/poster.h"
 
+#include "loop/io_phase.h"
+
 #include <stdexcept>
 
 namespace evh {
@@ -80,7 +82,10 @@ void Poster::onAsync(uv_async_t* h) {
   // One batch per wake-up; if more arrived while it ran, come back on the
   // next loop iteration, after the loop has served its other handles.
   auto* self = static_cast<Poster*>(h->data);
-  self->runBatch();
+  {
+    IoPhaseScope io;  // Redis writes it asks for go out at the check phase
+    self->runBatch();
+  }
   std::lock_guard<std::mutex> lock(self->mutex_);
   if (!self->queue_.empty() && self->async_.get() == h) {  // not closed by what just ran
     uv_async_send(h);

@@ -7,6 +7,7 @@ extern "C" {
 
 #include "redis/hiredis_compat.h"
 
+#include "loop/io_phase.h"
 #include "redis/connection.h"
 #include "redis/reply_guard.h"
 
@@ -140,10 +141,6 @@ struct Hooks {
     return p->context != nullptr ? static_cast<Connection*>(p->context->data) : nullptr;
   }
 
-  // Depth of Redis poll callbacks running on this thread: a command asked
-  // for inside one is written at the loop's check phase (writesDeferrable).
-  static inline thread_local int in_poll = 0;
-
   static void poll(uv_poll_t* handle, int status, int events) {
     auto* p = static_cast<redisLibuvEvents*>(handle->data);
     if (status < 0) {
@@ -152,9 +149,10 @@ struct Hooks {
       // socket error itself when told the socket is ready.
       p->events = 0;
     }
-    ++in_poll;
-    redisLibuvPoll(handle, 0, status < 0 ? (UV_READABLE | UV_WRITABLE) : events);
-    --in_poll;
+    {
+      IoPhaseScope io;
+      redisLibuvPoll(handle, 0, status < 0 ? (UV_READABLE | UV_WRITABLE) : events);
+    }
     if (Connection* c = ownerOf(p); c != nullptr) {
       c->checkReplyBound();
     }
@@ -179,16 +177,16 @@ struct Hooks {
     setEvents(privdata, events(privdata) | UV_READABLE);
   }
   static void delRead(void* privdata) { setEvents(privdata, events(privdata) & ~UV_READABLE); }
-  // Inside a Redis poll callback (a reply or message being handled) the
-  // write waits for the check phase, which libuv runs once every poll
-  // callback of this iteration is done: the commands of a whole burst go out
-  // in one write, with no epoll_ctl to watch for writability and back, and
-  // no loop iteration in between. Anywhere else (timers, workers' results,
-  // uv_prepare) the poll must watch for writability as before: the loop
-  // could otherwise wait for I/O with the command unsent.
+  // Inside an I/O callback (a Redis reply or message being handled, workers'
+  // results: loop/io_phase.h) the write waits for the check phase, which
+  // libuv runs once every I/O callback of this iteration is done: the
+  // commands of a whole burst go out in one write, with no epoll_ctl to
+  // watch for writability and back, and no loop iteration in between.
+  // Anywhere else (timers, uv_prepare) the poll must watch for writability
+  // as before: the loop could otherwise wait for I/O with the command unsent.
   static void addWrite(void* privdata) {
     if (Connection* c = ownerOf(static_cast<redisLibuvEvents*>(privdata));
-        c != nullptr && in_poll > 0 && c->deferWrite()) {
+        c != nullptr && inIoPhase() && c->deferWrite()) {
       return;
     }
     setEvents(privdata, events(privdata) | UV_WRITABLE);

@@ -265,6 +265,9 @@ channels:
   EXPECT_EQ(llen("fragile"), 0) << host.log();
   // After open_ms: half-open, two trials succeed, closed, the rest follow.
   ASSERT_TRUE(eventually([&] { return llen("fragile") == 4; })) << host.log();
+  // The recorder's entries are in Redis before the call's answer closes the
+  // breaker (and the line is logged): wait for the line, then count it.
+  ASSERT_TRUE(host.waitForLog("circuit breaker HALF_OPEN -> CLOSED")) << host.log();
   EXPECT_EQ(host.countInLog("circuit breaker OPEN -> HALF_OPEN"), 1U) << host.log();
   EXPECT_EQ(host.countInLog("circuit breaker HALF_OPEN -> CLOSED"), 1U) << host.log();
   std::vector<std::string> ids;
