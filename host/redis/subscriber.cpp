@@ -269,7 +269,11 @@ void Subscriber::logGap() {
             (paused_when_lost_ ? "; reading was paused" : "") +
             ") and dropped the messages it held for us, published before this gap began, so events were likely "
             "lost beyond it (if so, Redis logged \"scheduled to be closed ASAP for overcoming of output buffer "
-            "limits\"; else a CLIENT KILL closed it)";
+            "limits\"" +
+            (conn_.endpoint().tls ? "; over TLS, Redis 7.0 also closes a subscriber whose socket stays full, "
+                                    "logging \"Error writing to client: ... bad length\" at loglevel verbose"
+                                  : "") +
+            "; else a CLIENT KILL closed it)";
   } else if (cut_off_) {
     cause = "; Redis closed the connection and was unreachable for a while (restarted?)";
   }
