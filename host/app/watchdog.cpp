@@ -85,6 +85,7 @@ void Watchdog::loopFinished() {
 }
 
 void Watchdog::run() {
+  pthread_setname_np(pthread_self(), "evh-watchdog");  // what top -H shows
   if (!calls_.enableReader()) {
     log::host().warn("membarrier(2) refused: a stalled event loop is reported without the plugin call it is in");
   }

@@ -12,8 +12,14 @@
 #include <h2o.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <map>
 #include <stdexcept>
 #include <thread>
@@ -26,6 +32,11 @@ namespace {
 // Nothing evhost serves takes a body: a larger one is refused (413) before
 // it is buffered.
 constexpr size_t kMaxRequestBody = 16 * 1024;
+// The ops thread's niceness above the process's: when the cores are busy,
+// the scheduler gives the event loop the CPU before rendering a scrape or
+// serving a crowd of connections (nice 10 gets about a tenth of nice 0's
+// share when they compete, and is preempted by it on wake-up).
+constexpr int kOpsNiceness = 10;
 // How long the shutdown waits for h2o to close its connections once their
 // sockets are shut down (it takes one loop iteration or two).
 constexpr uint64_t kDrainMs = 5000;
@@ -70,6 +81,7 @@ class HttpServer::Impl {
 
   void listen();
   void run();
+  void lowerPriority();
   void dispose();
   static void onConnection(uv_stream_t* server, int status);
   static void onConnectionClosed(uv_handle_t* handle);
@@ -206,11 +218,26 @@ void HttpServer::Impl::run() {
   sigemptyset(&pipe);
   sigaddset(&pipe, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+  pthread_setname_np(pthread_self(), "evh-ops");  // what top -H and /proc/<pid>/task/*/comm show
+  lowerPriority();
   uv_run(&loop_, UV_RUN_DEFAULT);  // until onDrainCheck stops it
   if (abandoned_) {
     return;
   }
   dispose();
+}
+
+// Linux's nice is per thread (PRIO_PROCESS with a thread id), and raising it
+// needs no privilege.
+void HttpServer::Impl::lowerPriority() {
+  const auto tid = static_cast<id_t>(::syscall(SYS_gettid));
+  errno = 0;
+  const int now = ::getpriority(PRIO_PROCESS, tid);
+  if (errno == 0 && ::setpriority(PRIO_PROCESS, tid, std::min(now + kOpsNiceness, 19)) == 0) {
+    return;
+  }
+  log::host().warn("ops listener: cannot lower its thread's CPU priority ({}); it competes with event handling",
+                   std::strerror(errno));
 }
 
 // After uv_run has returned, never inside a callback: h2o_context_dispose

@@ -282,6 +282,37 @@ TEST_F(OpsTest, TheCommandLineOverridesTheFile) {
   EXPECT_FALSE(listens(off.pid()));
 }
 
+// The ops thread is named and runs 10 nice levels below the event loop, so
+// that rendering a scrape or serving a crowd of connections yields the CPU
+// to event handling.
+TEST_F(OpsTest, TheOpsThreadIsNamedAndYieldsTheCpuToTheLoop) {
+  EvhostProcess host(config(kRecorderChannels));
+  const std::string url = urlOf(host);
+  ASSERT_EQ(httpGet(url + "/healthz").status, 200);
+  const auto niceOf = [](const std::filesystem::path& stat) {
+    std::ifstream in(stat);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::istringstream fields(text.substr(text.rfind(')') + 2));  // after "pid (comm) "
+    std::string field;
+    for (int i = 3; i <= 19; ++i) {  // proc(5): nice is field 19
+      fields >> field;
+    }
+    return std::stoi(field);
+  };
+  const std::filesystem::path proc = "/proc/" + std::to_string(host.pid());
+  const int loop_nice = niceOf(proc / "stat");  // the main thread: the event loop
+  std::vector<int> ops_nices;
+  for (const auto& task : std::filesystem::directory_iterator(proc / "task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name == "evh-ops") {
+      ops_nices.push_back(niceOf(task.path() / "stat"));
+    }
+  }
+  EXPECT_EQ(ops_nices, std::vector<int>{std::min(loop_nice + 10, 19)});
+}
+
 TEST_F(OpsTest, BadOpsAddressesStopEvhostWithTheKeyAndTheValue) {
   EvhostProcess file(config(kRecorderChannels, "ops:\n  listen: 127.0.0.1\n"));
   ASSERT_EQ(file.waitExit(), 1) << file.log();
