@@ -55,6 +55,7 @@ Product::Product(evh::Host host, std::string_view config_json)
       settings_(parseSettings(config_json)),
       prefix_(host.envPrefix()),
       category_key_(settings_.category_key.render(prefix_, "")),
+      script_sha_(scriptSha()),
       created_(host.counter("created", "PRODUCT_CREATED events applied")),
       updated_(host.counter("updated", "PRODUCT_UPDATED events applied")),
       deleted_(host.counter("deleted", "PRODUCT_DELETED events applied")),

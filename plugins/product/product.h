@@ -29,6 +29,13 @@ struct Before {
   std::optional<std::string> category;
 };
 
+// The apply script's keys and arguments, kept until its reply: a NOSCRIPT
+// answer sends them again with the script's text.
+struct ScriptCall {
+  std::vector<std::string> keys;
+  std::vector<std::string> args;
+};
+
 // Everything a call needs after handle() has returned.
 struct Job {
   Change change;
@@ -49,6 +56,8 @@ class Product final : public evh::Plugin {
  private:
   // product_read_model.cpp
   evh::Result apply(const evh::Event& ev, const std::string& hash, const std::shared_ptr<Job>& job);
+  static std::string scriptSha();  // the apply script's name for EVALSHA; throws if OpenSSL fails
+  evh_status sendScript(const std::shared_ptr<ScriptCall>& call, const std::shared_ptr<Job>& job, bool by_sha);
   std::string scriptArgs(const Job& job);
   void fail(const std::shared_ptr<Job>& job, const std::string& step, const evh::Reply& r);
   void onApplied(const std::shared_ptr<Job>& job, const evh::Reply& r);
@@ -62,6 +71,7 @@ class Product final : public evh::Plugin {
   const Settings settings_;
   const std::string prefix_;
   const std::vector<std::string> category_key_;  // the category set's key, split at {category}
+  const std::string script_sha_;                 // scriptSha(), once
   evh::Metric created_;
   evh::Metric updated_;
   evh::Metric deleted_;

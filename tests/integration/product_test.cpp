@@ -211,6 +211,35 @@ TEST_F(ProductTest, CreatedWritesTheReadModelInvalidatesCachesAndNotifies) {
   EXPECT_EQ(llen("dlq"), 0);
 }
 
+// The script goes by its SHA-1; a Redis that has lost its script cache
+// (restarted, SCRIPT FLUSH) answers NOSCRIPT and gets the script whole once.
+TEST_F(ProductTest, TheScriptGoesByItsShaAndWholeOnceWhenRedisLostIt) {
+  const auto calls = [this](const std::string& command) {
+    ReplyPtr r = redis_.command({"INFO", "commandstats"});
+    const std::string info(r->str, r->len);
+    const std::string key = "cmdstat_" + command + ":calls=";
+    const size_t at = info.find(key);
+    return at == std::string::npos ? 0LL : std::stoll(info.substr(at + key.size()));
+  };
+  EvhostProcess host(config());
+  waitSubscribed(host);
+  RedisConn sub = subscribe();
+  redis_.command({"SCRIPT", "FLUSH"});
+  redis_.command({"CONFIG", "RESETSTAT"});
+  publish(created("evt-1", "p-1", "Mug", 12.5, "kitchen"));
+  EXPECT_EQ(nextMessage(sub.get())["payload"]["productId"], "p-1");
+  EXPECT_EQ(calls("evalsha"), 1);  // answered NOSCRIPT
+  EXPECT_EQ(calls("eval"), 1);     // the script whole, cached from now on
+  for (int i = 2; i <= 4; ++i) {
+    publish(created("evt-" + std::to_string(i), "p-" + std::to_string(i), "Cup", 3, "kitchen"));
+    EXPECT_EQ(nextMessage(sub.get())["payload"]["productId"], "p-" + std::to_string(i));
+  }
+  EXPECT_EQ(calls("evalsha"), 4);
+  EXPECT_EQ(calls("eval"), 1);
+  EXPECT_THAT(members("test:jollyjet:category:kitchen"), UnorderedElementsAre("p-1", "p-2", "p-3", "p-4"));
+  EXPECT_EQ(llen("dlq"), 0);
+}
+
 TEST_F(ProductTest, UpdatedAppliesChangesMovesTheCategoryAndInvalidatesBothCaches) {
   EvhostProcess host(config());
   waitSubscribed(host);
