@@ -224,6 +224,7 @@ TEST_F(ProductTest, TheScriptGoesByItsShaAndWholeOnceWhenRedisLostIt) {
   EvhostProcess host(config());
   waitSubscribed(host);
   RedisConn sub = subscribe();
+  std::set<std::string> ids;
   redis_.command({"SCRIPT", "FLUSH"});
   redis_.command({"CONFIG", "RESETSTAT"});
   publish(created("evt-1", "p-1", "Mug", 12.5, "kitchen"));
@@ -232,7 +233,13 @@ TEST_F(ProductTest, TheScriptGoesByItsShaAndWholeOnceWhenRedisLostIt) {
   EXPECT_EQ(calls("eval"), 1);     // the script whole, cached from now on
   for (int i = 2; i <= 4; ++i) {
     publish(created("evt-" + std::to_string(i), "p-" + std::to_string(i), "Cup", 3, "kitchen"));
-    EXPECT_EQ(nextMessage(sub.get())["payload"]["productId"], "p-" + std::to_string(i));
+    json n = nextMessage(sub.get());
+    EXPECT_EQ(n["payload"]["productId"], "p-" + std::to_string(i));
+    // Each notification has an id of its own, a version 4 UUID.
+    const std::string id = n["eventId"];
+    EXPECT_TRUE(std::regex_match(id, std::regex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")))
+        << id;
+    EXPECT_TRUE(ids.insert(id).second) << id;
   }
   EXPECT_EQ(calls("evalsha"), 4);
   EXPECT_EQ(calls("eval"), 1);
