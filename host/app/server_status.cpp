@@ -99,10 +99,11 @@ std::string Server::status() const {
     const plugin::Library& lib = in->library();
     const evh_health health = in->health();
     const std::string& detail = in->healthDetail();
-    Json p{{"name", in->name()},         {"library", lib.name()},
-           {"version", lib.version()},   {"abi", std::to_string(lib.abiMajor()) + "." + std::to_string(lib.abiMinor())},
-           {"blocking", lib.blocking()}, {"health", healthName(health)},
-           {"health_detail", detail}};
+    Json p{
+        {"name", in->name()},           {"library", lib.name()},
+        {"version", lib.version()},     {"abi", std::to_string(lib.abiMajor()) + "." + std::to_string(lib.abiMinor())},
+        {"blocking", lib.blocking()},   {"own_idempotency", lib.ownIdempotency()},
+        {"health", healthName(health)}, {"health_detail", detail}};
     if (dispatcher_ && dispatcher_->knows(in.get())) {
       const dispatch::PluginCounts c = dispatcher_->counters(in.get());
       p["breaker"] = breakerName(c.breaker_state);

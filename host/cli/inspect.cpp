@@ -56,7 +56,8 @@ int inspect(const Options& o) {
     std::printf("description:     %s\n", lib->description().empty() ? "(none)" : lib->description().c_str());
     std::printf("abi:             %s (host %s)\n", plugin::abiString(d.abi_version).c_str(),
                 plugin::abiString(EVH_ABI_VERSION).c_str());
-    std::printf("flags:           %s\n", lib->blocking() ? "blocking" : "inline");
+    std::printf("flags:           %s%s\n", lib->blocking() ? "blocking" : "inline",
+                lib->ownIdempotency() ? ", own idempotency marks" : "");
     if (lib->blocking()) {
       std::printf("max_concurrency: %u%s\n", d.max_concurrency, d.max_concurrency == 0 ? " (worker pool size)" : "");
     }

@@ -150,8 +150,9 @@ void Dispatcher::deadLetter(DeadLetterEntry entry, std::function<void()> done, b
 
 void Dispatcher::startDelivery(Delivery* d) {
   PluginState& ps = *d->ps;
-  if (d->idempotency_ttl_ms > 0 && !d->idempotency_checked) {
+  if (d->idempotency_ttl_ms > 0 && !d->idempotency_checked && !ps.plugin->ownIdempotency()) {
     // Handled already (by any instance, within the TTL)? Then not again.
+    // (A plugin that keeps its marks itself checks in its own call.)
     d->idempotency_checked = true;
     d->wait = Delivery::Wait::Idempotency;
     const bool sent =
@@ -357,7 +358,7 @@ void Dispatcher::onOutcome(Delivery* d, evh_status status, std::string error, co
   switch (status) {
     case EVH_OK:
       ps.gate->success(d->trial);
-      if (d->idempotency_ttl_ms > 0) {
+      if (d->idempotency_ttl_ms > 0 && !ps.plugin->ownIdempotency()) {  // else written with its effects
         d->wait = Delivery::Wait::Idempotency;
         idempotency_.mark(idempotency_.key(ps.plugin->name(), ev.eventId()), d->idempotency_ttl_ms, ps.plugin->logger(),
                           ev.eventId(), [this, d] {

@@ -81,6 +81,7 @@ class Instance {
   const std::string& name() const noexcept { return name_; }
   const Library& library() const noexcept { return *library_; }
   bool blocking() const noexcept { return library_->blocking(); }
+  bool ownIdempotency() const noexcept { return library_->ownIdempotency(); }
   const std::string& envPrefix() const noexcept { return env_prefix_; }
   spdlog::logger& logger() const noexcept { return *logger_; }
   HostServices& services() const noexcept { return services_; }

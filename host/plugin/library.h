@@ -60,6 +60,9 @@ class Library {
   uint32_t abiMajor() const noexcept { return EVH_ABI_VERSION_MAJOR(desc_.abi_version); }
   uint32_t abiMinor() const noexcept { return EVH_ABI_VERSION_MINOR(desc_.abi_version); }
   bool blocking() const noexcept { return (desc_.flags & EVH_PLUGIN_BLOCKING) != 0; }
+  // EVH_PLUGIN_OWN_IDEMPOTENCY, read from ABI 1.2 descriptors only (the bit
+  // meant nothing before).
+  bool ownIdempotency() const noexcept { return abiMinor() >= 2 && (desc_.flags & EVH_PLUGIN_OWN_IDEMPOTENCY) != 0; }
 
  private:
   Library(std::string path, std::string sha256, DlHandle handle, const evh_plugin_desc& desc);

@@ -48,6 +48,9 @@ class Product final : public evh::Plugin {
  public:
   static constexpr const char* kDescription =
       "JollyJet product events: PRODUCT_CREATED/UPDATED/DELETED -> read model, cache invalidation, notifications";
+  // The apply script checks and writes the idempotency mark with the
+  // effects (product_read_model.cpp): the host leaves the mark to it.
+  static constexpr uint32_t kFlags = EVH_PLUGIN_OWN_IDEMPOTENCY;
 
   Product(evh::Host host, std::string_view config_json);
 

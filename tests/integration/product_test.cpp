@@ -247,6 +247,40 @@ TEST_F(ProductTest, TheScriptGoesByItsShaAndWholeOnceWhenRedisLostIt) {
   EXPECT_EQ(llen("dlq"), 0);
 }
 
+// The plugin declares EVH_PLUGIN_OWN_IDEMPOTENCY: on an idempotent route its
+// script checks and writes the mark, and the host sends neither EXISTS nor
+// SET of its own.
+TEST_F(ProductTest, OnAnIdempotentRouteTheScriptAloneKeepsTheMark) {
+  const auto calls = [this](const std::string& command) {
+    ReplyPtr r = redis_.command({"INFO", "commandstats"});
+    const std::string info(r->str, r->len);
+    const std::string key = "cmdstat_" + command + ":calls=";
+    const size_t at = info.find(key);
+    return at == std::string::npos ? 0LL : std::stoll(info.substr(at + key.size()));
+  };
+  std::string yaml = config();
+  const std::string route = "        plugins: [product]\n";
+  yaml.replace(yaml.find(route), route.size(), route + "        idempotency: {ttl_ms: 60000}\n");
+  EvhostProcess host(yaml);
+  waitSubscribed(host);
+  RedisConn sub = subscribe();
+  redis_.command({"CONFIG", "RESETSTAT"});
+  publish(created("evt-1", "p-1", "Mug", 12.5, "kitchen"));
+  EXPECT_EQ(nextMessage(sub.get())["payload"]["productId"], "p-1");
+  publish(created("evt-1", "p-1", "Mug", 12.5, "kitchen"));  // again, as a redelivery would
+  publish(created("evt-2", "p-2", "Cup", 3, "kitchen"));
+  // evt-1 was announced once; its repeat's script ran before evt-2's (one
+  // connection, in order).
+  EXPECT_EQ(nextMessage(sub.get())["payload"]["productId"], "p-2");
+  // The script's own: EXISTS of the mark and of the hash for each new event,
+  // of the mark alone for the repeat; one SET per mark. None from the host.
+  EXPECT_EQ(calls("exists"), 5);
+  EXPECT_EQ(calls("set"), 2);
+  EXPECT_EQ(redis_.command({"EXISTS", "test:evh:done:product:evt-1"})->integer, 1);
+  EXPECT_GT(redis_.command({"PTTL", "test:evh:done:product:evt-1"})->integer, 50000);
+  EXPECT_EQ(llen("dlq"), 0);
+}
+
 TEST_F(ProductTest, UpdatedAppliesChangesMovesTheCategoryAndInvalidatesBothCaches) {
   EvhostProcess host(config());
   waitSubscribed(host);

@@ -1,5 +1,5 @@
 /*
- * evh/plugin.h -- the evhost plugin C ABI, version 1.1.
+ * evh/plugin.h -- the evhost plugin C ABI, version 1.2.
  *
  * A plugin is a shared object that exports exactly one symbol,
  * evh_plugin_entry(), returning a static descriptor. evhost (the host) checks
@@ -32,6 +32,9 @@
  *        a 1.1 host (an older one refuses it with a clear message).
  *        Later, without a bump: the ABI note (EVH_ABI_NOTE_*), which lets
  *        the host refuse an incompatible plugin before loading it.
+ *   1.2  the descriptor flag EVH_PLUGIN_OWN_IDEMPOTENCY. A 1.2 host loads 1.0
+ *        and 1.1 plugins unchanged (it reads the flag only from a 1.2
+ *        descriptor); a 1.2 plugin needs a 1.2 host.
  *
  * OWNERSHIP (the rules everything below follows unless its comment says
  * otherwise)
@@ -78,7 +81,7 @@ extern "C" {
 #endif
 
 #define EVH_ABI_MAJOR 1 /* changes on a breaking change only */
-#define EVH_ABI_MINOR 1 /* grows with every append */
+#define EVH_ABI_MINOR 2 /* grows with every append */
 #define EVH_ABI_MAKE_VERSION(major, minor) ((EVH__CAST(uint32_t, major) << 16) | (EVH__CAST(uint32_t, minor) & 0xFFFFu))
 #define EVH_ABI_VERSION EVH_ABI_MAKE_VERSION(EVH_ABI_MAJOR, EVH_ABI_MINOR)
 #define EVH_ABI_VERSION_MAJOR(v) (EVH__CAST(uint32_t, v) >> 16)
@@ -227,7 +230,9 @@ typedef struct evh_event {
    * crash between the plugin's own write and that mark repeats the effect
    * once. A plugin that writes to Redis can close that gap: set the key
    * itself, atomically with its effect (e.g. in its Lua script:
-   * `if redis.call('SET', key, 1, 'NX', 'PX', ttl) then ... end`). */
+   * `if redis.call('SET', key, 1, 'NX', 'PX', ttl) then ... end`), and
+   * declare EVH_PLUGIN_OWN_IDEMPOTENCY (ABI 1.2) so that the host leaves the
+   * key to it. */
   evh_str idempotency_key;
   int64_t idempotency_ttl_ms;
 } evh_event;
@@ -423,7 +428,17 @@ typedef struct evh_host_api {
 enum {
   /* handle() may block (file or network I/O, heavy CPU): the host calls it on
    * its worker pool instead of the loop thread. */
-  EVH_PLUGIN_BLOCKING = 1u << 0
+  EVH_PLUGIN_BLOCKING = 1u << 0,
+  /* ABI 1.2: on a route with `idempotency:`, the plugin keeps the event's
+   * mark itself (evh_event.idempotency_key, for idempotency_ttl_ms): it does
+   * nothing but answer EVH_OK when the key exists, and writes the key
+   * atomically with its effects (its Lua script, say) before it answers
+   * EVH_OK. The host then neither asks Redis for the key before calling it
+   * nor sets it afterwards: two commands per event fewer, and no window in
+   * which the effects are written but not the mark. Without the flag the
+   * host does both. The host reads this flag only from a descriptor of ABI
+   * 1.2 or later. */
+  EVH_PLUGIN_OWN_IDEMPOTENCY = 1u << 1
 };
 
 /* What a plugin is. Returned by evh_plugin_entry().
