@@ -11,5 +11,11 @@
   certs.py          a CA and certificate (--tls), a signing key (--signed)
   names.py          the channel, the result list, the in-flight limit
 
+  --jollyjet, the shipped deployments with their real plugins:
+  jollyjet_scenarios.py  which runs, the shipped configs and their environment
+  jollyjet_runner.py     one run, and how each figure is measured
+  jollyjet_report.py     medians, the two tables, results.json/.md
+  measures.py            evhost's event counts (/metrics), Redis's command counts
+
 Standard library only.
 """

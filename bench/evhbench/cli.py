@@ -15,14 +15,17 @@ DIR/latency.png. Standard library only.
 """
 import argparse
 import datetime
+import http.client
 import json
 import os
 import shutil
 import subprocess
 import sys
 
+from . import jollyjet_report, report
+from .jollyjet_runner import JollyRunner
+from .jollyjet_scenarios import jollyjet_scenarios, slow_fsync_library
 from .redis import Redis, RedisError, RedisServer
-from .report import write_results
 from .runner import Runner
 from .scenarios import scenarios
 
@@ -41,18 +44,31 @@ def main():
     ap.add_argument("--ops-load", action="store_true",
                     help="also run 1-plugin scenarios with /metrics scraped every 100 ms, with 1,000 idle and "
                          "slowloris ops connections, and with the ops listener off")
+    ap.add_argument("--jollyjet", action="store_true",
+                    help="instead, run the shipped JollyJet deployments (config/jollyjet.yaml, "
+                         "config/examples/durable.yaml) with their real plugins: max rate and fixed rates, audit "
+                         "fsync always / never / on a slow disk")
     args = ap.parse_args()
     if args.reps < 1:
         ap.error("--reps must be at least 1")
-    for exe in ("evhost", "evh_loadgen", "evh_ref_sub"):
+    for exe in ("evhost", "evh_loadgen", "evh_ref_sub") + (("evh_e2e_probe",) if args.jollyjet else ()):
         if not os.access(os.path.join(args.build_dir, "bin", exe), os.X_OK):
             ap.error(f"{exe} not found in {args.build_dir}/bin: build first")
+    if args.jollyjet and not os.path.exists(slow_fsync_library(args.build_dir)):
+        ap.error(f"{slow_fsync_library(args.build_dir)} not found: build first")
+    if args.jollyjet and (args.tls or args.signed or args.ops_load):
+        ap.error("--jollyjet runs its own set: give --tls, --signed and --ops-load without it")
     os.makedirs(args.out, exist_ok=True)
     workdir = os.path.join(args.out, "runs")
     shutil.rmtree(workdir, ignore_errors=True)
     os.makedirs(workdir)
 
-    specs = [s for s in scenarios(args.quick, args.ops_load, args.tls, args.signed) if args.only in s["name"]]
+    if args.jollyjet:
+        every, make_runner, write_results = jollyjet_scenarios(args.quick), JollyRunner, jollyjet_report.write_results
+    else:
+        every, make_runner, write_results = (scenarios(args.quick, args.ops_load, args.tls, args.signed), Runner,
+                                              report.write_results)
+    specs = [s for s in every if args.only in s["name"]]
     if not specs:
         ap.error(f"no scenario matches --only {args.only!r}")
     redis = RedisServer(workdir, tls=args.tls)
@@ -60,7 +76,7 @@ def main():
     runs_by_scenario = {s["name"]: [] for s in specs}
     failures = []
     try:
-        runner = Runner(args, redis, workdir)
+        runner = make_runner(args, redis, workdir)
         # Repetitions interleave (all scenarios once, then again) so that a
         # slow minute of the machine does not land on one scenario only.
         for rep in range(1, args.reps + 1):
@@ -68,7 +84,8 @@ def main():
                 label = f"[{rep}/{args.reps}] {s['name']}"
                 try:
                     r = runner.run(s, rep)
-                except (RuntimeError, RedisError, OSError, subprocess.TimeoutExpired, json.JSONDecodeError) as e:
+                except (RuntimeError, RedisError, OSError, subprocess.TimeoutExpired, json.JSONDecodeError,
+                        http.client.HTTPException) as e:
                     failures.append(f"{label}: {e}")
                     print(f"{label}: FAILED: {e}", file=sys.stderr, flush=True)
                     # A reply may still be on its way: talk to Redis afresh.
@@ -80,7 +97,8 @@ def main():
                 lat = r.get("latency_us")
                 print(f"{label}: {r['events_per_s']:,.0f} events/s, lost {r['lost']}, "
                       f"obuf disconnects {r['obuf_disconnects']}"
-                      + (f", p50 {lat['p50']:.0f} µs, p99 {lat['p99']:.0f} µs" if lat else ""),
+                      + (f", p50 {lat['p50']:.0f} µs, p99 {lat['p99']:.0f} µs" if lat and lat['p50'] is not None
+                         else ""),
                       file=sys.stderr, flush=True)
         redis_version = redis.version()
     finally:
