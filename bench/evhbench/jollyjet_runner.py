@@ -109,6 +109,7 @@ class JollyRunner:
                 result["loadgen"] = self._loadgen(s, run_id, s["rate"])
                 t_end = self._wait_finished(s, address, counts_before)
             after = self._snapshot(proc.pid)
+            calls_after = measures.command_calls(r)  # before evhost's shutdown and the probe's last XREADs
             time.sleep(POLL_S)
             counts = measures.event_counts(address, PRODUCT_CHANNEL)
             if probe is not None:
@@ -124,7 +125,6 @@ class JollyRunner:
                 proc.kill()
                 result["exit_code"] = proc.wait()
             log.close()
-        calls_after = measures.command_calls(r)
         result["obuf_disconnects"] = self.redis.obuf_disconnects() - obuf_before
         return self._figures(s, result, before, after, t_end, counts, calls_before, calls_after, prefilled)
 
