@@ -13,7 +13,7 @@ the size of the answer, evhost's own evhost_ops_scrape_seconds over those\nscrap
 
     bench/scrape_cost.py --build-dir build [--plugins 100] [--types 20]
 
-Standard library only; reuses bench/run.py's Redis helpers.
+Standard library only; reuses bench/evhbench's Redis helpers.
 """
 import argparse
 import http.client
@@ -26,7 +26,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import run  # noqa: E402  (the RESP client, free_port, RedisServer, ops_address)
+from evhbench import ops_load, procs  # noqa: E402
+from evhbench.redis import RedisServer  # noqa: E402
 
 
 def config(port, plugins, types):
@@ -87,7 +88,7 @@ def main():
     ap.add_argument("--gap-ms", type=int, default=150)
     args = ap.parse_args()
     workdir = tempfile.mkdtemp(prefix="evh-scrape-")
-    redis = run.RedisServer(workdir)
+    redis = RedisServer(workdir)
     conf = os.path.join(workdir, "evhost.yaml")
     with open(conf, "w") as f:
         f.write(config(redis.port, args.plugins, args.types))
@@ -96,8 +97,8 @@ def main():
         proc = subprocess.Popen([os.path.join(args.build_dir, "bin", "evhost"), "--config", conf], stdout=log,
                                 stderr=subprocess.STDOUT)
     try:
-        address = run.ops_address(log_path)
-        run.wait_until("evhost ready", lambda: get(address, "/readyz")[0] == 200, 30, proc)
+        address = ops_load.ops_address(log_path)
+        procs.wait_until("evhost ready", lambda: get(address, "/readyz")[0] == 200, 30, proc)
         times = []
         size = samples = 0
         first = get(address, "/metrics")[1].decode()

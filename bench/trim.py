@@ -9,7 +9,7 @@ at the end, the longest command in Redis's SLOWLOG and the stream's length.
                 [--entries 1100000] [--seconds 35]
 
 Figures, not assertions: docs/benchmarks.md ("Trimming"). Standard library
-only (the RESP client and process helpers are run.py's).
+only (the RESP client and process helpers are bench/evhbench's).
 """
 import argparse
 import os
@@ -20,7 +20,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import RedisServer, proc_status, wait_until  # noqa: E402
+from evhbench.procs import proc_status, wait_until  # noqa: E402
+from evhbench.redis import RedisServer  # noqa: E402
 
 KEY = "bench:bench:events"
 
