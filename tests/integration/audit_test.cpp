@@ -466,8 +466,8 @@ TEST_F(AuditTest, IntervalModeDoesNotFsyncPerLineButAtShutdown) {
   EXPECT_EQ(s["fsyncs"], 1) << "one fsync, at the graceful stop";
 }
 
-// The acknowledgement is the contract: handle() answers OK only after the
-// line is written (and, with fsync always, fsync'd). Killed with SIGKILL
+// The acknowledgement is the contract: an event is answered OK only after
+// its line is written (and, with fsync always, fsync'd: its batch's fsync). Killed with SIGKILL
 // right after, evhost must not have lost any acknowledged line. (A process
 // crash loses nothing in any mode -- written data is in the kernel's page
 // cache; the modes differ only for an OS crash or power loss, which a test
