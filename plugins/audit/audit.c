@@ -11,38 +11,42 @@
  *
  * with configured payload paths replaced by "[redacted]" (the plan: "never
  * include PII"); other event types carry their whole (redacted) "payload"
- * instead of "metadata". The file is fsync'd per line, on an interval or
- * never; rotated by size; optionally each line is also XADDed to a capped
- * Redis stream. docs/plugins/audit.md is the user's manual.
+ * instead of "metadata". The file is fsync'd per batch of lines, on an
+ * interval or never; rotated by size; optionally each line is also XADDed to
+ * a capped Redis stream. docs/plugins/audit.md is the user's manual.
  *
- * Threads: the plugin is EVH_PLUGIN_BLOCKING with max_concurrency 1, so
- * handle() runs on an evhost worker thread, one call at a time, in delivery
- * order: file I/O never blocks the event loop and lines keep their order.
- * With fsync "interval" a thread of the plugin's own fsyncs in the background.
- * Stream replies arrive on the loop thread.
+ * Threads: the plugin is inline (no EVH_PLUGIN_BLOCKING): handle() runs on
+ * evhost's loop thread, in delivery order, and does CPU work only -- it
+ * builds the redacted line, queues it and answers EVH_PENDING. The plugin's
+ * writer thread (audit_writer.c) writes what is queued in one go, fsyncs
+ * once for all of it (group commit) and then completes each call, OK only
+ * for lines on disk: no file I/O on the loop, lines in delivery order, and
+ * one fsync shared by every event that arrived while the previous one ran.
+ * With fsync "interval" a second thread of the plugin's fsyncs in the
+ * background. Stream replies arrive on the loop thread.
  *
  * Redeliveries: a stream entry handled before a crash but not yet marked or
  * acknowledged comes again. Its line is already in the file, and the file
  * and Redis cannot be written in one step, so the plugin remembers the
  * eventIds of its newest lines (audit_seen.c: dedup_window lines, loaded from
- * the file's tail before the first write) and answers OK without a second
- * line for a redelivered event it finds there.
+ * the file's tail by the writer before its first batch) and answers OK
+ * without a second line for a redelivered event it finds there.
  *
  * Files: audit.c (this: the descriptor, init, handle, shutdown),
- * audit_plugin.h (the instance), audit_line.c (the line), audit_stream.c
- * (the copy in a Redis stream), audit_flusher.c (the fsync "interval"
- * thread), audit_config.c (settings), audit_file.c (append, fsync,
- * rotation), audit_seen.c (the eventIds of the newest lines),
- * audit_redact.c (redaction paths and the redacting JSON copier),
- * json_scan.c (a small JSON reader and string writer), audit_buf.c (a
- * growable buffer). */
+ * audit_plugin.h (the instance), audit_writer.c (the queue, the writer
+ * thread, group commit), audit_line.c (the line), audit_stream.c (the copy
+ * in a Redis stream), audit_flusher.c (the fsync "interval" thread),
+ * audit_config.c (settings), audit_file.c (append, fsync, rotation),
+ * audit_seen.c (the eventIds of the newest lines), audit_redact.c
+ * (redaction paths and the redacting JSON copier), json_scan.c (a small JSON
+ * reader and string writer), audit_buf.c (a growable buffer). */
 #define _POSIX_C_SOURCE 200809L
 
 #include "audit_plugin.h"
 
 #include "audit_flusher.h"
 #include "audit_line.h"
-#include "audit_stream.h"
+#include "audit_writer.h"
 
 #include <evh/plugin.h>
 
@@ -80,7 +84,11 @@ void audit_log(audit* a, evh_log_level level, const char* fmt, ...) {
 static void audit_free(audit* a) {
   pthread_mutex_destroy(&a->stream_lock);
   pthread_mutex_destroy(&a->flusher_lock);
+  pthread_mutex_destroy(&a->queue_lock);
   free(a->stream_key);
+  free(a->lens);
+  audit_batch_free(&a->queued);
+  audit_batch_free(&a->batch);
   audit_buf_free(&a->line);
   audit_seen_free(&a->seen);
   audit_copier_free(&a->copier);
@@ -141,6 +149,12 @@ static audit* audit_new(void) {
     free(a);
     return NULL;
   }
+  if (pthread_mutex_init(&a->queue_lock, NULL) != 0) {
+    pthread_mutex_destroy(&a->flusher_lock);
+    pthread_mutex_destroy(&a->stream_lock);
+    free(a);
+    return NULL;
+  }
   audit_buf_init(&a->line);
   audit_copier_init(&a->copier, &a->cfg.redact); /* cfg is filled in later, in place */
   return a;
@@ -186,12 +200,6 @@ static evh_status audit_init(const evh_host_api* api, evh_host* host, evh_str co
     audit_free(a);
     return EVH_ERR_INVALID;
   }
-  if (a->cfg.fsync == AUDIT_FSYNC_INTERVAL && audit_start_flusher(a) != 0) {
-    api->set_error(host, audit_str("cannot start the fsync thread"));
-    (void)audit_file_close(&a->file, err, sizeof err);
-    audit_free(a);
-    return EVH_ERR_INTERNAL;
-  }
   a->m_lines = api->metric_register(host, audit_str("lines_written"), EVH_METRIC_COUNTER,
                                     audit_str("audit lines appended to the file"));
   a->m_redacted = api->metric_register(host, audit_str("redacted_fields"), EVH_METRIC_COUNTER,
@@ -207,109 +215,52 @@ static evh_status audit_init(const evh_host_api* api, evh_host* host, evh_str co
   a->m_duplicates = api->metric_register(
       host, audit_str("redeliveries_skipped"), EVH_METRIC_COUNTER,
       audit_str("redelivered events whose line was already in the file (answered OK, not written again)"));
+  a->m_queue_full =
+      api->metric_register(host, audit_str("queue_full"), EVH_METRIC_COUNTER,
+                           audit_str("events answered RETRY because too many lines were waiting for the disk"));
   audit_buf_init(&text);
   audit_describe(a, &text);
   audit_log(a, EVH_LOG_INFO, "auditing to %s%s", a->cfg.file, text.data != NULL ? text.data : "");
   audit_buf_free(&text);
+  /* The threads last: they use the metrics (and the writer's first line of
+   * log, about the eventIds it read back, follows the settings). */
+  if (a->cfg.fsync == AUDIT_FSYNC_INTERVAL && audit_start_flusher(a) != 0) {
+    api->set_error(host, audit_str("cannot start the fsync thread"));
+    (void)audit_file_close(&a->file, err, sizeof err);
+    audit_free(a);
+    return EVH_ERR_INTERNAL;
+  }
+  if (audit_start_writer(a) != 0) {
+    api->set_error(host, audit_str("cannot start the writer thread"));
+    audit_stop_flusher(a);
+    (void)audit_file_close(&a->file, err, sizeof err);
+    audit_free(a);
+    return EVH_ERR_INTERNAL;
+  }
   *out = a;
   return EVH_OK;
 }
 
-/* Reads the eventIds of the file's newest lines into the window, once,
- * before the first line is written. In handle(), not init(): init runs on
- * evhost's loop thread, which must not wait for a disk; handle() runs on a
- * worker. A failure costs only the protection, never an event. */
-static void audit_load_seen(audit* a) {
-  char err[512];
-  size_t loaded = 0;
-  int truncated = 0;
-  a->seen_loaded = 1;
-  if (a->cfg.dedup_window == 0) {
-    return;
-  }
-  if (audit_seen_load(&a->seen, a->cfg.file, &loaded, &truncated, err, sizeof err) != 0) {
-    audit_log(a, EVH_LOG_WARN,
-              "%s: %zu eventIds remembered; a redelivered event older than them may get a second "
-              "line",
-              err, loaded);
-    return;
-  }
-  if (truncated) {
-    audit_log(a, EVH_LOG_WARN,
-              "read %zu MiB of %s without finding %lld lines: %zu eventIds remembered against "
-              "redeliveries",
-              AUDIT_SEEN_MAX_LOAD_BYTES >> 20, a->cfg.file, (long long)a->cfg.dedup_window, loaded);
-  } else {
-    audit_log(a, EVH_LOG_INFO, "remembered the eventIds of the last %zu lines of %s against redeliveries", loaded,
-              a->cfg.file);
-  }
-}
-
-/* A redelivered event (a stream entry handled before a crash, say) whose line
- * is already written. Only redelivered events are looked up: nothing else can
- * be a repeat the host did not already skip by its idempotency mark. */
-static int audit_already_written(audit* a, const evh_event* ev) {
-  if ((ev->flags & EVH_EVENT_REDELIVERED) == 0 || !audit_seen_has(&a->seen, ev->event_id.ptr, ev->event_id.len)) {
-    return 0;
-  }
-  ++a->duplicates;
-  a->api->metric_add(a->m_duplicates, 1);
-  audit_log(a, EVH_LOG_DEBUG, "eventId=%.*s was redelivered and is already in %s: not written again",
-            (int)(ev->event_id.len > 200 ? 200 : ev->event_id.len), ev->event_id.ptr, a->cfg.file);
-  return 1;
-}
-
+/* THREAD: the loop thread (the plugin is inline), so a->line and a->copier
+ * need no lock. CPU only: the file is the writer thread's. */
 static evh_status audit_handle(void* instance, const evh_event* ev, evh_call* call) {
   audit* a = (audit*)instance;
   char err[512];
-  audit_append_note note;
-  if (!a->seen_loaded) {
-    audit_load_seen(a);
-  }
-  if (audit_already_written(a, ev)) {
-    return EVH_OK;
-  }
   if (audit_line_format(&a->line, &a->copier, ev, err, sizeof err) != 0) {
     a->api->call_set_error(call, audit_str(err));
     /* Out of memory may pass; a payload that is not JSON will not. */
     return a->line.failed ? EVH_RETRY : EVH_REJECT;
   }
-  if (audit_file_append(&a->file, a->line.data, a->line.len, &note, err, sizeof err) != 0) {
-    /* Not in the file (a partial write was cut away): a retry writes it whole. */
-    ++a->write_errors;
-    a->api->metric_add(a->m_write_errors, 1);
-    a->api->call_set_error(call, audit_str(err));
-    return EVH_RETRY;
-  }
-  if (note.reopened) {
-    audit_log(a, EVH_LOG_WARN, "audit file %s was moved, removed or replaced by someone else; writing to a new %s",
-              a->cfg.file, a->cfg.file);
-  }
-  if (note.rotated) {
-    a->rotate_failing = 0;
-    a->api->metric_add(a->m_rotations, 1);
-    audit_log(a, EVH_LOG_INFO, "rotated audit file %s (keeping %lld older files)", a->cfg.file, (long long)a->cfg.keep);
-  }
-  if (note.warning[0] != '\0' && !(note.rotate_failed && a->rotate_failing)) {
-    audit_log(a, EVH_LOG_ERROR, "%s%s", note.warning,
-              note.rotate_failed ? " (logged once until a rotation succeeds)" : "");
-  }
-  if (note.rotate_failed) {
-    a->rotate_failing = 1;
-  }
-  audit_seen_add(&a->seen, ev->event_id.ptr, ev->event_id.len);
-  a->redacted += a->copier.redacted;
-  a->api->metric_add(a->m_lines, 1);
-  a->api->metric_add(a->m_redacted, (int64_t)a->copier.redacted);
-  if (a->stream_key != NULL) {
-    audit_stream_add(a); /* after the line is in the file (and fsync'd, per the mode) */
-  }
-  return EVH_OK;
+  return audit_enqueue(a, ev, call);
 }
 
 static void audit_shutdown(void* instance) {
   audit* a = (audit*)instance;
   char err[512];
+  /* evhost calls shutdown() once every call is completed or given up on, so
+   * the queue holds at most lines of calls it gave up on (the shutdown
+   * deadline): written all the same, then the file is closed. */
+  audit_stop_writer(a);
   audit_stop_flusher(a);
   if (audit_file_close(&a->file, err, sizeof err) != 0) {
     ++a->write_errors;
@@ -317,10 +268,11 @@ static void audit_shutdown(void* instance) {
   }
   audit_log(a, EVH_LOG_INFO,
             "closed audit file %s: lines=%llu fsyncs=%llu rotations=%llu redacted=%llu write_errors=%llu "
-            "redeliveries_skipped=%llu",
+            "redeliveries_skipped=%llu batches=%llu",
             a->cfg.file, (unsigned long long)a->file.lines, (unsigned long long)a->file.fsyncs,
             (unsigned long long)a->file.rotations, (unsigned long long)a->redacted,
-            (unsigned long long)(a->write_errors + a->flusher_errors), (unsigned long long)a->duplicates);
+            (unsigned long long)(a->write_errors + a->flusher_errors), (unsigned long long)a->duplicates,
+            (unsigned long long)a->batches);
   audit_free(a);
 }
 
@@ -328,11 +280,10 @@ static const evh_plugin_desc audit_desc = {
     .struct_size = sizeof(evh_plugin_desc),
     .abi_version = EVH_ABI_VERSION,
     .name = "audit",
-    .version = "1.0.0",
+    .version = "1.1.0",
     .description =
         "JollyJet audit log: one redacted JSON line per event in a file (fsync, rotation), optionally a Redis stream",
-    .flags = EVH_PLUGIN_BLOCKING, /* file I/O: handle() runs on the worker pool */
-    .max_concurrency = 1,         /* one call at a time: one writer, lines in order */
+    .flags = 0, /* inline: handle() only queues the line (in delivery order); the writer thread does the I/O */
     .init = audit_init,
     .handle = audit_handle,
     .shutdown = audit_shutdown,

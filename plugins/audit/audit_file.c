@@ -212,7 +212,7 @@ static int audit_file_rotate(audit_file* f, audit_append_note* note, char* err, 
     snprintf(note->warning, sizeof note->warning, "fsync of the rotated audit file failed: %s", strerror(errno));
   }
   ++f->rotations;
-  note->rotated = 1;
+  ++note->rotated;
   if (f->mode != AUDIT_FSYNC_NEVER) {
     (void)audit_sync_dir(f->dir); /* the renames; reopen() syncs it again for the new name */
   }
@@ -248,10 +248,49 @@ int audit_file_open(audit_file* f, const audit_config* cfg, char* err, size_t er
   return 0;
 }
 
-int audit_file_append(audit_file* f, const char* line, size_t len, audit_append_note* note, char* err, size_t errlen) {
+/* Writes one run of lines (bytes [0, len) of data) to the open file and, for
+ * "always", fsyncs it. *size is the file's size before, updated after. On
+ * failure the run is cut back out: truncated to where the file ended, so
+ * that no part of a line the caller will answer RETRY stays. Best effort --
+ * if the truncation fails too, the fragment is ended with a newline at the
+ * next open. Lock held. */
+static int audit_file_write_run(audit_file* f, const char* data, size_t len, size_t lines, off_t* size, char* err,
+                                size_t errlen) {
+  const char* what = NULL;
+  if (audit_write_all(f->fd, data, len) != 0) {
+    what = "write to";
+  } else if (f->mode == AUDIT_FSYNC_ALWAYS && fsync(f->fd) != 0) {
+    /* After a failed fsync Linux may already count the pages as written
+     * back: trying again proves nothing. The lines go, and their retry
+     * writes and fsyncs them afresh. */
+    what = "fsync";
+  }
+  if (what != NULL) {
+    snprintf(err, errlen, "cannot %s audit file \"%s\": %s", what, f->path, strerror(errno));
+    if (ftruncate(f->fd, *size) == 0 && f->mode != AUDIT_FSYNC_NEVER) {
+      (void)fsync(f->fd);
+    }
+    return -1;
+  }
+  if (f->mode == AUDIT_FSYNC_ALWAYS) {
+    ++f->fsyncs;
+  } else {
+    f->unsynced += lines;
+  }
+  f->lines += lines;
+  *size += (off_t)len;
+  return 0;
+}
+
+int audit_file_append_batch(audit_file* f, const char* data, const size_t* lens, size_t n, audit_append_note* note,
+                            size_t* committed, char* err, size_t errlen) {
   struct stat st;
+  off_t size;
+  size_t i = 0;
+  int rotate_failed = 0; /* tried once for this batch: not again per line */
   int rc = -1;
   memset(note, 0, sizeof(*note));
+  *committed = 0;
   pthread_mutex_lock(&f->lock);
   if (audit_file_ensure_open(f, note, err, errlen) != 0) {
     goto out;
@@ -260,42 +299,39 @@ int audit_file_append(audit_file* f, const char* line, size_t len, audit_append_
     snprintf(err, errlen, "cannot stat audit file \"%s\": %s", f->path, strerror(errno));
     goto out;
   }
-  /* Rotate before a line that would take the file past rotate_bytes -- but
-   * never an empty file: a line longer than rotate_bytes gets a file of its own. */
-  if (f->rotate_bytes > 0 && st.st_size > 0 && (uint64_t)st.st_size + len > f->rotate_bytes) {
-    int r = audit_file_rotate(f, note, err, errlen);
-    if (r < 0) {
+  size = st.st_size;
+  while (i < n) {
+    size_t j = i;
+    size_t bytes = 0;
+    /* Rotate before a line that would take the file past rotate_bytes --
+     * but never an empty file: a line longer than rotate_bytes gets a file
+     * of its own. The run before it was written (and fsync'd) already. */
+    if (f->rotate_bytes > 0 && !rotate_failed && size > 0 && (uint64_t)size + lens[i] > f->rotate_bytes) {
+      int r = audit_file_rotate(f, note, err, errlen);
+      if (r < 0) {
+        goto out;
+      }
+      rotate_failed = r == 1;
+      if (r == 0) {
+        if (fstat(f->fd, &st) != 0) {
+          snprintf(err, errlen, "cannot stat audit file \"%s\": %s", f->path, strerror(errno));
+          goto out;
+        }
+        size = st.st_size;
+      }
+    }
+    /* The run: this line, and those after it that fit before the next rotation. */
+    do {
+      bytes += lens[j++];
+    } while (j < n && (f->rotate_bytes == 0 || rotate_failed || (uint64_t)size + bytes + lens[j] <= f->rotate_bytes));
+    if (audit_file_write_run(f, data, bytes, j - i, &size, err, errlen) != 0) {
       goto out;
     }
-    if (r == 0 && fstat(f->fd, &st) != 0) {
-      snprintf(err, errlen, "cannot stat audit file \"%s\": %s", f->path, strerror(errno));
-      goto out;
-    }
+    data += bytes;
+    i = j;
+    *committed = i;
   }
-  if (audit_write_all(f->fd, line, len) != 0) {
-    snprintf(err, errlen, "cannot write to audit file \"%s\": %s", f->path, strerror(errno));
-    goto undo;
-  }
-  if (f->mode == AUDIT_FSYNC_ALWAYS) {
-    if (fsync(f->fd) != 0) {
-      snprintf(err, errlen, "cannot fsync audit file \"%s\": %s", f->path, strerror(errno));
-      goto undo;
-    }
-    ++f->fsyncs;
-  } else {
-    ++f->unsynced;
-  }
-  ++f->lines;
   rc = 0;
-  goto out;
-
-undo:
-  /* Leave no part of a line the caller will be told failed (and will retry):
-   * cut the file back to where it was. Best effort -- if this fails too, the
-   * fragment is ended with a newline at the next open. */
-  if (ftruncate(f->fd, st.st_size) == 0 && f->mode != AUDIT_FSYNC_NEVER) {
-    (void)fsync(f->fd);
-  }
 out:
   pthread_mutex_unlock(&f->lock);
   return rc;

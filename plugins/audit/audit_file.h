@@ -1,8 +1,8 @@
 /* audit_file: the audit file itself -- appends, fsync per mode, size-based
  * rotation, and reopening when someone else moved the file away.
  *
- * Every function takes the file's lock, so handle() (on a worker thread) and
- * the interval flusher (its own thread) can share one audit_file. */
+ * Every function takes the file's lock, so the writer thread (audit_writer.c)
+ * and the interval flusher (its own thread) can share one audit_file. */
 #pragma once
 
 #include "audit_config.h"
@@ -22,30 +22,40 @@ typedef struct audit_file {
   audit_fsync_mode mode;
   uint64_t rotate_bytes; /* 0: never */
   unsigned keep;
-  uint64_t unsynced; /* lines written since the last fsync */
+  uint64_t unsynced; /* lines written since the last fsync ("interval" and "never") */
   /* totals since open, for the closing summary */
   uint64_t lines;
   uint64_t fsyncs;
   uint64_t rotations;
 } audit_file;
 
-/* What happened around one append besides the line itself. */
+/* What happened around one batch besides its lines. */
 typedef struct audit_append_note {
-  int rotated;       /* the file was rotated before this line */
-  int rotate_failed; /* it was due for rotation, which failed (see warning): the line went to it anyway */
+  unsigned rotated;  /* rotations done for this batch */
+  int rotate_failed; /* a rotation was due and failed (see warning): the lines went to the old file anyway */
   int reopened;      /* the path had been moved, removed or replaced by someone else: opened again */
-  char warning[320]; /* non-empty: something failed that did not stop the line (e.g. a rotation) */
+  char warning[320]; /* non-empty: something failed that did not stop the lines (e.g. a rotation) */
 } audit_append_note;
 
 /* Opens (creating if needed) cfg->file for appending. Returns 0, or -1 with
  * the reason in err. */
 int audit_file_open(audit_file* f, const audit_config* cfg, char* err, size_t errlen);
 
-/* Appends `line` (which ends in '\n'), rotating first if it would make the
- * file exceed rotate_bytes, and fsyncs it when the mode is "always". On
- * return 0 the line is in the file (and on disk, for "always"). On -1 (reason
- * in err) the file holds no part of it: a partial write is truncated away. */
-int audit_file_append(audit_file* f, const char* line, size_t len, audit_append_note* note, char* err, size_t errlen);
+/* Appends a batch of n lines: data holds them back to back, lens[i] is the
+ * length of line i (each ends in '\n'). Lines go out in as few write(2)s as
+ * rotation allows -- a rotation comes before a line that would take the file
+ * past rotate_bytes, as if the lines were appended one by one -- and with
+ * fsync "always" each run of lines is fsync'd once, before the rotation that
+ * ends it or at the end of the batch: one fsync for the whole batch when
+ * nothing rotates.
+ *
+ * *committed is how many lines, from the first, are in the file (and on
+ * disk, for "always"). On 0 all n are. On -1 (reason in err) lines from
+ * *committed on are not: the run that failed was cut back out of the file,
+ * so a retry writes them whole, once. Lines before *committed went to a
+ * file rotated before the failure and stay. */
+int audit_file_append_batch(audit_file* f, const char* data, const size_t* lens, size_t n, audit_append_note* note,
+                            size_t* committed, char* err, size_t errlen);
 
 /* For the interval flusher: fsyncs if lines were written since the last
  * fsync. *lines is how many that covered (0: nothing to do). Returns 0, or

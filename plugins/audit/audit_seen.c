@@ -84,35 +84,40 @@ typedef struct audit_seen_found {
   int truncated;
 } audit_seen_found;
 
-/* Takes the eventId of one audit line (without its '\n'), if it has one. */
+/* Takes the eventId of one audit line (without its '\n'), if it has one and
+ * is whole. A line cut short -- a write that a crash interrupted -- is not
+ * taken even when its eventId survived: its event was never acknowledged
+ * (the plugin answers OK only after the whole batch is written and, with
+ * fsync "always", on disk), so its redelivery must write the line again. */
 static void audit_seen_line(audit_seen_found* f, const char* p, size_t n) {
   audit_json_iter it;
   evh_str line;
   evh_str key;
   evh_str value;
+  evh_str id_token;
+  int rc;
   line.ptr = p;
   line.len = n;
+  id_token.ptr = NULL;
+  id_token.len = 0;
   if (n == 0 || !audit_json_object(&it, line)) {
     return;
   }
-  /* eventId is the third member of an audit line: stop there, so a damaged
-   * end of the line does not matter. */
-  while (audit_json_next(&it, &key, &value) == 1) {
-    if (audit_json_key_is(key, "eventId", 7)) {
-      audit_buf id;
-      if (value.len == 0 || value.ptr[0] != '"') {
-        return;
-      }
-      audit_buf_init(&id);
-      if (audit_json_string(value.ptr, value.ptr + value.len, &id) == NULL || id.failed || id.len == 0) {
-        audit_buf_free(&id);
-        return;
-      }
-      f->ids[f->count].ptr = id.data; /* NUL-terminated, handed over */
-      f->ids[f->count].len = id.len;
-      ++f->count;
+  while ((rc = audit_json_next(&it, &key, &value)) == 1) {
+    if (id_token.ptr == NULL && audit_json_key_is(key, "eventId", 7)) {
+      id_token = value;
+    }
+  }
+  if (rc == 0 && id_token.len > 0 && id_token.ptr[0] == '"') {
+    audit_buf id;
+    audit_buf_init(&id);
+    if (audit_json_string(id_token.ptr, id_token.ptr + id_token.len, &id) == NULL || id.failed || id.len == 0) {
+      audit_buf_free(&id);
       return;
     }
+    f->ids[f->count].ptr = id.data; /* NUL-terminated, handed over */
+    f->ids[f->count].len = id.len;
+    ++f->count;
   }
 }
 

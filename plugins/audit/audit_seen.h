@@ -14,8 +14,9 @@
  *
  * The window is filled from the tail of the file (and of its last rotated
  * copy, "<file>.1") before the first line is written, then kept up to date
- * with every line written. THREAD: one at a time (the plugin's handle(),
- * max_concurrency 1). */
+ * with every line written -- once it is in the file: lines of a batch that
+ * failed are not remembered. THREAD: the plugin's writer thread only
+ * (audit_writer.c). */
 #pragma once
 
 #include <stddef.h>
@@ -51,8 +52,9 @@ int audit_seen_has(const audit_seen* s, const char* id, size_t len);
 
 /* Fills the window from the newest lines of `path` and then "<path>.1",
  * oldest first: at most cap lines and AUDIT_SEEN_MAX_LOAD_BYTES bytes. A
- * missing file counts as empty; a line that is not an audit line (no
- * "eventId" string) is skipped. Sets *loaded to the ids remembered and
+ * missing file counts as empty; a line that is not a whole audit line (not
+ * one valid JSON object with an "eventId" string: a fragment a crash left,
+ * say) is skipped. Sets *loaded to the ids remembered and
  * *truncated when the byte bound stopped the reading early. Returns 0, or -1
  * with the reason in err (the window then holds what was read). */
 int audit_seen_load(audit_seen* s, const char* path, size_t* loaded, int* truncated, char* err, size_t errlen);

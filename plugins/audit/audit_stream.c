@@ -1,6 +1,6 @@
 /* audit_stream: XADDing audit lines to the Redis stream (see
  * audit_stream.h). The stream's health (failing, lines missed) is written by
- * handle() on a worker and by reply callbacks on the loop thread, hence its
+ * the writer thread and by reply callbacks on the loop thread, hence its
  * lock. */
 #define _POSIX_C_SOURCE 200809L
 
@@ -73,9 +73,9 @@ static void audit_stream_reply(void* user_data, evh_status status, const evh_rep
  * Waiting for the reply would tie every audit line's latency to Redis and
  * stall auditing during an outage, and a failed XADD cannot be answered with
  * RETRY anyway (the line is already in the file and would be written twice).
- * Order is kept: one caller at a time, and the host sends commands in order
- * on one connection. */
-void audit_stream_add(audit* a) {
+ * Order is kept: one caller (the writer thread), whose requests evhost
+ * marshals to its loop in order and sends in order on one connection. */
+void audit_stream_add(audit* a, const char* line, size_t len) {
   evh_str argv[8];
   evh_status s;
   argv[0] = audit_str("XADD");
@@ -85,8 +85,8 @@ void audit_stream_add(audit* a) {
   argv[4] = audit_str(a->stream_maxlen);
   argv[5] = audit_str("*");
   argv[6] = audit_str("data");
-  argv[7].ptr = a->line.data;
-  argv[7].len = a->line.len - 1; /* without the '\n' */
+  argv[7].ptr = line;
+  argv[7].len = len - 1; /* without the '\n' */
   s = a->api->redis_command(a->host, 8, argv, audit_stream_reply, a);
   if (s != EVH_OK) {
     audit_stream_failed(a, audit_status_text(s)); /* the callback will not run */

@@ -6,6 +6,7 @@
 
 #include "audit_plugin.h"
 
-/* Adds a->line (without its '\n') to the stream. Does not wait: the reply,
- * on the loop thread, is only counted and logged. THREAD: handle()'s. */
-void audit_stream_add(audit* a);
+/* Adds the line (len bytes, the last a '\n' it leaves out) to the stream.
+ * Does not wait: the reply, on the loop thread, is only counted and logged.
+ * THREAD: the writer's (audit_writer.c). */
+void audit_stream_add(audit* a, const char* line, size_t len);
