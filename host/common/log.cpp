@@ -15,6 +15,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/log_batched_sink.h"
 #include "common/log_escape.h"
 
 namespace evh::log {
@@ -69,6 +70,8 @@ class JsonMessageFlag final : public spdlog::custom_flag_formatter {
 std::mutex g_mutex;
 std::shared_ptr<spdlog::logger> g_host;
 spdlog::sink_ptr g_sink;
+// The Async output's sink (stderr, batched); null until setup() makes it.
+std::shared_ptr<BatchedStderrSink> g_batched;
 Format g_format = Format::Text;
 // g_output, for the fatal-signal handler (which takes no lock).
 std::atomic<const AsyncOutput*> g_crash_output{nullptr};
@@ -227,6 +230,15 @@ uint64_t AsyncOutput::dropped() const { return pool_->overrun_counter(); }
 
 size_t AsyncOutput::queued() const { return pool_->queue_size(); }
 
+std::function<size_t()> AsyncOutput::backlogProbe() const {
+  // Weak: the writer still runs while ~AsyncOutput destroys the pool, and
+  // then finds no pool (0: write at once).
+  return [pool = std::weak_ptr<spdlog::details::thread_pool>(pool_)] {
+    const auto p = pool.lock();
+    return p ? p->queue_size() : size_t{0};
+  };
+}
+
 uint64_t AsyncOutput::written() const noexcept { return sink_->written(); }
 
 void setup(spdlog::level::level_enum level, Format format, Output output) {
@@ -234,8 +246,14 @@ void setup(spdlog::level::level_enum level, Format format, Output output) {
   g_format = format;
   ensureLocked();
   g_sink->set_formatter(makeFormatter(format));
+  if (g_batched) {
+    g_batched->set_formatter(makeFormatter(format));
+  }
   if (output == Output::Async && !g_output.output) {
-    g_output.output = std::make_unique<AsyncOutput>(g_sink, kQueueLines);
+    g_batched = std::make_shared<BatchedStderrSink>();
+    g_batched->set_formatter(makeFormatter(format));
+    g_output.output = std::make_unique<AsyncOutput>(g_batched, kQueueLines);
+    g_batched->setBacklog(g_output.output->backlogProbe());
     g_host = g_output.output->makeLogger("evhost");
     spdlog::set_default_logger(g_host);
     g_crash_output.store(g_output.output.get());

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -72,6 +73,9 @@ class AsyncOutput {
   uint64_t dropped() const;
   // Lines waiting for the writer. THREAD: any (the queue's mutex).
   size_t queued() const;
+  // queued() for the writer thread's own sink (BatchedStderrSink): safe to
+  // call while the output is being destroyed (0 then). THREAD: any.
+  std::function<size_t()> backlogProbe() const;
   size_t capacity() const noexcept { return capacity_; }
   // Lines the sink has written. THREAD: any; async-signal-safe.
   uint64_t written() const noexcept;
