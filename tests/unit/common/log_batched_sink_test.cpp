@@ -1,8 +1,8 @@
 // The Async output's stderr sink: lines wait in its buffer while more are
 // queued behind them, and go out in one write when the queue is empty, when
 // a line is warn or above, or on flush.
-#include "common/log.h"
 #include "common/log_batched_sink.h"
+#include "common/log.h"
 
 #include <gtest/gtest.h>
 #include <spdlog/logger.h>
