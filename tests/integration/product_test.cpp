@@ -143,6 +143,15 @@ class ProductTest : public ::testing::Test {
     }
   }
   long long llen(const std::string& key) { return redis_.command({"LLEN", key})->integer; }
+  // How many times Redis ran `command` since the last CONFIG RESETSTAT
+  // (INFO commandstats; a script's own calls count too).
+  long long commandCalls(const std::string& command) {
+    ReplyPtr r = redis_.command({"INFO", "commandstats"});
+    const std::string info(r->str, r->len);
+    const std::string key = "cmdstat_" + command + ":calls=";
+    const size_t at = info.find(key);
+    return at == std::string::npos ? 0LL : std::stoll(info.substr(at + key.size()));
+  }
 
   // The dead-letter entries the recorder "dead" stored, by eventId.
   std::map<std::string, json> deadLetters() {
@@ -214,13 +223,6 @@ TEST_F(ProductTest, CreatedWritesTheReadModelInvalidatesCachesAndNotifies) {
 // The script goes by its SHA-1; a Redis that has lost its script cache
 // (restarted, SCRIPT FLUSH) answers NOSCRIPT and gets the script whole once.
 TEST_F(ProductTest, TheScriptGoesByItsShaAndWholeOnceWhenRedisLostIt) {
-  const auto calls = [this](const std::string& command) {
-    ReplyPtr r = redis_.command({"INFO", "commandstats"});
-    const std::string info(r->str, r->len);
-    const std::string key = "cmdstat_" + command + ":calls=";
-    const size_t at = info.find(key);
-    return at == std::string::npos ? 0LL : std::stoll(info.substr(at + key.size()));
-  };
   EvhostProcess host(config());
   waitSubscribed(host);
   RedisConn sub = subscribe();
@@ -229,8 +231,8 @@ TEST_F(ProductTest, TheScriptGoesByItsShaAndWholeOnceWhenRedisLostIt) {
   redis_.command({"CONFIG", "RESETSTAT"});
   publish(created("evt-1", "p-1", "Mug", 12.5, "kitchen"));
   EXPECT_EQ(nextMessage(sub.get())["payload"]["productId"], "p-1");
-  EXPECT_EQ(calls("evalsha"), 1);  // answered NOSCRIPT
-  EXPECT_EQ(calls("eval"), 1);     // the script whole, cached from now on
+  EXPECT_EQ(commandCalls("evalsha"), 1);  // answered NOSCRIPT
+  EXPECT_EQ(commandCalls("eval"), 1);     // the script whole, cached from now on
   for (int i = 2; i <= 4; ++i) {
     publish(created("evt-" + std::to_string(i), "p-" + std::to_string(i), "Cup", 3, "kitchen"));
     json n = nextMessage(sub.get());
@@ -241,8 +243,8 @@ TEST_F(ProductTest, TheScriptGoesByItsShaAndWholeOnceWhenRedisLostIt) {
         << id;
     EXPECT_TRUE(ids.insert(id).second) << id;
   }
-  EXPECT_EQ(calls("evalsha"), 4);
-  EXPECT_EQ(calls("eval"), 1);
+  EXPECT_EQ(commandCalls("evalsha"), 4);
+  EXPECT_EQ(commandCalls("eval"), 1);
   EXPECT_THAT(members("test:jollyjet:category:kitchen"), UnorderedElementsAre("p-1", "p-2", "p-3", "p-4"));
   EXPECT_EQ(llen("dlq"), 0);
 }
@@ -251,13 +253,6 @@ TEST_F(ProductTest, TheScriptGoesByItsShaAndWholeOnceWhenRedisLostIt) {
 // script checks and writes the mark, and the host sends neither EXISTS nor
 // SET of its own.
 TEST_F(ProductTest, OnAnIdempotentRouteTheScriptAloneKeepsTheMark) {
-  const auto calls = [this](const std::string& command) {
-    ReplyPtr r = redis_.command({"INFO", "commandstats"});
-    const std::string info(r->str, r->len);
-    const std::string key = "cmdstat_" + command + ":calls=";
-    const size_t at = info.find(key);
-    return at == std::string::npos ? 0LL : std::stoll(info.substr(at + key.size()));
-  };
   std::string yaml = config();
   const std::string route = "        plugins: [product]\n";
   yaml.replace(yaml.find(route), route.size(), route + "        idempotency: {ttl_ms: 60000}\n");
@@ -274,8 +269,8 @@ TEST_F(ProductTest, OnAnIdempotentRouteTheScriptAloneKeepsTheMark) {
   EXPECT_EQ(nextMessage(sub.get())["payload"]["productId"], "p-2");
   // The script's own: EXISTS of the mark and of the hash for each new event,
   // of the mark alone for the repeat; one SET per mark. None from the host.
-  EXPECT_EQ(calls("exists"), 5);
-  EXPECT_EQ(calls("set"), 2);
+  EXPECT_EQ(commandCalls("exists"), 5);
+  EXPECT_EQ(commandCalls("set"), 2);
   EXPECT_EQ(redis_.command({"EXISTS", "test:evh:done:product:evt-1"})->integer, 1);
   EXPECT_GT(redis_.command({"PTTL", "test:evh:done:product:evt-1"})->integer, 50000);
   EXPECT_EQ(llen("dlq"), 0);
