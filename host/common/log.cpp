@@ -159,7 +159,11 @@ class AsyncOutput::CountingSink final : public spdlog::sinks::sink {
 // was taken.
 class AsyncOutput::MarkerSink final : public spdlog::sinks::sink {
  public:
+  // `lines`: the sink every other line went to, flushed before a marker
+  // counts as reached (a batching sink may hold the lines before it).
+  explicit MarkerSink(spdlog::sink_ptr lines) : lines_(std::move(lines)) {}
   void log(const spdlog::details::log_msg& msg) override {
+    lines_->flush();
     uint64_t n = 0;
     const char* begin = msg.payload.data();
     std::from_chars(begin, begin + msg.payload.size(), n);
@@ -179,6 +183,7 @@ class AsyncOutput::MarkerSink final : public spdlog::sinks::sink {
   }
 
  private:
+  spdlog::sink_ptr lines_;
   std::mutex mutex_;
   std::condition_variable cv_;
   uint64_t reached_ = 0;
@@ -187,7 +192,7 @@ class AsyncOutput::MarkerSink final : public spdlog::sinks::sink {
 AsyncOutput::AsyncOutput(spdlog::sink_ptr sink, size_t queue_lines)
     : capacity_(queue_lines),
       sink_(std::make_shared<CountingSink>(std::move(sink))),
-      markers_(std::make_shared<MarkerSink>()),
+      markers_(std::make_shared<MarkerSink>(sink_)),
       pool_(std::make_shared<spdlog::details::thread_pool>(queue_lines, 1)) {
   marker_logger_ = std::make_shared<spdlog::async_logger>("evh-drain", markers_, pool_,
                                                           spdlog::async_overflow_policy::overrun_oldest);

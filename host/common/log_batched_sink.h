@@ -21,10 +21,14 @@
 namespace evh::log {
 
 // THREAD: the writer thread alone (base_sink's null mutex): an AsyncOutput's
-// single writer is its only caller.
+// single writer is its only caller. log::drain()'s marker flushes it first,
+// so a drained line is on stderr, not held here.
 class BatchedStderrSink final : public spdlog::sinks::base_sink<spdlog::details::null_mutex> {
  public:
   static constexpr size_t kBatchBytes = 64 * 1024;
+
+  // What is still held goes out (after the writer thread has been joined).
+  ~BatchedStderrSink() override { flush_(); }
 
   // `backlog` tells how many lines still wait in the queue (AsyncOutput::
   // queued); until it is set every line is written at once.

@@ -148,6 +148,49 @@ static void audit_load_seen(audit* a) {
   }
 }
 
+/* FNV-1a over an eventId: the in-batch table's hash. */
+static uint64_t audit_id_hash(const char* s, size_t n) {
+  uint64_t h = 1469598103934665603ULL;
+  size_t i;
+  for (i = 0; i < n; ++i) {
+    h ^= (unsigned char)s[i];
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+/* The earlier item of this batch with `it`'s eventId, or (size_t)-1. With
+ * `slots` (an open-addressing table of item index + 1, 0 empty) it is one
+ * probe sequence, and `it` is added when it is the first with its id; without
+ * (no memory for the table) a scan of the earlier items. Why the table: a
+ * recovery batch after a crash may hold thousands of redelivered events,
+ * which a scan per item would compare with each other: O(n^2) before the
+ * batch's fsync. */
+static size_t audit_writer_earlier(const audit_batch* b, size_t i, size_t* slots, size_t mask) {
+  const audit_item* it = &b->items[i];
+  const char* id = b->ids.data + it->id_off;
+  size_t k;
+  size_t j;
+  if (slots == NULL) {
+    for (j = 0; it->redelivered && j < i; ++j) {
+      const audit_item* e = &b->items[j];
+      if (e->skip == AUDIT_SKIP_NONE && e->id_len == it->id_len &&
+          memcmp(b->ids.data + e->id_off, id, it->id_len) == 0) {
+        return j;
+      }
+    }
+    return (size_t)-1;
+  }
+  for (k = (size_t)audit_id_hash(id, it->id_len) & mask; slots[k] != 0; k = (k + 1) & mask) {
+    const audit_item* e = &b->items[slots[k] - 1];
+    if (e->id_len == it->id_len && memcmp(b->ids.data + e->id_off, id, it->id_len) == 0) {
+      return slots[k] - 1;
+    }
+  }
+  slots[k] = i + 1;
+  return (size_t)-1;
+}
+
 /* Marks the redelivered items whose line is already written (in the window)
  * or about to be (an earlier item of this batch), and squeezes their lines
  * out of the batch. Only redelivered events are looked up: nothing else can
@@ -155,22 +198,26 @@ static void audit_load_seen(audit* a) {
  * how many lines are left to write, their lengths in a->lens. */
 static size_t audit_writer_dedup(audit* a, audit_batch* b) {
   size_t i;
-  size_t j;
   size_t n = 0;
   size_t from = 0;
   size_t to = 0;
+  size_t cap = 16;
+  size_t* slots;
+  while (cap < b->count * 2) {
+    cap <<= 1;
+  }
+  slots = calloc(cap, sizeof *slots); /* NULL: the scan instead */
   for (i = 0; i < b->count; ++i) {
     audit_item* it = &b->items[i];
     const char* id = b->ids.data + it->id_off;
     if (it->redelivered && it->id_len > 0 && audit_seen_has(&a->seen, id, it->id_len)) {
       it->skip = AUDIT_SKIP_SEEN;
     }
-    for (j = 0; it->redelivered && it->id_len > 0 && it->skip == AUDIT_SKIP_NONE && j < i; ++j) {
-      const audit_item* e = &b->items[j];
-      if (e->skip == AUDIT_SKIP_NONE && e->id_len == it->id_len &&
-          memcmp(b->ids.data + e->id_off, id, it->id_len) == 0) {
+    if (it->skip == AUDIT_SKIP_NONE && it->id_len > 0 && (slots != NULL || it->redelivered)) {
+      const size_t same = audit_writer_earlier(b, i, slots, cap - 1);
+      if (same != (size_t)-1 && it->redelivered) {
         it->skip = AUDIT_SKIP_IN_BATCH;
-        it->same_as = j;
+        it->same_as = same;
       }
     }
     if (it->skip != AUDIT_SKIP_NONE) {
@@ -187,6 +234,7 @@ static size_t audit_writer_dedup(audit* a, audit_batch* b) {
     }
     from += it->line_len;
   }
+  free(slots);
   return n;
 }
 

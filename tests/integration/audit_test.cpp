@@ -732,6 +732,27 @@ TEST_F(AuditRedeliveryTest, ARedeliveredEventWhoseLineIsInTheFileIsNotWrittenAga
   EXPECT_THAT(host.log(), HasSubstr("redeliveries_skipped=2"));
 }
 
+// Many redelivered events in one batch, with repeats among themselves (the
+// same eventId in two entries): each eventId is written once.
+TEST_F(AuditRedeliveryTest, RepeatsAmongRedeliveredEventsAreWrittenOnce) {
+  redis_->command({"XGROUP", "CREATE", kStream, "g", "0", "MKSTREAM"});
+  std::vector<std::string> want;
+  for (int i = 0; i < 300; ++i) {
+    const std::string id = "evt-" + std::to_string(i);
+    redis_->command({"XADD", kStream, "*", "event", orderEvent(id)});
+    redis_->command({"XADD", kStream, "*", "event", orderEvent(id)});
+    want.push_back(id);
+  }
+  ReplyPtr r = redis_->command({"XREADGROUP", "GROUP", "g", "c1", "COUNT", "1000", "STREAMS", kStream, ">"});
+  ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
+  ASSERT_EQ(pending(), 600);
+  EvhostProcess host(streamConfig(""));
+  ASSERT_TRUE(eventually([&] { return pending() == 0; })) << host.log();
+  stop(host);
+  EXPECT_EQ(eventIds(dir_ + "/audit.jsonl"), want);
+  EXPECT_THAT(host.log(), HasSubstr("redeliveries_skipped=300"));
+}
+
 TEST_F(AuditRedeliveryTest, WithTheWindowOffARedeliveredEventIsWrittenAgain) {
   crashLeftovers();
   EvhostProcess host(streamConfig(", dedup_window: 0"));

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <string>
 
 namespace evh::log {
@@ -73,6 +74,34 @@ TEST(BatchedStderrSinkTest, LinesWaitWhileMoreAreQueuedAndGoOutTogether) {
   EXPECT_EQ(err.take(), "");
   logger.flush();
   EXPECT_NE(err.take().find("flushed\n"), std::string::npos);
+}
+
+// drain() returns only once the lines logged before it are on stderr: its
+// marker flushes what the sink holds. Here the probe always says more lines
+// are queued, as when the marker is queued right behind the last line.
+TEST(BatchedStderrSinkTest, ADrainedLineIsOnStderrNotHeldInTheBuffer) {
+  StderrCapture err;
+  auto sink = std::make_shared<BatchedStderrSink>();
+  sink->set_formatter(makeFormatter(Format::Text));
+  sink->setBacklog([] { return size_t{1}; });
+  AsyncOutput out(sink, 64);
+  auto logger = out.makeLogger("t");
+  logger->info("evhost stopped");
+  ASSERT_TRUE(out.drain(std::chrono::seconds(10)));
+  EXPECT_NE(err.take().find("evhost stopped\n"), std::string::npos);
+}
+
+TEST(BatchedStderrSinkTest, WhatIsHeldIsWrittenWhenTheSinkGoes) {
+  StderrCapture err;
+  {
+    auto sink = std::make_shared<BatchedStderrSink>();
+    sink->set_formatter(makeFormatter(Format::Text));
+    sink->setBacklog([] { return size_t{1}; });
+    spdlog::logger logger("t", sink);
+    logger.info("last words");
+    EXPECT_EQ(err.take(), "");
+  }
+  EXPECT_NE(err.take().find("last words\n"), std::string::npos);
 }
 
 TEST(BatchedStderrSinkTest, WithoutABacklogProbeEveryLineIsWrittenAtOnce) {
