@@ -251,9 +251,8 @@ void setup(spdlog::level::level_enum level, Format format, Output output) {
   g_format = format;
   ensureLocked();
   g_sink->set_formatter(makeFormatter(format));
-  if (g_batched) {
-    g_batched->set_formatter(makeFormatter(format));
-  }
+  // The Async output's format is set once, here: its sink has no lock (the
+  // writer thread alone uses it), so a later setup() must not touch it.
   if (output == Output::Async && !g_output.output) {
     g_batched = std::make_shared<BatchedStderrSink>();
     g_batched->set_formatter(makeFormatter(format));
