@@ -98,10 +98,12 @@ uint64_t pendingBulkLength(const redisContext* c);
 // for our connect timeout) and restarts the poll on every call (an
 // epoll_ctl per message). Ours hand errors to hiredis as readiness, touch
 // the poll only when the set of events changes, hold off reading while the
-// owner (ac->data, a Connection) pauses it, and check the reply bound after
-// every read. Upgrade: newer adapters change redisLibuvEvents (a timer for
-// hiredis' own timeouts): re-read it and keep these differences only if still
-// needed. Returns false when it cannot attach.
+// owner (ac->data, a Connection) pauses it, check the reply bound after
+// every read, and leave a write asked for inside an I/O callback to the
+// owner's check phase (Connection::onCheck, loop/io_phase.h). Upgrade:
+// newer adapters change redisLibuvEvents (a timer for hiredis' own
+// timeouts): re-read it and keep these differences only if still needed.
+// Returns false when it cannot attach.
 bool attachToLoop(redisAsyncContext* ac, uv_loop_t* loop);
 // Stop / start watching the socket for reading (through the hooks above).
 void stopReading(redisAsyncContext* ac);

@@ -39,7 +39,8 @@
  * audit_config.c (settings), audit_file.c (append, fsync, rotation),
  * audit_seen.c (the eventIds of the newest lines), audit_redact.c
  * (redaction paths and the redacting JSON copier), json_scan.c (a small JSON
- * reader and string writer), audit_buf.c (a growable buffer). */
+ * reader), json_write.c (its string writer), audit_buf.c (a growable
+ * buffer). */
 #define _POSIX_C_SOURCE 200809L
 
 #include "audit_plugin.h"

@@ -1,4 +1,4 @@
-/* json_scan: the small JSON reader and writer the audit plugin needs.
+/* json_scan: the small JSON reader (json_scan.c) and writer (json_write.c) the audit plugin needs.
  *
  * No JSON library is assumed in C, and the plugin needs little: walk an
  * object's members, find a few keys, decode strings and integers (for the
