@@ -36,6 +36,14 @@ struct ScriptCall {
   std::vector<std::string> args;
 };
 
+// The notification as kApplyScript completes and publishes it: JSON text
+// around the members only the read model knows (product_notify.cpp).
+struct Note {
+  std::string channel;
+  std::string head;
+  std::string tail;
+};
+
 // Everything a call needs after handle() has returned.
 struct Job {
   Change change;
@@ -61,12 +69,12 @@ class Product final : public evh::Plugin {
   evh::Result apply(const evh::Event& ev, const std::string& hash, const std::shared_ptr<Job>& job);
   static std::string scriptSha();  // the apply script's name for EVALSHA; throws if OpenSSL fails
   evh_status sendScript(const std::shared_ptr<ScriptCall>& call, const std::shared_ptr<Job>& job, bool by_sha);
-  std::string scriptArgs(const Job& job);
+  void scriptArgs(const Job& job, std::vector<std::string>& args);
   void fail(const std::shared_ptr<Job>& job, const std::string& step, const evh::Reply& r);
   void onApplied(const std::shared_ptr<Job>& job, const evh::Reply& r);
 
   // product_notify.cpp
-  Json notification(const Job& job);
+  Note notification(const Job& job);
 
   // product.cpp
   void finish(const Job& job, const Before& before);

@@ -58,12 +58,12 @@ std::string newEventId() {
 
 }  // namespace
 
-// The notification for kApplyScript's ARGV note: the envelope as JSON text
-// around the members that depend on the read model before the event (name,
-// category, previousCategory), which the script fills in. Key order: the
-// envelope's, then productId, action, name, category, previousCategory,
-// changedKeys, sourceEventId.
-Json Product::notification(const Job& job) {
+// The notification for kApplyScript: the envelope as JSON text around the
+// members that depend on the read model before the event (name, category,
+// previousCategory), which the script fills in. Key order: the envelope's,
+// then productId, action, name, category, previousCategory, changedKeys,
+// sourceEventId.
+Note Product::notification(const Job& job) {
   const Change& c = job.change;
   OrderedJson envelope = {{"eventId", newEventId()}, {"eventType", kNotificationType}, {"timestamp", isoNow()}};
   if (!job.correlation_id.empty()) {
@@ -75,13 +75,8 @@ Json Product::notification(const Job& job) {
     tail["changedKeys"] = c.changed;
   }
   tail["sourceEventId"] = job.event_id;
-  Json note = {{"channel", prefix_ + settings_.channel},
-               {"head", openObject(envelope) + ",\"payload\":" + openObject(head)},
-               {"tail", "," + openObject(tail).substr(1) + "}}"}};
-  if (c.name) {
-    note["name"] = *c.name;  // else the script uses the read model's
-  }
-  return note;
+  return Note{prefix_ + settings_.channel, openObject(envelope) + ",\"payload\":" + openObject(head),
+              "," + openObject(tail).substr(1) + "}}"};
 }
 
 }  // namespace product

@@ -41,90 +41,119 @@ namespace {
 // (subscribers can deduplicate on payload.sourceEventId).
 //
 // Redis does not roll a script back when a command in it fails, so the script
-// checks the type of every key it writes before writing anything (a WRONGTYPE
-// then changes nothing), and writes the set memberships before the hash: were
+// makes sure a WRONGTYPE changes nothing (the hash's type is checked before
+// any write; a set's write that fails is undone, below), and writes the set
+// memberships before the hash: were
 // a write to fail anyway (say, out of memory), the retry still reads the same
 // previous category and repeats every step. Every write is idempotent (SREM,
 // SADD, HSET, HDEL, DEL); the mark comes after them (a mark before a failed
 // write would make the retry skip the event), the PUBLISH last.
 //
-// KEYS[1]: the product's hash; KEYS[2], if given: the idempotency mark, with
-// ARGV[2] its TTL in ms. ARGV[1]: JSON {action, productId, category? (the
-// category the product has afterwards, when the event gives one), set:
-// [field, value, ...], unset: [field, ...], categoryKey: parts, cacheKeys:
-// [key, ...], cacheCategoryKeys: [parts, ...], note?: {channel, head, name?,
-// tail}}, where "parts" is a key template already rendered except for
-// {category}, split there: the key is table.concat(parts, category); and
-// note is the notification as JSON text around the members only the read
-// model knows: head .. [,"name":..][,"category":..][,"previousCategory":..] .. tail.
+// KEYS[1]: the product's hash; KEYS[2], if given: the idempotency mark.
+// ARGV is flat -- no JSON to decode: ARGV[1] the mark's TTL in ms ("0"
+// without a mark), then the action, the productId, "1" and the category the
+// event gives (or "0" alone), and then counted runs (a count, then that many
+// arguments): the hash's field/value pairs to set, the fields to remove, the
+// category set's key template, the cache keys, the number of cache key
+// templates with {category} and each one as a run; last the notification:
+// "1", its channel, its head and tail, and "1" and the name the event gives
+// (or "0" alone), or "0" alone without a notification. A key template is
+// rendered except for {category} and split there: the key is
+// table.concat(parts, category). The notification is JSON text around the
+// members only the read model knows: head .. [,"name":..][,"category":..]
+// [,"previousCategory":..] .. tail.
+//
+// Commands per event: EXISTS for the mark, TYPE for the hash (it tells the
+// script both whether the product exists and that the key is a hash), HMGET
+// only when it exists, SREM/SADD, HSET (HDEL), DEL of the caches, SET of the
+// mark, PUBLISH -- 7 for a new product. A set's type is not checked up
+// front: its write runs under redis.pcall, and a failure of the second set
+// write puts back what the first one removed, so a WRONGTYPE still leaves
+// nothing changed (and names the key).
+//
 // Returns {existed (0/1), previous name or nil, previous category or nil,
 // applied (1, or 0 when the mark was already there and nothing was done)}.
 constexpr const char* kApplyScript = R"lua(
-local a = cjson.decode(ARGV[1])
-local hash = KEYS[1]
-local mark = KEYS[2]
+local hash, mark = KEYS[1], KEYS[2]
 if mark and redis.call('EXISTS', mark) == 1 then return {0, false, false, 0} end
-local function keyOf(parts, category) return table.concat(parts, category) end
-local function wrongType(key, want)
-  local t = redis.call('TYPE', key)['ok']
-  if t ~= 'none' and t ~= want then
-    return 'WRONGTYPE ' .. key .. ' holds a ' .. t .. ' value, not a ' .. want
-  end
-  return nil
+local i = 2
+local function take() local v = ARGV[i]; i = i + 1; return v end
+local function run() local n = tonumber(take()); local first = i; i = i + n; return first, i - 1 end
+local function parts() local f, l = run(); return {unpack(ARGV, f, l)} end
+local action, id = take(), take()
+local given = false
+if take() == '1' then given = take() end
+local setFirst, setLast = run()
+local unsetFirst, unsetLast = run()
+local categoryKey = parts()
+local cacheFirst, cacheLast = run()
+local templates = {}
+for t = 1, tonumber(take()) do templates[t] = parts() end
+local note = false
+if take() == '1' then
+  note = {channel = take(), head = take(), tail = take()}
+  if take() == '1' then note.name = take() end
 end
-local function inChunks(cmd, key, items)
-  for i = 1, #items, 500 do
-    redis.call(cmd, key, unpack(items, i, math.min(i + 499, #items)))
+local function keyOf(p, category) return table.concat(p, category) end
+local function failed(key, want, err)
+  if string.sub(err, 1, 9) == 'WRONGTYPE' then
+    err = 'WRONGTYPE ' .. key .. ' holds a ' .. redis.call('TYPE', key)['ok'] .. ' value, not a ' .. want
   end
+  return redis.error_reply(err)
 end
-local err = wrongType(hash, 'hash')
-if err then return redis.error_reply(err) end
-local existed = redis.call('EXISTS', hash)
-local prev = redis.call('HMGET', hash, 'name', 'category')
-local prevName, prevCategory = prev[1], prev[2]
+local function inChunks(cmd, key, first, last)
+  for j = first, last, 500 do redis.call(cmd, key, unpack(ARGV, j, math.min(j + 499, last))) end
+end
+local t = redis.call('TYPE', hash)['ok']
+if t ~= 'none' and t ~= 'hash' then return failed(hash, 'hash', 'WRONGTYPE') end
+local existed = (t == 'hash') and 1 or 0
+local prevName, prevCategory = false, false
+if existed == 1 then
+  local prev = redis.call('HMGET', hash, 'name', 'category')
+  prevName, prevCategory = prev[1], prev[2]
+end
 local category = prevCategory
-if a.action == 'deleted' then
-  category = false
-elseif a.category then
-  category = a.category
+if action == 'deleted' then category = false elseif given then category = given end
+local removed = 0
+if prevCategory and prevCategory ~= category then
+  local oldSet = keyOf(categoryKey, prevCategory)
+  local r = redis.pcall('SREM', oldSet, id)
+  if type(r) == 'table' and r.err then return failed(oldSet, 'set', r.err) end
+  removed = r
 end
-local oldSet, newSet
-if prevCategory and prevCategory ~= category then oldSet = keyOf(a.categoryKey, prevCategory) end
-if category then newSet = keyOf(a.categoryKey, category) end
-for _, key in ipairs({oldSet or false, newSet or false}) do
-  if key then
-    err = wrongType(key, 'set')
-    if err then return redis.error_reply(err) end
+if category then
+  local newSet = keyOf(categoryKey, category)
+  local r = redis.pcall('SADD', newSet, id)
+  if type(r) == 'table' and r.err then
+    if removed == 1 then redis.call('SADD', keyOf(categoryKey, prevCategory), id) end
+    return failed(newSet, 'set', r.err)
   end
 end
-if oldSet then redis.call('SREM', oldSet, a.productId) end
-if newSet then redis.call('SADD', newSet, a.productId) end
-if a.action == 'deleted' then
-  redis.call('DEL', hash)
+if action == 'deleted' then
+  if existed == 1 then redis.call('DEL', hash) end
 else
-  if #a.set > 0 then inChunks('HSET', hash, a.set) end
-  if #a.unset > 0 then inChunks('HDEL', hash, a.unset) end
+  if setLast >= setFirst then inChunks('HSET', hash, setFirst, setLast) end
+  if unsetLast >= unsetFirst then inChunks('HDEL', hash, unsetFirst, unsetLast) end
 end
 local caches = {}
-for _, key in ipairs(a.cacheKeys) do caches[#caches + 1] = key end
-for _, parts in ipairs(a.cacheCategoryKeys) do
-  if prevCategory then caches[#caches + 1] = keyOf(parts, prevCategory) end
-  if category and category ~= prevCategory then caches[#caches + 1] = keyOf(parts, category) end
+for j = cacheFirst, cacheLast do caches[#caches + 1] = ARGV[j] end
+for _, p in ipairs(templates) do
+  if prevCategory then caches[#caches + 1] = keyOf(p, prevCategory) end
+  if category and category ~= prevCategory then caches[#caches + 1] = keyOf(p, category) end
 end
 if #caches > 0 then redis.call('DEL', unpack(caches)) end
-if mark then redis.call('SET', mark, '1', 'PX', ARGV[2]) end
-if a.note then
-  local n = a.note
-  local msg = n.head
+if mark then redis.call('SET', mark, '1', 'PX', ARGV[1]) end
+if note then
+  local msg = note.head
   local function member(name, value)
     if value then msg = msg .. ',"' .. name .. '":' .. cjson.encode(value) end
   end
-  member('name', n.name or prevName)
-  if a.action == 'deleted' then member('category', prevCategory) else member('category', category) end
-  if a.action ~= 'deleted' and a.category and prevCategory and a.category ~= prevCategory then
+  member('name', note.name or prevName)
+  if action == 'deleted' then member('category', prevCategory) else member('category', category) end
+  if action ~= 'deleted' and given and prevCategory and given ~= prevCategory then
     member('previousCategory', prevCategory)
   end
-  redis.call('PUBLISH', n.channel, msg .. n.tail)
+  redis.call('PUBLISH', note.channel, msg .. note.tail)
 end
 return {existed, prevName, prevCategory, 1}
 )lua";
@@ -172,12 +201,14 @@ std::string Product::scriptSha() { return sha1Hex(kApplyScript); }
 evh::Result Product::apply(const evh::Event& ev, const std::string& hash, const std::shared_ptr<Job>& job) {
   auto call = std::make_shared<ScriptCall>();
   call->keys.push_back(hash);
-  call->args.push_back(scriptArgs(*job));
   // On an idempotent route the script writes the mark with the effects.
   if (!ev.idempotencyKey().empty()) {
     call->keys.emplace_back(ev.idempotencyKey());
     call->args.push_back(std::to_string(ev.idempotencyTtlMs()));
+  } else {
+    call->args.emplace_back("0");
   }
+  scriptArgs(*job, call->args);
   evh_status s = sendScript(call, job, true);
   if (s != EVH_OK) {
     redis_errors_.add();
@@ -206,30 +237,50 @@ evh_status Product::sendScript(const std::shared_ptr<ScriptCall>& call, const st
   });
 }
 
-std::string Product::scriptArgs(const Job& job) {
+// kApplyScript's ARGV after the mark's TTL (see the script for the layout).
+void Product::scriptArgs(const Job& job, std::vector<std::string>& args) {
   const Change& c = job.change;
-  Json a = {{"action", actionName(c.action)},
-            {"productId", c.product_id},
-            {"set", c.set},
-            {"unset", c.unset},
-            {"categoryKey", category_key_},
-            {"cacheKeys", Json::array()},
-            {"cacheCategoryKeys", Json::array()}};
+  auto run = [&args](const std::vector<std::string>& items) {
+    args.push_back(std::to_string(items.size()));
+    args.insert(args.end(), items.begin(), items.end());
+  };
+  args.emplace_back(actionName(c.action));
+  args.push_back(c.product_id);
+  args.emplace_back(c.category ? "1" : "0");
   if (c.category) {
-    a["category"] = *c.category;
+    args.push_back(*c.category);
   }
+  run(c.set);
+  run(c.unset);
+  run(category_key_);
+  std::vector<std::string> plain;
+  std::vector<std::vector<std::string>> templated;
   for (const auto& t : settings_.cache_keys) {
     std::vector<std::string> parts = t.render(prefix_, c.product_id);
     if (parts.size() == 1) {
-      a["cacheKeys"].push_back(parts.front());
+      plain.push_back(std::move(parts.front()));
     } else {
-      a["cacheCategoryKeys"].push_back(parts);
+      templated.push_back(std::move(parts));
     }
   }
-  if (settings_.notify) {
-    a["note"] = notification(job);
+  run(plain);
+  args.push_back(std::to_string(templated.size()));
+  for (const auto& parts : templated) {
+    run(parts);
   }
-  return a.dump(-1, ' ', false, Json::error_handler_t::replace);
+  if (!settings_.notify) {
+    args.emplace_back("0");
+    return;
+  }
+  Note note = notification(job);
+  args.emplace_back("1");
+  args.push_back(std::move(note.channel));
+  args.push_back(std::move(note.head));
+  args.push_back(std::move(note.tail));
+  args.emplace_back(c.name ? "1" : "0");
+  if (c.name) {
+    args.push_back(*c.name);  // else the script uses the read model's
+  }
 }
 
 void Product::fail(const std::shared_ptr<Job>& job, const std::string& step, const evh::Reply& r) {
