@@ -5,6 +5,14 @@
 // pipeline. Here the buffer is written when the queue behind the line is
 // empty (so nothing waits in it while the writer sleeps), when it holds
 // 64 KiB, or after a line at warn or above; one write(2) per burst.
+//
+// After a write that emptied the queue the writer lingers (kLinger) before
+// it takes the next line. Why: a writer that sleeps on the empty queue is
+// woken by every line logged next -- a futex wake, and a context switch
+// for each, on the thread that logs (the loop), at 20,000 lines a second.
+// Lines logged while it lingers are queued without waking anyone, and it
+// takes them all at once: one wake-up and one write(2) per linger at most.
+// A line reaches stderr at most kLinger later than it would have.
 #pragma once
 
 #include <spdlog/details/null_mutex.h>
@@ -14,8 +22,10 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <functional>
+#include <thread>
 #include <utility>
 
 namespace evh::log {
@@ -26,6 +36,7 @@ namespace evh::log {
 class BatchedStderrSink final : public spdlog::sinks::base_sink<spdlog::details::null_mutex> {
  public:
   static constexpr size_t kBatchBytes = 64 * 1024;
+  static constexpr std::chrono::microseconds kLinger{500};
 
   // What is still held goes out (after the writer thread has been joined).
   ~BatchedStderrSink() override { flush_(); }
@@ -37,8 +48,11 @@ class BatchedStderrSink final : public spdlog::sinks::base_sink<spdlog::details:
  protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
     formatter_->format(msg, buffer_);
-    if (msg.level >= spdlog::level::warn || buffer_.size() >= kBatchBytes || !backlog_ || backlog_() == 0) {
+    if (msg.level >= spdlog::level::warn || buffer_.size() >= kBatchBytes || !backlog_) {
       flush_();
+    } else if (backlog_() == 0) {
+      flush_();
+      std::this_thread::sleep_for(kLinger);  // the writer thread's, never the caller's
     }
   }
 
