@@ -15,13 +15,14 @@
 #define AUDIT_MAX_KEEP 1000
 #define AUDIT_MAX_STREAM_MAXLEN 100000000
 #define AUDIT_MAX_DEDUP_WINDOW 1000000
+#define AUDIT_MAX_COMMIT_DELAY_US 100000
 
 /* The default redaction: the PII the plan's UserActivityEvent metadata is
  * most likely to carry ("never include PII", the plan's security notes). */
 static const char* const audit_default_redact[] = {"metadata.email", "metadata.ip"};
 
 static const char audit_known_keys[] =
-    "file, redact, fsync, fsync_interval_ms, rotate_bytes, keep, stream, dedup_window";
+    "file, redact, fsync, fsync_interval_ms, rotate_bytes, keep, stream, dedup_window, commit_delay_us";
 static const char audit_known_stream_keys[] = "key, maxlen";
 
 const char* audit_fsync_mode_name(audit_fsync_mode mode) {
@@ -193,6 +194,9 @@ static int audit_parse_members(audit_config* cfg, evh_str json, int* redact_give
       bad = audit_parse_stream(cfg, value, err, errlen) != 0;
     } else if (audit_json_key_is(key, "dedup_window", 12)) {
       bad = audit_integer_value(value, "dedup_window", 0, AUDIT_MAX_DEDUP_WINDOW, &cfg->dedup_window, err, errlen) != 0;
+    } else if (audit_json_key_is(key, "commit_delay_us", 15)) {
+      bad = audit_integer_value(value, "commit_delay_us", 0, AUDIT_MAX_COMMIT_DELAY_US, &cfg->commit_delay_us, err,
+                                errlen) != 0;
     } else {
       snprintf(err, errlen, "unknown config key \"%.*s\" (known: %s)", (int)(key.len - 2), key.ptr + 1,
                audit_known_keys);
@@ -220,6 +224,7 @@ int audit_config_parse(audit_config* cfg, evh_str json, char* err, size_t errlen
   cfg->keep = 5;
   cfg->stream_maxlen = 100000;
   cfg->dedup_window = 10000; /* evhost's default limits.max_in_flight: see audit_seen.h */
+  cfg->commit_delay_us = 200;
   if (audit_parse_members(cfg, json, &redact_given, err, errlen) != 0) {
     audit_config_free(cfg);
     return -1;

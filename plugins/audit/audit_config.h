@@ -25,7 +25,8 @@ typedef struct audit_config {
   int64_t keep;         /* rotated files kept besides the current one */
   char* stream_key;     /* NULL: no stream; the logical key, without the environment prefix */
   int64_t stream_maxlen;
-  int64_t dedup_window; /* eventIds of the newest lines remembered against redeliveries; 0: off */
+  int64_t dedup_window;    /* eventIds of the newest lines remembered against redeliveries; 0: off */
+  int64_t commit_delay_us; /* the writer's wait after a batch, gathering the next one; 0: none */
 } audit_config;
 
 /* Fills *cfg from the JSON text; defaults for what is absent. Returns 0, or

@@ -797,8 +797,10 @@ TEST_F(AuditTest, ABadConfigRefusesToStartWithThePluginsReason) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"{fsnyc: always}",
        "init failed: unknown config key \"fsnyc\" (known: file, redact, fsync, fsync_interval_ms, rotate_bytes, "
-       "keep, stream, dedup_window)"},
+       "keep, stream, dedup_window, commit_delay_us)"},
       {"{dedup_window: -1}", "init failed: config key \"dedup_window\": must be an integer from 0 to 1000000, got -1"},
+      {"{commit_delay_us: 100001}",
+       "init failed: config key \"commit_delay_us\": must be an integer from 0 to 100000, got 100001"},
       {"{fsync: sometimes}",
        "init failed: config key \"fsync\": must be one of \"always\", \"interval\", \"never\", got \"sometimes\""},
       {"{redact: [metadata..email]}", "init failed: config key \"redact\": \"metadata..email\" has an empty segment"},
