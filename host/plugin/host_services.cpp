@@ -51,22 +51,63 @@ evh_status LoopServices::redisCommand(Instance& from, std::vector<std::string> a
   return posted ? EVH_OK : EVH_ERR_CANCELLED;
 }
 
-bool LoopServices::send(Instance& from, std::vector<std::string> argv, evh_reply_cb cb, void* user_data) {
-  Instance* in = &from;
-  std::string name = argv[0];
-  return commands_->send(argv, [in, name, cb, user_data](evh_status status, const redisReply* reply) {
-    if (cb == nullptr) {
+evh_status LoopServices::redisCommandBorrowed(Instance& from, int32_t argc, const evh_str* argv, evh_reply_cb cb,
+                                              void* user_data) {
+  if (std::this_thread::get_id() != loop_thread_) {
+    return HostServices::redisCommandBorrowed(from, argc, argv, cb, user_data);  // copied, then marshalled
+  }
+  if (closed_.load()) {
+    return EVH_ERR_CANCELLED;
+  }
+  // Borrowed until we return, and hiredis copies them into its output
+  // buffer before send() returns.
+  constexpr int32_t kOnStack = 32;
+  const char* ptrs_stack[kOnStack];
+  size_t lens_stack[kOnStack];
+  std::vector<const char*> ptrs_heap;
+  std::vector<size_t> lens_heap;
+  const char** ptrs = ptrs_stack;
+  size_t* lens = lens_stack;
+  if (argc > kOnStack) {
+    ptrs_heap.resize(static_cast<size_t>(argc));
+    lens_heap.resize(static_cast<size_t>(argc));
+    ptrs = ptrs_heap.data();
+    lens = lens_heap.data();
+  }
+  for (int32_t i = 0; i < argc; ++i) {
+    ptrs[i] = argv[i].ptr == nullptr ? "" : argv[i].ptr;
+    lens[i] = argv[i].len;
+  }
+  return send(from, argc, ptrs, lens, cb, user_data) ? EVH_OK : EVH_ERR_UNAVAILABLE;
+}
+
+// What runs when the reply comes: the plugin's callback, guarded; without
+// one, a failure is logged (naming the command).
+redis::CommandClient::ReplyFn LoopServices::replyFn(Instance* in, std::string_view command, evh_reply_cb cb,
+                                                    void* user_data) {
+  if (cb == nullptr) {
+    return [in, name = std::string(command)](evh_status status, const redisReply* reply) {
       if (status != EVH_OK) {
         in->logger().warn("redis {}: no reply ({})", name,
                           status == EVH_ERR_CANCELLED ? "cancelled at shutdown" : "connection lost");
       } else if (reply->type == REDIS_REPLY_ERROR) {
         in->logger().warn("redis {}: {}", name, std::string_view(reply->str, reply->len));
       }
-      return;
-    }
+    };
+  }
+  return [in, cb, user_data](evh_status status, const redisReply* reply) {
     redis::ReplyView view(reply);
     guarded(in, "reply callback", [&] { cb(user_data, status, view.root()); });
-  });
+  };
+}
+
+bool LoopServices::send(Instance& from, std::vector<std::string> argv, evh_reply_cb cb, void* user_data) {
+  return commands_->send(argv, replyFn(&from, argv[0], cb, user_data));
+}
+
+bool LoopServices::send(Instance& from, int argc, const char* const* argv, const size_t* lens, evh_reply_cb cb,
+                        void* user_data) {
+  return commands_->send(argc, argv, lens, replyFn(&from, std::string_view(argv[0], lens[0]), cb, user_data));
 }
 
 evh_status LoopServices::post(Instance& from, void (*fn)(void*), void* user_data) {

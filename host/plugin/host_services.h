@@ -26,11 +26,17 @@ class LoopServices final : public HostServices {
   void close() noexcept { closed_.store(true); }
 
   evh_status redisCommand(Instance& from, std::vector<std::string> argv, evh_reply_cb cb, void* user_data) override;
+  // On the loop thread: sent from the borrowed arguments, no copy.
+  evh_status redisCommandBorrowed(Instance& from, int32_t argc, const evh_str* argv, evh_reply_cb cb,
+                                  void* user_data) override;
   evh_status post(Instance& from, void (*fn)(void*), void* user_data) override;
 
  private:
   // Sends on the command connection; false (cb not called) when not connected.
   bool send(Instance& from, std::vector<std::string> argv, evh_reply_cb cb, void* user_data);
+  bool send(Instance& from, int argc, const char* const* argv, const size_t* lens, evh_reply_cb cb, void* user_data);
+  static redis::CommandClient::ReplyFn replyFn(Instance* in, std::string_view command, evh_reply_cb cb,
+                                               void* user_data);
 
   Poster& poster_;
   redis::CommandClient* commands_;

@@ -94,16 +94,13 @@ evh_status apiRedisCommand(evh_host* h, int32_t argc, const evh_str* argv, evh_r
   if (in == nullptr || argc <= 0 || argv == nullptr) {
     return EVH_ERR_INVALID;
   }
-  try {
-    std::vector<std::string> args;
-    args.reserve(static_cast<size_t>(argc));
-    for (int32_t i = 0; i < argc; ++i) {
-      if (argv[i].ptr == nullptr && argv[i].len != 0) {
-        return EVH_ERR_INVALID;
-      }
-      args.emplace_back(sv(argv[i]));
+  for (int32_t i = 0; i < argc; ++i) {
+    if (argv[i].ptr == nullptr && argv[i].len != 0) {
+      return EVH_ERR_INVALID;
     }
-    return in->services().redisCommand(*in, std::move(args), cb, ud);
+  }
+  try {
+    return in->services().redisCommandBorrowed(*in, argc, argv, cb, ud);
   } catch (const std::bad_alloc&) {
     return EVH_ERR_NOMEM;
   } catch (const std::exception& e) {

@@ -49,6 +49,19 @@ class HostServices {
   // Sends argv (argv[0] the command) on the command connection; cb, when
   // not null, runs exactly once on the loop thread. THREAD: any.
   virtual evh_status redisCommand(Instance& from, std::vector<std::string> argv, evh_reply_cb cb, void* user_data) = 0;
+  // The same with argv borrowed for the duration of the call (argc > 0, no
+  // null pointer with a length): a caller on the loop thread is sent at
+  // once, without copying the arguments. This default copies them.
+  // THREAD: any.
+  virtual evh_status redisCommandBorrowed(Instance& from, int32_t argc, const evh_str* argv, evh_reply_cb cb,
+                                          void* user_data) {
+    std::vector<std::string> args;
+    args.reserve(static_cast<size_t>(argc));
+    for (int32_t i = 0; i < argc; ++i) {
+      args.emplace_back(argv[i].ptr == nullptr ? "" : std::string(argv[i].ptr, argv[i].len));
+    }
+    return redisCommand(from, std::move(args), cb, user_data);
+  }
   // Runs fn(user_data) once on the loop thread. THREAD: any.
   virtual evh_status post(Instance& from, void (*fn)(void*), void* user_data) = 0;
 };

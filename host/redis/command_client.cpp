@@ -40,8 +40,16 @@ bool CommandClient::send(const std::vector<std::string>& argv, ReplyFn fn) {
     ptrs.push_back(a.data());
     lens.push_back(a.size());
   }
+  return send(static_cast<int>(argv.size()), ptrs.data(), lens.data(), std::move(fn));
+}
+
+bool CommandClient::send(int argc, const char* const* argv, const size_t* lens, ReplyFn fn) {
+  if (argc <= 0 || !conn_.ready()) {
+    return false;
+  }
   auto req = std::make_unique<Request>(Request{std::move(fn), &stopping_, &pending_});
-  if (!conn_.command(static_cast<int>(argv.size()), ptrs.data(), lens.data(), &CommandClient::onReply, req.get())) {
+  // hiredis's argv parameter is not const-qualified; it only reads it.
+  if (!conn_.command(argc, const_cast<const char**>(argv), lens, &CommandClient::onReply, req.get())) {
     return false;
   }
   req.release();  // owned by hiredis' callback list until onReply

@@ -34,6 +34,8 @@ class CommandClient {
   // Sends argv. Returns false when not connected; fn then never runs.
   // Otherwise fn runs exactly once, later. THREAD: loop.
   bool send(const std::vector<std::string>& argv, ReplyFn fn);
+  // The same from argc pointers and lengths (copied before it returns).
+  bool send(int argc, const char* const* argv, const size_t* lens, ReplyFn fn);
 
  private:
   static void onReply(redisAsyncContext* ac, void* reply, void* privdata);
