@@ -1,8 +1,9 @@
 // dlq.h: the dead-letter plugin's class, shared by the files that implement
-// it: dlq.cpp (the entry point, handle() and the spooling of an entry),
-// dlq_push.cpp (commands to Redis and the wait for their replies) and
-// dlq_flusher.cpp (the thread that pushes the spool to Redis). Internal to
-// the plugin; dlq.cpp describes what the plugin does.
+// it: dlq.cpp (the entry point, handle(), outage bookkeeping), dlq_writer.cpp
+// (the plugin's thread: group commit of the queued entries to Redis or the
+// spool), dlq_push.cpp (commands to Redis and the wait for their replies) and
+// dlq_flusher.cpp (pushing the spool back to Redis). Internal to the plugin;
+// dlq.cpp describes what the plugin does.
 #pragma once
 
 #include "dlq_settings.h"
@@ -23,9 +24,21 @@ namespace dlq {
 
 using Clock = std::chrono::steady_clock;
 
-// Wakes whoever waits in the plugin: reply callbacks (loop thread) and the
-// destructor signal it. Reply callbacks hold it by shared_ptr, so a reply
-// that arrives after its waiter gave up still touches live memory only.
+// A flush pass (before a batch, or on the interval) starts no new LPUSH
+// after this long, so that a call stays inside the host's dead-letter
+// timeout (5 s by default) even with a slow reply on top; on the interval,
+// the next pass follows at once while progress is made.
+constexpr std::chrono::milliseconds kFlushBudget{500};
+
+// One LPUSH carries at most this many entries or bytes (a batch larger
+// than that takes several, one after the other, in order).
+constexpr size_t kPushMaxEntries = 1000;
+constexpr size_t kPushMaxBytes = 1024 * 1024;
+
+// Wakes the plugin's thread: handle() (loop thread) when it queues an entry
+// into an empty queue, reply callbacks (loop thread) and the destructor.
+// Reply callbacks hold it by shared_ptr, so a reply that arrives after its
+// waiter gave up still touches live memory only.
 struct Signal {
   std::mutex mutex;
   std::condition_variable cv;
@@ -45,10 +58,36 @@ enum class Store { Ok, Failed, Stopped };
 // What one flush pass achieved.
 enum class Pass { Empty, Done, OutOfTime, Failed };
 
+// What pushInOrder() achieved: the first `count` entries are in Redis; the
+// rest are not because of `store` (Ok: the deadline passed first).
+struct Pushed {
+  size_t count = 0;
+  Store store = Store::Ok;
+};
+
+// A dead-letter entry handle() queued, and its call (answered EVH_PENDING).
+struct Item {
+  std::string entry;
+  std::string id;  // the event's id, for log lines
+  evh::Completion done;
+};
+
+// What the plugin's thread did, for the summary line at shutdown.
+struct Totals {
+  uint64_t batches = 0;
+  uint64_t stored = 0;
+  uint64_t spooled = 0;
+  uint64_t flushed = 0;
+  uint64_t not_stored = 0;
+  uint64_t pushes = 0;
+  uint64_t spool_appends = 0;
+};
+
 class Dlq final : public evh::Plugin {
  public:
-  static constexpr uint32_t kFlags = EVH_PLUGIN_BLOCKING;  // file I/O and waits for Redis
-  static constexpr uint32_t kMaxConcurrency = 1;
+  // Inline: handle() only checks and queues the entry (on the loop thread,
+  // in arrival order); the plugin's thread does the I/O and completes it.
+  static constexpr uint32_t kFlags = 0;
   static constexpr const char* kDescription =
       "dead-letter queue: entries in a capped Redis list, spooled to a file while Redis is down";
 
@@ -58,19 +97,24 @@ class Dlq final : public evh::Plugin {
   evh::Result handle(const evh::Event& ev, evh::Call& call) override;
 
  private:
+  // dlq_writer.cpp: the plugin's thread
+  void runWriter();
+  void commit(std::vector<Item>& batch);
+  void spoolBatch(std::vector<Item>& batch, size_t from, const std::string& why);
+
   // dlq_push.cpp
   std::vector<Answer> roundTrip(const std::vector<std::vector<std::string_view>>& commands);
   Store push(const std::vector<std::string_view>& oldest_first, std::string& error);
+  Pushed pushInOrder(const std::vector<std::string_view>& oldest_first, Clock::time_point deadline, std::string& error);
 
   // dlq.cpp
-  evh::Result spool(const evh::Event& ev, std::string_view entry, const std::string& why);
   void noteFailure(const std::string& error);
   void noteRedisOk();
   void setPending(int64_t n);
 
   // dlq_flusher.cpp
   Pass flushPass(Clock::time_point deadline);
-  void runFlusher();
+  Clock::time_point onInterval(std::chrono::milliseconds interval);
   void refreshLength();
   void countSpool();
   bool stopping();
@@ -81,26 +125,33 @@ class Dlq final : public evh::Plugin {
   evh::Metric stored_;
   evh::Metric spooled_;
   evh::Metric flushed_;
+  evh::Metric not_stored_;
   evh::Metric corrupt_;
   evh::Metric evicted_;
-  // Eviction log throttle (push() runs one call at a time: worker or flusher
-  // under mutex_).
-  int64_t evicted_since_log_ = 0;
-  std::chrono::steady_clock::time_point last_evicted_log_{};
+  evh::Metric pushes_;
+  evh::Metric spool_appends_;
+  evh::Metric batch_entries_;
   evh::Metric pending_gauge_;
   evh::Metric length_gauge_;
-  bool length_warned_ = false;  // the flusher's: LLEN failed and said so
   std::shared_ptr<Signal> signal_;
 
-  // Serializes spool access and the Redis pushes between handle() and the
-  // flusher, which keeps the list in order. Lock order: mutex_, then
-  // signal_->mutex.
-  std::mutex mutex_;
-  bool outage_ = false;        // the last push failed; guarded by mutex_
-  std::string outage_reason_;  // guarded by mutex_
-  int64_t pending_ = 0;        // spooled entries; guarded by mutex_
+  // What handle() queued, oldest first; guarded by signal_->mutex. Bounded
+  // by the host, which hands its dead-letter plugin at most 10,000 entries
+  // at a time (more go straight to its fallback file), and no more than
+  // limits.max_dead_letter_bytes of them.
+  std::vector<Item> queue_;
 
-  std::thread flusher_;  // last: started once everything above exists
+  // The plugin's thread's alone (no lock): it is the only one to touch the
+  // spool and push to Redis, which keeps the list in order.
+  bool outage_ = false;  // the last push failed
+  std::string outage_reason_;
+  int64_t pending_ = 0;         // spooled entries
+  bool length_warned_ = false;  // LLEN failed and said so
+  int64_t evicted_since_log_ = 0;
+  Clock::time_point last_evicted_log_{};
+  Totals totals_;  // read by the destructor once the thread is joined
+
+  std::thread writer_;  // last: started once everything above exists
 };
 
 }  // namespace dlq

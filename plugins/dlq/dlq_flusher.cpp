@@ -1,8 +1,9 @@
 // dlq_flusher: getting the spool back into Redis. flushPass() pushes the
 // spooled entries oldest first, in batches, and then empties or rewrites the
-// spool; handle() runs one before its own entry to keep the list in order,
-// and the flusher thread (runFlusher) runs them every flush_interval_ms while
-// the spool has data, also refreshing the list_length gauge.
+// spool; the plugin's thread (dlq_writer.cpp) runs one before a batch of new
+// entries, to keep the list in order, and every flush_interval_ms while the
+// spool has data (onInterval). Also the list_length gauge's LLEN and the
+// count of what an earlier run left in the spool.
 #include "dlq.h"
 
 #include "dlq_spool.h"
@@ -11,23 +12,12 @@
 #include <utility>
 
 namespace dlq {
-namespace {
-
-// One flusher pass starts no new batch after this long, so that it does not
-// hold the spool lock (which handle() needs) for long; the next pass follows
-// at once while progress is made.
-constexpr std::chrono::milliseconds kFlusherPassBudget{500};
-// Spooled entries are pushed with one LPUSH per batch (atomic in Redis).
-constexpr size_t kBatchEntries = 100;
-constexpr size_t kBatchBytes = 1024 * 1024;
-
-}  // namespace
 
 // Pushes the spool to Redis in order, oldest first, until it is empty, a
 // push fails, or `deadline` passes; then truncates the spool, or rewrites
 // it with what was not pushed. A crash between a push and the rewrite
 // pushes those entries again on the next run (at-least-once).
-// THREAD: worker or flusher, with mutex_ held.
+// THREAD: the plugin's.
 Pass Dlq::flushPass(Clock::time_point deadline) {
   std::string content;
   std::string error;
@@ -52,37 +42,16 @@ Pass Dlq::flushPass(Clock::time_point deadline) {
   if (corrupt > 0) {
     corrupt_.add(static_cast<int64_t>(corrupt));
   }
+  std::vector<std::string_view> oldest_first(entries.begin(), entries.end());
+  const Pushed p = pushInOrder(oldest_first, deadline, error);
+  const size_t pushed = p.count;
+  flushed_.add(static_cast<int64_t>(pushed));
+  totals_.flushed += pushed;
   Pass result = Pass::Done;
-  size_t pushed = 0;
-  while (pushed < entries.size()) {
-    if (Clock::now() >= deadline) {
-      result = Pass::OutOfTime;
-      break;
-    }
-    if (stopping()) {
-      result = Pass::Failed;
-      break;
-    }
-    size_t end = pushed;
-    size_t bytes = 0;
-    std::vector<std::string_view> batch;
-    while (end < entries.size() && batch.size() < kBatchEntries &&
-           (batch.empty() || bytes + entries[end].size() <= kBatchBytes)) {
-      bytes += entries[end].size();
-      batch.push_back(entries[end]);
-      ++end;
-    }
-    Store s = push(batch, error);
-    if (s != Store::Ok) {
-      if (s == Store::Failed) {
-        noteFailure(error);
-      }
-      result = Pass::Failed;
-      break;
-    }
-    flushed_.add(static_cast<int64_t>(batch.size()));
-    pushed = end;
-    noteRedisOk();
+  if (p.store != Store::Ok) {
+    result = Pass::Failed;
+  } else if (pushed < entries.size()) {
+    result = Pass::OutOfTime;
   }
   bool rewritten = true;
   if (pushed == entries.size()) {
@@ -108,45 +77,26 @@ Pass Dlq::flushPass(Clock::time_point deadline) {
   return entries.empty() ? Pass::Empty : result;
 }
 
-// The flusher thread: counts what an earlier run left in the spool, then
-// every flush_interval_ms pushes the spool while Redis answers.
-void Dlq::runFlusher() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    countSpool();
+// The interval's work: a flush pass while the spool has data, then LLEN.
+// Returns when it is due next: at once while a pass ran out of time with
+// entries left (after the batches queued meanwhile).
+Clock::time_point Dlq::onInterval(std::chrono::milliseconds interval) {
+  if (fileHasData(settings_.spool_file)) {
+    if (flushPass(Clock::now() + kFlushBudget) == Pass::OutOfTime) {
+      return Clock::now();
+    }
+  } else if (pending_ != 0) {
+    setPending(0);  // the file was removed or emptied by hand
   }
-  auto interval = std::chrono::milliseconds(settings_.flush_interval_ms);
-  for (;;) {
-    {
-      std::unique_lock<std::mutex> lock(signal_->mutex);
-      if (signal_->cv.wait_for(lock, interval, [&] { return signal_->stop; })) {
-        return;
-      }
-    }
-    for (;;) {
-      std::lock_guard<std::mutex> lock(mutex_);  // released between passes: handle() may run
-      if (stopping()) {
-        break;
-      }
-      if (!fileHasData(settings_.spool_file)) {
-        if (pending_ != 0) {
-          setPending(0);  // the file was removed or emptied by hand
-        }
-        break;
-      }
-      if (flushPass(Clock::now() + kFlusherPassBudget) != Pass::OutOfTime) {
-        break;
-      }
-    }
-    if (!stopping()) {
-      refreshLength();
-    }
+  if (!outage_) {
+    refreshLength();  // not during an outage: a silent Redis would hold the next batch up
   }
+  return Clock::now() + interval;
 }
 
 // The list's length as Redis has it: replays (evhctl dlq replay) and
 // deletions shorten it without a push. One LLEN per flush interval.
-// THREAD: the flusher.
+// THREAD: the plugin's.
 void Dlq::refreshLength() {
   std::vector<Answer> a = roundTrip({{"LLEN", redis_key_}});
   if (a[0].ok) {

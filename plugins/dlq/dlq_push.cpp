@@ -1,7 +1,9 @@
 // dlq_push: the dead-letter plugin's Redis side. roundTrip() sends a round
-// of pipelined commands through the host and blocks its worker (or the
-// flusher) until every reply came, a timeout or the stop signal; push()
-// LPUSHes entries and LTRIMs the list to max_length, logging evictions.
+// of pipelined commands through the host and blocks the plugin's thread
+// until every reply came, a timeout or the stop signal; push() LPUSHes
+// entries and LTRIMs the list to max_length, logging evictions;
+// pushInOrder() pushes any number of entries, oldest first, a push per
+// kPushMaxEntries / kPushMaxBytes.
 #include "dlq.h"
 
 #include <algorithm>
@@ -9,9 +11,8 @@
 namespace dlq {
 namespace {
 
-// How long one round of commands may take before the entry is spooled
-// instead. It blocks a worker thread (allowed: the plugin is blocking), never
-// the loop.
+// How long one round of commands may take before the entries are spooled
+// instead. It blocks the plugin's own thread, never the loop.
 constexpr std::chrono::milliseconds kReplyTimeout{2000};
 
 // The replies of one round of pipelined commands; guarded by Signal::mutex.
@@ -43,7 +44,7 @@ std::string describeSendStatus(evh_status s) {
 }  // namespace
 
 // Sends the commands pipelined and waits for every reply, kReplyTimeout or
-// the stop signal, whichever comes first. THREAD: a worker or the flusher.
+// the stop signal, whichever comes first. THREAD: the plugin's.
 std::vector<Answer> Dlq::roundTrip(const std::vector<std::vector<std::string_view>>& commands) {
   auto round = std::make_shared<Round>(commands.size());
   size_t sent = 0;
@@ -109,6 +110,8 @@ Store Dlq::push(const std::vector<std::string_view>& oldest_first, std::string& 
   lpush.insert(lpush.end(), oldest_first.begin(), oldest_first.end());
   std::vector<std::string_view> ltrim{"LTRIM", redis_key_, "0", trim_stop_};
   std::vector<Answer> a = roundTrip({lpush, ltrim});
+  pushes_.add();
+  ++totals_.pushes;
   if (!a[0].ok) {
     error = "LPUSH " + redis_key_ + ": " + a[0].error;
     return a[0].stopped ? Store::Stopped : Store::Failed;
@@ -134,6 +137,42 @@ Store Dlq::push(const std::vector<std::string_view>& oldest_first, std::string& 
     }
   }
   return Store::Ok;
+}
+
+// Pushes the entries in order, oldest first, one LPUSH per batch of at most
+// kPushMaxEntries or kPushMaxBytes (each atomic in Redis), until all are in,
+// a push fails (`error` says why), the plugin stops, or `deadline` passes.
+// Notes an outage, or its end.
+Pushed Dlq::pushInOrder(const std::vector<std::string_view>& oldest_first, Clock::time_point deadline,
+                        std::string& error) {
+  Pushed result;
+  std::vector<std::string_view> batch;
+  while (result.count < oldest_first.size() && Clock::now() < deadline) {
+    if (stopping()) {
+      error = "plugin stopping";
+      result.store = Store::Stopped;
+      break;
+    }
+    size_t end = result.count;
+    size_t bytes = 0;
+    batch.clear();
+    while (end < oldest_first.size() && batch.size() < kPushMaxEntries &&
+           (batch.empty() || bytes + oldest_first[end].size() <= kPushMaxBytes)) {
+      bytes += oldest_first[end].size();
+      batch.push_back(oldest_first[end]);
+      ++end;
+    }
+    result.store = push(batch, error);
+    if (result.store != Store::Ok) {
+      if (result.store == Store::Failed) {
+        noteFailure(error);
+      }
+      break;
+    }
+    noteRedisOk();
+    result.count = end;
+  }
+  return result;
 }
 
 }  // namespace dlq

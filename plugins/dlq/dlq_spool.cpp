@@ -113,7 +113,7 @@ bool syncDir(const std::string& dir, std::string& error) {
 
 }  // namespace
 
-bool appendLine(const std::string& path, std::string_view line, std::string& error) {
+bool appendLines(const std::string& path, const std::vector<std::string>& lines, std::string& error) {
   struct stat st {};
   bool existed = ::stat(path.c_str(), &st) == 0;
   Fd fd(::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600));
@@ -125,22 +125,29 @@ bool appendLine(const std::string& path, std::string_view line, std::string& err
     error = "fstat: " + errnoText(errno);
     return false;
   }
+  size_t size = 1;
+  for (const auto& line : lines) {
+    size += line.size() + 1;
+  }
   std::string data;
-  data.reserve(line.size() + 2);
+  data.reserve(size);
   if (st.st_size > 0) {
     // A crash in the middle of an earlier append may have left a last line
     // without its newline: start a fresh line rather than glue this entry to
-    // the fragment (which the flusher then drops as corrupt).
+    // the fragment (which a flush then drops as corrupt).
     char last = '\n';
     if (::pread(fd.get(), &last, 1, st.st_size - 1) == 1 && last != '\n') {
       data.push_back('\n');
     }
   }
-  data.append(line);
-  data.push_back('\n');
+  for (const auto& line : lines) {
+    data.append(line);
+    data.push_back('\n');
+  }
   if (!writeAll(fd.get(), data, error) || !syncFd(fd.get(), error)) {
-    // Best effort: do not leave half an entry behind (the caller answers
-    // RETRY, so the host keeps the entry in its own fallback file).
+    // Best effort: leave none of these entries behind, whole or in part
+    // (the caller answers RETRY, so the host keeps them in its own fallback
+    // file; a later flush must not push them too).
     if (::ftruncate(fd.get(), st.st_size) == 0) {
       (void)::fsync(fd.get());
     }

@@ -1,8 +1,9 @@
 // dlq_spool: the spool file, where dead-letter entries wait while Redis does
 // not answer. One line per entry (spoolLine, entryOfLine), appended durably
-// (write + fsync) and replaced atomically (a temporary file + rename) once
-// entries reached Redis. Plain functions on a path: the caller serializes
-// access (the plugin's mutex). Failures come back as text in `error`.
+// a batch at a time (one write + one fsync) and replaced atomically (a
+// temporary file + rename) once entries reached Redis. Plain functions on a
+// path: the caller serializes access (only the plugin's thread calls them).
+// Failures come back as text in `error`.
 #pragma once
 
 #include <optional>
@@ -37,8 +38,10 @@ std::string preview(std::string_view s);
 
 // ---- file I/O (the spool) -----------------------------------------------------
 
-// Appends `line` and a newline, durably, before returning true.
-bool appendLine(const std::string& path, std::string_view line, std::string& error);
+// Appends each of `lines` and a newline with one write and one fsync,
+// durably before returning true. On failure none of them is left in the
+// file (it is cut back to its former size).
+bool appendLines(const std::string& path, const std::vector<std::string>& lines, std::string& error);
 
 // Reads the whole file; a missing file reads as empty.
 bool readAll(const std::string& path, std::string& out, std::string& error);

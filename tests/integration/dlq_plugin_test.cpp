@@ -4,6 +4,7 @@
 #include "support/fake_host.h"
 #include "support/redis_server.h"
 #include "support/temp_file.h"
+#include "support/waiting_call.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -167,7 +168,7 @@ class DlqPluginTest : public ::testing::Test {
 
   // Loads dlq.so as instance "dlq" with `config` merged over a spool file in
   // the test's folder. `capture`: collect its log in sink_ -- only while the
-  // spool is empty at load, when the flusher logs nothing until a flush
+  // spool is empty at load, when the plugin's thread logs nothing until a flush
   // (a logger's sinks cannot be changed while another thread logs).
   plugin::Instance& load(const std::string& extra_config = "",
                          const std::string& prefix = "test:", bool capture = false) {
@@ -202,20 +203,29 @@ class DlqPluginTest : public ::testing::Test {
     return {};
   }
 
-  // Calls handle() as the host does for a dead-lettered event.
-  evh_status deadLetter(plugin::Instance& in, const std::string& text, FakeCall& call) {
+  // Calls handle() as the host does for a dead-lettered event, and gives
+  // the call's outcome: the plugin answers EVH_PENDING and completes the
+  // call from its thread once the entry is stored (or not). `error`: the
+  // outcome's message.
+  evh_status deadLetter(plugin::Instance& in, const std::string& text, std::string& error) {
     evh_event ev = makeEvent("DEAD_LETTER", "dlq-x");
     ev.channel = evh_str{"jollyjet:events:dlq", 19};
     ev.redis_channel = evh_str{kKey, std::char_traits<char>::length(kKey)};
     ev.payload = evh_str{text.data(), text.size()};
     ev.envelope = ev.payload;
     ev.raw = ev.payload;
-    return in.handle(ev, call.handle());
+    WaitingCall call;
+    const evh_status returned = in.handle(ev, call.handle());
+    const WaitingCall::Outcome outcome = call.outcome(returned);
+    EXPECT_NE(outcome.status, EVH_PENDING) << "the call was never completed";
+    EXPECT_LE(call.completions(), 1) << "completed more than once";
+    error = outcome.message;
+    return outcome.status;
   }
   evh_status deadLetter(plugin::Instance& in, const std::string& text) {
-    FakeCall call;
-    evh_status s = deadLetter(in, text, call);
-    EXPECT_EQ(call.error, "");
+    std::string error;
+    evh_status s = deadLetter(in, text, error);
+    EXPECT_EQ(error, "");
     return s;
   }
 
@@ -245,11 +255,12 @@ class DlqPluginTest : public ::testing::Test {
   std::string spool_;
 };
 
-TEST_F(DlqPluginTest, DeclaresItselfBlockingAndSerial) {
+// Inline: handle() only checks and queues the entry on the loop thread, in
+// arrival order; the plugin's own thread stores it (group commit).
+TEST_F(DlqPluginTest, DeclaresItselfInline) {
   plugin::Instance& in = load();
   EXPECT_EQ(in.library().name(), "dlq");
-  EXPECT_TRUE(in.blocking());
-  EXPECT_EQ(in.library().desc().max_concurrency, 1U);
+  EXPECT_FALSE(in.blocking());
 }
 
 TEST_F(DlqPluginTest, StoresEntriesByteExactAtThePrefixedKeyNewestFirst) {
@@ -299,10 +310,10 @@ TEST_F(DlqPluginTest, TheListLengthFollowsRedis) {
 
 TEST_F(DlqPluginTest, RejectsAnEntryThatIsNotAJsonObject) {
   plugin::Instance& in = load();
-  FakeCall call;
-  EXPECT_EQ(deadLetter(in, "not json {", call), EVH_REJECT);
-  EXPECT_THAT(call.error, HasSubstr("not a JSON object"));
-  EXPECT_EQ(deadLetter(in, "[1,2]", call), EVH_REJECT);
+  std::string error;
+  EXPECT_EQ(deadLetter(in, "not json {", error), EVH_REJECT);
+  EXPECT_THAT(error, HasSubstr("not a JSON object"));
+  EXPECT_EQ(deadLetter(in, "[1,2]", error), EVH_REJECT);
   EXPECT_TRUE(list().empty());
 }
 
@@ -340,7 +351,7 @@ TEST_F(DlqPluginTest, SpoolsWhileRedisIsDownThenFlushesInOrder) {
 
 TEST_F(DlqPluginTest, HandleFlushesOlderSpooledEntriesBeforeItsOwn) {
   std::ofstream(spool_) << entry(1) << "\n" << entry(2) << "\n";
-  // The flusher would wait an hour: only handle() can have pushed them.
+  // The interval is an hour: only the new entry's batch can have pushed them.
   plugin::Instance& in = load(R"("flush_interval_ms":3600000)");
   ASSERT_TRUE(eventually([&] { return metricValue(in, "spool_pending") == 2; }));
   ASSERT_EQ(deadLetter(in, entry(3)), EVH_OK);
@@ -388,11 +399,12 @@ TEST_F(DlqPluginTest, AnswersRetryWhenTheSpoolCannotBeWrittenEither) {
   plugin::Instance& in = load();
   redis_.kill();
   fs::create_directory(spool_);  // appending to a folder fails, whoever runs the test
-  FakeCall call;
-  EXPECT_EQ(deadLetter(in, entry(1), call), EVH_RETRY);
-  EXPECT_THAT(call.error, HasSubstr("dlq: not stored: Redis: LPUSH test:jollyjet:events:dlq: redis unavailable"));
-  EXPECT_THAT(call.error, HasSubstr("spool file " + spool_ + ": open: Is a directory"));
+  std::string error;
+  EXPECT_EQ(deadLetter(in, entry(1), error), EVH_RETRY);
+  EXPECT_THAT(error, HasSubstr("dlq: not stored: Redis: LPUSH test:jollyjet:events:dlq: redis unavailable"));
+  EXPECT_THAT(error, HasSubstr("spool file " + spool_ + ": open: Is a directory"));
   EXPECT_EQ(metricValue(in, "spooled"), 0);
+  EXPECT_EQ(metricValue(in, "not_stored"), 1);
 }
 
 TEST_F(DlqPluginTest, ASilentRedisCostsAtMostTheReplyTimeoutAndALateReplyIsHarmless) {
