@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 
 namespace evh::app {
@@ -16,23 +17,61 @@ namespace {
 // The reason a status line quotes, in bytes (the line has room for the rest).
 constexpr size_t kMaxReasonBytes = 160;
 
-// `text` with control characters as spaces (one line, whatever a plugin's
-// health detail or Redis's error said), cut to `max` bytes on a UTF-8
-// character boundary.
-std::string oneLine(const std::string& text, size_t max) {
-  std::string out = text;
-  for (char& c : out) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) {
-      c = ' ';
+// The length of the well-formed UTF-8 character at p (RFC 3629's table: no
+// overlong forms, surrogates or code points past U+10FFFF), or 0.
+size_t utf8Length(const unsigned char* p, size_t n) {
+  const auto in = [](unsigned char c, unsigned char lo, unsigned char hi) { return c >= lo && c <= hi; };
+  if (p[0] < 0x80) {
+    return 1;
+  }
+  size_t len = 0;
+  unsigned char lo = 0x80;
+  unsigned char hi = 0xBF;
+  if (in(p[0], 0xC2, 0xDF)) {
+    len = 2;
+  } else if (in(p[0], 0xE0, 0xEF)) {
+    len = 3;
+    lo = p[0] == 0xE0 ? 0xA0 : 0x80;
+    hi = p[0] == 0xED ? 0x9F : 0xBF;
+  } else if (in(p[0], 0xF0, 0xF4)) {
+    len = 4;
+    lo = p[0] == 0xF0 ? 0x90 : 0x80;
+    hi = p[0] == 0xF4 ? 0x8F : 0xBF;
+  }
+  if (len == 0 || n < len || !in(p[1], lo, hi)) {
+    return 0;
+  }
+  for (size_t i = 2; i < len; ++i) {
+    if (!in(p[i], 0x80, 0xBF)) {
+      return 0;
     }
   }
-  if (out.size() > max) {
-    size_t cut = max;
-    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) {
-      --cut;  // out[cut] continues a character: cut before it starts
+  return len;
+}
+
+// `text` as one line of valid UTF-8, whatever a plugin's health detail or
+// Redis's error said (systemd ignores a STATUS= that is not UTF-8): control
+// characters as spaces, malformed bytes as '?', cut to `max` bytes between
+// characters.
+std::string oneLine(const std::string& text, size_t max) {
+  std::string out;
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  size_t at = 0;
+  while (at < text.size()) {
+    const size_t len = utf8Length(p + at, text.size() - at);
+    if (out.size() + std::max<size_t>(len, 1) > max) {
+      break;
     }
-    out.resize(cut);
+    if (len == 0) {
+      out += '?';
+      ++at;
+    } else if (len == 1 && (p[at] < 0x20 || p[at] == 0x7f)) {
+      out += ' ';
+      ++at;
+    } else {
+      out.append(text, at, len);
+      at += len;
+    }
   }
   return out;
 }
@@ -96,8 +135,12 @@ ServiceNotify::ServiceNotify(uv_loop_t* loop, Hooks hooks, Options options)
   }
   sender_ = std::make_unique<NotifySender>();
   uint64_t usec = 0;
-  if (sd_watchdog_enabled(0, &usec) > 0) {
+  const int watchdog = sd_watchdog_enabled(0, &usec);
+  if (watchdog > 0) {
     watchdog_ms_ = std::max<uint64_t>(usec / 2000, 1);
+  } else if (watchdog < 0) {
+    log::host().warn("WATCHDOG_USEC or WATCHDOG_PID is not valid ({}): no WATCHDOG=1 pings will be sent",
+                     std::strerror(-watchdog));
   }
   tick_ = makeUvHandle<uv_timer_t>(loop, uv_timer_init);
   tick_->data = this;

@@ -40,8 +40,8 @@ constexpr size_t kMaxStatusBytes = 256;
 // dead-lettered, 0 in flight", or "starting (<why not ready>): ...", "not
 // ready (<why>): ...", "reloading: ...", "stopping: ...". The reason is
 // /readyz's first (and how many more); never a secret (addresses are
-// host:port). Control characters become spaces; at most kMaxStatusBytes,
-// cut on a UTF-8 boundary.
+// host:port). Valid UTF-8 (malformed bytes become '?'), control characters
+// as spaces; at most kMaxStatusBytes, cut between characters.
 std::string statusLine(ServicePhase phase, const ops::Readiness& readiness, const StatusFigures& figures);
 // The messages, each with its status line.
 std::string readyMessage(const std::string& status);

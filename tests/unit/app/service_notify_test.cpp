@@ -68,6 +68,16 @@ TEST(StatusLineTest, IsOneBoundedLineWhateverTheReasonSays) {
   const size_t close = cut.find(')');
   EXPECT_EQ((close - open) % 2, 0U) << "a character cut in half: " << cut;
 
+  // systemd ignores a status that is not UTF-8: malformed bytes (a lone
+  // continuation byte, an overlong '/', a surrogate, past U+10FFFF, a
+  // truncated character) become '?', well-formed ones stay.
+  EXPECT_EQ(statusLine(ServicePhase::Running,
+                       notReady({"a\x80"
+                                 "b \xc0\xaf \xed\xa0\x80 \xf4\x90\x80\x80 \xe2\x82 \xe2\x82\xac \xf0\x9f\x98\x80"}),
+                       StatusFigures{}),
+            "not ready (a?b ?? ??? ???? ?? \xe2\x82\xac \xf0\x9f\x98\x80): 0 channels, 0 plugins, 0 handled, 0 "
+            "dead-lettered, 0 in flight");
+
   const std::string whole = statusLine(ServicePhase::Running, notReady({long_reason, long_reason}),
                                        StatusFigures{~size_t{0}, ~size_t{0}, ~uint64_t{0}, ~uint64_t{0}, ~size_t{0}});
   EXPECT_LE(whole.size(), kMaxStatusBytes);
@@ -229,7 +239,7 @@ TEST_F(ServiceNotifyTest, PingsTheWatchdogAtHalfItsIntervalWhileTheLoopTurns) {
   EXPECT_EQ(sock.with("WATCHDOG=1").size(), closed);
 }
 
-TEST_F(ServiceNotifyTest, AWatchdogMeantForAnotherProcessIsNotPinged) {
+TEST_F(ServiceNotifyTest, AWatchdogMeantForAnotherProcessOrMalformedIsNotPinged) {
   NotifySocket sock;
   ::setenv("NOTIFY_SOCKET", sock.path().c_str(), 1);
   ::setenv("WATCHDOG_USEC", "60000", 1);
@@ -241,6 +251,12 @@ TEST_F(ServiceNotifyTest, AWatchdogMeantForAnotherProcessIsNotPinged) {
   notify_.reset();
   make();
   EXPECT_EQ(notify_->watchdogPeriodMs(), 30U);
+  // Nonsense is no watchdog (and a warning), not a crash or a ping storm.
+  ::setenv("WATCHDOG_USEC", "soon", 1);
+  notify_.reset();
+  make();
+  EXPECT_TRUE(notify_->enabled());
+  EXPECT_EQ(notify_->watchdogPeriodMs(), 0U);
 }
 
 }  // namespace
