@@ -127,6 +127,11 @@ void Server::planTeardown() {
     // The scraper's refreshes point at the streams; nothing scrapes any more
     // (the ops listener has stopped). It goes, its timer with it, as does
     // LoopLag's uv_check: else both are still open when the loop closes.
+    // The service manager's pings and status lines stop (their timers read
+    // what goes here).
+    if (notify_) {
+      notify_->close();
+    }
     scraper_.reset();
     pubsub_check_.reset();
     streams_.clear();
@@ -158,6 +163,7 @@ void Server::start() {
   // Before Redis and the plugins: an address in use fails start-up at once,
   // and /readyz says "starting" meanwhile.
   startOps();
+  startNotify();
   deadline_ = makeUvHandle<uv_timer_t>(&loop_, uv_timer_init);
   deadline_->data = this;
 
@@ -331,6 +337,9 @@ void Server::stop() {
     return;
   }
   stopping_ = true;
+  if (notify_) {
+    notify_->stopping();
+  }
   teardown_.runThrough("intake", Teardown::Mode::Graceful);
   if (dispatcher_ == nullptr) {
     finishStop();

@@ -4,6 +4,7 @@
 
 #include "app/pubsub_check.h"
 #include "app/scraper.h"
+#include "app/service_notify.h"
 #include "app/teardown.h"
 #include "app/watchdog.h"
 #include "common/clock.h"
@@ -77,6 +78,11 @@ class Server final {
 
  private:
   void startOps();
+  // The service manager's notifications (app/server_notify.cpp): READY=1
+  // once readiness() first holds, STATUS=, WATCHDOG=1. A reload (issue 16)
+  // brackets itself with notify_->reloading() and notify_->reloaded().
+  void startNotify();
+  StatusFigures statusFigures() const;
   // What the ops listener asked of the loop: `parts` of a snapshot.
   void answerOps(ops::Parts parts, ops::LoopAccess::Reply reply);
   void startSources();
@@ -100,6 +106,7 @@ class Server final {
   std::unique_ptr<Scraper> scraper_;
   std::unique_ptr<PubsubCheck> pubsub_check_;  // GET /health/pubsub
   std::unique_ptr<LogDrops> log_drops_;        // log lines a full queue dropped
+  std::unique_ptr<ServiceNotify> notify_;      // sd_notify(3): does nothing without NOTIFY_SOCKET
   UvHandle<uv_timer_t> deadline_;
   redis::Endpoint endpoint_;  // every connection's, built by start() (TLS: its context and bridge)
   std::unique_ptr<redis::CommandClient> commands_;
