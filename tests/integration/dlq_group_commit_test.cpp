@@ -35,7 +35,7 @@ using nlohmann::json;
 
 constexpr const char* kChannel = "test:jollyjet:events:orders";
 constexpr const char* kKey = "test:jollyjet:events:dlq";
-constexpr int kEvents = 1000;
+constexpr int kEvents = 500;
 
 std::string orderEvent(int i) {
   return R"({"eventId":"evt-)" + std::to_string(i) +
