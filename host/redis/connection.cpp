@@ -116,6 +116,10 @@ void Connection::onCheck() {
     return;
   }
   write_due_ = false;
+  if (bridge_) {
+    flushToBridge();
+    return;
+  }
   flushing_ = true;
   compat::handleWrite(ac_);  // a write error disconnects: ac_ may be null after
   flushing_ = false;
@@ -250,6 +254,12 @@ void Connection::onConnect(const redisAsyncContext* cac, int status) {
     redisEnableKeepAlive(&ac->c);  // kernel-level half-open detection as well (the bridge sets its own)
   }
   self->handshake();
+  if (self->bridge_) {
+    // Now, before hiredis writes its output buffer to its socket on
+    // return; and Redis's answers may be handed over from now on.
+    self->flushToBridge();
+    self->bridge_->resumeDelivery();
+  }
 }
 
 // The steps are sent at once (pipelined); Redis answers them in order.

@@ -154,6 +154,13 @@ class Connection {
   // (not connected yet, or this is the check phase's own flush).
   bool deferWrite() noexcept;
   void onCheck();
+  // TLS (connection_tls.cpp): true when what hiredis formatted goes to the
+  // bridge rather than to hiredis's socket (once connected): at once, or in
+  // the check phase when asked inside an I/O callback. flushToBridge()
+  // hands it over; onTlsPlaintext() feeds what Redis sent to the reader.
+  bool writeInProcess();
+  void flushToBridge();
+  void onTlsPlaintext(const char* data, size_t n);
   uint64_t stableAfterMs() const noexcept;
 
   static void onConnect(const redisAsyncContext* ac, int status);

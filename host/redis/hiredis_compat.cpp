@@ -19,6 +19,9 @@ extern "C" {
 #include <cerrno>
 #include <cstring>
 
+// Exported by hiredis 0.14 (async.c) but declared in no header.
+extern "C" void redisProcessCallbacks(redisAsyncContext* ac);
+
 namespace evh::redis::compat {
 
 // The reader and event hooks, with access to their Connection.
@@ -185,8 +188,11 @@ struct Hooks {
   // Anywhere else (timers, uv_prepare) the poll must watch for writability
   // as before: the loop could otherwise wait for I/O with the command unsent.
   static void addWrite(void* privdata) {
-    if (Connection* c = ownerOf(static_cast<redisLibuvEvents*>(privdata));
-        c != nullptr && inIoPhase() && c->deferWrite()) {
+    Connection* c = ownerOf(static_cast<redisLibuvEvents*>(privdata));
+    if (c != nullptr && c->writeInProcess()) {
+      return;  // TLS: the bridge sends it
+    }
+    if (c != nullptr && inIoPhase() && c->deferWrite()) {
       return;
     }
     setEvents(privdata, events(privdata) | UV_WRITABLE);
@@ -299,6 +305,17 @@ void startReading(redisAsyncContext* ac) {
 }
 
 void handleWrite(redisAsyncContext* ac) { redisAsyncHandleWrite(ac); }
+
+std::string_view pendingOutput(const redisAsyncContext* ac) { return std::string_view(ac->c.obuf, sdslen(ac->c.obuf)); }
+
+void consumeOutput(redisAsyncContext* ac) { sdsclear(ac->c.obuf); }
+
+void feedAndProcess(redisAsyncContext* ac, const char* data, size_t n) {
+  // A reader already failed refuses more; redisProcessCallbacks then meets
+  // its error and disconnects, as after a failed read.
+  redisReaderFeed(ac->c.reader, data, n);
+  redisProcessCallbacks(ac);
+}
 
 void writeRaw(redisAsyncContext* ac, std::string_view bytes) {
   ac->c.obuf = sdscatlen(ac->c.obuf, bytes.data(), bytes.size());

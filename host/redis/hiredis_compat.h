@@ -100,7 +100,9 @@ uint64_t pendingBulkLength(const redisContext* c);
 // the poll only when the set of events changes, hold off reading while the
 // owner (ac->data, a Connection) pauses it, check the reply bound after
 // every read, and leave a write asked for inside an I/O callback to the
-// owner's check phase (Connection::onCheck, loop/io_phase.h). Upgrade:
+// owner's check phase (Connection::onCheck, loop/io_phase.h); a TLS
+// connection's writes go to its bridge (Connection::writeInProcess), never
+// to the socket. Upgrade:
 // newer adapters change redisLibuvEvents (a timer for hiredis' own
 // timeouts): re-read it and keep these differences only if still needed.
 // Returns false when it cannot attach.
@@ -123,5 +125,18 @@ void handleWrite(redisAsyncContext* ac);
 // async.c matches a subscribed-mode PING's reply to its callback; if it
 // does, send the PING as an ordinary command and drop this.
 void writeRaw(redisAsyncContext* ac, std::string_view bytes);
+
+// --- A context fed in process (TLS: redis/tls_bridge.h) ------------------------
+// What hiredis has formatted and not written, and taking it: the TLS bridge
+// sends it itself, so hiredis's socket never carries a byte. Why: hiredis
+// 0.14 writes only to its own descriptor. Upgrade: 1.x has its own TLS
+// (hiredis_ssl) and this goes.
+std::string_view pendingOutput(const redisAsyncContext* ac);
+void consumeOutput(redisAsyncContext* ac);
+// Hands `n` bytes Redis sent to the reader and runs the callbacks of the
+// replies now whole -- what redisAsyncHandleRead does after its read(2).
+// May free `ac` (a protocol error disconnects it). Why: redisReaderFeed and
+// redisProcessCallbacks are exported by 0.14 but the latter is undeclared.
+void feedAndProcess(redisAsyncContext* ac, const char* data, size_t n);
 
 }  // namespace evh::redis::compat

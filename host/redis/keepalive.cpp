@@ -29,6 +29,9 @@ void Connection::pauseReading() {
   }
   read_paused_ = true;
   compat::stopReading(ac_);
+  if (bridge_) {
+    bridge_->pauseDelivery();  // TLS: hiredis's socket carries nothing
+  }
 }
 
 void Connection::resumeReading() {
@@ -38,6 +41,9 @@ void Connection::resumeReading() {
   read_paused_ = false;
   if (ac_ != nullptr) {
     compat::startReading(ac_);
+    if (bridge_) {
+      bridge_->resumeDelivery();
+    }
     // A PING answer may have waited unread: give it a fresh window.
     ping_sent_ms_ = nowMs(loop_);
     iterations_at_ping_ = iterations_;

@@ -1,6 +1,8 @@
 // The TLS bridge between hiredis's local socket and Redis: see tls_bridge.h.
 #include "redis/tls_bridge.h"
 
+#include "loop/io_phase.h"
+
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
@@ -14,13 +16,10 @@
 namespace evh::redis {
 namespace {
 
-// Above this many bytes queued for one side, the other side is not read
-// until they drain below the low mark.
-constexpr size_t kHighWater = 1024 * 1024;
-constexpr size_t kLowWater = 256 * 1024;
 constexpr size_t kReadSize = 64 * 1024;
-// What fromRedis decrypts into before handing it to hiredis's socket.
-constexpr size_t kPlainBuffer = 256 * 1024;
+// What fromRedis decrypts into before handing it to the sink: records are
+// gathered, so that hiredis parses many records' replies in one round.
+constexpr size_t kPlainBuffer = 64 * 1024;
 
 struct WriteReq {
   uv_write_t req;
@@ -67,6 +66,7 @@ TlsBridge::TlsBridge(uv_loop_t* loop, const TlsContext& tls, std::string server_
 }
 
 TlsBridge::~TlsBridge() {
+  *alive_ = false;
   closed_ = true;
   if (connecting_ != nullptr) {
     connecting_->data = nullptr;  // its callback frees it and touches nothing else
@@ -176,9 +176,59 @@ bool TlsBridge::attach(int local_fd, std::string& why) {
     return false;
   }
   local_->data = this;
+  // Only its end (hiredis freed its context) is expected from here.
   uv_read_start(reinterpret_cast<uv_stream_t*>(local_.get()), allocate, &TlsBridge::onLocalRead);
-  fromRedis();  // what came with the end of the handshake
   return true;
+}
+
+void TlsBridge::deliverTo(Sink sink) {
+  sink_ = std::move(sink);
+  plain_.reset(new char[kPlainBuffer]);
+  fromRedis();  // what came with the end of the handshake
+}
+
+void TlsBridge::send(const char* data, size_t n) {
+  if (!closed_) {
+    toRedis(data, n);
+  }
+}
+
+void TlsBridge::pauseDelivery() {
+  if (delivery_paused_) {
+    return;
+  }
+  delivery_paused_ = true;
+  if (!closed_ && tcp_) {
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(tcp_.get()));
+  }
+}
+
+void TlsBridge::resumeDelivery() {
+  if (!delivery_paused_) {
+    return;
+  }
+  delivery_paused_ = false;
+  if (closed_ || !tcp_) {
+    return;
+  }
+  uv_read_start(reinterpret_cast<uv_stream_t*>(tcp_.get()), allocate, &TlsBridge::onTcpRead);
+  // What the session holds already is delivered soon, not from inside this
+  // call (its caller is in the middle of something).
+  if (!resume_) {
+    resume_ = makeUvHandle<uv_idle_t>(loop_, uv_idle_init);
+    if (!resume_) {
+      fail("cannot make an idle handle");
+      return;
+    }
+    resume_->data = this;
+  }
+  uv_idle_start(resume_.get(), [](uv_idle_t* h) {
+    uv_idle_stop(h);
+    auto* self = static_cast<TlsBridge*>(h->data);
+    if (self != nullptr && !self->closed_) {
+      self->fromRedis();  // not an I/O callback: its writes go out at once (loop/io_phase.h)
+    }
+  });
 }
 
 void TlsBridge::onTcpRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
@@ -193,68 +243,69 @@ void TlsBridge::onTcpRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   }
   self->received_ += static_cast<uint64_t>(n);
   BIO_write(self->in_, buf->base, static_cast<int>(n));
+  // Replies handled from here may send commands: they wait for the check
+  // phase and go out together (loop/io_phase.h).
+  IoPhaseScope io;
   if (!self->handshaken_) {
     self->handshakeStep();
-  } else if (self->local_) {
+  } else {
     self->fromRedis();
   }
 }
 
 void TlsBridge::fromRedis() {
-  // Records are decrypted straight into one buffer, handed to hiredis's
-  // socket whole when full or when nothing more is buffered: one write (and
-  // one read by hiredis) for many records, not one per 16 KiB record.
-  auto* local = reinterpret_cast<uv_stream_t*>(local_.get());
-  std::unique_ptr<char[]> plain;
-  size_t used = 0;
-  const auto hand_over = [&]() {
-    const size_t n = used;
-    used = 0;
-    return n == 0 || write(local, std::move(plain), n);
-  };
-  size_t cap = 0;
-  for (;;) {
-    if (!plain) {
-      // No larger than what is buffered can decrypt to (a few bytes at a
-      // low rate: no 256 KiB allocation for a 50-byte reply).
-      const size_t buffered = BIO_ctrl_pending(in_) + static_cast<size_t>(SSL_pending(ssl_));
-      cap = std::min(kPlainBuffer, std::max(buffered, size_t{4096}));
-      plain.reset(new char[cap]);
-    }
-    ERR_clear_error();
-    const int n = SSL_read(ssl_, plain.get() + used, static_cast<int>(cap - used));
-    if (n > 0) {
+  if (!sink_) {
+    return;  // waits in the session until deliverTo()
+  }
+  const std::shared_ptr<bool> alive = alive_;  // the sink may destroy the bridge
+  while (!delivery_paused_ && !closed_) {
+    // Decrypt what is buffered into one chunk, many records at once.
+    size_t used = 0;
+    int err = SSL_ERROR_NONE;
+    while (used < kPlainBuffer) {
+      ERR_clear_error();
+      const int n = SSL_read(ssl_, plain_.get() + used, static_cast<int>(kPlainBuffer - used));
+      if (n <= 0) {
+        err = SSL_get_error(ssl_, n);
+        break;
+      }
       used += static_cast<size_t>(n);
-      if (used == cap && !hand_over()) {
+    }
+    // Read the error now: what the sink does (commands sent) touches
+    // OpenSSL's error queue.
+    const bool failed = err != SSL_ERROR_NONE && err != SSL_ERROR_WANT_READ;
+    const std::string why = failed ? readFailure(err) : std::string();
+    if (used > 0) {
+      sink_(plain_.get(), used);
+      if (!*alive || closed_) {
         return;
       }
-      continue;
     }
-    if (!hand_over()) {
-      return;
-    }
-    const int err = SSL_get_error(ssl_, n);
     if (!flushToRedis()) {  // a key update or ticket may want an answer
       return;
     }
+    if (failed) {
+      fail(why);
+      return;
+    }
     if (err == SSL_ERROR_WANT_READ) {
-      break;
-    }
-    if (err == SSL_ERROR_ZERO_RETURN) {
-      fail(std::string());  // Redis closed the session cleanly
       return;
     }
-    const unsigned long e = ERR_peek_error();
-    if (ERR_GET_REASON(e) == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED ||
-        ERR_GET_REASON(e) == SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE) {
-      ERR_clear_error();
-      fail("Redis refused the TLS session: it requires a client certificate (set redis.tls.cert_file and key_file)");
-      return;
-    }
-    fail("TLS error from Redis: " + takeOpenSslErrors("unknown error"));
-    return;
+    // The chunk was full: more may be buffered.
   }
-  backpressure();
+}
+
+std::string TlsBridge::readFailure(int ssl_error) {
+  if (ssl_error == SSL_ERROR_ZERO_RETURN) {
+    return {};  // Redis closed the session cleanly
+  }
+  const unsigned long e = ERR_peek_error();
+  if (ERR_GET_REASON(e) == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED ||
+      ERR_GET_REASON(e) == SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE) {
+    ERR_clear_error();
+    return "Redis refused the TLS session: it requires a client certificate (set redis.tls.cert_file and key_file)";
+  }
+  return "TLS error from Redis: " + takeOpenSslErrors("unknown error");
 }
 
 void TlsBridge::onLocalRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
@@ -269,6 +320,8 @@ void TlsBridge::onLocalRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
     self->fail(std::string());
     return;
   }
+  // hiredis writes there only if a write escaped the Connection (which
+  // takes its output buffer): still Redis's.
   self->toRedis(buf->base, static_cast<size_t>(n));
 }
 
@@ -286,7 +339,6 @@ void TlsBridge::toRedis(const char* data, size_t n) {
       return;
     }
   }
-  backpressure();
 }
 
 bool TlsBridge::flushToRedis() {
@@ -329,41 +381,17 @@ void TlsBridge::onWritten(uv_write_t* req, int status) {
   }
   if (status != 0) {
     self->fail(std::string("write: ") + uv_strerror(status));
-    return;
-  }
-  self->backpressure();
-}
-
-void TlsBridge::backpressure() {
-  if (closed_ || !local_ || !tcp_) {
-    return;
-  }
-  auto* tcp = reinterpret_cast<uv_stream_t*>(tcp_.get());
-  auto* local = reinterpret_cast<uv_stream_t*>(local_.get());
-  const size_t to_local = local_->write_queue_size;
-  const size_t to_redis = tcp_->write_queue_size;
-  if (!tcp_paused_ && to_local > kHighWater) {
-    uv_read_stop(tcp);
-    tcp_paused_ = true;
-  } else if (tcp_paused_ && to_local < kLowWater) {
-    uv_read_start(tcp, allocate, &TlsBridge::onTcpRead);
-    tcp_paused_ = false;
-  }
-  if (!local_paused_ && to_redis > kHighWater) {
-    uv_read_stop(local);
-    local_paused_ = true;
-  } else if (local_paused_ && to_redis < kLowWater) {
-    uv_read_start(local, allocate, &TlsBridge::onLocalRead);
-    local_paused_ = false;
   }
 }
 
 void TlsBridge::closeBoth() noexcept {
-  for (uv_handle_t* h : {reinterpret_cast<uv_handle_t*>(tcp_.get()), reinterpret_cast<uv_handle_t*>(local_.get())}) {
+  for (uv_handle_t* h : {reinterpret_cast<uv_handle_t*>(tcp_.get()), reinterpret_cast<uv_handle_t*>(local_.get()),
+                         reinterpret_cast<uv_handle_t*>(resume_.get())}) {
     if (h != nullptr) {
       h->data = nullptr;  // the write callbacks uv_close cancels see no bridge
     }
   }
+  resume_.close();
   local_.close();
   tcp_.close();
 }
