@@ -70,11 +70,10 @@ void compareRedis(const Config& a, const Config& b, Differences& d) {
   d.field(at, "redis.ping_timeout_ms", x.ping_timeout_ms, y.ping_timeout_ms);
   const config::Tls& s = x.tls;
   const config::Tls& t = y.tls;
-  d.field(t.origin, "redis.tls",
-          std::make_tuple(s.enabled, s.ca_file, s.ca_dir, s.cert_file, s.key_file, s.server_name, s.min_version,
-                          s.verify),
-          std::make_tuple(t.enabled, t.ca_file, t.ca_dir, t.cert_file, t.key_file, t.server_name, t.min_version,
-                          t.verify));
+  d.field(
+      t.origin, "redis.tls",
+      std::make_tuple(s.enabled, s.ca_file, s.ca_dir, s.cert_file, s.key_file, s.server_name, s.min_version, s.verify),
+      std::make_tuple(t.enabled, t.ca_file, t.ca_dir, t.cert_file, t.key_file, t.server_name, t.min_version, t.verify));
 }
 
 void comparePlugins(const Config& a, const Config& b, Differences& d) {
@@ -112,7 +111,9 @@ void comparePlugins(const Config& a, const Config& b, Differences& d) {
 }
 
 std::string channelKey(const config::Channel& c) {
-  return std::string(c.transport == config::Transport::Stream ? "stream:" : c.pattern ? "pattern:" : "pubsub:") +
+  return std::string(c.transport == config::Transport::Stream ? "stream:"
+                     : c.pattern                              ? "pattern:"
+                                                              : "pubsub:") +
          c.name;
 }
 
@@ -143,7 +144,8 @@ void compareRest(const Config& a, const Config& b, Differences& d) {
   d.field(file, "environment", a.environment, b.environment);
   const config::Limits& l = a.limits;
   const config::Limits& m = b.limits;
-  d.field(file, "limits", std::make_tuple(l.max_message_bytes, l.max_in_flight, l.max_json_depth, l.max_dead_letter_bytes),
+  d.field(file, "limits",
+          std::make_tuple(l.max_message_bytes, l.max_in_flight, l.max_json_depth, l.max_dead_letter_bytes),
           std::make_tuple(m.max_message_bytes, m.max_in_flight, m.max_json_depth, m.max_dead_letter_bytes));
   d.field(file, "logging.level", a.logging.level, b.logging.level);
   d.field(file, "logging.format", a.logging.format, b.logging.format);

@@ -45,7 +45,8 @@ void Server::reload() {
   job->server = this;
   job->file = config_.file;
   const int rc = uv_queue_work(
-      &loop_, &job->req, [](uv_work_t* req) {
+      &loop_, &job->req,
+      [](uv_work_t* req) {
         auto* j = static_cast<ReadJob*>(req->data);
         j->loaded = config::loadFile(j->file);
       },
@@ -82,8 +83,7 @@ void Server::finishReload(config::LoadResult loaded) {
       try {
         const uint64_t generation = reload_.generation + 1;
         auto runtime = runtime::Runtime::build(
-            next, [this](const std::string& name) { return registry_.find(name); }, channel_ids_, generation,
-            &stats_);
+            next, [this](const std::string& name) { return registry_.find(name); }, channel_ids_, generation, &stats_);
         pipeline_->use(std::move(runtime));
         config_ = std::move(next);
         reload_.generation = generation;

@@ -153,8 +153,8 @@ TEST_F(ReloadTest, PubSubLosesNothingAcrossReloads) {
     redisContext* c = redisConnect("127.0.0.1", port);
     while (c != nullptr && c->err == 0 && !done.load()) {
       const std::string body = event("e" + std::to_string(sent.load()));
-      auto* r = static_cast<redisReply*>(redisCommand(c, "PUBLISH %s %b", "test:jollyjet:events:product",
-                                                       body.data(), body.size()));
+      auto* r = static_cast<redisReply*>(
+          redisCommand(c, "PUBLISH %s %b", "test:jollyjet:events:product", body.data(), body.size()));
       if (r == nullptr) {
         break;
       }

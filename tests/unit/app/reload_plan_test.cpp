@@ -109,13 +109,14 @@ TEST(ReloadPlanTest, ChannelsAddedRemovedOrWithOtherStreamOptionsNeedARestart) {
 
 TEST(ReloadPlanTest, EverythingBuiltAtStartIsCompared) {
   const config::Config was = load(yaml("host: 127.0.0.1", kPlugins, kChannels));
-  const config::Config now = load("environment: prod\n"
-                                  "redis: {host: 127.0.0.2}\n"
-                                  "limits: {max_in_flight: 5}\n"
-                                  "logging: {level: debug}\n"
-                                  "workers: 9\n"
-                                  "plugins:\n" +
-                                  kPlugins + "channels:\n" + kChannels);
+  const config::Config now = load(
+      "environment: prod\n"
+      "redis: {host: 127.0.0.2}\n"
+      "limits: {max_in_flight: 5}\n"
+      "logging: {level: debug}\n"
+      "workers: 9\n"
+      "plugins:\n" +
+      kPlugins + "channels:\n" + kChannels);
   const auto lines = changesNeedingRestart(was, now);
   std::string all;
   for (const auto& l : lines) {
