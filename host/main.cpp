@@ -154,14 +154,22 @@ int main(int argc, char** argv) {
   evh::installFatalSignalHandler();
   evh::AltSignalStack signal_stack;
   evh::config::Config& cfg = *loaded.config;
-  if (args.ops) {
-    cfg.ops = *args.ops;
-  }
-  // The plan's EventDebugger switch works without touching the config.
-  if (const char* dbg = std::getenv("DEBUG_EVENTS"); dbg != nullptr && std::strcmp(dbg, "true") == 0) {
-    cfg.logging.debug_events = true;
-  }
-  auto level = evh::log::parseLevel(args.log_level.empty() ? cfg.logging.level : args.log_level);
+  // What the command line and the environment override, now and at each
+  // reload.
+  const auto overrides = [ops = args.ops, level = args.log_level](evh::config::Config& c) {
+    if (ops) {
+      c.ops = *ops;
+    }
+    if (!level.empty()) {
+      c.logging.level = level;
+    }
+    // The plan's EventDebugger switch works without touching the config.
+    if (const char* dbg = std::getenv("DEBUG_EVENTS"); dbg != nullptr && std::strcmp(dbg, "true") == 0) {
+      c.logging.debug_events = true;
+    }
+  };
+  overrides(cfg);
+  auto level = evh::log::parseLevel(cfg.logging.level);
   // Lines go through a bounded queue to a writer thread: a slow or stuck
   // stderr never stalls the loop (lines are dropped and counted instead).
   evh::log::setup(level.value_or(spdlog::level::info),
@@ -178,7 +186,7 @@ int main(int argc, char** argv) {
   }
   int rc = 0;
   try {
-    evh::app::Server server(std::move(cfg), evh::app::Options{args.plugin_dirs});
+    evh::app::Server server(std::move(cfg), evh::app::Options{args.plugin_dirs, overrides});
     server.start();
     rc = server.run();
   } catch (const std::exception& e) {

@@ -155,6 +155,7 @@ void Server::start() {
   // else): a loop stuck in a plugin cannot keep them from acting.
   Watchdog::Hooks hooks;
   hooks.stop = [this] { poster_->post([this] { stop(); }); };
+  hooks.reload = [this] { poster_->post([this] { reload(); }); };
   hooks.write_unfinished = [this] { return dispatcher_ ? dispatcher_->writeUnfinishedForExit() : size_t{0}; };
   watchdog_ = std::make_unique<Watchdog>(&loop_, CurrentCall::process(),
                                          Watchdog::Options{config_.loop_stall_ms, config_.shutdown_timeout_ms},

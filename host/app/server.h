@@ -40,6 +40,10 @@ namespace evh::app {
 
 struct Options {
   std::vector<std::string> plugin_dirs;  // --plugin-dir, in order
+  // What the command line and the environment override in the file
+  // (--ops-listen, --log-level, DEBUG_EVENTS): main() applies it before
+  // start, and each reload to the configuration it reads.
+  std::function<void(config::Config&)> overrides;
 };
 
 class Server final {
@@ -75,6 +79,11 @@ class Server final {
   ops::Readiness readiness() const;
   // GET /status's JSON body (app/server_status.cpp). THREAD: loop.
   std::string status() const;
+  // Re-reads the configuration file and applies what a reload can change
+  // (app/server_reload.cpp, app/reload_plan.h); on any problem the running
+  // configuration stays. What SIGHUP does, through the watchdog's thread.
+  // THREAD: loop.
+  void reload();
 
  private:
   void startOps();
@@ -94,6 +103,7 @@ class Server final {
   void flushCommands(std::function<void()> then);
   void finishStop();
   void onDeadline();
+  void finishReload(config::LoadResult loaded);
 
   config::Config config_;
   Options options_;
@@ -134,6 +144,21 @@ class Server final {
   // The server's own series (evhost_ready, evhost_plugin_health): computed
   // from the members above, so declared after them and cleared first.
   ops::Scope own_stats_{stats_};
+  // Reloads so far and the last one's outcome (GET /status).
+  struct Reloads {
+    bool reading = false;     // the file is being read (off the loop)
+    bool again = false;       // asked for again meanwhile
+    uint64_t generation = 1;  // the runtime graph in force
+    uint64_t succeeded = 0;
+    uint64_t failed = 0;
+    uint64_t last_ms = 0;  // epoch ms; 0: none yet
+    bool last_ok = true;
+    std::vector<std::string> last_errors;
+    std::string last_changes;
+  };
+  Reloads reload_;
+  ops::Counter reloads_total_;
+  ops::Counter reload_failures_total_;
   bool started_ = false;            // start() went through
   uint64_t started_ms_ = wallMs();  // when this server was made (epoch ms), for /status
   bool stopping_ = false;

@@ -66,6 +66,12 @@ ops::Readiness Server::readiness() const {
 void Server::exportOwnStats() {
   own_stats_.computedGauge("evhost_ready", "1 when evhost takes events (GET /readyz says why not)",
                            [this] { return readiness().ready() ? 1.0 : 0.0; });
+  reloads_total_ = own_stats_.counter("evhost_reloads_total", "configuration reloads applied (SIGHUP)");
+  reload_failures_total_ =
+      own_stats_.counter("evhost_reload_failures_total",
+                         "configuration reloads refused: the running configuration was kept (the log says why)");
+  own_stats_.computedGauge("evhost_config_last_reload_successful", "0 when the last reload failed, 1 otherwise",
+                           [this] { return reload_.last_ok ? 1.0 : 0.0; });
   for (const auto& in : registry_.instances()) {
     plugin::Instance* p = in.get();
     own_stats_.computedGauge("evhost_plugin_health",

@@ -59,6 +59,16 @@ std::string Server::status() const {
   out["started_at"] = isoTime(started_ms_);
   out["uptime_seconds"] = static_cast<double>(wallMs() - started_ms_) / 1000.0;
   out["config"] = Json{{"file", config_.file}, {"sha256", config_.file_sha256}, {"environment", config_.environment}};
+  // The reloads so far and the last one's outcome: its problems (file:line,
+  // key; never a value) when it was refused.
+  Json reload{{"succeeded", reload_.succeeded}, {"failed", reload_.failed}, {"generation", reload_.generation}};
+  if (reload_.last_ms != 0) {
+    reload["last"] = Json{{"at", isoTime(reload_.last_ms)},
+                          {"result", reload_.last_ok ? "ok" : "failed"},
+                          {"errors", reload_.last_errors},
+                          {"changed", reload_.last_changes}};
+  }
+  out["reload"] = std::move(reload);
   const ops::Readiness r = readiness();
   out["ready"] = r.ready();
   out["not_ready"] = r.not_ready;

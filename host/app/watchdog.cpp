@@ -120,12 +120,17 @@ void Watchdog::onSignal(int signum) {
 }
 
 // The conventional "reopen your logs, reread your config". evhost logs to
-// stderr only (whoever holds the other end rotates), and reloading the
-// configuration is issue 16: say so, and carry on.
+// stderr only (whoever holds the other end rotates): SIGHUP reloads the
+// configuration (app/server_reload.cpp), on the loop.
 void Watchdog::onHangup() {
-  log::host().info(
-      "SIGHUP received: nothing to reopen (evhost logs to stderr only) and configuration reload is not supported "
-      "yet: carrying on with the configuration loaded at start");
+  if (signalled_) {
+    log::host().info("SIGHUP received while stopping: no reload");
+    return;
+  }
+  log::host().info("SIGHUP received: reloading the configuration");
+  if (hooks_.reload) {
+    hooks_.reload();
+  }
 }
 
 void Watchdog::check() {

@@ -35,6 +35,8 @@ class Watchdog {
     // At the deadline with the loop held inside a plugin call: write what is
     // unfinished; returns how many entries (THREAD: watchdog).
     std::function<size_t()> write_unfinished;
+    // SIGHUP: ask the loop to reload the configuration (THREAD: watchdog).
+    std::function<void()> reload;
   };
 
   Watchdog(uv_loop_t* loop, CurrentCall& calls, Options options, Hooks hooks);

@@ -5,6 +5,7 @@
 #include "common/log.h"
 
 #include <cstdlib>
+#include <map>
 
 namespace evh::ingest {
 namespace {
@@ -42,7 +43,10 @@ int64_t entrySeconds(std::string_view id) {
 
 struct SignedStage::ChannelStats {
   std::vector<ops::Counter> results;  // by kResults
-  std::vector<ops::Counter> keys;     // by key index: evhost_signature_key_verified_total
+  std::vector<ops::Counter> keys;     // by the runtime in force's key index: evhost_signature_key_verified_total
+  // Every key id this channel has had (a reload rotates keys): a kept key's
+  // series carries on, a removed one's stays at its last value.
+  std::map<std::string, ops::Counter> by_id;
 };
 
 // A verified message waiting for its seen id's answer: everything it needs
@@ -79,20 +83,30 @@ void SignedStage::addStats(const runtime::Runtime& rt) {
     if (ch.id >= channel_stats_.size()) {
       channel_stats_.resize(ch.id + 1);
     }
-    if (channel_stats_[ch.id]) {
-      continue;
+    if (!channel_stats_[ch.id]) {
+      auto cs = std::make_unique<ChannelStats>();
+      for (const char* r : kResults) {
+        cs->results.push_back(stats_.counter(kChecks, kChecksHelp, {{"channel", ch.name}, {"result", r}}));
+      }
+      channel_stats_[ch.id] = std::move(cs);
     }
-    auto cs = std::make_unique<ChannelStats>();
-    for (const char* r : kResults) {
-      cs->results.push_back(stats_.counter(kChecks, kChecksHelp, {{"channel", ch.name}, {"result", r}}));
-    }
+    // The keys of this runtime, by its key indices (a reload may have
+    // added, removed or reordered them).
+    ChannelStats& cs = *channel_stats_[ch.id];
+    cs.keys.clear();
     for (size_t k = 0; k < ch.verifier->keyCount(); ++k) {
-      cs->keys.push_back(stats_.counter("evhost_signature_key_verified_total",
-                                        "signed messages verified, by the key that verified them (rotation: remove "
-                                        "a key once its count stops growing)",
-                                        {{"channel", ch.name}, {"key", ch.verifier->keyId(k)}}));
+      const std::string id = ch.verifier->keyId(k);
+      auto it = cs.by_id.find(id);
+      if (it == cs.by_id.end()) {
+        it = cs.by_id
+                 .emplace(id, stats_.counter("evhost_signature_key_verified_total",
+                                             "signed messages verified, by the key that verified them (rotation: "
+                                             "remove a key once its count stops growing)",
+                                             {{"channel", ch.name}, {"key", id}}))
+                 .first;
+      }
+      cs.keys.push_back(it->second);
     }
-    channel_stats_[ch.id] = std::move(cs);
   }
 }
 

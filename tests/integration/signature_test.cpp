@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
 
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -233,6 +234,38 @@ TEST_P(SignatureTest, KeysRotateWithoutTouchingPublishers) {
   ASSERT_TRUE(eventually([&] { return handled() == 3 && deadLetters().size() == 1; })) << host.log();
   EXPECT_THAT(deadLetters()[0], HasSubstr("\"name\":\"no_match\""));
   EXPECT_THAT(redis_.command({"LINDEX", "seen", "2"})->str, HasSubstr("|r4|"));
+}
+
+// The same rotation by reloading evhost (SIGHUP) instead of restarting it:
+// each key's series follows its key, whatever its place in the list.
+TEST_P(SignatureTest, KeysRotateByReloadWithoutARestart) {
+  const int64_t now = nowSeconds();
+  const std::string old_only = "        - {id: old, file: " + old_key_file_ + "}\n";
+  EvhostProcess host(config(old_only), {}, env());
+  ASSERT_TRUE(ready(host)) << host.log();
+  send(signedWith(kOldKey, "msg_q1", now, event("q1")));
+  ASSERT_TRUE(eventually([&] { return handled() == 1; })) << host.log();
+  const auto key = [](const char* id) {
+    return std::string(R"(evhost_signature_key_verified_total{channel="jollyjet:events:orders",key=")") + id + "\"}";
+  };
+  const auto reload = [&](const std::string& keys, size_t nth) {
+    std::ofstream(host.configPath(), std::ios::trunc) << config(keys);
+    host.signal(SIGHUP);
+    return eventually([&] { return host.countInLog("configuration reloaded from") == nth; });
+  };
+  // The new key added beside the old one.
+  ASSERT_TRUE(reload(bothKeys(), 1)) << host.log();
+  send(signedWith(kNewKey, "msg_q2", now, event("q2")));
+  ASSERT_TRUE(eventually([&] { return handled() == 2; })) << host.log();
+  // The old one removed: the new key is now the first (and only) one.
+  ASSERT_TRUE(reload("        - {id: new, env: EVH_TEST_NEW_KEY}\n", 2)) << host.log();
+  send(signedWith(kOldKey, "msg_q3", now, event("q3")));
+  send(signedWith(kNewKey, "msg_q4", now, event("q4")));
+  ASSERT_TRUE(eventually([&] { return handled() == 3 && deadLetters().size() == 1; })) << host.log();
+  EXPECT_THAT(deadLetters()[0], HasSubstr("\"name\":\"no_match\""));
+  EXPECT_THAT(redis_.command({"LINDEX", "seen", "2"})->str, HasSubstr("|q4|"));
+  ASSERT_TRUE(eventually([&] { return metric(host, key("new")) == "2"; })) << metric(host, key("new"));
+  EXPECT_EQ(metric(host, key("old")), "1");
 }
 
 TEST_P(SignatureTest, EvhctlPublishSignsWithAPrivateKeyFile) {

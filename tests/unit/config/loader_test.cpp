@@ -195,20 +195,17 @@ shutdown_timeout_ms: 0
   EXPECT_EQ(config.shutdown_timeout_ms, 0U);
 }
 
-TEST_F(LoaderTest, ShippedJollyjetConfigLoadsWhenPresent) {
-  // The default deployment must always load with no environment set; it is
-  // written by someone else, so the test only runs once it exists.
-  const std::filesystem::path shipped = std::filesystem::path(__FILE__).parent_path() / "../../../config/jollyjet.yaml";
-  if (!std::filesystem::exists(shipped)) {
-    GTEST_SKIP() << shipped << " does not exist yet";
-  }
+TEST_F(LoaderTest, ShippedJollyjetConfigLoads) {
+  // The default deployment must always load with no environment set.
+  const std::filesystem::path shipped = std::filesystem::path(EVH_SOURCE_DIR) / "config/jollyjet.yaml";
+  ASSERT_TRUE(std::filesystem::exists(shipped)) << shipped;
   const LoadResult result = loadFile(shipped.string(), env());
   EXPECT_TRUE(result.errors.empty()) << joined(result.errors);
 }
 
 TEST_F(LoaderTest, DocumentedExampleLoads) {
   // docs/config.md's annotated example must stay true.
-  const std::filesystem::path doc = std::filesystem::path(__FILE__).parent_path() / "../../../docs/config.md";
+  const std::filesystem::path doc = std::filesystem::path(EVH_SOURCE_DIR) / "docs/config.md";
   std::ifstream in(doc);
   ASSERT_TRUE(in) << doc;
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -1,0 +1,239 @@
+// What a reload may change in place: see reload_plan.h.
+#include "app/reload_plan.h"
+
+#include <functional>
+#include <map>
+#include <tuple>
+
+namespace evh::app {
+namespace {
+
+using config::Config;
+
+// Collects the restart-needing differences, each as "where: key: what".
+class Differences {
+ public:
+  explicit Differences(const Config& next) : file_(next.file) {}
+
+  // `key` names the setting; `at` where `next` sets it (unknown: the file).
+  void changed(const config::Origin& at, const std::string& key, const std::string& what = "changed") {
+    lines_.push_back(where(at) + ": " + key + ": " + what + " (a reload cannot apply this yet: restart evhost)");
+  }
+  template <typename T>
+  void field(const config::Origin& at, const std::string& key, const T& was, const T& now) {
+    if (!(was == now)) {
+      changed(at, key);
+    }
+  }
+  std::vector<std::string> take() { return std::move(lines_); }
+
+ private:
+  std::string where(const config::Origin& at) const {
+    if (at.line > 0) {
+      return at.file + ":" + std::to_string(at.line);
+    }
+    return at.file.empty() ? file_ : at.file;
+  }
+
+  std::string file_;
+  std::vector<std::string> lines_;
+};
+
+auto backoffTuple(const config::Backoff& b) { return std::make_tuple(b.initial_ms, b.max_ms, b.multiplier); }
+
+auto breakerTuple(const config::BreakerPolicy& b) {
+  return std::make_tuple(b.threshold, b.open_ms, b.half_open_max_calls, b.max_wait_ms, b.max_waiting);
+}
+
+auto retryTuple(const config::RetryPolicy& r) {
+  return std::make_tuple(r.max_attempts, r.base_delay_ms, r.multiplier, r.max_delay_ms, r.jitter);
+}
+
+auto streamTuple(const config::StreamOptions& s) {
+  return std::make_tuple(s.group, s.consumer, s.count, s.block_ms, s.from_beginning, s.claim_idle_ms,
+                         s.claim_interval_ms, s.max_deliveries, s.trim_maxlen, s.trim_max_age_ms, s.trim_interval_ms);
+}
+
+void compareRedis(const Config& a, const Config& b, Differences& d) {
+  const config::Redis& x = a.redis;
+  const config::Redis& y = b.redis;
+  const config::Origin at{b.file, 0, "redis"};
+  d.field(at, "redis.host", x.host, y.host);
+  d.field(at, "redis.port", x.port, y.port);
+  d.field(at, "redis.db", x.db, y.db);
+  d.field(at, "redis.username", x.username, y.username);
+  // Compared, never shown.
+  d.field(at, "redis.password", x.password, y.password);
+  d.field(at, "redis.connect_timeout_ms", x.connect_timeout_ms, y.connect_timeout_ms);
+  d.field(at, "redis.reconnect", backoffTuple(x.reconnect), backoffTuple(y.reconnect));
+  d.field(at, "redis.ping_interval_ms", x.ping_interval_ms, y.ping_interval_ms);
+  d.field(at, "redis.ping_timeout_ms", x.ping_timeout_ms, y.ping_timeout_ms);
+  const config::Tls& s = x.tls;
+  const config::Tls& t = y.tls;
+  d.field(
+      t.origin, "redis.tls",
+      std::make_tuple(s.enabled, s.ca_file, s.ca_dir, s.cert_file, s.key_file, s.server_name, s.min_version, s.verify),
+      std::make_tuple(t.enabled, t.ca_file, t.ca_dir, t.cert_file, t.key_file, t.server_name, t.min_version, t.verify));
+}
+
+void comparePlugins(const Config& a, const Config& b, Differences& d) {
+  std::map<std::string, const config::Plugin*> was;
+  for (const auto& p : a.plugins) {
+    was[p.name] = &p;
+  }
+  std::vector<std::string> order_a;
+  std::vector<std::string> order_b;
+  for (const auto& p : a.plugins) {
+    order_a.push_back(p.name);
+  }
+  for (const auto& p : b.plugins) {
+    order_b.push_back(p.name);
+    const auto it = was.find(p.name);
+    const std::string key = "plugins." + p.name;
+    if (it == was.end()) {
+      d.changed(p.origin, key, "added");
+      continue;
+    }
+    const config::Plugin& o = *it->second;
+    d.field(p.origin, key + ".path", o.path, p.path);
+    d.field(p.origin, key + ".config", o.config_json, p.config_json);
+    d.field(p.origin, key + ".sha256", o.sha256, p.sha256);
+    d.field(p.origin, key + ".timeout_ms", o.timeout_ms, p.timeout_ms);
+    d.field(p.origin, key + ".circuit_breaker", breakerTuple(o.breaker), breakerTuple(p.breaker));
+    was.erase(it);
+  }
+  for (const auto& [name, p] : was) {
+    d.changed(config::Origin{b.file, 0, ""}, "plugins." + name, "removed");
+  }
+  if (was.empty() && order_a.size() == order_b.size() && order_a != order_b) {
+    d.changed(config::Origin{b.file, 0, ""}, "plugins", "reordered (the init order)");
+  }
+}
+
+std::string channelKey(const config::Channel& c) {
+  return std::string(c.transport == config::Transport::Stream ? "stream:"
+                     : c.pattern                              ? "pattern:"
+                                                              : "pubsub:") +
+         c.name;
+}
+
+void compareChannels(const Config& a, const Config& b, Differences& d) {
+  std::map<std::string, const config::Channel*> was;
+  for (const auto& c : a.channels) {
+    was[channelKey(c)] = &c;
+  }
+  for (const auto& c : b.channels) {
+    const auto it = was.find(channelKey(c));
+    const std::string key = "channels." + c.name;
+    if (it == was.end()) {
+      d.changed(c.origin, key, "added (or its transport changed)");
+      continue;
+    }
+    if (c.transport == config::Transport::Stream) {
+      d.field(c.origin, key + ".stream", streamTuple(it->second->stream), streamTuple(c.stream));
+    }
+    was.erase(it);
+  }
+  for (const auto& [k, c] : was) {
+    d.changed(config::Origin{b.file, 0, ""}, "channels." + c->name, "removed (or its transport changed)");
+  }
+}
+
+void compareRest(const Config& a, const Config& b, Differences& d) {
+  const config::Origin file{b.file, 0, ""};
+  d.field(file, "environment", a.environment, b.environment);
+  const config::Limits& l = a.limits;
+  const config::Limits& m = b.limits;
+  d.field(file, "limits",
+          std::make_tuple(l.max_message_bytes, l.max_in_flight, l.max_json_depth, l.max_dead_letter_bytes),
+          std::make_tuple(m.max_message_bytes, m.max_in_flight, m.max_json_depth, m.max_dead_letter_bytes));
+  d.field(file, "logging.level", a.logging.level, b.logging.level);
+  d.field(file, "logging.format", a.logging.format, b.logging.format);
+  d.field(file, "logging.debug_events", a.logging.debug_events, b.logging.debug_events);
+  const config::DeadLetter& x = a.dead_letter;
+  const config::DeadLetter& y = b.dead_letter;
+  d.field(y.origin, "dead_letter", std::make_tuple(x.plugin, x.fallback_file, x.timeout_ms, x.channel),
+          std::make_tuple(y.plugin, y.fallback_file, y.timeout_ms, y.channel));
+  d.field(file, "workers", a.workers, b.workers);
+  d.field(file, "shutdown_timeout_ms", a.shutdown_timeout_ms, b.shutdown_timeout_ms);
+  d.field(file, "loop_stall_ms", a.loop_stall_ms, b.loop_stall_ms);
+  d.field(file, "state_dir", a.state_dir, b.state_dir);
+  const config::Ops& o = a.ops;
+  const config::Ops& p = b.ops;
+  d.field(p.origin, "ops",
+          std::make_tuple(o.enabled, o.host, o.port, o.liveness_timeout_ms, o.pubsub_check_cache_ms,
+                          o.pubsub_check_timeout_ms),
+          std::make_tuple(p.enabled, p.host, p.port, p.liveness_timeout_ms, p.pubsub_check_cache_ms,
+                          p.pubsub_check_timeout_ms));
+}
+
+bool sameRoutes(const std::vector<config::Route>& a, const std::vector<config::Route>& b) {
+  if (a.size() != b.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].events != b[i].events || a[i].plugins != b[i].plugins ||
+        retryTuple(a[i].retry) != retryTuple(b[i].retry) || a[i].idempotency_ttl_ms != b[i].idempotency_ttl_ms) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool sameSignature(const config::Signature& a, const config::Signature& b) {
+  if (a.enabled != b.enabled || a.tolerance_s != b.tolerance_s || a.replay_check != b.replay_check ||
+      a.keys.size() != b.keys.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a.keys.size(); ++i) {
+    if (a.keys[i].id != b.keys[i].id || a.keys[i].secret != b.keys[i].secret) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::vector<std::string> changesNeedingRestart(const Config& running, const Config& next) {
+  Differences d(next);
+  compareRedis(running, next, d);
+  comparePlugins(running, next, d);
+  compareChannels(running, next, d);
+  compareRest(running, next, d);
+  return d.take();
+}
+
+std::string describeChanges(const Config& running, const Config& next) {
+  std::map<std::string, const config::Channel*> was;
+  for (const auto& c : running.channels) {
+    was[channelKey(c)] = &c;
+  }
+  size_t routes = 0;
+  size_t signatures = 0;
+  for (const auto& c : next.channels) {
+    const auto it = was.find(channelKey(c));
+    if (it == was.end()) {
+      continue;
+    }
+    routes += sameRoutes(it->second->routes, c.routes) ? 0 : 1;
+    signatures += sameSignature(it->second->signature, c.signature) ? 0 : 1;
+  }
+  std::vector<std::string> parts;
+  if (routes > 0) {
+    parts.push_back("the routes of " + std::to_string(routes) + " channel(s)");
+  }
+  if (signatures > 0) {
+    parts.push_back("the signature settings of " + std::to_string(signatures) + " channel(s)");
+  }
+  if (parts.empty()) {
+    return "nothing";
+  }
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    out += (i == 0 ? "" : i + 1 == parts.size() ? " and " : ", ") + parts[i];
+  }
+  return out;
+}
+
+}  // namespace evh::app

@@ -1,0 +1,32 @@
+// What a reload may change in place, and what needs a restart today.
+//
+// A reload swaps in a new runtime graph (runtime/runtime.h): the routes of
+// every channel (event types, plugins, retry policy, idempotency), the
+// channels' signature settings (keys, tolerance, replay check). Everything
+// built once at start -- the Redis connection, the set of channels and their
+// transport options, the plugins and their configs, the dead-letter set-up,
+// limits, logging, workers, the ops listener -- is compared, and
+// each difference is named; a reload that would change any of them is
+// refused and the running configuration kept (issue 16 lifts these one by
+// one).
+#pragma once
+
+#include "config/config.h"
+
+#include <string>
+#include <vector>
+
+namespace evh::app {
+
+// One line per difference between `running` and `next` that a reload cannot
+// apply, each naming the key and where `next` sets it ("file:line: key"),
+// never a value (a password, a key). Empty: `next` can be swapped in.
+// THREAD: any (pure).
+std::vector<std::string> changesNeedingRestart(const config::Config& running, const config::Config& next);
+
+// What a reload applying `next` over `running` changes, for the log line:
+// "the routes of 2 channel(s) and the signature settings of 1 channel(s)",
+// or "nothing".
+std::string describeChanges(const config::Config& running, const config::Config& next);
+
+}  // namespace evh::app

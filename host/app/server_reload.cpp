@@ -1,0 +1,125 @@
+// Server::reload (SIGHUP): re-read the configuration file off the loop,
+// check it, and swap in a new runtime when only what a reload can change
+// changed (app/reload_plan.h). Any error keeps the running configuration,
+// names every problem with file:line, and counts a failure; /status shows
+// the last reload's result.
+#include "app/reload_plan.h"
+#include "app/server.h"
+#include "common/clock.h"
+#include "common/log.h"
+
+#include <memory>
+#include <utility>
+
+namespace evh::app {
+namespace {
+
+// One reload's file read, on libuv's thread pool (the loop does no file
+// I/O): the YAML, ${VAR}s, secret files and signing keys.
+struct ReadJob {
+  uv_work_t req{};
+  Server* server = nullptr;
+  std::string file;
+  config::LoadResult loaded;
+};
+
+}  // namespace
+
+void Server::reload() {
+  if (!started_ || stopping_) {
+    log::host().warn("reload asked for while evhost is {}: ignored", stopping_ ? "stopping" : "starting");
+    return;
+  }
+  if (reload_.reading) {
+    reload_.again = true;  // the file may have changed again since the read began
+    log::host().info("reload asked for while one is under way: another follows it");
+    return;
+  }
+  reload_.reading = true;
+  if (notify_) {
+    notify_->reloading();
+  }
+  log::host().info("reloading the configuration from {}", config_.file);
+  auto job = std::make_unique<ReadJob>();
+  job->req.data = job.get();
+  job->server = this;
+  job->file = config_.file;
+  const int rc = uv_queue_work(
+      &loop_, &job->req,
+      [](uv_work_t* req) {
+        auto* j = static_cast<ReadJob*>(req->data);
+        j->loaded = config::loadFile(j->file);
+      },
+      [](uv_work_t* req, int status) {
+        std::unique_ptr<ReadJob> j(static_cast<ReadJob*>(req->data));
+        if (status == UV_ECANCELED) {
+          j->loaded.config.reset();
+          j->loaded.errors = {"reload cancelled: evhost is stopping"};
+        }
+        j->server->finishReload(std::move(j->loaded));
+      });
+  if (rc != 0) {
+    reload_.reading = false;
+    config::LoadResult failed;
+    failed.errors = {std::string("cannot read the configuration off the loop: ") + uv_strerror(rc)};
+    finishReload(std::move(failed));
+    return;
+  }
+  job.release();  // the after-work callback owns it
+}
+
+void Server::finishReload(config::LoadResult loaded) {
+  reload_.reading = false;
+  std::vector<std::string> errors = std::move(loaded.errors);
+  std::string changes;
+  if (errors.empty() && loaded.config) {
+    config::Config next = std::move(*loaded.config);
+    if (options_.overrides) {
+      options_.overrides(next);  // --ops-listen, --log-level, DEBUG_EVENTS: as at start
+    }
+    errors = changesNeedingRestart(config_, next);
+    if (errors.empty() && !stopping_) {
+      changes = describeChanges(config_, next);
+      try {
+        const uint64_t generation = reload_.generation + 1;
+        auto runtime = runtime::Runtime::build(
+            next, [this](const std::string& name) { return registry_.find(name); }, channel_ids_, generation, &stats_);
+        pipeline_->use(std::move(runtime));
+        config_ = std::move(next);
+        reload_.generation = generation;
+      } catch (const std::exception& e) {
+        errors.push_back(std::string("the new routes cannot be built: ") + e.what());
+      }
+    } else if (stopping_) {
+      errors.push_back("evhost began stopping during the reload");
+    }
+  } else if (errors.empty()) {
+    errors.push_back("the configuration could not be read");
+  }
+  reload_.last_ms = wallMs();
+  reload_.last_ok = errors.empty();
+  reload_.last_errors = errors;
+  reload_.last_changes = changes;
+  if (errors.empty()) {
+    ++reload_.succeeded;
+    reloads_total_.inc();
+    log::host().info("configuration reloaded from {} (sha256 {}): {} changed; events from now on take the new routes",
+                     config_.file, config_.file_sha256, changes);
+  } else {
+    ++reload_.failed;
+    reload_failures_total_.inc();
+    for (const auto& e : errors) {
+      log::host().error("reload: {}", e);
+    }
+    log::host().error("reload failed ({} problem(s)): the running configuration is kept", errors.size());
+  }
+  if (notify_) {
+    notify_->reloaded();
+  }
+  if (reload_.again && !stopping_) {
+    reload_.again = false;
+    reload();
+  }
+}
+
+}  // namespace evh::app
