@@ -17,7 +17,7 @@
 set -euo pipefail
 build_dir=$1 version=$2
 
-tools=(cpack dpkg dpkg-deb dpkg-shlibdeps lintian readelf redis-server redis-cli curl cmake)
+tools=(apt-get cpack dpkg dpkg-deb dpkg-shlibdeps lintian readelf redis-server redis-cli curl cmake)
 [ "$(id -u)" -eq 0 ] || tools+=(fakeroot)
 for tool in "${tools[@]}"; do
   if ! command -v "$tool" >/dev/null; then
@@ -60,9 +60,10 @@ step "cpack"
 arch=$(dpkg --print-architecture)
 server="$work/out/evhost_${version}_${arch}.deb"
 sdk="$work/out/evhost-dev_${version}_all.deb"
-# Under umask 022 whatever the caller's: the staged folders' modes go into the
-# package as they are.
-if ! (umask 022 && cpack -G DEB --config "$build_dir/CPackConfig.cmake" -B "$work/out") >"$work/cpack.log" 2>&1; then
+# Under a loose umask on purpose: the package's modes must not depend on the
+# builder's (a group-writable plugin folder would make evhost refuse its
+# plugins).
+if ! (umask 002 && cpack -G DEB --config "$build_dir/CPackConfig.cmake" -B "$work/out") >"$work/cpack.log" 2>&1; then
   cat "$work/cpack.log" >&2
   fail "cpack failed"
 fi
@@ -117,6 +118,19 @@ for f in ./usr/include/evh/plugin.h ./usr/include/evh/plugin.hpp ./usr/share/cma
   has "$work/sdk.files" "^-rw-r--r-- root/root ${f//./\\.}$" "$f"
 done
 hasnt "$work/sdk.files" "/bin/|/etc/|\\.so$" "only the SDK in evhost-dev"
+
+step "apt: evhost's dependencies on a system with nothing installed"
+# Simulated (-s) against an empty package status: every Depends must be
+# found in the Debian archive apt knows (Debian 12's), with what it needs in
+# turn -- what `apt install ./evhost_*.deb` does on a fresh system.
+touch "$work/empty-status"
+if ! apt-get -s --no-install-recommends -o Dir::State::status="$work/empty-status" -o Debug::NoLocking=1 \
+  install "$server" >"$work/apt.log" 2>&1; then
+  cat "$work/apt.log" >&2
+  fail "apt cannot resolve evhost's dependencies (no package lists? apt-get update)"
+fi
+has "$work/apt.log" "^Conf evhost \(${version//./\\.} " "apt would install evhost"
+has "$work/apt.log" "^Conf libhiredis0\.14 " "apt would install libhiredis0.14 with it"
 
 step "stripped binaries"
 dpkg-deb -x "$server" "$work/x"
