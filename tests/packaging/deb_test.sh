@@ -186,6 +186,8 @@ has "$root/lib/systemd/system/evhost.service" "^Documentation=file:/usr/share/do
 has "$root/etc/evhost/jollyjet.yaml" '^ *file: \$\{EVH_STATE_DIR:-/var/lib/evhost\}/audit.jsonl$' \
   "the installed configuration keeps its state in /var/lib/evhost"
 [ ! -e "$root/etc/systemd/system/multi-user.target.wants/evhost.service" ] || fail "the service was enabled"
+[ -f "$root/var/lib/systemd/deb-systemd-helper-enabled/evhost.service.dsh-also" ] ||
+  fail "deb-systemd-helper kept no state for evhost.service in the scratch root"
 
 step "install where systemd-sysusers is missing (useradd)"
 root2="$work/root2"
@@ -238,8 +240,16 @@ run_env=(env -i PATH=/usr/bin:/bin HOME="$work" EVH_STATE_DIR="$state" EVH_ENV=p
     cat "$work/check.log" >&2
     fail "evhost --check-config refuses the installed configuration"
   }
-"${run_env[@]}" "$root/usr/bin/evhost" --config "$root/etc/evhost/jollyjet.yaml" --ops-listen 127.0.0.1:0 \
-  >"$work/evhost.log" 2>&1 &
+# Not as root, as the service runs (User=evhost): as root, the test runs it as
+# nobody, with the installed files root's, as in a real installation.
+as_service=()
+if [ "$(id -u)" -eq 0 ]; then
+  chmod 0755 "$work"
+  chown 65534:65534 "$state"
+  as_service=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+fi
+"${run_env[@]}" "${as_service[@]}" "$root/usr/bin/evhost" --config "$root/etc/evhost/jollyjet.yaml" \
+  --ops-listen 127.0.0.1:0 >"$work/evhost.log" 2>&1 &
 evhost_pid=$!
 ops=""
 for _ in $(seq 1 100); do
@@ -264,6 +274,9 @@ done
   cat "$work/evhost.log" >&2
   fail "the installed evhost never became ready (GET /readyz)"
 }
+if [ ${#as_service[@]} -gt 0 ] && [ "$(stat -c %u "/proc/$evhost_pid")" != 65534 ]; then
+  fail "evhost runs as uid $(stat -c %u "/proc/$evhost_pid"), not as nobody"
+fi
 for plugin in product audit dlq; do
   has "$work/evhost.log" "plugin $plugin loaded: .* from $root/usr/lib/evhost/plugins/$plugin\\.so " \
     "evhost loaded the installed $plugin plugin"
@@ -305,12 +318,21 @@ scratch_dpkg "$root" -i "$server" >"$work/dpkg-reinstall.log" 2>&1 || {
 has "$root/etc/evhost/jollyjet.yaml" "^# edited by the packaging test$" "the edit was kept"
 [ -z "$(find "$root/etc/evhost" -name '*.dpkg-*')" ] || fail "dpkg left $(ls "$root/etc/evhost")"
 
-step "purge"
+step "remove, purge"
+scratch_dpkg "$root" -r evhost >"$work/dpkg-remove.log" 2>&1 || {
+  cat "$work/dpkg-remove.log" >&2
+  fail "dpkg -r failed"
+}
+[ ! -e "$root/usr/bin/evhost" ] || fail "usr/bin/evhost is still there after the removal"
+has "$root/etc/evhost/jollyjet.yaml" "^# edited by the packaging test$" "a removal keeps the configuration"
+[ "$(readlink "$root/etc/systemd/system/evhost.service")" = /dev/null ] || fail "the removal did not mask the unit"
 scratch_dpkg "$root" -P evhost >"$work/dpkg-purge.log" 2>&1 || {
   cat "$work/dpkg-purge.log" >&2
   fail "dpkg -P failed"
 }
-for f in usr/bin/evhost usr/lib/evhost/plugins/product.so etc/evhost/jollyjet.yaml lib/systemd/system/evhost.service; do
+# (the removal masks the unit, the purge unmasks it and forgets its state)
+for f in usr/bin/evhost usr/lib/evhost/plugins/product.so etc/evhost/jollyjet.yaml lib/systemd/system/evhost.service \
+  etc/systemd/system/evhost.service var/lib/systemd/deb-systemd-helper-enabled/evhost.service.dsh-also; do
   [ ! -e "$root/$f" ] || fail "$f is still there after the purge"
 done
 
