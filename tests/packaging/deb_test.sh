@@ -67,7 +67,9 @@ if ! (umask 002 && cpack -G DEB --config "$build_dir/CPackConfig.cmake" -B "$wor
   cat "$work/cpack.log" >&2
   fail "cpack failed"
 fi
-[ -f "$server" ] && [ -f "$sdk" ] || fail "cpack made $(ls "$work/out"), not $(basename "$server") and $(basename "$sdk")"
+if [ ! -f "$server" ] || [ ! -f "$sdk" ]; then
+  fail "cpack made $(ls "$work/out"), not $(basename "$server") and $(basename "$sdk")"
+fi
 
 step "dpkg-deb: evhost"
 dpkg-deb -I "$server" >"$work/server.info"
@@ -338,12 +340,11 @@ done
 
 step "evhost-dev builds its example"
 dpkg-deb -x "$sdk" "$work/sdk"
-cmake -S "$work/sdk/usr/share/doc/evhost-dev/example" -B "$work/example" -DCMAKE_PREFIX_PATH="$work/sdk/usr" \
-  -DCMAKE_BUILD_TYPE=Release >"$work/example.log" 2>&1 &&
-  cmake --build "$work/example" >>"$work/example.log" 2>&1 || {
+if ! cmake -S "$work/sdk/usr/share/doc/evhost-dev/example" -B "$work/example" -DCMAKE_PREFIX_PATH="$work/sdk/usr" \
+  -DCMAKE_BUILD_TYPE=Release >"$work/example.log" 2>&1 || ! cmake --build "$work/example" >>"$work/example.log" 2>&1; then
   cat "$work/example.log" >&2
   fail "the SDK's example does not build against the extracted evhost-dev"
-}
+fi
 [ -f "$work/example/hello.so" ] || fail "no hello.so from the SDK's example"
 
 step "the host is as it was"
