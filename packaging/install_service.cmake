@@ -48,7 +48,17 @@ if(evh_at EQUAL -1)
 endif()
 string(REPLACE "${evh_from}" "${evh_to}" evh_config "${evh_config}")
 file(WRITE "${evh_out}/jollyjet.yaml" "${evh_config}")
-file(INSTALL DESTINATION "${evh_confdir}" TYPE FILE FILES "${evh_out}/jollyjet.yaml")
+# An installed configuration that differs (edited) is kept, as dpkg keeps a
+# conffile: this one goes beside it as jollyjet.yaml.new.
+set(evh_config_name jollyjet.yaml)
+if(EXISTS "$ENV{DESTDIR}${evh_confdir}/jollyjet.yaml")
+  file(READ "$ENV{DESTDIR}${evh_confdir}/jollyjet.yaml" evh_installed)
+  if(NOT evh_installed STREQUAL evh_config)
+    set(evh_config_name jollyjet.yaml.new)
+    message(STATUS "Keeping the edited $ENV{DESTDIR}${evh_confdir}/jollyjet.yaml; this version is jollyjet.yaml.new")
+  endif()
+endif()
+file(INSTALL DESTINATION "${evh_confdir}" TYPE FILE FILES "${evh_out}/jollyjet.yaml" RENAME ${evh_config_name})
 
 set(EVH_BINDIR "${evh_prefix}/${EVH_BINDIR}")
 set(EVH_CONFDIR "${evh_confdir}")
