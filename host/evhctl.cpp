@@ -1,10 +1,12 @@
-// evhctl: the operator CLI: plugin inspection, the dead-letter list, publishing events, a running evhost's status.
+// evhctl: the operator CLI: plugin inspection, the dead-letter list, publishing events, a running evhost's status
+// and reload.
 // Each command adds its own options (CLI11) next to its code, in cli/.
 #include <evh/plugin.h>
 #include "cli/command_line.h"
 #include "cli/dlq.h"
 #include "cli/inspect.h"
 #include "cli/publish.h"
+#include "cli/reload.h"
 #include "cli/status.h"
 
 #include <csignal>
@@ -27,13 +29,14 @@ int main(int argc, char** argv) {
   evh::cli::addDlq(app, chosen);
   evh::cli::addPublish(app, chosen);
   evh::cli::addStatus(app, chosen);
+  evh::cli::addReload(app, chosen);
   // After the commands: a subcommand copies its parent's footer when added.
   app.footer(
       "Run evhctl COMMAND --help for a command's options.\n"
       "Exit status: 0 done, 1 failed (the reason on stderr), 2 bad arguments.");
   app.callback([&app] {
     if (app.get_subcommands().empty()) {
-      evh::cli::badArguments("give a command: plugin, dlq, publish or status");
+      evh::cli::badArguments("give a command: plugin, dlq, publish, status or reload");
     }
   });
   if (std::optional<int> rc = evh::cli::parseCommandLine(app, argc, argv)) {

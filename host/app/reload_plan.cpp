@@ -162,9 +162,9 @@ void compareRest(const Config& a, const Config& b, Differences& d) {
   const config::Ops& p = b.ops;
   d.field(p.origin, "ops",
           std::make_tuple(o.enabled, o.host, o.port, o.liveness_timeout_ms, o.pubsub_check_cache_ms,
-                          o.pubsub_check_timeout_ms),
+                          o.pubsub_check_timeout_ms, o.token),
           std::make_tuple(p.enabled, p.host, p.port, p.liveness_timeout_ms, p.pubsub_check_cache_ms,
-                          p.pubsub_check_timeout_ms));
+                          p.pubsub_check_timeout_ms, p.token));
 }
 
 bool sameRoutes(const std::vector<config::Route>& a, const std::vector<config::Route>& b) {

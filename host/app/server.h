@@ -81,9 +81,12 @@ class Server final {
   std::string status() const;
   // Re-reads the configuration file and applies what a reload can change
   // (app/server_reload.cpp, app/reload_plan.h); on any problem the running
-  // configuration stays. What SIGHUP does, through the watchdog's thread.
-  // THREAD: loop.
-  void reload();
+  // configuration stays. What SIGHUP (through the watchdog's thread) and
+  // POST /reload do; `source` names which for the log. `done`, if given, is
+  // called once with the outcome (applied or not, and the JSON of
+  // reloadJson()) -- also when the reload cannot run. THREAD: loop.
+  using ReloadDone = std::function<void(bool applied, std::string json)>;
+  void reload(const std::string& source = "SIGHUP", ReloadDone done = {});
 
  private:
   void startOps();
@@ -104,6 +107,9 @@ class Server final {
   void finishStop();
   void onDeadline();
   void finishReload(config::LoadResult loaded);
+  // The last reload's outcome as JSON: {"result", "generation", "changed",
+  // "errors"}.
+  std::string reloadJson() const;
 
   config::Config config_;
   Options options_;
@@ -146,9 +152,11 @@ class Server final {
   ops::Scope own_stats_{stats_};
   // Reloads so far and the last one's outcome (GET /status).
   struct Reloads {
-    bool reading = false;     // the file is being read (off the loop)
-    bool again = false;       // asked for again meanwhile
-    uint64_t generation = 1;  // the runtime graph in force
+    bool reading = false;                  // the file is being read (off the loop)
+    bool again = false;                    // asked for again meanwhile
+    std::vector<ReloadDone> waiting;       // told the outcome of the reload being read
+    std::vector<ReloadDone> waiting_next;  // asked for meanwhile: told the next one's
+    uint64_t generation = 1;               // the runtime graph in force
     uint64_t succeeded = 0;
     uint64_t failed = 0;
     uint64_t last_ms = 0;  // epoch ms; 0: none yet

@@ -8,6 +8,8 @@
 #include "common/clock.h"
 #include "common/log.h"
 
+#include <nlohmann/json.hpp>
+
 #include <memory>
 #include <utility>
 
@@ -25,21 +27,31 @@ struct ReadJob {
 
 }  // namespace
 
-void Server::reload() {
+void Server::reload(const std::string& source, ReloadDone done) {
   if (!started_ || stopping_) {
-    log::host().warn("reload asked for while evhost is {}: ignored", stopping_ ? "stopping" : "starting");
+    const std::string why = stopping_ ? "evhost is stopping" : "evhost is starting";
+    log::host().warn("reload asked for by {} while {}: ignored", source, stopping_ ? "stopping" : "starting");
+    if (done) {
+      done(false, nlohmann::json{{"result", "not run"}, {"errors", {why}}}.dump());
+    }
     return;
   }
   if (reload_.reading) {
     reload_.again = true;  // the file may have changed again since the read began
-    log::host().info("reload asked for while one is under way: another follows it");
+    if (done) {
+      reload_.waiting_next.push_back(std::move(done));
+    }
+    log::host().info("reload asked for by {} while one is under way: another follows it", source);
     return;
+  }
+  if (done) {
+    reload_.waiting.push_back(std::move(done));
   }
   reload_.reading = true;
   if (notify_) {
     notify_->reloading();
   }
-  log::host().info("reloading the configuration from {}", config_.file);
+  log::host().info("reloading the configuration from {} ({})", config_.file, source);
   auto job = std::make_unique<ReadJob>();
   job->req.data = job.get();
   job->server = this;
@@ -116,10 +128,30 @@ void Server::finishReload(config::LoadResult loaded) {
   if (notify_) {
     notify_->reloaded();
   }
-  if (reload_.again && !stopping_) {
-    reload_.again = false;
-    reload();
+  const std::string json = reloadJson();
+  for (ReloadDone& d : std::exchange(reload_.waiting, {})) {
+    d(errors.empty(), json);
   }
+  if (reload_.again) {
+    reload_.again = false;
+    std::vector<ReloadDone> next = std::exchange(reload_.waiting_next, {});
+    reload("a request made during the last reload");
+    for (ReloadDone& d : next) {
+      if (reload_.reading) {
+        reload_.waiting.push_back(std::move(d));
+      } else {
+        d(false, nlohmann::json{{"result", "not run"}, {"errors", {"evhost is stopping"}}}.dump());
+      }
+    }
+  }
+}
+
+std::string Server::reloadJson() const {
+  nlohmann::json out{{"result", reload_.last_ok ? "ok" : "failed"},
+                     {"generation", reload_.generation},
+                     {"changed", reload_.last_changes},
+                     {"errors", reload_.last_errors}};
+  return out.dump();
 }
 
 }  // namespace evh::app

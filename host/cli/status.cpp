@@ -1,12 +1,12 @@
-// evhctl status: asks evhost's ops listener for GET /status (libcurl: a kept
-// HTTP client, with timeouts) and prints it as tables -- or the JSON as
-// evhost gave it (--json), for scripts.
+// evhctl status: asks evhost's ops listener for GET /status (cli/ops_client.h)
+// and prints it as tables -- or the JSON as evhost gave it (--json), for
+// scripts.
 #include "cli/status.h"
 
 #include "cli/command_line.h"
 #include "cli/config_file.h"
+#include "cli/ops_client.h"
 
-#include <curl/curl.h>
 #include <nlohmann/json.hpp>
 
 #include <cmath>
@@ -27,70 +27,6 @@ struct Options {
   std::string url;
   bool json = false;
 };
-
-// /status is tens of kB even for a large config (some 300 bytes a
-// channel): whatever answers more on the port is not evhost (or is broken),
-// and must not grow the CLI without bound.
-constexpr size_t kMaxBodyBytes = 4 * 1024 * 1024;
-
-struct Body {
-  std::string text;
-  bool too_large = false;
-};
-
-size_t collect(char* data, size_t size, size_t n, void* out) {
-  auto* body = static_cast<Body*>(out);
-  if (body->text.size() + size * n > kMaxBodyBytes) {
-    body->too_large = true;
-    return 0;  // libcurl stops the transfer (CURLE_WRITE_ERROR)
-  }
-  body->text.append(data, size * n);
-  return size * n;
-}
-
-// At most the first 200 bytes of an answer, control bytes shown as '?':
-// an error page is quoted, a terminal is never written to by a stranger.
-std::string excerpt(const std::string& body) {
-  std::string out = body.substr(0, 200);
-  for (char& ch : out) {
-    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) {
-      ch = ch == '\n' ? ' ' : '?';
-    }
-  }
-  return body.size() > out.size() ? out + "..." : out;
-}
-
-enum class Got { Answer, NoAnswer, TooLarge };
-
-// GET url; NoAnswer with `error` set when there is no HTTP answer.
-Got get(const std::string& url, long& code, std::string& body, std::string& error) {
-  std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
-  if (!curl) {
-    error = "cannot initialise libcurl";
-    return Got::NoAnswer;
-  }
-  char message[CURL_ERROR_SIZE] = {};
-  curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl.get(), CURLOPT_CONNECTTIMEOUT_MS, 3000L);
-  curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS, 10000L);
-  curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl.get(), CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, &collect);
-  Body collected;
-  curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &collected);
-  curl_easy_setopt(curl.get(), CURLOPT_ERRORBUFFER, message);
-  const CURLcode rc = curl_easy_perform(curl.get());
-  body = std::move(collected.text);
-  if (collected.too_large) {
-    return Got::TooLarge;
-  }
-  if (rc != CURLE_OK) {
-    error = message[0] != '\0' ? message : curl_easy_strerror(rc);
-    return Got::NoAnswer;
-  }
-  curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &code);
-  return Got::Answer;
-}
 
 std::string text(const Json& j) {
   if (j.is_null()) {
@@ -206,56 +142,28 @@ void print(const Json& s) {
   table({"CHANNEL", "TRANSPORT", "KEY"}, rowsOf(s["channels"], {"name", "transport", "key"}));
 }
 
-int run(Options o) {
-  if (o.url.empty()) {
-    std::optional<config::Config> cfg = loadConfigOrReport(o.config);
-    if (!cfg) {
-      return 1;
-    }
-    if (!cfg->ops.enabled) {
-      std::fprintf(stderr, "evhctl status: %s turns the ops listener off (ops.listen: \"\"); give --url\n",
-                   o.config.c_str());
-      return 1;
-    }
-    config::Ops ops = cfg->ops;
-    if (ops.host == "0.0.0.0") {
-      ops.host = "127.0.0.1";  // listening everywhere: ask it here
-    } else if (ops.host == "::") {
-      ops.host = "::1";
-    }
-    o.url = "http://" + ops.address();
-  }
-  while (!o.url.empty() && o.url.back() == '/') {
-    o.url.pop_back();
-  }
-  long code = 0;
-  std::string body;
-  std::string error;
-  const Got got = get(o.url + "/status", code, body, error);
-  if (got == Got::NoAnswer) {
-    std::fprintf(stderr, "evhctl status: no answer from %s/status: %s (is evhost running?)\n", o.url.c_str(),
-                 error.c_str());
+int run(const Options& o) {
+  const std::optional<std::string> base =
+      opsBaseUrl("status", o.config, o.url, o.url.empty() ? loadConfigOrReport(o.config) : std::nullopt);
+  if (!base) {
     return 1;
   }
-  if (got == Got::TooLarge) {
-    std::fprintf(stderr,
-                 "evhctl status: %s/status answered over %zu MiB, which evhost's /status never is (is it "
-                 "evhost's ops listener?)\n",
-                 o.url.c_str(), kMaxBodyBytes / (1024 * 1024));
+  const std::optional<OpsAnswer> got = opsRequest("status", "GET", *base + "/status");
+  if (!got) {
     return 1;
   }
-  if (code != 200) {
-    std::fprintf(stderr, "evhctl status: %s/status answered HTTP %ld: %s\n", o.url.c_str(), code,
-                 excerpt(body).c_str());
+  if (got->code != 200) {
+    std::fprintf(stderr, "evhctl status: %s/status answered HTTP %ld: %s\n", base->c_str(), got->code,
+                 excerpt(got->body).c_str());
     return 1;
   }
   if (o.json) {
-    std::printf("%s\n", body.c_str());
+    std::printf("%s\n", got->body.c_str());
     return 0;
   }
-  const Json s = Json::parse(body, nullptr, false);
+  const Json s = Json::parse(got->body, nullptr, false);
   if (s.is_discarded() || !s.is_object()) {
-    std::fprintf(stderr, "evhctl status: %s/status did not answer JSON\n", o.url.c_str());
+    std::fprintf(stderr, "evhctl status: %s/status did not answer JSON\n", base->c_str());
     return 1;
   }
   print(s);

@@ -177,6 +177,10 @@ struct Ops {
   // at most timeout_ms.
   uint32_t pubsub_check_cache_ms = 5000;
   uint32_t pubsub_check_timeout_ms = 2000;
+  // POST /reload's bearer token, from `token_file` (a secret file) or
+  // `token` (a ${VAR}); "": none (POST /reload from this host only). Never
+  // logged.
+  std::string token;
   // "127.0.0.1:9464", "[::1]:9464".
   std::string address() const;
 };

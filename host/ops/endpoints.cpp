@@ -30,6 +30,9 @@ Endpoint endpointOf(std::string_view path) {
   if (path == "/health/pubsub") {
     return Endpoint::HealthPubsub;
   }
+  if (path == "/reload") {
+    return Endpoint::Reload;
+  }
   return Endpoint::Other;
 }
 
@@ -44,6 +47,7 @@ Parts partsOf(Endpoint endpoint) noexcept {
     case Endpoint::HealthPubsub:
       return kPubsub;
     case Endpoint::Healthz:
+    case Endpoint::Reload:
     case Endpoint::Other:
       break;
   }
@@ -62,6 +66,8 @@ const char* endpointLabel(Endpoint endpoint) noexcept {
       return "/status";
     case Endpoint::HealthPubsub:
       return "/health/pubsub";
+    case Endpoint::Reload:
+      return "/reload";
     case Endpoint::Other:
       break;
   }
@@ -74,8 +80,14 @@ const char* reasonPhrase(int status) noexcept {
       return "OK";
     case 404:
       return "Not Found";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
     case 405:
       return "Method Not Allowed";
+    case 422:
+      return "Unprocessable Content";
     case 500:
       return "Internal Server Error";
     case 503:
@@ -155,9 +167,21 @@ Response notFound() {
   return text(404, "not found: evhost's ops endpoints are /metrics, /healthz, /readyz, /health/pubsub and /status\n");
 }
 
-Response methodNotAllowed() {
-  Response r = text(405, "method not allowed: the ops endpoints answer GET and HEAD only\n");
+Response methodNotAllowed(Endpoint endpoint) {
+  Response r =
+      text(405, endpoint == Endpoint::Reload ? "method not allowed: /reload takes POST only\n"
+                                             : "method not allowed: this ops endpoint answers GET and HEAD only\n");
   r.allow_header = true;
+  return r;
+}
+
+Response reloadResponse(bool applied, std::string json) {
+  return Response{applied ? 200 : 422, "application/json", std::move(json) + "\n", false};
+}
+
+Response reloadRefused(int status, std::string why) {
+  Response r = text(status, std::move(why) + "\n");
+  r.bearer_challenge = status == 401;
   return r;
 }
 

@@ -54,10 +54,11 @@ struct Response {
   int status = 200;
   std::string content_type;
   std::string body;
-  bool allow_header = false;  // 405: send "Allow: GET, HEAD"
+  bool allow_header = false;      // 405: send "Allow: GET, HEAD" (POST for /reload)
+  bool bearer_challenge = false;  // 401: send "WWW-Authenticate: Bearer"
 };
 
-enum class Endpoint { Metrics, Healthz, Readyz, Status, HealthPubsub, Other };
+enum class Endpoint { Metrics, Healthz, Readyz, Status, HealthPubsub, Reload, Other };
 
 // What an endpoint needs of the loop (0: nothing; /healthz asks the
 // watchdog instead, when there is one).
@@ -90,6 +91,17 @@ Response statusResponse(const LoopAnswer& answer);
 // loop did not answer (the JSON then says why).
 Response pubsubResponse(const LoopAnswer& answer);
 Response notFound();
-Response methodNotAllowed();
+// 405, with the methods `endpoint` takes (POST for /reload, else GET and
+// HEAD) in Allow.
+Response methodNotAllowed(Endpoint endpoint = Endpoint::Other);
+
+// POST /reload's answer: 200 with the reload's JSON when it was applied,
+// 422 when it was refused (the JSON names every problem), 503 when evhost
+// could not run it (stopping, or the loop not answering).
+Response reloadResponse(bool applied, std::string json);
+// POST /reload without the ops token: 401 (none given: a Bearer challenge)
+// or 403 (a wrong one, or no token configured and the client not on this
+// host). `why` says which, never the token.
+Response reloadRefused(int status, std::string why);
 
 }  // namespace evh::ops

@@ -4,12 +4,16 @@
 #include "ops/http_server.h"
 
 #include "common/log.h"
+#include "config/sha256.h"
 #include "loop/uv_handle.h"
 #include "ops/build_info.h"
 #include "ops/endpoints.h"
 #include "ops/process_stats.h"
+#include "ops/reload_link.h"
 
 #include <h2o.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -21,6 +25,7 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 #include <unordered_set>
@@ -28,6 +33,22 @@
 
 namespace evh::ops {
 namespace {
+
+// 127.0.0.0/8, ::1, or an IPv4-mapped loopback address.
+bool isLoopback(const sockaddr_storage& peer) {
+  if (peer.ss_family == AF_INET) {
+    const auto& in = reinterpret_cast<const sockaddr_in&>(peer);
+    return (ntohl(in.sin_addr.s_addr) >> 24) == 127;
+  }
+  if (peer.ss_family == AF_INET6) {
+    const auto& in6 = reinterpret_cast<const sockaddr_in6&>(peer);
+    if (IN6_IS_ADDR_LOOPBACK(&in6.sin6_addr)) {
+      return true;
+    }
+    return IN6_IS_ADDR_V4MAPPED(&in6.sin6_addr) && in6.sin6_addr.s6_addr[12] == 127;
+  }
+  return false;
+}
 
 // Nothing evhost serves takes a body: a larger one is refused (413) before
 // it is buffered.
@@ -89,6 +110,9 @@ class HttpServer::Impl {
   static void onStop(uv_async_t* async);
   static void onDrainCheck(uv_timer_t* timer);
   void handle(h2o_req_t* req);
+  void handleReload(h2o_req_t* req, std::string_view method);
+  // Why POST /reload is refused to this request (token, or peer), if it is.
+  std::optional<Response> refuseReload(h2o_req_t* req) const;
   void answer(h2o_req_t* req, Endpoint endpoint, Format format, const LoopAnswer& loop);
   void respond(h2o_req_t* req, Endpoint endpoint, const Response& response);
   Counter requests(Endpoint endpoint, int status);
@@ -102,6 +126,7 @@ class HttpServer::Impl {
   h2o_context_t ctx_{};
   h2o_accept_ctx_t accept_{};
   std::unique_ptr<LoopLink> link_;
+  std::unique_ptr<ReloadLink> reload_;  // null: no /reload (LoopAccess::reload unset)
   UvHandle<uv_tcp_t> listener_;
   UvHandle<uv_async_t> stop_;
   UvHandle<uv_timer_t> drain_;
@@ -145,6 +170,10 @@ HttpServer::Impl::Impl(Options options, LoopAccess access, Registry& stats)
   accept_.hosts = config_.hosts;
 
   try {
+    if (access.reload) {
+      reload_ =
+          std::make_unique<ReloadLink>(&loop_, ReloadAccess{access.post, access.reload}, options_.reload_timeout_ms);
+    }
     link_ = std::make_unique<LoopLink>(&loop_, std::move(access), options_.loop, scrape_seconds);
     stop_ = makeUvHandle<uv_async_t>(&loop_, uv_async_init, &Impl::onStop);
     drain_ = makeUvHandle<uv_timer_t>(&loop_, uv_timer_init);
@@ -250,6 +279,9 @@ void HttpServer::Impl::dispose() {
   if (link_) {
     link_->close();
   }
+  if (reload_) {
+    reload_->close();
+  }
   listener_.close();
   stop_.close();
   drain_.close();
@@ -278,6 +310,9 @@ void HttpServer::Impl::onStop(uv_async_t* async) {
   // sets; that call would also start HTTP/2's graceful shutdown, whose
   // one-second timer outlives h2o_context_dispose)...
   self->link_->close();
+  if (self->reload_) {
+    self->reload_->close();
+  }
   self->ctx_.shutdown_requested = 1;
   // ... and every socket is shut down under h2o, which then sees the end of
   // its reads (or a failed write) and closes the connection its usual way.
@@ -365,6 +400,10 @@ void HttpServer::Impl::handle(h2o_req_t* req) {
     return;
   }
   const std::string_view method(req->method.base, req->method.len);
+  if (endpoint == Endpoint::Reload) {
+    handleReload(req, method);
+    return;
+  }
   if (method != "GET" && method != "HEAD") {
     respond(req, endpoint, methodNotAllowed());
     return;
@@ -387,6 +426,55 @@ void HttpServer::Impl::handle(h2o_req_t* req) {
   // connection (nor times it out) while a handler has it.
   link_->get(partsOf(endpoint),
              [this, req, endpoint, format](const LoopAnswer& loop) { answer(req, endpoint, format, loop); });
+}
+
+void HttpServer::Impl::handleReload(h2o_req_t* req, std::string_view method) {
+  if (!reload_) {
+    respond(req, Endpoint::Reload, notFound());
+    return;
+  }
+  if (method != "POST") {
+    respond(req, Endpoint::Reload, methodNotAllowed(Endpoint::Reload));
+    return;
+  }
+  if (std::optional<Response> refused = refuseReload(req)) {
+    respond(req, Endpoint::Reload, *refused);
+    return;
+  }
+  // The request stays valid until answered (as for a scrape).
+  reload_->ask([this, req](const Response& r) { respond(req, Endpoint::Reload, r); });
+}
+
+std::optional<Response> HttpServer::Impl::refuseReload(h2o_req_t* req) const {
+  if (options_.token.empty()) {
+    sockaddr_storage peer{};
+    const socklen_t len = req->conn->callbacks->get_peername(req->conn, reinterpret_cast<sockaddr*>(&peer));
+    if (len == 0 || !isLoopback(peer)) {
+      return reloadRefused(403,
+                           "POST /reload from another host needs an ops token: set ops.token_file in evhost's "
+                           "configuration and send Authorization: Bearer <token>");
+    }
+    return std::nullopt;
+  }
+  const ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+  if (i == -1) {
+    return reloadRefused(401, "POST /reload needs the ops token: Authorization: Bearer <token>");
+  }
+  const h2o_iovec_t& v = req->headers.entries[i].value;
+  std::string_view given(v.base, v.len);
+  constexpr std::string_view kScheme = "bearer ";
+  if (given.size() < kScheme.size() || !h2o_lcstris(given.data(), kScheme.size(), kScheme.data(), kScheme.size())) {
+    return reloadRefused(401, "POST /reload needs the ops token as a bearer token: Authorization: Bearer <token>");
+  }
+  given.remove_prefix(kScheme.size());
+  // Digests of equal length, compared in constant time: neither the
+  // token's bytes nor its length leak through the answer's timing.
+  const std::string a = ::evh::sha256Hex(given);
+  const std::string b = ::evh::sha256Hex(options_.token);
+  if (CRYPTO_memcmp(a.data(), b.data(), a.size()) != 0) {
+    return reloadRefused(403, "POST /reload: the ops token does not match");
+  }
+  return std::nullopt;
 }
 
 void HttpServer::Impl::answer(h2o_req_t* req, Endpoint endpoint, Format format, const LoopAnswer& loop) {
@@ -412,6 +500,7 @@ void HttpServer::Impl::answer(h2o_req_t* req, Endpoint endpoint, Format format, 
     case Endpoint::HealthPubsub:
       respond(req, endpoint, pubsubResponse(loop));
       return;
+    case Endpoint::Reload:
     case Endpoint::Other:
       break;
   }
@@ -425,7 +514,15 @@ void HttpServer::Impl::respond(h2o_req_t* req, Endpoint endpoint, const Response
   const h2o_iovec_t type = h2o_strdup(&req->pool, response.content_type.data(), response.content_type.size());
   h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, nullptr, type.base, type.len);
   if (response.allow_header) {
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, nullptr, H2O_STRLIT("GET, HEAD"));
+    if (endpoint == Endpoint::Reload) {
+      h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, nullptr, H2O_STRLIT("POST"));
+    } else {
+      h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, nullptr, H2O_STRLIT("GET, HEAD"));
+    }
+  }
+  if (response.bearer_challenge) {
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, nullptr,
+                   H2O_STRLIT("Bearer realm=\"evhost\""));
   }
   // Set explicitly: h2o_send_inline leaves it to the caller, and a HEAD
   // answer must carry the length its GET would have.

@@ -1,5 +1,5 @@
 // The ops HTTP listener: GET /metrics, /healthz, /readyz, /health/pubsub and
-// /status (endpoints.h),
+// /status, and POST /reload (endpoints.h, reload_link.h),
 // served by h2o (libh2o, its libuv flavour) on a thread and a libuv loop of
 // its own, so that no client -- slow, idle, hostile -- can delay event
 // handling: the evhost loop does one scrape per (coalesced) request and
@@ -14,8 +14,12 @@
 //     idle connections); h2o's own bounds: a request head over about 400 KB
 //     or 100 headers gets 400 and the connection is closed, a body over
 //     16 KiB 413;
-//   - HTTP/1.x only (no HTTP/2 upgrade), GET and HEAD only (else 405),
-//     unknown paths 404.
+//   - HTTP/1.x only (no HTTP/2 upgrade), GET and HEAD only (else 405) but
+//     for /reload, POST only; unknown paths 404;
+//   - POST /reload needs `Authorization: Bearer <ops token>` when a token is
+//     configured (401 without, 403 with a wrong one; compared in constant
+//     time), and without a token is taken from this host only (403 from
+//     another).
 // Requests are counted in evhost_ops_http_requests_total{path,code}, path
 // one of the endpoints or "other".
 #pragma once
@@ -46,6 +50,11 @@ class HttpServer {
     // through the link like the other endpoints (listener-only tests).
     std::function<uint64_t()> loop_silent_ms;
     uint32_t liveness_timeout_ms = 1000;
+    // POST /reload's bearer token (ops.token; "": none, loopback clients
+    // only). Never logged.
+    std::string token;
+    // A reload not finished by then is answered 503 (it goes on).
+    uint32_t reload_timeout_ms = 30000;
   };
 
   // Binds and listens on the calling thread, then starts the ops thread.

@@ -48,6 +48,10 @@ struct LoopAccess {
   // 0.5 s for Redis) -- or never, if what it waits for goes away (the
   // timeout covers that). THREAD: loop.
   std::function<void(Parts parts, Reply reply)> scrape;
+  // POST /reload (reload_link.h): reloads and calls `done` with the outcome
+  // once, on the loop thread. Unset: /reload is not served (404).
+  // THREAD: loop.
+  std::function<void(std::function<void(bool applied, std::string json)> done)> reload;
 };
 
 class LoopLink {

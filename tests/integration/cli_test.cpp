@@ -244,7 +244,7 @@ TEST_F(CliTest, EvhctlHelpNamesEveryCommandAndOption) {
 
 TEST_F(CliTest, EvhctlRejectsBadArguments) {
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
-      {{}, "evhctl: give a command: plugin, dlq, publish or status\n"},
+      {{}, "evhctl: give a command: plugin, dlq, publish, status or reload\n"},
       {{"frobnicate"}, "evhctl: The following argument was not expected: frobnicate\n"},
       {{"--frobnicate"}, "evhctl: The following argument was not expected: --frobnicate\n"},
       {{"plugin"}, "evhctl: plugin needs a command: inspect\n"},

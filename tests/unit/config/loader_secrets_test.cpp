@@ -181,5 +181,31 @@ TEST_F(LoaderSecretsTest, UrlErrorsNeverQuoteWhatMayBeAPassword) {
   }
 }
 
+// ops.token_file: POST /reload's token, read like a password file; with
+// `token` (a ${VAR}) as the other way to give it, never both.
+TEST_F(LoaderSecretsTest, OpsTokenComesFromAPrivateFileOrAVariable) {
+  write("ops.token", std::string(kSecret) + "\n");
+  LoadResult r = load("ops:\n  token_file: ops.token\n");
+  ASSERT_TRUE(r.config) << errors(r);
+  EXPECT_EQ(r.config->ops.token, kSecret);
+
+  env_["EVH_OPS_TOKEN"] = kSecret;
+  r = load("ops:\n  token: ${EVH_OPS_TOKEN}\n");
+  ASSERT_TRUE(r.config) << errors(r);
+  EXPECT_EQ(r.config->ops.token, kSecret);
+
+  r = load("ops:\n  token: ${EVH_OPS_TOKEN}\n  token_file: ops.token\n");
+  ASSERT_FALSE(r.config);
+  EXPECT_THAT(errors(r), HasSubstr("cfg.yaml:3: ops.token_file: cannot be combined with ops.token (line 2)"));
+  EXPECT_THAT(errors(r), Not(HasSubstr(kSecret)));
+
+  write("open.token", std::string(kSecret) + "\n", 0644);
+  r = load("ops:\n  token_file: open.token\n");
+  ASSERT_FALSE(r.config);
+  EXPECT_THAT(errors(r), HasSubstr("ops.token_file"));
+  EXPECT_THAT(errors(r), HasSubstr("chmod"));
+  EXPECT_THAT(errors(r), Not(HasSubstr(kSecret)));
+}
+
 }  // namespace
 }  // namespace evh::config
