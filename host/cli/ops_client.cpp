@@ -33,8 +33,8 @@ std::optional<std::string> opsBaseUrl(const std::string& command, const std::str
       return std::nullopt;  // loadConfigOrReport said why
     }
     if (!loaded->ops.enabled) {
-      std::fprintf(stderr, "evhctl %s: %s turns the ops listener off (ops.listen: \"\"); give --url\n",
-                   command.c_str(), config.c_str());
+      std::fprintf(stderr, "evhctl %s: %s turns the ops listener off (ops.listen: \"\"); give --url\n", command.c_str(),
+                   config.c_str());
       return std::nullopt;
     }
     config::Ops ops = loaded->ops;

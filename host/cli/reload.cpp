@@ -83,8 +83,8 @@ int run(const Options& o) {
 
 void addReload(CLI::App& app, Command& chosen) {
   auto o = std::make_shared<Options>();
-  CLI::App* cmd = app.add_subcommand(
-      "reload", "Make a running evhost reload its configuration (POST /reload of its ops listener)");
+  CLI::App* cmd =
+      app.add_subcommand("reload", "Make a running evhost reload its configuration (POST /reload of its ops listener)");
   cmd->footer(
       "Prints what changed, or every problem that made evhost keep its running configuration.\n"
       "The ops token (ops.token_file in the config) is sent when there is one.\n"

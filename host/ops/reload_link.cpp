@@ -118,8 +118,8 @@ void ReloadLink::close() {
   auto waiting = std::move(waiting_);
   waiting_.clear();
   for (auto& [id, w] : waiting) {
-    w.done(Response{503, "text/plain; charset=utf-8", "evhost is stopping: the reload's outcome is in the log\n",
-                    false});
+    w.done(
+        Response{503, "text/plain; charset=utf-8", "evhost is stopping: the reload's outcome is in the log\n", false});
   }
   async_.close();
   tick_.close();
