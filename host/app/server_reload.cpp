@@ -125,8 +125,8 @@ void Server::finishReload(config::LoadResult loaded) {
     }
     log::host().error("reload failed ({} problem(s)): the running configuration is kept", errors.size());
   }
-  if (notify_) {
-    notify_->reloaded();
+  if (notify_ && !stopping_) {
+    notify_->reloaded();  // (a stop under way has sent STOPPING=1 instead)
   }
   const std::string json = reloadJson();
   for (ReloadDone& d : std::exchange(reload_.waiting, {})) {
