@@ -106,8 +106,9 @@ class YamlReader {
   // and !!str stay strings, so `version: "1.0"` stays text. Values are
   // expanded first. A block that stands for more than 100,000 values or
   // 16 MiB of text once its aliases are expanded is refused (an alias bomb).
-  // Returns nullopt after reporting problems.
-  std::optional<std::string> jsonText(const Entry& e);
+  // Returns nullopt after reporting problems. With `map`, also records where
+  // each value is (by JSON Pointer) and which values ${VAR} references made.
+  std::optional<std::string> jsonText(const Entry& e, ConfigBlockMap* map = nullptr);
 
  private:
   struct Problem {

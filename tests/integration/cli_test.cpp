@@ -120,7 +120,7 @@ TEST_F(CliTest, CheckConfigReportsUnloadablePlugins) {
 )");
   auto [code, out] = check(path);
   EXPECT_EQ(code, 1);
-  EXPECT_THAT(out, HasSubstr("built for plugin ABI 2.0, but this evhost implements ABI 1.2"));
+  EXPECT_THAT(out, HasSubstr("built for plugin ABI 2.0, but this evhost implements ABI 1.3"));
   EXPECT_THAT(out, HasSubstr(dir_ + "/nothing-here.so: plugin file does not exist"));
 }
 
@@ -191,7 +191,7 @@ TEST_F(CliTest, EvhostHelpListsEveryOption) {
   EXPECT_THAT(out, HasSubstr("Usage: evhost [OPTIONS]"));
   for (const char* line :
        {"--config FILE", "Run the deployment described by FILE (YAML)", "--check-config FILE",
-        "Validate FILE and its plugins; print ok or every error", "--plugin-dir DIR",
+        "Validate FILE, its plugins and their config blocks; print ok or every error", "--plugin-dir DIR",
         "Look for plugins given by bare name in DIR first (repeatable)", "--log-level LEVEL",
         "Override logging.level: trace, debug, info, warn, error, critical or off", "--ops-listen ADDR",
         "Override ops.listen: HOST:PORT", "--version", "Print evhost's version and plugin ABI and exit", "-h,--help"}) {
@@ -270,7 +270,7 @@ TEST_F(CliTest, PluginInspectPrintsWhatTheHostSees) {
   EXPECT_EQ(code, 0) << out;
   EXPECT_THAT(out, HasSubstr("name:            ok_cpp"));
   EXPECT_THAT(out, HasSubstr("version:         2.0.0"));
-  EXPECT_THAT(out, HasSubstr("abi:             1.2 (host 1.2)"));
+  EXPECT_THAT(out, HasSubstr("abi:             1.3 (host 1.3)"));
   EXPECT_THAT(out, HasSubstr("flags:           blocking"));
   EXPECT_THAT(out, HasSubstr("max_concurrency: 2"));
 }
@@ -329,7 +329,7 @@ TEST_F(CliTest, PluginInspectExplainsRefusals) {
       runCommand({EVH_EVHCTL_BIN, "plugin", "inspect", std::string(EVH_TEST_PLUGIN_DIR) + "/abi_newer_minor.so"});
   EXPECT_EQ(code, 1);
   EXPECT_THAT(out, HasSubstr("refused:"));
-  EXPECT_THAT(out, HasSubstr("newer than this evhost's ABI 1.2 (upgrade evhost)"));
+  EXPECT_THAT(out, HasSubstr("newer than this evhost's ABI 1.3 (upgrade evhost)"));
   auto [code2, out2] =
       runCommand({EVH_EVHCTL_BIN, "plugin", "inspect", std::string(EVH_TEST_PLUGIN_DIR) + "/not_elf.so"});
   EXPECT_EQ(code2, 1);
@@ -351,7 +351,7 @@ TEST_F(CliTest, PluginInspectShowsTheDigestAndEveryTrustRule) {
   for (const char* rule : {"symlink", "owner", "mode", "folder", "sha256", "abi-note"}) {
     EXPECT_THAT(out, HasSubstr(std::string("  ") + rule)) << rule;
   }
-  EXPECT_THAT(out, HasSubstr("abi-note       passed: ABI 1.2"));
+  EXPECT_THAT(out, HasSubstr("abi-note       passed: ABI 1.3"));
   EXPECT_THAT(out, Not(HasSubstr("REFUSED")));
 }
 
