@@ -110,7 +110,8 @@ std::string maskExpanded(std::string text, const config::ConfigBlockMap& map) {
       values.push_back(std::move(quoted));
     }
   }
-  std::sort(values.begin(), values.end(), [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  std::sort(values.begin(), values.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
   for (const std::string& v : values) {
     maskAll(text, v, v.size() < 4);
   }
@@ -155,7 +156,7 @@ std::vector<std::string> checkConfig(const Library& lib, const config::Plugin& p
   }
   if (errors.empty() && status != EVH_OK) {
     // Refused (or failed) without saying why: the config cannot pass.
-    errors.push_back(where("") + "validate_config of " + lib.path() + " answered " + statusText(status) +
+    errors.push_back(where("") + "validate_config of " + lib.path() + " answered " + statusName(status) +
                      " without reporting a problem");
   }
   return errors;
