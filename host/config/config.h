@@ -90,7 +90,7 @@ struct DeadLetter {
 struct ConfigBlockMap {
   int line = 0;                       // the `config:` key's line; 0 when the plugin has no block
   std::map<std::string, int> lines;   // JSON Pointer ("/a/b", "/list/0") -> the line of its key (list item: the item)
-  std::vector<std::string> expanded;  // the text of each value a ${VAR} reference changed, as it was expanded
+  std::vector<std::string> expanded;  // each value ${VAR} references took from the environment (not defaults)
 
   // The line of `pointer`, or of its nearest ancestor the map knows, or the
   // block's line: a key that is missing is shown at its parent.

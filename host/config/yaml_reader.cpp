@@ -243,12 +243,10 @@ nlohmann::json toJson(YamlReader& reader, const YAML::Node& node, const YAML::Ma
     return array;
   }
   if (node.IsScalar()) {
-    std::optional<std::string> value = reader.text(node, mark, path, "a value");
+    std::optional<std::string> value = reader.text(node, mark, path, "a value", Quoting::Allowed,
+                                                   place.map != nullptr ? &place.map->expanded : nullptr);
     if (!value) {
       return nullptr;
-    }
-    if (place.map != nullptr && node.Scalar().find("${") != std::string::npos) {
-      place.map->expanded.push_back(*value);  // from ${VAR}: maybe a secret
     }
     // "!" is yaml-cpp's tag for a quoted scalar.
     if (node.Tag() == "!" || node.Tag() == "tag:yaml.org,2002:str") {
@@ -407,7 +405,8 @@ bool YamlReader::readFields(const Entry& e, const std::vector<Field>& fields) {
 }
 
 std::optional<std::string> YamlReader::text(const YAML::Node& node, const YAML::Mark& mark, const std::string& path,
-                                            const std::string& expected, Quoting quoting) {
+                                            const std::string& expected, Quoting quoting,
+                                            std::vector<std::string>* from_environment) {
   if (!node.IsScalar()) {
     error(mark, path, expectedGot(expected, kindOf(node)));
     return std::nullopt;
@@ -418,6 +417,10 @@ std::optional<std::string> YamlReader::text(const YAML::Node& node, const YAML::
       error(mark, path, why);
     }
     return std::nullopt;
+  }
+  if (from_environment != nullptr) {
+    from_environment->insert(from_environment->end(), expansion.from_environment.begin(),
+                             expansion.from_environment.end());
   }
   return std::move(expansion.value);
 }

@@ -76,8 +76,17 @@ EVH_PLUGIN_EXPORT const evh_plugin_desc* evh_plugin_entry(uint32_t host_abi_vers
   if (guarded == NULL) {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     char* mem = (char*)mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    desc_v1_2 d = {sizeof(desc_v1_2), EVH_ABI_MAKE_VERSION(1, DESC_MINOR), DESC_NAME, "1." STR(DESC_MINOR), NULL, 0, 0,
-                   t_init, t_handle, NULL, NULL};
+    desc_v1_2 d = {sizeof(desc_v1_2),
+                   EVH_ABI_MAKE_VERSION(1, DESC_MINOR),
+                   DESC_NAME,
+                   "1." STR(DESC_MINOR),
+                   NULL,
+                   0,
+                   0,
+                   t_init,
+                   t_handle,
+                   NULL,
+                   NULL};
     desc_v1_2* at;
     if (mem == MAP_FAILED) {
       return NULL;

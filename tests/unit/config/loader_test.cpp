@@ -1677,6 +1677,7 @@ plugins:
         - {deep: 2}
       password: ${DB_PASSWORD}
       literal: "$$5"
+      folder: ${EVH_TEST_UNSET_DIR:-/var/lib/x}/f
   bare: {path: bare}
 )");
   const ConfigBlockMap& map = config.plugins.at(0).config_map;
@@ -1691,7 +1692,7 @@ plugins:
   EXPECT_EQ(map.lineOf("/absent/deeper"), 4) << "nothing known: the config: key";
   EXPECT_EQ(map.lineOf(""), 4);
   EXPECT_EQ(map.lineOf("not a pointer"), 4);
-  EXPECT_EQ(map.expanded, std::vector<std::string>{"s3cr3t-value"}) << "$$ is no variable";
+  EXPECT_EQ(map.expanded, std::vector<std::string>{"s3cr3t-value"}) << "$$ is no variable, a default no secret";
   const ConfigBlockMap& bare = config.plugins.at(1).config_map;
   EXPECT_EQ(bare.line, 0);
   EXPECT_TRUE(bare.lines.empty());
