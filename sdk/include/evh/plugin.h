@@ -341,8 +341,9 @@ enum {
  *   shows the nearest line it knows (the parent's, or the `config:` key's).
  * message: one line saying what is wrong and what is allowed, without the
  *   key (the host shows it): "must be an integer from 1 to 100000000, got
- *   0". Quote the value when that helps; the host masks values that came
- *   from ${VAR} references (they may be secrets) wherever they appear.
+ *   0". Quote the value when that helps; the host masks, wherever they
+ *   appear, the values ${VAR} references took from the environment (they
+ *   may be secrets).
  * Neither needs to be NUL-terminated; both are copied before report
  * returns, and control characters are escaped. The host keeps the first 100
  * problems of a call (and counts the rest) and cuts a message at 1,000 bytes.
