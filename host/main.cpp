@@ -5,9 +5,8 @@
 #include "common/log.h"
 #include "config/config.h"
 #include "loop/fatal_signals.h"
-#include "plugin/library.h"
+#include "plugin/config_check.h"
 #include "plugin/search_path.h"
-#include "plugin/trust.h"
 
 #include <chrono>
 #include <csignal>
@@ -43,7 +42,7 @@ void describe(CLI::App& app, Args& out) {
            out.config = file;
            out.check_only = true;
          },
-         "Validate FILE and its plugins; print ok or every error")
+         "Validate FILE, its plugins and their config blocks; print ok or every error")
       ->type_name("FILE")
       ->excludes(run);
   app.add_option("--plugin-dir", out.plugin_dirs, "Look for plugins given by bare name in DIR first (repeatable)")
@@ -78,21 +77,6 @@ void describe(CLI::App& app, Args& out) {
   });
 }
 
-// Resolves and opens every plugin without initialising it.
-std::vector<std::string> checkPlugins(const evh::config::Config& cfg, const std::vector<std::string>& dirs) {
-  std::vector<std::string> errors;
-  auto search = evh::plugin::searchPath(dirs);
-  for (const auto& p : cfg.plugins) {
-    try {
-      evh::plugin::checkConfiguredPath(p.path);
-      evh::plugin::Library::open(evh::plugin::locate(p.path, p.config_dir, search), p.sha256);
-    } catch (const evh::plugin::LoadError& e) {
-      errors.push_back(p.origin.describe() + ": plugin \"" + p.name + "\": " + e.what());
-    }
-  }
-  return errors;
-}
-
 // Loads redis.tls's files as evhost would at start (CAs, certificate, key).
 std::vector<std::string> checkTls(const evh::config::Config& cfg) {
   if (!cfg.redis.tls.enabled) {
@@ -117,10 +101,15 @@ int main(int argc, char** argv) {
   }
   auto loaded = evh::config::loadFile(args.config);
   if (args.check_only) {
+    // A plugin's validate_config runs here: a crash in it is named.
+    evh::installFatalSignalHandler();
     auto errors = loaded.errors;
     if (loaded.config) {
-      auto plugin_errors = checkPlugins(*loaded.config, args.plugin_dirs);
-      errors.insert(errors.end(), plugin_errors.begin(), plugin_errors.end());
+      auto plugins = evh::plugin::checkPlugins(loaded.config->plugins, evh::plugin::searchPath(args.plugin_dirs));
+      errors.insert(errors.end(), plugins.errors.begin(), plugins.errors.end());
+      for (const auto& note : plugins.notes) {
+        std::printf("note: %s\n", note.c_str());
+      }
       auto tls_errors = checkTls(*loaded.config);
       errors.insert(errors.end(), tls_errors.begin(), tls_errors.end());
     }

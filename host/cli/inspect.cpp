@@ -62,6 +62,9 @@ int inspect(const Options& o) {
       std::printf("max_concurrency: %u%s\n", d.max_concurrency, d.max_concurrency == 0 ? " (worker pool size)" : "");
     }
     std::printf("descriptor:      %u bytes\n", d.struct_size);
+    std::printf("config check:    %s\n", lib->validateConfig() != nullptr
+                                             ? "validate_config (evhost --check-config checks its config block)"
+                                             : "none (its config block is checked only by init, at start)");
     return 0;
   } catch (const plugin::LoadError& e) {
     std::fprintf(stderr, "evhctl: refused: %s\n", e.what());

@@ -83,6 +83,21 @@ std::string Origin::describe() const {
   return out;
 }
 
+int ConfigBlockMap::lineOf(std::string_view pointer) const {
+  std::string at(pointer);
+  while (!at.empty()) {
+    if (auto it = lines.find(at); it != lines.end()) {
+      return it->second;
+    }
+    const size_t slash = at.rfind('/');
+    if (slash == std::string::npos) {
+      break;  // not a JSON Pointer
+    }
+    at.erase(slash);  // the parent ("" at the top)
+  }
+  return line;
+}
+
 std::optional<std::string> processEnv(const std::string& name) {
   const char* v = std::getenv(name.c_str());
   if (v == nullptr) {

@@ -83,6 +83,20 @@ struct DeadLetter {
   Origin origin;
 };
 
+// Where the values of a plugin's `config:` block are in the YAML, so that a
+// problem a plugin reports by JSON Pointer is shown at its line, and which of
+// its values came from ${VAR} references (they may be secrets: masked in
+// what is shown about the block).
+struct ConfigBlockMap {
+  int line = 0;                       // the `config:` key's line; 0 when the plugin has no block
+  std::map<std::string, int> lines;   // JSON Pointer ("/a/b", "/list/0") -> the line of its key (list item: the item)
+  std::vector<std::string> expanded;  // each value ${VAR} references took from the environment (not defaults)
+
+  // The line of `pointer`, or of its nearest ancestor the map knows, or the
+  // block's line: a key that is missing is shown at its parent.
+  int lineOf(std::string_view pointer) const;
+};
+
 struct Plugin {
   std::string name;         // instance name: the key under `plugins:`
   std::string path;         // as written (bare name or path)
@@ -92,6 +106,7 @@ struct Plugin {
   uint32_t timeout_ms = 0;  // a call not finished by then counts as a failure (RETRY); 0: none
   BreakerPolicy breaker;    // root `circuit_breaker:` overridden by the plugin's own
   Origin origin;
+  ConfigBlockMap config_map;  // where config_json's values are in the file
 };
 
 enum class Transport { PubSub, Stream };

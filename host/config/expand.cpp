@@ -19,6 +19,7 @@ class Expander {
 
   Expansion run() {
     Expansion out;
+    from_environment_ = &out.from_environment;
     if (!parseText(out.value, out.errors, false)) {
       // A malformed reference makes the rest of the value meaningless; report
       // only that, not the unset variables met before it.
@@ -83,6 +84,7 @@ class Expander {
       const std::optional<std::string> value = env_(name);
       if (value) {
         out += *value;
+        taken(*value);
       } else {
         unset.push_back("variable \"" + name + "\" is not set and has no default");
       }
@@ -113,6 +115,7 @@ class Expander {
       const std::optional<std::string> value = env_(name);
       if (value && !value->empty()) {
         out += *value;
+        taken(*value);
       } else {
         // The default's own unset variables matter only when it is used.
         out += fallback;
@@ -125,6 +128,12 @@ class Expander {
     malformed_ =
         "malformed variable reference " + snippet(start) + ": expected \"}\" or \":-\" after the variable name";
     return false;
+  }
+
+  void taken(const std::string& value) {
+    if (!value.empty()) {
+      from_environment_->push_back(value);
+    }
   }
 
   // The reference text from `start` through its closing brace (or the end),
@@ -153,6 +162,7 @@ class Expander {
   size_t nesting_ = 0;         // defaults being parsed, one inside the other
   bool unterminated_ = false;  // input ended inside a default
   std::string malformed_;
+  std::vector<std::string>* from_environment_ = nullptr;
 };
 
 }  // namespace

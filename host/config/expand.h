@@ -14,6 +14,9 @@ namespace evh::config {
 struct Expansion {
   std::string value;
   std::vector<std::string> errors;
+  // Each non-empty value that came from the environment (defaults written
+  // in the file excluded): what may be a secret in `value`.
+  std::vector<std::string> from_environment;
 };
 
 // Whether an error message may quote the text being expanded: not when it is

@@ -78,10 +78,11 @@ void Loader::readPluginPin(const Entry& e, Plugin& plugin) {
 }
 
 void Loader::readPluginConfig(const Entry& e, Plugin& plugin) {
+  plugin.config_map.line = e.key_node.Mark().line + 1;
   if (!e.value.IsDefined() || e.value.IsNull()) {
     return;  // `config:` with nothing after it: the same as no block
   }
-  if (std::optional<std::string> json = jsonText(e)) {
+  if (std::optional<std::string> json = jsonText(e, &plugin.config_map)) {
     plugin.config_json = std::move(*json);
   }
 }

@@ -171,8 +171,32 @@ nlohmann::json plainScalarToJson(const std::string& s) {
 
 // The recursive half of YamlReader::jsonText.
 // Stops (returning null) once `budget` is spent; the caller reports that.
+// "/a" + "b/c" -> "/a/b~1c" (RFC 6901).
+std::string pointerJoin(const std::string& parent, const std::string& key) {
+  std::string out = parent + "/";
+  for (const char c : key) {
+    out += c == '~' ? "~0" : c == '/' ? "~1" : std::string(1, c);
+  }
+  return out;
+}
+
+// Where a block's values are: the JSON Pointer of the value being converted,
+// and the map being filled (nullptr: not wanted).
+struct BlockPlace {
+  ConfigBlockMap* map;
+  std::string pointer;
+
+  BlockPlace child(const std::string& token, int line) const {
+    BlockPlace c{map, pointerJoin(pointer, token)};
+    if (map != nullptr) {
+      map->lines.emplace(c.pointer, line);
+    }
+    return c;
+  }
+};
+
 nlohmann::json toJson(YamlReader& reader, const YAML::Node& node, const YAML::Mark& fallback, const std::string& path,
-                      int depth, BlockBudget& budget) {
+                      int depth, BlockBudget& budget, const BlockPlace& place) {
   if (!budget.take(node.IsScalar() ? node.Scalar().size() : 0)) {
     return nullptr;
   }
@@ -203,7 +227,8 @@ nlohmann::json toJson(YamlReader& reader, const YAML::Node& node, const YAML::Ma
                      "duplicate key (first defined on line " + std::to_string(seen->second) + ")");
         continue;
       }
-      object[key] = toJson(reader, it->second, key_node.Mark(), child, depth + 1, budget);
+      object[key] = toJson(reader, it->second, key_node.Mark(), child, depth + 1, budget,
+                           place.child(key, key_node.Mark().line + 1));
     }
     return object;
   }
@@ -211,12 +236,15 @@ nlohmann::json toJson(YamlReader& reader, const YAML::Node& node, const YAML::Ma
     nlohmann::json array = nlohmann::json::array();
     size_t index = 0;
     for (auto it = node.begin(); it != node.end() && !budget.exceeded; ++it, ++index) {
-      array.push_back(toJson(reader, *it, mark, indexKey(path, index), depth + 1, budget));
+      const YAML::Mark item = it->Mark().is_null() ? mark : it->Mark();
+      array.push_back(toJson(reader, *it, mark, indexKey(path, index), depth + 1, budget,
+                             place.child(std::to_string(index), item.line + 1)));
     }
     return array;
   }
   if (node.IsScalar()) {
-    std::optional<std::string> value = reader.text(node, mark, path, "a value");
+    std::optional<std::string> value = reader.text(node, mark, path, "a value", Quoting::Allowed,
+                                                   place.map != nullptr ? &place.map->expanded : nullptr);
     if (!value) {
       return nullptr;
     }
@@ -377,7 +405,8 @@ bool YamlReader::readFields(const Entry& e, const std::vector<Field>& fields) {
 }
 
 std::optional<std::string> YamlReader::text(const YAML::Node& node, const YAML::Mark& mark, const std::string& path,
-                                            const std::string& expected, Quoting quoting) {
+                                            const std::string& expected, Quoting quoting,
+                                            std::vector<std::string>* from_environment) {
   if (!node.IsScalar()) {
     error(mark, path, expectedGot(expected, kindOf(node)));
     return std::nullopt;
@@ -388,6 +417,10 @@ std::optional<std::string> YamlReader::text(const YAML::Node& node, const YAML::
       error(mark, path, why);
     }
     return std::nullopt;
+  }
+  if (from_environment != nullptr) {
+    from_environment->insert(from_environment->end(), expansion.from_environment.begin(),
+                             expansion.from_environment.end());
   }
   return std::move(expansion.value);
 }
@@ -472,10 +505,10 @@ std::optional<size_t> YamlReader::readChoice(const Entry& e, const std::vector<s
   return static_cast<size_t>(it - allowed.begin());
 }
 
-std::optional<std::string> YamlReader::jsonText(const Entry& e) {
+std::optional<std::string> YamlReader::jsonText(const Entry& e, ConfigBlockMap* map) {
   const size_t before = problems_.size();
   BlockBudget budget;
-  const nlohmann::json json = toJson(*this, e.value, valueMark(e), e.path, 0, budget);
+  const nlohmann::json json = toJson(*this, e.value, valueMark(e), e.path, 0, budget, BlockPlace{map, ""});
   if (budget.exceeded) {
     error(e.key_node.Mark(), e.path,
           "too large: more than " + std::to_string(kMaxBlockValues) + " values or " +

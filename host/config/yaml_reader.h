@@ -82,8 +82,10 @@ class YamlReader {
   // The expanded text of the scalar `node`, or nullopt after reporting why
   // there is none (not a scalar, unset variable, malformed reference).
   // `expected` describes the wanted value, for the message.
+  // With `from_environment`, appends the values ${VAR} references took from the environment.
   std::optional<std::string> text(const YAML::Node& node, const YAML::Mark& mark, const std::string& path,
-                                  const std::string& expected, Quoting quoting = Quoting::Allowed);
+                                  const std::string& expected, Quoting quoting = Quoting::Allowed,
+                                  std::vector<std::string>* from_environment = nullptr);
   std::optional<std::string> text(const Entry& e, const std::string& expected, Quoting quoting = Quoting::Allowed);
 
   void readString(const Entry& e, std::string& out);
@@ -106,8 +108,10 @@ class YamlReader {
   // and !!str stay strings, so `version: "1.0"` stays text. Values are
   // expanded first. A block that stands for more than 100,000 values or
   // 16 MiB of text once its aliases are expanded is refused (an alias bomb).
-  // Returns nullopt after reporting problems.
-  std::optional<std::string> jsonText(const Entry& e);
+  // Returns nullopt after reporting problems. With `map`, also records where
+  // each value is (by JSON Pointer) and what ${VAR} references took from the
+  // environment.
+  std::optional<std::string> jsonText(const Entry& e, ConfigBlockMap* map = nullptr);
 
  private:
   struct Problem {

@@ -63,6 +63,13 @@ class Library {
   // EVH_PLUGIN_OWN_IDEMPOTENCY, read from ABI 1.2 descriptors only (the bit
   // meant nothing before).
   bool ownIdempotency() const noexcept { return abiMinor() >= 2 && (desc_.flags & EVH_PLUGIN_OWN_IDEMPOTENCY) != 0; }
+  // The descriptor's validate_config (ABI 1.3), or nullptr: read only from a
+  // descriptor that declares 1.3 or later and whose struct_size covers it (a
+  // short one, whatever it declares, has none; copyVersioned zeroed the rest).
+  using ValidateConfigFn = evh_status (*)(evh_str, evh_config_error_fn, void*);
+  ValidateConfigFn validateConfig() const noexcept {
+    return abiMinor() >= 3 && EVH_HAS_FIELD(&desc_, evh_plugin_desc, validate_config) ? desc_.validate_config : nullptr;
+  }
 
  private:
   Library(std::string path, std::string sha256, DlHandle handle, const evh_plugin_desc& desc);

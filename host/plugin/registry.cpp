@@ -2,12 +2,26 @@
 #include "plugin/registry.h"
 
 #include "common/log.h"
+#include "plugin/config_check.h"
 #include "plugin/search_path.h"
 #include "plugin/trust.h"
 
 #include <map>
 
 namespace evh::plugin {
+
+LibraryPtr openConfigured(const config::Plugin& p, const std::vector<std::string>& search_dirs,
+                          std::map<std::string, LibraryPtr>& by_path) {
+  checkConfiguredPath(p.path);
+  const Found found = locate(p.path, p.config_dir, search_dirs);
+  LibraryPtr& lib = by_path[found.path];
+  if (!lib) {
+    lib = Library::open(found, p.sha256);
+  } else if (std::string refusal = pinMismatch(found.path, p.sha256, lib->sha256()); !refusal.empty()) {
+    throw LoadError(refusal);  // the same file, configured again with another pin
+  }
+  return lib;
+}
 
 Registry::~Registry() { unloadAll(); }
 
@@ -18,14 +32,7 @@ void Registry::load(const std::vector<config::Plugin>& plugins, const std::vecto
   std::string faults;
   for (const auto& p : plugins) {
     try {
-      checkConfiguredPath(p.path);
-      const Found found = locate(p.path, p.config_dir, search_dirs);
-      LibraryPtr& lib = by_path[found.path];
-      if (!lib) {
-        lib = Library::open(found, p.sha256);
-      } else if (std::string refusal = pinMismatch(found.path, p.sha256, lib->sha256()); !refusal.empty()) {
-        throw LoadError(refusal);  // the same file, configured again with another pin
-      }
+      const LibraryPtr lib = openConfigured(p, search_dirs, by_path);
       loaded.push_back(std::make_unique<Instance>(p.name, lib, services, env_prefix, *stats_));
     } catch (const LoadError& e) {
       faults += (faults.empty() ? "" : "\n") + p.origin.describe() + ": plugin \"" + p.name + "\": " + e.what();
@@ -35,6 +42,17 @@ void Registry::load(const std::vector<config::Plugin>& plugins, const std::vecto
     throw LoadError(faults);
   }
   by_path.clear();  // instances hold the libraries now
+  // Every config block before any init(): nothing of a deployment starts
+  // (no plugin thread, no Redis command) when one of its configs is wrong.
+  std::string problems;
+  for (size_t i = 0; i < loaded.size(); ++i) {
+    for (const std::string& line : checkConfig(loaded[i]->library(), plugins[i])) {
+      problems += (problems.empty() ? "" : "\n") + line;
+    }
+  }
+  if (!problems.empty()) {
+    throw LoadError(problems);
+  }
   for (size_t i = 0; i < loaded.size(); ++i) {
     const auto& p = plugins[i];
     std::string fault;
@@ -52,6 +70,10 @@ void Registry::load(const std::vector<config::Plugin>& plugins, const std::vecto
               "): init failed: an exception that is not a std::exception";
     }
     if (!fault.empty()) {
+      // The plugin's own text may quote a secret from its config.
+      if (const size_t why = fault.find("init failed: "); why != std::string::npos) {
+        fault = fault.substr(0, why) + maskExpanded(fault.substr(why), p.config_map);
+      }
       instances_ = std::move(loaded);  // shut down what was initialised, in reverse
       unloadAll();
       throw LoadError(fault);

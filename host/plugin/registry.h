@@ -5,12 +5,20 @@
 #include "ops/stats.h"
 #include "plugin/instance.h"
 
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace evh::plugin {
+
+// Opens `p`'s plugin file -- the configured-path rule, the search, the trust
+// rules and ABI checks (Library::open) -- or returns the library `by_path`
+// already holds for that file (refusing another pin for it), and records it
+// there. Throws LoadError.
+LibraryPtr openConfigured(const config::Plugin& p, const std::vector<std::string>& search_dirs,
+                          std::map<std::string, LibraryPtr>& by_path);
 
 class Registry {
  public:
@@ -22,9 +30,12 @@ class Registry {
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;
 
-  // Resolves and loads every configured plugin, then initialises them in
-  // config order. Throws LoadError: every load fault found (one per line),
-  // or the first init failure. On failure the instances already initialised
+  // Resolves and loads every configured plugin, checks every instance's
+  // config block with its validate_config (plugin/config_check.h), then
+  // initialises them in config order. Throws LoadError: every load fault
+  // found (one per line), else every config problem (one per line, before
+  // any init() ran), else the first init failure (its text masked as config
+  // problems are). On failure the instances already initialised
   // are shut down in reverse order before the throw. A library configured
   // several times is loaded once and instantiated once per entry. THREAD: loop.
   void load(const std::vector<config::Plugin>& plugins, const std::vector<std::string>& search_dirs,

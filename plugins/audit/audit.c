@@ -277,6 +277,37 @@ static void audit_shutdown(void* instance) {
   audit_free(a);
 }
 
+/* Hands audit_config_read's problems to evhost. */
+typedef struct audit_report_to {
+  evh_config_error_fn report;
+  void* ctx;
+} audit_report_to;
+
+static void audit_report(void* ctx, const char* pointer, const char* message) {
+  const audit_report_to* to = (const audit_report_to*)ctx;
+  to->report(to->ctx, audit_str(pointer), audit_str(message));
+}
+
+/* ABI 1.3: init's parser, every problem reported; and whether the file
+ * could be opened, looking only. */
+static evh_status audit_validate_config(evh_str config_json, evh_config_error_fn report, void* ctx) {
+  audit_report_to to;
+  audit_config cfg;
+  char err[512];
+  to.report = report;
+  to.ctx = ctx;
+  if (audit_config_read(&cfg, config_json, audit_report, &to) != 0) {
+    return EVH_ERR_INVALID;
+  }
+  if (audit_file_check(cfg.file, err, sizeof err) != 0) {
+    audit_report(&to, "/file", err);
+    audit_config_free(&cfg);
+    return EVH_ERR_INVALID;
+  }
+  audit_config_free(&cfg);
+  return EVH_OK;
+}
+
 static const evh_plugin_desc audit_desc = {
     .struct_size = sizeof(evh_plugin_desc),
     .abi_version = EVH_ABI_VERSION,
@@ -288,6 +319,7 @@ static const evh_plugin_desc audit_desc = {
     .init = audit_init,
     .handle = audit_handle,
     .shutdown = audit_shutdown,
+    .validate_config = audit_validate_config,
 };
 
 EVH_PLUGIN_EXPORT const evh_plugin_desc* evh_plugin_entry(uint32_t host_abi_version) {

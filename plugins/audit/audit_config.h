@@ -29,8 +29,22 @@ typedef struct audit_config {
   int64_t commit_delay_us; /* the writer's wait after a batch, gathering the next one; 0: none */
 } audit_config;
 
-/* Fills *cfg from the JSON text; defaults for what is absent. Returns 0, or
- * -1 with the reason in err (and nothing to free). */
+/* Where audit_config_read sends each problem: `pointer` is a JSON Pointer
+ * into the config ("/fsync", "/stream/maxlen", "/redact/1"; "" for the
+ * whole block), `message` says what is wrong without the key. Both are
+ * NUL-terminated and valid during the call only. */
+typedef void (*audit_config_report_fn)(void* ctx, const char* pointer, const char* message);
+
+/* The one parser, for validate_config and init alike: fills *cfg from the
+ * JSON text (defaults for what is absent), calls report(ctx, ...) for every
+ * problem and returns their number: 0 with *cfg to free with
+ * audit_config_free, more with nothing to free. Touches nothing outside
+ * *cfg (the file is not looked at: audit_file_check does that). */
+int audit_config_read(audit_config* cfg, evh_str json, audit_config_report_fn report, void* ctx);
+
+/* audit_config_read for init(): 0, or -1 with every problem in err
+ * ("config /fsync: must be ...; config /keep: ...", cut to errlen) and
+ * nothing to free. */
 int audit_config_parse(audit_config* cfg, evh_str json, char* err, size_t errlen);
 void audit_config_free(audit_config* cfg);
 

@@ -219,6 +219,41 @@ static int audit_file_rotate(audit_file* f, audit_append_note* note, char* err, 
   return audit_file_reopen(f, err, errlen);
 }
 
+int audit_file_check(const char* path, char* err, size_t errlen) {
+  struct stat st;
+  char why[128] = "";
+  char* dir = audit_dir_of(path);
+  int rc = -1;
+  if (dir == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  /* strerror_r: a reload checks a config while another instance's writer
+   * may be using strerror under its lock. */
+  if (stat(dir, &st) != 0) {
+    (void)strerror_r(errno, why, sizeof why);
+    snprintf(err, errlen, "folder \"%s\" of \"%s\": %s", dir, path, why);
+  } else if (!S_ISDIR(st.st_mode)) {
+    snprintf(err, errlen, "\"%s\" is not a folder", dir);
+  } else if (stat(path, &st) == 0) {
+    if (!S_ISREG(st.st_mode)) {
+      snprintf(err, errlen, "\"%s\" exists and is not a regular file", path);
+    } else if (access(path, W_OK) != 0) {
+      (void)strerror_r(errno, why, sizeof why);
+      snprintf(err, errlen, "\"%s\" is not writable: %s", path, why);
+    } else {
+      rc = 0;
+    }
+  } else if (access(dir, W_OK | X_OK) != 0) {
+    (void)strerror_r(errno, why, sizeof why);
+    snprintf(err, errlen, "folder \"%s\" is not writable: %s", dir, why);
+  } else {
+    rc = 0;
+  }
+  free(dir);
+  return rc;
+}
+
 int audit_file_open(audit_file* f, const audit_config* cfg, char* err, size_t errlen) {
   memset(f, 0, sizeof(*f));
   f->fd = -1;

@@ -37,6 +37,12 @@ typedef struct audit_append_note {
   char warning[320]; /* non-empty: something failed that did not stop the lines (e.g. a rotation) */
 } audit_append_note;
 
+/* Whether `path` could be opened for appending, looking only (nothing is
+ * created or opened): its folder exists and takes new files, and a file
+ * already there is a regular file this process may write. Returns 0, or -1
+ * with the reason in err. For validate_config. */
+int audit_file_check(const char* path, char* err, size_t errlen);
+
 /* Opens (creating if needed) cfg->file for appending. Returns 0, or -1 with
  * the reason in err. */
 int audit_file_open(audit_file* f, const audit_config* cfg, char* err, size_t errlen);

@@ -91,6 +91,11 @@ class Dlq final : public evh::Plugin {
   static constexpr const char* kDescription =
       "dead-letter queue: entries in a capped Redis list, spooled to a file while Redis is down";
 
+  // validate_config (ABI 1.3): the constructor's parser, every problem reported.
+  static void validateConfig(std::string_view config_json, evh::ConfigErrors& errors) {
+    parseSettings(config_json, errors);
+  }
+
   Dlq(evh::Host host, std::string_view config_json);
   ~Dlq() override;
 

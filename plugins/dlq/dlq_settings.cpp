@@ -24,80 +24,85 @@ constexpr int64_t kMaxFlushMs = 3600000;
 
 std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
-[[noreturn]] void badValue(const std::string& key, const std::string& rule, const Json& got) {
-  throw std::invalid_argument("config key " + quote(key) + ": " + rule + ", got " +
-                              got.dump(-1, ' ', false, Json::error_handler_t::replace));
+std::string shown(const Json& got) { return got.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
+// Reads the key's value into `out`, or adds the problem and leaves `out` alone.
+void integerIn(const Json& j, const std::string& key, int64_t lo, int64_t hi, int64_t& out, evh::ConfigErrors& errors) {
+  const bool in_range = j.is_number_integer() &&
+                        !(j.is_number_unsigned() && j.get<uint64_t>() > static_cast<uint64_t>(hi)) &&
+                        j.get<int64_t>() >= lo && j.get<int64_t>() <= hi;
+  if (!in_range) {
+    errors.add(evh::pointerJoin("", key),
+               "must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi) + ", got " + shown(j));
+    return;
+  }
+  out = j.get<int64_t>();
 }
 
-int64_t integerIn(const Json& j, const std::string& key, int64_t lo, int64_t hi) {
-  std::string rule = "must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi);
-  if (!j.is_number_integer()) {
-    badValue(key, rule, j);
-  }
-  if (j.is_number_unsigned() && j.get<uint64_t>() > static_cast<uint64_t>(hi)) {
-    badValue(key, rule, j);
-  }
-  auto v = j.get<int64_t>();
-  if (v < lo || v > hi) {
-    badValue(key, rule, j);
-  }
-  return v;
-}
-
-std::string nonEmptyString(const Json& j, const std::string& key) {
+void nonEmptyString(const Json& j, const std::string& key, std::string& out, evh::ConfigErrors& errors) {
   if (!j.is_string() || j.get_ref<const std::string&>().empty()) {
-    badValue(key, "must be a non-empty string", j);
+    errors.add(evh::pointerJoin("", key), "must be a non-empty string, got " + shown(j));
+    return;
   }
-  return j.get<std::string>();
+  out = j.get<std::string>();
 }
 
 // A spool that could never be written is a deployment mistake: refuse to
-// start rather than find out during the first Redis outage.
-void checkSpoolPath(const std::string& file) {
+// start rather than find out during the first Redis outage. Looks only.
+void checkSpoolPath(const std::string& file, evh::ConfigErrors& errors) {
+  const std::string where = "/spool_file";
   if (std::filesystem::path(file).filename().empty()) {
-    throw std::invalid_argument("config key \"spool_file\": " + quote(file) + " does not name a file");
+    errors.add(where, quote(file) + " does not name a file");
+    return;
   }
   std::string dir = dirOf(file);
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0) {
-    throw std::invalid_argument("config key \"spool_file\": folder " + quote(dir) + " of " + quote(file) + ": " +
-                                errnoText(errno));
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    throw std::invalid_argument("config key \"spool_file\": " + quote(dir) + " is not a folder");
-  }
-  if (::access(dir.c_str(), W_OK | X_OK) != 0) {
-    throw std::invalid_argument("config key \"spool_file\": folder " + quote(dir) +
-                                " is not writable: " + errnoText(errno));
-  }
-  if (::stat(file.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
-    throw std::invalid_argument("config key \"spool_file\": " + quote(file) + " exists and is not a regular file");
+    errors.add(where, "folder " + quote(dir) + " of " + quote(file) + ": " + errnoText(errno));
+  } else if (!S_ISDIR(st.st_mode)) {
+    errors.add(where, quote(dir) + " is not a folder");
+  } else if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+    errors.add(where, "folder " + quote(dir) + " is not writable: " + errnoText(errno));
+  } else if (::stat(file.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    errors.add(where, quote(file) + " exists and is not a regular file");
   }
 }
 
 }  // namespace
 
-Settings parseSettings(std::string_view text) {
+Settings parseSettings(std::string_view text, evh::ConfigErrors& errors) {
+  Settings s;
   Json j = Json::parse(text.begin(), text.end(), nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
-    throw std::invalid_argument("config must be a map (got " + std::string(text) + ")");
+    errors.add("", "must be a map, got " + (j.is_discarded() ? std::string("text that is not JSON") : shown(j)));
+    return s;
   }
-  Settings s;
+  bool spool_ok = true;
   for (const auto& [name, value] : j.items()) {
     if (name == "key") {
-      s.key = nonEmptyString(value, name);
+      nonEmptyString(value, name, s.key, errors);
     } else if (name == "max_length") {
-      s.max_length = integerIn(value, name, 1, kMaxLengthLimit);
+      integerIn(value, name, 1, kMaxLengthLimit, s.max_length, errors);
     } else if (name == "spool_file") {
-      s.spool_file = nonEmptyString(value, name);
+      const size_t before = errors.size();
+      nonEmptyString(value, name, s.spool_file, errors);
+      spool_ok = errors.size() == before;
     } else if (name == "flush_interval_ms") {
-      s.flush_interval_ms = integerIn(value, name, kMinFlushMs, kMaxFlushMs);
+      integerIn(value, name, kMinFlushMs, kMaxFlushMs, s.flush_interval_ms, errors);
     } else {
-      throw std::invalid_argument("unknown config key " + quote(name) +
-                                  " (known: key, max_length, spool_file, flush_interval_ms)");
+      errors.add(evh::pointerJoin("", name), "unknown key (known: key, max_length, spool_file, flush_interval_ms)");
     }
   }
-  checkSpoolPath(s.spool_file);
+  if (spool_ok) {
+    checkSpoolPath(s.spool_file, errors);
+  }
+  return s;
+}
+
+Settings parseSettings(std::string_view text) {
+  evh::ConfigErrors errors;
+  Settings s = parseSettings(text, errors);
+  errors.throwIfAny();
   return s;
 }
 

@@ -60,6 +60,11 @@ class Product final : public evh::Plugin {
   // effects (product_read_model.cpp): the host leaves the mark to it.
   static constexpr uint32_t kFlags = EVH_PLUGIN_OWN_IDEMPOTENCY;
 
+  // validate_config (ABI 1.3): the constructor's parser, every problem reported.
+  static void validateConfig(std::string_view config_json, evh::ConfigErrors& errors) {
+    parseSettings(config_json, errors);
+  }
+
   Product(evh::Host host, std::string_view config_json);
 
   evh::Result handle(const evh::Event& ev, evh::Call& call) override;

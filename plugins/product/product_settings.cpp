@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <stdexcept>
 #include <utility>
 
@@ -14,9 +15,9 @@ namespace product {
 
 // ---- key templates ---------------------------------------------------------------
 
-KeyTemplate::KeyTemplate(std::string text, const std::string& where) : text_(std::move(text)) {
+KeyTemplate::KeyTemplate(std::string text) : text_(std::move(text)) {
   if (text_.empty()) {
-    throw std::invalid_argument("config key " + quote(where) + ": must be a non-empty string");
+    throw std::invalid_argument("must be a non-empty string");
   }
   std::string literal;
   size_t i = 0;
@@ -36,8 +37,8 @@ KeyTemplate::KeyTemplate(std::string text, const std::string& where) : text_(std
     } else if (name == "category") {
       slot = Slot::Category;
     } else {
-      throw std::invalid_argument("config key " + quote(where) + ": unknown placeholder {" + name + "} in " +
-                                  quote(text_) + " (known: {prefix}, {productId}, {category})");
+      throw std::invalid_argument("unknown placeholder {" + name + "} in " + quote(text_) +
+                                  " (known: {prefix}, {productId}, {category})");
     }
     if (!literal.empty()) {
       pieces_.push_back({Slot::Literal, std::move(literal)});
@@ -121,96 +122,120 @@ namespace {
 
 using Json = nlohmann::json;
 
-[[noreturn]] void badValue(const std::string& key, const std::string& rule, const Json& got) {
-  throw std::invalid_argument("config key " + quote(key) + ": " + rule + ", got " +
-                              got.dump(-1, ' ', false, Json::error_handler_t::replace));
-}
+std::string shown(const Json& got) { return got.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
-std::string stringAt(const Json& j, const std::string& key) {
+// A key template at `where`, or the problem added and nullopt.
+std::optional<KeyTemplate> templateAt(const Json& j, const std::string& where, evh::ConfigErrors& errors) {
   if (!j.is_string() || j.get_ref<const std::string&>().empty()) {
-    badValue(key, "must be a non-empty string", j);
+    errors.add(where, "must be a non-empty string, got " + shown(j));
+    return std::nullopt;
   }
-  return j.get<std::string>();
+  try {
+    return KeyTemplate(j.get<std::string>());
+  } catch (const std::invalid_argument& e) {
+    errors.add(where, e.what());
+    return std::nullopt;
+  }
 }
 
-const Json& objectAt(const Json& j, const std::string& key) {
+// Calls `read(name, value)` for each key of the map at `where`, or adds why it is not a map.
+template <class Read>
+void forEachKey(const Json& j, const std::string& where, evh::ConfigErrors& errors, Read read) {
   if (!j.is_object()) {
-    badValue(key, "must be a map", j);
+    errors.add(where, "must be a map, got " + shown(j));
+    return;
   }
-  return j;
+  for (const auto& [name, value] : j.items()) {
+    read(name, value);
+  }
 }
 
-[[noreturn]] void unknownKey(const std::string& where, const std::string& name, const std::string& known) {
-  throw std::invalid_argument("unknown config key " + quote(where.empty() ? name : where + "." + name) +
-                              " (known: " + known + ")");
+void readReadModel(const Json& j, Settings& s, evh::ConfigErrors& errors) {
+  forEachKey(j, "/read_model", errors, [&](const std::string& sub, const Json& v) {
+    const std::string where = evh::pointerJoin("/read_model", sub);
+    if (sub == "product_key" || sub == "category_key") {
+      if (std::optional<KeyTemplate> t = templateAt(v, where, errors)) {
+        (sub == "product_key" ? s.product_key : s.category_key) = std::move(*t);
+      }
+    } else {
+      errors.add(where, "unknown key (known: product_key, category_key)");
+    }
+  });
+}
+
+void readNotifications(const Json& j, Settings& s, evh::ConfigErrors& errors) {
+  forEachKey(j, "/notifications", errors, [&](const std::string& sub, const Json& v) {
+    const std::string where = evh::pointerJoin("/notifications", sub);
+    if (sub == "channel") {
+      if (v.is_string() && !v.get_ref<const std::string&>().empty()) {
+        s.channel = v.get<std::string>();
+      } else {
+        errors.add(where, "must be a non-empty string, got " + shown(v));
+      }
+    } else if (sub == "enabled") {
+      if (v.is_boolean()) {
+        s.notify = v.get<bool>();
+      } else {
+        errors.add(where, "must be true or false, got " + shown(v));
+      }
+    } else {
+      errors.add(where, "unknown key (known: channel, enabled)");
+    }
+  });
 }
 
 }  // namespace
 
-Settings parseSettings(std::string_view text) {
+Settings parseSettings(std::string_view text, evh::ConfigErrors& errors) {
+  Settings s;
+  s.cache_keys = {KeyTemplate("{prefix}cache:product:{productId}"), KeyTemplate("{prefix}cache:category:{category}")};
+  s.product_key = KeyTemplate("{prefix}jollyjet:product:{productId}");
+  s.category_key = KeyTemplate("{prefix}jollyjet:category:{category}");
   Json j = Json::parse(text.begin(), text.end(), nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
-    throw std::invalid_argument("config must be a map (got " + std::string(text) + ")");
+    errors.add("", "must be a map, got " + (j.is_discarded() ? std::string("text that is not JSON") : shown(j)));
+    return s;
   }
-  Settings s;
-  s.cache_keys = {KeyTemplate("{prefix}cache:product:{productId}", "cache_keys[0]"),
-                  KeyTemplate("{prefix}cache:category:{category}", "cache_keys[1]")};
-  s.product_key = KeyTemplate("{prefix}jollyjet:product:{productId}", "read_model.product_key");
-  s.category_key = KeyTemplate("{prefix}jollyjet:category:{category}", "read_model.category_key");
   for (const auto& [name, value] : j.items()) {
     if (name == "cache_keys") {
       if (!value.is_array()) {
-        badValue(name, "must be a list of key templates", value);
+        errors.add("/cache_keys", "must be a list of key templates, got " + shown(value));
+        continue;
       }
       s.cache_keys.clear();
       for (size_t i = 0; i < value.size(); ++i) {
-        std::string where = "cache_keys[" + std::to_string(i) + "]";
-        s.cache_keys.emplace_back(stringAt(value[i], where), where);
+        if (std::optional<KeyTemplate> t = templateAt(value[i], evh::pointerJoin("/cache_keys", i), errors)) {
+          s.cache_keys.push_back(std::move(*t));
+        }
       }
     } else if (name == "read_model") {
-      for (const auto& [sub, v] : objectAt(value, name).items()) {
-        std::string where = name + "." + sub;
-        if (sub == "product_key") {
-          s.product_key = KeyTemplate(stringAt(v, where), where);
-        } else if (sub == "category_key") {
-          s.category_key = KeyTemplate(stringAt(v, where), where);
-        } else {
-          unknownKey(name, sub, "product_key, category_key");
-        }
-      }
+      readReadModel(value, s, errors);
     } else if (name == "notifications") {
-      for (const auto& [sub, v] : objectAt(value, name).items()) {
-        std::string where = name + "." + sub;
-        if (sub == "channel") {
-          s.channel = stringAt(v, where);
-        } else if (sub == "enabled") {
-          if (!v.is_boolean()) {
-            badValue(where, "must be true or false", v);
-          }
-          s.notify = v.get<bool>();
-        } else {
-          unknownKey(name, sub, "channel, enabled");
-        }
-      }
+      readNotifications(value, s, errors);
     } else {
-      unknownKey("", name, "cache_keys, read_model, notifications");
+      errors.add(evh::pointerJoin("", name), "unknown key (known: cache_keys, read_model, notifications)");
     }
   }
   // One hash per product and one set per category: a template that would
   // share a key between products (or between categories) is a mistake.
   using Slot = KeyTemplate::Slot;
   if (!s.product_key.uses(Slot::ProductId) || s.product_key.uses(Slot::Category)) {
-    throw std::invalid_argument(
-        "config key \"read_model.product_key\": must contain {productId} and not "
-        "{category} (a product's category changes), got " +
-        quote(s.product_key.text()));
+    errors.add("/read_model/product_key",
+               "must contain {productId} and not {category} (a product's category changes), got " +
+                   quote(s.product_key.text()));
   }
   if (!s.category_key.uses(Slot::Category) || s.category_key.uses(Slot::ProductId)) {
-    throw std::invalid_argument(
-        "config key \"read_model.category_key\": must contain {category} and not "
-        "{productId} (one set holds the ids of a category), got " +
-        quote(s.category_key.text()));
+    errors.add("/read_model/category_key",
+               "must contain {category} and not {productId} (one set holds the ids of a category), got " +
+                   quote(s.category_key.text()));
   }
+  return s;
+}
+
+Settings parseSettings(std::string_view text) {
+  evh::ConfigErrors errors;
+  Settings s = parseSettings(text, errors);
+  errors.throwIfAny();
   return s;
 }
 

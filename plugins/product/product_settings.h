@@ -1,14 +1,17 @@
 // product_settings: the product plugin's settings, read from the instance's
 // `config:` block (evhost hands it over as JSON text): the key templates of
 // the read model and the caches, and the notification channel.
-// docs/plugins/product.md describes every key. parseSettings() refuses an
-// unknown key or placeholder, naming it, and a template that would share one
-// key between products or between categories.
+// docs/plugins/product.md describes every key. One parser serves
+// validate_config (every problem, with where it is) and the constructor
+// (refusing on any): an unknown key or placeholder, a bad value, a template
+// that would share one key between products or between categories.
 #pragma once
 
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <evh/plugin.hpp>
 
 namespace product {
 
@@ -19,8 +22,9 @@ class KeyTemplate {
 
   KeyTemplate() = default;
 
-  // Throws std::invalid_argument naming `where` for an unknown placeholder.
-  KeyTemplate(std::string text, const std::string& where);
+  // Throws std::invalid_argument for an empty text or an unknown
+  // placeholder (the message names the placeholder, not the key).
+  explicit KeyTemplate(std::string text);
 
   bool uses(Slot slot) const;
 
@@ -56,8 +60,12 @@ struct Settings {
   bool notify = true;
 };
 
-// The settings in the JSON text; defaults for what is absent. Throws
-// std::invalid_argument naming the key for a bad value or an unknown key.
+// The settings in the JSON text; defaults for what is absent. Adds every
+// problem to `errors` (JSON Pointer and message, see evh::ConfigErrors);
+// with any, the settings are not to be used. Touches nothing.
+Settings parseSettings(std::string_view text, evh::ConfigErrors& errors);
+
+// The same, throwing std::invalid_argument with every problem (the constructor's).
 Settings parseSettings(std::string_view text);
 
 }  // namespace product

@@ -24,7 +24,9 @@ static_assert(offsetof(evh_plugin_desc, handle) == 48);
 static_assert(offsetof(evh_plugin_desc, shutdown) == 56);
 // ABI 1.1
 static_assert(offsetof(evh_plugin_desc, health) == 64);
-static_assert(sizeof(evh_plugin_desc) == 72);
+// ABI 1.2 appended no field; 1.3
+static_assert(offsetof(evh_plugin_desc, validate_config) == 72);
+static_assert(sizeof(evh_plugin_desc) == 80);
 
 static_assert(offsetof(evh_host_api, struct_size) == 0);
 static_assert(offsetof(evh_host_api, abi_version) == 4);
@@ -107,6 +109,18 @@ TEST(AbiLayout, HasFieldRespectsStructSize) {
   EXPECT_FALSE(EVH_HAS_FIELD(&ev, evh_event, delivery_id));
   ev.struct_size = sizeof(evh_event);
   EXPECT_TRUE(EVH_HAS_FIELD(&ev, evh_event, delivery_id));
+}
+
+static_assert(std::is_same_v<evh_config_error_fn, void (*)(void*, evh_str, evh_str)>);
+static_assert(EVH_ABI_MAJOR == 1 && EVH_ABI_MINOR == 3);
+
+TEST(AbiLayout, ADescriptorOfAnOlderMinorDoesNotHaveValidateConfig) {
+  evh_plugin_desc d{};
+  d.struct_size = offsetof(evh_plugin_desc, validate_config);  // as compiled against 1.1 or 1.2
+  EXPECT_TRUE(EVH_HAS_FIELD(&d, evh_plugin_desc, health));
+  EXPECT_FALSE(EVH_HAS_FIELD(&d, evh_plugin_desc, validate_config));
+  d.struct_size = sizeof(evh_plugin_desc);
+  EXPECT_TRUE(EVH_HAS_FIELD(&d, evh_plugin_desc, validate_config));
 }
 
 TEST(AbiLayout, CppStrIsLayoutCompatible) {

@@ -117,13 +117,29 @@ static void fuzz_strings(const char* text, size_t size) {
   audit_buf_free(&out);
 }
 
+/* Every problem validate_config would report: a JSON Pointer ("" or "/...")
+ * and a message. */
+static void check_problem(void* ctx, const char* pointer, const char* message) {
+  (void)ctx;
+  require(pointer[0] == '\0' || pointer[0] == '/');
+  require(message[0] != '\0');
+}
+
 static void fuzz_config(const char* text, size_t size) {
   audit_config cfg;
   char err[512];
-  if (audit_config_parse(&cfg, str_of(text, size), err, sizeof err) == 0) {
+  int problems;
+  const int parsed = audit_config_parse(&cfg, str_of(text, size), err, sizeof err);
+  if (parsed == 0) {
     audit_config_free(&cfg);
   } else {
     require(err[0] != '\0');
+  }
+  /* validate_config's path: the same verdict, each problem well formed. */
+  problems = audit_config_read(&cfg, str_of(text, size), check_problem, NULL);
+  require(problems >= 0 && (problems == 0) == (parsed == 0));
+  if (problems == 0) {
+    audit_config_free(&cfg);
   }
 }
 

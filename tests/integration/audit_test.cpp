@@ -31,6 +31,7 @@ namespace {
 
 using nlohmann::json;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr const char* kActivityChannel = "test:jollyjet:events:audit";
 constexpr const char* kProductChannel = "test:jollyjet:events:product";
@@ -793,32 +794,46 @@ TEST_F(AuditRedeliveryTest, TheWindowHoldsTheNewestLinesWrittenSinceTheStart) {
             (std::vector<std::string>{"(not JSON)", "evt-0", "evt-1", "evt-2", "evt-3", "evt-1"}));
 }
 
+// Refused by the plugin's validate_config before anything starts, every
+// problem at its line in the YAML; what only opening the file finds, at init.
 TEST_F(AuditTest, ABadConfigRefusesToStartWithThePluginsReason) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"{fsnyc: always}",
-       "init failed: unknown config key \"fsnyc\" (known: file, redact, fsync, fsync_interval_ms, rotate_bytes, "
+       "plugin audit config /fsnyc: unknown key (known: file, redact, fsync, fsync_interval_ms, rotate_bytes, "
        "keep, stream, dedup_window, commit_delay_us)"},
-      {"{dedup_window: -1}", "init failed: config key \"dedup_window\": must be an integer from 0 to 1000000, got -1"},
+      {"{dedup_window: -1}", "plugin audit config /dedup_window: must be an integer from 0 to 1000000, got -1"},
       {"{commit_delay_us: 100001}",
-       "init failed: config key \"commit_delay_us\": must be an integer from 0 to 100000, got 100001"},
+       "plugin audit config /commit_delay_us: must be an integer from 0 to 100000, got 100001"},
       {"{fsync: sometimes}",
-       "init failed: config key \"fsync\": must be one of \"always\", \"interval\", \"never\", got \"sometimes\""},
-      {"{redact: [metadata..email]}", "init failed: config key \"redact\": \"metadata..email\" has an empty segment"},
-      {"{redact: metadata.email}", "init failed: config key \"redact\": must be a list of paths"},
-      {"{keep: -1}", "init failed: config key \"keep\": must be an integer from 0 to 1000, got -1"},
+       "plugin audit config /fsync: must be one of \"always\", \"interval\", \"never\", got \"sometimes\""},
+      {"{redact: [metadata..email]}", "plugin audit config /redact/0: \"metadata..email\" has an empty segment"},
+      {"{redact: metadata.email}", "plugin audit config /redact: must be a list of paths"},
+      {"{keep: -1}", "plugin audit config /keep: must be an integer from 0 to 1000, got -1"},
       {"{fsync_interval_ms: 5}",
-       "init failed: config key \"fsync_interval_ms\": must be an integer from 10 to 3600000, got 5"},
-      {"{stream: {maxlen: 10}}", "init failed: config key \"stream\": needs a key"},
-      {"{stream: {key: a, max_len: 10}}", "init failed: unknown config key \"stream.max_len\" (known: key, maxlen)"},
+       "plugin audit config /fsync_interval_ms: must be an integer from 10 to 3600000, got 5"},
+      {"{stream: {maxlen: 10}}", "plugin audit config /stream: needs a key"},
+      {"{stream: {key: a, max_len: 10}}", "plugin audit config /stream/max_len: unknown key (known: key, maxlen)"},
       {"{file: /nonexistent-evh-dir/audit.jsonl}",
-       "init failed: cannot open audit file \"/nonexistent-evh-dir/audit.jsonl\": No such file or directory"},
+       "plugin audit config /file: folder \"/nonexistent-evh-dir\" of \"/nonexistent-evh-dir/audit.jsonl\": No such "
+       "file or directory"},
   };
   for (const auto& [cfg, message] : cases) {
     EvhostProcess host(config(", config: " + cfg));
     ASSERT_EQ(host.waitExit(), std::optional<int>(1)) << cfg << "\n" << host.log();
-    EXPECT_THAT(host.log(), HasSubstr("plugin \"audit\" (")) << cfg;
     EXPECT_THAT(host.log(), HasSubstr(message)) << cfg << "\n" << host.log();
+    EXPECT_THAT(host.log(), Not(HasSubstr("init failed"))) << cfg;
   }
+}
+
+// validate_config looks at the file without creating it: a folder where the
+// file should be is refused up front, at the line of `file`.
+TEST_F(AuditTest, AFolderWhereTheFileShouldBeIsRefusedUpFront) {
+  const std::string folder = dir_ + "/a-folder.jsonl";
+  std::filesystem::create_directory(folder);
+  EvhostProcess host(config(", config: {file: " + folder + "}"));
+  ASSERT_EQ(host.waitExit(), std::optional<int>(1)) << host.log();
+  EXPECT_THAT(host.log(), HasSubstr("plugin audit config /file: \"" + folder + "\" exists and is not a regular file"))
+      << host.log();
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include <sys/stat.h>
 
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -39,7 +40,9 @@ class CliTest : public ::testing::Test {
 
 TEST_F(CliTest, CheckConfigPrintsOkForTheShippedConfigs) {
   // The production example needs its secrets from the environment.
-  const std::vector<std::string> env = {"REDIS_HOST=redis.internal", "REDIS_PASSWORD=s3cret"};
+  // ... and a state directory that exists: the audit and dlq plugins check
+  // that their files could be written there.
+  const std::vector<std::string> env = {"REDIS_HOST=redis.internal", "REDIS_PASSWORD=s3cret", "EVH_STATE_DIR=" + dir_};
   for (const char* rel : {"config/jollyjet.yaml", "config/examples/minimal.yaml", "config/examples/production.yaml",
                           "config/examples/durable.yaml"}) {
     auto [code, out] = runCommand({EVH_EVHOST_BIN, "--check-config", std::string(EVH_SOURCE_DIR) + "/" + rel}, env);
@@ -120,7 +123,7 @@ TEST_F(CliTest, CheckConfigReportsUnloadablePlugins) {
 )");
   auto [code, out] = check(path);
   EXPECT_EQ(code, 1);
-  EXPECT_THAT(out, HasSubstr("built for plugin ABI 2.0, but this evhost implements ABI 1.2"));
+  EXPECT_THAT(out, HasSubstr("built for plugin ABI 2.0, but this evhost implements ABI 1.3"));
   EXPECT_THAT(out, HasSubstr(dir_ + "/nothing-here.so: plugin file does not exist"));
 }
 
@@ -191,7 +194,7 @@ TEST_F(CliTest, EvhostHelpListsEveryOption) {
   EXPECT_THAT(out, HasSubstr("Usage: evhost [OPTIONS]"));
   for (const char* line :
        {"--config FILE", "Run the deployment described by FILE (YAML)", "--check-config FILE",
-        "Validate FILE and its plugins; print ok or every error", "--plugin-dir DIR",
+        "Validate FILE, its plugins and their config blocks; print ok or every error", "--plugin-dir DIR",
         "Look for plugins given by bare name in DIR first (repeatable)", "--log-level LEVEL",
         "Override logging.level: trace, debug, info, warn, error, critical or off", "--ops-listen ADDR",
         "Override ops.listen: HOST:PORT", "--version", "Print evhost's version and plugin ABI and exit", "-h,--help"}) {
@@ -270,7 +273,7 @@ TEST_F(CliTest, PluginInspectPrintsWhatTheHostSees) {
   EXPECT_EQ(code, 0) << out;
   EXPECT_THAT(out, HasSubstr("name:            ok_cpp"));
   EXPECT_THAT(out, HasSubstr("version:         2.0.0"));
-  EXPECT_THAT(out, HasSubstr("abi:             1.2 (host 1.2)"));
+  EXPECT_THAT(out, HasSubstr("abi:             1.3 (host 1.3)"));
   EXPECT_THAT(out, HasSubstr("flags:           blocking"));
   EXPECT_THAT(out, HasSubstr("max_concurrency: 2"));
 }
@@ -329,7 +332,7 @@ TEST_F(CliTest, PluginInspectExplainsRefusals) {
       runCommand({EVH_EVHCTL_BIN, "plugin", "inspect", std::string(EVH_TEST_PLUGIN_DIR) + "/abi_newer_minor.so"});
   EXPECT_EQ(code, 1);
   EXPECT_THAT(out, HasSubstr("refused:"));
-  EXPECT_THAT(out, HasSubstr("newer than this evhost's ABI 1.2 (upgrade evhost)"));
+  EXPECT_THAT(out, HasSubstr("newer than this evhost's ABI 1.3 (upgrade evhost)"));
   auto [code2, out2] =
       runCommand({EVH_EVHCTL_BIN, "plugin", "inspect", std::string(EVH_TEST_PLUGIN_DIR) + "/not_elf.so"});
   EXPECT_EQ(code2, 1);
@@ -351,7 +354,7 @@ TEST_F(CliTest, PluginInspectShowsTheDigestAndEveryTrustRule) {
   for (const char* rule : {"symlink", "owner", "mode", "folder", "sha256", "abi-note"}) {
     EXPECT_THAT(out, HasSubstr(std::string("  ") + rule)) << rule;
   }
-  EXPECT_THAT(out, HasSubstr("abi-note       passed: ABI 1.2"));
+  EXPECT_THAT(out, HasSubstr("abi-note       passed: ABI 1.3"));
   EXPECT_THAT(out, Not(HasSubstr("REFUSED")));
 }
 
@@ -402,6 +405,133 @@ TEST_F(CliTest, CheckConfigRefusesAnUntrustedPluginNamingTheLineAndTheRule) {
                              "/pinned.so: refused by plugin trust "
                              "rule \"sha256\": the file's SHA-256 is " +
                              sha256sum(dir_ + "/pinned.so") + ", but the config pins " + std::string(64, '0')));
+}
+
+// Issue 16, part 2: a plugin's config block is checked up front by its
+// validate_config. Each bundled plugin with one bad key: --check-config
+// names the file, the line of the key, the plugin and what is wrong.
+TEST_F(CliTest, CheckConfigReportsABadKeyOfEachBundledPluginWithFileAndLine) {
+  const std::string spool = dir_ + "/spool.jsonl";
+  std::string path = write("bundled.yaml", R"(environment: dev
+plugins:
+  product:
+    path: product
+    config:
+      notifications:
+        enabeld: false
+  audit:
+    path: audit
+    config:
+      file: )" + dir_ + R"(/audit.jsonl
+      fsync: sometimes
+  dlq:
+    path: dlq
+    config:
+      spool_file: )" + spool + R"(
+      max_length: 0
+dead_letter: {plugin: dlq}
+)");
+  auto [code, out] = runCommand({EVH_EVHOST_BIN, "--check-config", path});
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_THAT(out, HasSubstr(path + ":7: plugin product config /notifications/enabeld: unknown key (known: channel, "
+                                    "enabled)\n"));
+  EXPECT_THAT(out, HasSubstr(path + ":12: plugin audit config /fsync: must be one of \"always\", \"interval\", "
+                                    "\"never\", got \"sometimes\"\n"));
+  EXPECT_THAT(out, HasSubstr(path + ":17: plugin dlq config /max_length: must be an integer from 1 to 100000000, got "
+                                    "0\n"));
+  EXPECT_THAT(out, Not(HasSubstr("ok\n")));
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/audit.jsonl")) << "a check creates no file";
+  EXPECT_FALSE(std::filesystem::exists(spool));
+}
+
+// `evhost --config` refuses the same config with the same messages, before
+// any plugin's init runs (the audit plugin's would create its file).
+TEST_F(CliTest, EvhostRefusesABadPluginConfigBeforeAnyInitWithTheSameMessage) {
+  std::string path = write("dlq.yaml", R"(redis: {port: 1}
+plugins:
+  audit:
+    path: audit
+    config: {file: )" + dir_ + R"(/audit.jsonl}
+  dlq:
+    path: dlq
+    config:
+      max_length: 0
+      spool_file: )" + dir_ + R"(/spool.jsonl
+dead_letter: {plugin: dlq}
+)");
+  const std::string message = path + ":9: plugin dlq config /max_length: must be an integer from 1 to 100000000, got 0";
+  auto [check_code, check_out] = runCommand({EVH_EVHOST_BIN, "--check-config", path});
+  EXPECT_EQ(check_code, 1) << check_out;
+  EXPECT_THAT(check_out, HasSubstr(message));
+  auto [code, out] = runCommand({EVH_EVHOST_BIN, "--config", path, "--ops-listen", ""});
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_THAT(out, HasSubstr("evhost: not starting:\n" + message + "\n"));
+  EXPECT_THAT(out, Not(HasSubstr("init failed")));
+  EXPECT_THAT(out, Not(HasSubstr("plugin audit loaded")));
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/audit.jsonl")) << "audit's init ran";
+}
+
+// A plugin without validate_config (built against ABI 1.2, or older): the
+// check says its config is left to init, and init still refuses at start.
+TEST_F(CliTest, CheckConfigNotesAPluginWhoseConfigOnlyInitChecks) {
+  std::string path = write("old.yaml", R"(redis: {port: 1}
+plugins:
+  old:
+    path: abi12_no_validate
+    config: {init_refuses: true}
+)");
+  auto [code, out] = check(path);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_THAT(out, HasSubstr("note: " + path +
+                             ":3: plugins.old: plugin \"old\" (abi12_no_validate, ABI 1.2) has no validate_config: its "
+                             "config is checked only by its init, when evhost starts\n"));
+  EXPECT_THAT(out, HasSubstr("ok\n"));
+  auto [run_code, run_out] =
+      runCommand({EVH_EVHOST_BIN, "--config", path, "--plugin-dir", EVH_TEST_PLUGIN_DIR, "--ops-listen", ""});
+  EXPECT_EQ(run_code, 1) << run_out;
+  EXPECT_THAT(run_out, HasSubstr("init failed: init refuses this config"));
+}
+
+// A value from ${VAR} may be a secret: never shown in a plugin's config
+// error, even when the plugin quotes it (validate_reports does, on purpose).
+TEST_F(CliTest, PluginConfigErrorsMaskValuesFromVariables) {
+  std::string path = write("secret.yaml", R"(redis: {port: 1}
+plugins:
+  vr:
+    path: validate_reports
+    config:
+      name: fine
+      password: ${EVH_TEST_PLUGIN_PASSWORD}
+)");
+  const std::vector<std::string> env = {"EVH_TEST_PLUGIN_PASSWORD=s3cr3t-pw"};
+  for (const std::string& mode : {std::string("--check-config"), std::string("--config")}) {
+    auto [code, out] =
+        runCommand({EVH_EVHOST_BIN, mode, path, "--plugin-dir", EVH_TEST_PLUGIN_DIR, "--ops-listen", ""}, env);
+    EXPECT_EQ(code, 1) << mode << ": " << out;
+    EXPECT_THAT(out, HasSubstr(path + ":7: plugin vr config /password: must be at least 12 characters, got \"***\""))
+        << mode;
+    EXPECT_THAT(out, Not(HasSubstr("s3cr3t"))) << mode;
+  }
+}
+
+// A crash in validate_config ends the check like any crash in plugin code,
+// named on stderr.
+TEST_F(CliTest, CheckConfigNamesAPluginThatCrashesInValidateConfig) {
+  std::string path = write("crash.yaml", "plugins:\n  edgy: {path: validate_edges, config: {mode: crash}}\n");
+  auto [code, out] = check(path);
+  EXPECT_EQ(code, 128 + SIGSEGV) << out;
+  EXPECT_THAT(out, HasSubstr("evhost: fatal signal SIGSEGV in plugin \"validate_edges\" (instance \"edgy\") while "
+                             "running its validate_config"));
+}
+
+TEST_F(CliTest, PluginInspectSaysWhetherAPluginChecksItsConfig) {
+  auto [code, out] = runCommand({EVH_EVHCTL_BIN, "plugin", "inspect", "dlq"});
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_THAT(out, HasSubstr("config check:    validate_config (evhost --check-config checks its config block)\n"));
+  auto [old_code, old_out] =
+      runCommand({EVH_EVHCTL_BIN, "plugin", "inspect", std::string(EVH_TEST_PLUGIN_DIR) + "/abi12_no_validate.so"});
+  EXPECT_EQ(old_code, 0) << old_out;
+  EXPECT_THAT(old_out, HasSubstr("config check:    none (its config block is checked only by init, at start)\n"));
 }
 
 }  // namespace

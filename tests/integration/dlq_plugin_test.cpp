@@ -1,4 +1,5 @@
 // The bundled dlq plugin loaded in-process: stores entries in Redis, spools while Redis is down, flushes when back.
+#include "dlq_settings.h"
 #include "plugin/registry.h"
 #include "redis/reply.h"
 #include "support/fake_host.h"
@@ -441,18 +442,37 @@ TEST_F(DlqPluginTest, ShutdownIsPromptWhileTheFlusherWaits) {
   EXPECT_THAT(spoolLines(), ElementsAre(entry(1))) << "not pushed: still spooled";
 }
 
-TEST_F(DlqPluginTest, BadConfigRefusesInitWithItsReason) {
-  EXPECT_THAT(refusal(R"({"max_length":0})"),
-              HasSubstr("init failed: config key \"max_length\": must be an integer from 1 to 100000000, got 0"));
-  EXPECT_THAT(refusal(R"({"max_length":"10k"})"), HasSubstr("config key \"max_length\": must be an integer"));
-  EXPECT_THAT(refusal(R"({"key":""})"), HasSubstr("config key \"key\": must be a non-empty string, got \"\""));
+// Refused by its validate_config before init runs, every problem named by
+// its JSON Pointer at the plugin's line (no YAML here to place it better).
+TEST_F(DlqPluginTest, BadConfigIsRefusedBeforeInitWithItsReason) {
+  EXPECT_EQ(refusal(R"({"max_length":0})"),
+            "deploy.yaml:9: plugin dlq config /max_length: must be an integer from 1 to 100000000, got 0");
+  EXPECT_THAT(refusal(R"({"max_length":"10k"})"), HasSubstr("config /max_length: must be an integer"));
+  EXPECT_THAT(refusal(R"({"key":""})"), HasSubstr("config /key: must be a non-empty string, got \"\""));
   EXPECT_THAT(refusal(R"({"flush_interval_ms":5})"),
-              HasSubstr("config key \"flush_interval_ms\": must be an integer from 10 to 3600000, got 5"));
-  EXPECT_THAT(refusal(R"({"max_lenght":5})"), HasSubstr("unknown config key \"max_lenght\""));
+              HasSubstr("config /flush_interval_ms: must be an integer from 10 to 3600000, got 5"));
+  EXPECT_THAT(refusal(R"({"max_lenght":5})"), HasSubstr("config /max_lenght: unknown key"));
   EXPECT_THAT(refusal(R"({"spool_file":"/nonexistent-evh-dir/spool.jsonl"})"),
-              HasSubstr("config key \"spool_file\": folder \"/nonexistent-evh-dir\" of "
+              HasSubstr("config /spool_file: folder \"/nonexistent-evh-dir\" of "
                         "\"/nonexistent-evh-dir/spool.jsonl\": No such file or directory"));
-  EXPECT_THAT(refusal(R"([1])"), HasSubstr("config must be a map"));
+  EXPECT_THAT(refusal(R"([1])"), HasSubstr("plugin dlq config: must be a map, got [1]"));
+  // Every problem at once, not the first.
+  const std::string both = refusal(R"({"max_length":0,"key":7})");
+  EXPECT_THAT(both, HasSubstr("config /max_length: "));
+  EXPECT_THAT(both, HasSubstr("config /key: must be a non-empty string, got 7"));
+}
+
+// The constructor runs the same parser: what validate_config refuses, init refuses too.
+TEST_F(DlqPluginTest, InitRefusesWhatValidateConfigRefuses) {
+  evh::ConfigErrors errors;
+  dlq::parseSettings(R"({"max_length":0,"bogus":1})", errors);
+  ASSERT_EQ(errors.size(), 2U);
+  try {
+    dlq::parseSettings(R"({"max_length":0,"bogus":1})");
+    FAIL() << "expected a refusal";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_EQ(std::string(e.what()), errors.summary());
+  }
 }
 
 }  // namespace

@@ -19,6 +19,14 @@ cmake --build "$work/build" >/dev/null
 
 pcdir=$(find "$work/prefix" -name evh-sdk.pc -printf '%h\n' | head -n1)
 cflags=$(PKG_CONFIG_PATH="$pcdir" pkg-config --cflags evh-sdk)
+# Both packages carry the header's ABI version (the SDK's version).
+header="$work/prefix/include/evh/plugin.h"
+abi=$(sed -n 's/^#define EVH_ABI_MAJOR \([0-9]*\).*/\1/p' "$header").$(sed -n 's/^#define EVH_ABI_MINOR \([0-9]*\).*/\1/p' "$header")
+pc_version=$(PKG_CONFIG_PATH="$pcdir" pkg-config --modversion evh-sdk)
+[ "$pc_version" = "$abi" ] || { echo "evh-sdk.pc says $pc_version, plugin.h ABI $abi" >&2; exit 1; }
+cmake_version_file=$(find "$work/prefix" -name evh-sdkConfigVersion.cmake | head -n1)
+grep -q "set(PACKAGE_VERSION \"$abi\")" "$cmake_version_file" ||
+  { echo "$cmake_version_file does not say $abi" >&2; exit 1; }
 cc -std=c99 -shared -fPIC $cflags -Wall -Wextra -Werror -o "$work/hello_pc.so" "$work/src/hello.c"
 "$smoke" "$work/hello_pc.so"
 # Only the entry symbol is exported.

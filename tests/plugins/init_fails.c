@@ -17,7 +17,7 @@ static evh_status t_handle(void* instance, const evh_event* ev, evh_call* call) 
   return EVH_OK;
 }
 static const evh_plugin_desc desc = {
-    sizeof(evh_plugin_desc), EVH_ABI_VERSION, "init_fails", "0", NULL, 0, 0, t_init, t_handle, NULL, NULL};
+    sizeof(evh_plugin_desc), EVH_ABI_VERSION, "init_fails", "0", NULL, 0, 0, t_init, t_handle, NULL, NULL, NULL};
 
 EVH_PLUGIN_EXPORT const evh_plugin_desc* evh_plugin_entry(uint32_t host_abi_version) {
   (void)host_abi_version;

@@ -23,6 +23,7 @@ const evh_plugin_desc kDesc = {sizeof(evh_plugin_desc),
                                initThrows,
                                handleOk,
                                nullptr,
+                               nullptr,
                                nullptr};
 
 }  // namespace

@@ -45,6 +45,7 @@ static const evh_plugin_desc desc = {sizeof(evh_plugin_desc),
                                      t_init,
                                      t_handle,
                                      NULL,
+                                     NULL,
                                      NULL};
 
 EVH_PLUGIN_EXPORT const evh_plugin_desc* evh_plugin_entry(uint32_t host_abi_version) {

@@ -375,6 +375,7 @@ const evh_plugin_desc kDesc = {sizeof(evh_plugin_desc),
                                &scriptedInit,
                                &scriptedHandle,
                                &scriptedShutdown,
+                               nullptr,
                                nullptr};
 
 }  // namespace

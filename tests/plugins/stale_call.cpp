@@ -124,6 +124,7 @@ const evh_plugin_desc kDesc = {sizeof(evh_plugin_desc),
                                &staleInit,
                                &staleHandle,
                                &staleShutdown,
+                               nullptr,
                                nullptr};
 
 }  // namespace

@@ -1,12 +1,13 @@
 /*
- * evh/plugin.h -- the evhost plugin C ABI, version 1.2.
+ * evh/plugin.h -- the evhost plugin C ABI, version 1.3.
  *
  * A plugin is a shared object that exports exactly one symbol,
  * evh_plugin_entry(), returning a static descriptor. evhost (the host) checks
  * the file (owner, modes, an optional sha256 pin, the ABI note below: see
  * docs/config.md, "Plugin trust"), loads it with dlopen(RTLD_NOW |
- * RTLD_LOCAL), checks the descriptor's ABI version, calls init()
- * once per instance configured in YAML, calls handle() once per routed event,
+ * RTLD_LOCAL), checks the descriptor's ABI version, asks validate_config()
+ * (when the plugin has one) whether each instance's config is right, calls
+ * init() once per instance configured in YAML, calls handle() once per routed event,
  * and shutdown() once per instance before unloading.
  *
  * This header is C99 (and C++17) with standard headers only.
@@ -35,6 +36,12 @@
  *   1.2  the descriptor flag EVH_PLUGIN_OWN_IDEMPOTENCY. A 1.2 host loads 1.0
  *        and 1.1 plugins unchanged (it reads the flag only from a 1.2
  *        descriptor); a 1.2 plugin needs a 1.2 host.
+ *   1.3  the descriptor's optional validate_config callback (and its
+ *        evh_config_error_fn), which checks an instance's config before
+ *        anything runs: `evhost --check-config` and start-up report its
+ *        errors with the YAML file:line. A 1.3 host loads 1.0 to 1.2 plugins
+ *        unchanged (their config is checked by init() alone, as before); a
+ *        1.3 plugin needs a 1.3 host.
  *
  * OWNERSHIP (the rules everything below follows unless its comment says
  * otherwise)
@@ -81,7 +88,7 @@ extern "C" {
 #endif
 
 #define EVH_ABI_MAJOR 1 /* changes on a breaking change only */
-#define EVH_ABI_MINOR 2 /* grows with every append */
+#define EVH_ABI_MINOR 3 /* grows with every append */
 #define EVH_ABI_MAKE_VERSION(major, minor) ((EVH__CAST(uint32_t, major) << 16) | (EVH__CAST(uint32_t, minor) & 0xFFFFu))
 #define EVH_ABI_VERSION EVH_ABI_MAKE_VERSION(EVH_ABI_MAJOR, EVH_ABI_MINOR)
 #define EVH_ABI_VERSION_MAJOR(v) (EVH__CAST(uint32_t, v) >> 16)
@@ -324,6 +331,25 @@ enum {
   EVH_HEALTH_DOWN = 2      /* cannot do its work now: evhost reports itself not ready (/readyz) */
 };
 
+/* ABI 1.3: how validate_config (evh_plugin_desc) reports one problem with a
+ * config block.
+ * ctx: the ctx validate_config was given.
+ * pointer: where the problem is, as a JSON Pointer (RFC 6901) into
+ *   config_json: "/max_length", "/read_model/product_key", "/redact/2"
+ *   ("~1" for a '/' in a key, "~0" for a '~'); "" for the block as a whole.
+ *   For a required key that is missing, its pointer all the same: the host
+ *   shows the nearest line it knows (the parent's, or the `config:` key's).
+ * message: one line saying what is wrong and what is allowed, without the
+ *   key (the host shows it): "must be an integer from 1 to 100000000, got
+ *   0". Quote the value when that helps; the host masks, wherever they
+ *   appear, the values ${VAR} references took from the environment (they
+ *   may be secrets).
+ * Neither needs to be NUL-terminated; both are copied before report
+ * returns, and control characters are escaped. The host keeps the first 100
+ * problems of a call (and counts the rest) and cuts a message at 1,000 bytes.
+ * THREAD: the thread running validate_config, during that call only. */
+typedef void (*evh_config_error_fn)(void* ctx, evh_str pointer, evh_str message);
+
 /* The table of host functions, filled by the host and passed to init().
  * OWNERSHIP: owned by the host; the pointer stays valid until shutdown()
  *   returns. Keep it in your instance.
@@ -417,7 +443,7 @@ typedef struct evh_host_api {
    * and for NaN or infinite values. THREAD: any. */
   void (*metric_observe)(evh_metric* metric, double value);
 
-  /* Added in ABI 1.2 -- append only below this line. */
+  /* ABI 1.2 and 1.3 added no host function -- append only below this line. */
 } evh_host_api;
 
 /* ------------------------------------------------------------------------ */
@@ -463,6 +489,9 @@ typedef struct evh_plugin_desc {
    * config_json: the instance's YAML `config:` block as JSON text (an object,
    *   "{}" when absent), NUL-terminated, borrowed for this call.
    * *out_instance: set to your instance pointer (may be NULL if stateless).
+   * When the plugin has validate_config (ABI 1.3), init() is called only
+   *   with a config it accepted; init() still refuses what only it can find
+   *   out (a file that does not open, say).
    * Returns EVH_OK, or anything else to refuse; give the reason with
    * api->set_error first. On failure shutdown() is not called: free what
    * you allocated before returning.
@@ -511,7 +540,45 @@ typedef struct evh_plugin_desc {
    * returned EVH_OK nor after shutdown(). */
   evh_health (*health)(void* instance, char* detail, size_t detail_size);
 
-  /* Added in ABI 1.2 -- append only below this line. */
+  /* Added in ABI 1.3 (the host reads it only from a descriptor that
+   * declares ABI 1.3 or later and whose struct_size covers it). */
+
+  /* Optional, may be NULL (then the config is checked by init() alone, when
+   * evhost starts): checks one instance's config without doing anything
+   * else, so that `evhost --check-config` and start-up (before any init())
+   * report every mistake with the YAML file and line.
+   * config_json: as init() gets it -- the instance's `config:` block as JSON
+   *   text (an object, "{}" when absent), NUL-terminated, borrowed for this
+   *   call.
+   * report: call report(ctx, pointer, message) once per problem found; the
+   *   host copies both strings. See evh_config_error_fn.
+   * ctx: the host's; pass it back to report unchanged, only during this
+   *   call.
+   * Returns EVH_OK when the config is good (and nothing was reported),
+   * EVH_ERR_INVALID after reporting at least one problem, or another
+   * EVH_ERR_* code when the check itself could not be made (out of memory,
+   * say: the host reports that the config could not be checked).
+   * Report every problem, not just the first: the operator fixes them in
+   * one go. Use the same parsing code as init(), so that a config this
+   * accepts is one init() accepts (the bundled plugins show how).
+   * It must touch nothing outside the plugin: no Redis, no network, no file
+   * written or created, no thread left running, no global state changed --
+   * the host may call it when it will never call init() (a check only, a
+   * reload that fails), more than once for the same config, and before
+   * init() of another instance of the same library. Reading the file system
+   * is fine (whether a folder exists and is writable, say). There is no
+   * instance and no host table: host functions cannot be called.
+   * THREAD: the thread that checks the configuration: evhost's main thread
+   *   for --check-config, the loop thread at start-up (before any init())
+   *   and for a reload. One call at a time, but possibly while instances of
+   *   the same library handle events on other threads (a reload checks the
+   *   new config while the old one runs): share no unsynchronised state
+   *   with them. Must not block for long.
+   * A crash in it ends evhost like any crash in plugin code, named on
+   * stderr as the plugin's validate_config. */
+  evh_status (*validate_config)(evh_str config_json, evh_config_error_fn report, void* ctx);
+
+  /* Added in ABI 1.3 -- append only below this line. */
 } evh_plugin_desc;
 
 /* The one exported symbol. host_abi_version is the host's EVH_ABI_VERSION;

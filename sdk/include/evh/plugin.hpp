@@ -18,9 +18,14 @@
 //   static constexpr uint32_t kFlags = EVH_PLUGIN_BLOCKING;   // default 0 (inline)
 //   static constexpr uint32_t kMaxConcurrency = 1;            // default 0
 //   static constexpr const char* kDescription = "...";        // default nullptr
+//   static void validateConfig(std::string_view config_json, evh::ConfigErrors& errors);
+//       // ABI 1.3: the descriptor's validate_config (default: none). Parse
+//       // with the code the constructor uses, adding every problem to
+//       // `errors` instead of throwing at the first; see evh::ConfigErrors.
 //
 // Every exception is caught at the boundary: from the constructor it fails
-// init() with its message; from handle() it answers EVH_RETRY with what(),
+// init() with its message; from validateConfig() it is reported as a problem
+// of the whole block; from handle() it answers EVH_RETRY with what(),
 // or EVH_REJECT when it is an evh::Reject; from a reply callback or a posted
 // function it is logged. Nothing of std:: crosses the C ABI.
 #pragma once
@@ -79,6 +84,65 @@ class Result {
   evh_status status_;
   std::string message_;
 };
+
+// ABI 1.3: the problems a config check found, each with where it is as a
+// JSON Pointer into the config ("/max_length", "/read_model/product_key",
+// "" for the whole block) and what is wrong, without the key ("must be an
+// integer from 1 to 100, got 0"; see evh_config_error_fn). One parsing
+// function fills it for both sides: validateConfig() hands every problem to
+// the host, and the constructor refuses the config with throwIfAny().
+class ConfigErrors {
+ public:
+  struct Problem {
+    std::string pointer;
+    std::string message;
+  };
+
+  void add(std::string pointer, std::string message) { problems_.push_back({std::move(pointer), std::move(message)}); }
+  bool empty() const noexcept { return problems_.empty(); }
+  size_t size() const noexcept { return problems_.size(); }
+  const std::vector<Problem>& problems() const noexcept { return problems_; }
+
+  // "config /max_length: must be ...; config /key: ..." (for init()'s refusal).
+  std::string summary() const {
+    std::string out;
+    for (const Problem& p : problems_) {
+      out +=
+          (out.empty() ? "" : "; ") + std::string("config ") + (p.pointer.empty() ? "" : p.pointer + ": ") + p.message;
+    }
+    return out;
+  }
+  // Throws std::invalid_argument(summary()) when anything was added.
+  void throwIfAny() const {
+    if (!problems_.empty()) {
+      throw std::invalid_argument(summary());
+    }
+  }
+
+ private:
+  std::vector<Problem> problems_;
+};
+
+// `parent` followed by one more reference token, escaped as RFC 6901 says:
+// pointerJoin("/read_model", "product_key") is "/read_model/product_key",
+// pointerJoin("", "a/b") is "/a~1b".
+inline std::string pointerJoin(std::string_view parent, std::string_view key) {
+  std::string out(parent);
+  out += '/';
+  for (char c : key) {
+    if (c == '~') {
+      out += "~0";
+    } else if (c == '/') {
+      out += "~1";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+inline std::string pointerJoin(std::string_view parent, size_t index) {
+  return std::string(parent) + "/" + std::to_string(index);
+}
 
 // A read-only view of one event; valid during handle() only.
 class Event {
@@ -439,6 +503,48 @@ struct Description<T, std::void_t<decltype(T::kDescription)>> {
   static constexpr const char* value = T::kDescription;
 };
 
+template <class T, class = void>
+struct ValidateConfig {
+  static constexpr evh_status (*value)(evh_str, evh_config_error_fn, void*) = nullptr;
+};
+
+// The descriptor's validate_config over T::validateConfig: every problem
+// reported, an exception reported as a problem of the whole block.
+template <class T>
+evh_status validateConfig(evh_str config, evh_config_error_fn report, void* ctx) noexcept {
+  ConfigErrors errors;
+  evh_status thrown = EVH_OK;
+  const char* why = nullptr;
+  std::string what;
+  try {
+    T::validateConfig(view(config), errors);
+  } catch (const std::exception& e) {
+    thrown = EVH_ERR_INTERNAL;
+    try {
+      what = std::string("validateConfig() threw: ") + e.what();
+    } catch (...) {
+      why = "validateConfig() threw (and its message could not be copied)";
+    }
+  } catch (...) {
+    thrown = EVH_ERR_INTERNAL;
+    why = "validateConfig() threw an unknown exception";
+  }
+  for (const ConfigErrors::Problem& p : errors.problems()) {
+    report(ctx, str(p.pointer), str(p.message));
+  }
+  if (thrown != EVH_OK) {
+    report(ctx, str(""), str(why != nullptr ? std::string_view(why) : std::string_view(what)));
+    return thrown;
+  }
+  return errors.empty() ? EVH_OK : EVH_ERR_INVALID;
+}
+
+template <class T>
+struct ValidateConfig<
+    T, std::void_t<decltype(T::validateConfig(std::declval<std::string_view>(), std::declval<ConfigErrors&>()))>> {
+  static constexpr evh_status (*value)(evh_str, evh_config_error_fn, void*) = &validateConfig<T>;
+};
+
 template <class T>
 evh_status init(const evh_host_api* api, evh_host* h, evh_str config, void** out) noexcept {
   static_assert(std::is_base_of_v<Plugin, T>, "EVH_PLUGIN class must derive from evh::Plugin");
@@ -518,7 +624,7 @@ const evh_plugin_desc* descriptor(const char* name, const char* version) noexcep
   static const evh_plugin_desc desc = {
       sizeof(evh_plugin_desc), EVH_ABI_VERSION,          name,     version,         Description<T>::value,
       Flags<T>::value,         MaxConcurrency<T>::value, &init<T>, &detail::handle, &detail::shutdown,
-      &detail::health,
+      &detail::health,         ValidateConfig<T>::value,
   };
   return &desc;
 }

@@ -35,6 +35,15 @@ TEST_F(ExpandTest, SubstitutesSetVariable) {
   EXPECT_EQ(e.value, "redis.local:6380");
 }
 
+// What may be a secret in the value: what came from the environment, not
+// the text or the defaults written in the file (nor an empty value).
+TEST_F(ExpandTest, ListsTheValuesTakenFromTheEnvironment) {
+  const Expansion e = expand("${HOST}:${PORT:-1}/${MISSING:-${EMPTY:-fallback}}${EMPTY}$$");
+  EXPECT_EQ(e.value, "redis.local:6380/fallback$");
+  EXPECT_EQ(e.from_environment, (std::vector<std::string>{"redis.local", "6380"}));
+  EXPECT_TRUE(expand("plain").from_environment.empty());
+}
+
 TEST_F(ExpandTest, UnsetVariableWithoutDefaultIsAnError) {
   const Expansion e = expand("x${MISSING}y");
   ASSERT_EQ(e.errors.size(), 1U);

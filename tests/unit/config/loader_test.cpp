@@ -1655,5 +1655,45 @@ TEST_F(StreamConfigTest, UnknownStreamKeyHasASuggestion) {
       << r.errors[0];
 }
 
+// A plugin's config block keeps where each value is (by JSON Pointer), so
+// that a problem its validate_config reports is shown at its line, and which
+// values came from ${VAR} (masked in what is shown).
+TEST_F(LoaderTest, PluginConfigBlockMapsPointersToLinesAndKeepsExpandedValues) {
+  env_["DB_PASSWORD"] = "s3cr3t-value";
+  const Config config = valid(R"(
+plugins:
+  db:
+    path: db
+    config:
+      size: 3
+      nested:
+        level: 1
+        "a/b~c": x
+      list:
+        - one
+        - {deep: 2}
+      password: ${DB_PASSWORD}
+      literal: "$$5"
+      folder: ${EVH_TEST_UNSET_DIR:-/var/lib/x}/f
+  bare: {path: bare}
+)");
+  const ConfigBlockMap& map = config.plugins.at(0).config_map;
+  EXPECT_EQ(map.line, 4);
+  EXPECT_EQ(map.lines.at("/size"), 5);
+  EXPECT_EQ(map.lines.at("/nested"), 6);
+  EXPECT_EQ(map.lines.at("/nested/level"), 7);
+  EXPECT_EQ(map.lines.at("/nested/a~1b~0c"), 8);
+  EXPECT_EQ(map.lines.at("/list/0"), 10);
+  EXPECT_EQ(map.lines.at("/list/1/deep"), 11);
+  EXPECT_EQ(map.lineOf("/nested/missing"), 6) << "a missing key: its parent's line";
+  EXPECT_EQ(map.lineOf("/absent/deeper"), 4) << "nothing known: the config: key";
+  EXPECT_EQ(map.lineOf(""), 4);
+  EXPECT_EQ(map.lineOf("not a pointer"), 4);
+  EXPECT_EQ(map.expanded, std::vector<std::string>{"s3cr3t-value"}) << "$$ is no variable, a default no secret";
+  const ConfigBlockMap& bare = config.plugins.at(1).config_map;
+  EXPECT_EQ(bare.line, 0);
+  EXPECT_TRUE(bare.lines.empty());
+}
+
 }  // namespace
 }  // namespace evh::config

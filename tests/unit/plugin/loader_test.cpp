@@ -100,17 +100,17 @@ TEST_F(LoaderTest, RefusesSharedObjectWithoutEntrySymbol) {
 TEST_F(LoaderTest, RefusesEntryReturningNoDescriptor) {
   std::string path = testPlugin("entry_returns_null");
   EXPECT_THAT(refusal(path),
-              HasSubstr(path + ": evh_plugin_entry returned no descriptor (the plugin declined host ABI 1.2)"));
+              HasSubstr(path + ": evh_plugin_entry returned no descriptor (the plugin declined host ABI 1.3)"));
 }
 
 TEST_F(LoaderTest, RefusesOtherMajorNamingBothVersions) {
   std::string path = testPlugin("abi_wrong_major");
-  EXPECT_THAT(refusal(path), HasSubstr(path + ": built for plugin ABI 2.0, but this evhost implements ABI 1.2"));
+  EXPECT_THAT(refusal(path), HasSubstr(path + ": built for plugin ABI 2.0, but this evhost implements ABI 1.3"));
 }
 
 TEST_F(LoaderTest, RefusesNewerMinor) {
   std::string path = testPlugin("abi_newer_minor");
-  EXPECT_THAT(refusal(path), HasSubstr(path + ": built for plugin ABI 1.99, newer than this evhost's ABI 1.2"));
+  EXPECT_THAT(refusal(path), HasSubstr(path + ": built for plugin ABI 1.99, newer than this evhost's ABI 1.3"));
 }
 
 TEST_F(LoaderTest, RefusalShowsPluginsOwnInitMessage) {

@@ -194,10 +194,10 @@ TEST_F(TrustTest, AnIncompatibleAbiNoteIsRefusedBeforeAnyPluginCodeRuns) {
   EXPECT_THAT(load(testPlugin("note_wrong_major")),
               HasSubstr(testPlugin("note_wrong_major") +
                         ": refused by plugin trust rule \"abi-note\": its ABI note says it was built for plugin ABI "
-                        "2.0, but this evhost implements ABI 1.2 (refused without loading it); fix: rebuild the "
+                        "2.0, but this evhost implements ABI 1.3 (refused without loading it); fix: rebuild the "
                         "plugin against this SDK"));
   EXPECT_THAT(load(testPlugin("note_newer_minor")),
-              HasSubstr("its ABI note says it was built for plugin ABI 1.99, newer than this evhost's ABI 1.2 (refused "
+              HasSubstr("its ABI note says it was built for plugin ABI 1.99, newer than this evhost's ABI 1.3 (refused "
                         "without loading it); fix: upgrade evhost"));
   EXPECT_FALSE(fs::exists(marker)) << "the plugin's constructor ran";
 

@@ -1,6 +1,8 @@
 // The C++ SDK wrapper at the boundary: exceptions become statuses, deferred
 // calls complete exactly once.
 #include "plugin/registry.h"
+
+#include <evh/plugin.hpp>
 #include "support/fake_host.h"
 
 #include <gtest/gtest.h>
@@ -31,6 +33,26 @@ class WrapperTest : public ::testing::Test {
   Instance* in_ = nullptr;
   test::FakeCall call_;
 };
+
+// ABI 1.3: the descriptor has validate_config only when the class has a
+// static validateConfig().
+TEST_F(WrapperTest, ValidateConfigOnlyWhenTheClassHasOne) {
+  EXPECT_EQ(in_->library().validateConfig(), nullptr);
+  EXPECT_EQ(in_->library().desc().struct_size, sizeof(evh_plugin_desc));
+  EXPECT_NE(Library::open(std::string(EVH_TEST_PLUGIN_DIR) + "/validate_reports.so")->validateConfig(), nullptr);
+}
+
+TEST(ConfigErrorsTest, PointersAreEscapedAndTheSummaryNamesEachProblem) {
+  EXPECT_EQ(evh::pointerJoin("", "a/b~c"), "/a~1b~0c");
+  EXPECT_EQ(evh::pointerJoin("/list", size_t{3}), "/list/3");
+  evh::ConfigErrors errors;
+  EXPECT_NO_THROW(errors.throwIfAny());
+  errors.add("/size", "must be positive");
+  errors.add("", "must be a map");
+  EXPECT_EQ(errors.size(), 2U);
+  EXPECT_EQ(errors.summary(), "config /size: must be positive; config must be a map");
+  EXPECT_THROW(errors.throwIfAny(), std::invalid_argument);
+}
 
 TEST_F(WrapperTest, DescriptorCarriesStaticMembers) {
   EXPECT_TRUE(in_->blocking());
