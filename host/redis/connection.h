@@ -80,6 +80,8 @@ class Connection {
   void pauseReading();
   void resumeReading();
   bool readingPaused() const noexcept { return read_paused_; }
+  // TLS: bytes go through a bridge in process (connection_tls.cpp).
+  bool bridged() const noexcept { return bridge_ != nullptr; }
   bool ready() const noexcept { return ready_; }
   const std::string& name() const noexcept { return name_; }
   // How to connect (credentials, timeouts, bounds). Its host:port is only

@@ -174,8 +174,9 @@ struct Hooks {
   }
   static int events(void* privdata) { return static_cast<redisLibuvEvents*>(privdata)->events; }
   static void addRead(void* privdata) {
-    if (Connection* c = ownerOf(static_cast<redisLibuvEvents*>(privdata)); c != nullptr && c->readingPaused()) {
-      return;  // hiredis re-arms reading after each write; not while paused
+    if (Connection* c = ownerOf(static_cast<redisLibuvEvents*>(privdata));
+        c != nullptr && c->readingPaused() && !c->bridged()) {
+      return;  // hiredis re-arms reading after each write; not while paused (TLS: the bridge pauses)
     }
     setEvents(privdata, events(privdata) | UV_READABLE);
   }

@@ -28,10 +28,14 @@ void Connection::pauseReading() {
     return;
   }
   read_paused_ = true;
-  compat::stopReading(ac_);
   if (bridge_) {
-    bridge_->pauseDelivery();  // TLS: hiredis's socket carries nothing
+    // TLS: the bridge stops reading Redis. hiredis's own socket carries only
+    // the connection's end, which must still be seen while paused (a bridge
+    // that fails closes it): it stays watched.
+    bridge_->pauseDelivery();
+    return;
   }
+  compat::stopReading(ac_);
 }
 
 void Connection::resumeReading() {
