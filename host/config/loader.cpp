@@ -2,6 +2,10 @@
 // problem is reported with file:line and the dotted key path. This file: the
 // entry points, the top-level keys, limits and logging; each other section
 // has a file of its own (see loader.h).
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -77,9 +81,80 @@ bool isEnvironmentChar(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
 }
 
-struct FileCloser {
-  void operator()(std::FILE* f) const { std::fclose(f); }
+// Closes a descriptor on every way out.
+class FdCloser {
+ public:
+  explicit FdCloser(int fd) : fd_(fd) {}
+  ~FdCloser() {
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+  }
+  FdCloser(const FdCloser&) = delete;
+  FdCloser& operator=(const FdCloser&) = delete;
+
+ private:
+  int fd_;
 };
+
+const char* fileKind(mode_t mode) {
+  if (S_ISFIFO(mode)) {
+    return "a FIFO";
+  }
+  if (S_ISSOCK(mode)) {
+    return "a socket";
+  }
+  if (S_ISCHR(mode)) {
+    return "a character device";
+  }
+  if (S_ISBLK(mode)) {
+    return "a block device";
+  }
+  return "a special file";
+}
+
+// The whole of the regular file `path` into `out`; the reason, naming the
+// path, when it cannot be read. O_NONBLOCK, and only a regular file: a FIFO
+// (or device) put at the config path must not block the reader -- a
+// reload's read runs on libuv's thread pool, which a stuck read would hold,
+// and evhost's exit with it.
+std::optional<std::string> readRegularFile(const std::string& path, std::string& out) {
+  const auto failed = [&](int err) {
+    return path + ": cannot read config file: " + std::generic_category().message(err);
+  };
+  int fd = -1;
+  do {
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    return failed(errno);
+  }
+  const FdCloser closer(fd);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    return failed(errno);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    return failed(EISDIR);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return path + ": cannot read config file: it is " + fileKind(st.st_mode) + ", not a regular file";
+  }
+  char buffer[8192];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      return failed(errno);
+    }
+    if (n == 0) {
+      return std::nullopt;
+    }
+    out.append(buffer, static_cast<size_t>(n));
+  }
+}
 
 LoadResult loadImpl(const std::string& yaml, const std::string& file_name, const std::string& config_dir,
                     const EnvLookup& env, LoadOptions options = {}) {
@@ -228,26 +303,10 @@ void Loader::readLogging(const Entry& owner) {
 
 LoadResult loadFile(const std::string& path, const EnvLookup& env, LoadOptions options) {
   std::string yaml;
-  {
-    const std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
-    if (!file) {
-      const int err = errno;
-      LoadResult result;
-      result.errors.push_back(path + ": cannot read config file: " + std::generic_category().message(err));
-      return result;
-    }
-    char buffer[8192];
-    size_t n = 0;
-    while ((n = std::fread(buffer, 1, sizeof buffer, file.get())) > 0) {
-      yaml.append(buffer, n);
-    }
-    if (std::ferror(file.get()) != 0) {
-      // fopen succeeds on a directory; the read is what fails (EISDIR).
-      const int err = errno;
-      LoadResult result;
-      result.errors.push_back(path + ": cannot read config file: " + std::generic_category().message(err));
-      return result;
-    }
+  if (std::optional<std::string> why = readRegularFile(path, yaml)) {
+    LoadResult result;
+    result.errors.push_back(std::move(*why));
+    return result;
   }
   std::error_code ec;
   std::filesystem::path absolute = std::filesystem::absolute(path, ec);

@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -702,6 +704,23 @@ TEST_F(LoaderFileTest, DirectoryIsAnError) {
   const LoadResult result = loadFile(dir_.string(), env());
   ASSERT_EQ(result.errors.size(), 1U);
   EXPECT_EQ(result.errors[0], dir_.string() + ": cannot read config file: Is a directory");
+}
+
+// A FIFO at the path (no writer): refused at once as not a regular file,
+// never waited on -- a reload reads on libuv's thread pool.
+TEST_F(LoaderFileTest, AFifoIsRefusedWithoutBlocking) {
+  const std::string path = (dir_ / "fifo.yaml").string();
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  const LoadResult result = loadFile(path, env());
+  EXPECT_FALSE(result.config.has_value());
+  ASSERT_EQ(result.errors.size(), 1U);
+  EXPECT_EQ(result.errors[0], path + ": cannot read config file: it is a FIFO, not a regular file");
+}
+
+TEST_F(LoaderFileTest, CharacterDeviceIsRefused) {
+  const LoadResult result = loadFile("/dev/null", env());
+  ASSERT_EQ(result.errors.size(), 1U);
+  EXPECT_EQ(result.errors[0], "/dev/null: cannot read config file: it is a character device, not a regular file");
 }
 
 TEST_F(LoaderFileTest, ConfigDirIsTheAbsoluteFolderOfTheFile) {
