@@ -243,6 +243,11 @@ bool parseListenAddress(std::string_view text, Ops& out, std::string& error);
 struct LoadResult {
   std::optional<Config> config;
   std::vector<std::string> errors;
+  // Every value taken from the environment (${VAR}s, the retry and breaker
+  // defaults' variables, signing keys' `env`): what may be a secret in
+  // `errors` (gotValue quotes a bad value), to mask (config/mask.h) where
+  // they are shown beyond the console.
+  std::vector<std::string> from_environment;
 };
 
 // Looks up environment variables for ${VAR} expansion; replaceable in tests.

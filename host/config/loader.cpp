@@ -184,11 +184,13 @@ LoadResult Loader::load(const std::string& yaml) {
     }
     result.errors.push_back(file() + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
                             ": YAML syntax error: " + what);
+    result.from_environment = takeFromEnvironment();
     return result;
   } catch (const std::exception& e) {
     error(YAML::Mark::null_mark(), "", std::string("cannot load configuration: ") + e.what());
   }
   result.errors = takeErrors();
+  result.from_environment = takeFromEnvironment();
   if (result.errors.empty()) {
     result.config = std::move(config_);
   }

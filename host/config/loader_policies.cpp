@@ -97,6 +97,7 @@ void Loader::readEnvDefault(Setting<uint32_t>& setting, const char* var, uint64_
   if (!value || value->empty()) {
     return;
   }
+  tookFromEnvironment(*value);
   setting.source = Source{Source::Kind::Env, YAML::Mark::null_mark(), var, false};
   const std::optional<int64_t> parsed = parseInt64(*value);
   if (!parsed || *parsed < 0 || static_cast<uint64_t>(*parsed) < min || static_cast<uint64_t>(*parsed) > kU32Max) {

@@ -115,6 +115,7 @@ void Loader::readSigningKey(const Entry& owner, Signature& out) {
       error(valueMark(*env_entry), env_entry->path, "environment variable " + quote(name) + " is not set or empty");
       return;
     }
+    tookFromEnvironment(*value);
     text = *value;
   }
   std::string why;

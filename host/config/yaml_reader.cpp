@@ -422,6 +422,9 @@ std::optional<std::string> YamlReader::text(const YAML::Node& node, const YAML::
     from_environment->insert(from_environment->end(), expansion.from_environment.begin(),
                              expansion.from_environment.end());
   }
+  for (std::string& v : expansion.from_environment) {
+    tookFromEnvironment(std::move(v));
+  }
   return std::move(expansion.value);
 }
 

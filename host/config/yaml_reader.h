@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "config/config.h"
@@ -64,6 +65,10 @@ class YamlReader {
   size_t errorCount() const { return problems_.size(); }
   // Every problem so far, ordered by line, each on one line of text.
   std::vector<std::string> takeErrors();
+  // Records a value taken from the environment (text() does for ${VAR}s).
+  void tookFromEnvironment(std::string value) { from_environment_.push_back(std::move(value)); }
+  // Every value taken from the environment so far (LoadResult::from_environment).
+  std::vector<std::string> takeFromEnvironment() { return std::move(from_environment_); }
 
   // Where to point for a problem with e.value: an empty value has no position
   // of its own (yaml-cpp marks it at the next token), so its key stands in.
@@ -122,6 +127,7 @@ class YamlReader {
   std::string file_;
   const EnvLookup& env_;
   std::vector<Problem> problems_;
+  std::vector<std::string> from_environment_;
 };
 
 }  // namespace evh::config

@@ -3,12 +3,11 @@
 #include "plugin/config_check.h"
 
 #include "common/log_escape.h"
+#include "config/mask.h"
 #include "loop/current_call.h"
 #include "plugin/registry.h"
 #include "plugin/search_path.h"
 #include "plugin/status.h"
-
-#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <map>
@@ -53,26 +52,6 @@ void collect(void* ctx, evh_str pointer, evh_str message) noexcept {
   }
 }
 
-bool isWordByte(char c) {
-  const auto u = static_cast<unsigned char>(c);
-  return (u >= '0' && u <= '9') || (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || c == '_' || u >= 0x80;
-}
-
-void maskAll(std::string& text, const std::string& value, bool whole_word) {
-  static const std::string kMask = "***";
-  size_t at = 0;
-  while ((at = text.find(value, at)) != std::string::npos) {
-    const size_t end = at + value.size();
-    const bool bounded = (at == 0 || !isWordByte(text[at - 1])) && (end == text.size() || !isWordByte(text[end]));
-    if (whole_word && !bounded) {
-      at += 1;
-      continue;
-    }
-    text.replace(at, value.size(), kMask);
-    at += kMask.size();
-  }
-}
-
 // Cuts `text` to at most `max` bytes, not inside a UTF-8 sequence.
 void cut(std::string& text, size_t max) {
   if (text.size() <= max) {
@@ -96,26 +75,7 @@ std::string oneLine(std::string_view text) {
 }  // namespace
 
 std::string maskExpanded(std::string text, const config::ConfigBlockMap& map) {
-  // Longest first: a value that contains another is masked whole.
-  std::vector<std::string> values;
-  for (const std::string& v : map.expanded) {
-    if (v.empty()) {
-      continue;
-    }
-    values.push_back(v);
-    // As a plugin quoting it in JSON would write it ("a\"b", "\u0001").
-    std::string quoted = nlohmann::json(v).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    quoted = quoted.substr(1, quoted.size() - 2);
-    if (quoted != v) {
-      values.push_back(std::move(quoted));
-    }
-  }
-  std::sort(values.begin(), values.end(),
-            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
-  for (const std::string& v : values) {
-    maskAll(text, v, v.size() < 4);
-  }
-  return text;
+  return config::maskValues(std::move(text), map.expanded);
 }
 
 std::vector<std::string> checkConfig(const Library& lib, const config::Plugin& p) {

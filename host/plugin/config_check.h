@@ -30,9 +30,7 @@ constexpr size_t kMaxConfigMessageBytes = 1000;
 // THREAD: any, one check at a time per library (plugin.h).
 std::vector<std::string> checkConfig(const Library& lib, const config::Plugin& p);
 
-// `text` with every value of `map.expanded` replaced by "***": anywhere for
-// values of 4 bytes or more, as a whole word only for shorter ones (a "1"
-// from ${RETRIES} must not mask every digit), also in its JSON-escaped form.
+// `text` with every value of `map.expanded` masked (config::maskValues).
 std::string maskExpanded(std::string text, const config::ConfigBlockMap& map);
 
 // What checkPlugins found.

@@ -6,6 +6,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -666,6 +667,26 @@ TEST_F(LoaderTest, ConfigBlockWithAliasesWithinTheBoundIsExpanded) {
   const auto json = nlohmann::json::parse(result.config->plugins.at(0).config_json);
   EXPECT_EQ(json["c"].size(), 10U);
   EXPECT_EQ(json["c"][9][9], nlohmann::json::array({1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
+}
+
+// What came from the environment is listed, whether the load succeeds or
+// not, so that an error quoting it can be masked where it is shown.
+TEST_F(LoaderTest, ValuesFromTheEnvironmentAreListed) {
+  env_["BAD_LIMIT"] = "not-a-number-7f3";
+  env_["HOST"] = "redis.internal";
+  env_["RETRY_MAX_ATTEMPTS"] = "4";
+  const LoadResult result = load(R"(
+    redis: {host: "${HOST}", port: "${PORT:-6379}"}
+    limits: {max_in_flight: "${BAD_LIMIT}"}
+    plugins: {p: {path: p}}
+  )");
+  ASSERT_EQ(result.errors.size(), 1U) << joined(result.errors);
+  EXPECT_NE(result.errors[0].find("got \"not-a-number-7f3\" (from \"${BAD_LIMIT}\")"), std::string::npos)
+      << result.errors[0];
+  std::vector<std::string> got = result.from_environment;
+  std::sort(got.begin(), got.end());
+  // Not the default "6379": it is written in the file.
+  EXPECT_EQ(got, (std::vector<std::string>{"4", "not-a-number-7f3", "redis.internal"}));
 }
 
 // ---- config_dir and files --------------------------------------------------------
