@@ -83,10 +83,11 @@ class Server final {
   // (app/server_reload.cpp, app/reload_plan.h); on any problem the running
   // configuration stays. What SIGHUP (through the watchdog's thread) and
   // POST /reload do; `source` names which for the log. `done`, if given, is
-  // called once with the outcome (applied or not, and the JSON of
-  // reloadJson()) -- also when the reload cannot run. THREAD: loop.
-  using ReloadDone = std::function<void(bool applied, std::string json)>;
-  void reload(const std::string& source = "SIGHUP", ReloadDone done = {});
+  // called once with the outcome (applied, refused, or not run, and the JSON
+  // of reloadJson()) -- also when the reload cannot run. Returns why it was
+  // not run ("": it began, or follows the one under way). THREAD: loop.
+  using ReloadDone = ops::ReloadOutcome;
+  std::string reload(const std::string& source = "SIGHUP", ReloadDone done = {});
 
  private:
   void startOps();

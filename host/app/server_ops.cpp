@@ -26,7 +26,7 @@ void Server::startOps() {
   options.loop_silent_ms = [watchdog = watchdog_.get()] { return watchdog->silentMs(); };
   options.liveness_timeout_ms = config_.ops.liveness_timeout_ms;
   options.token = config_.ops.token;
-  access.reload = [this](std::function<void(bool, std::string)> done) { reload("POST /reload", std::move(done)); };
+  access.reload = [this](ops::ReloadOutcome done) { reload("POST /reload", std::move(done)); };
   ops_ = std::make_unique<ops::HttpServer>(std::move(options), std::move(access), stats_);
   log::host().info("ops listening on {}{}", ops_->url(),
                    config_.ops.token.empty() ? "" : " (POST /reload with the ops token)");

@@ -1,8 +1,10 @@
 // Server::reload (SIGHUP): re-read the configuration file off the loop,
 // check it, and swap in a new runtime when only what a reload can change
 // changed (app/reload_plan.h). Any error keeps the running configuration,
-// names every problem with file:line, and counts a failure; /status shows
-// the last reload's result.
+// names every problem with file:line,
+// and counts a failure; /status shows the last reload's result. A reload
+// evhost cannot run (starting, stopping -- also when it began stopping
+// during the read) is "not run": neither counted as applied nor as failed.
 #include "app/reload_plan.h"
 #include "app/server.h"
 #include "common/clock.h"
@@ -25,16 +27,22 @@ struct ReadJob {
   config::LoadResult loaded;
 };
 
+// A reload that was neither applied nor refused: evhost is starting or
+// stopping, or the file could not be read off the loop.
+std::string notRunJson(const std::string& why, uint64_t generation) {
+  return nlohmann::json{{"result", "not run"}, {"reason", why}, {"generation", generation}}.dump();
+}
+
 }  // namespace
 
-void Server::reload(const std::string& source, ReloadDone done) {
+std::string Server::reload(const std::string& source, ReloadDone done) {
   if (!started_ || stopping_) {
     const std::string why = stopping_ ? "evhost is stopping" : "evhost is starting";
-    log::host().warn("reload asked for by {} while {}: ignored", source, stopping_ ? "stopping" : "starting");
+    log::host().warn("reload asked for by {} not run: {}", source, why);
     if (done) {
-      done(false, nlohmann::json{{"result", "not run"}, {"errors", {why}}}.dump());
+      done(stopping_ ? ops::ReloadResult::NotRun : ops::ReloadResult::NotRunYet, notRunJson(why, reload_.generation));
     }
-    return;
+    return why;
   }
   if (reload_.reading) {
     reload_.again = true;  // the file may have changed again since the read began
@@ -42,14 +50,7 @@ void Server::reload(const std::string& source, ReloadDone done) {
       reload_.waiting_next.push_back(std::move(done));
     }
     log::host().info("reload asked for by {} while one is under way: another follows it", source);
-    return;
-  }
-  if (done) {
-    reload_.waiting.push_back(std::move(done));
-  }
-  reload_.reading = true;
-  if (notify_) {
-    notify_->reloading();
+    return {};
   }
   log::host().info("reloading the configuration from {} ({})", config_.file, source);
   auto job = std::make_unique<ReadJob>();
@@ -66,22 +67,47 @@ void Server::reload(const std::string& source, ReloadDone done) {
         std::unique_ptr<ReadJob> j(static_cast<ReadJob*>(req->data));
         if (status == UV_ECANCELED) {
           j->loaded.config.reset();
-          j->loaded.errors = {"reload cancelled: evhost is stopping"};
+          j->loaded.errors = {"the read of the configuration was cancelled"};
         }
         j->server->finishReload(std::move(j->loaded));
       });
   if (rc != 0) {
-    reload_.reading = false;
-    config::LoadResult failed;
-    failed.errors = {std::string("cannot read the configuration off the loop: ") + uv_strerror(rc)};
-    finishReload(std::move(failed));
-    return;
+    // Nothing was read: neither applied nor refused.
+    const std::string why = std::string("the configuration cannot be read off the loop: ") + uv_strerror(rc);
+    log::host().error("reload asked for by {} not run: {}", source, why);
+    if (done) {
+      done(ops::ReloadResult::NotRun, notRunJson(why, reload_.generation));
+    }
+    return why;
   }
   job.release();  // the after-work callback owns it
+  reload_.reading = true;
+  if (done) {
+    reload_.waiting.push_back(std::move(done));
+  }
+  if (notify_) {
+    notify_->reloading();
+  }
+  return {};
 }
 
 void Server::finishReload(config::LoadResult loaded) {
   reload_.reading = false;
+  if (stopping_) {
+    // Neither applied nor refused (nor counted): evhost is going, and with
+    // it the configuration the reload would have changed.
+    const std::string why = "evhost began stopping during the reload";
+    log::host().warn("reload not run: {}; the running configuration is kept", why);
+    const std::string json = notRunJson(why, reload_.generation);
+    for (ReloadDone& d : std::exchange(reload_.waiting, {})) {
+      d(ops::ReloadResult::NotRun, json);
+    }
+    reload_.again = false;
+    for (ReloadDone& d : std::exchange(reload_.waiting_next, {})) {
+      d(ops::ReloadResult::NotRun, notRunJson("evhost is stopping", reload_.generation));
+    }
+    return;  // no READY=1: STOPPING=1 stands
+  }
   std::vector<std::string> errors = std::move(loaded.errors);
   std::string changes;
   if (errors.empty() && loaded.config) {
@@ -90,7 +116,7 @@ void Server::finishReload(config::LoadResult loaded) {
       options_.overrides(next);  // --ops-listen, --log-level, DEBUG_EVENTS: as at start
     }
     errors = changesNeedingRestart(config_, next);
-    if (errors.empty() && !stopping_) {
+    if (errors.empty()) {
       changes = describeChanges(config_, next);
       try {
         const uint64_t generation = reload_.generation + 1;
@@ -102,8 +128,6 @@ void Server::finishReload(config::LoadResult loaded) {
       } catch (const std::exception& e) {
         errors.push_back(std::string("the new routes cannot be built: ") + e.what());
       }
-    } else if (stopping_) {
-      errors.push_back("evhost began stopping during the reload");
     }
   } else if (errors.empty()) {
     errors.push_back("the configuration could not be read");
@@ -125,22 +149,23 @@ void Server::finishReload(config::LoadResult loaded) {
     }
     log::host().error("reload failed ({} problem(s)): the running configuration is kept", errors.size());
   }
-  if (notify_ && !stopping_) {
-    notify_->reloaded();  // (a stop under way has sent STOPPING=1 instead)
+  if (notify_) {
+    notify_->reloaded();
   }
   const std::string json = reloadJson();
+  const ops::ReloadResult result = errors.empty() ? ops::ReloadResult::Applied : ops::ReloadResult::Refused;
   for (ReloadDone& d : std::exchange(reload_.waiting, {})) {
-    d(errors.empty(), json);
+    d(result, json);
   }
   if (reload_.again) {
     reload_.again = false;
     std::vector<ReloadDone> next = std::exchange(reload_.waiting_next, {});
-    reload("a request made during the last reload");
+    const std::string why_not = reload("a request made during the last reload");
     for (ReloadDone& d : next) {
-      if (reload_.reading) {
+      if (why_not.empty()) {
         reload_.waiting.push_back(std::move(d));
       } else {
-        d(false, nlohmann::json{{"result", "not run"}, {"errors", {"evhost is stopping"}}}.dump());
+        d(ops::ReloadResult::NotRun, notRunJson(why_not, reload_.generation));
       }
     }
   }

@@ -1,6 +1,7 @@
 // evhctl reload: POST /reload to evhost's ops listener (cli/ops_client.h),
 // with the ops token when there is one, and the outcome in words: what
-// changed, or every problem that kept the running configuration.
+// changed, every problem that kept the running configuration, or why evhost
+// did not run the reload (starting or stopping: exit 3).
 #include "cli/reload.h"
 
 #include "cli/command_line.h"
@@ -19,6 +20,14 @@ namespace evh::cli {
 namespace {
 
 using Json = nlohmann::json;
+
+// Exit status: reloaded; refused or failed; (2: bad arguments, CLI11's);
+// not run -- evhost is starting or stopping, nothing changed.
+constexpr int kReloaded = 0;
+constexpr int kFailed = 1;
+constexpr int kNotRun = 3;
+
+std::string errorText(const Json& e) { return e.is_string() ? e.get<std::string>() : e.dump(); }
 
 struct Options {
   std::string config;
@@ -57,26 +66,33 @@ int run(const Options& o) {
     return 1;
   }
   const Json j = Json::parse(got->body, nullptr, false);
-  if ((got->code == 200 || got->code == 422) && j.is_object()) {
-    if (got->code == 200) {
-      std::printf("reloaded (generation %s): %s changed\n", j.value("generation", Json(0)).dump().c_str(),
-                  j.value("changed", std::string("nothing")).c_str());
-      return 0;
-    }
+  const std::string result = j.is_object() ? j.value("result", std::string()) : std::string();
+  if (got->code == 200 && result == "ok") {
+    std::printf("reloaded (generation %s): %s changed\n", j.value("generation", Json(0)).dump().c_str(),
+                j.value("changed", std::string("nothing")).c_str());
+    return kReloaded;
+  }
+  if (got->code == 422 && result == "failed") {
     std::fprintf(stderr, "evhctl reload: refused; evhost keeps its running configuration:\n");
     for (const auto& e : j.value("errors", Json::array())) {
-      std::fprintf(stderr, "  %s\n", e.is_string() ? e.get<std::string>().c_str() : e.dump().c_str());
+      std::fprintf(stderr, "  %s\n", errorText(e).c_str());
     }
-    return 1;
+    return kFailed;
+  }
+  if (got->code == 503 && result == "not run") {
+    const std::string reason = j.value("reason", std::string("no reason given"));
+    std::fprintf(stderr, "evhctl reload: not run: %s; evhost keeps its running configuration%s\n", reason.c_str(),
+                 reason == "evhost is starting" ? " (ask again once it has started)" : "");
+    return kNotRun;
   }
   if (got->code == 401 || got->code == 403) {
     std::fprintf(stderr, "evhctl reload: %s/reload refused the request (HTTP %ld): %s\n", base->c_str(), got->code,
                  excerpt(got->body).c_str());
-    return 1;
+    return kFailed;
   }
   std::fprintf(stderr, "evhctl reload: %s/reload answered HTTP %ld: %s\n", base->c_str(), got->code,
                excerpt(got->body).c_str());
-  return 1;
+  return kFailed;
 }
 
 }  // namespace
@@ -88,7 +104,8 @@ void addReload(CLI::App& app, Command& chosen) {
   cmd->footer(
       "Prints what changed, or every problem that made evhost keep its running configuration.\n"
       "The ops token (ops.token_file in the config) is sent when there is one.\n"
-      "Exit status: 0 reloaded, 1 refused or failed (the reason on stderr), 2 bad arguments.");
+      "Exit status: 0 reloaded, 1 refused or failed (the reason on stderr), 2 bad arguments,\n"
+      "3 not run: evhost is starting or stopping, its configuration unchanged (the reason on stderr).");
   cmd->add_option("-c,--config", o->config, "Ask the ops listener (ops.listen) of the YAML evhost runs with")
       ->type_name("FILE")
       ->envname("EVH_CONFIG");

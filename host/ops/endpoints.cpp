@@ -175,9 +175,30 @@ Response methodNotAllowed(Endpoint endpoint) {
   return r;
 }
 
-Response reloadResponse(bool applied, std::string json) {
-  return Response{applied ? 200 : 422, "application/json", std::move(json) + "\n", false};
+Response reloadResponse(ReloadResult result, std::string json) {
+  Response r{200, "application/json", std::move(json) + "\n"};
+  switch (result) {
+    case ReloadResult::Applied:
+      break;
+    case ReloadResult::Refused:
+      r.status = 422;
+      break;
+    case ReloadResult::NotRun:
+      r.status = 503;
+      break;
+    case ReloadResult::NotRunYet:
+      r.status = 503;
+      r.retry_after_s = 1;  // evhost starts within seconds; the request may be repeated then
+      break;
+  }
+  return r;
 }
+
+Response reloadNotRun(const std::string& why) {
+  return reloadResponse(ReloadResult::NotRun, nlohmann::json{{"result", "not run"}, {"reason", why}}.dump());
+}
+
+Response reloadUnanswered(const std::string& why) { return text(503, why + "\n"); }
 
 Response reloadRefused(int status, std::string why) {
   Response r = text(status, std::move(why) + "\n");

@@ -9,6 +9,8 @@
 #include "ops/readiness.h"
 #include "ops/stats.h"
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -56,7 +58,19 @@ struct Response {
   std::string body;
   bool allow_header = false;      // 405: send "Allow: GET, HEAD" (POST for /reload)
   bool bearer_challenge = false;  // 401: send "WWW-Authenticate: Bearer"
+  uint32_t retry_after_s = 0;     // 503: send "Retry-After" with this when not 0
 };
+
+// How a reload ended, as POST /reload answers it.
+enum class ReloadResult {
+  Applied,    // 200
+  Refused,    // 422: the file's problems kept the running configuration
+  NotRun,     // 503: neither applied nor refused -- evhost is stopping, or the read could not start
+  NotRunYet,  // 503 with Retry-After: evhost is still starting
+};
+// Told how a reload ended, once, with its JSON ({"result": "ok", "failed"
+// or "not run", ...}). THREAD: loop.
+using ReloadOutcome = std::function<void(ReloadResult result, std::string json)>;
 
 enum class Endpoint { Metrics, Healthz, Readyz, Status, HealthPubsub, Reload, Other };
 
@@ -95,10 +109,16 @@ Response notFound();
 // HEAD) in Allow.
 Response methodNotAllowed(Endpoint endpoint = Endpoint::Other);
 
-// POST /reload's answer: 200 with the reload's JSON when it was applied,
-// 422 when it was refused (the JSON names every problem), 503 when evhost
-// could not run it (stopping, or the loop not answering).
-Response reloadResponse(bool applied, std::string json);
+// POST /reload's answer, with the reload's JSON: 200 when it was applied,
+// 422 when it was refused (the JSON names every problem), 503 when it was
+// not run (the JSON's "reason" says why; Retry-After while evhost starts).
+Response reloadResponse(ReloadResult result, std::string json);
+// 503 with {"result": "not run", "reason": `why`}: evhost could not run
+// the reload (no loop to ask: it is stopping).
+Response reloadNotRun(const std::string& why);
+// 503 (text): the reload did not answer in time; its outcome is unknown
+// here (it goes on; the log and GET /status say how it ends).
+Response reloadUnanswered(const std::string& why);
 // POST /reload without the ops token: 401 (none given: a Bearer challenge)
 // or 403 (a wrong one, or no token configured and the client not on this
 // host). `why` says which, never the token.

@@ -520,6 +520,11 @@ void HttpServer::Impl::respond(h2o_req_t* req, Endpoint endpoint, const Response
       h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, nullptr, H2O_STRLIT("GET, HEAD"));
     }
   }
+  if (response.retry_after_s != 0) {
+    const std::string seconds = std::to_string(response.retry_after_s);
+    const h2o_iovec_t value = h2o_strdup(&req->pool, seconds.data(), seconds.size());
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, nullptr, value.base, value.len);
+  }
   if (response.bearer_challenge) {
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, nullptr,
                    H2O_STRLIT("Bearer realm=\"evhost\""));

@@ -51,7 +51,7 @@ struct LoopAccess {
   // POST /reload (reload_link.h): reloads and calls `done` with the outcome
   // once, on the loop thread. Unset: /reload is not served (404).
   // THREAD: loop.
-  std::function<void(std::function<void(bool applied, std::string json)> done)> reload;
+  std::function<void(ReloadOutcome done)> reload;
 };
 
 class LoopLink {

@@ -41,21 +41,21 @@ ReloadLink::~ReloadLink() { close(); }
 
 void ReloadLink::ask(Done done) {
   if (closed_) {
-    done(Response{503, "text/plain; charset=utf-8", "evhost is stopping: no reload\n", false});
+    done(reloadNotRun("evhost is stopping"));
     return;
   }
   const uint64_t id = next_id_++;
   std::weak_ptr<Mailbox> mailbox = mailbox_;
   auto reload = access_.reload;
   const bool posted = access_.post([reload, mailbox, id] {
-    reload([mailbox, id](bool applied, std::string json) {
+    reload([mailbox, id](ReloadResult result, std::string json) {
       if (auto m = mailbox.lock()) {
-        m->deliver(id, reloadResponse(applied, std::move(json)));
+        m->deliver(id, reloadResponse(result, std::move(json)));
       }
     });
   });
   if (!posted) {
-    done(Response{503, "text/plain; charset=utf-8", "evhost is stopping: no reload\n", false});
+    done(reloadNotRun("evhost is stopping"));
     return;
   }
   waiting_.emplace(id, Waiter{std::move(done), uv_now(loop_) + timeout_ms_});
@@ -95,10 +95,8 @@ void ReloadLink::onTick(uv_timer_t* timer) {
     }
     Done done = std::move(it->second.done);
     it = self->waiting_.erase(it);
-    done(Response{503, "text/plain; charset=utf-8",
-                  "the reload has not finished within " + std::to_string(self->timeout_ms_) +
-                      " ms; it goes on: the log and GET /status say how it ends\n",
-                  false});
+    done(reloadUnanswered("the reload has not finished within " + std::to_string(self->timeout_ms_) +
+                          " ms; it goes on: the log and GET /status say how it ends"));
   }
   if (self->waiting_.empty()) {
     uv_timer_stop(self->tick_.get());
@@ -118,8 +116,7 @@ void ReloadLink::close() {
   auto waiting = std::move(waiting_);
   waiting_.clear();
   for (auto& [id, w] : waiting) {
-    w.done(
-        Response{503, "text/plain; charset=utf-8", "evhost is stopping: the reload's outcome is in the log\n", false});
+    w.done(reloadUnanswered("evhost is stopping: the reload's outcome is in the log"));
   }
   async_.close();
   tick_.close();

@@ -4,7 +4,9 @@
 // back through a uv_async on the ops thread's loop. Nothing on the loop
 // waits for the ops thread. A reload that has not answered within
 // `timeout_ms` is answered 503 (it goes on; the log and /status tell how it
-// ended); at close() every request still waiting is answered 503.
+// ended); at close() every request still waiting is answered 503, and a
+// request made after it (or that cannot be posted to the loop) is answered
+// 503 "not run".
 // THREAD: ops (every member), except what the loop's answer calls.
 #pragma once
 
@@ -22,13 +24,11 @@
 namespace evh::ops {
 
 struct ReloadAccess {
-  // Called with the reload's outcome, once, on the loop thread.
-  using Outcome = std::function<void(bool applied, std::string json)>;
   // Queues `fn` to run once on the loop thread; false when the loop takes
   // no more (evhost is stopping). THREAD: any.
   std::function<bool(std::function<void()>)> post;
   // Reloads and calls `done` with the outcome (Server::reload). THREAD: loop.
-  std::function<void(Outcome done)> reload;
+  std::function<void(ReloadOutcome done)> reload;
 };
 
 class ReloadLink {

@@ -1,7 +1,7 @@
 // ops::HttpServer in process, over loopback, with a loop thread of the
 // test's own standing for evhost's: the stop with requests waiting and
 // connections open, coalescing under concurrent requests, the connection
-// limit, the request timeout, a failed bind.
+// limit, the request timeout, a failed bind, POST /reload's statuses.
 #include "loop/poster.h"
 #include "ops/http_server.h"
 #include "support/http_client.h"
@@ -19,6 +19,8 @@
 #include <chrono>
 #include <future>
 #include <thread>
+#include <utility>
+#include <vector>
 
 namespace evh::ops {
 namespace {
@@ -109,6 +111,7 @@ class OpsHttpServerTest : public ::testing::Test {
       s.readiness.not_ready = ready_.load() ? std::vector<std::string>{} : std::vector<std::string>{"not yet"};
       reply(std::move(s));
     };
+    access.reload = reload_;
     loop_.call([&] { server_ = std::make_unique<HttpServer>(std::move(options), std::move(access), registry_); });
     url_ = server_->url();
   }
@@ -122,6 +125,7 @@ class OpsHttpServerTest : public ::testing::Test {
   std::string url_;
   std::atomic<int> collects_{0};
   std::atomic<bool> ready_{true};
+  std::function<void(ReloadOutcome)> reload_;  // POST /reload's loop side, when set before start()
 };
 
 HttpServer::Options localhost() {
@@ -175,6 +179,32 @@ TEST_F(OpsHttpServerTest, StopAnswersTheWaitingWith503AndClosesEveryConnection) 
   EXPECT_EQ(after, -1) << "still listening after stop()";
   if (after >= 0) {
     close(after);
+  }
+}
+
+// Each way a reload ends has its status: applied 200, refused 422, not run
+// 503 -- with Retry-After while evhost is starting, when asking again soon
+// may work -- the loop's JSON as the body.
+TEST_F(OpsHttpServerTest, PostReloadAnswersEachOutcomeWithItsStatus) {
+  std::atomic<int> next{0};
+  const std::vector<std::pair<ReloadResult, std::string>> answers = {
+      {ReloadResult::Applied, R"({"result":"ok"})"},
+      {ReloadResult::Refused, R"({"result":"failed"})"},
+      {ReloadResult::NotRun, R"({"result":"not run","reason":"evhost is stopping"})"},
+      {ReloadResult::NotRunYet, R"({"result":"not run","reason":"evhost is starting"})"},
+  };
+  reload_ = [&](ReloadOutcome done) {
+    const auto& [result, json] = answers.at(static_cast<size_t>(next++));
+    done(result, json);
+  };
+  start(localhost());
+  const long expected[] = {200, 422, 503, 503};
+  for (size_t i = 0; i < answers.size(); ++i) {
+    const test::HttpResponse r = test::httpRequest("POST", url_ + "/reload");
+    EXPECT_EQ(r.status, expected[i]) << i << ": " << r.body << r.error;
+    EXPECT_EQ(r.content_type, "application/json") << i;
+    EXPECT_EQ(r.body, answers[i].second + "\n") << i;
+    EXPECT_EQ(r.retry_after, answers[i].first == ReloadResult::NotRunYet ? "1" : "") << i;
   }
 }
 

@@ -35,6 +35,8 @@ size_t onHeader(char* data, size_t size, size_t n, void* out) {
       r->content_type = value;
     } else if (name == "allow") {
       r->allow = value;
+    } else if (name == "retry-after") {
+      r->retry_after = value;
     } else if (name == "content-length") {
       r->content_length = std::stol(value);
     }

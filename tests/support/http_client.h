@@ -12,6 +12,7 @@ struct HttpResponse {
   long status = 0;           // 0: no response (see error)
   std::string content_type;  // the Content-Type header
   std::string allow;         // the Allow header
+  std::string retry_after;   // the Retry-After header
   long content_length = -1;  // the Content-Length header, -1 when absent
   std::string body;
   std::string error;  // curl's message when the request failed
