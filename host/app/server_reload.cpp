@@ -1,7 +1,7 @@
 // Server::reload (SIGHUP): re-read the configuration file off the loop,
 // check it, and swap in a new runtime when only what a reload can change
 // changed (app/reload_plan.h). Any error keeps the running configuration,
-// names every problem with file:line,
+// names every problem with file:line (values from the environment masked),
 // and counts a failure; /status shows the last reload's result. A reload
 // evhost cannot run (starting, stopping -- also when it began stopping
 // during the read) is "not run": neither counted as applied nor as failed.
@@ -9,6 +9,7 @@
 #include "app/server.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "config/mask.h"
 
 #include <nlohmann/json.hpp>
 
@@ -131,6 +132,11 @@ void Server::finishReload(config::LoadResult loaded) {
     }
   } else if (errors.empty()) {
     errors.push_back("the configuration could not be read");
+  }
+  // What came from ${VAR}s may be a secret, and a problem may quote it (a
+  // bad value is shown expanded): masked before the log and GET /status.
+  for (std::string& e : errors) {
+    e = config::maskValues(std::move(e), loaded.from_environment);
   }
   reload_.last_ms = wallMs();
   reload_.last_ok = errors.empty();

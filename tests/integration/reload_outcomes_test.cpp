@@ -2,7 +2,8 @@
 // for while evhost stops, or under way when it begins stopping, is "not
 // run" (503, evhctl exit 3, counted neither as applied nor as failed); a
 // FIFO at the config path is refused naming it, without holding libuv's
-// thread pool (evhost still stops at once).
+// thread pool (evhost still stops at once); and a value that came from the
+// environment is masked wherever a reload's errors are shown.
 #include "support/ops_fixture.h"
 
 #include <gmock/gmock.h>
@@ -23,6 +24,8 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 using Json = nlohmann::json;
+
+constexpr const char* kSecret = "s3cr3t-from-the-environment-7d41";
 
 std::string event(const std::string& id, const std::string& type) {
   return R"({"eventId":")" + id + R"(","eventType":")" + type +
@@ -139,6 +142,30 @@ TEST_F(ReloadOutcomesTest, AFifoAtTheConfigPathIsRefusedAndEvhostStillStops) {
   const auto begun = std::chrono::steady_clock::now();
   EXPECT_EQ(host.waitExit(std::chrono::seconds(10)), 0) << host.log();
   EXPECT_LT(std::chrono::steady_clock::now() - begun, std::chrono::seconds(5));
+}
+
+// A ${VAR} whose value a reload's error quotes (a bad integer is shown
+// expanded): GET /status, POST /reload's answer and the log show "***",
+// never the value.
+TEST_F(ReloadOutcomesTest, ValuesFromTheEnvironmentAreMaskedInReloadErrors) {
+  EvhostProcess host(routes(), {}, {std::string("EVH_TEST_RELOAD_SECRET=") + kSecret});
+  const std::string url = urlOf(host);
+  ASSERT_TRUE(host.waitForLog("evhost started")) << host.log();
+  rewrite(host, routes("{max_in_flight: \"${EVH_TEST_RELOAD_SECRET}\"}"));
+
+  const HttpResponse r = httpRequest("POST", url + "/reload");
+  ASSERT_EQ(r.status, 422) << r.body << host.log();
+  EXPECT_THAT(r.body, Not(HasSubstr(kSecret)));
+  const Json j = Json::parse(r.body);
+  ASSERT_EQ(j["errors"].size(), 1u) << r.body;
+  EXPECT_THAT(j["errors"][0].get<std::string>(),
+              HasSubstr("limits.max_in_flight: expected an integer in 1..4294967295, got \"***\" (from "
+                        "\"${EVH_TEST_RELOAD_SECRET}\")"));
+  EXPECT_THAT(httpGet(url + "/status").body, Not(HasSubstr(kSecret)));
+  const Json s = status(url);
+  EXPECT_EQ(s["reload"]["last"]["errors"], j["errors"]);
+  EXPECT_THAT(host.log(), HasSubstr("got \"***\" (from \"${EVH_TEST_RELOAD_SECRET}\")"));
+  EXPECT_THAT(host.log(), Not(HasSubstr(kSecret)));
 }
 
 }  // namespace
