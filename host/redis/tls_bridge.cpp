@@ -276,7 +276,10 @@ void TlsBridge::fromRedis() {
     const bool failed = err != SSL_ERROR_NONE && err != SSL_ERROR_WANT_READ;
     const std::string why = failed ? readFailure(err) : std::string();
     if (used > 0) {
-      sink_(plain_.get(), used);
+      // A copy: the call may replace the sink or destroy the bridge (and
+      // with it sink_) while it runs.
+      const Sink sink = sink_;
+      sink(plain_.get(), used);
       if (!*alive || closed_) {
         return;
       }
@@ -308,7 +311,7 @@ std::string TlsBridge::readFailure(int ssl_error) {
   return "TLS error from Redis: " + takeOpenSslErrors("unknown error");
 }
 
-void TlsBridge::onLocalRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+void TlsBridge::onLocalRead(uv_stream_t* s, ssize_t n, const uv_buf_t* /*buf*/) {
   auto* self = static_cast<TlsBridge*>(s->data);
   if (self == nullptr || self->closed_ || n == 0) {
     return;
@@ -320,9 +323,15 @@ void TlsBridge::onLocalRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
     self->fail(std::string());
     return;
   }
-  // hiredis writes there only if a write escaped the Connection (which
-  // takes its output buffer): still Redis's.
-  self->toRedis(buf->base, static_cast<size_t>(n));
+  // Every byte for Redis goes through send(): the Connection takes hiredis's
+  // output buffer. Bytes here mean hiredis wrote to its socket itself (its
+  // poll's error path tells it the socket is writable): they may overtake,
+  // or follow, commands send() carries, so which reply answers which
+  // command is no longer known. The connection is ended: its commands fail
+  // with a reason, and the owner reconnects.
+  self->fail("TLS bridge: hiredis wrote " + std::to_string(n) +
+             " byte(s) to its socket instead of handing them over (out of order with the commands sent): "
+             "connection dropped");
 }
 
 void TlsBridge::toRedis(const char* data, size_t n) {

@@ -5,7 +5,8 @@
 // handed to the sink (the Connection feeds it to hiredis's reader), and the
 // Connection hands send() what hiredis formatted (its output buffer). The
 // local socket is kept only so that hiredis has a descriptor, and so that
-// either side closing is seen by the other: hiredis sees the end of its
+// either side closing is seen by the other (a byte hiredis writes there
+// itself ends the connection: it could be out of order with send()'s): hiredis sees the end of its
 // socket exactly as it would see Redis close, and failure() tells why when
 // TLS was the cause. Why not through the socket: that cost a copy, a write
 // and hiredis's read each way per burst -- about a quarter of the CPU a TLS
