@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <tuple>
 
@@ -131,6 +132,69 @@ TEST_F(TlsTest, CheckConfigLoadsTheTlsFiles) {
   EXPECT_THAT(out, HasSubstr(bad + ":7: redis.tls.key_file " + certs_.file("server.key") +
                              ": does not match the certificate in " + certs_.file("client.crt")))
       << out;
+}
+
+// A stream at max_in_flight -- its reader waiting for capacity behind a
+// slow plugin -- when Redis drops every TLS connection evhost has (CLIENT
+// KILL): evhost sees each end and reconnects; the commands it had sent
+// (the plugin's RPUSHes, the XACKs) all get their callbacks, an error that
+// is retried -- a command dropped without one would leave its handler
+// pending for ever, and the stream stuck at capacity -- and in the end every
+// entry is handled and acked. (Regression test for 2ee797b.)
+TEST_F(TlsTest, AStreamAtCapacityOutlivesItsTlsConnectionsBeingKilled) {
+  std::ostringstream y;
+  y << "environment: test\nredis:\n  host: 127.0.0.1\n  port: " << tls_port_
+    << "\n  connect_timeout_ms: 1000\n  reconnect: {initial_ms: 50, max_ms: 200}\n  tls:\n"
+    << mutualTls() << R"(retry: {max_attempts: 20, base_delay_ms: 50, max_delay_ms: 200}
+limits: {max_in_flight: 2}
+plugins:
+  slow: {path: slow_recorder, config: {key: seen, sleep_ms: 150}}
+channels:
+  jollyjet:events:orders:
+    transport: stream
+    stream: {group: g, consumer: c1, block_ms: 200}
+    routes:
+      - events: "*"
+        plugins: [slow]
+ops:
+  listen: ""
+)";
+  EvhostProcess host(y.str());
+  ASSERT_TRUE(host.waitForLog("created consumer group g")) << host.log();
+  constexpr int kEntries = 30;
+  for (int i = 0; i < kEntries; ++i) {
+    redis_.command({"XADD", "test:jollyjet:events:orders", "*", "event", event("e" + std::to_string(i))});
+  }
+  const auto pending = [&] {
+    auto r = redis_.command({"XPENDING", "test:jollyjet:events:orders", "g"});
+    return r->type == REDIS_REPLY_ARRAY && r->elements > 0 ? r->element[0]->integer : -1;
+  };
+  // At capacity: two entries taken, the rest waiting in Redis.
+  ASSERT_TRUE(eventually([&] { return seen() >= 2 && pending() == 2; })) << host.log();
+  ASSERT_LT(seen(), kEntries - 5);
+  const size_t lost_before = host.countInLog("connection lost");
+  auto killed = redis_.command({"CLIENT", "KILL", "LADDR", "127.0.0.1:" + std::to_string(tls_port_)});
+  ASSERT_EQ(killed->type, REDIS_REPLY_INTEGER);
+  ASSERT_GE(killed->integer, 2);  // the commands' connection and the stream's reader
+  ASSERT_TRUE(eventually([&] { return host.countInLog("connection lost") >= lost_before + 2; })) << host.log();
+
+  // Every entry handled (at least once: an ack lost with its connection is
+  // taken again) and acked.
+  std::set<std::string> ids;
+  ASSERT_TRUE(eventually([&] {
+    ids.clear();
+    auto list = redis_.command({"LRANGE", "seen", "0", "-1"});
+    for (size_t i = 0; i < list->elements; ++i) {
+      const std::string record(list->element[i]->str, list->element[i]->len);
+      const size_t second = record.find('|', record.find('|') + 1);
+      ids.insert(record.substr(second + 1, record.find('|', second + 1) - second - 1));
+    }
+    return ids.size() == static_cast<size_t>(kEntries) && pending() == 0;
+  })) << "handled "
+      << ids.size() << ", pending " << pending() << "\n"
+      << host.log();
+  EXPECT_TRUE(host.running());
+  EXPECT_GE(tlsClients(), 2U) << host.log();  // connected again
 }
 
 // Each refusal: its own words in the log, no connection up, nothing over
