@@ -136,8 +136,8 @@ void Server::addStream(const runtime::Channel& ch) {
         const runtime::Channel* now = pipeline_->runtime().channel(id);
         return now == nullptr ? size_t{0} : admission_->streamCapacity(now->routes);
       },
-      [this, ackOf](const redis::StreamChannel& c, const std::string& entry, const char* reason,
-                    const std::string& why, const std::string* field) {
+      [this, ackOf](const redis::StreamChannel& c, const std::string& entry, const char* reason, const std::string& why,
+                    const std::string* field) {
         runtime::RuntimePtr under;
         if (redis::StreamSource* src = sourceOf(c, &under)) {
           pipeline_->streamRefused(c.channel_id, entry, reason, why, field, ackOf(src, entry), under);

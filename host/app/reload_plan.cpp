@@ -201,15 +201,15 @@ std::string describeChanges(const Config& running, const Config& next) {
   const size_t removed = was.size();
   std::vector<std::string> parts;
   if (added > 0 || removed > 0) {
-    // "2 channel(s) added, 1 removed"
-    std::string set = added > 0 ? std::to_string(added) + " channel(s) added" : "";
+    // "the channels (2 added, 1 removed)", as the log line ends: "... changed"
+    std::string set = added > 0 ? std::to_string(added) + " added" : "";
     if (removed > 0) {
-      set += (added > 0 ? ", " + std::to_string(removed) : std::to_string(removed) + " channel(s)") + " removed";
+      set += (added > 0 ? ", " : "") + std::to_string(removed) + " removed";
     }
-    parts.push_back(std::move(set));
+    parts.push_back("the channels (" + set + ")");
   }
   if (streams > 0) {
-    parts.push_back("how " + std::to_string(streams) + " stream channel(s) are read");
+    parts.push_back("the reading of " + std::to_string(streams) + " stream channel(s)");
   }
   if (routes > 0) {
     parts.push_back("the routes of " + std::to_string(routes) + " channel(s)");

@@ -28,7 +28,7 @@ namespace evh::app {
 std::vector<std::string> changesNeedingRestart(const config::Config& running, const config::Config& next);
 
 // What a reload applying `next` over `running` changes, for the log line:
-// "2 channel(s) added, 1 removed, the routes of 2 channel(s) and the
+// "the channels (2 added, 1 removed), the routes of 2 channel(s) and the
 // signature settings of 1 channel(s)", or "nothing".
 std::string describeChanges(const config::Config& running, const config::Config& next);
 

@@ -98,12 +98,12 @@ TEST(ReloadPlanTest, ChannelsAddedRemovedOrWithOtherStreamOptionsApplyInPlace) {
                                  "    routes:\n"
                                  "      - plugins: [b]\n"));
   EXPECT_THAT(changesNeedingRestart(was, now), IsEmpty());
-  EXPECT_EQ(describeChanges(was, now), "1 channel(s) added and how 1 stream channel(s) are read");
-  EXPECT_EQ(describeChanges(now, was), "1 channel(s) removed and how 1 stream channel(s) are read");
+  EXPECT_EQ(describeChanges(was, now), "the channels (1 added) and the reading of 1 stream channel(s)");
+  EXPECT_EQ(describeChanges(now, was), "the channels (1 removed) and the reading of 1 stream channel(s)");
   // The same channel turned from Pub/Sub into a stream is another channel.
   const config::Config pubsub = load(yaml("host: 127.0.0.1", kPlugins, kChannels));
   EXPECT_THAT(changesNeedingRestart(pubsub, was), IsEmpty());
-  EXPECT_EQ(describeChanges(pubsub, was), "1 channel(s) added, 1 removed");
+  EXPECT_EQ(describeChanges(pubsub, was), "the channels (1 added, 1 removed)");
   // A pattern is a channel of its own too.
   const config::Config pattern = load(yaml("host: 127.0.0.1", kPlugins,
                                            "  orders:\n"
@@ -113,7 +113,7 @@ TEST(ReloadPlanTest, ChannelsAddedRemovedOrWithOtherStreamOptionsApplyInPlace) {
                                            "  refunds:\n"
                                            "    routes:\n"
                                            "      - plugins: [b]\n"));
-  EXPECT_EQ(describeChanges(pubsub, pattern), "2 channel(s) added, 1 removed");
+  EXPECT_EQ(describeChanges(pubsub, pattern), "the channels (2 added, 1 removed)");
 }
 
 TEST(ReloadPlanTest, ChannelChangesAndTheOtherRefusalsAreNamedTogether) {
