@@ -101,9 +101,9 @@ TEST_F(SubscriberChangesTest, AddedAndRemovedOnTheRunningConnection) {
 // Removed and added back in the same turn of the loop: the UNSUBSCRIBE is on
 // its way, its confirmation comes to the same slot, which subscribes again.
 TEST_F(SubscriberChangesTest, RemovedAndAddedBackBeforeTheConfirmation) {
-  redis::Subscriber sub(
-      &loop_, endpoint(), {{"orders", "test:orders", false, 0}, {"refunds", "test:refunds", false, 1}}, counting(),
-      stats_);
+  redis::Subscriber sub(&loop_, endpoint(),
+                        {{"orders", "test:orders", false, 0}, {"refunds", "test:refunds", false, 1}}, counting(),
+                        stats_);
   sub.start();
   ASSERT_TRUE(runUntil([&] { return sub.notLive().empty(); }));
   ASSERT_TRUE(sub.remove(false, "test:refunds"));
@@ -121,9 +121,9 @@ TEST_F(SubscriberChangesTest, RemovedAndAddedBackBeforeTheConfirmation) {
 // Removed while the connection is down: gone at once, and the next
 // connection subscribes only the others.
 TEST_F(SubscriberChangesTest, RemovedWhileDisconnected) {
-  redis::Subscriber sub(
-      &loop_, endpoint(), {{"orders", "test:orders", false, 0}, {"refunds", "test:refunds", false, 1}}, counting(),
-      stats_);
+  redis::Subscriber sub(&loop_, endpoint(),
+                        {{"orders", "test:orders", false, 0}, {"refunds", "test:refunds", false, 1}}, counting(),
+                        stats_);
   sub.start();
   ASSERT_TRUE(runUntil([&] { return sub.notLive().empty(); }));
   redis_.stop();
@@ -148,9 +148,8 @@ TEST_F(SubscriberChangesTest, ARefusedSubscriptionRemoved) {
   redis::Endpoint e = endpoint();
   e.username = "evh";
   e.password = "s3cret";
-  redis::Subscriber sub(
-      &loop_, e, {{"allowed", "test:allowed", false, 0}, {"forbidden", "test:forbidden", false, 1}}, counting(),
-      stats_);
+  redis::Subscriber sub(&loop_, e, {{"allowed", "test:allowed", false, 0}, {"forbidden", "test:forbidden", false, 1}},
+                        counting(), stats_);
   sub.start();
   ASSERT_TRUE(runUntil([&] { return statValue(stats_, "evhost_pubsub_refused", {{"channel", "forbidden"}}) == 1; }));
   ASSERT_TRUE(runUntil([&] { return subscribed("allowed") == 1; }));
