@@ -47,6 +47,9 @@ class PubsubCheck {
   PubsubCheck& operator=(const PubsubCheck&) = delete;
 
   const std::string& channel() const noexcept { return channel_; }
+  // The subscriber now subscribes to channel() (a reload added the first
+  // Pub/Sub channel): checks from now on wait for the token to come back.
+  void roundTrip(bool on) noexcept { round_trip_ = on; }
 
   // Calls `done` with the cached answer when it is younger than cache_ms,
   // else once a new check has ended (within timeout_ms).

@@ -1,6 +1,8 @@
 // What a reload may change in place: see reload_plan.h.
 #include "app/reload_plan.h"
 
+#include "app/sources.h"
+
 #include <functional>
 #include <map>
 #include <tuple>
@@ -47,11 +49,6 @@ auto breakerTuple(const config::BreakerPolicy& b) {
 
 auto retryTuple(const config::RetryPolicy& r) {
   return std::make_tuple(r.max_attempts, r.base_delay_ms, r.multiplier, r.max_delay_ms, r.jitter);
-}
-
-auto streamTuple(const config::StreamOptions& s) {
-  return std::make_tuple(s.group, s.consumer, s.count, s.block_ms, s.from_beginning, s.claim_idle_ms,
-                         s.claim_interval_ms, s.max_deliveries, s.trim_maxlen, s.trim_max_age_ms, s.trim_interval_ms);
 }
 
 void compareRedis(const Config& a, const Config& b, Differences& d) {
@@ -117,28 +114,6 @@ std::string channelKey(const config::Channel& c) {
          c.name;
 }
 
-void compareChannels(const Config& a, const Config& b, Differences& d) {
-  std::map<std::string, const config::Channel*> was;
-  for (const auto& c : a.channels) {
-    was[channelKey(c)] = &c;
-  }
-  for (const auto& c : b.channels) {
-    const auto it = was.find(channelKey(c));
-    const std::string key = "channels." + c.name;
-    if (it == was.end()) {
-      d.changed(c.origin, key, "added (or its transport changed)");
-      continue;
-    }
-    if (c.transport == config::Transport::Stream) {
-      d.field(c.origin, key + ".stream", streamTuple(it->second->stream), streamTuple(c.stream));
-    }
-    was.erase(it);
-  }
-  for (const auto& [k, c] : was) {
-    d.changed(config::Origin{b.file, 0, ""}, "channels." + c->name, "removed (or its transport changed)");
-  }
-}
-
 void compareRest(const Config& a, const Config& b, Differences& d) {
   const config::Origin file{b.file, 0, ""};
   d.field(file, "environment", a.environment, b.environment);
@@ -199,7 +174,6 @@ std::vector<std::string> changesNeedingRestart(const Config& running, const Conf
   Differences d(next);
   compareRedis(running, next, d);
   comparePlugins(running, next, d);
-  compareChannels(running, next, d);
   compareRest(running, next, d);
   return d.take();
 }
@@ -211,15 +185,32 @@ std::string describeChanges(const Config& running, const Config& next) {
   }
   size_t routes = 0;
   size_t signatures = 0;
+  size_t added = 0;
+  size_t streams = 0;
   for (const auto& c : next.channels) {
     const auto it = was.find(channelKey(c));
     if (it == was.end()) {
+      ++added;
       continue;
     }
     routes += sameRoutes(it->second->routes, c.routes) ? 0 : 1;
     signatures += sameSignature(it->second->signature, c.signature) ? 0 : 1;
+    streams += c.transport == config::Transport::Stream && !sameStreamOptions(it->second->stream, c.stream) ? 1 : 0;
+    was.erase(it);
   }
+  const size_t removed = was.size();
   std::vector<std::string> parts;
+  if (added > 0 || removed > 0) {
+    // "the channels (2 added, 1 removed)", as the log line ends: "... changed"
+    std::string set = added > 0 ? std::to_string(added) + " added" : "";
+    if (removed > 0) {
+      set += (added > 0 ? ", " : "") + std::to_string(removed) + " removed";
+    }
+    parts.push_back("the channels (" + set + ")");
+  }
+  if (streams > 0) {
+    parts.push_back("the reading of " + std::to_string(streams) + " stream channel(s)");
+  }
   if (routes > 0) {
     parts.push_back("the routes of " + std::to_string(routes) + " channel(s)");
   }

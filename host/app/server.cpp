@@ -65,6 +65,9 @@ void Server::planTeardown() {
     for (auto& src : streams_) {
       src->stop();
     }
+    for (auto& r : retiring_streams_) {
+      r.source->stop();  // its entries in flight are still acked (retire() below)
+    }
   });
   teardown_.add("ops", [this](Mode) {
     // Served through the drain (/readyz says "draining"); stopped before
@@ -135,6 +138,7 @@ void Server::planTeardown() {
     scraper_.reset();
     pubsub_check_.reset();
     streams_.clear();
+    retiring_streams_.clear();
     lag_.reset();
     poster_->close();
     deadline_.close();
@@ -252,44 +256,34 @@ void Server::start() {
 
 void Server::startSources() {
   const runtime::Runtime& rt = pipeline_->runtime();
-  const redis::Endpoint& endpoint = endpoint_;
-  const std::string consumer = processConsumerName();
-  for (const auto& ch : rt.channels()) {
-    if (ch.transport != config::Transport::Stream) {
-      continue;
+  // One refresh for whichever streams are read at scrape time (a reload
+  // adds and removes them).
+  scraper_->addRefresh([this](std::function<void()> done) {
+    if (streams_.empty()) {
+      done();
+      return;
     }
-    const runtime::ChannelId id = ch.id;
-    streams_.push_back(std::make_unique<redis::StreamSource>(
-        &loop_, endpoint, streamChannelOf(ch, config_.limits, consumer), *commands_,
-        [this](const redis::StreamChannel& c, const std::string& entry, const std::string_view* field,
-               bool redelivered) {
-          if (redis::StreamSource* src = sourceOf(c)) {
-            pipeline_->streamEntry(c.channel_id, entry, field, redelivered, [src, entry] { src->ack(entry); });
-          }
-        },
-        [this, id] {
-          const runtime::Channel* now = pipeline_->runtime().channel(id);
-          return now == nullptr ? size_t{0} : admission_->streamCapacity(now->routes);
-        },
-        [this](const redis::StreamChannel& c, const std::string& entry, const char* reason, const std::string& why,
-               const std::string* field) {
-          if (redis::StreamSource* src = sourceOf(c)) {
-            pipeline_->streamRefused(c.channel_id, entry, reason, why, field, [src, entry] { src->ack(entry); });
-          }
-        },
-        stats_));
-    const redis::StreamChannel& sc = streams_.back()->channel();
-    log::host().info("stream {}: group {}, consumer {}", sc.key, sc.group, sc.consumer);
-    streams_.back()->start();
-    scraper_->addRefresh(
-        [src = streams_.back().get()](std::function<void()> done) { src->refreshBacklog(std::move(done)); });
+    auto left = std::make_shared<size_t>(streams_.size());
+    auto all = std::make_shared<std::function<void()>>(std::move(done));
+    for (auto& src : streams_) {
+      src->refreshBacklog([left, all] {
+        if (--*left == 0) {
+          (*all)();
+        }
+      });
+    }
+  });
+  for (const auto& ch : rt.channels()) {
+    if (ch.transport == config::Transport::Stream) {
+      addStream(ch);
+    }
   }
   std::vector<redis::Subscription> subs = subscriptionsOf(rt);
   // GET /health/pubsub publishes on a channel of this instance's own and,
   // when evhost subscribes at all, waits for it to come back.
   const bool round_trip = !subs.empty();
   pubsub_check_ = std::make_unique<PubsubCheck>(
-      &loop_, *commands_, config_.prefix() + kCheckChannel + consumer, round_trip,
+      &loop_, *commands_, config_.prefix() + kCheckChannel + processConsumerName(), round_trip,
       [this]() -> std::string {
         if (!subscriber_) {
           return "evhost is stopping";
@@ -301,12 +295,16 @@ void Server::startSources() {
                                             : std::string();
       },
       PubsubCheck::Options{config_.ops.pubsub_check_cache_ms, config_.ops.pubsub_check_timeout_ms});
-  if (!round_trip) {
-    return;
+  if (round_trip) {
+    makeSubscriber(std::move(subs));
   }
+}
+
+void Server::makeSubscriber(std::vector<redis::Subscription> subs) {
   subs.push_back(redis::Subscription{kCheckChannel, pubsub_check_->channel(), false, kCheckChannelId, true});
+  pubsub_check_->roundTrip(true);
   subscriber_ = std::make_unique<redis::Subscriber>(
-      &loop_, endpoint, std::move(subs),
+      &loop_, endpoint_, std::move(subs),
       [this](const redis::Subscription& sub, std::string_view channel, std::string_view payload) {
         if (sub.check) {
           pubsub_check_->onMessage(payload);
@@ -324,10 +322,18 @@ int Server::run() {
   return exit_code_;
 }
 
-redis::StreamSource* Server::sourceOf(const redis::StreamChannel& ch) {
+redis::StreamSource* Server::sourceOf(const redis::StreamChannel& ch, runtime::RuntimePtr* under) {
   for (auto& src : streams_) {
     if (&src->channel() == &ch) {
       return src.get();
+    }
+  }
+  for (auto& r : retiring_streams_) {
+    if (&r.source->channel() == &ch) {
+      if (under != nullptr) {
+        *under = r.runtime;
+      }
+      return r.source.get();
     }
   }
   return nullptr;
@@ -365,7 +371,12 @@ void Server::stop() {
       // Every ack is sent by now: consumers with nothing pending leave their
       // groups (the flush below waits for those replies too).
       for (auto& src : streams_) {
-        src->retire();
+        if (src->started()) {  // (one waiting for its predecessor never read)
+          src->retire();
+        }
+      }
+      for (auto& r : retiring_streams_) {
+        r.source->retire();
       }
       flushCommands([this] { finishStop(); });
     });

@@ -101,7 +101,21 @@ class Server final {
   void startSources();
   void exportOwnStats();
   void planTeardown();
-  redis::StreamSource* sourceOf(const redis::StreamChannel& ch);
+  // The source reading `ch` -- a retired one too, its runtime then in
+  // `under` (what its last entries are routed by).
+  redis::StreamSource* sourceOf(const redis::StreamChannel& ch, runtime::RuntimePtr* under = nullptr);
+  // ---- app/reload_channels.cpp: channels added and removed in place
+  // Subscribes, unsubscribes, and starts and retires stream readers for the
+  // channels `now` (just put in force) has and `was` had not, or the other
+  // way round. THREAD: loop.
+  void applyChannels(const runtime::RuntimePtr& was, const runtime::Runtime& now);
+  void applyChannelsOrThrow(const runtime::RuntimePtr& was, const runtime::Runtime& now);
+  // The reader of stream channel `ch`: started at once, or once the reader
+  // it replaces has finished (startWaitingStreams).
+  void addStream(const runtime::Channel& ch);
+  void retireStream(size_t index, runtime::RuntimePtr under);
+  void startWaitingStreams();
+  void makeSubscriber(std::vector<redis::Subscription> subs);
   // Waits (on the loop, polling) until the command connection has no
   // request outstanding, at most 2 s, then runs `then`.
   void flushCommands(std::function<void()> then);
@@ -138,6 +152,13 @@ class Server final {
   std::unique_ptr<ingest::Pipeline> pipeline_;
   std::unique_ptr<redis::Subscriber> subscriber_;
   std::vector<std::unique_ptr<redis::StreamSource>> streams_;
+  // Readers of streams a reload removed (or changed), finishing their
+  // entries under the runtime they belonged to; destroyed once done.
+  struct RetiringStream {
+    std::unique_ptr<redis::StreamSource> source;
+    runtime::RuntimePtr runtime;
+  };
+  std::vector<RetiringStream> retiring_streams_;
   // The ops listener (/metrics, /healthz, /readyz; its own thread). Its
   // scrapes read stats_ and readiness()'s sources on the loop: declared
   // after them all, so destroyed first -- though the "ops" teardown step

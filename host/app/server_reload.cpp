@@ -123,9 +123,11 @@ void Server::finishReload(config::LoadResult loaded) {
         const uint64_t generation = reload_.generation + 1;
         auto runtime = runtime::Runtime::build(
             next, [this](const std::string& name) { return registry_.find(name); }, channel_ids_, generation, &stats_);
-        pipeline_->use(std::move(runtime));
+        runtime::RuntimePtr was = pipeline_->current();
+        pipeline_->use(runtime);
         config_ = std::move(next);
         reload_.generation = generation;
+        applyChannels(was, *runtime);  // app/reload_channels.cpp (logs its own failures)
       } catch (const std::exception& e) {
         errors.push_back(std::string("the new routes cannot be built: ") + e.what());
       }

@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 #include <algorithm>
+#include <tuple>
 
 namespace evh::app {
 
@@ -78,6 +79,14 @@ redis::StreamChannel streamChannelOf(const runtime::Channel& ch, const config::L
   sc.trim_max_age_ms = so.trim_max_age_ms;
   sc.trim_interval_ms = so.trim_interval_ms;
   return sc;
+}
+
+bool sameStreamOptions(const config::StreamOptions& a, const config::StreamOptions& b) {
+  auto tie = [](const config::StreamOptions& s) {
+    return std::make_tuple(s.group, s.consumer, s.count, s.block_ms, s.from_beginning, s.claim_idle_ms,
+                           s.claim_interval_ms, s.max_deliveries, s.trim_maxlen, s.trim_max_age_ms, s.trim_interval_ms);
+  };
+  return tie(a) == tie(b);
 }
 
 std::string processConsumerName() {

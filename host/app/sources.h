@@ -33,6 +33,11 @@ std::vector<redis::Subscription> subscriptionsOf(const runtime::Runtime& rt);
 redis::StreamChannel streamChannelOf(const runtime::Channel& ch, const config::Limits& limits,
                                      const std::string& default_consumer);
 
+// Whether two stream channels are read the same way (group, consumer,
+// count, block, claims, max_deliveries, trimming): a reload that changes
+// any of them replaces the channel's reader.
+bool sameStreamOptions(const config::StreamOptions& a, const config::StreamOptions& b);
+
 // "<hostname>-<pid>".
 std::string processConsumerName();
 

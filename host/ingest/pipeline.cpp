@@ -97,12 +97,13 @@ void Pipeline::pubsub(runtime::ChannelId id, std::string_view redis_channel, std
       logical.remove_prefix(prefix.size());
     }
   }
-  message(*ch, logical, redis_channel, payload, {}, {}, false);
+  message(runtime_, *ch, logical, redis_channel, payload, {}, {}, false);
 }
 
 void Pipeline::streamEntry(runtime::ChannelId id, const std::string& entry_id, const std::string_view* event_field,
-                           bool redelivered, std::function<void()> ack) {
-  const runtime::Channel* ch = runtime_->channel(id);
+                           bool redelivered, std::function<void()> ack, const runtime::RuntimePtr& under) {
+  const runtime::RuntimePtr& rt = under ? under : runtime_;
+  const runtime::Channel* ch = rt->channel(id);
   if (ch == nullptr) {
     // Left pending: a source outliving its channel stops reading, and the
     // entry is delivered again to whoever reads the stream next.
@@ -114,12 +115,13 @@ void Pipeline::streamEntry(runtime::ChannelId id, const std::string& entry_id, c
     refusals_.noEventField(*ch, entry_id, std::move(ack));
     return;
   }
-  message(*ch, ch->name, ch->key, *event_field, entry_id, std::move(ack), redelivered);
+  message(rt, *ch, ch->name, ch->key, *event_field, entry_id, std::move(ack), redelivered);
 }
 
 void Pipeline::streamRefused(runtime::ChannelId id, const std::string& entry_id, const char* reason,
-                             const std::string& why, const std::string* event_field, std::function<void()> ack) {
-  const runtime::Channel* ch = runtime_->channel(id);
+                             const std::string& why, const std::string* event_field, std::function<void()> ack,
+                             const runtime::RuntimePtr& under) {
+  const runtime::Channel* ch = (under ? under : runtime_)->channel(id);
   if (ch == nullptr) {
     log::host().warn("stream entry {} ({}) for a channel no longer configured: left pending", entry_id, reason);
     return;
@@ -127,9 +129,9 @@ void Pipeline::streamRefused(runtime::ChannelId id, const std::string& entry_id,
   refusals_.streamEntry(*ch, entry_id, reason, why, event_field, std::move(ack));
 }
 
-void Pipeline::message(const runtime::Channel& ch, std::string_view logical, std::string_view redis_channel,
-                       std::string_view payload, std::string_view delivery_id, std::function<void()> done,
-                       bool redelivered) {
+void Pipeline::message(const runtime::RuntimePtr& rt, const runtime::Channel& ch, std::string_view logical,
+                       std::string_view redis_channel, std::string_view payload, std::string_view delivery_id,
+                       std::function<void()> done, bool redelivered) {
   const ChannelStats& cc = *channel_stats_[ch.id];
   cc.received.inc();
   cc.bytes.observe(static_cast<int64_t>(payload.size()));
@@ -138,16 +140,16 @@ void Pipeline::message(const runtime::Channel& ch, std::string_view logical, std
                      delivery_id.empty() ? "" : " id=", delivery_id);
   }
   // Size: refused before it is copied or parsed.
-  const uint64_t limit = runtime_->limits().max_message_bytes;
+  const uint64_t limit = rt->limits().max_message_bytes;
   if (payload.size() > limit) {
     refusals_.tooLarge(limit, logical, redis_channel, payload, delivery_id, std::move(done));
     return;
   }
   if (ch.verifier) {
-    signed_.message(runtime_, ch, logical, redis_channel, payload, delivery_id, std::move(done), redelivered);
+    signed_.message(rt, ch, logical, redis_channel, payload, delivery_id, std::move(done), redelivered);
     return;
   }
-  decoded(runtime_, ch, logical, redis_channel, payload, delivery_id, std::move(done), redelivered);
+  decoded(rt, ch, logical, redis_channel, payload, delivery_id, std::move(done), redelivered);
 }
 
 void Pipeline::decoded(const runtime::RuntimePtr& rt, const runtime::Channel& ch, std::string_view logical,

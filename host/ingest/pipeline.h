@@ -54,6 +54,7 @@ class Pipeline {
   // everything here).
   void use(runtime::RuntimePtr runtime);
   const runtime::Runtime& runtime() const noexcept { return *runtime_; }
+  const runtime::RuntimePtr& current() const noexcept { return runtime_; }
   // Appends a check run on every decoded event, in order, before routing.
   void addCheck(std::unique_ptr<Check> check);
 
@@ -61,12 +62,15 @@ class Pipeline {
   void pubsub(runtime::ChannelId id, std::string_view redis_channel, std::string_view payload);
   // A stream entry: `event_field` is its "event" field, nullptr when it has
   // none; `ack` runs once every event of it is finished (handled or
-  // dead-lettered). `redelivered`: delivered before.
+  // dead-lettered). `redelivered`: delivered before. `under`: the runtime
+  // to route it by instead of the one in force -- a source a reload retired
+  // hands over what its last read brought under the runtime it belonged to.
   void streamEntry(runtime::ChannelId id, const std::string& entry_id, const std::string_view* event_field,
-                   bool redelivered, std::function<void()> ack);
+                   bool redelivered, std::function<void()> ack, const runtime::RuntimePtr& under = nullptr);
   // A stream entry its source refused (poison, trimmed, too_large).
   void streamRefused(runtime::ChannelId id, const std::string& entry_id, const char* reason, const std::string& why,
-                     const std::string* event_field, std::function<void()> ack);
+                     const std::string* event_field, std::function<void()> ack,
+                     const runtime::RuntimePtr& under = nullptr);
   // A Pub/Sub message over the reader's bound, cut off while read.
   void cutOff(std::string_view head, uint64_t held) { refusals_.cutOff(head, held); }
 
@@ -76,8 +80,9 @@ class Pipeline {
   void whenChecked(std::function<void()> fn) { signed_.whenIdle(std::move(fn)); }
 
  private:
-  void message(const runtime::Channel& ch, std::string_view logical, std::string_view redis_channel,
-               std::string_view payload, std::string_view delivery_id, std::function<void()> done, bool redelivered);
+  void message(const runtime::RuntimePtr& rt, const runtime::Channel& ch, std::string_view logical,
+               std::string_view redis_channel, std::string_view payload, std::string_view delivery_id,
+               std::function<void()> done, bool redelivered);
   // Decode onwards, under the runtime `rt` the message arrived with.
   void decoded(const runtime::RuntimePtr& rt, const runtime::Channel& ch, std::string_view logical,
                std::string_view redis_channel, std::string_view payload, std::string_view delivery_id,

@@ -42,6 +42,8 @@ PubSubReply classifyPubSub(const redisReply* reply) {
     out = PubSubReply{PubSubReply::Kind::Message, text(reply->element[2]), text(reply->element[3]), {}};
   } else if ((kind == "subscribe" || kind == "psubscribe") && reply->elements == 3) {
     out.kind = PubSubReply::Kind::Confirmed;
+  } else if ((kind == "unsubscribe" || kind == "punsubscribe") && reply->elements == 3) {
+    out.kind = PubSubReply::Kind::Unsubscribed;
   } else if ((kind == kSubscribeRefused || kind == kPsubscribeRefused) && reply->elements == 3) {
     out = PubSubReply{PubSubReply::Kind::Refused, {}, {}, text(reply->element[2])};
   }

@@ -12,12 +12,13 @@ namespace evh::redis {
 
 struct PubSubReply {
   enum class Kind {
-    KeepAlive,   // the answer to our keep-alive PING: not a message
-    Message,     // channel and payload set
-    Confirmed,   // a (P)SUBSCRIBE confirmed
-    Refused,     // a (P)SUBSCRIBE refused (ReplyGuard's array): error set
-    Unexpected,  // not a Pub/Sub array: logged
-    Other,       // a Pub/Sub array of another kind (unsubscribe...): ignored
+    KeepAlive,     // the answer to our keep-alive PING: not a message
+    Message,       // channel and payload set
+    Confirmed,     // a (P)SUBSCRIBE confirmed
+    Refused,       // a (P)SUBSCRIBE refused (ReplyGuard's array): error set
+    Unsubscribed,  // a (P)UNSUBSCRIBE confirmed
+    Unexpected,    // not a Pub/Sub array: logged
+    Other,         // a Pub/Sub array of another kind (unsubscribe...): ignored
   };
   Kind kind = Kind::Other;
   std::string_view channel;  // Message: the channel it was published on

@@ -58,7 +58,7 @@ void StreamSource::recoverSoon(uint64_t ms) {
 }
 
 void StreamSource::recoverStep() {
-  if (stopped_ || !recovering_ || recover_busy_ || !batch_.empty()) {
+  if (stopped_ || draining_ || !recovering_ || recover_busy_ || !batch_.empty()) {
     return;  // a batch still in plugins: its last ack calls again
   }
   if (reading_) {
@@ -353,7 +353,7 @@ void StreamSource::claim() {
   // Room may have come from other channels' events finishing, which do not
   // call resume(): look again on every tick.
   resume();
-  if (ch_.claim_interval_ms == 0 || stopped_ || claiming_ || !acks_.ready() || phase_ != Phase::New) {
+  if (ch_.claim_interval_ms == 0 || stopped_ || draining_ || claiming_ || !acks_.ready() || phase_ != Phase::New) {
     return;
   }
   const size_t room = std::min(capacity_(), kClaimMax);

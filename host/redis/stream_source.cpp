@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 namespace evh::redis {
 
@@ -70,7 +71,9 @@ StreamSource::StreamSource(uv_loop_t* loop, Endpoint endpoint, StreamChannel cha
   claim_timer_ = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);
   trim_timer_ = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);
   recover_timer_ = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);
-  for (auto* t : {retry_timer_.get(), claim_timer_.get(), trim_timer_.get(), recover_timer_.get()}) {
+  drain_timer_ = makeUvHandle<uv_timer_t>(loop_, uv_timer_init);
+  for (auto* t :
+       {retry_timer_.get(), claim_timer_.get(), trim_timer_.get(), recover_timer_.get(), drain_timer_.get()}) {
     t->data = this;
   }
   ack_flush_ = makeUvHandle<uv_prepare_t>(loop_, uv_prepare_init);
@@ -96,6 +99,7 @@ StreamSource::~StreamSource() {
 }
 
 void StreamSource::start() {
+  started_ = true;
   conn_.start();
   // The claim tick also retries acknowledgements that could not be sent,
   // so it runs even when claiming is off.
@@ -115,6 +119,7 @@ void StreamSource::stop() {
   uv_timer_stop(claim_timer_.get());
   uv_timer_stop(trim_timer_.get());
   uv_timer_stop(recover_timer_.get());
+  uv_timer_stop(drain_timer_.get());
   conn_.stop();  // the outstanding XREADGROUP's callback runs with NULL now
 }
 
@@ -174,7 +179,7 @@ void StreamSource::retryLater(uint64_t ms) {
       retry_timer_.get(),
       [](uv_timer_t* t) {
         auto* self = static_cast<StreamSource*>(t->data);
-        if (self->stopped_ || !self->conn_.ready()) {
+        if (self->stopped_ || self->draining_ || !self->conn_.ready()) {
           return;
         }
         if (self->phase_ == Phase::Group || self->phase_ == Phase::Idle) {
@@ -203,7 +208,7 @@ void StreamSource::read() {
 }
 
 void StreamSource::readNew() {
-  if (stopped_ || reading_ || recovering_ || !conn_.ready() || phase_ != Phase::New) {
+  if (stopped_ || draining_ || reading_ || recovering_ || !conn_.ready() || phase_ != Phase::New) {
     return;
   }
   size_t room = capacity_();
@@ -364,6 +369,9 @@ void StreamSource::take(const std::string& id, const redisReply* fields, bool re
 
 std::string StreamSource::notLive() const {
   const std::string what = "stream " + ch_.key + " (group " + ch_.group + ")";
+  if (!started_) {
+    return what + ": waiting for its previous reader (before a reload) to finish its entries";
+  }
   if (!conn_.ready()) {
     return what + ": its redis connection (" + conn_.where() + ") is down";
   }
@@ -381,26 +389,94 @@ void StreamSource::rejectEntry(const std::string& id, const char* reason, const 
   reject_(ch_, id, reason, why, event_field);
 }
 
-void StreamSource::retire() {
+void StreamSource::retire(std::function<void()> done) {
   flushAcks();
   retryAcks();
   std::weak_ptr<bool> alive = alive_;
-  acks_.send({"XPENDING", ch_.key, ch_.group, "-", "+", "1", ch_.consumer}, [this, alive](evh_status status,
-                                                                                          const redisReply* r) {
-    if (alive.expired() || !*alive.lock() || status != EVH_OK || r->type != REDIS_REPLY_ARRAY) {
+  auto finished = std::make_shared<std::function<void()>>(std::move(done));
+  const bool sent = acks_.send({"XPENDING", ch_.key, ch_.group, "-", "+", "1", ch_.consumer}, [this, alive, finished](
+                                                                                                  evh_status status,
+                                                                                                  const redisReply* r) {
+    if (alive.expired() || !*alive.lock()) {
+      return;
+    }
+    auto finish = [finished] {
+      if (*finished) {
+        std::exchange(*finished, nullptr)();
+      }
+    };
+    if (status != EVH_OK || r->type != REDIS_REPLY_ARRAY) {
+      finish();
       return;
     }
     if (r->elements != 0) {
       log::host().info("stream {}: consumer {} keeps its pending entries for its next start", ch_.key, ch_.consumer);
+      finish();
       return;
     }
-    acks_.send({"XGROUP", "DELCONSUMER", ch_.key, ch_.group, ch_.consumer},
-               [key = ch_.key, consumer = ch_.consumer](evh_status s2, const redisReply* r2) {
-                 if (s2 == EVH_OK && r2->type == REDIS_REPLY_INTEGER) {
-                   log::host().info("stream {}: consumer {} removed from its group (nothing pending)", key, consumer);
-                 }
-               });
+    const bool sent_del =
+        acks_.send({"XGROUP", "DELCONSUMER", ch_.key, ch_.group, ch_.consumer},
+                   [alive, finish, key = ch_.key, consumer = ch_.consumer](evh_status s2, const redisReply* r2) {
+                     if (s2 == EVH_OK && r2->type == REDIS_REPLY_INTEGER) {
+                       log::host().info(
+                           "stream {}: consumer {} removed from its group "
+                           "(nothing pending)",
+                           key, consumer);
+                     }
+                     if (!alive.expired()) {
+                       finish();
+                     }
+                   });
+    if (!sent_del) {
+      finish();
+    }
   });
+  if (!sent && *finished) {
+    std::exchange(*finished, nullptr)();
+  }
+}
+
+void StreamSource::drain(std::function<void()> done) {
+  if (draining_) {
+    return;
+  }
+  draining_ = true;
+  drained_ = std::move(done);
+  uv_timer_stop(retry_timer_.get());
+  uv_timer_stop(trim_timer_.get());
+  uv_timer_stop(recover_timer_.get());
+  // The claim tick stays: it also sends again acks that could not be sent.
+  if (!started_) {
+    stopped_ = true;
+  }
+  log::host().info("stream {}: no longer read (a reload); {} entr{} in flight finish first", ch_.key, in_flight_.size(),
+                   in_flight_.size() == 1 ? "y" : "ies");
+  uv_timer_start(
+      drain_timer_.get(),
+      [](uv_timer_t* t) {
+        auto* self = static_cast<StreamSource*>(t->data);
+        if (!self->drainDone()) {
+          return;
+        }
+        uv_timer_stop(t);
+        self->stop();
+        log::host().info("stream {}: reader finished (its entries acknowledged)", self->ch_.key);
+        if (self->drained_) {
+          std::exchange(self->drained_, nullptr)();  // may destroy this source: the last use of it
+        }
+      },
+      0, 20);
+}
+
+// Nothing read is out, nothing handed over unacknowledged, no ack unsent.
+bool StreamSource::drainDone() const {
+  if (!started_) {
+    return true;
+  }
+  if (reading_ && conn_.ready()) {
+    return false;  // a read (or the group's creation) is out: its entries are ours
+  }
+  return !recover_busy_ && !claiming_ && in_flight_.empty() && ack_batch_.empty() && ack_retry_.empty();
 }
 
 void StreamSource::ack(const std::string& id) {

@@ -94,7 +94,23 @@ class StreamSource {
   // group if -- and only if -- it has nothing pending (deleting a consumer
   // drops its pending entries), so that names like hostname-pid do not pile
   // up. Sends batched acks first. THREAD: loop.
-  void retire();
+  // `done`, if given, runs once the check is answered (or could not be
+  // asked). THREAD: loop.
+  void retire(std::function<void()> done = {});
+  // A reload removed this stream's channel (or changed how it is read):
+  // reads nothing new -- no XREADGROUP, claim or recovery step from now on
+  // -- lets the read already out come back (its entries are handed over like
+  // any), waits until every entry handed over is acked and Redis confirmed
+  // it, then stops and calls `done` from a timer (never nested in a
+  // callback). Pending entries of ours it never took (claimed, or left from
+  // before a restart) stay pending: retire() then keeps the consumer, and
+  // another reader claims them. THREAD: loop.
+  void drain(std::function<void()> done);
+  bool draining() const noexcept { return draining_; }
+  // Expires when this source is destroyed: what a callback holding a raw
+  // pointer to it checks first.
+  std::weak_ptr<bool> liveness() const noexcept { return alive_; }
+  bool started() const noexcept { return started_; }
 
   // Asks Redis for the group's backlog (XINFO GROUPS, then XPENDING's
   // summary when entries are pending) and updates the gauges
@@ -206,6 +222,11 @@ class StreamSource {
   bool reading_ = false;     // an XREADGROUP is outstanding on the reading connection
   bool paused_ = false;      // stopped for want of capacity
   bool stopped_ = false;
+  bool started_ = false;
+  bool draining_ = false;  // drain(): nothing new is read
+  std::function<void()> drained_;
+  UvHandle<uv_timer_t> drain_timer_;  // looks whether the drain is done
+  bool drainDone() const;
   std::unordered_set<std::string> in_flight_;  // handed over, not acked: never handed over twice
   // The group's backlog as Redis last told it (refreshBacklog); NaN until
   // known, and the lag NaN whenever Redis cannot tell it (Redis < 7, or

@@ -19,10 +19,18 @@ const ops::Buckets kGapBuckets{{10, 100, 500, 1000, 5000, 10000, 30000, 60000, 3
 
 }  // namespace
 
+Subscriber::Slot::Slot(Subscriber* o, Subscription s, ops::Registry& registry)
+    : owner(o),
+      sub(std::move(s)),
+      scope(registry, {{"channel", sub.logical}}),
+      messages(scope.counter("evhost_pubsub_messages_total", "Pub/Sub messages received")),
+      subscribed(
+          scope.gauge("evhost_pubsub_subscribed", "1 while the subscription is confirmed on the current connection")),
+      refused(scope.gauge("evhost_pubsub_refused", "1 while Redis refuses the subscription")) {}
+
 Subscriber::Subscriber(uv_loop_t* loop, Endpoint endpoint, std::vector<Subscription> subs, Sink sink,
                        ops::Registry& stats)
-    : subs_(std::move(subs)),
-      stats_(stats),
+    : stats_(stats),
       gaps_(stats_.counter("evhost_pubsub_gaps_total",
                            "Times the Pub/Sub subscriber was resubscribed after an outage: messages published "
                            "meanwhile are lost")),
@@ -43,17 +51,9 @@ Subscriber::Subscriber(uv_loop_t* loop, Endpoint endpoint, std::vector<Subscript
       resubscribe_backoff_(conn_.endpoint().backoff_initial_ms, conn_.endpoint().backoff_max_ms,
                            conn_.endpoint().backoff_multiplier) {
   conn_.exportStats(stats);
-  slots_.reserve(subs_.size());
-  for (const auto& s : subs_) {
-    const ops::Labels channel{{"channel", s.logical}};
-    slots_.push_back(Slot{this,
-                          &s,
-                          State::Unanswered,
-                          {},
-                          stats_.counter("evhost_pubsub_messages_total", "Pub/Sub messages received", channel),
-                          stats_.gauge("evhost_pubsub_subscribed",
-                                       "1 while the subscription is confirmed on the current connection", channel),
-                          stats_.gauge("evhost_pubsub_refused", "1 while Redis refuses the subscription", channel)});
+  slots_.reserve(subs.size());
+  for (auto& s : subs) {
+    slots_.push_back(std::make_unique<Slot>(this, std::move(s), stats));
   }
   resubscribe_timer_ = makeUvHandle<uv_timer_t>(loop, uv_timer_init);
   resubscribe_timer_->data = this;
@@ -78,18 +78,105 @@ std::vector<std::string> Subscriber::notLive(bool with_check) const {
     return {"redis subscriber connection (" + conn_.where() + ") is down"};
   }
   std::vector<std::string> out;
-  for (const auto& slot : slots_) {
-    if (slot.sub->check && !with_check) {
+  for (const auto& p : slots_) {
+    const Slot& slot = *p;
+    if (slot.removing || (slot.sub.check && !with_check)) {
       continue;
     }
-    const char* what = slot.sub->pattern ? "pattern subscription " : "subscription ";
+    const char* what = slot.sub.pattern ? "pattern subscription " : "subscription ";
     if (slot.state == State::Unanswered) {
-      out.push_back(what + slot.sub->redis + " not confirmed yet");
+      out.push_back(what + slot.sub.redis + " not confirmed yet");
     } else if (slot.state == State::Refused) {
-      out.push_back(what + slot.sub->redis + " refused by Redis: " + slot.refusal);
+      out.push_back(what + slot.sub.redis + " refused by Redis: " + slot.refusal);
     }
   }
   return out;
+}
+
+std::vector<Subscription> Subscriber::subscriptions() const {
+  std::vector<Subscription> out;
+  for (const auto& slot : slots_) {
+    if (!slot->removing) {
+      out.push_back(slot->sub);
+    }
+  }
+  return out;
+}
+
+size_t Subscriber::retiring() const noexcept {
+  size_t n = 0;
+  for (const auto& slot : slots_) {
+    n += slot->removing ? 1 : 0;
+  }
+  return n;
+}
+
+void Subscriber::add(Subscription sub) {
+  for (auto& p : slots_) {
+    Slot& slot = *p;
+    if (slot.sub.pattern == sub.pattern && slot.sub.redis == sub.redis) {
+      if (!slot.removing) {
+        return;  // already subscribed
+      }
+      // Removed, its UNSUBSCRIBE maybe still on its way: kept. Its
+      // confirmation (onUnsubscribed) subscribes it again; hiredis holds one
+      // callback per channel, so this slot stays the one it calls.
+      slot.removing = false;
+      slot.sub = std::move(sub);
+      setState(slot, State::Unanswered);
+      if (!slot.unsubscribe_sent && conn_.ready()) {
+        subscribeSlot(slot);
+      }
+      return;
+    }
+  }
+  slots_.push_back(std::make_unique<Slot>(this, std::move(sub), stats_.registry()));
+  if (conn_.ready()) {
+    subscribeSlot(*slots_.back());  // else the next connection subscribes everything
+  }
+}
+
+bool Subscriber::remove(bool pattern, const std::string& redis) {
+  for (auto& p : slots_) {
+    Slot& slot = *p;
+    if (slot.removing || slot.sub.pattern != pattern || slot.sub.redis != redis) {
+      continue;
+    }
+    slot.removing = true;
+    if (slot.state == State::Refused && refused_now_ > 0) {
+      --refused_now_;
+    }
+    setState(slot, State::Unanswered);
+    slot.subscribed.set(0);
+    if (!conn_.ready()) {
+      freeSlot(slot);  // no connection holds it: the next one never subscribes it
+      return true;
+    }
+    // Sent even when Redis refused the SUBSCRIBE: hiredis keeps the callback
+    // of a refused one too, and forgets it only with an unsubscribe reply
+    // (Redis answers one for a channel it never subscribed).
+    const char* argv[] = {pattern ? "PUNSUBSCRIBE" : "UNSUBSCRIBE", slot.sub.redis.c_str()};
+    const size_t lens[] = {std::strlen(argv[0]), slot.sub.redis.size()};
+    // hiredis queues no callback for (P)UNSUBSCRIBE: its reply goes to the
+    // subscription's own (onReply with this slot).
+    slot.unsubscribe_sent = conn_.command(2, argv, lens, &Subscriber::onReply, &slot);
+    if (!slot.unsubscribe_sent) {
+      log::host().warn("redis subscriber: could not send {} {}; dropping the connection to be rid of it", argv[0],
+                       slot.sub.redis);
+      conn_.reconnect(std::string("could not queue ") + argv[0]);
+    }
+    return true;
+  }
+  return false;
+}
+
+void Subscriber::freeSlot(const Slot& slot) {
+  for (auto it = slots_.begin(); it != slots_.end(); ++it) {
+    if (it->get() == &slot) {
+      slots_.erase(it);
+      return;
+    }
+  }
 }
 
 void Subscriber::setState(Slot& slot, State state) {
@@ -99,10 +186,20 @@ void Subscriber::setState(Slot& slot, State state) {
 }
 
 void Subscriber::onLost() {
-  answered_ = refused_now_ = 0;
+  announced_ = false;
+  refused_now_ = 0;
+  // hiredis has run every callback with NULL by now (the disconnect
+  // callback comes last): removed slots go, the others wait for the next
+  // connection.
+  std::vector<std::unique_ptr<Slot>> kept;
   for (auto& slot : slots_) {
-    setState(slot, State::Unanswered);
+    if (!slot->removing) {
+      setState(*slot, State::Unanswered);
+      slot->unsubscribe_sent = false;
+      kept.push_back(std::move(slot));
+    }
   }
+  slots_.swap(kept);
   uv_timer_stop(resubscribe_timer_.get());
   cut_off_ = conn_.closedByServer();
   paused_when_lost_ = conn_.readingPaused();
@@ -112,16 +209,33 @@ void Subscriber::onLost() {
 }
 
 void Subscriber::subscribeAll() {
-  answered_ = refused_now_ = 0;
+  announced_ = false;
+  refused_now_ = 0;
+  // Removed while no connection was up: never subscribed on this one.
+  std::vector<std::unique_ptr<Slot>> kept;
+  for (auto& slot : slots_) {
+    if (!slot->removing) {
+      kept.push_back(std::move(slot));
+    }
+  }
+  slots_.swap(kept);
   // One command per subscription, so that each carries its own privdata and
   // a message maps to its subscription without a lookup.
   for (auto& slot : slots_) {
-    setState(slot, State::Unanswered);
-    if (!conn_.subscribe(slot.sub->pattern, slot.sub->redis, &Subscriber::onReply, &slot)) {
-      conn_.reconnect(std::string("could not queue ") + (slot.sub->pattern ? "PSUBSCRIBE" : "SUBSCRIBE"));
+    setState(*slot, State::Unanswered);
+    slot->unsubscribe_sent = false;
+    if (!subscribeSlot(*slot)) {
       return;
     }
   }
+}
+
+bool Subscriber::subscribeSlot(Slot& slot) {
+  if (!conn_.subscribe(slot.sub.pattern, slot.sub.redis, &Subscriber::onReply, &slot)) {
+    conn_.reconnect(std::string("could not queue ") + (slot.sub.pattern ? "PSUBSCRIBE" : "SUBSCRIBE"));
+    return false;
+  }
+  return true;
 }
 
 void Subscriber::onReply(redisAsyncContext* ac, void* r, void* privdata) {
@@ -134,17 +248,26 @@ void Subscriber::onReply(redisAsyncContext* ac, void* r, void* privdata) {
   switch (reply.kind) {
     case PubSubReply::Kind::Message:
       slot->messages.inc();
-      self->sink_(*slot->sub, reply.channel, reply.payload);
+      // A removed subscription's too, until Redis confirms the UNSUBSCRIBE:
+      // the sink finds its channel gone and counts it.
+      self->sink_(slot->sub, reply.channel, reply.payload);
       break;
     case PubSubReply::Kind::Confirmed:
-      self->onConfirmed(*slot);
+      if (!slot->removing) {
+        self->onConfirmed(*slot);
+      }
       break;
     case PubSubReply::Kind::Refused:
-      self->onRefused(*slot, reply.error);
+      if (!slot->removing) {
+        self->onRefused(*slot, reply.error);
+      }
+      break;
+    case PubSubReply::Kind::Unsubscribed:
+      self->onUnsubscribed(*slot);  // may free the slot: the last use of it
       break;
     case PubSubReply::Kind::Unexpected:
       log::host().error("redis subscriber: unexpected reply type {} on {}", static_cast<const redisReply*>(r)->type,
-                        slot->sub->redis);
+                        slot->sub.redis);
       break;
     case PubSubReply::Kind::KeepAlive:
     case PubSubReply::Kind::Other:
@@ -159,17 +282,54 @@ void Subscriber::onConfirmed(Slot& slot) {
   }
   setState(slot, State::Confirmed);
   if (!slot.refusal.empty()) {
-    log::host().info("subscribed to {} (Redis refused it before: {})", slot.sub->redis, slot.refusal);
+    log::host().info("subscribed to {} (Redis refused it before: {})", slot.sub.redis, slot.refusal);
     slot.refusal.clear();
   }
   if (was == State::Refused) {
-    if (--refused_now_ == 0) {
+    if (refused_now_ > 0 && --refused_now_ == 0) {
       uv_timer_stop(resubscribe_timer_.get());
       resubscribe_backoff_.reset();
     }
-  } else if (++answered_ == subs_.size()) {
-    onAllAnswered();
+  } else {
+    onAnswered(slot);
   }
+}
+
+// Redis confirmed a (P)UNSUBSCRIBE, and hiredis has forgotten the slot's
+// callback: a removed slot goes. One added back meanwhile is subscribed
+// anew (its confirmation comes to this same slot).
+void Subscriber::onUnsubscribed(Slot& slot) {
+  slot.unsubscribe_sent = false;
+  if (slot.removing) {
+    log::host().info("unsubscribed from {}{}", slot.sub.pattern ? "pattern " : "", slot.sub.redis);
+    freeSlot(slot);
+    return;
+  }
+  setState(slot, State::Unanswered);
+  subscribeSlot(slot);
+}
+
+void Subscriber::onAnswered(const Slot& slot) {
+  if (!announced_) {
+    if (allAnswered()) {
+      announced_ = true;
+      onAllAnswered();
+    }
+    return;
+  }
+  // Added (by a reload) once the others were answered: said on its own.
+  if (!slot.sub.check && slot.state == State::Confirmed) {
+    log::host().info("subscribed to {}", slot.sub.redis);
+  }
+}
+
+bool Subscriber::allAnswered() const {
+  for (const auto& slot : slots_) {
+    if (!slot->removing && slot->state == State::Unanswered) {
+      return false;
+    }
+  }
+  return true;
 }
 
 // A refusal is the subscription's own failure, not the connection's: the
@@ -178,23 +338,23 @@ void Subscriber::onConfirmed(Slot& slot) {
 void Subscriber::onRefused(Slot& slot, std::string_view why) {
   const State was = slot.state;
   setState(slot, State::Refused);
-  const char* command = slot.sub->pattern ? "PSUBSCRIBE" : "SUBSCRIBE";
+  const char* command = slot.sub.pattern ? "PSUBSCRIBE" : "SUBSCRIBE";
   if (slot.refusal != why) {
     slot.refusal = std::string(why);
     log::host().error(
         "redis subscriber ({}): {} {} refused: {}; the other subscriptions stay, and this one is "
         "retried with backoff (logged again only if the answer changes)",
-        conn_.endpoint().describe(), command, slot.sub->redis, slot.refusal);
+        conn_.endpoint().describe(), command, slot.sub.redis, slot.refusal);
   } else {
     log::host().debug("redis subscriber ({}): {} {} still refused: {}", conn_.endpoint().describe(), command,
-                      slot.sub->redis, slot.refusal);
+                      slot.sub.redis, slot.refusal);
   }
   if (was != State::Refused) {
     ++refused_now_;
   }
   scheduleResubscribe();
-  if (was == State::Unanswered && ++answered_ == subs_.size()) {
-    onAllAnswered();
+  if (was == State::Unanswered) {
+    onAnswered(slot);
   }
 }
 
@@ -207,8 +367,8 @@ void Subscriber::scheduleResubscribe() {
       [](uv_timer_t* t) {
         auto* self = static_cast<Subscriber*>(t->data);
         for (auto& slot : self->slots_) {
-          if (slot.state == State::Refused &&
-              !self->conn_.subscribe(slot.sub->pattern, slot.sub->redis, &Subscriber::onReply, &slot)) {
+          if (slot->state == State::Refused && !slot->removing &&
+              !self->conn_.subscribe(slot->sub.pattern, slot->sub.redis, &Subscriber::onReply, slot.get())) {
             return;  // not connected: the next connection subscribes everything anew
           }
         }
@@ -220,11 +380,11 @@ void Subscriber::onAllAnswered() {
   std::string names;
   std::string refused;
   for (const auto& slot : slots_) {
-    if (slot.sub->check) {
+    if (slot->sub.check || slot->removing) {
       continue;  // evhost's own health channel: not news (its refusal was logged)
     }
-    std::string& list = slot.state == State::Confirmed ? names : refused;
-    list += (list.empty() ? "" : ", ") + slot.sub->redis;
+    std::string& list = slot->state == State::Confirmed ? names : refused;
+    list += (list.empty() ? "" : ", ") + slot->sub.redis;
   }
   if (outage_start_ms_ != 0) {
     logGap();
@@ -244,9 +404,9 @@ void Subscriber::logGap() {
   const uint64_t start_ms = outage_start_ms_;
   const uint64_t end_ms = wallMs();
   std::string names;
-  for (const auto& s : subs_) {
-    if (!s.check) {
-      names += (names.empty() ? "" : ", ") + s.redis;
+  for (const auto& slot : slots_) {
+    if (!slot->sub.check && !slot->removing) {
+      names += (names.empty() ? "" : ", ") + slot->sub.redis;
     }
   }
   outage_start_ms_ = 0;

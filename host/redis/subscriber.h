@@ -3,6 +3,14 @@
 // A subscription Redis refuses (an ACL without the channel) is logged once
 // and retried on its own with backoff; the others stay subscribed.
 //
+// A reload adds and removes subscriptions on the same connection (add(),
+// remove()): the others are never interrupted. Each subscription's slot is
+// hiredis's privdata for its (P)SUBSCRIBE, so slots live on the heap and a
+// removed one is freed only once hiredis can no longer call back with it:
+// when Redis has confirmed the (P)UNSUBSCRIBE (hiredis then forgets the
+// callback) or the connection is gone (hiredis has run its callbacks with
+// NULL).
+//
 // Stats (ops/stats.h; the loop thread writes them): per subscription
 // (channel="<name in the config>", the pattern for a pattern subscription)
 // evhost_pubsub_messages_total, evhost_pubsub_subscribed (1 while confirmed on the
@@ -41,6 +49,23 @@ class Subscriber {
 
   Subscriber(uv_loop_t* loop, Endpoint endpoint, std::vector<Subscription> subs, Sink sink, ops::Registry& stats);
   ~Subscriber();
+  Subscriber(const Subscriber&) = delete;
+  Subscriber& operator=(const Subscriber&) = delete;
+
+  // Subscribes to one more channel or pattern on the current connection (at
+  // once when it is up; else with the others once it is), with its own
+  // series; it joins notLive() until confirmed. Adding one still being
+  // removed keeps it instead (subscribed again once its UNSUBSCRIBE is
+  // confirmed). THREAD: loop.
+  void add(Subscription sub);
+  // (P)UNSUBSCRIBEs the subscription to `redis` (a pattern when `pattern`):
+  // from now on it is out of notLive() and subscriptions(); messages Redis
+  // sends for it before confirming still reach the sink (which finds its
+  // channel gone). False when there is none. THREAD: loop.
+  bool remove(bool pattern, const std::string& redis);
+  // Removed subscriptions whose slot waits for Redis's confirmation (or the
+  // connection's end). For tests and the log. THREAD: loop.
+  size_t retiring() const noexcept;
 
   void start();
   void stop();
@@ -56,7 +81,8 @@ class Subscriber {
   void resumeReading() { conn_.resumeReading(); }
   bool readingPaused() const noexcept { return conn_.readingPaused(); }
   const Connection& connection() const noexcept { return conn_; }
-  const std::vector<Subscription>& subscriptions() const noexcept { return subs_; }
+  // The subscriptions in force (not those being removed). THREAD: loop.
+  std::vector<Subscription> subscriptions() const;
   // Why the subscriber is not live, one line per reason (its connection
   // down; a subscription not confirmed yet, or refused by Redis); empty when
   // every subscription is confirmed. For readiness: `check` subscriptions
@@ -66,35 +92,49 @@ class Subscriber {
  private:
   enum class State { Unanswered, Confirmed, Refused };
   struct Slot {
+    Slot(Subscriber* o, Subscription s, ops::Registry& registry);
     Subscriber* owner;
-    const Subscription* sub;
+    Subscription sub;
+    ops::Scope scope;  // its own series, gone with it (before the handles below)
     State state = State::Unanswered;
     std::string refusal;  // the last refusal logged; kept across reconnects
     ops::Counter messages;
     ops::Gauge subscribed;
     ops::Gauge refused;
+    // remove()d: its (P)UNSUBSCRIBE is out (or could not be sent); freed
+    // once confirmed or once the connection is gone.
+    bool removing = false;
+    bool unsubscribe_sent = false;  // on the current connection
   };
 
+  bool subscribeSlot(Slot& slot);
   void subscribeAll();
   void onLost();
   void onConfirmed(Slot& slot);
   void onRefused(Slot& slot, std::string_view why);
+  void onUnsubscribed(Slot& slot);
+  // A subscription was answered: the first time all are on this connection,
+  // onAllAnswered(); one added later is logged on its own.
+  void onAnswered(const Slot& slot);
+  bool allAnswered() const;
   void onAllAnswered();
+  void freeSlot(const Slot& slot);
   static void setState(Slot& slot, State state);
   void logGap();
   void scheduleResubscribe();
   static void onReply(redisAsyncContext* ac, void* reply, void* privdata);
 
-  std::vector<Subscription> subs_;
   // Before whatever writes its series, so that it outlives them.
   ops::Scope stats_;
   ops::Counter gaps_;
   ops::Histogram gap_seconds_;
   ops::Counter cut_offs_;
-  std::vector<Slot> slots_;  // one per subscription, stable for hiredis' privdata
+  // One per subscription, on the heap: hiredis holds each as privdata. In
+  // the order added; removed ones stay until hiredis is done with them.
+  std::vector<std::unique_ptr<Slot>> slots_;
   Sink sink_;
   Connection conn_;
-  size_t answered_ = 0;     // confirmed or refused on this connection
+  bool announced_ = false;  // every subscription answered on this connection (onAllAnswered ran)
   size_t refused_now_ = 0;  // refused on this connection, not confirmed since
   Backoff resubscribe_backoff_;
   UvHandle<uv_timer_t> resubscribe_timer_;

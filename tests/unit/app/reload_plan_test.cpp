@@ -80,7 +80,7 @@ TEST(ReloadPlanTest, PluginsAddedRemovedOrChangedAreNamedWithTheirLine) {
   EXPECT_THAT(lines[2], HasSubstr("plugins.b: removed"));
 }
 
-TEST(ReloadPlanTest, ChannelsAddedRemovedOrWithOtherStreamOptionsNeedARestart) {
+TEST(ReloadPlanTest, ChannelsAddedRemovedOrWithOtherStreamOptionsApplyInPlace) {
   const std::string stream =
       "  orders:\n"
       "    transport: stream\n"
@@ -97,14 +97,32 @@ TEST(ReloadPlanTest, ChannelsAddedRemovedOrWithOtherStreamOptionsNeedARestart) {
                                  "  refunds:\n"
                                  "    routes:\n"
                                  "      - plugins: [b]\n"));
-  const auto lines = changesNeedingRestart(was, now);
-  ASSERT_EQ(lines.size(), 2u);
-  EXPECT_THAT(lines[0], HasSubstr("channels.orders.stream: changed"));
-  EXPECT_THAT(lines[1], HasSubstr("channels.refunds: added"));
+  EXPECT_THAT(changesNeedingRestart(was, now), IsEmpty());
+  EXPECT_EQ(describeChanges(was, now), "the channels (1 added) and the reading of 1 stream channel(s)");
+  EXPECT_EQ(describeChanges(now, was), "the channels (1 removed) and the reading of 1 stream channel(s)");
   // The same channel turned from Pub/Sub into a stream is another channel.
   const config::Config pubsub = load(yaml("host: 127.0.0.1", kPlugins, kChannels));
-  EXPECT_THAT(changesNeedingRestart(pubsub, was),
-              ElementsAre(HasSubstr("channels.orders: added"), HasSubstr("channels.orders: removed")));
+  EXPECT_THAT(changesNeedingRestart(pubsub, was), IsEmpty());
+  EXPECT_EQ(describeChanges(pubsub, was), "the channels (1 added, 1 removed)");
+  // A pattern is a channel of its own too.
+  const config::Config pattern = load(yaml("host: 127.0.0.1", kPlugins,
+                                           "  orders:\n"
+                                           "    pattern: true\n"
+                                           "    routes:\n"
+                                           "      - plugins: [a]\n"
+                                           "  refunds:\n"
+                                           "    routes:\n"
+                                           "      - plugins: [b]\n"));
+  EXPECT_EQ(describeChanges(pubsub, pattern), "the channels (2 added, 1 removed)");
+}
+
+TEST(ReloadPlanTest, ChannelChangesAndTheOtherRefusalsAreNamedTogether) {
+  const config::Config was = load(yaml("host: 127.0.0.1", kPlugins, kChannels));
+  const config::Config now = load(yaml("host: 127.0.0.1", kPlugins + "  c: {path: c}\n",
+                                       kChannels + "  refunds:\n"
+                                                   "    routes:\n"
+                                                   "      - plugins: [c]\n"));
+  EXPECT_THAT(changesNeedingRestart(was, now), ElementsAre(HasSubstr("plugins.c: added")));
 }
 
 TEST(ReloadPlanTest, EverythingBuiltAtStartIsCompared) {

@@ -46,7 +46,11 @@ TEST_F(PubSubReplyTest, ConfirmationsRefusalsAndKeepAlives) {
   EXPECT_EQ(refused.error, "NOPERM");
   EXPECT_EQ(classifyPubSub(parse("+PONG\r\n")).kind, PubSubReply::Kind::KeepAlive);
   EXPECT_EQ(classifyPubSub(parse("*2\r\n$4\r\npong\r\n$0\r\n\r\n")).kind, PubSubReply::Kind::KeepAlive);
-  EXPECT_EQ(classifyPubSub(parse("*3\r\n$11\r\nunsubscribe\r\n$1\r\nc\r\n:0\r\n")).kind, PubSubReply::Kind::Other);
+  EXPECT_EQ(classifyPubSub(parse("*3\r\n$11\r\nunsubscribe\r\n$1\r\nc\r\n:0\r\n")).kind,
+            PubSubReply::Kind::Unsubscribed);
+  EXPECT_EQ(classifyPubSub(parse("*3\r\n$12\r\npunsubscribe\r\n$2\r\nc*\r\n:1\r\n")).kind,
+            PubSubReply::Kind::Unsubscribed);
+  EXPECT_EQ(classifyPubSub(parse("*3\r\n$10\r\nssubscribe\r\n$1\r\nc\r\n:1\r\n")).kind, PubSubReply::Kind::Other);
 }
 
 TEST_F(PubSubReplyTest, BrokenShapesAreUnexpectedOrEmpty) {
