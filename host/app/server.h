@@ -3,6 +3,7 @@
 #pragma once
 
 #include "app/pubsub_check.h"
+#include "app/reload_plugins.h"
 #include "app/scraper.h"
 #include "app/service_notify.h"
 #include "app/teardown.h"
@@ -132,6 +133,7 @@ class Server final {
   std::unique_ptr<redis::SeenIdStore> seen_ids_;  // signed channels' replay check
   std::unique_ptr<dispatch::WorkerPool> pool_;
   std::unique_ptr<dispatch::Dispatcher> dispatcher_;
+  std::unique_ptr<PluginReload> plugin_reload_;  // a reload's plugins (app/reload_plugins.h)
   runtime::ChannelIds channel_ids_;
   std::unique_ptr<ingest::Admission> admission_;
   std::unique_ptr<ingest::Pipeline> pipeline_;

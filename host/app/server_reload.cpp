@@ -91,15 +91,25 @@ void Server::finishReload(config::LoadResult loaded) {
     }
     errors = changesNeedingRestart(config_, next);
     if (errors.empty() && !stopping_) {
+      // New plugin instances are loaded and initialised before the swap.
+      errors = plugin_reload_->prepare(config_, next);
+    }
+    if (errors.empty() && !stopping_) {
       changes = describeChanges(config_, next);
+      if (const std::string more = plugin_reload_->changes(); !more.empty()) {
+        changes = changes == "nothing" ? more : changes + ", " + more;
+      }
       try {
         const uint64_t generation = reload_.generation + 1;
         auto runtime = runtime::Runtime::build(
-            next, [this](const std::string& name) { return registry_.find(name); }, channel_ids_, generation, &stats_);
+            next, [this](const std::string& name) { return plugin_reload_->find(name); }, channel_ids_, generation,
+            &stats_);
+        plugin_reload_->commit(next);  // before the swap: the dispatcher knows the new instances
         pipeline_->use(std::move(runtime));
         config_ = std::move(next);
         reload_.generation = generation;
       } catch (const std::exception& e) {
+        plugin_reload_->abandon();
         errors.push_back(std::string("the new routes cannot be built: ") + e.what());
       }
     } else if (stopping_) {
