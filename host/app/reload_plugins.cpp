@@ -23,7 +23,11 @@ PluginReload::PluginReload(uv_loop_t* loop, plugin::Registry& registry, dispatch
   timer_->data = this;
 }
 
-PluginReload::~PluginReload() { abandon(); }
+PluginReload::~PluginReload() {
+  if (staged_) {
+    registry_.discard(*staged_);  // the registry's unloadAll shuts them down
+  }
+}
 
 std::vector<std::string> PluginReload::prepare(const config::Config& running, const config::Config& next) {
   abandon();
@@ -31,6 +35,7 @@ std::vector<std::string> PluginReload::prepare(const config::Config& running, co
     staged_ = registry_.stage(running.plugins, next.plugins, search_dirs_, services_, next.prefix(),
                               running.dead_letter.plugin);
   } catch (const plugin::LoadError& e) {
+    retireLater();  // what it made and initialised
     std::vector<std::string> out;
     std::istringstream lines(e.what());
     for (std::string line; std::getline(lines, line);) {
@@ -66,20 +71,24 @@ void PluginReload::commit(const config::Config& next) {
       }
     }
   }
-  const bool leaving = !staged_->leaving.empty();
   registry_.adopt(std::move(*staged_));
   staged_.reset();
-  if (leaving && uv_is_active(reinterpret_cast<uv_handle_t*>(timer_.get())) == 0) {
-    uv_timer_start(
-        timer_.get(), [](uv_timer_t* t) { static_cast<PluginReload*>(t->data)->retireIdle(); }, kRetireEveryMs,
-        kRetireEveryMs);
-  }
+  retireLater();
 }
 
 void PluginReload::abandon() {
   if (staged_) {
-    plugin::Registry::discard(*staged_);
+    registry_.discard(*staged_);
     staged_.reset();
+    retireLater();
+  }
+}
+
+void PluginReload::retireLater() {
+  if (!registry_.retiring().empty() && uv_is_active(reinterpret_cast<uv_handle_t*>(timer_.get())) == 0) {
+    uv_timer_start(
+        timer_.get(), [](uv_timer_t* t) { static_cast<PluginReload*>(t->data)->retireIdle(); }, kRetireEveryMs,
+        kRetireEveryMs);
   }
 }
 

@@ -45,10 +45,13 @@ class PluginReload {
   // (looked at every 50 ms). Call before the runtime built from it is
   // swapped in. THREAD: loop.
   void commit(const config::Config& next);
-  // The staged set is not used: its new instances shut down and go.
+  // The staged set is not used: its new instances retire (shut down once
+  // nothing is owed to them).
   void abandon();
 
  private:
+  // Looks for idle retiring instances every 50 ms while there are any.
+  void retireLater();
   void retireIdle();
 
   plugin::Registry& registry_;

@@ -83,9 +83,9 @@ class Registry {
   Staged stage(const std::vector<config::Plugin>& running, const std::vector<config::Plugin>& next,
                const std::vector<std::string>& search_dirs, HostServices& services, const std::string& env_prefix,
                const std::string& fixed);
-  // A staged set not used after all: its new instances shut down (reverse
-  // order) and go. THREAD: loop.
-  static void discard(Staged& staged);
+  // A staged set not used after all: its new instances retire (see
+  // retireIdle: shut down once no callback is owed to them). THREAD: loop.
+  void discard(Staged& staged);
   // Makes staged.next the running set. The leaving instances are retiring:
   // kept (and shut down by shutdownAll, dropped by unloadAll) until
   // retireIdle() finds them idle. THREAD: loop.
@@ -105,6 +105,9 @@ class Registry {
     std::shared_ptr<Instance> instance;
     bool closed = false;  // forgotten, its services closed: waiting for its callbacks
   };
+  // The highest generation of `name` running or retiring; 0: none.
+  uint64_t lastGeneration(std::string_view name) const;
+
   std::unique_ptr<ops::Registry> own_stats_;  // outlives the instances
   ops::Registry* stats_;
   std::vector<std::shared_ptr<Instance>> instances_;  // init order

@@ -27,6 +27,17 @@ bool fileUnchanged(const Library& lib) { return FileId::of(lib.path()) == lib.fi
 
 }  // namespace
 
+uint64_t Registry::lastGeneration(std::string_view name) const {
+  uint64_t last = 0;
+  for (const auto& in : instances_) {
+    last = in->name() == name ? std::max(last, in->generation()) : last;
+  }
+  for (const auto& r : retiring_) {
+    last = r.instance->name() == name ? std::max(last, r.instance->generation()) : last;
+  }
+  return last;
+}
+
 std::shared_ptr<Instance> Registry::Staged::find(std::string_view name) const {
   for (const auto& in : next) {
     if (in->name() == name) {
@@ -55,7 +66,8 @@ Registry::Staged Registry::stage(const std::vector<config::Plugin>& running, con
   };
   for (const auto& p : next) {
     const std::shared_ptr<Instance> now = findShared(p.name);
-    const auto was = std::find_if(running.begin(), running.end(), [&](const config::Plugin& r) { return r.name == p.name; });
+    const auto was =
+        std::find_if(running.begin(), running.end(), [&](const config::Plugin& r) { return r.name == p.name; });
     const bool same = now && was != running.end() && sameEntry(*was, p);
     const bool same_file = now && fileUnchanged(now->library());
     if (same && same_file) {
@@ -67,10 +79,10 @@ Registry::Staged Registry::stage(const std::vector<config::Plugin>& running, con
       continue;
     }
     try {
-      auto in = std::make_shared<Instance>(p.name, openConfigured(p, search_dirs, by_path), services, env_prefix,
-                                           *stats_);
+      auto in =
+          std::make_shared<Instance>(p.name, openConfigured(p, search_dirs, by_path), services, env_prefix, *stats_);
+      in->setGeneration(lastGeneration(p.name) + 1);
       if (now) {
-        in->setGeneration(now->generation() + 1);
         if (same) {
           staged.changes.push_back("plugin " + p.name + " replaced (a new build of its file)");
         }
@@ -116,12 +128,15 @@ Registry::Staged Registry::stage(const std::vector<config::Plugin>& running, con
 }
 
 void Registry::discard(Staged& staged) {
-  for (auto it = staged.fresh.rbegin(); it != staged.fresh.rend(); ++it) {
-    (*it)->shutdown();
-  }
-  staged.fresh.clear();
   staged.next.clear();
   staged.leaving.clear();
+  // Their init() may have sent commands or posted functions whose
+  // callbacks are still owed: they retire as removed instances do, shut
+  // down (in reverse init order) once those have run.
+  for (auto it = staged.fresh.rbegin(); it != staged.fresh.rend(); ++it) {
+    retiring_.push_back(Retiring{std::move(*it), false});
+  }
+  staged.fresh.clear();
 }
 
 void Registry::adopt(Staged staged) {

@@ -80,8 +80,8 @@ class ReloadPluginsTest : public ::testing::Test {
     const std::string tmp = probePath() + ".new";
     fs::copy_file(std::string(EVH_TEST_PLUGIN_DIR) + "/reload_probe_v" + std::to_string(version) + ".so", tmp,
                   fs::copy_options::overwrite_existing);
-    fs::permissions(tmp, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                             fs::perms::others_read | fs::perms::others_exec);
+    fs::permissions(tmp, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec | fs::perms::others_read |
+                             fs::perms::others_exec);
     fs::rename(tmp, probePath());
   }
   // The probe entry, as a line under plugins:.
@@ -280,7 +280,9 @@ TEST_F(ReloadPluginsTest, ANewPluginWhoseInitFailsRefusesTheReload) {
   // The plugin's line (5) and its own words.
   EXPECT_THAT(host.log(), HasSubstr(host.configPath() + ":5: plugins.p: plugin \"p\""));
   EXPECT_THAT(host.log(), HasSubstr("reload_probe t1 was told to fail its init"));
-  EXPECT_EQ(mapped(host, probePath()), 0u);  // loaded for the attempt, and gone
+  // Loaded for the attempt, and unloaded (as a removed plugin is).
+  EXPECT_TRUE(eventually([&] { return mapped(host, probePath()) == 0; })) << host.log();
+  EXPECT_TRUE(eventually([&] { return readFile(probeLog()).empty(); }));  // its init never went through
   publish("e1");
   ASSERT_TRUE(eventually([&] { return llen("seen_a") == 1; })) << host.log();
   EXPECT_EQ(llen("probe:events"), 0);
