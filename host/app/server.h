@@ -149,7 +149,7 @@ class Server final {
   uint64_t flush_until_ = 0;
   Teardown teardown_;
   std::vector<const plugin::Instance*> busy_;  // plugins with a handler still running at the deadline
-  // The server's own series (evhost_ready, evhost_plugin_health): computed
+  // The server's own series (evhost_ready, the reload counters): computed
   // from the members above, so declared after them and cleared first.
   ops::Scope own_stats_{stats_};
   // Reloads so far and the last one's outcome (GET /status).

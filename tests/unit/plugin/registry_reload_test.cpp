@@ -41,8 +41,8 @@ class RegistryReloadTest : public ::testing::Test {
     const std::string tmp = dir_ + "/probe.so.new";
     fs::copy_file(std::string(EVH_TEST_PLUGIN_DIR) + "/reload_probe_v" + std::to_string(version) + ".so", tmp,
                   fs::copy_options::overwrite_existing);
-    fs::permissions(tmp, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                             fs::perms::others_read | fs::perms::others_exec);
+    fs::permissions(tmp, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec | fs::perms::others_read |
+                             fs::perms::others_exec);
     fs::rename(tmp, dir_ + "/probe.so");
   }
   config::Plugin entry(const std::string& name, const std::string& tag, const std::string& more = "") const {
