@@ -90,7 +90,9 @@ std::shared_ptr<Library> Library::load(const CheckedFile& file) {
   dlerror();
   void* sym = dlsym(handle.get(), EVH_PLUGIN_ENTRY_SYMBOL);
   FdHandle alias;
-  if (sym != nullptr && !mapsFile(sym, file.st.st_dev, file.st.st_ino)) {
+  // (Without /proc to tell, the object is taken as the file's, as before
+  // reloads could load a new build.)
+  if (sym != nullptr && mapsFile(sym, file.st.st_dev, file.st.st_ino) == Mapped::No) {
     // glibc finds an object already loaded under the same name before it
     // opens anything: an older build of this path, replaced since (a new
     // build renamed over it, loaded by a reload while the old one still
@@ -110,7 +112,7 @@ std::shared_ptr<Library> Library::load(const CheckedFile& file) {
     }
     dlerror();
     sym = dlsym(handle.get(), EVH_PLUGIN_ENTRY_SYMBOL);
-    if (sym != nullptr && !mapsFile(sym, file.st.st_dev, file.st.st_ino)) {
+    if (sym != nullptr && mapsFile(sym, file.st.st_dev, file.st.st_ino) != Mapped::Yes) {
       throw LoadError(path +
                       ": refused: the dynamic loader keeps returning another build of this file (still loaded); "
                       "restart evhost to load the new one");

@@ -11,13 +11,13 @@
 
 namespace evh::plugin {
 
-bool mapsFile(const void* addr, dev_t dev, ino_t ino) {
+Mapped mapsFile(const void* addr, dev_t dev, ino_t ino) {
   struct FileClose {
     void operator()(FILE* f) const noexcept { std::fclose(f); }
   };
   std::unique_ptr<FILE, FileClose> maps(std::fopen("/proc/self/maps", "re"));
   if (!maps) {
-    return false;
+    return Mapped::Unknown;
   }
   const auto at = reinterpret_cast<uintptr_t>(addr);
   // "start-end perms offset major:minor inode path": the path is not needed
@@ -40,10 +40,10 @@ bool mapsFile(const void* addr, dev_t dev, ino_t ino) {
       continue;
     }
     if (at >= lo && at < hi) {
-      return makedev(maj, min) == dev && inode == static_cast<uintmax_t>(ino);
+      return makedev(maj, min) == dev && inode == static_cast<uintmax_t>(ino) ? Mapped::Yes : Mapped::No;
     }
   }
-  return false;
+  return Mapped::Unknown;
 }
 
 }  // namespace evh::plugin

@@ -6,9 +6,12 @@
 
 namespace evh::plugin {
 
-// Whether the mapping that holds `addr` is of the file (dev, ino). False
-// when no mapping holds it or /proc/self/maps cannot be read. Reads a
-// file: the loop does this only where it loads plugins (dlopen's I/O).
-bool mapsFile(const void* addr, dev_t dev, ino_t ino);
+enum class Mapped { Yes, No, Unknown };
+
+// Whether the mapping that holds `addr` is of the file (dev, ino); Unknown
+// when /proc/self/maps cannot be read (no /proc) or no mapping holds it.
+// Reads a file: the loop does this only where it loads plugins (dlopen's
+// I/O).
+Mapped mapsFile(const void* addr, dev_t dev, ino_t ino);
 
 }  // namespace evh::plugin
