@@ -73,37 +73,36 @@ void compareRedis(const Config& a, const Config& b, Differences& d) {
       std::make_tuple(t.enabled, t.ca_file, t.ca_dir, t.cert_file, t.key_file, t.server_name, t.min_version, t.verify));
 }
 
+bool samePlugin(const config::Plugin& a, const config::Plugin& b) {
+  return a.path == b.path && a.config_dir == b.config_dir && a.config_json == b.config_json && a.sha256 == b.sha256 &&
+         a.timeout_ms == b.timeout_ms && breakerTuple(a.breaker) == breakerTuple(b.breaker);
+}
+
+// Plugins added, removed, changed or reordered are applied in place
+// (app/reload_plugins.h), except the dead-letter plugin's: the dispatcher's
+// dead-letter path holds that instance for the life of the process.
 void comparePlugins(const Config& a, const Config& b, Differences& d) {
-  std::map<std::string, const config::Plugin*> was;
-  for (const auto& p : a.plugins) {
-    was[p.name] = &p;
+  const std::string& dl = a.dead_letter.plugin;
+  if (dl.empty()) {
+    return;
   }
-  std::vector<std::string> order_a;
-  std::vector<std::string> order_b;
-  for (const auto& p : a.plugins) {
-    order_a.push_back(p.name);
-  }
-  for (const auto& p : b.plugins) {
-    order_b.push_back(p.name);
-    const auto it = was.find(p.name);
-    const std::string key = "plugins." + p.name;
-    if (it == was.end()) {
-      d.changed(p.origin, key, "added");
-      continue;
+  const auto in = [&dl](const Config& c) -> const config::Plugin* {
+    for (const auto& p : c.plugins) {
+      if (p.name == dl) {
+        return &p;
+      }
     }
-    const config::Plugin& o = *it->second;
-    d.field(p.origin, key + ".path", o.path, p.path);
-    d.field(p.origin, key + ".config", o.config_json, p.config_json);
-    d.field(p.origin, key + ".sha256", o.sha256, p.sha256);
-    d.field(p.origin, key + ".timeout_ms", o.timeout_ms, p.timeout_ms);
-    d.field(p.origin, key + ".circuit_breaker", breakerTuple(o.breaker), breakerTuple(p.breaker));
-    was.erase(it);
+    return nullptr;
+  };
+  const config::Plugin* was = in(a);
+  const config::Plugin* now = in(b);
+  if (was == nullptr) {
+    return;
   }
-  for (const auto& [name, p] : was) {
-    d.changed(config::Origin{b.file, 0, ""}, "plugins." + name, "removed");
-  }
-  if (was.empty() && order_a.size() == order_b.size() && order_a != order_b) {
-    d.changed(config::Origin{b.file, 0, ""}, "plugins", "reordered (the init order)");
+  if (now == nullptr) {
+    d.changed(config::Origin{b.file, 0, ""}, "plugins." + dl, "removed (the dead-letter plugin)");
+  } else if (!samePlugin(*was, *now)) {
+    d.changed(now->origin, "plugins." + dl, "changed (the dead-letter plugin)");
   }
 }
 
@@ -210,6 +209,24 @@ std::string describeChanges(const Config& running, const Config& next) {
   }
   if (streams > 0) {
     parts.push_back("the reading of " + std::to_string(streams) + " stream channel(s)");
+  }
+  std::map<std::string, const config::Plugin*> plugins;
+  for (const auto& p : running.plugins) {
+    plugins[p.name] = &p;
+  }
+  for (const auto& p : next.plugins) {
+    const auto it = plugins.find(p.name);
+    if (it == plugins.end()) {
+      parts.push_back("plugin " + p.name + " added");
+      continue;
+    }
+    if (!samePlugin(*it->second, p)) {
+      parts.push_back("plugin " + p.name + " replaced");
+    }
+    plugins.erase(it);
+  }
+  for (const auto& [name, p] : plugins) {
+    parts.push_back("plugin " + name + " removed");
   }
   if (routes > 0) {
     parts.push_back("the routes of " + std::to_string(routes) + " channel(s)");

@@ -2,16 +2,16 @@
 //
 // A reload swaps in a new runtime graph (runtime/runtime.h): the routes of
 // every channel (event types, plugins, retry policy, idempotency), the
-// channels' signature settings (keys, tolerance, replay check) -- and the
-// set of channels itself: Pub/Sub channels and patterns are subscribed and
-// unsubscribed on the running connection, stream readers started, retired
-// once their entries are acked, or replaced when how a stream is read
-// changes (app/reload_channels.cpp). Everything else built once at start --
-// the Redis connection, the plugins and their configs, the dead-letter
-// set-up, limits, logging, workers, the ops listener -- is compared, and
-// each difference is named; a reload that would change any of them is
-// refused and the running configuration kept (issue 16 lifts these one by
-// one).
+// channels' signature settings (keys, tolerance, replay check), the plugins
+// -- added, removed, changed or reordered (app/reload_plugins.h), except the
+// dead-letter plugin -- and the set of channels itself: Pub/Sub channels and
+// patterns are subscribed and unsubscribed on the running connection, stream
+// readers started, retired once their entries are acked, or replaced when
+// how a stream is read changes (app/reload_channels.cpp). Everything else
+// built once at start -- the Redis connection, the dead-letter set-up and its
+// plugin, limits, logging, workers, the ops listener -- is compared, and each
+// difference is named; a reload that would change any of them is refused and
+// the running configuration kept (issue 16 lifts these one by one).
 #pragma once
 
 #include "config/config.h"
@@ -28,8 +28,10 @@ namespace evh::app {
 std::vector<std::string> changesNeedingRestart(const config::Config& running, const config::Config& next);
 
 // What a reload applying `next` over `running` changes, for the log line:
-// "the channels (2 added, 1 removed), the routes of 2 channel(s) and the
-// signature settings of 1 channel(s)", or "nothing".
+// "the channels (2 added, 1 removed), plugin a added, plugin b replaced,
+// the routes of 2 channel(s) and the signature settings of 1 channel(s)", or
+// "nothing". (A plugin whose file alone changed is named by
+// app/reload_plugins.h.)
 std::string describeChanges(const config::Config& running, const config::Config& next);
 
 }  // namespace evh::app

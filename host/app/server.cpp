@@ -39,6 +39,7 @@ Server::~Server() {
   teardown_.runAll(Teardown::Mode::Graceful);
   pipeline_.reset();
   admission_.reset();
+  plugin_reload_.reset();
   dispatcher_.reset();
   commands_.reset();
   poster_.reset();
@@ -141,6 +142,7 @@ void Server::planTeardown() {
     retiring_streams_.clear();
     lag_.reset();
     poster_->close();
+    plugin_reload_.reset();  // retiring instances wait for the registry's unloadAll
     deadline_.close();
     flush_timer_.close();
     log_drops_.reset();
@@ -218,9 +220,13 @@ void Server::start() {
   if (dopt.dead_letter_plugin == nullptr) {
     log::host().warn("no dead_letter.plugin configured: dead-letter entries go to {}", dopt.fallback_file);
   }
+  plugin_reload_ = std::make_unique<PluginReload>(&loop_, registry_, *dispatcher_, *services_,
+                                                  plugin::searchPath(options_.plugin_dirs));
 
+  // Runtimes hold the instances they route to (a reload retires one only
+  // when no runtime does).
   auto runtime = runtime::Runtime::build(
-      config_, [this](const std::string& name) { return registry_.find(name); }, channel_ids_, 1, &stats_);
+      config_, [this](const std::string& name) { return registry_.findShared(name); }, channel_ids_, 1, &stats_);
   ingest::Admission::Sources sources;
   sources.hold_pubsub = [this] {
     if (subscriber_ != nullptr && !subscriber_->readingPaused()) {

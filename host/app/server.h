@@ -3,6 +3,7 @@
 #pragma once
 
 #include "app/pubsub_check.h"
+#include "app/reload_plugins.h"
 #include "app/scraper.h"
 #include "app/service_notify.h"
 #include "app/teardown.h"
@@ -147,6 +148,7 @@ class Server final {
   std::unique_ptr<redis::SeenIdStore> seen_ids_;  // signed channels' replay check
   std::unique_ptr<dispatch::WorkerPool> pool_;
   std::unique_ptr<dispatch::Dispatcher> dispatcher_;
+  std::unique_ptr<PluginReload> plugin_reload_;  // a reload's plugins (app/reload_plugins.h)
   runtime::ChannelIds channel_ids_;
   std::unique_ptr<ingest::Admission> admission_;
   std::unique_ptr<ingest::Pipeline> pipeline_;
@@ -169,7 +171,7 @@ class Server final {
   uint64_t flush_until_ = 0;
   Teardown teardown_;
   std::vector<const plugin::Instance*> busy_;  // plugins with a handler still running at the deadline
-  // The server's own series (evhost_ready, evhost_plugin_health): computed
+  // The server's own series (evhost_ready, the reload counters): computed
   // from the members above, so declared after them and cleared first.
   ops::Scope own_stats_{stats_};
   // Reloads so far and the last one's outcome (GET /status).

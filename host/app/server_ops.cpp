@@ -75,12 +75,8 @@ void Server::exportOwnStats() {
                          "configuration reloads refused: the running configuration was kept (the log says why)");
   own_stats_.computedGauge("evhost_config_last_reload_successful", "0 when the last reload failed, 1 otherwise",
                            [this] { return reload_.last_ok ? 1.0 : 0.0; });
-  for (const auto& in : registry_.instances()) {
-    plugin::Instance* p = in.get();
-    own_stats_.computedGauge("evhost_plugin_health",
-                             "what the plugin's health callback answers: 0 ok, 1 degraded, 2 down",
-                             [p] { return static_cast<double>(p->health()); }, {{"plugin", p->name()}});
-  }
+  // evhost_plugin_health is each instance's own (plugin/instance.cpp): it
+  // goes with the instance when a reload retires it.
 }
 
 void Server::answerOps(ops::Parts parts, ops::LoopAccess::Reply reply) {

@@ -118,17 +118,27 @@ void Server::finishReload(config::LoadResult loaded) {
     }
     errors = changesNeedingRestart(config_, next);
     if (errors.empty()) {
+      // New plugin instances are loaded and initialised before the swap.
+      errors = plugin_reload_->prepare(config_, next);
+    }
+    if (errors.empty()) {
       changes = describeChanges(config_, next);
+      if (const std::string more = plugin_reload_->changes(); !more.empty()) {
+        changes = changes == "nothing" ? more : changes + ", " + more;
+      }
       try {
         const uint64_t generation = reload_.generation + 1;
         auto runtime = runtime::Runtime::build(
-            next, [this](const std::string& name) { return registry_.find(name); }, channel_ids_, generation, &stats_);
+            next, [this](const std::string& name) { return plugin_reload_->find(name); }, channel_ids_, generation,
+            &stats_);
         runtime::RuntimePtr was = pipeline_->current();
+        plugin_reload_->commit(next);  // before the swap: the dispatcher knows the new instances
         pipeline_->use(runtime);
         config_ = std::move(next);
         reload_.generation = generation;
         applyChannels(was, *runtime);  // app/reload_channels.cpp (logs its own failures)
       } catch (const std::exception& e) {
+        plugin_reload_->abandon();
         errors.push_back(std::string("the new routes cannot be built: ") + e.what());
       }
     }

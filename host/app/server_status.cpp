@@ -109,11 +109,16 @@ std::string Server::status() const {
     const plugin::Library& lib = in->library();
     const evh_health health = in->health();
     const std::string& detail = in->healthDetail();
-    Json p{
-        {"name", in->name()},           {"library", lib.name()},
-        {"version", lib.version()},     {"abi", std::to_string(lib.abiMajor()) + "." + std::to_string(lib.abiMinor())},
-        {"blocking", lib.blocking()},   {"own_idempotency", lib.ownIdempotency()},
-        {"health", healthName(health)}, {"health_detail", detail}};
+    Json p{{"name", in->name()},
+           {"library", lib.name()},
+           {"version", lib.version()},
+           {"abi", std::to_string(lib.abiMajor()) + "." + std::to_string(lib.abiMinor())},
+           {"blocking", lib.blocking()},
+           {"own_idempotency", lib.ownIdempotency()},
+           {"health", healthName(health)},
+           {"health_detail", detail},
+           {"generation", in->generation()},
+           {"sha256", lib.sha256()}};
     if (dispatcher_ && dispatcher_->knows(in.get())) {
       const dispatch::PluginCounts c = dispatcher_->counters(in.get());
       p["breaker"] = breakerName(c.breaker_state);
@@ -130,6 +135,16 @@ std::string Server::status() const {
     plugins.push_back(std::move(p));
   }
   out["plugins"] = std::move(plugins);
+  // Instances a reload removed or replaced, still finishing their events
+  // (the counters above are the instance name's, both generations').
+  Json retiring = Json::array();
+  for (const plugin::Instance* in : registry_.retiring()) {
+    retiring.push_back(Json{{"name", in->name()},
+                            {"generation", in->generation()},
+                            {"version", in->library().version()},
+                            {"sha256", in->library().sha256()}});
+  }
+  out["plugins_retiring"] = std::move(retiring);
 
   Json streams = Json::array();
   for (const auto& src : streams_) {

@@ -60,6 +60,8 @@ class BreakerGate {
   void close();
 
   bool open() const noexcept { return breaker_.state() == CircuitBreaker::State::Open; }
+  // Deliveries queued behind the breaker.
+  size_t waiting() const noexcept { return waiting_.size(); }
 
  private:
   struct Waiter {

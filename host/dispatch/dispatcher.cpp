@@ -53,9 +53,7 @@ Dispatcher::Dispatcher(uv_loop_t* loop, Poster& poster, WorkerPool& pool, const 
       idempotency_(options_.idempotency, options_.idempotency_prefix),
       retries_(loop) {
   for (const auto& setup : plugins) {
-    PluginState& ps = addPlugin(*setup.plugin, setup.timeout_ms);
-    ps.gate = std::make_unique<BreakerGate>(loop_, setup.breaker, setup.plugin->logger(), ps.counters,
-                                            static_cast<GateEvents&>(*this), options_.on_breaker_change);
+    join(setup);
   }
   if (options_.dead_letter_plugin != nullptr) {
     // One queue and one concurrency limit per instance, whichever path
@@ -72,6 +70,25 @@ PluginState& Dispatcher::addPlugin(plugin::Instance& p, uint32_t timeout_ms) {
       .emplace(std::piecewise_construct, std::forward_as_tuple(&p),
                std::forward_as_tuple(p, timeout_ms, stats_, pool_, poster_, static_cast<LaneEvents&>(*this), alive_))
       .first->second;
+}
+
+void Dispatcher::join(const PluginSetup& setup) {
+  PluginState& ps = addPlugin(*setup.plugin, setup.timeout_ms);
+  ps.gate = std::make_unique<BreakerGate>(loop_, setup.breaker, setup.plugin->logger(), ps.counters,
+                                          static_cast<GateEvents&>(*this), options_.on_breaker_change);
+}
+
+bool Dispatcher::forget(const plugin::Instance* p) {
+  auto it = plugins_.find(p);
+  if (it == plugins_.end()) {
+    return true;
+  }
+  PluginState& ps = it->second;
+  if (&ps == dl_state_ || ps.lane.running() > 0 || ps.lane.queued() > 0 || (ps.gate && ps.gate->waiting() > 0)) {
+    return false;
+  }
+  plugins_.erase(it);
+  return true;
 }
 
 Dispatcher::~Dispatcher() {

@@ -129,6 +129,16 @@ class Dispatcher final : private AttemptEvents, private LaneEvents, private Gate
   // but only while the loop thread is parked (it must not run meanwhile).
   size_t writeUnfinishedForExit();
 
+  // A plugin instance a reload made: called from now on as `setup` says.
+  // Before any runtime routes to it. THREAD: loop.
+  void join(const PluginSetup& setup);
+  // Drops a retired instance's state (its breaker, lane, counters' handles
+  // -- the series stay while another instance of the name holds them).
+  // Only once nothing of it is unfinished: no runtime routes to it any
+  // more, so no delivery of it is left; a call still running on a worker
+  // is refused (returns false, nothing dropped). THREAD: loop.
+  bool forget(const plugin::Instance* p);
+
   PluginCounts counters(const plugin::Instance* p) const;
   // Whether p is one of the plugins this dispatcher calls.
   bool knows(const plugin::Instance* p) const { return plugins_.count(p) != 0; }

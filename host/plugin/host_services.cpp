@@ -34,20 +34,28 @@ LoopServices::LoopServices(Poster& poster, redis::CommandClient* commands)
 evh_status LoopServices::redisCommand(Instance& from, std::vector<std::string> argv, evh_reply_cb cb, void* user_data) {
   Instance* in = &from;
   if (std::this_thread::get_id() == loop_thread_) {
-    if (closed_.load()) {
+    if (closedFor(from)) {
       return EVH_ERR_CANCELLED;
     }
     return send(from, std::move(argv), cb, user_data) ? EVH_OK : EVH_ERR_UNAVAILABLE;
   }
+  if (from.servicesClosed()) {
+    return EVH_ERR_CANCELLED;
+  }
   // From another thread: marshal to the loop (the poster refuses once
   // stopping has reached the plugins). From here on the callback owes an
   // answer, so a failure to send is reported through it.
+  in->owe();
   bool posted = poster_.post([this, in, argv = std::move(argv), cb, user_data]() mutable {
-    const bool closed = closed_.load();
+    const bool closed = closedFor(*in);
     if ((closed || !send(*in, std::move(argv), cb, user_data)) && cb != nullptr) {
       guarded(in, "reply callback", [&] { cb(user_data, closed ? EVH_ERR_CANCELLED : EVH_ERR_UNAVAILABLE, nullptr); });
     }
+    in->paid();
   });
+  if (!posted) {
+    in->paid();
+  }
   return posted ? EVH_OK : EVH_ERR_CANCELLED;
 }
 
@@ -56,7 +64,7 @@ evh_status LoopServices::redisCommandBorrowed(Instance& from, int32_t argc, cons
   if (std::this_thread::get_id() != loop_thread_) {
     return HostServices::redisCommandBorrowed(from, argc, argv, cb, user_data);  // copied, then marshalled
   }
-  if (closed_.load()) {
+  if (closedFor(from)) {
     return EVH_ERR_CANCELLED;
   }
   // Borrowed until we return, and hiredis copies them into its output
@@ -93,28 +101,51 @@ redis::CommandClient::ReplyFn LoopServices::replyFn(Instance* in, std::string_vi
       } else if (reply->type == REDIS_REPLY_ERROR) {
         in->logger().warn("redis {}: {}", name, std::string_view(reply->str, reply->len));
       }
+      in->paid();
     };
   }
   return [in, cb, user_data](evh_status status, const redisReply* reply) {
     redis::ReplyView view(reply);
     guarded(in, "reply callback", [&] { cb(user_data, status, view.root()); });
+    in->paid();
   };
 }
 
+// Each send is owed to the instance until its reply function has run
+// (a retiring instance waits for that: Instance::owed()).
 bool LoopServices::send(Instance& from, std::vector<std::string> argv, evh_reply_cb cb, void* user_data) {
-  return commands_->send(argv, replyFn(&from, argv[0], cb, user_data));
+  from.owe();
+  if (!commands_->send(argv, replyFn(&from, argv[0], cb, user_data))) {
+    from.paid();
+    return false;
+  }
+  return true;
 }
 
 bool LoopServices::send(Instance& from, int argc, const char* const* argv, const size_t* lens, evh_reply_cb cb,
                         void* user_data) {
-  return commands_->send(argc, argv, lens, replyFn(&from, std::string_view(argv[0], lens[0]), cb, user_data));
+  from.owe();
+  if (!commands_->send(argc, argv, lens, replyFn(&from, std::string_view(argv[0], lens[0]), cb, user_data))) {
+    from.paid();
+    return false;
+  }
+  return true;
 }
 
 evh_status LoopServices::post(Instance& from, void (*fn)(void*), void* user_data) {
   Instance* in = &from;
-  return poster_.post([in, fn, user_data] { guarded(in, "posted function", [&] { fn(user_data); }); })
-             ? EVH_OK
-             : EVH_ERR_CANCELLED;
+  if (in->servicesClosed()) {
+    return EVH_ERR_CANCELLED;
+  }
+  in->owe();
+  const bool posted = poster_.post([in, fn, user_data] {
+    guarded(in, "posted function", [&] { fn(user_data); });
+    in->paid();
+  });
+  if (!posted) {
+    in->paid();
+  }
+  return posted ? EVH_OK : EVH_ERR_CANCELLED;
 }
 
 }  // namespace evh::plugin

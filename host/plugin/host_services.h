@@ -22,7 +22,9 @@ class LoopServices final : public HostServices {
   LoopServices(Poster& poster, redis::CommandClient* commands);
 
   // After close(), requests answer EVH_ERR_CANCELLED (the stop has reached
-  // the plugins). THREAD: loop.
+  // the plugins); so do a retiring instance's (Instance::closeServices).
+  // Every request accepted is owed to its instance until its callback has
+  // run (Instance::owe / paid). THREAD: loop.
   void close() noexcept { closed_.store(true); }
 
   evh_status redisCommand(Instance& from, std::vector<std::string> argv, evh_reply_cb cb, void* user_data) override;
@@ -35,6 +37,9 @@ class LoopServices final : public HostServices {
   // Sends on the command connection; false (cb not called) when not connected.
   bool send(Instance& from, std::vector<std::string> argv, evh_reply_cb cb, void* user_data);
   bool send(Instance& from, int argc, const char* const* argv, const size_t* lens, evh_reply_cb cb, void* user_data);
+  // Closed for everyone (the stop) or for this retiring instance.
+  bool closedFor(const Instance& in) const noexcept { return closed_.load() || in.servicesClosed(); }
+  // The reply function pays the instance's debt (Instance::owed) once run.
   static redis::CommandClient::ReplyFn replyFn(Instance* in, std::string_view command, evh_reply_cb cb,
                                                void* user_data);
 

@@ -321,7 +321,13 @@ Instance::Instance(std::string name, LibraryPtr library, HostServices& services,
       env_prefix_(std::move(env_prefix)),
       logger_(log::makeLogger(name_)),
       c_handle_{this},
-      stats_(stats, {{"plugin", name_}}) {}
+      stats_(stats, {{"plugin", name_}}) {
+  // What the last checkHealth() kept. The instance's own registration, so
+  // that it goes with the instance: while a reload's successor of the same
+  // name lives too, the newest registration is the one read (ops/stats.h).
+  stats_.computedGauge("evhost_plugin_health", "what the plugin's health callback answers: 0 ok, 1 degraded, 2 down",
+                       [this] { return static_cast<double>(health_); });
+}
 
 Instance::~Instance() { shutdown(); }
 

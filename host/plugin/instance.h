@@ -7,6 +7,7 @@
 
 #include <evh/plugin.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -93,6 +94,7 @@ class Instance {
 
   const std::string& name() const noexcept { return name_; }
   const Library& library() const noexcept { return *library_; }
+  const LibraryPtr& libraryPtr() const noexcept { return library_; }
   bool blocking() const noexcept { return library_->blocking(); }
   bool ownIdempotency() const noexcept { return library_->ownIdempotency(); }
   const std::string& envPrefix() const noexcept { return env_prefix_; }
@@ -119,6 +121,24 @@ class Instance {
   // What the plugin publishes, counted per channel. THREAD: any.
   PublishStats& publishStats() noexcept { return publish_stats_; }
 
+  // Retiring (a reload removed or replaced it): from now on its host
+  // services refuse requests (EVH_ERR_CANCELLED), as they do for every
+  // plugin once a stop reaches the plugins. THREAD: loop.
+  void closeServices() noexcept { services_closed_.store(true); }
+  bool servicesClosed() const noexcept { return services_closed_.load(); }
+  // Callbacks the host owes this instance -- Redis replies and posted
+  // functions accepted and not yet run (plugin/host_services.cpp counts
+  // them) -- and which would enter its code: it is not shut down, nor its
+  // library unloaded, while any is owed. THREAD: any.
+  void owe() noexcept { owed_.fetch_add(1, std::memory_order_relaxed); }
+  void paid() noexcept { owed_.fetch_sub(1, std::memory_order_acq_rel); }
+  int64_t owed() const noexcept { return owed_.load(std::memory_order_acquire); }
+  // Which load of this instance name it is: 1 from the start, and each
+  // reload that replaces it makes the next (/status tells old from new
+  // while both live). THREAD: loop.
+  uint64_t generation() const noexcept { return generation_; }
+  void setGeneration(uint64_t g) noexcept { generation_ = g; }
+
  private:
   std::string name_;
   LibraryPtr library_;
@@ -131,6 +151,9 @@ class Instance {
   evh_health health_ = EVH_HEALTH_OK;
   std::string health_detail_;
   std::string init_error_;
+  std::atomic<bool> services_closed_{false};
+  std::atomic<int64_t> owed_{0};
+  uint64_t generation_ = 1;
   std::mutex metrics_mutex_;
   struct MetricShape {  // what every registration of a name must repeat
     evh_metric_kind kind;

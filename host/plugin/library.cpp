@@ -1,13 +1,18 @@
 // dlopen, the entry symbol and ABI negotiation; every refusal names the file.
 #include "plugin/library.h"
 
+#include "plugin/mapped_file.h"
 #include "plugin/trust.h"
 #include "plugin/versioned.h"
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
+#include <unistd.h>
+
 #include <cctype>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 
@@ -84,6 +89,35 @@ std::shared_ptr<Library> Library::load(const CheckedFile& file) {
   }
   dlerror();
   void* sym = dlsym(handle.get(), EVH_PLUGIN_ENTRY_SYMBOL);
+  FdHandle alias;
+  // (Without /proc to tell, the object is taken as the file's, as before
+  // reloads could load a new build.)
+  if (sym != nullptr && mapsFile(sym, file.st.st_dev, file.st.st_ino) == Mapped::No) {
+    // glibc finds an object already loaded under the same name before it
+    // opens anything: an older build of this path, replaced since (a new
+    // build renamed over it, loaded by a reload while the old one still
+    // runs). The checked file is then loaded through its descriptor, kept
+    // open while the library is loaded so that its "/proc/self/fd/N" names
+    // no other file meanwhile (the hazard in the comment above); backtraces
+    // name that build "/proc/self/fd/N".
+    alias.reset(fcntl(file.fd, F_DUPFD_CLOEXEC, 0));
+    if (!alias) {
+      throw LoadError(path + ": cannot load the new build while the old one is loaded: dup: " + std::strerror(errno));
+    }
+    const std::string by_fd = "/proc/self/fd/" + std::to_string(alias.get());
+    handle.reset(dlopen(by_fd.c_str(), RTLD_NOW | RTLD_LOCAL));
+    if (!handle) {
+      const char* err = dlerror();
+      throw LoadError(path + ": cannot load shared object: " + (err != nullptr ? err : "unknown dlopen error"));
+    }
+    dlerror();
+    sym = dlsym(handle.get(), EVH_PLUGIN_ENTRY_SYMBOL);
+    if (sym != nullptr && mapsFile(sym, file.st.st_dev, file.st.st_ino) != Mapped::Yes) {
+      throw LoadError(path +
+                      ": refused: the dynamic loader keeps returning another build of this file (still loaded); "
+                      "restart evhost to load the new one");
+    }
+  }
   if (sym == nullptr) {
     throw LoadError(path + ": not an evhost plugin: it does not export " EVH_PLUGIN_ENTRY_SYMBOL
                            " (build it with EVH_PLUGIN_EXPORT, see evh/plugin.h)");
@@ -123,11 +157,31 @@ std::shared_ptr<Library> Library::load(const CheckedFile& file) {
   if (desc.init == nullptr || desc.handle == nullptr) {
     throw LoadError(path + ": malformed descriptor: init and handle are required");
   }
-  return std::shared_ptr<Library>(new Library(path, file.sha256, std::move(handle), desc));
+  auto lib = std::shared_ptr<Library>(new Library(path, file.sha256, std::move(handle), desc));
+  lib->file_ = FileId{file.st.st_dev, file.st.st_ino, file.st.st_size,
+                      static_cast<int64_t>(file.st.st_mtim.tv_sec) * 1000000000 + file.st.st_mtim.tv_nsec};
+  lib->alias_ = std::move(alias);
+  return lib;
 }
 
 Library::Library(std::string path, std::string sha256, DlHandle handle, const evh_plugin_desc& desc)
     : path_(std::move(path)), sha256_(std::move(sha256)), handle_(std::move(handle)), desc_(desc) {}
+
+void FdHandle::reset(int fd) noexcept {
+  if (fd_ >= 0) {
+    ::close(fd_);
+  }
+  fd_ = fd;
+}
+
+FileId FileId::of(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return FileId{};
+  }
+  return FileId{st.st_dev, st.st_ino, st.st_size,
+                static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
+}
 
 Library::~Library() = default;
 

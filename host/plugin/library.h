@@ -5,11 +5,15 @@
 
 #include <evh/plugin.h>
 
+#include <sys/types.h>
+
 #include <cstddef>
+#include <cstdint>
 
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace evh::plugin {
 
@@ -23,6 +27,44 @@ struct DlClose {
   void operator()(void* h) const noexcept;
 };
 using DlHandle = std::unique_ptr<void, DlClose>;
+
+// An owned file descriptor (-1: none).
+class FdHandle {
+ public:
+  FdHandle() = default;
+  explicit FdHandle(int fd) : fd_(fd) {}
+  ~FdHandle() { reset(); }
+  FdHandle(FdHandle&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  FdHandle& operator=(FdHandle&& other) noexcept {
+    if (this != &other) {
+      reset(std::exchange(other.fd_, -1));
+    }
+    return *this;
+  }
+  void reset(int fd = -1) noexcept;
+  int get() const noexcept { return fd_; }
+  explicit operator bool() const noexcept { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+};
+
+// Which file a path names, as far as a reload needs to tell a new build
+// from the loaded one: a file replaced by a rename has another inode, one
+// rewritten in place another size or modification time.
+struct FileId {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  off_t size = -1;
+  int64_t mtime_ns = 0;
+
+  // stat(2) of `path` (following links); all zero / -1 when it fails.
+  static FileId of(const std::string& path);
+  bool operator==(const FileId& o) const noexcept {
+    return dev == o.dev && ino == o.ino && size == o.size && mtime_ns == o.mtime_ns;
+  }
+  bool operator!=(const FileId& o) const noexcept { return !(*this == o); }
+};
 
 // The smallest descriptor this host accepts: every field of ABI 1.0 (which
 // ends where 1.1's health callback begins: 64 bytes on LP64).
@@ -52,6 +94,8 @@ class Library {
   const std::string& path() const noexcept { return path_; }
   // The SHA-256 of the file's bytes as checked before loading (lowercase hex).
   const std::string& sha256() const noexcept { return sha256_; }
+  // The file as checked and loaded (its stat(2) then).
+  const FileId& file() const noexcept { return file_; }
   // The host's zero-extended copy of the descriptor.
   const evh_plugin_desc& desc() const noexcept { return desc_; }
   std::string name() const { return desc_.name; }
@@ -76,6 +120,8 @@ class Library {
 
   std::string path_;
   std::string sha256_;
+  FileId file_;
+  FdHandle alias_;  // a new build loaded beside an older one by "/proc/self/fd/N" (load()): closed after handle_
   DlHandle handle_;
   evh_plugin_desc desc_;
 };

@@ -1,6 +1,8 @@
 // Building the runtime graph from a Config.
 #include "runtime/runtime.h"
 
+#include <algorithm>
+
 namespace evh::runtime {
 
 ChannelId ChannelIds::of(const config::Channel& ch) {
@@ -70,6 +72,24 @@ std::shared_ptr<const Runtime> Runtime::build(const config::Config& config, cons
     }
     rt->by_id_[c.id] = &c;
   }
+  return rt;
+}
+
+std::shared_ptr<const Runtime> Runtime::build(const config::Config& config, const SharedFind& find, ChannelIds& ids,
+                                              uint64_t generation, ops::Registry* stats) {
+  std::vector<std::shared_ptr<plugin::Instance>> held;
+  auto rt = build(
+      config,
+      [&](const std::string& name) -> plugin::Instance* {
+        std::shared_ptr<plugin::Instance> in = find(name);
+        if (in && std::find(held.begin(), held.end(), in) == held.end()) {
+          held.push_back(in);
+        }
+        return in.get();
+      },
+      ids, generation, stats);
+  // Built here, never shared yet: the one place it is written.
+  std::const_pointer_cast<Runtime>(rt)->plugins_ = std::move(held);
   return rt;
 }
 

@@ -12,6 +12,7 @@
 #include "signature/verifier.h"
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -62,6 +63,14 @@ class Runtime {
   // held as long as this runtime (in-flight events keep it).
   static std::shared_ptr<const Runtime> build(const config::Config& config, const route::Table::Find& find,
                                               ChannelIds& ids, uint64_t generation, ops::Registry* stats = nullptr);
+  // The same, holding every plugin instance its routes name: an instance a
+  // reload removed or replaced lives while a runtime that routes to it does
+  // -- hence while any event routed by it is unfinished (the dispatcher
+  // keeps each event's runtime) -- and is retired only then
+  // (plugin::Registry::retireIdle).
+  using SharedFind = std::function<std::shared_ptr<plugin::Instance>(const std::string& name)>;
+  static std::shared_ptr<const Runtime> build(const config::Config& config, const SharedFind& find, ChannelIds& ids,
+                                              uint64_t generation, ops::Registry* stats = nullptr);
 
   // The channel with this id, or nullptr when this runtime has none (a
   // source of a retired runtime still reading, say).
@@ -83,6 +92,7 @@ class Runtime {
   // that it is released after the handles.
   std::unique_ptr<ops::Scope> stats_;
   std::map<std::string, std::unique_ptr<route::TypeSeries>> series_;
+  std::vector<std::shared_ptr<plugin::Instance>> plugins_;  // what the routes point at (the owning build)
 };
 
 using RuntimePtr = std::shared_ptr<const Runtime>;

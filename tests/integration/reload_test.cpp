@@ -127,13 +127,13 @@ TEST_F(ReloadTest, ABrokenConfigurationIsRefusedAndTheRunningOneKept) {
 TEST_F(ReloadTest, WhatAReloadCannotApplyYetIsNamedAndNothingChanges) {
   EvhostProcess host(config("a"));
   ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
-  // A new plugin (line 6), and routes to it: the routes must not be applied
-  // alone.
-  rewrite(host, config("c", "  c: {path: recorder, config: {key: seen_c}}\n"));
+  // Another number of workers, with a new plugin and routes to it: neither
+  // the plugin nor the routes are applied alone.
+  rewrite(host, config("c", "  c: {path: recorder, config: {key: seen_c}}\n") + "workers: 7\n");
   host.signal(SIGHUP);
   ASSERT_TRUE(host.waitForLog("reload failed")) << host.log();
-  EXPECT_THAT(host.log(), HasSubstr(host.configPath() + ":6: plugins.c: added (a reload cannot apply this yet: "
-                                                        "restart evhost)"));
+  EXPECT_THAT(host.log(),
+              HasSubstr(host.configPath() + ": workers: changed (a reload cannot apply this yet: restart evhost)"));
   publish("still-a");
   ASSERT_TRUE(eventually([&] { return llen("seen_a") == 1; })) << host.log();
   EXPECT_EQ(llen("seen_c"), 0);
