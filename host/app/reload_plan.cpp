@@ -6,6 +6,8 @@
 #include <functional>
 #include <map>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 namespace evh::app {
 namespace {
@@ -65,6 +67,18 @@ void compareRedis(const Config& a, const Config& b, Differences& d) {
   d.field(at, "redis.reconnect", backoffTuple(x.reconnect), backoffTuple(y.reconnect));
   d.field(at, "redis.ping_interval_ms", x.ping_interval_ms, y.ping_interval_ms);
   d.field(at, "redis.ping_timeout_ms", x.ping_timeout_ms, y.ping_timeout_ms);
+  const auto sentinelTuple = [](const config::Sentinel& s) {
+    std::vector<std::pair<std::string, uint16_t>> nodes;
+    for (const auto& n : s.nodes) {
+      nodes.emplace_back(n.host, n.port);
+    }
+    const config::Tls& t = s.tls;
+    return std::make_tuple(s.master, nodes, s.username, s.password, s.own_tls, t.enabled, t.ca_file, t.ca_dir,
+                           t.cert_file, t.key_file, t.server_name, t.min_version, t.verify);
+  };
+  // Compared, never shown (the sentinels' password).
+  d.field(y.sentinel.origin.line > 0 ? y.sentinel.origin : at, "redis.sentinel", sentinelTuple(x.sentinel),
+          sentinelTuple(y.sentinel));
   const config::Tls& s = x.tls;
   const config::Tls& t = y.tls;
   d.field(

@@ -42,6 +42,8 @@ Server::~Server() {
   plugin_reload_.reset();
   dispatcher_.reset();
   commands_.reset();
+  endpoint_ = redis::Endpoint{};
+  sentinel_.reset();
   poster_.reset();
   registry_.unloadAll();           // after the last callback that could enter a plugin
   uv_run(&loop_, UV_RUN_DEFAULT);  // let every close callback run
@@ -146,6 +148,9 @@ void Server::planTeardown() {
     deadline_.close();
     flush_timer_.close();
     log_drops_.reset();
+    if (sentinel_) {
+      sentinel_->stop();  // its connections and timer; the connections left only hold it
+    }
   });
   teardown_.add("watchdog", [this](Mode) {
     // The watchdog stays until the end, so that a second signal still exits
@@ -181,6 +186,12 @@ void Server::start() {
         "{}.verify is false: Redis's certificate is not checked -- anyone on the network path can "
         "read and change events",
         config_.redis.tls.origin.describe());
+  }
+  if (config_.redis.sentinel.enabled()) {
+    sentinel_ = sentinelOf(&loop_, config_, endpoint_);
+    sentinel_->exportStats(stats_);
+    endpoint_.addresses = sentinel_;
+    sentinel_->start();
   }
   commands_ = std::make_unique<redis::CommandClient>(&loop_, endpoint_);
   commands_->exportStats(stats_);
@@ -255,9 +266,11 @@ void Server::start() {
   startSources();
   exportOwnStats();
   started_ = true;
-  log::host().info("evhost started: {} plugin(s), {} channel(s), prefix \"{}\", redis {}:{}",
-                   registry_.instances().size(), config_.channels.size(), config_.prefix(), config_.redis.host,
-                   config_.redis.port);
+  const std::string redis_at = config_.redis.sentinel.enabled()
+                                   ? "master " + config_.redis.sentinel.master + " (sentinel)"
+                                   : config_.redis.host + ":" + std::to_string(config_.redis.port);
+  log::host().info("evhost started: {} plugin(s), {} channel(s), prefix \"{}\", redis {}", registry_.instances().size(),
+                   config_.channels.size(), config_.prefix(), redis_at);
 }
 
 void Server::startSources() {

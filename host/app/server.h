@@ -26,6 +26,7 @@
 #include "redis/command_client.h"
 #include "redis/idempotency_store.h"
 #include "redis/seen_id_store.h"
+#include "redis/sentinel.h"
 #include "redis/stream_source.h"
 #include "redis/subscriber.h"
 #include "runtime/runtime.h"
@@ -141,6 +142,10 @@ class Server final {
   std::unique_ptr<ServiceNotify> notify_;      // sd_notify(3): does nothing without NOTIFY_SOCKET
   UvHandle<uv_timer_t> deadline_;
   redis::Endpoint endpoint_;  // every connection's, built by start() (TLS: its context and bridge)
+  // redis.sentinel: where endpoint_'s connections go (its `addresses`);
+  // stopped in the "sources" teardown step, since it holds loop handles
+  // while connections still hold it.
+  std::shared_ptr<redis::SentinelAddress> sentinel_;
   std::unique_ptr<redis::CommandClient> commands_;
   std::unique_ptr<plugin::LoopServices> services_;
   plugin::Registry registry_{stats_};

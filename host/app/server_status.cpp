@@ -84,6 +84,23 @@ std::string Server::status() const {
     conns.push_back(connection(src->connection()));
   }
   out["connections"] = std::move(conns);
+  // Where the master is: configured, or as the sentinels say.
+  if (sentinel_) {
+    const redis::Address m = sentinel_->current();
+    Json sentinels = Json::array();
+    for (const auto& s : sentinel_->sentinels()) {
+      sentinels.push_back(Json{{"address", s.address}, {"following", s.following}});
+    }
+    out["redis"] = Json{{"mode", "sentinel"},
+                        {"master_name", sentinel_->masterName()},
+                        {"master", m.host.empty() ? Json(nullptr) : Json(m.describe())},
+                        {"master_changes", sentinel_->masterChanges()},
+                        {"asking", Json{{"address", sentinel_->askingAt()}, {"up", sentinel_->askingUp()}}},
+                        {"sentinels", std::move(sentinels)}};
+  } else {
+    out["redis"] =
+        Json{{"mode", "single"}, {"master", redis::Address{config_.redis.host, config_.redis.port}.describe()}};
+  }
 
   Json channels = Json::array();
   if (pipeline_) {

@@ -43,7 +43,30 @@ redis::Endpoint endpointOf(const config::Config& config) {
     e.tls = tlsContextOf(r.tls);
     e.bridge = std::make_shared<const redis::BridgeListener>();
   }
+  e.require_master = r.sentinel.enabled();
   return e;
+}
+
+std::shared_ptr<redis::SentinelAddress> sentinelOf(uv_loop_t* loop, const config::Config& config,
+                                                   const redis::Endpoint& master) {
+  const config::Sentinel& s = config.redis.sentinel;
+  redis::SentinelAddress::Options o;
+  o.master = s.master;
+  for (const auto& n : s.nodes) {
+    o.nodes.push_back(redis::Address{n.host, n.port});
+  }
+  o.endpoint = master;  // timeouts, backoff, bounds
+  o.endpoint.username = s.username;
+  o.endpoint.password = s.password;
+  o.endpoint.db = 0;
+  o.endpoint.addresses = nullptr;
+  o.endpoint.require_master = false;
+  if (s.own_tls) {
+    o.endpoint.tls = s.tls.enabled ? tlsContextOf(s.tls) : nullptr;
+    o.endpoint.bridge =
+        s.tls.enabled ? (master.bridge ? master.bridge : std::make_shared<const redis::BridgeListener>()) : nullptr;
+  }
+  return std::make_shared<redis::SentinelAddress>(loop, std::move(o));
 }
 
 std::vector<redis::Subscription> subscriptionsOf(const runtime::Runtime& rt) {

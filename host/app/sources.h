@@ -4,6 +4,7 @@
 
 #include "config/config.h"
 #include "redis/endpoint.h"
+#include "redis/sentinel.h"
 #include "redis/stream_source.h"
 #include "redis/subscriber.h"
 #include "redis/tls_context.h"
@@ -24,6 +25,14 @@ std::shared_ptr<const redis::TlsContext> tlsContextOf(const config::Tls& tls);
 // local socket: throws std::runtime_error naming the key and the file.
 // THREAD: main, before the loop runs.
 redis::Endpoint endpointOf(const config::Config& config);
+
+// redis.sentinel's provider, not started: how it reaches the sentinels
+// (their credentials and TLS: their own `tls:`, else `master`'s, the
+// endpoint of every other connection) and what it asks for. Throws
+// std::runtime_error naming the key and the file when the sentinels' own
+// TLS files cannot be read. THREAD: main, before the loop runs.
+std::shared_ptr<redis::SentinelAddress> sentinelOf(uv_loop_t* loop, const config::Config& config,
+                                                   const redis::Endpoint& master);
 
 // The Pub/Sub channels of `rt`, one subscription each.
 std::vector<redis::Subscription> subscriptionsOf(const runtime::Runtime& rt);

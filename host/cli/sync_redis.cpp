@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 
 namespace evh::cli {
 namespace {
@@ -36,11 +37,70 @@ redis::Endpoint endpointOf(const config::Redis& cfg) {
   return e;
 }
 
+// How evhctl reaches a sentinel: its own credentials, and its own TLS or
+// redis.tls's.
+redis::Endpoint sentinelEndpointOf(const config::Redis& cfg) {
+  redis::Endpoint e;
+  e.username = cfg.sentinel.username;
+  e.password = cfg.sentinel.password;
+  e.connect_timeout_ms = cfg.connect_timeout_ms;
+  const config::Tls& tls = cfg.sentinelTls();
+  if (tls.enabled) {
+    try {
+      e.tls = app::tlsContextOf(tls);
+    } catch (const redis::TlsError& err) {
+      throw Failure(err.what());
+    }
+  }
+  return e;
+}
+
 }  // namespace
+
+redis::Address askSentinels(const config::Redis& cfg) {
+  const redis::Endpoint endpoint = sentinelEndpointOf(cfg);
+  std::string problems;
+  for (const auto& node : cfg.sentinel.nodes) {
+    const redis::Address at{node.host, node.port};
+    std::string why;
+    try {
+      redis::StaticAddress address(at);
+      SyncRedis sentinel(endpoint, address);
+      ReplyPtr r = sentinel.run({"SENTINEL", "GET-MASTER-ADDR-BY-NAME", cfg.sentinel.master});
+      if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_STRING &&
+          r->element[1]->type == REDIS_REPLY_STRING) {
+        const std::string port = replyText(r->element[1]);
+        const int value = std::atoi(port.c_str());
+        if (value > 0 && value < 65536) {
+          return redis::Address{replyText(r->element[0]), static_cast<uint16_t>(value)};
+        }
+        why = "an answer that is not an address";
+      } else if (r->type == REDIS_REPLY_NIL) {
+        why = "it monitors no master named " + cfg.sentinel.master;
+      } else if (r->type == REDIS_REPLY_ERROR) {
+        why = replyText(r.get());
+      } else {
+        why = "an unexpected reply";
+      }
+      why = "sentinel " + at.describe() + ": " + why;
+    } catch (const Failure& e) {
+      why = e.what();
+    }
+    problems += "\n  " + why;
+  }
+  throw Failure("no sentinel says where master " + cfg.sentinel.master + " is:" + problems);
+}
 
 std::string replyText(const redisReply* r) { return r->str != nullptr ? std::string(r->str, r->len) : std::string(); }
 
 SyncRedis::SyncRedis(const config::Redis& cfg) {
+  if (cfg.sentinel.enabled()) {
+    redis::StaticAddress master(askSentinels(cfg));
+    redis::Endpoint e = endpointOf(cfg);
+    e.require_master = true;  // a sentinel late to notice a failover may name a replica
+    open(e, master);
+    return;
+  }
   redis::StaticAddress address(redis::Address{cfg.host, cfg.port});
   open(endpointOf(cfg), address);
 }

@@ -24,6 +24,10 @@ using ReplyPtr = std::unique_ptr<redisReply, ReplyFree>;
 
 std::string replyText(const redisReply* r);
 
+// redis.sentinel: asks each sentinel in turn where the master is; throws
+// Failure naming every sentinel and why it did not say.
+redis::Address askSentinels(const config::Redis& cfg);
+
 class SyncRedis {
  public:
   static constexpr long kCommandTimeoutMs = 10000;  // each read
@@ -35,7 +39,8 @@ class SyncRedis {
   // throws Failure naming host:port and what failed (never the password),
   // after telling `addresses` of the failure.
   SyncRedis(const redis::Endpoint& endpoint, redis::AddressProvider& addresses);
-  // The configured host:port (redis::StaticAddress).
+  // The configured host:port (redis::StaticAddress), or the master the
+  // sentinels name (redis.sentinel; its ROLE checked).
   explicit SyncRedis(const config::Redis& cfg);
 
   // Sends every command, then reads every reply (error replies included); a

@@ -40,6 +40,27 @@ struct Tls {
   Origin origin;                    // the tls: key (or the URL), for messages
 };
 
+// redis.sentinel: the master's address asked of Redis Sentinel rather than
+// configured (docs/config.md#sentinel). The master's own credentials, db and
+// TLS stay redis.*; these are the sentinels'.
+struct SentinelNode {
+  std::string host;  // a name or a numeric address (IPv6 without brackets)
+  uint16_t port = 26379;
+};
+
+struct Sentinel {
+  std::string master;               // the name the sentinels monitor it by; empty: no Sentinel (redis.host:port)
+  std::vector<SentinelNode> nodes;  // at least one; any reachable one answers
+  std::string username;             // the sentinels' ACL user; empty: AUTH <password> or none
+  std::string password;             // `password` or read from `password_file`
+  // The sentinels' TLS: their own `tls:` map (own_tls), else redis.tls's
+  // (a deployment that encrypts its data nodes encrypts its sentinels too).
+  bool own_tls = false;
+  Tls tls;
+  Origin origin;  // the sentinel: key, for messages
+  bool enabled() const noexcept { return !master.empty(); }
+};
+
 struct Redis {
   std::string host = "127.0.0.1";
   uint16_t port = 6379;
@@ -51,6 +72,9 @@ struct Redis {
   uint32_t ping_interval_ms = 3000;
   uint32_t ping_timeout_ms = 2000;
   Tls tls;
+  Sentinel sentinel;
+  // The sentinels' TLS settings in force: their own, or redis.tls.
+  const Tls& sentinelTls() const noexcept { return sentinel.own_tls ? sentinel.tls : tls; }
 };
 
 enum class Jitter { None, Full, Equal };

@@ -1,7 +1,7 @@
 // The config loader's schema reader, shared by the files that read each part of the file: loader.cpp (entry points,
 // top-level keys, limits, logging), loader_redis.cpp, loader_plugins.cpp (plugins, dead_letter), loader_channels.cpp
 // (channels, streams, routes), loader_policies.cpp (retry and circuit_breaker, with their environment defaults) and
-// loader_ops.cpp (the ops listener).
+// loader_ops.cpp (the ops listener), loader_sentinel.cpp (redis.sentinel).
 // Private to evh_config; the public interface is loadFile / loadString in config.h.
 #pragma once
 
@@ -96,7 +96,13 @@ class Loader : private YamlReader {
   // ---- redis (loader_redis.cpp) ----------------------------------------------------
   void readRedis(const Entry& owner);
   void readBackoff(const Entry& owner);
-  void readTls(const Entry& owner);
+  void readTls(const Entry& owner, Tls& tls);
+  // redis.sentinel (loader_sentinel.cpp).
+  void readSentinel(const Entry& owner);
+  void readSentinelNodes(const Entry& e, Sentinel& out);
+  // A `password_file:` read into `out` (before the loop runs); refused
+  // (naming the file and the rule, never the content) when unsafe.
+  void readPasswordFile(const Entry& e, std::string& out);
   // A path from the file: relative ones are taken from the config file's
   // folder ("" stays "").
   std::string fromConfigDir(const std::string& path) const {

@@ -11,6 +11,7 @@ namespace evh::config {
 void Loader::readRedis(const Entry& owner) {
   Redis& redis = config_.redis;
   std::optional<Entry> url;
+  std::optional<Entry> sentinel;
   std::vector<Entry> explicit_keys;  // the keys a URL would also set
   std::optional<Entry> user_entry;
   std::optional<Entry> password_entry;  // a non-empty `password:`
@@ -63,8 +64,27 @@ void Loader::readRedis(const Entry& owner) {
                  {"reconnect", [&](const Entry& e) { readBackoff(e); }},
                  {"ping_interval_ms", [&](const Entry& e) { readInteger(e, redis.ping_interval_ms, 1, kU32Max); }},
                  {"ping_timeout_ms", [&](const Entry& e) { readInteger(e, redis.ping_timeout_ms, 1, kU32Max); }},
-                 {"tls", [&](const Entry& e) { readTls(e); }},
+                 {"tls", [&](const Entry& e) { readTls(e, redis.tls); }},
+                 {"sentinel", [&](const Entry& e) { sentinel = e; }},
              });
+
+  if (sentinel) {
+    readSentinel(*sentinel);
+    // With Sentinel the sentinels say where the master is: a configured
+    // address as well would be a second answer that silently loses.
+    for (const Entry& e : explicit_keys) {
+      if (e.key == "host" || e.key == "port") {
+        error(e.key_node.Mark(), e.path,
+              "cannot be combined with " + sentinel->path + " (the sentinels say where the master is)");
+      }
+    }
+    if (url) {
+      error(url->key_node.Mark(), url->path,
+            "cannot be combined with " + sentinel->path +
+                " (the sentinels say where the master is; give db, username and password as keys)");
+      return;
+    }
+  }
 
   if (url) {
     if (!explicit_keys.empty()) {
@@ -104,23 +124,14 @@ void Loader::readRedis(const Entry& owner) {
                 "): both set the Redis password; give it in one place only");
       return;
     }
-    // Read here, before the loop runs, so that evhost and evhctl both get it
-    // and a refusal is a config error with its line. The message names the
-    // file and the rule, never the content.
-    SecretRead read = readSecretFile(password_path);
-    if (!read.value) {
-      error(valueMark(*password_file), password_file->path, read.why);
-      return;
-    }
-    redis.password = std::move(*read.value);
+    readPasswordFile(*password_file, redis.password);
   }
   if (!redis.username.empty() && redis.password.empty() && user_entry) {
     error(valueMark(*user_entry), user_entry->path, "a user name needs a password (AUTH <username> <password>)");
   }
 }
 
-void Loader::readTls(const Entry& owner) {
-  Tls& tls = config_.redis.tls;
+void Loader::readTls(const Entry& owner, Tls& tls) {
   tls.enabled = true;  // a tls: map turns it on, unless it says enabled: false
   tls.origin = Origin{file(), owner.key_node.Mark().line + 1, owner.path};
   const auto path = [this](std::string& out) {
@@ -168,6 +179,23 @@ void Loader::readTls(const Entry& owner) {
       error(valueMark(*key), key->path, refused->why);
     }
   }
+}
+
+// Read here, before the loop runs, so that evhost and evhctl both get it and
+// a refusal is a config error with its line. The message names the file and
+// the rule, never the content.
+void Loader::readPasswordFile(const Entry& e, std::string& out) {
+  std::string path;
+  readString(e, path);
+  if (path.empty()) {
+    return;
+  }
+  SecretRead read = readSecretFile(fromConfigDir(path));
+  if (!read.value) {
+    error(valueMark(e), e.path, read.why);
+    return;
+  }
+  out = std::move(*read.value);
 }
 
 void Loader::readBackoff(const Entry& owner) {

@@ -6,8 +6,10 @@
 #include "redis/endpoint.h"
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace evh::redis {
 
@@ -24,10 +26,11 @@ struct Address {
 };
 
 // Answers "where is the master now?". StaticAddress (below) always answers
-// the configured host:port; Sentinel (issue 17) will ask its sentinels and
-// drop its cached answer when told that an address failed. Shared by every
-// connection to the same Redis (subscriber, commands, streams), so that one
-// connection's failure makes the others look again too.
+// the configured host:port; SentinelAddress (sentinel.h) asks its sentinels,
+// follows their +switch-master, and asks again when told that the master's
+// address failed. Shared by every connection to the same Redis (subscriber,
+// commands, streams), so that one connection's failure makes the others look
+// again too.
 // THREAD: whichever thread owns the connections asking (the loop for
 // evhost's, the caller for evhctl's).
 class AddressProvider {
@@ -40,6 +43,50 @@ class AddressProvider {
   // The attempt at `address` failed, or a connection to it that was up was
   // lost: `why` as logged (never a secret).
   virtual void failed(const Address& address, const std::string& why) = 0;
+  // While current() has no answer (host empty): why, for the connection's
+  // log line ("asking the sentinels for master NAME").
+  virtual std::string waitingFor() const { return "no address yet"; }
+  // Whether a connection must confirm with ROLE that the node is a master
+  // (a demoted one is left at once).
+  virtual bool requiresMaster() const { return false; }
+
+  // Connections watch for a changed answer (a failover): `changed` runs on
+  // the provider's thread after current() changed. Returns the watch's id
+  // for unwatch(); a Connection watches for its whole life.
+  uint64_t watch(std::function<void()> changed) {
+    watchers_.emplace_back(++last_watch_, std::move(changed));
+    return last_watch_;
+  }
+  void unwatch(uint64_t id) {
+    for (auto it = watchers_.begin(); it != watchers_.end(); ++it) {
+      if (it->first == id) {
+        watchers_.erase(it);
+        return;
+      }
+    }
+  }
+
+ protected:
+  // Tells every watcher; one that unwatches another meanwhile is safe.
+  void notifyChanged() {
+    std::vector<uint64_t> ids;
+    for (const auto& w : watchers_) {
+      ids.push_back(w.first);
+    }
+    for (uint64_t id : ids) {
+      for (const auto& w : watchers_) {
+        if (w.first == id) {
+          const std::function<void()> fn = w.second;  // the call may unwatch it
+          fn();
+          break;
+        }
+      }
+    }
+  }
+
+ private:
+  std::vector<std::pair<uint64_t, std::function<void()>>> watchers_;
+  uint64_t last_watch_ = 0;
 };
 
 // The configured host:port, whatever happens.

@@ -35,7 +35,9 @@ Connection::Connection(uv_loop_t* loop, Endpoint endpoint, std::string name, Mod
       mode_(mode),
       handlers_(std::move(handlers)),
       backoff_(endpoint_.backoff_initial_ms, endpoint_.backoff_max_ms, endpoint_.backoff_multiplier),
-      addresses_(addresses != nullptr ? std::move(addresses) : std::make_shared<StaticAddress>(endpoint_)),
+      addresses_(addresses != nullptr             ? std::move(addresses)
+                 : endpoint_.addresses != nullptr ? endpoint_.addresses
+                                                  : std::make_shared<StaticAddress>(endpoint_)),
       handshake_(endpoint_),
       address_{endpoint_.host, endpoint_.port},
       where_(address_.describe()),
@@ -53,9 +55,11 @@ Connection::Connection(uv_loop_t* loop, Endpoint endpoint, std::string name, Mod
   iteration_check_->data = this;
   uv_check_start(iteration_check_.get(), [](uv_check_t* c) { static_cast<Connection*>(c->data)->onCheck(); });
   uv_unref(reinterpret_cast<uv_handle_t*>(iteration_check_.get()));
+  watch_id_ = addresses_->watch([this] { onAddressChanged(); });
 }
 
 Connection::~Connection() {
+  addresses_->unwatch(watch_id_);
   stop();
   stats_.reset();  // its gauge reads this
 }
@@ -139,6 +143,13 @@ void Connection::resolve() {
   // Wherever the master is now: the address may differ from the last
   // attempt's (Sentinel), so the logs name each attempt's.
   address_ = addresses_->current();
+  if (address_.host.empty()) {
+    // Sentinel, before any sentinel answered: try again after the backoff,
+    // or at once when the answer comes (onAddressChanged).
+    where_ = "address unknown";
+    fail(addresses_->waitingFor());
+    return;
+  }
   where_ = address_.describe();
   if (isNumericIp(address_.host)) {
     connectTo(address_.host);
@@ -297,6 +308,11 @@ void Connection::onHandshakeReply(redisAsyncContext* ac, void* r, void* privdata
 }
 
 void Connection::becomeReady() {
+  if (const Address now = addresses_->current(); !now.host.empty() && now != address_) {
+    move_now_ = true;  // the master moved while this attempt was under way
+    dropContext("the master is now at " + now.describe());
+    return;
+  }
   uv_timer_stop(connect_timer_.get());
   state_ = State::Ready;
   ready_ = true;
@@ -443,9 +459,29 @@ void Connection::fail(const std::string& why) {
   scheduleRetry();
 }
 
+void Connection::onAddressChanged() {
+  if (stopped_ || state_ == State::Idle) {
+    return;
+  }
+  const Address now = addresses_->current();
+  if (state_ == State::Waiting) {
+    uv_timer_stop(retry_timer_.get());
+    resolve();
+    return;
+  }
+  if (now == address_ || now.host.empty()) {
+    return;
+  }
+  move_now_ = true;
+  // A connection still resolving has no context: it checks again once
+  // ready (becomeReady), and the ROLE step refuses a demoted node anyway.
+  reconnect("the master is now at " + now.describe());
+}
+
 void Connection::scheduleRetry() {
   state_ = State::Waiting;
-  uint32_t delay = backoff_.next();
+  const uint32_t delay = move_now_ ? 0 : backoff_.next();
+  move_now_ = false;
   uv_timer_start(
       retry_timer_.get(),
       [](uv_timer_t* t) {

@@ -57,7 +57,9 @@ class Connection {
   };
 
   // addresses: where to connect, asked before every attempt and told of
-  // every failure; null: always endpoint's host:port (StaticAddress).
+  // every failure, watched for a change (a failover: the connection moves
+  // at once); null: endpoint.addresses, else always endpoint's host:port
+  // (StaticAddress).
   Connection(uv_loop_t* loop, Endpoint endpoint, std::string name, Mode mode, Handlers handlers,
              std::shared_ptr<AddressProvider> addresses = nullptr);
   ~Connection();
@@ -135,6 +137,9 @@ class Connection {
   enum class State { Idle, Resolving, Connecting, Handshaking, Ready, Waiting, Stopped };
 
   void resolve();
+  // The provider's answer changed (a failover): leave the old address at
+  // once and connect to the new one without waiting for the backoff.
+  void onAddressChanged();
   void connectTo(const std::string& ip);
   void attachContext(redisAsyncContext* ac);
   void startTls(const std::string& ip);
@@ -200,6 +205,8 @@ class Connection {
   uint32_t failed_attempts_ = 0;  // in the current outage
   uint32_t attempts_before_ready_ = 0;
   uint64_t ready_since_ms_ = 0;
+  uint64_t watch_id_ = 0;     // addresses_->watch()
+  bool move_now_ = false;     // the address changed: the next attempt goes without backoff
   bool stable_ = false;       // up for stableAfterMs(): the backoff restarts
   std::string last_loss_;     // why the last connection was lost
   uint64_t short_lived_ = 0;  // connections lost the same way before they were stable

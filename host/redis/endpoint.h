@@ -10,6 +10,7 @@ namespace evh::redis {
 
 class TlsContext;
 class BridgeListener;
+class AddressProvider;
 
 struct Endpoint {
   std::string host = "127.0.0.1";
@@ -35,6 +36,12 @@ struct Endpoint {
   // connection of the process; built before the loop runs.
   std::shared_ptr<const TlsContext> tls;
   std::shared_ptr<const BridgeListener> bridge;
+  // Where to connect, when not host:port (Sentinel: sentinel.h). Shared by
+  // every connection built from this endpoint; null: host:port.
+  std::shared_ptr<AddressProvider> addresses;
+  // ROLE must say "master" after the handshake (Sentinel: a demoted node is
+  // left at once).
+  bool require_master = false;
 
   std::string describe() const { return host + ":" + std::to_string(port); }
 };

@@ -37,6 +37,22 @@ std::string withoutPassword(std::string text, const std::string& password) {
   return text;
 }
 
+// ROLE's answer is an array whose first element names the role: "master",
+// "slave" (a replica) or "sentinel".
+std::string checkRole(const redisReply& reply, const std::string& where) {
+  if (reply.type != REDIS_REPLY_ARRAY || reply.elements == 0 || reply.element[0] == nullptr ||
+      (reply.element[0]->type != REDIS_REPLY_STRING && reply.element[0]->type != REDIS_REPLY_STATUS)) {
+    return "protocol error: unexpected reply to ROLE from " + where + " (type " + std::to_string(reply.type) +
+           ", not an array naming the role)";
+  }
+  const std::string_view role(reply.element[0]->str, reply.element[0]->len);
+  if (role == "master") {
+    return {};
+  }
+  return "ROLE: " + where + " is not the master (it is a " +
+         std::string(role == "slave" ? "replica" : role.substr(0, 32)) + ")";
+}
+
 }  // namespace
 
 Handshake::Handshake(const Endpoint& e) : password_(e.password) {
@@ -53,6 +69,9 @@ Handshake::Handshake(const Endpoint& e) : password_(e.password) {
     steps_.push_back(Step{"SELECT " + db, {"SELECT", db}, "OK"});
   }
   steps_.push_back(Step{"PING", {"PING"}, "PONG"});
+  if (e.require_master) {
+    steps_.push_back(Step{"ROLE", {"ROLE"}, "master"});
+  }
 }
 
 std::string Handshake::check(size_t i, const redisReply& reply, const std::string& where) const {
@@ -63,6 +82,9 @@ std::string Handshake::check(size_t i, const redisReply& reply, const std::strin
       return step.name + " failed: " + withoutPassword(std::move(text), password_) + auth_note_;
     }
     return step.name + " failed: " + text;
+  }
+  if (step.argv.front() == "ROLE") {
+    return checkRole(reply, where);
   }
   // +OK to AUTH and SELECT, +PONG to PING: anything else is not Redis
   // speaking (a wrong port, a proxy gone wrong) and must not count as up.

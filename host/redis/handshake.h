@@ -24,14 +24,16 @@ class Handshake {
   };
 
   // AUTH when a password is set (with the username when one is), SELECT
-  // when db is not 0, and always PING: a connection counts as up only after
+  // when db is not 0, always PING, and ROLE when the endpoint requires the
+  // master (Sentinel: a replica -- a demoted master -- fails the handshake): a connection counts as up only after
   // a full round trip, so that a frozen server (its kernel still accepting
   // connections) or something that is not Redis fails the handshake.
   explicit Handshake(const Endpoint& endpoint);
 
   const std::vector<Step>& steps() const noexcept { return steps_; }
 
-  // Empty when `reply` is the success answer to steps()[i]; else what
+  // Empty when `reply` is the success answer to steps()[i] (ROLE: an array
+  // whose first element is "master"); else what
   // failed, e.g. "AUTH failed: WRONGPASS ... (as user evh)", "SELECT 3
   // failed: ERR DB index is out of range", "protocol error: unexpected reply
   // to PING from <where> (type 5, not +PONG)". Never the password, even

@@ -344,9 +344,9 @@ void Subscriber::onRefused(Slot& slot, std::string_view why) {
     log::host().error(
         "redis subscriber ({}): {} {} refused: {}; the other subscriptions stay, and this one is "
         "retried with backoff (logged again only if the answer changes)",
-        conn_.endpoint().describe(), command, slot.sub.redis, slot.refusal);
+        conn_.where(), command, slot.sub.redis, slot.refusal);
   } else {
-    log::host().debug("redis subscriber ({}): {} {} still refused: {}", conn_.endpoint().describe(), command,
+    log::host().debug("redis subscriber ({}): {} {} still refused: {}", conn_.where(), command,
                       slot.sub.redis, slot.refusal);
   }
   if (was != State::Refused) {

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -33,12 +34,32 @@ uint16_t freePort() {
   return ntohs(addr.sin_port);
 }
 
-RedisServer::RedisServer(std::vector<std::string> extra) : extra_(std::move(extra)) {
+void RedisServer::makeDir() {
   char tmpl[] = "/tmp/evh-redis-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) {
     throw std::runtime_error("mkdtemp failed");
   }
   dir_ = tmpl;
+}
+
+RedisServer::RedisServer(std::vector<std::string> extra, std::string conf) : extra_(std::move(extra)) {
+  makeDir();
+  conf_path_ = dir_ + "/redis.conf";
+  FILE* f = std::fopen(conf_path_.c_str(), "w");
+  if (f == nullptr || std::fputs(conf.c_str(), f) < 0 || std::fclose(f) != 0) {
+    throw std::runtime_error("cannot write " + conf_path_);
+  }
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    port_ = freePort();
+    if (launch()) {
+      return;
+    }
+  }
+  throw std::runtime_error("could not start redis-server with " + conf_path_);
+}
+
+RedisServer::RedisServer(std::vector<std::string> extra) : extra_(std::move(extra)) {
+  makeDir();
   for (int attempt = 0; attempt < 20; ++attempt) {
     port_ = freePort();
     if (launch()) {
@@ -56,8 +77,12 @@ RedisServer::~RedisServer() {
 }
 
 bool RedisServer::launch() {
-  std::vector<std::string> args = {"redis-server", "--bind", "127.0.0.1", "--port",    std::to_string(port_), "--dir",
-                                   dir_,           "--save", "",          "--logfile", dir_ + "/redis.log"};
+  std::vector<std::string> args = {"redis-server"};
+  if (!conf_path_.empty()) {
+    args.push_back(conf_path_);  // the file first, as redis-server wants it
+  }
+  args.insert(args.end(), {"--bind", "127.0.0.1", "--port", std::to_string(port_), "--dir", dir_, "--save", "",
+                           "--logfile", dir_ + "/redis.log"});
   bool has_appendonly = false;
   for (const auto& a : extra_) {
     has_appendonly = has_appendonly || a == "--appendonly";

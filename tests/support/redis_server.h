@@ -30,6 +30,9 @@ class RedisServer {
   // Starts redis-server on a free port with `extra` arguments (e.g.
   // {"--appendonly", "yes"}); throws std::runtime_error if it cannot.
   explicit RedisServer(std::vector<std::string> extra = {});
+  // With a config file holding `conf` (written in dir(), given first): a
+  // sentinel is RedisServer({"--sentinel"}, "sentinel monitor ...").
+  RedisServer(std::vector<std::string> extra, std::string conf);
   ~RedisServer();
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
@@ -57,7 +60,10 @@ class RedisServer {
  private:
   bool launch();
 
+  void makeDir();
+
   std::vector<std::string> extra_;
+  std::string conf_path_;  // "" without a config file
   std::string dir_;
   uint16_t port_ = 0;
   pid_t pid_ = -1;

@@ -3,6 +3,7 @@
 #include "redis/handshake.h"
 
 #include "redis/address.h"
+#include "redis/sentinel.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -121,6 +122,41 @@ TEST(HandshakeTest, AnAddressDescribesAnIpv6LiteralInBrackets) {
   EXPECT_EQ((Address{"127.0.0.1", 6379}).describe(), "127.0.0.1:6379");
   EXPECT_EQ((Address{"::1", 6390}).describe(), "[::1]:6390");
   EXPECT_EQ((Address{"redis.internal", 7000}).describe(), "redis.internal:7000");
+}
+
+// Sentinel: after the handshake ROLE must name the master; a replica (a
+// demoted master, or one a late sentinel still names) is refused.
+TEST(HandshakeTest, RoleIsCheckedOnlyWhenTheMasterIsRequired) {
+  Endpoint e;
+  EXPECT_THAT(commands(Handshake(e)), ElementsAre(ElementsAre("PING")));
+  e.require_master = true;
+  Handshake h(e);
+  EXPECT_THAT(commands(h), ElementsAre(ElementsAre("PING"), ElementsAre("ROLE")));
+  std::string master = "master", slave = "slave", sentinel = "sentinel";
+  redisReply role{};
+  redisReply* first = nullptr;
+  role.type = REDIS_REPLY_ARRAY;
+  role.elements = 1;
+  role.element = &first;
+  redisReply name = reply(REDIS_REPLY_STRING, master);
+  first = &name;
+  EXPECT_EQ(h.check(1, role, "h:1"), "");
+  name = reply(REDIS_REPLY_STRING, slave);
+  EXPECT_EQ(h.check(1, role, "h:1"), "ROLE: h:1 is not the master (it is a replica)");
+  name = reply(REDIS_REPLY_STRING, sentinel);
+  EXPECT_EQ(h.check(1, role, "h:1"), "ROLE: h:1 is not the master (it is a sentinel)");
+  std::string ok = "OK";
+  EXPECT_THAT(h.check(1, reply(REDIS_REPLY_STATUS, ok), "h:1"), HasSubstr("protocol error: unexpected reply to ROLE"));
+}
+
+TEST(SentinelAddressTest, SwitchMasterMessagesAreReadForOurMasterOnly) {
+  const Address a = SentinelAddress::switchedTo("mymaster 10.0.0.1 6379 10.0.0.2 6380", "mymaster");
+  EXPECT_EQ(a, (Address{"10.0.0.2", 6380}));
+  EXPECT_TRUE(SentinelAddress::switchedTo("other 10.0.0.1 6379 10.0.0.2 6380", "mymaster").host.empty());
+  EXPECT_TRUE(SentinelAddress::switchedTo("mymaster 10.0.0.1 6379 10.0.0.2", "mymaster").host.empty());
+  EXPECT_TRUE(SentinelAddress::switchedTo("mymaster 10.0.0.1 6379 10.0.0.2 0", "mymaster").host.empty());
+  EXPECT_TRUE(SentinelAddress::switchedTo("mymaster 10.0.0.1 6379 10.0.0.2 99999", "mymaster").host.empty());
+  EXPECT_TRUE(SentinelAddress::switchedTo("", "mymaster").host.empty());
 }
 
 }  // namespace
