@@ -346,8 +346,8 @@ void Subscriber::onRefused(Slot& slot, std::string_view why) {
         "retried with backoff (logged again only if the answer changes)",
         conn_.where(), command, slot.sub.redis, slot.refusal);
   } else {
-    log::host().debug("redis subscriber ({}): {} {} still refused: {}", conn_.where(), command,
-                      slot.sub.redis, slot.refusal);
+    log::host().debug("redis subscriber ({}): {} {} still refused: {}", conn_.where(), command, slot.sub.redis,
+                      slot.refusal);
   }
   if (was != State::Refused) {
     ++refused_now_;

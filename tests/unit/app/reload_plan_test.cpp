@@ -145,13 +145,14 @@ TEST(ReloadPlanTest, ChannelsAddedRemovedOrWithOtherStreamOptionsApplyInPlace) {
   EXPECT_EQ(describeChanges(pubsub, pattern), "the channels (2 added, 1 removed)");
 }
 
-TEST(ReloadPlanTest, ChannelChangesAndTheOtherRefusalsAreNamedTogether) {
+TEST(ReloadPlanTest, ChannelAndPluginChangesAreAppliedWhileTheOtherRefusalsAreNamed) {
   const config::Config was = load(yaml("host: 127.0.0.1", kPlugins, kChannels));
-  const config::Config now = load(yaml("host: 127.0.0.1", kPlugins + "  c: {path: c}\n",
+  const config::Config now = load(yaml("host: 127.0.0.2", kPlugins + "  c: {path: c}\n",
                                        kChannels + "  refunds:\n"
                                                    "    routes:\n"
                                                    "      - plugins: [c]\n"));
-  EXPECT_THAT(changesNeedingRestart(was, now), ElementsAre(HasSubstr("plugins.c: added")));
+  EXPECT_THAT(changesNeedingRestart(was, now), ElementsAre(HasSubstr("redis.host: changed")));
+  EXPECT_EQ(describeChanges(was, now), "the channels (1 added) and plugin c added");
 }
 
 TEST(ReloadPlanTest, EverythingBuiltAtStartIsCompared) {
