@@ -102,7 +102,8 @@ class Loader : private YamlReader {
   void readSentinelNodes(const Entry& e, Sentinel& out);
   // A `password_file:` read into `out` (before the loop runs); refused
   // (naming the file and the rule, never the content) when unsafe.
-  void readPasswordFile(const Entry& e, std::string& out);
+  // False when the file was named but could not be read (already reported).
+  bool readPasswordFile(const Entry& e, std::string& out);
   // A path from the file: relative ones are taken from the config file's
   // folder ("" stays "").
   std::string fromConfigDir(const std::string& path) const {

@@ -124,7 +124,9 @@ void Loader::readRedis(const Entry& owner) {
                 "): both set the Redis password; give it in one place only");
       return;
     }
-    readPasswordFile(*password_file, redis.password);
+    if (!readPasswordFile(*password_file, redis.password)) {
+      return;  // the unreadable file is the one error: no "needs a password" too
+    }
   }
   if (!redis.username.empty() && redis.password.empty() && user_entry) {
     error(valueMark(*user_entry), user_entry->path, "a user name needs a password (AUTH <username> <password>)");
@@ -184,18 +186,19 @@ void Loader::readTls(const Entry& owner, Tls& tls) {
 // Read here, before the loop runs, so that evhost and evhctl both get it and
 // a refusal is a config error with its line. The message names the file and
 // the rule, never the content.
-void Loader::readPasswordFile(const Entry& e, std::string& out) {
+bool Loader::readPasswordFile(const Entry& e, std::string& out) {
   std::string path;
   readString(e, path);
   if (path.empty()) {
-    return;
+    return true;
   }
   SecretRead read = readSecretFile(fromConfigDir(path));
   if (!read.value) {
     error(valueMark(e), e.path, read.why);
-    return;
+    return false;
   }
   out = std::move(*read.value);
+  return true;
 }
 
 void Loader::readBackoff(const Entry& owner) {

@@ -114,8 +114,8 @@ void Loader::readSentinel(const Entry& owner) {
       error(valueMark(*password_file), password_file->path,
             "cannot be combined with " + password->path + " (line " + std::to_string(valueMark(*password).line + 1) +
                 "): both set the sentinels' password; give it in one place only");
-    } else {
-      readPasswordFile(*password_file, s.password);
+    } else if (!readPasswordFile(*password_file, s.password)) {
+      return;  // the unreadable file is the one error
     }
   }
   if (!s.username.empty() && s.password.empty() && user) {
