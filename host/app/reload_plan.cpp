@@ -22,6 +22,7 @@ class Differences {
   // `key` names the setting; `at` where `next` sets it (unknown: the file).
   void changed(const config::Origin& at, const std::string& key, const std::string& what = "changed") {
     lines_.push_back(where(at) + ": " + key + ": " + what + " (a reload cannot apply this yet: restart evhost)");
+    keys_.push_back(key);
   }
   template <typename T>
   void field(const config::Origin& at, const std::string& key, const T& was, const T& now) {
@@ -30,6 +31,8 @@ class Differences {
     }
   }
   std::vector<std::string> take() { return std::move(lines_); }
+  // The keys alone, as changed() was told them.
+  std::vector<std::string> keys() const { return keys_; }
 
  private:
   std::string where(const config::Origin& at) const {
@@ -41,6 +44,7 @@ class Differences {
 
   std::string file_;
   std::vector<std::string> lines_;
+  std::vector<std::string> keys_;
 };
 
 auto backoffTuple(const config::Backoff& b) { return std::make_tuple(b.initial_ms, b.max_ms, b.multiplier); }
@@ -185,10 +189,15 @@ bool sameSignature(const config::Signature& a, const config::Signature& b) {
 
 std::vector<std::string> changesNeedingRestart(const Config& running, const Config& next) {
   Differences d(next);
-  compareRedis(running, next, d);
   comparePlugins(running, next, d);
   compareRest(running, next, d);
   return d.take();
+}
+
+std::vector<std::string> redisChanges(const Config& running, const Config& next) {
+  Differences d(next);
+  compareRedis(running, next, d);
+  return d.keys();
 }
 
 std::string describeChanges(const Config& running, const Config& next) {
@@ -241,6 +250,13 @@ std::string describeChanges(const Config& running, const Config& next) {
   }
   for (const auto& [name, p] : plugins) {
     parts.push_back("plugin " + name + " removed");
+  }
+  if (const std::vector<std::string> keys = redisChanges(running, next); !keys.empty()) {
+    std::string names;
+    for (const auto& k : keys) {
+      names += (names.empty() ? "" : ", ") + k;
+    }
+    parts.push_back("the Redis settings (" + names + ": every connection reconnected)");
   }
   if (routes > 0) {
     parts.push_back("the routes of " + std::to_string(routes) + " channel(s)");

@@ -7,11 +7,12 @@
 // dead-letter plugin -- and the set of channels itself: Pub/Sub channels and
 // patterns are subscribed and unsubscribed on the running connection, stream
 // readers started, retired once their entries are acked, or replaced when
-// how a stream is read changes (app/reload_channels.cpp). Everything else
-// built once at start -- the Redis connection, the dead-letter set-up and its
-// plugin, limits, logging, workers, the ops listener -- is compared, and each
-// difference is named; a reload that would change any of them is refused and
-// the running configuration kept (issue 16 lifts these one by one).
+// how a stream is read changes (app/reload_channels.cpp) -- and the Redis
+// settings: every connection reconnects with the new ones
+// (app/reload_redis.cpp). Everything else built once at start -- the
+// dead-letter set-up and its plugin, limits, logging, workers, the ops
+// listener -- is compared, and each difference is named; a reload that would
+// change any of them is refused and the running configuration kept.
 #pragma once
 
 #include "config/config.h"
@@ -33,5 +34,12 @@ std::vector<std::string> changesNeedingRestart(const config::Config& running, co
 // "nothing". (A plugin whose file alone changed is named by
 // app/reload_plugins.h.)
 std::string describeChanges(const config::Config& running, const config::Config& next);
+
+// The redis.* keys that differ ("redis.host", "redis.password", "redis.tls",
+// "redis.sentinel", ...: names, never values). A reload that changes any of
+// them reconnects every Redis connection with the new settings
+// (Server::applyRedis); one that changes none keeps them all, the Pub/Sub
+// subscription included.
+std::vector<std::string> redisChanges(const config::Config& running, const config::Config& next);
 
 }  // namespace evh::app

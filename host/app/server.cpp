@@ -180,7 +180,8 @@ void Server::start() {
   deadline_->data = this;
 
   // The command connection first: plugins may send commands from init().
-  endpoint_ = endpointOf(config_);
+  const RedisTls tls = redisTlsOf(config_);  // its files read now, before the loop runs
+  endpoint_ = endpointOf(config_, tls);
   if (endpoint_.tls && !config_.redis.tls.verify) {
     log::host().warn(
         "{}.verify is false: Redis's certificate is not checked -- anyone on the network path can "
@@ -188,7 +189,7 @@ void Server::start() {
         config_.redis.tls.origin.describe());
   }
   if (config_.redis.sentinel.enabled()) {
-    sentinel_ = sentinelOf(&loop_, config_, endpoint_);
+    sentinel_ = sentinelOf(&loop_, config_, endpoint_, tls);
     sentinel_->exportStats(stats_);
     endpoint_.addresses = sentinel_;
     sentinel_->start();

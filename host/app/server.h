@@ -6,6 +6,7 @@
 #include "app/reload_plugins.h"
 #include "app/scraper.h"
 #include "app/service_notify.h"
+#include "app/sources.h"
 #include "app/teardown.h"
 #include "app/watchdog.h"
 #include "common/clock.h"
@@ -123,7 +124,13 @@ class Server final {
   void flushCommands(std::function<void()> then);
   void finishStop();
   void onDeadline();
-  void finishReload(config::LoadResult loaded);
+  // `tls`: the contexts of the new file's redis settings, built off the
+  // loop when they differ from the running ones (app/sources.h).
+  void finishReload(config::LoadResult loaded, RedisTls tls);
+  // ---- app/reload_redis.cpp: config_ (just put in force) connects to
+  // Redis otherwise than `was` (app/reload_plan.h redisChanges): every
+  // connection reconnects with the new settings, at once. THREAD: loop.
+  void applyRedis(const std::vector<std::string>& keys, const RedisTls& tls);
   // The last reload's outcome as JSON: {"result", "generation", "changed",
   // "errors"}.
   std::string reloadJson() const;

@@ -21,11 +21,15 @@ namespace {
 
 // One reload's file read, on libuv's thread pool (the loop does no file
 // I/O): the YAML, ${VAR}s, secret files and signing keys.
+// When the file's redis settings differ from the running ones (`running`, a
+// copy), their TLS contexts are built there too: the files they read.
 struct ReadJob {
   uv_work_t req{};
   Server* server = nullptr;
   std::string file;
+  config::Config running;
   config::LoadResult loaded;
+  RedisTls tls;
 };
 
 // A reload that was neither applied nor refused: evhost is starting or
@@ -58,11 +62,19 @@ std::string Server::reload(const std::string& source, ReloadDone done) {
   job->req.data = job.get();
   job->server = this;
   job->file = config_.file;
+  job->running = config_;
   const int rc = uv_queue_work(
       &loop_, &job->req,
       [](uv_work_t* req) {
         auto* j = static_cast<ReadJob*>(req->data);
         j->loaded = config::loadFile(j->file);
+        if (j->loaded.config && j->loaded.errors.empty() && !redisChanges(j->running, *j->loaded.config).empty()) {
+          try {
+            j->tls = redisTlsOf(*j->loaded.config);
+          } catch (const std::exception& e) {
+            j->loaded.errors.push_back(e.what());  // names the key and the file
+          }
+        }
       },
       [](uv_work_t* req, int status) {
         std::unique_ptr<ReadJob> j(static_cast<ReadJob*>(req->data));
@@ -70,7 +82,7 @@ std::string Server::reload(const std::string& source, ReloadDone done) {
           j->loaded.config.reset();
           j->loaded.errors = {"the read of the configuration was cancelled"};
         }
-        j->server->finishReload(std::move(j->loaded));
+        j->server->finishReload(std::move(j->loaded), std::move(j->tls));
       });
   if (rc != 0) {
     // Nothing was read: neither applied nor refused.
@@ -92,7 +104,7 @@ std::string Server::reload(const std::string& source, ReloadDone done) {
   return {};
 }
 
-void Server::finishReload(config::LoadResult loaded) {
+void Server::finishReload(config::LoadResult loaded, RedisTls tls) {
   reload_.reading = false;
   if (stopping_) {
     // Neither applied nor refused (nor counted): evhost is going, and with
@@ -123,6 +135,7 @@ void Server::finishReload(config::LoadResult loaded) {
     }
     if (errors.empty()) {
       changes = describeChanges(config_, next);
+      const std::vector<std::string> redis_keys = redisChanges(config_, next);
       if (const std::string more = plugin_reload_->changes(); !more.empty()) {
         changes = changes == "nothing" ? more : changes + ", " + more;
       }
@@ -136,6 +149,9 @@ void Server::finishReload(config::LoadResult loaded) {
         pipeline_->use(runtime);
         config_ = std::move(next);
         reload_.generation = generation;
+        if (!redis_keys.empty()) {
+          applyRedis(redis_keys, tls);  // app/reload_redis.cpp: before new streams' readers are made
+        }
         applyChannels(was, *runtime);  // app/reload_channels.cpp (logs its own failures)
       } catch (const std::exception& e) {
         plugin_reload_->abandon();

@@ -24,7 +24,19 @@ std::shared_ptr<const redis::TlsContext> tlsContextOf(const config::Tls& tls) {
   return std::make_shared<const redis::TlsContext>(std::move(o));
 }
 
-redis::Endpoint endpointOf(const config::Config& config) {
+RedisTls redisTlsOf(const config::Config& config) {
+  const config::Redis& r = config.redis;
+  RedisTls t;
+  if (r.tls.enabled) {
+    t.redis = tlsContextOf(r.tls);
+  }
+  if (r.sentinel.enabled() && r.sentinel.own_tls && r.sentinel.tls.enabled) {
+    t.sentinels = tlsContextOf(r.sentinel.tls);
+  }
+  return t;
+}
+
+redis::Endpoint endpointOf(const config::Config& config, const RedisTls& tls) {
   const config::Redis& r = config.redis;
   redis::Endpoint e;
   e.host = r.host;
@@ -40,7 +52,7 @@ redis::Endpoint endpointOf(const config::Config& config) {
   e.ping_timeout_ms = r.ping_timeout_ms;
   e.max_message_bytes = config.limits.max_message_bytes;
   if (r.tls.enabled) {
-    e.tls = tlsContextOf(r.tls);
+    e.tls = tls.redis;
     e.bridge = std::make_shared<const redis::BridgeListener>();
   }
   e.require_master = r.sentinel.enabled();
@@ -48,7 +60,7 @@ redis::Endpoint endpointOf(const config::Config& config) {
 }
 
 std::shared_ptr<redis::SentinelAddress> sentinelOf(uv_loop_t* loop, const config::Config& config,
-                                                   const redis::Endpoint& master) {
+                                                   const redis::Endpoint& master, const RedisTls& tls) {
   const config::Sentinel& s = config.redis.sentinel;
   redis::SentinelAddress::Options o;
   o.master = s.master;
@@ -62,7 +74,7 @@ std::shared_ptr<redis::SentinelAddress> sentinelOf(uv_loop_t* loop, const config
   o.endpoint.addresses = nullptr;
   o.endpoint.require_master = false;
   if (s.own_tls) {
-    o.endpoint.tls = s.tls.enabled ? tlsContextOf(s.tls) : nullptr;
+    o.endpoint.tls = s.tls.enabled ? tls.sentinels : nullptr;
     o.endpoint.bridge =
         s.tls.enabled ? (master.bridge ? master.bridge : std::make_shared<const redis::BridgeListener>()) : nullptr;
   }

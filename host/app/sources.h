@@ -19,20 +19,26 @@ namespace evh::app {
 // naming the key and the file (also for --check-config).
 std::shared_ptr<const redis::TlsContext> tlsContextOf(const config::Tls& tls);
 
+// The TLS contexts the Redis side needs, their files read now: redis.tls's
+// and the sentinels' own (redis.sentinel.tls), each null when off. Throws
+// redis::TlsError naming the key and the file. THREAD: any (main before the
+// loop runs; libuv's thread pool at a reload -- never the loop).
+struct RedisTls {
+  std::shared_ptr<const redis::TlsContext> redis;
+  std::shared_ptr<const redis::TlsContext> sentinels;
+};
+RedisTls redisTlsOf(const config::Config& config);
+
 // Every connection's endpoint; replies are bounded in proportion to
-// limits.max_message_bytes.
-// With redis.tls on, the TLS context (its files read now) and the bridge's
-// local socket: throws std::runtime_error naming the key and the file.
-// THREAD: main, before the loop runs.
-redis::Endpoint endpointOf(const config::Config& config);
+// limits.max_message_bytes. With redis.tls on, `tls.redis` and a new
+// bridge's local socket. THREAD: any.
+redis::Endpoint endpointOf(const config::Config& config, const RedisTls& tls);
 
 // redis.sentinel's provider, not started: how it reaches the sentinels
-// (their credentials and TLS: their own `tls:`, else `master`'s, the
-// endpoint of every other connection) and what it asks for. Throws
-// std::runtime_error naming the key and the file when the sentinels' own
-// TLS files cannot be read. THREAD: main, before the loop runs.
+// (their credentials and TLS: their own `tls:` -- `tls.sentinels` --, else
+// `master`'s, the endpoint of every other connection) and what it asks for.
 std::shared_ptr<redis::SentinelAddress> sentinelOf(uv_loop_t* loop, const config::Config& config,
-                                                   const redis::Endpoint& master);
+                                                   const redis::Endpoint& master, const RedisTls& tls);
 
 // The Pub/Sub channels of `rt`, one subscription each.
 std::vector<redis::Subscription> subscriptionsOf(const runtime::Runtime& rt);

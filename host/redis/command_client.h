@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 struct redisReply;
@@ -24,6 +25,9 @@ class CommandClient {
 
   void start();
   void stop();
+  // A reload changed the Redis settings: reconnect as `endpoint` says, at
+  // once (requests waiting for a reply get none, as on any loss). THREAD: loop.
+  void reconfigure(Endpoint endpoint) { conn_.reconfigure(std::move(endpoint)); }
   bool ready() const noexcept { return conn_.ready(); }
   // Requests sent whose reply has not arrived.
   size_t pending() const noexcept { return pending_; }

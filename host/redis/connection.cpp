@@ -138,8 +138,33 @@ void Connection::reconnect(const std::string& why) {
   }
 }
 
+void Connection::reconfigure(Endpoint endpoint) {
+  ++settings_;
+  if (!stopped_ && state_ != State::Idle && state_ != State::Waiting) {
+    // Dropped before the settings change: a handshake under way ends with
+    // the steps it was sent. An attempt with no context yet (resolving, or
+    // TLS being set up) is refused once it would be ready (becomeReady:
+    // attempt_settings_), and the next goes at once.
+    move_now_ = true;
+    reconnect("the Redis settings changed (a reload)");
+  }
+  addresses_->unwatch(watch_id_);
+  endpoint_ = std::move(endpoint);
+  addresses_ = endpoint_.addresses != nullptr ? endpoint_.addresses : std::make_shared<StaticAddress>(endpoint_);
+  watch_id_ = addresses_->watch([this] { onAddressChanged(); });
+  handshake_ = Handshake(endpoint_);
+  backoff_ = Backoff(endpoint_.backoff_initial_ms, endpoint_.backoff_max_ms, endpoint_.backoff_multiplier);
+  if (!stopped_ && state_ == State::Waiting) {
+    // Lost just now, or waiting out a backoff: the next attempt, now.
+    uv_timer_stop(retry_timer_.get());
+    move_now_ = false;
+    resolve();
+  }
+}
+
 void Connection::resolve() {
   state_ = State::Resolving;
+  attempt_settings_ = settings_;
   // Wherever the master is now: the address may differ from the last
   // attempt's (Sentinel), so the logs name each attempt's.
   address_ = addresses_->current();
@@ -308,6 +333,11 @@ void Connection::onHandshakeReply(redisAsyncContext* ac, void* r, void* privdata
 }
 
 void Connection::becomeReady() {
+  if (attempt_settings_ != settings_) {
+    move_now_ = true;  // a reload changed the settings while this attempt was under way
+    dropContext("the Redis settings changed (a reload)");
+    return;
+  }
   if (const Address now = addresses_->current(); !now.host.empty() && now != address_) {
     move_now_ = true;  // the master moved while this attempt was under way
     dropContext("the master is now at " + now.describe());

@@ -75,6 +75,13 @@ class Connection {
   void stop();
   // Drops the current connection (if any) and reconnects after a backoff.
   void reconnect(const std::string& why);
+  // Connects from now on as `endpoint` says (a reload changed the Redis
+  // settings: address, credentials, TLS, timeouts, backoff, Sentinel): the
+  // current connection, or the attempt under way, is dropped and a new one
+  // made at once, without backoff -- for the connection's handlers, as any
+  // loss. Its address provider is `endpoint.addresses`, else its host:port.
+  // Not inside one of this connection's hiredis callbacks. THREAD: loop.
+  void reconfigure(Endpoint endpoint);
 
   // Stops reading the socket (Redis then buffers for us) until
   // resumeReading(); PING checks wait meanwhile. Only while ready: a lost
@@ -182,7 +189,7 @@ class Connection {
   Handlers handlers_;
   Backoff backoff_;
   std::shared_ptr<AddressProvider> addresses_;
-  const Handshake handshake_;
+  Handshake handshake_;
   Address address_;    // asked of addresses_ at each attempt
   std::string where_;  // address_.describe(), for logs and errors
 
@@ -205,11 +212,13 @@ class Connection {
   uint32_t failed_attempts_ = 0;  // in the current outage
   uint32_t attempts_before_ready_ = 0;
   uint64_t ready_since_ms_ = 0;
-  uint64_t watch_id_ = 0;     // addresses_->watch()
-  bool move_now_ = false;     // the address changed: the next attempt goes without backoff
-  bool stable_ = false;       // up for stableAfterMs(): the backoff restarts
-  std::string last_loss_;     // why the last connection was lost
-  uint64_t short_lived_ = 0;  // connections lost the same way before they were stable
+  uint64_t watch_id_ = 0;          // addresses_->watch()
+  bool move_now_ = false;          // the address changed: the next attempt goes without backoff
+  uint64_t settings_ = 0;          // reconfigure()s so far
+  uint64_t attempt_settings_ = 0;  // settings_ when the current attempt began
+  bool stable_ = false;            // up for stableAfterMs(): the backoff restarts
+  std::string last_loss_;          // why the last connection was lost
+  uint64_t short_lived_ = 0;       // connections lost the same way before they were stable
   bool closed_by_server_ = false;
 
   ReplyGuard guard_;  // the reader hooks' state for the current context

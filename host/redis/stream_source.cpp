@@ -98,6 +98,8 @@ StreamSource::~StreamSource() {
   *alive_ = false;
 }
 
+void StreamSource::reconfigure(Endpoint endpoint) { conn_.reconfigure(withItemBound(std::move(endpoint))); }
+
 void StreamSource::start() {
   started_ = true;
   conn_.start();

@@ -78,6 +78,10 @@ class StreamSource {
   StreamSource& operator=(const StreamSource&) = delete;
 
   void start();
+  // A reload changed the Redis settings: the reading connection reconnects
+  // as `endpoint` says, at once, and reads the consumer's pending entries
+  // again, as after any loss. THREAD: loop.
+  void reconfigure(Endpoint endpoint);
   // Stops reading; entries already handed over may still be acked.
   void stop();
   // XACKs an entry (through the command connection, which no XREADGROUP

@@ -27,6 +27,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace evh::redis {
@@ -69,6 +70,10 @@ class Subscriber {
 
   void start();
   void stop();
+  // A reload changed the Redis settings: reconnect as `endpoint` says, at
+  // once; every subscription is made again on the new connection (the gap
+  // is logged as for any loss). THREAD: loop.
+  void reconfigure(Endpoint endpoint) { conn_.reconfigure(std::move(endpoint)); }
   // A message too large for the reader's bound (2 x max_message_bytes + 64
   // KiB) is cut off before it is read whole; the connection is dropped and
   // taken again. `fn` gets the first bytes the reader held (raw RESP) and

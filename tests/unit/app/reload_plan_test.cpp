@@ -14,6 +14,7 @@ namespace evh::app {
 namespace {
 
 using ::testing::AllOf;
+using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -61,13 +62,24 @@ TEST(ReloadPlanTest, RoutesAndRetryPoliciesChangeInPlace) {
   EXPECT_EQ(describeChanges(was, now), "the routes of 1 channel(s)");
 }
 
-TEST(ReloadPlanTest, ARedisPasswordChangeIsNamedWithoutItsValue) {
+TEST(ReloadPlanTest, RedisSettingsChangeInPlaceNamedWithoutTheirValues) {
   const config::Config was = load(yaml("host: 127.0.0.1, password: old-secret-1", kPlugins, kChannels));
-  const config::Config now = load(yaml("host: 127.0.0.1, password: new-secret-2", kPlugins, kChannels));
-  const auto lines = changesNeedingRestart(was, now);
-  ASSERT_EQ(lines.size(), 1u);
-  EXPECT_THAT(lines[0], AllOf(HasSubstr("evhost.yaml"), HasSubstr("redis.password: changed"),
-                              HasSubstr("restart evhost"), Not(HasSubstr("secret"))));
+  const config::Config now = load(yaml("host: 127.0.0.2, password: new-secret-2", kPlugins, kChannels));
+  EXPECT_THAT(changesNeedingRestart(was, now), IsEmpty());
+  EXPECT_THAT(redisChanges(was, now), ElementsAre("redis.host", "redis.password"));
+  const std::string said = describeChanges(was, now);
+  EXPECT_EQ(said, "the Redis settings (redis.host, redis.password: every connection reconnected)");
+  EXPECT_THAT(said, Not(HasSubstr("secret")));
+  // Nothing of redis changed: no connection is touched.
+  EXPECT_THAT(redisChanges(was, was), IsEmpty());
+}
+
+TEST(ReloadPlanTest, SentinelAndTlsChangesAreRedisSettings) {
+  const config::Config was = load(yaml("host: 127.0.0.1", kPlugins, kChannels));
+  const config::Config now = load(yaml(
+      "sentinel: {master: m1, nodes: ['127.0.0.1:26379']}, tls: {enabled: true, verify: false}", kPlugins, kChannels));
+  EXPECT_THAT(changesNeedingRestart(was, now), IsEmpty());
+  EXPECT_THAT(redisChanges(was, now), AllOf(Contains("redis.sentinel"), Contains("redis.tls")));
 }
 
 TEST(ReloadPlanTest, PluginsAddedRemovedChangedOrReorderedChangeInPlace) {
@@ -145,14 +157,16 @@ TEST(ReloadPlanTest, ChannelsAddedRemovedOrWithOtherStreamOptionsApplyInPlace) {
   EXPECT_EQ(describeChanges(pubsub, pattern), "the channels (2 added, 1 removed)");
 }
 
-TEST(ReloadPlanTest, ChannelAndPluginChangesAreAppliedWhileTheOtherRefusalsAreNamed) {
+TEST(ReloadPlanTest, ChannelPluginAndRedisChangesAreNamedTogether) {
   const config::Config was = load(yaml("host: 127.0.0.1", kPlugins, kChannels));
   const config::Config now = load(yaml("host: 127.0.0.2", kPlugins + "  c: {path: c}\n",
                                        kChannels + "  refunds:\n"
                                                    "    routes:\n"
                                                    "      - plugins: [c]\n"));
-  EXPECT_THAT(changesNeedingRestart(was, now), ElementsAre(HasSubstr("redis.host: changed")));
-  EXPECT_EQ(describeChanges(was, now), "the channels (1 added) and plugin c added");
+  EXPECT_THAT(changesNeedingRestart(was, now), IsEmpty());
+  EXPECT_EQ(describeChanges(was, now),
+            "the channels (1 added), plugin c added and the Redis settings (redis.host: every connection "
+            "reconnected)");
 }
 
 TEST(ReloadPlanTest, EverythingBuiltAtStartIsCompared) {
@@ -170,7 +184,7 @@ TEST(ReloadPlanTest, EverythingBuiltAtStartIsCompared) {
   for (const auto& l : lines) {
     all += l + "\n";
   }
-  for (const char* key : {"redis.host", "environment", "limits", "logging.level", "workers"}) {
+  for (const char* key : {"environment", "limits", "logging.level", "workers"}) {
     EXPECT_THAT(all, HasSubstr(std::string(key) + ": changed")) << all;
   }
 }
