@@ -38,11 +38,13 @@ namespace {
 
 using PubSubKey = std::pair<bool, std::string>;  // (pattern, what is subscribed)
 
-std::map<PubSubKey, const runtime::Channel*> pubsubOf(const runtime::Runtime& rt) {
-  std::map<PubSubKey, const runtime::Channel*> out;
+// What `rt` subscribes (a shared channel: its name, not its stream).
+std::map<PubSubKey, redis::Subscription> pubsubOf(const runtime::Runtime& rt) {
+  std::map<PubSubKey, redis::Subscription> out;
   for (const auto& ch : rt.channels()) {
-    if (ch.transport == config::Transport::PubSub) {
-      out[{ch.pattern, ch.key}] = &ch;
+    if (std::optional<redis::Subscription> s = subscriptionOf(ch)) {
+      PubSubKey key{s->pattern, s->redis};
+      out.emplace(std::move(key), std::move(*s));
     }
   }
   return out;
@@ -65,9 +67,9 @@ void Server::applyChannelsOrThrow(const runtime::RuntimePtr& was, const runtime:
   const auto before = pubsubOf(*was);
   const auto after = pubsubOf(now);
   std::vector<redis::Subscription> added;
-  for (const auto& [key, ch] : after) {
+  for (const auto& [key, sub] : after) {
     if (before.count(key) == 0) {
-      added.push_back(redis::Subscription{ch->name, ch->key, ch->pattern, ch->id});
+      added.push_back(sub);
     }
   }
   for (const auto& [key, ch] : before) {
@@ -92,7 +94,7 @@ void Server::applyChannelsOrThrow(const runtime::RuntimePtr& was, const runtime:
     const runtime::Channel* old_ch = was->channel(streams_[i]->channel().channel_id);
     const runtime::Channel* new_ch = now.channel(streams_[i]->channel().channel_id);
     if (new_ch == nullptr || new_ch->transport != config::Transport::Stream || old_ch == nullptr ||
-        !sameStreamOptions(old_ch->stream, new_ch->stream)) {
+        old_ch->key != new_ch->key || !sameStreamOptions(old_ch->stream, new_ch->stream)) {
       log::host().info("reload: stream {} {}: its reader finishes what it has, then goes", streams_[i]->channel().key,
                        new_ch == nullptr ? "removed" : "read differently");
       retireStream(i, was);

@@ -209,6 +209,7 @@ std::string describeChanges(const Config& running, const Config& next) {
   size_t signatures = 0;
   size_t added = 0;
   size_t streams = 0;
+  size_t shares = 0;
   for (const auto& c : next.channels) {
     const auto it = was.find(channelKey(c));
     if (it == was.end()) {
@@ -217,7 +218,13 @@ std::string describeChanges(const Config& running, const Config& next) {
     }
     routes += sameRoutes(it->second->routes, c.routes) ? 0 : 1;
     signatures += sameSignature(it->second->signature, c.signature) ? 0 : 1;
-    streams += c.transport == config::Transport::Stream && !sameStreamOptions(it->second->stream, c.stream) ? 1 : 0;
+    const config::Share& s = it->second->share;
+    const bool read_from_a_stream = c.transport == config::Transport::Stream || (c.share.enabled && s.enabled);
+    streams += read_from_a_stream && !sameStreamOptions(it->second->stream, c.stream) ? 1 : 0;
+    shares += std::tie(s.enabled, s.stream, s.window_s, s.maxlen) !=
+                      std::tie(c.share.enabled, c.share.stream, c.share.window_s, c.share.maxlen)
+                  ? 1
+                  : 0;
     was.erase(it);
   }
   const size_t removed = was.size();
@@ -232,6 +239,9 @@ std::string describeChanges(const Config& running, const Config& next) {
   }
   if (streams > 0) {
     parts.push_back("the reading of " + std::to_string(streams) + " stream channel(s)");
+  }
+  if (shares > 0) {
+    parts.push_back("the sharing (share:) of " + std::to_string(shares) + " Pub/Sub channel(s)");
   }
   std::map<std::string, const config::Plugin*> plugins;
   for (const auto& p : running.plugins) {

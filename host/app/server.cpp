@@ -37,6 +37,7 @@ Server::~Server() {
   // and the dispatcher.
   watchdog_.reset();
   teardown_.runAll(Teardown::Mode::Graceful);
+  share_.reset();
   pipeline_.reset();
   admission_.reset();
   plugin_reload_.reset();
@@ -264,6 +265,7 @@ void Server::start() {
   popt.signed_stage = ingest::SignedStage::Options{config_.prefix() + "evh:seen:", processConsumerName()};
   pipeline_ = std::make_unique<ingest::Pipeline>(&loop_, *dispatcher_, std::move(runtime), *admission_, stats_,
                                                  std::move(popt));
+  share_ = std::make_unique<PubsubShare>(*commands_, *pipeline_, stats_, config_.limits.max_in_flight);
   startSources();
   exportOwnStats();
   started_ = true;
@@ -328,6 +330,13 @@ void Server::makeSubscriber(std::vector<redis::Subscription> subs) {
       [this](const redis::Subscription& sub, std::string_view channel, std::string_view payload) {
         if (sub.check) {
           pubsub_check_->onMessage(payload);
+          return;
+        }
+        // A shared channel's message goes into its stream (read as any
+        // other); the runtime in force says whether the channel is shared.
+        if (const runtime::Channel* ch = pipeline_->runtime().channel(sub.channel_id);
+            ch != nullptr && !ch->forward_from.empty()) {
+          share_->forward(*ch, channel, payload);
           return;
         }
         pipeline_->pubsub(sub.channel_id, channel, payload);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "app/pubsub_check.h"
+#include "app/pubsub_share.h"
 #include "app/reload_plugins.h"
 #include "app/scraper.h"
 #include "app/service_notify.h"
@@ -164,6 +165,7 @@ class Server final {
   runtime::ChannelIds channel_ids_;
   std::unique_ptr<ingest::Admission> admission_;
   std::unique_ptr<ingest::Pipeline> pipeline_;
+  std::unique_ptr<PubsubShare> share_;  // shared Pub/Sub channels' forwards (app/pubsub_share.h)
   std::unique_ptr<redis::Subscriber> subscriber_;
   std::vector<std::unique_ptr<redis::StreamSource>> streams_;
   // Readers of streams a reload removed (or changed), finishing their

@@ -46,7 +46,10 @@ Json connection(const redis::Connection& c) {
 }
 
 const char* transportName(const runtime::Channel& ch) {
-  return ch.transport == config::Transport::Stream ? "stream" : ch.pattern ? "pubsub-pattern" : "pubsub";
+  return !ch.forward_from.empty()                    ? "pubsub-shared"
+         : ch.transport == config::Transport::Stream ? "stream"
+         : ch.pattern                                ? "pubsub-pattern"
+                                                     : "pubsub";
 }
 
 }  // namespace
@@ -106,6 +109,9 @@ std::string Server::status() const {
   if (pipeline_) {
     for (const auto& ch : pipeline_->runtime().channels()) {
       Json c{{"name", ch.name}, {"transport", transportName(ch)}, {"key", ch.key}};
+      if (!ch.forward_from.empty()) {
+        c["subscribed"] = ch.forward_from;  // forwarded into `key`, the shared stream
+      }
       if (ch.verifier) {
         // Key ids only: the keys themselves never leave the verifier.
         Json ids = Json::array();

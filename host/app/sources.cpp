@@ -81,11 +81,21 @@ std::shared_ptr<redis::SentinelAddress> sentinelOf(uv_loop_t* loop, const config
   return std::make_shared<redis::SentinelAddress>(loop, std::move(o));
 }
 
+std::optional<redis::Subscription> subscriptionOf(const runtime::Channel& ch) {
+  if (!ch.forward_from.empty()) {
+    return redis::Subscription{ch.name, ch.forward_from, false, ch.id};
+  }
+  if (ch.transport == config::Transport::PubSub) {
+    return redis::Subscription{ch.name, ch.key, ch.pattern, ch.id};
+  }
+  return std::nullopt;
+}
+
 std::vector<redis::Subscription> subscriptionsOf(const runtime::Runtime& rt) {
   std::vector<redis::Subscription> subs;
   for (const auto& ch : rt.channels()) {
-    if (ch.transport == config::Transport::PubSub) {
-      subs.push_back(redis::Subscription{ch.name, ch.key, ch.pattern, ch.id});
+    if (std::optional<redis::Subscription> s = subscriptionOf(ch)) {
+      subs.push_back(std::move(*s));
     }
   }
   return subs;

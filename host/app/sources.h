@@ -10,6 +10,7 @@
 #include "redis/tls_context.h"
 #include "runtime/runtime.h"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,9 @@ redis::Endpoint endpointOf(const config::Config& config, const RedisTls& tls);
 std::shared_ptr<redis::SentinelAddress> sentinelOf(uv_loop_t* loop, const config::Config& config,
                                                    const redis::Endpoint& master, const RedisTls& tls);
 
+// What `ch` subscribes: a Pub/Sub channel's name or pattern, a shared one's
+// name (forward_from; its messages go into its stream); none for a stream.
+std::optional<redis::Subscription> subscriptionOf(const runtime::Channel& ch);
 // The Pub/Sub channels of `rt`, one subscription each.
 std::vector<redis::Subscription> subscriptionsOf(const runtime::Runtime& rt);
 

@@ -175,11 +175,26 @@ struct Signature {
   Origin origin;
 };
 
+// channels.<name>.share: a Pub/Sub channel whose events the evhost instances
+// share (docs/config.md, "Sharing a Pub/Sub channel"). Every instance
+// subscribes and forwards each message into `stream` -- one script call,
+// XADD only when no instance forwarded the same bytes within window_s --
+// and the instances read that stream as one consumer group (the channel's
+// `stream:` options): each event is handled once, by one of them.
+struct Share {
+  bool enabled = false;      // a share: map turns it on
+  std::string stream;        // without prefix; default "<channel>:shared"
+  uint32_t window_s = 60;    // how long a message's bytes are remembered
+  uint64_t maxlen = 100000;  // XADD MAXLEN ~ (0: unbounded)
+  Origin origin;
+};
+
 struct Channel {
   std::string name;      // the key under `channels:`: logical name, without prefix
   bool pattern = false;  // PSUBSCRIBE instead of SUBSCRIBE (glob in name)
   Transport transport = Transport::PubSub;
-  StreamOptions stream;  // transport: stream
+  StreamOptions stream;  // transport: stream, or a shared Pub/Sub channel's stream
+  Share share;           // transport: pubsub only
   Signature signature;
   std::vector<Route> routes;
   Origin origin;

@@ -122,6 +122,7 @@ class Loader : private YamlReader {
   void readChannels(const Entry& owner);
   void readChannel(const Entry& owner);
   void readStream(const Entry& owner, StreamOptions& out);
+  void readShare(const Entry& owner, Channel& channel);
   void readRoutes(const Entry& e, Channel& channel, size_t channel_index);
   Route readRoute(const Entry& owner, size_t channel_index, size_t route_index);
   void readEvents(const Entry& e, Route& route);

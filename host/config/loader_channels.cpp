@@ -40,6 +40,7 @@ void Loader::readChannel(const Entry& owner) {
                                                stream_block = e.key_node.Mark();
                                                readStream(e, channel.stream);
                                              }},
+                                            {"share", [&](const Entry& e) { readShare(e, channel); }},
                                             {"signature", [&](const Entry& e) { readSignature(e, channel.signature); }},
                                             {"routes",
                                              [&](const Entry& e) {
@@ -53,10 +54,39 @@ void Loader::readChannel(const Entry& owner) {
   if (channel.transport == Transport::Stream && channel.pattern) {
     error(owner.key_node.Mark(), owner.path + ".pattern", "a stream channel cannot be a pattern");
   }
-  if (channel.transport != Transport::Stream && stream_block) {
-    error(*stream_block, owner.path + ".stream", "only for transport: stream");
+  if (channel.transport != Transport::Stream && !channel.share.enabled && stream_block) {
+    error(*stream_block, owner.path + ".stream", "only for transport: stream, or a channel with share:");
+  }
+  if (channel.share.enabled && channel.transport == Transport::Stream) {
+    error(owner.key_node.Mark(), owner.path + ".share",
+          "only for a Pub/Sub channel (a stream's consumer group shares it already)");
+  }
+  if (channel.share.enabled && channel.pattern) {
+    error(owner.key_node.Mark(), owner.path + ".share", "not with pattern: true (share each channel by its name)");
+  }
+  if (channel.share.enabled && channel.share.stream.empty()) {
+    channel.share.stream = channel.name + ":shared";
   }
   config_.channels.push_back(std::move(channel));
+}
+
+void Loader::readShare(const Entry& owner, Channel& channel) {
+  Share& s = channel.share;
+  s.enabled = true;
+  s.origin = Origin{file(), owner.key_node.Mark().line + 1, owner.path};
+  readFields(owner, {
+                        {"stream",
+                         [&](const Entry& e) {
+                           readString(e, s.stream);
+                           if (s.stream.empty()) {
+                             error(valueMark(e), e.path, "must not be empty (leave it out for <channel>:shared)");
+                           } else if (s.stream == channel.name) {
+                             error(valueMark(e), e.path, "must differ from the channel's own name");
+                           }
+                         }},
+                        {"window_s", [&](const Entry& e) { readInteger(e, s.window_s, 1, 86400); }},
+                        {"maxlen", [&](const Entry& e) { readInteger(e, s.maxlen, 0, UINT64_MAX >> 1); }},
+                    });
 }
 
 void Loader::readStream(const Entry& owner, StreamOptions& out) {

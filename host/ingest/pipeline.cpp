@@ -100,6 +100,13 @@ void Pipeline::pubsub(runtime::ChannelId id, std::string_view redis_channel, std
   message(runtime_, *ch, logical, redis_channel, payload, {}, {}, false);
 }
 
+void Pipeline::shareFailed(runtime::ChannelId id, std::string_view redis_channel, std::string_view payload,
+                           const std::string& why) {
+  const runtime::Channel* ch = runtime_->channel(id);
+  refusals_.messageRefused("share_failed", "share", why, ch != nullptr ? std::string_view(ch->name) : redis_channel,
+                           redis_channel, payload, {}, {});
+}
+
 void Pipeline::streamEntry(runtime::ChannelId id, const std::string& entry_id, const std::string_view* event_field,
                            bool redelivered, std::function<void()> ack, const runtime::RuntimePtr& under) {
   const runtime::RuntimePtr& rt = under ? under : runtime_;

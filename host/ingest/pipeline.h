@@ -71,6 +71,11 @@ class Pipeline {
   void streamRefused(runtime::ChannelId id, const std::string& entry_id, const char* reason, const std::string& why,
                      const std::string* event_field, std::function<void()> ack,
                      const runtime::RuntimePtr& under = nullptr);
+  // A message of shared Pub/Sub channel `id` that could not be forwarded
+  // into its stream (app/pubsub_share.h): dead-lettered raw, reason
+  // share_failed, `why` in the entry and the log.
+  void shareFailed(runtime::ChannelId id, std::string_view redis_channel, std::string_view payload,
+                   const std::string& why);
   // A Pub/Sub message over the reader's bound, cut off while read.
   void cutOff(std::string_view head, uint64_t held) { refusals_.cutOff(head, held); }
 

@@ -55,6 +55,15 @@ std::shared_ptr<const Runtime> Runtime::build(const config::Config& config, cons
     c.pattern = ch.pattern;
     c.transport = ch.transport;
     c.stream = ch.stream;
+    if (ch.share.enabled) {
+      // The same id as when it was not shared (ChannelIds::of): a reload
+      // that turns sharing on or off keeps the subscription as it is.
+      c.transport = config::Transport::Stream;
+      c.key = rt->prefix_ + ch.share.stream;
+      c.forward_from = rt->prefix_ + ch.name;
+      c.share_window_s = ch.share.window_s;
+      c.share_maxlen = ch.share.maxlen;
+    }
     c.routes = route::Table(ch, find, series_for);
     if (ch.signature.enabled) {
       std::vector<signature::Key> keys;

@@ -46,6 +46,12 @@ struct Channel {
   bool pattern = false;
   config::Transport transport = config::Transport::PubSub;
   config::StreamOptions stream;  // transport: stream
+  // A shared Pub/Sub channel (config `share:`): what is subscribed, prefix +
+  // name; every message is forwarded into `key`, the shared stream, which
+  // is read as a stream channel (transport is Stream). Empty otherwise.
+  std::string forward_from;
+  uint32_t share_window_s = 0;
+  uint64_t share_maxlen = 0;
   route::Table routes;
   // Signed channels only: verifies each message before it is decoded
   // (ingest/signed_stage.h). Its keyed HMAC contexts are reused for every

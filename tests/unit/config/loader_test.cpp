@@ -1683,7 +1683,7 @@ TEST_F(StreamConfigTest, StreamBlockNeedsTransportStream) {
   LoadResult r =
       load("plugins: {p: {path: x}}\nchannels:\n  o:\n    stream: {group: g}\n    routes: [{plugins: [p]}]\n");
   ASSERT_EQ(r.errors.size(), 1U);
-  EXPECT_EQ(r.errors[0], "cfg.yaml:4: channels.o.stream: only for transport: stream");
+  EXPECT_EQ(r.errors[0], "cfg.yaml:4: channels.o.stream: only for transport: stream, or a channel with share:");
 }
 
 TEST_F(StreamConfigTest, UnknownStreamKeyHasASuggestion) {

@@ -1,0 +1,103 @@
+#include "app/pubsub_share.h"
+
+#include "config/sha256.h"
+
+#include <hiredis/hiredis.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace evh::app {
+namespace {
+
+// KEYS[1] the shared stream, KEYS[2] the message's seen-mark; ARGV[1] the
+// message, ARGV[2] the window in seconds, ARGV[3] MAXLEN ("0": none).
+// Returns 1 when added, 0 when the mark was there (a duplicate).
+constexpr const char* kForward = R"(if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then return 0 end
+if ARGV[3] == '0' then
+  redis.call('XADD', KEYS[1], '*', 'event', ARGV[1])
+else
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[1])
+end
+return 1)";
+
+}  // namespace
+
+PubsubShare::PubsubShare(redis::CommandClient& commands, ingest::Pipeline& pipeline, ops::Registry& stats,
+                         size_t max_waiting)
+    : commands_(commands),
+      pipeline_(pipeline),
+      stats_(stats),
+      max_waiting_(max_waiting),
+      alive_(std::make_shared<PubsubShare*>(this)) {}
+
+PubsubShare::~PubsubShare() { *alive_ = nullptr; }
+
+PubsubShare::Series& PubsubShare::seriesOf(const runtime::Channel& ch) {
+  auto it = series_.find(ch.name);
+  if (it == series_.end()) {
+    const char* help =
+        "messages of a shared Pub/Sub channel this instance forwarded, by outcome: added to the "
+        "shared stream, duplicate (another instance added it first), failed (dead-lettered)";
+    auto outcome = [&](const char* o) {
+      return stats_.counter("evhost_pubsub_shared_total", help, {{"channel", ch.name}, {"outcome", o}});
+    };
+    it = series_
+             .emplace(ch.name,
+                      std::make_unique<Series>(Series{outcome("added"), outcome("duplicate"), outcome("failed")}))
+             .first;
+  }
+  return *it->second;
+}
+
+void PubsubShare::forward(const runtime::Channel& ch, std::string_view redis_channel, std::string_view payload) {
+  Series& series = seriesOf(ch);
+  if (waiting_ >= max_waiting_) {
+    series.failed.inc();
+    failed(ch.id, std::string(redis_channel), std::string(payload),
+           std::to_string(waiting_) + " forwards wait for Redis already (limits.max_in_flight)");
+    return;
+  }
+  std::vector<std::string> argv{"EVAL",
+                                kForward,
+                                "2",
+                                ch.key,
+                                ch.key + ":seen:" + sha256Hex(payload),
+                                std::string(payload),
+                                std::to_string(ch.share_window_s),
+                                std::to_string(ch.share_maxlen)};
+  Series* s = &series;
+  const bool sent = commands_.send(argv, [alive = alive_, s, id = ch.id, channel = std::string(redis_channel),
+                                          message = argv[5]](evh_status status, const redisReply* reply) {
+    PubsubShare* self = *alive;
+    if (self == nullptr) {
+      return;  // evhost is gone (the stop cancelled the call after the share went)
+    }
+    --self->waiting_;
+    if (status == EVH_OK && reply != nullptr && reply->type == REDIS_REPLY_INTEGER) {
+      (reply->integer == 1 ? s->added : s->duplicate).inc();
+      return;
+    }
+    s->failed.inc();
+    std::string why = status == EVH_ERR_CANCELLED ? "evhost stopped before Redis answered"
+                      : status != EVH_OK          ? "the command connection was lost before Redis answered"
+                      : reply != nullptr && reply->type == REDIS_REPLY_ERROR ? std::string(reply->str, reply->len)
+                                                                             : "an unexpected reply";
+    self->failed(id, channel, message, "the forward into the shared stream failed: " + why);
+  });
+  if (!sent) {
+    series.failed.inc();
+    failed(ch.id, std::string(redis_channel), std::string(payload),
+           "the forward into the shared stream failed: the command connection is down");
+    return;
+  }
+  ++waiting_;
+}
+
+void PubsubShare::failed(runtime::ChannelId id, const std::string& redis_channel, const std::string& payload,
+                         const std::string& why) {
+  pipeline_.shareFailed(id, redis_channel, payload, why);  // logged there (throttled), counted, dead-lettered
+}
+
+}  // namespace evh::app
