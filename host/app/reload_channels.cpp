@@ -76,6 +76,9 @@ void Server::applyChannelsOrThrow(const runtime::RuntimePtr& was, const runtime:
       subscriber_->remove(key.first, key.second);
     }
   }
+  if (pubsub_peers_) {
+    pubsub_peers_->use(subscriptionsOf(now));  // and looks again at once
+  }
   if (!added.empty() && !subscriber_) {
     // The first Pub/Sub channel: a subscriber of its own (nothing else was
     // subscribed, so nothing can be missed while it connects).

@@ -65,6 +65,9 @@ void Server::planTeardown() {
       admission_->stop();
     }
     subscriber_.reset();
+    if (pubsub_peers_) {
+      pubsub_peers_->leave();  // its HDELs are flushed with the other commands
+    }
     for (auto& src : streams_) {
       src->stop();
     }
@@ -140,6 +143,7 @@ void Server::planTeardown() {
     }
     scraper_.reset();
     pubsub_check_.reset();
+    pubsub_peers_.reset();
     streams_.clear();
     retiring_streams_.clear();
     lag_.reset();
@@ -299,6 +303,9 @@ void Server::startSources() {
     }
   }
   std::vector<redis::Subscription> subs = subscriptionsOf(rt);
+  pubsub_peers_ = std::make_unique<PubsubPeers>(&loop_, *commands_, stats_,
+                                                PubsubPeers::Options{config_.prefix(), processConsumerName()});
+  pubsub_peers_->use(subs);
   // GET /health/pubsub publishes on a channel of this instance's own and,
   // when evhost subscribes at all, waits for it to come back.
   const bool round_trip = !subs.empty();
