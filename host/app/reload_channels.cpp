@@ -78,6 +78,9 @@ void Server::applyChannelsOrThrow(const runtime::RuntimePtr& was, const runtime:
       subscriber_->remove(key.first, key.second);
     }
   }
+  if (pubsub_peers_) {
+    pubsub_peers_->use(unsharedSubscriptionsOf(now));  // and looks again at once (shared channels: not a mistake)
+  }
   if (!added.empty() && !subscriber_) {
     // The first Pub/Sub channel: a subscriber of its own (nothing else was
     // subscribed, so nothing can be missed while it connects).

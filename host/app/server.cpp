@@ -66,6 +66,9 @@ void Server::planTeardown() {
       admission_->stop();
     }
     subscriber_.reset();
+    if (pubsub_peers_) {
+      pubsub_peers_->leave();  // its HDELs are flushed with the other commands
+    }
     for (auto& src : streams_) {
       src->stop();
     }
@@ -141,6 +144,7 @@ void Server::planTeardown() {
     }
     scraper_.reset();
     pubsub_check_.reset();
+    pubsub_peers_.reset();
     streams_.clear();
     retiring_streams_.clear();
     lag_.reset();
@@ -301,6 +305,9 @@ void Server::startSources() {
     }
   }
   std::vector<redis::Subscription> subs = subscriptionsOf(rt);
+  pubsub_peers_ = std::make_unique<PubsubPeers>(&loop_, *commands_, stats_,
+                                                PubsubPeers::Options{config_.prefix(), processConsumerName()});
+  pubsub_peers_->use(unsharedSubscriptionsOf(rt));  // a shared channel is meant to have several
   // GET /health/pubsub publishes on a channel of this instance's own and,
   // when evhost subscribes at all, waits for it to come back.
   const bool round_trip = !subs.empty();

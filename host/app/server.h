@@ -3,6 +3,7 @@
 #pragma once
 
 #include "app/pubsub_check.h"
+#include "app/pubsub_peers.h"
 #include "app/pubsub_share.h"
 #include "app/reload_plugins.h"
 #include "app/scraper.h"
@@ -159,6 +160,7 @@ class Server final {
   plugin::Registry registry_{stats_};
   std::unique_ptr<redis::IdempotencyStore> idempotency_;
   std::unique_ptr<redis::SeenIdStore> seen_ids_;  // signed channels' replay check
+  std::unique_ptr<PubsubPeers> pubsub_peers_;     // other evhosts on our Pub/Sub channels (app/pubsub_peers.h)
   std::unique_ptr<dispatch::WorkerPool> pool_;
   std::unique_ptr<dispatch::Dispatcher> dispatcher_;
   std::unique_ptr<PluginReload> plugin_reload_;  // a reload's plugins (app/reload_plugins.h)

@@ -101,6 +101,16 @@ std::vector<redis::Subscription> subscriptionsOf(const runtime::Runtime& rt) {
   return subs;
 }
 
+std::vector<redis::Subscription> unsharedSubscriptionsOf(const runtime::Runtime& rt) {
+  std::vector<redis::Subscription> subs;
+  for (const auto& ch : rt.channels()) {
+    if (ch.transport == config::Transport::PubSub) {
+      subs.push_back(redis::Subscription{ch.name, ch.key, ch.pattern, ch.id});
+    }
+  }
+  return subs;
+}
+
 redis::StreamChannel streamChannelOf(const runtime::Channel& ch, const config::Limits& limits,
                                      const std::string& default_consumer) {
   const config::StreamOptions& so = ch.stream;

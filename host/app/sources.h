@@ -46,6 +46,9 @@ std::shared_ptr<redis::SentinelAddress> sentinelOf(uv_loop_t* loop, const config
 std::optional<redis::Subscription> subscriptionOf(const runtime::Channel& ch);
 // The Pub/Sub channels of `rt`, one subscription each.
 std::vector<redis::Subscription> subscriptionsOf(const runtime::Runtime& rt);
+// The same but for shared channels (`share:`): the ones where another
+// evhost consuming the channel too is a mistake (app::PubsubPeers).
+std::vector<redis::Subscription> unsharedSubscriptionsOf(const runtime::Runtime& rt);
 
 // How a stream channel is read. `default_consumer` names this process in the
 // group when the channel names no consumer ("<hostname>-<pid>").

@@ -17,7 +17,8 @@ struct Request {
 }  // namespace
 
 CommandClient::CommandClient(uv_loop_t* loop, Endpoint endpoint)
-    : conn_(loop, std::move(endpoint), "commands", Connection::Mode::Commands, Connection::Handlers{}) {}
+    : conn_(loop, std::move(endpoint), "commands", Connection::Mode::Commands,
+            Connection::Handlers{[this] { onReady(); }, nullptr, nullptr}) {}
 
 CommandClient::~CommandClient() { stop(); }
 
@@ -26,6 +27,39 @@ void CommandClient::start() { conn_.start(); }
 void CommandClient::stop() {
   stopping_ = true;
   conn_.stop();  // runs every pending callback (as cancelled) before returning
+}
+
+uint64_t CommandClient::watchReady(std::function<void()> ready) {
+  ready_watchers_.emplace_back(++last_watch_, std::move(ready));
+  return last_watch_;
+}
+
+void CommandClient::unwatchReady(uint64_t id) {
+  for (auto it = ready_watchers_.begin(); it != ready_watchers_.end(); ++it) {
+    if (it->first == id) {
+      ready_watchers_.erase(it);
+      return;
+    }
+  }
+}
+
+void CommandClient::onReady() {
+  // By id, not by iterator: a watcher may watch or unwatch (itself or
+  // another) from its call.
+  std::vector<uint64_t> ids;
+  ids.reserve(ready_watchers_.size());
+  for (const auto& w : ready_watchers_) {
+    ids.push_back(w.first);
+  }
+  for (uint64_t id : ids) {
+    for (const auto& w : ready_watchers_) {
+      if (w.first == id) {
+        const std::function<void()> fn = w.second;  // the call may unwatch it
+        fn();
+        break;
+      }
+    }
+  }
 }
 
 bool CommandClient::send(const std::vector<std::string>& argv, ReplyFn fn) {

@@ -5,6 +5,7 @@
 
 #include <evh/plugin.h>
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <utility>
@@ -35,6 +36,13 @@ class CommandClient {
   // The connection's series (Connection::exportStats). Before start().
   void exportStats(ops::Registry& stats) { conn_.exportStats(stats); }
 
+  // Runs `ready` each time the connection is up: after the first connect and
+  // after every reconnect (inside the reply callback that completed the
+  // handshake: commands may be sent from it). Returns the watch's id for
+  // unwatchReady(); a watcher that goes first must unwatch. THREAD: loop.
+  uint64_t watchReady(std::function<void()> ready);
+  void unwatchReady(uint64_t id);
+
   // Sends argv. Returns false when not connected; fn then never runs.
   // Otherwise fn runs exactly once, later. THREAD: loop.
   bool send(const std::vector<std::string>& argv, ReplyFn fn);
@@ -43,8 +51,11 @@ class CommandClient {
 
  private:
   static void onReply(redisAsyncContext* ac, void* reply, void* privdata);
+  void onReady();
 
   Connection conn_;
+  std::vector<std::pair<uint64_t, std::function<void()>>> ready_watchers_;
+  uint64_t last_watch_ = 0;
   bool stopping_ = false;
   size_t pending_ = 0;
 };
