@@ -69,6 +69,20 @@ RedisServer::RedisServer(std::vector<std::string> extra) : extra_(std::move(extr
   throw std::runtime_error("could not start redis-server");
 }
 
+RedisServer::RedisServer(ClusterNode, std::vector<std::string> extra) : extra_(std::move(extra)) {
+  makeDir();
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    port_ = freePort();
+    do {
+      bus_port_ = freePort();
+    } while (bus_port_ == port_);
+    if (launch()) {
+      return;
+    }
+  }
+  throw std::runtime_error("could not start a redis-server cluster node");
+}
+
 RedisServer::~RedisServer() {
   client_.reset();
   stop();
@@ -83,6 +97,12 @@ bool RedisServer::launch() {
   }
   args.insert(args.end(), {"--bind", "127.0.0.1", "--port", std::to_string(port_), "--dir", dir_, "--save", "",
                            "--logfile", dir_ + "/redis.log"});
+  if (bus_port_ != 0) {
+    // nodes.conf is relative to --dir: each node keeps its own, and finds
+    // it again on restart() (its id, its epoch, the others' addresses).
+    args.insert(args.end(), {"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port",
+                             std::to_string(bus_port_)});
+  }
   bool has_appendonly = false;
   for (const auto& a : extra_) {
     has_appendonly = has_appendonly || a == "--appendonly";

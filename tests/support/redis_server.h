@@ -33,11 +33,19 @@ class RedisServer {
   // With a config file holding `conf` (written in dir(), given first): a
   // sentinel is RedisServer({"--sentinel"}, "sentinel monitor ...").
   RedisServer(std::vector<std::string> extra, std::string conf);
+  // A Redis Cluster node (redis_cluster.h): --cluster-enabled yes, its
+  // nodes.conf in dir(), and its cluster bus on a second free port
+  // (--cluster-port, Redis 7) rather than port + 10000, which may be taken
+  // or past 65535 (the kernel hands out ports up to 60999). Both ports are
+  // picked afresh at each attempt.
+  struct ClusterNode {};
+  RedisServer(ClusterNode, std::vector<std::string> extra);
   ~RedisServer();
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
 
   uint16_t port() const { return port_; }
+  uint16_t busPort() const { return bus_port_; }  // 0 unless a ClusterNode
   const std::string& dir() const { return dir_; }
 
   // SIGKILL, no goodbye.
@@ -66,6 +74,7 @@ class RedisServer {
   std::string conf_path_;  // "" without a config file
   std::string dir_;
   uint16_t port_ = 0;
+  uint16_t bus_port_ = 0;
   pid_t pid_ = -1;
   RedisConn client_;
 };
