@@ -88,13 +88,13 @@ void PubsubCheck::start() {
     };
   };
   if (!commands_.send({"PING"}, guard(&PubsubCheck::onPing))) {
-    ping_ = Step{true, false, 0, "the command connection (" + commands_.connection().where() + ") is down"};
+    ping_ = Step{true, false, 0, "the command connection (" + commands_.where() + ") is down"};
     publish_ = Step{true, false, 0, "not sent: the command connection is down"};
     finish();
     return;
   }
   if (!commands_.send({"PUBLISH", channel_, token_}, guard(&PubsubCheck::onPublish))) {
-    publish_ = Step{true, false, 0, "the command connection (" + commands_.connection().where() + ") is down"};
+    publish_ = Step{true, false, 0, "the command connection (" + commands_.where() + ") is down"};
     settleIfDone();
   }
 }
@@ -185,7 +185,7 @@ std::string PubsubCheck::json() const {
   Json out;
   out["status"] = ping_.ok && publish_.ok && back_.ok ? "healthy" : "unhealthy";
   out["checked_at"] = isoTime(checked_ms_);
-  out["redis"] = commands_.connection().where();
+  out["redis"] = commands_.where();
   out["channel"] = channel_;
   out["ping"] = step(ping_, "ms");
   Json publish = step(publish_, "ms");

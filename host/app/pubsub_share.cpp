@@ -22,6 +22,19 @@ else
 end
 return 1)";
 
+// The seen-mark's key. Under a cluster the script's two keys must share a
+// slot: the mark takes the stream's key as its hash tag -- or the stream's
+// own hash tag, which "<stream>:seen:..." then starts with anyway.
+std::string seenKey(const std::string& stream, bool cluster, const std::string& sha) {
+  const size_t open = stream.find('{');
+  const bool tagged = open != std::string::npos && stream.find('}', open + 1) != std::string::npos &&
+                      stream.find('}', open + 1) > open + 1;
+  if (!cluster || tagged) {
+    return stream + ":seen:" + sha;
+  }
+  return "{" + stream + "}:seen:" + sha;
+}
+
 }  // namespace
 
 PubsubShare::PubsubShare(redis::CommandClient& commands, ingest::Pipeline& pipeline, ops::Registry& stats,
@@ -63,7 +76,7 @@ void PubsubShare::forward(const runtime::Channel& ch, std::string_view redis_cha
                                 kForward,
                                 "2",
                                 ch.key,
-                                ch.key + ":seen:" + sha256Hex(payload),
+                                seenKey(ch.key, commands_.cluster() != nullptr, sha256Hex(payload)),
                                 std::string(payload),
                                 std::to_string(ch.share_window_s),
                                 std::to_string(ch.share_maxlen)};

@@ -6,6 +6,9 @@
 //
 //   SET <stream>:seen:<sha256 of the message> 1 NX EX window_s  -> XADD <stream> MAXLEN ~ maxlen * event <message>
 //
+// (Under redis.cluster the mark is {<stream>}:seen:<sha256>, in the stream's
+// slot, as a script's keys must be.)
+//
 // The instances then read that stream as one consumer group (the channel is
 // a stream channel from there on: acks, claims, poison, dead letters), so
 // each event is handled once, by one of them -- and as long as one instance

@@ -129,7 +129,8 @@ void Server::addStream(const runtime::Channel& ch) {
     };
   };
   streams_.push_back(std::make_unique<redis::StreamSource>(
-      &loop_, endpoint_, streamChannelOf(ch, config_.limits, processConsumerName()), *commands_,
+      &loop_, endpointForKey(endpoint_, cluster_, ch.key), streamChannelOf(ch, config_.limits, processConsumerName()),
+      *commands_,
       [this, ackOf](const redis::StreamChannel& c, const std::string& entry, const std::string_view* field,
                     bool redelivered) {
         runtime::RuntimePtr under;

@@ -83,6 +83,15 @@ void compareRedis(const Config& a, const Config& b, Differences& d) {
   // Compared, never shown (the sentinels' password).
   d.field(y.sentinel.origin.line > 0 ? y.sentinel.origin : at, "redis.sentinel", sentinelTuple(x.sentinel),
           sentinelTuple(y.sentinel));
+  const auto clusterTuple = [](const config::Cluster& c) {
+    std::vector<std::pair<std::string, uint16_t>> nodes;
+    for (const auto& n : c.nodes) {
+      nodes.emplace_back(n.host, n.port);
+    }
+    return std::make_tuple(nodes, c.refresh_interval_ms);
+  };
+  d.field(y.cluster.origin.line > 0 ? y.cluster.origin : at, "redis.cluster", clusterTuple(x.cluster),
+          clusterTuple(y.cluster));
   const config::Tls& s = x.tls;
   const config::Tls& t = y.tls;
   d.field(
@@ -191,10 +200,19 @@ std::vector<std::string> changesNeedingRestart(const Config& running, const Conf
   Differences d(next);
   comparePlugins(running, next, d);
   compareRest(running, next, d);
+  // Under a cluster (before or after) the Redis settings are not applied
+  // in place yet: the slot map and every node's connection would be made
+  // anew.
+  if (running.redis.cluster.enabled() || next.redis.cluster.enabled()) {
+    compareRedis(running, next, d);
+  }
   return d.take();
 }
 
 std::vector<std::string> redisChanges(const Config& running, const Config& next) {
+  if (running.redis.cluster.enabled() || next.redis.cluster.enabled()) {
+    return {};  // changesNeedingRestart refuses them
+  }
   Differences d(next);
   compareRedis(running, next, d);
   return d.keys();

@@ -39,7 +39,8 @@ std::string describeChanges(const config::Config& running, const config::Config&
 // "redis.sentinel", ...: names, never values). A reload that changes any of
 // them reconnects every Redis connection with the new settings
 // (Server::applyRedis); one that changes none keeps them all, the Pub/Sub
-// subscription included.
+// subscription included. Under redis.cluster (before or after the reload)
+// none: changesNeedingRestart names them instead.
 std::vector<std::string> redisChanges(const config::Config& running, const config::Config& next);
 
 }  // namespace evh::app

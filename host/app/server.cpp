@@ -45,6 +45,7 @@ Server::~Server() {
   commands_.reset();
   endpoint_ = redis::Endpoint{};
   sentinel_.reset();
+  cluster_.reset();
   poster_.reset();
   registry_.unloadAll();           // after the last callback that could enter a plugin
   uv_run(&loop_, UV_RUN_DEFAULT);  // let every close callback run
@@ -156,6 +157,9 @@ void Server::planTeardown() {
     if (sentinel_) {
       sentinel_->stop();  // its connections and timer; the connections left only hold it
     }
+    if (cluster_) {
+      cluster_->stop();  // its connection and timers; the stream readers' SlotAddresses only hold it
+    }
   });
   teardown_.add("watchdog", [this](Mode) {
     // The watchdog stays until the end, so that a second signal still exits
@@ -199,7 +203,14 @@ void Server::start() {
     endpoint_.addresses = sentinel_;
     sentinel_->start();
   }
-  commands_ = std::make_unique<redis::CommandClient>(&loop_, endpoint_);
+  if (config_.redis.cluster.enabled()) {
+    cluster_ = clusterOf(&loop_, config_, endpoint_);
+    cluster_->exportStats(stats_);
+    cluster_->start();
+    commands_ = std::make_unique<redis::CommandClient>(&loop_, endpoint_, cluster_);
+  } else {
+    commands_ = std::make_unique<redis::CommandClient>(&loop_, endpoint_);
+  }
   commands_->exportStats(stats_);
   commands_->start();
   services_ = std::make_unique<plugin::LoopServices>(*poster_, commands_.get());
@@ -273,9 +284,10 @@ void Server::start() {
   startSources();
   exportOwnStats();
   started_ = true;
-  const std::string redis_at = config_.redis.sentinel.enabled()
-                                   ? "master " + config_.redis.sentinel.master + " (sentinel)"
-                                   : config_.redis.host + ":" + std::to_string(config_.redis.port);
+  const std::string redis_at =
+      config_.redis.sentinel.enabled() ? "master " + config_.redis.sentinel.master + " (sentinel)"
+      : cluster_ ? "cluster (" + std::to_string(config_.redis.cluster.nodes.size()) + " seed node(s))"
+                 : config_.redis.host + ":" + std::to_string(config_.redis.port);
   log::host().info("evhost started: {} plugin(s), {} channel(s), prefix \"{}\", redis {}", registry_.instances().size(),
                    config_.channels.size(), config_.prefix(), redis_at);
 }
@@ -332,8 +344,10 @@ void Server::startSources() {
 void Server::makeSubscriber(std::vector<redis::Subscription> subs) {
   subs.push_back(redis::Subscription{kCheckChannel, pubsub_check_->channel(), false, kCheckChannelId, true});
   pubsub_check_->roundTrip(true);
+  // Under a cluster classic Pub/Sub reaches every node: the subscriber
+  // stays on one master (the prefix's slot's) and follows it.
   subscriber_ = std::make_unique<redis::Subscriber>(
-      &loop_, endpoint_, std::move(subs),
+      &loop_, endpointForKey(endpoint_, cluster_, config_.prefix()), std::move(subs),
       [this](const redis::Subscription& sub, std::string_view channel, std::string_view payload) {
         if (sub.check) {
           pubsub_check_->onMessage(payload);

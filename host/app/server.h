@@ -155,6 +155,7 @@ class Server final {
   // stopped in the "sources" teardown step, since it holds loop handles
   // while connections still hold it.
   std::shared_ptr<redis::SentinelAddress> sentinel_;
+  std::shared_ptr<redis::ClusterMap> cluster_;  // redis.cluster; null otherwise
   std::unique_ptr<redis::CommandClient> commands_;
   std::unique_ptr<plugin::LoopServices> services_;
   plugin::Registry registry_{stats_};

@@ -43,7 +43,7 @@ ops::Readiness Server::readiness() const {
     return r;
   }
   if (!commands_->ready()) {
-    r.not_ready.push_back("redis command connection (" + commands_->connection().where() + ") is down");
+    r.not_ready.push_back("redis command connection (" + commands_->where() + ") is down");
   }
   if (subscriber_) {
     for (auto& why : subscriber_->notLive()) {

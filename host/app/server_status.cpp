@@ -78,7 +78,9 @@ std::string Server::status() const {
 
   Json conns = Json::array();
   if (commands_) {
-    conns.push_back(connection(commands_->connection()));
+    for (const redis::Connection* c : commands_->connections()) {
+      conns.push_back(connection(*c));
+    }
   }
   if (subscriber_) {
     conns.push_back(connection(subscriber_->connection()));
@@ -100,6 +102,18 @@ std::string Server::status() const {
                         {"master_changes", sentinel_->masterChanges()},
                         {"asking", Json{{"address", sentinel_->askingAt()}, {"up", sentinel_->askingUp()}}},
                         {"sentinels", std::move(sentinels)}};
+  } else if (cluster_) {
+    // The slot map in force: each master with its slot ranges' count.
+    Json masters = Json::array();
+    for (const redis::Address& m : cluster_->masters()) {
+      masters.push_back(m.describe());
+    }
+    out["redis"] = Json{{"mode", "cluster"},
+                        {"slot_map_version", cluster_->slots().version()},
+                        {"slots_complete", cluster_->slots().complete()},
+                        {"masters", std::move(masters)},
+                        {"asking", Json{{"address", cluster_->askingAt()}, {"up", cluster_->askingUp()}}},
+                        {"problem", cluster_->problem().empty() ? Json(nullptr) : Json(cluster_->problem())}};
   } else {
     out["redis"] =
         Json{{"mode", "single"}, {"master", redis::Address{config_.redis.host, config_.redis.port}.describe()}};

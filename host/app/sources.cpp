@@ -81,6 +81,26 @@ std::shared_ptr<redis::SentinelAddress> sentinelOf(uv_loop_t* loop, const config
   return std::make_shared<redis::SentinelAddress>(loop, std::move(o));
 }
 
+std::shared_ptr<redis::ClusterMap> clusterOf(uv_loop_t* loop, const config::Config& config,
+                                             const redis::Endpoint& endpoint) {
+  redis::ClusterMap::Options o;
+  for (const auto& n : config.redis.cluster.nodes) {
+    o.seeds.push_back(redis::Address{n.host, n.port});
+  }
+  o.endpoint = endpoint;
+  o.refresh_ms = config.redis.cluster.refresh_interval_ms;
+  return std::make_shared<redis::ClusterMap>(loop, std::move(o));
+}
+
+redis::Endpoint endpointForKey(const redis::Endpoint& endpoint, const std::shared_ptr<redis::ClusterMap>& cluster,
+                               const std::string& key) {
+  redis::Endpoint e = endpoint;
+  if (cluster) {
+    e.addresses = std::make_shared<redis::SlotAddress>(cluster, redis::keySlot(key));
+  }
+  return e;
+}
+
 std::optional<redis::Subscription> subscriptionOf(const runtime::Channel& ch) {
   if (!ch.forward_from.empty()) {
     return redis::Subscription{ch.name, ch.forward_from, false, ch.id};

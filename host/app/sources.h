@@ -3,6 +3,7 @@
 #pragma once
 
 #include "config/config.h"
+#include "redis/cluster_map.h"
 #include "redis/endpoint.h"
 #include "redis/sentinel.h"
 #include "redis/stream_source.h"
@@ -40,6 +41,16 @@ redis::Endpoint endpointOf(const config::Config& config, const RedisTls& tls);
 // `master`'s, the endpoint of every other connection) and what it asks for.
 std::shared_ptr<redis::SentinelAddress> sentinelOf(uv_loop_t* loop, const config::Config& config,
                                                    const redis::Endpoint& master, const RedisTls& tls);
+
+// redis.cluster's slot map, not started: its seeds, asked with every
+// connection's credentials and TLS (`endpoint`).
+std::shared_ptr<redis::ClusterMap> clusterOf(uv_loop_t* loop, const config::Config& config,
+                                             const redis::Endpoint& endpoint);
+// The endpoint of a connection that reads `key` (a stream, the subscriber):
+// under a cluster it goes to the master of the key's slot, and follows it;
+// otherwise `endpoint` as it is.
+redis::Endpoint endpointForKey(const redis::Endpoint& endpoint, const std::shared_ptr<redis::ClusterMap>& cluster,
+                               const std::string& key);
 
 // What `ch` subscribes: a Pub/Sub channel's name or pattern, a shared one's
 // name (forward_from; its messages go into its stream); none for a stream.

@@ -2,6 +2,7 @@
 #include "cli/sync_redis.h"
 
 #include "app/sources.h"
+#include "redis/cluster_slots.h"
 
 #include <sys/time.h>
 
@@ -101,6 +102,24 @@ SyncRedis::SyncRedis(const config::Redis& cfg) {
     open(e, master);
     return;
   }
+  if (cfg.cluster.enabled()) {
+    // Any node answers; the ones that do not own a key redirect to the one
+    // that does (pipeline()).
+    cluster_ = true;
+    endpoint_ = endpointOf(cfg);
+    endpoint_.db = 0;
+    std::string problems;
+    for (const auto& node : cfg.cluster.nodes) {
+      try {
+        redis::StaticAddress at(redis::Address{node.host, node.port});
+        open(endpoint_, at);
+        return;
+      } catch (const Failure& e) {
+        problems += std::string("\n  ") + e.what();
+      }
+    }
+    throw Failure("no node of the cluster (redis.cluster.nodes) answers:" + problems);
+  }
   redis::StaticAddress address(redis::Address{cfg.host, cfg.port});
   open(endpointOf(cfg), address);
 }
@@ -109,6 +128,7 @@ SyncRedis::SyncRedis(const redis::Endpoint& endpoint, redis::AddressProvider& ad
 
 void SyncRedis::open(const redis::Endpoint& endpoint, redis::AddressProvider& addresses) {
   const redis::Address address = addresses.current();
+  at_ = address;
   where_ = address.describe();
   try {
     if (endpoint.tls) {
@@ -159,7 +179,7 @@ void SyncRedis::handshake(const redis::Handshake& handshake) {
   for (const auto& step : handshake.steps()) {
     commands.push_back(step.argv);
   }
-  std::vector<ReplyPtr> replies = pipeline(commands);
+  std::vector<ReplyPtr> replies = send(commands);
   for (size_t i = 0; i < replies.size(); ++i) {
     if (std::string why = handshake.check(i, *replies[i], where_); !why.empty()) {
       throw Failure("Redis at " + where_ + ": " + why);
@@ -168,6 +188,37 @@ void SyncRedis::handshake(const redis::Handshake& handshake) {
 }
 
 std::vector<ReplyPtr> SyncRedis::pipeline(const std::vector<std::vector<std::string>>& commands) {
+  std::vector<ReplyPtr> replies = send(commands);
+  for (int hops = 0; cluster_ && hops < 5; ++hops) {
+    std::optional<redis::Redirect> to;
+    for (const auto& r : replies) {
+      if (r->type == REDIS_REPLY_ERROR && (to = redis::parseRedirect(replyText(r.get())))) {
+        break;
+      }
+    }
+    if (!to) {
+      break;
+    }
+    if (to->to.host.empty()) {
+      to->to.host = at_.host;  // the node does not know its own address
+    }
+    ctx_.reset();
+    tls_.reset();
+    redis::StaticAddress at(to->to);
+    open(endpoint_, at);
+    if (to->kind == redis::Redirect::Ask) {
+      std::vector<std::vector<std::string>> asking{{"ASKING"}};
+      asking.insert(asking.end(), commands.begin(), commands.end());
+      replies = send(asking);
+      replies.erase(replies.begin());
+    } else {
+      replies = send(commands);
+    }
+  }
+  return replies;
+}
+
+std::vector<ReplyPtr> SyncRedis::send(const std::vector<std::vector<std::string>>& commands) {
   std::vector<const char*> ptrs;
   std::vector<size_t> lens;
   for (const auto& argv : commands) {

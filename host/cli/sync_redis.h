@@ -40,11 +40,16 @@ class SyncRedis {
   // after telling `addresses` of the failure.
   SyncRedis(const redis::Endpoint& endpoint, redis::AddressProvider& addresses);
   // The configured host:port (redis::StaticAddress), or the master the
-  // sentinels name (redis.sentinel; its ROLE checked).
+  // sentinels name (redis.sentinel; its ROLE checked), or the first cluster
+  // node that answers (redis.cluster).
   explicit SyncRedis(const config::Redis& cfg);
 
   // Sends every command, then reads every reply (error replies included); a
-  // lost connection or a timeout throws.
+  // lost connection or a timeout throws. Under redis.cluster a node's
+  // redirect (MOVED, ASK) is followed: the connection moves to the node
+  // named and the whole pipeline is sent there again (up to 5 times) -- so
+  // a pipeline's commands must all touch one key's slot (evhctl's do: one
+  // list, one stream, or PUBLISHes, which any node takes).
   std::vector<ReplyPtr> pipeline(const std::vector<std::vector<std::string>>& commands);
   // One command; an error reply is returned.
   ReplyPtr run(const std::vector<std::string>& argv);
@@ -54,6 +59,7 @@ class SyncRedis {
 
  private:
   void open(const redis::Endpoint& endpoint, redis::AddressProvider& addresses);
+  std::vector<ReplyPtr> send(const std::vector<std::vector<std::string>>& commands);
   void connect(const redis::Address& address, uint32_t timeout_ms);
   void connectTls(const redis::TlsContext& tls, const redis::Address& address, uint32_t timeout_ms);
   void handshake(const redis::Handshake& handshake);
@@ -66,6 +72,9 @@ class SyncRedis {
     void operator()(redisContext* c) const { redisFree(c); }
   };
   std::string where_;
+  redis::Address at_;  // where_, as an address
+  bool cluster_ = false;
+  redis::Endpoint endpoint_;  // under a cluster: how to reach the node a redirect names
   // The bound on one reply (redis/endpoint.h's, as evhost's command
   // connection has it): 64 KiB in the handshake, then the Command bound.
   redis::compat::ReplyBudget budget_;

@@ -43,22 +43,34 @@ struct Tls {
 // redis.sentinel: the master's address asked of Redis Sentinel rather than
 // configured (docs/config.md#sentinel). The master's own credentials, db and
 // TLS stay redis.*; these are the sentinels'.
-struct SentinelNode {
+// A node to ask, written host:port in the config (redis.sentinel.nodes,
+// redis.cluster.nodes).
+struct NodeAddress {
   std::string host;  // a name or a numeric address (IPv6 without brackets)
-  uint16_t port = 26379;
+  uint16_t port = 0;
 };
 
 struct Sentinel {
-  std::string master;               // the name the sentinels monitor it by; empty: no Sentinel (redis.host:port)
-  std::vector<SentinelNode> nodes;  // at least one; any reachable one answers
-  std::string username;             // the sentinels' ACL user; empty: AUTH <password> or none
-  std::string password;             // `password` or read from `password_file`
+  std::string master;              // the name the sentinels monitor it by; empty: no Sentinel (redis.host:port)
+  std::vector<NodeAddress> nodes;  // at least one; any reachable one answers (port 26379 unless given)
+  std::string username;            // the sentinels' ACL user; empty: AUTH <password> or none
+  std::string password;            // `password` or read from `password_file`
   // The sentinels' TLS: their own `tls:` map (own_tls), else redis.tls's
   // (a deployment that encrypts its data nodes encrypts its sentinels too).
   bool own_tls = false;
   Tls tls;
   Origin origin;  // the sentinel: key, for messages
   bool enabled() const noexcept { return !master.empty(); }
+};
+
+// redis.cluster: a Redis Cluster. The nodes are seeds: any reachable one
+// tells the slot map (which master owns which of the 16384 slots), and every
+// key is then read and written on the master owning its slot.
+struct Cluster {
+  std::vector<NodeAddress> nodes;        // empty: no Cluster (redis.host:port or Sentinel); port 6379 unless given
+  uint32_t refresh_interval_ms = 30000;  // the slot map is asked for again this often (and on every redirect)
+  Origin origin;                         // the cluster: key, for messages
+  bool enabled() const noexcept { return !nodes.empty(); }
 };
 
 struct Redis {
@@ -73,6 +85,7 @@ struct Redis {
   uint32_t ping_timeout_ms = 2000;
   Tls tls;
   Sentinel sentinel;
+  Cluster cluster;
   // The sentinels' TLS settings in force: their own, or redis.tls.
   const Tls& sentinelTls() const noexcept { return sentinel.own_tls ? sentinel.tls : tls; }
 };

@@ -99,7 +99,11 @@ class Loader : private YamlReader {
   void readTls(const Entry& owner, Tls& tls);
   // redis.sentinel (loader_sentinel.cpp).
   void readSentinel(const Entry& owner);
-  void readSentinelNodes(const Entry& e, Sentinel& out);
+  // A list of host:port (`what`: "sentinel", "cluster node" -- for
+  // messages), each node once; a port left out is default_port.
+  std::vector<NodeAddress> readNodes(const Entry& e, const std::string& what, uint16_t default_port);
+  // redis.cluster (loader_cluster.cpp).
+  void readCluster(const Entry& owner);
   // A `password_file:` read into `out` (before the loop runs); refused
   // (naming the file and the rule, never the content) when unsafe.
   // False when the file was named but could not be read (already reported).

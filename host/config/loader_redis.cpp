@@ -12,6 +12,8 @@ void Loader::readRedis(const Entry& owner) {
   Redis& redis = config_.redis;
   std::optional<Entry> url;
   std::optional<Entry> sentinel;
+  std::optional<Entry> cluster;
+  std::optional<Entry> db;
   std::vector<Entry> explicit_keys;  // the keys a URL would also set
   std::optional<Entry> user_entry;
   std::optional<Entry> password_entry;  // a non-empty `password:`
@@ -36,6 +38,7 @@ void Loader::readRedis(const Entry& owner) {
                  {"db",
                   [&](const Entry& e) {
                     explicit_keys.push_back(e);
+                    db = e;
                     readInteger(e, redis.db, 0, static_cast<uint64_t>(std::numeric_limits<int32_t>::max()));
                   }},
                  {"username",
@@ -66,7 +69,35 @@ void Loader::readRedis(const Entry& owner) {
                  {"ping_timeout_ms", [&](const Entry& e) { readInteger(e, redis.ping_timeout_ms, 1, kU32Max); }},
                  {"tls", [&](const Entry& e) { readTls(e, redis.tls); }},
                  {"sentinel", [&](const Entry& e) { sentinel = e; }},
+                 {"cluster", [&](const Entry& e) { cluster = e; }},
              });
+
+  if (cluster) {
+    readCluster(*cluster);
+    // The cluster's slot map says where each key is: a configured address
+    // would be a second answer; and a cluster has database 0 only.
+    if (sentinel) {
+      error(sentinel->key_node.Mark(), sentinel->path,
+            "cannot be combined with " + cluster->path +
+                " (a Redis Cluster fails over by itself: its nodes say where each slot's master is)");
+    }
+    for (const Entry& e : explicit_keys) {
+      if (e.key == "host" || e.key == "port") {
+        error(e.key_node.Mark(), e.path,
+              "cannot be combined with " + cluster->path +
+                  " (the cluster's nodes say where each key is; list them in " + cluster->path + ".nodes)");
+      }
+    }
+    if (db && redis.db != 0) {
+      error(valueMark(*db), db->path, "must be 0 with " + cluster->path + " (a Redis Cluster has database 0 only)");
+    }
+    if (url) {
+      error(url->key_node.Mark(), url->path,
+            "cannot be combined with " + cluster->path +
+                " (the cluster's nodes say where each key is; give username and password as keys)");
+      return;
+    }
+  }
 
   if (sentinel) {
     readSentinel(*sentinel);

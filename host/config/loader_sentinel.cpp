@@ -1,5 +1,6 @@
 // The `redis.sentinel:` section: the master's name, the sentinels to ask,
-// and how to authenticate to them (docs/config.md#sentinel).
+// and how to authenticate to them (docs/config.md#sentinel); and the node
+// lists it shares with `redis.cluster:` (loader_cluster.cpp).
 #include <charconv>
 #include <string>
 
@@ -8,10 +9,11 @@
 namespace evh::config {
 namespace {
 
-// "host:port", "host" (port 26379), "[v6]:port" or "[v6]". Empty `why` on
+// "host:port", "host" (default_port), "[v6]:port" or "[v6]". Empty `why` on
 // success.
-SentinelNode parseNode(const std::string& text, std::string& why) {
-  SentinelNode node;
+NodeAddress parseNode(const std::string& text, uint16_t default_port, std::string& why) {
+  NodeAddress node;
+  node.port = default_port;
   std::string host = text;
   std::string port;
   if (!text.empty() && text.front() == '[') {
@@ -76,7 +78,7 @@ void Loader::readSentinel(const Entry& owner) {
                                             {"nodes",
                                              [&](const Entry& e) {
                                                nodes = e;
-                                               readSentinelNodes(e, s);
+                                               s.nodes = readNodes(e, "sentinel", 26379);
                                              }},
                                             {"username",
                                              [&](const Entry& e) {
@@ -123,37 +125,39 @@ void Loader::readSentinel(const Entry& owner) {
   }
 }
 
-void Loader::readSentinelNodes(const Entry& e, Sentinel& out) {
-  const std::string expected = "a list of sentinels as host:port";
+std::vector<NodeAddress> Loader::readNodes(const Entry& e, const std::string& what, uint16_t default_port) {
+  std::vector<NodeAddress> out;
+  const std::string expected = "a list of " + what + "s as host:port";
   if (!e.value.IsSequence()) {
     error(valueMark(e), e.path, expectedGot(expected, kindOf(e.value)));
-    return;
+    return out;
   }
   if (e.value.size() == 0) {
-    error(valueMark(e), e.path, "expected at least one sentinel (host:port)");
-    return;
+    error(valueMark(e), e.path, "expected at least one " + what + " (host:port)");
+    return out;
   }
   size_t index = 0;
   for (auto it = e.value.begin(); it != e.value.end(); ++it, ++index) {
     const std::string path = indexKey(e.path, index);
     const YAML::Mark mark = it->Mark().is_null() ? valueMark(e) : it->Mark();
-    const std::optional<std::string> value = text(*it, mark, path, "a sentinel as host:port");
+    const std::optional<std::string> value = text(*it, mark, path, "a " + what + " as host:port");
     if (!value) {
       continue;
     }
     std::string why;
-    SentinelNode node = parseNode(*value, why);
+    NodeAddress node = parseNode(*value, default_port, why);
     if (!why.empty()) {
-      error(mark, path, "invalid sentinel address \"" + *value + "\": " + why);
+      error(mark, path, "invalid " + what + " address \"" + *value + "\": " + why);
       continue;
     }
-    for (const SentinelNode& seen : out.nodes) {
+    for (const NodeAddress& seen : out) {
       if (seen.host == node.host && seen.port == node.port) {
         error(mark, path, "\"" + *value + "\" is listed twice");
       }
     }
-    out.nodes.push_back(std::move(node));
+    out.push_back(std::move(node));
   }
+  return out;
 }
 
 }  // namespace evh::config

@@ -20,13 +20,60 @@ CommandClient::CommandClient(uv_loop_t* loop, Endpoint endpoint)
     : conn_(loop, std::move(endpoint), "commands", Connection::Mode::Commands,
             Connection::Handlers{[this] { onReady(); }, nullptr, nullptr}) {}
 
+CommandClient::CommandClient(uv_loop_t* loop, Endpoint endpoint, std::shared_ptr<ClusterMap> cluster)
+    : conn_(loop, endpoint, "commands", Connection::Mode::Commands, Connection::Handlers{}),
+      router_(std::make_unique<ClusterRouter>(loop, std::move(endpoint), std::move(cluster), [this] { onReady(); })) {}
+
 CommandClient::~CommandClient() { stop(); }
 
-void CommandClient::start() { conn_.start(); }
+void CommandClient::start() {
+  if (router_) {
+    router_->start();
+  } else {
+    conn_.start();
+  }
+}
 
 void CommandClient::stop() {
   stopping_ = true;
-  conn_.stop();  // runs every pending callback (as cancelled) before returning
+  // Each runs every pending callback (as cancelled) before returning.
+  if (router_) {
+    router_->stop();
+  }
+  conn_.stop();
+}
+
+void CommandClient::reconfigure(Endpoint endpoint) {
+  if (router_) {
+    router_->reconfigure(std::move(endpoint));
+  } else {
+    conn_.reconfigure(std::move(endpoint));
+  }
+}
+
+bool CommandClient::ready() const { return router_ ? router_->ready() : conn_.ready(); }
+
+std::vector<const Connection*> CommandClient::connections() const {
+  return router_ ? router_->connections() : std::vector<const Connection*>{&conn_};
+}
+
+std::string CommandClient::where() const {
+  if (!router_) {
+    return conn_.where();
+  }
+  std::string out = "cluster";
+  for (const Connection* c : router_->connections()) {
+    out += (out.size() == 7 ? " " : ", ") + c->where();
+  }
+  return out;
+}
+
+void CommandClient::exportStats(ops::Registry& stats) {
+  if (router_) {
+    router_->exportStats(stats);
+  } else {
+    conn_.exportStats(stats);
+  }
 }
 
 uint64_t CommandClient::watchReady(std::function<void()> ready) {
@@ -63,7 +110,7 @@ void CommandClient::onReady() {
 }
 
 bool CommandClient::send(const std::vector<std::string>& argv, ReplyFn fn) {
-  if (argv.empty() || !conn_.ready()) {
+  if (argv.empty()) {
     return false;
   }
   std::vector<const char*> ptrs;
@@ -78,6 +125,9 @@ bool CommandClient::send(const std::vector<std::string>& argv, ReplyFn fn) {
 }
 
 bool CommandClient::send(int argc, const char* const* argv, const size_t* lens, ReplyFn fn) {
+  if (router_) {
+    return router_->send(argc, argv, lens, std::move(fn));
+  }
   if (argc <= 0 || !conn_.ready()) {
     return false;
   }

@@ -1,6 +1,9 @@
-// The command connection: requests and replies for the host and plugins.
+// The command connection: requests and replies for the host and plugins --
+// one connection to Redis, or under redis.cluster one per master, each
+// command sent to the master of its key (cluster_router.h).
 #pragma once
 
+#include "redis/cluster_router.h"
 #include "redis/connection.h"
 
 #include <evh/plugin.h>
@@ -22,19 +25,28 @@ class CommandClient {
   using ReplyFn = std::function<void(evh_status status, const redisReply* reply)>;
 
   CommandClient(uv_loop_t* loop, Endpoint endpoint);
+  // Redis Cluster: each command to the master of its key, as `cluster` says.
+  CommandClient(uv_loop_t* loop, Endpoint endpoint, std::shared_ptr<ClusterMap> cluster);
   ~CommandClient();
 
   void start();
   void stop();
   // A reload changed the Redis settings: reconnect as `endpoint` says, at
   // once (requests waiting for a reply get none, as on any loss). THREAD: loop.
-  void reconfigure(Endpoint endpoint) { conn_.reconfigure(std::move(endpoint)); }
-  bool ready() const noexcept { return conn_.ready(); }
+  void reconfigure(Endpoint endpoint);
+  // Connected (under a cluster: a slot map known and every master's
+  // connection up).
+  bool ready() const;
   // Requests sent whose reply has not arrived.
-  size_t pending() const noexcept { return pending_; }
-  const Connection& connection() const noexcept { return conn_; }
+  size_t pending() const noexcept { return router_ ? router_->pending() : pending_; }
+  // The connection, or each master's (for /status); and where they go, as
+  // messages name them ("127.0.0.1:6379", "cluster 127.0.0.1:7000, ...").
+  std::vector<const Connection*> connections() const;
+  std::string where() const;
+  // The router under redis.cluster; null otherwise.
+  const ClusterRouter* cluster() const noexcept { return router_.get(); }
   // The connection's series (Connection::exportStats). Before start().
-  void exportStats(ops::Registry& stats) { conn_.exportStats(stats); }
+  void exportStats(ops::Registry& stats);
 
   // Runs `ready` each time the connection is up: after the first connect and
   // after every reconnect (inside the reply callback that completed the
@@ -53,7 +65,8 @@ class CommandClient {
   static void onReply(redisAsyncContext* ac, void* reply, void* privdata);
   void onReady();
 
-  Connection conn_;
+  Connection conn_;  // unused (never started) under a cluster
+  std::unique_ptr<ClusterRouter> router_;
   std::vector<std::pair<uint64_t, std::function<void()>>> ready_watchers_;
   uint64_t last_watch_ = 0;
   bool stopping_ = false;

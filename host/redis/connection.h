@@ -114,6 +114,11 @@ class Connection {
   static constexpr const char* kRefused = kSubscribeRefused;
   static constexpr const char* kPatternRefused = kPsubscribeRefused;
 
+  // An error reply to one of this connection's commands: true when it was
+  // a cluster's redirect, which the address provider follows (MOVED: the
+  // connection moves to the slot's new master at once). THREAD: loop.
+  bool redirected(std::string_view error) { return addresses_->redirected(error); }
+
   // Whether Redis closed the last lost connection itself (end of stream),
   // as opposed to a network error or our own drop. Valid in on_lost.
   bool closedByServer() const noexcept { return closed_by_server_; }

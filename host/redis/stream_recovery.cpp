@@ -186,6 +186,15 @@ bool StreamSource::recoveryFailed(const redisReply* r, const char* what) {
   if (r->type != REDIS_REPLY_ERROR) {
     return false;
   }
+  if (followRedirect(r)) {
+    recovering_ = false;
+    batch_.clear();
+    plan_.clear();
+    if (phase_ == Phase::Recover) {
+      phase_ = Phase::Group;  // started over where the stream is now
+    }
+    return true;
+  }
   if (isErrorReply(r, "NOGROUP")) {
     recovering_ = false;
     batch_.clear();

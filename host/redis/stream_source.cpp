@@ -147,6 +147,9 @@ void StreamSource::onGroupReply(redisAsyncContext* /*ac*/, void* r, void* privda
     return;  // connection lost: on_ready starts over
   }
   auto* reply = static_cast<redisReply*>(r);
+  if (reply->type == REDIS_REPLY_ERROR && self->followRedirect(reply)) {
+    return;
+  }
   if (reply->type == REDIS_REPLY_ERROR && !isErrorReply(reply, "BUSYGROUP")) {
     log::host().error("stream {}: cannot create consumer group {}: {}; retrying", self->ch_.key, self->ch_.group,
                       reply->str);
@@ -172,6 +175,22 @@ void StreamSource::onGroupReply(redisAsyncContext* /*ac*/, void* r, void* privda
   // (a crash, a lost connection, or the last read of a graceful stop).
   self->phase_ = Phase::Recover;
   self->startRecovery();
+}
+
+bool StreamSource::followRedirect(const redisReply* reply) {
+  const std::string_view text(reply->str, reply->len);
+  if (!conn_.redirected(text)) {
+    return false;
+  }
+  // MOVED: the connection is moving to the slot's new master already (its
+  // on_ready starts over there). ASK: the slot is being migrated and the
+  // stream has gone ahead of it: asked again shortly, until the migration
+  // ends and the old master says MOVED.
+  log::host().log(text == last_redirect_ ? spdlog::level::debug : spdlog::level::info,
+                  "stream {}: the cluster says {}: following", ch_.key, text);
+  last_redirect_.assign(text);
+  retryLater(kRedirectRetryMs);
+  return true;
 }
 
 void StreamSource::onIgnoredReply(redisAsyncContext* /*ac*/, void* /*reply*/, void* /*privdata*/) {}
@@ -309,6 +328,9 @@ void StreamSource::onReadReply(redisAsyncContext* /*ac*/, void* r, void* privdat
 }
 
 void StreamSource::onRead(const redisReply* reply) {
+  if (reply->type == REDIS_REPLY_ERROR && followRedirect(reply)) {
+    return;
+  }
   if (reply->type == REDIS_REPLY_ERROR) {
     if (isErrorReply(reply, "NOGROUP")) {
       log::host().warn("stream {}: consumer group {} is gone ({}); creating it again", ch_.key, ch_.group, reply->str);

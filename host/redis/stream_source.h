@@ -157,6 +157,11 @@ class StreamSource {
   static void onPipelinedAckReply(redisAsyncContext* ac, void* reply, void* privdata);
   void ackConfirmed(const std::vector<std::string>& ids);
   void retryLater(uint64_t ms);
+  // An error reply that is a cluster's redirect (MOVED, ASK): followed
+  // (redis::Connection::redirected), logged once per text, read again in
+  // kRedirectRetryMs. False for any other error.
+  bool followRedirect(const redisReply* reply);
+  static constexpr uint64_t kRedirectRetryMs = 100;
   // Hands an entry over (its fields read in place from the reply).
   void take(const std::string& id, const redisReply* fields, bool redelivered);
   // Dead-letters an entry instead of handing it over (reject_), counted.
@@ -222,9 +227,10 @@ class StreamSource {
   std::vector<std::string> ack_batch_;  // acked this loop iteration, not sent yet
   UvHandle<uv_prepare_t> ack_flush_;    // sends ack_batch_ before the loop next waits for I/O
   Phase phase_ = Phase::Idle;
-  std::string group_error_;  // why the last XGROUP CREATE failed; empty once it succeeds
-  bool reading_ = false;     // an XREADGROUP is outstanding on the reading connection
-  bool paused_ = false;      // stopped for want of capacity
+  std::string group_error_;    // why the last XGROUP CREATE failed; empty once it succeeds
+  std::string last_redirect_;  // the last MOVED / ASK followed, logged once
+  bool reading_ = false;       // an XREADGROUP is outstanding on the reading connection
+  bool paused_ = false;        // stopped for want of capacity
   bool stopped_ = false;
   bool started_ = false;
   bool draining_ = false;  // drain(): nothing new is read

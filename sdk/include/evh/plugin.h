@@ -398,7 +398,17 @@ typedef struct evh_host_api {
    * command connection. Keys are NOT prefixed: build them yourself from
    * env_prefix(). The argv strings are copied before return. cb as for
    * publish. THREAD: any; from a worker thread the request is marshalled to
-   * the loop. */
+   * the loop.
+   * Under a Redis Cluster (redis.cluster) the command goes to the master
+   * owning its key's slot; nothing in the call changes. The key is the
+   * argument Redis's own COMMAND table names as the command's first key,
+   * the first of KEYS for EVAL, EVALSHA and FCALL (numkeys > 0), the first
+   * stream after STREAMS for XREAD(GROUP); a command naming no key (PING,
+   * PUBLISH) goes to any master. A node's MOVED / ASK redirect is followed
+   * by the host, so a command the host routes wrong still lands right. Keys
+   * one command or script uses together must share a slot -- give them one
+   * hash tag ("{order:42}:lines", "{order:42}:total") -- or Redis answers
+   * CROSSSLOT, which cb receives as an error reply. */
   evh_status (*redis_command)(evh_host* host, int32_t argc, const evh_str* argv, evh_reply_cb cb, void* user_data);
 
   /* The environment prefix (e.g. "dev:"), NUL-terminated, valid until

@@ -82,6 +82,25 @@ TEST(ReloadPlanTest, SentinelAndTlsChangesAreRedisSettings) {
   EXPECT_THAT(redisChanges(was, now), AllOf(Contains("redis.sentinel"), Contains("redis.tls")));
 }
 
+TEST(ReloadPlanTest, UnderAClusterRedisSettingsNeedARestart) {
+  const config::Config single = load(yaml("host: 127.0.0.1", kPlugins, kChannels));
+  const config::Config cluster = load(yaml("cluster: {nodes: ['127.0.0.1:7000']}", kPlugins, kChannels));
+  const config::Config other =
+      load(yaml("cluster: {nodes: ['127.0.0.1:7001']}, password: s3cret", kPlugins, kChannels));
+  // To, from and within a cluster: refused by key, never applied in place.
+  EXPECT_THAT(redisChanges(single, cluster), IsEmpty());
+  EXPECT_THAT(changesNeedingRestart(single, cluster), Contains(HasSubstr("redis.cluster: changed")));
+  EXPECT_THAT(changesNeedingRestart(cluster, single), Contains(HasSubstr("redis.cluster: changed")));
+  EXPECT_THAT(redisChanges(cluster, other), IsEmpty());
+  const std::vector<std::string> refused = changesNeedingRestart(cluster, other);
+  EXPECT_THAT(refused, Contains(HasSubstr("redis.cluster: changed (a reload cannot apply this yet: restart evhost)")));
+  EXPECT_THAT(refused, Contains(HasSubstr("redis.password: changed")));
+  for (const auto& line : refused) {
+    EXPECT_THAT(line, Not(HasSubstr("s3cret")));
+  }
+  EXPECT_THAT(changesNeedingRestart(cluster, cluster), IsEmpty());
+}
+
 TEST(ReloadPlanTest, PluginsAddedRemovedChangedOrReorderedChangeInPlace) {
   const config::Config was = load(yaml("host: 127.0.0.1", kPlugins, kChannels));
   const config::Config now =
