@@ -24,12 +24,14 @@ return 1)";
 
 // The seen-mark's key. Under a cluster the script's two keys must share a
 // slot: the mark takes the stream's key as its hash tag -- or the stream's
-// own hash tag, which "<stream>:seen:..." then starts with anyway.
+// own hash tag, which "<stream>:seen:..." then starts with anyway. (A key
+// with a '}' but no tag cannot be a tag's content: its forwards fail with
+// CROSSSLOT, dead-lettered as share_failed; docs/config.md says so.)
 std::string seenKey(const std::string& stream, bool cluster, const std::string& sha) {
   const size_t open = stream.find('{');
-  const bool tagged = open != std::string::npos && stream.find('}', open + 1) != std::string::npos &&
-                      stream.find('}', open + 1) > open + 1;
-  if (!cluster || tagged) {
+  const size_t close = open == std::string::npos ? std::string::npos : stream.find('}', open + 1);
+  const bool tagged = close != std::string::npos && close > open + 1;
+  if (!cluster || tagged || stream.find('}') != std::string::npos) {
     return stream + ":seen:" + sha;
   }
   return "{" + stream + "}:seen:" + sha;

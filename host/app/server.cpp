@@ -476,7 +476,7 @@ void Server::flushCommands(std::function<void()> then) {
       flush_timer_.get(),
       [](uv_timer_t* t) {
         auto* self = static_cast<Server*>(t->data);
-        const bool done = self->commands_ == nullptr || self->commands_->pending() == 0 || !self->commands_->ready() ||
+        const bool done = self->commands_ == nullptr || self->commands_->pending() == 0 || !self->commands_->up() ||
                           uv_now(t->loop) >= self->flush_until_;
         if (done) {
           uv_timer_stop(t);

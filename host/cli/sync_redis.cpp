@@ -190,29 +190,48 @@ void SyncRedis::handshake(const redis::Handshake& handshake) {
 std::vector<ReplyPtr> SyncRedis::pipeline(const std::vector<std::vector<std::string>>& commands) {
   std::vector<ReplyPtr> replies = send(commands);
   for (int hops = 0; cluster_ && hops < 5; ++hops) {
+    // The commands a node redirected to the first redirect's target go
+    // there again -- only they (the others ran where they were), in order.
     std::optional<redis::Redirect> to;
-    for (const auto& r : replies) {
-      if (r->type == REDIS_REPLY_ERROR && (to = redis::parseRedirect(replyText(r.get())))) {
-        break;
+    std::vector<size_t> again;
+    for (size_t i = 0; i < replies.size(); ++i) {
+      if (replies[i]->type != REDIS_REPLY_ERROR) {
+        continue;
+      }
+      std::optional<redis::Redirect> r = redis::parseRedirect(replyText(replies[i].get()));
+      if (!r) {
+        continue;
+      }
+      if (r->to.host.empty()) {
+        r->to.host = at_.host;  // the node does not know its own address
+      }
+      if (!to) {
+        to = r;
+      }
+      if (r->kind == to->kind && r->to == to->to) {
+        again.push_back(i);
       }
     }
     if (!to) {
       break;
     }
-    if (to->to.host.empty()) {
-      to->to.host = at_.host;  // the node does not know its own address
-    }
     ctx_.reset();
     tls_.reset();
     redis::StaticAddress at(to->to);
     open(endpoint_, at);
-    if (to->kind == redis::Redirect::Ask) {
-      std::vector<std::vector<std::string>> asking{{"ASKING"}};
-      asking.insert(asking.end(), commands.begin(), commands.end());
-      replies = send(asking);
-      replies.erase(replies.begin());
-    } else {
-      replies = send(commands);
+    const bool asking = to->kind == redis::Redirect::Ask;
+    std::vector<std::vector<std::string>> resend;
+    for (size_t i : again) {
+      if (asking) {
+        resend.push_back({"ASKING"});  // good for the one command after it
+      }
+      resend.push_back(commands[i]);
+    }
+    std::vector<ReplyPtr> got = send(resend);
+    size_t k = 0;
+    for (size_t i : again) {
+      k += asking ? 1 : 0;  // ASKING's +OK
+      replies[i] = std::move(got[k++]);
     }
   }
   return replies;

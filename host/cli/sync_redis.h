@@ -47,9 +47,9 @@ class SyncRedis {
   // Sends every command, then reads every reply (error replies included); a
   // lost connection or a timeout throws. Under redis.cluster a node's
   // redirect (MOVED, ASK) is followed: the connection moves to the node
-  // named and the whole pipeline is sent there again (up to 5 times) -- so
-  // a pipeline's commands must all touch one key's slot (evhctl's do: one
-  // list, one stream, or PUBLISHes, which any node takes).
+  // named and the commands redirected there are sent again, only they (up
+  // to 5 moves) -- evhctl's pipelines touch one key's slot (one list, one
+  // stream, or PUBLISHes, which any node takes).
   std::vector<ReplyPtr> pipeline(const std::vector<std::vector<std::string>>& commands);
   // One command; an error reply is returned.
   ReplyPtr run(const std::vector<std::string>& argv);

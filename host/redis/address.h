@@ -50,12 +50,12 @@ class AddressProvider {
   // Whether a connection must confirm with ROLE that the node is a master
   // (a demoted one is left at once).
   virtual bool requiresMaster() const { return false; }
-  // A command on a connection going where this provider says was answered
-  // with `error`: a Redis Cluster's redirect ("MOVED slot host:port" -- the
+  // A command on a connection to `at`, which this provider named, was
+  // answered with `error`: a Redis Cluster's redirect ("MOVED slot host:port" -- the
   // slot has a new master, which current() answers from now on -- or "ASK
   // ...": a slot being migrated). Returns whether it was one; false for any
   // other error, and always for providers that are not a cluster's.
-  virtual bool redirected(std::string_view /*error*/) { return false; }
+  virtual bool redirected(std::string_view /*error*/, const Address& /*at*/) { return false; }
 
   // Connections watch for a changed answer (a failover): `changed` runs on
   // the provider's thread after current() changed. Returns the watch's id

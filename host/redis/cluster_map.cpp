@@ -109,7 +109,7 @@ void ClusterMap::exportStats(ops::Registry& stats) {
   stats_->computedGauge("evhost_cluster_slot_map_version", "slot maps loaded from the cluster so far",
                         [this] { return static_cast<double>(map_.version()); });
   stats_->computedGauge("evhost_cluster_masters", "masters owning slots in the slot map in force",
-                        [this] { return static_cast<double>(map_.masters().size()); });
+                        [this] { return static_cast<double>(masters_.size()); });
   stats_->computedGauge("evhost_cluster_slots_covered", "slots with an owner in the slot map in force (16384: all)",
                         [this] {
                           size_t n = 0;
@@ -138,12 +138,11 @@ Address ClusterMap::ownerOf(uint16_t slot) const {
   return node == nullptr ? Address{} : filled(node->address);
 }
 
-std::vector<Address> ClusterMap::masters() const {
-  std::vector<Address> out = map_.masters();
-  for (Address& a : out) {
+void ClusterMap::cacheMasters() {
+  masters_ = map_.masters();
+  for (Address& a : masters_) {
     a = filled(a);
   }
-  return out;
 }
 
 uint64_t ClusterMap::watch(std::function<void()> changed) {
@@ -182,13 +181,19 @@ void ClusterMap::moved(uint16_t slot, const Address& to) {
   if (stopped_) {
     return;
   }
+  const uint64_t now = uv_now(loop_);
+  const Address was = ownerOf(slot);
+  if (const auto it = last_moves_.find(slot);
+      it != last_moves_.end() && it->second.from == to && now - it->second.at_ms < kFlapMs) {
+    refreshSoon("slot " + std::to_string(slot) + " moved back to " + to.describe());
+    return;
+  }
+  last_moves_[slot] = LastMove{was, now};
   map_.moved(slot, to);
+  cacheMasters();
   moved_total_.inc();
   notify();
-  if (moved_refresh_version_ != map_.version()) {
-    moved_refresh_version_ = map_.version();
-    refreshSoon("slot " + std::to_string(slot) + " moved to " + to.describe());
-  }
+  refreshSoon("slot " + std::to_string(slot) + " moved to " + to.describe());
 }
 
 void ClusterMap::refreshSoon(const std::string& why) {
@@ -300,7 +305,9 @@ void ClusterMap::loaded(const std::string& how) {
   refreshes_ok_.inc();
   const std::string from = query_->where();
   answered_by_ = query_->address().host;
-  const std::vector<Address> now = masters();
+  cacheMasters();
+  last_moves_.clear();
+  const std::vector<Address> now = masters_;
   rotation_->learn(now);
   if (!last_problem_.empty() || now != logged_masters_) {
     logged_masters_ = now;
@@ -321,6 +328,7 @@ void ClusterMap::loaded(const std::string& how) {
 
 void ClusterMap::failedToLoad(const std::string& problem) {
   refreshes_failed_.inc();
+  ask_again_ = false;  // the next node's on_ready asks
   if (problem != last_problem_) {
     log::host().error("redis: cluster node {} gave no slot map ({}); asking the next node", query_->where(), problem);
     last_problem_ = problem;
@@ -350,16 +358,18 @@ void SlotAddress::failed(const Address& address, const std::string& why) {
   map_->refreshSoon("slot " + std::to_string(slot_) + "'s master " + address.describe() + " failed: " + why);
 }
 
-bool SlotAddress::redirected(std::string_view error) {
+bool SlotAddress::redirected(std::string_view error, const Address& at) {
   std::optional<Redirect> r = parseRedirect(error);
   if (!r) {
     return false;
   }
   if (r->kind == Redirect::Moved) {
     if (r->to.host.empty()) {
-      r->to.host = last_.host;  // the node does not know its own address
+      r->to.host = at.host;  // the node does not know its own address
     }
-    map_->moved(r->slot, r->to);
+    if (r->to != at) {
+      map_->moved(r->slot, r->to);
+    }
   }
   return true;
 }

@@ -27,6 +27,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -57,8 +58,9 @@ class ClusterMap {
   // that answered the map when the map gave none. An empty host until a
   // map is loaded (or no master owns the slot). THREAD: loop.
   Address ownerOf(uint16_t slot) const;
-  // Every master owning slots, as ownerOf() writes them.
-  std::vector<Address> masters() const;
+  // Every master owning slots, as ownerOf() writes them (kept from the last
+  // load or moved(): no scan of the slots per call).
+  const std::vector<Address>& masters() const noexcept { return masters_; }
   // A map has been loaded (at least once).
   bool known() const noexcept { return map_.version() > 0; }
   const SlotMap& slots() const noexcept { return map_; }
@@ -66,12 +68,15 @@ class ClusterMap {
   // The node the map is asked of now, and whether its connection is up.
   std::string askingAt() const { return query_ ? query_->where() : std::string(); }
   bool askingUp() const { return query_ && query_->ready(); }
-  // Why no map is known yet ("" once one is).
+  // Why the last request for the map failed ("" once one succeeded again:
+  // a map may be in force while this says why it could not be refreshed).
   const std::string& problem() const noexcept { return last_problem_; }
 
   // A node answered MOVED: `slot` is at `to` (its host filled in). The map
-  // is patched at once, watchers told, and the whole map asked for soon --
-  // once per map version, however many redirects a move causes.
+  // is patched at once, watchers told, and the whole map asked for soon
+  // (refreshSoon's pace). A slot moved back within kFlapMs of its last
+  // MOVED is not patched (two nodes each naming the other, mid-failover,
+  // would bounce every connection on it): the refresh decides.
   void moved(uint16_t slot, const Address& to);
   // Something says the map may be stale (a node's connection failed): asks
   // soon, at most every kMinRefreshMs.
@@ -83,6 +88,7 @@ class ClusterMap {
   void unwatch(uint64_t id);
 
   static constexpr uint64_t kMinRefreshMs = 100;
+  static constexpr uint64_t kFlapMs = 1000;
 
  private:
   class Rotation;
@@ -94,6 +100,7 @@ class ClusterMap {
   void failedToLoad(const std::string& problem);
   void notify();
   Address filled(const Address& a) const;
+  void cacheMasters();
 
   uv_loop_t* loop_;
   Options options_;
@@ -109,7 +116,12 @@ class ClusterMap {
   bool use_slots_ = false;  // the node knows no CLUSTER SHARDS (Redis < 7)
   bool keys_learned_ = false;
   uint64_t last_ask_ms_ = 0;
-  uint64_t moved_refresh_version_ = ~uint64_t{0};  // the version a moved() last asked a refresh for
+  std::vector<Address> masters_;  // map_.masters(), filled in
+  struct LastMove {
+    Address from;
+    uint64_t at_ms = 0;
+  };
+  std::unordered_map<uint16_t, LastMove> last_moves_;  // per slot, since the last load
   bool started_ = false;
   bool stopped_ = false;
   std::string last_problem_;
@@ -137,7 +149,7 @@ class SlotAddress final : public AddressProvider {
   void failed(const Address& address, const std::string& why) override;
   std::string waitingFor() const override;
   // MOVED: the map is patched (ClusterMap::moved), and the connection moves.
-  bool redirected(std::string_view error) override;
+  bool redirected(std::string_view error, const Address& at) override;
   uint16_t slot() const noexcept { return slot_; }
 
  private:

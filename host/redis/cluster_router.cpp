@@ -129,11 +129,23 @@ void ClusterRouter::exportStats(ops::Registry& stats) {
   }
 }
 
+bool ClusterRouter::readyFor(std::string_view key) const {
+  if (!map_->known()) {
+    return false;
+  }
+  const auto it = nodes_.find(map_->ownerOf(keySlot(key)).describe());
+  return it != nodes_.end() && it->second->conn->ready();
+}
+
+bool ClusterRouter::anyUp() const {
+  return std::any_of(nodes_.begin(), nodes_.end(), [](const auto& n) { return n.second->conn->ready(); });
+}
+
 bool ClusterRouter::ready() const {
   if (!map_->known()) {
     return false;
   }
-  const std::vector<Address> masters = map_->masters();
+  const std::vector<Address>& masters = map_->masters();
   if (masters.empty()) {
     return false;
   }
@@ -187,7 +199,7 @@ Address ClusterRouter::routeOf(const Request& req) const {
     return map_->ownerOf(req.slot);
   }
   // No key: any master, one whose connection is up if there is one.
-  const std::vector<Address> masters = map_->masters();
+  const std::vector<Address>& masters = map_->masters();
   for (const Address& a : masters) {
     const auto it = nodes_.find(a.describe());
     if (it != nodes_.end() && it->second->conn->ready()) {
@@ -223,14 +235,11 @@ bool ClusterRouter::send(int argc, const char* const* argv, const size_t* lens, 
     return false;
   }
   Node& node = nodeFor(to);
-  if (!node.conn->ready()) {
-    return false;
-  }
   req->fn = std::move(fn);
-  if (!dispatch(req, node, false)) {
-    return false;
-  }
   ++pending_;
+  if (!node.conn->ready() || !dispatch(req, node, false)) {
+    later(std::move(req));  // a master just named (a failover): its connection is coming
+  }
   return true;
 }
 
@@ -353,11 +362,18 @@ void ClusterRouter::onMapChanged() {
 
 void ClusterRouter::prune() {
   // A node no map names any more, whose connection is down (a master that
-  // failed over, a node removed): its connection goes. One that is up stays
-  // (a master whose slots all moved away answers MOVED to what it had).
-  const std::vector<Address> masters = map_->masters();
+  // failed over, a node removed) and that no waiting command is for: its
+  // connection goes. One that is up stays (a master whose slots all moved
+  // away answers MOVED to what it had; an ASK's target may own nothing yet).
+  const std::vector<Address>& masters = map_->masters();
+  std::vector<Address> wanted;
+  for (const auto& req : waiting_) {
+    wanted.push_back(req->ask_to.host.empty() ? routeOf(*req) : req->ask_to);
+  }
   for (auto it = nodes_.begin(); it != nodes_.end();) {
-    const bool named = std::find(masters.begin(), masters.end(), it->second->address) != masters.end();
+    const Address& a = it->second->address;
+    const bool named = std::find(masters.begin(), masters.end(), a) != masters.end() ||
+                       std::find(wanted.begin(), wanted.end(), a) != wanted.end();
     if (!named && !it->second->conn->ready()) {
       log::host().info("redis: cluster node {} is no longer a master in the slot map: its connection closes",
                        it->first);

@@ -31,6 +31,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -63,14 +64,20 @@ class ClusterRouter {
 
   // A map is known and every master in it has its connection up.
   bool ready() const;
+  // The master of `key`'s slot has its connection up.
+  bool readyFor(std::string_view key) const;
+  // Some master's connection is up.
+  bool anyUp() const;
   // Commands sent or waiting whose reply has not come.
   size_t pending() const noexcept { return pending_; }
   // Each master's connection (for /status and readiness messages).
   std::vector<const Connection*> connections() const;
   const ClusterMap& map() const noexcept { return *map_; }
 
-  // As CommandClient::send: false (and fn never runs) when the key's master
-  // has no connection up; otherwise fn runs exactly once, later. argv is
+  // As CommandClient::send: false (and fn never runs) when no map is known
+  // or it names no master for the key; otherwise fn runs exactly once,
+  // later -- when the master's connection is not up yet, the command waits
+  // for it (up to connect_timeout_ms, then EVH_ERR_UNAVAILABLE). argv is
   // copied (a redirect sends it again). THREAD: loop.
   bool send(int argc, const char* const* argv, const size_t* lens, ReplyFn fn);
 

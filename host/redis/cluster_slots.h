@@ -1,8 +1,7 @@
 // Redis Cluster's routing facts, without I/O: a key's hash slot, the
 // redirects a node answers with (-MOVED, -ASK), and which master owns each
-// slot, read from CLUSTER SHARDS or CLUSTER SLOTS. The groundwork for
-// redis.cluster (issue 17 point 2): the connections that will ask and follow
-// these are not written yet.
+// slot, read from CLUSTER SHARDS or CLUSTER SLOTS: what redis.cluster routes
+// by (cluster_map.h asks for the map, cluster_router.h follows redirects).
 //
 // The replies, as redis-server 7.0.15 sends them in RESP2 (hiredis 0.14 has
 // no RESP3). Indices in error texts count from 0, as in the reply.

@@ -53,6 +53,10 @@ void CommandClient::reconfigure(Endpoint endpoint) {
 
 bool CommandClient::ready() const { return router_ ? router_->ready() : conn_.ready(); }
 
+bool CommandClient::readyFor(std::string_view key) const { return router_ ? router_->readyFor(key) : conn_.ready(); }
+
+bool CommandClient::up() const { return router_ ? router_->anyUp() : conn_.ready(); }
+
 std::vector<const Connection*> CommandClient::connections() const {
   return router_ ? router_->connections() : std::vector<const Connection*>{&conn_};
 }

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -37,6 +38,11 @@ class CommandClient {
   // Connected (under a cluster: a slot map known and every master's
   // connection up).
   bool ready() const;
+  // A command on `key` can go now: the connection is up (under a cluster:
+  // the connection to the master of the key's slot). THREAD: loop.
+  bool readyFor(std::string_view key) const;
+  // Some connection is up (a reply may still come). THREAD: loop.
+  bool up() const;
   // Requests sent whose reply has not arrived.
   size_t pending() const noexcept { return router_ ? router_->pending() : pending_; }
   // The connection, or each master's (for /status); and where they go, as

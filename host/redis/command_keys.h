@@ -5,8 +5,8 @@
 //
 // The commands evhost sends are known from the start (a table here); the
 // rest are learned from the cluster's own COMMAND reply (each command's
-// first key and its movable-keys flag), asked once per connection to the
-// slot map's node. EVAL, EVALSHA, FCALL (and their _RO forms), XREAD and
+// first key; one whose keys move with its arguments says 0 there and goes to
+// any node), asked once per connection to the slot map's node. EVAL, EVALSHA, FCALL (and their _RO forms), XREAD and
 // XREADGROUP name their keys in their arguments and are read that way.
 #pragma once
 

@@ -117,7 +117,7 @@ class Connection {
   // An error reply to one of this connection's commands: true when it was
   // a cluster's redirect, which the address provider follows (MOVED: the
   // connection moves to the slot's new master at once). THREAD: loop.
-  bool redirected(std::string_view error) { return addresses_->redirected(error); }
+  bool redirected(std::string_view error) { return addresses_->redirected(error, address_); }
 
   // Whether Redis closed the last lost connection itself (end of stream),
   // as opposed to a network error or our own drop. Valid in on_lost.

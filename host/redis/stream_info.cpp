@@ -15,7 +15,7 @@
 namespace evh::redis {
 
 void StreamSource::refreshBacklog(std::function<void()> done) {
-  if (stopped_ || !acks_.ready()) {
+  if (stopped_ || !acks_.readyFor(ch_.key)) {
     done();  // the gauges keep what they last showed
     return;
   }

@@ -362,7 +362,8 @@ void StreamSource::claim() {
   // Room may have come from other channels' events finishing, which do not
   // call resume(): look again on every tick.
   resume();
-  if (ch_.claim_interval_ms == 0 || stopped_ || draining_ || claiming_ || !acks_.ready() || phase_ != Phase::New) {
+  if (ch_.claim_interval_ms == 0 || stopped_ || draining_ || claiming_ || !acks_.readyFor(ch_.key) ||
+      phase_ != Phase::New) {
     return;
   }
   const size_t room = std::min(capacity_(), kClaimMax);

@@ -183,13 +183,16 @@ bool StreamSource::followRedirect(const redisReply* reply) {
     return false;
   }
   // MOVED: the connection is moving to the slot's new master already (its
-  // on_ready starts over there). ASK: the slot is being migrated and the
-  // stream has gone ahead of it: asked again shortly, until the migration
-  // ends and the old master says MOVED.
+  // on_ready starts over there; the map's refresh settles a MOVED that names
+  // where it is). ASK: the slot is being migrated and the stream has gone
+  // ahead of it: asked again shortly, until the migration ends and the old
+  // master says MOVED.
   log::host().log(text == last_redirect_ ? spdlog::level::debug : spdlog::level::info,
                   "stream {}: the cluster says {}: following", ch_.key, text);
   last_redirect_.assign(text);
-  retryLater(kRedirectRetryMs);
+  if (text.rfind("ASK ", 0) == 0) {
+    retryLater(kRedirectRetryMs);
+  }
   return true;
 }
 
@@ -335,6 +338,14 @@ void StreamSource::onRead(const redisReply* reply) {
     if (isErrorReply(reply, "NOGROUP")) {
       log::host().warn("stream {}: consumer group {} is gone ({}); creating it again", ch_.key, ch_.group, reply->str);
       ensureGroup();
+      return;
+    }
+    if (isErrorReply(reply, "UNBLOCKED")) {
+      // The key went away under the blocked read: deleted, or -- in a
+      // cluster -- migrated to another master, which the next read's
+      // redirect tells.
+      log::host().info("stream {}: {}; reading again", ch_.key, std::string_view(reply->str, reply->len));
+      retryLater(kRedirectRetryMs);
       return;
     }
     log::host().error("stream {}: XREADGROUP failed: {}; retrying in 1 s", ch_.key, reply->str);
@@ -563,7 +574,7 @@ void StreamSource::sendAcks(std::vector<std::string> ids) {
 }
 
 void StreamSource::retryAcks() {
-  if (ack_retry_.empty() || !acks_.ready()) {
+  if (ack_retry_.empty() || !acks_.readyFor(ch_.key)) {
     return;
   }
   std::vector<std::string> ids;

@@ -43,7 +43,7 @@ void lower(std::string& floor, const std::string& id) {
 }  // namespace
 
 void StreamSource::trim() {
-  if (stopped_ || draining_ || trimming_ || !acks_.ready()) {
+  if (stopped_ || draining_ || trimming_ || !acks_.readyFor(ch_.key)) {
     return;
   }
   trimming_ = true;
