@@ -65,7 +65,7 @@ constexpr uint64_t kMessageBoundKb = 2 * 64 + 64;
 // waits in quarantine (8 MB here) and evhctl's own peak starts higher:
 // evhost grew by 45 MB there, evhctl peaked at 180 MB; the bound then
 // only tells bounded from unbounded (an endless reply reaches gigabytes).
-#ifdef __SANITIZE_ADDRESS__
+#ifdef EVH_TESTED_ASAN
 constexpr uint64_t kSlackKb = 96 * 1024;
 constexpr uint64_t kOverheadPercent = 160;
 #else

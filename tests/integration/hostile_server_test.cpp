@@ -44,7 +44,7 @@ channels:
 // AddressSanitizer's allocator: there the bound is what evhost may grow over
 // an idle evhost of the same build (kIdleBaselineKb), not a fixed figure
 // that each new module eats into.
-#ifdef __SANITIZE_ADDRESS__
+#ifdef EVH_TESTED_ASAN
 constexpr uint64_t kMaxGrowthKb = 48 * 1024;
 #else
 constexpr uint64_t kMaxPeakKb = 48 * 1024;
@@ -54,7 +54,7 @@ constexpr uint64_t kMaxPeakKb = 48 * 1024;
 // an evhost with the same configuration against a real Redis, once
 // subscribed, plus kMaxGrowthKb (measured once per test binary).
 uint64_t maxPeakKb() {
-#ifdef __SANITIZE_ADDRESS__
+#ifdef EVH_TESTED_ASAN
   static const uint64_t bound = [] {
     RedisServer redis;
     EvhostProcess idle(config(redis.port()), {}, smallQuarantine());

@@ -38,7 +38,7 @@ using ::testing::HasSubstr;
 // what was being answered. Under AddressSanitizer (whose quarantine is made
 // small for these tests, so that the peak is evhost's own memory) every
 // allocation also has redzones and shadow memory.
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(EVH_TESTED_ASAN)
 constexpr long kGrowthBoundKb = 128L * 1024;
 #else
 constexpr long kGrowthBoundKb = 64L * 1024;

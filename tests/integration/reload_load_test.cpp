@@ -44,7 +44,7 @@
 #define EVH_RELOAD_LOAD_ASAN 1
 #endif
 #endif
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(EVH_TESTED_ASAN)
 #define EVH_RELOAD_LOAD_ASAN 1
 #endif
 
