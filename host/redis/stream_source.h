@@ -143,7 +143,7 @@ class StreamSource {
   // after (re)connecting runs; new entries wait for it. New: reading ">".
   enum class Phase { Idle, Group, Recover, New };
 
-  // ---- stream_source.cpp: the group, new entries, acknowledgements
+  // ---- stream_source.cpp: the group, new entries (acknowledgements: stream_acks.cpp)
   void ensureGroup();
   void read();
   void readNew();
