@@ -28,6 +28,12 @@ namespace evh::app {
 
 class PubsubCheck {
  public:
+  // The check's channel, before the instance's name (host-pid); its
+  // subscription's logical name (a bounded label).
+  static constexpr const char* kChannel = "evh:health:";
+  // Its subscription's channel id: routed to the check, never to the pipeline.
+  static constexpr uint32_t kChannelId = UINT32_MAX;
+
   struct Options {
     uint32_t cache_ms = 5000;
     uint32_t timeout_ms = 2000;

@@ -68,7 +68,15 @@ void Server::applyChannelsOrThrow(const runtime::RuntimePtr& was, const runtime:
   const auto after = pubsubOf(now);
   std::vector<redis::Subscription> added;
   for (const auto& [key, sub] : after) {
-    if (before.count(key) == 0) {
+    const auto was_there = before.find(key);
+    if (was_there == before.end()) {
+      added.push_back(sub);
+    } else if (was_there->second.sharded != sub.sharded && subscriber_) {
+      // Between classic and sharded Pub/Sub: unsubscribed one way, subscribed
+      // the other (messages published meanwhile the old way are lost).
+      log::host().info("reload: channel {} is now {}: subscribing anew", key.second,
+                       sub.sharded ? "sharded (SSUBSCRIBE)" : "classic (SUBSCRIBE)");
+      subscriber_->remove(key.first, key.second);
       added.push_back(sub);
     }
   }
@@ -78,6 +86,7 @@ void Server::applyChannelsOrThrow(const runtime::RuntimePtr& was, const runtime:
       subscriber_->remove(key.first, key.second);
     }
   }
+  services_->setShardedChannels(shardedChannelsOf(now));
   if (pubsub_peers_) {
     pubsub_peers_->use(unsharedSubscriptionsOf(now));  // and looks again at once (shared channels: not a mistake)
   }

@@ -11,15 +11,6 @@
 #include <stdexcept>
 
 namespace evh::app {
-namespace {
-
-// The Pub/Sub check's channel, before the instance's name (host-pid); its
-// subscription's logical name (a bounded label).
-constexpr const char* kCheckChannel = "evh:health:";
-// Its subscription's channel id: routed to the check, never to the pipeline.
-constexpr uint32_t kCheckChannelId = UINT32_MAX;
-
-}  // namespace
 
 Server::Server(config::Config config, Options options) : config_(std::move(config)), options_(std::move(options)) {
   if (int rc = uv_loop_init(&loop_); rc != 0) {
@@ -317,6 +308,7 @@ void Server::startSources() {
     }
   }
   std::vector<redis::Subscription> subs = subscriptionsOf(rt);
+  services_->setShardedChannels(shardedChannelsOf(rt));
   pubsub_peers_ = std::make_unique<PubsubPeers>(&loop_, *commands_, stats_,
                                                 PubsubPeers::Options{config_.prefix(), processConsumerName()});
   pubsub_peers_->use(unsharedSubscriptionsOf(rt));  // a shared channel is meant to have several
@@ -324,7 +316,7 @@ void Server::startSources() {
   // when evhost subscribes at all, waits for it to come back.
   const bool round_trip = !subs.empty();
   pubsub_check_ = std::make_unique<PubsubCheck>(
-      &loop_, *commands_, config_.prefix() + kCheckChannel + processConsumerName(), round_trip,
+      &loop_, *commands_, config_.prefix() + PubsubCheck::kChannel + processConsumerName(), round_trip,
       [this]() -> std::string {
         if (!subscriber_) {
           return "evhost is stopping";
@@ -339,32 +331,6 @@ void Server::startSources() {
   if (round_trip) {
     makeSubscriber(std::move(subs));
   }
-}
-
-void Server::makeSubscriber(std::vector<redis::Subscription> subs) {
-  subs.push_back(redis::Subscription{kCheckChannel, pubsub_check_->channel(), false, kCheckChannelId, true});
-  pubsub_check_->roundTrip(true);
-  // Under a cluster classic Pub/Sub reaches every node: the subscriber
-  // stays on one master (the prefix's slot's) and follows it.
-  subscriber_ = std::make_unique<redis::Subscriber>(
-      &loop_, endpointForKey(endpoint_, cluster_, config_.prefix()), std::move(subs),
-      [this](const redis::Subscription& sub, std::string_view channel, std::string_view payload) {
-        if (sub.check) {
-          pubsub_check_->onMessage(payload);
-          return;
-        }
-        // A shared channel's message goes into its stream (read as any
-        // other); the runtime in force says whether the channel is shared.
-        if (const runtime::Channel* ch = pipeline_->runtime().channel(sub.channel_id);
-            ch != nullptr && !ch->forward_from.empty()) {
-          share_->forward(*ch, channel, payload);
-          return;
-        }
-        pipeline_->pubsub(sub.channel_id, channel, payload);
-      },
-      stats_);
-  subscriber_->onOversize([this](std::string_view head, uint64_t held) { pipeline_->cutOff(head, held); });
-  subscriber_->start();
 }
 
 int Server::run() {

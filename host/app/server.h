@@ -31,7 +31,7 @@
 #include "redis/seen_id_store.h"
 #include "redis/sentinel.h"
 #include "redis/stream_source.h"
-#include "redis/subscriber.h"
+#include "redis/subscriber_set.h"
 #include "runtime/runtime.h"
 
 #include <uv.h>
@@ -169,7 +169,7 @@ class Server final {
   std::unique_ptr<ingest::Admission> admission_;
   std::unique_ptr<ingest::Pipeline> pipeline_;
   std::unique_ptr<PubsubShare> share_;  // shared Pub/Sub channels' forwards (app/pubsub_share.h)
-  std::unique_ptr<redis::Subscriber> subscriber_;
+  std::unique_ptr<redis::SubscriberSet> subscriber_;
   std::vector<std::unique_ptr<redis::StreamSource>> streams_;
   // Readers of streams a reload removed (or changed), finishing their
   // entries under the runtime they belonged to; destroyed once done.

@@ -83,7 +83,9 @@ std::string Server::status() const {
     }
   }
   if (subscriber_) {
-    conns.push_back(connection(subscriber_->connection()));
+    for (const redis::Connection* c : subscriber_->connections()) {
+      conns.push_back(connection(*c));
+    }
   }
   for (const auto& src : streams_) {
     conns.push_back(connection(src->connection()));

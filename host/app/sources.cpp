@@ -106,7 +106,9 @@ std::optional<redis::Subscription> subscriptionOf(const runtime::Channel& ch) {
     return redis::Subscription{ch.name, ch.forward_from, false, ch.id};
   }
   if (ch.transport == config::Transport::PubSub) {
-    return redis::Subscription{ch.name, ch.key, ch.pattern, ch.id};
+    redis::Subscription s{ch.name, ch.key, ch.pattern, ch.id};
+    s.sharded = ch.sharded;
+    return s;
   }
   return std::nullopt;
 }
@@ -129,6 +131,16 @@ std::vector<redis::Subscription> unsharedSubscriptionsOf(const runtime::Runtime&
     }
   }
   return subs;
+}
+
+std::set<std::string, std::less<>> shardedChannelsOf(const runtime::Runtime& rt) {
+  std::set<std::string, std::less<>> out;
+  for (const auto& ch : rt.channels()) {
+    if (ch.sharded && ch.transport == config::Transport::PubSub) {
+      out.insert(ch.key);
+    }
+  }
+  return out;
 }
 
 redis::StreamChannel streamChannelOf(const runtime::Channel& ch, const config::Limits& limits,

@@ -12,6 +12,7 @@
 #include "runtime/runtime.h"
 
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,10 @@ std::vector<redis::Subscription> subscriptionsOf(const runtime::Runtime& rt);
 // The same but for shared channels (`share:`): the ones where another
 // evhost consuming the channel too is a mistake (app::PubsubPeers).
 std::vector<redis::Subscription> unsharedSubscriptionsOf(const runtime::Runtime& rt);
+
+// The channels (prefixed) the runtime marks sharded: a plugin's publish()
+// to one sends SPUBLISH.
+std::set<std::string, std::less<>> shardedChannelsOf(const runtime::Runtime& rt);
 
 // How a stream channel is read. `default_consumer` names this process in the
 // group when the channel names no consumer ("<hostname>-<pid>").

@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <memory>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -171,8 +172,19 @@ int cmdRemove(Redis& redis, const std::string& key, const std::string& id) {
 
 // Re-publishes one entry's original event, then deletes the entry. Returns
 // the line to print and whether it succeeded.
+// The channels (with prefix) the config marks sharded: replayed with SPUBLISH.
+std::set<std::string> shardedChannels(const config::Config& cfg) {
+  std::set<std::string> out;
+  for (const auto& ch : cfg.channels) {
+    if (ch.sharded && ch.transport == config::Transport::PubSub) {
+      out.insert(cfg.prefix() + ch.name);
+    }
+  }
+  return out;
+}
+
 std::pair<bool, std::string> replayOne(Redis& redis, const std::string& key, const std::string& prefix,
-                                       const Entry& e) {
+                                       const std::set<std::string>& sharded, const Entry& e) {
   const std::string label = dlq::replayLabel(e);
   auto fail = [&](const std::string& why) { return std::make_pair(false, "failed   " + label + ": " + why); };
   const dlq::ReplayPlan plan = dlq::replayPlan(e, prefix);
@@ -182,9 +194,10 @@ std::pair<bool, std::string> replayOne(Redis& redis, const std::string& key, con
   const std::string& channel = plan.channel;
   const std::string& message = plan.message;
   try {
-    ReplyPtr r = redis.run({"PUBLISH", channel, message});
+    const char* publish = sharded.count(channel) > 0 ? "SPUBLISH" : "PUBLISH";
+    ReplyPtr r = redis.run({publish, channel, message});
     if (r->type == REDIS_REPLY_ERROR) {
-      return fail("PUBLISH " + channel + ": " + replyText(r.get()) + "; kept");
+      return fail(std::string(publish) + " " + channel + ": " + replyText(r.get()) + "; kept");
     }
     if (r->type != REDIS_REPLY_INTEGER || r->integer <= 0) {
       // Pub/Sub keeps nothing: with nobody subscribed the event would be
@@ -203,7 +216,9 @@ std::pair<bool, std::string> replayOne(Redis& redis, const std::string& key, con
   }
 }
 
-int cmdReplay(Redis& redis, const std::string& key, const std::string& prefix, const Options& o) {
+int cmdReplay(Redis& redis, const std::string& key, const config::Config& cfg, const Options& o) {
+  const std::string prefix = cfg.prefix();
+  const std::set<std::string> sharded = shardedChannels(cfg);
   Listing l = fetch(redis, key, -1);
   std::vector<const Entry*> chosen;
   // Oldest first, so that events go out again in the order they first came.
@@ -218,7 +233,7 @@ int cmdReplay(Redis& redis, const std::string& key, const std::string& prefix, c
   }
   size_t ok = 0;
   for (const Entry* e : chosen) {
-    auto [done, line] = replayOne(redis, key, prefix, *e);
+    auto [done, line] = replayOne(redis, key, prefix, sharded, *e);
     ok += done ? 1 : 0;
     std::puts(line.c_str());
   }
@@ -276,7 +291,7 @@ int run(const Options& o) {
       return cmdRemove(redis, key, o.id);
     }
     if (c == "replay") {
-      return cmdReplay(redis, key, cfg.prefix(), o);
+      return cmdReplay(redis, key, cfg, o);
     }
     return cmdPurge(redis, key);
   } catch (const std::exception& e) {

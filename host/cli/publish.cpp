@@ -1,6 +1,8 @@
 // evhctl publish: envelope a payload (or take an envelope as is), check it with evhost's decoder, PUBLISH or XADD it.
 #include "cli/publish.h"
 
+#include <algorithm>
+
 #include <unistd.h>
 
 #include <cstdio>
@@ -97,7 +99,10 @@ int run(const Options& o, const config::Config& cfg) {
   warnAboutSigning(o, cfg, logical);
   SyncRedis redis(cfg.redis);
   Tally t;
-  send(redis, messages, checker, signer ? &*signer : nullptr, o, logical, key, t);
+  const bool sharded = std::any_of(cfg.channels.begin(), cfg.channels.end(), [&](const config::Channel& ch) {
+    return ch.name == logical && ch.sharded && ch.transport == config::Transport::PubSub;
+  });
+  send(redis, messages, checker, signer ? &*signer : nullptr, o, sharded, logical, key, t);
   report(o, key, t);
   if (t.failed > 0) {
     throw Failure(std::to_string(t.failed) + " of " + std::to_string(o.count) + " failed; the first: " + t.first_error);

@@ -20,7 +20,7 @@ std::string plural(long long n, const char* one, const char* many) {
 
 }  // namespace
 
-void send(SyncRedis& redis, Messages& messages, Checker& checker, Signer* signer, const Options& o,
+void send(SyncRedis& redis, Messages& messages, Checker& checker, Signer* signer, const Options& o, bool sharded,
           const std::string& logical, const std::string& key, Tally& t) {
   std::vector<std::vector<std::string>> chunk;
   for (size_t sent = 0; sent < o.count;) {
@@ -36,7 +36,7 @@ void send(SyncRedis& redis, Messages& messages, Checker& checker, Signer* signer
         t.event_id = event_id;
       }
       chunk.push_back(o.stream ? std::vector<std::string>{"XADD", key, "*", "event", std::move(message)}
-                               : std::vector<std::string>{"PUBLISH", key, std::move(message)});
+                               : std::vector<std::string>{sharded ? "SPUBLISH" : "PUBLISH", key, std::move(message)});
     }
     std::vector<ReplyPtr> replies;
     try {

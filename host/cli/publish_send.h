@@ -25,7 +25,8 @@ struct Tally {
 
 // Makes, checks (and with `signer`, signs) and sends o.count messages to
 // `key` (`logical` without the environment prefix), tallying the replies in `t`.
-void send(SyncRedis& redis, Messages& messages, Checker& checker, Signer* signer, const Options& o,
+// `sharded`: the config marks the channel sharded: SPUBLISH, not PUBLISH.
+void send(SyncRedis& redis, Messages& messages, Checker& checker, Signer* signer, const Options& o, bool sharded,
           const std::string& logical, const std::string& key, Tally& t);
 
 // Prints what was sent where (stdout), and a warning when nobody received a Pub/Sub message (stderr).

@@ -205,6 +205,7 @@ struct Share {
 struct Channel {
   std::string name;      // the key under `channels:`: logical name, without prefix
   bool pattern = false;  // PSUBSCRIBE instead of SUBSCRIBE (glob in name)
+  bool sharded = false;  // sharded Pub/Sub (Redis 7): SSUBSCRIBE, published with SPUBLISH
   Transport transport = Transport::PubSub;
   StreamOptions stream;  // transport: stream, or a shared Pub/Sub channel's stream
   Share share;           // transport: pubsub only

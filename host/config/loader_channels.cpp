@@ -35,6 +35,7 @@ void Loader::readChannel(const Entry& owner) {
                                                }
                                              }},
                                             {"pattern", [&](const Entry& e) { readBool(e, channel.pattern); }},
+                                            {"sharded", [&](const Entry& e) { readBool(e, channel.sharded); }},
                                             {"stream",
                                              [&](const Entry& e) {
                                                stream_block = e.key_node.Mark();
@@ -63,6 +64,15 @@ void Loader::readChannel(const Entry& owner) {
   }
   if (channel.share.enabled && channel.pattern) {
     error(owner.key_node.Mark(), owner.path + ".share", "not with pattern: true (share each channel by its name)");
+  }
+  if (channel.sharded && channel.transport == Transport::Stream) {
+    error(owner.key_node.Mark(), owner.path + ".sharded", "only for a Pub/Sub channel (transport: pubsub)");
+  } else if (channel.sharded && channel.pattern) {
+    error(owner.key_node.Mark(), owner.path + ".sharded",
+          "not with pattern: true (sharded Pub/Sub has no patterns: SSUBSCRIBE takes channel names)");
+  } else if (channel.sharded && channel.share.enabled) {
+    error(owner.key_node.Mark(), owner.path + ".sharded",
+          "not with share: (a shared channel is read by one elected instance over classic Pub/Sub)");
   }
   if (channel.share.enabled && channel.share.stream.empty()) {
     channel.share.stream = channel.name + ":shared";

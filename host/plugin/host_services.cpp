@@ -148,4 +148,14 @@ evh_status LoopServices::post(Instance& from, void (*fn)(void*), void* user_data
   return posted ? EVH_OK : EVH_ERR_CANCELLED;
 }
 
+bool LoopServices::shardedChannel(std::string_view channel) const {
+  const std::lock_guard<std::mutex> lock(sharded_mutex_);
+  return sharded_.find(channel) != sharded_.end();
+}
+
+void LoopServices::setShardedChannels(std::set<std::string, std::less<>> channels) {
+  const std::lock_guard<std::mutex> lock(sharded_mutex_);
+  sharded_.swap(channels);
+}
+
 }  // namespace evh::plugin

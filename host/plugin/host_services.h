@@ -9,6 +9,9 @@
 #include "redis/command_client.h"
 
 #include <atomic>
+#include <functional>
+#include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -32,6 +35,10 @@ class LoopServices final : public HostServices {
   evh_status redisCommandBorrowed(Instance& from, int32_t argc, const evh_str* argv, evh_reply_cb cb,
                                   void* user_data) override;
   evh_status post(Instance& from, void (*fn)(void*), void* user_data) override;
+  bool shardedChannel(std::string_view channel) const override;
+  // The config's sharded channels (prefixed), at start and after each
+  // reload. THREAD: loop.
+  void setShardedChannels(std::set<std::string, std::less<>> channels);
 
  private:
   // Sends on the command connection; false (cb not called) when not connected.
@@ -46,7 +53,9 @@ class LoopServices final : public HostServices {
   Poster& poster_;
   redis::CommandClient* commands_;
   std::thread::id loop_thread_;
-  std::atomic<bool> closed_{false};  // read by marshalled commands' closures
+  std::atomic<bool> closed_{false};   // read by marshalled commands' closures
+  mutable std::mutex sharded_mutex_;  // publish() may come from a worker
+  std::set<std::string, std::less<>> sharded_;
 };
 
 }  // namespace evh::plugin

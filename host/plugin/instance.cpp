@@ -117,7 +117,9 @@ evh_status apiPublish(evh_host* h, evh_str channel, evh_str message, evh_reply_c
   void* counting = nullptr;  // the wrapped callback's data, until the request is handed over
   evh_status s = EVH_ERR_INTERNAL;
   try {
-    std::vector<std::string> args{"PUBLISH", in->envPrefix() + std::string(sv(channel)), std::string(sv(message))};
+    std::string key = in->envPrefix() + std::string(sv(channel));
+    const char* command = in->services().shardedChannel(key) ? "SPUBLISH" : "PUBLISH";
+    std::vector<std::string> args{command, std::move(key), std::string(sv(message))};
     const PublishStats::Wrapped counted =
         in->publishStats().wrap(in->publishStats().of(sv(channel)), cb, ud, in->logger());
     counting = counted.user_data;

@@ -65,6 +65,9 @@ class HostServices {
   }
   // Runs fn(user_data) once on the loop thread. THREAD: any.
   virtual evh_status post(Instance& from, void (*fn)(void*), void* user_data) = 0;
+  // The channel (prefixed) is one the config marks sharded: publish() sends
+  // SPUBLISH to it. THREAD: any.
+  virtual bool shardedChannel(std::string_view /*channel*/) const { return false; }
 };
 
 // The name a plugin's metric is exported under: evhost_plugin_<library>_<name>,

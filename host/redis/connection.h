@@ -105,14 +105,21 @@ class Connection {
   // with the reply, or with a NULL reply when the connection drops or
   // stop() runs first. Returns false (and fn never runs) when not ready.
   bool command(int argc, const char** argv, const size_t* lens, redisCallbackFn* fn, void* privdata);
-  // Subscriber mode: (P)SUBSCRIBEs one channel or pattern. fn gets its
-  // confirmation and messages as hiredis passes them -- and a refusal (say
-  // NOPERM from an ACL), which hiredis 0.14 would answer by dropping the
-  // whole connection, as the array [kRefused or kPatternRefused, name,
-  // error text]. Returns false when not ready. THREAD: loop.
-  bool subscribe(bool pattern, const std::string& name, redisCallbackFn* fn, void* privdata);
+  // Subscriber mode: (P|S)SUBSCRIBEs one channel, pattern or shard channel.
+  // fn gets its confirmation and messages as hiredis passes them -- and a
+  // refusal (say NOPERM from an ACL, or a cluster's MOVED for a shard
+  // channel), which hiredis 0.14 would answer by dropping the whole
+  // connection, as the array [kRefused, kPatternRefused or
+  // kSsubscribeRefused, name, error text]. A shard channel's fn and
+  // privdata stay with hiredis for the context's life (see
+  // compat::shardSubscribe). Returns false when not ready. THREAD: loop.
+  bool subscribe(SubscribeKind kind, const std::string& name, redisCallbackFn* fn, void* privdata);
   static constexpr const char* kRefused = kSubscribeRefused;
   static constexpr const char* kPatternRefused = kPsubscribeRefused;
+  // Subscriber mode: SUNSUBSCRIBEs a shard channel, with no callback queued
+  // (hiredis 0.14 would keep one forever): the confirmation goes to the
+  // channel's own callback. False when not ready. THREAD: loop.
+  bool unsubscribeShard(const std::string& name);
 
   // An error reply to one of this connection's commands: true when it was
   // a cluster's redirect, which the address provider follows (MOVED: the

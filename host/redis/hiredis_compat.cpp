@@ -325,4 +325,30 @@ void writeRaw(redisAsyncContext* ac, std::string_view bytes) {
   }
 }
 
+bool shardSubscribe(redisAsyncContext* ac, const std::string& channel, redisCallbackFn* fn, void* privdata) {
+  const char* argv[] = {"SUBSCRIBE", channel.c_str()};
+  const size_t lens[] = {9, channel.size()};
+  const char* shard_argv[] = {"SSUBSCRIBE", channel.c_str()};
+  const size_t shard_lens[] = {10, channel.size()};
+  char* shard = nullptr;
+  const int shard_len = redisFormatCommandArgv(&shard, 2, shard_argv, shard_lens);
+  if (shard_len < 0) {
+    return false;
+  }
+  const size_t before = sdslen(ac->c.obuf);
+  void (*add_write)(void*) = ac->ev.addWrite;
+  ac->ev.addWrite = nullptr;  // nothing leaves before the bytes are SSUBSCRIBE's
+  const bool queued = redisAsyncCommandArgv(ac, fn, privdata, 2, argv, lens) == REDIS_OK;
+  ac->ev.addWrite = add_write;
+  if (queued) {
+    sdssetlen(ac->c.obuf, before);  // what was queued before stays; the SUBSCRIBE goes
+    ac->c.obuf = sdscatlen(ac->c.obuf, shard, static_cast<size_t>(shard_len));
+    if (add_write != nullptr) {
+      add_write(ac->ev.data);
+    }
+  }
+  redisFreeCommand(shard);
+  return queued;
+}
+
 }  // namespace evh::redis::compat

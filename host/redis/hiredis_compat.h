@@ -126,6 +126,27 @@ void handleWrite(redisAsyncContext* ac);
 // does, send the PING as an ordinary command and drop this.
 void writeRaw(redisAsyncContext* ac, std::string_view bytes);
 
+// --- Sharded Pub/Sub -------------------------------------------------------------
+// SSUBSCRIBEs `channel` with `fn`/`privdata` as its callback. Why: hiredis
+// 0.14 knows only (P)SUBSCRIBE; SSUBSCRIBE sent as an ordinary command
+// would queue one callback for its confirmation, and the first "smessage"
+// after it would find none (an assert in redisProcessCallbacks). So hiredis
+// is handed a SUBSCRIBE of `channel` -- it registers the callback by channel
+// name and enters subscribed mode, as for any SUBSCRIBE -- and the bytes it
+// queued are replaced with SSUBSCRIBE's before anything is written (the
+// write hook is held off meanwhile: a TLS connection writes at once). What
+// Redis sends back ("ssubscribe", "smessage", "sunsubscribe" arrays naming
+// the channel) is matched by name to that callback, as for a classic
+// channel: hiredis picks the pattern table only for a kind that starts
+// with 'p', and no kind but "unsubscribe" makes it forget the callback. So
+// it keeps the callback for the context's life, SUNSUBSCRIBE or not, and
+// calls it with NULL when the context goes: `privdata` must stay valid
+// until then unless a later shardSubscribe of the channel replaces it.
+// False when hiredis refuses the command (the context is closing).
+// Upgrade: hiredis 1.x keeps the same tables; re-check how it treats
+// "ssubscribe" (a RESP3 push in newer releases) before dropping this.
+bool shardSubscribe(redisAsyncContext* ac, const std::string& channel, redisCallbackFn* fn, void* privdata);
+
 // --- A context fed in process (TLS: redis/tls_bridge.h) ------------------------
 // What hiredis has formatted and not written, and taking it: the TLS bridge
 // sends it itself, so hiredis's socket never carries a byte. Why: hiredis

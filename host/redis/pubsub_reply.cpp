@@ -36,15 +36,16 @@ PubSubReply classifyPubSub(const redisReply* reply) {
     // hiredis 0.14 hands the reply to our raw keep-alive PING (see
     // Connection::sendPing) to whichever callback ran last: not a message.
     out.kind = PubSubReply::Kind::KeepAlive;
-  } else if (kind == "message" && reply->elements == 3) {
+  } else if ((kind == "message" || kind == "smessage") && reply->elements == 3) {
     out = PubSubReply{PubSubReply::Kind::Message, text(reply->element[1]), text(reply->element[2]), {}};
   } else if (kind == "pmessage" && reply->elements == 4) {
     out = PubSubReply{PubSubReply::Kind::Message, text(reply->element[2]), text(reply->element[3]), {}};
-  } else if ((kind == "subscribe" || kind == "psubscribe") && reply->elements == 3) {
+  } else if ((kind == "subscribe" || kind == "psubscribe" || kind == "ssubscribe") && reply->elements == 3) {
     out.kind = PubSubReply::Kind::Confirmed;
-  } else if ((kind == "unsubscribe" || kind == "punsubscribe") && reply->elements == 3) {
+  } else if ((kind == "unsubscribe" || kind == "punsubscribe" || kind == "sunsubscribe") && reply->elements == 3) {
     out.kind = PubSubReply::Kind::Unsubscribed;
-  } else if ((kind == kSubscribeRefused || kind == kPsubscribeRefused) && reply->elements == 3) {
+  } else if ((kind == kSubscribeRefused || kind == kPsubscribeRefused || kind == kSsubscribeRefused) &&
+             reply->elements == 3) {
     out = PubSubReply{PubSubReply::Kind::Refused, {}, {}, text(reply->element[2])};
   }
   return out;

@@ -14,9 +14,10 @@ struct PubSubReply {
   enum class Kind {
     KeepAlive,     // the answer to our keep-alive PING: not a message
     Message,       // channel and payload set
-    Confirmed,     // a (P)SUBSCRIBE confirmed
-    Refused,       // a (P)SUBSCRIBE refused (ReplyGuard's array): error set
-    Unsubscribed,  // a (P)UNSUBSCRIBE confirmed
+    Confirmed,     // a (P|S)SUBSCRIBE confirmed
+    Refused,       // a (P|S)SUBSCRIBE refused (ReplyGuard's array): error set
+    Unsubscribed,  // a (P|S)UNSUBSCRIBE confirmed, or Redis's own (a shard
+                   // channel's slot moved away)
     Unexpected,    // not a Pub/Sub array: logged
     Other,         // a Pub/Sub array of another kind (unsubscribe...): ignored
   };

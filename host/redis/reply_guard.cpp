@@ -62,16 +62,19 @@ ReplyGuard::Verdict ReplyGuard::onObject(const Object& o) {
   if (o.depth == 0 && o.type == REDIS_REPLY_ERROR) {
     return Verdict::Refusal;
   }
-  if (o.depth == 1 && o.idx == 0 && (o.text == "subscribe" || o.text == "psubscribe")) {
+  if (o.depth == 1 && o.idx == 0 && (o.text == "subscribe" || o.text == "psubscribe" || o.text == "ssubscribe")) {
     unanswered_subscribes_.pop_front();  // answered in the order sent
   }
   return Verdict::Build;
 }
 
 std::array<std::string, 3> ReplyGuard::takeRefusal(std::string_view error) {
-  auto [pattern, name] = std::move(unanswered_subscribes_.front());
+  auto [kind, name] = std::move(unanswered_subscribes_.front());
   unanswered_subscribes_.pop_front();
-  return {pattern ? kPsubscribeRefused : kSubscribeRefused, std::move(name), std::string(error)};
+  const char* refused = kind == SubscribeKind::Pattern ? kPsubscribeRefused
+                        : kind == SubscribeKind::Shard ? kSsubscribeRefused
+                                                       : kSubscribeRefused;
+  return {refused, std::move(name), std::string(error)};
 }
 
 std::string ReplyGuard::oversizeReason() const {

@@ -9,7 +9,7 @@
 //   objects count against the bound, and so do the bytes still buffered;
 // - refuses what hiredis would abort() on (an assert) from a broken server:
 //   a reply nobody asked for, or a subscribed-mode array of the wrong shape;
-// - turns a refused (P)SUBSCRIBE into an array naming the subscription
+// - turns a refused (P|S)SUBSCRIBE into an array naming the subscription
 //   (Refusal), which hiredis routes to its callback, instead of letting
 //   hiredis drop the connection.
 // A refused object makes the reader fail ("out of memory"); the reason set
@@ -29,9 +29,16 @@ struct redisAsyncContext;
 
 namespace evh::redis {
 
-// The first element of the array a refused (P)SUBSCRIBE turns into.
+// The first element of the array a refused (P|S)SUBSCRIBE turns into.
+// hiredis looks its callback up by the second (the name): in its pattern
+// table for a kind that starts with 'p', in its channel table otherwise.
 inline constexpr const char* kSubscribeRefused = "subscribe-refused";
 inline constexpr const char* kPsubscribeRefused = "psubscribe-refused";
+inline constexpr const char* kSsubscribeRefused = "ssubscribe-refused";
+
+// What a subscription is: a channel (SUBSCRIBE), a pattern (PSUBSCRIBE) or a
+// shard channel (SSUBSCRIBE, Redis 7: sharded Pub/Sub).
+enum class SubscribeKind { Channel, Pattern, Shard };
 
 class ReplyGuard {
  public:
@@ -69,17 +76,17 @@ class ReplyGuard {
   uint64_t bound() const noexcept { return bound_; }
   uint64_t repliesSeen() const noexcept { return replies_seen_; }
 
-  // A (P)SUBSCRIBE went out: Redis answers them in the order sent, and each
-  // confirmation or refusal is matched to the oldest here.
-  void expectSubscribe(bool pattern, std::string name) {
-    unanswered_subscribes_.emplace_back(pattern, std::move(name));
+  // A (P|S)SUBSCRIBE went out: Redis answers them in the order sent, and
+  // each confirmation or refusal is matched to the oldest here.
+  void expectSubscribe(SubscribeKind kind, std::string name) {
+    unanswered_subscribes_.emplace_back(kind, std::move(name));
   }
   void forgetSubscribes() { unanswered_subscribes_.clear(); }
 
   // THREAD: loop (inside hiredis' reader).
   Verdict onObject(const Object& o);
   // After Verdict::Refusal: [kind, name, error] for the oldest unanswered
-  // (P)SUBSCRIBE, which is then answered.
+  // (P|S)SUBSCRIBE, which is then answered.
   std::array<std::string, 3> takeRefusal(std::string_view error);
 
   // After a read: whether what the reader holds is over the bound, or the
@@ -102,7 +109,7 @@ class ReplyGuard {
   uint64_t replies_seen_ = 0;
   uint64_t reply_bytes_ = 0;  // objects built for the reply being read
   uint64_t bound_ = kHandshakeReplyBytes;
-  std::deque<std::pair<bool, std::string>> unanswered_subscribes_;  // (pattern, name), in order sent
+  std::deque<std::pair<SubscribeKind, std::string>> unanswered_subscribes_;  // in the order sent
 };
 
 }  // namespace evh::redis

@@ -78,7 +78,7 @@ SentinelAddress::SentinelAddress(uv_loop_t* loop, Options options)
     Connection::Handlers h;
     h.on_ready = [this, raw] {
       raw->conn->subscribe(
-          false, kSwitchChannel,
+          SubscribeKind::Channel, kSwitchChannel,
           [](redisAsyncContext*, void* r, void* privdata) {
             auto* fo = static_cast<Follower*>(privdata);
             fo->owner->onSwitch(*fo, r);

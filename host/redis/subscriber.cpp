@@ -17,19 +17,23 @@ namespace {
 // milliseconds; a Redis restart or failover, seconds to minutes.
 const ops::Buckets kGapBuckets{{10, 100, 500, 1000, 5000, 10000, 30000, 60000, 300000}, 1e3};
 
+const char* commandOf(const Subscription& sub) {
+  return sub.sharded ? "SSUBSCRIBE" : sub.pattern ? "PSUBSCRIBE" : "SUBSCRIBE";
+}
+
 }  // namespace
 
 Subscriber::Slot::Slot(Subscriber* o, Subscription s, ops::Registry& registry)
     : owner(o),
       sub(std::move(s)),
-      scope(registry, {{"channel", sub.logical}}),
-      messages(scope.counter("evhost_pubsub_messages_total", "Pub/Sub messages received")),
+      scope(std::in_place, registry, ops::Labels{{"channel", sub.logical}}),
+      messages(scope->counter("evhost_pubsub_messages_total", "Pub/Sub messages received")),
       subscribed(
-          scope.gauge("evhost_pubsub_subscribed", "1 while the subscription is confirmed on the current connection")),
-      refused(scope.gauge("evhost_pubsub_refused", "1 while Redis refuses the subscription")) {}
+          scope->gauge("evhost_pubsub_subscribed", "1 while the subscription is confirmed on the current connection")),
+      refused(scope->gauge("evhost_pubsub_refused", "1 while Redis refuses the subscription")) {}
 
 Subscriber::Subscriber(uv_loop_t* loop, Endpoint endpoint, std::vector<Subscription> subs, Sink sink,
-                       ops::Registry& stats)
+                       ops::Registry& stats, std::string name)
     : stats_(stats),
       gaps_(stats_.counter("evhost_pubsub_gaps_total",
                            "Times the Pub/Sub subscriber was resubscribed after an outage: messages published "
@@ -41,7 +45,7 @@ Subscriber::Subscriber(uv_loop_t* loop, Endpoint endpoint, std::vector<Subscript
                                "Outages that began with Redis closing the subscriber for falling behind "
                                "(client-output-buffer-limit pubsub): the messages it held are lost too")),
       sink_(std::move(sink)),
-      conn_(loop, std::move(endpoint), "subscriber", Connection::Mode::Subscriber,
+      conn_(loop, std::move(endpoint), std::move(name), Connection::Mode::Subscriber,
             Connection::Handlers{[this] { subscribeAll(); }, [this](const std::string&) { onLost(); },
                                  [this](std::string_view head, uint64_t held) {
                                    if (on_oversize_) {
@@ -155,11 +159,15 @@ bool Subscriber::remove(bool pattern, const std::string& redis) {
     // Sent even when Redis refused the SUBSCRIBE: hiredis keeps the callback
     // of a refused one too, and forgets it only with an unsubscribe reply
     // (Redis answers one for a channel it never subscribed).
-    const char* argv[] = {pattern ? "PUNSUBSCRIBE" : "UNSUBSCRIBE", slot.sub.redis.c_str()};
+    const char* argv[] = {slot.sub.sharded ? "SUNSUBSCRIBE"
+                          : pattern        ? "PUNSUBSCRIBE"
+                                           : "UNSUBSCRIBE",
+                          slot.sub.redis.c_str()};
     const size_t lens[] = {std::strlen(argv[0]), slot.sub.redis.size()};
-    // hiredis queues no callback for (P)UNSUBSCRIBE: its reply goes to the
-    // subscription's own (onReply with this slot).
-    slot.unsubscribe_sent = conn_.command(2, argv, lens, &Subscriber::onReply, &slot);
+    // hiredis queues no callback for (P)UNSUBSCRIBE, and SUNSUBSCRIBE goes
+    // raw: its reply goes to the subscription's own (onReply with this slot).
+    slot.unsubscribe_sent = slot.sub.sharded ? conn_.unsubscribeShard(slot.sub.redis)
+                                             : conn_.command(2, argv, lens, &Subscriber::onReply, &slot);
     if (!slot.unsubscribe_sent) {
       log::host().warn("redis subscriber: could not send {} {}; dropping the connection to be rid of it", argv[0],
                        slot.sub.redis);
@@ -200,6 +208,7 @@ void Subscriber::onLost() {
     }
   }
   slots_.swap(kept);
+  retired_.clear();
   uv_timer_stop(resubscribe_timer_.get());
   cut_off_ = conn_.closedByServer();
   paused_when_lost_ = conn_.readingPaused();
@@ -231,8 +240,8 @@ void Subscriber::subscribeAll() {
 }
 
 bool Subscriber::subscribeSlot(Slot& slot) {
-  if (!conn_.subscribe(slot.sub.pattern, slot.sub.redis, &Subscriber::onReply, &slot)) {
-    conn_.reconnect(std::string("could not queue ") + (slot.sub.pattern ? "PSUBSCRIBE" : "SUBSCRIBE"));
+  if (!conn_.subscribe(slot.sub.kind(), slot.sub.redis, &Subscriber::onReply, &slot)) {
+    conn_.reconnect(std::string("could not queue ") + commandOf(slot.sub));
     return false;
   }
   return true;
@@ -240,8 +249,8 @@ bool Subscriber::subscribeSlot(Slot& slot) {
 
 void Subscriber::onReply(redisAsyncContext* ac, void* r, void* privdata) {
   auto* slot = static_cast<Slot*>(privdata);
-  if (r == nullptr || ac->data == nullptr) {
-    return;  // connection going away (reconnect or stop)
+  if (r == nullptr || ac->data == nullptr || slot->retired) {
+    return;  // connection going away (reconnect or stop); a shard channel removed
   }
   Subscriber* self = slot->owner;
   const PubSubReply reply = classifyPubSub(static_cast<const redisReply*>(r));
@@ -295,15 +304,39 @@ void Subscriber::onConfirmed(Slot& slot) {
   }
 }
 
-// Redis confirmed a (P)UNSUBSCRIBE, and hiredis has forgotten the slot's
-// callback: a removed slot goes. One added back meanwhile is subscribed
-// anew (its confirmation comes to this same slot).
+// Redis confirmed a (P|S)UNSUBSCRIBE, and hiredis has forgotten the slot's
+// callback: a removed slot goes (a shard channel's is retired: hiredis
+// keeps its callback). One added back meanwhile is subscribed anew (its
+// confirmation comes to this same slot). A shard channel that was not
+// removed lost its slot to another node: Redis unsubscribed it itself.
 void Subscriber::onUnsubscribed(Slot& slot) {
+  const bool asked = slot.unsubscribe_sent;
   slot.unsubscribe_sent = false;
   if (slot.removing) {
     log::host().info("unsubscribed from {}{}", slot.sub.pattern ? "pattern " : "", slot.sub.redis);
+    if (slot.sub.sharded) {
+      for (auto it = slots_.begin(); it != slots_.end(); ++it) {
+        if (it->get() == &slot) {
+          slot.retired = true;
+          slot.messages = {};
+          slot.subscribed = {};
+          slot.refused = {};
+          slot.scope.reset();  // its series go now, as a classic channel's do
+          retired_.push_back(std::move(*it));
+          slots_.erase(it);
+          break;
+        }
+      }
+      return;
+    }
     freeSlot(slot);
     return;
+  }
+  if (slot.sub.sharded && !asked) {
+    log::host().warn(
+        "redis subscriber ({}): Redis unsubscribed shard channel {} (its slot moved to another node); "
+        "subscribing again, to be sent to the slot's new master -- messages published there meanwhile are lost",
+        conn_.where(), slot.sub.redis);
   }
   setState(slot, State::Unanswered);
   subscribeSlot(slot);
@@ -338,8 +371,15 @@ bool Subscriber::allAnswered() const {
 void Subscriber::onRefused(Slot& slot, std::string_view why) {
   const State was = slot.state;
   setState(slot, State::Refused);
-  const char* command = slot.sub.pattern ? "PSUBSCRIBE" : "SUBSCRIBE";
-  if (slot.refusal != why) {
+  const char* command = commandOf(slot.sub);
+  if (slot.sub.sharded && conn_.redirected(why)) {
+    // A cluster's MOVED: the connection moves to the slot's master and
+    // subscribes everything there. ASK (the slot migrating): asked again
+    // with backoff until the migration ends.
+    log::host().info("redis subscriber ({}): {} {}: the cluster says {}; following", conn_.where(), command,
+                     slot.sub.redis, why);
+    slot.refusal = std::string(why);
+  } else if (slot.refusal != why) {
     slot.refusal = std::string(why);
     log::host().error(
         "redis subscriber ({}): {} {} refused: {}; the other subscriptions stay, and this one is "
@@ -368,7 +408,7 @@ void Subscriber::scheduleResubscribe() {
         auto* self = static_cast<Subscriber*>(t->data);
         for (auto& slot : self->slots_) {
           if (slot->state == State::Refused && !slot->removing &&
-              !self->conn_.subscribe(slot->sub.pattern, slot->sub.redis, &Subscriber::onReply, slot.get())) {
+              !self->conn_.subscribe(slot->sub.kind(), slot->sub.redis, &Subscriber::onReply, slot.get())) {
             return;  // not connected: the next connection subscribes everything anew
           }
         }

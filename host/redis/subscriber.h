@@ -9,7 +9,13 @@
 // removed one is freed only once hiredis can no longer call back with it:
 // when Redis has confirmed the (P)UNSUBSCRIBE (hiredis then forgets the
 // callback) or the connection is gone (hiredis has run its callbacks with
-// NULL).
+// NULL). A shard channel's slot is hiredis's for the context's life
+// (compat::shardSubscribe): a removed one is kept until the connection goes.
+//
+// A shard channel (SSUBSCRIBE) whose slot moves to another node is
+// unsubscribed by Redis itself; it is subscribed again, and a cluster's
+// MOVED answer moves the connection to the slot's new master (the address
+// provider follows it).
 //
 // Stats (ops/stats.h; the loop thread writes them): per subscription
 // (channel="<name in the config>", the pattern for a pattern subscription)
@@ -25,6 +31,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -40,6 +47,13 @@ struct Subscription {
   // evhost's own Pub/Sub check channel (app::PubsubCheck), not an event
   // channel: not part of readiness (GET /health/pubsub reports it).
   bool check = false;
+  // A shard channel (SSUBSCRIBE; never a pattern): published with SPUBLISH,
+  // delivered only by the master of its slot.
+  bool sharded = false;
+
+  SubscribeKind kind() const noexcept {
+    return sharded ? SubscribeKind::Shard : pattern ? SubscribeKind::Pattern : SubscribeKind::Channel;
+  }
 };
 
 class Subscriber {
@@ -48,7 +62,12 @@ class Subscriber {
   // on, and its bytes (borrowed for the call).
   using Sink = std::function<void(const Subscription& sub, std::string_view channel, std::string_view payload)>;
 
-  Subscriber(uv_loop_t* loop, Endpoint endpoint, std::vector<Subscription> subs, Sink sink, ops::Registry& stats);
+  // `name` names the connection (logs, /status, the connection="" label of
+  // its series). The subscriber's own series (gaps, cut-offs) have no
+  // labels: a cluster's shard subscribers (redis/subscriber_set.h) add to
+  // the same ones (each gap's log line names its channels).
+  Subscriber(uv_loop_t* loop, Endpoint endpoint, std::vector<Subscription> subs, Sink sink, ops::Registry& stats,
+             std::string name = "subscriber");
   ~Subscriber();
   Subscriber(const Subscriber&) = delete;
   Subscriber& operator=(const Subscriber&) = delete;
@@ -100,16 +119,22 @@ class Subscriber {
     Slot(Subscriber* o, Subscription s, ops::Registry& registry);
     Subscriber* owner;
     Subscription sub;
-    ops::Scope scope;  // its own series, gone with it (before the handles below)
+    // Its own series, gone with it or when it is retired (before the
+    // handles below, which then point nowhere harmful).
+    std::optional<ops::Scope> scope;
     State state = State::Unanswered;
     std::string refusal;  // the last refusal logged; kept across reconnects
     ops::Counter messages;
     ops::Gauge subscribed;
     ops::Gauge refused;
-    // remove()d: its (P)UNSUBSCRIBE is out (or could not be sent); freed
-    // once confirmed or once the connection is gone.
+    // remove()d: its (P|S)UNSUBSCRIBE is out (or could not be sent); freed
+    // once confirmed (a shard channel's: once the connection is gone) or
+    // once the connection is gone.
     bool removing = false;
     bool unsubscribe_sent = false;  // on the current connection
+    // A removed shard channel, confirmed: kept for hiredis (retired_), its
+    // series gone; onReply ignores it.
+    bool retired = false;
   };
 
   bool subscribeSlot(Slot& slot);
@@ -137,6 +162,9 @@ class Subscriber {
   // One per subscription, on the heap: hiredis holds each as privdata. In
   // the order added; removed ones stay until hiredis is done with them.
   std::vector<std::unique_ptr<Slot>> slots_;
+  // Removed shard channels, confirmed: hiredis may still call them (with
+  // NULL) until the context goes (onLost frees them).
+  std::vector<std::unique_ptr<Slot>> retired_;
   Sink sink_;
   Connection conn_;
   bool announced_ = false;  // every subscription answered on this connection (onAllAnswered ran)

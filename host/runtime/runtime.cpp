@@ -53,6 +53,7 @@ std::shared_ptr<const Runtime> Runtime::build(const config::Config& config, cons
     c.name = ch.name;
     c.key = rt->prefix_ + ch.name;
     c.pattern = ch.pattern;
+    c.sharded = ch.sharded;
     c.transport = ch.transport;
     c.stream = ch.stream;
     if (ch.share.enabled) {

@@ -44,6 +44,7 @@ struct Channel {
   std::string name;  // logical, without the environment prefix
   std::string key;   // what is subscribed or read: prefix + name
   bool pattern = false;
+  bool sharded = false;  // sharded Pub/Sub: SSUBSCRIBE; SPUBLISH publishes to it
   config::Transport transport = config::Transport::PubSub;
   config::StreamOptions stream;  // transport: stream
   // A shared Pub/Sub channel (config `share:`): what is subscribed, prefix +

@@ -193,6 +193,65 @@ TEST_F(ReloadChannelsTest, PubSubChannelsAddedAndRemovedOnTheRunningConnection) 
   stopCleanly(host);
 }
 
+// Sharded Pub/Sub on one Redis 7 node: a shard channel beside a classic
+// one on the same subscriber connection (SSUBSCRIBE; SPUBLISH reaches it,
+// evhctl publish sends SPUBLISH), a reload that makes the classic one
+// sharded (UNSUBSCRIBE, then SSUBSCRIBE), one that removes a shard channel
+// (SUNSUBSCRIBE), and a clean stop.
+TEST_F(ReloadChannelsTest, ShardChannelsBesideClassicOnesAndTurnedSoByAReload) {
+  const auto sharded = [](const std::string& name, const std::string& plugin) {
+    return "  " + name + ":\n    sharded: true\n    routes:\n      - events: \"*\"\n        plugins: [" + plugin +
+           "]\n";
+  };
+  const auto shardnumsub = [&](const std::string& channel) {
+    return redis_.command({"PUBSUB", "SHARDNUMSUB", channel})->element[1]->integer;
+  };
+  const std::string s = sharded("jollyjet:events:s", "orders");
+  EvhostProcess host(config(pubsub("jollyjet:events:a", "a") + s));
+  ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
+  ASSERT_TRUE(eventually([&] { return ready(host); })) << host.log();
+  EXPECT_EQ(shardnumsub("test:jollyjet:events:s"), 1);
+  EXPECT_EQ(numsub("test:jollyjet:events:s"), 0);
+  EXPECT_EQ(redis_.command({"SPUBLISH", "test:jollyjet:events:s", event("s1")})->integer, 1);
+  EXPECT_EQ(redis_.command({"PUBLISH", "test:jollyjet:events:a", event("a1")})->integer, 1);
+  const auto [code, out] = runCommand({EVH_EVHCTL_BIN, "publish", "--config", host.configPath(), "--channel",
+                                       "jollyjet:events:s", "--type", "PRODUCT_CREATED", "--payload", "{}"});
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_THAT(out, HasSubstr("published to test:jollyjet:events:s: 1 receiver")) << out;
+  ASSERT_TRUE(eventually([&] { return llen("seen_orders") == 2 && llen("seen_a") == 1; })) << host.log();
+  EXPECT_TRUE(eventually([&] {
+    return metrics(host).find("evhost_pubsub_subscribed{channel=\"jollyjet:events:s\"} 1") != std::string::npos;
+  }));
+
+  // a turns sharded: unsubscribed the classic way, subscribed the sharded.
+  reload(host, config(sharded("jollyjet:events:a", "a") + s), 1);
+  ASSERT_TRUE(eventually([&] { return shardnumsub("test:jollyjet:events:a") == 1; })) << host.log();
+  EXPECT_EQ(numsub("test:jollyjet:events:a"), 0);
+  EXPECT_THAT(host.log(), HasSubstr("reload: channel test:jollyjet:events:a is now sharded (SSUBSCRIBE)"));
+  EXPECT_EQ(redis_.command({"SPUBLISH", "test:jollyjet:events:a", event("a2")})->integer, 1);
+  ASSERT_TRUE(eventually([&] { return llen("seen_a") == 2; })) << host.log();
+
+  // s removed: SUNSUBSCRIBEd, its events no longer handled.
+  reload(host, config(sharded("jollyjet:events:a", "a")), 2);
+  ASSERT_TRUE(host.waitForLog("unsubscribed from test:jollyjet:events:s")) << host.log();
+  EXPECT_EQ(shardnumsub("test:jollyjet:events:s"), 0);
+  EXPECT_EQ(redis_.command({"SPUBLISH", "test:jollyjet:events:s", event("s3")})->integer, 0);
+  EXPECT_EQ(redis_.command({"SPUBLISH", "test:jollyjet:events:a", event("a3")})->integer, 1);
+  ASSERT_TRUE(eventually([&] { return llen("seen_a") == 3; })) << host.log();
+  EXPECT_EQ(recorded("seen_a"), (std::set<std::string>{"a1", "a2", "a3"}));
+  EXPECT_EQ(llen("seen_orders"), 2);
+  // /metrics answers from a snapshot up to 100 ms old.
+  std::string m;
+  EXPECT_TRUE(eventually([&] {
+    m = metrics(host);
+    return m.find("evhost_reloads_total 2") != std::string::npos;
+  })) << m;
+  EXPECT_THAT(m, HasSubstr("evhost_redis_outages_total{connection=\"subscriber\"} 0"));
+  EXPECT_THAT(m, Not(HasSubstr("evhost_pubsub_subscribed{channel=\"jollyjet:events:s\"}")));
+  EXPECT_TRUE(ready(host)) << httpGet(opsUrl(host.log()) + "/readyz").body;
+  stopCleanly(host);
+}
+
 // A pattern added where no Pub/Sub channel was configured (the subscriber
 // is made then), then removed again: PUNSUBSCRIBEd.
 TEST_F(ReloadChannelsTest, APatternAddedThenRemoved) {

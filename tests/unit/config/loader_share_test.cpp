@@ -87,5 +87,35 @@ TEST(LoaderShareTest, BadValuesAreNamedWithTheirKey) {
   EXPECT_THAT(r.errors[0], HasSubstr("channels.jollyjet:events:product.share"));
 }
 
+// channels.<name>.sharded: sharded Pub/Sub (SSUBSCRIBE), for a Pub/Sub
+// channel by its name only.
+TEST(LoaderShardedTest, AShardedChannelIsAPubSubChannel) {
+  const LoadResult r = load("    sharded: true\n");
+  ASSERT_TRUE(r.config) << joined(r.errors);
+  const Channel& ch = r.config->channels.at(0);
+  EXPECT_TRUE(ch.sharded);
+  EXPECT_EQ(ch.transport, Transport::PubSub);
+  const LoadResult classic = load("    pattern: false\n");
+  ASSERT_TRUE(classic.config) << joined(classic.errors);
+  EXPECT_FALSE(classic.config->channels.at(0).sharded);
+}
+
+TEST(LoaderShardedTest, NotWithAStreamAPatternOrShare) {
+  LoadResult r = load("    sharded: true\n    transport: stream\n");
+  ASSERT_EQ(r.errors.size(), 1U) << joined(r.errors);
+  EXPECT_EQ(r.errors[0],
+            "cfg.yaml:4: channels.jollyjet:events:product.sharded: only for a Pub/Sub channel (transport: pubsub)");
+  r = load("    sharded: true\n    pattern: true\n");
+  ASSERT_EQ(r.errors.size(), 1U) << joined(r.errors);
+  EXPECT_THAT(r.errors[0], HasSubstr("cfg.yaml:4: channels.jollyjet:events:product.sharded: not with pattern: true "
+                                     "(sharded Pub/Sub has no patterns"));
+  r = load("    sharded: true\n    share: {}\n");
+  ASSERT_EQ(r.errors.size(), 1U) << joined(r.errors);
+  EXPECT_THAT(r.errors[0], HasSubstr("cfg.yaml:4: channels.jollyjet:events:product.sharded: not with share:"));
+  r = load("    sharded: yes please\n");
+  ASSERT_EQ(r.errors.size(), 1U) << joined(r.errors);
+  EXPECT_THAT(r.errors[0], HasSubstr("cfg.yaml:5: channels.jollyjet:events:product.sharded: "));
+}
+
 }  // namespace
 }  // namespace evh::config

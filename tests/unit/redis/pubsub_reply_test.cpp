@@ -50,7 +50,25 @@ TEST_F(PubSubReplyTest, ConfirmationsRefusalsAndKeepAlives) {
             PubSubReply::Kind::Unsubscribed);
   EXPECT_EQ(classifyPubSub(parse("*3\r\n$12\r\npunsubscribe\r\n$2\r\nc*\r\n:1\r\n")).kind,
             PubSubReply::Kind::Unsubscribed);
-  EXPECT_EQ(classifyPubSub(parse("*3\r\n$10\r\nssubscribe\r\n$1\r\nc\r\n:1\r\n")).kind, PubSubReply::Kind::Other);
+  // A Pub/Sub array of a kind the subscriber does not act on.
+  EXPECT_EQ(classifyPubSub(parse("*3\r\n$7\r\nunknown\r\n$1\r\nc\r\n:1\r\n")).kind, PubSubReply::Kind::Other);
+}
+
+// Sharded Pub/Sub (Redis 7): SSUBSCRIBE's confirmation, its messages, Redis's
+// SUNSUBSCRIBE (asked for, or its own when the slot moved away) and a refusal
+// the reply guard turned into an array.
+TEST_F(PubSubReplyTest, ShardChannels) {
+  EXPECT_EQ(classifyPubSub(parse("*3\r\n$10\r\nssubscribe\r\n$1\r\nc\r\n:1\r\n")).kind, PubSubReply::Kind::Confirmed);
+  const PubSubReply m = classifyPubSub(parse("*3\r\n$8\r\nsmessage\r\n$5\r\ndev:a\r\n$2\r\n{}\r\n"));
+  EXPECT_EQ(m.kind, PubSubReply::Kind::Message);
+  EXPECT_EQ(m.channel, "dev:a");
+  EXPECT_EQ(m.payload, "{}");
+  EXPECT_EQ(classifyPubSub(parse("*3\r\n$12\r\nsunsubscribe\r\n$1\r\nc\r\n:0\r\n")).kind,
+            PubSubReply::Kind::Unsubscribed);
+  const PubSubReply refused =
+      classifyPubSub(parse("*3\r\n$18\r\nssubscribe-refused\r\n$1\r\nc\r\n$20\r\nMOVED 7365 1.2.3.4:5\r\n"));
+  EXPECT_EQ(refused.kind, PubSubReply::Kind::Refused);
+  EXPECT_EQ(refused.error, "MOVED 7365 1.2.3.4:5");
 }
 
 TEST_F(PubSubReplyTest, BrokenShapesAreUnexpectedOrEmpty) {
