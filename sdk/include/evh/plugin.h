@@ -390,6 +390,9 @@ typedef struct evh_host_api {
    * (channel "jollyjet:events:x" becomes "dev:jollyjet:events:x"). cb may be
    * NULL (failures are then logged by the host); otherwise it is called
    * exactly once with the reply (an integer: the number of receivers).
+   * Sent as SPUBLISH when the host's config marks the channel `sharded: true`
+   * (sharded Pub/Sub), as PUBLISH otherwise (since evhost 0.1.0, ABI 1.3;
+   * nothing changes for the caller).
    * Returns EVH_OK when queued, or an error and then cb is NOT called.
    * THREAD: any; from a worker thread the request is marshalled to the loop. */
   evh_status (*publish)(evh_host* host, evh_str channel, evh_str message, evh_reply_cb cb, void* user_data);
