@@ -7,6 +7,7 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace evh::test {
@@ -31,6 +32,14 @@ class FakeServices final : public plugin::HostServices {
     posted.emplace_back([fn, ud] { fn(ud); });
     return EVH_OK;
   }
+  bool shardedChannel(std::string_view channel) const override {
+    for (const auto& s : sharded) {
+      if (s == channel) {
+        return true;
+      }
+    }
+    return false;
+  }
   void runPosted() {
     std::vector<std::function<void()>> now;
     {
@@ -45,6 +54,7 @@ class FakeServices final : public plugin::HostServices {
   std::mutex mutex;
   std::vector<std::vector<std::string>> commands;
   bool accept = false;
+  std::vector<std::string> sharded;                       // the channels (prefixed) the config marks sharded
   std::vector<std::pair<evh_reply_cb, void*>> callbacks;  // of accepted requests, in order
   std::vector<std::function<void()>> posted;
 };

@@ -102,6 +102,18 @@ TEST_F(WrapperTest, PublishAppliesEnvironmentPrefix) {
   EXPECT_EQ(services_.commands[0], (std::vector<std::string>{"PUBLISH", "dev:jollyjet:events:notifications", "{}"}));
 }
 
+TEST_F(WrapperTest, PublishToAShardedChannelSendsSpublish) {
+  services_.sharded = {"dev:jollyjet:events:sharded"};
+  const evh_host_api& api = hostApi();
+  const char sharded[] = "jollyjet:events:sharded";
+  const char classic[] = "jollyjet:events:notifications";
+  api.publish(in_->cHandle(), evh_str{sharded, sizeof(sharded) - 1}, evh_str{"{}", 2}, nullptr, nullptr);
+  api.publish(in_->cHandle(), evh_str{classic, sizeof(classic) - 1}, evh_str{"{}", 2}, nullptr, nullptr);
+  ASSERT_EQ(services_.commands.size(), 2U);
+  EXPECT_EQ(services_.commands[0], (std::vector<std::string>{"SPUBLISH", "dev:jollyjet:events:sharded", "{}"}));
+  EXPECT_EQ(services_.commands[1], (std::vector<std::string>{"PUBLISH", "dev:jollyjet:events:notifications", "{}"}));
+}
+
 TEST_F(WrapperTest, MetricNamesAreValidatedAndKindsKept) {
   const evh_host_api& api = hostApi();
   EXPECT_EQ(api.metric_register(in_->cHandle(), evh_str{"Bad-Name", 8}, EVH_METRIC_COUNTER, evh_str{}), nullptr);
