@@ -148,7 +148,7 @@ void Connection::resolve() {
     // Sentinel, before any sentinel answered: try again after the backoff,
     // or at once when the answer comes (onAddressChanged).
     where_ = "address unknown";
-    fail(addresses_->waitingFor());
+    fail(addresses_->waitingFor(), true);
     return;
   }
   where_ = address_.describe();
@@ -409,7 +409,7 @@ void Connection::exportStats(ops::Registry& stats) {
   }
 }
 
-void Connection::fail(const std::string& why) {
+void Connection::fail(const std::string& why, bool waiting) {
   if (stopped_) {
     return;
   }
@@ -443,7 +443,8 @@ void Connection::fail(const std::string& why) {
     }
     // The first failure, or a different one (say, from "connection refused"
     // to "WRONGPASS"): worth one line. Repeats of it are debug only.
-    log::host().error("redis {} ({}): {}; retrying with backoff", name_, where_, why);
+    log::host().log(waiting ? spdlog::level::info : spdlog::level::err, "redis {} ({}): {}; retrying with backoff",
+                    name_, where_, why);
     last_failure_ = why;
   } else {
     log::host().debug("redis {} ({}): still failing: {}", name_, where_, why);

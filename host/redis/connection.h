@@ -166,7 +166,9 @@ class Connection {
   void setContext(redisAsyncContext* ac) noexcept;
   void handshake();
   void becomeReady();
-  void fail(const std::string& why);
+  // `waiting`: no address to try yet (Sentinel or the cluster's map not
+  // answered): said at info level, since their own connections report why.
+  void fail(const std::string& why, bool waiting = false);
   void scheduleRetry();
   void dropContext(const std::string& why);
   // keepalive.cpp: every tick while ready; the PING.
