@@ -9,8 +9,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace evh::redis {
 namespace {
@@ -109,6 +113,64 @@ TEST_F(ReplyBudgetTest, TheDeclaredLengthOfAPendingBulkStringIsSeen) {
   EXPECT_EQ(reply, nullptr);
   EXPECT_EQ(compat::pendingBulkLength(c_), 4294967296ULL);
   EXPECT_FALSE(budget_.over);  // refused by its reader (SyncRedis), never built
+}
+
+// SSUBSCRIBE through hiredis 0.14 (compat::shardSubscribe): registered as a
+// SUBSCRIBE, so that hiredis matches "ssubscribe", "smessage" and
+// "sunsubscribe" arrays to the callback by channel name; the bytes that go
+// out are SSUBSCRIBE's from the first write on.
+class ShardSubscribeTest : public ::testing::Test {
+ protected:
+  ShardSubscribeTest() {
+    listener_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    EXPECT_EQ(bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    EXPECT_EQ(listen(listener_, 1), 0);
+    EXPECT_EQ(getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len), 0);
+    ac_ = redisAsyncConnect("127.0.0.1", ntohs(a.sin_port));
+    ac_->ev.data = this;
+    ac_->ev.addWrite = [](void* self) {
+      auto* t = static_cast<ShardSubscribeTest*>(self);
+      t->writes_.emplace_back(compat::pendingOutput(t->ac_));
+    };
+  }
+  ~ShardSubscribeTest() override {
+    redisAsyncFree(ac_);  // calls the channel's callback with NULL
+    close(listener_);
+  }
+  static void onReply(redisAsyncContext*, void* r, void* privdata) {
+    auto* t = static_cast<ShardSubscribeTest*>(privdata);
+    const auto* reply = static_cast<const redisReply*>(r);
+    t->replies_.push_back(reply == nullptr ? "NULL" : std::string(reply->element[0]->str, reply->element[0]->len));
+  }
+  void feed(const std::string& bytes) { compat::feedAndProcess(ac_, bytes.data(), bytes.size()); }
+
+  int listener_ = -1;
+  redisAsyncContext* ac_ = nullptr;
+  std::vector<std::string> writes_;   // what hiredis held at each write asked for
+  std::vector<std::string> replies_;  // the kinds the callback saw
+};
+
+TEST_F(ShardSubscribeTest, SendsSsubscribeAfterWhatWasQueuedAndMatchesTheRepliesByChannel) {
+  compat::writeRaw(ac_, "*1\r\n$4\r\nPING\r\n");
+  ASSERT_TRUE(compat::shardSubscribe(ac_, "dev:s", &ShardSubscribeTest::onReply, this));
+  const std::string ssubscribe = "*2\r\n$10\r\nSSUBSCRIBE\r\n$5\r\ndev:s\r\n";
+  EXPECT_EQ(compat::pendingOutput(ac_), "*1\r\n$4\r\nPING\r\n" + ssubscribe);
+  ASSERT_EQ(writes_.size(), 2U);  // the PING's, then once with SSUBSCRIBE in place
+  EXPECT_EQ(writes_[1], "*1\r\n$4\r\nPING\r\n" + ssubscribe);
+  EXPECT_TRUE(compat::subscribed(ac_));
+  EXPECT_FALSE(compat::awaitingReply(ac_));  // no regular callback queued
+
+  feed("*3\r\n$10\r\nssubscribe\r\n$5\r\ndev:s\r\n:1\r\n");
+  feed("*3\r\n$8\r\nsmessage\r\n$5\r\ndev:s\r\n$2\r\n{}\r\n");
+  feed("*3\r\n$12\r\nsunsubscribe\r\n$5\r\ndev:s\r\n:0\r\n");
+  // hiredis keeps the callback after a SUNSUBSCRIBE (see shardSubscribe).
+  feed("*3\r\n$8\r\nsmessage\r\n$5\r\ndev:s\r\n$2\r\n[]\r\n");
+  EXPECT_EQ(replies_, (std::vector<std::string>{"ssubscribe", "smessage", "sunsubscribe", "smessage"}));
+  EXPECT_TRUE(compat::subscribed(ac_));
 }
 
 }  // namespace
