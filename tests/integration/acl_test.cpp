@@ -144,5 +144,49 @@ channels:
   EXPECT_EQ(connectionsSoFar() - before, 2) << host.log();
 }
 
+// A shard channel (SSUBSCRIBE) the ACL forbids: refused alone (the reply
+// guard hands the refusal to its subscription, as for SUBSCRIBE), retried,
+// and subscribed on the same connection once allowed.
+TEST_F(AclTest, ForbiddenShardChannelIsRefusedAloneThenSubscribedOnceAllowed) {
+  auto r = redis_.command({"ACL", "SETUSER", "evh2", "on", ">pw2", "resetchannels", "&test:jollyjet:s1",
+                           "&test:evh:health:*", "resetkeys", "~seen", "-@all", "+subscribe", "+ssubscribe", "+ping",
+                           "+publish", "+rpush", "+auth"});
+  ASSERT_EQ(r->type, REDIS_REPLY_STATUS) << (r->str ? r->str : "");
+  std::ostringstream y;
+  y << "environment: test\n"
+    << "redis:\n  host: 127.0.0.1\n  port: " << redis_.port() << "\n  username: evh2\n  password: pw2\n"
+    << "  reconnect: {initial_ms: 50, max_ms: 200}\n"
+    << R"(plugins:
+  rec: {path: recorder}
+channels:
+  jollyjet:s1:
+    sharded: true
+    routes:
+      - events: "*"
+        plugins: [rec]
+  jollyjet:s2:
+    sharded: true
+    routes:
+      - events: "*"
+        plugins: [rec]
+)";
+  EvhostProcess host(y.str());
+  ASSERT_TRUE(host.waitForLog("subscribed to test:jollyjet:s1; refused by Redis: test:jollyjet:s2")) << host.log();
+  EXPECT_THAT(host.log(), ::testing::HasSubstr(" SSUBSCRIBE test:jollyjet:s2 refused: NOPERM")) << host.log();
+  auto shardnumsub = [&](const std::string& channel) {
+    return redis_.command({"PUBSUB", "SHARDNUMSUB", channel})->element[1]->integer;
+  };
+  EXPECT_EQ(shardnumsub("test:jollyjet:s1"), 1);
+  EXPECT_EQ(shardnumsub("test:jollyjet:s2"), 0);
+  redis_.command(
+      {"SPUBLISH", "test:jollyjet:s1", R"({"eventId":"s1","eventType":"PRODUCT_CREATED","timestamp":1,"payload":{}})"});
+  ASSERT_TRUE(eventually([&] { return redis_.command({"LLEN", "seen"})->integer == 1; })) << host.log();
+  r = redis_.command({"ACL", "SETUSER", "evh2", "&test:jollyjet:s2"});
+  ASSERT_EQ(r->type, REDIS_REPLY_STATUS) << (r->str ? r->str : "");
+  ASSERT_TRUE(host.waitForLog("subscribed to test:jollyjet:s2 (Redis refused it before: NOPERM")) << host.log();
+  EXPECT_EQ(shardnumsub("test:jollyjet:s2"), 1);
+  EXPECT_EQ(host.countInLog("connection lost"), 0U) << host.log();
+}
+
 }  // namespace
 }  // namespace evh::test
