@@ -3,7 +3,7 @@
 // read from its slot's master, over a subscriber connection of that slot's;
 // SPUBLISH on the owning master reaches evhost once; a channel whose slot
 // is migrated live is unsubscribed by Redis and subscribed again on the new
-// owner; evhctl publish sends SPUBLISH for a sharded channel.
+// owner, one whose master is killed on its promoted replica; evhctl publish sends SPUBLISH for a sharded channel.
 #include "support/cluster_records.h"
 #include "support/evhost_process.h"
 #include "support/http_client.h"
@@ -159,6 +159,37 @@ TEST(ClusterPubSubTest, AShardChannelWhoseSlotMovesIsSubscribedAgainOnItsNewMast
     ids.insert(id);
   }
   ASSERT_TRUE(eventually([&] { return recordedOnce(cluster, seen, ids, &problem); })) << problem << "\n" << host.log();
+}
+
+TEST(ClusterPubSubTest, AKilledMastersShardChannelIsSubscribedOnItsPromotedReplica) {
+  RedisCluster cluster;
+  std::vector<RedisServer*> masters = cluster.masters();
+  RedisServer& doomed = *masters[1];
+  const std::string seen = cluster.keyOn(*masters[0], "seen");
+  const std::string channel = shardChannelOn(cluster, doomed, "failover");
+  const std::string redis_channel = "test:" + channel;
+  EvhostProcess host(shardConfig(cluster, {channel}, seen));
+  ASSERT_TRUE(eventually([&] { return spublish(cluster, redis_channel, "{}") == 1; })) << host.log();
+  cluster.killMaster(doomed);
+  RedisServer& promoted = cluster.waitForFailover(doomed);
+  ASSERT_EQ(&cluster.masterForKey(redis_channel), &promoted);
+  // The shard subscriber's connection follows the slot to the promoted
+  // replica (the map's refresh, or the MOVED its SSUBSCRIBE meets).
+  ASSERT_TRUE(eventually(
+      [&] {
+        return RedisCluster::command(promoted, {"PUBSUB", "SHARDNUMSUB", redis_channel})->element[1]->integer == 1;
+      },
+      std::chrono::seconds(30)))
+      << host.log();
+  std::set<std::string> ids;
+  for (int n = 0; n < 10; ++n) {
+    const std::string id = "after-" + std::to_string(n);
+    ASSERT_EQ(spublish(cluster, redis_channel, clusterEvent(id)), 1);
+    ids.insert(id);
+  }
+  std::string problem;
+  ASSERT_TRUE(eventually([&] { return recordedOnce(cluster, seen, ids, &problem); })) << problem << "\n" << host.log();
+  EXPECT_THAT(host.log(), HasSubstr("pubsub gap")) << host.log();
 }
 
 TEST(ClusterPubSubTest, EvhctlPublishSendsSpublishToAShardedChannel) {
