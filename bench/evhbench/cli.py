@@ -25,6 +25,7 @@ import sys
 from . import jollyjet_report, report
 from .jollyjet_runner import JollyRunner
 from .jollyjet_scenarios import jollyjet_scenarios, slow_fsync_library
+from .cluster import run_cluster
 from .redis import Redis, RedisError, RedisServer
 from .runner import Runner
 from .scenarios import scenarios
@@ -48,9 +49,17 @@ def main():
                     help="instead, run the shipped JollyJet deployments (config/jollyjet.yaml, "
                          "config/examples/durable.yaml) with their real plugins: max rate and fixed rates, audit "
                          "fsync always / never / on a slow disk")
+    ap.add_argument("--cluster", action="store_true",
+                    help="instead, drain three pre-filled streams on one redis-server and on a private 3-master "
+                         "Redis Cluster (events/s; bench/evhbench/cluster.py)")
     args = ap.parse_args()
     if args.reps < 1:
         ap.error("--reps must be at least 1")
+    if args.cluster:
+        if args.jollyjet or args.tls or args.signed or args.ops_load:
+            ap.error("--cluster runs its own set: give no other mode with it")
+        os.makedirs(args.out, exist_ok=True)
+        return run_cluster(args, args.out)
     for exe in ("evhost", "evh_loadgen", "evh_ref_sub") + (("evh_e2e_probe",) if args.jollyjet else ()):
         if not os.access(os.path.join(args.build_dir, "bin", exe), os.X_OK):
             ap.error(f"{exe} not found in {args.build_dir}/bin: build first")
