@@ -14,9 +14,12 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <signal.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -190,6 +193,38 @@ TEST(ClusterPubSubTest, AKilledMastersShardChannelIsSubscribedOnItsPromotedRepli
   std::string problem;
   ASSERT_TRUE(eventually([&] { return recordedOnce(cluster, seen, ids, &problem); })) << problem << "\n" << host.log();
   EXPECT_THAT(host.log(), HasSubstr("pubsub gap")) << host.log();
+}
+
+// A reload adds a shard channel (its slot's subscriber is made, on that
+// slot's master) and removes another (its subscriber goes with its last
+// channel); then a clean stop.
+TEST(ClusterPubSubTest, AReloadMakesAndClosesShardSubscribers) {
+  RedisCluster cluster;
+  std::vector<RedisServer*> masters = cluster.masters();
+  const std::string seen = cluster.keyOn(*masters[0], "seen");
+  const std::string first = shardChannelOn(cluster, *masters[1], "first");
+  const std::string second = shardChannelOn(cluster, *masters[2], "second");
+  const std::string first_sub = "subscriber slot " + std::to_string(cluster.keySlot("test:" + first));
+  const std::string second_sub = "subscriber slot " + std::to_string(cluster.keySlot("test:" + second));
+  EvhostProcess host(shardConfig(cluster, {first}, seen));
+  ASSERT_TRUE(eventually([&] { return spublish(cluster, "test:" + first, "{}") == 1; })) << host.log();
+
+  std::ofstream(host.configPath(), std::ios::trunc) << shardConfig(cluster, {second}, seen);
+  host.signal(SIGHUP);
+  ASSERT_TRUE(host.waitForLog("configuration reloaded from")) << host.log();
+  ASSERT_TRUE(eventually([&] { return spublish(cluster, "test:" + second, clusterEvent("second-1")) == 1; }))
+      << host.log();
+  ASSERT_TRUE(eventually([&] { return recorded(cluster, seen).size() == 1; })) << host.log();
+  EXPECT_EQ(spublish(cluster, "test:" + first, clusterEvent("first-1")), 0);
+  std::set<std::string> names;
+  ASSERT_TRUE(eventually([&] {
+    names = connectionNames(host);
+    return names.count(second_sub) == 1 && names.count(first_sub) == 0;
+  })) << host.log();
+  EXPECT_THAT(host.log(), HasSubstr("redis " + first_sub + ": no shard channel left in its slot; closing it"));
+  host.signal(SIGTERM);
+  EXPECT_EQ(host.waitExit(), std::optional<int>(0)) << host.log();
+  EXPECT_THAT(host.log(), ::testing::Not(HasSubstr("Sanitizer"))) << host.log();
 }
 
 TEST(ClusterPubSubTest, EvhctlPublishSendsSpublishToAShardedChannel) {
