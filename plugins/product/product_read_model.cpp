@@ -201,9 +201,10 @@ std::string Product::scriptSha() { return sha1Hex(kApplyScript); }
 evh::Result Product::apply(const evh::Event& ev, const std::string& hash, const std::shared_ptr<Job>& job) {
   auto call = std::make_shared<ScriptCall>();
   call->keys.push_back(hash);
-  // On an idempotent route the script writes the mark with the effects.
+  // On an idempotent route the script writes the mark with the effects --
+  // in the read model's slot when the keys carry a hash tag.
   if (!ev.idempotencyKey().empty()) {
-    call->keys.emplace_back(ev.idempotencyKey());
+    call->keys.push_back(settings_.markKey(ev.idempotencyKey(), prefix_));
     call->args.push_back(std::to_string(ev.idempotencyTtlMs()));
   } else {
     call->args.emplace_back("0");
@@ -297,7 +298,19 @@ void Product::onApplied(const std::shared_ptr<Job>& job, const evh::Reply& r) {
       job->done.complete(evh::Result::retry("product: unexpected reply to the apply script"));
       return;
     }
-    fail(job, "applying " + job->change.event_type + " for productId=" + job->change.product_id, r);
+    const std::string step = "applying " + job->change.event_type + " for productId=" + job->change.product_id;
+    if (r.isError() && r.str().rfind("CROSSSLOT", 0) == 0) {
+      // The keys are in different slots of a Redis Cluster: no retry
+      // changes that, the config must (the event is dead-lettered and can be
+      // replayed once it has).
+      redis_errors_.add();
+      job->done.complete(evh::Result::reject(
+          "product: " + step + " failed: " + r.describe() +
+          " -- on a Redis Cluster give the plugin a hash_tag (its config) so that the read model, the caches and "
+          "the idempotency mark share one slot"));
+      return;
+    }
+    fail(job, step, r);
     return;
   }
   if (r[3].integer() == 0) {

@@ -82,6 +82,21 @@ std::vector<std::string> KeyTemplate::render(std::string_view prefix, std::strin
   return parts;
 }
 
+KeyTemplate KeyTemplate::tagged(std::string_view tag) const {
+  KeyTemplate out = *this;
+  const std::string text = "{" + std::string(tag) + "}:";
+  auto at = out.pieces_.begin();
+  if (at != out.pieces_.end() && at->slot == Slot::Prefix) {
+    ++at;
+  }
+  if (at != out.pieces_.end() && at->slot == Slot::Literal) {
+    at->text.insert(0, text);
+  } else {
+    out.pieces_.insert(at, Piece{Slot::Literal, text});
+  }
+  return out;
+}
+
 std::string KeyTemplate::describe(std::string_view prefix) const {
   std::string out;
   for (const auto& p : pieces_) {
@@ -184,7 +199,37 @@ void readNotifications(const Json& j, Settings& s, evh::ConfigErrors& errors) {
   });
 }
 
+// A Redis hash tag's text: what goes between the braces. Not empty (Redis
+// would ignore "{}"), no brace (the tag would end early), printable ASCII
+// so that a log line shows it as it is.
+void readHashTag(const Json& v, Settings& s, evh::ConfigErrors& errors) {
+  if (!v.is_string() || v.get_ref<const std::string&>().empty()) {
+    errors.add("/hash_tag", "must be a non-empty string, got " + shown(v));
+    return;
+  }
+  const std::string& tag = v.get_ref<const std::string&>();
+  for (char c : tag) {
+    if (c == '{' || c == '}' || c <= ' ' || c > '~') {
+      errors.add("/hash_tag",
+                 "must be printable ASCII without braces or spaces (the braces are added), got " + quote(tag));
+      return;
+    }
+  }
+  s.hash_tag = tag;
+}
+
 }  // namespace
+
+std::string Settings::markKey(std::string_view host_key, std::string_view prefix) const {
+  if (hash_tag.empty()) {
+    return std::string(host_key);
+  }
+  const std::string tag = "{" + hash_tag + "}:";
+  if (!prefix.empty() && host_key.substr(0, prefix.size()) == prefix) {
+    return std::string(prefix) + tag + std::string(host_key.substr(prefix.size()));
+  }
+  return tag + std::string(host_key);
+}
 
 Settings parseSettings(std::string_view text, evh::ConfigErrors& errors) {
   Settings s;
@@ -212,9 +257,18 @@ Settings parseSettings(std::string_view text, evh::ConfigErrors& errors) {
       readReadModel(value, s, errors);
     } else if (name == "notifications") {
       readNotifications(value, s, errors);
+    } else if (name == "hash_tag") {
+      readHashTag(value, s, errors);
     } else {
-      errors.add(evh::pointerJoin("", name), "unknown key (known: cache_keys, read_model, notifications)");
+      errors.add(evh::pointerJoin("", name), "unknown key (known: cache_keys, read_model, notifications, hash_tag)");
     }
+  }
+  if (!s.hash_tag.empty()) {
+    for (auto& t : s.cache_keys) {
+      t = t.tagged(s.hash_tag);
+    }
+    s.product_key = s.product_key.tagged(s.hash_tag);
+    s.category_key = s.category_key.tagged(s.hash_tag);
   }
   // One hash per product and one set per category: a template that would
   // share a key between products (or between categories) is a mistake.

@@ -36,6 +36,10 @@ class KeyTemplate {
 
   const std::string& text() const { return text_; }
 
+  // The same template with the hash tag "{tag}:" put right after a leading
+  // {prefix}, or at the start when it has none (the `hash_tag` setting).
+  KeyTemplate tagged(std::string_view tag) const;
+
   // For the start-up log line: the prefix filled in, the rest as written.
   std::string describe(std::string_view prefix) const;
 
@@ -58,6 +62,15 @@ struct Settings {
   KeyTemplate category_key;
   std::string channel = "jollyjet:events:notifications";
   bool notify = true;
+  // `hash_tag`: empty, or the tag every key the plugin uses carries (already
+  // put into the templates above by parseSettings) so that they share one
+  // Redis Cluster slot.
+  std::string hash_tag;
+
+  // The key of the event's idempotency mark as the script writes it: the
+  // host's key, tagged like the templates (after `prefix` when it starts
+  // with it) when hash_tag is set; as it is otherwise.
+  std::string markKey(std::string_view host_key, std::string_view prefix) const;
 };
 
 // The settings in the JSON text; defaults for what is absent. Adds every

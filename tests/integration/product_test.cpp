@@ -1,6 +1,7 @@
 // The bundled product plugin in the real evhost against a real redis-server: the plan's event shapes in, Redis state
 // out.
 #include "support/evhost_process.h"
+#include "support/pubsub_listener.h"
 #include "support/redis_server.h"
 
 #include <gmock/gmock.h>
@@ -96,27 +97,7 @@ class ProductTest : public ::testing::Test {
 
   // A second connection subscribed to `channel` before anything is
   // published, as the admin dashboard would be.
-  RedisConn subscribe(const std::string& channel = kNotifications) {
-    RedisConn c = redis_.connect();
-    ReplyPtr r(static_cast<redisReply*>(redisCommand(c.get(), "SUBSCRIBE %s", channel.c_str())));
-    EXPECT_TRUE(r && r->type == REDIS_REPLY_ARRAY) << "SUBSCRIBE failed";
-    redisSetTimeout(c.get(), timeval{10, 0});  // a hang guard
-    return c;
-  }
-  // The next message on a subscribed connection, parsed.
-  static json nextMessage(redisContext* c) {
-    void* raw = nullptr;
-    if (redisGetReply(c, &raw) != REDIS_OK || raw == nullptr) {
-      ADD_FAILURE() << "no notification within 10 s";
-      return json();
-    }
-    ReplyPtr r(static_cast<redisReply*>(raw));
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
-      ADD_FAILURE() << "not a message";
-      return json();
-    }
-    return json::parse(std::string(r->element[2]->str, r->element[2]->len));
-  }
+  RedisConn subscribe(const std::string& channel = kNotifications) { return subscribeTo(redis_, channel); }
 
   static void waitSubscribed(const EvhostProcess& host) { ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log(); }
 
@@ -594,6 +575,31 @@ TEST_F(ProductTest, KeyTemplatesAndTheNotificationChannelComeFromTheConfig) {
   EXPECT_FALSE(exists("test:jollyjet:product:p-1"));  // the default key is not used
 }
 
+// hash_tag (for a Redis Cluster, cluster_product_test.cpp): every key the
+// plugin uses carries "{tag}:" after the environment prefix -- or first,
+// for a template without {prefix} -- the idempotency mark too.
+TEST_F(ProductTest, AHashTagGoesIntoEveryKeyAfterThePrefix) {
+  std::string yaml = config(R"({hash_tag: jj, cache_keys: ["{prefix}cache:{productId}", "shared:{category}"]})");
+  const std::string route = "        plugins: [product]\n";
+  yaml.replace(yaml.find(route), route.size(), route + "        idempotency: {ttl_ms: 60000}\n");
+  EvhostProcess host(yaml);
+  waitSubscribed(host);
+  EXPECT_THAT(host.log(), HasSubstr("read model test:{jj}:jollyjet:product:{productId} + "
+                                    "test:{jj}:jollyjet:category:{category}; invalidates "
+                                    "[test:{jj}:cache:{productId}, {jj}:shared:{category}]"));
+  RedisConn sub = subscribe();
+  setCache({"test:{jj}:cache:p-1", "{jj}:shared:kitchen"});
+  publish(created("evt-1", "p-1", "Mug", 12.5, "kitchen"));
+  EXPECT_EQ(nextMessage(sub.get())["payload"]["productId"], "p-1");
+  EXPECT_EQ(hash("test:{jj}:jollyjet:product:p-1")["name"], "Mug");
+  EXPECT_THAT(members("test:{jj}:jollyjet:category:kitchen"), UnorderedElementsAre("p-1"));
+  EXPECT_FALSE(exists("test:{jj}:cache:p-1"));
+  EXPECT_FALSE(exists("{jj}:shared:kitchen"));
+  EXPECT_TRUE(exists("test:{jj}:evh:done:product:evt-1"));
+  EXPECT_FALSE(exists("test:evh:done:product:evt-1"));
+  EXPECT_FALSE(exists("test:jollyjet:product:p-1"));
+}
+
 TEST_F(ProductTest, NotificationsCanBeTurnedOff) {
   EvhostProcess host(config("{notifications: {enabled: false}, cache_keys: []}"));
   waitSubscribed(host);
@@ -619,7 +625,7 @@ TEST_F(ProductTest, ABadConfigRefusesToStartNamingTheKey) {
   };
   std::vector<Case> cases = {
       {"{cache_key: []}",
-       ":6: plugin product config /cache_key: unknown key (known: cache_keys, read_model, notifications)"},
+       ":6: plugin product config /cache_key: unknown key (known: cache_keys, read_model, notifications, hash_tag)"},
       {"{read_model: {product: x}}", ":6: plugin product config /read_model/product: unknown key"},
       {"{notifications: {enable: false}}", ":6: plugin product config /notifications/enable: unknown key"},
       {R"({cache_keys: ["{prefix}cache:{productID}"]})",
@@ -628,6 +634,8 @@ TEST_F(ProductTest, ABadConfigRefusesToStartNamingTheKey) {
       {R"({read_model: {category_key: "{prefix}cat"}})", "config /read_model/category_key: must contain {category}"},
       {"{notifications: {enabled: yes please}}", "config /notifications/enabled: must be true or false"},
       {"{cache_keys: \"{prefix}x\"}", "config /cache_keys: must be a list of key templates"},
+      {"{hash_tag: \"\"}", ":6: plugin product config /hash_tag: must be a non-empty string"},
+      {"{hash_tag: \"a}b\"}", ":6: plugin product config /hash_tag: must be printable ASCII without braces"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.config);

@@ -239,7 +239,12 @@ typedef struct evh_event {
    * itself, atomically with its effect (e.g. in its Lua script:
    * `if redis.call('SET', key, 1, 'NX', 'PX', ttl) then ... end`), and
    * declare EVH_PLUGIN_OWN_IDEMPOTENCY (ABI 1.2) so that the host leaves the
-   * key to it. */
+   * key to it. On a Redis Cluster the script's keys must share a slot: such
+   * a plugin may put the mark in its keys' slot by adding their hash tag to
+   * this key (the bundled product plugin makes "dev:{tag}:evh:done:..." of
+   * "dev:evh:done:..."); the host never reads or writes the key of a plugin
+   * with EVH_PLUGIN_OWN_IDEMPOTENCY, so the name is the plugin's to choose,
+   * as long as it keeps choosing it the same way. */
   evh_str idempotency_key;
   int64_t idempotency_ttl_ms;
 } evh_event;

@@ -1,0 +1,41 @@
+// A test's own Pub/Sub subscriber (a synchronous hiredis connection, as the
+// admin dashboard would hold one): subscribed before anything is published,
+// read one JSON message at a time.
+#pragma once
+
+#include "support/redis_server.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+namespace evh::test {
+
+// A new connection to `server` subscribed to `channel`; reads time out after
+// 10 s (a hang guard).
+inline RedisConn subscribeTo(const RedisServer& server, const std::string& channel) {
+  RedisConn c = server.connect();
+  ReplyPtr r(static_cast<redisReply*>(redisCommand(c.get(), "SUBSCRIBE %s", channel.c_str())));
+  EXPECT_TRUE(r && r->type == REDIS_REPLY_ARRAY) << "SUBSCRIBE " << channel << " failed";
+  redisSetTimeout(c.get(), timeval{10, 0});
+  return c;
+}
+
+// The next message on a subscribed connection, parsed; a failure (and null)
+// when none comes within the timeout or it is not a message.
+inline nlohmann::json nextMessage(redisContext* c) {
+  void* raw = nullptr;
+  if (redisGetReply(c, &raw) != REDIS_OK || raw == nullptr) {
+    ADD_FAILURE() << "no message within the read timeout";
+    return nlohmann::json();
+  }
+  ReplyPtr r(static_cast<redisReply*>(raw));
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
+    ADD_FAILURE() << "not a message";
+    return nlohmann::json();
+  }
+  return nlohmann::json::parse(std::string(r->element[2]->str, r->element[2]->len));
+}
+
+}  // namespace evh::test
