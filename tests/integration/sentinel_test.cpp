@@ -7,6 +7,7 @@
 #include "support/http_client.h"
 #include "support/redis_server.h"
 #include "support/sentinel_set.h"
+#include "support/tls_certs.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -76,12 +77,14 @@ void addReplicated(RedisServer& master, const std::string& id) {
   ASSERT_EQ(integerOf(master, {"WAIT", "1", "5000"}), 1) << "the replica did not take " << id;
 }
 
-std::string sentinelConfig(SentinelSet& set, const std::string& channel, const std::string& nodes = "") {
+std::string sentinelConfig(SentinelSet& set, const std::string& channel, const std::string& nodes = "",
+                           const std::string& redis_extra = "") {
   std::ostringstream y;
   y << "environment: test\n"
     << "redis:\n"
     << "  sentinel: {master: " << SentinelSet::kMaster << ", nodes: " << (nodes.empty() ? set.nodesYaml() : nodes)
     << "}\n"
+    << redis_extra
     // A backoff far longer than a failover takes: following one quickly
     // must come from the sentinels, not from retrying.
     << "  reconnect: {initial_ms: 5000, max_ms: 10000}\n"
@@ -151,6 +154,36 @@ TEST(SentinelTest, AStreamFollowsAManualFailoverAndLosesNoReplicatedEntry) {
   const HttpResponse metrics = httpGet(opsUrl(host.log()) + "/metrics");
   EXPECT_THAT(metrics.body, HasSubstr("evhost_redis_master_changes_total{master=\"evhmaster\"} 1"));
 
+  host.signal(SIGTERM);
+  EXPECT_EQ(host.waitExit(), std::optional<int>(0)) << host.log();
+}
+
+// TLS throughout: the sentinels are asked, and followed, over TLS; they name
+// the data nodes' TLS ports, and every connection to the master is TLS.
+TEST(SentinelTest, OverTlsAStreamFollowsAManualFailover) {
+  TlsCerts certs;
+  SentinelSet set(3, certs);
+  const uint16_t first = set.masterPort();
+  ASSERT_EQ(first, set.tlsPort(set.node(0))) << "the sentinels name the master's TLS port";
+  EvhostProcess host(sentinelConfig(set, kStreamChannel, "", "  tls: {ca_file: " + certs.file("ca.crt") + "}\n"));
+  ASSERT_TRUE(host.waitForLog("master evhmaster is at 127.0.0.1:" + std::to_string(first))) << host.log();
+  ASSERT_TRUE(host.waitForLog("created consumer group workers")) << host.log();
+  for (int i = 0; i < 10; ++i) {
+    addReplicated(set.master(), "before-" + std::to_string(i));
+  }
+  ASSERT_TRUE(eventually([&] { return recordedAll(set.master(), "seen", "before-", 10); })) << host.log();
+  ASSERT_TRUE(set.waitReplicated());
+
+  RedisServer& now = set.failover();
+  const uint16_t second = set.tlsPort(now);
+  ASSERT_NE(second, first);
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_EQ(now.command({"XADD", kStream, "*", "event", event("after-" + std::to_string(i))})->type,
+              REDIS_REPLY_STRING);
+  }
+  ASSERT_TRUE(eventually([&] { return recordedAll(now, "seen", "after-", 10); })) << host.log();
+  EXPECT_THAT(host.log(), HasSubstr("master evhmaster moved from 127.0.0.1:" + std::to_string(first) +
+                                    " to 127.0.0.1:" + std::to_string(second)));
   host.signal(SIGTERM);
   EXPECT_EQ(host.waitExit(), std::optional<int>(0)) << host.log();
 }

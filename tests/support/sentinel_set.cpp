@@ -1,6 +1,8 @@
 // A master, a replica and redis-sentinel processes on free loopback ports.
 #include "support/sentinel_set.h"
 
+#include "support/tls_certs.h"
+
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -39,10 +41,33 @@ bool isMaster(const RedisServer& server) {
 
 }  // namespace
 
-SentinelSet::SentinelSet(size_t sentinels) {
-  nodes_.push_back(std::make_unique<RedisServer>());
-  const std::string master_port = std::to_string(nodes_[0]->port());
-  nodes_.push_back(std::make_unique<RedisServer>(std::vector<std::string>{"--replicaof", "127.0.0.1", master_port}));
+SentinelSet::SentinelSet(size_t sentinels) { start(sentinels, nullptr); }
+
+SentinelSet::SentinelSet(size_t sentinels, const TlsCerts& certs) { start(sentinels, &certs); }
+
+void SentinelSet::start(size_t sentinels, const TlsCerts* certs) {
+  // With TLS: a TLS port beside the plaintext one, and "tls-replication":
+  // a replica links to its master, and a sentinel to every node and to the
+  // other sentinels, over TLS -- each then announces its TLS port.
+  std::vector<uint16_t> tls_ports;
+  auto withTls = [&](std::vector<std::string> args) {
+    if (certs != nullptr) {
+      tls_ports.push_back(freePort());
+      std::vector<std::string> more = certs->redisArgs(tls_ports.back(), false);
+      more.insert(more.end(), {"--tls-replication", "yes"});
+      args.insert(args.end(), more.begin(), more.end());
+    }
+    return args;
+  };
+  auto made = [&](std::unique_ptr<RedisServer> server) -> std::unique_ptr<RedisServer> {
+    if (certs != nullptr) {
+      tls_ports_[server.get()] = tls_ports.back();
+    }
+    return server;
+  };
+  nodes_.push_back(made(std::make_unique<RedisServer>(withTls({}))));
+  const std::string master_port = std::to_string(certs != nullptr ? tls_ports_[nodes_[0].get()] : nodes_[0]->port());
+  nodes_.push_back(made(std::make_unique<RedisServer>(withTls({"--replicaof", "127.0.0.1", master_port}))));
   if (!eventually([&] {
         return text(ask(*nodes_[1], {"INFO", "replication"})).find("master_link_status:up") != std::string::npos;
       })) {
@@ -54,7 +79,7 @@ SentinelSet::SentinelSet(size_t sentinels) {
                            "sentinel failover-timeout " + kMaster + " 10000\n" + "sentinel parallel-syncs " + kMaster +
                            " 1\n";
   for (size_t i = 0; i < sentinels; ++i) {
-    sentinels_.push_back(std::make_unique<RedisServer>(std::vector<std::string>{"--sentinel"}, conf));
+    sentinels_.push_back(made(std::make_unique<RedisServer>(withTls({"--sentinel"}), conf)));
   }
   // A failover needs the replica known to every sentinel (their INFO of the
   // master) and, on a kill, the sentinels known to each other (hello
@@ -80,9 +105,15 @@ SentinelSet::SentinelSet(size_t sentinels) {
 std::string SentinelSet::nodesYaml() const {
   std::string out = "[";
   for (size_t i = 0; i < sentinels_.size(); ++i) {
-    out += (i == 0 ? "" : ", ") + std::string("127.0.0.1:") + std::to_string(sentinels_[i]->port());
+    const uint16_t port = tls_ports_.empty() ? sentinels_[i]->port() : tlsPort(*sentinels_[i]);
+    out += (i == 0 ? "" : ", ") + std::string("127.0.0.1:") + std::to_string(port);
   }
   return out + "]";
+}
+
+uint16_t SentinelSet::tlsPort(const RedisServer& server) const {
+  auto it = tls_ports_.find(&server);
+  return it == tls_ports_.end() ? 0 : it->second;
 }
 
 uint16_t SentinelSet::masterPort() {
@@ -100,7 +131,7 @@ uint16_t SentinelSet::masterPort() {
 
 RedisServer& SentinelSet::byPort(uint16_t port) {
   for (auto& n : nodes_) {
-    if (n->port() == port) {
+    if (n->port() == port || tlsPort(*n) == port) {
       return *n;
     }
   }
@@ -111,7 +142,7 @@ RedisServer& SentinelSet::master() { return byPort(masterPort()); }
 
 RedisServer& SentinelSet::replicaOf() {
   const uint16_t m = masterPort();
-  return nodes_[0]->port() == m ? *nodes_[1] : *nodes_[0];
+  return nodes_[0]->port() == m || tlsPort(*nodes_[0]) == m ? *nodes_[1] : *nodes_[0];
 }
 
 RedisServer& SentinelSet::failover(std::chrono::milliseconds timeout) {

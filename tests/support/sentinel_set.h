@@ -1,16 +1,22 @@
 // A Redis deployment under Sentinel for integration tests: a master, one
 // replica and `sentinels` redis-sentinel processes (redis-server --sentinel),
-// all on free loopback ports, the sentinels quick to act (down after 1 s).
+// all on free loopback ports, the sentinels quick to act (down after 1 s);
+// plaintext, or with TLS throughout (what evhost talks to: sentinels and data
+// nodes).
 #pragma once
 
 #include "support/redis_server.h"
 
 #include <chrono>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 namespace evh::test {
+
+class TlsCerts;
 
 class SentinelSet {
  public:
@@ -20,6 +26,13 @@ class SentinelSet {
   // the other sentinels (so that a failover can happen). Throws
   // std::runtime_error when it cannot.
   explicit SentinelSet(size_t sentinels = 3);
+  // With TLS: every data node and sentinel also listens with TLS on a port
+  // of its own (`certs`' server certificate, no client certificate asked),
+  // the replica replicates and the sentinels monitor over TLS -- so the
+  // sentinels name the nodes' TLS ports (masterPort() gives one; byPort()
+  // knows both) -- and nodesYaml() lists the sentinels' TLS ports. The
+  // fixture's own questions, and node(i).command(), use the plaintext ones.
+  SentinelSet(size_t sentinels, const TlsCerts& certs);
 
   // The data nodes: [0] started as master, [1] as its replica.
   RedisServer& node(size_t i) { return *nodes_.at(i); }
@@ -31,8 +44,11 @@ class SentinelSet {
   size_t sentinelCount() const { return sentinels_.size(); }
   // "[127.0.0.1:P1, 127.0.0.1:P2, ...]" for a config's redis.sentinel.nodes.
   std::string nodesYaml() const;
-  // The master's port as the sentinels say (0: no answer).
+  // The master's port as the sentinels say (0: no answer); a TLS port in a
+  // TLS set.
   uint16_t masterPort();
+  // A server's TLS port (0 in a plaintext set).
+  uint16_t tlsPort(const RedisServer& server) const;
 
   // SENTINEL FAILOVER (a manual failover), then waits until the sentinels
   // name the other node and it says ROLE master. Returns the new master.
@@ -46,7 +62,9 @@ class SentinelSet {
 
  private:
   RedisServer& byPort(uint16_t port);
+  void start(size_t sentinels, const TlsCerts* certs);
 
+  std::map<const RedisServer*, uint16_t> tls_ports_;
   std::vector<std::unique_ptr<RedisServer>> nodes_;
   std::vector<std::unique_ptr<RedisServer>> sentinels_;
 };
