@@ -25,6 +25,7 @@ namespace evh::test {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using Clock = std::chrono::steady_clock;
 
 constexpr const char* kStream = "test:jollyjet:events:orders";
@@ -162,7 +163,9 @@ TEST(SentinelTest, AStreamFollowsAManualFailoverAndLosesNoReplicatedEntry) {
 // the data nodes' TLS ports, and every connection to the master is TLS.
 TEST(SentinelTest, OverTlsAStreamFollowsAManualFailover) {
   TlsCerts certs;
-  SentinelSet set(3, certs);
+  SentinelSet::Options options;
+  options.tls = &certs;
+  SentinelSet set(options);
   const uint16_t first = set.masterPort();
   ASSERT_EQ(first, set.tlsPort(set.node(0))) << "the sentinels name the master's TLS port";
   EvhostProcess host(sentinelConfig(set, kStreamChannel, "", "  tls: {ca_file: " + certs.file("ca.crt") + "}\n"));
@@ -186,6 +189,49 @@ TEST(SentinelTest, OverTlsAStreamFollowsAManualFailover) {
                                     " to 127.0.0.1:" + std::to_string(second)));
   host.signal(SIGTERM);
   EXPECT_EQ(host.waitExit(), std::optional<int>(0)) << host.log();
+}
+
+// The sentinels' own ACL user with exactly the rights docs/config.md lists:
+// evhost asks and follows the sentinels as that user; a wrong password is
+// named (not shown) and nothing is consumed.
+TEST(SentinelTest, AnAclUserWithTheDocumentedRightsFollowsAFailover) {
+  SentinelSet::Options options;
+  options.sentinel_conf =
+      "user evh-sentinel on >sentinel-secret-7 &+switch-master +ping +auth +subscribe "
+      "+sentinel|get-master-addr-by-name\n";
+  SentinelSet set(options);
+  const uint16_t first = set.masterPort();
+  const std::string credentials = ", username: evh-sentinel, password: sentinel-secret-7";
+  EvhostProcess host(sentinelConfig(set, kPubSubChannel, set.nodesYaml() + credentials));
+  ASSERT_TRUE(host.waitForLog("master evhmaster is at 127.0.0.1:" + std::to_string(first))) << host.log();
+  ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
+  // Every sentinel has evhost's +switch-master subscription, as that user.
+  for (size_t i = 0; i < set.sentinelCount(); ++i) {
+    EXPECT_TRUE(eventually([&] {
+      ReplyPtr r = set.sentinel(i).command({"CLIENT", "LIST"});
+      std::istringstream clients(std::string(r->str, r->len));
+      for (std::string c; std::getline(clients, c);) {
+        if (c.find(" sub=1 ") != std::string::npos && c.find(" user=evh-sentinel ") != std::string::npos) {
+          return true;
+        }
+      }
+      return false;
+    })) << "sentinel " << i;
+  }
+  RedisServer& now = set.failover();
+  ASSERT_TRUE(host.waitForLog("master evhmaster moved from 127.0.0.1:" + std::to_string(first) +
+                              " to 127.0.0.1:" + std::to_string(now.port())))
+      << host.log();
+  ASSERT_TRUE(eventually([&] { return integerOf(now, {"PUBLISH", kChannel, event("after-acl")}) >= 1; })) << host.log();
+  ASSERT_TRUE(eventually([&] { return recordedOne(now, "seen", "after-acl"); })) << host.log();
+  EXPECT_THAT(host.log(), Not(HasSubstr("NOPERM"))) << host.log();
+  EXPECT_THAT(host.log(), Not(HasSubstr("sentinel-secret-7"))) << host.log();
+
+  const std::string wrong = ", username: evh-sentinel, password: not-the-secret-9";
+  EvhostProcess refused(sentinelConfig(set, kPubSubChannel, set.nodesYaml() + wrong));
+  ASSERT_TRUE(refused.waitForLog("WRONGPASS")) << refused.log();
+  EXPECT_THAT(refused.log(), Not(HasSubstr("not-the-secret-9"))) << refused.log();
+  EXPECT_THAT(refused.log(), Not(HasSubstr("subscribed to"))) << refused.log();
 }
 
 TEST(SentinelTest, PubSubFollowsAKilledMasterAndLogsTheGap) {

@@ -41,11 +41,17 @@ bool isMaster(const RedisServer& server) {
 
 }  // namespace
 
-SentinelSet::SentinelSet(size_t sentinels) { start(sentinels, nullptr); }
+SentinelSet::SentinelSet(size_t sentinels) {
+  Options o;
+  o.sentinels = sentinels;
+  start(o);
+}
 
-SentinelSet::SentinelSet(size_t sentinels, const TlsCerts& certs) { start(sentinels, &certs); }
+SentinelSet::SentinelSet(const Options& options) { start(options); }
 
-void SentinelSet::start(size_t sentinels, const TlsCerts* certs) {
+void SentinelSet::start(const Options& options) {
+  const TlsCerts* certs = options.tls;
+  const size_t sentinels = options.sentinels;
   // With TLS: a TLS port beside the plaintext one, and "tls-replication":
   // a replica links to its master, and a sentinel to every node and to the
   // other sentinels, over TLS -- each then announces its TLS port.
@@ -77,7 +83,7 @@ void SentinelSet::start(size_t sentinels, const TlsCerts* certs) {
   const std::string conf = std::string("sentinel monitor ") + kMaster + " 127.0.0.1 " + master_port + " " +
                            std::to_string(quorum) + "\n" + "sentinel down-after-milliseconds " + kMaster + " 1000\n" +
                            "sentinel failover-timeout " + kMaster + " 10000\n" + "sentinel parallel-syncs " + kMaster +
-                           " 1\n";
+                           " 1\n" + options.sentinel_conf;
   for (size_t i = 0; i < sentinels; ++i) {
     sentinels_.push_back(made(std::make_unique<RedisServer>(withTls({"--sentinel"}), conf)));
   }

@@ -26,13 +26,22 @@ class SentinelSet {
   // the other sentinels (so that a failover can happen). Throws
   // std::runtime_error when it cannot.
   explicit SentinelSet(size_t sentinels = 3);
-  // With TLS: every data node and sentinel also listens with TLS on a port
-  // of its own (`certs`' server certificate, no client certificate asked),
-  // the replica replicates and the sentinels monitor over TLS -- so the
-  // sentinels name the nodes' TLS ports (masterPort() gives one; byPort()
-  // knows both) -- and nodesYaml() lists the sentinels' TLS ports. The
-  // fixture's own questions, and node(i).command(), use the plaintext ones.
-  SentinelSet(size_t sentinels, const TlsCerts& certs);
+
+  struct Options {
+    size_t sentinels = 3;
+    // With TLS: every data node and sentinel also listens with TLS on a
+    // port of its own (`tls`' server certificate, no client certificate
+    // asked), the replica replicates and the sentinels monitor over TLS --
+    // so the sentinels name the nodes' TLS ports (masterPort() gives one;
+    // byPort() knows both) -- and nodesYaml() lists the sentinels' TLS
+    // ports. The fixture's own questions, and node(i).command(), use the
+    // plaintext ones.
+    const TlsCerts* tls = nullptr;
+    // Lines added to each sentinel's config file (e.g. an ACL `user`; the
+    // fixture itself asks as the default user).
+    std::string sentinel_conf;
+  };
+  explicit SentinelSet(const Options& options);
 
   // The data nodes: [0] started as master, [1] as its replica.
   RedisServer& node(size_t i) { return *nodes_.at(i); }
@@ -62,7 +71,7 @@ class SentinelSet {
 
  private:
   RedisServer& byPort(uint16_t port);
-  void start(size_t sentinels, const TlsCerts* certs);
+  void start(const Options& options);
 
   std::map<const RedisServer*, uint16_t> tls_ports_;
   std::vector<std::unique_ptr<RedisServer>> nodes_;
