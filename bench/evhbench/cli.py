@@ -50,8 +50,9 @@ def main():
                          "config/examples/durable.yaml) with their real plugins: max rate and fixed rates, audit "
                          "fsync always / never / on a slow disk")
     ap.add_argument("--cluster", action="store_true",
-                    help="instead, drain three pre-filled streams on one redis-server and on a private 3-master "
-                         "Redis Cluster (events/s; bench/evhbench/cluster.py)")
+                    help="instead, drain three pre-filled streams, then pace them at fixed rates, on one "
+                         "redis-server and on a private 3-master Redis Cluster (events/s, p50/p99; "
+                         "bench/evhbench/cluster.py)")
     args = ap.parse_args()
     if args.reps < 1:
         ap.error("--reps must be at least 1")
