@@ -216,7 +216,8 @@ TEST(SentinelTest, AnAclUserWithTheDocumentedRightsFollowsAFailover) {
         }
       }
       return false;
-    })) << "sentinel " << i;
+    })) << "sentinel "
+        << i;
   }
   RedisServer& now = set.failover();
   ASSERT_TRUE(host.waitForLog("master evhmaster moved from 127.0.0.1:" + std::to_string(first) +
