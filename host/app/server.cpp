@@ -18,6 +18,7 @@ Server::Server(config::Config config, Options options) : config_(std::move(confi
   }
   loop_.data = this;
   poster_ = std::make_unique<Poster>(&loop_);
+  ops_poster_ = std::make_unique<Poster>(&loop_);
   planTeardown();
 }
 
@@ -37,6 +38,7 @@ Server::~Server() {
   endpoint_ = redis::Endpoint{};
   sentinel_.reset();
   cluster_.reset();
+  ops_poster_.reset();
   poster_.reset();
   registry_.unloadAll();           // after the last callback that could enter a plugin
   uv_run(&loop_, UV_RUN_DEFAULT);  // let every close callback run
@@ -91,6 +93,7 @@ void Server::planTeardown() {
     // commands, cancel outstanding commands (their callbacks run now), run
     // what was posted before.
     poster_->refuse();
+    ops_poster_->refuse();
     if (services_) {
       services_->close();
     }
@@ -98,6 +101,7 @@ void Server::planTeardown() {
       commands_->stop();
     }
     poster_->drain();
+    ops_poster_->drain();
   });
   teardown_.add("outcomes", [this](Mode mode) {
     if (!dispatcher_) {
@@ -140,6 +144,7 @@ void Server::planTeardown() {
     streams_.clear();
     retiring_streams_.clear();
     lag_.reset();
+    ops_poster_->close();
     poster_->close();
     plugin_reload_.reset();  // retiring instances wait for the registry's unloadAll
     deadline_.close();

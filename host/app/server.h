@@ -142,6 +142,9 @@ class Server final {
   uv_loop_t loop_;
   ops::Registry stats_;  // every subsystem's series; outlives them all
   std::unique_ptr<Poster> poster_;
+  // The ops listener's thread posts here, not to poster_: it runs 10 nice
+  // levels down, and a post it is preempted in must delay only its own.
+  std::unique_ptr<Poster> ops_poster_;
   // Takes SIGINT/SIGTERM and watches the loop for stalls (its own thread).
   std::unique_ptr<Watchdog> watchdog_;
   std::unique_ptr<LoopLag> lag_;  // the loop's work per iteration

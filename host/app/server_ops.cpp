@@ -21,7 +21,7 @@ void Server::startOps() {
   options.port = config_.ops.port;
   options.where = config_.ops.origin.describe();
   ops::LoopAccess access;
-  access.post = [this](std::function<void()> fn) { return poster_->post(std::move(fn)); };
+  access.post = [this](std::function<void()> fn) { return ops_poster_->post(std::move(fn)); };
   access.scrape = [this](ops::Parts parts, ops::LoopAccess::Reply reply) { answerOps(parts, std::move(reply)); };
   options.loop_silent_ms = [watchdog = watchdog_.get()] { return watchdog->silentMs(); };
   options.liveness_timeout_ms = config_.ops.liveness_timeout_ms;

@@ -1,21 +1,38 @@
-// Cross-thread posting onto the loop: a mutex-protected queue and uv_async_send.
+// Cross-thread posting onto the loop: a mutex-protected queue and an eventfd
+// the loop polls (poster.h says why not uv_async_t).
 #include "loop/poster.h"
 
 #include "loop/io_phase.h"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
 #include <stdexcept>
+#include <string>
 
 namespace evh {
 
 Poster::Poster(uv_loop_t* loop) {
-  async_ = makeUvHandle<uv_async_t>(loop, uv_async_init, &Poster::onAsync);
-  if (!async_) {
-    throw std::runtime_error("uv_async_init failed");
+  fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fd_ < 0) {
+    throw std::runtime_error(std::string("cannot make the loop's eventfd: ") + std::strerror(errno));
   }
-  async_->data = this;
+  poll_ = makeUvHandle<uv_poll_t>(loop, uv_poll_init, fd_);
+  if (!poll_ || uv_poll_start(poll_.get(), UV_READABLE, &Poster::onReadable) != 0) {
+    poll_.close();
+    ::close(fd_);
+    throw std::runtime_error("cannot poll the loop's eventfd");
+  }
+  poll_->data = this;
 }
 
-Poster::~Poster() { close(); }
+Poster::~Poster() {
+  close();
+  ::close(fd_);
+}
 
 bool Poster::post(std::function<void()> fn) {
   {
@@ -24,16 +41,22 @@ bool Poster::post(std::function<void()> fn) {
       return false;
     }
     queue_.push_back(std::move(fn));
-    // Only the post that makes the queue non-empty wakes the loop: it takes
-    // the whole queue when it runs (and comes back if more is left), so a
-    // busy worker pool does not pay an eventfd write per post while holding
-    // the lock. uv_async_send is safe from any thread; calling it under the
-    // lock keeps close() from freeing the handle in between.
-    if (queue_.size() == 1) {
-      uv_async_send(async_.get());
-    }
   }
+  wake();
   return true;
+}
+
+// A busy worker pool pays one eventfd write per wake-up of the loop, not per
+// post. The loop clears woken_ before it takes the queue, so a post that
+// finds it set is taken by the batch that wake-up runs.
+void Poster::wake() {
+  if (woken_.exchange(true, std::memory_order_acq_rel)) {
+    return;
+  }
+  const uint64_t one = 1;
+  // Cannot fail but on EINTR: the counter would have to reach 2^64 - 1.
+  while (::write(fd_, &one, sizeof one) < 0 && errno == EINTR) {
+  }
 }
 
 void Poster::drainUntilEmpty() {
@@ -66,7 +89,7 @@ void Poster::refuse() {
 }
 
 void Poster::close() {
-  if (!async_) {
+  if (!poll_) {
     return;
   }
   drain();
@@ -75,20 +98,36 @@ void Poster::close() {
     closed_ = true;
   }
   drain();
-  async_.close();
+  uv_poll_stop(poll_.get());
+  poll_.close();
 }
 
-void Poster::onAsync(uv_async_t* h) {
+void Poster::onReadable(uv_poll_t* h, int status, int /*events*/) {
+  auto* self = static_cast<Poster*>(h->data);
+  uint64_t count = 0;
+  // Resets the counter (EAGAIN: another wake-up read it already).
+  while (::read(self->fd_, &count, sizeof count) < 0 && errno == EINTR) {
+  }
+  // An exchange, not a store: it reads the producers' exchange (every write
+  // to woken_ is one), so their pushes happen before the batch taken below.
+  self->woken_.exchange(false, std::memory_order_acq_rel);
+  (void)status;  // an eventfd reports no error; the queue is what counts
   // One batch per wake-up; if more arrived while it ran, come back on the
   // next loop iteration, after the loop has served its other handles.
-  auto* self = static_cast<Poster*>(h->data);
   {
     IoPhaseScope io;  // Redis writes it asks for go out at the check phase
     self->runBatch();
   }
-  std::lock_guard<std::mutex> lock(self->mutex_);
-  if (!self->queue_.empty() && self->async_.get() == h) {  // not closed by what just ran
-    uv_async_send(h);
+  if (self->poll_.get() != h) {
+    return;  // closed by what just ran
+  }
+  bool more = false;
+  {
+    std::lock_guard<std::mutex> lock(self->mutex_);
+    more = !self->queue_.empty();
+  }
+  if (more) {
+    self->wake();
   }
 }
 

@@ -1,8 +1,21 @@
-// Runs functions on the loop thread, posted from any thread (uv_async).
+// Runs functions on the loop thread, posted from any thread: a queue under a
+// mutex, and an eventfd the loop polls.
+//
+// Why not uv_async_t: libuv 1.44 (Debian 12's) has the loop spin, then
+// sched_yield, while any thread is between the two steps of uv_async_send
+// -- and every async handle of the loop is checked at every wake-up. A
+// producer preempted there (the ops listener's thread runs 10 nice levels
+// down, so it is preempted by the very loop its write wakes) held the loop
+// in that spin: 22 % of the loop's samples during a /metrics scrape every
+// 100 ms, and p99 at 50,000 events/s up by half (docs/benchmarks.md, "Issue
+// 13: the loop spinning on a scrape"). An eventfd has no such protocol: a
+// producer preempted anywhere in post() delays at most the posts of the same
+// Poster, and never makes the loop wait.
 #pragma once
 
 #include "loop/uv_handle.h"
 
+#include <atomic>
 #include <functional>
 #include <mutex>
 #include <vector>
@@ -11,14 +24,16 @@ namespace evh {
 
 class Poster {
  public:
-  // Fails (throws std::runtime_error) only if uv_async_init fails.
+  // Throws std::runtime_error when the eventfd or its poll handle cannot be
+  // made (out of file descriptors, say).
   explicit Poster(uv_loop_t* loop);
   ~Poster();
   Poster(const Poster&) = delete;
   Poster& operator=(const Poster&) = delete;
 
   // Queues fn to run once on the loop thread. Returns false once close()
-  // has begun, and then fn will never run. THREAD: any.
+  // has begun, and then fn will never run. Never blocks but on the queue's
+  // mutex, held only to push or to take the queue. THREAD: any.
   bool post(std::function<void()> fn);
 
   // Runs everything queued, on the calling (loop) thread, until the queue
@@ -30,15 +45,22 @@ class Poster {
   // still runs at the next drain. THREAD: loop.
   void refuse();
 
-  // Stops accepting, runs what is queued, closes the handle. THREAD: loop.
+  // Stops accepting, runs what is queued, stops polling. THREAD: loop.
   void close();
 
  private:
-  static void onAsync(uv_async_t* h);
+  static void onReadable(uv_poll_t* h, int status, int events);
   bool runBatch();
   void drainUntilEmpty();
+  // Makes the eventfd readable, unless a wake-up is already on its way.
+  void wake();
 
-  UvHandle<uv_async_t> async_;
+  // The eventfd: closed by the destructor only, after polling stopped, so
+  // that a post() racing close() writes to it and not to a reused number.
+  int fd_ = -1;
+  UvHandle<uv_poll_t> poll_;
+  // A write to fd_ not yet read by the loop: posts meanwhile need none.
+  std::atomic<bool> woken_{false};
   std::mutex mutex_;
   std::vector<std::function<void()>> queue_;
   bool closed_ = false;

@@ -129,7 +129,9 @@ bool parseProcStat(std::string_view stat, long ticks_per_second, long page_bytes
 std::vector<FamilySample> processFamilies() {
   std::vector<FamilySample> out;
   const std::optional<std::string> stat = readFile("/proc/self/stat");
-  const std::optional<double> boot = bootTime();
+  // The boot time never changes, and /proc/stat is costly to read (the
+  // kernel sums every CPU's counters and every interrupt's): read it once.
+  static const std::optional<double> boot = bootTime();
   ProcStat ps;
   if (stat && boot && parseProcStat(*stat, sysconf(_SC_CLK_TCK), sysconf(_SC_PAGESIZE), *boot, ps)) {
     out.push_back(single("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", Kind::Counter,

@@ -50,6 +50,50 @@ TEST_F(PosterTest, RunsEveryPostFromManyThreadsOnTheLoopThread) {
   EXPECT_EQ(wrong_thread.load(), 0);
 }
 
+// The loop runs while the producers post, so that wake-ups race the loop
+// taking the queue: none may be lost (the loop would then wait for ever --
+// the test's time bound names the hang).
+TEST_F(PosterTest, NoPostIsLeftBehindWhileTheLoopRunsConcurrently) {
+  Poster poster(&loop_);
+  std::atomic<int> ran{0};
+  constexpr int kThreads = 4;
+  constexpr int kEach = 20000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kEach; ++i) {
+        poster.post([&] {
+          if (++ran == kThreads * kEach) {
+            poster.close();
+          }
+        });
+        if (i % 64 == 0) {
+          std::this_thread::yield();  // let the loop take partial queues
+        }
+      }
+    });
+  }
+  uv_run(&loop_, UV_RUN_DEFAULT);  // returns once close() stopped the polling
+  for (auto& t : threads) {
+    t.join();
+  }
+  EXPECT_EQ(ran.load(), kThreads * kEach);
+}
+
+TEST_F(PosterTest, APostMadeByAPostedFunctionRunsOnALaterWakeUp) {
+  Poster poster(&loop_);
+  std::vector<int> order;
+  poster.post([&] {
+    order.push_back(1);
+    poster.post([&] {
+      order.push_back(2);
+      poster.close();
+    });
+  });
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  EXPECT_EQ(order, (std::vector<int>{1, 2}));
+}
+
 TEST_F(PosterTest, CloseRunsWhatIsQueuedAndRefusesLaterPosts) {
   Poster poster(&loop_);
   int ran = 0;
