@@ -38,6 +38,11 @@ def main():
     ap.add_argument("--reps", type=int, default=3, help="repetitions of each scenario (default 3)")
     ap.add_argument("--quick", action="store_true", help="small runs (20,000 events, 1 s), to check the tooling")
     ap.add_argument("--only", default="", help="run only scenarios whose name contains this text")
+    ap.add_argument("--name", action="append", default=[],
+                    help="run only the scenario of exactly this name (repeatable; with --only, both must match)")
+    ap.add_argument("--scrape-path", default="/metrics",
+                    help="with --ops-load, what the scraping variants GET (e.g. /healthz, to tell the cost of "
+                         "the HTTP traffic from that of a metrics scrape; their names stay as they are)")
     ap.add_argument("--tls", action="store_true",
                     help="also run the 1-plugin max-rate and latency scenarios with evhost over TLS")
     ap.add_argument("--signed", action="store_true",
@@ -78,9 +83,12 @@ def main():
     else:
         every, make_runner, write_results = (scenarios(args.quick, args.ops_load, args.tls, args.signed), Runner,
                                               report.write_results)
-    specs = [s for s in every if args.only in s["name"]]
+    specs = [s for s in every if args.only in s["name"] and (not args.name or s["name"] in args.name)]
+    for s in specs:
+        if s.get("scrape_ms"):
+            s["scrape_path"] = args.scrape_path
     if not specs:
-        ap.error(f"no scenario matches --only {args.only!r}")
+        ap.error(f"no scenario matches --only {args.only!r} and --name {args.name!r}")
     redis = RedisServer(workdir, tls=args.tls)
     started = datetime.datetime.now(datetime.timezone.utc)
     runs_by_scenario = {s["name"]: [] for s in specs}

@@ -32,15 +32,16 @@ def ops_address(log_path, timeout=20):
 
 class OpsLoad:
     """Load on evhost's ops listener while a run goes on, from a thread: GET
-    /metrics every scrape_ms (each timed), and/or idle_conns connections held
+    /metrics (or `path`) every scrape_ms (each timed), and/or idle_conns connections held
     open -- half idle, half slowloris (a header byte a second). The listener
     keeps 64 and closes the others at once; with reopen, those are opened
     again every second (4,680 connects in a 5 s run -- load on the client's
     side too, which shares the cores). Both threads run under SCHED_IDLE
     (stand_aside)."""
 
-    def __init__(self, address, scrape_ms, idle_conns, reopen=False):
+    def __init__(self, address, scrape_ms, idle_conns, reopen=False, path="/metrics"):
         self.address, self.scrape_ms, self.idle_conns, self.reopen = address, scrape_ms, idle_conns, reopen
+        self.path = path
         self.scrapes, self.failures, self.reopened, self.closed = [], 0, 0, 0
         self.stopping = threading.Event()
         self.threads = []
@@ -58,7 +59,7 @@ class OpsLoad:
             t0 = time.monotonic()
             try:
                 c = http.client.HTTPConnection(*self.address, timeout=5)
-                c.request("GET", "/metrics")
+                c.request("GET", self.path)
                 r = c.getresponse()
                 r.read()
                 c.close()

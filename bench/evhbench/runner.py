@@ -88,7 +88,7 @@ class Runner:
                     ops_load = None
                     if s.get("scrape_ms") or s.get("idle_conns"):
                         ops_load = OpsLoad(ops_address(log_path), s.get("scrape_ms", 0), s.get("idle_conns", 0),
-                                           s.get("reopen", False))
+                                           s.get("reopen", False), s.get("scrape_path", "/metrics"))
                     time.sleep(1.0)  # settle: idle means subscribed and waiting
                     result["rss_idle"] = proc_status(proc.pid, "VmRSS")
                     cpu_before = cpu_ns(proc.pid)
