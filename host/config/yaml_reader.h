@@ -42,6 +42,13 @@ std::string joinList(const std::vector<std::string>& items, const char* separato
 // What integer() accepts, for values that come from elsewhere (environment).
 std::optional<int64_t> parseInt64(std::string_view text);
 
+// A whole string as a finite decimal floating-point number, or nullopt.
+std::optional<double> parseDouble(std::string_view text);
+
+// Whether a plain scalar is a float by YAML 1.2's core schema:
+// [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)? ("inf" and "nan" are not).
+bool looksLikeFloat(std::string_view s);
+
 // "a map", "a list", "no value", or the scalar quoted.
 std::string kindOf(const YAML::Node& node);
 
