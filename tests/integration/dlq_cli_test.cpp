@@ -1,5 +1,6 @@
 // evhctl dlq against a real redis-server: list, show, remove, replay, purge, and their failures.
 #include "support/evhost_process.h"
+#include "support/pubsub_listener.h"
 #include "support/redis_server.h"
 
 #include <gmock/gmock.h>
@@ -123,28 +124,7 @@ class DlqCliTest : public ::testing::Test {
   }
 
   // A second connection subscribed to `channel`, as evhost would be.
-  RedisConn subscribe(const std::string& channel) {
-    RedisConn c = redis_.connect();
-    ReplyPtr r(static_cast<redisReply*>(redisCommand(c.get(), "SUBSCRIBE %s", channel.c_str())));
-    EXPECT_TRUE(r && r->type == REDIS_REPLY_ARRAY) << "SUBSCRIBE failed";
-    redisSetTimeout(c.get(), timeval{10, 0});
-    return c;
-  }
-
-  // The payload of the next message on a subscribed connection.
-  static std::string nextMessage(redisContext* c) {
-    void* raw = nullptr;
-    if (redisGetReply(c, &raw) != REDIS_OK || raw == nullptr) {
-      ADD_FAILURE() << "no message within 10 s";
-      return {};
-    }
-    ReplyPtr r(static_cast<redisReply*>(raw));
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
-      ADD_FAILURE() << "not a message";
-      return {};
-    }
-    return std::string(r->element[2]->str, r->element[2]->len);
-  }
+  RedisConn subscribe(const std::string& channel) { return subscribeTo(redis_, channel); }
 
   RedisServer redis_;
   std::string dir_;
@@ -254,7 +234,7 @@ TEST_F(DlqCliTest, ReplayPublishesTheOriginalEventThenRemovesTheEntry) {
   EXPECT_THAT(out, HasSubstr("replayed evt-1 PRODUCT_CREATED (exhausted) on test:jollyjet:events:product "
                              "(1 receiver); removed"));
   EXPECT_THAT(out, HasSubstr("1 replayed, 0 failed"));
-  EXPECT_EQ(nextMessage(sub.get()), original(kOne)) << "the original event, byte for byte";
+  EXPECT_EQ(nextMessageText(sub.get()), original(kOne)) << "the original event, byte for byte";
   EXPECT_THAT(stored(), ElementsAre(entry(kTwo)));
 }
 
@@ -266,15 +246,15 @@ TEST_F(DlqCliTest, ReplayAllWithReasonTakesOnlyThoseOldestFirst) {
   auto [code, out] = dlq({"replay", "--all", "--reason", "exhausted"});
   EXPECT_EQ(code, 0) << out;
   EXPECT_THAT(out, HasSubstr("2 replayed, 0 failed"));
-  EXPECT_EQ(nextMessage(sub.get()), original(kOne));
-  EXPECT_EQ(nextMessage(sub.get()), original(four));
+  EXPECT_EQ(nextMessageText(sub.get()), original(kOne));
+  EXPECT_EQ(nextMessageText(sub.get()), original(four));
   EXPECT_THAT(stored(), ElementsAre(bad, entry(kTwo)));
 
   // An undecodable message goes out again as the bytes it was.
   auto [code2, out2] = dlq({"replay", "--all", "--reason", "invalid"});
   EXPECT_EQ(code2, 0) << out2;
   EXPECT_THAT(out2, HasSubstr("replayed dlq-5"));
-  EXPECT_EQ(nextMessage(sub.get()), "not json{");
+  EXPECT_EQ(nextMessageText(sub.get()), "not json{");
   EXPECT_THAT(stored(), ElementsAre(entry(kTwo)));
 
   auto [code3, out3] = dlq({"replay", "--all", "--reason", "overloaded"});

@@ -1,5 +1,6 @@
 // evhctl publish against a real redis-server: wrapped and pass-through envelopes, PUBLISH and XADD, --count, errors.
 #include "support/evhost_process.h"
+#include "support/pubsub_listener.h"
 #include "support/redis_server.h"
 
 #include <gmock/gmock.h>
@@ -102,27 +103,7 @@ class PublishCliTest : public ::testing::Test {
   }
 
   // A second connection subscribed to `channel`, as evhost would be.
-  RedisConn subscribe(const std::string& channel) {
-    RedisConn c = redis_.connect();
-    ReplyPtr r(static_cast<redisReply*>(redisCommand(c.get(), "SUBSCRIBE %s", channel.c_str())));
-    EXPECT_TRUE(r && r->type == REDIS_REPLY_ARRAY) << "SUBSCRIBE failed";
-    redisSetTimeout(c.get(), timeval{10, 0});
-    return c;
-  }
-  // The payload of the next message on a subscribed connection.
-  static std::string nextMessage(redisContext* c) {
-    void* raw = nullptr;
-    if (redisGetReply(c, &raw) != REDIS_OK || raw == nullptr) {
-      ADD_FAILURE() << "no message within 10 s";
-      return {};
-    }
-    ReplyPtr r(static_cast<redisReply*>(raw));
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
-      ADD_FAILURE() << "not a message";
-      return {};
-    }
-    return std::string(r->element[2]->str, r->element[2]->len);
-  }
+  RedisConn subscribe(const std::string& channel) { return subscribeTo(redis_, channel); }
 
   // Every entry of a stream: {entry id, [field, value, ...]}.
   std::vector<std::pair<std::string, std::vector<std::string>>> xrange(const std::string& key) {
@@ -167,7 +148,7 @@ TEST_F(PublishCliTest, WrapsAPayloadInThePlanEnvelopeAndPublishesIt) {
   ASSERT_EQ(code, 0) << out;
   EXPECT_THAT(out, MatchesRegex(std::string("published to test:jollyjet:events:product: 1 receiver \\(eventId ") +
                                 kUuid + "\\)\n"));
-  std::string message = nextMessage(sub.get());
+  std::string message = nextMessageText(sub.get());
   Json j = Json::parse(message);
   std::vector<std::string> keys;
   for (const auto& item : j.items()) {
@@ -192,7 +173,7 @@ TEST_F(PublishCliTest, GivenIdIsUsedAndNoCorrelationIdMeansNone) {
   auto [code, out] = publish({"--type", "PRODUCT_DELETED", "--id", "evt-42", "--payload", "{}"});
   ASSERT_EQ(code, 0) << out;
   EXPECT_EQ(out, "published to test:jollyjet:events:product: 1 receiver (eventId evt-42)\n");
-  Json j = Json::parse(nextMessage(sub.get()));
+  Json j = Json::parse(nextMessageText(sub.get()));
   EXPECT_EQ(j["eventId"], "evt-42");
   EXPECT_FALSE(j.contains("correlationId"));
   EXPECT_EQ(j["payload"], Json::object());
@@ -203,14 +184,14 @@ TEST_F(PublishCliTest, AFullEnvelopeIsSentUnchanged) {
   auto [code, out] = publish({"--payload", "  " + kEnvelope + "\n"});
   ASSERT_EQ(code, 0) << out;
   EXPECT_EQ(out, "published to test:jollyjet:events:product: 1 receiver (eventId evt-9)\n");
-  EXPECT_EQ(nextMessage(sub.get()), kEnvelope);
+  EXPECT_EQ(nextMessageText(sub.get()), kEnvelope);
 
   // A CloudEvent, from a file.
   std::string file = write("ce.json", kCloudEvent + "\n");
   auto [code2, out2] = publish({"--file", file});
   ASSERT_EQ(code2, 0) << out2;
   EXPECT_EQ(out2, "published to test:jollyjet:events:product: 1 receiver (eventId ce-1)\n");
-  EXPECT_EQ(nextMessage(sub.get()), kCloudEvent);
+  EXPECT_EQ(nextMessageText(sub.get()), kCloudEvent);
 
   // A BATCH, from stdin: with - and with nothing (a pipe).
   std::string batch = R"({"type":"BATCH","messages":[)" + kEnvelope + "," + kCloudEvent + "]}";
@@ -219,7 +200,7 @@ TEST_F(PublishCliTest, AFullEnvelopeIsSentUnchanged) {
     auto [code3, out3] = publishFromStdin(batch_file, args);
     ASSERT_EQ(code3, 0) << out3;
     EXPECT_EQ(out3, "published to test:jollyjet:events:product: 1 receiver\n");
-    EXPECT_EQ(nextMessage(sub.get()), batch);
+    EXPECT_EQ(nextMessageText(sub.get()), batch);
   }
 }
 
@@ -265,7 +246,7 @@ TEST_F(PublishCliTest, CountSendsThatManyEachWithAFreshEventId) {
   EXPECT_EQ(out2, "published 3 events to test:jollyjet:events:audit: 1 receiver each\n");
   std::set<std::string> copies;
   for (int i = 0; i < 3; ++i) {
-    Json j = Json::parse(nextMessage(sub.get()));
+    Json j = Json::parse(nextMessageText(sub.get()));
     copies.insert(j["eventId"].get<std::string>());
     j.erase("eventId");
     Json original = Json::parse(kEnvelope);

@@ -1,6 +1,6 @@
 // A test's own Pub/Sub subscriber (a synchronous hiredis connection, as the
 // admin dashboard would hold one): subscribed before anything is published,
-// read one JSON message at a time.
+// read one message at a time (as text, or parsed as JSON).
 #pragma once
 
 #include "support/redis_server.h"
@@ -22,20 +22,27 @@ inline RedisConn subscribeTo(const RedisServer& server, const std::string& chann
   return c;
 }
 
-// The next message on a subscribed connection, parsed; a failure (and null)
-// when none comes within the timeout or it is not a message.
-inline nlohmann::json nextMessage(redisContext* c) {
+// The payload of the next message on a subscribed connection, as sent; a
+// failure (and "") when none comes within the timeout or it is not a message.
+inline std::string nextMessageText(redisContext* c) {
   void* raw = nullptr;
   if (redisGetReply(c, &raw) != REDIS_OK || raw == nullptr) {
     ADD_FAILURE() << "no message within the read timeout";
-    return nlohmann::json();
+    return {};
   }
   ReplyPtr r(static_cast<redisReply*>(raw));
   if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
     ADD_FAILURE() << "not a message";
-    return nlohmann::json();
+    return {};
   }
-  return nlohmann::json::parse(std::string(r->element[2]->str, r->element[2]->len));
+  return std::string(r->element[2]->str, r->element[2]->len);
+}
+
+// The next message on a subscribed connection, parsed as JSON; a failure
+// (and null) when none comes or it is not a message.
+inline nlohmann::json nextMessage(redisContext* c) {
+  const std::string text = nextMessageText(c);
+  return text.empty() ? nlohmann::json() : nlohmann::json::parse(text);
 }
 
 }  // namespace evh::test
