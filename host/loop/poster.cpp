@@ -98,37 +98,24 @@ void Poster::close() {
     closed_ = true;
   }
   drain();
-  uv_poll_stop(poll_.get());
-  poll_.close();
+  poll_.close();  // uv_close stops the polling at once; the fd stays open until the destructor
 }
 
 void Poster::onReadable(uv_poll_t* h, int status, int /*events*/) {
   auto* self = static_cast<Poster*>(h->data);
   uint64_t count = 0;
-  // Resets the counter (EAGAIN: another wake-up read it already).
+  // Resets the counter (non-blocking: EAGAIN when it is zero already).
   while (::read(self->fd_, &count, sizeof count) < 0 && errno == EINTR) {
   }
   // An exchange, not a store: it reads the producers' exchange (every write
-  // to woken_ is one), so their pushes happen before the batch taken below.
+  // to woken_ is one), so their pushes happen before the batch taken below,
+  // and a post after it finds woken_ false and writes again -- so what
+  // arrives while this batch runs comes back on a later loop iteration,
+  // after the loop has served its other handles.
   self->woken_.exchange(false, std::memory_order_acq_rel);
-  (void)status;  // an eventfd reports no error; the queue is what counts
-  // One batch per wake-up; if more arrived while it ran, come back on the
-  // next loop iteration, after the loop has served its other handles.
-  {
-    IoPhaseScope io;  // Redis writes it asks for go out at the check phase
-    self->runBatch();
-  }
-  if (self->poll_.get() != h) {
-    return;  // closed by what just ran
-  }
-  bool more = false;
-  {
-    std::lock_guard<std::mutex> lock(self->mutex_);
-    more = !self->queue_.empty();
-  }
-  if (more) {
-    self->wake();
-  }
+  (void)status;     // an eventfd reports no error; the queue is what counts
+  IoPhaseScope io;  // Redis writes it asks for go out at the check phase
+  self->runBatch();
 }
 
 }  // namespace evh

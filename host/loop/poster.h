@@ -9,8 +9,10 @@
 // in that spin: 22 % of the loop's samples during a /metrics scrape every
 // 100 ms, and p99 at 50,000 events/s up by half (docs/benchmarks.md, "Issue
 // 13: the loop spinning on a scrape"). An eventfd has no such protocol: a
-// producer preempted anywhere in post() delays at most the posts of the same
-// Poster, and never makes the loop wait.
+// producer preempted between its push and its write to the eventfd delays
+// the posts of the same Poster (hence a Poster of its own for a thread that
+// runs at a low priority), and the loop never spins or sleeps for it -- it
+// only takes the queue's mutex, which a producer holds for a push_back.
 #pragma once
 
 #include "loop/uv_handle.h"
@@ -33,7 +35,9 @@ class Poster {
 
   // Queues fn to run once on the loop thread. Returns false once close()
   // has begun, and then fn will never run. Never blocks but on the queue's
-  // mutex, held only to push or to take the queue. THREAD: any.
+  // mutex, held only to push or to take the queue. THREAD: any. It may race
+  // close(), but every call must have returned before the destructor runs:
+  // it still writes to the eventfd after fn is queued (and so may run).
   bool post(std::function<void()> fn);
 
   // Runs everything queued, on the calling (loop) thread, until the queue

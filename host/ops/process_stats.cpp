@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <charconv>
 #include <fstream>
 #include <iterator>
@@ -130,8 +131,15 @@ std::vector<FamilySample> processFamilies() {
   std::vector<FamilySample> out;
   const std::optional<std::string> stat = readFile("/proc/self/stat");
   // The boot time never changes, and /proc/stat is costly to read (the
-  // kernel sums every CPU's counters and every interrupt's): read it once.
-  static const std::optional<double> boot = bootTime();
+  // kernel sums every CPU's counters and every interrupt's): read once it
+  // has been read. 0: not yet (a failed read is tried again next time).
+  static std::atomic<double> boot_cache{0};
+  std::optional<double> boot;
+  if (const double known = boot_cache.load(std::memory_order_relaxed); known > 0) {
+    boot = known;
+  } else if ((boot = bootTime()) && *boot > 0) {
+    boot_cache.store(*boot, std::memory_order_relaxed);
+  }
   ProcStat ps;
   if (stat && boot && parseProcStat(*stat, sysconf(_SC_CLK_TCK), sysconf(_SC_PAGESIZE), *boot, ps)) {
     out.push_back(single("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", Kind::Counter,
