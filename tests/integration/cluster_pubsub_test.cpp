@@ -64,7 +64,7 @@ long long spublish(RedisCluster& cluster, const std::string& channel, const std:
 // The names of the connections /status lists.
 std::set<std::string> connectionNames(const EvhostProcess& host) {
   std::set<std::string> out;
-  const HttpResponse r = httpGet(opsUrl(host.log()) + "/status");
+  const HttpResponse r = httpGet(opsUrl(host) + "/status");
   const nlohmann::json j = nlohmann::json::parse(r.body, nullptr, false);
   if (j.is_object() && j.contains("connections") && j["connections"].is_array()) {
     for (const auto& c : j["connections"]) {

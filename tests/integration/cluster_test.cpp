@@ -72,7 +72,7 @@ std::string clusterConfig(RedisCluster& cluster, const std::vector<std::string>&
 // Every evhost_cluster_* line of a scrape of `host`'s /metrics (for failure
 // messages).
 std::string clusterMetrics(const EvhostProcess& host) {
-  const HttpResponse r = httpGet(opsUrl(host.log()) + "/metrics");
+  const HttpResponse r = httpGet(opsUrl(host) + "/metrics");
   std::istringstream in(r.body);
   std::string out;
   for (std::string line; std::getline(in, line);) {
@@ -84,7 +84,7 @@ std::string clusterMetrics(const EvhostProcess& host) {
 }
 
 double metric(const EvhostProcess& host, const std::string& name) {
-  const HttpResponse r = httpGet(opsUrl(host.log()) + "/metrics");
+  const HttpResponse r = httpGet(opsUrl(host) + "/metrics");
   std::istringstream in(r.body);
   for (std::string line; std::getline(in, line);) {
     if (line.rfind(name + " ", 0) == 0) {
@@ -130,7 +130,7 @@ TEST(ClusterTest, StreamsOnDifferentMastersAreReadTogetherEachFromItsOwn) {
 
   // /status names the topology: the cluster's three masters, one command
   // connection to each, a reading connection per stream.
-  const HttpResponse status = httpGet(opsUrl(host.log()) + "/status");
+  const HttpResponse status = httpGet(opsUrl(host) + "/status");
   ASSERT_EQ(status.status, 200) << status.error;
   const nlohmann::json j = nlohmann::json::parse(status.body);
   EXPECT_EQ(j["redis"]["mode"], "cluster");
@@ -238,7 +238,7 @@ TEST(ClusterTest, AKilledMastersStreamIsReadFromItsPromotedReplica) {
       << host.log();
   EXPECT_TRUE(eventually([&] { return pending(cluster, stream) == 0; }));
   // The map in force names the promoted replica, not the dead master.
-  const nlohmann::json status = nlohmann::json::parse(httpGet(opsUrl(host.log()) + "/status").body);
+  const nlohmann::json status = nlohmann::json::parse(httpGet(opsUrl(host) + "/status").body);
   const std::string now = "127.0.0.1:" + std::to_string(promoted.port());
   const std::string dead = "127.0.0.1:" + std::to_string(doomed.port());
   EXPECT_THAT(status["redis"]["masters"].dump(), HasSubstr(now));

@@ -208,7 +208,7 @@ TEST_F(DlqGroupCommitTest, AFailingFsyncAnswersNoneOfItsBatchOk) {
                       // the shim is preloaded ahead of a sanitizer build's runtime: allowed here
                       "ASAN_OPTIONS=" + asan + "verify_asan_link_order=0"});
   ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
-  const std::string url = opsUrl(host.log());
+  const std::string url = opsUrl(host);
   ASSERT_FALSE(url.empty()) << host.log();
   auto metric = [&](const std::string& series) { return scraped(url, series); };
   publish(0, kBefore);

@@ -126,7 +126,7 @@ class OpsHostileTest : public ::testing::Test {
             "ASAN_OPTIONS=" + std::string(asan != nullptr && asan[0] != '\0' ? std::string(asan) + ":" : "") +
             "quarantine_size_mb=8"});
     ASSERT_TRUE(eventually([&] {
-      url_ = opsUrl(host_->log());
+      url_ = opsUrl(*host_);
       return !url_.empty();
     })) << host_->log();
     port_ = portOf(url_);

@@ -138,7 +138,7 @@ TEST(OpsPrometheusTest, PrometheusScrapesEvhost) {
   EvhostProcess host(y.str());
   std::string url;
   ASSERT_TRUE(eventually([&] {
-    url = opsUrl(host.log());
+    url = opsUrl(host);
     return !url.empty();
   })) << host.log();
   ASSERT_TRUE(host.waitForLog("subscribed to test:orders")) << host.log();

@@ -71,7 +71,7 @@ channels:
   // The value of evhost_pubsub_peers for the channel in `host`'s /metrics;
   // -1 when it is not there.
   static double peersMetric(const EvhostProcess& host, const std::string& channel = "jollyjet:events:product") {
-    const std::string body = httpGet(opsUrl(host.log()) + "/metrics").body;
+    const std::string body = httpGet(opsUrl(host) + "/metrics").body;
     const std::string series = "\nevhost_pubsub_peers{channel=\"" + channel + "\"} ";
     const size_t at = body.find(series);
     if (at == std::string::npos) {
@@ -98,7 +98,7 @@ TEST_F(PubsubPeersTest, TheSecondInstanceWarnsAtStartAndTheFirstOnItsNextLook) {
   ASSERT_TRUE(second.waitForLog(warning("channel test:jollyjet:events:product", first))) << second.log();
   ASSERT_TRUE(second.waitForLog(warning("pattern test:jollyjet:orders:*", first))) << second.log();
   EXPECT_EQ(second.countInLog("another evhost"), 2u) << "once per (channel, peer)\n" << second.log();
-  EXPECT_TRUE(eventually([&] { return peersMetric(second) == 1; })) << httpGet(opsUrl(second.log()) + "/metrics").body;
+  EXPECT_TRUE(eventually([&] { return peersMetric(second) == 1; })) << httpGet(opsUrl(second) + "/metrics").body;
   EXPECT_EQ(peersMetric(second, "jollyjet:orders:*"), 1);
 
   // The first hears of the second at its next look: here a reload's.

@@ -65,7 +65,7 @@ std::string config(uint16_t port, const std::string& tag, const std::string& sha
          "        idempotency: {ttl_ms: 600000}\n";
 }
 
-bool ready(const EvhostProcess& host) { return httpGet(opsUrl(host.log()) + "/readyz").status == 200; }
+bool ready(const EvhostProcess& host) { return httpGet(opsUrl(host) + "/readyz").status == 200; }
 
 // The records of "exact": eventId -> how many times, and how many per tag.
 struct Records {
@@ -120,7 +120,7 @@ long long publish(RedisServer& redis, int from, int to) {
 // evhost_pubsub_shared_total{outcome} of the channel in a scrape; -1 when
 // the series is not there.
 double sharedTotal(const EvhostProcess& host, const std::string& outcome) {
-  const std::string text = httpGet(opsUrl(host.log()) + "/metrics").body;
+  const std::string text = httpGet(opsUrl(host) + "/metrics").body;
   const std::string series =
       "\nevhost_pubsub_shared_total{channel=\"jollyjet:events:product\",outcome=\"" + outcome + "\"} ";
   const size_t at = text.find(series);
@@ -164,7 +164,7 @@ TEST(PubsubShareTest, ThreeInstancesHandleEachEventOnce) {
   }
   EXPECT_EQ(added, kEvents);
   EXPECT_EQ(duplicate, 2 * kEvents);
-  const auto status = nlohmann::json::parse(httpGet(opsUrl(hosts[0]->log()) + "/status").body);
+  const auto status = nlohmann::json::parse(httpGet(opsUrl(*hosts[0]) + "/status").body);
   EXPECT_THAT(status["channels"].dump(), HasSubstr("pubsub-shared")) << status.dump();
 }
 

@@ -100,11 +100,11 @@ class ReloadChannelsTest : public ::testing::Test {
     const auto r = redis_.command({"PUBSUB", "NUMSUB", channel});
     return r->element[1]->integer;
   }
-  static std::string metrics(const EvhostProcess& host) { return httpGet(opsUrl(host.log()) + "/metrics").body; }
+  static std::string metrics(const EvhostProcess& host) { return httpGet(opsUrl(host) + "/metrics").body; }
   static nlohmann::json status(const EvhostProcess& host) {
-    return nlohmann::json::parse(httpGet(opsUrl(host.log()) + "/status").body);
+    return nlohmann::json::parse(httpGet(opsUrl(host) + "/status").body);
   }
-  static bool ready(const EvhostProcess& host) { return httpGet(opsUrl(host.log()) + "/readyz").status == 200; }
+  static bool ready(const EvhostProcess& host) { return httpGet(opsUrl(host) + "/readyz").status == 200; }
   // A graceful stop after it all: exit 0, and (in the sanitizer build)
   // nothing reported.
   static void stopCleanly(EvhostProcess& host) {
@@ -186,7 +186,7 @@ TEST_F(ReloadChannelsTest, PubSubChannelsAddedAndRemovedOnTheRunningConnection) 
   EXPECT_THAT(m, HasSubstr("evhost_pubsub_gaps_total 0"));
   EXPECT_THAT(m, Not(HasSubstr("evhost_pubsub_subscribed{channel=\"jollyjet:events:b\"}")));
   EXPECT_THAT(m, HasSubstr("evhost_pubsub_subscribed{channel=\"jollyjet:events:a\"} 1"));
-  EXPECT_TRUE(ready(host)) << httpGet(opsUrl(host.log()) + "/readyz").body;
+  EXPECT_TRUE(ready(host)) << httpGet(opsUrl(host) + "/readyz").body;
   EXPECT_THAT(host.log(), Not(HasSubstr("connected again")));
   EXPECT_THAT(host.log(), Not(HasSubstr("reload failed")));
   EXPECT_THAT(host.log(), Not(HasSubstr("connection lost")));
@@ -248,7 +248,7 @@ TEST_F(ReloadChannelsTest, ShardChannelsBesideClassicOnesAndTurnedSoByAReload) {
   })) << m;
   EXPECT_THAT(m, HasSubstr("evhost_redis_outages_total{connection=\"subscriber\"} 0"));
   EXPECT_THAT(m, Not(HasSubstr("evhost_pubsub_subscribed{channel=\"jollyjet:events:s\"}")));
-  EXPECT_TRUE(ready(host)) << httpGet(opsUrl(host.log()) + "/readyz").body;
+  EXPECT_TRUE(ready(host)) << httpGet(opsUrl(host) + "/readyz").body;
   stopCleanly(host);
 }
 

@@ -61,7 +61,7 @@ class ReloadHttpTest : public ::testing::Test {
 TEST_F(ReloadHttpTest, PostReloadAnswersWithTheOutcome) {
   EvhostProcess host(config("a"));
   ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
-  const std::string url = opsUrl(host.log()) + "/reload";
+  const std::string url = opsUrl(host) + "/reload";
 
   rewrite(host, config("b"));
   HttpResponse r = httpRequest("POST", url);
@@ -87,13 +87,13 @@ TEST_F(ReloadHttpTest, PostReloadAnswersWithTheOutcome) {
   EXPECT_EQ(r.status, 405);
   EXPECT_EQ(r.allow, "POST");
   // The other endpoints still take GET only.
-  EXPECT_EQ(httpRequest("POST", opsUrl(host.log()) + "/status").status, 405);
+  EXPECT_EQ(httpRequest("POST", opsUrl(host) + "/status").status, 405);
 }
 
 TEST_F(ReloadHttpTest, AConfiguredTokenIsRequiredAndNeverEchoed) {
   EvhostProcess host(config("a", ", token_file: " + tokenFile()));
   ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
-  const std::string url = opsUrl(host.log()) + "/reload";
+  const std::string url = opsUrl(host) + "/reload";
   EXPECT_THAT(host.log(), HasSubstr("(POST /reload with the ops token)"));
 
   HttpResponse r = httpRequest("POST", url);
@@ -110,7 +110,7 @@ TEST_F(ReloadHttpTest, AConfiguredTokenIsRequiredAndNeverEchoed) {
   EXPECT_EQ(r.status, 200) << r.body;
   // The token is in no log line and no answer.
   EXPECT_THAT(host.log(), Not(HasSubstr(kToken)));
-  EXPECT_THAT(httpGet(opsUrl(host.log()) + "/status").body, Not(HasSubstr(kToken)));
+  EXPECT_THAT(httpGet(opsUrl(host) + "/status").body, Not(HasSubstr(kToken)));
 }
 
 TEST_F(ReloadHttpTest, EvhctlReloadSendsTheTokenAndSaysWhatHappened) {
@@ -119,7 +119,7 @@ TEST_F(ReloadHttpTest, EvhctlReloadSendsTheTokenAndSaysWhatHappened) {
   ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
   // The listener took a free port, so the URL is given (and the token with
   // it; with --config evhctl reads ops.token_file itself).
-  const std::string base = opsUrl(host.log());
+  const std::string base = opsUrl(host);
 
   rewrite(host, config("b", token));
   auto [code, out] = runCommand({EVH_EVHCTL_BIN, "reload", "--url", base, "--token-file", tokenFile()});

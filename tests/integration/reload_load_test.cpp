@@ -318,7 +318,7 @@ TEST_F(ReloadLoadTest, StreamAtTwentyThousandASecondThroughTenReloads) {
 
   EvhostProcess host(file({p1, all("p")}));
   ASSERT_TRUE(host.waitForLog("created consumer group")) << host.log();
-  const std::string url = opsUrl(host.log());
+  const std::string url = opsUrl(host);
   ASSERT_FALSE(url.empty()) << host.log();
 
   const size_t total = static_cast<size_t>(kStreamRate) * kStreamSeconds.count();
@@ -417,7 +417,7 @@ TEST_F(ReloadLoadTest, PubSubAtFiveThousandASecondLosesNothingThroughReloads) {
 
   EvhostProcess host(file({p(1), all("p")}));
   ASSERT_TRUE(host.waitForLog("subscribed to " + std::string(kPubSub))) << host.log();
-  const std::string url = opsUrl(host.log());
+  const std::string url = opsUrl(host);
   ASSERT_FALSE(url.empty()) << host.log();
   const std::vector<std::string> subscriber = subscriberIds();
   ASSERT_EQ(subscriber.size(), 1u);

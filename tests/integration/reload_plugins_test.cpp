@@ -131,7 +131,7 @@ class ReloadPluginsTest : public ::testing::Test {
     return n;
   }
   static nlohmann::json status(const EvhostProcess& host) {
-    return nlohmann::json::parse(httpGet(opsUrl(host.log()) + "/status").body);
+    return nlohmann::json::parse(httpGet(opsUrl(host) + "/status").body);
   }
 
   RedisServer redis_;
@@ -150,7 +150,7 @@ TEST_F(ReloadPluginsTest, AnAddedPluginIsLoadedAndARemovedOneShutDownOnceAndUnlo
   EXPECT_THAT(records(), ElementsAre("e1|t1|v1"));
   EXPECT_GT(mapped(host, probePath()), 0u);
   const std::string health = "\nevhost_plugin_health{plugin=\"p\"} 0\n";
-  EXPECT_THAT(httpGet(opsUrl(host.log()) + "/metrics").body, HasSubstr(health));
+  EXPECT_THAT(httpGet(opsUrl(host) + "/metrics").body, HasSubstr(health));
 
   reload(host, config("", "a"), 2);
   ASSERT_THAT(host.log(), HasSubstr("plugin p removed")) << host.log();
@@ -159,8 +159,7 @@ TEST_F(ReloadPluginsTest, AnAddedPluginIsLoadedAndARemovedOneShutDownOnceAndUnlo
   EXPECT_THAT(lines(readFile(probeLog())), ElementsAre("init t1 v1", "shutdown t1 v1"));
   EXPECT_EQ(mapped(host, probePath()), 0u);
   // Its series went with it (a scrape no longer reads the instance).
-  EXPECT_TRUE(
-      eventually([&] { return httpGet(opsUrl(host.log()) + "/metrics").body.find(health) == std::string::npos; }));
+  EXPECT_TRUE(eventually([&] { return httpGet(opsUrl(host) + "/metrics").body.find(health) == std::string::npos; }));
   publish("e2");
   ASSERT_TRUE(eventually([&] { return llen("seen_a") == 2; })) << host.log();
   EXPECT_EQ(llen("probe:events"), 1);

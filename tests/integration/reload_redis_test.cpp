@@ -75,7 +75,7 @@ bool reload(EvhostProcess& host) {
   return applied;
 }
 
-bool ready(const EvhostProcess& host) { return httpGet(opsUrl(host.log()) + "/readyz").status == 200; }
+bool ready(const EvhostProcess& host) { return httpGet(opsUrl(host) + "/readyz").status == 200; }
 
 // One event on the Pub/Sub channel and one on the stream, through `redis`;
 // true once both are recorded there (the recorder writes through evhost's
@@ -122,7 +122,7 @@ TEST(ReloadRedisTest, EveryConnectionMovesToAnotherServer) {
   // Nothing of evhost is left on the old server; as many on the new one.
   EXPECT_TRUE(eventually([&] { return clients(a).empty(); })) << host.log();
   EXPECT_EQ(clients(b).size(), on_a);
-  const auto status = nlohmann::json::parse(httpGet(opsUrl(host.log()) + "/status").body);
+  const auto status = nlohmann::json::parse(httpGet(opsUrl(host) + "/status").body);
   EXPECT_EQ(status["reload"]["last"]["result"], "ok") << status.dump();
   EXPECT_THAT(status["reload"]["last"]["changed"].dump(), HasSubstr("redis.port")) << status.dump();
 }

@@ -61,7 +61,7 @@ class ReloadTest : public ::testing::Test {
   // GET /status (a snapshot at most 100 ms old: asked for only after the
   // log said the reload is done, and never twice in that time).
   static nlohmann::json status(const EvhostProcess& host) {
-    return nlohmann::json::parse(httpGet(opsUrl(host.log()) + "/status").body);
+    return nlohmann::json::parse(httpGet(opsUrl(host) + "/status").body);
   }
 
   RedisServer redis_;
@@ -86,7 +86,7 @@ TEST_F(ReloadTest, NewRoutesTakeEffectForTheEventsThatFollow) {
   EXPECT_EQ(s["reload"]["failed"], 0);
   EXPECT_EQ(s["reload"]["generation"], 2);
   EXPECT_EQ(s["reload"]["last"]["result"], "ok");
-  const std::string metrics = httpGet(opsUrl(host.log()) + "/metrics").body;
+  const std::string metrics = httpGet(opsUrl(host) + "/metrics").body;
   EXPECT_THAT(metrics, HasSubstr("\nevhost_reloads_total 1\n"));
   EXPECT_THAT(metrics, HasSubstr("\nevhost_reload_failures_total 0\n"));
   EXPECT_THAT(metrics, HasSubstr("\nevhost_config_last_reload_successful 1\n"));
@@ -110,7 +110,7 @@ TEST_F(ReloadTest, ABrokenConfigurationIsRefusedAndTheRunningOneKept) {
   EXPECT_EQ(s["reload"]["last"]["result"], "failed");
   ASSERT_FALSE(s["reload"]["last"]["errors"].empty());
   EXPECT_THAT(s["reload"]["last"]["errors"][0].get<std::string>(), HasSubstr("nosuch"));
-  const std::string metrics = httpGet(opsUrl(host.log()) + "/metrics").body;
+  const std::string metrics = httpGet(opsUrl(host) + "/metrics").body;
   EXPECT_THAT(metrics, HasSubstr("\nevhost_reload_failures_total 1\n"));
   EXPECT_THAT(metrics, HasSubstr("\nevhost_config_last_reload_successful 0\n"));
 

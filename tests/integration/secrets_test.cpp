@@ -207,7 +207,7 @@ TEST_F(SecretsTest, AclUserWithPasswordFileOverMutualTls) {
     collect("a recorded event", record);
   }
 
-  const std::string url = opsUrl(host.log());
+  const std::string url = opsUrl(host);
   ASSERT_FALSE(url.empty()) << host.log();
   collectHttp(url);
   auto [code, out] = run("evhctl status", {EVH_EVHCTL_BIN, "status", "--url", url});
@@ -256,7 +256,7 @@ TEST_F(SecretsTest, WrongPasswordIsRefusedWithoutShowingEither) {
   EvhostProcess host(config(aclUser() + tls(), tls_port_, "{level: trace, format: json, debug_events: true}"), {},
                      {"DEBUG_EVENTS=true"});
   ASSERT_TRUE(host.waitForLog("AUTH failed: WRONGPASS")) << host.log();
-  const std::string url = opsUrl(host.log());
+  const std::string url = opsUrl(host);
   ASSERT_FALSE(url.empty()) << host.log();
   collectHttp(url);
   run("evhctl status", {EVH_EVHCTL_BIN, "status", "--url", url});
@@ -286,7 +286,7 @@ TEST_F(SecretsTest, LegacyRequirepassWithPasswordFile) {
   ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
   redis_.command({"PUBLISH", "test:jollyjet:events:product", event("legacy-1", "PRODUCT_CREATED")});
   ASSERT_TRUE(eventually([&] { return list("seen").size() == 1; })) << host.log();
-  collectHttp(opsUrl(host.log()));
+  collectHttp(opsUrl(host));
   auto [code, out] = run("evhctl dlq list", {EVH_EVHCTL_BIN, "dlq", "--config", host.configPath(), "list"});
   EXPECT_EQ(code, 0) << out;
   // The shutdown's lines too.

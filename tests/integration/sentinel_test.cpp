@@ -147,12 +147,12 @@ TEST(SentinelTest, AStreamFollowsAManualFailoverAndLosesNoReplicatedEntry) {
                                     " to 127.0.0.1:" + std::to_string(now.port())));
 
   // /status names the topology.
-  const HttpResponse status = httpGet(opsUrl(host.log()) + "/status");
+  const HttpResponse status = httpGet(opsUrl(host) + "/status");
   ASSERT_EQ(status.status, 200);
   EXPECT_THAT(status.body, HasSubstr(R"("mode":"sentinel")"));
   EXPECT_THAT(status.body, HasSubstr(R"("master":"127.0.0.1:)" + std::to_string(now.port()) + "\""));
   EXPECT_THAT(status.body, HasSubstr(R"("master_changes":1)"));
-  const HttpResponse metrics = httpGet(opsUrl(host.log()) + "/metrics");
+  const HttpResponse metrics = httpGet(opsUrl(host) + "/metrics");
   EXPECT_THAT(metrics.body, HasSubstr("evhost_redis_master_changes_total{master=\"evhmaster\"} 1"));
 
   host.signal(SIGTERM);
@@ -290,7 +290,7 @@ TEST(SentinelTest, ADeadSentinelIsSkippedAndAnUnknownMasterIsNamed) {
   cfg.replace(cfg.find(SentinelSet::kMaster), std::string(SentinelSet::kMaster).size(), "nosuchmaster");
   EvhostProcess host(cfg);
   ASSERT_TRUE(host.waitForLog("it monitors no master named nosuchmaster")) << host.log();
-  const HttpResponse ready = httpGet(opsUrl(host.log()) + "/readyz");
+  const HttpResponse ready = httpGet(opsUrl(host) + "/readyz");
   EXPECT_EQ(ready.status, 503) << ready.body;
   host.signal(SIGTERM);
   EXPECT_EQ(host.waitExit(), std::optional<int>(0)) << host.log();

@@ -113,7 +113,7 @@ class SignatureTest : public ::testing::TestWithParam<bool> {
   std::vector<std::string> deadLetters() const { return wholeLines(fallback_); }
   // The value of one series in GET /metrics ("" when absent).
   static std::string metric(const EvhostProcess& host, const std::string& series) {
-    const std::string body = httpGet(opsUrl(host.log()) + "/metrics").body;
+    const std::string body = httpGet(opsUrl(host) + "/metrics").body;
     const size_t at = body.find("\n" + series + " ");
     if (at == std::string::npos) {
       return "";
@@ -147,7 +147,7 @@ TEST_P(SignatureTest, AMessageSignedByNodesCryptoVerifies) {
   EXPECT_EQ(metric(host, R"(evhost_signature_key_verified_total{channel="jollyjet:events:orders",key="new"})"), "1");
   EXPECT_TRUE(deadLetters().empty());
   // /status names the channel's keys by id, never the keys.
-  const std::string status = httpGet(opsUrl(host.log()) + "/status").body;
+  const std::string status = httpGet(opsUrl(host) + "/status").body;
   EXPECT_THAT(status, HasSubstr(R"("signature":{"keys":["old","new"],"replay_check":true,"tolerance_s":300})"));
   EXPECT_THAT(status, Not(HasSubstr(std::string(kNewKey).substr(6, 12))));
   EXPECT_THAT(status, Not(HasSubstr(std::string(kOldKey).substr(6, 12))));

@@ -18,7 +18,7 @@ class EvhostProcess {
   // are added. Unless `yaml` has a top-level `ops:` section or `extra_args`
   // an --ops-listen, the ops listener takes any free port (--ops-listen
   // 127.0.0.1:0) rather than the fixed default, which tests running side by
-  // side would fight over; opsUrl(log()) (support/http_client.h) finds it.
+  // side would fight over; opsUrl(*this) (support/http_client.h) finds it.
   explicit EvhostProcess(const std::string& yaml, std::vector<std::string> extra_args = {},
                          std::vector<std::string> env = {});
   ~EvhostProcess();

@@ -2,6 +2,9 @@
 // listener is.
 #pragma once
 
+#include "support/evhost_process.h"
+#include "support/redis_server.h"
+
 #include <chrono>
 #include <string>
 #include <vector>
@@ -31,6 +34,19 @@ inline HttpResponse httpGet(const std::string& url, const std::vector<std::strin
 // The base URL of the "ops listening on http://HOST:PORT" line in `log`;
 // empty when there is none.
 std::string opsUrl(const std::string& log);
+
+// The ops listener's base URL of `host`, once its log has the line: evhost
+// writes its log off the loop, so the line may come a moment after what
+// the test waited for elsewhere (in Redis, say). "" after the hang guard.
+// Inline: only drivers that start evhost (support/evhost_process.cpp) use it.
+inline std::string opsUrl(const EvhostProcess& host) {
+  std::string url;
+  eventually([&] {
+    url = opsUrl(host.log());
+    return !url.empty();
+  });
+  return url;
+}
 
 // What Prometheus 2.x sends as Accept when it scrapes.
 inline const char* kPrometheusAccept =
