@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "support/stats_text.h"
+#include "support/temp_file.h"
 
 #include <chrono>
 #include <cstdio>
@@ -127,7 +128,10 @@ class RuntimeSwapTest : public ::testing::Test {
   std::unique_ptr<ingest::Admission> admission_;
   std::unique_ptr<ingest::Pipeline> pipeline_;
   ChannelIds ids_;
-  std::string fallback_ = ::testing::TempDir() + "/runtime_test_dead_letters.jsonl";
+  // A folder of this test's own: ctest runs the cases side by side, and one
+  // case's SetUp must not remove the file another one is about to read.
+  test::TempDir dir_;
+  std::string fallback_ = dir_.path() + "/dead-letters.jsonl";
 };
 
 TEST_F(RuntimeSwapTest, AnEventInFlightKeepsItsRoutesAndPoliciesAfterAnotherRuntimeReplacedThem) {
