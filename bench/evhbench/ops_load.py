@@ -32,16 +32,20 @@ def ops_address(log_path, timeout=20):
 
 class OpsLoad:
     """Load on evhost's ops listener while a run goes on, from a thread: GET
-    /metrics (or `path`) every scrape_ms (each timed), and/or idle_conns connections held
+    /metrics (or `path`) every scrape_ms (each timed, on one kept-alive
+    connection), and/or idle_conns connections held
     open -- half idle, half slowloris (a header byte a second). The listener
     keeps 64 and closes the others at once; with reopen, those are opened
     again every second (4,680 connects in a 5 s run -- load on the client's
     side too, which shares the cores). Both threads run under SCHED_IDLE
-    (stand_aside)."""
+    (stand_aside). With window_ms, scrapes happen in odd windows of
+    wall-clock time only (time_ns / window, as the bench plugin splits its
+    latencies with the same window_ms): the even ones are the same run
+    unscraped."""
 
-    def __init__(self, address, scrape_ms, idle_conns, reopen=False, path="/metrics"):
+    def __init__(self, address, scrape_ms, idle_conns, reopen=False, path="/metrics", window_ms=0):
         self.address, self.scrape_ms, self.idle_conns, self.reopen = address, scrape_ms, idle_conns, reopen
-        self.path = path
+        self.path, self.window_ns = path, window_ms * 1000000
         self.scrapes, self.failures, self.reopened, self.closed = [], 0, 0, 0
         self.stopping = threading.Event()
         self.threads = []
@@ -53,22 +57,34 @@ class OpsLoad:
             t.start()
 
     def _scrape(self):
+        """One connection kept open across scrapes, as Prometheus keeps
+        its own (a new one only after a failure): a fresh TCP connection per
+        scrape would charge evhost's ops thread an accept and a close each
+        time, which a real scraper does not."""
         stand_aside()
         import http.client
+        c = None
         while not self.stopping.wait(self.scrape_ms / 1000):
+            if self.window_ns and (time.time_ns() // self.window_ns) % 2 == 0:
+                continue
             t0 = time.monotonic()
             try:
-                c = http.client.HTTPConnection(*self.address, timeout=5)
+                if c is None:
+                    c = http.client.HTTPConnection(*self.address, timeout=5)
                 c.request("GET", self.path)
                 r = c.getresponse()
                 r.read()
-                c.close()
                 if r.status != 200:
                     self.failures += 1
                     continue
                 self.scrapes.append((time.monotonic() - t0) * 1000)
-            except OSError:
+            except (OSError, http.client.HTTPException):
                 self.failures += 1
+                if c is not None:
+                    c.close()
+                c = None
+        if c is not None:
+            c.close()
 
     def _open(self, i):
         s = socket.socket()

@@ -35,6 +35,17 @@ def summarize(runs_by_scenario):
                 if row[k]:
                     row[k] = {m: v / 1e6 for m, v in row[k].items()}
             row["dead_lettered_per_run"] = [r.get("dead_lettered", 0) for r in runs]
+        windowed = [r["windows_us"] for r in runs if r.get("windows_us")]
+        if windowed:
+            # Loaded (odd) against quiet (even) windows of the same run; the
+            # change is the median of the runs' own changes.
+            row["windows_us"] = {}
+            for p in ("p50", "p99", "p999"):
+                even = [w["even"][p] for w in windowed]
+                odd = [w["odd"][p] for w in windowed]
+                row["windows_us"][p] = dict(
+                    even=statistics.median(even), odd=statistics.median(odd),
+                    change=statistics.median([o / e - 1 for o, e in zip(odd, even) if e > 0]))
         row["lost_per_run"] = [r["lost"] for r in runs]
         row["obuf_disconnects_per_run"] = [r["obuf_disconnects"] for r in runs]
         summary.append(row)
@@ -71,6 +82,23 @@ def table(summary):
             "/".join(str(x) for x in row["lost_per_run"]),
             "/".join(str(x) for x in row.get("dead_lettered_per_run", [])) or "—",
             "/".join(str(x) for x in row["obuf_disconnects_per_run"]),
+        ]) + " |")
+    return "\n".join(out)
+
+
+def windows_table(summary):
+    """The runs whose load acted in odd windows only: each percentile in the
+    quiet (even) and loaded (odd) windows, and the median of the runs' own
+    changes. Empty without such runs."""
+    rows = [r for r in summary if r.get("windows_us")]
+    if not rows:
+        return ""
+    out = ["| scenario (windows) | p50 µs quiet → loaded | p99 µs quiet → loaded | p99.9 µs quiet → loaded |",
+           "| --- | ---: | ---: | ---: |"]
+    for r in rows:
+        w = r["windows_us"]
+        out.append("| " + " | ".join([r["scenario"]] + [
+            f"{w[p]['even']:.0f} → {w[p]['odd']:.0f} ({w[p]['change'] * 100:+.1f} %)" for p in ("p50", "p99", "p999")
         ]) + " |")
     return "\n".join(out)
 
@@ -194,8 +222,11 @@ def write_results(args, started, redis_version, runs_by_scenario, failures):
         json.dump(doc, f, indent=1)
     md = [f"evhost benchmark, {meta['date']}, commit {meta['machine']['commit']}, {meta['machine']['cpus']} CPUs "
           f"({meta['machine']['cpu']}), Redis {redis_version}; medians of {args.reps} runs (min–max); "
-          "lost and obuf disconnects per run.", "", table(summary), "",
-          "| goal | figure | met |", "| --- | ---: | --- |"]
+          "lost and obuf disconnects per run.", "", table(summary), ""]
+    if windows_table(summary):
+        md += ["Within runs, quiet (even) against loaded (odd) windows; the change is the median of the runs' own:",
+               "", windows_table(summary), ""]
+    md += ["| goal | figure | met |", "| --- | ---: | --- |"]
     md += [f"| {g['goal']} | {g['figure']} | "
            f"{'—' if g['met'] is None else 'yes' if g['met'] else '**no**'} |" for g in goals]
     if failures:

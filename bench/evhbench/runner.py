@@ -74,7 +74,8 @@ class Runner:
                                           s["plugins"], self.workdir, s.get("plugin_path", "bench"),
                                           s.get("work_us", 0), "" if s.get("ops_off") else "127.0.0.1:0",
                                           self.redis.ca_file if tls else None,
-                                          signing_key_file(self.workdir) if s.get("signed") else None))
+                                          signing_key_file(self.workdir) if s.get("signed") else None,
+                                          s.get("window_ms", 0)))
                 dl = os.path.join(self.workdir, "dead-letter.jsonl")
                 dl_before = count_lines(dl)
                 proc = subprocess.Popen([os.path.join(self.bin, "evhost"), "--config", conf],
@@ -88,7 +89,8 @@ class Runner:
                     ops_load = None
                     if s.get("scrape_ms") or s.get("idle_conns"):
                         ops_load = OpsLoad(ops_address(log_path), s.get("scrape_ms", 0), s.get("idle_conns", 0),
-                                           s.get("reopen", False), s.get("scrape_path", "/metrics"))
+                                           s.get("reopen", False), s.get("scrape_path", "/metrics"),
+                                           s.get("window_ms", 0))
                     time.sleep(1.0)  # settle: idle means subscribed and waiting
                     result["rss_idle"] = proc_status(proc.pid, "VmRSS")
                     cpu_before = cpu_ns(proc.pid)
@@ -129,6 +131,9 @@ class Runner:
         result["cpu_us_per_event"] = result["cpu_s"] * 1e6 / received if received else None
         if "latency_us" in lines[0]:
             result["latency_us"] = {k: max(x["latency_us"][k] for x in lines) for k in lines[0]["latency_us"]}
+        if "windows_us" in lines[0]:  # window_ms: the even (quiet) and odd (loaded) windows apart
+            result["windows_us"] = {w: {k: max(x["windows_us"][w][k] for x in lines) for k in lines[0]["windows_us"][w]}
+                                    for w in ("even", "odd")}
         result["obuf_disconnects"] = self.redis.obuf_disconnects() - obuf_before
         return result
 

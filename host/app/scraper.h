@@ -1,10 +1,12 @@
-// Answers the exporter's requests for a snapshot of every series. Some
-// figures are Redis's to tell (a stream group's pending count and lag):
-// before collecting, the scraper asks their sources to refresh them -- for
-// at most `budget_ms`, so that a slow or paused Redis delays a scrape by
-// that much and never fails it (those gauges then show what they last
-// knew). Requests that arrive while a refresh runs share its snapshot: a
-// flood of scrapes costs Redis one round of commands per budget at most.
+// The loop's part of a metrics scrape: the registry's computed gauges (they
+// read loop-owned state), computed once the figures that are Redis's to tell
+// (a stream group's pending count and lag) are refreshed. The ops thread
+// then collects every series itself (Registry::collect), so the loop never
+// walks them. Refreshes run for at most `budget_ms`, so that a slow or
+// paused Redis delays a scrape by that much and never fails it (those
+// gauges then show what they last knew). Requests that arrive while a
+// refresh runs share it: a flood of scrapes costs Redis one round of
+// commands per budget at most.
 #pragma once
 
 #include "loop/uv_handle.h"
@@ -21,8 +23,8 @@ namespace evh::app {
 
 class Scraper {
  public:
-  using Snapshot = std::shared_ptr<const ops::Collection>;
-  using Done = std::function<void(Snapshot)>;
+  // Called once the computed gauges are computed: collect now.
+  using Done = std::function<void()>;
   // Refreshes some gauges, then calls its argument once -- or never, if
   // what it refreshes goes away first (the budget covers that).
   using Refresh = std::function<void(std::function<void()>)>;
@@ -38,8 +40,9 @@ class Scraper {
   // Forgets every refresh (before what they refresh is destroyed): scrapes
   // from now on collect at once. THREAD: loop.
   void clearRefreshes();
-  // Calls `done` with a snapshot, on the loop thread, once the refreshes
-  // have answered or the budget is spent. THREAD: loop.
+  // Computes the registry's computed gauges and calls `done`, on the loop
+  // thread, once the refreshes have answered or the budget is spent.
+  // THREAD: loop.
   void scrape(Done done);
   // Scrapes so far (each answered once, whatever its waiters). For tests.
   uint64_t rounds() const noexcept { return rounds_; }
@@ -49,7 +52,7 @@ class Scraper {
 
   const ops::Registry& stats_;
   ops::Scope scope_;            // before the handles on its series
-  ops::Histogram collect_cpu_;  // the loop thread's CPU time per collect
+  ops::Histogram collect_cpu_;  // the loop thread's CPU time per scrape
   uint64_t budget_ms_;
   UvHandle<uv_timer_t> budget_;
   std::vector<Refresh> refreshes_;

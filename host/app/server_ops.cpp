@@ -23,6 +23,7 @@ void Server::startOps() {
   ops::LoopAccess access;
   access.post = [this](std::function<void()> fn) { return ops_poster_->post(std::move(fn)); };
   access.scrape = [this](ops::Parts parts, ops::LoopAccess::Reply reply) { answerOps(parts, std::move(reply)); };
+  access.collect = [this] { return stats_.collect(); };
   options.loop_silent_ms = [watchdog = watchdog_.get()] { return watchdog->silentMs(); };
   options.liveness_timeout_ms = config_.ops.liveness_timeout_ms;
   options.token = config_.ops.token;
@@ -110,10 +111,7 @@ void Server::answerOps(ops::Parts parts, ops::LoopAccess::Reply reply) {
   };
   if ((parts & ops::kFamilies) != 0) {
     ++join->outstanding;
-    scrape([join, one_done](Scraper::Snapshot families) {
-      join->snapshot.families = std::move(families);
-      one_done();
-    });
+    scrape(one_done);  // computes the computed gauges; the ops thread then collects (LoopAccess::collect)
   }
   if ((parts & ops::kPubsub) != 0) {
     if (pubsub_check_) {
@@ -131,7 +129,8 @@ void Server::answerOps(ops::Parts parts, ops::LoopAccess::Reply reply) {
 
 void Server::scrape(Scraper::Done done) {
   if (!scraper_) {  // not started
-    done(std::make_shared<const ops::Collection>(stats_.collect()));
+    stats_.computeGauges();
+    done();
     return;
   }
   scraper_->scrape(std::move(done));

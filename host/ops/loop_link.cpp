@@ -27,8 +27,8 @@ struct LoopLink::Mailbox {
   // until the loop starts it, which takes them.
   Parts wanted = 0;
   bool started = false;
-  bool full = false;                           // an answer waits
-  std::shared_ptr<const LoopSnapshot> answer;  // null with `full`: the scrape threw
+  bool full = false;                     // an answer waits
+  std::shared_ptr<LoopSnapshot> answer;  // null with `full`: the scrape threw
   std::string error;
   Parts answered = 0;  // the parts the answer was computed for
 
@@ -50,7 +50,7 @@ struct LoopLink::Mailbox {
     wanted |= parts;
     return true;
   }
-  void deliver(std::shared_ptr<const LoopSnapshot> snapshot, std::string why, Parts parts) {
+  void deliver(std::shared_ptr<LoopSnapshot> snapshot, std::string why, Parts parts) {
     std::lock_guard<std::mutex> lock(mutex);
     if (wake != nullptr) {
       full = true;
@@ -147,7 +147,7 @@ void LoopLink::ask(Parts parts) {
     }
     try {
       scrape(*taken, [box, computed = *taken](LoopSnapshot snapshot) {
-        box->deliver(std::make_shared<const LoopSnapshot>(std::move(snapshot)), std::string(), computed);
+        box->deliver(std::make_shared<LoopSnapshot>(std::move(snapshot)), std::string(), computed);
       });
     } catch (const std::exception& e) {
       box->deliver(nullptr, e.what(), *taken);
@@ -163,7 +163,7 @@ void LoopLink::ask(Parts parts) {
 
 void LoopLink::onAnswer(uv_async_t* async) {
   auto* self = static_cast<LoopLink*>(async->data);
-  std::shared_ptr<const LoopSnapshot> snapshot;
+  std::shared_ptr<LoopSnapshot> snapshot;
   std::string error;
   Parts answered = 0;
   {
@@ -183,6 +183,15 @@ void LoopLink::onAnswer(uv_async_t* async) {
   self->stalled_ = false;
   uv_timer_stop(self->timer_.get());
   self->scrape_seconds_.observe(static_cast<int64_t>((uv_hrtime() - self->asked_ns_) / 1000));
+  if (snapshot && (answered & kFamilies) != 0 && !snapshot->families && self->access_.collect) {
+    try {
+      snapshot->families = std::make_shared<const Collection>(self->access_.collect());
+    } catch (const std::exception& e) {
+      log::host().error("ops: collecting the metrics failed: {}", e.what());
+      self->answerAll(LoopAnswer{nullptr, std::string("collecting the metrics failed: ") + e.what()});
+      return;
+    }
+  }
   if (!snapshot) {
     log::host().error("ops: collecting the metrics on the event loop failed: {}", error);
     self->answerAll(LoopAnswer{nullptr, "collecting on the event loop failed: " + error});

@@ -1,9 +1,11 @@
-// How the ops thread gets what only the loop thread may compute: a snapshot
-// of the stats registry (Server::scrape: streams' backlogs asked of Redis,
-// then collect(), whose computed gauges read loop-owned state) and
-// Server::readiness(). The ops thread posts one scrape to the loop; the loop
-// answers, when it has the snapshot, through a uv_async on the ops thread's
-// own loop. Nothing on the loop waits for the ops thread, ever.
+// How the ops thread gets what only the loop thread may compute: the stats
+// registry's computed gauges (Server::scrape: streams' backlogs asked of
+// Redis, then Registry::computeGauges, whose callbacks read loop-owned
+// state) and Server::readiness(). The ops thread posts one scrape to the
+// loop; the loop answers, when it has computed them, through a uv_async on
+// the ops thread's own loop; the ops thread then copies every series' value
+// itself (LoopAccess::collect) -- the loop never walks the series. Nothing
+// on the loop waits for the ops thread, ever.
 //
 // Bounded work for the loop, whatever the clients do:
 //   - only what is asked: a request names the parts it needs (endpoints.h's
@@ -48,6 +50,11 @@ struct LoopAccess {
   // 0.5 s for Redis) -- or never, if what it waits for goes away (the
   // timeout covers that). THREAD: loop.
   std::function<void(Parts parts, Reply reply)> scrape;
+  // Every series (Registry::collect), called on the ops thread once the loop
+  // has answered a scrape with kFamilies and without families of its own:
+  // the loop computes what only it may read (the computed gauges), and the
+  // copying of every value is left to the ops thread. THREAD: ops.
+  std::function<Collection()> collect;
   // POST /reload (reload_link.h): reloads and calls `done` with the outcome
   // once, on the loop thread. Unset: /reload is not served (404).
   // THREAD: loop.

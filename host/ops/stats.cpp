@@ -5,6 +5,7 @@
 #include "ops/exposition.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace evh::ops {
 
@@ -13,7 +14,8 @@ struct Registry::Series {
   Writer writer = Writer::Owner;
   bool computed = false;
   size_t refs = 0;
-  detail::Cell cell;                                  // counter, gauge
+  detail::Cell cell;                                  // counter, gauge; computed gauge: its last value's bits
+  std::atomic<bool> present{false};                   // computed gauge: its callback answered last time
   std::unique_ptr<detail::HistogramCells> histogram;  // histogram
   // Computed gauge: one callback per registration; the latest is read.
   std::vector<std::pair<const Scope*, std::function<double()>>> reads;
@@ -131,6 +133,7 @@ void Registry::reshape() const {
   auto shape = std::make_shared<Shape>();
   shape->families.reserve(families_.size());
   slots_.clear();
+  computed_.clear();
   size_t slot = 0;
   for (const auto& [name, family] : families_) {
     if (family.series.empty()) {
@@ -143,11 +146,33 @@ void Registry::reshape() const {
     slot += family.shape->slots;
     for (const auto& entry : family.series) {
       slots_.push_back(Slot{entry.second.get(), family.buckets.divisor});
+      if (entry.second->computed) {
+        computed_.push_back(entry.second.get());
+      }
     }
   }
   shape->slots = slot;
   shape_ = std::move(shape);
   changed_ = false;
+}
+
+void Registry::computeGauges() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (changed_) {
+    reshape();
+  }
+  for (Series* s : computed_) {
+    try {
+      const double v = s->reads.back().second();
+      int64_t bits = 0;
+      static_assert(sizeof bits == sizeof v);
+      std::memcpy(&bits, &v, sizeof bits);
+      s->cell.value.store(bits, std::memory_order_relaxed);
+      s->present.store(true, std::memory_order_release);
+    } catch (...) {
+      s->present.store(false, std::memory_order_release);  // left out of collections until it answers again
+    }
+  }
 }
 
 Collection Registry::collect() const {
@@ -167,11 +192,9 @@ Collection Registry::collect() const {
       }
       (v++)->value = static_cast<double>(s.histogram->sum.value.load(std::memory_order_relaxed)) / slot.divisor;
     } else if (s.computed) {
-      try {
-        v->value = s.reads.back().second();
-      } catch (...) {
-        v->present = false;  // a callback that throws leaves its series out of this collection
-      }
+      v->present = s.present.load(std::memory_order_acquire);
+      const int64_t bits = s.cell.value.load(std::memory_order_relaxed);
+      std::memcpy(&v->value, &bits, sizeof bits);
       ++v;
     } else {
       v->exact = s.cell.value.load(std::memory_order_relaxed);

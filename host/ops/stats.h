@@ -28,13 +28,19 @@
 // it lives until its last registration goes. Both must use the same writer
 // discipline (the registry refuses to mix them).
 //
-// Reading: collect() copies every value under the registry's mutex with
-// relaxed loads, into a Collection that shares the registry's Shape (names
-// and labels, rebuilt only after a registration or removal; see
-// collection.h): each value is one that was written, but values are not
-// taken at one instant (a histogram's buckets and sum may be one observation
-// apart). A histogram's count is the sum of its buckets as read, so
-// count == the +Inf bucket always.
+// Reading, in two steps (a scrape must not cost the loop a walk over every
+// series: about 1 ms for 100 plugins x 20 event types; see docs/benchmarks.md,
+// "Issue 13: a scrape's cost, within runs"):
+//   - computeGauges() runs every computed gauge's callback (they read state
+//     only their thread may read: the loop's) and stores the answers;
+//   - collect() copies every value -- the cells with relaxed loads, computed
+//     gauges as last computed -- into a Collection that shares the
+//     registry's Shape (names and labels, rebuilt only after a registration
+//     or removal; see collection.h). Any thread: evhost's ops thread.
+// Each value is one that was written, but values are not taken at one
+// instant (a histogram's buckets and sum may be one observation apart). A
+// histogram's count is the sum of its buckets as read, so count == the +Inf
+// bucket always.
 //
 // Lifetime: series are registered through a Scope, which removes its
 // registrations when it is destroyed (a subsystem retired by a reload).
@@ -182,14 +188,22 @@ class Registry {
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;
 
-  // Every family with at least one series, by name; its series by labels.
-  // Runs computed gauges' callbacks (see Scope::computedGauge). THREAD: any
-  // -- but evhost collects on the loop thread, which computed gauges rely on.
-  // Copies numbers only, except the first time after a registration or a
-  // removal, which builds a new Shape.
+  // Runs every computed gauge's callback and keeps its answer for the
+  // collections that follow (a callback that throws leaves its series out
+  // of them until it answers again). THREAD: the one computed gauges are
+  // written for -- evhost's loop (see Scope::computedGauge).
+  void computeGauges() const;
+  // Every family with at least one series, by name; its series by labels;
+  // a computed gauge as computeGauges() last left it (left out before its
+  // first computation). Copies numbers only, except the first time after a
+  // registration or a removal, which builds a new Shape. THREAD: any.
   Collection collect() const;
-  // The same as whole samples (tests).
-  std::vector<FamilySample> samples() const { return samplesOf(collect()); }
+  // computeGauges(), then collect(), as whole samples (tests; THREAD: as
+  // computeGauges()).
+  std::vector<FamilySample> samples() const {
+    computeGauges();
+    return samplesOf(collect());
+  }
 
  private:
   friend class Scope;
@@ -207,6 +221,7 @@ class Registry {
   mutable bool changed_ = true;
   mutable std::shared_ptr<const Shape> shape_;
   mutable std::vector<Slot> slots_;
+  mutable std::vector<Series*> computed_;  // the computed gauges among them
 };
 
 // A subsystem's registrations: every series registered through it is
@@ -232,11 +247,12 @@ class Scope {
   Histogram histogram(std::string_view name, std::string_view help, const Buckets& buckets, Labels labels = {});
   SharedHistogram sharedHistogram(std::string_view name, std::string_view help, const Buckets& buckets,
                                   Labels labels = {});
-  // A gauge whose value `read` computes at collection. THREAD: `read` runs
-  // on the thread calling Registry::collect(), with the registry's mutex
-  // held: it must not block nor register anything. evhost collects on the
-  // loop thread, so `read` may read loop-owned state; state other threads
-  // write must be read through atomics. Registered twice (a reload's
+  // A gauge whose value `read` computes when asked. THREAD: `read` runs on
+  // the thread calling Registry::computeGauges(), with the registry's mutex
+  // held: it must not block nor register anything. evhost computes them on
+  // the loop thread (once per scrape, before the ops thread collects), so
+  // `read` may read loop-owned state; state other threads write must be
+  // read through atomics. Registered twice (a reload's
   // successor before its predecessor is gone), the latest registration's
   // callback is the one read.
   void computedGauge(std::string_view name, std::string_view help, std::function<double()> read, Labels labels = {});

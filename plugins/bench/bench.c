@@ -23,6 +23,12 @@
  *               work per event (burst and overload runs). `bench` spins on
  *               the CPU that long; `bench_blocking` sleeps, like a handler
  *               waiting on a database.
+ *   window_ms   integer 0..60000, default 0: also split the latencies by
+ *               the window of wall-clock time the event was sent in (sentNs
+ *               / window_ms, even or odd), reported apart. A load that acts
+ *               in odd windows only (bench/evhbench/ops_load.py: scrapes)
+ *               is then measured against the even ones of the same run,
+ *               which run-to-run noise does not blur.
  *
  * Built twice: `bench` (inline) and `bench_blocking` (EVH_PLUGIN_BLOCKING:
  * handle() runs on the worker pool, as many at once as it has threads; the
@@ -141,6 +147,8 @@ static void bench_destroy(bench* b) {
   pthread_mutex_destroy(&b->lock);
 #endif
   bench_hist_free(&b->latency);
+  bench_hist_free(&b->windows[0]);
+  bench_hist_free(&b->windows[1]);
   free(b->tag_json);
   free(b->result_key);
   free(b);
@@ -150,9 +158,10 @@ static evh_status bench_init(const evh_host_api* api, evh_host* host, evh_str co
   char tag[BENCH_TAG_MAX + 1] = "bench";
   char key[BENCH_RESULT_KEY_MAX + 1] = "bench:results";
   uint64_t work_us = 0;
+  uint64_t window_ms = 0;
   bench* b;
 
-  if (bench_parse_config(api, host, config_json, tag, key, &work_us) != 0) {
+  if (bench_parse_config(api, host, config_json, tag, key, &work_us, &window_ms) != 0) {
     return EVH_ERR_INVALID;
   }
   b = (bench*)calloc(1, sizeof *b);
@@ -166,9 +175,12 @@ static evh_status bench_init(const evh_host_api* api, evh_host* host, evh_str co
   b->api = api;
   b->host = host;
   b->work_ns = (int64_t)work_us * 1000;
+  b->window_ns = window_ms * 1000000u;
   b->tag_json = bench_json_quote(tag);
   b->result_key = bench_strdup(key);
-  if (bench_hist_init(&b->latency) != 0 || b->tag_json == NULL || b->result_key == NULL) {
+  if (bench_hist_init(&b->latency) != 0 ||
+      (b->window_ns > 0 && (bench_hist_init(&b->windows[0]) != 0 || bench_hist_init(&b->windows[1]) != 0)) ||
+      b->tag_json == NULL || b->result_key == NULL) {
     bench_destroy(b);
     bench_set_error(api, host, "bench: out of memory");
     return EVH_ERR_NOMEM;
@@ -204,7 +216,11 @@ static evh_status bench_handle(void* instance, const evh_event* ev, evh_call* ca
     if (!has_sent) {
       ++b->no_timestamp;
     } else {
-      bench_hist_record(&b->latency, now > 0 && (uint64_t)now > sent_ns ? (uint64_t)now - sent_ns : 0);
+      const uint64_t latency = now > 0 && (uint64_t)now > sent_ns ? (uint64_t)now - sent_ns : 0;
+      bench_hist_record(&b->latency, latency);
+      if (b->window_ns > 0) {
+        bench_hist_record(&b->windows[(sent_ns / b->window_ns) & 1u], latency);
+      }
     }
   }
 #ifdef BENCH_BLOCKING

@@ -197,8 +197,30 @@ char* bench_strdup(const char* s) {
   return out;
 }
 
-int bench_parse_config(const evh_host_api* api, evh_host* host, evh_str config, char* tag, char* key,
-                       uint64_t* work_us) {
+/* An integer key's value at j->p: 0..max, digits only. Returns 0, or -1
+ * after api->set_error naming the key. */
+static int bench_json_uint(const evh_host_api* api, evh_host* host, bench_json* j, const char* name, uint64_t max,
+                           uint64_t* out) {
+  uint64_t v = 0;
+  int digits = 0;
+  while (j->p < j->end && *j->p >= '0' && *j->p <= '9' && v <= max) {
+    v = v * 10 + (uint64_t)(*j->p - '0');
+    ++j->p;
+    ++digits;
+  }
+  if (digits == 0 || v > max || (j->p < j->end && (*j->p == '.' || *j->p == 'e' || *j->p == 'E'))) {
+    bench_set_error(api, host, "bench: config key \"%s\" must be an integer from 0 to %llu", name,
+                    (unsigned long long)max);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+#define BENCH_KNOWN_KEYS "tag, result_key, work_us, window_ms"
+
+int bench_parse_config(const evh_host_api* api, evh_host* host, evh_str config, char* tag, char* key, uint64_t* work_us,
+                       uint64_t* window_ms) {
   bench_json j;
   char name[64];
   long n;
@@ -212,7 +234,7 @@ int bench_parse_config(const evh_host_api* api, evh_host* host, evh_str config, 
     return 0;
   }
   if (*j.p != '{') {
-    bench_set_error(api, host, "bench: the config must be a JSON object (keys: tag, result_key, work_us)");
+    bench_set_error(api, host, "bench: the config must be a JSON object (keys: " BENCH_KNOWN_KEYS ")");
     return -1;
   }
   ++j.p;
@@ -227,8 +249,7 @@ int bench_parse_config(const evh_host_api* api, evh_host* host, evh_str config, 
       bench_json_ws(&j);
       n = bench_json_string(&j, name, sizeof name);
       if (n == -2) {
-        bench_set_error(api, host, "bench: unknown config key \"%.40s...\" (known keys: tag, result_key, work_us)",
-                        name);
+        bench_set_error(api, host, "bench: unknown config key \"%.40s...\" (known keys: " BENCH_KNOWN_KEYS ")", name);
         return -1;
       }
       if (n < 0) {
@@ -236,8 +257,9 @@ int bench_parse_config(const evh_host_api* api, evh_host* host, evh_str config, 
         return -1;
       }
       is_tag = strcmp(name, "tag") == 0;
-      if (!is_tag && strcmp(name, "result_key") != 0 && strcmp(name, "work_us") != 0) {
-        bench_set_error(api, host, "bench: unknown config key \"%s\" (known keys: tag, result_key, work_us)", name);
+      if (!is_tag && strcmp(name, "result_key") != 0 && strcmp(name, "work_us") != 0 &&
+          strcmp(name, "window_ms") != 0) {
+        bench_set_error(api, host, "bench: unknown config key \"%s\" (known keys: " BENCH_KNOWN_KEYS ")", name);
         return -1;
       }
       bench_json_ws(&j);
@@ -248,18 +270,13 @@ int bench_parse_config(const evh_host_api* api, evh_host* host, evh_str config, 
       ++j.p;
       bench_json_ws(&j);
       if (strcmp(name, "work_us") == 0) {
-        uint64_t v = 0;
-        int digits = 0;
-        while (j.p < j.end && *j.p >= '0' && *j.p <= '9' && v <= 1000000) {
-          v = v * 10 + (uint64_t)(*j.p - '0');
-          ++j.p;
-          ++digits;
-        }
-        if (digits == 0 || v > 1000000 || (j.p < j.end && (*j.p == '.' || *j.p == 'e' || *j.p == 'E'))) {
-          bench_set_error(api, host, "bench: config key \"work_us\" must be an integer from 0 to 1000000");
+        if (bench_json_uint(api, host, &j, name, 1000000, work_us) != 0) {
           return -1;
         }
-        *work_us = v;
+      } else if (strcmp(name, "window_ms") == 0) {
+        if (bench_json_uint(api, host, &j, name, 60000, window_ms) != 0) {
+          return -1;
+        }
       } else {
         dest = is_tag ? tag : key;
         cap = is_tag ? BENCH_TAG_MAX + 1 : BENCH_RESULT_KEY_MAX + 1;

@@ -33,7 +33,8 @@ typedef struct bench {
   char* tag_json;   /* the tag as a JSON string, quotes included */
   char* result_key; /* NUL-terminated */
   size_t result_key_len;
-  int64_t work_ns; /* config work_us, in ns: spun per event */
+  int64_t work_ns;    /* config work_us, in ns: spun per event */
+  uint64_t window_ns; /* config window_ms, in ns; 0: no windows */
 
   /* The current run. `bench`: only the loop thread touches these, no lock;
    * `bench_blocking`: under `lock`. */
@@ -44,6 +45,9 @@ typedef struct bench {
   uint64_t no_timestamp; /* of those, without a parsable sentNs */
   int64_t first_mono_ns; /* CLOCK_MONOTONIC at the run's first event */
   bench_hist latency;    /* ns */
+  /* With window_ns: the same latencies split by the parity of sentNs /
+   * window_ns (windows[0]: even windows, windows[1]: odd ones). */
+  bench_hist windows[2];
 
   uint64_t runs;
   char line[BENCH_LINE_MAX];

@@ -33,6 +33,17 @@ static int bench_put_us(bench* b, size_t* pos, const char* sep, const char* name
   return bench_put(b, pos, "%s\"%s\":%llu.%03u", sep, name, (unsigned long long)(ns / 1000u), (unsigned)(ns % 1000u));
 }
 
+/* One window's latencies: {"count":N,"p50":..,"p99":..,"p999":..,"max":..}. */
+static int bench_put_window(bench* b, size_t* pos, const char* name, const bench_hist* h) {
+  int rc = bench_put(b, pos, "\"%s\":{\"count\":%llu", name, (unsigned long long)bench_hist_count(h));
+  rc |= bench_put_us(b, pos, ",", "p50", bench_hist_value_at_percentile(h, 50.0));
+  rc |= bench_put_us(b, pos, ",", "p99", bench_hist_value_at_percentile(h, 99.0));
+  rc |= bench_put_us(b, pos, ",", "p999", bench_hist_value_at_percentile(h, 99.9));
+  rc |= bench_put_us(b, pos, ",", "max", bench_hist_max(h));
+  rc |= bench_put(b, pos, "}");
+  return rc;
+}
+
 static void bench_reply(void* user_data, evh_status status, const evh_reply* reply) {
   bench* b = (bench*)user_data; /* outlives the callback: the host runs them all before shutdown() */
   if (status != EVH_OK) {
@@ -81,7 +92,15 @@ void bench_finish(bench* b, const evh_event* ev) {
   rc |= bench_put_us(b, &pos, ",", "p999", bench_hist_value_at_percentile(h, 99.9));
   rc |= bench_put_us(b, &pos, ",", "max", bench_hist_max(h));
   rc |= bench_put_us(b, &pos, ",", "mean", mean_ns >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)mean_ns);
-  rc |= bench_put(b, &pos, "}}");
+  rc |= bench_put(b, &pos, "}");
+  if (b->window_ns > 0) {
+    rc |= bench_put(b, &pos, ",\"window_ms\":%llu,\"windows_us\":{", (unsigned long long)(b->window_ns / 1000000u));
+    rc |= bench_put_window(b, &pos, "even", &b->windows[0]);
+    rc |= bench_put(b, &pos, ",");
+    rc |= bench_put_window(b, &pos, "odd", &b->windows[1]);
+    rc |= bench_put(b, &pos, "}");
+  }
+  rc |= bench_put(b, &pos, "}");
 
   ++b->runs;
   if (b->m_received != NULL && b->received > 0) {
@@ -116,4 +135,8 @@ void bench_finish(bench* b, const evh_event* ev) {
   b->no_timestamp = 0;
   b->first_mono_ns = 0;
   bench_hist_reset(&b->latency);
+  if (b->window_ns > 0) {
+    bench_hist_reset(&b->windows[0]);
+    bench_hist_reset(&b->windows[1]);
+  }
 }

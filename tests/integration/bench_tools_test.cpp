@@ -99,6 +99,34 @@ TEST(BenchTools, PubSubEveryPluginCountsEveryEventAndReportsOnce) {
   EXPECT_EQ(evh.waitExit(), 0);
 }
 
+// window_ms splits the latencies by the window of wall-clock time each event
+// was sent in (bench/evhbench/ops_load.py loads the odd ones only): every
+// event is in one of the two.
+TEST(BenchTools, WindowsSplitTheLatenciesByWhenTheEventWasSent) {
+  RedisServer redis;
+  EvhostProcess evh(benchConfig(redis.port(), "pubsub", 1, ", window_ms: 100"));
+  ASSERT_TRUE(evh.waitForLog("subscribed to")) << evh.log();
+  // 0.5 s of sending: at least four windows of 100 ms.
+  auto [rc, out] = runCommand(
+      {kLoadgen, "--port", std::to_string(redis.port()), "--target", kTarget, "--count", "5000", "--rate", "10000"});
+  ASSERT_EQ(rc, 0) << out;
+  const Json res = benchResult(redis);
+  expectComplete(res, 5000);
+  EXPECT_EQ(res.at("window_ms").get<int>(), 100);
+  const Json& even = res.at("windows_us").at("even");
+  const Json& odd = res.at("windows_us").at("odd");
+  EXPECT_GT(even.at("count").get<uint64_t>(), 0u);
+  EXPECT_GT(odd.at("count").get<uint64_t>(), 0u);
+  EXPECT_EQ(even.at("count").get<uint64_t>() + odd.at("count").get<uint64_t>(), 5000u);
+  for (const Json* w : {&even, &odd}) {
+    EXPECT_LE(w->at("p50").get<double>(), w->at("p99").get<double>());
+    EXPECT_LE(w->at("p99").get<double>(), w->at("max").get<double>());
+    EXPECT_LE(w->at("max").get<double>(), res.at("latency_us").at("max").get<double>());
+  }
+  evh.signal(SIGTERM);
+  EXPECT_EQ(evh.waitExit(), 0);
+}
+
 TEST(BenchTools, StreamEntriesAreCountedAndAcknowledged) {
   RedisServer redis;
   EvhostProcess evh(benchConfig(redis.port(), "stream", 1));
@@ -327,6 +355,13 @@ TEST(BenchTools, BadInputIsRefusedWithAMessageNamingIt) {
     ASSERT_TRUE(code.has_value());
     EXPECT_NE(*code, 0);
     EXPECT_THAT(evh.log(), HasSubstr("unknown config key \"nope\""));
+  }
+  {
+    EvhostProcess evh(benchConfig(redis.port(), "pubsub", 1, ", window_ms: 60001"));
+    const auto code = evh.waitExit(std::chrono::seconds(20));
+    ASSERT_TRUE(code.has_value());
+    EXPECT_NE(*code, 0);
+    EXPECT_THAT(evh.log(), HasSubstr("config key \"window_ms\" must be an integer from 0 to 60000"));
   }
   auto [rc, out] = runCommand({kLoadgen, "--target", kTarget, "--port", "70000"});
   EXPECT_EQ(rc, 2);

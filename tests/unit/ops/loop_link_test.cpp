@@ -45,6 +45,15 @@ class LoopLinkTest : public ::testing::Test {
         reply(s);
       }
     };
+    if (ops_collect_) {
+      access.collect = [this] {
+        ++ops_collects_;
+        if (collect_throws_) {
+          throw std::runtime_error("out of memory, say");
+        }
+        return registry_.collect();
+      };
+    }
     link_ = std::make_unique<LoopLink>(&loop_, std::move(access), LoopLink::Options{reuse_ms, timeout_ms},
                                        scope_.histogram("evhost_ops_scrape_seconds", "h", Buckets{{10, 1000}, 1e6}));
   }
@@ -106,6 +115,9 @@ class LoopLinkTest : public ::testing::Test {
   bool refuse_ = false;
   bool throw_ = false;
   bool later_ = false;
+  bool ops_collect_ = false;  // make() sets LoopAccess::collect
+  bool collect_throws_ = false;
+  int ops_collects_ = 0;
 };
 
 TEST_F(LoopLinkTest, OneCollectServesEveryRequestWaitingForIt) {
@@ -308,6 +320,54 @@ TEST_F(LoopLinkTest, ARequestForAPartTheRunningScrapeLacksAsksAgain) {
   uv_run(&loop_, UV_RUN_NOWAIT);
   EXPECT_EQ(families.calls, 1);
   EXPECT_TRUE(families.snapshot);
+}
+
+// The loop answers a metrics scrape without the series; the ops thread
+// copies them (LoopAccess::collect), once per answered scrape -- and only
+// for one that asked for them.
+TEST_F(LoopLinkTest, TheOpsThreadCollectsTheSeriesTheLoopLeftOut) {
+  ops_collect_ = true;
+  make(100, 3000);
+  scope_.gauge("some_gauge", "h").set(42);
+  const LoopSnapshot* seen = nullptr;
+  double value = -1;
+  link_->get(kFamilies, [&](const LoopAnswer& a) {
+    seen = a.snapshot;
+    if (a.snapshot != nullptr && a.snapshot->families) {
+      for (const auto& f : samplesOf(*a.snapshot->families)) {
+        if (f.name == "some_gauge") {
+          value = f.series.at(0).value;
+        }
+      }
+    }
+  });
+  loopRuns();
+  ASSERT_NE(seen, nullptr);
+  EXPECT_EQ(value, 42);
+  EXPECT_EQ(ops_collects_, 1);
+  Got readyz;
+  link_->get(kReadiness, record(readyz));  // a fresh part: asks the loop again
+  loopRuns();
+  EXPECT_TRUE(readyz.snapshot);
+  EXPECT_EQ(ops_collects_, 2);  // the recent /metrics request's part came along
+}
+
+TEST_F(LoopLinkTest, ACollectThatThrowsFailsTheRequestsWithTheReason) {
+  ops_collect_ = true;
+  collect_throws_ = true;
+  make(100, 3000);
+  Got got;
+  link_->get(kFamilies, record(got));
+  loopRuns();
+  EXPECT_EQ(got.calls, 1);
+  EXPECT_FALSE(got.snapshot);
+  EXPECT_EQ(got.why_not, "collecting the metrics failed: out of memory, say");
+  collect_throws_ = false;
+  Got again;
+  link_->get(kFamilies, record(again));  // nothing kept from the failure: asks again
+  loopRuns();
+  EXPECT_EQ(again.calls, 1);
+  EXPECT_EQ(again.why_not, "");
 }
 
 }  // namespace

@@ -198,19 +198,29 @@ TEST(StatsTest, AComputedGaugeThatThrowsIsLeftOutOfThatCollection) {
   Registry r;
   Scope scope(r);
   bool fail = true;
-  scope.computedGauge("evh_test_computed", "computed", [&fail]() -> double {
+  int calls = 0;
+  scope.computedGauge("evh_test_computed", "computed", [&fail, &calls]() -> double {
+    ++calls;
     if (fail) {
       throw std::runtime_error("not now");
     }
     return 2.5;
   });
+  EXPECT_FALSE(r.collect().values.at(0).present);  // never computed yet
+  r.computeGauges();
   const Collection failed = r.collect();
   EXPECT_FALSE(failed.values.at(0).present);
   EXPECT_TRUE(samplesOf(failed).at(0).series.empty());
   fail = false;
+  r.computeGauges();
   const Collection ok = r.collect();
   EXPECT_TRUE(ok.values.at(0).present);
   EXPECT_DOUBLE_EQ(samplesOf(ok).at(0).series.at(0).value, 2.5);
+  // collect() reads what was computed: it never runs a callback.
+  EXPECT_EQ(calls, 2);
+  fail = true;
+  EXPECT_DOUBLE_EQ(samplesOf(r.collect()).at(0).series.at(0).value, 2.5);
+  EXPECT_EQ(calls, 2);
 }
 
 // Workers add to shared series while the loop's own counter is written by
