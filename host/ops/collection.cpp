@@ -48,7 +48,11 @@ Collection collectionOf(const std::vector<FamilySample>& families) {
   shape->families.reserve(families.size());
   std::vector<Value> values;
   for (const FamilySample& f : families) {
-    auto family = std::make_shared<FamilyShape>(FamilyShape{f.name, f.help, f.kind, f.bounds, {}, 0});
+    auto family = std::make_shared<FamilyShape>();
+    family->name = f.name;
+    family->help = f.help;
+    family->kind = f.kind;
+    family->bounds = f.bounds;
     family->series.reserve(f.series.size());
     const size_t base = values.size();
     for (const SeriesSample& s : f.series) {
@@ -63,6 +67,7 @@ Collection collectionOf(const std::vector<FamilySample>& families) {
       }
     }
     family->slots = values.size() - base;
+    renderShape(*family);
     shape->families.push_back(Shape::Entry{std::move(family), base});
   }
   shape->slots = values.size();

@@ -43,6 +43,13 @@ struct FamilyShape {
   std::vector<double> bounds;  // histogram: upper bounds in the exported unit
   std::vector<SeriesShape> series;
   size_t slots = 0;  // values of all its series
+  // What the exposition writes the same way at every scrape, rendered once
+  // with the shape (renderShape, exposition.h), per format (index: Format):
+  // the HELP and TYPE lines, the samples' name, a histogram's le="..." per
+  // bucket. Empty: rendered at each scrape instead.
+  std::string meta[2];
+  std::string sample_name[2];
+  std::vector<std::string> les[2];
 };
 
 // How many values a series of `family` takes: a counter, gauge or info one;

@@ -115,33 +115,19 @@ class TextWriter {
   TextWriter(std::string& out, Format format) : out_(out), om_(format == Format::OpenMetrics) {}
 
   void family(const FamilyShape& f, const Value* values) {
-    const std::string_view name = f.name;
-    std::string_view base = name;  // the family's name in the metadata lines
-    if (om_ && f.kind == Kind::Counter) {
-      base = stripSuffix(name, "_total");
-    } else if (om_ && f.kind == Kind::Info) {
-      base = stripSuffix(name, "_info");
-    }
-    const char* type = f.kind == Kind::Info && !om_ ? "gauge" : kindName(f.kind);
-    if (om_) {
-      typeLine(base, type);
-      helpLine(base, f.help);
-    } else {
-      helpLine(base, f.help);
-      typeLine(base, type);
-    }
-    // OpenMetrics requires the _total sample name even when the registered
-    // name lacks it.
-    std::string sample_name(name);
-    if (om_ && f.kind == Kind::Counter) {
-      sample_name = std::string(base) + "_total";
-    } else if (om_ && f.kind == Kind::Info) {
-      sample_name = std::string(base) + "_info";
-    }
-    if (f.kind == Kind::Histogram) {
-      histogram(f, values);
+    const int fmt = om_ ? 1 : 0;
+    if (f.meta[fmt].empty()) {  // a shape not rendered ahead (renderShape)
+      FamilyShape rendered = f;
+      renderShape(rendered);
+      family(rendered, values);
       return;
     }
+    out_ += f.meta[fmt];
+    if (f.kind == Kind::Histogram) {
+      histogram(f, f.les[fmt], values);
+      return;
+    }
+    const std::string& sample_name = f.sample_name[fmt];
     for (const SeriesShape& s : f.series) {
       const Value& v = values[s.slot];
       if (!v.present) {
@@ -154,6 +140,45 @@ class TextWriter {
         number(v);
       }
       out_ += '\n';
+    }
+  }
+
+  // The family's HELP and TYPE lines, its samples' name and its les, as
+  // this writer's format writes them.
+  void metadata(FamilyShape& f) {
+    const int fmt = om_ ? 1 : 0;
+    const std::string_view name = f.name;
+    std::string_view base = name;  // the family's name in the metadata lines
+    if (om_ && f.kind == Kind::Counter) {
+      base = stripSuffix(name, "_total");
+    } else if (om_ && f.kind == Kind::Info) {
+      base = stripSuffix(name, "_info");
+    }
+    const char* type = f.kind == Kind::Info && !om_ ? "gauge" : kindName(f.kind);
+    std::string meta;
+    TextWriter lines(meta, om_ ? Format::OpenMetrics : Format::Prometheus);
+    if (om_) {
+      lines.typeLine(base, type);
+      lines.helpLine(base, f.help);
+    } else {
+      lines.helpLine(base, f.help);
+      lines.typeLine(base, type);
+    }
+    f.meta[fmt] = std::move(meta);
+    // OpenMetrics requires the _total sample name even when the registered
+    // name lacks it.
+    f.sample_name[fmt] = std::string(name);
+    if (om_ && f.kind == Kind::Counter) {
+      f.sample_name[fmt] = std::string(base) + "_total";
+    } else if (om_ && f.kind == Kind::Info) {
+      f.sample_name[fmt] = std::string(base) + "_info";
+    }
+    f.les[fmt].clear();
+    if (f.kind == Kind::Histogram) {
+      for (double b : f.bounds) {
+        f.les[fmt].push_back("le=\"" + (om_ ? canonicalLe(b) : formatDouble(b)) + '"');
+      }
+      f.les[fmt].emplace_back("le=\"+Inf\"");
     }
   }
 
@@ -210,13 +235,7 @@ class TextWriter {
     out_ += ' ';
   }
 
-  void histogram(const FamilyShape& f, const Value* values) {
-    std::vector<std::string> les;  // le="..." per bucket, the same for every series
-    les.reserve(f.bounds.size() + 1);
-    for (double b : f.bounds) {
-      les.push_back("le=\"" + (om_ ? canonicalLe(b) : formatDouble(b)) + '"');
-    }
-    les.emplace_back("le=\"+Inf\"");
+  void histogram(const FamilyShape& f, const std::vector<std::string>& les, const Value* values) {
     for (const SeriesShape& s : f.series) {
       const Value* v = values + s.slot;
       for (size_t i = 0; i < les.size(); ++i) {
@@ -314,6 +333,12 @@ std::string labelText(const Labels& labels) {
     out += '"';
   }
   return out;
+}
+
+void renderShape(FamilyShape& family) {
+  std::string unused;
+  TextWriter(unused, Format::Prometheus).metadata(family);
+  TextWriter(unused, Format::OpenMetrics).metadata(family);
 }
 
 std::string render(const std::vector<FamilyRef>& families, Format format) {

@@ -51,6 +51,10 @@ struct FamilyRef {
 };
 std::string render(const std::vector<FamilyRef>& families, Format format);
 
+// Fills `family`'s pre-rendered parts (FamilyShape::meta, sample_name,
+// les) for both formats, so that a scrape writes them as they are.
+void renderShape(FamilyShape& family);
+
 // The labels as the text formats write them inside braces: name="value"
 // pairs, comma-separated, values escaped as render() does.
 std::string labelText(const Labels& labels);

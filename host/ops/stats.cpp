@@ -117,7 +117,10 @@ Registry::Registry() = default;
 Registry::~Registry() = default;
 
 std::shared_ptr<const FamilyShape> Registry::shapeOf(const std::string& name, const Family& family) {
-  auto fs = std::make_shared<FamilyShape>(FamilyShape{name, family.help, family.kind, {}, {}, 0});
+  auto fs = std::make_shared<FamilyShape>();
+  fs->name = name;
+  fs->help = family.help;
+  fs->kind = family.kind;
   for (int64_t b : family.buckets.bounds) {
     fs->bounds.push_back(static_cast<double>(b) / family.buckets.divisor);
   }
@@ -126,6 +129,7 @@ std::shared_ptr<const FamilyShape> Registry::shapeOf(const std::string& name, co
     fs->series.push_back(SeriesShape{entry.first, labelText(entry.first), fs->slots});
     fs->slots += slotsOf(*fs);
   }
+  renderShape(*fs);
   return fs;
 }
 
