@@ -35,9 +35,10 @@ struct PubsubHealth {
 };
 
 // What the loop thread hands the ops thread: what only the loop may compute
-// (computed gauges and readiness read loop-owned state), the parts in `has`.
-// The families are shared, not copied: the loop's scraper hands the same
-// snapshot to every scrape waiting for it.
+// (readiness and the computed gauges read loop-owned state), the parts in
+// `has`. `families` is filled on the ops thread (LoopAccess::collect) once
+// the loop has computed the computed gauges, then shared, not copied, by
+// every request waiting for the snapshot.
 struct LoopSnapshot {
   Parts has = 0;
   std::shared_ptr<const Collection> families;  // kFamilies

@@ -62,8 +62,8 @@ HttpServer::Impl::Impl(Options options, LoopAccess access, Registry& stats)
   connections_open_ = scope_.gauge("evhost_ops_http_connections", "Open connections to the ops listener");
   const Histogram scrape_seconds = scope_.histogram(
       "evhost_ops_scrape_seconds",
-      "From the ops listener asking the event loop for a snapshot to its answer: the wait for the loop, Redis's "
-      "answers about streams, the collect",
+      "From the ops listener asking the event loop for a snapshot to having it: the wait for the loop, Redis's "
+      "answers about streams, the collect (on the listener's thread)",
       kScrapeBuckets);
   if (int rc = uv_loop_init(&loop_); rc != 0) {
     throw std::runtime_error(std::string("ops listener: uv_loop_init: ") + uv_strerror(rc));

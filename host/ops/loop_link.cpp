@@ -182,15 +182,20 @@ void LoopLink::onAnswer(uv_async_t* async) {
   self->asking_ = false;
   self->stalled_ = false;
   uv_timer_stop(self->timer_.get());
-  self->scrape_seconds_.observe(static_cast<int64_t>((uv_hrtime() - self->asked_ns_) / 1000));
+  std::optional<std::string> collect_error;
   if (snapshot && (answered & kFamilies) != 0 && !snapshot->families && self->access_.collect) {
     try {
       snapshot->families = std::make_shared<const Collection>(self->access_.collect());
     } catch (const std::exception& e) {
-      log::host().error("ops: collecting the metrics failed: {}", e.what());
-      self->answerAll(LoopAnswer{nullptr, std::string("collecting the metrics failed: ") + e.what()});
-      return;
+      collect_error = e.what();
     }
+  }
+  // The collect included, wherever it ran.
+  self->scrape_seconds_.observe(static_cast<int64_t>((uv_hrtime() - self->asked_ns_) / 1000));
+  if (collect_error) {
+    log::host().error("ops: collecting the metrics failed: {}", *collect_error);
+    self->answerAll(LoopAnswer{nullptr, "collecting the metrics failed: " + *collect_error});
+    return;
   }
   if (!snapshot) {
     log::host().error("ops: collecting the metrics on the event loop failed: {}", error);

@@ -42,6 +42,10 @@
 // histogram's count is the sum of its buckets as read, so count == the +Inf
 // bucket always.
 //
+// The mutex is held for a whole collect (about 40 us for one plugin, 1 ms
+// for 100 plugins x 20 event types): a registration or removal on the loop
+// that coincides with the ops thread's collect waits for it.
+//
 // Lifetime: series are registered through a Scope, which removes its
 // registrations when it is destroyed (a subsystem retired by a reload).
 // Removal and collection both hold the mutex, so an exporter never reads a
