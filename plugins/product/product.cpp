@@ -4,11 +4,12 @@
 // PRODUCT_CREATED, PRODUCT_UPDATED and PRODUCT_DELETED (the plan's Step 1.1
 // payloads) are validated -- an invalid payload is REJECTed with a message
 // naming the field -- and then applied to Redis in one asynchronous step
-// through the host's command connection, never blocking the loop: one EVAL
-// of kApplyScript writes the product's read-model hash and its category set
-// membership, DELs the configured cache keys, writes the route's idempotency
-// mark (when the route has one) and PUBLISHes a PRODUCT_NOTIFICATION
-// envelope for the admin dashboard.
+// through the host's command connection, never blocking the loop: kApplyScript
+// writes the product's read-model hash and its category set membership, DELs
+// the configured cache keys, writes the route's idempotency mark (when the
+// route has one) and PUBLISHes a PRODUCT_NOTIFICATION envelope for the admin
+// dashboard. The events handed over together share one EVALSHA of it (up to
+// `max_batch`), each with an outcome of its own.
 //
 // The call answers OK once the script succeeded and logs one line; any Redis
 // error or a lost connection answers RETRY with the error, and the host
@@ -80,10 +81,8 @@ evh::Result Product::handle(const evh::Event& ev, evh::Call& call) {
     rejected_.add();
     return evh::Result::reject(e.what());
   }
-  std::string hash = settings_.product_key.render(prefix_, change.product_id).front();
-  auto job = std::make_shared<Job>(
-      Job{std::move(change), std::string(ev.id()), std::string(ev.correlationId()), call.defer()});
-  return apply(ev, hash, job);
+  apply(ev, Job{std::move(change), std::string(ev.id()), std::string(ev.correlationId()), call.defer()});
+  return evh::Result::pending();
 }
 
 // Every Redis step succeeded: log the one line and answer OK.

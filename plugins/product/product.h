@@ -29,13 +29,6 @@ struct Before {
   std::optional<std::string> category;
 };
 
-// The apply script's keys and arguments, kept until its reply: a NOSCRIPT
-// answer sends them again with the script's text.
-struct ScriptCall {
-  std::vector<std::string> keys;
-  std::vector<std::string> args;
-};
-
 // The notification as kApplyScript completes and publishes it: JSON text
 // around the members only the read model knows (product_notify.cpp).
 struct Note {
@@ -50,6 +43,15 @@ struct Job {
   std::string event_id;
   std::string correlation_id;
   evh::Completion done;
+};
+
+// The events one apply script call applies, in the order handle() got them,
+// with the script's keys and arguments (see kApplyScript), kept until its
+// reply: a NOSCRIPT answer sends them again with the script's text.
+struct Batch {
+  std::vector<std::string> keys;
+  std::vector<std::string> args{""};  // args[0]: the number of events, set when sent
+  std::vector<Job> jobs;
 };
 
 class Product final : public evh::Plugin {
@@ -71,12 +73,14 @@ class Product final : public evh::Plugin {
 
  private:
   // product_read_model.cpp
-  evh::Result apply(const evh::Event& ev, const std::string& hash, const std::shared_ptr<Job>& job);
+  void apply(const evh::Event& ev, Job job);
+  void flush();
   static std::string scriptSha();  // the apply script's name for EVALSHA; throws if OpenSSL fails
-  evh_status sendScript(const std::shared_ptr<ScriptCall>& call, const std::shared_ptr<Job>& job, bool by_sha);
+  evh_status sendScript(const std::shared_ptr<Batch>& batch, bool by_sha);
   void scriptArgs(const Job& job, std::vector<std::string>& args);
-  void fail(const std::shared_ptr<Job>& job, const std::string& step, const evh::Reply& r);
-  void onApplied(const std::shared_ptr<Job>& job, const evh::Reply& r);
+  void failAll(Batch& batch, const evh::Result& why);
+  void onApplied(Batch& batch, const evh::Reply& r);
+  void onEventApplied(const Job& job, const evh::Reply& r);
 
   // product_notify.cpp
   Note notification(const Job& job);
@@ -88,6 +92,8 @@ class Product final : public evh::Plugin {
   const std::string prefix_;
   const std::vector<std::string> category_key_;  // the category set's key, split at {category}
   const std::string script_sha_;                 // scriptSha(), once
+  std::shared_ptr<Batch> open_;                  // the events handle() took since the last flush()
+  bool flush_posted_ = false;                    // a flush() is posted to the loop
   evh::Metric created_;
   evh::Metric updated_;
   evh::Metric deleted_;

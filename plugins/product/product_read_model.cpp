@@ -1,9 +1,10 @@
-// product_read_model: applying an event to Redis in one step. kApplyScript
-// (below, with why it is a script) writes the read model, invalidates the
-// caches, writes the idempotency mark and publishes the notification
-// atomically; apply() sends it as one EVALSHA (EVAL when Redis has not
-// cached it) through the host's command connection, and onApplied() turns
-// its reply into the call's answer.
+// product_read_model: applying events to Redis, a batch at a time, each in
+// one step. kApplyScript (below, with why it is a script) writes the read
+// model, invalidates the caches, writes the idempotency mark and publishes
+// the notification atomically for each event of a batch; apply() queues an
+// event and flush() sends the batch as one EVALSHA (EVAL when Redis has not
+// cached it) through the host's command connection; onApplied() turns the
+// reply into each call's answer.
 #include "product.h"
 
 #include "product_text.h"
@@ -42,58 +43,58 @@ namespace {
 //
 // Redis does not roll a script back when a command in it fails, so the script
 // makes sure a WRONGTYPE changes nothing (the hash's type is checked before
-// any write; a set's write that fails is undone, below), and writes the set
-// memberships before the hash: were
-// a write to fail anyway (say, out of memory), the retry still reads the same
-// previous category and repeats every step. Every write is idempotent (SREM,
-// SADD, HSET, HDEL, DEL); the mark comes after them (a mark before a failed
-// write would make the retry skip the event), the PUBLISH last.
+// any other write; a set's write that fails is undone, below), and writes the
+// set memberships before the hash: were a write to fail anyway (say, out of
+// memory), the retry still reads the same previous category and repeats every
+// step. Every write is idempotent (SREM, SADD, HSET, HDEL, DEL), the PUBLISH
+// comes last. The mark is taken first, with SET NX -- one command both checks
+// and writes it -- and removed again when anything after it fails, so that a
+// failed event is not skipped by its retry: DEL of a key is allowed even when
+// Redis is out of memory, and nothing else runs in between (a script is one
+// step).
 //
-// KEYS[1]: the product's hash; KEYS[2], if given: the idempotency mark.
-// ARGV is flat -- no JSON to decode: ARGV[1] the mark's TTL in ms ("0"
-// without a mark), then the action, the productId, "1" and the category the
-// event gives (or "0" alone), and then counted runs (a count, then that many
-// arguments): the hash's field/value pairs to set, the fields to remove, the
-// category set's key template, the cache keys, the number of cache key
-// templates with {category} and each one as a run; last the notification:
-// "1", its channel, its head and tail, and "1" and the name the event gives
-// (or "0" alone), or "0" alone without a notification. A key template is
-// rendered except for {category} and split there: the key is
-// table.concat(parts, category). The notification is JSON text around the
-// members only the read model knows: head .. [,"name":..][,"category":..]
-// [,"previousCategory":..] .. tail.
+// One call applies a batch: ARGV[1] is the number of events, then each
+// event's arguments follow, and KEYS holds each event's keys in turn -- its
+// hash, then its idempotency mark if it has one. Why batches: Redis pays
+// for a script call (its KEYS and ARGV tables, the helper closures below)
+// once per batch, and evhost sends and reads one command instead of many.
+// The events run in their order, each as it would alone: under pcall, so
+// that an event whose write fails answers with its own error and the
+// others still apply (a failed event keeps what it wrote before the
+// failure, as a lone script would). Under a Redis Cluster every key of a
+// batch must share a slot: the `hash_tag` setting does that.
 //
-// Commands per event: EXISTS for the mark, TYPE for the hash (it tells the
+// An event's arguments are flat -- no JSON to decode: "1" when it has a
+// mark (its key the next of KEYS) or "0", the mark's TTL in ms ("0"
+// without a mark), the action, the productId, "1" and the category the
+// event gives (or "0" alone), and then counted runs (a count, then that
+// many arguments): the hash's field/value pairs to set, the fields to
+// remove, the category set's key template, the cache keys, the number of
+// cache key templates with {category} and each one as a run; last the
+// notification: "1", its channel, its head and tail, and "1" and the name
+// the event gives (or "0" alone), or "0" alone without a notification. A
+// key template is rendered except for {category} and split there: the key
+// is table.concat(parts, category). The notification is JSON text around
+// the members only the read model knows: head .. [,"name":..]
+// [,"category":..] [,"previousCategory":..] .. tail.
+//
+// Commands per event: SET NX of the mark, TYPE for the hash (it tells the
 // script both whether the product exists and that the key is a hash), HMGET
-// only when it exists, SREM/SADD, HSET (HDEL), DEL of the caches, SET of the
-// mark, PUBLISH -- 7 for a new product. A set's type is not checked up
+// only when it exists, SREM/SADD, HSET (HDEL), DEL of the caches, PUBLISH --
+// 6 for a new product (5 without a mark); and DEL of the mark when a write
+// failed. A set's type is not checked up
 // front: its write runs under redis.pcall, and a failure of the second set
 // write puts back what the first one removed, so a WRONGTYPE still leaves
 // nothing changed (and names the key).
 //
-// Returns {existed (0/1), previous name or nil, previous category or nil,
-// applied (1, or 0 when the mark was already there and nothing was done)}.
+// Returns one element per event, in order: {existed (0/1), previous name or
+// nil, previous category or nil, applied (1, or 0 when the mark was already
+// there and nothing was done)}, or an error.
 constexpr const char* kApplyScript = R"lua(
-local hash, mark = KEYS[1], KEYS[2]
-if mark and redis.call('EXISTS', mark) == 1 then return {0, false, false, 0} end
-local i = 2
+local i, k = 2, 1
 local function take() local v = ARGV[i]; i = i + 1; return v end
 local function run() local n = tonumber(take()); local first = i; i = i + n; return first, i - 1 end
 local function parts() local f, l = run(); return {unpack(ARGV, f, l)} end
-local action, id = take(), take()
-local given = false
-if take() == '1' then given = take() end
-local setFirst, setLast = run()
-local unsetFirst, unsetLast = run()
-local categoryKey = parts()
-local cacheFirst, cacheLast = run()
-local templates = {}
-for t = 1, tonumber(take()) do templates[t] = parts() end
-local note = false
-if take() == '1' then
-  note = {channel = take(), head = take(), tail = take()}
-  if take() == '1' then note.name = take() end
-end
 local function keyOf(p, category) return table.concat(p, category) end
 local function failed(key, want, err)
   if string.sub(err, 1, 9) == 'WRONGTYPE' then
@@ -104,58 +105,89 @@ end
 local function inChunks(cmd, key, first, last)
   for j = first, last, 500 do redis.call(cmd, key, unpack(ARGV, j, math.min(j + 499, last))) end
 end
-local t = redis.call('TYPE', hash)['ok']
-if t ~= 'none' and t ~= 'hash' then return failed(hash, 'hash', 'WRONGTYPE') end
-local existed = (t == 'hash') and 1 or 0
-local prevName, prevCategory = false, false
-if existed == 1 then
-  local prev = redis.call('HMGET', hash, 'name', 'category')
-  prevName, prevCategory = prev[1], prev[2]
-end
-local category = prevCategory
-if action == 'deleted' then category = false elseif given then category = given end
-local removed = 0
-if prevCategory and prevCategory ~= category then
-  local oldSet = keyOf(categoryKey, prevCategory)
-  local r = redis.pcall('SREM', oldSet, id)
-  if type(r) == 'table' and r.err then return failed(oldSet, 'set', r.err) end
-  removed = r
-end
-if category then
-  local newSet = keyOf(categoryKey, category)
-  local r = redis.pcall('SADD', newSet, id)
-  if type(r) == 'table' and r.err then
-    if removed == 1 then redis.call('SADD', keyOf(categoryKey, prevCategory), id) end
-    return failed(newSet, 'set', r.err)
+local function apply(e)
+  local hash, id, action, given = e.hash, e.id, e.action, e.given
+  if e.mark then
+    if not redis.call('SET', e.mark, '1', 'NX', 'PX', e.ttl) then return {0, false, false, 0} end
+    e.marked = true
   end
-end
-if action == 'deleted' then
-  if existed == 1 then redis.call('DEL', hash) end
-else
-  if setLast >= setFirst then inChunks('HSET', hash, setFirst, setLast) end
-  if unsetLast >= unsetFirst then inChunks('HDEL', hash, unsetFirst, unsetLast) end
-end
-local caches = {}
-for j = cacheFirst, cacheLast do caches[#caches + 1] = ARGV[j] end
-for _, p in ipairs(templates) do
-  if prevCategory then caches[#caches + 1] = keyOf(p, prevCategory) end
-  if category and category ~= prevCategory then caches[#caches + 1] = keyOf(p, category) end
-end
-if #caches > 0 then redis.call('DEL', unpack(caches)) end
-if mark then redis.call('SET', mark, '1', 'PX', ARGV[1]) end
-if note then
-  local msg = note.head
-  local function member(name, value)
-    if value then msg = msg .. ',"' .. name .. '":' .. cjson.encode(value) end
+  local t = redis.call('TYPE', hash)['ok']
+  if t ~= 'none' and t ~= 'hash' then return failed(hash, 'hash', 'WRONGTYPE') end
+  local existed = (t == 'hash') and 1 or 0
+  local prevName, prevCategory = false, false
+  if existed == 1 then
+    local prev = redis.call('HMGET', hash, 'name', 'category')
+    prevName, prevCategory = prev[1], prev[2]
   end
-  member('name', note.name or prevName)
-  if action == 'deleted' then member('category', prevCategory) else member('category', category) end
-  if action ~= 'deleted' and given and prevCategory and given ~= prevCategory then
-    member('previousCategory', prevCategory)
+  local category = prevCategory
+  if action == 'deleted' then category = false elseif given then category = given end
+  local removed = 0
+  if prevCategory and prevCategory ~= category then
+    local oldSet = keyOf(e.categoryKey, prevCategory)
+    local r = redis.pcall('SREM', oldSet, id)
+    if type(r) == 'table' and r.err then return failed(oldSet, 'set', r.err) end
+    removed = r
   end
-  redis.call('PUBLISH', note.channel, msg .. note.tail)
+  if category then
+    local newSet = keyOf(e.categoryKey, category)
+    local r = redis.pcall('SADD', newSet, id)
+    if type(r) == 'table' and r.err then
+      if removed == 1 then redis.call('SADD', keyOf(e.categoryKey, prevCategory), id) end
+      return failed(newSet, 'set', r.err)
+    end
+  end
+  if action == 'deleted' then
+    if existed == 1 then redis.call('DEL', hash) end
+  else
+    if e.setLast >= e.setFirst then inChunks('HSET', hash, e.setFirst, e.setLast) end
+    if e.unsetLast >= e.unsetFirst then inChunks('HDEL', hash, e.unsetFirst, e.unsetLast) end
+  end
+  local caches = {}
+  for j = e.cacheFirst, e.cacheLast do caches[#caches + 1] = ARGV[j] end
+  for _, p in ipairs(e.templates) do
+    if prevCategory then caches[#caches + 1] = keyOf(p, prevCategory) end
+    if category and category ~= prevCategory then caches[#caches + 1] = keyOf(p, category) end
+  end
+  if #caches > 0 then redis.call('DEL', unpack(caches)) end
+  local note = e.note
+  if note then
+    local msg = note.head
+    local function member(name, value)
+      if value then msg = msg .. ',"' .. name .. '":' .. cjson.encode(value) end
+    end
+    member('name', note.name or prevName)
+    if action == 'deleted' then member('category', prevCategory) else member('category', category) end
+    if action ~= 'deleted' and given and prevCategory and given ~= prevCategory then
+      member('previousCategory', prevCategory)
+    end
+    redis.call('PUBLISH', note.channel, msg .. note.tail)
+  end
+  return {existed, prevName, prevCategory, 1}
 end
-return {existed, prevName, prevCategory, 1}
+local out = {}
+for n = 1, tonumber(ARGV[1]) do
+  local e = {hash = KEYS[k], mark = false}
+  k = k + 1
+  if take() == '1' then e.mark = KEYS[k]; k = k + 1 end
+  e.ttl, e.action, e.id, e.given = take(), take(), take(), false
+  if take() == '1' then e.given = take() end
+  e.setFirst, e.setLast = run()
+  e.unsetFirst, e.unsetLast = run()
+  e.categoryKey = parts()
+  e.cacheFirst, e.cacheLast = run()
+  e.templates = {}
+  for t = 1, tonumber(take()) do e.templates[t] = parts() end
+  e.note = false
+  if take() == '1' then
+    e.note = {channel = take(), head = take(), tail = take()}
+    if take() == '1' then e.note.name = take() end
+  end
+  local ok, r = pcall(apply, e)
+  if not ok and not (type(r) == 'table' and r.err) then r = redis.error_reply(tostring(r)) end
+  if e.marked and type(r) == 'table' and r.err then redis.pcall('DEL', e.mark) end
+  out[n] = r
+end
+return out
 )lua";
 
 // Redis names a cached script by the SHA-1 of its text, in lower-case hex.
@@ -193,52 +225,83 @@ std::string describeStatus(evh_status s) {
 
 std::string Product::scriptSha() { return sha1Hex(kApplyScript); }
 
-// Sends kApplyScript for the job by its SHA-1 (Redis caches every script it
-// has run): 40 bytes on the wire instead of the script's 2.8 KB, and no
-// digest of the text by Redis per event. The reply completes the call
-// (onApplied); a NOSCRIPT answer (Redis restarted or its scripts flushed)
-// sends the script whole once, which caches it again.
-evh::Result Product::apply(const evh::Event& ev, const std::string& hash, const std::shared_ptr<Job>& job) {
-  auto call = std::make_shared<ScriptCall>();
-  call->keys.push_back(hash);
+// Queues the event on the open batch. The batch is sent by a flush() posted
+// to the loop -- after the events handed over with this one (the rest of a
+// stream read, of a burst of messages) have joined it -- or at once when it
+// holds max_batch events.
+void Product::apply(const evh::Event& ev, Job job) {
+  if (!open_) {
+    open_ = std::make_shared<Batch>();
+  }
+  Batch& b = *open_;
+  b.keys.push_back(settings_.product_key.render(prefix_, job.change.product_id).front());
   // On an idempotent route the script writes the mark with the effects --
   // in the read model's slot when the keys carry a hash tag.
   if (!ev.idempotencyKey().empty()) {
-    call->keys.push_back(settings_.markKey(ev.idempotencyKey(), prefix_));
-    call->args.push_back(std::to_string(ev.idempotencyTtlMs()));
+    b.keys.push_back(settings_.markKey(ev.idempotencyKey(), prefix_));
+    b.args.emplace_back("1");
+    b.args.push_back(std::to_string(ev.idempotencyTtlMs()));
   } else {
-    call->args.emplace_back("0");
+    b.args.emplace_back("0");
+    b.args.emplace_back("0");
   }
-  scriptArgs(*job, call->args);
-  evh_status s = sendScript(call, job, true);
-  if (s != EVH_OK) {
-    redis_errors_.add();
-    return evh::Result::retry("product: cannot send EVALSHA for " + hash + ": " + describeStatus(s));
+  scriptArgs(job, b.args);
+  b.jobs.push_back(std::move(job));
+  if (b.jobs.size() >= static_cast<size_t>(settings_.max_batch)) {
+    flush();
+  } else if (!flush_posted_) {
+    // post() fails only when the host is shutting down: then send it now.
+    flush_posted_ = host().post([this] {
+      flush_posted_ = false;
+      flush();
+    }) == EVH_OK;
+    if (!flush_posted_) {
+      flush();
+    }
   }
-  return evh::Result::pending();
 }
 
-evh_status Product::sendScript(const std::shared_ptr<ScriptCall>& call, const std::shared_ptr<Job>& job, bool by_sha) {
-  const std::string numkeys = std::to_string(call->keys.size());
+// Sends the open batch by kApplyScript's SHA-1 (Redis caches every script it
+// has run): 40 bytes on the wire instead of the script's text, and no digest
+// of the text by Redis per call. The reply completes the calls (onApplied);
+// a NOSCRIPT answer (Redis restarted or its scripts flushed) sends the
+// script whole once, which caches it again.
+void Product::flush() {
+  std::shared_ptr<Batch> batch = std::move(open_);
+  open_.reset();
+  if (!batch || batch->jobs.empty()) {
+    return;
+  }
+  batch->args.front() = std::to_string(batch->jobs.size());
+  if (evh_status s = sendScript(batch, true); s != EVH_OK) {
+    failAll(*batch, evh::Result::retry("product: cannot send EVALSHA for " + std::to_string(batch->jobs.size()) +
+                                       " events: " + describeStatus(s)));
+  }
+}
+
+evh_status Product::sendScript(const std::shared_ptr<Batch>& batch, bool by_sha) {
+  const std::string numkeys = std::to_string(batch->keys.size());
   const std::string_view script = by_sha ? std::string_view(script_sha_) : std::string_view(kApplyScript);
-  std::vector<std::string_view> argv{by_sha ? "EVALSHA" : "EVAL", script, numkeys};
-  argv.insert(argv.end(), call->keys.begin(), call->keys.end());
-  argv.insert(argv.end(), call->args.begin(), call->args.end());
-  return host().command(argv, [this, call, job, by_sha](const evh::Reply& r) {
+  std::vector<std::string_view> argv;
+  argv.reserve(3 + batch->keys.size() + batch->args.size());
+  argv.insert(argv.end(), {by_sha ? "EVALSHA" : "EVAL", script, numkeys});
+  argv.insert(argv.end(), batch->keys.begin(), batch->keys.end());
+  argv.insert(argv.end(), batch->args.begin(), batch->args.end());
+  return host().command(argv, [this, batch, by_sha](const evh::Reply& r) {
     if (by_sha && r.isError() && r.str().rfind("NOSCRIPT", 0) == 0) {
       host().debug("product: Redis has not cached the apply script (restarted or flushed?): sending it whole");
-      if (evh_status s = sendScript(call, job, false); s != EVH_OK) {
-        redis_errors_.add();
-        job->done.complete(
-            evh::Result::retry("product: cannot send EVAL for " + call->keys.front() + ": " + describeStatus(s)));
+      if (evh_status s = sendScript(batch, false); s != EVH_OK) {
+        failAll(*batch, evh::Result::retry("product: cannot send EVAL for " + std::to_string(batch->jobs.size()) +
+                                           " events: " + describeStatus(s)));
       }
       return;
     }
-    onApplied(job, r);
+    onApplied(*batch, r);
   });
 }
 
-// kApplyScript's ARGV after the mark's TTL (see the script for the layout).
+// An event's arguments to kApplyScript after its mark and the mark's TTL
+// (see the script for the layout).
 void Product::scriptArgs(const Job& job, std::vector<std::string>& args) {
   const Change& c = job.change;
   auto run = [&args](const std::vector<std::string>& items) {
@@ -284,40 +347,62 @@ void Product::scriptArgs(const Job& job, std::vector<std::string>& args) {
   }
 }
 
-void Product::fail(const std::shared_ptr<Job>& job, const std::string& step, const evh::Reply& r) {
-  redis_errors_.add();
-  job->done.complete(evh::Result::retry("product: " + step + " failed: " + r.describe()));
+// Every call of the batch answered alike: the script did not run, or its
+// reply is not one to read.
+void Product::failAll(Batch& batch, const evh::Result& why) {
+  for (const Job& job : batch.jobs) {
+    redis_errors_.add();
+    job.done.complete(why);
+  }
 }
 
-// The script ran: the read model is written, the caches invalidated, the
-// notification published -- or the mark said it all happened before.
-void Product::onApplied(const std::shared_ptr<Job>& job, const evh::Reply& r) {
+// The script ran, or Redis refused the call as a whole.
+void Product::onApplied(Batch& batch, const evh::Reply& r) {
+  if (r.ok() && r.type() == EVH_REPLY_ARRAY && r.size() == batch.jobs.size()) {
+    for (size_t n = 0; n < batch.jobs.size(); ++n) {
+      onEventApplied(batch.jobs[n], r[n]);
+    }
+    return;
+  }
+  if (r.ok()) {
+    failAll(batch, evh::Result::retry("product: unexpected reply to the apply script"));
+    return;
+  }
+  const std::string step = "applying " + std::to_string(batch.jobs.size()) + " events (the first " +
+                           batch.jobs.front().change.event_type +
+                           " for productId=" + batch.jobs.front().change.product_id + ")";
+  if (r.isError() && r.str().rfind("CROSSSLOT", 0) == 0) {
+    // The keys are in different slots of a Redis Cluster: no retry
+    // changes that, the config must (the events are dead-lettered and can be
+    // replayed once it has).
+    failAll(batch, evh::Result::reject(
+                       "product: " + step + " failed: " + r.describe() +
+                       " -- on a Redis Cluster give the plugin a hash_tag (its config) so that the read model, the "
+                       "caches and the idempotency marks share one slot"));
+    return;
+  }
+  failAll(batch, evh::Result::retry("product: " + step + " failed: " + r.describe()));
+}
+
+// One event's element of the script's reply: the read model is written, the
+// caches invalidated, the notification published -- or the mark said it all
+// happened before, or this event failed (and the batch's others did not).
+void Product::onEventApplied(const Job& job, const evh::Reply& r) {
   if (!r.ok() || r.type() != EVH_REPLY_ARRAY || r.size() != 4) {
+    redis_errors_.add();
     if (r.ok()) {
-      redis_errors_.add();
-      job->done.complete(evh::Result::retry("product: unexpected reply to the apply script"));
+      job.done.complete(evh::Result::retry("product: unexpected reply to the apply script"));
       return;
     }
-    const std::string step = "applying " + job->change.event_type + " for productId=" + job->change.product_id;
-    if (r.isError() && r.str().rfind("CROSSSLOT", 0) == 0) {
-      // The keys are in different slots of a Redis Cluster: no retry
-      // changes that, the config must (the event is dead-lettered and can be
-      // replayed once it has).
-      redis_errors_.add();
-      job->done.complete(evh::Result::reject(
-          "product: " + step + " failed: " + r.describe() +
-          " -- on a Redis Cluster give the plugin a hash_tag (its config) so that the read model, the caches and "
-          "the idempotency mark share one slot"));
-      return;
-    }
-    fail(job, step, r);
+    job.done.complete(evh::Result::retry("product: applying " + job.change.event_type +
+                                         " for productId=" + job.change.product_id + " failed: " + r.describe()));
     return;
   }
   if (r[3].integer() == 0) {
     already_applied_.add();
-    host().debug("product eventId=" + logValue(job->event_id) + " productId=" + logValue(job->change.product_id) +
+    host().debug("product eventId=" + logValue(job.event_id) + " productId=" + logValue(job.change.product_id) +
                  " already applied (its idempotency mark exists): nothing done");
-    job->done.complete(evh::Result::ok());
+    job.done.complete(evh::Result::ok());
     return;
   }
   Before before;
@@ -328,7 +413,7 @@ void Product::onApplied(const std::shared_ptr<Job>& job, const evh::Reply& r) {
   if (r[2].type() == EVH_REPLY_STRING) {
     before.category = std::string(r[2].str());
   }
-  finish(*job, before);
+  finish(job, before);
 }
 
 }  // namespace product

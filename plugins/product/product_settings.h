@@ -66,6 +66,10 @@ struct Settings {
   // put into the templates above by parseSettings) so that they share one
   // Redis Cluster slot.
   std::string hash_tag;
+  // `max_batch`: at most this many events applied by one script call. The
+  // events handed over together (one stream read, one burst of Pub/Sub
+  // messages) share one EVALSHA; 1 makes it one call per event.
+  int max_batch = 64;
 
   // The key of the event's idempotency mark as the script writes it: the
   // host's key, tagged like the templates (after `prefix` when it starts

@@ -78,7 +78,8 @@ TEST_F(ProductTest, ABadConfigRefusesToStartNamingTheKey) {
   };
   std::vector<Case> cases = {
       {"{cache_key: []}",
-       ":6: plugin product config /cache_key: unknown key (known: cache_keys, read_model, notifications, hash_tag)"},
+       ":6: plugin product config /cache_key: unknown key (known: cache_keys, read_model, notifications, hash_tag, "
+       "max_batch)"},
       {"{read_model: {product: x}}", ":6: plugin product config /read_model/product: unknown key"},
       {"{notifications: {enable: false}}", ":6: plugin product config /notifications/enable: unknown key"},
       {R"({cache_keys: ["{prefix}cache:{productID}"]})",
@@ -89,6 +90,9 @@ TEST_F(ProductTest, ABadConfigRefusesToStartNamingTheKey) {
       {"{cache_keys: \"{prefix}x\"}", "config /cache_keys: must be a list of key templates"},
       {"{hash_tag: \"\"}", ":6: plugin product config /hash_tag: must be a non-empty string"},
       {"{hash_tag: \"a}b\"}", ":6: plugin product config /hash_tag: must be printable ASCII without braces"},
+      {"{max_batch: 0}", ":6: plugin product config /max_batch: must be a whole number from 1 to 1000, got 0"},
+      {"{max_batch: 1001}", ":6: plugin product config /max_batch: must be a whole number from 1 to 1000, got 1001"},
+      {"{max_batch: 2.5}", ":6: plugin product config /max_batch: must be a whole number from 1 to 1000, got 2.5"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.config);

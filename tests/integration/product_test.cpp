@@ -96,13 +96,13 @@ TEST_F(ProductTest, OnAnIdempotentRouteTheScriptAloneKeepsTheMark) {
   // evt-1 was announced once; its repeat's script ran before evt-2's (one
   // connection, in order).
   EXPECT_EQ(nextMessage(sub.get())["payload"]["productId"], "p-2");
-  // The script's own: EXISTS of the mark for each of the three; one SET per
-  // mark. None from the host.
-  EXPECT_EQ(commandCalls("exists"), 3);
-  EXPECT_EQ(commandCalls("set"), 2);
-  // A new product costs the script 7 commands: EXISTS, TYPE (no HMGET: there
-  // is nothing to read), SADD, HSET, DEL, SET, PUBLISH. The repeat stops at
-  // its EXISTS.
+  // The script's own: one SET NX of the mark for each of the three (it
+  // checks and writes at once). None from the host.
+  EXPECT_EQ(commandCalls("exists"), 0);
+  EXPECT_EQ(commandCalls("set"), 3);
+  // A new product costs the script 6 commands: SET NX, TYPE (no HMGET: there
+  // is nothing to read), SADD, HSET, DEL, PUBLISH. The repeat stops at its
+  // SET NX.
   EXPECT_EQ(commandCalls("type"), 2);
   EXPECT_EQ(commandCalls("hmget"), 0);
   EXPECT_EQ(commandCalls("sadd"), 2);
