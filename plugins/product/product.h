@@ -32,9 +32,9 @@ struct Before {
 // The notification as kApplyScript completes and publishes it: JSON text
 // around the members only the read model knows (product_notify.cpp).
 struct Note {
-  std::string channel;
   std::string head;
   std::string tail;
+  std::string name;  // the name the event gives, as JSON text; empty when it gives none
 };
 
 // Everything a call needs after handle() has returned.
@@ -50,7 +50,7 @@ struct Job {
 // reply: a NOSCRIPT answer sends them again with the script's text.
 struct Batch {
   std::vector<std::string> keys;
-  std::vector<std::string> args{""};  // args[0]: the number of events, set when sent
+  std::vector<std::string> args;  // args[0]: the number of events, set when sent; then the shared arguments
   std::vector<Job> jobs;
 };
 

@@ -17,15 +17,9 @@ namespace {
 
 constexpr const char* kNotificationType = "PRODUCT_NOTIFICATION";
 
-// The notification's members keep the order they are written in.
-using OrderedJson = nlohmann::ordered_json;
-
-// Text of the JSON value j without its closing brace (j is an object), to be
-// continued with more members.
-std::string openObject(const OrderedJson& j) {
-  std::string s = j.dump(-1, ' ', false, OrderedJson::error_handler_t::replace);
-  s.pop_back();
-  return s;
+// s as a JSON string, quotes included; invalid UTF-8 replaced by U+FFFD.
+std::string jsonString(std::string_view s) {
+  return Json(std::string(s)).dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 // A random (version 4) UUID. The 122 random bits come from OpenSSL's DRBG,
@@ -62,21 +56,27 @@ std::string newEventId() {
 // members that depend on the read model before the event (name, category,
 // previousCategory), which the script fills in. Key order: the envelope's,
 // then productId, action, name, category, previousCategory, changedKeys,
-// sourceEventId.
+// sourceEventId. Written as text, each string value through nlohmann's
+// escaping: building ordered_json objects to dump them took 12 % of evhost's
+// CPU in the JollyJet pipeline (2026-12-07).
 Note Product::notification(const Job& job) {
   const Change& c = job.change;
-  OrderedJson envelope = {{"eventId", newEventId()}, {"eventType", kNotificationType}, {"timestamp", isoNow()}};
+  std::string head = "{\"eventId\":\"" + newEventId() + "\",\"eventType\":\"" + kNotificationType +
+                     "\",\"timestamp\":\"" + isoNow() + "\"";
   if (!job.correlation_id.empty()) {
-    envelope["correlationId"] = job.correlation_id;
+    head += ",\"correlationId\":" + jsonString(job.correlation_id);
   }
-  OrderedJson head = {{"productId", c.product_id}, {"action", actionName(c.action)}};
-  OrderedJson tail = OrderedJson::object();
+  head += ",\"payload\":{\"productId\":" + jsonString(c.product_id) + ",\"action\":\"" + actionName(c.action) + "\"";
+  std::string tail;
   if (c.action == Action::Updated) {
-    tail["changedKeys"] = c.changed;
+    tail = ",\"changedKeys\":[";
+    for (size_t i = 0; i < c.changed.size(); ++i) {
+      tail += (i == 0 ? "" : ",") + jsonString(c.changed[i]);
+    }
+    tail += "]";
   }
-  tail["sourceEventId"] = job.event_id;
-  return Note{prefix_ + settings_.channel, openObject(envelope) + ",\"payload\":" + openObject(head),
-              "," + openObject(tail).substr(1) + "}}"};
+  tail += ",\"sourceEventId\":" + jsonString(job.event_id) + "}}";
+  return Note{std::move(head), std::move(tail), c.name ? jsonString(*c.name) : std::string()};
 }
 
 }  // namespace product

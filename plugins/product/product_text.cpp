@@ -3,6 +3,7 @@
 #include "product_text.h"
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <ctime>
 
@@ -12,6 +13,10 @@ std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 // ---- ISO-8601 times ----------------------------------------------------------
 
+// The text up to the seconds ("2024-01-15T10:30:00") is kept for the last
+// second asked for, per thread: events and notifications come many per
+// second, and gmtime_r and snprintf took 2-3 % of evhost's CPU in the JollyJet
+// pipeline (2026-12-07), for the same second again and again.
 std::string isoUtc(int64_t ms) {
   int64_t secs = ms / 1000;
   int64_t rem = ms % 1000;
@@ -19,15 +24,31 @@ std::string isoUtc(int64_t ms) {
     rem += 1000;
     secs -= 1;
   }
-  std::time_t t = static_cast<std::time_t>(secs);
-  std::tm tm{};
-  if (gmtime_r(&t, &tm) == nullptr) {
-    return std::to_string(ms);
+  thread_local int64_t cached_secs = INT64_MIN;
+  thread_local char cached[64];
+  thread_local size_t cached_len = 0;
+  if (secs != cached_secs) {
+    std::time_t t = static_cast<std::time_t>(secs);
+    std::tm tm{};
+    if (gmtime_r(&t, &tm) == nullptr) {
+      return std::to_string(ms);
+    }
+    const int n = std::snprintf(cached, sizeof(cached), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    if (n <= 0 || static_cast<size_t>(n) >= sizeof(cached)) {
+      return std::to_string(ms);
+    }
+    cached_len = static_cast<size_t>(n);
+    cached_secs = secs;
   }
-  char buf[96];
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(rem));
-  return buf;
+  std::string out(cached, cached_len);
+  const int r = static_cast<int>(rem);
+  out += '.';
+  out += static_cast<char>('0' + r / 100);
+  out += static_cast<char>('0' + r / 10 % 10);
+  out += static_cast<char>('0' + r % 10);
+  out += 'Z';
+  return out;
 }
 
 std::string isoNow() {
