@@ -34,6 +34,7 @@ Server::~Server() {
   admission_.reset();
   plugin_reload_.reset();
   dispatcher_.reset();
+  idempotency_.reset();  // its check handle closes before the loop does
   commands_.reset();
   endpoint_ = redis::Endpoint{};
   sentinel_.reset();
@@ -96,6 +97,9 @@ void Server::planTeardown() {
     ops_poster_->refuse();
     if (services_) {
       services_->close();
+    }
+    if (idempotency_) {
+      idempotency_->flush();  // questions queued for the check phase: sent, so that the stop answers them
     }
     if (commands_) {
       commands_->stop();
@@ -221,7 +225,7 @@ void Server::start() {
   lag_ = std::make_unique<LoopLag>(&loop_, stats_);
   scraper_ = std::make_unique<Scraper>(&loop_, stats_);
   log_drops_ = std::make_unique<LogDrops>(&loop_, log::asyncOutput(), stats_);
-  idempotency_ = std::make_unique<redis::IdempotencyStore>(*commands_);
+  idempotency_ = std::make_unique<redis::IdempotencyStore>(&loop_, *commands_);
   const bool trace_events = config_.logging.debug_events || log::host().should_log(spdlog::level::trace);
   dispatch::Dispatcher::Options dopt;
   dopt.max_in_flight = config_.limits.max_in_flight;

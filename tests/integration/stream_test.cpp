@@ -9,6 +9,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <set>
@@ -262,6 +263,41 @@ channels:
   EXPECT_EQ(ids("once"), (std::vector<std::string>{"dup", "other"}));
   EXPECT_EQ(redis_.command({"EXISTS", "test:evh:done:once:dup"})->integer, 1);
   EXPECT_EQ(redis_.command({"EXISTS", "test:evh:done:every:dup"})->integer, 0);
+}
+
+// The idempotency questions of one stream read share one MGET, and each
+// entry gets its own answer: the ones marked before are skipped, the rest
+// handled -- no EXISTS per entry.
+TEST_F(StreamTest, TheIdempotencyQuestionsOfOneReadShareOneMget) {
+  constexpr int kEntries = 40;
+  for (int i = 0; i < kEntries; ++i) {
+    xadd(event("e" + std::to_string(i)));
+  }
+  for (int i : {3, 17, 38}) {
+    redis_.command({"SET", "test:evh:done:rec:e" + std::to_string(i), "1"});  // handled before, as far as marks say
+  }
+  std::string yaml = config("{path: recorder}", "", "{group: workers, consumer: c1, block_ms: 200, count: 100}");
+  const std::string route = "        plugins: [rec]\n";
+  yaml.replace(yaml.find(route), route.size(), route + "        idempotency: {ttl_ms: 60000}\n");
+  redis_.command({"CONFIG", "RESETSTAT"});
+  EvhostProcess host(yaml);
+  ASSERT_TRUE(eventually([&] { return llen("seen") == kEntries - 3; })) << host.log();
+  ASSERT_TRUE(eventually([&] { return pending() == 0; })) << host.log();
+  auto got = ids("seen");
+  EXPECT_EQ(std::set<std::string>(got.begin(), got.end()).size(), static_cast<size_t>(kEntries - 3));
+  for (const char* skipped : {"e3", "e17", "e38"}) {
+    EXPECT_EQ(std::count(got.begin(), got.end(), skipped), 0) << skipped;
+  }
+  auto calls = [&](const std::string& command) {
+    auto r = redis_.command({"INFO", "commandstats"});
+    const std::string info(r->str, r->len);
+    const std::string key = "cmdstat_" + command + ":calls=";
+    const size_t at = info.find(key);
+    return at == std::string::npos ? 0LL : std::stoll(info.substr(at + key.size()));
+  };
+  EXPECT_EQ(calls("exists"), 0);
+  EXPECT_EQ(calls("mget"), 1);                                                // the one read of all 40
+  EXPECT_EQ(redis_.command({"EXISTS", "test:evh:done:rec:e0"})->integer, 1);  // marked once handled
 }
 
 TEST_F(StreamTest, AnOpenBreakerPausesTheStreamInsteadOfDeadLettering) {
