@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 namespace dlq {
@@ -49,7 +50,11 @@ struct Signal {
 struct Answer {
   bool ok = false;
   bool stopped = false;  // the host or the plugin is shutting down: not an outage
-  int64_t integer = 0;   // an integer reply's value (LPUSH: the list's new length)
+  bool nil = false;      // a nil reply
+  // Sent, but no reply came (the connection was lost, a timeout, a stop):
+  // Redis may have run it or not.
+  bool unsure = false;
+  int64_t integer = 0;  // an integer reply's value (LPUSH: the list's new length)
   std::string error;
 };
 
@@ -63,6 +68,9 @@ enum class Pass { Empty, Done, OutOfTime, Failed };
 struct Pushed {
   size_t count = 0;
   Store store = Store::Ok;
+  // The push that failed may have been stored all the same (no reply came):
+  // entries [count, unsure_end) are in Redis or not.
+  size_t unsure_end = 0;
 };
 
 // A dead-letter entry handle() queued, and its call (answered EVH_PENDING).
@@ -109,7 +117,7 @@ class Dlq final : public evh::Plugin {
 
   // dlq_push.cpp
   std::vector<Answer> roundTrip(const std::vector<std::vector<std::string_view>>& commands);
-  Store push(const std::vector<std::string_view>& oldest_first, std::string& error);
+  Store push(const std::vector<std::string_view>& oldest_first, std::string& error, bool& unsure);
   Pushed pushInOrder(const std::vector<std::string_view>& oldest_first, Clock::time_point deadline, std::string& error);
 
   // dlq.cpp
@@ -119,6 +127,8 @@ class Dlq final : public evh::Plugin {
 
   // dlq_flusher.cpp
   Pass flushPass(Clock::time_point deadline);
+  bool dropStored(std::vector<std::string_view>& lines, std::vector<std::string>& entries, std::string& error);
+  void noteUnsure(const std::vector<std::string_view>& oldest_first, const Pushed& p);
   Clock::time_point onInterval(std::chrono::milliseconds interval);
   void refreshLength();
   void countSpool();
@@ -154,6 +164,11 @@ class Dlq final : public evh::Plugin {
   bool length_warned_ = false;  // LLEN failed and said so
   int64_t evicted_since_log_ = 0;
   Clock::time_point last_evicted_log_{};
+  // Entries whose push got no reply and were spooled: Redis may hold them
+  // already. The next flush asks (LPOS) before pushing them again, so that
+  // a connection lost between Redis's LPUSH and its reply stores no entry
+  // twice. Not kept across a restart (then at least once, as for a crash).
+  std::unordered_set<std::string> unsure_;
   Totals totals_;  // read by the destructor once the thread is joined
 
   std::thread writer_;  // last: started once everything above exists

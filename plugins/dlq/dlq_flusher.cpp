@@ -42,9 +42,16 @@ Pass Dlq::flushPass(Clock::time_point deadline) {
   if (corrupt > 0) {
     corrupt_.add(static_cast<int64_t>(corrupt));
   }
+  const size_t spooled = entries.size();
+  if (!unsure_.empty() && !dropStored(lines, entries, error)) {
+    noteFailure(error);
+    return Pass::Failed;
+  }
+  const size_t dropped = spooled - entries.size();
   std::vector<std::string_view> oldest_first(entries.begin(), entries.end());
   const Pushed p = pushInOrder(oldest_first, deadline, error);
   const size_t pushed = p.count;
+  noteUnsure(oldest_first, p);
   flushed_.add(static_cast<int64_t>(pushed));
   totals_.flushed += pushed;
   Pass result = Pass::Done;
@@ -58,7 +65,7 @@ Pass Dlq::flushPass(Clock::time_point deadline) {
     if (!content.empty()) {
       rewritten = truncateFile(settings_.spool_file, error);
     }
-  } else if (pushed > 0 || corrupt > 0) {
+  } else if (pushed > 0 || corrupt > 0 || dropped > 0) {
     rewritten = rewriteLines(
         settings_.spool_file,
         std::vector<std::string_view>(lines.begin() + static_cast<std::ptrdiff_t>(pushed), lines.end()), error);
@@ -70,11 +77,65 @@ Pass Dlq::flushPass(Clock::time_point deadline) {
     return Pass::Failed;
   }
   setPending(static_cast<int64_t>(entries.size() - pushed));
+  if (dropped > 0) {
+    host().info(std::to_string(dropped) + " spooled dead-letter entr" + (dropped == 1 ? "y was" : "ies were") + " in " +
+                redis_key_ + " already (stored just before a reply was lost): not pushed again");
+  }
   if (pushed > 0) {
     host().info("flushed " + std::to_string(pushed) + " spooled dead-letter entries to " + redis_key_ +
                 (pushed < entries.size() ? "; " + std::to_string(entries.size() - pushed) + " still spooled" : ""));
   }
   return entries.empty() ? Pass::Empty : result;
+}
+
+// The spooled entries whose push got no reply: asks Redis (one LPOS each,
+// pipelined) whether the list holds them, and takes those it does out of
+// `lines` and `entries` (kept in step). False, with `error`, when Redis did
+// not answer every question. THREAD: the plugin's.
+bool Dlq::dropStored(std::vector<std::string_view>& lines, std::vector<std::string>& entries, std::string& error) {
+  std::vector<size_t> asked;
+  std::vector<std::vector<std::string_view>> commands;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (unsure_.count(entries[i]) != 0) {
+      asked.push_back(i);
+      commands.push_back({"LPOS", redis_key_, entries[i]});
+    }
+  }
+  if (asked.empty()) {
+    unsure_.clear();  // the spool no longer holds them (emptied by hand, say)
+    return true;
+  }
+  std::vector<Answer> a = roundTrip(commands);
+  std::vector<bool> stored(entries.size(), false);
+  for (size_t k = 0; k < asked.size(); ++k) {
+    if (!a[k].ok) {
+      error = "LPOS " + redis_key_ + ": " + a[k].error;
+      return false;
+    }
+    stored[asked[k]] = !a[k].nil;
+  }
+  unsure_.clear();  // each is known now: in the list, or to be pushed
+  size_t out = 0;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (stored[i]) {
+      continue;
+    }
+    if (out != i) {
+      lines[out] = lines[i];
+      entries[out] = std::move(entries[i]);
+    }
+    ++out;
+  }
+  lines.resize(out);
+  entries.resize(out);
+  return true;
+}
+
+// Remembers the entries a failed push may have stored (see unsure_).
+void Dlq::noteUnsure(const std::vector<std::string_view>& oldest_first, const Pushed& p) {
+  for (size_t i = p.count; i < p.unsure_end && i < oldest_first.size(); ++i) {
+    unsure_.emplace(oldest_first[i]);
+  }
 }
 
 // The interval's work: a flush pass while the spool has data, then LLEN.

@@ -20,6 +20,8 @@ struct Round {
   struct Slot {
     bool done = false;
     bool ok = false;
+    bool replied = false;  // Redis answered (an error reply included)
+    bool nil = false;
     bool cancelled = false;
     int64_t integer = 0;  // an integer reply's value
     std::string error;
@@ -57,6 +59,8 @@ std::vector<Answer> Dlq::roundTrip(const std::vector<std::vector<std::string_vie
       Round::Slot& slot = round->slots[i];
       slot.done = true;
       slot.ok = r.ok();
+      slot.replied = r.ok() || r.isError();
+      slot.nil = r.isNil();
       slot.integer = r.type() == EVH_REPLY_INTEGER ? r.integer() : 0;
       slot.cancelled = r.status() == EVH_ERR_CANCELLED;
       if (!slot.ok) {
@@ -87,10 +91,13 @@ std::vector<Answer> Dlq::roundTrip(const std::vector<std::vector<std::string_vie
     Answer& a = answers[i];
     if (i < sent && slot.done) {
       a.ok = slot.ok;
+      a.nil = slot.nil;
+      a.unsure = !slot.replied;
       a.integer = slot.integer;
       a.stopped = slot.cancelled;
       a.error = slot.error;
     } else if (i < sent) {
+      a.unsure = true;
       a.stopped = signal_->stop;
       a.error = signal_->stop ? "plugin stopping" : "no reply within " + std::to_string(kReplyTimeout.count()) + " ms";
     } else if (i == sent) {
@@ -104,8 +111,9 @@ std::vector<Answer> Dlq::roundTrip(const std::vector<std::vector<std::string_vie
 }
 
 // LPUSHes entries (oldest first: the last ends up at the head) and trims
-// the list to max_length.
-Store Dlq::push(const std::vector<std::string_view>& oldest_first, std::string& error) {
+// the list to max_length. `unsure`: the LPUSH failed without a reply, so
+// Redis may have stored them.
+Store Dlq::push(const std::vector<std::string_view>& oldest_first, std::string& error, bool& unsure) {
   std::vector<std::string_view> lpush{"LPUSH", redis_key_};
   lpush.insert(lpush.end(), oldest_first.begin(), oldest_first.end());
   std::vector<std::string_view> ltrim{"LTRIM", redis_key_, "0", trim_stop_};
@@ -113,6 +121,7 @@ Store Dlq::push(const std::vector<std::string_view>& oldest_first, std::string& 
   pushes_.add();
   ++totals_.pushes;
   if (!a[0].ok) {
+    unsure = a[0].unsure;
     error = "LPUSH " + redis_key_ + ": " + a[0].error;
     return a[0].stopped ? Store::Stopped : Store::Failed;
   }
@@ -162,8 +171,10 @@ Pushed Dlq::pushInOrder(const std::vector<std::string_view>& oldest_first, Clock
       batch.push_back(oldest_first[end]);
       ++end;
     }
-    result.store = push(batch, error);
+    bool unsure = false;
+    result.store = push(batch, error, unsure);
     if (result.store != Store::Ok) {
+      result.unsure_end = unsure ? end : result.count;
       if (result.store == Store::Failed) {
         noteFailure(error);
       }

@@ -85,7 +85,9 @@ void Dlq::commit(std::vector<Item>& batch) {
     oldest_first.push_back(item.entry);
   }
   std::string error;
-  const size_t pushed = pushInOrder(oldest_first, Clock::time_point::max(), error).count;
+  const Pushed p = pushInOrder(oldest_first, Clock::time_point::max(), error);
+  const size_t pushed = p.count;
+  noteUnsure(oldest_first, p);
   stored_.add(static_cast<int64_t>(pushed));
   totals_.stored += pushed;
   for (size_t i = 0; i < pushed; ++i) {

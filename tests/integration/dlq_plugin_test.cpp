@@ -10,6 +10,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 
@@ -47,9 +49,13 @@ class RedisServices final : public plugin::HostServices {
       return EVH_OK;
     }
     ReplyPtr reply = run(argv);
+    const bool lose = reply && lose_replies_ > 0 && argv.front() == lose_command_;
+    if (lose) {
+      --lose_replies_;
+    }
     lock.unlock();
     if (cb != nullptr) {
-      if (!reply) {
+      if (!reply || lose) {
         cb(user_data, EVH_ERR_UNAVAILABLE, nullptr);
       } else {
         redis::ReplyView view(reply.get());
@@ -64,6 +70,13 @@ class RedisServices final : public plugin::HostServices {
     return EVH_OK;
   }
 
+  // The next n `command`s run in Redis but their replies are lost, as when
+  // the connection drops between Redis's work and its answer.
+  void loseReplies(const std::string& command, int n) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    lose_command_ = command;
+    lose_replies_ = n;
+  }
   void hold() {
     std::lock_guard<std::mutex> lock(mutex_);
     hold_ = true;
@@ -116,6 +129,8 @@ class RedisServices final : public plugin::HostServices {
   std::mutex mutex_;
   RedisConn conn_;
   bool hold_ = false;
+  std::string lose_command_;
+  int lose_replies_ = 0;
   std::vector<std::pair<evh_reply_cb, void*>> held_;
   size_t commands_ = 0;
 };
@@ -348,6 +363,36 @@ TEST_F(DlqPluginTest, SpoolsWhileRedisIsDownThenFlushesInOrder) {
   ASSERT_EQ(deadLetter(in, entry(5)), EVH_OK);
   ASSERT_EQ(deadLetter(in, entry(6)), EVH_OK);
   EXPECT_EQ(sink_->count("cannot store dead-letter entries in Redis"), 2U);
+}
+
+// Redis stores an LPUSH but its reply is lost (the connection dropped in
+// between): the plugin cannot tell, so it spools the entry -- and before
+// pushing it back it asks Redis (LPOS), which has it: stored once, not twice.
+// An entry whose push got no reply and that Redis does not have is pushed.
+TEST_F(DlqPluginTest, AnEntryStoredJustBeforeItsReplyWasLostIsNotStoredTwice) {
+  plugin::Instance& in = load(R"("flush_interval_ms":50)", "test:", true);
+  ASSERT_EQ(deadLetter(in, entry(1)), EVH_OK);
+  services_.loseReplies("LPUSH", 1);
+  ASSERT_EQ(deadLetter(in, entry(2)), EVH_OK) << "spooled: OK";
+  EXPECT_EQ(metricValue(in, "spooled"), 1);
+  ASSERT_TRUE(eventually([&] { return metricValue(in, "spool_pending") == 0; }));
+  EXPECT_THAT(list(), ElementsAre(entry(2), entry(1)));
+  EXPECT_EQ(sink_->count("1 spooled dead-letter entry was in " + std::string(kKey) + " already"), 1U);
+  EXPECT_EQ(metricValue(in, "flushed"), 0);
+
+  // No reply, and Redis did not run it either (the connection dropped
+  // before the command went out): asked about, then pushed.
+  services_.hold();
+  std::thread late([&] {
+    eventually([&] { return services_.held() >= 2; });  // the LPUSH and its LTRIM
+    services_.release(EVH_ERR_UNAVAILABLE);
+  });
+  ASSERT_EQ(deadLetter(in, entry(3)), EVH_OK);
+  late.join();
+  EXPECT_EQ(metricValue(in, "spooled"), 2);
+  ASSERT_TRUE(eventually([&] { return metricValue(in, "spool_pending") == 0; }));
+  EXPECT_THAT(list(), ElementsAre(entry(3), entry(2), entry(1)));
+  EXPECT_EQ(metricValue(in, "flushed"), 1);
 }
 
 TEST_F(DlqPluginTest, HandleFlushesOlderSpooledEntriesBeforeItsOwn) {
