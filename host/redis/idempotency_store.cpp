@@ -1,10 +1,12 @@
 // Idempotency marks: MGET (or EXISTS) to check, SET PX to mark.
 #include "redis/idempotency_store.h"
 
+#include "common/log.h"
 #include "loop/io_phase.h"
 
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <memory>
 #include <utility>
 
@@ -48,15 +50,13 @@ bool IdempotencyStore::exists(const std::string& key, std::function<void(std::op
 
 void IdempotencyStore::flush() {
   while (!queued_.empty()) {
-    std::vector<Question> batch;
-    if (queued_.size() <= kMaxKeysPerCommand) {
-      batch.swap(queued_);
-    } else {
-      const auto cut = queued_.begin() + static_cast<std::ptrdiff_t>(kMaxKeysPerCommand);
-      batch.assign(std::make_move_iterator(queued_.begin()), std::make_move_iterator(cut));
-      queued_.erase(queued_.begin(), cut);
+    std::vector<Question> all;
+    all.swap(queued_);  // a question asked while these are sent waits for the next round
+    for (size_t from = 0; from < all.size(); from += kMaxKeysPerCommand) {
+      const size_t to = std::min(all.size(), from + kMaxKeysPerCommand);
+      send(std::vector<Question>(std::make_move_iterator(all.begin() + static_cast<std::ptrdiff_t>(from)),
+                                 std::make_move_iterator(all.begin() + static_cast<std::ptrdiff_t>(to))));
     }
-    send(std::move(batch));
   }
 }
 
@@ -81,21 +81,44 @@ void IdempotencyStore::send(std::vector<Question> batch) {
     lens.push_back(q.key.size());
   }
   auto questions = std::make_shared<std::vector<Question>>(std::move(batch));
-  const bool sent = commands_.send(
-      static_cast<int>(argv.size()), argv.data(), lens.data(), [questions](evh_status status, const redisReply* r) {
-        const bool ok = status == EVH_OK && r->type == REDIS_REPLY_ARRAY && r->elements == questions->size();
-        for (size_t i = 0; i < questions->size(); ++i) {
-          const auto& cb = (*questions)[i].cb;
-          if (!ok) {
-            cb(std::nullopt);
-          } else {
-            cb(r->element[i]->type != REDIS_REPLY_NIL);
-          }
-        }
-      });
+  const bool sent = commands_.send(static_cast<int>(argv.size()), argv.data(), lens.data(),
+                                   [this, questions](evh_status status, const redisReply* r) {
+                                     if (status == EVH_OK && r->type == REDIS_REPLY_ERROR) {
+                                       onRefused(*questions, std::string(r->str, r->len));
+                                       return;
+                                     }
+                                     const bool ok = status == EVH_OK && r->type == REDIS_REPLY_ARRAY &&
+                                                     r->elements == questions->size();
+                                     for (size_t i = 0; i < questions->size(); ++i) {
+                                       const auto& cb = (*questions)[i].cb;
+                                       if (!ok) {
+                                         cb(std::nullopt);
+                                       } else {
+                                         cb(r->element[i]->type != REDIS_REPLY_NIL);
+                                       }
+                                     }
+                                   });
   if (!sent) {
     for (const Question& q : *questions) {
       q.cb(std::nullopt);  // queued as sent: answered, "could not say"
+    }
+  }
+}
+
+// Redis answered the MGET with an error (NOPERM from an ACL written for
+// EXISTS, say): said once, and every question asked again with EXISTS --
+// from now on too, so that duplicates are still found.
+void IdempotencyStore::onRefused(std::vector<Question>& questions, const std::string& error) {
+  if (!mget_refused_) {
+    mget_refused_ = true;
+    log::host().warn(
+        "redis refused MGET for idempotency marks ({}): asking with EXISTS, one command per event, from now on "
+        "(give the ACL user +mget)",
+        error);
+  }
+  for (Question& q : questions) {
+    if (!exists(q.key, q.cb)) {
+      q.cb(std::nullopt);
     }
   }
 }

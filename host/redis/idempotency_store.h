@@ -4,8 +4,10 @@
 // The questions asked during one I/O callback (a stream read's entries, a
 // burst of Pub/Sub messages) share one MGET, sent at the check phase of the
 // same loop iteration: one command and one reply for a batch instead of an
-// EXISTS each. Elsewhere (a retry's timer) and under a Redis Cluster (the
-// keys of a batch live in many slots) each question is its own EXISTS.
+// EXISTS each. Elsewhere (a retry's timer), under a Redis Cluster (the keys
+// of a batch live in many slots) and once Redis refused an MGET (logged;
+// those questions are asked again with EXISTS) each question is its own
+// EXISTS.
 #pragma once
 
 #include "dispatch/dispatcher.h"
@@ -49,8 +51,11 @@ class IdempotencyStore final : public dispatch::IdempotencyStore {
   };
   bool exists(const std::string& key, std::function<void(std::optional<bool>)> cb);
   void send(std::vector<Question> batch);
+  void onRefused(std::vector<Question>& questions, const std::string& error);
 
   CommandClient& commands_;
+  // Redis refused MGET (an ACL without +mget, say): EXISTS from then on.
+  bool mget_refused_ = false;
   UvHandle<uv_check_t> check_;    // flushes at the check phase
   std::vector<Question> queued_;  // asked during this iteration's I/O callbacks
 };

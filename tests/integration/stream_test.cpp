@@ -19,6 +19,7 @@ namespace evh::test {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::string event(const std::string& id) {
   return R"({"eventId":")" + id +
@@ -298,6 +299,42 @@ TEST_F(StreamTest, TheIdempotencyQuestionsOfOneReadShareOneMget) {
   EXPECT_EQ(calls("exists"), 0);
   EXPECT_EQ(calls("mget"), 1);                                                // the one read of all 40
   EXPECT_EQ(redis_.command({"EXISTS", "test:evh:done:rec:e0"})->integer, 1);  // marked once handled
+}
+
+// A Redis that refuses MGET (here renamed away; an ACL without +mget does
+// the same): evhost says so once and asks each question with EXISTS --
+// the marked entries are still skipped.
+TEST_F(StreamTest, WhenRedisRefusesMgetTheQuestionsGoOneByOneAndDuplicatesAreStillSkipped) {
+  RedisServer strict({"--rename-command", "MGET", ""});
+  auto add = [&](const std::string& id) {
+    strict.command({"XADD", "test:jollyjet:events:orders", "*", "event", event(id)});
+  };
+  for (int i = 0; i < 10; ++i) {
+    add("e" + std::to_string(i));
+  }
+  strict.command({"SET", "test:evh:done:rec:e4", "1"});
+  std::string yaml = config("{path: recorder}", "", "{group: workers, consumer: c1, block_ms: 200, count: 100}");
+  const std::string port = "port: " + std::to_string(redis_.port());
+  yaml.replace(yaml.find(port), port.size(), "port: " + std::to_string(strict.port()));
+  const std::string route = "        plugins: [rec]\n";
+  yaml.replace(yaml.find(route), route.size(), route + "        idempotency: {ttl_ms: 60000}\n");
+  EvhostProcess host(yaml);
+  ASSERT_TRUE(eventually([&] { return strict.command({"LLEN", "seen"})->integer == 9; })) << host.log();
+  EXPECT_EQ(host.countInLog("redis refused MGET for idempotency marks"), 1U) << host.log();
+  add("e4");  // again, as a redelivery would bring it
+  add("e10");
+  ASSERT_TRUE(eventually([&] { return strict.command({"LLEN", "seen"})->integer == 10; })) << host.log();
+  ASSERT_TRUE(eventually([&] {
+    auto r = strict.command({"XPENDING", "test:jollyjet:events:orders", "workers"});
+    return r->type == REDIS_REPLY_ARRAY && r->elements > 0 && r->element[0]->integer == 0;
+  })) << host.log();
+  auto r = strict.command({"LRANGE", "seen", "0", "-1"});
+  std::string all;
+  for (size_t i = 0; i < r->elements; ++i) {
+    all += std::string(r->element[i]->str, r->element[i]->len) + "\n";
+  }
+  EXPECT_THAT(all, Not(HasSubstr("|e4|"))) << all;
+  EXPECT_EQ(host.countInLog("redis refused MGET"), 1U);
 }
 
 TEST_F(StreamTest, AnOpenBreakerPausesTheStreamInsteadOfDeadLettering) {
