@@ -42,6 +42,9 @@ Dlq::Dlq(evh::Host host, std::string_view config_json)
       stored_(host.counter("stored", "dead-letter entries stored in Redis directly")),
       spooled_(host.counter("spooled", "dead-letter entries appended to the spool file")),
       flushed_(host.counter("flushed", "spooled entries pushed to Redis")),
+      already_stored_(host.counter("already_stored",
+                                   "spooled entries found in Redis already (their push got no reply), not pushed "
+                                   "again")),
       not_stored_(host.counter("not_stored",
                                "entries neither Redis nor the spool file took, answered RETRY (evhost then writes "
                                "them to its dead-letter fallback file)")),
@@ -83,9 +86,9 @@ Dlq::~Dlq() {
   const Totals& t = totals_;
   host().info("dead-letter entries this run: stored=" + std::to_string(t.stored) +
               " spooled=" + std::to_string(t.spooled) + " flushed=" + std::to_string(t.flushed) +
-              " not_stored=" + std::to_string(t.not_stored) + " batches=" + std::to_string(t.batches) +
-              " pushes=" + std::to_string(t.pushes) + " spool_appends=" + std::to_string(t.spool_appends) +
-              "; spool_pending=" + std::to_string(pending_));
+              " already_stored=" + std::to_string(t.already_stored) + " not_stored=" + std::to_string(t.not_stored) +
+              " batches=" + std::to_string(t.batches) + " pushes=" + std::to_string(t.pushes) +
+              " spool_appends=" + std::to_string(t.spool_appends) + "; spool_pending=" + std::to_string(pending_));
 }
 
 // THREAD: the loop (inline): CPU only -- the spool and Redis are the

@@ -54,7 +54,8 @@ struct Answer {
   // Sent, but no reply came (the connection was lost, a timeout, a stop):
   // Redis may have run it or not.
   bool unsure = false;
-  int64_t integer = 0;  // an integer reply's value (LPUSH: the list's new length)
+  bool refused = false;  // Redis answered with an error reply
+  int64_t integer = 0;   // an integer reply's value (LPUSH: the list's new length)
   std::string error;
 };
 
@@ -86,6 +87,7 @@ struct Totals {
   uint64_t stored = 0;
   uint64_t spooled = 0;
   uint64_t flushed = 0;
+  uint64_t already_stored = 0;
   uint64_t not_stored = 0;
   uint64_t pushes = 0;
   uint64_t spool_appends = 0;
@@ -140,6 +142,7 @@ class Dlq final : public evh::Plugin {
   evh::Metric stored_;
   evh::Metric spooled_;
   evh::Metric flushed_;
+  evh::Metric already_stored_;
   evh::Metric not_stored_;
   evh::Metric corrupt_;
   evh::Metric evicted_;
@@ -162,6 +165,7 @@ class Dlq final : public evh::Plugin {
   std::string outage_reason_;
   int64_t pending_ = 0;         // spooled entries
   bool length_warned_ = false;  // LLEN failed and said so
+  bool lpos_warned_ = false;    // LPOS was refused and said so
   int64_t evicted_since_log_ = 0;
   Clock::time_point last_evicted_log_{};
   // Entries whose push got no reply and were spooled: Redis may hold them

@@ -51,7 +51,6 @@ Pass Dlq::flushPass(Clock::time_point deadline) {
   std::vector<std::string_view> oldest_first(entries.begin(), entries.end());
   const Pushed p = pushInOrder(oldest_first, deadline, error);
   const size_t pushed = p.count;
-  noteUnsure(oldest_first, p);
   flushed_.add(static_cast<int64_t>(pushed));
   totals_.flushed += pushed;
   Pass result = Pass::Done;
@@ -72,9 +71,18 @@ Pass Dlq::flushPass(Clock::time_point deadline) {
   }
   if (!rewritten) {
     host().error("cannot rewrite spool file " + settings_.spool_file + " (" + error + "): its " +
-                 std::to_string(pushed) + " entries already in Redis will be pushed again");
-    setPending(static_cast<int64_t>(entries.size()));
+                 std::to_string(pushed + dropped) + " entries already in Redis will be pushed again");
+    setPending(static_cast<int64_t>(spooled));
+    noteUnsure(oldest_first, p);  // and those found stored stay unsure: asked about again
     return Pass::Failed;
+  }
+  // Every uncertain entry still spooled was asked about (dropStored):
+  // uncertain now are only those of this pass's failed push.
+  unsure_.clear();
+  noteUnsure(oldest_first, p);
+  if (dropped > 0) {
+    already_stored_.add(static_cast<int64_t>(dropped));
+    totals_.already_stored += dropped;
   }
   setPending(static_cast<int64_t>(entries.size() - pushed));
   if (dropped > 0) {
@@ -91,7 +99,11 @@ Pass Dlq::flushPass(Clock::time_point deadline) {
 // The spooled entries whose push got no reply: asks Redis (one LPOS each,
 // pipelined) whether the list holds them, and takes those it does out of
 // `lines` and `entries` (kept in step). False, with `error`, when Redis did
-// not answer every question. THREAD: the plugin's.
+// not answer every question. Should Redis refuse LPOS (an ACL without
+// +lpos, say), that is said once and they are pushed again (at least
+// once): the spool must not wait for a question Redis will never answer.
+// unsure_ is left to the caller, which clears it once the spool is
+// rewritten. THREAD: the plugin's.
 bool Dlq::dropStored(std::vector<std::string_view>& lines, std::vector<std::string>& entries, std::string& error) {
   std::vector<size_t> asked;
   std::vector<std::vector<std::string_view>> commands;
@@ -102,19 +114,27 @@ bool Dlq::dropStored(std::vector<std::string_view>& lines, std::vector<std::stri
     }
   }
   if (asked.empty()) {
-    unsure_.clear();  // the spool no longer holds them (emptied by hand, say)
-    return true;
+    return true;  // the spool no longer holds them (emptied by hand, say)
   }
   std::vector<Answer> a = roundTrip(commands);
   std::vector<bool> stored(entries.size(), false);
   for (size_t k = 0; k < asked.size(); ++k) {
-    if (!a[k].ok) {
-      error = "LPOS " + redis_key_ + ": " + a[k].error;
-      return false;
+    if (a[k].ok) {
+      stored[asked[k]] = !a[k].nil;
+      continue;
     }
-    stored[asked[k]] = !a[k].nil;
+    if (!a[k].refused) {
+      error = "LPOS " + redis_key_ + ": " + a[k].error;
+      return false;  // no answer: asked again next pass
+    }
+    if (!lpos_warned_) {
+      host().warn("LPOS " + redis_key_ + " failed: " + a[k].error +
+                  "; entries whose push got no reply are pushed again without asking (at least once): give the "
+                  "ACL user +lpos");
+      lpos_warned_ = true;
+    }
+    return true;  // refused: nothing dropped, every entry pushed
   }
-  unsure_.clear();  // each is known now: in the list, or to be pushed
   size_t out = 0;
   for (size_t i = 0; i < entries.size(); ++i) {
     if (stored[i]) {

@@ -93,6 +93,7 @@ std::vector<Answer> Dlq::roundTrip(const std::vector<std::vector<std::string_vie
       a.ok = slot.ok;
       a.nil = slot.nil;
       a.unsure = !slot.replied;
+      a.refused = slot.replied && !slot.ok;
       a.integer = slot.integer;
       a.stopped = slot.cancelled;
       a.error = slot.error;

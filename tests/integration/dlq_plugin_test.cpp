@@ -379,6 +379,7 @@ TEST_F(DlqPluginTest, AnEntryStoredJustBeforeItsReplyWasLostIsNotStoredTwice) {
   EXPECT_THAT(list(), ElementsAre(entry(2), entry(1)));
   EXPECT_EQ(sink_->count("1 spooled dead-letter entry was in " + std::string(kKey) + " already"), 1U);
   EXPECT_EQ(metricValue(in, "flushed"), 0);
+  EXPECT_EQ(metricValue(in, "already_stored"), 1);
 
   // No reply, and Redis did not run it either (the connection dropped
   // before the command went out): asked about, then pushed.
@@ -393,6 +394,21 @@ TEST_F(DlqPluginTest, AnEntryStoredJustBeforeItsReplyWasLostIsNotStoredTwice) {
   ASSERT_TRUE(eventually([&] { return metricValue(in, "spool_pending") == 0; }));
   EXPECT_THAT(list(), ElementsAre(entry(3), entry(2), entry(1)));
   EXPECT_EQ(metricValue(in, "flushed"), 1);
+}
+
+// A Redis that refuses LPOS (an ACL without +lpos): said once, and the
+// uncertain entry is pushed again rather than left in the spool for good --
+// at least once, here twice.
+TEST_F(DlqPluginTest, WhenRedisRefusesLposTheUncertainEntryIsPushedAgain) {
+  plugin::Instance& in = load(R"("flush_interval_ms":50)", "test:", true);
+  redis_.command({"ACL", "SETUSER", "default", "-lpos"});
+  services_.loseReplies("LPUSH", 1);
+  ASSERT_EQ(deadLetter(in, entry(1)), EVH_OK) << "spooled: OK";
+  ASSERT_TRUE(eventually([&] { return metricValue(in, "spool_pending") == 0; }));
+  EXPECT_THAT(list(), ElementsAre(entry(1), entry(1)));
+  EXPECT_EQ(sink_->count("LPOS " + std::string(kKey) + " failed: NOPERM"), 1U);
+  EXPECT_EQ(metricValue(in, "flushed"), 1);
+  EXPECT_EQ(metricValue(in, "already_stored"), 0);
 }
 
 TEST_F(DlqPluginTest, HandleFlushesOlderSpooledEntriesBeforeItsOwn) {
