@@ -36,8 +36,8 @@ namespace {
 // would merely repeat (they are idempotent), but a notification would be
 // published twice. With the mark written here, atomically with every effect,
 // an event is applied -- and announced -- exactly once: a redelivery finds
-// the mark (the host skips the call, or this script returns "already
-// applied" if the two raced). Without idempotency there is no mark and the
+// the mark and this script returns "already applied" (the plugin declares
+// EVH_PLUGIN_OWN_IDEMPOTENCY, so the host does not ask for it first). Without idempotency there is no mark and the
 // script still publishes, so a retry after a lost reply may announce twice
 // (subscribers can deduplicate on payload.sourceEventId).
 //

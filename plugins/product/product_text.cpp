@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 
 namespace product {
@@ -33,11 +34,13 @@ std::string isoUtc(int64_t ms) {
     if (gmtime_r(&t, &tm) == nullptr) {
       return std::to_string(ms);
     }
-    const int n = std::snprintf(cached, sizeof(cached), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
-                                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-    if (n <= 0 || static_cast<size_t>(n) >= sizeof(cached)) {
+    char text[sizeof(cached)];
+    const int n = std::snprintf(text, sizeof(text), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    if (n <= 0 || static_cast<size_t>(n) >= sizeof(text)) {
       return std::to_string(ms);
     }
+    std::memcpy(cached, text, static_cast<size_t>(n));
     cached_len = static_cast<size_t>(n);
     cached_secs = secs;
   }
