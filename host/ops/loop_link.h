@@ -5,8 +5,8 @@
 // loop; the loop answers, when it has computed them, through a uv_async on
 // the ops thread's own loop; the ops thread then copies every series' value
 // itself (LoopAccess::collect) -- the loop never walks the series. A
-// scrape never has the loop wait for the ops thread; a registration on the
-// loop can wait for a collect in progress (the registry's mutex; stats.h).
+// scrape never has the loop wait for the ops thread's copy (stats.h: the
+// copy runs without the registry's mutex).
 //
 // Bounded work for the loop, whatever the clients do:
 //   - only what is asked: a request names the parts it needs (endpoints.h's

@@ -27,7 +27,8 @@ struct Registry::Family {
   Kind kind = Kind::Counter;
   std::vector<std::string> label_names;
   Buckets buckets;
-  std::map<Labels, std::unique_ptr<Series>> series;
+  // Shared with the snapshots that list it (see stats.h, Lifetime).
+  std::map<Labels, std::shared_ptr<Series>> series;
   // Its part of the registry's shape; null once a series came or went.
   mutable std::shared_ptr<const FamilyShape> shape;
 };
@@ -136,7 +137,7 @@ std::shared_ptr<const FamilyShape> Registry::shapeOf(const std::string& name, co
 void Registry::reshape() const {
   auto shape = std::make_shared<Shape>();
   shape->families.reserve(families_.size());
-  slots_.clear();
+  auto snapshot = std::make_shared<Snapshot>();
   computed_.clear();
   size_t slot = 0;
   for (const auto& [name, family] : families_) {
@@ -149,14 +150,15 @@ void Registry::reshape() const {
     shape->families.push_back(Shape::Entry{family.shape, slot});
     slot += family.shape->slots;
     for (const auto& entry : family.series) {
-      slots_.push_back(Slot{entry.second.get(), family.buckets.divisor});
+      snapshot->slots.push_back(Slot{entry.second, family.buckets.divisor});
       if (entry.second->computed) {
         computed_.push_back(entry.second.get());
       }
     }
   }
   shape->slots = slot;
-  shape_ = std::move(shape);
+  snapshot->shape = std::move(shape);
+  snapshot_ = std::move(snapshot);
   changed_ = false;
 }
 
@@ -180,13 +182,18 @@ void Registry::computeGauges() const {
 }
 
 Collection Registry::collect() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (changed_) {
-    reshape();
+  std::shared_ptr<const Snapshot> snapshot;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (changed_) {
+      reshape();
+    }
+    snapshot = snapshot_;
   }
-  Collection out{shape_, std::vector<Value>(shape_->slots)};
+  // The copy, without the mutex: the snapshot keeps its series alive.
+  Collection out{snapshot->shape, std::vector<Value>(snapshot->shape->slots)};
   Value* v = out.values.data();
-  for (const Slot& slot : slots_) {
+  for (const Slot& slot : snapshot->slots) {
     const Series& s = *slot.series;
     if (s.histogram) {
       int64_t running = 0;
@@ -284,7 +291,7 @@ Registry::Series& Scope::add(std::string_view name, std::string_view help, Kind 
   auto sit = family.series.find(all);
   const bool is_computed = static_cast<bool>(computed);
   if (sit == family.series.end()) {
-    auto s = std::make_unique<Registry::Series>();
+    auto s = std::make_shared<Registry::Series>();
     s->labels = all;
     s->writer = writer;
     s->computed = is_computed;
