@@ -20,7 +20,7 @@
 //
 // Files: product.cpp (this: the entry point, handle(), the log line),
 // product.h (the plugin's class), product_events.cpp (validating an event),
-// product_read_model.cpp (kApplyScript and its EVAL), product_notify.cpp
+// product_read_model.cpp (kApplyScript and its batches), product_notify.cpp
 // (the notification), product_settings.cpp (the config and key templates),
 // product_text.cpp (quoting, ISO times, log values).
 #include "product.h"
