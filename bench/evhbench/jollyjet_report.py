@@ -30,6 +30,8 @@ def summarize(runs_by_scenario):
         commands = sorted({c for r in runs for c in r["redis_commands"]})
         row["redis_commands_by_command"] = {
             c: statistics.median(r["redis_commands"].get(c, 0) / s["count"] for r in runs) for c in commands}
+        row["redis_us_by_command"] = {
+            c: statistics.median((r.get("redis_usec") or {}).get(c, 0) / s["count"] for r in runs) for c in commands}
         for key in ("dead_lettered", "refused", "lost", "obuf_disconnects"):
             row[key + "_per_run"] = [r.get(key, 0) for r in runs]
         summary.append(row)
@@ -74,10 +76,16 @@ def table(summary):
 
 
 def commands_table(summary):
-    out = ["| scenario | evhost's Redis commands per event, by command (medians) |", "| --- | --- |"]
+    """Calls per event and Redis's µs per event in them (INFO commandstats'
+    usec: the time in the command itself; a script's includes the commands
+    it runs, which are listed under their own names as well)."""
+    out = ["| scenario | evhost's Redis commands per event, by command: calls (Redis µs in them), medians |",
+           "| --- | --- |"]
     for row in summary:
         by = row["redis_commands_by_command"]
-        cells = ", ".join(f"{c} {v:.2f}" for c, v in sorted(by.items(), key=lambda kv: -kv[1]) if v >= 0.005)
+        us = row.get("redis_us_by_command") or {}
+        cells = ", ".join(f"{c} {v:.2f} ({us.get(c, 0):.2f} µs)" for c, v in sorted(by.items(), key=lambda kv: -kv[1])
+                          if v >= 0.005)
         out.append(f"| {row['scenario']} | {cells or '—'} |")
     return "\n".join(out)
 

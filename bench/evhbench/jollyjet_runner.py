@@ -225,5 +225,6 @@ class JollyRunner:
             result["latency_us"] = probe["end_to_end"]
         calls = measures.command_delta(calls_before, calls_after, others)
         result["redis_commands"] = calls
+        result["redis_usec"] = measures.command_usec_delta(calls_before, calls_after, calls)
         result["redis_commands_per_event"] = sum(calls.values()) / n
         return result

@@ -36,15 +36,15 @@ def event_counts(address, channel):
 
 
 def command_calls(r):
-    """{command: calls} from INFO commandstats (commands a script runs are
-    counted too, under their own names)."""
+    """{command: (calls, usec)} from INFO commandstats (commands a script
+    runs are counted too, under their own names, and their time is also in
+    the script's)."""
     out = {}
     for line in r.cmd("INFO", "commandstats").splitlines():
         if line.startswith("cmdstat_"):
             name, fields = line[len("cmdstat_"):].split(":", 1)
-            for field in fields.split(","):
-                if field.startswith("calls="):
-                    out[name] = int(field[len("calls="):])
+            values = dict(f.split("=", 1) for f in fields.split(",") if "=" in f)
+            out[name] = (int(values.get("calls", 0)), int(float(values.get("usec", 0))))
     return out
 
 
@@ -52,8 +52,21 @@ def command_delta(before, after, not_evhosts):
     """Calls made between two command_calls() snapshots, less those of other
     clients known by count ({command: calls}); commands at 0 left out."""
     out = {}
-    for name, calls in after.items():
-        n = calls - before.get(name, 0) - not_evhosts.get(name, 0)
+    for name, (calls, _) in after.items():
+        n = calls - before.get(name, (0, 0))[0] - not_evhosts.get(name, 0)
         if n > 0:
             out[name] = n
+    return out
+
+
+def command_usec_delta(before, after, evhosts_calls):
+    """Redis's time in evhost's commands between two command_calls()
+    snapshots ({command: usec}), for the commands of command_delta()'s
+    result: a command other clients sent too is counted in proportion to
+    evhost's share of its calls."""
+    out = {}
+    for name, n in evhosts_calls.items():
+        calls = after[name][0] - before.get(name, (0, 0))[0]
+        usec = after[name][1] - before.get(name, (0, 0))[1]
+        out[name] = usec * n / calls if calls > 0 else 0
     return out

@@ -20,6 +20,7 @@
 //
 // Files: product.cpp (this: the entry point, handle(), the log line),
 // product.h (the plugin's class), product_events.cpp (validating an event),
+// product_payload_fast.cpp (the common payloads, read faster),
 // product_read_model.cpp (kApplyScript and its batches), product_notify.cpp
 // (the notification), product_settings.cpp (the config and key templates),
 // product_text.cpp (quoting, ISO times, log values).

@@ -77,7 +77,7 @@ class Product final : public evh::Plugin {
   void flush();
   static std::string scriptSha();  // the apply script's name for EVALSHA; throws if OpenSSL fails
   evh_status sendScript(const std::shared_ptr<Batch>& batch, bool by_sha);
-  void scriptArgs(const Job& job, std::vector<std::string>& args);
+  void scriptArgs(Job& job, std::vector<std::string>& args);
   void failAll(Batch& batch, const evh::Result& why);
   void onApplied(Batch& batch, const evh::Reply& r);
   void onEventApplied(const Job& job, const evh::Reply& r);

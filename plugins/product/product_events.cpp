@@ -103,20 +103,29 @@ bool ownField(const std::string& key) { return key == "createdAt" || key == "upd
 }  // namespace
 
 Change parseChange(const evh::Event& ev) {
-  Change c;
-  c.event_type = std::string(ev.type());
-  if (c.event_type == kCreated) {
-    c.action = Action::Created;
-  } else if (c.event_type == kUpdated) {
-    c.action = Action::Updated;
-  } else if (c.event_type == kDeleted) {
-    c.action = Action::Deleted;
+  const std::string_view type = ev.type();
+  Action action;
+  if (type == kCreated) {
+    action = Action::Created;
+  } else if (type == kUpdated) {
+    action = Action::Updated;
+  } else if (type == kDeleted) {
+    action = Action::Deleted;
   } else {
-    throw evh::Reject("unsupported eventType " + quote(c.event_type) + " (product handles " + kCreated + ", " +
-                      kUpdated + ", " + kDeleted + ")");
+    throw evh::Reject("unsupported eventType " + quote(type) + " (product handles " + kCreated + ", " + kUpdated +
+                      ", " + kDeleted + ")");
   }
+  if (auto c = parseChangeFast(action, type, ev.payload(), ev.timestampMs())) {
+    return std::move(*c);
+  }
+  return parseChangeChecked(action, type, ev.payload(), ev.timestampMs());
+}
+
+Change parseChangeChecked(Action action, std::string_view type, std::string_view text, int64_t timestamp_ms) {
+  Change c;
+  c.action = action;
+  c.event_type = std::string(type);
   PayloadReader r(c.event_type);
-  std::string_view text = ev.payload();
   OrderedJson p = OrderedJson::parse(text.begin(), text.end(), nullptr, false);
   if (p.is_discarded() || !p.is_object()) {
     r.fail("payload", "must be a JSON object", p.is_discarded() ? nullptr : &p);
@@ -124,7 +133,7 @@ Change parseChange(const evh::Event& ev) {
   c.product_id = r.nonEmptyString(p, "productId", "payload.productId");
   // The event's time, normalised (it may have been sent as epoch ms): a
   // retry writes the same value again.
-  std::string at = isoUtc(ev.timestampMs());
+  std::string at = isoUtc(timestamp_ms);
 
   switch (c.action) {
     case Action::Created: {

@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 
 #include <cstring>
+#include <iterator>
 #include <stdexcept>
 #include <utility>
 
@@ -330,11 +331,13 @@ evh_status Product::sendScript(const std::shared_ptr<Batch>& batch, bool by_sha)
 
 // An event's arguments to kApplyScript after its mark and the mark's TTL
 // (see the script for the layout).
-void Product::scriptArgs(const Job& job, std::vector<std::string>& args) {
-  const Change& c = job.change;
-  auto run = [&args](const std::vector<std::string>& items) {
+// The hash's fields are moved, not copied: only the script needs them.
+void Product::scriptArgs(Job& job, std::vector<std::string>& args) {
+  Change& c = job.change;
+  auto run = [&args](std::vector<std::string>& items) {
     args.push_back(std::to_string(items.size()));
-    args.insert(args.end(), items.begin(), items.end());
+    args.insert(args.end(), std::make_move_iterator(items.begin()), std::make_move_iterator(items.end()));
+    items.clear();
   };
   args.emplace_back(actionName(c.action));
   args.push_back(c.product_id);
@@ -356,7 +359,7 @@ void Product::scriptArgs(const Job& job, std::vector<std::string>& args) {
   }
   run(plain);
   args.push_back(std::to_string(templated.size()));
-  for (const auto& parts : templated) {
+  for (auto& parts : templated) {
     run(parts);
   }
   if (!settings_.notify) {

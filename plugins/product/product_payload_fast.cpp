@@ -1,0 +1,242 @@
+// product_payload_fast: the common product payload read with simdjson (see
+// parseChangeFast in product_events.h).
+//
+// Why a second reader: parsing each payload into nlohmann's ordered_json
+// (one allocation per key and string, a linear map) took 12-14 % of evhost's
+// CPU in the JollyJet pipeline (2026-12-07). simdjson's DOM parser reuses its
+// buffers, and its objects keep the document's key order.
+//
+// Why it declines instead of rejecting: the checked reader
+// (product_events.cpp) is the one definition of what is valid and of every
+// error message. This one accepts only what it can read to exactly the same
+// Change -- string, number, boolean and null values, distinct keys -- and
+// leaves everything else (an invalid payload, an object or array value, a
+// duplicate key, a number simdjson cannot hold) to that reader. The fuzz
+// harness product_payload (tests/fuzz) compares the two.
+#include "product_events.h"
+
+#include "product_text.h"
+
+#include <simdjson.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace product {
+namespace {
+
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+using simdjson::dom::object;
+
+// Keys compared for duplicates one by one: payloads have a handful. More
+// than this many keys go to the checked reader.
+constexpr size_t kMaxKeys = 64;
+
+// A number's text as nlohmann's dump() writes it (the checked reader's
+// text): integers in decimal, floating-point numbers through nlohmann. False
+// for what might differ: a negative zero (simdjson reads "-0" as a double).
+bool numberText(element v, std::string& out) {
+  switch (v.type()) {
+    case element_type::INT64:
+      out = std::to_string(int64_t(v));
+      return true;
+    case element_type::UINT64:
+      out = std::to_string(uint64_t(v));
+      return true;
+    case element_type::DOUBLE: {
+      const double d = double(v);
+      if (!std::isfinite(d) || (d == 0.0 && std::signbit(d))) {
+        return false;
+      }
+      out = nlohmann::json(d).dump();
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+// A price: a number >= 0.
+bool priceText(element v, std::string& out) {
+  switch (v.type()) {
+    case element_type::INT64:
+      if (int64_t(v) < 0) {
+        return false;
+      }
+      break;
+    case element_type::DOUBLE:
+      if (!(double(v) >= 0.0)) {
+        return false;
+      }
+      break;
+    case element_type::UINT64:
+      break;
+    default:
+      return false;
+  }
+  return numberText(v, out);
+}
+
+bool nonEmptyString(element v, std::string& out) {
+  std::string_view s;
+  if (v.get_string().get(s) != simdjson::SUCCESS || s.empty()) {
+    return false;
+  }
+  out.assign(s);
+  return true;
+}
+
+// A value as a hash field value: a string as it is, a number or boolean as
+// its JSON text. Objects and arrays are left to the checked reader.
+bool fieldValue(element v, std::string& out) {
+  switch (v.type()) {
+    case element_type::STRING:
+      out.assign(std::string_view(v));
+      return true;
+    case element_type::BOOL:
+      out = bool(v) ? "true" : "false";
+      return true;
+    case element_type::INT64:
+    case element_type::UINT64:
+    case element_type::DOUBLE:
+      return numberText(v, out);
+    default:
+      return false;
+  }
+}
+
+// True when the object's keys are distinct (and not too many to compare).
+bool distinctKeys(object o) {
+  std::string_view seen[kMaxKeys];
+  size_t n = 0;
+  for (auto field : o) {
+    if (n == kMaxKeys) {
+      return false;
+    }
+    for (size_t i = 0; i < n; ++i) {
+      if (seen[i] == field.key) {
+        return false;
+      }
+    }
+    seen[n++] = field.key;
+  }
+  return true;
+}
+
+bool ownField(std::string_view key) { return key == "createdAt" || key == "updatedAt"; }
+
+bool created(object p, const std::string& at, Change& c) {
+  std::string name, price, category;
+  element v;
+  if (p["name"].get(v) != simdjson::SUCCESS || !nonEmptyString(v, name) || p["price"].get(v) != simdjson::SUCCESS ||
+      !priceText(v, price) || p["category"].get(v) != simdjson::SUCCESS || !nonEmptyString(v, category)) {
+    return false;
+  }
+  c.set = {"productId", c.product_id, "name",      name, "price",     price,
+           "category",  category,     "createdAt", at,   "updatedAt", at};
+  c.name = std::move(name);
+  c.price = std::move(price);
+  c.category = std::move(category);
+  for (auto field : p) {
+    const std::string_view key = field.key;
+    if (key == "productId" || key == "name" || key == "price" || key == "category" || ownField(key) || key.empty() ||
+        field.value.is_null()) {
+      continue;
+    }
+    std::string text;
+    if (!fieldValue(field.value, text)) {
+      return false;
+    }
+    c.set.emplace_back(key);
+    c.set.push_back(std::move(text));
+  }
+  return true;
+}
+
+bool updated(object p, const std::string& at, Change& c) {
+  object changes;
+  if (p["changes"].get_object().get(changes) != simdjson::SUCCESS || !distinctKeys(changes)) {
+    return false;
+  }
+  c.set = {"productId", c.product_id};
+  for (auto field : changes) {
+    const std::string_view key = field.key;
+    const element value = field.value;
+    if (key.empty()) {
+      return false;
+    }
+    c.changed.emplace_back(key);
+    if (key == "productId") {
+      std::string_view id;
+      if (value.get_string().get(id) != simdjson::SUCCESS || id != c.product_id) {
+        return false;
+      }
+      continue;
+    }
+    std::string text;
+    if (key == "name" || key == "category") {
+      if (!nonEmptyString(value, text)) {
+        return false;
+      }
+      (key == "name" ? c.name : c.category) = text;
+    } else if (key == "price") {
+      if (!priceText(value, text)) {
+        return false;
+      }
+      c.price = text;
+    } else if (ownField(key)) {
+      continue;
+    } else if (value.is_null()) {
+      c.unset.emplace_back(key);
+      continue;
+    } else if (!fieldValue(value, text)) {
+      return false;
+    }
+    c.set.emplace_back(key);
+    c.set.push_back(std::move(text));
+  }
+  c.set.insert(c.set.end(), {"updatedAt", at});
+  return true;
+}
+
+}  // namespace
+
+std::optional<Change> parseChangeFast(Action action, std::string_view type, std::string_view payload,
+                                      int64_t timestamp_ms) {
+  // One parser per thread (handle() runs on the loop): its buffers are kept
+  // from one payload to the next.
+  thread_local simdjson::dom::parser parser;
+  object p;
+  if (parser.parse(payload.data(), payload.size()).get_object().get(p) != simdjson::SUCCESS || !distinctKeys(p)) {
+    return std::nullopt;
+  }
+  Change c;
+  c.action = action;
+  c.event_type = std::string(type);
+  element id;
+  if (p["productId"].get(id) != simdjson::SUCCESS || !nonEmptyString(id, c.product_id)) {
+    return std::nullopt;
+  }
+  const std::string at = isoUtc(timestamp_ms);
+  switch (action) {
+    case Action::Created:
+      if (!created(p, at, c)) {
+        return std::nullopt;
+      }
+      break;
+    case Action::Updated:
+      if (!updated(p, at, c)) {
+        return std::nullopt;
+      }
+      break;
+    case Action::Deleted:
+      break;
+  }
+  return c;
+}
+
+}  // namespace product
