@@ -47,9 +47,9 @@ Change parseChange(const evh::Event& ev);
 // parseChangeChecked (nlohmann, product_events.cpp) reads any payload and
 // defines what is valid: it throws evh::Reject naming the field.
 // parseChangeFast (simdjson, product_payload_fast.cpp) reads the common ones
-// several times faster and gives exactly the Change parseChangeChecked
-// would; anything else -- invalid, an object or array value, a duplicate
-// key -- it declines (std::nullopt).
+// faster and gives exactly the Change parseChangeChecked would; anything
+// else -- invalid, an object or array as a value to store, a duplicate key,
+// over 64 KiB -- it declines (std::nullopt).
 Change parseChangeChecked(Action action, std::string_view type, std::string_view payload, int64_t timestamp_ms);
 std::optional<Change> parseChangeFast(Action action, std::string_view type, std::string_view payload,
                                       int64_t timestamp_ms);

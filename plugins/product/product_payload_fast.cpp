@@ -9,9 +9,10 @@
 // Why it declines instead of rejecting: the checked reader
 // (product_events.cpp) is the one definition of what is valid and of every
 // error message. This one accepts only what it can read to exactly the same
-// Change -- string, number, boolean and null values, distinct keys -- and
-// leaves everything else (an invalid payload, an object or array value, a
-// duplicate key, a number simdjson cannot hold) to that reader. The fuzz
+// Change -- string, number, boolean and null values where a value is
+// stored, distinct keys, at most 64 KiB -- and leaves everything else (an
+// invalid payload, an object or array value it would store, a duplicate
+// key, a number simdjson cannot hold) to that reader. The fuzz
 // harness product_payload (tests/fuzz) compares the two.
 #include "product_events.h"
 
@@ -36,9 +37,16 @@ using simdjson::dom::object;
 // than this many keys go to the checked reader.
 constexpr size_t kMaxKeys = 64;
 
+// Payloads larger than this go to the checked reader. Why: the parser keeps
+// buffers of about 15 bytes per byte of the largest document it has read,
+// for the life of the thread (a 1 MiB payload would leave 15 MiB behind),
+// while nlohmann's frees everything after each event.
+constexpr size_t kMaxBytes = 64 * 1024;
+
 // A number's text as nlohmann's dump() writes it (the checked reader's
 // text): integers in decimal, floating-point numbers through nlohmann. False
-// for what might differ: a negative zero (simdjson reads "-0" as a double).
+// for a floating-point negative zero ("-0.0", "-1e-400"), which is left to
+// the checked reader ("-0", an integer to both, is "0").
 bool numberText(element v, std::string& out) {
   switch (v.type()) {
     case element_type::INT64:
@@ -209,7 +217,10 @@ std::optional<Change> parseChangeFast(Action action, std::string_view type, std:
                                       int64_t timestamp_ms) {
   // One parser per thread (handle() runs on the loop): its buffers are kept
   // from one payload to the next.
-  thread_local simdjson::dom::parser parser;
+  thread_local simdjson::dom::parser parser(kMaxBytes);
+  if (payload.size() > kMaxBytes) {
+    return std::nullopt;
+  }
   object p;
   if (parser.parse(payload.data(), payload.size()).get_object().get(p) != simdjson::SUCCESS || !distinctKeys(p)) {
     return std::nullopt;

@@ -31,6 +31,7 @@ void expectSame(Action a, const std::string& payload) {
   std::optional<Change> f = fast(a, payload);
   ASSERT_TRUE(f.has_value()) << "the fast reader declined";
   Change c = checked(a, payload);
+  EXPECT_EQ(f->action, c.action);
   EXPECT_EQ(f->event_type, c.event_type);
   EXPECT_EQ(f->product_id, c.product_id);
   EXPECT_EQ(f->name, c.name);
@@ -52,6 +53,12 @@ TEST(ProductPayload, TheFastReaderReadsCommonPayloadsAsTheCheckedOneDoes) {
              R"("updatedAt":"x","name":"Cup","active":false,"n":-3}})");
   expectSame(Action::Updated, R"({"productId":"p-1","changes":{}})");
   expectSame(Action::Deleted, R"({"productId":"p-1","anything":{"a":[1]}})");
+
+  // escaped keys are the keys they spell; "-0" is an integer to both; pairs
+  // of surrogates and NULs in strings
+  expectSame(Action::Created, R"({"productId":"p-1","na\u006de":"Mug","price":-0,"category":"k","x":-0})");
+  expectSame(Action::Updated,
+             R"({"productId":"p-1","changes":{"emoji":"\ud83d\ude00","nul":"a\u0000b","k\u0000":"v"}})");
 
   Change c = *fast(Action::Created, R"({"productId":"p-1","name":"Mug","price":1e2,"category":"k","s":3})");
   EXPECT_EQ(c.set, (std::vector<std::string>{"productId", "p-1", "name", "Mug", "price", "100.0", "category", "k",
@@ -75,6 +82,29 @@ TEST(ProductPayload, TheFastReaderDeclinesWhatItCannotReadTheSameWay) {
   EXPECT_FALSE(fast(Action::Created, R"({"productId":"p-1","productId":"p-2","name":"M","price":1,"category":"k"})"));
   EXPECT_FALSE(fast(Action::Created, R"({"productId":"p-1","name":"Mug","price":-0.0,"category":"k"})"));
   EXPECT_EQ(*checked(Action::Created, R"({"productId":"p-1","name":"Mug","price":-0.0,"category":"k"})").price, "-0.0");
+  // a key spelled twice, once escaped
+  EXPECT_FALSE(fast(Action::Updated, R"({"productId":"p-1","changes":{"name":"a","na\u006de":"b"}})"));
+  // integers beyond 64 bits (the checked reader keeps them as floating-point text)
+  EXPECT_FALSE(fast(Action::Updated, R"({"productId":"p-1","changes":{"n":-9223372036854775809}})"));
+  EXPECT_FALSE(fast(Action::Updated, R"({"productId":"p-1","changes":{"n":18446744073709551616}})"));
+  // more than 64 keys
+  std::string many = R"({"productId":"p-1","changes":{)";
+  for (int i = 0; i < 65; ++i) {
+    many += (i == 0 ? "\"k" : ",\"k") + std::to_string(i) + "\":1";
+  }
+  many += "}}";
+  EXPECT_FALSE(fast(Action::Updated, many));
+  EXPECT_NO_THROW(checked(Action::Updated, many));
+}
+
+TEST(ProductPayload, LargePayloadsGoToTheCheckedReaderAndTheNextSmallOneIsReadFast) {
+  // Over 64 KiB: declined before parsing (the parser's buffers would stay
+  // that large for the thread's life).
+  const std::string big =
+      R"({"productId":"p-1","name":"Mug","price":1,"category":"k","text":")" + std::string(70 * 1024, 'x') + "\"}";
+  EXPECT_FALSE(fast(Action::Created, big));
+  EXPECT_EQ(checked(Action::Created, big).set.size(), 14u);
+  expectSame(Action::Created, R"({"productId":"p-2","name":"Cup","price":2,"category":"k"})");
 }
 
 }  // namespace
