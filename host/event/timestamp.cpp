@@ -11,7 +11,7 @@ constexpr int64_t kMsPerMinute = 60 * kMsPerSecond;
 constexpr int64_t kMsPerHour = 60 * kMsPerMinute;
 constexpr int64_t kMsPerDay = 24 * kMsPerHour;
 
-bool isDigit(char c) noexcept { return c >= '0' && c <= '9'; }
+bool digit(char c) noexcept { return c >= '0' && c <= '9'; }
 
 // Reads exactly `count` ASCII digits at `pos` as a decimal number.
 bool readDigits(std::string_view text, size_t pos, size_t count, unsigned& value) noexcept {
@@ -20,7 +20,7 @@ bool readDigits(std::string_view text, size_t pos, size_t count, unsigned& value
   }
   unsigned result = 0;
   for (size_t i = pos; i < pos + count; ++i) {
-    if (!isDigit(text[i])) {
+    if (!digit(text[i])) {
       return false;
     }
     result = result * 10 + static_cast<unsigned>(text[i] - '0');
@@ -58,7 +58,7 @@ bool parseRfc3339(std::string_view text, int64_t& out_ms) noexcept {
     const size_t first = pos;
     // Keep the first three digits (milliseconds); the rest only need to be digits.
     int64_t scale = 100;
-    while (pos < text.size() && isDigit(text[pos])) {
+    while (pos < text.size() && digit(text[pos])) {
       fraction_ms += scale * (text[pos] - '0');
       scale /= 10;
       ++pos;

@@ -11,12 +11,6 @@
 #include <hiredis/hiredis.h>
 
 namespace evh::redis {
-namespace {
-
-uint64_t nowMs(uv_loop_t* loop) { return uv_now(loop); }
-
-}  // namespace
-
 Connection::Connection(uv_loop_t* loop, Endpoint endpoint, std::string name, Mode mode, Handlers handlers,
                        std::shared_ptr<AddressProvider> addresses)
     : loop_(loop),
@@ -199,7 +193,7 @@ void Connection::fail(const std::string& why, bool waiting) {
   if (was_ready) {
     ++outages_;
     outages_total_.inc();
-    down_since_ms_ = nowMs(loop_);
+    down_since_ms_ = uv_now(loop_);
     short_lived_ = !stable_ && why == last_loss_ ? short_lived_ + 1 : (stable_ ? 0 : 1);
     last_loss_ = why;
     if (short_lived_ > 1) {
@@ -214,7 +208,7 @@ void Connection::fail(const std::string& why, bool waiting) {
     }
   } else if (why != last_failure_) {
     if (down_since_ms_ == 0) {
-      down_since_ms_ = nowMs(loop_);
+      down_since_ms_ = uv_now(loop_);
     }
     // The first failure, or a different one (say, from "connection refused"
     // to "WRONGPASS"): worth one line. Repeats of it are debug only.

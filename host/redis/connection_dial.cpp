@@ -17,8 +17,6 @@
 namespace evh::redis {
 namespace {
 
-uint64_t nowMs(uv_loop_t* loop) { return uv_now(loop); }
-
 bool isNumericIp(const std::string& host) {
   unsigned char buf[sizeof(struct in6_addr)];
   return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
@@ -218,7 +216,7 @@ void Connection::becomeReady() {
     const bool repeat = short_lived_ > 1;
     log::host().log(repeat ? spdlog::level::debug : spdlog::level::info,
                     "redis {} ({}): connected again after {} ms and {} failed attempt(s)", name_, where_,
-                    nowMs(loop_) - down_since_ms_, failed_attempts_);
+                    uv_now(loop_) - down_since_ms_, failed_attempts_);
   } else {
     log::host().info("redis {} ({}): connected", name_, where_);
   }
@@ -227,13 +225,13 @@ void Connection::becomeReady() {
   last_failure_.clear();
   // The backoff restarts only once this connection has proved stable (see
   // onTick): one lost right after each connect must not retry at once.
-  ready_since_ms_ = nowMs(loop_);
+  ready_since_ms_ = uv_now(loop_);
   stable_ = false;
   ping_outstanding_ = false;
-  ping_sent_ms_ = nowMs(loop_);
+  ping_sent_ms_ = uv_now(loop_);
   uint64_t tick = std::max<uint64_t>(50, std::min(endpoint_.ping_interval_ms, endpoint_.ping_timeout_ms) / 2);
   tick_ms_ = tick;
-  last_tick_ms_ = nowMs(loop_);
+  last_tick_ms_ = uv_now(loop_);
   uv_timer_start(
       tick_timer_.get(), [](uv_timer_t* t) { static_cast<Connection*>(t->data)->onTick(); }, tick, tick);
   if (handlers_.on_ready) {

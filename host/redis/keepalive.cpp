@@ -11,12 +11,6 @@
 #include <string_view>
 
 namespace evh::redis {
-namespace {
-
-uint64_t nowMs(uv_loop_t* loop) { return uv_now(loop); }
-
-}  // namespace
-
 uint64_t Connection::stableAfterMs() const noexcept {
   // Long enough for a keep-alive round trip, and for as long as the longest
   // backoff step: flapping can then never retry faster than the backoff.
@@ -49,7 +43,7 @@ void Connection::resumeReading() {
       bridge_->resumeDelivery();
     }
     // A PING answer may have waited unread: give it a fresh window.
-    ping_sent_ms_ = nowMs(loop_);
+    ping_sent_ms_ = uv_now(loop_);
     iterations_at_ping_ = iterations_;
   }
 }
@@ -58,7 +52,7 @@ void Connection::onTick() {
   if (!ready_ || ac_ == nullptr) {
     return;
   }
-  const uint64_t now = nowMs(loop_);
+  const uint64_t now = uv_now(loop_);
   if (!stable_ && now - ready_since_ms_ >= stableAfterMs()) {
     stable_ = true;
     backoff_.reset();
@@ -106,7 +100,7 @@ void Connection::onTick() {
 void Connection::sendPing() {
   seen_at_ping_ = guard_.repliesSeen();
   iterations_at_ping_ = iterations_;
-  ping_sent_ms_ = nowMs(loop_);
+  ping_sent_ms_ = uv_now(loop_);
   ping_outstanding_ = true;
   if (mode_ == Mode::Commands) {
     static const char* argv[] = {"PING"};
