@@ -39,6 +39,8 @@ size_t onHeader(char* data, size_t size, size_t n, void* out) {
       r->retry_after = value;
     } else if (name == "content-length") {
       r->content_length = std::stol(value);
+    } else if (name == "content-encoding") {
+      r->content_encoding = value;
     }
   }
   return size * n;
@@ -64,7 +66,12 @@ HttpResponse httpRequest(const std::string& method, const std::string& url, cons
     return r;
   }
   std::unique_ptr<curl_slist, ListFree> list;
+  bool gzip = false;
   for (const auto& h : headers) {
+    if (h == kAcceptGzip) {
+      gzip = true;  // asked through curl, which then unpacks the body
+      continue;
+    }
     list.reset(curl_slist_append(list.release(), h.c_str()));
   }
   char error[CURL_ERROR_SIZE] = {0};
@@ -78,6 +85,9 @@ HttpResponse httpRequest(const std::string& method, const std::string& url, cons
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, &onHeader);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
+  if (gzip) {
+    curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "gzip");
+  }
   if (method == "HEAD") {
     curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
   } else if (method != "GET") {
@@ -89,6 +99,9 @@ HttpResponse httpRequest(const std::string& method, const std::string& url, cons
     return r;
   }
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+  curl_off_t wire = 0;
+  curl_easy_getinfo(c, CURLINFO_SIZE_DOWNLOAD_T, &wire);
+  r.wire_bytes = static_cast<long>(wire);
   return r;
 }
 

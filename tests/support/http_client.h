@@ -12,14 +12,19 @@
 namespace evh::test {
 
 struct HttpResponse {
-  long status = 0;           // 0: no response (see error)
-  std::string content_type;  // the Content-Type header
-  std::string allow;         // the Allow header
-  std::string retry_after;   // the Retry-After header
-  long content_length = -1;  // the Content-Length header, -1 when absent
-  std::string body;
-  std::string error;  // curl's message when the request failed
+  long status = 0;               // 0: no response (see error)
+  std::string content_type;      // the Content-Type header
+  std::string allow;             // the Allow header
+  std::string retry_after;       // the Retry-After header
+  long content_length = -1;      // the Content-Length header, -1 when absent
+  std::string content_encoding;  // the Content-Encoding header ("gzip")
+  long wire_bytes = 0;           // the body's bytes as sent (before unpacking)
+  std::string body;              // unpacked
+  std::string error;             // curl's message when the request failed
 };
+
+// Asks for a gzip body (as Prometheus does); curl unpacks it into `body`.
+inline const char* kAcceptGzip = "Accept-Encoding: gzip";
 
 // One request on a fresh connection. `headers`: "Name: value" lines.
 // THREAD: any (each call has its own handle).
