@@ -46,6 +46,9 @@ def summarize(runs_by_scenario):
                 row["windows_us"][p] = dict(
                     even=statistics.median(even), odd=statistics.median(odd),
                     change=statistics.median([o / e - 1 for o, e in zip(odd, even) if e > 0]))
+        neighbours = [c for r in runs if r.get("per_window") for c in neighbour_changes(r["per_window"])]
+        if neighbours:
+            row["per_window_p99_change"] = dict(median=statistics.median(neighbours), windows=len(neighbours))
         row["lost_per_run"] = [r["lost"] for r in runs]
         row["obuf_disconnects_per_run"] = [r["obuf_disconnects"] for r in runs]
         summary.append(row)
@@ -86,6 +89,29 @@ def table(summary):
     return "\n".join(out)
 
 
+# A window of fewer events is left out of the comparison of neighbours:
+# its p99 rests on a handful of them (a run's first and last windows).
+MIN_WINDOW_EVENTS = 1000
+
+
+def neighbour_changes(per_window):
+    """Each loaded (odd) window's p99 against the mean of its two quiet
+    neighbours' (windows k-1 and k+1), as relative changes: one comparison
+    per loaded window instead of one per run."""
+    by_index = {i: (n, p99) for i, n, p99 in per_window["windows"]}
+    out = []
+    for k, (n, p99) in by_index.items():
+        if k % 2 == 0 or n < MIN_WINDOW_EVENTS:
+            continue
+        sides = [by_index.get(k - 1), by_index.get(k + 1)]
+        if any(s is None or s[0] < MIN_WINDOW_EVENTS for s in sides):
+            continue
+        quiet = (sides[0][1] + sides[1][1]) / 2
+        if quiet > 0:
+            out.append(p99 / quiet - 1)
+    return out
+
+
 def windows_table(summary):
     """The runs whose load acted in odd windows only: each percentile in the
     quiet (even) and loaded (odd) windows, and the median of the runs' own
@@ -93,13 +119,15 @@ def windows_table(summary):
     rows = [r for r in summary if r.get("windows_us")]
     if not rows:
         return ""
-    out = ["| scenario (windows) | p50 µs quiet → loaded | p99 µs quiet → loaded | p99.9 µs quiet → loaded |",
-           "| --- | ---: | ---: | ---: |"]
+    out = ["| scenario (windows) | p50 µs quiet → loaded | p99 µs quiet → loaded | p99.9 µs quiet → loaded "
+           "| p99, each loaded window against its neighbours: median change (windows) |",
+           "| --- | ---: | ---: | ---: | ---: |"]
     for r in rows:
         w = r["windows_us"]
+        n = r.get("per_window_p99_change")
         out.append("| " + " | ".join([r["scenario"]] + [
             f"{w[p]['even']:.0f} → {w[p]['odd']:.0f} ({w[p]['change'] * 100:+.1f} %)" for p in ("p50", "p99", "p999")
-        ]) + " |")
+        ] + [f"{n['median'] * 100:+.1f} % ({n['windows']})" if n else "—"]) + " |")
     return "\n".join(out)
 
 

@@ -134,6 +134,8 @@ class Runner:
         if "windows_us" in lines[0]:  # window_ms: the even (quiet) and odd (loaded) windows apart
             result["windows_us"] = {w: {k: max(x["windows_us"][w][k] for x in lines) for k in lines[0]["windows_us"][w]}
                                     for w in ("even", "odd")}
+        if len(lines) == 1 and "per_window" in lines[0]:  # each window's count and p99
+            result["per_window"] = lines[0]["per_window"]
         result["obuf_disconnects"] = self.redis.obuf_disconnects() - obuf_before
         return result
 

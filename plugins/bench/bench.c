@@ -28,7 +28,9 @@
  *               / window_ms, even or odd), reported apart. A load that acts
  *               in odd windows only (bench/evhbench/ops_load.py: scrapes)
  *               is then measured against the even ones of the same run,
- *               which run-to-run noise does not blur.
+ *               which run-to-run noise does not blur. Each window's count and
+ *               p99 are reported too (bench_windows.h), for comparing a
+ *               loaded window with its quiet neighbours.
  *
  * Built twice: `bench` (inline) and `bench_blocking` (EVH_PLUGIN_BLOCKING:
  * handle() runs on the worker pool, as many at once as it has threads; the
@@ -149,6 +151,7 @@ static void bench_destroy(bench* b) {
   bench_hist_free(&b->latency);
   bench_hist_free(&b->windows[0]);
   bench_hist_free(&b->windows[1]);
+  bench_windows_free(&b->per_window);
   free(b->tag_json);
   free(b->result_key);
   free(b);
@@ -179,7 +182,8 @@ static evh_status bench_init(const evh_host_api* api, evh_host* host, evh_str co
   b->tag_json = bench_json_quote(tag);
   b->result_key = bench_strdup(key);
   if (bench_hist_init(&b->latency) != 0 ||
-      (b->window_ns > 0 && (bench_hist_init(&b->windows[0]) != 0 || bench_hist_init(&b->windows[1]) != 0)) ||
+      (b->window_ns > 0 && (bench_hist_init(&b->windows[0]) != 0 || bench_hist_init(&b->windows[1]) != 0 ||
+                            bench_windows_init(&b->per_window) != 0)) ||
       b->tag_json == NULL || b->result_key == NULL) {
     bench_destroy(b);
     bench_set_error(api, host, "bench: out of memory");
@@ -219,7 +223,9 @@ static evh_status bench_handle(void* instance, const evh_event* ev, evh_call* ca
       const uint64_t latency = now > 0 && (uint64_t)now > sent_ns ? (uint64_t)now - sent_ns : 0;
       bench_hist_record(&b->latency, latency);
       if (b->window_ns > 0) {
-        bench_hist_record(&b->windows[(sent_ns / b->window_ns) & 1u], latency);
+        const uint64_t window = sent_ns / b->window_ns;
+        bench_hist_record(&b->windows[window & 1u], latency);
+        bench_windows_record(&b->per_window, window, latency);
       }
     }
   }

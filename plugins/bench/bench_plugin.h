@@ -5,6 +5,7 @@
  * file sees the same BENCH_BLOCKING. */
 #pragma once
 
+#include "bench_windows.h"
 #include "histogram.h"
 
 #include <evh/plugin.h>
@@ -24,7 +25,9 @@
 
 #define BENCH_TAG_MAX 128        /* bytes, before JSON escaping */
 #define BENCH_RESULT_KEY_MAX 512 /* bytes */
-#define BENCH_LINE_MAX 2048      /* the result line; fits the longest tag escaped */
+/* The result line: the longest tag escaped, and with window_ms up to
+ * BENCH_WINDOWS_MAX windows of at most 48 bytes each. */
+#define BENCH_LINE_MAX (2048 + 48 * BENCH_WINDOWS_MAX)
 
 typedef struct bench {
   const evh_host_api* api;
@@ -48,6 +51,8 @@ typedef struct bench {
   /* With window_ns: the same latencies split by the parity of sentNs /
    * window_ns (windows[0]: even windows, windows[1]: odd ones). */
   bench_hist windows[2];
+  /* With window_ns: each window apart (bench_windows.h). */
+  bench_windows per_window;
 
   uint64_t runs;
   char line[BENCH_LINE_MAX];

@@ -44,6 +44,25 @@ static int bench_put_window(bench* b, size_t* pos, const char* name, const bench
   return rc;
 }
 
+/* Each window's figures: ,"per_window":{"late":N,"dropped":N,"windows":
+ * [[index,count,p99],...]} (p99 in microseconds), the windows in the order
+ * they closed, which is their order. Closes the windows still open. */
+static int bench_put_per_window(bench* b, size_t* pos, bench_windows* w) {
+  size_t i;
+  int rc;
+  bench_windows_close_all(w);
+  rc = bench_put(b, pos, ",\"per_window\":{\"late\":%llu,\"dropped\":%llu,\"windows\":[", (unsigned long long)w->late,
+                 (unsigned long long)w->dropped);
+  for (i = 0; i < w->n_closed; ++i) {
+    const bench_window* c = &w->closed[i];
+    rc |= bench_put(b, pos, "%s[%llu,%llu", i == 0 ? "" : ",", (unsigned long long)c->index,
+                    (unsigned long long)c->count);
+    rc |= bench_put(b, pos, ",%llu.%03u]", (unsigned long long)(c->p99_ns / 1000u), (unsigned)(c->p99_ns % 1000u));
+  }
+  rc |= bench_put(b, pos, "]}");
+  return rc;
+}
+
 static void bench_reply(void* user_data, evh_status status, const evh_reply* reply) {
   bench* b = (bench*)user_data; /* outlives the callback: the host runs them all before shutdown() */
   if (status != EVH_OK) {
@@ -99,6 +118,7 @@ void bench_finish(bench* b, const evh_event* ev) {
     rc |= bench_put(b, &pos, ",");
     rc |= bench_put_window(b, &pos, "odd", &b->windows[1]);
     rc |= bench_put(b, &pos, "}");
+    rc |= bench_put_per_window(b, &pos, &b->per_window);
   }
   rc |= bench_put(b, &pos, "}");
 
@@ -138,5 +158,6 @@ void bench_finish(bench* b, const evh_event* ev) {
   if (b->window_ns > 0) {
     bench_hist_reset(&b->windows[0]);
     bench_hist_reset(&b->windows[1]);
+    bench_windows_reset(&b->per_window);
   }
 }

@@ -90,8 +90,13 @@ void bench_hist_record(bench_hist* h, uint64_t value) {
 }
 
 void bench_hist_reset(bench_hist* h) {
-  if (h->counts != NULL) {
-    memset(h->counts, 0, BENCH_HIST_BUCKET_COUNT * sizeof(uint64_t));
+  /* Only the buckets between min and max can hold counts: a window's
+   * histogram is cleared five times a second on the loop (bench_windows.h),
+   * and a few KiB are cleared faster than 440. */
+  if (h->counts != NULL && h->total != 0) {
+    const size_t lo = bench_hist_index_of(h->min);
+    const size_t hi = bench_hist_index_of(h->max);
+    memset(h->counts + lo, 0, (hi - lo + 1) * sizeof(uint64_t));
   }
   bench_hist_clear_stats(h);
 }

@@ -101,7 +101,7 @@ TEST(BenchTools, PubSubEveryPluginCountsEveryEventAndReportsOnce) {
 
 // window_ms splits the latencies by the window of wall-clock time each event
 // was sent in (bench/evhbench/ops_load.py loads the odd ones only): every
-// event is in one of the two.
+// event is in one of the two, and each window's count and p99 are reported.
 TEST(BenchTools, WindowsSplitTheLatenciesByWhenTheEventWasSent) {
   RedisServer redis;
   EvhostProcess evh(benchConfig(redis.port(), "pubsub", 1, ", window_ms: 100"));
@@ -123,6 +123,22 @@ TEST(BenchTools, WindowsSplitTheLatenciesByWhenTheEventWasSent) {
     EXPECT_LE(w->at("p99").get<double>(), w->at("max").get<double>());
     EXPECT_LE(w->at("max").get<double>(), res.at("latency_us").at("max").get<double>());
   }
+  // Each window apart, in order: every event is in one, or late (its window
+  // closed before it came), and no p99 is above the run's max.
+  const Json& per = res.at("per_window");
+  EXPECT_EQ(per.at("dropped").get<uint64_t>(), 0u);
+  const Json& windows = per.at("windows");
+  ASSERT_GE(windows.size(), 4u) << per.dump();
+  uint64_t in_windows = 0;
+  for (size_t i = 0; i < windows.size(); ++i) {
+    if (i > 0) {
+      EXPECT_GT(windows[i][0].get<uint64_t>(), windows[i - 1][0].get<uint64_t>()) << per.dump();
+    }
+    EXPECT_GT(windows[i][1].get<uint64_t>(), 0u);
+    EXPECT_LE(windows[i][2].get<double>(), res.at("latency_us").at("max").get<double>());
+    in_windows += windows[i][1].get<uint64_t>();
+  }
+  EXPECT_EQ(in_windows + per.at("late").get<uint64_t>(), 5000u);
   evh.signal(SIGTERM);
   EXPECT_EQ(evh.waitExit(), 0);
 }

@@ -158,6 +158,8 @@ TEST_F(Hist, ResetStartsClean) {
   for (uint64_t v = 1000; v < 50000; v += 7) {
     bench_hist_record(&h_, v);
   }
+  bench_hist_record(&h_, 0);           // the first bucket
+  bench_hist_record(&h_, UINT64_MAX);  // and the last: reset clears min..max
   bench_hist_reset(&h_);
   EXPECT_EQ(bench_hist_count(&h_), 0u);
   EXPECT_EQ(bench_hist_min(&h_), 0u);
