@@ -38,8 +38,9 @@
  *
  * The hot path, handle() for an ordinary event, does no allocation, no I/O
  * and no locking: two clock reads (one more on a run's first event), a
- * backwards scan of the payload's tail and a histogram increment. Metrics
- * are added once per run, at the sentinel.
+ * backwards scan of the payload's tail and a histogram increment (three
+ * with window_ms, and at each window's end its p99 and the clearing of its
+ * buckets). Metrics are added once per run, at the sentinel.
  *
  * Files: bench.c (this: the descriptor, init, handle, shutdown),
  * bench_plugin.h (the instance), bench_report.c (the result line at the

@@ -26,8 +26,9 @@
 #define BENCH_TAG_MAX 128        /* bytes, before JSON escaping */
 #define BENCH_RESULT_KEY_MAX 512 /* bytes */
 /* The result line: the longest tag escaped, and with window_ms up to
- * BENCH_WINDOWS_MAX windows of at most 48 bytes each. */
-#define BENCH_LINE_MAX (2048 + 48 * BENCH_WINDOWS_MAX)
+ * BENCH_WINDOWS_MAX windows of at most 64 bytes each ([index,count,p99]:
+ * at most 13 + 20 + 20 digits, a point and the punctuation). */
+#define BENCH_LINE_MAX (2048 + 64 * BENCH_WINDOWS_MAX)
 
 typedef struct bench {
   const evh_host_api* api;

@@ -45,8 +45,8 @@ static int bench_put_window(bench* b, size_t* pos, const char* name, const bench
 }
 
 /* Each window's figures: ,"per_window":{"late":N,"dropped":N,"windows":
- * [[index,count,p99],...]} (p99 in microseconds), the windows in the order
- * they closed, which is their order. Closes the windows still open. */
+ * [[index,count,p99],...]} (p99 in microseconds), in the order of their
+ * indexes (bench_windows.h). Closes the windows still open. */
 static int bench_put_per_window(bench* b, size_t* pos, bench_windows* w) {
   size_t i;
   int rc;

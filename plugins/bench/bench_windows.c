@@ -38,12 +38,27 @@ static void bench_windows_close(bench_windows* w, unsigned s) {
 void bench_windows_record(bench_windows* w, uint64_t index, uint64_t latency_ns) {
   const unsigned s = (unsigned)(index & 1u);
   if (w->slot_index[s] != index) {
-    if (w->slot_index[s] != UINT64_MAX && index < w->slot_index[s]) {
-      ++w->late; /* its window was closed when a later one of its parity began */
+    if (w->any && index + 2u <= w->highest) {
+      ++w->late; /* its window was closed when the one two after it began */
       return;
     }
+    /* A new window: every window two or more before it closes, the lower
+     * first (the other slot too, when a window was skipped), so windows
+     * close in the order of their indexes. */
+    const unsigned o = 1u - s;
+    const int other_old = w->slot_index[o] != UINT64_MAX && w->slot_index[o] + 2u <= index;
+    if (other_old && w->slot_index[o] < w->slot_index[s]) {
+      bench_windows_close(w, o);
+    }
     bench_windows_close(w, s);
+    if (other_old) {
+      bench_windows_close(w, o);
+    }
     w->slot_index[s] = index;
+    if (!w->any || index > w->highest) {
+      w->highest = index;
+      w->any = 1;
+    }
   }
   bench_hist_record(&w->slot[s], latency_ns);
 }
@@ -58,6 +73,8 @@ void bench_windows_reset(bench_windows* w) {
   bench_hist_reset(&w->slot[0]);
   bench_hist_reset(&w->slot[1]);
   w->slot_index[0] = w->slot_index[1] = UINT64_MAX;
+  w->highest = 0;
+  w->any = 0;
   w->n_closed = 0;
   w->late = 0;
   w->dropped = 0;

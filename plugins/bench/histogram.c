@@ -92,7 +92,7 @@ void bench_hist_record(bench_hist* h, uint64_t value) {
 void bench_hist_reset(bench_hist* h) {
   /* Only the buckets between min and max can hold counts: a window's
    * histogram is cleared five times a second on the loop (bench_windows.h),
-   * and a few KiB are cleared faster than 440. */
+   * and the buckets of microseconds to milliseconds are tens of KiB, not 440. */
   if (h->counts != NULL && h->total != 0) {
     const size_t lo = bench_hist_index_of(h->min);
     const size_t hi = bench_hist_index_of(h->max);

@@ -205,6 +205,18 @@ TEST_F(Hist, SixtySecondsAndBeyondWithoutOverflow) {
   EXPECT_EQ(bench_hist_value_at_percentile(&h_, 100.0), UINT64_MAX);
 }
 
+// Reset clears the buckets between the min and the max: values in a narrow
+// range leave every bucket zero too.
+TEST_F(Hist, ResetOfANarrowRangeLeavesEveryBucketZero) {
+  bench_hist_record(&h_, 5000);
+  bench_hist_record(&h_, 6000);
+  bench_hist_record(&h_, 5500);
+  bench_hist_reset(&h_);
+  for (size_t i = 0; i < BENCH_HIST_BUCKET_COUNT; ++i) {
+    ASSERT_EQ(h_.counts[i], 0u) << "bucket " << i;
+  }
+}
+
 TEST(HistLifecycle, FreeIsIdempotentAndResetAfterFreeIsSafe) {
   bench_hist h{};
   ASSERT_EQ(bench_hist_init(&h), 0);

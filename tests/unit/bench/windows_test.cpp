@@ -43,14 +43,34 @@ TEST_F(Windows, AnEventOfAClosedWindowIsCountedLate) {
   bench_windows_record(&w_, 4, 1000);
   bench_windows_record(&w_, 6, 1000);  // closes 4
   bench_windows_record(&w_, 4, 2000);  // too late for 4
-  bench_windows_record(&w_, 3, 2000);  // never opened, older than nothing of its parity: a window of its own
-  bench_windows_record(&w_, 5, 2000);  // closes 3
+  bench_windows_record(&w_, 3, 2000);  // two or more before 6: its window is over, though it never opened
+  bench_windows_record(&w_, 5, 2000);  // the one just before the latest: still counted
   bench_windows_record(&w_, 3, 2000);  // late
-  EXPECT_EQ(w_.late, 2u);
+  EXPECT_EQ(w_.late, 3u);
   bench_windows_close_all(&w_);
-  ASSERT_EQ(w_.n_closed, 4u);
+  ASSERT_EQ(w_.n_closed, 3u);
   EXPECT_EQ(w_.closed[0].index, 4u);
-  EXPECT_EQ(w_.closed[0].count, 1u);
+  EXPECT_EQ(w_.closed[1].index, 5u);
+  EXPECT_EQ(w_.closed[2].index, 6u);
+}
+
+// A window without events (the sender paused): the windows before it still
+// close in the order of their indexes.
+TEST_F(Windows, WindowsCloseInOrderWhenOneIsSkipped) {
+  bench_windows_record(&w_, 10, 1000);
+  bench_windows_record(&w_, 11, 1000);
+  bench_windows_record(&w_, 14, 1000);  // 12 and 13 had none: 10, then 11, close
+  ASSERT_EQ(w_.n_closed, 2u);
+  EXPECT_EQ(w_.closed[0].index, 10u);
+  EXPECT_EQ(w_.closed[1].index, 11u);
+  bench_windows_record(&w_, 13, 1000);  // late to be sent, not to be counted
+  bench_windows_record(&w_, 17, 1000);  // closes 13 and 14
+  bench_windows_close_all(&w_);
+  ASSERT_EQ(w_.n_closed, 5u);
+  EXPECT_EQ(w_.closed[2].index, 13u);
+  EXPECT_EQ(w_.closed[3].index, 14u);
+  EXPECT_EQ(w_.closed[4].index, 17u);
+  EXPECT_EQ(w_.late, 0u);
 }
 
 TEST_F(Windows, WindowsBeyondTheBoundAreCountedDroppedAndResetForgetsTheRun) {
