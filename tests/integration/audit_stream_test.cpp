@@ -125,7 +125,7 @@ TEST_F(AuditRedeliveryTest, ARedeliveredEventWhoseLineIsInTheFileIsNotWrittenAga
   crashLeftovers();
   EvhostProcess host(streamConfig(""));
   ASSERT_TRUE(eventually([&] { return pending() == 0 && hasLines(dir_ + "/audit.jsonl", 3); })) << host.log();
-  EXPECT_THAT(host.log(), HasSubstr("remembered the eventIds of the last 2 lines of " + dir_ + "/audit.jsonl"));
+  EXPECT_TRUE(host.waitForLog("remembered the eventIds of the last 2 lines of " + dir_ + "/audit.jsonl")) << host.log();
   stop(host);
   // evt-a and evt-b were written before the crash; evt-c was pending but
   // never written; evt-d is new.
@@ -159,7 +159,7 @@ TEST_F(AuditRedeliveryTest, WithTheWindowOffARedeliveredEventIsWrittenAgain) {
   crashLeftovers();
   EvhostProcess host(streamConfig(", dedup_window: 0"));
   ASSERT_TRUE(eventually([&] { return pending() == 0 && hasLines(dir_ + "/audit.jsonl", 5); })) << host.log();
-  EXPECT_THAT(host.log(), HasSubstr("no check for redelivered eventIds"));
+  EXPECT_TRUE(host.waitForLog("no check for redelivered eventIds")) << host.log();
   stop(host);
   EXPECT_EQ(eventIds(dir_ + "/audit.jsonl"), (std::vector<std::string>{"evt-a", "evt-a", "evt-b", "evt-c", "evt-d"}));
 }
@@ -174,7 +174,7 @@ TEST_F(AuditRedeliveryTest, TheWindowHoldsTheNewestLinesWrittenSinceTheStart) {
     redis_->command({"XADD", kStream, "*", "event", orderEvent(id)});
   }
   ASSERT_TRUE(eventually([&] { return hasLines(dir_ + "/audit.jsonl", 5) && pending() == 0; })) << host.log();
-  EXPECT_THAT(host.log(), HasSubstr("remembered the eventIds of the last 1 lines"));
+  EXPECT_TRUE(host.waitForLog("remembered the eventIds of the last 1 lines")) << host.log();
   stop(host);
   // Redeliver evt-1 (out of the window of 2) and evt-3 (in it) as a crash
   // would: pending for c1 again.

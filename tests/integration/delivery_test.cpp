@@ -370,7 +370,7 @@ channels:
   json e = fallbackEntries()[0];
   EXPECT_EQ(e["reason"], "rejected");
   EXPECT_EQ(e["eventId"], "e1");
-  EXPECT_THAT(host.log(), HasSubstr("dead-letter plugin dead failed"));
+  EXPECT_TRUE(host.waitForLog("dead-letter plugin dead failed")) << host.log();
 }
 
 TEST_F(DeliveryTest, WithoutADeadLetterPluginEntriesGoToTheFallbackFile) {
@@ -466,8 +466,8 @@ channels:
   EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), static_cast<size_t>(kEvents));
   EXPECT_FALSE(std::filesystem::exists(fallback())) << "the dlq plugin kept every entry itself";
   // The outage really met dead-lettering: entries were spooled, then flushed.
-  EXPECT_THAT(host.log(), HasSubstr("spooling them to"));
-  EXPECT_THAT(host.log(), HasSubstr("spooled dead-letter entries to"));
+  EXPECT_TRUE(host.waitForLog("spooling them to")) << host.log();
+  EXPECT_TRUE(host.waitForLog("spooled dead-letter entries to")) << host.log();
 }
 
 }  // namespace

@@ -71,7 +71,7 @@ TEST_F(ReloadHttpTest, PostReloadAnswersWithTheOutcome) {
   EXPECT_EQ(j["result"], "ok");
   EXPECT_EQ(j["generation"], 2);
   EXPECT_EQ(j["changed"], "the routes of 1 channel(s)");
-  EXPECT_THAT(host.log(), HasSubstr("(POST /reload)"));
+  EXPECT_TRUE(host.waitForLog("(POST /reload)")) << host.log();
 
   rewrite(host, config("nosuch"));
   r = httpRequest("POST", url);

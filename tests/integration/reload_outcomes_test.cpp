@@ -133,7 +133,8 @@ TEST_F(ReloadOutcomesTest, AFifoAtTheConfigPathIsRefusedAndEvhostStillStops) {
   EXPECT_EQ(j["result"], "failed");
   ASSERT_EQ(j["errors"].size(), 1u) << r.body;
   EXPECT_EQ(j["errors"][0], host.configPath() + ": cannot read config file: it is a FIFO, not a regular file");
-  EXPECT_THAT(host.log(), HasSubstr("reload: " + host.configPath() + ": cannot read config file: it is a FIFO"));
+  EXPECT_TRUE(host.waitForLog("reload: " + host.configPath() + ": cannot read config file: it is a FIFO"))
+      << host.log();
   // SIGHUP's reload too, and the thread pool is free for it.
   host.signal(SIGHUP);
   ASSERT_TRUE(eventually([&] { return host.countInLog("reload failed") == 2; })) << host.log();
@@ -164,7 +165,7 @@ TEST_F(ReloadOutcomesTest, ValuesFromTheEnvironmentAreMaskedInReloadErrors) {
   EXPECT_THAT(httpGet(url + "/status").body, Not(HasSubstr(kSecret)));
   const Json s = status(url);
   EXPECT_EQ(s["reload"]["last"]["errors"], j["errors"]);
-  EXPECT_THAT(host.log(), HasSubstr("got \"***\" (from \"${EVH_TEST_RELOAD_SECRET}\")"));
+  EXPECT_TRUE(host.waitForLog("got \"***\" (from \"${EVH_TEST_RELOAD_SECRET}\")")) << host.log();
   EXPECT_THAT(host.log(), Not(HasSubstr(kSecret)));
 }
 

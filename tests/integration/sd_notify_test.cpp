@@ -106,7 +106,7 @@ TEST_F(SdNotifyTest, WatchdogPingsComeFromTheLoopAtHalfTheIntervalAndStopWhileIt
   // WATCHDOG_PID unset: sd_watchdog_enabled takes the watchdog as evhost's.
   EvhostProcess host(config(), {}, {sock.env(), "WATCHDOG_USEC=200000"});
   ASSERT_TRUE(sock.waitFor("READY=1", std::chrono::seconds(20)).has_value()) << host.log();
-  EXPECT_THAT(host.log(), ::testing::HasSubstr("WATCHDOG=1 every 100 ms"));
+  EXPECT_TRUE(host.waitForLog("WATCHDOG=1 every 100 ms")) << host.log();
 
   // About one ping per 100 ms while the loop turns.
   const Clock::time_point window = Clock::now();

@@ -143,8 +143,9 @@ TEST(SentinelTest, AStreamFollowsAManualFailoverAndLosesNoReplicatedEntry) {
     return r->type == REDIS_REPLY_ARRAY && r->elements > 0 && r->element[0]->integer == 0;
   })) << "entries left pending on the new master\n"
       << host.log();
-  EXPECT_THAT(host.log(), HasSubstr("master evhmaster moved from 127.0.0.1:" + std::to_string(first) +
-                                    " to 127.0.0.1:" + std::to_string(now.port())));
+  EXPECT_TRUE(host.waitForLog("master evhmaster moved from 127.0.0.1:" + std::to_string(first) +
+                              " to 127.0.0.1:" + std::to_string(now.port())))
+      << host.log();
 
   // /status names the topology.
   const HttpResponse status = httpGet(opsUrl(host) + "/status");
@@ -185,8 +186,9 @@ TEST(SentinelTest, OverTlsAStreamFollowsAManualFailover) {
               REDIS_REPLY_STRING);
   }
   ASSERT_TRUE(eventually([&] { return recordedAll(now, "seen", "after-", 10); })) << host.log();
-  EXPECT_THAT(host.log(), HasSubstr("master evhmaster moved from 127.0.0.1:" + std::to_string(first) +
-                                    " to 127.0.0.1:" + std::to_string(second)));
+  EXPECT_TRUE(host.waitForLog("master evhmaster moved from 127.0.0.1:" + std::to_string(first) +
+                              " to 127.0.0.1:" + std::to_string(second)))
+      << host.log();
   host.signal(SIGTERM);
   EXPECT_EQ(host.waitExit(), std::optional<int>(0)) << host.log();
 }
@@ -263,8 +265,8 @@ TEST(SentinelTest, PubSubFollowsAKilledMasterAndLogsTheGap) {
   ASSERT_TRUE(eventually([&] { return recordedAll(now, "seen", "later-", 20); })) << host.log();
   const std::vector<std::string> got = recorded(now, "seen");
   EXPECT_NE(std::find(got.begin(), got.end(), "after-" + std::to_string(first_received)), got.end());
-  EXPECT_THAT(host.log(), HasSubstr("pubsub gap: not subscribed for"));
-  EXPECT_THAT(host.log(), HasSubstr("to 127.0.0.1:" + std::to_string(now.port())));
+  EXPECT_TRUE(host.waitForLog("pubsub gap: not subscribed for")) << host.log();
+  EXPECT_TRUE(host.waitForLog("to 127.0.0.1:" + std::to_string(now.port()))) << host.log();
 
   host.signal(SIGTERM);
   EXPECT_EQ(host.waitExit(), std::optional<int>(0)) << host.log();

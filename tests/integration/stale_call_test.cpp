@@ -114,8 +114,9 @@ TEST_F(StaleCallTest, EveryKindOfStaleUseIsLoggedOnceForThePlugin) {
            !host.running();
   })) << host.log();
   ASSERT_TRUE(host.running()) << host.log();
+  ASSERT_TRUE(host.waitForLog(kStaleLine)) << host.log();
   EXPECT_EQ(host.countInLog(kStaleLine), 1U) << host.log();
-  EXPECT_THAT(host.log(), HasSubstr("plugin stale: ")) << host.log();
+  EXPECT_TRUE(host.waitForLog("plugin stale: ")) << host.log();
   host.signal(SIGTERM);
   EXPECT_EQ(host.waitExit(), 0) << host.log();
 }
