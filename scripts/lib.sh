@@ -12,7 +12,9 @@ EVH_PACKAGES=(
   redis-server redis-tools openssl
 )
 
-evh_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+# Each step says when it began, in seconds since the script started (bash's
+# SECONDS): a CI log then shows where its time went.
+evh_log() { printf '\033[1m==> %s\033[0m (%ds)\n' "$*" "$SECONDS" >&2; }
 
 # Installs whatever of EVH_PACKAGES is missing (apt-get; as root or via sudo).
 evh_install_deps() {
