@@ -26,6 +26,7 @@ from . import jollyjet_report, report
 from .jollyjet_runner import JollyRunner
 from .jollyjet_scenarios import jollyjet_scenarios, slow_fsync_library
 from .cluster import run_cluster
+from .procs import pin_loop_cpus
 from .redis import Redis, RedisError, RedisServer
 from .runner import Runner
 from .scenarios import scenarios
@@ -58,9 +59,23 @@ def main():
                     help="instead, drain three pre-filled streams, then pace them at fixed rates, on one "
                          "redis-server and on a private 3-master Redis Cluster (events/s, p50/p99; "
                          "bench/evhbench/cluster.py)")
+    ap.add_argument("--pin-loop", action="store_true",
+                    help="evhost's event-loop thread alone on the first CPU, everything else (Redis, the load "
+                         "generator, the scraper, evhost's other threads) on the others: a deployment whose "
+                         "scraper is on another machine, on a machine of two cores")
     args = ap.parse_args()
     if args.reps < 1:
         ap.error("--reps must be at least 1")
+    if args.pin_loop:
+        if args.jollyjet or args.cluster:
+            ap.error("--pin-loop pins one evhost of the default set: give it without --jollyjet or --cluster")
+        try:
+            args.loop_cpu, others = pin_loop_cpus()
+        except ValueError as e:
+            ap.error(str(e))
+        # This process first, then every process and thread it starts.
+        os.sched_setaffinity(0, others)
+        args.other_cpus = others
     if args.cluster:
         if args.jollyjet or args.tls or args.signed or args.ops_load:
             ap.error("--cluster runs its own set: give no other mode with it")

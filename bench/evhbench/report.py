@@ -243,7 +243,7 @@ def write_results(args, started, redis_version, runs_by_scenario, failures):
     summary = summarize(runs_by_scenario)
     goals = verdicts(summary)
     meta = dict(date=started.isoformat(timespec="seconds"), redis=redis_version, reps=args.reps, quick=args.quick,
-                machine=machine())
+                machine=machine(), pin_loop=getattr(args, "pin_loop", False))
     doc = dict(meta=meta, summary=summary, goals=goals, failures=failures,
                runs=[{k: v for k, v in r.items() if k != "spec"} for runs in runs_by_scenario.values()
                      for r in runs])
@@ -251,7 +251,8 @@ def write_results(args, started, redis_version, runs_by_scenario, failures):
         json.dump(doc, f, indent=1)
     md = [f"evhost benchmark, {meta['date']}, commit {meta['machine']['commit']}, {meta['machine']['cpus']} CPUs "
           f"({meta['machine']['cpu']}), Redis {redis_version}; medians of {args.reps} runs (min–max); "
-          "lost and obuf disconnects per run.", "", table(summary), ""]
+          "lost and obuf disconnects per run." +
+          (" The subscriber's loop alone on a CPU (--pin-loop)." if meta["pin_loop"] else ""), "", table(summary), ""]
     if windows_table(summary):
         md += ["Within runs, quiet (even) against loaded (odd) windows; the change is the median of the runs' own:",
                "", windows_table(summary), ""]

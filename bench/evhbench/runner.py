@@ -12,7 +12,7 @@ from .certs import signing_key_file
 from .evhost_config import evhost_config
 from .names import REDIS_NAME, RESULT_KEY
 from .ops_load import OpsLoad, ops_address
-from .procs import count_lines, cpu_ns, proc_status, wait_until
+from .procs import LoopPinner, count_lines, cpu_ns, proc_status, wait_until
 from .redis import RedisError
 
 
@@ -25,6 +25,13 @@ class Runner:
 
     def _clean(self):
         self.redis.r.cmd("DEL", RESULT_KEY, REDIS_NAME)
+
+    def _pin(self, proc):
+        """With --pin-loop, the subscriber's loop (its main thread) on a CPU
+        of its own while it runs; None otherwise."""
+        if not getattr(self.args, "pin_loop", False):
+            return None
+        return LoopPinner(proc.pid, self.args.loop_cpu, self.args.other_cpus)
 
     def _loadgen(self, s, run_id):
         mode = "publish" if s["transport"] == "pubsub" else "xadd"
@@ -53,11 +60,14 @@ class Runner:
                        "subscribe" if s["transport"] == "pubsub" else "stream", "--target", REDIS_NAME,
                        "--ready-file", ready] + (["--latency"] if s["kind"] == "latency" else [])
                 proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
+                pinner = self._pin(proc)
                 wait_until("evh_ref_sub", lambda: os.path.exists(ready), 20, proc)
                 time.sleep(0.3)
                 result["rss_idle"] = proc_status(proc.pid, "VmRSS")
                 cpu_before = cpu_ns(proc.pid)
                 result["loadgen"] = self._loadgen(s, run_id)
+                if pinner:  # while it still runs: it exits after the sentinel
+                    result["pinned"] = pinner.stop()
                 stdout = proc.stdout.read()
                 _, status, usage = os.wait4(proc.pid, 0)
                 proc.returncode = os.waitstatus_to_exitcode(status)
@@ -80,6 +90,7 @@ class Runner:
                 dl_before = count_lines(dl)
                 proc = subprocess.Popen([os.path.join(self.bin, "evhost"), "--config", conf],
                                         stdout=log, stderr=subprocess.STDOUT)
+                pinner = self._pin(proc)
                 try:
                     if s["transport"] == "pubsub":
                         wait_until("evhost", lambda: self.redis.r.cmd("PUBSUB", "NUMSUB", REDIS_NAME)[1] >= 1, 20,
@@ -108,6 +119,8 @@ class Runner:
                     result["rss_peak"] = proc_status(proc.pid, "VmHWM")
                     result["cpu_s"] = (cpu_ns(proc.pid) - cpu_before) / 1e9
                 finally:
+                    if pinner:
+                        result["pinned"] = pinner.stop()
                     proc.send_signal(signal.SIGTERM)
                     try:
                         result["exit_code"] = proc.wait(timeout=30)

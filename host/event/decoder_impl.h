@@ -25,8 +25,8 @@ namespace od = simdjson::ondemand;
 // inlined there. While the decoder was one file its helper types had internal
 // linkage, and GCC inlined such called-once functions by itself; split into
 // files it stopped doing so for readField, emitPlain and emitCloudEvent, and a
-// decode cost measurably more (docs/benchmarks.md, "Splitting the decoder
-// into files").
+// decode cost measurably more (docs/benchmarks/hot-path-history.md, "Splitting the
+// decoder into files").
 #define EVH_INLINE_ONCE [[gnu::always_inline]] inline
 
 static_assert(Message::kPadding >= simdjson::SIMDJSON_PADDING, "Message::kPadding must cover simdjson's read-ahead");

@@ -5,7 +5,7 @@
 //
 // Why simdjson On Demand: the decoder runs once per event on the loop thread, and a DOM parse (nlohmann) cost about
 // ten times as much for a typical event; most of what is left is the walk over every value described below, not
-// simdjson's SIMD stage 1. Measured figures: docs/benchmarks.md, "Figures moved from code comments".
+// simdjson's SIMD stage 1. Measured figures: docs/benchmarks/hot-path-history.md, "Figures moved from code comments".
 //
 // How it works. simdjson's stage 1 (SIMD, run by parser.iterate) indexes the
 // structure and validates UTF-8, unclosed strings and control characters. The

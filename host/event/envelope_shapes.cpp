@@ -165,7 +165,7 @@ void Decoder::Impl::emitEvent(Event&& event, Span envelope, bool from_batch, uin
 }
 
 // Writes the span in place rather than returning it: a returned 12-byte
-// Span with a bool stalled on store forwarding (measured; docs/benchmarks.md).
+// Span with a bool stalled on store forwarding (measured; docs/benchmarks/hot-path-history.md).
 void Decoder::Impl::place(Event& event, Span& slot, const FieldValue& value) const {
   slot.length = static_cast<uint32_t>(value.text.size());
   if (!value.escaped) {

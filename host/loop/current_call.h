@@ -68,7 +68,7 @@ class ThreadCallScope {
 // The loop's side must cost next to nothing (it runs for every inline
 // call): plain stores and one load, no lock, no read-modify-write -- an
 // atomic exchange there drains the store buffer, which showed per call in
-// evh_micro_bench (docs/benchmarks.md). The reader pays instead, with an asymmetric fence
+// evh_micro_bench (docs/benchmarks/hot-path-history.md). The reader pays instead, with an asymmetric fence
 // (membarrier(2), as liburcu and folly do): it sets `reading_`, forces a
 // full barrier on every thread, then loads the slot. Either it sees the
 // call gone, or the loop -- leaving -- sees `reading_` and waits until the

@@ -8,7 +8,8 @@
 // down, so it is preempted by the very loop its write wakes) held the loop
 // in that spin: 22 % of the loop's samples during a /metrics scrape every
 // 100 ms, and with that thread under SCHED_IDLE a p99 of 2 ms at 50,000
-// events/s (docs/benchmarks.md, "Issue 13: the loop spinning on a scrape"). An eventfd has no such protocol: a
+// events/s (docs/benchmarks/issue13-scrape-p99.md, "Issue 13: the loop spinning on a scrape").
+// An eventfd has no such protocol: a
 // producer preempted between its push and its write to the eventfd delays
 // the posts of the same Poster (hence a Poster of its own for a thread that
 // runs at a low priority), and the loop never spins or sleeps for it -- it

@@ -29,8 +29,8 @@
 // discipline (the registry refuses to mix them).
 //
 // Reading, in two steps (a scrape must not cost the loop a walk over every
-// series: about 1 ms for 100 plugins x 20 event types; see docs/benchmarks.md,
-// "Issue 13: a scrape's cost, within runs"):
+// series: about 1 ms for 100 plugins x 20 event types; see
+// docs/benchmarks/issue13-scrape-p99.md, "Issue 13: a scrape's cost, within runs"):
 //   - computeGauges() runs every computed gauge's callback (they read state
 //     only their thread may read: the loop's) and stores the answers;
 //   - collect() copies every value -- the cells with relaxed loads, computed

@@ -10,7 +10,8 @@
 // socket exactly as it would see Redis close, and failure() tells why when
 // TLS was the cause. Why not through the socket: that cost a copy, a write
 // and hiredis's read each way per burst -- about a quarter of the CPU a TLS
-// event took (docs/benchmarks.md).
+// event took (docs/benchmarks/issue14-tls-and-signing.md, "Issue 14: TLS bytes handed to hiredis in
+// process").
 //
 // Backpressure: pauseDelivery() stops reading Redis at once (what is
 // already decrypted or buffered waits in the session), as hiredis not

@@ -178,7 +178,7 @@ TEST_F(OpsTest, MetricsCoverEverySubsystemInBothFormatsAndPassPromtool) {
 // Prometheus asks for gzip, and gets the exposition as it is: compressing
 // each scrape on the ops thread made p99 at 50,000 events/s worse under a
 // scrape every 100 ms (+31 % against -0.5 % over five runs each;
-// docs/benchmarks.md, "a scrape's cost, within runs"), while the bytes
+// docs/benchmarks/issue13-scrape-p99.md, "a scrape's cost, within runs"), while the bytes
 // saved are a loopback's or a LAN's.
 TEST_F(OpsTest, MetricsAreSentUncompressedEvenToClientsThatAcceptGzip) {
   EvhostProcess host(config(kRecorderChannels));
