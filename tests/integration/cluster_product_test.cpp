@@ -177,7 +177,9 @@ TEST_F(ClusterProductTest, WithAHashTagTheReadModelCachesAndMarksShareOneSlotAnd
   EXPECT_TRUE(members(books).empty());
   EXPECT_TRUE(eventually([&] { return pending() == 0; })) << host.log();
   EXPECT_TRUE(list(dlq).empty()) << host.log();
+  EXPECT_TRUE(host.waitForLog("product created")) << host.log();
   EXPECT_EQ(host.countInLog("product created"), 1U) << host.log();
+  EXPECT_TRUE(host.waitForLog("product updated")) << host.log();
   EXPECT_EQ(host.countInLog("product updated"), 1U) << host.log();
 
   // Every key the plugin touched is in the tag's slot, on its master.

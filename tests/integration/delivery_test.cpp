@@ -115,7 +115,9 @@ channels:
   EXPECT_EQ(llen("steady"), 1);                                // succeeded at once and was never called again
   EXPECT_THAT(list("flaky")[0], HasSubstr("|e1|corr-e1|3|"));  // the third attempt
   EXPECT_EQ(llen("dlq"), 0);
+  EXPECT_TRUE(host.waitForLog("retrying in 100 ms")) << host.log();
   EXPECT_EQ(host.countInLog("retrying in 100 ms"), 1U) << host.log();  // 100, then 200
+  EXPECT_TRUE(host.waitForLog("retrying in 200 ms")) << host.log();
   EXPECT_EQ(host.countInLog("retrying in 200 ms"), 1U) << host.log();
 }
 
@@ -154,6 +156,8 @@ channels:
   ASSERT_TRUE(eventually([&] { return llen("flaky") == 1; })) << host.log();
   EXPECT_THAT(list("flaky")[0], HasSubstr("|e1|corr-e1|3|"));
 
+  // The third dispatch's line may still be on its way to the log.
+  EXPECT_TRUE(eventually([&] { return host.countInLog("event stage=dispatched eventId=e1 ") >= 3; })) << host.log();
   std::vector<long long> at;
   std::istringstream lines(host.log());
   for (std::string line; std::getline(lines, line);) {

@@ -172,6 +172,7 @@ TEST_F(DlqGroupCommitTest, DuringAnOutageAFloodIsSpooledWithFewerFsyncsThenFlush
   publish(0, kEvents);
   ASSERT_TRUE(eventually([&] { return wholeLines(spool()).size() >= static_cast<size_t>(kEvents); })) << host.log();
   EXPECT_EQ(eventIds(wholeLines(spool())), ids(0, kEvents));
+  EXPECT_TRUE(host.waitForLog("cannot store dead-letter entries in Redis")) << host.log();
   EXPECT_EQ(host.countInLog("cannot store dead-letter entries in Redis"), 1U) << "one warning per outage";
 
   redis_.command({"DEL", kKey});
@@ -224,6 +225,8 @@ TEST_F(DlqGroupCommitTest, AFailingFsyncAnswersNoneOfItsBatchOk) {
   EXPECT_EQ(metric(R"(evhost_plugin_dlq_not_stored_total{plugin="dlq"})"), kFailing);
   EXPECT_EQ(metric(R"(evhost_plugin_dlq_spooled_total{plugin="dlq"})"), kBefore) << "one was answered OK";
   const std::string failed = "spool file " + spool() + ": fsync: Input/output error); writing entry";
+  // The metric counts each failure just before its line is logged.
+  EXPECT_TRUE(eventually([&] { return host.countInLog(failed) >= static_cast<size_t>(kFailing); })) << host.log();
   EXPECT_EQ(host.countInLog(failed), static_cast<size_t>(kFailing)) << host.log();
   EXPECT_EQ(readFile(spool()), before) << "a failed append was not cut back out";
   EXPECT_GE(host.countInLog("cannot spool "), 1U) << host.log();

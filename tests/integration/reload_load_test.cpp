@@ -377,10 +377,16 @@ TEST_F(ReloadLoadTest, StreamAtTwentyThousandASecondThroughTenReloads) {
         << instance << " handled nothing";
   }
   EXPECT_EQ(redis_.command({"XPENDING", kStream, kGroup})->element[0]->integer, 0);
+  EXPECT_TRUE(eventually([&] { return host.countInLog("plugin p replaced (a new build of its file)") >= 4; }))
+      << tail(host.log());
   EXPECT_EQ(host.countInLog("plugin p replaced (a new build of its file)"), 4u) << tail(host.log());
+  EXPECT_TRUE(host.waitForLog("plugin q added")) << tail(host.log());
   EXPECT_EQ(host.countInLog("plugin q added"), 1u);
+  EXPECT_TRUE(host.waitForLog("plugin q removed")) << tail(host.log());
   EXPECT_EQ(host.countInLog("plugin q removed"), 1u);
+  EXPECT_TRUE(host.waitForLog("plugin r added")) << tail(host.log());
   EXPECT_EQ(host.countInLog("plugin r added"), 1u);
+  EXPECT_TRUE(host.waitForLog("plugin r removed")) << tail(host.log());
   EXPECT_EQ(host.countInLog("plugin r removed"), 1u);
   EXPECT_THAT(host.log(), Not(HasSubstr("reload failed")));
   // No Redis setting changed: every connection was kept.

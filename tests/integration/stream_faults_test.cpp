@@ -186,7 +186,9 @@ TEST_F(StreamFaultsTest, ADeadInstancesBacklogIsClaimedWhileEntriesAreFound) {
   // finds more.
   ASSERT_TRUE(eventually([&] { return recorded().size() == 2500 && pending() == 0; }, std::chrono::seconds(50)))
       << host.log();
+  EXPECT_TRUE(eventually([&] { return host.countInLog("claimed 1000 entries") >= 2; })) << host.log();
   EXPECT_EQ(host.countInLog("claimed 1000 entries"), 2U) << host.log();
+  EXPECT_TRUE(host.waitForLog("claimed 500 entries")) << host.log();
   EXPECT_EQ(host.countInLog("claimed 500 entries"), 1U) << host.log();
   for (const auto& [id, n] : recorded()) {
     EXPECT_EQ(n, 1) << id;

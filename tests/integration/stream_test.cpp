@@ -320,6 +320,7 @@ TEST_F(StreamTest, WhenRedisRefusesMgetTheQuestionsGoOneByOneAndDuplicatesAreSti
   yaml.replace(yaml.find(route), route.size(), route + "        idempotency: {ttl_ms: 60000}\n");
   EvhostProcess host(yaml);
   ASSERT_TRUE(eventually([&] { return strict.command({"LLEN", "seen"})->integer == 9; })) << host.log();
+  EXPECT_TRUE(host.waitForLog("redis refused MGET for idempotency marks")) << host.log();
   EXPECT_EQ(host.countInLog("redis refused MGET for idempotency marks"), 1U) << host.log();
   add("e4");  // again, as a redelivery would bring it
   add("e10");
@@ -367,7 +368,9 @@ channels:
   ASSERT_TRUE(eventually([&] { return llen("fragile") == 5; })) << host.log();
   ASSERT_TRUE(eventually([&] { return pending() == 0; })) << host.log();
   EXPECT_EQ(host.countInLog("reason=circuit_open"), 0U) << host.log();
+  EXPECT_TRUE(host.waitForLog("OPEN -> HALF_OPEN")) << host.log();
   EXPECT_EQ(host.countInLog("OPEN -> HALF_OPEN"), 1U) << host.log();
+  EXPECT_TRUE(host.waitForLog("HALF_OPEN -> CLOSED")) << host.log();
   EXPECT_EQ(host.countInLog("HALF_OPEN -> CLOSED"), 1U) << host.log();
   EXPECT_EQ(ids("fragile"), (std::vector<std::string>{"ok0", "ok1", "ok2", "ok3", "ok4"}));
 }
