@@ -74,7 +74,7 @@ static int bench_str_is(evh_str s, const char* lit, size_t lit_len) {
 }
 
 void bench_log(bench* b, evh_log_level level, const char* fmt, ...) {
-  char msg[BENCH_LINE_MAX + 256];
+  char msg[BENCH_LOG_MAX];
   va_list args;
   int n;
   if (!b->api->log_enabled(b->host, level)) {

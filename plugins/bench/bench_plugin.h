@@ -29,6 +29,9 @@
  * BENCH_WINDOWS_MAX windows of at most 64 bytes each ([index,count,p99]:
  * at most 13 + 20 + 20 digits, a point and the punctuation). */
 #define BENCH_LINE_MAX (2048 + 64 * BENCH_WINDOWS_MAX)
+/* Room before the result line for the log's "benchmark run N: ", so the
+ * line is logged from where it is, with no copy and no stack buffer. */
+#define BENCH_LOG_PREFIX_MAX 64
 
 typedef struct bench {
   const evh_host_api* api;
@@ -56,17 +59,23 @@ typedef struct bench {
   bench_windows per_window;
 
   uint64_t runs;
-  char line[BENCH_LINE_MAX];
+  /* The result line is BENCH_LINE(b), BENCH_LINE_MAX bytes; the
+   * BENCH_LOG_PREFIX_MAX before it hold the log line's prefix. */
+  char log_line[BENCH_LOG_PREFIX_MAX + BENCH_LINE_MAX];
 
   evh_metric* m_received;
   evh_metric* m_no_timestamp;
   evh_metric* m_runs;
 } bench;
 
+#define BENCH_LINE(b) ((b)->log_line + BENCH_LOG_PREFIX_MAX)
+
 /* A NUL-terminated string as an evh_str (not copied). */
 evh_str bench_str(const char* s);
 
-/* printf-style logging through the host (which copies the message). */
+/* printf-style logging through the host (which copies the message), up to
+ * BENCH_LOG_MAX bytes (the rest is cut). */
+#define BENCH_LOG_MAX 1024
 void bench_log(bench* b, evh_log_level level, const char* fmt, ...) BENCH_PRINTF(3, 4);
 
 /* The clock's time in ns. */

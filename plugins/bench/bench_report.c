@@ -7,6 +7,25 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
+
+/* Logs "benchmark run N: <the result line>" from the instance's buffer:
+ * the prefix is written just before the line (BENCH_LOG_PREFIX_MAX). */
+static void bench_log_result(bench* b, size_t len) {
+  char prefix[BENCH_LOG_PREFIX_MAX];
+  int n;
+  char* start;
+  if (!b->api->log_enabled(b->host, EVH_LOG_INFO)) {
+    return;
+  }
+  n = snprintf(prefix, sizeof prefix, "benchmark run %llu: ", (unsigned long long)b->runs);
+  if (n < 0 || (size_t)n >= sizeof prefix) {
+    return; /* cannot happen: 64 bytes hold any run number */
+  }
+  start = BENCH_LINE(b) - n;
+  memcpy(start, prefix, (size_t)n);
+  b->api->log(b->host, EVH_LOG_INFO, (evh_str){start, (size_t)n + len});
+}
 
 /* Appends to the line at *pos; the line is big enough for everything but a
  * truncated vsnprintf is still handled (the line is then dropped). */
@@ -14,14 +33,14 @@ static int bench_put(bench* b, size_t* pos, const char* fmt, ...) BENCH_PRINTF(3
 static int bench_put(bench* b, size_t* pos, const char* fmt, ...) {
   va_list args;
   int n;
-  if (*pos >= sizeof b->line) {
+  if (*pos >= BENCH_LINE_MAX) {
     return -1;
   }
   va_start(args, fmt);
-  n = vsnprintf(b->line + *pos, sizeof b->line - *pos, fmt, args);
+  n = vsnprintf(BENCH_LINE(b) + *pos, BENCH_LINE_MAX - *pos, fmt, args);
   va_end(args);
-  if (n < 0 || (size_t)n >= sizeof b->line - *pos) {
-    *pos = sizeof b->line;
+  if (n < 0 || (size_t)n >= BENCH_LINE_MAX - *pos) {
+    *pos = BENCH_LINE_MAX;
     return -1;
   }
   *pos += (size_t)n;
@@ -135,13 +154,13 @@ void bench_finish(bench* b, const evh_event* ev) {
 
   if (rc != 0) {
     bench_log(b, EVH_LOG_ERROR, "benchmark run %llu: the result line did not fit %u bytes; received %llu",
-              (unsigned long long)b->runs, (unsigned)sizeof b->line, (unsigned long long)b->received);
+              (unsigned long long)b->runs, (unsigned)BENCH_LINE_MAX, (unsigned long long)b->received);
   } else {
-    bench_log(b, EVH_LOG_INFO, "benchmark run %llu: %s", (unsigned long long)b->runs, b->line);
+    bench_log_result(b, pos);
     argv[0] = bench_str("RPUSH");
     argv[1].ptr = b->result_key;
     argv[1].len = b->result_key_len;
-    argv[2].ptr = b->line;
+    argv[2].ptr = BENCH_LINE(b);
     argv[2].len = pos;
     s = b->api->redis_command(b->host, 3, argv, bench_reply, b);
     if (s != EVH_OK) { /* the callback will not run */

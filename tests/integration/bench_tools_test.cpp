@@ -141,6 +141,13 @@ TEST(BenchTools, WindowsSplitTheLatenciesByWhenTheEventWasSent) {
   EXPECT_EQ(in_windows + per.at("late").get<uint64_t>(), 5000u);
   evh.signal(SIGTERM);
   EXPECT_EQ(evh.waitExit(), 0);
+  // The log has the same line, whole, after "benchmark run 1: ".
+  const std::string log = evh.log();
+  const std::string prefix = "benchmark run 1: ";
+  const size_t at = log.find(prefix);
+  ASSERT_NE(at, std::string::npos) << log;
+  const size_t from = at + prefix.size();
+  EXPECT_EQ(Json::parse(log.substr(from, log.find('\n', from) - from)), res);
 }
 
 TEST(BenchTools, StreamEntriesAreCountedAndAcknowledged) {
