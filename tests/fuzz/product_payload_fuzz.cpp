@@ -3,10 +3,18 @@
 // accepts, the checked reader (nlohmann, the definition of valid) must accept
 // too and turn into exactly the same Change; neither may crash. The first
 // byte picks the event type, the rest is the payload.
+//
+// simdjson picks one of its kernels for the CPU it runs on; scripts/fuzz runs
+// this harness once under each kernel this CPU can run (simdjson's own
+// SIMDJSON_FORCE_IMPLEMENTATION), listed by the harness itself when
+// EVH_FUZZ_LIST_SIMDJSON is set.
 #include "product_events.h"
+
+#include <simdjson.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <optional>
 #include <string_view>
@@ -26,6 +34,18 @@ bool same(const product::Change& a, const product::Change& b) {
 }
 
 }  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
+  if (std::getenv("EVH_FUZZ_LIST_SIMDJSON") != nullptr) {
+    for (const simdjson::implementation* impl : simdjson::get_available_implementations()) {
+      if (impl->supported_by_runtime_system()) {
+        std::printf("%s\n", impl->name().c_str());
+      }
+    }
+    std::exit(0);
+  }
+  return 0;
+}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using product::Action;
