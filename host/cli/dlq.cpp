@@ -26,6 +26,9 @@
 namespace evh::cli {
 
 namespace {
+// Named too: evhctl is compiled in unity batches (host/CMakeLists.txt),
+// where each command's Options and run() would meet the others'.
+namespace dlq_command {
 
 using dlq::dump;
 using dlq::Entry;
@@ -301,9 +304,11 @@ int run(const Options& o) {
   }
 }
 
+}  // namespace dlq_command
 }  // namespace
 
 void addDlq(CLI::App& app, Command& chosen) {
+  using namespace dlq_command;
   auto o = std::make_shared<Options>();
   CLI::App* dlq = app.add_subcommand("dlq", "The dead-letter list: list, show, remove, replay, purge");
   dlq->add_option("-c,--config", o->config, "The YAML evhost runs with")->type_name("FILE")->envname("EVH_CONFIG");

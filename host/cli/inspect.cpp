@@ -15,6 +15,9 @@
 
 namespace evh::cli {
 namespace {
+// Named too: evhctl is compiled in unity batches (host/CMakeLists.txt),
+// where each command's Options and run() would meet the others'.
+namespace inspect_command {
 
 struct Options {
   std::string plugin;
@@ -72,9 +75,11 @@ int inspect(const Options& o) {
   }
 }
 
+}  // namespace inspect_command
 }  // namespace
 
 void addPluginInspect(CLI::App& app, Command& chosen) {
+  using namespace inspect_command;
   CLI::App* group = app.add_subcommand("plugin", "Plugin libraries: inspect");
   CLI::App* cmd = group->add_subcommand(
       "inspect", "Print a plugin's sha256, trust verdict, name, version, ABI and flags, or why evhost would refuse it");

@@ -18,6 +18,9 @@
 
 namespace evh::cli {
 namespace {
+// Named too: evhctl is compiled in unity batches (host/CMakeLists.txt),
+// where each command's Options and run() would meet the others'.
+namespace reload_command {
 
 using Json = nlohmann::json;
 
@@ -95,9 +98,11 @@ int run(const Options& o) {
   return kFailed;
 }
 
+}  // namespace reload_command
 }  // namespace
 
 void addReload(CLI::App& app, Command& chosen) {
+  using namespace reload_command;
   auto o = std::make_shared<Options>();
   CLI::App* cmd =
       app.add_subcommand("reload", "Make a running evhost reload its configuration (POST /reload of its ops listener)");

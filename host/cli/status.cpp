@@ -19,6 +19,9 @@
 namespace evh::cli {
 
 namespace {
+// Named too: evhctl is compiled in unity batches (host/CMakeLists.txt),
+// where each command's Options and run() would meet the others'.
+namespace status_command {
 
 using Json = nlohmann::json;
 
@@ -170,9 +173,11 @@ int run(const Options& o) {
   return 0;
 }
 
+}  // namespace status_command
 }  // namespace
 
 void addStatus(CLI::App& app, Command& chosen) {
+  using namespace status_command;
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("status", "A running evhost's state, from GET /status of its ops listener");
   cmd->footer(
