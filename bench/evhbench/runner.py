@@ -61,13 +61,20 @@ class Runner:
                        "--ready-file", ready] + (["--latency"] if s["kind"] == "latency" else [])
                 proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
                 pinner = self._pin(proc)
-                wait_until("evh_ref_sub", lambda: os.path.exists(ready), 20, proc)
-                time.sleep(0.3)
-                result["rss_idle"] = proc_status(proc.pid, "VmRSS")
-                cpu_before = cpu_ns(proc.pid)
-                result["loadgen"] = self._loadgen(s, run_id)
-                if pinner:  # while it still runs: it exits after the sentinel
-                    result["pinned"] = pinner.stop()
+                try:
+                    wait_until("evh_ref_sub", lambda: os.path.exists(ready), 20, proc)
+                    time.sleep(0.3)
+                    result["rss_idle"] = proc_status(proc.pid, "VmRSS")
+                    cpu_before = cpu_ns(proc.pid)
+                    result["loadgen"] = self._loadgen(s, run_id)
+                except BaseException:
+                    # Not left running (subscribed, and pinned) into the next run.
+                    proc.kill()
+                    proc.wait()
+                    raise
+                finally:
+                    if pinner:  # while it still runs: it exits after the sentinel
+                        result["pinned"] = pinner.stop()
                 stdout = proc.stdout.read()
                 _, status, usage = os.wait4(proc.pid, 0)
                 proc.returncode = os.waitstatus_to_exitcode(status)

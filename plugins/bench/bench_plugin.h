@@ -74,8 +74,9 @@ typedef struct bench {
 evh_str bench_str(const char* s);
 
 /* printf-style logging through the host (which copies the message), up to
- * BENCH_LOG_MAX bytes (the rest is cut). */
-#define BENCH_LOG_MAX 1024
+ * BENCH_LOG_MAX bytes (the rest is cut): room for the longest tag escaped
+ * (770 bytes) and result key (512) with their text. */
+#define BENCH_LOG_MAX 2048
 void bench_log(bench* b, evh_log_level level, const char* fmt, ...) BENCH_PRINTF(3, 4);
 
 /* The clock's time in ns. */
