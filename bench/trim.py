@@ -8,9 +8,9 @@ at the end, the longest command in Redis's SLOWLOG and the stream's length.
   bench/trim.py --evhost build/bin/evhost --plugin-dir build/lib/evhost/plugins
                 [--entries 1100000] [--seconds 35]
 
-Figures, not assertions: docs/benchmarks/issue11-bounded-replies-and-trim.md ("Trimming a long
-stream"). Standard library
-only (the RESP client and process helpers are bench/evhbench's).
+Figures, not assertions: docs/benchmarks/issue11-bounded-replies-and-trim.md
+("Trimming a long stream"). Standard library only (the RESP client and
+process helpers are bench/evhbench's).
 """
 import argparse
 import os
