@@ -7,10 +7,19 @@
 
 #include "common/log.h"
 #include "redis/hiredis_compat.h"
+#include "redis/resp_command.h"
 
 #include <hiredis/hiredis.h>
 
 namespace evh::redis {
+namespace {
+
+// command()'s buffer is kept between commands up to this size (a stream
+// read's batch of script calls stays well under it).
+constexpr size_t kKeptCommandBytes = 1 << 20;
+
+}  // namespace
+
 Connection::Connection(uv_loop_t* loop, Endpoint endpoint, std::string name, Mode mode, Handlers handlers,
                        std::shared_ptr<AddressProvider> addresses)
     : loop_(loop),
@@ -254,7 +263,15 @@ bool Connection::command(int argc, const char** argv, const size_t* lens, redisC
   if (!ready_ || ac_ == nullptr) {
     return false;
   }
-  return redisAsyncCommandArgv(ac_, fn, privdata, argc, argv, lens) == REDIS_OK;
+  // Formatted here rather than by redisAsyncCommandArgv (resp_command.h
+  // says why); hiredis copies it into its output buffer.
+  formatCommand(command_text_, argc, argv, lens);
+  const bool queued =
+      redisAsyncFormattedCommand(ac_, fn, privdata, command_text_.data(), command_text_.size()) == REDIS_OK;
+  if (command_text_.capacity() > kKeptCommandBytes) {
+    std::string().swap(command_text_);  // a rare large command does not stay allocated
+  }
+  return queued;
 }
 
 void Connection::checkReplyBound() {

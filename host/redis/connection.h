@@ -204,8 +204,9 @@ class Connection {
   Backoff backoff_;
   std::shared_ptr<AddressProvider> addresses_;
   Handshake handshake_;
-  Address address_;    // asked of addresses_ at each attempt
-  std::string where_;  // address_.describe(), for logs and errors
+  Address address_;           // asked of addresses_ at each attempt
+  std::string where_;         // address_.describe(), for logs and errors
+  std::string command_text_;  // command()'s formatted request, kept for its capacity (resp_command.h)
 
   redisAsyncContext* ac_ = nullptr;
   std::unique_ptr<TlsBridge> bridge_;      // TLS: the current attempt's (endpoint_.tls set)
