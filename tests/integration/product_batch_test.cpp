@@ -3,6 +3,8 @@
 // outcome of its own -- against a real redis-server and the real evhost.
 #include "product_fixture.h"
 
+#include <algorithm>
+
 namespace evh::test {
 namespace {
 
@@ -96,6 +98,161 @@ TEST_F(ProductTest, AFailingEventOfABatchFailsAloneAndKeepsNoMark) {
   EXPECT_EQ(redis_.command({"GET", "test:jollyjet:product:p-bad"})->str, std::string("not a hash"));
   EXPECT_THAT(members("test:jollyjet:category:kitchen"), UnorderedElementsAre("p-1", "p-2"));
   EXPECT_EQ(hash("test:jollyjet:product:p-2")["name"], "Cup");
+}
+
+// Everything under test in Redis after a run -- each key's type and value
+// (an idempotency mark's presence only) -- as text to compare.
+std::map<std::string, std::string> snapshot(RedisServer& redis) {
+  std::map<std::string, std::string> out;
+  ReplyPtr keys = redis.command({"KEYS", "test:*"});
+  for (size_t i = 0; i < keys->elements; ++i) {
+    const std::string key(keys->element[i]->str, keys->element[i]->len);
+    if (key.rfind("test:evh:pubsub-consumers:", 0) == 0) {  // evhost's own, named by host and time
+      continue;
+    }
+    const std::string type = redis.command({"TYPE", key})->str;
+    std::vector<std::string> items;
+    ReplyPtr r;
+    if (type == "hash") {
+      r = redis.command({"HGETALL", key});
+    } else if (type == "set") {
+      r = redis.command({"SMEMBERS", key});
+    } else if (type == "string" && key.find(":done:") == std::string::npos) {
+      r = redis.command({"GET", key});
+    }
+    if (r && r->type == REDIS_REPLY_ARRAY) {
+      for (size_t j = 0; j < r->elements; ++j) {
+        items.emplace_back(r->element[j]->str, r->element[j]->len);
+      }
+    } else if (r && r->type == REDIS_REPLY_STRING) {
+      items.emplace_back(r->str, r->len);
+    }
+    if (type == "hash") {  // the pairs in field order; updatedAt is the clock's
+      std::map<std::string, std::string> fields;
+      for (size_t j = 0; j + 1 < items.size(); j += 2) {
+        fields[items[j]] = items[j] == "updatedAt" || items[j] == "createdAt" ? "(time)" : items[j + 1];
+      }
+      items.clear();
+      for (const auto& [f, v] : fields) {
+        items.push_back(f + "=" + v);
+      }
+    }
+    std::sort(items.begin(), items.end());
+    std::string text = type;
+    for (const auto& item : items) {
+      text += " " + item;
+    }
+    out[key] = text;
+  }
+  return out;
+}
+
+// One run of `events`, delivered together, against a fresh Redis whose
+// product:p-bad and category:broken hold strings and whose caches are all
+// set: what Redis holds after it, the notifications' payloads in order, and
+// each dead letter's error.
+struct Outcome {
+  std::map<std::string, std::string> redis;
+  std::vector<std::string> notifications;
+  std::map<std::string, std::string> dead;
+  long long evalsha = 0;
+};
+
+// A batch leaves Redis, the notifications and the dead letters exactly as its
+// events one script call each would -- through category moves there and
+// back, a delete and re-create, a repeat, an unknown product, failing keys,
+// and cache key templates that name the read model's own keys (one event's
+// invalidation then deletes what another wrote). Whatever a later change
+// shares between the events of a batch must keep this.
+TEST_F(ProductTest, ABatchLeavesEverythingAsItsEventsOneAtATimeWould) {
+  const std::vector<std::string> events = {
+      created("e1", "p-1", "Mug", 12.5, "kitchen"),
+      created("e2", "p-2", "Cup", 3, "kitchen"),
+      created("e3", "p-3", "Rake", 20, "garden"),
+      updated("e4", "p-1", {{"category", "garden"}}),
+      created("e-bad", "p-bad", "Pan", 20, "kitchen"),
+      updated("e5", "p-1", {{"category", "kitchen"}}),
+      updated("e6", "p-2", {{"name", "Big cup"}}),
+      created("e-broken", "p-4", "Vase", 9, "broken"),
+      deleted("e7", "p-3"),
+      created("e8", "p-3", "Rake", 22, "toys"),
+      created("e1", "p-1", "Mug", 12.5, "kitchen"),  // a repeat of e1: already applied
+      updated("e9", "p-9", {{"category", "toys"}}),  // not in the read model
+      updated("e10", "p-2", {{"category", "garden"}}),
+      created("e11", "p-5", "Bowl", 7, "garden"),
+  };
+  const std::vector<std::pair<std::string, std::string>> cache_settings = {
+      {"the default cache keys", ""},
+      {"cache keys naming the read model's keys",
+       "\"cache_keys\": [\"{prefix}jollyjet:category:{category}\", \"{prefix}jollyjet:product:{productId}\"]"},
+  };
+  auto run = [&](const std::string& settings, bool one_at_a_time) {
+    redis_.command({"FLUSHALL"});
+    redis_.command({"SET", "test:jollyjet:product:p-bad", "not a hash"});
+    redis_.command({"SET", "test:jollyjet:category:broken", "not a set"});
+    setCache({"test:cache:product:p-1", "test:cache:product:p-2", "test:cache:product:p-3",
+              "test:cache:category:kitchen", "test:cache:category:garden", "test:cache:category:toys"});
+    std::string product = settings;
+    if (one_at_a_time) {
+      product += std::string(product.empty() ? "" : ", ") + "\"max_batch\": 1";
+    }
+    std::string yaml = config(product.empty() ? "" : "{" + product + "}", "retry: {max_attempts: 1}\n");
+    const std::string route = "        plugins: [product]\n";
+    yaml.replace(yaml.find(route), route.size(), route + "        idempotency: {ttl_ms: 60000}\n");
+    EvhostProcess host(yaml);
+    waitSubscribed(host);
+    RedisConn sub = subscribe();
+    redis_.command({"CONFIG", "RESETSTAT"});
+    publishTogether(redis_, events);
+    Outcome o;
+    for (;;) {  // e11's, the last event's, notification is the last one
+      json n = nextMessage(sub.get());
+      EXPECT_FALSE(n.is_null()) << "no notification after " << o.notifications.size() << "\n" << host.log();
+      if (n.is_null()) {
+        break;
+      }
+      o.notifications.push_back(n["payload"].dump());
+      if (n["payload"]["sourceEventId"] == "e11") {
+        break;
+      }
+    }
+    EXPECT_TRUE(eventually([&] { return llen("dlq") == 2; })) << host.log();
+    for (const auto& [id, entry] : deadLetters()) {
+      o.dead[id] = entry["error"]["message"].get<std::string>();
+    }
+    redis_.command({"DEL", "dlq"});
+    o.redis = snapshot(redis_);
+    o.evalsha = commandCalls("evalsha");
+    return o;
+  };
+  for (const auto& [what, settings] : cache_settings) {
+    SCOPED_TRACE(what);
+    const Outcome together = run(settings, false);
+    const Outcome alone = run(settings, true);
+    EXPECT_EQ(together.redis, alone.redis);
+    EXPECT_EQ(together.notifications, alone.notifications);
+    EXPECT_EQ(together.dead, alone.dead);
+    EXPECT_EQ(alone.evalsha, static_cast<long long>(events.size()));
+    EXPECT_LT(together.evalsha, alone.evalsha);
+    // The facts themselves, once: the failing keys named, nothing of theirs
+    // written, the moves there and back.
+    EXPECT_EQ(together.notifications.size(), 11U);
+    EXPECT_THAT(together.dead.at("e-bad"), HasSubstr("WRONGTYPE test:jollyjet:product:p-bad holds a string value"));
+    EXPECT_THAT(together.dead.at("e-broken"),
+                HasSubstr("WRONGTYPE test:jollyjet:category:broken holds a string value"));
+    EXPECT_EQ(together.redis.count("test:jollyjet:product:p-4"), 0U);
+    EXPECT_EQ(together.redis.count("test:evh:done:product:e-broken"), 0U);
+    if (settings.empty()) {
+      EXPECT_EQ(together.redis.at("test:jollyjet:category:kitchen"), "set p-1");
+      EXPECT_EQ(together.redis.at("test:jollyjet:category:garden"), "set p-2 p-5");
+      EXPECT_EQ(together.redis.at("test:jollyjet:category:toys"), "set p-3 p-9");
+      EXPECT_EQ(together.redis.count("test:cache:category:kitchen"), 0U);
+      EXPECT_EQ(together.redis.count("test:cache:product:p-3"), 0U);
+    } else {
+      EXPECT_EQ(together.redis.count("test:jollyjet:category:kitchen"), 0U);
+      EXPECT_EQ(together.redis.count("test:jollyjet:product:p-1"), 0U);
+    }
+  }
 }
 
 }  // namespace
