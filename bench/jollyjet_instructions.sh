@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Instructions per event, counted by valgrind's callgrind: redis-server's (or
+# evhost's) over the durable JollyJet drain -- N PRODUCT_CREATED entries
+# pre-filled in bench:jollyjet:events:product, then drained by
+# config/examples/durable.yaml with the audit plugin's fsync "never".
+#
+#   bench/jollyjet_instructions.sh BUILD_DIR OUT_DIR [redis|evhost] [N]
+#
+# Why: on this 2-CPU virtual machine, the drain's events/s and CPU times
+# move by ±25 % from one hour to the next (docs/benchmarks.md, "Method"),
+# more than most changes make. An instruction count moves by under 1 %
+# between runs, so it settles whether a change to the product script (Redis)
+# or to evhost's path (evhost) costs more or less. It is not a time: cache
+# misses and system calls are not in it; the drain's figures stay the
+# measure of speed.
+#
+# "redis" counts redis-server from just before evhost starts to the drain's
+# end (the pre-fill is not counted); "evhost" counts evhost's whole run, its
+# start included (about 125 M instructions here: plugin loading hashes the
+# plugin files), so compare like with like. Prints one line:
+#   <who> instructions <total> per event <total / N>
+# and leaves callgrind's file in OUT_DIR/callgrind.out (callgrind_annotate
+# reads it).
+set -euo pipefail
+
+build=$(cd "${1:?BUILD_DIR}" && pwd)
+out=${2:?OUT_DIR}
+who=${3:-redis}
+n=${4:-3000}
+case "$who" in redis | evhost) ;; *) echo "$0: count redis or evhost, not '$who'" >&2; exit 2 ;; esac
+root=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+rm -f "$out/callgrind.out" "$out/audit.jsonl" "$out/dlq-spool.jsonl"
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+key=bench:jollyjet:events:product
+redis_pid= evhost_pid=
+cleanup() {
+  [ -n "$evhost_pid" ] && kill "$evhost_pid" 2>/dev/null || true
+  [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+redis_cmd=(redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no --dir "$out")
+if [ "$who" = redis ]; then
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out/callgrind.out" "${redis_cmd[@]}" \
+    >"$out/redis.log" 2>&1 &
+else
+  "${redis_cmd[@]}" >"$out/redis.log" 2>&1 &
+fi
+redis_pid=$!
+for _ in $(seq 150); do
+  redis-cli -p "$port" ping >/dev/null 2>&1 && break
+  sleep 0.2
+done
+redis-cli -p "$port" ping >/dev/null || { echo "$0: redis-server did not start (see $out/redis.log)" >&2; exit 1; }
+
+"$build/bin/evh_loadgen" --port "$port" --mode xadd --target "$key" --count "$n" --rate 0 --run-id instructions \
+  >/dev/null
+redis-cli -p "$port" XGROUP CREATE "$key" jollyjet-product 0 >/dev/null
+# The shipped file with the audit plugin's fsync set to never: the count is
+# of instructions, and fsync is one system call either way.
+sed 's|^      file: \(.*\)$|      file: \1\n      fsync: never|' "$root/config/examples/durable.yaml" >"$out/evhost.yaml"
+grep -q '^      fsync: never$' "$out/evhost.yaml" || { echo "$0: durable.yaml has changed shape (no audit file:)" >&2; exit 1; }
+
+[ "$who" = redis ] && callgrind_control -i on "$redis_pid" >/dev/null 2>&1
+evhost_cmd=("$build/bin/evhost" --config "$out/evhost.yaml")
+[ "$who" = evhost ] && evhost_cmd=(valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.out" "${evhost_cmd[@]}")
+env EVH_ENV=bench REDIS_HOST=127.0.0.1 REDIS_PORT="$port" EVH_STATE_DIR="$out" EVH_CONSUMER=bench-1 \
+  "${evhost_cmd[@]}" >"$out/evhost.log" 2>&1 &
+evhost_pid=$!
+
+# Drained: every entry and the load generator's end sentinel read by the
+# group, none pending.
+deadline=$((SECONDS + 600))
+while :; do
+  kill -0 "$evhost_pid" 2>/dev/null || { echo "$0: evhost exited during the drain (see $out/evhost.log)" >&2; exit 1; }
+  read -r read_ pending < <(redis-cli -p "$port" XINFO GROUPS "$key" |
+    awk '/^entries-read$/ { getline; r = $0 } /^pending$/ { getline; p = $0 } END { print r + 0, p + 0 }')
+  [ "$read_" -ge $((n + 1)) ] && [ "$pending" -eq 0 ] && break
+  [ $SECONDS -lt $deadline ] || { echo "$0: the drain did not finish in 600 s" >&2; exit 1; }
+  sleep 0.2
+done
+[ "$who" = redis ] && callgrind_control -i off "$redis_pid" >/dev/null 2>&1
+kill "$evhost_pid"
+wait "$evhost_pid" || true
+evhost_pid=
+redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
+wait "$redis_pid" || true
+redis_pid=
+
+total=$(callgrind_annotate "$out/callgrind.out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
+[ -n "$total" ] || { echo "$0: no totals in $out/callgrind.out" >&2; exit 1; }
+echo "$who instructions $total per event $((total / n))"
