@@ -15,17 +15,39 @@ static int audit_str_is(evh_str s, const char* lit) {
   return s.len == n && memcmp(s.ptr, lit, n) == 0;
 }
 
-/* The current time as a JSON string, ISO-8601 UTC with milliseconds. */
+/* The current time as a JSON string, ISO-8601 UTC with milliseconds. The
+ * text up to the seconds is kept for the last second, per thread: lines come
+ * many per second, and gmtime_r and snprintf were 3.4k of the ~20k
+ * instructions a line took (callgrind, the JollyJet durable drain,
+ * 2026-12-07). */
 static void audit_put_now(audit_buf* out) {
+  static __thread time_t kept_sec;
+  static __thread char kept[48];
+  static __thread size_t kept_len; /* 0: nothing kept yet */
   struct timespec ts;
-  struct tm tm;
-  char text[64];
+  char ms[8];
   int n;
   clock_gettime(CLOCK_REALTIME, &ts);
-  gmtime_r(&ts.tv_sec, &tm);
-  n = snprintf(text, sizeof text, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"", tm.tm_year + 1900, tm.tm_mon + 1,
-               tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000));
-  audit_buf_append(out, text, n > 0 && (size_t)n < sizeof text ? (size_t)n : 0);
+  if (kept_len == 0 || ts.tv_sec != kept_sec) {
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    n = snprintf(kept, sizeof kept, "\"%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                 tm.tm_hour, tm.tm_min, tm.tm_sec);
+    kept_len = n > 0 && (size_t)n < sizeof kept ? (size_t)n : 0;
+    kept_sec = ts.tv_sec;
+  }
+  if (kept_len == 0) {
+    audit_buf_puts(out, "null");
+    return;
+  }
+  audit_buf_append(out, kept, kept_len);
+  n = (int)(ts.tv_nsec / 1000000);
+  ms[0] = (char)('0' + n / 100);
+  ms[1] = (char)('0' + n / 10 % 10);
+  ms[2] = (char)('0' + n % 10);
+  ms[3] = 'Z';
+  ms[4] = '"';
+  audit_buf_append(out, ms, 5);
 }
 
 static void audit_put_string_or_null(audit_buf* out, evh_str s) {

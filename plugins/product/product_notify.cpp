@@ -17,11 +17,6 @@ namespace {
 
 constexpr const char* kNotificationType = "PRODUCT_NOTIFICATION";
 
-// s as a JSON string, quotes included; invalid UTF-8 replaced by U+FFFD.
-std::string jsonString(std::string_view s) {
-  return Json(std::string(s)).dump(-1, ' ', false, Json::error_handler_t::replace);
-}
-
 // A random (version 4) UUID. The 122 random bits come from OpenSSL's DRBG,
 // drawn 4 KiB (256 UUIDs) at a time; libuuid sets nothing else we need and
 // writes the text. Why not libuuid's uuid_generate_random: it costs about

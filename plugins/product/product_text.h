@@ -1,6 +1,7 @@
 // product_text: the product plugin's small text helpers: quoting a name in
-// an error message, ISO-8601 UTC times, and values in key=value log lines
-// that a hostile name can neither split nor use to fake another field.
+// an error message, a value as a JSON string, ISO-8601 UTC times, and values
+// in key=value log lines that a hostile name can neither split nor use to
+// fake another field.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +12,10 @@ namespace product {
 
 // s in double quotes, as is: for names in error messages.
 std::string quote(std::string_view s);
+
+// s as a JSON string, quotes included, as nlohmann's dump writes it (invalid
+// UTF-8 replaced by U+FFFD).
+std::string jsonString(std::string_view s);
 
 // "2024-01-15T10:30:00.000Z" for milliseconds since the Unix epoch.
 std::string isoUtc(int64_t ms);
