@@ -111,7 +111,16 @@ void audit_copier_init(audit_copier* c, const audit_redactor* r) {
 void audit_copier_free(audit_copier* c) { audit_buf_free(&c->scratch); }
 
 /* Copies the string token at p, re-escaped. */
+/* A string copied as it stands when it has nothing to decode or escape
+ * (audit_json_plain_end): most keys and values are like that, and decoding
+ * them into the scratch buffer to escape them again was about half of an
+ * audit line's cost. */
 static const char* audit_copy_string(audit_copier* c, audit_buf* out, const char* p, const char* end) {
+  const char* q = audit_json_plain_end(p, end);
+  if (q != NULL) {
+    audit_buf_append(out, p, (size_t)(q + 1 - p));
+    return q + 1;
+  }
   audit_buf_reset(&c->scratch);
   p = audit_json_string(p, end, &c->scratch);
   if (c->scratch.failed) {
@@ -158,19 +167,32 @@ static const char* audit_copy_value(audit_copier* c, audit_buf* out, const char*
       if (is_object) {
         int redact = 0;
         uint64_t below = 0;
-        audit_buf_reset(&c->scratch);
-        v = audit_json_string(p, end, &c->scratch);
-        if (c->scratch.failed) {
-          out->failed = 1;
-          return NULL;
-        }
-        if (v == NULL) {
-          return NULL;
+        const char* plain_end = audit_json_plain_end(p, end);
+        const char* key = p + 1;
+        size_t key_len = plain_end != NULL ? (size_t)(plain_end - key) : 0;
+        if (plain_end != NULL) {
+          v = plain_end + 1;
+        } else {
+          audit_buf_reset(&c->scratch);
+          v = audit_json_string(p, end, &c->scratch);
+          if (c->scratch.failed) {
+            out->failed = 1;
+            return NULL;
+          }
+          if (v == NULL) {
+            return NULL;
+          }
+          key = c->scratch.data;
+          key_len = c->scratch.len;
         }
         if (active != 0) {
-          below = audit_redact_step(c->r, active, seg, c->scratch.data, c->scratch.len, &redact);
+          below = audit_redact_step(c->r, active, seg, key, key_len, &redact);
         }
-        audit_json_write_string(out, c->scratch.data, c->scratch.len);
+        if (plain_end != NULL) {
+          audit_buf_append(out, p, (size_t)(v - p));
+        } else {
+          audit_json_write_string(out, key, key_len);
+        }
         audit_buf_putc(out, ':');
         p = audit_json_ws(v, end);
         if (p >= end || *p != ':') {

@@ -62,6 +62,23 @@ static void audit_put_utf8(audit_buf* out, unsigned cp) {
   audit_buf_append(out, b, n);
 }
 
+/* See json_scan.h. */
+const char* audit_json_plain_end(const char* p, const char* end) {
+  if (p >= end || *p != '"') {
+    return NULL;
+  }
+  for (++p; p < end; ++p) {
+    const unsigned char u = (unsigned char)*p;
+    if (u < 0x20u || u >= 0x80u || u == '\\') {
+      return NULL;
+    }
+    if (u == '"') {
+      return p;
+    }
+  }
+  return NULL;
+}
+
 const char* audit_json_string(const char* p, const char* end, audit_buf* out) {
   if (p >= end || *p != '"') {
     return NULL;

@@ -31,6 +31,14 @@ const char* audit_json_ws(const char* p, const char* end);
  * closing quote, or NULL if the string is invalid. */
 const char* audit_json_string(const char* p, const char* end, audit_buf* out);
 
+/* p points at the opening quote of a string. Returns its closing quote when
+ * the string has nothing to decode and nothing to escape -- printable ASCII
+ * (0x20-0x7f), no backslash -- else NULL (also for anything invalid). Such a
+ * string's bytes are its value, and from quote to quote it is exactly what
+ * audit_json_write_string writes for that value: a copier can take it as it
+ * stands (the fuzzer checks both). */
+const char* audit_json_plain_end(const char* p, const char* end);
+
 /* p points at the first character of any JSON value. Validates it (depth_left
  * more levels of nesting allowed) and returns the position just past it, or
  * NULL if it is invalid. Scalars (numbers, true, false, null) included. */

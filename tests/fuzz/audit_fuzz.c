@@ -110,6 +110,19 @@ static void fuzz_strings(const char* text, size_t size) {
   audit_json_write_string(&out, text, size);
   require(!out.failed && out.len >= 2);
   require(audit_json_string(out.data, out.data + out.len, &decoded) == out.data + out.len);
+  /* A string taken as it stands (audit_json_plain_end) is what decoding it
+   * and writing it again gives, byte for byte. The input is read as a JSON
+   * string from its first byte. */
+  {
+    const char* plain = audit_json_plain_end(text, text + size);
+    if (plain != NULL) {
+      audit_buf_reset(&decoded);
+      audit_buf_reset(&out);
+      require(audit_json_string(text, text + size, &decoded) == plain + 1);
+      audit_json_write_string(&out, decoded.data, decoded.len);
+      require(!out.failed && out.len == (size_t)(plain + 1 - text) && memcmp(out.data, text, out.len) == 0);
+    }
+  }
   audit_buf_reset(&out);
   audit_json_preview(&out, str_of(text, size), 16);
   require(out.len <= 16 + 3);
