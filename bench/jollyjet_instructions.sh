@@ -7,10 +7,12 @@
 #   bench/jollyjet_instructions.sh BUILD_DIR OUT_DIR [redis|evhost] [N]
 #
 # Why: on this 2-CPU virtual machine, the drain's events/s and CPU times
-# move by ±25 % from one hour to the next (docs/benchmarks.md, "Method"),
-# more than most changes make. An instruction count moves by under 1 %
-# between runs, so it settles whether a change to the product script (Redis)
-# or to evhost's path (evhost) costs more or less. It is not a time: cache
+# move by ±20 % from one hour to the next (docs/benchmarks/
+# issue15-jollyjet-pipeline.md, the fifth round), more than most changes
+# make. An instruction count moves by under 1 % between runs for evhost,
+# up to 2 % for Redis (its count includes its event loop's turns, which
+# depend on timing), so it settles whether a change to the product script
+# (Redis) or to evhost's path (evhost) costs more or less. It is not a time: cache
 # misses and system calls are not in it; the drain's figures stay the
 # measure of speed.
 #
@@ -65,10 +67,13 @@ redis-cli -p "$port" XGROUP CREATE "$key" jollyjet-product 0 >/dev/null
 sed 's|^      file: \(.*\)$|      file: \1\n      fsync: never|' "$root/config/examples/durable.yaml" >"$out/evhost.yaml"
 grep -q '^      fsync: never$' "$out/evhost.yaml" || { echo "$0: durable.yaml has changed shape (no audit file:)" >&2; exit 1; }
 
-[ "$who" = redis ] && callgrind_control -i on "$redis_pid" >/dev/null 2>&1
+if [ "$who" = redis ]; then
+  callgrind_control -i on "$redis_pid" >/dev/null 2>&1 || { echo "$0: callgrind_control could not start counting" >&2; exit 1; }
+fi
 evhost_cmd=("$build/bin/evhost" --config "$out/evhost.yaml")
 [ "$who" = evhost ] && evhost_cmd=(valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.out" "${evhost_cmd[@]}")
-env EVH_ENV=bench REDIS_HOST=127.0.0.1 REDIS_PORT="$port" EVH_STATE_DIR="$out" EVH_CONSUMER=bench-1 \
+env -u REDIS_PASSWORD_FILE -u REDIS_USERNAME -u RETRY_MAX_ATTEMPTS -u RETRY_BASE_DELAY -u LOG_LEVEL -u LOG_FORMAT \
+  EVH_ENV=bench REDIS_HOST=127.0.0.1 REDIS_PORT="$port" REDIS_PASSWORD= EVH_STATE_DIR="$out" EVH_CONSUMER=bench-1 \
   "${evhost_cmd[@]}" >"$out/evhost.log" 2>&1 &
 evhost_pid=$!
 
@@ -83,7 +88,9 @@ while :; do
   [ $SECONDS -lt $deadline ] || { echo "$0: the drain did not finish in 600 s" >&2; exit 1; }
   sleep 0.2
 done
-[ "$who" = redis ] && callgrind_control -i off "$redis_pid" >/dev/null 2>&1
+if [ "$who" = redis ]; then
+  callgrind_control -i off "$redis_pid" >/dev/null 2>&1 || { echo "$0: callgrind_control could not stop counting" >&2; exit 1; }
+fi
 kill "$evhost_pid"
 wait "$evhost_pid" || true
 evhost_pid=

@@ -260,11 +260,13 @@ void Connection::scheduleRetry() {
 }
 
 bool Connection::command(int argc, const char** argv, const size_t* lens, redisCallbackFn* fn, void* privdata) {
-  if (!ready_ || ac_ == nullptr) {
+  if (!ready_ || ac_ == nullptr || argc <= 0) {
     return false;
   }
   // Formatted here rather than by redisAsyncCommandArgv (resp_command.h
-  // says why); hiredis copies it into its output buffer.
+  // says why); hiredis copies it into its output buffer before returning.
+  // The text must end in a NUL, as a std::string's does: hiredis reads the
+  // command's name with strchr to spot (UN)SUBSCRIBE and MONITOR.
   formatCommand(command_text_, argc, argv, lens);
   const bool queued =
       redisAsyncFormattedCommand(ac_, fn, privdata, command_text_.data(), command_text_.size()) == REDIS_OK;

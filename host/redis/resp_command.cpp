@@ -7,10 +7,11 @@
 namespace evh::redis {
 namespace {
 
-// Appends `prefix`, n in decimal and CRLF at `at`; returns the end.
-char* putCount(char* at, char prefix, size_t n) {
+// Appends `prefix`, n in decimal and CRLF at `at` (room for them is known to
+// be there, up to `end`); returns the end of what it wrote.
+char* putCount(char* at, char* end, char prefix, size_t n) {
   *at++ = prefix;
-  at = std::to_chars(at, at + 20, n).ptr;
+  at = std::to_chars(at, end, n).ptr;
   *at++ = '\r';
   *at++ = '\n';
   return at;
@@ -34,9 +35,10 @@ void formatCommand(std::string& out, int argc, const char* const* argv, const si
     total += 1 + digits(lens[i]) + 2 + lens[i] + 2;
   }
   out.resize(total);
-  char* at = putCount(out.data(), '*', count);
+  char* const end = out.data() + out.size();
+  char* at = putCount(out.data(), end, '*', count);
   for (size_t i = 0; i < count; ++i) {
-    at = putCount(at, '$', lens[i]);
+    at = putCount(at, end, '$', lens[i]);
     if (lens[i] > 0) {
       std::memcpy(at, argv[i], lens[i]);
       at += lens[i];

@@ -4,7 +4,7 @@
 // Why not hiredis's own formatter (redisAsyncCommandArgv): it appends each
 // argument with sdscatfmt("$%u\r\n") and two sdscatlen calls, about 81 ns an
 // argument here (2026-12-07: 211 µs for the product plugin's 2,600-argument
-// EVALSHA of 64 events, 3.2 µs per event; its redisFormatCommandArgv, with
+// EVALSHA of 64 events, 3.3 µs per event; its redisFormatCommandArgv, with
 // sprintf, 299 µs). That was the largest single item in evhost's own CPU per
 // event in the JollyJet pipeline. The request form is one production of the
 // protocol (docs: https://redis.io/docs/reference/protocol-spec/, "Sending

@@ -55,7 +55,7 @@ std::string isoUtc(int64_t ms) {
   }
   struct Second {
     int64_t secs = INT64_MIN;
-    char text[64];
+    char text[64]{};
     size_t len = 0;
   };
   thread_local Second kept[2];
