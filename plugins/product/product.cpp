@@ -101,32 +101,35 @@ void Product::finish(const Job& job, const Before& before) {
       break;
   }
   if (host().logEnabled(evh::LogLevel::Info)) {
-    std::string line = std::string("product ") + actionName(c.action) + " productId=" + logValue(c.product_id);
+    // One buffer, appended to: the line is built for every event.
+    std::string line;
+    line.reserve(256);
+    line.append("product ").append(actionName(c.action)).append(" productId=").append(logValue(c.product_id));
     if (c.action == Action::Updated) {
-      std::string keys;
-      for (const auto& k : c.changed) {
-        keys += (keys.empty() ? "" : ",") + logValue(k);
+      line.append(" changed=[");
+      for (size_t i = 0; i < c.changed.size(); ++i) {
+        line.append(i == 0 ? "" : ",").append(logValue(c.changed[i]));
       }
-      line += " changed=[" + keys + "]";
+      line.append("]");
     }
     if (auto name = nameAfter(c, before)) {
-      line += " name=" + logQuoted(*name);
+      line.append(" name=").append(logQuoted(*name));
     }
     if (auto category = categoryAfter(c, before)) {
-      line += " category=" + logValue(*category);
+      line.append(" category=").append(logValue(*category));
     }
     if (moved(c, before)) {
-      line += " previousCategory=" + logValue(*before.category);
+      line.append(" previousCategory=").append(logValue(*before.category));
     }
     if (c.price) {
-      line += " price=" + *c.price;
+      line.append(" price=").append(*c.price);
     }
     if (c.action != Action::Created && !before.existed) {
-      line += " inReadModel=false";
+      line.append(" inReadModel=false");
     }
-    line += " eventId=" + logValue(job.event_id);
+    line.append(" eventId=").append(logValue(job.event_id));
     if (!job.correlation_id.empty()) {
-      line += " correlationId=" + logValue(job.correlation_id);
+      line.append(" correlationId=").append(logValue(job.correlation_id));
     }
     host().info(line);
   }

@@ -56,22 +56,37 @@ std::string newEventId() {
 // CPU in the JollyJet pipeline (2026-12-07).
 Note Product::notification(const Job& job) {
   const Change& c = job.change;
-  std::string head = "{\"eventId\":\"" + newEventId() + "\",\"eventType\":\"" + kNotificationType +
-                     "\",\"timestamp\":\"" + isoNow() + "\"";
+  Note note;
+  std::string& head = note.head;
+  head.reserve(256);
+  head.append("{\"eventId\":\"")
+      .append(newEventId())
+      .append("\",\"eventType\":\"")
+      .append(kNotificationType)
+      .append("\",\"timestamp\":\"")
+      .append(isoNow())
+      .append("\"");
   if (!job.correlation_id.empty()) {
-    head += ",\"correlationId\":" + jsonString(job.correlation_id);
+    head.append(",\"correlationId\":").append(jsonString(job.correlation_id));
   }
-  head += ",\"payload\":{\"productId\":" + jsonString(c.product_id) + ",\"action\":\"" + actionName(c.action) + "\"";
-  std::string tail;
+  head.append(",\"payload\":{\"productId\":")
+      .append(jsonString(c.product_id))
+      .append(",\"action\":\"")
+      .append(actionName(c.action))
+      .append("\"");
+  std::string& tail = note.tail;
   if (c.action == Action::Updated) {
-    tail = ",\"changedKeys\":[";
+    tail.append(",\"changedKeys\":[");
     for (size_t i = 0; i < c.changed.size(); ++i) {
-      tail += (i == 0 ? "" : ",") + jsonString(c.changed[i]);
+      tail.append(i == 0 ? "" : ",").append(jsonString(c.changed[i]));
     }
-    tail += "]";
+    tail.append("]");
   }
-  tail += ",\"sourceEventId\":" + jsonString(job.event_id) + "}}";
-  return Note{std::move(head), std::move(tail), c.name ? jsonString(*c.name) : std::string()};
+  tail.append(",\"sourceEventId\":").append(jsonString(job.event_id)).append("}}");
+  if (c.name) {
+    note.name = jsonString(*c.name);
+  }
+  return note;
 }
 
 }  // namespace product
