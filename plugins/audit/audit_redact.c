@@ -110,11 +110,10 @@ void audit_copier_init(audit_copier* c, const audit_redactor* r) {
 
 void audit_copier_free(audit_copier* c) { audit_buf_free(&c->scratch); }
 
-/* Copies the string token at p, re-escaped. */
-/* A string copied as it stands when it has nothing to decode or escape
- * (audit_json_plain_end): most keys and values are like that, and decoding
- * them into the scratch buffer to escape them again was about half of an
- * audit line's cost. */
+/* Copies the string token at p, re-escaped -- or as it stands when it has
+ * nothing to decode or escape (audit_json_plain_end): most keys and values
+ * are like that, and decoding them into the scratch buffer to escape them
+ * again was about half of an audit line's cost. */
 static const char* audit_copy_string(audit_copier* c, audit_buf* out, const char* p, const char* end) {
   const char* q = audit_json_plain_end(p, end);
   if (q != NULL) {
