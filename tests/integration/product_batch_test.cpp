@@ -65,9 +65,7 @@ TEST_F(ProductTest, EventsDeliveredTogetherShareScriptCallsInTheirOrder) {
 TEST_F(ProductTest, AFailingEventOfABatchFailsAloneAndKeepsNoMark) {
   // A retry a second later: the first call is counted alone before it comes,
   // however slow the machine.
-  std::string yaml = config("", "retry: {max_attempts: 2, base_delay_ms: 1000, jitter: none}\n");
-  const std::string route = "        plugins: [product]\n";
-  yaml.replace(yaml.find(route), route.size(), route + "        idempotency: {ttl_ms: 60000}\n");
+  const std::string yaml = idempotent(config("", "retry: {max_attempts: 2, base_delay_ms: 1000, jitter: none}\n"));
   redis_.command({"SET", "test:jollyjet:product:p-bad", "not a hash"});
   EvhostProcess host(yaml);
   waitSubscribed(host);
@@ -196,9 +194,8 @@ TEST_F(ProductTest, ABatchLeavesEverythingAsItsEventsOneAtATimeWould) {
     if (one_at_a_time) {
       product += std::string(product.empty() ? "" : ", ") + "\"max_batch\": 1";
     }
-    std::string yaml = config(product.empty() ? "" : "{" + product + "}", "retry: {max_attempts: 1}\n");
-    const std::string route = "        plugins: [product]\n";
-    yaml.replace(yaml.find(route), route.size(), route + "        idempotency: {ttl_ms: 60000}\n");
+    const std::string yaml =
+        idempotent(config(product.empty() ? "" : "{" + product + "}", "retry: {max_attempts: 1}\n"));
     EvhostProcess host(yaml);
     waitSubscribed(host);
     RedisConn sub = subscribe();

@@ -32,9 +32,8 @@ TEST_F(ProductTest, KeyTemplatesAndTheNotificationChannelComeFromTheConfig) {
 // for a template without {prefix} -- the idempotency mark too.
 
 TEST_F(ProductTest, AHashTagGoesIntoEveryKeyAfterThePrefix) {
-  std::string yaml = config(R"({hash_tag: jj, cache_keys: ["{prefix}cache:{productId}", "shared:{category}"]})");
-  const std::string route = "        plugins: [product]\n";
-  yaml.replace(yaml.find(route), route.size(), route + "        idempotency: {ttl_ms: 60000}\n");
+  const std::string yaml =
+      idempotent(config(R"({hash_tag: jj, cache_keys: ["{prefix}cache:{productId}", "shared:{category}"]})"));
   EvhostProcess host(yaml);
   waitSubscribed(host);
   EXPECT_THAT(host.log(), HasSubstr("read model test:{jj}:jollyjet:product:{productId} + "

@@ -99,6 +99,14 @@ class ProductTest : public ::testing::Test {
     return y.str();
   }
 
+  // `yaml` (a config() text) with its route made idempotent: marks kept for
+  // a minute.
+  static std::string idempotent(std::string yaml) {
+    const std::string route = "        plugins: [product]\n";
+    yaml.replace(yaml.find(route), route.size(), route + "        idempotency: {ttl_ms: 60000}\n");
+    return yaml;
+  }
+
   void publish(const std::string& message) { redis_.command({"PUBLISH", kProductChannel, message}); }
 
   // A second connection subscribed to `channel` before anything is

@@ -82,9 +82,7 @@ TEST_F(ProductTest, TheScriptGoesByItsShaAndWholeOnceWhenRedisLostIt) {
 // SET of its own.
 
 TEST_F(ProductTest, OnAnIdempotentRouteTheScriptAloneKeepsTheMark) {
-  std::string yaml = config();
-  const std::string route = "        plugins: [product]\n";
-  yaml.replace(yaml.find(route), route.size(), route + "        idempotency: {ttl_ms: 60000}\n");
+  const std::string yaml = idempotent(config());
   EvhostProcess host(yaml);
   waitSubscribed(host);
   RedisConn sub = subscribe();
