@@ -49,8 +49,8 @@ struct Job {
 // with the script's keys and arguments (see kApplyScript), kept until its
 // reply: a NOSCRIPT answer sends them again with the script's text.
 struct Batch {
-  std::vector<std::string> keys;
-  std::vector<std::string> args;  // args[0]: the number of events, set when sent; then the shared arguments
+  Args keys;
+  Args args;  // the shared arguments, then each event's (the number of events goes before them when sent)
   std::vector<Job> jobs;
 };
 
@@ -77,13 +77,13 @@ class Product final : public evh::Plugin {
   void flush();
   static std::string scriptSha();  // the apply script's name for EVALSHA; throws if OpenSSL fails
   evh_status sendScript(const std::shared_ptr<Batch>& batch, bool by_sha);
-  void scriptArgs(Job& job, std::vector<std::string>& args);
+  void scriptArgs(const Job& job, Args& args) const;
   void failAll(Batch& batch, const evh::Result& why);
   void onApplied(Batch& batch, const evh::Reply& r);
   void onEventApplied(const Job& job, const evh::Reply& r);
 
   // product_notify.cpp
-  Note notification(const Job& job);
+  Note notification(const Job& job) const;
 
   // product.cpp
   void finish(const Job& job, const Before& before);

@@ -54,7 +54,7 @@ std::string newEventId() {
 // sourceEventId. Written as text, each string value through nlohmann's
 // escaping: building ordered_json objects to dump them took 12 % of evhost's
 // CPU in the JollyJet pipeline (2026-12-07).
-Note Product::notification(const Job& job) {
+Note Product::notification(const Job& job) const {
   const Change& c = job.change;
   Note note;
   std::string& head = note.head;

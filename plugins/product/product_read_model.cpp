@@ -256,23 +256,32 @@ std::string Product::scriptSha() { return sha1Hex(kApplyScript); }
 void Product::apply(const evh::Event& ev, Job job) {
   if (!open_) {
     open_ = std::make_shared<Batch>();
-    std::vector<std::string>& shared = open_->args;
-    shared.emplace_back();  // the number of events, once known
-    shared.push_back(std::to_string(category_key_.size()));
-    shared.insert(shared.end(), category_key_.begin(), category_key_.end());
-    shared.push_back(settings_.notify ? prefix_ + settings_.channel : std::string());
+    Args& shared = open_->args;
+    // Room for one event (about 40 arguments, 1-2 KiB with the default
+    // templates and a product of a few fields); more grows geometrically.
+    open_->keys.reserve(2, 128);
+    shared.reserve(48, 2048);
+    shared.add(category_key_.size());
+    for (const auto& part : category_key_) {
+      shared.add(part);
+    }
+    shared.add(settings_.notify ? prefix_ + settings_.channel : std::string());
   }
   Batch& b = *open_;
-  b.keys.push_back(settings_.product_key.render(prefix_, job.change.product_id).front());
+  settings_.product_key.renderTo(b.keys, prefix_, job.change.product_id);
   // On an idempotent route the script writes the mark with the effects --
   // in the read model's slot when the keys carry a hash tag.
   if (!ev.idempotencyKey().empty()) {
-    b.keys.push_back(settings_.markKey(ev.idempotencyKey(), prefix_));
-    b.args.emplace_back("1");
-    b.args.push_back(std::to_string(ev.idempotencyTtlMs()));
+    if (settings_.hash_tag.empty()) {
+      b.keys.add(ev.idempotencyKey());
+    } else {
+      b.keys.add(settings_.markKey(ev.idempotencyKey(), prefix_));
+    }
+    b.args.add("1");
+    b.args.add(static_cast<int64_t>(ev.idempotencyTtlMs()));
   } else {
-    b.args.emplace_back("0");
-    b.args.emplace_back("0");
+    b.args.add("0");
+    b.args.add("0");
   }
   scriptArgs(job, b.args);
   b.jobs.push_back(std::move(job));
@@ -301,7 +310,6 @@ void Product::flush() {
   if (!batch || batch->jobs.empty()) {
     return;
   }
-  batch->args.front() = std::to_string(batch->jobs.size());
   if (evh_status s = sendScript(batch, true); s != EVH_OK) {
     failAll(*batch, evh::Result::retry("product: cannot send EVALSHA for " + std::to_string(batch->jobs.size()) +
                                        " events: " + describeStatus(s)));
@@ -310,13 +318,15 @@ void Product::flush() {
 
 evh_status Product::sendScript(const std::shared_ptr<Batch>& batch, bool by_sha) {
   const std::string numkeys = std::to_string(batch->keys.size());
+  const std::string events = std::to_string(batch->jobs.size());
   const std::string_view script = by_sha ? std::string_view(script_sha_) : std::string_view(kApplyScript);
-  std::vector<std::string_view> argv;
-  argv.reserve(3 + batch->keys.size() + batch->args.size());
-  argv.insert(argv.end(), {by_sha ? "EVALSHA" : "EVAL", script, numkeys});
-  argv.insert(argv.end(), batch->keys.begin(), batch->keys.end());
-  argv.insert(argv.end(), batch->args.begin(), batch->args.end());
-  return host().command(argv, [this, batch, by_sha](const evh::Reply& r) {
+  std::vector<evh_str> argv;
+  argv.reserve(4 + batch->keys.size() + batch->args.size());
+  argv.insert(argv.end(), {evh::str(by_sha ? "EVALSHA" : "EVAL"), evh::str(script), evh::str(numkeys)});
+  batch->keys.views(argv);
+  argv.push_back(evh::str(events));
+  batch->args.views(argv);
+  return host().command(argv.data(), argv.size(), [this, batch, by_sha](const evh::Reply& r) {
     if (by_sha && r.isError() && r.str().rfind("NOSCRIPT", 0) == 0) {
       host().debug("product: Redis has not cached the apply script (restarted or flushed?): sending it whole");
       if (evh_status s = sendScript(batch, false); s != EVH_OK) {
@@ -330,49 +340,57 @@ evh_status Product::sendScript(const std::shared_ptr<Batch>& batch, bool by_sha)
 }
 
 // An event's arguments to kApplyScript after its mark and the mark's TTL
-// (see the script for the layout).
-// The hash's fields are moved, not copied: only the script needs them.
-void Product::scriptArgs(Job& job, std::vector<std::string>& args) {
-  Change& c = job.change;
-  auto run = [&args](std::vector<std::string>& items) {
-    args.push_back(std::to_string(items.size()));
-    args.insert(args.end(), std::make_move_iterator(items.begin()), std::make_move_iterator(items.end()));
-    items.clear();
+// (see the script for the layout), copied into the batch's buffer.
+void Product::scriptArgs(const Job& job, Args& args) const {
+  const Change& c = job.change;
+  auto run = [&args](const std::vector<std::string>& items) {
+    args.add(items.size());
+    for (const auto& item : items) {
+      args.add(item);
+    }
   };
-  args.emplace_back(actionName(c.action));
-  args.push_back(c.product_id);
-  args.emplace_back(c.category ? "1" : "0");
+  args.add(actionName(c.action));
+  args.add(c.product_id);
   if (c.category) {
-    args.push_back(*c.category);
+    args.add("1");
+    args.add(*c.category);
+  } else {
+    args.add("0");
   }
   run(c.set);
   run(c.unset);
-  std::vector<std::string> plain;
-  std::vector<std::vector<std::string>> templated;
+  // The cache keys: those without {category} as one run, then the number
+  // of those with it and each one's parts as a run.
+  size_t plain = 0;
   for (const auto& t : settings_.cache_keys) {
-    std::vector<std::string> parts = t.render(prefix_, c.product_id);
-    if (parts.size() == 1) {
-      plain.push_back(std::move(parts.front()));
-    } else {
-      templated.push_back(std::move(parts));
+    plain += t.parts() == 1 ? 1 : 0;
+  }
+  args.add(plain);
+  for (const auto& t : settings_.cache_keys) {
+    if (t.parts() == 1) {
+      t.renderTo(args, prefix_, c.product_id);
     }
   }
-  run(plain);
-  args.push_back(std::to_string(templated.size()));
-  for (auto& parts : templated) {
-    run(parts);
+  args.add(settings_.cache_keys.size() - plain);
+  for (const auto& t : settings_.cache_keys) {
+    if (t.parts() > 1) {
+      args.add(t.parts());
+      t.renderTo(args, prefix_, c.product_id);
+    }
   }
   if (!settings_.notify) {
-    args.emplace_back("0");
+    args.add("0");
     return;
   }
-  Note note = notification(job);
-  args.emplace_back("1");
-  args.push_back(std::move(note.head));
-  args.push_back(std::move(note.tail));
-  args.emplace_back(c.name ? "1" : "0");
+  const Note note = notification(job);
+  args.add("1");
+  args.add(note.head);
+  args.add(note.tail);
   if (c.name) {
-    args.push_back(std::move(note.name));  // else the script uses the read model's
+    args.add("1");
+    args.add(note.name);  // else the script uses the read model's
+  } else {
+    args.add("0");
   }
 }
 

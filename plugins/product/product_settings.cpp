@@ -45,6 +45,7 @@ KeyTemplate::KeyTemplate(std::string text) : text_(std::move(text)) {
       literal.clear();
     }
     pieces_.push_back({slot, {}});
+    parts_ += slot == Slot::Category ? 1 : 0;
     i = close + 1;
   }
   if (!literal.empty()) {
@@ -80,6 +81,26 @@ std::vector<std::string> KeyTemplate::render(std::string_view prefix, std::strin
     }
   }
   return parts;
+}
+
+void KeyTemplate::renderTo(Args& out, std::string_view prefix, std::string_view product_id) const {
+  for (const auto& p : pieces_) {
+    switch (p.slot) {
+      case Slot::Literal:
+        out.append(p.text);
+        break;
+      case Slot::Prefix:
+        out.append(prefix);
+        break;
+      case Slot::ProductId:
+        out.append(product_id);
+        break;
+      case Slot::Category:
+        out.end();
+        break;
+    }
+  }
+  out.end();
 }
 
 KeyTemplate KeyTemplate::tagged(std::string_view tag) const {

@@ -7,6 +7,8 @@
 // that would share one key between products or between categories.
 #pragma once
 
+#include "product_args.h"
+
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,6 +35,9 @@ class KeyTemplate {
   // Placeholders are replaced in one pass, so a product id that happens to
   // contain "{category}" stays as it is.
   std::vector<std::string> render(std::string_view prefix, std::string_view product_id) const;
+  // The same parts added to `out`, one argument each; and how many there are.
+  void renderTo(Args& out, std::string_view prefix, std::string_view product_id) const;
+  size_t parts() const noexcept { return parts_; }
 
   const std::string& text() const { return text_; }
 
@@ -52,6 +57,7 @@ class KeyTemplate {
   };
   std::string text_;
   std::vector<Piece> pieces_;
+  size_t parts_ = 1;  // {category} slots + 1
 };
 
 // ---- configuration -----------------------------------------------------------------

@@ -273,6 +273,16 @@ class Host {
   evh_status command(std::initializer_list<std::string_view> argv, ReplyFn cb = {}) const {
     return command(std::vector<std::string_view>(argv), std::move(cb));
   }
+  // The same from argc borrowed byte strings (read before it returns): for
+  // a command of many arguments kept in one buffer, no view per argument.
+  evh_status command(const evh_str* argv, size_t argc, ReplyFn cb = {}) const {
+    if (argc > static_cast<size_t>(INT32_MAX)) {
+      return EVH_ERR_INVALID;
+    }
+    return submit(cb, [&](evh_reply_cb fn, void* ud) {
+      return api_->redis_command(h_, static_cast<int32_t>(argc), argv, fn, ud);
+    });
+  }
 
   // Publishes on `channel` (environment prefix added by the host).
   evh_status publish(std::string_view channel, std::string_view message, ReplyFn cb = {}) const {
