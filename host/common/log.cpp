@@ -3,7 +3,6 @@
 #include "common/log.h"
 
 #include <spdlog/async.h>
-#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
@@ -16,56 +15,9 @@
 #include <thread>
 
 #include "common/log_batched_sink.h"
-#include "common/log_escape.h"
 
 namespace evh::log {
 namespace {
-
-// %q: the message with control characters escaped, for text lines: a newline
-// or an escape sequence in a logged value must not start a forged line.
-class TextMessageFlag final : public spdlog::custom_flag_formatter {
- public:
-  void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
-    appendEscaped(std::string_view(msg.payload.data(), msg.payload.size()), dest);
-  }
-  std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<TextMessageFlag>(); }
-};
-
-// %j: the message JSON-escaped, for JSON-lines output.
-class JsonMessageFlag final : public spdlog::custom_flag_formatter {
- public:
-  void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
-    static constexpr char kHex[] = "0123456789abcdef";
-    for (char c : msg.payload) {
-      auto u = static_cast<unsigned char>(c);
-      switch (c) {
-        case '"':
-          dest.append(std::string_view("\\\""));
-          break;
-        case '\\':
-          dest.append(std::string_view("\\\\"));
-          break;
-        case '\n':
-          dest.append(std::string_view("\\n"));
-          break;
-        case '\r':
-          dest.append(std::string_view("\\r"));
-          break;
-        case '\t':
-          dest.append(std::string_view("\\t"));
-          break;
-        default:
-          if (u < 0x20) {
-            const char esc[] = {'\\', 'u', '0', '0', kHex[u >> 4], kHex[u & 0xF]};
-            dest.append(esc, esc + sizeof(esc));
-          } else {
-            dest.push_back(c);
-          }
-      }
-    }
-  }
-  std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<JsonMessageFlag>(); }
-};
 
 std::mutex g_mutex;
 std::shared_ptr<spdlog::logger> g_host;
@@ -97,18 +49,6 @@ void ensureLocked() {
 }
 
 }  // namespace
-
-std::unique_ptr<spdlog::formatter> makeFormatter(Format format) {
-  if (format == Format::Json) {
-    auto f = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
-    f->add_flag<JsonMessageFlag>('j').set_pattern(
-        R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","logger":"%n","msg":"%j"})");
-    return f;
-  }
-  auto f = std::make_unique<spdlog::pattern_formatter>();
-  f->add_flag<TextMessageFlag>('q').set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ [%n] %q");
-  return f;
-}
 
 std::optional<spdlog::level::level_enum> parseLevel(std::string_view name) {
   static constexpr std::pair<std::string_view, spdlog::level::level_enum> kLevels[] = {

@@ -2,6 +2,8 @@
 // can end the line and start a forged one, or send a terminal escape sequence.
 #pragma once
 
+#include <cstdint>
+#include <cstring>
 #include <string_view>
 
 namespace evh::log {
@@ -10,6 +12,19 @@ namespace evh::log {
 // the UTF-8 form of the C1 controls U+0080..U+009F (and of harmless
 // characters such as U+00A0..U+00BF, which the slow path lets through).
 constexpr bool mayNeedEscape(unsigned char byte) noexcept { return byte < 0x20U || byte == 0x7FU || byte == 0xC2U; }
+
+// Whether any of the 8 bytes of `w` is one mayNeedEscape() accepts, by the
+// word tests "has a byte less than n" and "has a zero byte" (exact for
+// whether any byte matches, not for which). Why: a log line is scanned a
+// word at a time instead of a byte at a time (2,000 instructions a line of
+// ~170 bytes before, 2026-12-07).
+constexpr bool anyMayNeedEscape(uint64_t w) noexcept {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHighs = 0x8080808080808080ULL;
+  const uint64_t del = w ^ (kOnes * 0x7FU);
+  const uint64_t lead = w ^ (kOnes * 0xC2U);
+  return ((((w - kOnes * 0x20U) & ~w) | ((del - kOnes) & ~del) | ((lead - kOnes) & ~lead)) & kHighs) != 0;
+}
 
 // Appends `text` to `out` with every control character escaped: \n, \r and
 // \t as those two characters, any other C0 control, DEL and a UTF-8 encoded
@@ -29,6 +44,14 @@ void appendEscaped(std::string_view text, Buffer& out) {
     out.append(esc, esc + sizeof esc);
   };
   while (p < end) {
+    if (end - p >= 8) {
+      uint64_t w;
+      std::memcpy(&w, p, sizeof w);
+      if (!anyMayNeedEscape(w)) {
+        p += 8;
+        continue;
+      }
+    }
     const auto byte = static_cast<unsigned char>(*p);
     if (!mayNeedEscape(byte)) {
       ++p;
