@@ -92,16 +92,34 @@ int audit_line_format(audit_buf* out, audit_copier* c, const evh_event* ev, char
     snprintf(err, errlen, "audit: the payload is not a JSON object");
     return -1;
   }
-  /* The plan's UserActivityEvent payload: {userId, action, metadata}. A key
-   * given twice counts once, the last time, as in JavaScript. */
-  while ((rc = audit_json_next(&it, &key, &value)) == 1) {
-    if (audit_json_key_is(key, "userId", 6)) {
-      user = value;
-    } else if (audit_json_key_is(key, "action", 6)) {
-      action = value;
-    } else if (audit_json_key_is(key, "metadata", 8)) {
-      metadata = value;
+  if (is_activity) {
+    /* The plan's UserActivityEvent payload: {userId, action, metadata}. A
+     * key given twice counts once, the last time, as in JavaScript. */
+    while ((rc = audit_json_next(&it, &key, &value)) == 1) {
+      if (audit_json_key_is(key, "userId", 6)) {
+        user = value;
+      } else if (audit_json_key_is(key, "action", 6)) {
+        action = value;
+      } else if (audit_json_key_is(key, "metadata", 8)) {
+        metadata = value;
+      }
     }
+  } else {
+    /* Any other event type routed here: its whole payload, redacted by the
+     * same paths (relative to the payload), copied first -- the pass that
+     * copies it also finds userId and action (the last of each, too). */
+    audit_buf_reset(&c->payload);
+    c->capture = 1;
+    c->user.ptr = c->action.ptr = NULL;
+    c->user.len = c->action.len = 0;
+    rc = audit_copy_redacted(c, &c->payload, ev->payload, audit_redact_all(c->r), 0) == 0 ? 0 : -1;
+    c->capture = 0;
+    if (c->payload.failed) {
+      snprintf(err, errlen, "audit: out of memory formatting the line");
+      return -1;
+    }
+    user = c->user;
+    action = c->action;
   }
   if (rc < 0) {
     snprintf(err, errlen, "audit: the payload is not valid JSON");
@@ -128,10 +146,8 @@ int audit_line_format(audit_buf* out, audit_copier* c, const evh_event* ev, char
     audit_buf_puts(out, ",\"metadata\":");
     rc |= audit_put_member(c, out, "metadata", metadata);
   } else {
-    /* Any other event type routed here: its whole payload, redacted by the
-     * same paths (relative to the payload). */
     audit_buf_puts(out, ",\"payload\":");
-    rc |= audit_copy_redacted(c, out, ev->payload, audit_redact_all(c->r), 0);
+    audit_buf_append(out, c->payload.data, c->payload.len);
   }
   audit_buf_puts(out, "}\n");
   if (out->failed) {

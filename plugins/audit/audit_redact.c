@@ -106,9 +106,29 @@ void audit_copier_init(audit_copier* c, const audit_redactor* r) {
   c->r = r;
   audit_buf_init(&c->scratch);
   c->redacted = 0;
+  c->capture = 0;
+  c->user.ptr = NULL;
+  c->user.len = 0;
+  c->action = c->user;
+  audit_buf_init(&c->payload);
 }
 
-void audit_copier_free(audit_copier* c) { audit_buf_free(&c->scratch); }
+void audit_copier_free(audit_copier* c) {
+  audit_buf_free(&c->scratch);
+  audit_buf_free(&c->payload);
+}
+
+/* Where a top-level member's value is to be noted (audit_copier.capture),
+ * or NULL. */
+static evh_str* audit_capture_slot(audit_copier* c, const char* key, size_t key_len) {
+  if (key_len != 6) {
+    return NULL;
+  }
+  if (memcmp(key, "userId", 6) == 0) {
+    return &c->user;
+  }
+  return memcmp(key, "action", 6) == 0 ? &c->action : NULL;
+}
 
 /* Copies the string token at p, re-escaped -- or as it stands when it has
  * nothing to decode or escape (audit_json_plain_end): most keys and values
@@ -166,6 +186,8 @@ static const char* audit_copy_value(audit_copier* c, audit_buf* out, const char*
       if (is_object) {
         int redact = 0;
         uint64_t below = 0;
+        evh_str* noted = NULL;
+        const char* value_start;
         const char* plain_end = audit_json_plain_end(p, end);
         const char* key = p + 1;
         size_t key_len = plain_end != NULL ? (size_t)(plain_end - key) : 0;
@@ -187,6 +209,9 @@ static const char* audit_copy_value(audit_copier* c, audit_buf* out, const char*
         if (active != 0) {
           below = audit_redact_step(c->r, active, seg, key, key_len, &redact);
         }
+        if (c->capture && depth_left == AUDIT_JSON_MAX_DEPTH) {
+          noted = audit_capture_slot(c, key, key_len);
+        }
         if (plain_end != NULL) {
           audit_buf_append(out, p, (size_t)(v - p));
         } else {
@@ -198,12 +223,17 @@ static const char* audit_copy_value(audit_copier* c, audit_buf* out, const char*
           return NULL;
         }
         p = audit_json_ws(p + 1, end);
+        value_start = p;
         if (redact) {
           p = audit_json_skip(p, end, depth_left - 1);
           audit_buf_append(out, AUDIT_REDACTED, sizeof(AUDIT_REDACTED) - 1);
           ++c->redacted;
         } else {
           p = audit_copy_value(c, out, p, end, below, seg + 1, depth_left - 1);
+        }
+        if (noted != NULL && p != NULL) {
+          noted->ptr = value_start;
+          noted->len = (size_t)(p - value_start);
         }
       } else {
         /* Arrays are transparent to paths: elements match where the array does. */

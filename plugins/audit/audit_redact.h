@@ -53,11 +53,19 @@ uint64_t audit_redact_all(const audit_redactor* r);
 uint64_t audit_redact_step(const audit_redactor* r, uint64_t active, size_t seg, const char* key, size_t key_len,
                            int* redact);
 
-/* Reusable state of the copier (its scratch buffer). */
+/* Reusable state of the copier (its scratch buffers). */
 typedef struct audit_copier {
   const audit_redactor* r;
   audit_buf scratch; /* decoded keys and strings */
   unsigned redacted; /* values replaced so far; the caller resets it */
+  /* When capture is set, audit_copy_redacted also notes where the top-level
+   * object's "userId" and "action" members' values are in its input (the
+   * last of each; {NULL, 0} for none): the audit line's own members, found
+   * in the pass that copies the payload instead of a pass of their own. */
+  int capture;
+  evh_str user;
+  evh_str action;
+  audit_buf payload; /* the audit line's copy of a payload, before the line takes it */
 } audit_copier;
 
 void audit_copier_init(audit_copier* c, const audit_redactor* r);

@@ -85,6 +85,29 @@ static void fuzz_redaction(const char* text, size_t size) {
     require(memchr(out.data, '\n', out.len - 1) == NULL);
   }
 
+  /* The copy that notes userId and action (audit_copier.capture, the line's
+   * one pass over another event type's payload) finds the values a separate
+   * pass over the top-level members finds: the last of each. */
+  audit_buf_reset(&out);
+  c.capture = 1;
+  c.user = c.action = str_of(NULL, 0);
+  if (audit_copy_redacted(&c, &out, str_of(payload, payload_len), audit_redact_all(&r), 0) == 0 &&
+      audit_json_object(&it, str_of(payload, payload_len))) {
+    evh_str user = str_of(NULL, 0);
+    evh_str action = str_of(NULL, 0);
+    while ((rc = audit_json_next(&it, &key, &value)) == 1) {
+      if (audit_json_key_is(key, "userId", 6)) {
+        user = value;
+      } else if (audit_json_key_is(key, "action", 6)) {
+        action = value;
+      }
+    }
+    require(rc == 0);
+    require(c.user.ptr == user.ptr && c.user.len == user.len);
+    require(c.action.ptr == action.ptr && c.action.len == action.len);
+  }
+  c.capture = 0;
+
   /* The iterator on its own, as the config parser and the line use it. */
   if (audit_json_object(&it, str_of(payload, payload_len))) {
     while ((rc = audit_json_next(&it, &key, &value)) == 1) {
