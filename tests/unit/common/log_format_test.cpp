@@ -169,8 +169,8 @@ TEST(LogFormatTest, TheWordScanFindsExactlyTheBytesThatMayNeedEscaping) {
 // Random messages through both formats, against the byte-at-a-time escapes.
 TEST(LogFormatTest, RandomMessagesAreEscapedAsByteByByte) {
   spdlog::pattern_formatter text_reference("%Y-%m-%dT%H:%M:%S.%e %-5l [%n] %v");
-  spdlog::pattern_formatter json_reference(
-      R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","logger":"%n","msg":"%v"})", spdlog::pattern_time_type::utc);
+  spdlog::pattern_formatter json_reference(R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","logger":"%n","msg":"%v"})",
+                                           spdlog::pattern_time_type::utc);
   const auto text = makeFormatter(Format::Text);
   const auto json = makeFormatter(Format::Json);
   std::mt19937 random(7);
