@@ -267,10 +267,9 @@ bool Connection::command(int argc, const char** argv, const size_t* lens, redisC
   // says why); hiredis copies it into its output buffer before returning.
   // The text must end in a NUL, as a std::string's does: hiredis reads the
   // command's name with strchr to spot (UN)SUBSCRIBE and MONITOR.
-  formatCommand(command_text_, argc, argv, lens);
-  const bool queued =
-      redisAsyncFormattedCommand(ac_, fn, privdata, command_text_.data(), command_text_.size()) == REDIS_OK;
-  if (command_text_.capacity() > kKeptCommandBytes) {
+  const size_t len = formatCommand(command_text_, argc, argv, lens);
+  const bool queued = redisAsyncFormattedCommand(ac_, fn, privdata, command_text_.data(), len) == REDIS_OK;
+  if (command_text_.size() > kKeptCommandBytes) {
     std::string().swap(command_text_);  // a rare large command does not stay allocated
   }
   return queued;

@@ -7,38 +7,42 @@
 namespace evh::redis {
 namespace {
 
-// Appends `prefix`, n in decimal and CRLF at `at` (room for them is known to
-// be there, up to `end`); returns the end of what it wrote.
-char* putCount(char* at, char* end, char prefix, size_t n) {
+// Writes `prefix`, n in decimal and CRLF at `at`; returns the end of what it
+// wrote. Room for 1 + 20 + 2 bytes is there. Most lengths have one or two
+// digits: those are written without to_chars.
+char* putCount(char* at, char prefix, size_t n) {
   *at++ = prefix;
-  at = std::to_chars(at, end, n).ptr;
+  if (n < 10) {
+    *at++ = static_cast<char>('0' + n);
+  } else if (n < 100) {
+    *at++ = static_cast<char>('0' + n / 10);
+    *at++ = static_cast<char>('0' + n % 10);
+  } else {
+    at = std::to_chars(at, at + 20, n).ptr;
+  }
   *at++ = '\r';
   *at++ = '\n';
   return at;
 }
 
-size_t digits(size_t n) {
-  size_t d = 1;
-  while (n >= 10) {
-    n /= 10;
-    ++d;
-  }
-  return d;
-}
+// The most a count's line takes: the prefix, 20 digits, CRLF.
+constexpr size_t kCountBytes = 1 + 20 + 2;
 
 }  // namespace
 
-void formatCommand(std::string& out, int argc, const char* const* argv, const size_t* lens) {
+size_t formatCommand(std::string& out, int argc, const char* const* argv, const size_t* lens) {
   const size_t count = argc > 0 ? static_cast<size_t>(argc) : 0;
-  size_t total = 1 + digits(count) + 2;
+  size_t bound = kCountBytes + 1;  // and the NUL
   for (size_t i = 0; i < count; ++i) {
-    total += 1 + digits(lens[i]) + 2 + lens[i] + 2;
+    bound += kCountBytes + lens[i] + 2;
   }
-  out.resize(total);
-  char* const end = out.data() + out.size();
-  char* at = putCount(out.data(), end, '*', count);
+  if (out.size() < bound) {
+    out.resize(bound);
+  }
+  char* const begin = out.data();
+  char* at = putCount(begin, '*', count);
   for (size_t i = 0; i < count; ++i) {
-    at = putCount(at, end, '$', lens[i]);
+    at = putCount(at, '$', lens[i]);
     if (lens[i] > 0) {
       std::memcpy(at, argv[i], lens[i]);
       at += lens[i];
@@ -46,6 +50,8 @@ void formatCommand(std::string& out, int argc, const char* const* argv, const si
     *at++ = '\r';
     *at++ = '\n';
   }
+  *at = '\0';
+  return static_cast<size_t>(at - begin);
 }
 
 }  // namespace evh::redis

@@ -20,7 +20,10 @@
 namespace evh::redis {
 
 // Writes argv (lens[i] bytes each, binary-safe) into `out` as one command,
-// replacing what it held; `out` keeps its capacity for the next command.
-void formatCommand(std::string& out, int argc, const char* const* argv, const size_t* lens);
+// replacing what it held, and a NUL after it; returns the command's length.
+// `out` only grows (its size is the largest command's bound so far): the
+// bytes past the NUL are left over, and a growing std::string would fill
+// what it adds with zeros first -- a second pass over every byte.
+size_t formatCommand(std::string& out, int argc, const char* const* argv, const size_t* lens);
 
 }  // namespace evh::redis

@@ -34,7 +34,11 @@ std::string ours(const std::vector<std::string>& args, std::string out = {}) {
     argv.push_back(a.data());
     lens.push_back(a.size());
   }
-  formatCommand(out, static_cast<int>(args.size()), argv.data(), lens.data());
+  const size_t len = formatCommand(out, static_cast<int>(args.size()), argv.data(), lens.data());
+  // The NUL hiredis relies on (it reads the command's name with strchr).
+  EXPECT_GT(out.size(), len);
+  EXPECT_EQ(out[len], '\0');
+  out.resize(len);
   return out;
 }
 
