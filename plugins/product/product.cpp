@@ -104,22 +104,27 @@ void Product::finish(const Job& job, const Before& before) {
     // One buffer, appended to: the line is built for every event.
     std::string line;
     line.reserve(256);
-    line.append("product ").append(actionName(c.action)).append(" productId=").append(logValue(c.product_id));
+    line.append("product ").append(actionName(c.action)).append(" productId=");
+    appendLogValue(line, c.product_id);
     if (c.action == Action::Updated) {
       line.append(" changed=[");
       for (size_t i = 0; i < c.changed.size(); ++i) {
-        line.append(i == 0 ? "" : ",").append(logValue(c.changed[i]));
+        line.append(i == 0 ? "" : ",");
+        appendLogValue(line, c.changed[i]);
       }
       line.append("]");
     }
     if (auto name = nameAfter(c, before)) {
-      line.append(" name=").append(logQuoted(*name));
+      line.append(" name=");
+      appendLogQuoted(line, *name);
     }
     if (auto category = categoryAfter(c, before)) {
-      line.append(" category=").append(logValue(*category));
+      line.append(" category=");
+      appendLogValue(line, *category);
     }
     if (moved(c, before)) {
-      line.append(" previousCategory=").append(logValue(*before.category));
+      line.append(" previousCategory=");
+      appendLogValue(line, *before.category);
     }
     if (c.price) {
       line.append(" price=").append(*c.price);
@@ -127,9 +132,11 @@ void Product::finish(const Job& job, const Before& before) {
     if (c.action != Action::Created && !before.existed) {
       line.append(" inReadModel=false");
     }
-    line.append(" eventId=").append(logValue(job.event_id));
+    line.append(" eventId=");
+    appendLogValue(line, job.event_id);
     if (!job.correlation_id.empty()) {
-      line.append(" correlationId=").append(logValue(job.correlation_id));
+      line.append(" correlationId=");
+      appendLogValue(line, job.correlation_id);
     }
     host().info(line);
   }

@@ -101,32 +101,42 @@ std::string isoNow() {
 // A value in a key=value log line: bare when that is unambiguous, otherwise
 // quoted with escapes, so that a name with spaces or a line break can
 // neither split the line nor fake another field.
-std::string logQuoted(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
+namespace {
+
+bool logSpecial(unsigned char u) { return u < 0x20 || u == 0x7f || u == '"' || u == '\\'; }
+
+}  // namespace
+
+void appendLogQuoted(std::string& out, std::string_view s) {
+  out += '"';
+  size_t run = 0;  // the start of the bytes not yet appended
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto u = static_cast<unsigned char>(s[i]);
+    if (!logSpecial(u)) {
+      continue;
+    }
+    out.append(s.data() + run, i - run);
+    run = i + 1;
+    if (u == '"' || u == '\\') {
       out += '\\';
-      out += c;
-    } else if (c == '\n') {
+      out += static_cast<char>(u);
+    } else if (u == '\n') {
       out += "\\n";
-    } else if (c == '\r') {
+    } else if (u == '\r') {
       out += "\\r";
-    } else if (c == '\t') {
+    } else if (u == '\t') {
       out += "\\t";
-    } else if (u < 0x20 || u == 0x7f) {
+    } else {
       char buf[8];
       std::snprintf(buf, sizeof(buf), "\\x%02x", u);
       out += buf;
-    } else {
-      out += c;
     }
   }
+  out.append(s.data() + run, s.size() - run);
   out += '"';
-  return out;
 }
 
-std::string logValue(std::string_view s) {
+void appendLogValue(std::string& out, std::string_view s) {
   bool bare = !s.empty();
   for (char c : s) {
     auto u = static_cast<unsigned char>(c);
@@ -135,7 +145,23 @@ std::string logValue(std::string_view s) {
       break;
     }
   }
-  return bare ? std::string(s) : logQuoted(s);
+  if (bare) {
+    out.append(s);
+  } else {
+    appendLogQuoted(out, s);
+  }
+}
+
+std::string logQuoted(std::string_view s) {
+  std::string out;
+  appendLogQuoted(out, s);
+  return out;
+}
+
+std::string logValue(std::string_view s) {
+  std::string out;
+  appendLogValue(out, s);
+  return out;
 }
 
 }  // namespace product

@@ -27,5 +27,8 @@ std::string isoNow();
 // escaped).
 std::string logValue(std::string_view s);
 std::string logQuoted(std::string_view s);
+// The same appended to `out` (a log line is built in one buffer).
+void appendLogValue(std::string& out, std::string_view s);
+void appendLogQuoted(std::string& out, std::string_view s);
 
 }  // namespace product

@@ -35,6 +35,14 @@ TEST(ProductText, LogValuesAreBareOnlyWhenUnambiguous) {
   EXPECT_EQ(logValue("p-1"), "p-1");
   EXPECT_EQ(logValue("a b"), "\"a b\"");
   EXPECT_EQ(logQuoted("x\"y"), "\"x\\\"y\"");
+  EXPECT_EQ(logQuoted("a\nb\r\tc\x01\x7f\\"), R"("a\nb\r\tc\x01\x7f\\")");
+  EXPECT_EQ(logValue("k=v"), R"("k=v")");
+  EXPECT_EQ(logValue(""), R"("")");
+  // Appended to a line as it is being built, the same.
+  std::string line = "product created productId=";
+  appendLogValue(line, "p 1");
+  appendLogQuoted(line, "\x1b[0m");
+  EXPECT_EQ(line, R"(product created productId="p 1""\x1b[0m")");
 }
 
 // jsonString's plain path (nothing to escape, quoted as is) and its
