@@ -67,22 +67,24 @@ Note Product::notification(const Job& job) const {
       .append(isoNow())
       .append("\"");
   if (!job.correlation_id.empty()) {
-    head.append(",\"correlationId\":").append(jsonString(job.correlation_id));
+    head.append(",\"correlationId\":");
+    appendJsonString(head, job.correlation_id);
   }
-  head.append(",\"payload\":{\"productId\":")
-      .append(jsonString(c.product_id))
-      .append(",\"action\":\"")
-      .append(actionName(c.action))
-      .append("\"");
+  head.append(",\"payload\":{\"productId\":");
+  appendJsonString(head, c.product_id);
+  head.append(",\"action\":\"").append(actionName(c.action)).append("\"");
   std::string& tail = note.tail;
   if (c.action == Action::Updated) {
     tail.append(",\"changedKeys\":[");
     for (size_t i = 0; i < c.changed.size(); ++i) {
-      tail.append(i == 0 ? "" : ",").append(jsonString(c.changed[i]));
+      tail.append(i == 0 ? "" : ",");
+      appendJsonString(tail, c.changed[i]);
     }
     tail.append("]");
   }
-  tail.append(",\"sourceEventId\":").append(jsonString(job.event_id)).append("}}");
+  tail.append(",\"sourceEventId\":");
+  appendJsonString(tail, job.event_id);
+  tail.append("}}");
   if (c.name) {
     note.name = jsonString(*c.name);
   }

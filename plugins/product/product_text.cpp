@@ -20,18 +20,23 @@ std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
 // compares the two). Building a json value and dumping it for every string
 // was 7.6k of evhost's ~113k instructions per event in the JollyJet drain
 // (callgrind, 2026-12-07).
-std::string jsonString(std::string_view s) {
+void appendJsonString(std::string& out, std::string_view s) {
   for (const char c : s) {
     const auto u = static_cast<unsigned char>(c);
     if (u < 0x20 || u >= 0x7f || c == '"' || c == '\\') {
-      return nlohmann::json(std::string(s)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      out += nlohmann::json(std::string(s)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      return;
     }
   }
-  std::string out;
-  out.reserve(s.size() + 2);
   out += '"';
   out.append(s);
   out += '"';
+}
+
+std::string jsonString(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  appendJsonString(out, s);
   return out;
 }
 

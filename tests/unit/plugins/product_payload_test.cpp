@@ -6,7 +6,12 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstring>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -63,6 +68,30 @@ TEST(ProductPayload, TheFastReaderReadsCommonPayloadsAsTheCheckedOneDoes) {
   Change c = *fast(Action::Created, R"({"productId":"p-1","name":"Mug","price":1e2,"category":"k","s":3})");
   EXPECT_EQ(c.set, (std::vector<std::string>{"productId", "p-1", "name", "Mug", "price", "100.0", "category", "k",
                                              "createdAt", kAtText, "updatedAt", kAtText, "s", "3"}));
+}
+
+// Prices and other numbers that are doubles: the fast reader writes them
+// with nlohmann's Grisu2 directly, the checked one through dump().
+TEST(ProductPayload, DoublesAreWrittenAsTheCheckedReaderWritesThem) {
+  std::mt19937_64 rng(20261207);
+  for (int round = 0; round < 3000; ++round) {
+    double d = 0;
+    switch (round % 3) {
+      case 0:  // a price as people write them
+        d = static_cast<double>(rng() % 1000000) / 100.0;
+        break;
+      case 1: {  // any finite non-negative double
+        const uint64_t bits = rng() & 0x7fefffffffffffffULL;
+        std::memcpy(&d, &bits, sizeof d);
+        break;
+      }
+      default:  // a small or large magnitude
+        d = std::ldexp(static_cast<double>(rng() % 1000 + 1), static_cast<int>(rng() % 200) - 100);
+    }
+    const std::string text = nlohmann::json(d).dump();
+    expectSame(Action::Created, R"({"productId":"p-1","name":"Mug","price":)" + text + R"(,"category":"k","w":)" +
+                                    nlohmann::json(-d).dump() + "}");
+  }
 }
 
 TEST(ProductPayload, TheFastReaderDeclinesWhatItCannotReadTheSameWay) {
