@@ -128,6 +128,21 @@ bool CommandClient::send(const std::vector<std::string>& argv, ReplyFn fn) {
   return send(static_cast<int>(argv.size()), ptrs.data(), lens.data(), std::move(fn));
 }
 
+bool CommandClient::sendFew(std::initializer_list<std::string_view> argv, ReplyFn fn) {
+  if (argv.size() == 0 || argv.size() > kFewArgs) {
+    return false;
+  }
+  const char* ptrs[kFewArgs];
+  size_t lens[kFewArgs];
+  size_t n = 0;
+  for (const std::string_view a : argv) {
+    ptrs[n] = a.data();
+    lens[n] = a.size();
+    ++n;
+  }
+  return send(static_cast<int>(n), ptrs, lens, std::move(fn));
+}
+
 bool CommandClient::send(int argc, const char* const* argv, const size_t* lens, ReplyFn fn) {
   if (router_) {
     return router_->send(argc, argv, lens, std::move(fn));

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -66,6 +67,12 @@ class CommandClient {
   bool send(const std::vector<std::string>& argv, ReplyFn fn);
   // The same from argc pointers and lengths (copied before it returns).
   bool send(int argc, const char* const* argv, const size_t* lens, ReplyFn fn);
+  // The same from a few views (at most kFewArgs; more: false): the pointers
+  // and lengths on the stack, no string per argument. For the per-event
+  // commands (an idempotency mark), where building a vector of strings and
+  // two of pointers and lengths was most of the send.
+  static constexpr size_t kFewArgs = 8;
+  bool sendFew(std::initializer_list<std::string_view> argv, ReplyFn fn);
 
  private:
   static void onReply(redisAsyncContext* ac, void* reply, void* privdata);

@@ -7,6 +7,7 @@
 #include <hiredis/hiredis.h>
 
 #include <algorithm>
+#include <charconv>
 #include <memory>
 #include <utility>
 
@@ -124,10 +125,12 @@ void IdempotencyStore::onRefused(std::vector<Question>& questions, const std::st
 }
 
 bool IdempotencyStore::mark(const std::string& key, uint64_t ttl_ms, std::function<void(bool)> cb) {
-  return commands_.send({"SET", key, "1", "PX", std::to_string(ttl_ms)},
-                        [cb = std::move(cb)](evh_status status, const redisReply* r) {
-                          cb(status == EVH_OK && r->type != REDIS_REPLY_ERROR);
-                        });
+  char ttl[24];
+  const auto end = std::to_chars(ttl, ttl + sizeof ttl, ttl_ms).ptr;
+  return commands_.sendFew({"SET", key, "1", "PX", std::string_view(ttl, static_cast<size_t>(end - ttl))},
+                           [cb = std::move(cb)](evh_status status, const redisReply* r) {
+                             cb(status == EVH_OK && r->type != REDIS_REPLY_ERROR);
+                           });
 }
 
 }  // namespace evh::redis
