@@ -5,6 +5,7 @@
 # config/examples/durable.yaml with the audit plugin's fsync "never".
 #
 #   bench/jollyjet_instructions.sh BUILD_DIR OUT_DIR [redis|evhost] [N]
+#   bench/jollyjet_instructions.sh BUILD_DIR OUT_DIR evhost N --without-start
 #
 # Why: on this 2-CPU virtual machine, the drain's events/s and CPU times
 # move by ±20 % from one hour to the next (docs/benchmarks/
@@ -21,6 +22,8 @@
 # start included (about 125 M instructions here: plugin loading hashes the
 # plugin files), so compare like with like. Prints one line:
 #   <who> instructions <total> per event <total / N>
+# --without-start counts evhost over N and over 2N events (in OUT_DIR/n and
+# OUT_DIR/2n) and prints the difference per event: an event's cost alone.
 # and leaves callgrind's file in OUT_DIR/callgrind.out (callgrind_annotate
 # reads it).
 set -euo pipefail
@@ -33,6 +36,14 @@ case "$who" in redis | evhost) ;; *) echo "$0: count redis or evhost, not '$who'
 root=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
+if [ "${5:-}" = --without-start ]; then
+  [ "$who" = evhost ] || { echo "$0: --without-start counts evhost only" >&2; exit 2; }
+  one=$("$0" "$build" "$out/n" evhost "$n" | awk '{ print $3 }')
+  two=$("$0" "$build" "$out/2n" evhost "$((2 * n))" | awk '{ print $3 }')
+  echo "evhost instructions per event without its start $(((two - one) / n)) ($n events: $one, $((2 * n)): $two)"
+  exit 0
+fi
+[ -z "${5:-}" ] || { echo "$0: unknown option '$5'" >&2; exit 2; }
 rm -f "$out/callgrind.out" "$out/audit.jsonl" "$out/dlq-spool.jsonl"
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -66,6 +77,10 @@ redis-cli -p "$port" XGROUP CREATE "$key" jollyjet-product 0 >/dev/null
 # of instructions, and fsync is one system call either way.
 sed 's|^      file: \(.*\)$|      file: \1\n      fsync: never|' "$root/config/examples/durable.yaml" >"$out/evhost.yaml"
 grep -q '^      fsync: never$' "$out/evhost.yaml" || { echo "$0: durable.yaml has changed shape (no audit file:)" >&2; exit 1; }
+# No ops listener: its default port is fixed, and two counts at once would
+# collide on it.
+grep -q '^ops:' "$out/evhost.yaml" && { echo "$0: durable.yaml has an ops: section now; turn its listener off here" >&2; exit 1; }
+printf 'ops:\n  listen: ""\n' >>"$out/evhost.yaml"
 
 if [ "$who" = redis ]; then
   callgrind_control -i on "$redis_pid" >/dev/null 2>&1 || { echo "$0: callgrind_control could not start counting" >&2; exit 1; }
