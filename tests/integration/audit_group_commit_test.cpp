@@ -6,6 +6,7 @@
 #include "support/evhost_process.h"
 #include "support/redis_server.h"
 #include "support/temp_file.h"
+#include "support/tested_binaries.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -202,7 +203,7 @@ TEST_F(AuditGroupCommitTest, AFailingFsyncAcknowledgesNothingUntilItWorksThenEac
                                   "retry: {max_attempts: 50, base_delay_ms: 100, multiplier: 1, jitter: none}\n"
                                   "circuit_breaker: {threshold: 1000000}\n"),
                      {},
-                     {"LD_PRELOAD=" EVH_FSYNC_FAIL_SHIM, "EVH_TEST_FSYNC_FAIL_MARKER=" + marker,
+                     {"LD_PRELOAD=" + std::string(fsyncFailShim()), "EVH_TEST_FSYNC_FAIL_MARKER=" + marker,
                       // the shim is preloaded ahead of a sanitizer build's runtime: allowed here
                       "ASAN_OPTIONS=" + asan + "verify_asan_link_order=0"});
   ASSERT_TRUE(host.waitForLog("plugin audit loaded")) << host.log();

@@ -11,6 +11,7 @@
 #include "support/http_client.h"
 #include "support/redis_server.h"
 #include "support/temp_file.h"
+#include "support/tested_binaries.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -205,7 +206,7 @@ TEST_F(DlqGroupCommitTest, AFailingFsyncAnswersNoneOfItsBatchOk) {
   const std::string asan = getenv("ASAN_OPTIONS") != nullptr ? std::string(getenv("ASAN_OPTIONS")) + ":" : "";
   redis_.command({"SET", kKey, "not a list"});
   EvhostProcess host(config(), {},
-                     {"LD_PRELOAD=" EVH_FSYNC_FAIL_SHIM, "EVH_TEST_FSYNC_FAIL_MARKER=" + marker,
+                     {"LD_PRELOAD=" + std::string(fsyncFailShim()), "EVH_TEST_FSYNC_FAIL_MARKER=" + marker,
                       // the shim is preloaded ahead of a sanitizer build's runtime: allowed here
                       "ASAN_OPTIONS=" + asan + "verify_asan_link_order=0"});
   ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();

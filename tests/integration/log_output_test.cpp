@@ -4,6 +4,7 @@
 // said in one line once the pipe is read again, and the last lines of a
 // graceful stop are all there.
 #include "support/redis_server.h"
+#include "support/tested_binaries.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -56,7 +57,7 @@ class PipedEvhost {
       if (chdir(dir_.c_str()) != 0) {
         _exit(126);
       }
-      execl(EVH_EVHOST_BIN, EVH_EVHOST_BIN, "--config", config.c_str(), "--plugin-dir", EVH_TEST_PLUGIN_DIR,
+      execl(evhostBin(), evhostBin(), "--config", config.c_str(), "--plugin-dir", testPluginDir(),
             static_cast<char*>(nullptr));
       _exit(127);
     }

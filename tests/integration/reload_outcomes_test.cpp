@@ -5,6 +5,7 @@
 // thread pool (evhost still stops at once); and a value that came from the
 // environment is masked wherever a reload's errors are shown.
 #include "support/ops_fixture.h"
+#include "support/tested_binaries.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -75,7 +76,7 @@ TEST_F(ReloadOutcomesTest, AReloadAskedForWhileStoppingIsNotRun) {
   EXPECT_EQ(j["reason"], "evhost is stopping");
   EXPECT_EQ(j["generation"], 1);
 
-  const auto [code, out] = runCommand({EVH_EVHCTL_BIN, "reload", "--url", url});
+  const auto [code, out] = runCommand({evhctlBin(), "reload", "--url", url});
   EXPECT_EQ(code, 3) << out;
   EXPECT_THAT(out, HasSubstr("evhctl reload: not run: evhost is stopping; evhost keeps its running configuration"));
 

@@ -8,6 +8,7 @@
 #include "support/evhost_process.h"
 #include "support/http_client.h"
 #include "support/redis_server.h"
+#include "support/tested_binaries.h"
 
 #include <hiredis/hiredis.h>
 
@@ -78,7 +79,7 @@ class ReloadPluginsTest : public ::testing::Test {
   // does: copied beside it, then renamed over it (atomic).
   void install(int version) {
     const std::string tmp = probePath() + ".new";
-    fs::copy_file(std::string(EVH_TEST_PLUGIN_DIR) + "/reload_probe_v" + std::to_string(version) + ".so", tmp,
+    fs::copy_file(std::string(testPluginDir()) + "/reload_probe_v" + std::to_string(version) + ".so", tmp,
                   fs::copy_options::overwrite_existing);
     fs::permissions(tmp, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec | fs::perms::others_read |
                              fs::perms::others_exec);

@@ -5,6 +5,7 @@
 #include "support/evhost_process.h"
 #include "support/redis_server.h"
 #include "support/temp_file.h"
+#include "support/tested_binaries.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -68,8 +69,8 @@ TEST_F(SignalsTest, AClosedStderrPipeDoesNotKillEvhost) {
   if (pid == 0) {
     dup2(fds[1], 1);
     dup2(fds[1], 2);
-    execl(EVH_EVHOST_BIN, EVH_EVHOST_BIN, "--config", path.c_str(), "--plugin-dir", EVH_TEST_PLUGIN_DIR, "--ops-listen",
-          "", static_cast<char*>(nullptr));
+    execl(evhostBin(), evhostBin(), "--config", path.c_str(), "--plugin-dir", testPluginDir(), "--ops-listen", "",
+          static_cast<char*>(nullptr));
     _exit(127);
   }
   ::close(fds[1]);

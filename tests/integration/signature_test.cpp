@@ -7,6 +7,7 @@
 #include "support/http_client.h"
 #include "support/redis_server.h"
 #include "support/temp_file.h"
+#include "support/tested_binaries.h"
 
 #include "signature/verifier.h"
 
@@ -272,7 +273,7 @@ TEST_P(SignatureTest, EvhctlPublishSignsWithAPrivateKeyFile) {
   EvhostProcess host(config(bothKeys()), {}, env());
   ASSERT_TRUE(ready(host)) << host.log();
   // (Without EVH_TEST_NEW_KEY: evhctl does not read the channels' keys.)
-  const std::string evhctl = std::string(EVH_EVHCTL_BIN) + " publish -c " + host.configPath() +
+  const std::string evhctl = std::string(evhctlBin()) + " publish -c " + host.configPath() +
                              (stream() ? " --stream" : "") + " --type ORDER_PLACED ";
   const std::string out = run(evhctl + "--id evt-signed --sign " + old_key_file_ + " --payload '{}' 2>&1");
   EXPECT_THAT(out, Not(HasSubstr("warning"))) << out;

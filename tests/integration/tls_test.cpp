@@ -5,6 +5,7 @@
 // message, and never a plaintext fallback.
 #include "support/evhost_process.h"
 #include "support/redis_server.h"
+#include "support/tested_binaries.h"
 #include "support/tls_certs.h"
 
 #include <gmock/gmock.h>
@@ -138,13 +139,13 @@ TEST_F(TlsTest, TlsWithAnAclUser) {
 TEST_F(TlsTest, CheckConfigLoadsTheTlsFiles) {
   const std::string good = certs_.dir() + "/good.yaml";
   std::ofstream(good) << config(mutualTls(), tls_port_);
-  auto [code, out] = runCommand({EVH_EVHOST_BIN, "--check-config", good, "--plugin-dir", EVH_TEST_PLUGIN_DIR});
+  auto [code, out] = runCommand({evhostBin(), "--check-config", good, "--plugin-dir", testPluginDir()});
   EXPECT_EQ(code, 0) << out;
   const std::string bad = certs_.dir() + "/bad.yaml";
   std::string y = config(mutualTls(), tls_port_);
   y.replace(y.find("client.key"), std::string("client.key").size(), "server.key");
   std::ofstream(bad) << y;
-  std::tie(code, out) = runCommand({EVH_EVHOST_BIN, "--check-config", bad, "--plugin-dir", EVH_TEST_PLUGIN_DIR});
+  std::tie(code, out) = runCommand({evhostBin(), "--check-config", bad, "--plugin-dir", testPluginDir()});
   EXPECT_EQ(code, 1) << out;
   EXPECT_THAT(out, HasSubstr(bad + ":7: redis.tls.key_file " + certs_.file("server.key") +
                              ": does not match the certificate in " + certs_.file("client.crt")))
@@ -258,8 +259,8 @@ TEST_F(TlsTest, EvhctlPublishesOverTls) {
   const std::string path = certs_.dir() + "/evhctl.yaml";
   std::ofstream(path) << config(mutualTls(), tls_port_);
   auto [code, out] =
-      runCommand({EVH_EVHCTL_BIN, "publish", "--config", path, "--stream", "--channel", "jollyjet:events:orders",
-                  "--type", "ORDER_PLACED", "--id", "tls-cli-1", "--payload", R"({"n":1})"});
+      runCommand({evhctlBin(), "publish", "--config", path, "--stream", "--channel", "jollyjet:events:orders", "--type",
+                  "ORDER_PLACED", "--id", "tls-cli-1", "--payload", R"({"n":1})"});
   ASSERT_EQ(code, 0) << out;
   EXPECT_THAT(out, HasSubstr("added to test:jollyjet:events:orders: ")) << out;
   EXPECT_EQ(redis_.command({"XLEN", "test:jollyjet:events:orders"})->integer, 1);
@@ -268,7 +269,7 @@ TEST_F(TlsTest, EvhctlPublishesOverTls) {
   std::string y = config(mutualTls(), tls_port_);
   y.replace(y.find("/ca.crt"), std::string("/ca.crt").size(), "/other-ca.crt");
   std::ofstream(wrong) << y;
-  std::tie(code, out) = runCommand({EVH_EVHCTL_BIN, "publish", "--config", wrong, "--stream", "--channel",
+  std::tie(code, out) = runCommand({evhctlBin(), "publish", "--config", wrong, "--stream", "--channel",
                                     "jollyjet:events:orders", "--type", "ORDER_PLACED", "--payload", "{}"});
   EXPECT_NE(code, 0) << out;
   EXPECT_THAT(out, HasSubstr("TLS handshake failed: unknown CA")) << out;
