@@ -61,7 +61,7 @@ const Spec kOne{"dlq-1", "evt-1", "PRODUCT_CREATED", "product", "exhausted", "20
 const Spec kTwo{"dlq-2", "evt-2", "USER_ACTIVITY", "audit", "rejected", "2026-11-26T18:00:02.000Z"};
 const Spec kThree{"dlq-3", "evt-longer-id-3", "PRODUCT_DELETED", "product", "timeout", "2026-11-26T18:00:03.000Z"};
 
-std::vector<std::string> lines(const std::string& text) {
+std::vector<std::string> cliLines(const std::string& text) {
   std::vector<std::string> out;
   std::istringstream in(text);
   for (std::string l; std::getline(in, l);) {
@@ -136,7 +136,7 @@ TEST_F(DlqCliTest, ListShowsNewestFirstInAlignedColumns) {
   seed({entry(kOne), entry(kTwo), entry(kThree)});
   auto [code, out] = dlq({"list"});
   ASSERT_EQ(code, 0) << out;
-  auto l = lines(out);
+  auto l = cliLines(out);
   ASSERT_EQ(l.size(), 4U) << out;
   EXPECT_EQ(l[0], "TIME                      EVENT ID         EVENT TYPE       PLUGIN   REASON");
   EXPECT_EQ(l[1], "2026-11-26T18:00:03.000Z  evt-longer-id-3  PRODUCT_DELETED  product  timeout");
@@ -148,7 +148,7 @@ TEST_F(DlqCliTest, ListLimitShowsTheNewestAndSaysHowManyThereAre) {
   seed({entry(kOne), entry(kTwo), entry(kThree)});
   auto [code, out] = dlq({"list", "--limit", "2"});
   ASSERT_EQ(code, 0) << out;
-  auto l = lines(out);
+  auto l = cliLines(out);
   ASSERT_EQ(l.size(), 4U) << out;
   EXPECT_THAT(l[1], HasSubstr("evt-longer-id-3"));
   EXPECT_THAT(l[2], HasSubstr("evt-2"));

@@ -22,7 +22,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-std::string config(uint16_t port, const std::string& redis_extra = "") {
+std::string hostileConfig(uint16_t port, const std::string& redis_extra = "") {
   std::ostringstream y;
   y << "environment: test\n"
     << "redis:\n  host: 127.0.0.1\n  port: " << port << "\n"
@@ -57,7 +57,7 @@ uint64_t maxPeakKb() {
   }
   static const uint64_t bound = [] {
     RedisServer redis;
-    EvhostProcess idle(config(redis.port()), {}, smallQuarantine());
+    EvhostProcess idle(hostileConfig(redis.port()), {}, smallQuarantine());
     if (!idle.waitForLog("subscribed to")) {
       ADD_FAILURE() << "the idle evhost never subscribed\n" << idle.log();
       return uint64_t{0};
@@ -73,7 +73,8 @@ TEST(HostileServerTest, EndlessBulkInTheHandshakeIsAProtocolErrorNotUnboundedMem
       FakeServer::spew(fd, stop);
     }
   });
-  EvhostProcess host(config(server.port(), "  reconnect: {initial_ms: 50, max_ms: 400}\n"), {}, smallQuarantine());
+  EvhostProcess host(hostileConfig(server.port(), "  reconnect: {initial_ms: 50, max_ms: 400}\n"), {},
+                     smallQuarantine());
   const std::string where = "127.0.0.1:" + std::to_string(server.port());
   ASSERT_TRUE(host.waitForLog("redis commands (" + where +
                               "): protocol error: reply larger than 65536 bytes "
@@ -99,7 +100,8 @@ TEST(HostileServerTest, HugeFiniteBulkInTheHandshakeIsDroppedEarly) {
       FakeServer::writeAll(fd, "\r\n");
     }
   });
-  EvhostProcess host(config(server.port(), "  reconnect: {initial_ms: 50, max_ms: 400}\n"), {}, smallQuarantine());
+  EvhostProcess host(hostileConfig(server.port(), "  reconnect: {initial_ms: 50, max_ms: 400}\n"), {},
+                     smallQuarantine());
   ASSERT_TRUE(host.waitForLog("protocol error: reply larger than 65536 bytes (during the handshake)")) << host.log();
   ASSERT_TRUE(eventually([&] { return server.accepted() >= 4; })) << host.log();
   EXPECT_TRUE(host.running());
@@ -114,7 +116,7 @@ TEST(HostileServerTest, WrongAnswerInTheHandshakeIsAProtocolError) {
     while (!FakeServer::readSome(fd, stop).empty() && FakeServer::writeAll(fd, "+OK\r\n")) {
     }
   });
-  EvhostProcess host(config(server.port(), "  reconnect: {initial_ms: 50, max_ms: 400}\n"));
+  EvhostProcess host(hostileConfig(server.port(), "  reconnect: {initial_ms: 50, max_ms: 400}\n"));
   const std::string where = "127.0.0.1:" + std::to_string(server.port());
   ASSERT_TRUE(host.waitForLog("redis commands (" + where + "): protocol error: unexpected reply to PING from " + where +
                               " (type 5, not +PONG)"))
@@ -139,7 +141,7 @@ TEST(HostileServerTest, EvhctlRefusesWhatIsNotRedisWithTheSameWords) {
   const int fd = mkstemps(path, 5);
   ASSERT_GE(fd, 0);
   close(fd);
-  std::ofstream(path) << config(server.port());
+  std::ofstream(path) << hostileConfig(server.port());
   auto [code, out] = runCommand({evhctlBin(), "publish", "--config", path, "--channel", "jollyjet:events:product",
                                  "--type", "T", "--payload", "{}"});
   std::remove(path);
@@ -156,7 +158,7 @@ TEST(HostileServerTest, ReplyToNoCommandIsAProtocolErrorNotACrash) {
     while (!FakeServer::readSome(fd, stop).empty() && FakeServer::writeAll(fd, "+PONG\r\n+PONG\r\n")) {
     }
   });
-  EvhostProcess host(config(server.port(), "  reconnect: {initial_ms: 50, max_ms: 400}\n"));
+  EvhostProcess host(hostileConfig(server.port(), "  reconnect: {initial_ms: 50, max_ms: 400}\n"));
   const std::string where = "127.0.0.1:" + std::to_string(server.port());
   ASSERT_TRUE(host.waitForLog("redis commands (" + where +
                               "): connection lost: protocol error: a reply to no "
@@ -200,7 +202,8 @@ TEST(HostileServerTest, FailureRightAfterEachConnectBacksOff) {
   });
   // A 20 ms first step: were the backoff restarted at each connect, some
   // 100 connections would come in 3 s; backing off to 1 s, about 8.
-  EvhostProcess host(config(server.port(), "  reconnect: {initial_ms: 20, max_ms: 1000}\n"), {}, smallQuarantine());
+  EvhostProcess host(hostileConfig(server.port(), "  reconnect: {initial_ms: 20, max_ms: 1000}\n"), {},
+                     smallQuarantine());
   const std::string where = "127.0.0.1:" + std::to_string(server.port());
   ASSERT_TRUE(host.waitForLog("redis subscriber (" + where + "): connection lost: protocol error: reply larger than " +
                               std::to_string(2 * 1024 * 1024 + 64 * 1024) +

@@ -125,7 +125,7 @@ class PipedEvhost {
   std::string text_;
 };
 
-std::string event(int i) {
+std::string logEvent(int i) {
   return R"({"eventId":"e)" + std::to_string(i) +
          R"(","eventType":"LOG_50","timestamp":"2024-01-15T10:30:00.000Z","payload":{}})";
 }
@@ -154,7 +154,7 @@ channels:
   // 4 KiB pipe that nobody reads.
   constexpr int kEvents = 400;
   for (int i = 0; i < kEvents; ++i) {
-    redis.command({"PUBLISH", "test:jollyjet:events:product", event(i)});
+    redis.command({"PUBLISH", "test:jollyjet:events:product", logEvent(i)});
   }
   ASSERT_TRUE(eventually([&] {
     return redis.command({"LLEN", "seen"})->integer == kEvents;

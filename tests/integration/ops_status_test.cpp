@@ -20,7 +20,7 @@ namespace {
 using ::testing::HasSubstr;
 using Json = nlohmann::json;
 
-std::string event(const std::string& id, const std::string& type = "ORDER_PLACED") {
+std::string statusEvent(const std::string& id, const std::string& type = "ORDER_PLACED") {
   return R"({"eventId":")" + id + R"(","eventType":")" + type +
          R"(","timestamp":"2024-01-15T10:30:00.000Z","payload":{}})";
 }
@@ -32,8 +32,8 @@ class OpsStatusTest : public OpsFixture {
   // stream, both handled by the recorder "a".
   void handleOneOfEach(const EvhostProcess& host, const std::string& url) {
     ASSERT_EQ(getUntilStatus(url + "/readyz", 200).status, 200) << host.log();
-    redis_.command({"PUBLISH", "test:orders", event("o1")});
-    redis_.command({"XADD", "test:jobs", "*", "event", event("j1")});
+    redis_.command({"PUBLISH", "test:orders", statusEvent("o1")});
+    redis_.command({"XADD", "test:jobs", "*", "event", statusEvent("j1")});
     ASSERT_TRUE(eventually([&] { return redis_.command({"LLEN", "seen"})->integer == 2; })) << host.log();
   }
 };

@@ -28,7 +28,7 @@ using Json = nlohmann::json;
 
 constexpr const char* kSecret = "s3cr3t-from-the-environment-7d41";
 
-std::string event(const std::string& id, const std::string& type) {
+std::string outcomeEvent(const std::string& id, const std::string& type) {
   return R"({"eventId":")" + id + R"(","eventType":")" + type +
          R"(","timestamp":"2024-01-15T10:30:00.000Z","payload":{}})";
 }
@@ -60,7 +60,7 @@ TEST_F(ReloadOutcomesTest, AReloadAskedForWhileStoppingIsNotRun) {
   EvhostProcess host(routes());
   const std::string url = urlOf(host);
   ASSERT_EQ(getUntilStatus(url + "/readyz", 200).status, 200) << host.log();
-  redis_.command({"PUBLISH", "test:orders", event("s1", "SLEEP_3000")});
+  redis_.command({"PUBLISH", "test:orders", outcomeEvent("s1", "SLEEP_3000")});
   ASSERT_TRUE(eventually([&] {
     return httpGet(url + "/metrics").body.find("\nevhost_events_in_flight 1\n") != std::string::npos;
   })) << host.log();

@@ -36,7 +36,7 @@ std::string randomHex(size_t n) {
   return out;
 }
 
-std::string event(const std::string& id, const std::string& type) {
+std::string secretEvent(const std::string& id, const std::string& type) {
   return R"({"eventId":")" + id + R"(","eventType":")" + type + R"(","timestamp":1,"payload":{"id":"p1"}})";
 }
 
@@ -195,11 +195,11 @@ TEST_F(SecretsTest, AclUserWithPasswordFileOverMutualTls) {
   EXPECT_THAT(std::string(clients->str, clients->len), HasSubstr("user=evh")) << host.log();
 
   // Handled, dead-lettered as rejected, dead-lettered as invalid.
-  redis_.command({"PUBLISH", "test:jollyjet:events:product", event("ok-1", "PRODUCT_CREATED")});
-  redis_.command({"XADD", "test:jollyjet:events:orders", "*", "event", event("ok-2", "PRODUCT_CREATED")});
-  redis_.command({"PUBLISH", "test:jollyjet:events:product", event("rej-1", "PRODUCT_DELETED")});
+  redis_.command({"PUBLISH", "test:jollyjet:events:product", secretEvent("ok-1", "PRODUCT_CREATED")});
+  redis_.command({"XADD", "test:jollyjet:events:orders", "*", "event", secretEvent("ok-2", "PRODUCT_CREATED")});
+  redis_.command({"PUBLISH", "test:jollyjet:events:product", secretEvent("rej-1", "PRODUCT_DELETED")});
   redis_.command({"PUBLISH", "test:jollyjet:events:product", "{not json"});
-  redis_.command({"PUBLISH", "test:jollyjet:events:signed", event("unsigned-1", "PRODUCT_CREATED")});
+  redis_.command({"PUBLISH", "test:jollyjet:events:signed", secretEvent("unsigned-1", "PRODUCT_CREATED")});
   ASSERT_TRUE(eventually([&] { return list("test:jollyjet:events:dlq").size() == 3; })) << host.log();
   for (const std::string& entry : list("test:jollyjet:events:dlq")) {
     collect("a dead-letter entry", entry);
@@ -236,7 +236,7 @@ TEST_F(SecretsTest, AclUserWithPasswordFileOverMutualTls) {
   ASSERT_TRUE(eventually([&] { return list("seen").size() == 4; })) << host.log();
 
   // Last, a crash in the plugin: the fatal-signal line and the crash file.
-  redis_.command({"PUBLISH", "test:jollyjet:events:product", event("boom-1", "SECRET_CRASH")});
+  redis_.command({"PUBLISH", "test:jollyjet:events:product", secretEvent("boom-1", "SECRET_CRASH")});
   const auto exit_code = host.waitExit();
   ASSERT_TRUE(exit_code.has_value()) << host.log();
   EXPECT_EQ(*exit_code, 128 + SIGSEGV) << host.log();
@@ -285,7 +285,7 @@ TEST_F(SecretsTest, LegacyRequirepassWithPasswordFile) {
   redis_.command({"CONFIG", "SET", "requirepass", password_});
   EvhostProcess host(config("  password_file: " + password_file_ + "\n", redis_.port()), {}, {"DEBUG_EVENTS=true"});
   ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
-  redis_.command({"PUBLISH", "test:jollyjet:events:product", event("legacy-1", "PRODUCT_CREATED")});
+  redis_.command({"PUBLISH", "test:jollyjet:events:product", secretEvent("legacy-1", "PRODUCT_CREATED")});
   ASSERT_TRUE(eventually([&] { return list("seen").size() == 1; })) << host.log();
   collectHttp(opsUrl(host));
   auto [code, out] = run("evhctl dlq list", {evhctlBin(), "dlq", "--config", host.configPath(), "list"});

@@ -24,7 +24,7 @@ using ::testing::Not;
 
 constexpr const char* kEvent = R"({"eventId":"%s","eventType":"PRODUCT_CREATED","timestamp":1,"payload":{"id":"p1"}})";
 
-std::string event(const std::string& id) {
+std::string tlsEvent(const std::string& id) {
   std::string e = kEvent;
   e.replace(e.find("%s"), 2, id);
   return e;
@@ -87,8 +87,8 @@ TEST_F(TlsTest, PubSubAndStreamsOverMutualTls) {
   EvhostProcess host(config(mutualTls(), tls_port_));
   ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
   ASSERT_TRUE(host.waitForLog("created consumer group g")) << host.log();
-  redis_.command({"PUBLISH", "test:jollyjet:events:product", event("tls-1")});
-  redis_.command({"XADD", "test:jollyjet:events:orders", "*", "event", event("tls-2")});
+  redis_.command({"PUBLISH", "test:jollyjet:events:product", tlsEvent("tls-1")});
+  redis_.command({"XADD", "test:jollyjet:events:orders", "*", "event", tlsEvent("tls-2")});
   ASSERT_TRUE(eventually([&] { return seen() == 2; })) << host.log();
   // Every connection evhost made is on the TLS port.
   EXPECT_EQ(tlsClients(), 3U) << host.log();  // commands, subscriber, the stream's reader
@@ -104,8 +104,8 @@ TEST_F(TlsTest, ShardedPubSubOverTls) {
   ASSERT_TRUE(eventually([&] {
     return redis_.command({"PUBSUB", "SHARDNUMSUB", "test:jollyjet:events:sharded"})->element[1]->integer == 1;
   })) << host.log();
-  EXPECT_EQ(redis_.command({"SPUBLISH", "test:jollyjet:events:sharded", event("tls-s1")})->integer, 1);
-  redis_.command({"PUBLISH", "test:jollyjet:events:product", event("tls-c1")});
+  EXPECT_EQ(redis_.command({"SPUBLISH", "test:jollyjet:events:sharded", tlsEvent("tls-s1")})->integer, 1);
+  redis_.command({"PUBLISH", "test:jollyjet:events:product", tlsEvent("tls-c1")});
   ASSERT_TRUE(eventually([&] { return seen() == 2; })) << host.log();
   EXPECT_THAT(host.log(), Not(HasSubstr("connection lost"))) << host.log();
 }
@@ -116,7 +116,7 @@ TEST_F(TlsTest, ReconnectsOverTlsAfterRedisRestarts) {
   redis_.kill();
   redis_.restart();
   ASSERT_TRUE(eventually([&] { return host.countInLog("subscribed to") >= 2; })) << host.log();
-  redis_.command({"PUBLISH", "test:jollyjet:events:product", event("after-restart")});
+  redis_.command({"PUBLISH", "test:jollyjet:events:product", tlsEvent("after-restart")});
   ASSERT_TRUE(eventually([&] { return seen() == 1; })) << host.log();
 }
 
@@ -181,7 +181,7 @@ ops:
   ASSERT_TRUE(host.waitForLog("created consumer group g")) << host.log();
   constexpr int kEntries = 30;
   for (int i = 0; i < kEntries; ++i) {
-    redis_.command({"XADD", "test:jollyjet:events:orders", "*", "event", event("e" + std::to_string(i))});
+    redis_.command({"XADD", "test:jollyjet:events:orders", "*", "event", tlsEvent("e" + std::to_string(i))});
   }
   const auto pending = [&] {
     auto r = redis_.command({"XPENDING", "test:jollyjet:events:orders", "g"});
@@ -249,7 +249,7 @@ TEST_P(TlsRefusalTest, IsNamedAndNeverFallsBackToPlaintext) {
   EXPECT_THAT(host.log(), Not(HasSubstr("subscribed to"))) << host.log();
   EXPECT_THAT(host.log(), Not(HasSubstr("): connected"))) << host.log();
   EXPECT_TRUE(host.running()) << host.log();
-  redis_.command({"PUBLISH", "test:jollyjet:events:product", event("never")});
+  redis_.command({"PUBLISH", "test:jollyjet:events:product", tlsEvent("never")});
   EXPECT_EQ(seen(), 0);
 }
 
