@@ -6,6 +6,7 @@
 #include "support/evhost_process.h"
 #include "support/redis_server.h"
 #include "support/temp_file.h"
+#include "support/tested_binaries.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -32,10 +33,10 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kStream = "test:jollyjet:events:orders";
+constexpr const char* kCommitStream = "test:jollyjet:events:orders";
 constexpr const char* kGroup = "g";
 
-std::string orderEvent(int i) {
+std::string numberedOrder(int i) {
   return R"({"eventId":"evt-)" + std::to_string(i) +
          R"(","eventType":"ORDER_PLACED","timestamp":"2024-01-15T10:30:00.000Z","payload":{"orderId":"o-)" +
          std::to_string(i) + R"(","email":"a@example.com"}})";
@@ -44,7 +45,7 @@ std::string orderEvent(int i) {
 // The eventIds of the file's whole lines, in order. A line that is not an
 // audit line fails the test -- unless `fragments` counts them: a line a
 // SIGKILL cut short, which the next start ended with a newline.
-std::vector<std::string> eventIds(const std::string& path, size_t* fragments = nullptr) {
+std::vector<std::string> wholeLineIds(const std::string& path, size_t* fragments = nullptr) {
   std::vector<std::string> out;
   for (const auto& line : wholeLines(path)) {
     json j = json::parse(line, nullptr, false);
@@ -62,7 +63,7 @@ std::vector<std::string> eventIds(const std::string& path, size_t* fragments = n
 }
 
 // The counters of the plugin's closing summary line.
-std::map<std::string, long long> summary(const std::string& log) {
+std::map<std::string, long long> commitSummary(const std::string& log) {
   std::map<std::string, long long> out;
   static const std::regex field(
       R"(\b(lines|fsyncs|rotations|redacted|write_errors|redeliveries_skipped|batches)=(\d+))");
@@ -99,8 +100,8 @@ class AuditGroupCommitTest : public ::testing::Test {
   void addOrders(int from, int to) {
     RedisConn c = redis_.connect();
     for (int i = from; i < to; ++i) {
-      const std::string msg = orderEvent(i);
-      redisAppendCommand(c.get(), "XADD %s * event %b", kStream, msg.data(), msg.size());
+      const std::string msg = numberedOrder(i);
+      redisAppendCommand(c.get(), "XADD %s * event %b", kCommitStream, msg.data(), msg.size());
     }
     for (int i = from; i < to; ++i) {
       void* reply = nullptr;
@@ -109,12 +110,12 @@ class AuditGroupCommitTest : public ::testing::Test {
     }
   }
   long long pending() {
-    ReplyPtr r = redis_.command({"XPENDING", kStream, kGroup});
+    ReplyPtr r = redis_.command({"XPENDING", kCommitStream, kGroup});
     return r->type == REDIS_REPLY_ARRAY && r->elements > 0 ? r->element[0]->integer : -1;
   }
   // A field of the group's XINFO GROUPS entry ("" when there is none).
   std::string groupField(const std::string& name) {
-    ReplyPtr r = redis_.command({"XINFO", "GROUPS", kStream});
+    ReplyPtr r = redis_.command({"XINFO", "GROUPS", kCommitStream});
     for (size_t g = 0; r->type == REDIS_REPLY_ARRAY && g < r->elements; ++g) {
       const redisReply* fields = r->element[g];
       for (size_t i = 0; i + 1 < fields->elements; i += 2) {
@@ -164,8 +165,8 @@ TEST_F(AuditGroupCommitTest, LinesKeepDeliveryOrderAndShareFsyncs) {
   {
     RedisConn c = redis_.connect();
     for (int i = 0; i < kEvents; ++i) {
-      const std::string msg = orderEvent(i);
-      redisAppendCommand(c.get(), "PUBLISH %s %b", kStream, msg.data(), msg.size());
+      const std::string msg = numberedOrder(i);
+      redisAppendCommand(c.get(), "PUBLISH %s %b", kCommitStream, msg.data(), msg.size());
     }
     for (int i = 0; i < kEvents; ++i) {
       void* reply = nullptr;
@@ -175,12 +176,12 @@ TEST_F(AuditGroupCommitTest, LinesKeepDeliveryOrderAndShareFsyncs) {
   }
   ASSERT_TRUE(eventually([&] { return wholeLines(path()).size() >= static_cast<size_t>(kEvents); })) << host.log();
   stop(host);
-  std::vector<std::string> ids = eventIds(path());
+  std::vector<std::string> ids = wholeLineIds(path());
   ASSERT_EQ(ids.size(), static_cast<size_t>(kEvents));
   for (int i = 0; i < kEvents; ++i) {
     ASSERT_EQ(ids[static_cast<size_t>(i)], "evt-" + std::to_string(i)) << "line " << i;
   }
-  auto s = summary(host.log());
+  auto s = commitSummary(host.log());
   EXPECT_EQ(s["lines"], kEvents) << host.log();
   EXPECT_EQ(s["write_errors"], 0);
   EXPECT_EQ(s["fsyncs"], s["batches"]) << "one fsync per batch";
@@ -202,7 +203,7 @@ TEST_F(AuditGroupCommitTest, AFailingFsyncAcknowledgesNothingUntilItWorksThenEac
                                   "retry: {max_attempts: 50, base_delay_ms: 100, multiplier: 1, jitter: none}\n"
                                   "circuit_breaker: {threshold: 1000000}\n"),
                      {},
-                     {"LD_PRELOAD=" EVH_FSYNC_FAIL_SHIM, "EVH_TEST_FSYNC_FAIL_MARKER=" + marker,
+                     {"LD_PRELOAD=" + std::string(fsyncFailShim()), "EVH_TEST_FSYNC_FAIL_MARKER=" + marker,
                       // the shim is preloaded ahead of a sanitizer build's runtime: allowed here
                       "ASAN_OPTIONS=" + asan + "verify_asan_link_order=0"});
   ASSERT_TRUE(host.waitForLog("plugin audit loaded")) << host.log();
@@ -225,14 +226,14 @@ TEST_F(AuditGroupCommitTest, AFailingFsyncAcknowledgesNothingUntilItWorksThenEac
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a second line would show now
   stop(host);
   EXPECT_EQ(readFile(path()).substr(0, before.size()), before);
-  std::vector<std::string> ids = eventIds(path());
+  std::vector<std::string> ids = wholeLineIds(path());
   EXPECT_EQ(ids.size(), static_cast<size_t>(kBefore + kEvents));
   std::set<std::string> distinct(ids.begin(), ids.end());
   EXPECT_EQ(distinct.size(), static_cast<size_t>(kBefore + kEvents));
   for (int i = 0; i < kBefore + kEvents; ++i) {
     EXPECT_EQ(distinct.count("evt-" + std::to_string(i)), 1U) << i;
   }
-  auto s = summary(host.log());
+  auto s = commitSummary(host.log());
   EXPECT_EQ(s["lines"], kBefore + kEvents) << host.log();
   EXPECT_GE(s["write_errors"], 2);
   EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/dead.jsonl"));
@@ -244,7 +245,7 @@ TEST_F(AuditGroupCommitTest, AFailingFsyncAcknowledgesNothingUntilItWorksThenEac
 // lines made it into the file before the kill are not written twice.
 TEST_F(AuditGroupCommitTest, SigkillMidGroupCommitLosesNoAcknowledgedLine) {
   constexpr int kEvents = 5000;
-  redis_.command({"XGROUP", "CREATE", kStream, kGroup, "0", "MKSTREAM"});
+  redis_.command({"XGROUP", "CREATE", kCommitStream, kGroup, "0", "MKSTREAM"});
   addOrders(0, kEvents);
   auto host = std::make_unique<EvhostProcess>(streamConfig("", "limits: {max_in_flight: 1000}\n"));
   ASSERT_TRUE(eventually([&] { return acknowledged() >= 2000; }, std::chrono::seconds(60))) << host->log();
@@ -253,14 +254,14 @@ TEST_F(AuditGroupCommitTest, SigkillMidGroupCommitLosesNoAcknowledgedLine) {
 
   // The group's state: delivered up to last-delivered-id, minus what is pending.
   std::set<std::string> pending_ids;
-  ReplyPtr p = redis_.command({"XPENDING", kStream, kGroup, "-", "+", "100000"});
+  ReplyPtr p = redis_.command({"XPENDING", kCommitStream, kGroup, "-", "+", "100000"});
   for (size_t i = 0; i < p->elements; ++i) {
     pending_ids.insert(p->element[i]->element[0]->str);
   }
   const std::string last = lastDelivered();
   ASSERT_FALSE(last.empty());
   std::vector<std::string> acked;
-  ReplyPtr all = redis_.command({"XRANGE", kStream, "-", "+"});
+  ReplyPtr all = redis_.command({"XRANGE", kCommitStream, "-", "+"});
   ASSERT_EQ(all->elements, static_cast<size_t>(kEvents));
   for (size_t i = 0; i < all->elements; ++i) {
     const std::string id = all->element[i]->element[0]->str;
@@ -269,7 +270,7 @@ TEST_F(AuditGroupCommitTest, SigkillMidGroupCommitLosesNoAcknowledgedLine) {
       acked.push_back(json::parse(std::string(fields->element[1]->str, fields->element[1]->len))["eventId"]);
     }
   }
-  std::vector<std::string> ids = eventIds(path());  // whole lines: a torn last one is left out
+  std::vector<std::string> ids = wholeLineIds(path());  // whole lines: a torn last one is left out
   const std::set<std::string> in_file(ids.begin(), ids.end());
   std::printf("[   info   ] killed with %zu entries acknowledged, %zu pending, %zu lines in the file\n", acked.size(),
               pending_ids.size(), ids.size());
@@ -287,7 +288,7 @@ TEST_F(AuditGroupCommitTest, SigkillMidGroupCommitLosesNoAcknowledgedLine) {
       << host->log();
   stop(*host);
   size_t fragments = 0;
-  ids = eventIds(path(), &fragments);
+  ids = wholeLineIds(path(), &fragments);
   EXPECT_LE(fragments, 1U) << "only the write the kill interrupted may have left part of a line";
   const std::set<std::string> distinct(ids.begin(), ids.end());
   EXPECT_EQ(distinct.size(), static_cast<size_t>(kEvents));

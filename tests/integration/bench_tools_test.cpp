@@ -3,6 +3,7 @@
 // subscriber, and their refusals of bad input -- against a real redis-server.
 #include "support/evhost_process.h"
 #include "support/redis_server.h"
+#include "support/tested_binaries.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -24,8 +25,8 @@ namespace {
 using ::testing::HasSubstr;
 using Json = nlohmann::json;
 
-const std::string kLoadgen = std::string(EVH_BENCH_BIN_DIR) + "/evh_loadgen";
-const std::string kRefSub = std::string(EVH_BENCH_BIN_DIR) + "/evh_ref_sub";
+const std::string kLoadgen = std::string(benchBinDir()) + "/evh_loadgen";
+const std::string kRefSub = std::string(benchBinDir()) + "/evh_ref_sub";
 constexpr const char* kTarget = "bench:bench:events";
 
 std::string benchConfig(uint16_t port, const std::string& transport, int plugins,

@@ -30,8 +30,8 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kStream = "test:jollyjet:events:product";
-constexpr const char* kGroup = "jollyjet-product";
+constexpr const char* kDurableStream = "test:jollyjet:events:product";
+constexpr const char* kDurableGroup = "jollyjet-product";
 constexpr const char* kNotifications = "test:jollyjet:events:notifications";
 constexpr const char* kCategorySet = "test:jollyjet:category:kitchen";
 constexpr const char* kStop = "end-of-test";
@@ -117,7 +117,7 @@ class BundledDurabilityTest : public ::testing::Test {
   long long scard(const std::string& key) { return redis_.command({"SCARD", key})->integer; }
   long long llen(const std::string& key) { return redis_.command({"LLEN", key})->integer; }
   long long pending() {
-    ReplyPtr r = redis_.command({"XPENDING", kStream, kGroup});
+    ReplyPtr r = redis_.command({"XPENDING", kDurableStream, kDurableGroup});
     return r->type == REDIS_REPLY_ARRAY && r->elements > 0 ? r->element[0]->integer : -1;
   }
 
@@ -153,7 +153,7 @@ TEST_F(BundledDurabilityTest, KilledThreeTimesMidFlowEveryEffectOncePerEvent) {
     for (int start = 0; start < kTotal; start += kChunk) {
       for (int i = start; i < start + kChunk; ++i) {
         std::string msg = created(i);
-        redisAppendCommand(pub.get(), "XADD %s * event %b", kStream, msg.data(), msg.size());
+        redisAppendCommand(pub.get(), "XADD %s * event %b", kDurableStream, msg.data(), msg.size());
       }
       for (int i = start; i < start + kChunk; ++i) {
         void* reply = nullptr;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "support/evhost_process.h"
+#include "support/tested_binaries.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -38,7 +39,7 @@ class CliTest : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::pair<int, std::string> check(const std::string& path) {
-    return runCommand({EVH_EVHOST_BIN, "--check-config", path, "--plugin-dir", EVH_TEST_PLUGIN_DIR});
+    return runCommand({evhostBin(), "--check-config", path, "--plugin-dir", testPluginDir()});
   }
 
   std::string dir_;

@@ -2,12 +2,13 @@
 // rules, refusals, the ABI note), and --check-config on a plugin's own
 // config (validate_config, masked values, a crash in it).
 #include "cli_fixture.h"
+#include "support/tested_binaries.h"
 
 namespace evh::test {
 namespace {
 
 TEST_F(CliTest, PluginInspectPrintsWhatTheHostSees) {
-  auto [code, out] = runCommand({EVH_EVHCTL_BIN, "plugin", "inspect", std::string(EVH_TEST_PLUGIN_DIR) + "/ok_cpp.so"});
+  auto [code, out] = runCommand({evhctlBin(), "plugin", "inspect", std::string(testPluginDir()) + "/ok_cpp.so"});
   EXPECT_EQ(code, 0) << out;
   EXPECT_THAT(out, HasSubstr("name:            ok_cpp"));
   EXPECT_THAT(out, HasSubstr("version:         2.0.0"));
@@ -19,11 +20,11 @@ TEST_F(CliTest, PluginInspectPrintsWhatTheHostSees) {
 // The README's `evhctl plugin inspect ./name.so`: a path relative to the
 // working directory, in a folder no library search would look in.
 TEST_F(CliTest, PluginInspectTakesAPathRelativeToTheWorkingDirectory) {
-  std::filesystem::copy_file(std::string(EVH_TEST_PLUGIN_DIR) + "/ok_cpp.so", dir_ + "/mine.so");
+  std::filesystem::copy_file(std::string(testPluginDir()) + "/ok_cpp.so", dir_ + "/mine.so");
   const std::string up = "../" + std::filesystem::path(dir_).filename().string() + "/mine.so";
   for (const std::string& target : {std::string("./mine.so"), up}) {
     auto [code, out] =
-        runCommand({"/bin/sh", "-c", "cd \"$0\" && exec \"$1\" plugin inspect \"$2\"", dir_, EVH_EVHCTL_BIN, target});
+        runCommand({"/bin/sh", "-c", "cd \"$0\" && exec \"$1\" plugin inspect \"$2\"", dir_, evhctlBin(), target});
     EXPECT_EQ(code, 0) << target << ": " << out;
     EXPECT_THAT(out, HasSubstr("path:            " + dir_ + "/mine.so\n")) << target;
     EXPECT_THAT(out, HasSubstr("name:            ok_cpp")) << target;
@@ -35,19 +36,18 @@ TEST_F(CliTest, PluginInspectTakesAPathRelativeToTheWorkingDirectory) {
 // them alike, naming the file, the line and the range.
 
 TEST_F(CliTest, PluginInspectFindsBundledPluginsByName) {
-  auto [code, out] = runCommand({EVH_EVHCTL_BIN, "plugin", "inspect", "product"});
+  auto [code, out] = runCommand({evhctlBin(), "plugin", "inspect", "product"});
   EXPECT_EQ(code, 0) << out;
   EXPECT_THAT(out, HasSubstr("name:            product"));
 }
 
 TEST_F(CliTest, PluginInspectExplainsRefusals) {
   auto [code, out] =
-      runCommand({EVH_EVHCTL_BIN, "plugin", "inspect", std::string(EVH_TEST_PLUGIN_DIR) + "/abi_newer_minor.so"});
+      runCommand({evhctlBin(), "plugin", "inspect", std::string(testPluginDir()) + "/abi_newer_minor.so"});
   EXPECT_EQ(code, 1);
   EXPECT_THAT(out, HasSubstr("refused:"));
   EXPECT_THAT(out, HasSubstr("newer than this evhost's ABI 1.3 (upgrade evhost)"));
-  auto [code2, out2] =
-      runCommand({EVH_EVHCTL_BIN, "plugin", "inspect", std::string(EVH_TEST_PLUGIN_DIR) + "/not_elf.so"});
+  auto [code2, out2] = runCommand({evhctlBin(), "plugin", "inspect", std::string(testPluginDir()) + "/not_elf.so"});
   EXPECT_EQ(code2, 1);
   EXPECT_THAT(out2, HasSubstr("not a shared object"));
 }
@@ -59,8 +59,8 @@ std::string sha256sum(const std::string& path) {
 }
 
 TEST_F(CliTest, PluginInspectShowsTheDigestAndEveryTrustRule) {
-  const std::string path = std::string(EVH_TEST_PLUGIN_DIR) + "/ok_cpp.so";
-  auto [code, out] = runCommand({EVH_EVHCTL_BIN, "plugin", "inspect", path});
+  const std::string path = std::string(testPluginDir()) + "/ok_cpp.so";
+  auto [code, out] = runCommand({evhctlBin(), "plugin", "inspect", path});
   EXPECT_EQ(code, 0) << out;
   EXPECT_THAT(out, HasSubstr("sha256:          " + sha256sum(path) + "\n"));
   EXPECT_THAT(out, HasSubstr("trust:           trusted\n"));
@@ -73,9 +73,9 @@ TEST_F(CliTest, PluginInspectShowsTheDigestAndEveryTrustRule) {
 
 TEST_F(CliTest, PluginInspectShowsARefusedFilesDigestAndRuleWithoutLoadingIt) {
   const std::string path = dir_ + "/open.so";
-  std::filesystem::copy_file(std::string(EVH_TEST_PLUGIN_DIR) + "/ok_cpp.so", path);
+  std::filesystem::copy_file(std::string(testPluginDir()) + "/ok_cpp.so", path);
   ASSERT_EQ(::chmod(path.c_str(), 0666), 0);
-  auto [code, out] = runCommand({EVH_EVHCTL_BIN, "plugin", "inspect", path});
+  auto [code, out] = runCommand({evhctlBin(), "plugin", "inspect", path});
   EXPECT_EQ(code, 1) << out;
   EXPECT_THAT(out, HasSubstr("sha256:          " + sha256sum(path) + "\n"));
   EXPECT_THAT(out, HasSubstr("trust:           refused\n"));
@@ -89,8 +89,8 @@ TEST_F(CliTest, PluginInspectShowsARefusedFilesDigestAndRuleWithoutLoadingIt) {
 // The plugin's ELF constructor would create the marker: inspect must refuse it from its ABI note alone.
 TEST_F(CliTest, PluginInspectDoesNotRunAPluginWhoseAbiNoteIsIncompatible) {
   const std::string marker = dir_ + "/constructor-ran";
-  auto [code, out] = runCommand({"/usr/bin/env", "EVH_TEST_MARKER=" + marker, EVH_EVHCTL_BIN, "plugin", "inspect",
-                                 std::string(EVH_TEST_PLUGIN_DIR) + "/note_wrong_major.so"});
+  auto [code, out] = runCommand({"/usr/bin/env", "EVH_TEST_MARKER=" + marker, evhctlBin(), "plugin", "inspect",
+                                 std::string(testPluginDir()) + "/note_wrong_major.so"});
   EXPECT_EQ(code, 1) << out;
   EXPECT_THAT(out, HasSubstr("abi-note       REFUSED: "));
   EXPECT_THAT(out, HasSubstr("its ABI note says it was built for plugin ABI 2.0"));
@@ -99,13 +99,13 @@ TEST_F(CliTest, PluginInspectDoesNotRunAPluginWhoseAbiNoteIsIncompatible) {
 
 TEST_F(CliTest, CheckConfigRefusesAnUntrustedPluginNamingTheLineAndTheRule) {
   const std::string plugin = dir_ + "/open.so";
-  std::filesystem::copy_file(std::string(EVH_TEST_PLUGIN_DIR) + "/ok_cpp.so", plugin);
+  std::filesystem::copy_file(std::string(testPluginDir()) + "/ok_cpp.so", plugin);
   ASSERT_EQ(::chmod(plugin.c_str(), 0646), 0);
   std::string path = write("untrusted.yaml",
                            "plugins:\n  p: {path: ./open.so}\n  q: {path: ../x/open.so}\n"
                            "  r: {path: ./pinned.so, sha256: " +
                                std::string(64, '0') + "}\n");
-  std::filesystem::copy_file(std::string(EVH_TEST_PLUGIN_DIR) + "/ok_cpp.so", dir_ + "/pinned.so");
+  std::filesystem::copy_file(std::string(testPluginDir()) + "/ok_cpp.so", dir_ + "/pinned.so");
   ASSERT_EQ(::chmod((dir_ + "/pinned.so").c_str(), 0644), 0);
   auto [code, out] = check(path);
   EXPECT_EQ(code, 1) << out;
@@ -144,7 +144,7 @@ plugins:
       max_length: 0
 dead_letter: {plugin: dlq}
 )");
-  auto [code, out] = runCommand({EVH_EVHOST_BIN, "--check-config", path});
+  auto [code, out] = runCommand({evhostBin(), "--check-config", path});
   EXPECT_EQ(code, 1) << out;
   EXPECT_THAT(out, HasSubstr(path + ":7: plugin product config /notifications/enabeld: unknown key (known: channel, "
                                     "enabled)\n"));
@@ -173,10 +173,10 @@ plugins:
 dead_letter: {plugin: dlq}
 )");
   const std::string message = path + ":9: plugin dlq config /max_length: must be an integer from 1 to 100000000, got 0";
-  auto [check_code, check_out] = runCommand({EVH_EVHOST_BIN, "--check-config", path});
+  auto [check_code, check_out] = runCommand({evhostBin(), "--check-config", path});
   EXPECT_EQ(check_code, 1) << check_out;
   EXPECT_THAT(check_out, HasSubstr(message));
-  auto [code, out] = runCommand({EVH_EVHOST_BIN, "--config", path, "--ops-listen", ""});
+  auto [code, out] = runCommand({evhostBin(), "--config", path, "--ops-listen", ""});
   EXPECT_EQ(code, 1) << out;
   EXPECT_THAT(out, HasSubstr("evhost: not starting:\n" + message + "\n"));
   EXPECT_THAT(out, Not(HasSubstr("init failed")));
@@ -200,7 +200,7 @@ plugins:
                              "config is checked only by its init, when evhost starts\n"));
   EXPECT_THAT(out, HasSubstr("ok\n"));
   auto [run_code, run_out] =
-      runCommand({EVH_EVHOST_BIN, "--config", path, "--plugin-dir", EVH_TEST_PLUGIN_DIR, "--ops-listen", ""});
+      runCommand({evhostBin(), "--config", path, "--plugin-dir", testPluginDir(), "--ops-listen", ""});
   EXPECT_EQ(run_code, 1) << run_out;
   EXPECT_THAT(run_out, HasSubstr("init failed: init refuses this config"));
 }
@@ -218,8 +218,7 @@ plugins:
 )");
   const std::vector<std::string> env = {"EVH_TEST_PLUGIN_PASSWORD=s3cr3t-pw"};
   for (const std::string& mode : {std::string("--check-config"), std::string("--config")}) {
-    auto [code, out] =
-        runCommand({EVH_EVHOST_BIN, mode, path, "--plugin-dir", EVH_TEST_PLUGIN_DIR, "--ops-listen", ""}, env);
+    auto [code, out] = runCommand({evhostBin(), mode, path, "--plugin-dir", testPluginDir(), "--ops-listen", ""}, env);
     EXPECT_EQ(code, 1) << mode << ": " << out;
     EXPECT_THAT(out, HasSubstr(path + ":7: plugin vr config /password: must be at least 12 characters, got \"***\""))
         << mode;
@@ -238,11 +237,11 @@ TEST_F(CliTest, CheckConfigNamesAPluginThatCrashesInValidateConfig) {
 }
 
 TEST_F(CliTest, PluginInspectSaysWhetherAPluginChecksItsConfig) {
-  auto [code, out] = runCommand({EVH_EVHCTL_BIN, "plugin", "inspect", "dlq"});
+  auto [code, out] = runCommand({evhctlBin(), "plugin", "inspect", "dlq"});
   EXPECT_EQ(code, 0) << out;
   EXPECT_THAT(out, HasSubstr("config check:    validate_config (evhost --check-config checks its config block)\n"));
   auto [old_code, old_out] =
-      runCommand({EVH_EVHCTL_BIN, "plugin", "inspect", std::string(EVH_TEST_PLUGIN_DIR) + "/abi12_no_validate.so"});
+      runCommand({evhctlBin(), "plugin", "inspect", std::string(testPluginDir()) + "/abi12_no_validate.so"});
   EXPECT_EQ(old_code, 0) << old_out;
   EXPECT_THAT(old_out, HasSubstr("config check:    none (its config block is checked only by init, at start)\n"));
 }

@@ -2,6 +2,7 @@
 // arguments and --help of evhost and evhctl. Plugins seen from the command
 // line (inspect, trust, their config checks) are cli_plugin_test.cpp's.
 #include "cli_fixture.h"
+#include "support/tested_binaries.h"
 
 namespace evh::test {
 namespace {
@@ -13,7 +14,7 @@ TEST_F(CliTest, CheckConfigPrintsOkForTheShippedConfigs) {
   const std::vector<std::string> env = {"REDIS_HOST=redis.internal", "REDIS_PASSWORD=s3cret", "EVH_STATE_DIR=" + dir_};
   for (const char* rel : {"config/jollyjet.yaml", "config/examples/minimal.yaml", "config/examples/production.yaml",
                           "config/examples/durable.yaml"}) {
-    auto [code, out] = runCommand({EVH_EVHOST_BIN, "--check-config", std::string(EVH_SOURCE_DIR) + "/" + rel}, env);
+    auto [code, out] = runCommand({evhostBin(), "--check-config", std::string(EVH_SOURCE_DIR) + "/" + rel}, env);
     EXPECT_EQ(code, 0) << rel << ": " << out;
     EXPECT_EQ(out, "ok\n") << rel;
   }
@@ -21,7 +22,7 @@ TEST_F(CliTest, CheckConfigPrintsOkForTheShippedConfigs) {
 
 TEST_F(CliTest, ProductionExampleRefusesToStartWithoutItsSecrets) {
   auto [code, out] =
-      runCommand({EVH_EVHOST_BIN, "--check-config", std::string(EVH_SOURCE_DIR) + "/config/examples/production.yaml"});
+      runCommand({evhostBin(), "--check-config", std::string(EVH_SOURCE_DIR) + "/config/examples/production.yaml"});
   EXPECT_EQ(code, 1);
   EXPECT_THAT(out, HasSubstr("redis.host: variable \"REDIS_HOST\" is not set and has no default"));
   EXPECT_THAT(out, HasSubstr("redis.password: variable \"REDIS_PASSWORD\" is not set and has no default"));
@@ -100,10 +101,9 @@ TEST_F(CliTest, EvhostRefusesToStartWhenAPluginInitFails) {
 plugins:
   db: {path: init_fails}
 )");
-  auto [code, out] =
-      runCommand({EVH_EVHOST_BIN, "--config", path, "--plugin-dir", EVH_TEST_PLUGIN_DIR, "--ops-listen", ""});
+  auto [code, out] = runCommand({evhostBin(), "--config", path, "--plugin-dir", testPluginDir(), "--ops-listen", ""});
   EXPECT_EQ(code, 1);
-  EXPECT_THAT(out, HasSubstr("plugin \"db\" (" + std::string(EVH_TEST_PLUGIN_DIR) +
+  EXPECT_THAT(out, HasSubstr("plugin \"db\" (" + std::string(testPluginDir()) +
                              "/init_fails.so): init failed: database unreachable at 10.0.0.1:5432"));
 }
 
@@ -113,10 +113,9 @@ plugins:
   ok: {path: ok_c}
   pool: {path: init_throws}
 )");
-  auto [code, out] =
-      runCommand({EVH_EVHOST_BIN, "--config", path, "--plugin-dir", EVH_TEST_PLUGIN_DIR, "--ops-listen", ""});
+  auto [code, out] = runCommand({evhostBin(), "--config", path, "--plugin-dir", testPluginDir(), "--ops-listen", ""});
   EXPECT_EQ(code, 1);
-  EXPECT_THAT(out, HasSubstr(path + ":4: plugins.pool: plugin \"pool\" (" + std::string(EVH_TEST_PLUGIN_DIR) +
+  EXPECT_THAT(out, HasSubstr(path + ":4: plugins.pool: plugin \"pool\" (" + std::string(testPluginDir()) +
                              "/init_throws.so): init failed: connection pool exhausted"));
 }
 
@@ -137,7 +136,7 @@ TEST_F(CliTest, EvhostRejectsBadArguments) {
       {{"--config", "a.yaml", "--ops-listen", "localhost"}, "evhost: --ops-listen: invalid address \"localhost\": "},
   };
   for (const auto& [args, message] : cases) {
-    std::vector<std::string> argv = {EVH_EVHOST_BIN};
+    std::vector<std::string> argv = {evhostBin()};
     argv.insert(argv.end(), args.begin(), args.end());
     auto [code, out] = runCommand(argv);
     EXPECT_EQ(code, 2) << out;
@@ -148,7 +147,7 @@ TEST_F(CliTest, EvhostRejectsBadArguments) {
 
 // The bad line goes to stderr, nothing to stdout.
 TEST_F(CliTest, BadArgumentsGoToStderr) {
-  for (const char* bin : {EVH_EVHOST_BIN, EVH_EVHCTL_BIN}) {
+  for (const char* bin : {evhostBin(), evhctlBin()}) {
     auto [code, out] = runCommand({"/bin/sh", "-c", "\"$0\" --frobnicate 2>/dev/null", bin});
     EXPECT_EQ(code, 2) << bin;
     EXPECT_EQ(out, "") << bin;
@@ -157,7 +156,7 @@ TEST_F(CliTest, BadArgumentsGoToStderr) {
 
 // --help is CLI11's, on stdout: every option with its one line.
 TEST_F(CliTest, EvhostHelpListsEveryOption) {
-  auto [code, out] = runCommand({EVH_EVHOST_BIN, "--help"});
+  auto [code, out] = runCommand({evhostBin(), "--help"});
   EXPECT_EQ(code, 0) << out;
   EXPECT_THAT(out, HasSubstr("Usage: evhost [OPTIONS]"));
   for (const char* line :
@@ -168,22 +167,22 @@ TEST_F(CliTest, EvhostHelpListsEveryOption) {
         "Override ops.listen: HOST:PORT", "--version", "Print evhost's version and plugin ABI and exit", "-h,--help"}) {
     EXPECT_THAT(out, HasSubstr(line));
   }
-  auto [code2, out2] = runCommand({EVH_EVHOST_BIN, "-h"});
+  auto [code2, out2] = runCommand({evhostBin(), "-h"});
   EXPECT_EQ(code2, 0);
   EXPECT_EQ(out2, out);
-  auto [code3, version] = runCommand({EVH_EVHOST_BIN, "--version"});
+  auto [code3, version] = runCommand({evhostBin(), "--version"});
   EXPECT_EQ(code3, 0);
   EXPECT_THAT(version, ::testing::MatchesRegex("evhost [0-9.]+ \\(plugin ABI 1\\.[0-9]+\\)\n"));
 }
 
 TEST_F(CliTest, EvhctlHelpNamesEveryCommandAndOption) {
-  auto [code, out] = runCommand({EVH_EVHCTL_BIN, "--help"});
+  auto [code, out] = runCommand({evhctlBin(), "--help"});
   EXPECT_EQ(code, 0) << out;
   EXPECT_THAT(out, HasSubstr("Usage: evhctl [OPTIONS] [SUBCOMMAND]"));
   for (const char* line : {"  plugin ", "  dlq ", "  publish ", "  status ", "--version", "-h,--help"}) {
     EXPECT_THAT(out, HasSubstr(line));
   }
-  auto [vcode, version] = runCommand({EVH_EVHCTL_BIN, "--version"});
+  auto [vcode, version] = runCommand({evhctlBin(), "--version"});
   EXPECT_EQ(vcode, 0);
   EXPECT_THAT(version, ::testing::MatchesRegex("evhctl [0-9.]+ \\(plugin ABI 1\\.[0-9]+\\)\n"));
   // Each command's own --help: its usage line and every option.
@@ -202,7 +201,7 @@ TEST_F(CliTest, EvhctlHelpNamesEveryCommandAndOption) {
       {{"status"}, {"Usage: evhctl status [OPTIONS]", "-c,--config FILE", "--url URL", "--json"}},
   };
   for (const auto& [command, lines] : commands) {
-    std::vector<std::string> argv = {EVH_EVHCTL_BIN};
+    std::vector<std::string> argv = {evhctlBin()};
     argv.insert(argv.end(), command.begin(), command.end());
     argv.push_back("--help");
     auto [ccode, help] = runCommand(argv);
@@ -227,7 +226,7 @@ TEST_F(CliTest, EvhctlRejectsBadArguments) {
       {{"status"}, "evhctl: status needs --config FILE (or EVH_CONFIG), or --url http://HOST:PORT\n"},
   };
   for (const auto& [args, message] : cases) {
-    std::vector<std::string> argv = {"/usr/bin/env", "-u", "EVH_CONFIG", EVH_EVHCTL_BIN};
+    std::vector<std::string> argv = {"/usr/bin/env", "-u", "EVH_CONFIG", evhctlBin()};
     argv.insert(argv.end(), args.begin(), args.end());
     auto [code, out] = runCommand(argv);
     EXPECT_EQ(code, 2) << out;
@@ -256,7 +255,7 @@ limits:
                                     "\"4294967295\""));
 
   auto [run_code, run_out] =
-      runCommand({EVH_EVHOST_BIN, "--config", path, "--plugin-dir", EVH_TEST_PLUGIN_DIR, "--ops-listen", ""});
+      runCommand({evhostBin(), "--config", path, "--plugin-dir", testPluginDir(), "--ops-listen", ""});
   EXPECT_EQ(run_code, 1) << run_out;
   EXPECT_THAT(run_out, HasSubstr(path + ":9: limits.max_json_depth: expected an integer in 1..1024"));
   EXPECT_THAT(run_out, HasSubstr("evhost: invalid configuration, not starting"));

@@ -9,6 +9,7 @@
 #include "support/http_client.h"
 #include "support/redis_cluster.h"
 #include "support/redis_server.h"
+#include "support/tested_binaries.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -234,7 +235,7 @@ TEST(ClusterPubSubTest, EvhctlPublishSendsSpublishToAShardedChannel) {
   const std::string channel = shardChannelOn(cluster, *masters[1], "cli");
   EvhostProcess host(shardConfig(cluster, {channel}, seen));
   ASSERT_TRUE(eventually([&] { return spublish(cluster, "test:" + channel, "{}") == 1; })) << host.log();
-  const auto [code, out] = runCommand({EVH_EVHCTL_BIN, "publish", "--config", host.configPath(), "--channel", channel,
+  const auto [code, out] = runCommand({evhctlBin(), "publish", "--config", host.configPath(), "--channel", channel,
                                        "--type", "PRODUCT_CREATED", "--payload", R"({"productId":"p-9"})"});
   ASSERT_EQ(code, 0) << out;
   EXPECT_THAT(out, HasSubstr("1 receiver")) << out;

@@ -9,6 +9,7 @@
 #include "support/http_client.h"
 #include "support/redis_cluster.h"
 #include "support/redis_server.h"
+#include "support/tested_binaries.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -288,7 +289,7 @@ TEST(ClusterTest, EvhctlReadsTheDeadLetterListWhereverItsSlotIs) {
         << "plugins:\n  dlq: {path: dlq, config: {key: \"jollyjet:events:dlq\"}}\n"
         << "dead_letter: {plugin: dlq}\n";
   }
-  const auto [code, out] = runCommand({EVH_EVHCTL_BIN, "dlq", "--config", path, "list"});
+  const auto [code, out] = runCommand({evhctlBin(), "dlq", "--config", path, "list"});
   EXPECT_EQ(code, 0) << out;
   EXPECT_THAT(out, HasSubstr("evt-1")) << out;
   EXPECT_THAT(out, HasSubstr("exhausted")) << out;

@@ -22,10 +22,10 @@
 namespace evh::test {
 namespace {
 
-constexpr const char* kKey = "test:jollyjet:events:dlq";
+constexpr const char* kBatchKey = "test:jollyjet:events:dlq";
 constexpr int kEntries = 50;
 
-std::string entry(int n) {
+std::string batchEntry(int n) {
   const std::string id = std::to_string(n);
   return R"({"id":"dlq-)" + id + R"(","reason":"exhausted","eventId":"evt-)" + id +
          R"(","originalEvent":{"eventId":"evt-)" + id + R"("}})";
@@ -35,7 +35,7 @@ std::string entry(int n) {
 std::vector<std::string> entries(int from, int to) {
   std::vector<std::string> out;
   for (int n = from; n < to; ++n) {
-    out.push_back(entry(n));
+    out.push_back(batchEntry(n));
   }
   return out;
 }
@@ -61,7 +61,7 @@ class DlqBatchTest : public ::testing::Test {
   // one call after the other, without waiting for their outcomes.
   void deadLetter(plugin::Instance& in, int from, int to) {
     for (int n = from; n < to; ++n) {
-      texts_.push_back(std::make_unique<std::string>(entry(n)));
+      texts_.push_back(std::make_unique<std::string>(batchEntry(n)));
       calls_.push_back(std::make_unique<WaitingCall>());
       evh_event ev = makeEvent("DEAD_LETTER", "dlq-x");
       ev.payload = evh_str{texts_.back()->data(), texts_.back()->size()};
@@ -125,7 +125,7 @@ class DlqBatchTest : public ::testing::Test {
 };
 
 std::vector<std::string> lpush(const std::vector<std::string>& oldest_first) {
-  std::vector<std::string> argv{"LPUSH", kKey};
+  std::vector<std::string> argv{"LPUSH", kBatchKey};
   argv.insert(argv.end(), oldest_first.begin(), oldest_first.end());
   return argv;
 }
@@ -136,7 +136,7 @@ std::vector<std::string> lpush(const std::vector<std::string>& oldest_first) {
 TEST_F(DlqBatchTest, EntriesQueuedDuringAPushShareTheNextInArrivalOrder) {
   plugin::Instance& in = load();
   deadLetter(in, 1, 2);
-  ASSERT_EQ(commands(2)[0], lpush({entry(1)}));
+  ASSERT_EQ(commands(2)[0], lpush({batchEntry(1)}));
   deadLetter(in, 2, kEntries + 1);  // while entry 1's push waits
   EXPECT_EQ(answered(), 0);
   stored(0, 1);
@@ -144,7 +144,7 @@ TEST_F(DlqBatchTest, EntriesQueuedDuringAPushShareTheNextInArrivalOrder) {
   const auto sent = commands(4);
   ASSERT_EQ(sent.size(), 4U) << "one push for the entries that queued meanwhile";
   EXPECT_EQ(sent[2], lpush(entries(2, kEntries + 1)));
-  EXPECT_EQ(sent[3], (std::vector<std::string>{"LTRIM", kKey, "0", "9999"}));
+  EXPECT_EQ(sent[3], (std::vector<std::string>{"LTRIM", kBatchKey, "0", "9999"}));
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_EQ(answered(), 1) << "answered before Redis took their entries";
   stored(2, kEntries);

@@ -2,6 +2,7 @@
 #include "support/evhost_process.h"
 #include "support/pubsub_listener.h"
 #include "support/redis_server.h"
+#include "support/tested_binaries.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -60,7 +61,7 @@ const Spec kOne{"dlq-1", "evt-1", "PRODUCT_CREATED", "product", "exhausted", "20
 const Spec kTwo{"dlq-2", "evt-2", "USER_ACTIVITY", "audit", "rejected", "2026-11-26T18:00:02.000Z"};
 const Spec kThree{"dlq-3", "evt-longer-id-3", "PRODUCT_DELETED", "product", "timeout", "2026-11-26T18:00:03.000Z"};
 
-std::vector<std::string> lines(const std::string& text) {
+std::vector<std::string> cliLines(const std::string& text) {
   std::vector<std::string> out;
   std::istringstream in(text);
   for (std::string l; std::getline(in, l);) {
@@ -93,7 +94,7 @@ class DlqCliTest : public ::testing::Test {
   }
 
   std::pair<int, std::string> dlq(std::vector<std::string> args, const std::string& config = {}) {
-    std::vector<std::string> argv = {EVH_EVHCTL_BIN, "dlq", "--config", config.empty() ? config_ : config};
+    std::vector<std::string> argv = {evhctlBin(), "dlq", "--config", config.empty() ? config_ : config};
     argv.insert(argv.end(), args.begin(), args.end());
     return evhctl(argv);
   }
@@ -135,7 +136,7 @@ TEST_F(DlqCliTest, ListShowsNewestFirstInAlignedColumns) {
   seed({entry(kOne), entry(kTwo), entry(kThree)});
   auto [code, out] = dlq({"list"});
   ASSERT_EQ(code, 0) << out;
-  auto l = lines(out);
+  auto l = cliLines(out);
   ASSERT_EQ(l.size(), 4U) << out;
   EXPECT_EQ(l[0], "TIME                      EVENT ID         EVENT TYPE       PLUGIN   REASON");
   EXPECT_EQ(l[1], "2026-11-26T18:00:03.000Z  evt-longer-id-3  PRODUCT_DELETED  product  timeout");
@@ -147,7 +148,7 @@ TEST_F(DlqCliTest, ListLimitShowsTheNewestAndSaysHowManyThereAre) {
   seed({entry(kOne), entry(kTwo), entry(kThree)});
   auto [code, out] = dlq({"list", "--limit", "2"});
   ASSERT_EQ(code, 0) << out;
-  auto l = lines(out);
+  auto l = cliLines(out);
   ASSERT_EQ(l.size(), 4U) << out;
   EXPECT_THAT(l[1], HasSubstr("evt-longer-id-3"));
   EXPECT_THAT(l[2], HasSubstr("evt-2"));
@@ -162,10 +163,10 @@ TEST_F(DlqCliTest, ListOfNothingSaysEmpty) {
 
 TEST_F(DlqCliTest, ConfigComesFromEvhConfigWhenNotGiven) {
   seed({entry(kOne)});
-  auto [code, out] = evhctl({"/usr/bin/env", "EVH_CONFIG=" + config_, EVH_EVHCTL_BIN, "dlq", "list"});
+  auto [code, out] = evhctl({"/usr/bin/env", "EVH_CONFIG=" + config_, evhctlBin(), "dlq", "list"});
   EXPECT_EQ(code, 0) << out;
   EXPECT_THAT(out, HasSubstr("evt-1"));
-  auto [code2, out2] = evhctl({EVH_EVHCTL_BIN, "dlq", "-c", config_, "list"});
+  auto [code2, out2] = evhctl({evhctlBin(), "dlq", "-c", config_, "list"});
   EXPECT_EQ(code2, 0) << out2;
   EXPECT_THAT(out2, HasSubstr("evt-1"));
 }
@@ -337,15 +338,15 @@ TEST_F(DlqCliTest, EvhostDeadLettersThroughThePluginAndReplayRedelivers) {
   ASSERT_TRUE(eventually([&] { return stored().size() == 1; })) << host.log();
   std::string first = stored()[0];
 
-  auto [code, out] = evhctl({EVH_EVHCTL_BIN, "dlq", "--config", host.configPath(), "list"});
+  auto [code, out] = evhctl({evhctlBin(), "dlq", "--config", host.configPath(), "list"});
   EXPECT_EQ(code, 0) << out;
   EXPECT_THAT(out, HasSubstr("  evt-1     PRODUCT_CREATED  rec     rejected\n"));
 
   // The recorder rejects it again: a new entry, the old one gone.
-  auto [code2, out2] = evhctl({EVH_EVHCTL_BIN, "dlq", "--config", host.configPath(), "replay", "evt-1"});
+  auto [code2, out2] = evhctl({evhctlBin(), "dlq", "--config", host.configPath(), "replay", "evt-1"});
   EXPECT_EQ(code2, 0) << out2;
   ASSERT_TRUE(eventually([&] { return stored().size() == 1 && stored()[0] != first; })) << host.log();
-  auto [code3, out3] = evhctl({EVH_EVHCTL_BIN, "dlq", "--config", host.configPath(), "show", "evt-1"});
+  auto [code3, out3] = evhctl({evhctlBin(), "dlq", "--config", host.configPath(), "show", "evt-1"});
   EXPECT_EQ(code3, 0) << out3;
   EXPECT_THAT(out3, HasSubstr("\"reason\": \"rejected\""));
   EXPECT_THAT(out3, HasSubstr("\"name\": \"Café ☕\""));
@@ -373,15 +374,15 @@ TEST_F(DlqCliTest, BadArgumentsPrintUsage) {
     EXPECT_THAT(out, HasSubstr(message));
     EXPECT_THAT(out, HasSubstr("Usage: evhctl dlq")) << message;
   }
-  auto [code, out] = evhctl({"/usr/bin/env", "-u", "EVH_CONFIG", EVH_EVHCTL_BIN, "dlq", "list"});
+  auto [code, out] = evhctl({"/usr/bin/env", "-u", "EVH_CONFIG", evhctlBin(), "dlq", "list"});
   EXPECT_EQ(code, 2) << out;
   EXPECT_THAT(out, HasSubstr("dlq needs the evhost configuration: --config FILE (or EVH_CONFIG)"));
-  auto [code2, out2] = evhctl({EVH_EVHCTL_BIN, "--help"});
+  auto [code2, out2] = evhctl({evhctlBin(), "--help"});
   EXPECT_EQ(code2, 0);
   EXPECT_THAT(out2, HasSubstr("  dlq                         The dead-letter list: list, show, remove, replay, purge"));
   EXPECT_THAT(out2, HasSubstr("  plugin                      Plugin libraries: inspect"));
   // --config goes before the command (as dlq() does) or after it.
-  auto [code3, out3] = evhctl({EVH_EVHCTL_BIN, "dlq", "list", "--config", config_, "--limit", "1"});
+  auto [code3, out3] = evhctl({evhctlBin(), "dlq", "list", "--config", config_, "--limit", "1"});
   EXPECT_EQ(code3, 0) << out3;
   EXPECT_EQ(out3, "(empty)\n");
 }

@@ -11,6 +11,7 @@
 #include "support/http_client.h"
 #include "support/redis_server.h"
 #include "support/temp_file.h"
+#include "support/tested_binaries.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -34,7 +35,7 @@ namespace {
 using nlohmann::json;
 
 constexpr const char* kChannel = "test:jollyjet:events:orders";
-constexpr const char* kKey = "test:jollyjet:events:dlq";
+constexpr const char* kDlqKey = "test:jollyjet:events:dlq";
 constexpr int kEvents = 500;
 
 std::string orderEvent(int i) {
@@ -121,13 +122,13 @@ class DlqGroupCommitTest : public ::testing::Test {
     }
   }
   long long llen() {
-    ReplyPtr r = redis_.command({"LLEN", kKey});
+    ReplyPtr r = redis_.command({"LLEN", kDlqKey});
     return r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
   }
   // The list's entries, oldest first (it is newest first).
   std::vector<std::string> listed() {
     std::vector<std::string> out;
-    ReplyPtr r = redis_.command({"LRANGE", kKey, "0", "-1"});
+    ReplyPtr r = redis_.command({"LRANGE", kDlqKey, "0", "-1"});
     for (size_t i = r->elements; i > 0; --i) {
       out.emplace_back(r->element[i - 1]->str, r->element[i - 1]->len);
     }
@@ -166,7 +167,7 @@ TEST_F(DlqGroupCommitTest, AFloodIsStoredInOrderWithFewerPushesThanEntries) {
 // evhost's fallback file). Once Redis takes them again they are flushed,
 // still in order.
 TEST_F(DlqGroupCommitTest, DuringAnOutageAFloodIsSpooledWithFewerFsyncsThenFlushedInOrder) {
-  redis_.command({"SET", kKey, "not a list"});  // LPUSH: WRONGTYPE
+  redis_.command({"SET", kDlqKey, "not a list"});  // LPUSH: WRONGTYPE
   EvhostProcess host(config());
   ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
   publish(0, kEvents);
@@ -175,7 +176,7 @@ TEST_F(DlqGroupCommitTest, DuringAnOutageAFloodIsSpooledWithFewerFsyncsThenFlush
   EXPECT_TRUE(host.waitForLog("cannot store dead-letter entries in Redis")) << host.log();
   EXPECT_EQ(host.countInLog("cannot store dead-letter entries in Redis"), 1U) << "one warning per outage";
 
-  redis_.command({"DEL", kKey});
+  redis_.command({"DEL", kDlqKey});
   ASSERT_TRUE(eventually([&] { return llen() == kEvents && wholeLines(spool()).empty(); })) << host.log();
   EXPECT_TRUE(host.waitForLog("Redis answers again")) << host.log();
   stop(host);
@@ -203,9 +204,9 @@ TEST_F(DlqGroupCommitTest, AFailingFsyncAnswersNoneOfItsBatchOk) {
   constexpr int kAfter = 5;
   const std::string marker = dir_.path() + "/fsync-fails";
   const std::string asan = getenv("ASAN_OPTIONS") != nullptr ? std::string(getenv("ASAN_OPTIONS")) + ":" : "";
-  redis_.command({"SET", kKey, "not a list"});
+  redis_.command({"SET", kDlqKey, "not a list"});
   EvhostProcess host(config(), {},
-                     {"LD_PRELOAD=" EVH_FSYNC_FAIL_SHIM, "EVH_TEST_FSYNC_FAIL_MARKER=" + marker,
+                     {"LD_PRELOAD=" + std::string(fsyncFailShim()), "EVH_TEST_FSYNC_FAIL_MARKER=" + marker,
                       // the shim is preloaded ahead of a sanitizer build's runtime: allowed here
                       "ASAN_OPTIONS=" + asan + "verify_asan_link_order=0"});
   ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
@@ -234,7 +235,7 @@ TEST_F(DlqGroupCommitTest, AFailingFsyncAnswersNoneOfItsBatchOk) {
   std::filesystem::remove(marker);
   publish(kBefore + kFailing, kBefore + kFailing + kAfter);
   ASSERT_TRUE(eventually([&] { return wholeLines(spool()).size() == kBefore + kAfter; })) << host.log();
-  redis_.command({"DEL", kKey});
+  redis_.command({"DEL", kDlqKey});
   ASSERT_TRUE(eventually([&] { return llen() == kBefore + kAfter; })) << host.log();
   stop(host);
   std::vector<std::string> want = ids(0, kBefore);

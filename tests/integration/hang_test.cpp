@@ -27,7 +27,7 @@ using nlohmann::json;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-std::string event(const std::string& id, const std::string& type) {
+std::string hangEvent(const std::string& id, const std::string& type) {
   return R"({"eventId":")" + id + R"(","eventType":")" + type +
          R"(","timestamp":"2024-01-15T10:30:00.000Z","correlationId":"corr-)" + id +
          R"(","payload":{"productId":"p-1"}})";
@@ -86,7 +86,7 @@ class HangTest : public ::testing::Test {
   std::string dir_;
 };
 
-constexpr const char* kDeadRecorder = "  dead: {path: recorder, config: {key: dlq, tag: dead}}\n";
+constexpr const char* kHangDeadRecorder = "  dead: {path: recorder, config: {key: dlq, tag: dead}}\n";
 
 // Issue 11 (4): `workers: 2`, plugin "hung" never returns from HANG events
 // (timeout_ms 1000), plugin "healthy" shares the pool. Before: both threads
@@ -98,7 +98,7 @@ shutdown_timeout_ms: 1000
 plugins:
   hung: {path: scripted_pair, timeout_ms: 1000}
   healthy: {path: slow_recorder, timeout_ms: 1000, config: {key: healthy}}
-)") + kDeadRecorder + R"(channels:
+)") + kHangDeadRecorder + R"(channels:
   jollyjet:events:product:
     routes:
       - events: [HANG]
@@ -107,8 +107,8 @@ plugins:
         plugins: [healthy]
 )"));
   ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
-  publish(event("h1", "HANG"));
-  publish(event("h2", "HANG"));
+  publish(hangEvent("h1", "HANG"));
+  publish(hangEvent("h2", "HANG"));
   // Both workers are taken; after 1 s each call times out and its thread is
   // replaced.
   ASSERT_TRUE(eventually([&] { return llen("dlq") == 2; })) << host.log();
@@ -117,12 +117,12 @@ plugins:
   EXPECT_TRUE(host.waitForLog("further calls are refused")) << host.log();
   constexpr int kHealthy = 20;
   for (int i = 0; i < kHealthy; ++i) {
-    publish(event("ok" + std::to_string(i), "PRODUCT_CREATED"));
+    publish(hangEvent("ok" + std::to_string(i), "PRODUCT_CREATED"));
   }
   ASSERT_TRUE(eventually([&] { return llen("healthy") == kHealthy; })) << host.log();
   // A third HANG: both calls "hung" may run at once are stuck, so it is
   // refused at once -- charged to "hung", and no third thread is held.
-  publish(event("h3", "HANG"));
+  publish(hangEvent("h3", "HANG"));
   ASSERT_TRUE(eventually([&] { return llen("dlq") == 3; })) << host.log();
   for (const json& e : deadLetters()) {
     EXPECT_EQ(e["plugin"], "hung") << e.dump();
@@ -158,7 +158,7 @@ TEST_F(HangTest, AStalledLoopIsNamedAndTheDeadlineStillEndsTheProcess) {
   EvhostProcess host(config(std::string("shutdown_timeout_ms: 1500\nloop_stall_ms: 500\n") + kFrozen));
   ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
   const auto published = std::chrono::steady_clock::now();
-  publish(event("stuck-1", "HANG"));
+  publish(hangEvent("stuck-1", "HANG"));
   ASSERT_TRUE(host.waitForLog("in plugin frozen handling eventId=stuck-1 eventType=HANG")) << host.log();
   EXPECT_THAT(host.log(), HasSubstr("event loop stalled for"));
   // Named within a bound: the stall bound plus a beat and a look.
@@ -185,7 +185,7 @@ TEST_F(HangTest, AStalledLoopIsNamedAndTheDeadlineStillEndsTheProcess) {
 TEST_F(HangTest, ASecondSignalExitsAtOnceWhileTheLoopIsStalled) {
   EvhostProcess host(config(std::string("shutdown_timeout_ms: 60000\nloop_stall_ms: 500\n") + kFrozen));
   ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
-  publish(event("stuck-2", "HANG"));
+  publish(hangEvent("stuck-2", "HANG"));
   ASSERT_TRUE(host.waitForLog("event loop stalled for")) << host.log();
   host.signal(SIGTERM);
   ASSERT_TRUE(host.waitForLog("signal 15 received: stopping")) << host.log();
@@ -202,14 +202,14 @@ TEST_F(HangTest, ALoopThatTurnsAgainIsReportedOnce) {
   EvhostProcess host(config(std::string(R"(loop_stall_ms: 500
 plugins:
   sluggish: {path: scripted}
-)") + kDeadRecorder + R"(channels:
+)") + kHangDeadRecorder + R"(channels:
   jollyjet:events:product:
     routes:
       - events: [SLEEP_1200]
         plugins: [sluggish]
 )"));
   ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
-  publish(event("slow-1", "SLEEP_1200"));
+  publish(hangEvent("slow-1", "SLEEP_1200"));
   ASSERT_TRUE(host.waitForLog("event loop running again after a stall of at least")) << host.log();
   EXPECT_EQ(host.countInLog("event loop stalled for"), 1U) << host.log();
   EXPECT_THAT(host.log(), HasSubstr("in plugin sluggish handling eventId=slow-1 eventType=SLEEP_1200"));

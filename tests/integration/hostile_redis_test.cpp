@@ -8,6 +8,7 @@
 #include "support/evhost_process.h"
 #include "support/quiet_redis.h"
 #include "support/redis_server.h"
+#include "support/tested_binaries.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -66,13 +67,8 @@ constexpr uint64_t kMessageBoundKb = 2 * 64 + 64;
 // evhctl by 75 MB. Both are measured over their own idle peak (an ASan
 // evhctl that prints its version peaks at 105 MB), so the bound tells
 // bounded from unbounded (an endless reply reaches gigabytes) in both builds.
-#ifdef EVH_TESTED_ASAN
-constexpr uint64_t kSlackKb = 24 * 1024;
-constexpr uint64_t kOverheadPercent = 160;
-#else
-constexpr uint64_t kSlackKb = 16 * 1024;
-constexpr uint64_t kOverheadPercent = 100;
-#endif
+const uint64_t kSlackKb = testedAsan() ? 24 * 1024 : 16 * 1024;
+const uint64_t kOverheadPercent = testedAsan() ? 160 : 100;
 uint64_t allowedKb(uint64_t bound_kb) { return bound_kb * kOverheadPercent / 100 + kSlackKb; }
 
 constexpr const char* kChannel = "jollyjet:events:product";
@@ -190,7 +186,7 @@ Ran runEvhctl(std::vector<std::string> argv) {
   if (out < 0) {
     return {-1, "mkstemp failed", 0};
   }
-  argv.insert(argv.begin(), EVH_EVHCTL_BIN);
+  argv.insert(argv.begin(), evhctlBin());
   const pid_t pid = fork();
   if (pid == 0) {
     dup2(out, 1);

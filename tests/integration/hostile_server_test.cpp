@@ -4,6 +4,7 @@
 #include "support/evhost_process.h"
 #include "support/fake_redis.h"
 #include "support/redis_server.h"
+#include "support/tested_binaries.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -21,7 +22,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-std::string config(uint16_t port, const std::string& redis_extra = "") {
+std::string hostileConfig(uint16_t port, const std::string& redis_extra = "") {
   std::ostringstream y;
   y << "environment: test\n"
     << "redis:\n  host: 127.0.0.1\n  port: " << port << "\n"
@@ -44,20 +45,19 @@ channels:
 // AddressSanitizer's allocator: there the bound is what evhost may grow over
 // an idle evhost of the same build (kIdleBaselineKb), not a fixed figure
 // that each new module eats into.
-#ifdef EVH_TESTED_ASAN
-constexpr uint64_t kMaxGrowthKb = 48 * 1024;
-#else
-constexpr uint64_t kMaxPeakKb = 48 * 1024;
-#endif
+constexpr uint64_t kMaxGrowthKb = 48 * 1024;  // a sanitized evhost's, over its idle peak
+constexpr uint64_t kMaxPeakKb = 48 * 1024;    // a release evhost's
 
 // The bound for these tests' evhost: in a sanitizer build, the peak RSS of
 // an evhost with the same configuration against a real Redis, once
 // subscribed, plus kMaxGrowthKb (measured once per test binary).
 uint64_t maxPeakKb() {
-#ifdef EVH_TESTED_ASAN
+  if (!testedAsan()) {
+    return kMaxPeakKb;
+  }
   static const uint64_t bound = [] {
     RedisServer redis;
-    EvhostProcess idle(config(redis.port()), {}, smallQuarantine());
+    EvhostProcess idle(hostileConfig(redis.port()), {}, smallQuarantine());
     if (!idle.waitForLog("subscribed to")) {
       ADD_FAILURE() << "the idle evhost never subscribed\n" << idle.log();
       return uint64_t{0};
@@ -65,9 +65,6 @@ uint64_t maxPeakKb() {
     return peakRssKb(idle.pid()) + kMaxGrowthKb;
   }();
   return bound;
-#else
-  return kMaxPeakKb;
-#endif
 }
 
 TEST(HostileServerTest, EndlessBulkInTheHandshakeIsAProtocolErrorNotUnboundedMemory) {
@@ -76,7 +73,8 @@ TEST(HostileServerTest, EndlessBulkInTheHandshakeIsAProtocolErrorNotUnboundedMem
       FakeServer::spew(fd, stop);
     }
   });
-  EvhostProcess host(config(server.port(), "  reconnect: {initial_ms: 50, max_ms: 400}\n"), {}, smallQuarantine());
+  EvhostProcess host(hostileConfig(server.port(), "  reconnect: {initial_ms: 50, max_ms: 400}\n"), {},
+                     smallQuarantine());
   const std::string where = "127.0.0.1:" + std::to_string(server.port());
   ASSERT_TRUE(host.waitForLog("redis commands (" + where +
                               "): protocol error: reply larger than 65536 bytes "
@@ -102,7 +100,8 @@ TEST(HostileServerTest, HugeFiniteBulkInTheHandshakeIsDroppedEarly) {
       FakeServer::writeAll(fd, "\r\n");
     }
   });
-  EvhostProcess host(config(server.port(), "  reconnect: {initial_ms: 50, max_ms: 400}\n"), {}, smallQuarantine());
+  EvhostProcess host(hostileConfig(server.port(), "  reconnect: {initial_ms: 50, max_ms: 400}\n"), {},
+                     smallQuarantine());
   ASSERT_TRUE(host.waitForLog("protocol error: reply larger than 65536 bytes (during the handshake)")) << host.log();
   ASSERT_TRUE(eventually([&] { return server.accepted() >= 4; })) << host.log();
   EXPECT_TRUE(host.running());
@@ -117,7 +116,7 @@ TEST(HostileServerTest, WrongAnswerInTheHandshakeIsAProtocolError) {
     while (!FakeServer::readSome(fd, stop).empty() && FakeServer::writeAll(fd, "+OK\r\n")) {
     }
   });
-  EvhostProcess host(config(server.port(), "  reconnect: {initial_ms: 50, max_ms: 400}\n"));
+  EvhostProcess host(hostileConfig(server.port(), "  reconnect: {initial_ms: 50, max_ms: 400}\n"));
   const std::string where = "127.0.0.1:" + std::to_string(server.port());
   ASSERT_TRUE(host.waitForLog("redis commands (" + where + "): protocol error: unexpected reply to PING from " + where +
                               " (type 5, not +PONG)"))
@@ -142,8 +141,8 @@ TEST(HostileServerTest, EvhctlRefusesWhatIsNotRedisWithTheSameWords) {
   const int fd = mkstemps(path, 5);
   ASSERT_GE(fd, 0);
   close(fd);
-  std::ofstream(path) << config(server.port());
-  auto [code, out] = runCommand({EVH_EVHCTL_BIN, "publish", "--config", path, "--channel", "jollyjet:events:product",
+  std::ofstream(path) << hostileConfig(server.port());
+  auto [code, out] = runCommand({evhctlBin(), "publish", "--config", path, "--channel", "jollyjet:events:product",
                                  "--type", "T", "--payload", "{}"});
   std::remove(path);
   const std::string where = "127.0.0.1:" + std::to_string(server.port());
@@ -159,7 +158,7 @@ TEST(HostileServerTest, ReplyToNoCommandIsAProtocolErrorNotACrash) {
     while (!FakeServer::readSome(fd, stop).empty() && FakeServer::writeAll(fd, "+PONG\r\n+PONG\r\n")) {
     }
   });
-  EvhostProcess host(config(server.port(), "  reconnect: {initial_ms: 50, max_ms: 400}\n"));
+  EvhostProcess host(hostileConfig(server.port(), "  reconnect: {initial_ms: 50, max_ms: 400}\n"));
   const std::string where = "127.0.0.1:" + std::to_string(server.port());
   ASSERT_TRUE(host.waitForLog("redis commands (" + where +
                               "): connection lost: protocol error: a reply to no "
@@ -203,7 +202,8 @@ TEST(HostileServerTest, FailureRightAfterEachConnectBacksOff) {
   });
   // A 20 ms first step: were the backoff restarted at each connect, some
   // 100 connections would come in 3 s; backing off to 1 s, about 8.
-  EvhostProcess host(config(server.port(), "  reconnect: {initial_ms: 20, max_ms: 1000}\n"), {}, smallQuarantine());
+  EvhostProcess host(hostileConfig(server.port(), "  reconnect: {initial_ms: 20, max_ms: 1000}\n"), {},
+                     smallQuarantine());
   const std::string where = "127.0.0.1:" + std::to_string(server.port());
   ASSERT_TRUE(host.waitForLog("redis subscriber (" + where + "): connection lost: protocol error: reply larger than " +
                               std::to_string(2 * 1024 * 1024 + 64 * 1024) +

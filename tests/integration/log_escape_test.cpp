@@ -18,7 +18,7 @@ using ::testing::Not;
 
 constexpr const char* kForged = "2026-12-02T00:00:00.000 critical [evhost] forged";
 
-std::vector<std::string> lines(const std::string& text) {
+std::vector<std::string> logLines(const std::string& text) {
   std::vector<std::string> out;
   std::istringstream in(text);
   for (std::string line; std::getline(in, line);) {
@@ -50,7 +50,7 @@ channels:
   // No line of the log starts with the forged prefix (or carries a raw CR,
   // which a terminal shows as the start of a line).
   static void expectNoForgedLine(const std::string& log) {
-    for (const std::string& line : lines(log)) {
+    for (const std::string& line : logLines(log)) {
       EXPECT_THAT(line, Not(::testing::StartsWith(kForged))) << log;
       EXPECT_EQ(line.find('\r'), std::string::npos) << line;
     }

@@ -4,6 +4,7 @@
 // said in one line once the pipe is read again, and the last lines of a
 // graceful stop are all there.
 #include "support/redis_server.h"
+#include "support/tested_binaries.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -56,7 +57,7 @@ class PipedEvhost {
       if (chdir(dir_.c_str()) != 0) {
         _exit(126);
       }
-      execl(EVH_EVHOST_BIN, EVH_EVHOST_BIN, "--config", config.c_str(), "--plugin-dir", EVH_TEST_PLUGIN_DIR,
+      execl(evhostBin(), evhostBin(), "--config", config.c_str(), "--plugin-dir", testPluginDir(),
             static_cast<char*>(nullptr));
       _exit(127);
     }
@@ -124,7 +125,7 @@ class PipedEvhost {
   std::string text_;
 };
 
-std::string event(int i) {
+std::string logEvent(int i) {
   return R"({"eventId":"e)" + std::to_string(i) +
          R"(","eventType":"LOG_50","timestamp":"2024-01-15T10:30:00.000Z","payload":{}})";
 }
@@ -153,7 +154,7 @@ channels:
   // 4 KiB pipe that nobody reads.
   constexpr int kEvents = 400;
   for (int i = 0; i < kEvents; ++i) {
-    redis.command({"PUBLISH", "test:jollyjet:events:product", event(i)});
+    redis.command({"PUBLISH", "test:jollyjet:events:product", logEvent(i)});
   }
   ASSERT_TRUE(eventually([&] {
     return redis.command({"LLEN", "seen"})->integer == kEvents;

@@ -19,7 +19,7 @@ using ::testing::HasSubstr;
 using ::testing::StartsWith;
 using Json = nlohmann::json;
 
-std::string event(const std::string& id, const std::string& type) {
+std::string healthEvent(const std::string& id, const std::string& type) {
   return R"({"eventId":")" + id + R"(","eventType":")" + type +
          R"(","timestamp":"2024-01-15T10:30:00.000Z","payload":{}})";
 }
@@ -163,7 +163,7 @@ channels:
   r = redis_.command({"ACL", "SETUSER", "evh", "+xgroup"});
   ASSERT_EQ(r->type, REDIS_REPLY_STATUS) << r->str;
   ASSERT_EQ(getUntilStatus(url + "/readyz", 200).status, 200) << host.log();
-  redis_.command({"XADD", "test:jobs", "*", "event", event("j1", "JOB")});
+  redis_.command({"XADD", "test:jobs", "*", "event", healthEvent("j1", "JOB")});
   EXPECT_TRUE(eventually([&] { return redis_.command({"LLEN", "seen"})->integer == 1; })) << host.log();
 }
 
@@ -180,7 +180,7 @@ channels:
 )"));
   const std::string url = urlOf(host);
   ASSERT_EQ(getUntilStatus(url + "/readyz", 200).status, 200) << host.log();
-  redis_.command({"PUBLISH", "test:orders", event("s1", "SLEEP_3000")});
+  redis_.command({"PUBLISH", "test:orders", healthEvent("s1", "SLEEP_3000")});
   ASSERT_TRUE(eventually([&] {
     return httpGet(url + "/metrics").body.find("\nevhost_events_in_flight 1\n") != std::string::npos;
   })) << host.log();

@@ -7,6 +7,7 @@
 #include "support/evhost_process.h"
 #include "support/http_client.h"
 #include "support/redis_server.h"
+#include "support/tested_binaries.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -38,11 +39,7 @@ using ::testing::HasSubstr;
 // what was being answered. Under AddressSanitizer (whose quarantine is made
 // small for these tests, so that the peak is evhost's own memory) every
 // allocation also has redzones and shadow memory.
-#if defined(EVH_TESTED_ASAN)
-constexpr long kGrowthBoundKb = 128L * 1024;
-#else
-constexpr long kGrowthBoundKb = 64L * 1024;
-#endif
+const long kGrowthBoundKb = testedAsan() ? 128L * 1024 : 64L * 1024;
 
 // A field of /proc/PID/status, in kB; -1 when absent.
 long statusKb(pid_t pid, const std::string& field) {

@@ -89,7 +89,7 @@ bool waitClosed(int fd) {
   }
 }
 
-double value(const Registry& registry, const std::string& name) {
+double gauge(const Registry& registry, const std::string& name) {
   for (const auto& f : registry.samples()) {
     if (f.name == name && !f.series.empty()) {
       return f.kind == Kind::Histogram ? static_cast<double>(f.series[0].count) : f.series[0].value;
@@ -161,7 +161,7 @@ TEST_F(OpsHttpServerTest, StopAnswersTheWaitingWith503AndClosesEveryConnection) 
   for (const char* path : {"/metrics", "/metrics", "/readyz", "/healthz", "/metrics"}) {
     waiting.push_back(std::async(std::launch::async, [this, path] { return test::httpGet(url_ + path); }));
   }
-  ASSERT_TRUE(test::eventually([&] { return value(registry_, "evhost_ops_http_connections") == 15; }));
+  ASSERT_TRUE(test::eventually([&] { return gauge(registry_, "evhost_ops_http_connections") == 15; }));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // their requests are read by now
   release.set_value();
 
@@ -227,7 +227,7 @@ TEST_F(OpsHttpServerTest, ConcurrentRequestsShareCollects) {
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - begin).count();
   EXPECT_EQ(ok.load(), 640);
   EXPECT_LE(collects_.load(), took / 100 + 2) << "in " << took << " ms";
-  EXPECT_EQ(value(registry_, "evhost_ops_scrape_seconds"), collects_.load());
+  EXPECT_EQ(gauge(registry_, "evhost_ops_scrape_seconds"), collects_.load());
 }
 
 TEST_F(OpsHttpServerTest, ConnectionsBeyondTheLimitAreClosedAtOnceAndCounted) {
@@ -238,12 +238,12 @@ TEST_F(OpsHttpServerTest, ConnectionsBeyondTheLimitAreClosedAtOnceAndCounted) {
   for (int i = 0; i < 4; ++i) {
     held.push_back(connectTo(server_->port()));
   }
-  ASSERT_TRUE(test::eventually([&] { return value(registry_, "evhost_ops_http_connections") == 4; }));
+  ASSERT_TRUE(test::eventually([&] { return gauge(registry_, "evhost_ops_http_connections") == 4; }));
   const int fifth = connectTo(server_->port());
   ASSERT_GE(fifth, 0);
   EXPECT_TRUE(waitClosed(fifth));
   close(fifth);
-  EXPECT_TRUE(test::eventually([&] { return value(registry_, "evhost_ops_http_rejected_total") == 1; }));
+  EXPECT_TRUE(test::eventually([&] { return gauge(registry_, "evhost_ops_http_rejected_total") == 1; }));
   close(held[0]);
   EXPECT_TRUE(test::eventually([&] { return test::httpGet(url_ + "/healthz").status == 200; }));
   for (size_t i = 1; i < held.size(); ++i) {

@@ -2,6 +2,7 @@
 // Redis outage; and every series docs/ops' dashboard and alerting rules name
 // exists in a scrape of a deployment that uses every part.
 #include "support/ops_fixture.h"
+#include "support/tested_binaries.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -19,7 +20,7 @@ namespace {
 using ::testing::HasSubstr;
 using Json = nlohmann::json;
 
-std::string event(const std::string& id, const std::string& type = "ORDER_PLACED") {
+std::string statusEvent(const std::string& id, const std::string& type = "ORDER_PLACED") {
   return R"({"eventId":")" + id + R"(","eventType":")" + type +
          R"(","timestamp":"2024-01-15T10:30:00.000Z","payload":{}})";
 }
@@ -31,8 +32,8 @@ class OpsStatusTest : public OpsFixture {
   // stream, both handled by the recorder "a".
   void handleOneOfEach(const EvhostProcess& host, const std::string& url) {
     ASSERT_EQ(getUntilStatus(url + "/readyz", 200).status, 200) << host.log();
-    redis_.command({"PUBLISH", "test:orders", event("o1")});
-    redis_.command({"XADD", "test:jobs", "*", "event", event("j1")});
+    redis_.command({"PUBLISH", "test:orders", statusEvent("o1")});
+    redis_.command({"XADD", "test:jobs", "*", "event", statusEvent("j1")});
     ASSERT_TRUE(eventually([&] { return redis_.command({"LLEN", "seen"})->integer == 2; })) << host.log();
   }
 };
@@ -100,7 +101,7 @@ TEST_F(OpsStatusTest, StatusShowsTheDeploymentAndEvhctlPrintsIt) {
   EXPECT_EQ(s["streams"][0]["key"], "test:jobs");
   ASSERT_EQ(s["channels"].size(), 2U);
 
-  auto [code, out] = runCommand({EVH_EVHCTL_BIN, "status", "--url", url});
+  auto [code, out] = runCommand({evhctlBin(), "status", "--url", url});
   EXPECT_EQ(code, 0) << out;
   EXPECT_THAT(out, HasSubstr("evhost " EVH_VERSION));
   EXPECT_THAT(out, HasSubstr("\nready\n"));
@@ -108,11 +109,11 @@ TEST_F(OpsStatusTest, StatusShowsTheDeploymentAndEvhctlPrintsIt) {
   EXPECT_THAT(out, HasSubstr("stream test:jobs"));
   EXPECT_THAT(out, HasSubstr("health: ok_c was told to be degraded"));
   EXPECT_THAT(out, HasSubstr("workers"));
-  auto [jcode, json] = runCommand({EVH_EVHCTL_BIN, "status", "--url", url, "--json"});
+  auto [jcode, json] = runCommand({evhctlBin(), "status", "--url", url, "--json"});
   EXPECT_EQ(jcode, 0) << json;
   EXPECT_TRUE(Json::parse(json, nullptr, false).is_object()) << json;
   // Nobody listening: a clear failure, exit 1.
-  auto [gone, why] = runCommand({EVH_EVHCTL_BIN, "status", "--url", "http://127.0.0.1:1"});
+  auto [gone, why] = runCommand({evhctlBin(), "status", "--url", "http://127.0.0.1:1"});
   EXPECT_EQ(gone, 1);
   EXPECT_THAT(why, HasSubstr("no answer from http://127.0.0.1:1/status"));
 }

@@ -1,6 +1,7 @@
 // The product plugin's config: key templates, the hash tag, the notification channel (or none), bad settings refused
 // naming the key, and the default deployment without a config block.
 #include "product_fixture.h"
+#include "support/tested_binaries.h"
 
 namespace evh::test {
 namespace {
@@ -101,7 +102,7 @@ TEST_F(ProductTest, ABadConfigRefusesToStartNamingTheKey) {
       out << "environment: test\nredis: {port: " << redis_.port() << "}\nplugins:\n  product:\n    path: product\n"
           << "    config: " << c.config << "\n";
     }
-    auto [code, out] = runCommand({EVH_EVHOST_BIN, "--config", path, "--ops-listen", ""});
+    auto [code, out] = runCommand({evhostBin(), "--config", path, "--ops-listen", ""});
     EXPECT_EQ(code, 1) << out;
     EXPECT_THAT(out, Not(HasSubstr("init failed")));  // refused by validate_config, before init
     EXPECT_THAT(out, HasSubstr(c.message.front() == ':' ? path + c.message : c.message));

@@ -2,6 +2,7 @@
 #include "support/evhost_process.h"
 #include "support/pubsub_listener.h"
 #include "support/redis_server.h"
+#include "support/tested_binaries.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -80,7 +81,7 @@ class PublishCliTest : public ::testing::Test {
   }
 
   std::pair<int, std::string> publish(std::vector<std::string> args, const std::string& config = {}) {
-    std::vector<std::string> argv = {EVH_EVHCTL_BIN, "publish", "--config", config.empty() ? config_ : config};
+    std::vector<std::string> argv = {evhctlBin(), "publish", "--config", config.empty() ? config_ : config};
     argv.insert(argv.end(), args.begin(), args.end());
     return evhctl(argv);
   }
@@ -95,9 +96,8 @@ class PublishCliTest : public ::testing::Test {
   }
   // evhctl publish with stdin from `file`, and `args` after the config.
   std::pair<int, std::string> publishFromStdin(const std::string& file, std::vector<std::string> args) {
-    std::vector<std::string> argv = {"/bin/sh", "-c",       "f=$1; shift; exec \"$@\" < \"$f\"",
-                                     "sh",      file,       EVH_EVHCTL_BIN,
-                                     "publish", "--config", config_};
+    std::vector<std::string> argv = {
+        "/bin/sh", "-c", "f=$1; shift; exec \"$@\" < \"$f\"", "sh", file, evhctlBin(), "publish", "--config", config_};
     argv.insert(argv.end(), args.begin(), args.end());
     return evhctl(argv);
   }
@@ -276,12 +276,12 @@ TEST_F(PublishCliTest, ChannelOfTheOtherTransportOrUnknownIsWarnedAbout) {
 }
 
 TEST_F(PublishCliTest, ConfigComesFromEvhConfigWhenNotGiven) {
-  auto [code, out] = evhctl({"/usr/bin/env", "EVH_CONFIG=" + config_, EVH_EVHCTL_BIN, "publish", "--stream", "--type",
-                             "T", "--payload", "{}"});
+  auto [code, out] = evhctl(
+      {"/usr/bin/env", "EVH_CONFIG=" + config_, evhctlBin(), "publish", "--stream", "--type", "T", "--payload", "{}"});
   EXPECT_EQ(code, 0) << out;
   EXPECT_EQ(xlen(kOrders), 1);
   auto [code2, out2] =
-      evhctl({"/usr/bin/env", "-u", "EVH_CONFIG", EVH_EVHCTL_BIN, "publish", "--type", "T", "--payload", "{}"});
+      evhctl({"/usr/bin/env", "-u", "EVH_CONFIG", evhctlBin(), "publish", "--type", "T", "--payload", "{}"});
   EXPECT_EQ(code2, 2) << out2;
   EXPECT_THAT(out2, HasSubstr("publish needs the evhost configuration: --config FILE (or EVH_CONFIG)"));
 }
@@ -401,10 +401,10 @@ TEST_F(PublishCliTest, BadArgumentsExitTwoWithUsage) {
     EXPECT_THAT(out, HasSubstr(message));
     EXPECT_THAT(out, HasSubstr("Usage: evhctl publish [OPTIONS]"));
   }
-  auto [code, out] = evhctl({EVH_EVHCTL_BIN, "publish", "--help"});
+  auto [code, out] = evhctl({evhctlBin(), "publish", "--help"});
   EXPECT_EQ(code, 0) << out;
   EXPECT_THAT(out, HasSubstr("XADD <env>:NAME * event JSON"));
-  auto [code2, out2] = evhctl({EVH_EVHCTL_BIN, "--help"});
+  auto [code2, out2] = evhctl({evhctlBin(), "--help"});
   EXPECT_EQ(code2, 0) << out2;
   EXPECT_THAT(out2, HasSubstr("  publish                     Send an event as any publisher would"));
   EXPECT_THAT(out2, Not(HasSubstr("--correlation-id")));  // publish's own options are in publish --help

@@ -35,7 +35,7 @@ using ::testing::Not;
 constexpr const char* kChannel = "test:jollyjet:events:product";
 constexpr const char* kStream = "test:jollyjet:events:product:shared";
 
-std::string event(int n) {
+std::string shareEvent(int n) {
   const std::string id = "ev-" + std::to_string(n);
   return R"({"eventId":")" + id +
          R"(","eventType":"PRODUCT_CREATED","timestamp":"2024-01-15T10:30:00.000Z","correlationId":"c-)" + id +
@@ -46,7 +46,7 @@ std::string event(int n) {
 // route is idempotent and the recorder writes its mark with its record (one
 // EVAL): an entry a killed instance handled but did not ack is not handled
 // again when another instance claims it.
-std::string config(uint16_t port, const std::string& tag, const std::string& share = "{}") {
+std::string shareConfig(uint16_t port, const std::string& tag, const std::string& share = "{}") {
   return "environment: test\nredis: {host: 127.0.0.1, port: " + std::to_string(port) +
          "}\n"
          "plugins:\n"
@@ -65,7 +65,7 @@ std::string config(uint16_t port, const std::string& tag, const std::string& sha
          "        idempotency: {ttl_ms: 600000}\n";
 }
 
-bool ready(const EvhostProcess& host) { return httpGet(opsUrl(host) + "/readyz").status == 200; }
+bool shareReady(const EvhostProcess& host) { return httpGet(opsUrl(host) + "/readyz").status == 200; }
 
 // The records of "exact": eventId -> how many times, and how many per tag.
 struct Records {
@@ -74,7 +74,7 @@ struct Records {
   size_t total = 0;
 };
 
-Records records(RedisServer& redis) {
+Records shareRecords(RedisServer& redis) {
   Records r;
   const auto list = redis.command({"LRANGE", "exact", "0", "-1"});
   for (size_t i = 0; i < list->elements; ++i) {
@@ -90,17 +90,17 @@ Records records(RedisServer& redis) {
   return r;
 }
 
-long long pending(RedisServer& redis) {
+long long sharePending(RedisServer& redis) {
   const auto reply = redis.command({"XPENDING", kStream, "shop"});
   return reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 ? reply->element[0]->integer : -1;
 }
 
 // Publishes events [from, to) pipelined; returns how many subscribers heard
 // the first one.
-long long publish(RedisServer& redis, int from, int to) {
+long long publishRange(RedisServer& redis, int from, int to) {
   RedisConn pub = redis.connect();
   for (int i = from; i < to; ++i) {
-    const std::string msg = event(i);
+    const std::string msg = shareEvent(i);
     redisAppendCommand(pub.get(), "PUBLISH %s %b", kChannel, msg.data(), msg.size());
   }
   long long heard = -1;
@@ -131,18 +131,18 @@ TEST(PubsubShareTest, ThreeInstancesHandleEachEventOnce) {
   RedisServer redis;
   std::vector<std::unique_ptr<EvhostProcess>> hosts;
   for (int i = 0; i < 3; ++i) {
-    hosts.push_back(std::make_unique<EvhostProcess>(config(redis.port(), "i" + std::to_string(i))));
+    hosts.push_back(std::make_unique<EvhostProcess>(shareConfig(redis.port(), "i" + std::to_string(i))));
   }
   for (auto& h : hosts) {
-    ASSERT_TRUE(eventually([&] { return ready(*h); })) << h->log();
+    ASSERT_TRUE(eventually([&] { return shareReady(*h); })) << h->log();
   }
   constexpr int kEvents = 3000;
-  ASSERT_EQ(publish(redis, 0, kEvents), 3) << "three instances subscribed";
-  ASSERT_TRUE(
-      eventually([&] { return records(redis).total >= kEvents && pending(redis) == 0; }, std::chrono::seconds(60)))
-      << "records=" << records(redis).total << " pending=" << pending(redis) << "\n"
+  ASSERT_EQ(publishRange(redis, 0, kEvents), 3) << "three instances subscribed";
+  ASSERT_TRUE(eventually([&] { return shareRecords(redis).total >= kEvents && sharePending(redis) == 0; },
+                         std::chrono::seconds(60)))
+      << "records=" << shareRecords(redis).total << " pending=" << sharePending(redis) << "\n"
       << hosts[0]->log();
-  const Records r = records(redis);
+  const Records r = shareRecords(redis);
   EXPECT_EQ(r.total, static_cast<size_t>(kEvents)) << "each event handled once across the three";
   EXPECT_EQ(r.per_event.size(), static_cast<size_t>(kEvents));
   EXPECT_EQ(redis.command({"XLEN", kStream})->integer, kEvents) << "each message added to the stream once";
@@ -175,32 +175,32 @@ TEST(PubsubShareTest, AKilledInstanceLosesNothing) {
   RedisServer redis;
   std::vector<std::unique_ptr<EvhostProcess>> hosts;
   for (int i = 0; i < 3; ++i) {
-    hosts.push_back(std::make_unique<EvhostProcess>(config(redis.port(), "i" + std::to_string(i))));
+    hosts.push_back(std::make_unique<EvhostProcess>(shareConfig(redis.port(), "i" + std::to_string(i))));
   }
   for (auto& h : hosts) {
-    ASSERT_TRUE(eventually([&] { return ready(*h); })) << h->log();
+    ASSERT_TRUE(eventually([&] { return shareReady(*h); })) << h->log();
   }
   constexpr int kEvents = 6000;
   std::atomic<bool> published{false};
   std::thread publisher([&] {
     // 200 events every 50 ms: about 4,000/s.
     for (int i = 0; i < kEvents; i += 200) {
-      publish(redis, i, i + 200);
+      publishRange(redis, i, i + 200);
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     published = true;
   });
-  const bool some = eventually([&] { return records(redis).per_tag["i0"] >= 200; }, std::chrono::seconds(30));
+  const bool some = eventually([&] { return shareRecords(redis).per_tag["i0"] >= 200; }, std::chrono::seconds(30));
   hosts[0]->signal(SIGKILL);
   hosts[0]->waitExit();
   publisher.join();
   ASSERT_TRUE(some) << hosts[0]->log();
   ASSERT_TRUE(published);
-  ASSERT_TRUE(eventually([&] { return records(redis).per_event.size() >= kEvents && pending(redis) == 0; },
+  ASSERT_TRUE(eventually([&] { return shareRecords(redis).per_event.size() >= kEvents && sharePending(redis) == 0; },
                          std::chrono::seconds(60)))
-      << "handled=" << records(redis).per_event.size() << " pending=" << pending(redis) << "\n"
+      << "handled=" << shareRecords(redis).per_event.size() << " pending=" << sharePending(redis) << "\n"
       << hosts[1]->log();
-  const Records r = records(redis);
+  const Records r = shareRecords(redis);
   EXPECT_EQ(r.per_event.size(), static_cast<size_t>(kEvents)) << "none lost";
   EXPECT_EQ(r.total, static_cast<size_t>(kEvents)) << "none handled twice";
   std::cout << "handled per instance:";
@@ -215,8 +215,8 @@ TEST(PubsubShareTest, AKilledInstanceLosesNothing) {
 TEST(PubsubShareTest, AForwardRedisRefusesIsDeadLettered) {
   RedisServer redis;
   redis.command({"SET", kStream, "not a stream"});
-  EvhostProcess host(config(redis.port(), "i0"));
-  ASSERT_TRUE(eventually([&] { return publish(redis, 0, 1) == 1; })) << host.log();
+  EvhostProcess host(shareConfig(redis.port(), "i0"));
+  ASSERT_TRUE(eventually([&] { return publishRange(redis, 0, 1) == 1; })) << host.log();
   ASSERT_TRUE(eventually([&] { return sharedTotal(host, "failed") >= 1; })) << host.log();
   EXPECT_TRUE(host.waitForLog("reason=share_failed")) << host.log();
   EXPECT_THAT(host.log(), HasSubstr("the forward into the shared stream failed: WRONGTYPE"));
@@ -233,24 +233,24 @@ TEST(PubsubShareTest, AForwardRedisRefusesIsDeadLettered) {
 // from then on events go through the shared stream.
 TEST(PubsubShareTest, AReloadTurnsSharingOn) {
   RedisServer redis;
-  std::string plain = config(redis.port(), "i0");
+  std::string plain = shareConfig(redis.port(), "i0");
   plain.replace(plain.find("    share: {}\n"), 14, "");
   plain.replace(plain.find("    stream: {"), plain.find("    routes:") - plain.find("    stream: {"), "");
   EvhostProcess host(plain);
-  ASSERT_TRUE(eventually([&] { return ready(host); })) << host.log();
-  ASSERT_EQ(publish(redis, 0, 10), 1);
-  ASSERT_TRUE(eventually([&] { return records(redis).total >= 10; })) << host.log();
+  ASSERT_TRUE(eventually([&] { return shareReady(host); })) << host.log();
+  ASSERT_EQ(publishRange(redis, 0, 10), 1);
+  ASSERT_TRUE(eventually([&] { return shareRecords(redis).total >= 10; })) << host.log();
   EXPECT_EQ(redis.command({"EXISTS", kStream})->integer, 0);
 
-  std::ofstream(host.configPath(), std::ios::trunc) << config(redis.port(), "i0");
+  std::ofstream(host.configPath(), std::ios::trunc) << shareConfig(redis.port(), "i0");
   const size_t before = host.countInLog("configuration reloaded from");
   host.signal(SIGHUP);
   ASSERT_TRUE(eventually([&] { return host.countInLog("configuration reloaded from") > before; })) << host.log();
   EXPECT_THAT(host.log(), HasSubstr("the sharing (share:) of 1 Pub/Sub channel(s)"));
-  ASSERT_TRUE(eventually([&] { return ready(host); })) << host.log();
-  ASSERT_EQ(publish(redis, 10, 20), 1);
-  ASSERT_TRUE(eventually([&] { return records(redis).total >= 20 && pending(redis) == 0; })) << host.log();
-  EXPECT_EQ(records(redis).total, 20U);
+  ASSERT_TRUE(eventually([&] { return shareReady(host); })) << host.log();
+  ASSERT_EQ(publishRange(redis, 10, 20), 1);
+  ASSERT_TRUE(eventually([&] { return shareRecords(redis).total >= 20 && sharePending(redis) == 0; })) << host.log();
+  EXPECT_EQ(shareRecords(redis).total, 20U);
   EXPECT_EQ(redis.command({"XLEN", kStream})->integer, 10) << "the events after the reload went through the stream";
   EXPECT_THAT(host.log(), Not(HasSubstr("gap")));
 }

@@ -6,6 +6,7 @@
 #include "support/evhost_process.h"
 #include "support/http_client.h"
 #include "support/redis_server.h"
+#include "support/tested_binaries.h"
 
 #include <hiredis/hiredis.h>
 
@@ -214,7 +215,7 @@ TEST_F(ReloadChannelsTest, ShardChannelsBesideClassicOnesAndTurnedSoByAReload) {
   EXPECT_EQ(numsub("test:jollyjet:events:s"), 0);
   EXPECT_EQ(redis_.command({"SPUBLISH", "test:jollyjet:events:s", event("s1")})->integer, 1);
   EXPECT_EQ(redis_.command({"PUBLISH", "test:jollyjet:events:a", event("a1")})->integer, 1);
-  const auto [code, out] = runCommand({EVH_EVHCTL_BIN, "publish", "--config", host.configPath(), "--channel",
+  const auto [code, out] = runCommand({evhctlBin(), "publish", "--config", host.configPath(), "--channel",
                                        "jollyjet:events:s", "--type", "PRODUCT_CREATED", "--payload", "{}"});
   ASSERT_EQ(code, 0) << out;
   EXPECT_THAT(out, HasSubstr("published to test:jollyjet:events:s: 1 receiver")) << out;

@@ -7,6 +7,7 @@
 #include "support/http_client.h"
 #include "support/redis_server.h"
 #include "support/temp_file.h"
+#include "support/tested_binaries.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -122,21 +123,21 @@ TEST_F(ReloadHttpTest, EvhctlReloadSendsTheTokenAndSaysWhatHappened) {
   const std::string base = opsUrl(host);
 
   rewrite(host, config("b", token));
-  auto [code, out] = runCommand({EVH_EVHCTL_BIN, "reload", "--url", base, "--token-file", tokenFile()});
+  auto [code, out] = runCommand({evhctlBin(), "reload", "--url", base, "--token-file", tokenFile()});
   EXPECT_EQ(code, 0) << out;
   EXPECT_THAT(out, HasSubstr("reloaded (generation 2): the routes of 1 channel(s) changed"));
 
   rewrite(host, config("nosuch", token));
-  std::tie(code, out) = runCommand({EVH_EVHCTL_BIN, "reload", "--url", base, "--token-file", tokenFile()});
+  std::tie(code, out) = runCommand({evhctlBin(), "reload", "--url", base, "--token-file", tokenFile()});
   EXPECT_EQ(code, 1) << out;
   EXPECT_THAT(out, HasSubstr("refused; evhost keeps its running configuration"));
   EXPECT_THAT(out, HasSubstr("undefined plugin \"nosuch\""));
 
-  std::tie(code, out) = runCommand({EVH_EVHCTL_BIN, "reload", "--url", base});
+  std::tie(code, out) = runCommand({evhctlBin(), "reload", "--url", base});
   EXPECT_EQ(code, 1) << out;
   EXPECT_THAT(out, HasSubstr("refused the request (HTTP 401)"));
 
-  std::tie(code, out) = runCommand({EVH_EVHCTL_BIN, "reload", "--url", "http://127.0.0.1:1"});
+  std::tie(code, out) = runCommand({evhctlBin(), "reload", "--url", "http://127.0.0.1:1"});
   EXPECT_EQ(code, 1) << out;
   EXPECT_THAT(out, HasSubstr("evhctl reload: no answer from http://127.0.0.1:1/reload"));
   EXPECT_THAT(out, HasSubstr("(is evhost running?)"));
@@ -147,7 +148,7 @@ TEST_F(ReloadHttpTest, EvhctlReloadSaysWhenTheListenerIsOff) {
   std::ofstream(path) << "redis: {host: 127.0.0.1, port: " << redis_.port()
                       << "}\nops: {listen: \"\"}\nplugins: {a: {path: recorder}}\n"
                          "channels: {c: {routes: [{plugins: [a]}]}}\n";
-  auto [code, out] = runCommand({EVH_EVHCTL_BIN, "reload", "--config", path});
+  auto [code, out] = runCommand({evhctlBin(), "reload", "--config", path});
   EXPECT_EQ(code, 1) << out;
   EXPECT_THAT(out, HasSubstr("turns the ops listener off (ops.listen: \"\"); give --url"));
 }

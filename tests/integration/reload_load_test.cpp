@@ -17,6 +17,7 @@
 #include "support/paced_producer.h"
 #include "support/redis_server.h"
 #include "support/temp_file.h"
+#include "support/tested_binaries.h"
 
 #include <hiredis/hiredis.h>
 
@@ -40,15 +41,6 @@
 #include <thread>
 #include <vector>
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define EVH_RELOAD_LOAD_ASAN 1
-#endif
-#endif
-#if defined(EVH_TESTED_ASAN)
-#define EVH_RELOAD_LOAD_ASAN 1
-#endif
-
 namespace evh::test {
 namespace {
 
@@ -63,13 +55,8 @@ using ::testing::Not;
 // Pub/Sub's by 2, so that evhost keeps up (a Pub/Sub backlog past
 // limits.max_in_flight would be dead-lettered as overloaded -- shedding,
 // which is not what this test is about).
-#ifdef EVH_RELOAD_LOAD_ASAN
-constexpr int kStreamRate = 20000 / 4;
-constexpr int kPubSubRate = 5000 / 2;
-#else
-constexpr int kStreamRate = 20000;
-constexpr int kPubSubRate = 5000;
-#endif
+const int kStreamRate = testedAsan() ? 20000 / 4 : 20000;
+const int kPubSubRate = testedAsan() ? 5000 / 2 : 5000;
 constexpr auto kStreamSeconds = std::chrono::seconds(7);
 constexpr auto kPubSubSeconds = std::chrono::seconds(6);
 // Guards against hangs only.
@@ -100,7 +87,7 @@ class ReloadLoadTest : public ::testing::Test {
   void install(const std::string& file, int version) {
     const std::string path = dir_.path() + "/" + file;
     const std::string tmp = path + ".new";
-    fs::copy_file(std::string(EVH_TEST_PLUGIN_DIR) + "/reload_probe_v" + std::to_string(version) + ".so", tmp,
+    fs::copy_file(std::string(testPluginDir()) + "/reload_probe_v" + std::to_string(version) + ".so", tmp,
                   fs::copy_options::overwrite_existing);
     fs::permissions(tmp, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec | fs::perms::others_read |
                              fs::perms::others_exec);
@@ -359,10 +346,11 @@ TEST_F(ReloadLoadTest, StreamAtTwentyThousandASecondThroughTenReloads) {
   const Tally t = tally("s", total);
   std::cout << "[ stream ] produced " << producer.sent() << " entries in " << producer.seconds() << " s ("
             << static_cast<long long>(producer.rate()) << "/s, asked " << kStreamRate << "/s); all handled "
-            << handled_s << " s after the first (" << static_cast<long long>(total / handled_s) << "/s)\n"
+            << handled_s << " s after the first (" << static_cast<long long>(static_cast<double>(total) / handled_s)
+            << "/s)\n"
             << "[ stream ] handled by instance (tag|build): " << counts(t.by_instance) << "\n";
   RecordProperty("produced_per_second", static_cast<int>(producer.rate()));
-  RecordProperty("handled_per_second", static_cast<int>(total / handled_s));
+  RecordProperty("handled_per_second", static_cast<int>(static_cast<double>(total) / handled_s));
   RecordProperty("handled_by_instance", counts(t.by_instance));
 
   EXPECT_TRUE(t.twice.empty()) << t.twice.size() << " handled twice: " << firstFew(t.twice);

@@ -5,6 +5,7 @@
 // thread pool (evhost still stops at once); and a value that came from the
 // environment is masked wherever a reload's errors are shown.
 #include "support/ops_fixture.h"
+#include "support/tested_binaries.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -27,7 +28,7 @@ using Json = nlohmann::json;
 
 constexpr const char* kSecret = "s3cr3t-from-the-environment-7d41";
 
-std::string event(const std::string& id, const std::string& type) {
+std::string outcomeEvent(const std::string& id, const std::string& type) {
   return R"({"eventId":")" + id + R"(","eventType":")" + type +
          R"(","timestamp":"2024-01-15T10:30:00.000Z","payload":{}})";
 }
@@ -59,7 +60,7 @@ TEST_F(ReloadOutcomesTest, AReloadAskedForWhileStoppingIsNotRun) {
   EvhostProcess host(routes());
   const std::string url = urlOf(host);
   ASSERT_EQ(getUntilStatus(url + "/readyz", 200).status, 200) << host.log();
-  redis_.command({"PUBLISH", "test:orders", event("s1", "SLEEP_3000")});
+  redis_.command({"PUBLISH", "test:orders", outcomeEvent("s1", "SLEEP_3000")});
   ASSERT_TRUE(eventually([&] {
     return httpGet(url + "/metrics").body.find("\nevhost_events_in_flight 1\n") != std::string::npos;
   })) << host.log();
@@ -75,7 +76,7 @@ TEST_F(ReloadOutcomesTest, AReloadAskedForWhileStoppingIsNotRun) {
   EXPECT_EQ(j["reason"], "evhost is stopping");
   EXPECT_EQ(j["generation"], 1);
 
-  const auto [code, out] = runCommand({EVH_EVHCTL_BIN, "reload", "--url", url});
+  const auto [code, out] = runCommand({evhctlBin(), "reload", "--url", url});
   EXPECT_EQ(code, 3) << out;
   EXPECT_THAT(out, HasSubstr("evhctl reload: not run: evhost is stopping; evhost keeps its running configuration"));
 

@@ -8,6 +8,7 @@
 #include "support/evhost_process.h"
 #include "support/http_client.h"
 #include "support/redis_server.h"
+#include "support/tested_binaries.h"
 
 #include <hiredis/hiredis.h>
 
@@ -36,20 +37,20 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-std::string event(const std::string& id) {
+std::string probeEvent(const std::string& id) {
   return R"({"eventId":")" + id +
          R"(","eventType":"PRODUCT_CREATED","timestamp":"2024-01-15T10:30:00.000Z","correlationId":"c-)" + id +
          R"(","payload":{}})";
 }
 
-std::string readFile(const std::string& path) {
+std::string readProbeFile(const std::string& path) {
   std::ifstream in(path);
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
 }
 
-std::vector<std::string> lines(const std::string& text) {
+std::vector<std::string> probeLines(const std::string& text) {
   std::vector<std::string> out;
   std::istringstream in(text);
   for (std::string l; std::getline(in, l);) {
@@ -78,7 +79,7 @@ class ReloadPluginsTest : public ::testing::Test {
   // does: copied beside it, then renamed over it (atomic).
   void install(int version) {
     const std::string tmp = probePath() + ".new";
-    fs::copy_file(std::string(EVH_TEST_PLUGIN_DIR) + "/reload_probe_v" + std::to_string(version) + ".so", tmp,
+    fs::copy_file(std::string(testPluginDir()) + "/reload_probe_v" + std::to_string(version) + ".so", tmp,
                   fs::copy_options::overwrite_existing);
     fs::permissions(tmp, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec | fs::perms::others_read |
                              fs::perms::others_exec);
@@ -111,7 +112,7 @@ class ReloadPluginsTest : public ::testing::Test {
       return host.countInLog("configuration reloaded from") + host.countInLog("reload failed") >= nth;
     })) << host.log();
   }
-  void publish(const std::string& id) { redis_.command({"PUBLISH", "test:jollyjet:events:product", event(id)}); }
+  void publish(const std::string& id) { redis_.command({"PUBLISH", "test:jollyjet:events:product", probeEvent(id)}); }
   long long llen(const std::string& key) { return redis_.command({"LLEN", key})->integer; }
   std::vector<std::string> records() {
     const auto list = redis_.command({"LRANGE", "probe:events", "0", "-1"});
@@ -125,7 +126,7 @@ class ReloadPluginsTest : public ::testing::Test {
   // with `path` (a replaced one reads "<path> (deleted)").
   static size_t mapped(const EvhostProcess& host, const std::string& path) {
     size_t n = 0;
-    for (const std::string& l : lines(readFile("/proc/" + std::to_string(host.pid()) + "/maps"))) {
+    for (const std::string& l : probeLines(readProbeFile("/proc/" + std::to_string(host.pid()) + "/maps"))) {
       n += l.find(path) != std::string::npos ? 1 : 0;
     }
     return n;
@@ -156,7 +157,7 @@ TEST_F(ReloadPluginsTest, AnAddedPluginIsLoadedAndARemovedOneShutDownOnceAndUnlo
   ASSERT_THAT(host.log(), HasSubstr("plugin p removed")) << host.log();
   ASSERT_TRUE(host.waitForLog("plugin p (generation 1) retired: shut down, " + probePath() + " unloaded"))
       << host.log();
-  EXPECT_THAT(lines(readFile(probeLog())), ElementsAre("init t1 v1", "shutdown t1 v1"));
+  EXPECT_THAT(probeLines(readProbeFile(probeLog())), ElementsAre("init t1 v1", "shutdown t1 v1"));
   EXPECT_EQ(mapped(host, probePath()), 0u);
   // Its series went with it (a scrape no longer reads the instance).
   EXPECT_TRUE(eventually([&] { return httpGet(opsUrl(host) + "/metrics").body.find(health) == std::string::npos; }));
@@ -166,7 +167,8 @@ TEST_F(ReloadPluginsTest, AnAddedPluginIsLoadedAndARemovedOneShutDownOnceAndUnlo
 
   host.signal(SIGTERM);
   ASSERT_EQ(host.waitExit(), 0) << host.log();
-  EXPECT_THAT(lines(readFile(probeLog())), ElementsAre("init t1 v1", "shutdown t1 v1"));  // not shut down again
+  EXPECT_THAT(probeLines(readProbeFile(probeLog())),
+              ElementsAre("init t1 v1", "shutdown t1 v1"));  // not shut down again
   EXPECT_THAT(host.log(), Not(HasSubstr("ERROR: AddressSanitizer")));
 }
 
@@ -181,7 +183,7 @@ TEST_F(ReloadPluginsTest, AChangedConfigGetsANewInstanceAndEveryEventIsHandledOn
   std::thread publisher([&, port = redis_.port()] {
     redisContext* c = redisConnect("127.0.0.1", port);
     while (c != nullptr && c->err == 0 && !done.load()) {
-      const std::string body = event("e" + std::to_string(sent.load()));
+      const std::string body = probeEvent("e" + std::to_string(sent.load()));
       auto* r = static_cast<redisReply*>(
           redisCommand(c, "PUBLISH %s %b", "test:jollyjet:events:product", body.data(), body.size()));
       if (r == nullptr) {
@@ -213,7 +215,7 @@ TEST_F(ReloadPluginsTest, AChangedConfigGetsANewInstanceAndEveryEventIsHandledOn
   EXPECT_GT(by_tag["t1|v1"], 0);
   EXPECT_GT(by_tag["t2|v1"], 0);
   ASSERT_TRUE(host.waitForLog("plugin p (generation 1) retired")) << host.log();
-  EXPECT_THAT(lines(readFile(probeLog())), ElementsAre("init t1 v1", "init t2 v1", "shutdown t1 v1"));
+  EXPECT_THAT(probeLines(readProbeFile(probeLog())), ElementsAre("init t1 v1", "init t2 v1", "shutdown t1 v1"));
   // The file did not change: the new instance shares the loaded library.
   EXPECT_THAT(host.log(), Not(HasSubstr(probePath() + " unloaded")));
   EXPECT_GT(mapped(host, probePath()), 0u);
@@ -227,22 +229,22 @@ TEST_F(ReloadPluginsTest, ANewBuildRenamedOverTheFileIsLoadedAnew) {
   ASSERT_TRUE(eventually([&] { return llen("probe:events") == 1; })) << host.log();
 
   install(2);  // the config stays as it is
-  reload(host, readFile(host.configPath()), 1);
+  reload(host, readProbeFile(host.configPath()), 1);
   ASSERT_THAT(host.log(), HasSubstr("plugin p replaced (a new build of its file)")) << host.log();
   publish("e2");
   ASSERT_TRUE(eventually([&] { return llen("probe:events") == 2; })) << host.log();
   EXPECT_THAT(records(), ElementsAre("e1|t1|v1", "e2|t1|v2"));
   ASSERT_TRUE(host.waitForLog("plugin p (generation 1) retired: shut down")) << host.log();
-  EXPECT_THAT(lines(readFile(probeLog())), ElementsAre("init t1 v1", "init t1 v2", "shutdown t1 v1"));
+  EXPECT_THAT(probeLines(readProbeFile(probeLog())), ElementsAre("init t1 v1", "init t1 v2", "shutdown t1 v1"));
   // The old build is gone from the process ("(deleted)": the file renamed over).
   EXPECT_TRUE(eventually([&] {
-    for (const std::string& l : lines(readFile("/proc/" + std::to_string(host.pid()) + "/maps"))) {
+    for (const std::string& l : probeLines(readProbeFile("/proc/" + std::to_string(host.pid()) + "/maps"))) {
       if (l.find("(deleted)") != std::string::npos && l.find(probePath()) != std::string::npos) {
         return false;
       }
     }
     return true;
-  })) << readFile("/proc/" + std::to_string(host.pid()) + "/maps");
+  })) << readProbeFile("/proc/" + std::to_string(host.pid()) + "/maps");
   const nlohmann::json p = status(host)["plugins"][1];
   EXPECT_EQ(p["name"], "p");
   EXPECT_EQ(p["version"], "1.0.2");
@@ -268,7 +270,7 @@ TEST_F(ReloadPluginsTest, ARemovedPluginWithACallPendingIsUnloadedOnlyOnceItComp
   ASSERT_TRUE(host.waitForLog("plugin p (generation 1) retired: shut down, " + probePath() + " unloaded"))
       << host.log();
   EXPECT_EQ(llen("probe:events"), 1);  // completed before it was shut down
-  EXPECT_THAT(lines(readFile(probeLog())), ElementsAre("init t1 v1", "shutdown t1 v1"));
+  EXPECT_THAT(probeLines(readProbeFile(probeLog())), ElementsAre("init t1 v1", "shutdown t1 v1"));
   EXPECT_EQ(mapped(host, probePath()), 0u);
   EXPECT_TRUE(status(host)["plugins_retiring"].empty());
   host.signal(SIGTERM);
@@ -286,7 +288,7 @@ TEST_F(ReloadPluginsTest, ANewPluginWhoseInitFailsRefusesTheReload) {
   EXPECT_THAT(host.log(), HasSubstr("reload_probe t1 was told to fail its init"));
   // Loaded for the attempt, and unloaded (as a removed plugin is).
   EXPECT_TRUE(eventually([&] { return mapped(host, probePath()) == 0; })) << host.log();
-  EXPECT_TRUE(eventually([&] { return readFile(probeLog()).empty(); }));  // its init never went through
+  EXPECT_TRUE(eventually([&] { return readProbeFile(probeLog()).empty(); }));  // its init never went through
   publish("e1");
   ASSERT_TRUE(eventually([&] { return llen("seen_a") == 1; })) << host.log();
   EXPECT_EQ(llen("probe:events"), 0);

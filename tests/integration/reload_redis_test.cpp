@@ -34,7 +34,7 @@ std::string event(const std::string& id) {
 }
 
 // `redis`: the body of the redis section (indented two spaces).
-std::string config(const std::string& redis) {
+std::string redisConfig(const std::string& redis) {
   return "environment: test\nredis:\n" + redis +
          "  connect_timeout_ms: 1000\n"
          "  reconnect: {initial_ms: 50, max_ms: 200}\n"
@@ -54,16 +54,16 @@ channels:
 )";
 }
 
-std::string plain(uint16_t port, const std::string& more = "") {
+std::string plainConfig(uint16_t port, const std::string& more = "") {
   return "  host: 127.0.0.1\n  port: " + std::to_string(port) + "\n" + more;
 }
 
-void rewrite(const EvhostProcess& host, const std::string& yaml) {
+void rewriteConfig(const EvhostProcess& host, const std::string& yaml) {
   std::ofstream(host.configPath(), std::ios::trunc) << yaml;
 }
 
 // Sends SIGHUP and waits for the reload's outcome line: true when applied.
-bool reload(EvhostProcess& host) {
+bool reloadNow(EvhostProcess& host) {
   const size_t ok = host.countInLog("configuration reloaded from");
   const size_t failed = host.countInLog("reload failed");
   host.signal(SIGHUP);
@@ -75,7 +75,7 @@ bool reload(EvhostProcess& host) {
   return applied;
 }
 
-bool ready(const EvhostProcess& host) { return httpGet(opsUrl(host) + "/readyz").status == 200; }
+bool isReady(const EvhostProcess& host) { return httpGet(opsUrl(host) + "/readyz").status == 200; }
 
 // One event on the Pub/Sub channel and one on the stream, through `redis`;
 // true once both are recorded there (the recorder writes through evhost's
@@ -107,17 +107,17 @@ std::set<std::string> clients(RedisServer& redis) {
 TEST(ReloadRedisTest, EveryConnectionMovesToAnotherServer) {
   RedisServer a;
   RedisServer b;
-  EvhostProcess host(config(plain(a.port())));
-  ASSERT_TRUE(eventually([&] { return ready(host); })) << host.log();
+  EvhostProcess host(redisConfig(plainConfig(a.port())));
+  ASSERT_TRUE(eventually([&] { return isReady(host); })) << host.log();
   ASSERT_TRUE(bothHandled(a, "on-a")) << host.log();
   const size_t on_a = clients(a).size();
   EXPECT_GE(on_a, 3u) << "commands, subscriber, stream reader";
 
-  rewrite(host, config(plain(b.port())));
-  ASSERT_TRUE(reload(host)) << host.log();
+  rewriteConfig(host, redisConfig(plainConfig(b.port())));
+  ASSERT_TRUE(reloadNow(host)) << host.log();
   EXPECT_THAT(host.log(), HasSubstr("the Redis settings (redis.port: every connection reconnected) changed"));
   EXPECT_THAT(host.log(), HasSubstr("connection(s) reconnect to 127.0.0.1:" + std::to_string(b.port()) + " now"));
-  ASSERT_TRUE(eventually([&] { return ready(host); })) << host.log();
+  ASSERT_TRUE(eventually([&] { return isReady(host); })) << host.log();
   ASSERT_TRUE(bothHandled(b, "on-b")) << host.log();
   // Nothing of evhost is left on the old server; as many on the new one.
   EXPECT_TRUE(eventually([&] { return clients(a).empty(); })) << host.log();
@@ -132,16 +132,16 @@ TEST(ReloadRedisTest, ANewPasswordIsUsedForEveryConnection) {
   // The test's own (cached) connection authenticates once: it stays so
   // after the password changes.
   ASSERT_EQ(std::string(redis.command({"AUTH", "first-pass-1"})->str), "OK");
-  EvhostProcess host(config(plain(redis.port(), "  password: first-pass-1\n")));
-  ASSERT_TRUE(eventually([&] { return ready(host); })) << host.log();
+  EvhostProcess host(redisConfig(plainConfig(redis.port(), "  password: first-pass-1\n")));
+  ASSERT_TRUE(eventually([&] { return isReady(host); })) << host.log();
   const std::set<std::string> before = clients(redis);
   // The operator rotates the password: connections made with the old one
   // stay (Redis checks a password only at AUTH); new ones need the new.
   ASSERT_EQ(std::string(redis.command({"CONFIG", "SET", "requirepass", "second-pass-2"})->str), "OK");
-  rewrite(host, config(plain(redis.port(), "  password: second-pass-2\n")));
-  ASSERT_TRUE(reload(host)) << host.log();
+  rewriteConfig(host, redisConfig(plainConfig(redis.port(), "  password: second-pass-2\n")));
+  ASSERT_TRUE(reloadNow(host)) << host.log();
   EXPECT_THAT(host.log(), HasSubstr("the Redis settings (redis.password: every connection reconnected)"));
-  ASSERT_TRUE(eventually([&] { return ready(host); })) << host.log();
+  ASSERT_TRUE(eventually([&] { return isReady(host); })) << host.log();
   ASSERT_TRUE(bothHandled(redis, "after")) << host.log();
   const std::set<std::string> after = clients(redis);
   for (const std::string& id : after) {
@@ -154,14 +154,14 @@ TEST(ReloadRedisTest, ANewPasswordIsUsedForEveryConnection) {
 
 TEST(ReloadRedisTest, AReloadThatLeavesRedisAloneKeepsEveryConnection) {
   RedisServer redis;
-  EvhostProcess host(config(plain(redis.port())));
-  ASSERT_TRUE(eventually([&] { return ready(host); })) << host.log();
+  EvhostProcess host(redisConfig(plainConfig(redis.port())));
+  ASSERT_TRUE(eventually([&] { return isReady(host); })) << host.log();
   ASSERT_TRUE(bothHandled(redis, "before")) << host.log();
   const std::set<std::string> before = clients(redis);
-  std::string next = config(plain(redis.port()));
+  std::string next = redisConfig(plainConfig(redis.port()));
   next.replace(next.find("plugins: [rec]"), 14, "plugins: [rec]\n        retry: {max_attempts: 5}");
-  rewrite(host, next);
-  ASSERT_TRUE(reload(host)) << host.log();
+  rewriteConfig(host, next);
+  ASSERT_TRUE(reloadNow(host)) << host.log();
   EXPECT_THAT(host.log(), Not(HasSubstr("the Redis settings")));
   ASSERT_TRUE(bothHandled(redis, "after")) << host.log();
   EXPECT_EQ(clients(redis), before) << "the same connections, the Pub/Sub one included";
@@ -171,17 +171,17 @@ TEST(ReloadRedisTest, PlaintextToMutualTlsOnAReload) {
   TlsCerts certs;
   const uint16_t tls_port = freePort();
   RedisServer redis(certs.redisArgs(tls_port, true));
-  EvhostProcess host(config(plain(redis.port())));
-  ASSERT_TRUE(eventually([&] { return ready(host); })) << host.log();
+  EvhostProcess host(redisConfig(plainConfig(redis.port())));
+  ASSERT_TRUE(eventually([&] { return isReady(host); })) << host.log();
   const size_t connections = clients(redis).size();
 
   const std::string tls = "  tls:\n    ca_file: " + certs.file("ca.crt") +
                           "\n    cert_file: " + certs.file("client.crt") +
                           "\n    key_file: " + certs.file("client.key") + "\n";
-  rewrite(host, config(plain(tls_port, tls)));
-  ASSERT_TRUE(reload(host)) << host.log();
+  rewriteConfig(host, redisConfig(plainConfig(tls_port, tls)));
+  ASSERT_TRUE(reloadNow(host)) << host.log();
   EXPECT_THAT(host.log(), HasSubstr("redis.port, redis.tls: every connection reconnected"));
-  ASSERT_TRUE(eventually([&] { return ready(host); })) << host.log();
+  ASSERT_TRUE(eventually([&] { return isReady(host); })) << host.log();
   ASSERT_TRUE(bothHandled(redis, "tls")) << host.log();
   // Every evhost connection is on the TLS port now.
   const auto list = redis.command({"CLIENT", "LIST"});
@@ -196,11 +196,12 @@ TEST(ReloadRedisTest, PlaintextToMutualTlsOnAReload) {
 
 TEST(ReloadRedisTest, TlsFilesThatCannotBeReadRefuseTheReload) {
   RedisServer redis;
-  EvhostProcess host(config(plain(redis.port())));
-  ASSERT_TRUE(eventually([&] { return ready(host); })) << host.log();
+  EvhostProcess host(redisConfig(plainConfig(redis.port())));
+  ASSERT_TRUE(eventually([&] { return isReady(host); })) << host.log();
   const std::set<std::string> before = clients(redis);
-  rewrite(host, config(plain(redis.port(), "  tls:\n    ca_file: " + host.dir() + "/no-such-ca.crt\n")));
-  ASSERT_FALSE(reload(host)) << host.log();
+  rewriteConfig(host,
+                redisConfig(plainConfig(redis.port(), "  tls:\n    ca_file: " + host.dir() + "/no-such-ca.crt\n")));
+  ASSERT_FALSE(reloadNow(host)) << host.log();
   EXPECT_THAT(host.log(), HasSubstr("no-such-ca.crt"));
   EXPECT_THAT(host.log(), HasSubstr("the running configuration is kept"));
   ASSERT_TRUE(bothHandled(redis, "kept")) << host.log();

@@ -29,7 +29,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-std::string event(const std::string& id) {
+std::string reloadEvent(const std::string& id) {
   return R"({"eventId":")" + id +
          R"(","eventType":"PRODUCT_CREATED","timestamp":"2024-01-15T10:30:00.000Z","correlationId":"c-)" + id +
          R"(","payload":{}})";
@@ -56,7 +56,7 @@ class ReloadTest : public ::testing::Test {
   static void rewrite(const EvhostProcess& host, const std::string& yaml) {
     std::ofstream(host.configPath(), std::ios::trunc) << yaml;
   }
-  void publish(const std::string& id) { redis_.command({"PUBLISH", "test:jollyjet:events:product", event(id)}); }
+  void publish(const std::string& id) { redis_.command({"PUBLISH", "test:jollyjet:events:product", reloadEvent(id)}); }
   long long llen(const std::string& key) { return redis_.command({"LLEN", key})->integer; }
   // GET /status (a snapshot at most 100 ms old: asked for only after the
   // log said the reload is done, and never twice in that time).
@@ -152,7 +152,7 @@ TEST_F(ReloadTest, PubSubLosesNothingAcrossReloads) {
   std::thread publisher([&, port = redis_.port()] {
     redisContext* c = redisConnect("127.0.0.1", port);
     while (c != nullptr && c->err == 0 && !done.load()) {
-      const std::string body = event("e" + std::to_string(sent.load()));
+      const std::string body = reloadEvent("e" + std::to_string(sent.load()));
       auto* r = static_cast<redisReply*>(
           redisCommand(c, "PUBLISH %s %b", "test:jollyjet:events:product", body.data(), body.size()));
       if (r == nullptr) {

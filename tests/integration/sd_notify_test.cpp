@@ -27,7 +27,7 @@ using ::testing::StartsWith;
 using Clock = NotifySocket::Clock;
 using std::chrono::milliseconds;
 
-std::string event(const std::string& id, const std::string& type) {
+std::string notifyEvent(const std::string& id, const std::string& type) {
   return R"({"eventId":")" + id + R"(","eventType":")" + type +
          R"(","timestamp":"2024-01-15T10:30:00.000Z","payload":{}})";
 }
@@ -68,8 +68,8 @@ TEST_F(SdNotifyTest, ReadyOnceEverySourceIsLiveThenStoppingAtSigterm) {
   ASSERT_TRUE(ready.has_value()) << host.log();
   // Live at READY=1: Redis already counts evhost's subscriber as a receiver,
   // and the stream's group is read.
-  EXPECT_EQ(redis_.command({"PUBLISH", "test:orders", event("p-1", "ORDER")})->integer, 1);
-  redis_.command({"XADD", "test:jobs", "*", "event", event("s-1", "JOB")});
+  EXPECT_EQ(redis_.command({"PUBLISH", "test:orders", notifyEvent("p-1", "ORDER")})->integer, 1);
+  redis_.command({"XADD", "test:jobs", "*", "event", notifyEvent("s-1", "JOB")});
   ASSERT_TRUE(eventually([&] { return seen() == 2; }, std::chrono::seconds(10))) << host.log();
 
   const std::vector<NotifySocket::Message> messages = sock.messages();
@@ -121,7 +121,7 @@ TEST_F(SdNotifyTest, WatchdogPingsComeFromTheLoopAtHalfTheIntervalAndStopWhileIt
   // The inline handler sleeps a second on the loop: no ping meanwhile, then
   // they come again.
   const Clock::time_point blocked = Clock::now();
-  EXPECT_EQ(redis_.command({"PUBLISH", "test:stall", event("b-1", "BLOCK")})->integer, 1);
+  EXPECT_EQ(redis_.command({"PUBLISH", "test:stall", notifyEvent("b-1", "BLOCK")})->integer, 1);
   std::this_thread::sleep_for(milliseconds(1600));
   std::vector<Clock::time_point> pings;
   for (const auto& m : sock.with("WATCHDOG=1")) {

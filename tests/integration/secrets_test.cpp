@@ -9,6 +9,7 @@
 #include "support/http_client.h"
 #include "support/redis_server.h"
 #include "support/temp_file.h"
+#include "support/tested_binaries.h"
 #include "support/tls_certs.h"
 
 #include <gmock/gmock.h>
@@ -35,7 +36,7 @@ std::string randomHex(size_t n) {
   return out;
 }
 
-std::string event(const std::string& id, const std::string& type) {
+std::string secretEvent(const std::string& id, const std::string& type) {
   return R"({"eventId":")" + id + R"(","eventType":")" + type + R"(","timestamp":1,"payload":{"id":"p1"}})";
 }
 
@@ -194,11 +195,11 @@ TEST_F(SecretsTest, AclUserWithPasswordFileOverMutualTls) {
   EXPECT_THAT(std::string(clients->str, clients->len), HasSubstr("user=evh")) << host.log();
 
   // Handled, dead-lettered as rejected, dead-lettered as invalid.
-  redis_.command({"PUBLISH", "test:jollyjet:events:product", event("ok-1", "PRODUCT_CREATED")});
-  redis_.command({"XADD", "test:jollyjet:events:orders", "*", "event", event("ok-2", "PRODUCT_CREATED")});
-  redis_.command({"PUBLISH", "test:jollyjet:events:product", event("rej-1", "PRODUCT_DELETED")});
+  redis_.command({"PUBLISH", "test:jollyjet:events:product", secretEvent("ok-1", "PRODUCT_CREATED")});
+  redis_.command({"XADD", "test:jollyjet:events:orders", "*", "event", secretEvent("ok-2", "PRODUCT_CREATED")});
+  redis_.command({"PUBLISH", "test:jollyjet:events:product", secretEvent("rej-1", "PRODUCT_DELETED")});
   redis_.command({"PUBLISH", "test:jollyjet:events:product", "{not json"});
-  redis_.command({"PUBLISH", "test:jollyjet:events:signed", event("unsigned-1", "PRODUCT_CREATED")});
+  redis_.command({"PUBLISH", "test:jollyjet:events:signed", secretEvent("unsigned-1", "PRODUCT_CREATED")});
   ASSERT_TRUE(eventually([&] { return list("test:jollyjet:events:dlq").size() == 3; })) << host.log();
   for (const std::string& entry : list("test:jollyjet:events:dlq")) {
     collect("a dead-letter entry", entry);
@@ -210,32 +211,32 @@ TEST_F(SecretsTest, AclUserWithPasswordFileOverMutualTls) {
   const std::string url = opsUrl(host);
   ASSERT_FALSE(url.empty()) << host.log();
   collectHttp(url);
-  auto [code, out] = run("evhctl status", {EVH_EVHCTL_BIN, "status", "--url", url});
+  auto [code, out] = run("evhctl status", {evhctlBin(), "status", "--url", url});
   EXPECT_EQ(code, 0) << out;
-  run("evhctl status --json", {EVH_EVHCTL_BIN, "status", "--url", url, "--json"});
+  run("evhctl status --json", {evhctlBin(), "status", "--url", url, "--json"});
 
   // evhctl reads the same config: password_file, the ACL user, mutual TLS.
   const std::string cfg = host.configPath();
-  std::tie(code, out) = run("evhctl dlq list", {EVH_EVHCTL_BIN, "dlq", "--config", cfg, "list"});
+  std::tie(code, out) = run("evhctl dlq list", {evhctlBin(), "dlq", "--config", cfg, "list"});
   EXPECT_EQ(code, 0) << out;
   EXPECT_THAT(out, HasSubstr("rej-1"));
   EXPECT_THAT(out, HasSubstr("invalid"));
   EXPECT_THAT(out, HasSubstr("bad_signature"));
-  std::tie(code, out) = run("evhctl dlq show", {EVH_EVHCTL_BIN, "dlq", "--config", cfg, "show", "rej-1"});
+  std::tie(code, out) = run("evhctl dlq show", {evhctlBin(), "dlq", "--config", cfg, "show", "rej-1"});
   EXPECT_EQ(code, 0) << out;
-  std::tie(code, out) = run("evhctl publish", {EVH_EVHCTL_BIN, "publish", "--config", cfg, "--type", "PRODUCT_CREATED",
+  std::tie(code, out) = run("evhctl publish", {evhctlBin(), "publish", "--config", cfg, "--type", "PRODUCT_CREATED",
                                                "--id", "ok-3", "--payload", R"({"id":"p3"})"});
   EXPECT_EQ(code, 0) << out;
   std::tie(code, out) =
       run("evhctl publish --sign",
-          {EVH_EVHCTL_BIN, "publish", "--config", cfg, "--channel", "jollyjet:events:signed", "--sign",
-           signing_key_file_, "--type", "PRODUCT_CREATED", "--id", "signed-1", "--payload", R"({"id":"p4"})"});
+          {evhctlBin(), "publish", "--config", cfg, "--channel", "jollyjet:events:signed", "--sign", signing_key_file_,
+           "--type", "PRODUCT_CREATED", "--id", "signed-1", "--payload", R"({"id":"p4"})"});
   EXPECT_EQ(code, 0) << out;
   // ok-1, ok-2, ok-3, signed-1
   ASSERT_TRUE(eventually([&] { return list("seen").size() == 4; })) << host.log();
 
   // Last, a crash in the plugin: the fatal-signal line and the crash file.
-  redis_.command({"PUBLISH", "test:jollyjet:events:product", event("boom-1", "SECRET_CRASH")});
+  redis_.command({"PUBLISH", "test:jollyjet:events:product", secretEvent("boom-1", "SECRET_CRASH")});
   const auto exit_code = host.waitExit();
   ASSERT_TRUE(exit_code.has_value()) << host.log();
   EXPECT_EQ(*exit_code, 128 + SIGSEGV) << host.log();
@@ -259,8 +260,8 @@ TEST_F(SecretsTest, WrongPasswordIsRefusedWithoutShowingEither) {
   const std::string url = opsUrl(host);
   ASSERT_FALSE(url.empty()) << host.log();
   collectHttp(url);
-  run("evhctl status", {EVH_EVHCTL_BIN, "status", "--url", url});
-  auto [code, out] = run("evhctl dlq list", {EVH_EVHCTL_BIN, "dlq", "--config", host.configPath(), "list"});
+  run("evhctl status", {evhctlBin(), "status", "--url", url});
+  auto [code, out] = run("evhctl dlq list", {evhctlBin(), "dlq", "--config", host.configPath(), "list"});
   EXPECT_EQ(code, 1) << out;
   EXPECT_THAT(out, HasSubstr("WRONGPASS"));
   collect("evhost's log", host.log());
@@ -272,7 +273,7 @@ TEST_F(SecretsTest, ARedisEchoingTheAuthArgumentsDoesNotLeakThePassword) {
   RedisServer renamed({"--rename-command", "AUTH", ""});
   EvhostProcess host(config(aclUser(), renamed.port()), {}, {"DEBUG_EVENTS=true"});
   ASSERT_TRUE(host.waitForLog("AUTH failed: ERR unknown command")) << host.log();
-  auto [code, out] = run("evhctl dlq list", {EVH_EVHCTL_BIN, "dlq", "--config", host.configPath(), "list"});
+  auto [code, out] = run("evhctl dlq list", {evhctlBin(), "dlq", "--config", host.configPath(), "list"});
   EXPECT_EQ(code, 1) << out;
   EXPECT_THAT(out, HasSubstr("AUTH failed: ERR unknown command"));
   collect("evhost's log", host.log());
@@ -284,10 +285,10 @@ TEST_F(SecretsTest, LegacyRequirepassWithPasswordFile) {
   redis_.command({"CONFIG", "SET", "requirepass", password_});
   EvhostProcess host(config("  password_file: " + password_file_ + "\n", redis_.port()), {}, {"DEBUG_EVENTS=true"});
   ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
-  redis_.command({"PUBLISH", "test:jollyjet:events:product", event("legacy-1", "PRODUCT_CREATED")});
+  redis_.command({"PUBLISH", "test:jollyjet:events:product", secretEvent("legacy-1", "PRODUCT_CREATED")});
   ASSERT_TRUE(eventually([&] { return list("seen").size() == 1; })) << host.log();
   collectHttp(opsUrl(host));
-  auto [code, out] = run("evhctl dlq list", {EVH_EVHCTL_BIN, "dlq", "--config", host.configPath(), "list"});
+  auto [code, out] = run("evhctl dlq list", {evhctlBin(), "dlq", "--config", host.configPath(), "list"});
   EXPECT_EQ(code, 0) << out;
   // The shutdown's lines too.
   host.signal(SIGTERM);
@@ -303,11 +304,11 @@ TEST_F(SecretsTest, CheckConfigOutputHoldsNoSecret) {
   const auto check = [&](const std::string& name, const std::string& yaml, const std::string& expected,
                          const std::vector<std::string>& env = {}) {
     const std::string path = writePrivate(name + ".yaml", yaml, 0644);
-    auto [code, out] = run("--check-config " + name,
-                           {EVH_EVHOST_BIN, "--check-config", path, "--plugin-dir", EVH_TEST_PLUGIN_DIR}, env);
+    auto [code, out] =
+        run("--check-config " + name, {evhostBin(), "--check-config", path, "--plugin-dir", testPluginDir()}, env);
     EXPECT_EQ(code, expected == "ok" ? 0 : 1) << name << ": " << out;
     EXPECT_THAT(out, HasSubstr(expected)) << name;
-    run("evhctl dlq list, " + name, {EVH_EVHCTL_BIN, "dlq", "--config", path, "list"}, env);
+    run("evhctl dlq list, " + name, {evhctlBin(), "dlq", "--config", path, "list"}, env);
   };
   check("good", config(aclUser() + tls(), tls_port_), "ok");
   const std::string pw = password_;

@@ -7,6 +7,7 @@
 #include "support/http_client.h"
 #include "support/redis_server.h"
 #include "support/sentinel_set.h"
+#include "support/tested_binaries.h"
 #include "support/tls_certs.h"
 
 #include <gmock/gmock.h>
@@ -303,7 +304,7 @@ TEST(SentinelTest, EvhctlAsksTheSentinelsForTheMaster) {
   EvhostProcess host(sentinelConfig(set, kPubSubChannel));
   ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
   const auto [code, out] =
-      runCommand({EVH_EVHCTL_BIN, "publish", "--config", host.configPath(), "--payload", event("from-evhctl")});
+      runCommand({evhctlBin(), "publish", "--config", host.configPath(), "--payload", event("from-evhctl")});
   ASSERT_EQ(code, 0) << out;
   EXPECT_THAT(out, HasSubstr("1"));  // received by evhost's subscription on the master
   ASSERT_TRUE(eventually([&] { return recordedOne(set.master(), "seen", "from-evhctl"); })) << out << host.log();

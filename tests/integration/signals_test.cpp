@@ -5,6 +5,7 @@
 #include "support/evhost_process.h"
 #include "support/redis_server.h"
 #include "support/temp_file.h"
+#include "support/tested_binaries.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -26,7 +27,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-std::string event(const std::string& id, const std::string& type) {
+std::string signalEvent(const std::string& id, const std::string& type) {
   return R"({"eventId":")" + id + R"(","eventType":")" + type +
          R"(","timestamp":"2024-01-15T10:30:00.000Z","correlationId":"corr-)" + id +
          R"(","payload":{"card":"4111-secret"}})";
@@ -68,8 +69,8 @@ TEST_F(SignalsTest, AClosedStderrPipeDoesNotKillEvhost) {
   if (pid == 0) {
     dup2(fds[1], 1);
     dup2(fds[1], 2);
-    execl(EVH_EVHOST_BIN, EVH_EVHOST_BIN, "--config", path.c_str(), "--plugin-dir", EVH_TEST_PLUGIN_DIR, "--ops-listen",
-          "", static_cast<char*>(nullptr));
+    execl(evhostBin(), evhostBin(), "--config", path.c_str(), "--plugin-dir", testPluginDir(), "--ops-listen", "",
+          static_cast<char*>(nullptr));
     _exit(127);
   }
   ::close(fds[1]);
@@ -79,7 +80,7 @@ TEST_F(SignalsTest, AClosedStderrPipeDoesNotKillEvhost) {
   const bool handled = eventually([&] {
     ended = waitpid(pid, &status, WNOHANG) == pid;
     if (!ended) {
-      publish(event("e1", "PRODUCT_CREATED"));
+      publish(signalEvent("e1", "PRODUCT_CREATED"));
     }
     return ended || llen("seen") > 0;
   });
@@ -100,7 +101,7 @@ TEST_F(SignalsTest, SighupReloadsAndEvhostCarriesOn) {
   EvhostProcess host(
       config("  rec: {path: recorder, config: {key: seen}}\n", "      - events: \"*\"\n        plugins: [rec]\n"));
   ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
-  publish(event("before", "PRODUCT_CREATED"));
+  publish(signalEvent("before", "PRODUCT_CREATED"));
   ASSERT_TRUE(eventually([&] { return llen("seen") == 1; })) << host.log();
   host.signal(SIGHUP);
   ASSERT_TRUE(host.waitForLog("SIGHUP received: reloading the configuration")) << host.log();
@@ -108,7 +109,7 @@ TEST_F(SignalsTest, SighupReloadsAndEvhostCarriesOn) {
   host.signal(SIGHUP);
   ASSERT_TRUE(eventually([&] { return host.countInLog("configuration reloaded from") == 2; })) << host.log();
   EXPECT_TRUE(host.running()) << host.log();
-  publish(event("after", "PRODUCT_CREATED"));
+  publish(signalEvent("after", "PRODUCT_CREATED"));
   ASSERT_TRUE(eventually([&] { return llen("seen") == 2; })) << host.log();
   EXPECT_THAT(host.log(), Not(HasSubstr("stopping")));
   // The destructor's SIGTERM still stops it gracefully, with exit code 0.
@@ -152,9 +153,9 @@ TEST_P(CrashTest, TheCrashIsNamedAndTheSignalEndsEvhost) {
                  "]\n        plugins: [crashy]\n      - events: [PRODUCT_CREATED]\n        plugins: [rec]\n"),
       {}, {"EVH_STATE_DIR=" + state.path()});
   ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
-  publish(event("ok-1", "PRODUCT_CREATED"));
+  publish(signalEvent("ok-1", "PRODUCT_CREATED"));
   ASSERT_TRUE(eventually([&] { return llen("seen") == 1; })) << host.log();
-  publish(event("e-crash-1", c.event_type));
+  publish(signalEvent("e-crash-1", c.event_type));
   const auto code = host.waitExit();
   ASSERT_TRUE(code.has_value()) << host.log();
   EXPECT_EQ(*code, 128 + c.signum) << host.log();

@@ -7,6 +7,7 @@
 #include "support/http_client.h"
 #include "support/redis_server.h"
 #include "support/temp_file.h"
+#include "support/tested_binaries.h"
 
 #include "signature/verifier.h"
 
@@ -31,7 +32,7 @@ using ::testing::Not;
 
 constexpr const char* kOldKey = "whsec_b2xkLWtleS1vbGQta2V5LW9sZC1rZXktb2xkLWtleQ==";
 constexpr const char* kNewKey = "whsec_bmV3LWtleS1uZXcta2V5LW5ldy1rZXktbmV3LWtleQ==";
-constexpr const char* kChannel = "test:jollyjet:events:orders";
+constexpr const char* kSignedChannel = "test:jollyjet:events:orders";
 
 std::string secretOf(const char* text) {
   std::string secret;
@@ -44,7 +45,7 @@ int64_t nowSeconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-std::string event(const std::string& id) {
+std::string signedEvent(const std::string& id) {
   return R"({"eventId":")" + id +
          R"(","eventType":"ORDER_PLACED","timestamp":"2024-01-15T10:30:00.000Z","payload":{"orderId":"o-1"}})";
 }
@@ -54,7 +55,7 @@ std::string signedWith(const char* key, const std::string& id, int64_t ts, const
 }
 
 // The output of a shell command (a hang guard is the test's timeout).
-std::string run(const std::string& command) {
+std::string runShell(const std::string& command) {
   std::string out;
   FILE* p = ::popen(command.c_str(), "r");
   if (p == nullptr) {
@@ -100,9 +101,9 @@ class SignatureTest : public ::testing::TestWithParam<bool> {
 
   void send(const std::string& message) {
     if (stream()) {
-      redis_.command({"XADD", kChannel, "*", "event", message});
+      redis_.command({"XADD", kSignedChannel, "*", "event", message});
     } else {
-      redis_.command({"PUBLISH", kChannel, message});
+      redis_.command({"PUBLISH", kSignedChannel, message});
     }
   }
   bool ready(const EvhostProcess& host) const {
@@ -139,7 +140,7 @@ TEST_P(SignatureTest, AMessageSignedByNodesCryptoVerifies) {
                            "const sig = c.createHmac('sha256', key).update(`${id}.${ts}.${body}`).digest('base64');\n"
                            "process.stdout.write(`webhook-id: ${id}\\nwebhook-timestamp: ${ts}\\n` +\n"
                            "                     `webhook-signature: v1,${sig}\\n\\n${body}`);\n";
-  const std::string signed_message = run("node " + script + " " + kNewKey + " '" + event("from-node") + "'");
+  const std::string signed_message = runShell("node " + script + " " + kNewKey + " '" + signedEvent("from-node") + "'");
   ASSERT_THAT(signed_message, HasSubstr("webhook-signature: v1,")) << "node is needed (apt-get install nodejs)";
   send(signed_message);
   ASSERT_TRUE(eventually([&] { return handled() == 1; })) << host.log();
@@ -157,18 +158,18 @@ TEST_P(SignatureTest, EachBadSignatureAndAReplayIsRefusedBeforeAnyPluginCountedA
   EvhostProcess host(config(bothKeys()), {}, env());
   ASSERT_TRUE(ready(host)) << host.log();
   const int64_t now = nowSeconds();
-  const std::string good = signedWith(kOldKey, "msg_good", now, event("good"));
+  const std::string good = signedWith(kOldKey, "msg_good", now, signedEvent("good"));
   std::string flipped = good;
   flipped[flipped.size() - 5] ^= 1;
-  const std::string sig = signature::signV1(secretOf(kOldKey), "msg_x", now, event("x"));
+  const std::string sig = signature::signV1(secretOf(kOldKey), "msg_x", now, signedEvent("x"));
   const std::vector<std::pair<std::string, std::string>> bad = {
       {flipped, "no_match"},
-      {signedWith("whsec_d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXk=", "msg_x", now, event("x")), "no_match"},
-      {event("x"), "missing"},
-      {signature::makeFrame("msg_x", now, sig.substr(0, sig.size() - 1), event("x")), "malformed"},
-      {signature::makeFrame("msg_x", now, "v1,!" + sig.substr(4), event("x")), "malformed"},
-      {signedWith(kOldKey, "msg_old", now - 360, event("x")), "stale"},
-      {signedWith(kOldKey, "msg_future", now + 360, event("x")), "future"},
+      {signedWith("whsec_d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXk=", "msg_x", now, signedEvent("x")), "no_match"},
+      {signedEvent("x"), "missing"},
+      {signature::makeFrame("msg_x", now, sig.substr(0, sig.size() - 1), signedEvent("x")), "malformed"},
+      {signature::makeFrame("msg_x", now, "v1,!" + sig.substr(4), signedEvent("x")), "malformed"},
+      {signedWith(kOldKey, "msg_old", now - 360, signedEvent("x")), "stale"},
+      {signedWith(kOldKey, "msg_future", now + 360, signedEvent("x")), "future"},
   };
   for (const auto& b : bad) {
     send(b.first);
@@ -205,7 +206,7 @@ TEST_P(SignatureTest, EachBadSignatureAndAReplayIsRefusedBeforeAnyPluginCountedA
   EXPECT_THAT(host.log(), Not(HasSubstr(std::string(kOldKey).substr(6))));
   if (stream()) {
     ASSERT_TRUE(eventually([&] {
-      auto r = redis_.command({"XPENDING", kChannel, "workers"});
+      auto r = redis_.command({"XPENDING", kSignedChannel, "workers"});
       return r->elements > 0 && r->element[0]->integer == 0;
     })) << "refused entries are acknowledged once dead-lettered\n"
         << host.log();
@@ -217,8 +218,8 @@ TEST_P(SignatureTest, KeysRotateWithoutTouchingPublishers) {
   {
     EvhostProcess host(config(bothKeys()), {}, env());
     ASSERT_TRUE(ready(host)) << host.log();
-    send(signedWith(kOldKey, "msg_r1", now, event("r1")));  // a publisher not yet moved
-    send(signedWith(kNewKey, "msg_r2", now, event("r2")));  // one moved
+    send(signedWith(kOldKey, "msg_r1", now, signedEvent("r1")));  // a publisher not yet moved
+    send(signedWith(kNewKey, "msg_r2", now, signedEvent("r2")));  // one moved
     ASSERT_TRUE(eventually([&] { return handled() == 2; })) << host.log();
     const auto key = [](const char* id) {
       return std::string(R"(evhost_signature_key_verified_total{channel="jollyjet:events:orders",key=")") + id + "\"}";
@@ -229,8 +230,8 @@ TEST_P(SignatureTest, KeysRotateWithoutTouchingPublishers) {
   // The old key removed once its count stopped growing.
   EvhostProcess host(config("        - {id: new, env: EVH_TEST_NEW_KEY}\n"), {}, env());
   ASSERT_TRUE(ready(host)) << host.log();
-  send(signedWith(kOldKey, "msg_r3", now, event("r3")));
-  send(signedWith(kNewKey, "msg_r4", now, event("r4")));
+  send(signedWith(kOldKey, "msg_r3", now, signedEvent("r3")));
+  send(signedWith(kNewKey, "msg_r4", now, signedEvent("r4")));
   ASSERT_TRUE(eventually([&] { return handled() == 3 && deadLetters().size() == 1; })) << host.log();
   EXPECT_THAT(deadLetters()[0], HasSubstr("\"name\":\"no_match\""));
   EXPECT_THAT(redis_.command({"LINDEX", "seen", "2"})->str, HasSubstr("|r4|"));
@@ -243,7 +244,7 @@ TEST_P(SignatureTest, KeysRotateByReloadWithoutARestart) {
   const std::string old_only = "        - {id: old, file: " + old_key_file_ + "}\n";
   EvhostProcess host(config(old_only), {}, env());
   ASSERT_TRUE(ready(host)) << host.log();
-  send(signedWith(kOldKey, "msg_q1", now, event("q1")));
+  send(signedWith(kOldKey, "msg_q1", now, signedEvent("q1")));
   ASSERT_TRUE(eventually([&] { return handled() == 1; })) << host.log();
   const auto key = [](const char* id) {
     return std::string(R"(evhost_signature_key_verified_total{channel="jollyjet:events:orders",key=")") + id + "\"}";
@@ -255,12 +256,12 @@ TEST_P(SignatureTest, KeysRotateByReloadWithoutARestart) {
   };
   // The new key added beside the old one.
   ASSERT_TRUE(reload(bothKeys(), 1)) << host.log();
-  send(signedWith(kNewKey, "msg_q2", now, event("q2")));
+  send(signedWith(kNewKey, "msg_q2", now, signedEvent("q2")));
   ASSERT_TRUE(eventually([&] { return handled() == 2; })) << host.log();
   // The old one removed: the new key is now the first (and only) one.
   ASSERT_TRUE(reload("        - {id: new, env: EVH_TEST_NEW_KEY}\n", 2)) << host.log();
-  send(signedWith(kOldKey, "msg_q3", now, event("q3")));
-  send(signedWith(kNewKey, "msg_q4", now, event("q4")));
+  send(signedWith(kOldKey, "msg_q3", now, signedEvent("q3")));
+  send(signedWith(kNewKey, "msg_q4", now, signedEvent("q4")));
   ASSERT_TRUE(eventually([&] { return handled() == 3 && deadLetters().size() == 1; })) << host.log();
   EXPECT_THAT(deadLetters()[0], HasSubstr("\"name\":\"no_match\""));
   EXPECT_THAT(redis_.command({"LINDEX", "seen", "2"})->str, HasSubstr("|q4|"));
@@ -272,21 +273,21 @@ TEST_P(SignatureTest, EvhctlPublishSignsWithAPrivateKeyFile) {
   EvhostProcess host(config(bothKeys()), {}, env());
   ASSERT_TRUE(ready(host)) << host.log();
   // (Without EVH_TEST_NEW_KEY: evhctl does not read the channels' keys.)
-  const std::string evhctl = std::string(EVH_EVHCTL_BIN) + " publish -c " + host.configPath() +
+  const std::string evhctl = std::string(evhctlBin()) + " publish -c " + host.configPath() +
                              (stream() ? " --stream" : "") + " --type ORDER_PLACED ";
-  const std::string out = run(evhctl + "--id evt-signed --sign " + old_key_file_ + " --payload '{}' 2>&1");
+  const std::string out = runShell(evhctl + "--id evt-signed --sign " + old_key_file_ + " --payload '{}' 2>&1");
   EXPECT_THAT(out, Not(HasSubstr("warning"))) << out;
   ASSERT_TRUE(eventually([&] { return handled() == 1; })) << out << host.log();
   EXPECT_THAT(redis_.command({"LINDEX", "seen", "0"})->str, HasSubstr("|evt-signed|"));
   // Unsigned to a signed channel: sent, with a warning, and refused.
-  EXPECT_THAT(run(evhctl + "--payload '{}' 2>&1"), HasSubstr("add --sign KEYFILE"));
+  EXPECT_THAT(runShell(evhctl + "--payload '{}' 2>&1"), HasSubstr("add --sign KEYFILE"));
   ASSERT_TRUE(eventually([&] { return deadLetters().size() == 1; })) << host.log();
   EXPECT_THAT(deadLetters()[0], HasSubstr("\"name\":\"missing\""));
   // A key file others may read is refused, with the fix, and nothing is sent.
   const std::string open_key = keys_.path() + "/open.key";
   std::ofstream(open_key) << kOldKey << "\n";
   ::chmod(open_key.c_str(), 0644);
-  const std::string refused = run(evhctl + "--sign " + open_key + " --payload '{}' 2>&1; echo \"exit=$?\"");
+  const std::string refused = runShell(evhctl + "--sign " + open_key + " --payload '{}' 2>&1; echo \"exit=$?\"");
   EXPECT_THAT(refused, HasSubstr("--sign: " + open_key + " is accessible by group or others"));
   EXPECT_THAT(refused, HasSubstr("chmod 600 " + open_key));
   EXPECT_THAT(refused, HasSubstr("exit=1"));
@@ -305,13 +306,15 @@ TEST_F(SignedChannelTest, AStreamEntryDeliveredAgainIsNotAReplay) {
   {
     EvhostProcess host(configFor(true, keys, "{ORDER_PLACED: die}"));
     ASSERT_TRUE(host.waitForLog("created consumer group")) << host.log();
-    redis_.command({"XADD", kChannel, "*", "event", signedWith(kOldKey, "msg_once", nowSeconds(), event("once"))});
+    redis_.command(
+        {"XADD", kSignedChannel, "*", "event", signedWith(kOldKey, "msg_once", nowSeconds(), signedEvent("once"))});
     ASSERT_TRUE(host.waitExit().has_value()) << "the recorder kills evhost\n" << host.log();
   }
   // Its id was claimed by the first delivery, with the entry's id.
   auto claimed = redis_.command({"GET", "test:evh:seen:jollyjet:events:orders:msg_once"});
   ASSERT_EQ(claimed->type, REDIS_REPLY_STRING);
-  EXPECT_EQ(std::string(claimed->str), redis_.command({"XRANGE", kChannel, "-", "+"})->element[0]->element[0]->str);
+  EXPECT_EQ(std::string(claimed->str),
+            redis_.command({"XRANGE", kSignedChannel, "-", "+"})->element[0]->element[0]->str);
   // Kept only while the timestamp could pass: tolerance (300 s) + 5 s.
   const long long ttl = redis_.command({"PTTL", "test:evh:seen:jollyjet:events:orders:msg_once"})->integer;
   EXPECT_GT(ttl, 280000);
@@ -332,7 +335,9 @@ TEST_F(SignedChannelTest, TwoInstancesOnASignedPubSubChannelHandleEachMessageOnc
   ASSERT_TRUE(b.waitForLog("subscribed to")) << b.log();
   for (int i = 0; i < 10; ++i) {
     const std::string id = "msg_" + std::to_string(i);
-    EXPECT_EQ(redis_.command({"PUBLISH", kChannel, signedWith(kOldKey, id, nowSeconds(), event(id))})->integer, 2);
+    EXPECT_EQ(
+        redis_.command({"PUBLISH", kSignedChannel, signedWith(kOldKey, id, nowSeconds(), signedEvent(id))})->integer,
+        2);
   }
   ASSERT_TRUE(eventually([&] { return handled() == 10; })) << a.log() << b.log();
   const auto elsewhere = [](const EvhostProcess& h) {

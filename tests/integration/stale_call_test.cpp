@@ -21,7 +21,7 @@ using ::testing::HasSubstr;
 
 constexpr const char* kStaleLine = "on a call that is no longer open";
 
-std::string event(const std::string& id, const std::string& type) {
+std::string staleEvent(const std::string& id, const std::string& type) {
   return R"({"eventId":")" + id + R"(","eventType":")" + type +
          R"(","timestamp":"2024-01-15T10:30:00.000Z","payload":{"productId":"p-1"}})";
 }
@@ -68,11 +68,11 @@ class StaleCallTest : public ::testing::Test {
   void expectStaleAnswered(const std::string& type, const std::string& expected_record) {
     EvhostProcess host(config());
     ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
-    publish(event("e1", type));
+    publish(staleEvent("e1", type));
     ASSERT_TRUE(eventually([&] { return has(expected_record) || !host.running(); })) << host.log();
     EXPECT_TRUE(has(expected_record)) << host.log();
     ASSERT_TRUE(host.running()) << host.log();
-    publish(event("e2", "NEXT"));
+    publish(staleEvent("e2", "NEXT"));
     ASSERT_TRUE(eventually([&] { return has("seen|NEXT|e2"); })) << host.log();
     EXPECT_TRUE(host.running()) << host.log();
     ASSERT_TRUE(host.waitForLog(kStaleLine)) << host.log();
@@ -104,10 +104,10 @@ TEST_F(StaleCallTest, CompletingAfterTheTimeoutGaveUpAnswersErrState) {
 TEST_F(StaleCallTest, EveryKindOfStaleUseIsLoggedOnceForThePlugin) {
   EvhostProcess host(config());
   ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
-  publish(event("a1", "TWICE"));
-  publish(event("b1", "OK_THEN"));
-  publish(event("c1", "LATE"));
-  publish(event("a2", "TWICE"));
+  publish(staleEvent("a1", "TWICE"));
+  publish(staleEvent("b1", "OK_THEN"));
+  publish(staleEvent("c1", "LATE"));
+  publish(staleEvent("a2", "TWICE"));
   ASSERT_TRUE(eventually([&] {
     return (has("TWICE|a1|0," + kState) && has("OK_THEN|b1|" + kState) && has("LATE|c1|" + kState) &&
             has("TWICE|a2|0," + kState)) ||

@@ -24,7 +24,7 @@ using ::testing::HasSubstr;
 
 constexpr const char* kStream = "test:jollyjet:events:orders";
 
-std::string event(const std::string& id, const std::string& type = "ORDER_PLACED") {
+std::string faultEvent(const std::string& id, const std::string& type = "ORDER_PLACED") {
   return R"({"eventId":")" + id + R"(","eventType":")" + type +
          R"(","timestamp":"2024-01-15T10:30:00.000Z","payload":{"orderId":")" + id + R"("}})";
 }
@@ -111,7 +111,7 @@ class StreamFaultsTest : public ::testing::Test {
   void onlyTheCrashingEntryIsPoison(const std::string& plugin, int max_duplicates,
                                     const std::vector<std::string>& env = {}) {
     for (int i = 0; i < 50; ++i) {
-      xadd(event("e" + std::to_string(i), i == 25 ? "CRASH" : "ORDER_PLACED"));
+      xadd(faultEvent("e" + std::to_string(i), i == 25 ? "CRASH" : "ORDER_PLACED"));
     }
     const std::string cfg = config(plugin, "{group: workers, consumer: c1, block_ms: 200, max_deliveries: 3}");
     std::string logs;
@@ -174,7 +174,7 @@ TEST_F(StreamFaultsTest, ADeadInstancesBacklogIsClaimedWhileEntriesAreFound) {
   // and never acks).
   redis_.command({"XGROUP", "CREATE", kStream, "workers", "0", "MKSTREAM"});
   for (int i = 0; i < 2500; ++i) {
-    xadd(event("e" + std::to_string(i)));
+    xadd(faultEvent("e" + std::to_string(i)));
   }
   auto read = redis_.command({"XREADGROUP", "GROUP", "workers", "dead", "COUNT", "2500", "STREAMS", kStream, ">"});
   ASSERT_EQ(pending(), 2500);
@@ -203,7 +203,7 @@ TEST_F(StreamFaultsTest, TrimmingCostsAFewCheapCommandsAndSparesEveryGroupsPendi
   redis_.command({"XGROUP", "CREATE", kStream, "other", "0", "MKSTREAM"});
   std::vector<std::string> ids;
   for (int i = 0; i < 3000; ++i) {
-    ids.push_back(xadd(event("e" + std::to_string(i))));
+    ids.push_back(xadd(faultEvent("e" + std::to_string(i))));
   }
   redis_.command({"XREADGROUP", "GROUP", "other", "o1", "COUNT", "50", "STREAMS", kStream, ">"});
   redis_.command({"XREADGROUP", "GROUP", "other", "o1", "COUNT", "2950", "STREAMS", kStream, ">"});
@@ -239,7 +239,7 @@ TEST_F(StreamFaultsTest, EntriesUnfinishedAtTheShutdownDeadlineAreLeftPendingNot
   const std::string cfg = config("{path: slow_recorder, config: {sleep_ms: 200}}",
                                  "{group: workers, consumer: c1, block_ms: 200}", "shutdown_timeout_ms: 1000\n");
   for (int i = 0; i < 30; ++i) {
-    xadd(event("e" + std::to_string(i)));
+    xadd(faultEvent("e" + std::to_string(i)));
   }
   {
     EvhostProcess host(cfg);

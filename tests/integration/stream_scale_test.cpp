@@ -21,7 +21,7 @@
 namespace evh::test {
 namespace {
 
-constexpr const char* kStream = "test:jollyjet:events:orders";
+constexpr const char* kScaleStream = "test:jollyjet:events:orders";
 constexpr const char* kGroup = "workers";
 // Guards against hangs only (ctest gives each test 180 s); the runs take a
 // few seconds.
@@ -113,12 +113,12 @@ class StreamScaleTest : public ::testing::Test {
 
   // Consumers in the group that have read at least once.
   size_t consumers() {
-    ReplyPtr r = redis_->command({"XINFO", "CONSUMERS", kStream, kGroup});
+    ReplyPtr r = redis_->command({"XINFO", "CONSUMERS", kScaleStream, kGroup});
     return r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
   }
 
   long long pending() {
-    ReplyPtr r = redis_->command({"XPENDING", kStream, kGroup});
+    ReplyPtr r = redis_->command({"XPENDING", kScaleStream, kGroup});
     return r->type == REDIS_REPLY_ARRAY && r->elements > 0 ? r->element[0]->integer : -1;
   }
 
@@ -153,8 +153,8 @@ class StreamScaleTest : public ::testing::Test {
       std::vector<std::string> messages;
       for (size_t i = start; i < end; ++i) {
         messages.push_back(event("ev-" + std::to_string(i)));
-        const char* argv[] = {"XADD", kStream, "*", "event", messages.back().c_str()};
-        size_t lens[] = {4, std::strlen(kStream), 1, 5, messages.back().size()};
+        const char* argv[] = {"XADD", kScaleStream, "*", "event", messages.back().c_str()};
+        size_t lens[] = {4, std::strlen(kScaleStream), 1, 5, messages.back().size()};
         redisAppendCommandArgv(c.get(), 5, argv, lens);
       }
       for (size_t i = start; i < end; ++i) {
@@ -256,7 +256,7 @@ class AckAudit {
     try {
       RedisConn c = redis.connect();
       redisSetTimeout(c.get(), timeval{5, 0});
-      ReplyPtr groups = run(c.get(), {"XINFO", "GROUPS", kStream});
+      ReplyPtr groups = run(c.get(), {"XINFO", "GROUPS", kScaleStream});
       std::string last_delivered;
       for (size_t g = 0; groups->type == REDIS_REPLY_ARRAY && g < groups->elements; ++g) {
         const redisReply* info = groups->element[g];
@@ -273,7 +273,7 @@ class AckAudit {
       if (last_delivered.empty()) {
         return false;
       }
-      ReplyPtr pel = run(c.get(), {"XPENDING", kStream, kGroup, "-", "+", "1000000"});
+      ReplyPtr pel = run(c.get(), {"XPENDING", kScaleStream, kGroup, "-", "+", "1000000"});
       std::set<std::string> pending;
       for (size_t i = 0; pel->type == REDIS_REPLY_ARRAY && i < pel->elements; ++i) {
         pending.insert(pel->element[i]->element[0]->str);

@@ -21,7 +21,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-std::string event(const std::string& id) {
+std::string streamEvent(const std::string& id) {
   return R"({"eventId":")" + id +
          R"(","eventType":"PRODUCT_CREATED","timestamp":"2024-01-15T10:30:00.000Z","payload":{"productId":"p-1"}})";
 }
@@ -67,12 +67,12 @@ class StreamTest : public ::testing::Test {
 
 TEST_F(StreamTest, EntriesAddedBeforeStartAndAfterAreHandledAndAcked) {
   for (int i = 0; i < 50; ++i) {
-    xadd(event("early-" + std::to_string(i)));  // before evhost: the stream does not even exist yet
+    xadd(streamEvent("early-" + std::to_string(i)));  // before evhost: the stream does not even exist yet
   }
   EvhostProcess host(config("{path: recorder}"));
   ASSERT_TRUE(host.waitForLog("created consumer group workers")) << host.log();
   for (int i = 0; i < 50; ++i) {
-    xadd(event("late-" + std::to_string(i)));
+    xadd(streamEvent("late-" + std::to_string(i)));
   }
   ASSERT_TRUE(eventually([&] { return llen("seen") == 100; })) << host.log();
   ASSERT_TRUE(eventually([&] { return pending() == 0; })) << "entries left unacknowledged\n" << host.log();
@@ -96,7 +96,7 @@ TEST_F(StreamTest, AnEntryIsAckedOnlyAfterItsHandlerFinished) {
     EvhostProcess first(cfg, {}, {"DEBUG_EVENTS=true"});
     ASSERT_TRUE(first.waitForLog("created consumer group workers")) << first.log();
     for (int i = 0; i < 6; ++i) {
-      xadd(event("e" + std::to_string(i)));
+      xadd(streamEvent("e" + std::to_string(i)));
     }
     ASSERT_TRUE(eventually([&] { return llen("slow") >= 1; })) << first.log();
     first.signal(SIGKILL);
@@ -135,7 +135,7 @@ TEST_F(StreamTest, ReadingPausesAtMaxInFlight) {
       config("{path: slow_recorder, config: {key: slow, sleep_ms: 50}}", "limits: {max_in_flight: 2}\n"));
   ASSERT_TRUE(host.waitForLog("stream test:jollyjet:events:orders: group workers")) << host.log();
   for (int i = 0; i < 20; ++i) {
-    xadd(event("e" + std::to_string(i)));
+    xadd(streamEvent("e" + std::to_string(i)));
   }
   // Never more than max_in_flight entries taken and unacknowledged.
   long long most = 0;
@@ -153,7 +153,7 @@ TEST_F(StreamTest, EntriesWithoutAnEventFieldAreDeadLetteredAndAcked) {
   ASSERT_TRUE(host.waitForLog("created consumer group")) << host.log();
   redis_.command({"XADD", "test:jollyjet:events:orders", "*", "payload", "{}"});
   xadd("not json");
-  xadd(event("good"));
+  xadd(streamEvent("good"));
   ASSERT_TRUE(eventually([&] { return llen("seen") == 1; })) << host.log();
   ASSERT_TRUE(eventually([&] { return pending() == 0; })) << host.log();
   EXPECT_TRUE(host.waitForLog("has no \"event\" field")) << host.log();
@@ -163,7 +163,7 @@ TEST_F(StreamTest, EntriesWithoutAnEventFieldAreDeadLetteredAndAcked) {
 TEST_F(StreamTest, EntriesOfADeadConsumerAreClaimedByAnother) {
   const std::string slow = "{path: slow_recorder, config: {key: slow, sleep_ms: 200}}";
   for (int i = 0; i < 5; ++i) {
-    xadd(event("e" + std::to_string(i)));  // before the group exists: it starts at the beginning
+    xadd(streamEvent("e" + std::to_string(i)));  // before the group exists: it starts at the beginning
   }
   {
     EvhostProcess dead(config(slow, "", "{group: workers, consumer: dead, block_ms: 200, claim_interval_ms: 0}"), {},
@@ -188,7 +188,7 @@ TEST_F(StreamTest, APoisonEntryIsDeadLetteredAfterMaxDeliveries) {
   const std::string cfg = config("{path: slow_recorder, config: {key: slow, sleep_ms: 60000}}",
                                  "dead_letter: {fallback_file: " + fallback + "}\n",
                                  "{group: workers, consumer: c1, block_ms: 200, max_deliveries: 2}");
-  xadd(event("poison"));
+  xadd(streamEvent("poison"));
   for (int run = 1; run <= 2; ++run) {
     EvhostProcess host(cfg, {}, {"DEBUG_EVENTS=true"});
     ASSERT_TRUE(host.waitForLog("event stage=dispatched eventId=poison")) << "run " << run << "\n" << host.log();
@@ -219,7 +219,7 @@ TEST_F(StreamTest, EvhostTrimsTheStreamToTheConfiguredLengthButNeverUnhandledEnt
                             "{group: workers, consumer: c1, block_ms: 200, trim_maxlen: 100, trim_interval_ms: 100}"));
   ASSERT_TRUE(host.waitForLog("created consumer group")) << host.log();
   for (int i = 0; i < 2000; ++i) {
-    xadd(event("e" + std::to_string(i)));
+    xadd(streamEvent("e" + std::to_string(i)));
   }
   ASSERT_TRUE(eventually([&] { return llen("seen") == 2000; }, std::chrono::seconds(60))) << host.log();
   auto got = ids("seen");
@@ -252,12 +252,12 @@ channels:
 )";
   EvhostProcess host(y.str());
   ASSERT_TRUE(host.waitForLog("created consumer group")) << host.log();
-  xadd(event("dup"));
+  xadd(streamEvent("dup"));
   // The first delivery fails once, then succeeds on its retry: marked only then.
   ASSERT_TRUE(eventually([&] { return llen("once") == 1 && llen("every") == 1; })) << host.log();
   ASSERT_TRUE(eventually([&] { return pending() == 0; }));
-  xadd(event("dup"));  // the same eventId again, as a redelivery would bring it
-  xadd(event("other"));
+  xadd(streamEvent("dup"));  // the same eventId again, as a redelivery would bring it
+  xadd(streamEvent("other"));
   ASSERT_TRUE(eventually([&] { return llen("every") == 3; })) << host.log();
   ASSERT_TRUE(eventually([&] { return llen("once") == 2; })) << host.log();
   ASSERT_TRUE(eventually([&] { return pending() == 0; }));
@@ -272,7 +272,7 @@ channels:
 TEST_F(StreamTest, TheIdempotencyQuestionsOfOneReadShareOneMget) {
   constexpr int kEntries = 40;
   for (int i = 0; i < kEntries; ++i) {
-    xadd(event("e" + std::to_string(i)));
+    xadd(streamEvent("e" + std::to_string(i)));
   }
   for (int i : {3, 17, 38}) {
     redis_.command({"SET", "test:evh:done:rec:e" + std::to_string(i), "1"});  // handled before, as far as marks say
@@ -307,7 +307,7 @@ TEST_F(StreamTest, TheIdempotencyQuestionsOfOneReadShareOneMget) {
 TEST_F(StreamTest, WhenRedisRefusesMgetTheQuestionsGoOneByOneAndDuplicatesAreStillSkipped) {
   RedisServer strict({"--rename-command", "MGET", ""});
   auto add = [&](const std::string& id) {
-    strict.command({"XADD", "test:jollyjet:events:orders", "*", "event", event(id)});
+    strict.command({"XADD", "test:jollyjet:events:orders", "*", "event", streamEvent(id)});
   };
   for (int i = 0; i < 10; ++i) {
     add("e" + std::to_string(i));
@@ -361,7 +361,7 @@ channels:
                   R"({"eventId":"f","eventType":"FAIL","timestamp":1,"payload":{}})"});
   ASSERT_TRUE(host.waitForLog("CLOSED -> OPEN")) << host.log();
   for (int i = 0; i < 5; ++i) {
-    xadd(event("ok" + std::to_string(i)));
+    xadd(streamEvent("ok" + std::to_string(i)));
   }
   // Pub/Sub events would be dead-lettered after max_wait_ms (100 ms) or
   // beyond max_waiting (1); stream entries wait, then are handled.
@@ -381,7 +381,7 @@ TEST_F(StreamTest, EvhostTrimsEntriesOlderThanTheConfiguredAgeOnceHandled) {
                             "trim_interval_ms: 100}"));
   ASSERT_TRUE(host.waitForLog("created consumer group")) << host.log();
   for (int i = 0; i < 500; ++i) {
-    xadd(event("e" + std::to_string(i)));
+    xadd(streamEvent("e" + std::to_string(i)));
   }
   ASSERT_TRUE(eventually([&] { return llen("seen") == 500; })) << host.log();
   // All handled and older than 300 ms: trimmed (whole nodes at a time).
@@ -393,12 +393,12 @@ TEST_F(StreamTest, EvhostTrimsEntriesOlderThanTheConfiguredAgeOnceHandled) {
 TEST_F(StreamTest, ADeletedStreamAndGroupAreCreatedAgain) {
   EvhostProcess host(config("{path: recorder}"));
   ASSERT_TRUE(host.waitForLog("created consumer group")) << host.log();
-  xadd(event("before"));
+  xadd(streamEvent("before"));
   ASSERT_TRUE(eventually([&] { return llen("seen") == 1; })) << host.log();
   redis_.command({"DEL", "test:jollyjet:events:orders"});  // the stream, and its group with it
   ASSERT_TRUE(host.waitForLog("is gone")) << host.log();
   ASSERT_TRUE(eventually([&] { return host.countInLog("created consumer group workers") == 2; })) << host.log();
-  xadd(event("after"));
+  xadd(streamEvent("after"));
   ASSERT_TRUE(eventually([&] { return llen("seen") == 2; })) << host.log();
   EXPECT_EQ(ids("seen").back(), "after");
   EXPECT_EQ(host.countInLog("is gone"), 1U) << "logged once, not looped on\n" << host.log();
@@ -431,7 +431,7 @@ channels:
   auto add = [&](int n) {
     RedisConn pub = redis_.connect();
     for (int i = 0; i < n; ++i, ++next) {
-      std::string msg = event("e" + std::to_string(next));
+      std::string msg = streamEvent("e" + std::to_string(next));
       redisAppendCommand(pub.get(), "XADD test:jollyjet:events:orders * event %b", msg.data(), msg.size());
     }
     for (int i = 0; i < n; ++i) {

@@ -5,6 +5,7 @@
 // message, and never a plaintext fallback.
 #include "support/evhost_process.h"
 #include "support/redis_server.h"
+#include "support/tested_binaries.h"
 #include "support/tls_certs.h"
 
 #include <gmock/gmock.h>
@@ -23,7 +24,7 @@ using ::testing::Not;
 
 constexpr const char* kEvent = R"({"eventId":"%s","eventType":"PRODUCT_CREATED","timestamp":1,"payload":{"id":"p1"}})";
 
-std::string event(const std::string& id) {
+std::string tlsEvent(const std::string& id) {
   std::string e = kEvent;
   e.replace(e.find("%s"), 2, id);
   return e;
@@ -86,8 +87,8 @@ TEST_F(TlsTest, PubSubAndStreamsOverMutualTls) {
   EvhostProcess host(config(mutualTls(), tls_port_));
   ASSERT_TRUE(host.waitForLog("subscribed to")) << host.log();
   ASSERT_TRUE(host.waitForLog("created consumer group g")) << host.log();
-  redis_.command({"PUBLISH", "test:jollyjet:events:product", event("tls-1")});
-  redis_.command({"XADD", "test:jollyjet:events:orders", "*", "event", event("tls-2")});
+  redis_.command({"PUBLISH", "test:jollyjet:events:product", tlsEvent("tls-1")});
+  redis_.command({"XADD", "test:jollyjet:events:orders", "*", "event", tlsEvent("tls-2")});
   ASSERT_TRUE(eventually([&] { return seen() == 2; })) << host.log();
   // Every connection evhost made is on the TLS port.
   EXPECT_EQ(tlsClients(), 3U) << host.log();  // commands, subscriber, the stream's reader
@@ -103,8 +104,8 @@ TEST_F(TlsTest, ShardedPubSubOverTls) {
   ASSERT_TRUE(eventually([&] {
     return redis_.command({"PUBSUB", "SHARDNUMSUB", "test:jollyjet:events:sharded"})->element[1]->integer == 1;
   })) << host.log();
-  EXPECT_EQ(redis_.command({"SPUBLISH", "test:jollyjet:events:sharded", event("tls-s1")})->integer, 1);
-  redis_.command({"PUBLISH", "test:jollyjet:events:product", event("tls-c1")});
+  EXPECT_EQ(redis_.command({"SPUBLISH", "test:jollyjet:events:sharded", tlsEvent("tls-s1")})->integer, 1);
+  redis_.command({"PUBLISH", "test:jollyjet:events:product", tlsEvent("tls-c1")});
   ASSERT_TRUE(eventually([&] { return seen() == 2; })) << host.log();
   EXPECT_THAT(host.log(), Not(HasSubstr("connection lost"))) << host.log();
 }
@@ -115,7 +116,7 @@ TEST_F(TlsTest, ReconnectsOverTlsAfterRedisRestarts) {
   redis_.kill();
   redis_.restart();
   ASSERT_TRUE(eventually([&] { return host.countInLog("subscribed to") >= 2; })) << host.log();
-  redis_.command({"PUBLISH", "test:jollyjet:events:product", event("after-restart")});
+  redis_.command({"PUBLISH", "test:jollyjet:events:product", tlsEvent("after-restart")});
   ASSERT_TRUE(eventually([&] { return seen() == 1; })) << host.log();
 }
 
@@ -138,13 +139,13 @@ TEST_F(TlsTest, TlsWithAnAclUser) {
 TEST_F(TlsTest, CheckConfigLoadsTheTlsFiles) {
   const std::string good = certs_.dir() + "/good.yaml";
   std::ofstream(good) << config(mutualTls(), tls_port_);
-  auto [code, out] = runCommand({EVH_EVHOST_BIN, "--check-config", good, "--plugin-dir", EVH_TEST_PLUGIN_DIR});
+  auto [code, out] = runCommand({evhostBin(), "--check-config", good, "--plugin-dir", testPluginDir()});
   EXPECT_EQ(code, 0) << out;
   const std::string bad = certs_.dir() + "/bad.yaml";
   std::string y = config(mutualTls(), tls_port_);
   y.replace(y.find("client.key"), std::string("client.key").size(), "server.key");
   std::ofstream(bad) << y;
-  std::tie(code, out) = runCommand({EVH_EVHOST_BIN, "--check-config", bad, "--plugin-dir", EVH_TEST_PLUGIN_DIR});
+  std::tie(code, out) = runCommand({evhostBin(), "--check-config", bad, "--plugin-dir", testPluginDir()});
   EXPECT_EQ(code, 1) << out;
   EXPECT_THAT(out, HasSubstr(bad + ":7: redis.tls.key_file " + certs_.file("server.key") +
                              ": does not match the certificate in " + certs_.file("client.crt")))
@@ -180,7 +181,7 @@ ops:
   ASSERT_TRUE(host.waitForLog("created consumer group g")) << host.log();
   constexpr int kEntries = 30;
   for (int i = 0; i < kEntries; ++i) {
-    redis_.command({"XADD", "test:jollyjet:events:orders", "*", "event", event("e" + std::to_string(i))});
+    redis_.command({"XADD", "test:jollyjet:events:orders", "*", "event", tlsEvent("e" + std::to_string(i))});
   }
   const auto pending = [&] {
     auto r = redis_.command({"XPENDING", "test:jollyjet:events:orders", "g"});
@@ -248,7 +249,7 @@ TEST_P(TlsRefusalTest, IsNamedAndNeverFallsBackToPlaintext) {
   EXPECT_THAT(host.log(), Not(HasSubstr("subscribed to"))) << host.log();
   EXPECT_THAT(host.log(), Not(HasSubstr("): connected"))) << host.log();
   EXPECT_TRUE(host.running()) << host.log();
-  redis_.command({"PUBLISH", "test:jollyjet:events:product", event("never")});
+  redis_.command({"PUBLISH", "test:jollyjet:events:product", tlsEvent("never")});
   EXPECT_EQ(seen(), 0);
 }
 
@@ -258,8 +259,8 @@ TEST_F(TlsTest, EvhctlPublishesOverTls) {
   const std::string path = certs_.dir() + "/evhctl.yaml";
   std::ofstream(path) << config(mutualTls(), tls_port_);
   auto [code, out] =
-      runCommand({EVH_EVHCTL_BIN, "publish", "--config", path, "--stream", "--channel", "jollyjet:events:orders",
-                  "--type", "ORDER_PLACED", "--id", "tls-cli-1", "--payload", R"({"n":1})"});
+      runCommand({evhctlBin(), "publish", "--config", path, "--stream", "--channel", "jollyjet:events:orders", "--type",
+                  "ORDER_PLACED", "--id", "tls-cli-1", "--payload", R"({"n":1})"});
   ASSERT_EQ(code, 0) << out;
   EXPECT_THAT(out, HasSubstr("added to test:jollyjet:events:orders: ")) << out;
   EXPECT_EQ(redis_.command({"XLEN", "test:jollyjet:events:orders"})->integer, 1);
@@ -268,7 +269,7 @@ TEST_F(TlsTest, EvhctlPublishesOverTls) {
   std::string y = config(mutualTls(), tls_port_);
   y.replace(y.find("/ca.crt"), std::string("/ca.crt").size(), "/other-ca.crt");
   std::ofstream(wrong) << y;
-  std::tie(code, out) = runCommand({EVH_EVHCTL_BIN, "publish", "--config", wrong, "--stream", "--channel",
+  std::tie(code, out) = runCommand({evhctlBin(), "publish", "--config", wrong, "--stream", "--channel",
                                     "jollyjet:events:orders", "--type", "ORDER_PLACED", "--payload", "{}"});
   EXPECT_NE(code, 0) << out;
   EXPECT_THAT(out, HasSubstr("TLS handshake failed: unknown CA")) << out;

@@ -33,7 +33,7 @@ std::string sha256(const std::string& bytes) {
   return hex;
 }
 
-std::string event(const std::string& id) {
+std::string largeEvent(const std::string& id) {
   return R"({"eventId":")" + id +
          R"(","eventType":"ORDER_PLACED","timestamp":"2024-01-15T10:30:00.000Z","payload":{"orderId":"o-1"}})";
 }
@@ -89,7 +89,7 @@ TEST_P(TooLargeTest, AnOversizedMessageIsDeadLetteredWithAPrefixItsSizeAndItsHas
   // + 64 KiB (past it, see the tests below).
   const std::string big = bigEvent(1536 * 1024);
   send(big);
-  send(event("after"));
+  send(largeEvent("after"));
   ASSERT_TRUE(eventually([&] { return redis_.command({"LLEN", "seen"})->integer == 1; })) << host.log();
   ASSERT_TRUE(eventually([&] { return deadLetters().size() == 1; })) << host.log();
   const std::string line = deadLetters()[0];
@@ -126,7 +126,7 @@ TEST_F(TooLargePubSubTest, AMessageOverTheReadersBoundIsCutOffAndDeadLettered) {
   EXPECT_TRUE(host.waitForLog("protocol error: reply larger than")) << host.log();
   // Subscribed again: the next event is handled.
   ASSERT_TRUE(eventually([&] { return host.countInLog("subscribed to") >= 2; })) << host.log();
-  send(event("after"));
+  send(largeEvent("after"));
   ASSERT_TRUE(eventually([&] { return redis_.command({"LLEN", "seen"})->integer == 1; })) << host.log();
 }
 
@@ -157,9 +157,9 @@ TEST_F(TooLargeStreamTest, AnEntryOverTheReadersBoundIsRefusedFromItsLengthNever
                       "quarantine_size_mb=8"});
   ASSERT_TRUE(host.waitForLog("created consumer group")) << host.log();
   const long long started_kb = peakKb(host.pid());
-  send(event("before"));
+  send(largeEvent("before"));
   send(bigEvent(64 * 1024 * 1024));  // 64 MiB: 64 times the limit, 32 times the item bound
-  send(event("after"));
+  send(largeEvent("after"));
   ASSERT_TRUE(eventually(
       [&] {
         return redis_.command({"LLEN", "seen"})->integer == 2;

@@ -1,5 +1,6 @@
 // Spawning evhost for integration tests and reading what it logs.
 #include "support/evhost_process.h"
+#include "support/tested_binaries.h"
 
 #include "support/redis_server.h"
 
@@ -70,7 +71,7 @@ EvhostProcess::EvhostProcess(const std::string& yaml, std::vector<std::string> e
   config_path_ = dir_ + "/evhost.yaml";
   log_path_ = dir_ + "/evhost.log";
   std::ofstream(config_path_) << yaml;
-  std::vector<std::string> argv = {EVH_EVHOST_BIN, "--config", config_path_, "--plugin-dir", EVH_TEST_PLUGIN_DIR};
+  std::vector<std::string> argv = {evhostBin(), "--config", config_path_, "--plugin-dir", testPluginDir()};
   const bool ops_given = std::regex_search(yaml, std::regex("(^|\n)ops:")) ||
                          std::find(extra_args.begin(), extra_args.end(), "--ops-listen") != extra_args.end();
   if (!ops_given) {

@@ -18,7 +18,7 @@ using ::testing::Not;
 
 constexpr const char* kKey = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-LoadResult load(const std::string& yaml, const std::string& dir) {
+LoadResult loadSigned(const std::string& yaml, const std::string& dir) {
   return loadString(yaml, dir + "/cfg.yaml", [](const std::string& name) -> std::optional<std::string> {
     if (name == "EVH_KEY") {
       return std::string(kKey);
@@ -53,8 +53,8 @@ class LoaderSignatureTest : public ::testing::Test {
 };
 
 TEST_F(LoaderSignatureTest, KeysFromAFileAndTheEnvironmentWithDefaults) {
-  const LoadResult r =
-      load(channel("      keys:\n        - {id: k1, file: k.key}\n        - {id: k2, env: EVH_KEY}\n"), dir_.path());
+  const LoadResult r = loadSigned(
+      channel("      keys:\n        - {id: k1, file: k.key}\n        - {id: k2, env: EVH_KEY}\n"), dir_.path());
   ASSERT_TRUE(r.config) << allErrors(r);
   const Signature& s = r.config->channels[0].signature;
   EXPECT_TRUE(s.enabled);
@@ -64,18 +64,20 @@ TEST_F(LoaderSignatureTest, KeysFromAFileAndTheEnvironmentWithDefaults) {
   EXPECT_EQ(s.keys[0].secret, s.keys[1].secret);
   EXPECT_EQ(s.tolerance_s, 300u);
   EXPECT_TRUE(s.replay_check);
-  EXPECT_FALSE(
-      load(channel("      keys: [{id: k, file: k.key}]\n"), dir_.path()).config->channels[0].signature.keys.empty());
+  EXPECT_FALSE(loadSigned(channel("      keys: [{id: k, file: k.key}]\n"), dir_.path())
+                   .config->channels[0]
+                   .signature.keys.empty());
 }
 
 TEST_F(LoaderSignatureTest, ToleranceAndReplayCheck) {
-  const LoadResult r = load(
+  const LoadResult r = loadSigned(
       channel("      keys: [{id: k, env: EVH_KEY}]\n      tolerance_s: 60\n      replay_check: false\n"), dir_.path());
   ASSERT_TRUE(r.config) << allErrors(r);
   EXPECT_EQ(r.config->channels[0].signature.tolerance_s, 60u);
   EXPECT_FALSE(r.config->channels[0].signature.replay_check);
-  EXPECT_THAT(allErrors(load(channel("      keys: [{id: k, env: EVH_KEY}]\n      tolerance_s: 0\n"), dir_.path())),
-              HasSubstr("tolerance_s"));
+  EXPECT_THAT(
+      allErrors(loadSigned(channel("      keys: [{id: k, env: EVH_KEY}]\n      tolerance_s: 0\n"), dir_.path())),
+      HasSubstr("tolerance_s"));
 }
 
 TEST_F(LoaderSignatureTest, EachRefusalIsNamedAndNeverShowsTheKey) {
@@ -95,7 +97,7 @@ TEST_F(LoaderSignatureTest, EachRefusalIsNamedAndNeverShowsTheKey) {
       {"      keys: [{id: k, secret: abc}]\n", "secret"},
   };
   for (const auto& [yaml, expected] : cases) {
-    const LoadResult r = load(channel(yaml), dir_.path());
+    const LoadResult r = loadSigned(channel(yaml), dir_.path());
     EXPECT_FALSE(r.config) << yaml;
     EXPECT_THAT(allErrors(r), HasSubstr(expected)) << yaml;
     EXPECT_THAT(allErrors(r), HasSubstr("cfg.yaml:")) << yaml;

@@ -12,14 +12,14 @@
 namespace evh::config {
 namespace {
 
-LoadResult load(const std::string& yaml) {
+LoadResult loadTls(const std::string& yaml) {
   return loadString(yaml, "/etc/evhost/cfg.yaml", [](const std::string&) { return std::nullopt; });
 }
 
 std::string firstError(const LoadResult& r) { return r.errors.empty() ? std::string("(none)") : r.errors.front(); }
 
 TEST(LoaderTlsTest, OffUnlessAsked) {
-  const LoadResult r = load("redis:\n  host: h\n");
+  const LoadResult r = loadTls("redis:\n  host: h\n");
   ASSERT_TRUE(r.config) << firstError(r);
   EXPECT_FALSE(r.config->redis.tls.enabled);
 }
@@ -30,7 +30,7 @@ TEST(LoaderTlsTest, ATlsMapTurnsItOnWithItsKeys) {
   const std::string key = dir.path() + "/client.key";
   std::ofstream(key) << "key\n";
   ::chmod(key.c_str(), 0600);
-  const LoadResult r = load(R"(redis:
+  const LoadResult r = loadTls(R"(redis:
   host: redis.internal
   tls:
     ca_file: certs/ca.pem
@@ -53,17 +53,17 @@ TEST(LoaderTlsTest, ATlsMapTurnsItOnWithItsKeys) {
 }
 
 TEST(LoaderTlsTest, EnabledFalseAndVerifyFalse) {
-  LoadResult r = load("redis:\n  tls: {enabled: false}\n");
+  LoadResult r = loadTls("redis:\n  tls: {enabled: false}\n");
   ASSERT_TRUE(r.config) << firstError(r);
   EXPECT_FALSE(r.config->redis.tls.enabled);
-  r = load("redis:\n  tls: {verify: false}\n");
+  r = loadTls("redis:\n  tls: {verify: false}\n");
   ASSERT_TRUE(r.config) << firstError(r);
   EXPECT_TRUE(r.config->redis.tls.enabled);
   EXPECT_FALSE(r.config->redis.tls.verify);
 }
 
 TEST(LoaderTlsTest, RedissUrlTurnsItOn) {
-  const LoadResult r = load("redis:\n  url: rediss://:pw@cache:6380\n  tls: {ca_file: /ca.pem}\n");
+  const LoadResult r = loadTls("redis:\n  url: rediss://:pw@cache:6380\n  tls: {ca_file: /ca.pem}\n");
   ASSERT_TRUE(r.config) << firstError(r);
   EXPECT_TRUE(r.config->redis.tls.enabled);
   EXPECT_EQ(r.config->redis.tls.ca_file, "/ca.pem");
@@ -71,13 +71,13 @@ TEST(LoaderTlsTest, RedissUrlTurnsItOn) {
 }
 
 TEST(LoaderTlsTest, Refusals) {
-  EXPECT_EQ(firstError(load("redis:\n  tls: {min_version: \"1.1\"}\n")),
+  EXPECT_EQ(firstError(loadTls("redis:\n  tls: {min_version: \"1.1\"}\n")),
             "/etc/evhost/cfg.yaml:2: redis.tls.min_version: must be \"1.2\" or \"1.3\", got \"1.1\"");
-  EXPECT_EQ(firstError(load("redis:\n  tls:\n    cert_file: c.pem\n")),
+  EXPECT_EQ(firstError(loadTls("redis:\n  tls:\n    cert_file: c.pem\n")),
             "/etc/evhost/cfg.yaml:3: redis.tls.cert_file: needs key_file too (the client certificate's private key)");
-  EXPECT_EQ(firstError(load("redis:\n  tls:\n    key_file: c.key\n")),
+  EXPECT_EQ(firstError(loadTls("redis:\n  tls:\n    key_file: c.key\n")),
             "/etc/evhost/cfg.yaml:3: redis.tls.key_file: needs cert_file too (the certificate for this private key)");
-  const std::string unknown = firstError(load("redis:\n  tls:\n    ca: x\n"));
+  const std::string unknown = firstError(loadTls("redis:\n  tls:\n    ca: x\n"));
   EXPECT_NE(unknown.find("redis.tls.ca"), std::string::npos) << unknown;
   EXPECT_NE(unknown.find("unknown key"), std::string::npos) << unknown;
 }

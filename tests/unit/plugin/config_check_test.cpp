@@ -19,7 +19,7 @@ using ::testing::Not;
 
 std::string testPlugin(const std::string& name) { return std::string(EVH_TEST_PLUGIN_DIR) + "/" + name + ".so"; }
 
-config::Plugin entry(const std::string& name, const std::string& lib, const std::string& config_json = "{}") {
+config::Plugin checkedEntry(const std::string& name, const std::string& lib, const std::string& config_json = "{}") {
   config::Plugin p;
   p.name = name;
   p.path = testPlugin(lib);
@@ -35,7 +35,7 @@ class ConfigCheckTest : public ::testing::Test {
 };
 
 TEST_F(ConfigCheckTest, ProblemsAreShownAtTheLineOfTheirKey) {
-  config::Plugin p = entry("vr", "validate_reports", R"({"name":"","nested":{"level":12,"extra":1},"size":0})");
+  config::Plugin p = checkedEntry("vr", "validate_reports", R"({"name":"","nested":{"level":12,"extra":1},"size":0})");
   p.config_map.line = 9;
   p.config_map.lines = {{"/size", 10}, {"/name", 11}, {"/nested", 12}, {"/nested/level", 13}};
   EXPECT_THAT(check(p), ElementsAre("deploy.yaml:10: plugin vr config /size: must be an integer from 1 to 100, got 0",
@@ -46,25 +46,25 @@ TEST_F(ConfigCheckTest, ProblemsAreShownAtTheLineOfTheirKey) {
 }
 
 TEST_F(ConfigCheckTest, WithoutTheYamlMapTheProblemIsShownAtThePluginsLine) {
-  EXPECT_THAT(check(entry("vr", "validate_reports", R"({"bogus":1})")),
+  EXPECT_THAT(check(checkedEntry("vr", "validate_reports", R"({"bogus":1})")),
               ElementsAre("deploy.yaml:7: plugin vr config /bogus: unknown key (known: size, name, nested, password, "
                           "throw)"));
-  EXPECT_THAT(check(entry("vr", "validate_reports", "[1]")),
+  EXPECT_THAT(check(checkedEntry("vr", "validate_reports", "[1]")),
               ElementsAre("deploy.yaml:7: plugin vr config: must be a map"));
 }
 
 TEST_F(ConfigCheckTest, AGoodConfigHasNoProblems) {
-  EXPECT_TRUE(check(entry("vr", "validate_reports", R"({"size":5,"name":"x"})")).empty());
+  EXPECT_TRUE(check(checkedEntry("vr", "validate_reports", R"({"size":5,"name":"x"})")).empty());
 }
 
 TEST_F(ConfigCheckTest, AnExceptionInTheCppWrapperIsAProblemOfTheWholeBlock) {
-  EXPECT_THAT(check(entry("vr", "validate_reports", R"({"size":0,"throw":true})")),
+  EXPECT_THAT(check(checkedEntry("vr", "validate_reports", R"({"size":0,"throw":true})")),
               ElementsAre(HasSubstr("config /size: must be an integer"),
                           "deploy.yaml:7: plugin vr config: validateConfig() threw: the parser fell over"));
 }
 
 TEST_F(ConfigCheckTest, ValuesFromVariablesAreMaskedWhereverTheyAppear) {
-  config::Plugin p = entry("vr", "validate_reports", R"({"password":"hunter2-abc"})");
+  config::Plugin p = checkedEntry("vr", "validate_reports", R"({"password":"hunter2-abc"})");
   p.config_map.expanded = {"hunter2-abc"};
   EXPECT_THAT(check(p), ElementsAre("deploy.yaml:7: plugin vr config /password: must be at least 12 characters, got "
                                     "\"***\""));
@@ -81,25 +81,25 @@ TEST_F(ConfigCheckTest, MaskingTakesLongValuesAnywhereAndShortOnesAsWholeWords) 
 }
 
 TEST_F(ConfigCheckTest, AnErrorAnswerWithoutAProblemStillFails) {
-  EXPECT_THAT(check(entry("e", "validate_edges", R"({"mode":"silent_fail"})")),
+  EXPECT_THAT(check(checkedEntry("e", "validate_edges", R"({"mode":"silent_fail"})")),
               ElementsAre("deploy.yaml:7: plugin e config: validate_config of " + testPlugin("validate_edges") +
                           " answered err_internal without reporting a problem"));
 }
 
 TEST_F(ConfigCheckTest, AProblemReportedWithAnOkAnswerStillCounts) {
-  EXPECT_THAT(check(entry("e", "validate_edges", R"({"mode":"ok_but_report"})")),
+  EXPECT_THAT(check(checkedEntry("e", "validate_edges", R"({"mode":"ok_but_report"})")),
               ElementsAre("deploy.yaml:7: plugin e config /mode: reported, then answered OK"));
 }
 
 TEST_F(ConfigCheckTest, AFloodOfProblemsIsCutAndCounted) {
-  const auto errors = check(entry("e", "validate_edges", R"({"mode":"flood"})"));
+  const auto errors = check(checkedEntry("e", "validate_edges", R"({"mode":"flood"})"));
   ASSERT_EQ(errors.size(), kMaxConfigProblems + 1);
   EXPECT_EQ(errors.front(), "deploy.yaml:7: plugin e config /item/0: one of many");
   EXPECT_EQ(errors.back(), "deploy.yaml:7: plugin e config: ... and 900 more problems");
 }
 
 TEST_F(ConfigCheckTest, BadStringsAreReadSafelyAndShownOnOneLine) {
-  const auto errors = check(entry("e", "validate_edges", R"({"mode":"bad_strings"})"));
+  const auto errors = check(checkedEntry("e", "validate_edges", R"({"mode":"bad_strings"})"));
   ASSERT_EQ(errors.size(), 3U);
   EXPECT_EQ(errors[0], "deploy.yaml:7: plugin e config: the pointer was NULL");
   EXPECT_EQ(errors[1], "deploy.yaml:7: plugin e config /mode: line one\\nline two \\u001b[31mred");
@@ -115,15 +115,15 @@ TEST_F(ConfigCheckTest, OlderOrShortDescriptorsHaveNoValidateConfig) {
     auto library = Library::open(testPlugin(lib));
     EXPECT_EQ(library->validateConfig(), nullptr);
     EXPECT_EQ(library->desc().validate_config, nullptr);
-    EXPECT_TRUE(check(entry("old", lib, R"({"init_refuses":1})")).empty());
+    EXPECT_TRUE(check(checkedEntry("old", lib, R"({"init_refuses":1})")).empty());
   }
   EXPECT_EQ(Library::open(testPlugin("abi13_short_desc"))->abiMinor(), 3U);
 }
 
 TEST_F(ConfigCheckTest, CheckPluginsNotesThoseWithoutValidateConfigAndCollectsEveryError) {
   const PluginsCheck result =
-      checkPlugins({entry("old", "abi12_no_validate"), entry("vr", "validate_reports", R"({"size":0})"),
-                    entry("gone", "no_such_plugin"), entry("ok", "validate_reports")},
+      checkPlugins({checkedEntry("old", "abi12_no_validate"), checkedEntry("vr", "validate_reports", R"({"size":0})"),
+                    checkedEntry("gone", "no_such_plugin"), checkedEntry("ok", "validate_reports")},
                    {});
   EXPECT_THAT(result.notes,
               ElementsAre("deploy.yaml:7: plugins.old: plugin \"old\" (abi12_no_validate, ABI 1.2) has no "
@@ -143,9 +143,9 @@ class RegistryConfigCheckTest : public ::testing::Test {
 // which would fail, is not reached when a later one's config is wrong.
 TEST_F(RegistryConfigCheckTest, LoadRefusesABadConfigBeforeAnyInit) {
   try {
-    registry_.load({entry("first", "abi12_no_validate", R"({"init_refuses":1})"),
-                    entry("second", "validate_reports", R"({"size":0})"),
-                    entry("third", "validate_edges", R"({"mode":"ok_but_report"})")},
+    registry_.load({checkedEntry("first", "abi12_no_validate", R"({"init_refuses":1})"),
+                    checkedEntry("second", "validate_reports", R"({"size":0})"),
+                    checkedEntry("third", "validate_edges", R"({"mode":"ok_but_report"})")},
                    {}, services_, "");
     FAIL() << "expected a refusal";
   } catch (const LoadError& e) {
@@ -158,7 +158,7 @@ TEST_F(RegistryConfigCheckTest, LoadRefusesABadConfigBeforeAnyInit) {
 
 TEST_F(RegistryConfigCheckTest, APluginWithoutValidateConfigIsStillRefusedByItsInit) {
   try {
-    registry_.load({entry("old", "abi12_no_validate", R"({"init_refuses":1})")}, {}, services_, "");
+    registry_.load({checkedEntry("old", "abi12_no_validate", R"({"init_refuses":1})")}, {}, services_, "");
     FAIL() << "expected a refusal";
   } catch (const LoadError& e) {
     EXPECT_THAT(e.what(), HasSubstr("init failed: init refuses this config"));
@@ -166,7 +166,7 @@ TEST_F(RegistryConfigCheckTest, APluginWithoutValidateConfigIsStillRefusedByItsI
 }
 
 TEST_F(RegistryConfigCheckTest, AnInitFailureMasksValuesFromVariables) {
-  config::Plugin p = entry("old", "abi12_no_validate", R"({"init_refuses":1})");
+  config::Plugin p = checkedEntry("old", "abi12_no_validate", R"({"init_refuses":1})");
   p.config_map.expanded = {"refuses"};
   try {
     registry_.load({p}, {}, services_, "");

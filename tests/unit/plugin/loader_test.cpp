@@ -20,9 +20,9 @@ namespace {
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
-std::string testPlugin(const std::string& name) { return std::string(EVH_TEST_PLUGIN_DIR) + "/" + name + ".so"; }
+std::string loaderTestPlugin(const std::string& name) { return std::string(EVH_TEST_PLUGIN_DIR) + "/" + name + ".so"; }
 
-config::Plugin entry(const std::string& name, const std::string& path, const std::string& config_json = "{}") {
+config::Plugin loaderEntry(const std::string& name, const std::string& path, const std::string& config_json = "{}") {
   config::Plugin p;
   p.name = name;
   p.path = path;
@@ -37,7 +37,7 @@ class LoaderTest : public ::testing::Test {
   // Loads one plugin through the registry and returns the refusal message.
   std::string refusal(const std::string& path) {
     try {
-      registry_.load({entry("p", path)}, {}, services_, "dev:");
+      registry_.load({loaderEntry("p", path)}, {}, services_, "dev:");
     } catch (const LoadError& e) {
       return e.what();
     }
@@ -50,7 +50,7 @@ class LoaderTest : public ::testing::Test {
 };
 
 TEST_F(LoaderTest, LoadsCPluginAndCallsIt) {
-  registry_.load({entry("counter", testPlugin("ok_c"))}, {}, services_, "dev:");
+  registry_.load({loaderEntry("counter", loaderTestPlugin("ok_c"))}, {}, services_, "dev:");
   Instance* in = registry_.find("counter");
   ASSERT_NE(in, nullptr);
   EXPECT_EQ(in->library().name(), "ok_c");
@@ -69,7 +69,8 @@ TEST_F(LoaderTest, LoadsCPluginAndCallsIt) {
 }
 
 TEST_F(LoaderTest, SameLibraryTwiceGivesIndependentInstances) {
-  registry_.load({entry("first", testPlugin("ok_c")), entry("second", testPlugin("ok_c"))}, {}, services_, "");
+  registry_.load({loaderEntry("first", loaderTestPlugin("ok_c")), loaderEntry("second", loaderTestPlugin("ok_c"))}, {},
+                 services_, "");
   ASSERT_EQ(registry_.instances().size(), 2U);
   test::FakeCall call;
   evh_event ev = test::makeEvent("X");
@@ -88,40 +89,40 @@ TEST_F(LoaderTest, RefusesMissingFile) {
 }
 
 TEST_F(LoaderTest, RefusesFileThatIsNotASharedObject) {
-  std::string path = testPlugin("not_elf");
+  std::string path = loaderTestPlugin("not_elf");
   EXPECT_THAT(refusal(path), HasSubstr(path + ": not a shared object (no ELF header)"));
 }
 
 TEST_F(LoaderTest, RefusesSharedObjectWithoutEntrySymbol) {
-  std::string path = testPlugin("missing_entry");
+  std::string path = loaderTestPlugin("missing_entry");
   EXPECT_THAT(refusal(path), HasSubstr(path + ": not an evhost plugin: it does not export evh_plugin_entry"));
 }
 
 TEST_F(LoaderTest, RefusesEntryReturningNoDescriptor) {
-  std::string path = testPlugin("entry_returns_null");
+  std::string path = loaderTestPlugin("entry_returns_null");
   EXPECT_THAT(refusal(path),
               HasSubstr(path + ": evh_plugin_entry returned no descriptor (the plugin declined host ABI 1.3)"));
 }
 
 TEST_F(LoaderTest, RefusesOtherMajorNamingBothVersions) {
-  std::string path = testPlugin("abi_wrong_major");
+  std::string path = loaderTestPlugin("abi_wrong_major");
   EXPECT_THAT(refusal(path), HasSubstr(path + ": built for plugin ABI 2.0, but this evhost implements ABI 1.3"));
 }
 
 TEST_F(LoaderTest, RefusesNewerMinor) {
-  std::string path = testPlugin("abi_newer_minor");
+  std::string path = loaderTestPlugin("abi_newer_minor");
   EXPECT_THAT(refusal(path), HasSubstr(path + ": built for plugin ABI 1.99, newer than this evhost's ABI 1.3"));
 }
 
 TEST_F(LoaderTest, RefusalShowsPluginsOwnInitMessage) {
-  std::string path = testPlugin("init_fails");
+  std::string path = loaderTestPlugin("init_fails");
   EXPECT_THAT(refusal(path),
               HasSubstr("plugin \"p\" (" + path + "): init failed: database unreachable at 10.0.0.1:5432"));
 }
 
 TEST_F(LoaderTest, ConstructorExceptionOfCppPluginFailsInitWithItsMessage) {
   try {
-    registry_.load({entry("cpp", testPlugin("ok_cpp"), R"({"mode":"throw_in_ctor"})")}, {}, services_, "");
+    registry_.load({loaderEntry("cpp", loaderTestPlugin("ok_cpp"), R"({"mode":"throw_in_ctor"})")}, {}, services_, "");
     FAIL() << "expected init to fail";
   } catch (const LoadError& e) {
     EXPECT_THAT(e.what(), HasSubstr("init failed: config says throw_in_ctor"));
@@ -130,8 +131,9 @@ TEST_F(LoaderTest, ConstructorExceptionOfCppPluginFailsInitWithItsMessage) {
 
 TEST_F(LoaderTest, ReportsEveryLoadFaultAtOnce) {
   try {
-    registry_.load({entry("a", testPlugin("missing_entry")), entry("b", testPlugin("abi_wrong_major"))}, {}, services_,
-                   "");
+    registry_.load(
+        {loaderEntry("a", loaderTestPlugin("missing_entry")), loaderEntry("b", loaderTestPlugin("abi_wrong_major"))},
+        {}, services_, "");
     FAIL() << "expected a refusal";
   } catch (const LoadError& e) {
     EXPECT_THAT(e.what(), HasSubstr("plugin \"a\""));
@@ -141,14 +143,15 @@ TEST_F(LoaderTest, ReportsEveryLoadFaultAtOnce) {
 
 TEST_F(LoaderTest, InitFailureLeavesNothingLoaded) {
   EXPECT_THROW(
-      registry_.load({entry("a", testPlugin("ok_c")), entry("b", testPlugin("init_fails"))}, {}, services_, ""),
+      registry_.load({loaderEntry("a", loaderTestPlugin("ok_c")), loaderEntry("b", loaderTestPlugin("init_fails"))}, {},
+                     services_, ""),
       LoadError);
   EXPECT_TRUE(registry_.instances().empty());
 }
 
 TEST_F(LoaderTest, AcceptsOlderMinorDescriptorWithoutReadingPastItsEnd) {
   // The descriptor ends exactly where an inaccessible page begins.
-  registry_.load({entry("old", testPlugin("abi_older_minor"))}, {}, services_, "");
+  registry_.load({loaderEntry("old", loaderTestPlugin("abi_older_minor"))}, {}, services_, "");
   Instance* in = registry_.find("old");
   ASSERT_NE(in, nullptr);
   test::FakeCall call;
@@ -159,7 +162,7 @@ TEST_F(LoaderTest, AcceptsOlderMinorDescriptorWithoutReadingPastItsEnd) {
 // A host of a later minor has a longer descriptor; reading an older
 // plugin's must stop at the plugin's struct_size and zero the rest.
 TEST_F(LoaderTest, CopyVersionedStopsAtDeclaredSize) {
-  void* h = dlopen(testPlugin("abi_older_minor").c_str(), RTLD_NOW | RTLD_LOCAL);
+  void* h = dlopen(loaderTestPlugin("abi_older_minor").c_str(), RTLD_NOW | RTLD_LOCAL);
   ASSERT_NE(h, nullptr);
   auto entry_fn = reinterpret_cast<evh_plugin_entry_fn>(dlsym(h, EVH_PLUGIN_ENTRY_SYMBOL));
   ASSERT_NE(entry_fn, nullptr);
@@ -189,7 +192,7 @@ TEST_F(LoaderTest, CopyVersionedStopsAtDeclaredSize) {
 }
 
 TEST_F(LoaderTest, BareNameIsFoundInPluginDir) {
-  EXPECT_EQ(resolve("ok_c", "/nowhere", {"/does/not/exist", EVH_TEST_PLUGIN_DIR}), testPlugin("ok_c"));
+  EXPECT_EQ(resolve("ok_c", "/nowhere", {"/does/not/exist", EVH_TEST_PLUGIN_DIR}), loaderTestPlugin("ok_c"));
 }
 
 TEST_F(LoaderTest, BareNameNotFoundNamesTheFoldersTried) {
@@ -203,7 +206,7 @@ TEST_F(LoaderTest, BareNameNotFoundNamesTheFoldersTried) {
 
 TEST_F(LoaderTest, RelativePathIsTakenFromTheConfigFolder) {
   fs::path dir = fs::path(EVH_TEST_PLUGIN_DIR);
-  EXPECT_EQ(resolve("../test-plugins/ok_c.so", dir.string(), {}), testPlugin("ok_c"));
+  EXPECT_EQ(resolve("../test-plugins/ok_c.so", dir.string(), {}), loaderTestPlugin("ok_c"));
 }
 
 TEST_F(LoaderTest, EnvironmentPathComesAfterPluginDirAndBeforeBundled) {

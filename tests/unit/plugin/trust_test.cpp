@@ -27,7 +27,7 @@ using ::testing::IsEmpty;
 using ::testing::Not;
 namespace fs = std::filesystem;
 
-std::string testPlugin(const std::string& name) { return std::string(EVH_TEST_PLUGIN_DIR) + "/" + name + ".so"; }
+std::string trustTestPlugin(const std::string& name) { return std::string(EVH_TEST_PLUGIN_DIR) + "/" + name + ".so"; }
 
 constexpr uid_t kNobody = 65534;
 
@@ -38,7 +38,7 @@ class TrustTest : public ::testing::Test {
   void SetUp() override {
     ::chmod(dir_.path().c_str(), 0755);
     plugin_ = dir_.path() + "/p.so";
-    fs::copy_file(testPlugin("ok_c"), plugin_);
+    fs::copy_file(trustTestPlugin("ok_c"), plugin_);
     ::chmod(plugin_.c_str(), 0644);
   }
 
@@ -123,14 +123,14 @@ TEST_F(TrustTest, RefusesAFolderOwnedByAnotherUser) {
 
 TEST_F(TrustTest, RefusesASymlinkPointingOutOfItsFolder) {
   const std::string link = dir_.path() + "/out.so";
-  fs::create_symlink(testPlugin("ok_c"), link);
-  const std::string real = fs::canonical(testPlugin("ok_c")).string();
+  fs::create_symlink(trustTestPlugin("ok_c"), link);
+  const std::string real = fs::canonical(trustTestPlugin("ok_c")).string();
   EXPECT_THAT(load(link), HasSubstr(link + ": refused by plugin trust rule \"symlink\": it resolves to " + real +
                                     ", outside the folder it was found in (" + dir_.path() + ")"));
 }
 
 TEST_F(TrustTest, RefusesASymlinkFoundByNameThatPointsOutOfTheSearchFolder) {
-  fs::create_symlink(testPlugin("ok_c"), dir_.path() + "/named.so");
+  fs::create_symlink(trustTestPlugin("ok_c"), dir_.path() + "/named.so");
   try {
     registry_.load({entry("p", "named")}, {dir_.path()}, services_, "");
     FAIL() << "expected a refusal";
@@ -191,17 +191,17 @@ TEST_F(TrustTest, EveryInstanceOfASharedLibraryIsCheckedAgainstItsOwnPin) {
 TEST_F(TrustTest, AnIncompatibleAbiNoteIsRefusedBeforeAnyPluginCodeRuns) {
   const std::string marker = dir_.path() + "/constructor-ran";
   ASSERT_EQ(::setenv("EVH_TEST_MARKER", marker.c_str(), 1), 0);
-  EXPECT_THAT(load(testPlugin("note_wrong_major")),
-              HasSubstr(testPlugin("note_wrong_major") +
+  EXPECT_THAT(load(trustTestPlugin("note_wrong_major")),
+              HasSubstr(trustTestPlugin("note_wrong_major") +
                         ": refused by plugin trust rule \"abi-note\": its ABI note says it was built for plugin ABI "
                         "2.0, but this evhost implements ABI 1.3 (refused without loading it); fix: rebuild the "
                         "plugin against this SDK"));
-  EXPECT_THAT(load(testPlugin("note_newer_minor")),
+  EXPECT_THAT(load(trustTestPlugin("note_newer_minor")),
               HasSubstr("its ABI note says it was built for plugin ABI 1.99, newer than this evhost's ABI 1.3 (refused "
                         "without loading it); fix: upgrade evhost"));
   EXPECT_FALSE(fs::exists(marker)) << "the plugin's constructor ran";
 
-  void* h = dlopen(testPlugin("note_newer_minor").c_str(), RTLD_NOW | RTLD_LOCAL);
+  void* h = dlopen(trustTestPlugin("note_newer_minor").c_str(), RTLD_NOW | RTLD_LOCAL);
   ASSERT_NE(h, nullptr) << dlerror();
   EXPECT_TRUE(fs::exists(marker)) << "the control: dlopen runs the constructor";
   dlclose(h);

@@ -20,7 +20,7 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-redisReply reply(int type, std::string& text) {
+redisReply fakeReply(int type, std::string& text) {
   redisReply r{};
   r.type = type;
   r.str = text.data();
@@ -60,9 +60,9 @@ TEST(HandshakeTest, TheExpectedStatusRepliesPass) {
   e.db = 1;
   Handshake h(e);
   std::string ok = "OK", pong = "PONG";
-  EXPECT_EQ(h.check(0, reply(REDIS_REPLY_STATUS, ok), "h:1"), "");
-  EXPECT_EQ(h.check(1, reply(REDIS_REPLY_STATUS, ok), "h:1"), "");
-  EXPECT_EQ(h.check(2, reply(REDIS_REPLY_STATUS, pong), "h:1"), "");
+  EXPECT_EQ(h.check(0, fakeReply(REDIS_REPLY_STATUS, ok), "h:1"), "");
+  EXPECT_EQ(h.check(1, fakeReply(REDIS_REPLY_STATUS, ok), "h:1"), "");
+  EXPECT_EQ(h.check(2, fakeReply(REDIS_REPLY_STATUS, pong), "h:1"), "");
 }
 
 TEST(HandshakeTest, ARefusalNamesTheStepAndTheUserNeverThePassword) {
@@ -74,10 +74,10 @@ TEST(HandshakeTest, ARefusalNamesTheStepAndTheUserNeverThePassword) {
   std::string wrongpass = "WRONGPASS invalid username-password pair or user is disabled.";
   std::string db = "ERR DB index is out of range";
   std::string noauth = "NOAUTH Authentication required.";
-  const std::string auth = h.check(0, reply(REDIS_REPLY_ERROR, wrongpass), "127.0.0.1:6379");
+  const std::string auth = h.check(0, fakeReply(REDIS_REPLY_ERROR, wrongpass), "127.0.0.1:6379");
   EXPECT_EQ(auth, "AUTH failed: " + wrongpass + " (as user evh)");
-  EXPECT_EQ(h.check(1, reply(REDIS_REPLY_ERROR, db), "127.0.0.1:6379"), "SELECT 7 failed: " + db);
-  EXPECT_EQ(h.check(2, reply(REDIS_REPLY_ERROR, noauth), "127.0.0.1:6379"), "PING failed: " + noauth);
+  EXPECT_EQ(h.check(1, fakeReply(REDIS_REPLY_ERROR, db), "127.0.0.1:6379"), "SELECT 7 failed: " + db);
+  EXPECT_EQ(h.check(2, fakeReply(REDIS_REPLY_ERROR, noauth), "127.0.0.1:6379"), "PING failed: " + noauth);
   EXPECT_THAT(auth, Not(HasSubstr("s3cret")));
 }
 
@@ -89,19 +89,19 @@ TEST(HandshakeTest, AServerEchoingThePasswordInAnErrorIsMasked) {
   e.password = "pw-0123456789abcdef";
   Handshake h(e);
   std::string unknown = "ERR unknown command 'AUTH', with args beginning with: 'evh' 'pw-0123456789abcdef' ";
-  EXPECT_EQ(h.check(0, reply(REDIS_REPLY_ERROR, unknown), "h:1"),
+  EXPECT_EQ(h.check(0, fakeReply(REDIS_REPLY_ERROR, unknown), "h:1"),
             "AUTH failed: ERR unknown command 'AUTH' (its arguments not shown) (as user evh)");
   std::string quoted = "ERR auth 'evh' 'pw-0123456789abcdef' refused";
-  EXPECT_EQ(h.check(0, reply(REDIS_REPLY_ERROR, quoted), "h:1"),
+  EXPECT_EQ(h.check(0, fakeReply(REDIS_REPLY_ERROR, quoted), "h:1"),
             "AUTH failed: ERR auth 'evh' '(password)' refused (as user evh)");
   std::string cut = "ERR bad auth: pw-0123456789a";
-  EXPECT_EQ(h.check(0, reply(REDIS_REPLY_ERROR, cut), "h:1"),
+  EXPECT_EQ(h.check(0, fakeReply(REDIS_REPLY_ERROR, cut), "h:1"),
             "AUTH failed: ERR bad auth: (cut: the rest may hold the password) (as user evh)");
   // Only AUTH carried it: other steps' errors are left as they are.
   e.db = 2;
   Handshake with_db(e);
   std::string db = "ERR DB index is out of range";
-  EXPECT_EQ(with_db.check(1, reply(REDIS_REPLY_ERROR, db), "h:1"), "SELECT 2 failed: " + db);
+  EXPECT_EQ(with_db.check(1, fakeReply(REDIS_REPLY_ERROR, db), "h:1"), "SELECT 2 failed: " + db);
 }
 
 TEST(HandshakeTest, AnythingButTheExpectedStatusIsAProtocolError) {
@@ -109,12 +109,12 @@ TEST(HandshakeTest, AnythingButTheExpectedStatusIsAProtocolError) {
   e.password = "s3cret";
   Handshake h(e);
   std::string ok = "OK", pong = "PONG", text = "s3cret";
-  EXPECT_EQ(h.check(1, reply(REDIS_REPLY_STATUS, ok), "[::1]:6390"),
+  EXPECT_EQ(h.check(1, fakeReply(REDIS_REPLY_STATUS, ok), "[::1]:6390"),
             "protocol error: unexpected reply to PING from [::1]:6390 (type 5, not +PONG)");
-  EXPECT_EQ(h.check(0, reply(REDIS_REPLY_STATUS, pong), "[::1]:6390"),
+  EXPECT_EQ(h.check(0, fakeReply(REDIS_REPLY_STATUS, pong), "[::1]:6390"),
             "protocol error: unexpected reply to AUTH from [::1]:6390 (type 5, not +OK)");
   // A server echoing the password back gets no further than the text above.
-  const std::string echoed = h.check(0, reply(REDIS_REPLY_STRING, text), "[::1]:6390");
+  const std::string echoed = h.check(0, fakeReply(REDIS_REPLY_STRING, text), "[::1]:6390");
   EXPECT_EQ(echoed, "protocol error: unexpected reply to AUTH from [::1]:6390 (type 1, not +OK)");
 }
 
@@ -138,15 +138,16 @@ TEST(HandshakeTest, RoleIsCheckedOnlyWhenTheMasterIsRequired) {
   role.type = REDIS_REPLY_ARRAY;
   role.elements = 1;
   role.element = &first;
-  redisReply name = reply(REDIS_REPLY_STRING, master);
+  redisReply name = fakeReply(REDIS_REPLY_STRING, master);
   first = &name;
   EXPECT_EQ(h.check(1, role, "h:1"), "");
-  name = reply(REDIS_REPLY_STRING, slave);
+  name = fakeReply(REDIS_REPLY_STRING, slave);
   EXPECT_EQ(h.check(1, role, "h:1"), "ROLE: h:1 is not the master (it is a replica)");
-  name = reply(REDIS_REPLY_STRING, sentinel);
+  name = fakeReply(REDIS_REPLY_STRING, sentinel);
   EXPECT_EQ(h.check(1, role, "h:1"), "ROLE: h:1 is not the master (it is a sentinel)");
   std::string ok = "OK";
-  EXPECT_THAT(h.check(1, reply(REDIS_REPLY_STATUS, ok), "h:1"), HasSubstr("protocol error: unexpected reply to ROLE"));
+  EXPECT_THAT(h.check(1, fakeReply(REDIS_REPLY_STATUS, ok), "h:1"),
+              HasSubstr("protocol error: unexpected reply to ROLE"));
 }
 
 TEST(SentinelAddressTest, SwitchMasterMessagesAreReadForOurMasterOnly) {

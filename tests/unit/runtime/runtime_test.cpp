@@ -31,7 +31,7 @@ using ::testing::HasSubstr;
 
 constexpr auto kHangGuard = std::chrono::seconds(20);
 
-config::Channel orders(const std::string& plugin, uint32_t max_attempts) {
+config::Channel ordersChannel(const std::string& plugin, uint32_t max_attempts) {
   config::Route r;
   r.events = {"RETRY", "OK"};
   r.plugins = {plugin};
@@ -136,8 +136,8 @@ class RuntimeSwapTest : public ::testing::Test {
 
 TEST_F(RuntimeSwapTest, AnEventInFlightKeepsItsRoutesAndPoliciesAfterAnotherRuntimeReplacedThem) {
   // Runtime 1: RETRY events go to p, three attempts. Runtime 2: to q, one.
-  RuntimePtr first = build(orders("p", 3), 1);
-  RuntimePtr second = build(orders("q", 1), 2);
+  RuntimePtr first = build(ordersChannel("p", 3), 1);
+  RuntimePtr second = build(ordersChannel("q", 1), 2);
   const ChannelId id = first->channels().at(0).id;
   ASSERT_EQ(second->channels().at(0).id, id);  // the same channel, the same identity
   std::weak_ptr<const Runtime> first_alive = first;
@@ -168,9 +168,9 @@ TEST_F(RuntimeSwapTest, AnEventInFlightKeepsItsRoutesAndPoliciesAfterAnotherRunt
 }
 
 TEST_F(RuntimeSwapTest, AMessageForAChannelTheRuntimeNoLongerHasIsNotRouted) {
-  RuntimePtr first = build(orders("p", 1), 1);
+  RuntimePtr first = build(ordersChannel("p", 1), 1);
   const ChannelId id = first->channels().at(0).id;
-  config::Channel other = orders("q", 1);
+  config::Channel other = ordersChannel("q", 1);
   other.name = "jollyjet:events:users";
   pipeline_ = std::make_unique<ingest::Pipeline>(&loop_, *dispatcher_, std::move(first), *admission_, stats_,
                                                  ingest::Pipeline::Options{});
@@ -182,7 +182,7 @@ TEST_F(RuntimeSwapTest, AMessageForAChannelTheRuntimeNoLongerHasIsNotRouted) {
 }
 
 TEST_F(RuntimeSwapTest, ThePipelinesSeriesAreInTheStatsRegistry) {
-  RuntimePtr first = build(orders("p", 1), 1);
+  RuntimePtr first = build(ordersChannel("p", 1), 1);
   const ChannelId id = first->channels().at(0).id;
   pipeline_ = std::make_unique<ingest::Pipeline>(&loop_, *dispatcher_, std::move(first), *admission_, stats_,
                                                  ingest::Pipeline::Options{});
