@@ -20,10 +20,10 @@
 namespace evh::log {
 namespace {
 
-using Clock = spdlog::log_clock;
+using LogClock = spdlog::log_clock;
 
-std::string format(spdlog::formatter& f, Clock::time_point t, spdlog::level::level_enum level, std::string_view name,
-                   std::string_view text) {
+std::string formatLine(spdlog::formatter& f, LogClock::time_point t, spdlog::level::level_enum level,
+                       std::string_view name, std::string_view text) {
   const spdlog::details::log_msg msg(t, spdlog::source_loc{}, name, level, text);
   spdlog::memory_buf_t buf;
   f.format(msg, buf);
@@ -32,22 +32,22 @@ std::string format(spdlog::formatter& f, Clock::time_point t, spdlog::level::lev
 
 // The times the cases use: on a second, just before the next, and back in
 // time (the formatters keep the second's text: it must follow).
-std::vector<Clock::time_point> times() {
-  const Clock::time_point base{std::chrono::seconds(1796688000)};  // 2026-12-08T00:00:00Z
+std::vector<LogClock::time_point> logTimes() {
+  const LogClock::time_point base{std::chrono::seconds(1796688000)};  // 2026-12-08T00:00:00Z
   return {base,
           base + std::chrono::microseconds(1),
           base + std::chrono::milliseconds(999) + std::chrono::microseconds(999),
           base + std::chrono::seconds(1) + std::chrono::milliseconds(7),
           base - std::chrono::seconds(86400 * 40) + std::chrono::microseconds(123456),
           base + std::chrono::seconds(1) + std::chrono::milliseconds(8),
-          Clock::now()};
+          LogClock::now()};
 }
 
-const spdlog::level::level_enum kLevels[] = {spdlog::level::trace, spdlog::level::debug, spdlog::level::info,
-                                             spdlog::level::warn,  spdlog::level::err,   spdlog::level::critical};
+const spdlog::level::level_enum kLogLevels[] = {spdlog::level::trace, spdlog::level::debug, spdlog::level::info,
+                                                spdlog::level::warn,  spdlog::level::err,   spdlog::level::critical};
 
 // The JSON escaping the pattern formatter's message flag did, a byte at a time.
-std::string jsonEscaped(std::string_view text) {
+std::string jsonEscapedByteByByte(std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   for (char c : text) {
@@ -70,7 +70,7 @@ std::string jsonEscaped(std::string_view text) {
   return out;
 }
 
-std::string textEscaped(std::string_view text) {
+std::string textEscapedForLog(std::string_view text) {
   std::string out;
   appendEscaped(text, out);
   return out;
@@ -78,7 +78,7 @@ std::string textEscaped(std::string_view text) {
 
 // Messages with and without what must be escaped, short and long, with the
 // special bytes at every offset of an 8-byte word.
-std::vector<std::string> messages() {
+std::vector<std::string> logMessages() {
   std::vector<std::string> out = {"",
                                   "x",
                                   "product created productId=p-1 name=\"Desk\" category=office price=99.5",
@@ -104,11 +104,11 @@ std::vector<std::string> messages() {
 TEST(LogFormatTest, TheTextFormatIsThePatternFormattersLine) {
   spdlog::pattern_formatter reference("%Y-%m-%dT%H:%M:%S.%e %-5l [%n] %v");
   const auto ours = makeFormatter(Format::Text);
-  for (const auto t : times()) {
-    for (const auto level : kLevels) {
-      for (const auto& text : messages()) {
-        const std::string want = format(reference, t, level, "plugin", textEscaped(text));
-        EXPECT_EQ(format(*ours, t, level, "plugin", text), want);
+  for (const auto t : logTimes()) {
+    for (const auto level : kLogLevels) {
+      for (const auto& text : logMessages()) {
+        const std::string want = formatLine(reference, t, level, "plugin", textEscapedForLog(text));
+        EXPECT_EQ(formatLine(*ours, t, level, "plugin", text), want);
       }
     }
   }
@@ -118,11 +118,11 @@ TEST(LogFormatTest, TheJsonFormatIsThePatternFormattersLine) {
   spdlog::pattern_formatter reference(R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","logger":"%n","msg":"%v"})",
                                       spdlog::pattern_time_type::utc);
   const auto ours = makeFormatter(Format::Json);
-  for (const auto t : times()) {
-    for (const auto level : kLevels) {
-      for (const auto& text : messages()) {
-        const std::string want = format(reference, t, level, "evhost", jsonEscaped(text));
-        EXPECT_EQ(format(*ours, t, level, "evhost", text), want);
+  for (const auto t : logTimes()) {
+    for (const auto level : kLogLevels) {
+      for (const auto& text : logMessages()) {
+        const std::string want = formatLine(reference, t, level, "evhost", jsonEscapedByteByByte(text));
+        EXPECT_EQ(formatLine(*ours, t, level, "evhost", text), want);
       }
     }
   }
@@ -132,9 +132,9 @@ TEST(LogFormatTest, AClonedFormatterWritesTheSameLines) {
   for (const auto f : {Format::Text, Format::Json}) {
     const auto first = makeFormatter(f);
     const auto clone = first->clone();
-    for (const auto t : times()) {
-      EXPECT_EQ(format(*clone, t, spdlog::level::warn, "audit", "a\nb"),
-                format(*first, t, spdlog::level::warn, "audit", "a\nb"));
+    for (const auto t : logTimes()) {
+      EXPECT_EQ(formatLine(*clone, t, spdlog::level::warn, "audit", "a\nb"),
+                formatLine(*first, t, spdlog::level::warn, "audit", "a\nb"));
     }
   }
 }
@@ -174,17 +174,17 @@ TEST(LogFormatTest, RandomMessagesAreEscapedAsByteByByte) {
   const auto text = makeFormatter(Format::Text);
   const auto json = makeFormatter(Format::Json);
   std::mt19937 random(7);
-  const Clock::time_point t = times().front();
+  const LogClock::time_point t = logTimes().front();
   for (int i = 0; i < 3000; ++i) {
     std::string s(random() % 40, ' ');
     for (char& c : s) {
       // Mostly printable, sometimes anything.
       c = static_cast<char>(random() % 8 == 0 ? random() % 256 : 0x20 + random() % 95);
     }
-    ASSERT_EQ(format(*text, t, spdlog::level::info, "p", s),
-              format(text_reference, t, spdlog::level::info, "p", textEscaped(s)));
-    ASSERT_EQ(format(*json, t, spdlog::level::info, "p", s),
-              format(json_reference, t, spdlog::level::info, "p", jsonEscaped(s)));
+    ASSERT_EQ(formatLine(*text, t, spdlog::level::info, "p", s),
+              formatLine(text_reference, t, spdlog::level::info, "p", textEscapedForLog(s)));
+    ASSERT_EQ(formatLine(*json, t, spdlog::level::info, "p", s),
+              formatLine(json_reference, t, spdlog::level::info, "p", jsonEscapedByteByByte(s)));
   }
 }
 
