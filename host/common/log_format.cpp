@@ -111,14 +111,9 @@ class TextFormatter final : public spdlog::formatter {
 };
 
 // Whether a byte of `w` is a quote, a backslash or below 0x20 (what a JSON
-// string must escape), 8 bytes at a time: the "has a byte less than n" and
-// "has a zero byte" word tests (exact for whether any byte matches).
+// string must escape), by log_escape.h's word tests.
 bool anyJsonSpecial(uint64_t w) {
-  constexpr uint64_t kOnes = 0x0101010101010101ULL;
-  constexpr uint64_t kHighs = 0x8080808080808080ULL;
-  const uint64_t quote = w ^ (kOnes * '"');
-  const uint64_t backslash = w ^ (kOnes * '\\');
-  return (((w - kOnes * 0x20U) & ~w) | ((quote - kOnes) & ~quote) | ((backslash - kOnes) & ~backslash)) & kHighs;
+  return (wordBytesBelow(w, 0x20U) | wordBytesEqual(w, '"') | wordBytesEqual(w, '\\')) != 0;
 }
 
 void appendJsonEscaped(std::string_view text, spdlog::memory_buf_t& dest) {

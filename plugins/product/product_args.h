@@ -42,7 +42,6 @@ class Args {
     add(std::string_view(digits, static_cast<size_t>(r.ptr - digits)));
   }
   void add(size_t n) { add(static_cast<int64_t>(n)); }
-  void add(int n) { add(static_cast<int64_t>(n)); }
 
   // An argument in pieces: append() them, then end() it.
   void append(std::string_view piece) {
@@ -55,10 +54,6 @@ class Args {
   void end() { ends_.push_back(size_); }
 
   size_t size() const noexcept { return ends_.size(); }
-  std::string_view operator[](size_t i) const noexcept {
-    const size_t from = i == 0 ? 0 : ends_[i - 1];
-    return std::string_view(text_.get() + from, ends_[i] - from);
-  }
 
   // Appends a view of each argument to `out`: valid while nothing is added.
   void views(std::vector<evh_str>& out) const {
