@@ -37,22 +37,22 @@ static void audit_put_now(audit_buf* out) {
     kept_sec = ts.tv_sec;
   }
   if (kept_len == 0) {
-    audit_buf_puts(out, "null");
+    AUDIT_BUF_ADD_LITERAL(out, "null");
     return;
   }
-  audit_buf_append(out, kept, kept_len);
+  audit_buf_add(out, kept, kept_len);
   n = (int)(ts.tv_nsec / 1000000);
   ms[0] = (char)('0' + n / 100);
   ms[1] = (char)('0' + n / 10 % 10);
   ms[2] = (char)('0' + n % 10);
   ms[3] = 'Z';
   ms[4] = '"';
-  audit_buf_append(out, ms, 5);
+  audit_buf_add(out, ms, 5);
 }
 
 static void audit_put_string_or_null(audit_buf* out, evh_str s) {
   if (s.len == 0) {
-    audit_buf_puts(out, "null");
+    AUDIT_BUF_ADD_LITERAL(out, "null");
   } else {
     audit_json_write_string(out, s.ptr, s.len);
   }
@@ -64,12 +64,12 @@ static int audit_put_member(audit_copier* c, audit_buf* out, const char* name, e
   int redact = 0;
   uint64_t below;
   if (value.ptr == NULL) {
-    audit_buf_puts(out, "null");
+    AUDIT_BUF_ADD_LITERAL(out, "null");
     return 0;
   }
   below = audit_redact_step(c->r, audit_redact_all(c->r), 0, name, strlen(name), &redact);
   if (redact) {
-    audit_buf_puts(out, AUDIT_REDACTED);
+    AUDIT_BUF_ADD_LITERAL(out, AUDIT_REDACTED);
     ++c->redacted;
     return 0;
   }
@@ -126,30 +126,30 @@ int audit_line_format(audit_buf* out, audit_copier* c, const evh_event* ev, char
     return -1;
   }
 
-  audit_buf_puts(out, "{\"timestamp\":");
+  AUDIT_BUF_ADD_LITERAL(out, "{\"timestamp\":");
   audit_put_string_or_null(out, ev->timestamp);
-  audit_buf_puts(out, ",\"auditedAt\":");
+  AUDIT_BUF_ADD_LITERAL(out, ",\"auditedAt\":");
   audit_put_now(out);
-  audit_buf_puts(out, ",\"eventId\":");
+  AUDIT_BUF_ADD_LITERAL(out, ",\"eventId\":");
   audit_json_write_string(out, ev->event_id.ptr, ev->event_id.len);
-  audit_buf_puts(out, ",\"eventType\":");
+  AUDIT_BUF_ADD_LITERAL(out, ",\"eventType\":");
   audit_json_write_string(out, ev->event_type.ptr, ev->event_type.len);
-  audit_buf_puts(out, ",\"userId\":");
+  AUDIT_BUF_ADD_LITERAL(out, ",\"userId\":");
   rc = audit_put_member(c, out, "userId", user);
-  audit_buf_puts(out, ",\"action\":");
+  AUDIT_BUF_ADD_LITERAL(out, ",\"action\":");
   rc |= audit_put_member(c, out, "action", action);
-  audit_buf_puts(out, ",\"correlationId\":");
+  AUDIT_BUF_ADD_LITERAL(out, ",\"correlationId\":");
   audit_put_string_or_null(out, ev->correlation_id);
-  audit_buf_puts(out, ",\"channel\":");
+  AUDIT_BUF_ADD_LITERAL(out, ",\"channel\":");
   audit_json_write_string(out, ev->channel.ptr, ev->channel.len);
   if (is_activity) {
-    audit_buf_puts(out, ",\"metadata\":");
+    AUDIT_BUF_ADD_LITERAL(out, ",\"metadata\":");
     rc |= audit_put_member(c, out, "metadata", metadata);
   } else {
-    audit_buf_puts(out, ",\"payload\":");
-    audit_buf_append(out, c->payload.data, c->payload.len);
+    AUDIT_BUF_ADD_LITERAL(out, ",\"payload\":");
+    audit_buf_add(out, c->payload.data, c->payload.len);
   }
-  audit_buf_puts(out, "}\n");
+  AUDIT_BUF_ADD_LITERAL(out, "}\n");
   if (out->failed) {
     snprintf(err, errlen, "audit: out of memory formatting the line");
     return -1;

@@ -66,6 +66,9 @@ typedef struct audit_copier {
   evh_str user;
   evh_str action;
   audit_buf payload; /* the audit line's copy of a payload, before the line takes it */
+  /* While copying: where the run of input not yet appended to the output
+   * starts (see audit_copy_cut in audit_redact.c). */
+  const char* span;
 } audit_copier;
 
 void audit_copier_init(audit_copier* c, const audit_redactor* r);

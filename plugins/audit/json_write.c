@@ -46,6 +46,23 @@ void audit_json_write_string(audit_buf* out, const char* s, size_t n) {
   static const char hex[] = "0123456789abcdef";
   const unsigned char* p = (const unsigned char*)s;
   const unsigned char* end = n > 0 ? p + n : p;
+  /* Most strings (ids, types, channels) have nothing to escape: one append,
+   * quotes included, when the room is there. */
+  while (p < end && *p >= 0x20u && *p < 0x80u && *p != '"' && *p != '\\') {
+    ++p;
+  }
+  if (p == end && !out->failed && n + 2 < out->cap - out->len) {
+    char* d = out->data + out->len;
+    d[0] = '"';
+    if (n > 0) {
+      memcpy(d + 1, s, n);
+    }
+    d[n + 1] = '"';
+    out->len += n + 2;
+    out->data[out->len] = '\0';
+    return;
+  }
+  p = (const unsigned char*)s;
   audit_buf_putc(out, '"');
   while (p < end) {
     const unsigned char* run = p;

@@ -39,6 +39,112 @@ static evh_str str_of(const char* s, size_t n) {
   return out;
 }
 
+/* A reference for audit_copy_redacted's output: the same copy written token
+ * by token (how the copier worked before it appended runs of its input
+ * whole). The two must agree byte for byte, and on what they refuse. */
+static const char* ref_copy_value(const audit_redactor* r, audit_buf* scratch, audit_buf* out, const char* p,
+                                  const char* end, uint64_t active, size_t seg, unsigned depth_left);
+
+static const char* ref_copy_string(audit_buf* scratch, audit_buf* out, const char* p, const char* end) {
+  audit_buf_reset(scratch);
+  p = audit_json_string(p, end, scratch);
+  if (p != NULL) {
+    audit_json_write_string(out, scratch->data != NULL ? scratch->data : "", scratch->len);
+  }
+  return p;
+}
+
+static const char* ref_copy_value(const audit_redactor* r, audit_buf* scratch, audit_buf* out, const char* p,
+                                  const char* end, uint64_t active, size_t seg, unsigned depth_left) {
+  p = audit_json_ws(p, end);
+  if (p >= end) {
+    return NULL;
+  }
+  if (*p == '"') {
+    return ref_copy_string(scratch, out, p, end);
+  }
+  if (*p == '{' || *p == '[') {
+    const int is_object = *p == '{';
+    const char close = is_object ? '}' : ']';
+    int first = 1;
+    if (depth_left == 0) {
+      return NULL;
+    }
+    audit_buf_putc(out, *p);
+    p = audit_json_ws(p + 1, end);
+    if (p < end && *p == close) {
+      audit_buf_putc(out, close);
+      return p + 1;
+    }
+    for (;;) {
+      if (!first) {
+        audit_buf_putc(out, ',');
+      }
+      first = 0;
+      if (is_object) {
+        int redact = 0;
+        uint64_t below = 0;
+        audit_buf_reset(scratch);
+        p = audit_json_string(p, end, scratch);
+        if (p == NULL) {
+          return NULL;
+        }
+        if (active != 0) {
+          below = audit_redact_step(r, active, seg, scratch->data, scratch->len, &redact);
+        }
+        audit_json_write_string(out, scratch->data != NULL ? scratch->data : "", scratch->len);
+        audit_buf_putc(out, ':');
+        p = audit_json_ws(p, end);
+        if (p >= end || *p != ':') {
+          return NULL;
+        }
+        p = audit_json_ws(p + 1, end);
+        if (redact) {
+          p = audit_json_skip(p, end, depth_left - 1);
+          audit_buf_puts(out, AUDIT_REDACTED);
+        } else {
+          p = ref_copy_value(r, scratch, out, p, end, below, seg + 1, depth_left - 1);
+        }
+      } else {
+        p = ref_copy_value(r, scratch, out, p, end, active, seg, depth_left - 1);
+      }
+      if (p == NULL) {
+        return NULL;
+      }
+      p = audit_json_ws(p, end);
+      if (p >= end) {
+        return NULL;
+      }
+      if (*p == close) {
+        audit_buf_putc(out, close);
+        return p + 1;
+      }
+      if (*p != ',') {
+        return NULL;
+      }
+      p = audit_json_ws(p + 1, end);
+    }
+  }
+  {
+    const char* v = audit_json_skip(p, end, 0);
+    if (v != NULL) {
+      audit_buf_append(out, p, (size_t)(v - p));
+    }
+    return v;
+  }
+}
+
+/* 0 and the copy in out, or -1. */
+static int ref_copy(const audit_redactor* r, audit_buf* out, const char* text, size_t n) {
+  audit_buf scratch;
+  const char* end = text + n;
+  const char* p;
+  audit_buf_init(&scratch);
+  p = n > 0 ? ref_copy_value(r, &scratch, out, text, end, audit_redact_all(r), 0, AUDIT_JSON_MAX_DEPTH) : NULL;
+  audit_buf_free(&scratch);
+  return p != NULL && audit_json_ws(p, end) == end ? 0 : -1;
+}
+
 static void fuzz_redaction(const char* text, size_t size) {
   const char* nl = memchr(text, '\n', size);
   const char* paths_end = nl != NULL ? nl : text;
@@ -65,10 +171,18 @@ static void fuzz_redaction(const char* text, size_t size) {
   audit_copier_init(&c, &r);
   audit_buf_init(&out);
 
-  if (audit_copy_redacted(&c, &out, str_of(payload, payload_len), audit_redact_all(&r), 0) == 0) {
+  rc = audit_copy_redacted(&c, &out, str_of(payload, payload_len), audit_redact_all(&r), 0);
+  if (rc == 0) {
     require(!out.failed);
     require(is_json(out.data, out.len));
     require(memchr(out.data, '\n', out.len) == NULL); /* one line */
+  }
+  {
+    audit_buf ref;
+    audit_buf_init(&ref);
+    require(ref_copy(&r, &ref, payload, payload_len) == rc);
+    require(rc != 0 || (ref.len == out.len && memcmp(ref.data, out.data, out.len) == 0));
+    audit_buf_free(&ref);
   }
 
   memset(&ev, 0, sizeof ev);
