@@ -7,7 +7,7 @@ EVH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 EVH_PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libuv1-dev libhiredis-dev libssl-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libsimdjson-dev uuid-dev
-  libh2o-dev libcli11-dev libelf-dev libjemalloc-dev libsystemd-dev
+  libh2o-dev libcli11-dev libelf-dev libmimalloc-dev libsystemd-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcurl4-openssl-dev
   redis-server redis-tools openssl
 )

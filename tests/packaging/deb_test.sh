@@ -83,7 +83,7 @@ has "$work/server.info" "^ Priority: optional$" "priority"
 has "$work/server.info" "^ Maintainer: .+ <.+@.+>$" "maintainer"
 has "$work/server.info" "^ Description: Redis event handler host" "description"
 # Depends: dpkg-shlibdeps' libraries (versioned), and passwd.
-for dep in libc6 libstdc\\+\\+6 libuv1 libhiredis0.14 libssl3 libyaml-cpp0.7 libh2o0.13 libsystemd0 libjemalloc2 \
+for dep in libc6 libstdc\\+\\+6 libuv1 libhiredis0.14 libssl3 libyaml-cpp0.7 libh2o0.13 libsystemd0 libmimalloc2.0 \
   libcurl4 passwd; do
   has "$work/server.info" "^ Depends: (.*, )?$dep( \\(>= [^)]+\\))?(,|$)" "Depends names $dep"
 done
