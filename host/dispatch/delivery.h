@@ -53,6 +53,10 @@ struct Delivery : Recycled<Delivery> {
   std::optional<config::RetryPolicy> retry;
   uint64_t idempotency_ttl_ms = 0;  // 0: off
   bool idempotency_checked = false;
+  // The (plugin, eventId) mark's key, built once for the check, the
+  // attempts' views and the mark (Dispatcher::idempotencyKey); empty until
+  // then.
+  std::string idempotency_key;
   uint32_t attempt = 0;
   bool trial = false;  // granted as a half-open trial call
   uint64_t first_ms = 0;

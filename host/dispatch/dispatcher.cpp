@@ -165,6 +165,13 @@ void Dispatcher::deadLetter(DeadLetterEntry entry, std::function<void()> done, b
 
 // ---------------------------------------------------------------- attempts
 
+const std::string& Dispatcher::idempotencyKey(Delivery* d) const {
+  if (d->idempotency_key.empty()) {
+    d->idempotency_key = idempotency_.key(d->ps->plugin->name(), d->inflight->event.eventId());
+  }
+  return d->idempotency_key;
+}
+
 void Dispatcher::startDelivery(Delivery* d) {
   PluginState& ps = *d->ps;
   if (d->idempotency_ttl_ms > 0 && !d->idempotency_checked && !ps.plugin->ownIdempotency()) {
@@ -173,7 +180,7 @@ void Dispatcher::startDelivery(Delivery* d) {
     d->idempotency_checked = true;
     d->wait = Delivery::Wait::Idempotency;
     const bool sent =
-        idempotency_.check(idempotency_.key(ps.plugin->name(), d->inflight->event.eventId()), [this, d](bool seen) {
+        idempotency_.check(idempotencyKey(d), [this, d](bool seen) {
           if (abandoned_) {
             return;  // the deadline wrote it to the fallback file
           }
@@ -229,7 +236,7 @@ void Dispatcher::runAttempt(Delivery* d) {
   }
   auto* a = new Attempt(
       *this, poster_, alive_, d, options_.dead_letter_channel,
-      d->idempotency_ttl_ms > 0 ? idempotency_.key(ps.plugin->name(), d->inflight->event.eventId()) : std::string());
+      d->idempotency_ttl_ms > 0 ? std::string(idempotencyKey(d)) : std::string());
   live_.add(a);
   if (options_.trace_events && d->inflight != nullptr) {
     log::host().info("event stage=dispatched eventId={} correlationId={} plugin={} attempt={}",
@@ -377,7 +384,7 @@ void Dispatcher::onOutcome(Delivery* d, evh_status status, std::string error, co
       ps.gate->success(d->trial);
       if (d->idempotency_ttl_ms > 0 && !ps.plugin->ownIdempotency()) {  // else written with its effects
         d->wait = Delivery::Wait::Idempotency;
-        idempotency_.mark(idempotency_.key(ps.plugin->name(), ev.eventId()), d->idempotency_ttl_ms, ps.plugin->logger(),
+        idempotency_.mark(idempotencyKey(d), d->idempotency_ttl_ms, ps.plugin->logger(),
                           ev.eventId(), [this, d] {
                             if (!abandoned_) {
                               completeDelivery(d);

@@ -153,6 +153,8 @@ class Dispatcher final : private AttemptEvents, private LaneEvents, private Gate
  private:
   // Attempts
   void startDelivery(Delivery* d);
+  // d's idempotency mark key (a delivery with idempotency), built on first use.
+  const std::string& idempotencyKey(Delivery* d) const;
   void runAttempt(Delivery* d);
   void runInline(Attempt* a);
   void afterHandle(Attempt* a, evh_status status);
