@@ -38,13 +38,16 @@
 namespace product {
 namespace {
 
-// The product's name and category after the event, as far as known.
-std::optional<std::string> nameAfter(const Change& c, const Before& b) { return c.name ? c.name : b.name; }
-std::optional<std::string> categoryAfter(const Change& c, const Before& b) {
-  if (c.action == Action::Deleted) {
-    return b.category;  // what it was: that is what a reader wants to know
-  }
-  return c.category ? c.category : b.category;
+// The product's name and category after the event, as far as known (null:
+// not known). Pointers into c or b, not copies: the log line reads them.
+const std::string* nameAfter(const Change& c, const Before& b) {
+  const auto& name = c.name ? c.name : b.name;
+  return name ? &*name : nullptr;
+}
+const std::string* categoryAfter(const Change& c, const Before& b) {
+  // A deleted product's is what it was: that is what a reader wants to know.
+  const auto& category = c.action == Action::Deleted ? b.category : c.category ? c.category : b.category;
+  return category ? &*category : nullptr;
 }
 bool moved(const Change& c, const Before& b) {
   return c.action != Action::Deleted && c.category && b.category && *c.category != *b.category;
@@ -114,11 +117,11 @@ void Product::finish(const Job& job, const Before& before) {
       }
       line.append("]");
     }
-    if (auto name = nameAfter(c, before)) {
+    if (const std::string* name = nameAfter(c, before)) {
       line.append(" name=");
       appendLogQuoted(line, *name);
     }
-    if (auto category = categoryAfter(c, before)) {
+    if (const std::string* category = categoryAfter(c, before)) {
       line.append(" category=");
       appendLogValue(line, *category);
     }

@@ -30,11 +30,12 @@ struct Before {
 };
 
 // The notification as kApplyScript completes and publishes it: JSON text
-// around the members only the read model knows (product_notify.cpp).
+// around the members only the read model knows (product_notify.cpp). Views
+// into the plugin's notification buffer: valid until the next notification().
 struct Note {
-  std::string head;
-  std::string tail;
-  std::string name;  // the name the event gives, as JSON text; empty when it gives none
+  std::string_view head;
+  std::string_view tail;
+  std::string_view name;  // the name the event gives, as JSON text; empty when it gives none
 };
 
 // Everything a call needs after handle() has returned.
@@ -84,6 +85,7 @@ class Product final : public evh::Plugin {
 
   // product_notify.cpp
   Note notification(const Job& job) const;
+  mutable std::string note_buf_;  // notification()'s text; THREAD: the loop (handle() and what it posts)
 
   // product.cpp
   void finish(const Job& job, const Before& before);

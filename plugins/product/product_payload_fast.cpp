@@ -151,8 +151,21 @@ bool created(object p, const std::string& at, Change& c) {
       !priceText(v, price) || p["category"].get(v) != simdjson::SUCCESS || !nonEmptyString(v, category)) {
     return false;
   }
-  c.set = {"productId", c.product_id, "name",      name, "price",     price,
-           "category",  category,     "createdAt", at,   "updatedAt", at};
+  // Appended one by one, not assigned from a list: a list's strings are
+  // built and then copied (twice the allocations for the longer ones).
+  c.set.reserve(12 + 2 * p.size());
+  c.set.emplace_back("productId");
+  c.set.push_back(c.product_id);
+  c.set.emplace_back("name");
+  c.set.push_back(name);
+  c.set.emplace_back("price");
+  c.set.push_back(price);
+  c.set.emplace_back("category");
+  c.set.push_back(category);
+  c.set.emplace_back("createdAt");
+  c.set.push_back(at);
+  c.set.emplace_back("updatedAt");
+  c.set.push_back(at);
   c.name = std::move(name);
   c.price = std::move(price);
   c.category = std::move(category);
@@ -177,7 +190,9 @@ bool updated(object p, const std::string& at, Change& c) {
   if (p["changes"].get_object().get(changes) != simdjson::SUCCESS || !distinctKeys(changes)) {
     return false;
   }
-  c.set = {"productId", c.product_id};
+  c.set.reserve(4 + 2 * changes.size());
+  c.set.emplace_back("productId");
+  c.set.push_back(c.product_id);
   for (auto field : changes) {
     const std::string_view key = field.key;
     const element value = field.value;
@@ -214,7 +229,8 @@ bool updated(object p, const std::string& at, Change& c) {
     c.set.emplace_back(key);
     c.set.push_back(std::move(text));
   }
-  c.set.insert(c.set.end(), {"updatedAt", at});
+  c.set.emplace_back("updatedAt");
+  c.set.push_back(at);
   return true;
 }
 

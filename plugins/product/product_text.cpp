@@ -51,7 +51,7 @@ std::string jsonString(std::string_view s) {
 // whenever events wait in a stream: with one kept, they took turns evicting
 // each other and every call formatted (callgrind, the durable drain: 5.7k of
 // evhost's ~113k instructions per event).
-std::string isoUtc(int64_t ms) {
+void appendIsoUtc(std::string& out, int64_t ms) {
   int64_t secs = ms / 1000;
   int64_t rem = ms % 1000;
   if (rem < 0) {  // floor, for times before 1970
@@ -70,13 +70,15 @@ std::string isoUtc(int64_t ms) {
     std::time_t t = static_cast<std::time_t>(secs);
     std::tm tm{};
     if (gmtime_r(&t, &tm) == nullptr) {
-      return std::to_string(ms);
+      out += std::to_string(ms);
+      return;
     }
     char text[sizeof(Second::text)];
     const int n = std::snprintf(text, sizeof(text), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
                                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
     if (n <= 0 || static_cast<size_t>(n) >= sizeof(text)) {
-      return std::to_string(ms);
+      out += std::to_string(ms);
+      return;
     }
     hit = &kept[older];
     older ^= 1U;
@@ -86,20 +88,24 @@ std::string isoUtc(int64_t ms) {
   } else {
     older = hit == &kept[0] ? 1U : 0U;  // the other one is the older
   }
-  std::string out(hit->text, hit->len);
   const int r = static_cast<int>(rem);
-  out += '.';
-  out += static_cast<char>('0' + r / 100);
-  out += static_cast<char>('0' + r / 10 % 10);
-  out += static_cast<char>('0' + r % 10);
-  out += 'Z';
+  const char ms_text[5] = {'.', static_cast<char>('0' + r / 100), static_cast<char>('0' + r / 10 % 10),
+                           static_cast<char>('0' + r % 10), 'Z'};
+  out.append(hit->text, hit->len).append(ms_text, sizeof ms_text);
+}
+
+std::string isoUtc(int64_t ms) {
+  std::string out;
+  appendIsoUtc(out, ms);
   return out;
 }
 
-std::string isoNow() {
+int64_t nowMs() {
   auto now = std::chrono::system_clock::now().time_since_epoch();
-  return isoUtc(std::chrono::duration_cast<std::chrono::milliseconds>(now).count());
+  return std::chrono::duration_cast<std::chrono::milliseconds>(now).count();
 }
+
+std::string isoNow() { return isoUtc(nowMs()); }
 
 // ---- log values ------------------------------------------------------------------
 
