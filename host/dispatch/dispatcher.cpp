@@ -179,21 +179,20 @@ void Dispatcher::startDelivery(Delivery* d) {
     // (A plugin that keeps its marks itself checks in its own call.)
     d->idempotency_checked = true;
     d->wait = Delivery::Wait::Idempotency;
-    const bool sent =
-        idempotency_.check(idempotencyKey(d), [this, d](bool seen) {
-          if (abandoned_) {
-            return;  // the deadline wrote it to the fallback file
-          }
-          d->wait = Delivery::Wait::None;
-          if (seen) {
-            d->ps->counters.duplicates.inc();
-            d->ps->plugin->logger().debug("eventId={} already handled: skipped (idempotency)",
-                                          d->inflight->event.eventId());
-            completeDelivery(d);
-            return;
-          }
-          startDelivery(d);  // unseen, or Redis could not say: handle (at least once)
-        });
+    const bool sent = idempotency_.check(idempotencyKey(d), [this, d](bool seen) {
+      if (abandoned_) {
+        return;  // the deadline wrote it to the fallback file
+      }
+      d->wait = Delivery::Wait::None;
+      if (seen) {
+        d->ps->counters.duplicates.inc();
+        d->ps->plugin->logger().debug("eventId={} already handled: skipped (idempotency)",
+                                      d->inflight->event.eventId());
+        completeDelivery(d);
+        return;
+      }
+      startDelivery(d);  // unseen, or Redis could not say: handle (at least once)
+    });
     if (sent) {
       return;
     }
@@ -234,9 +233,8 @@ void Dispatcher::runAttempt(Delivery* d) {
     onOutcome(d, EVH_RETRY, ps.lane.refusal(), "stuck");
     return;
   }
-  auto* a = new Attempt(
-      *this, poster_, alive_, d, options_.dead_letter_channel,
-      d->idempotency_ttl_ms > 0 ? std::string(idempotencyKey(d)) : std::string());
+  auto* a = new Attempt(*this, poster_, alive_, d, options_.dead_letter_channel,
+                        d->idempotency_ttl_ms > 0 ? std::string(idempotencyKey(d)) : std::string());
   live_.add(a);
   if (options_.trace_events && d->inflight != nullptr) {
     log::host().info("event stage=dispatched eventId={} correlationId={} plugin={} attempt={}",
@@ -384,12 +382,11 @@ void Dispatcher::onOutcome(Delivery* d, evh_status status, std::string error, co
       ps.gate->success(d->trial);
       if (d->idempotency_ttl_ms > 0 && !ps.plugin->ownIdempotency()) {  // else written with its effects
         d->wait = Delivery::Wait::Idempotency;
-        idempotency_.mark(idempotencyKey(d), d->idempotency_ttl_ms, ps.plugin->logger(),
-                          ev.eventId(), [this, d] {
-                            if (!abandoned_) {
-                              completeDelivery(d);
-                            }
-                          });
+        idempotency_.mark(idempotencyKey(d), d->idempotency_ttl_ms, ps.plugin->logger(), ev.eventId(), [this, d] {
+          if (!abandoned_) {
+            completeDelivery(d);
+          }
+        });
       } else {
         completeDelivery(d);
       }

@@ -79,9 +79,9 @@ TEST(AuditCopyTest, StringsWithEscapesAreWrittenAgainAndTheRunsAroundThemKept) {
 }
 
 TEST(AuditCopyTest, RedactedValuesAreReplacedWholeWhateverTheirType) {
-  const auto res = auditCopy(
-      R"({"metadata":{"email":"a@b.c","ip": [1, 2],"keep":"x","nested":{"email":{"deep":1}}},"email":"top"})",
-      {"metadata.email", "metadata.ip", "metadata.*.email"});
+  const auto res =
+      auditCopy(R"({"metadata":{"email":"a@b.c","ip": [1, 2],"keep":"x","nested":{"email":{"deep":1}}},"email":"top"})",
+                {"metadata.email", "metadata.ip", "metadata.*.email"});
   EXPECT_EQ(res.rc, 0);
   EXPECT_EQ(res.out,
             R"({"metadata":{"email":"[redacted]","ip":"[redacted]","keep":"x","nested":{"email":"[redacted]"}},)"
@@ -118,8 +118,9 @@ TEST(AuditCopyTest, TopLevelUserIdAndActionAreFoundTheLastOfEach) {
 
 TEST(AuditCopyTest, InvalidJsonIsRefusedWherever) {
   for (const char* bad : {"", "{", R"({"a":})", R"({"a" 1})", R"({"a":1,})", R"({"a":1} x)", R"([1 2])",
-                          R"({"a":"\x"})", R"({"a":01})", "{\"a\":\"\x01\"}", R"({a:1})", R"({"s":"a"})"
-                                                                                            "\x80"}) {
+                          R"({"a":"\x"})", R"({"a":01})", "{\"a\":\"\x01\"}", R"({a:1})",
+                          R"({"s":"a"})"
+                          "\x80"}) {
     SCOPED_TRACE(bad);
     EXPECT_EQ(auditCopy(bad).rc, -1);
   }
