@@ -23,14 +23,31 @@ struct Message {
   // after size() so the decoder can parse it in place. A Message built any
   // other way still decodes, through one extra copy.
   std::string bytes;
-  std::string channel;        // logical channel from the config, without the environment prefix
-  std::string redis_channel;  // channel or stream key as seen on Redis, prefix included
-  std::string delivery_id;    // stream entry id; empty for Pub/Sub
-  bool redelivered = false;   // a stream entry delivered before (our pending entries, or claimed)
+  bool redelivered = false;  // a stream entry delivered before (our pending entries, or claimed)
+
+  // The logical channel from the config, without the environment prefix.
+  std::string_view channel() const noexcept { return std::string_view(names_).substr(0, channel_len_); }
+  // The channel or stream key as seen on Redis, prefix included.
+  std::string_view redisChannel() const noexcept {
+    return std::string_view(names_).substr(channel_len_, redis_channel_len_);
+  }
+  // The stream entry id; empty for Pub/Sub.
+  std::string_view deliveryId() const noexcept {
+    return std::string_view(names_).substr(channel_len_ + redis_channel_len_);
+  }
+  // Sets the three, kept in one string: one allocation a message, not three
+  // (a stream key and a channel name are mostly longer than a std::string
+  // holds without one).
+  void setNames(std::string_view channel, std::string_view redis_channel, std::string_view delivery_id);
 
   // simdjson reads up to this many bytes past the end of the input
   // (simdjson::SIMDJSON_PADDING; equality is checked in envelope.cpp).
   static constexpr size_t kPadding = 64;
+
+ private:
+  std::string names_;  // channel, redis channel and delivery id, one after the other
+  size_t channel_len_ = 0;
+  size_t redis_channel_len_ = 0;
 };
 
 // Copies `bytes` into a new Message with parsing padding reserved.

@@ -17,11 +17,17 @@ std::shared_ptr<const Message> makeMessage(std::string_view bytes, std::string_v
   auto message = std::make_shared<Message>();
   message->bytes.reserve(bytes.size() + Message::kPadding);
   message->bytes.assign(bytes.data(), bytes.size());
-  message->channel.assign(channel.data(), channel.size());
-  message->redis_channel.assign(redis_channel.data(), redis_channel.size());
-  message->delivery_id.assign(delivery_id.data(), delivery_id.size());
+  message->setNames(channel, redis_channel, delivery_id);
   message->redelivered = redelivered;
   return message;
+}
+
+void Message::setNames(std::string_view channel, std::string_view redis_channel, std::string_view delivery_id) {
+  names_.clear();
+  names_.reserve(channel.size() + redis_channel.size() + delivery_id.size());
+  names_.append(channel).append(redis_channel).append(delivery_id);
+  channel_len_ = channel.size();
+  redis_channel_len_ = redis_channel.size();
 }
 
 const char* reasonCode(Reason reason) noexcept {
@@ -60,12 +66,10 @@ std::string_view Event::raw() const noexcept {
   return message_ ? std::string_view(message_->bytes) : std::string_view();
 }
 
-std::string_view Event::channel() const noexcept {
-  return message_ ? std::string_view(message_->channel) : std::string_view();
-}
+std::string_view Event::channel() const noexcept { return message_ ? message_->channel() : std::string_view(); }
 
 std::string_view Event::redisChannel() const noexcept {
-  return message_ ? std::string_view(message_->redis_channel) : std::string_view();
+  return message_ ? message_->redisChannel() : std::string_view();
 }
 
 namespace {
@@ -91,7 +95,7 @@ void Event::fillView(evh_event& out, uint32_t attempt, uint32_t max_attempts) co
   out.payload = toStr(payload());
   out.envelope = toStr(envelope());
   out.raw = toStr(raw());
-  out.delivery_id = toStr(message_ ? std::string_view(message_->delivery_id) : std::string_view());
+  out.delivery_id = toStr(message_ ? message_->deliveryId() : std::string_view());
   out.idempotency_key = toStr({});  // the dispatcher fills it in for idempotent routes
   out.idempotency_ttl_ms = 0;
 }

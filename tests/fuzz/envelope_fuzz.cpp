@@ -86,7 +86,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // A Message built without makeMessage (no padding): the copying path.
   auto bare = std::make_shared<evh::event::Message>();
   bare->bytes.assign(bytes);
-  bare->channel = "product";
+  bare->setNames("product", "", "");
   wide.decode(bare, items);
   check(items, bare->bytes);
   items.clear();
