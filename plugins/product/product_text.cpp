@@ -105,8 +105,6 @@ int64_t nowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(now).count();
 }
 
-std::string isoNow() { return isoUtc(nowMs()); }
-
 // ---- log values ------------------------------------------------------------------
 
 // A value in a key=value log line: bare when that is unambiguous, otherwise

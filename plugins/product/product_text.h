@@ -21,9 +21,9 @@ void appendJsonString(std::string& out, std::string_view s);  // the same, appen
 // "2024-01-15T10:30:00.000Z" for milliseconds since the Unix epoch.
 std::string isoUtc(int64_t ms);
 void appendIsoUtc(std::string& out, int64_t ms);  // the same, appended to out
-// The current time, as isoUtc() writes it.
-std::string isoNow();
-int64_t nowMs();  // the current time in milliseconds since the Unix epoch
+// The current time in milliseconds since the Unix epoch (isoUtc(nowMs()):
+// now, as isoUtc() writes it).
+int64_t nowMs();
 
 // s for a key=value log line: bare when that is unambiguous, else as
 // logQuoted() writes it (always in quotes, '"', '\\' and control characters
