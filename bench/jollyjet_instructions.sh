@@ -6,6 +6,7 @@
 #
 #   bench/jollyjet_instructions.sh BUILD_DIR OUT_DIR [redis|evhost] [N]
 #   bench/jollyjet_instructions.sh BUILD_DIR OUT_DIR evhost N --without-start
+#   bench/jollyjet_instructions.sh BUILD_DIR OUT_DIR evhost-cpu N
 #
 # Why: on this 2-CPU virtual machine, the drain's events/s and CPU times
 # move by ±20 % from one hour to the next (docs/benchmarks/
@@ -26,16 +27,34 @@
 # OUT_DIR/2n) and prints the difference per event: an event's cost alone.
 # and leaves callgrind's file in OUT_DIR/callgrind.out (callgrind_annotate
 # reads it).
+# "evhost-cpu" runs evhost as it is, no valgrind, over N events (take
+# 200000 or more), and prints its CPU time (user + system, every thread,
+# from /proc at the drain's end) per event, its start included (about
+# 0.05 s): a time, so it moves with the machine, but steadier than the
+# drain's figures in bench/run.py (one whole drain, nothing else running;
+# issue 15's seventh round). Interleave the builds compared, and take
+# medians of several runs.
 set -euo pipefail
 
 build=$(cd "${1:?BUILD_DIR}" && pwd)
 out=${2:?OUT_DIR}
 who=${3:-redis}
 n=${4:-3000}
-case "$who" in redis | evhost) ;; *) echo "$0: count redis or evhost, not '$who'" >&2; exit 2 ;; esac
+case "$who" in redis | evhost | evhost-cpu | evhost-cpu-once) ;;
+  *) echo "$0: count redis, evhost or evhost-cpu, not '$who'" >&2; exit 2 ;;
+esac
 root=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
+if [ "$who" = evhost-cpu ]; then
+  [ -z "${5:-}" ] || { echo "$0: evhost-cpu takes no option ('$5')" >&2; exit 2; }
+  ticks=$("$0" "$build" "$out" evhost-cpu-once "$n" | awk '{ print $3 }')
+  tck=$(getconf CLK_TCK)
+  awk -v t="$ticks" -v n="$n" -v tck="$tck" 'BEGIN {
+    printf "evhost CPU us per event %.2f (%d events, %d ticks of %d a second, its start included)\n",
+      t / tck / n * 1e6, n, t, tck }'
+  exit 0
+fi
 if [ "${5:-}" = --without-start ]; then
   [ "$who" = evhost ] || { echo "$0: --without-start counts evhost only" >&2; exit 2; }
   one=$("$0" "$build" "$out/n" evhost "$n" | awk '{ print $3 }')
@@ -106,6 +125,10 @@ done
 if [ "$who" = redis ]; then
   callgrind_control -i off "$redis_pid" >/dev/null 2>&1 || { echo "$0: callgrind_control could not stop counting" >&2; exit 1; }
 fi
+if [ "$who" = evhost-cpu-once ]; then
+  # utime + stime of the whole process (every thread), in clock ticks.
+  ticks=$(awk '{ print $14 + $15 }' "/proc/$evhost_pid/stat")
+fi
 kill "$evhost_pid"
 wait "$evhost_pid" || true
 evhost_pid=
@@ -113,6 +136,10 @@ redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
 wait "$redis_pid" || true
 redis_pid=
 
+if [ "$who" = evhost-cpu-once ]; then
+  echo "evhost cpu_ticks $ticks"
+  exit 0
+fi
 total=$(callgrind_annotate "$out/callgrind.out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
 [ -n "$total" ] || { echo "$0: no totals in $out/callgrind.out" >&2; exit 1; }
 echo "$who instructions $total per event $((total / n))"
