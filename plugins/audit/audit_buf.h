@@ -29,7 +29,9 @@ void audit_buf_puts(audit_buf* b, const char* s);
  * call and the checks of the out-of-line one were a tenth of its cost. */
 static inline void audit_buf_add(audit_buf* b, const char* s, size_t n) {
   if (!b->failed && n < b->cap - b->len) { /* cap > len whenever cap > 0: room for n bytes and the NUL */
-    memcpy(b->data + b->len, s, n);
+    if (n > 0) {
+      memcpy(b->data + b->len, s, n); /* s may be NULL when n is 0 */
+    }
     b->len += n;
     b->data[b->len] = '\0';
   } else {
