@@ -62,8 +62,11 @@ void audit_json_write_string(audit_buf* out, const char* s, size_t n) {
     out->data[out->len] = '\0';
     return;
   }
-  p = (const unsigned char*)s;
+  /* Else the plain run just scanned, then the rest from where it stopped. */
   audit_buf_putc(out, '"');
+  if (p > (const unsigned char*)s) {
+    audit_buf_append(out, s, (size_t)(p - (const unsigned char*)s));
+  }
   while (p < end) {
     const unsigned char* run = p;
     size_t len;

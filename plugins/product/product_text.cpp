@@ -33,13 +33,6 @@ void appendJsonString(std::string& out, std::string_view s) {
   out += '"';
 }
 
-std::string jsonString(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  appendJsonString(out, s);
-  return out;
-}
-
 // ---- ISO-8601 times ----------------------------------------------------------
 
 // The text up to the seconds ("2024-01-15T10:30:00") is kept for the last

@@ -13,10 +13,9 @@ namespace product {
 // s in double quotes, as is: for names in error messages.
 std::string quote(std::string_view s);
 
-// s as a JSON string, quotes included, as nlohmann's dump writes it (invalid
-// UTF-8 replaced by U+FFFD).
-std::string jsonString(std::string_view s);
-void appendJsonString(std::string& out, std::string_view s);  // the same, appended to out
+// Appends s as a JSON string, quotes included, as nlohmann's dump writes it
+// (invalid UTF-8 replaced by U+FFFD).
+void appendJsonString(std::string& out, std::string_view s);
 
 // "2024-01-15T10:30:00.000Z" for milliseconds since the Unix epoch.
 std::string isoUtc(int64_t ms);

@@ -8,10 +8,18 @@
 
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace product {
 namespace {
+
+// appendJsonString's text for s alone.
+std::string productTextJsonString(std::string_view s) {
+  std::string out;
+  appendJsonString(out, s);
+  return out;
+}
 
 TEST(ProductText, IsoUtcWritesMillisecondsAndReusesTheSecondOnlyForTheSameSecond) {
   EXPECT_EQ(isoUtc(1705314600000), "2024-01-15T10:30:00.000Z");
@@ -45,18 +53,18 @@ TEST(ProductText, LogValuesAreBareOnlyWhenUnambiguous) {
   EXPECT_EQ(line, R"(product created productId="p 1""\x1b[0m")");
 }
 
-// jsonString's plain path (nothing to escape, quoted as is) and its
+// appendJsonString's plain path (nothing to escape, quoted as is) and its
 // nlohmann path write what nlohmann's dump writes, for any bytes.
 TEST(ProductText, JsonStringsAreWhatNlohmannWrites) {
   auto nlohmannOf = [](const std::string& s) {
     return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   };
-  EXPECT_EQ(jsonString("prod-00001234"), "\"prod-00001234\"");
-  EXPECT_EQ(jsonString(""), "\"\"");
+  EXPECT_EQ(productTextJsonString("prod-00001234"), "\"prod-00001234\"");
+  EXPECT_EQ(productTextJsonString(""), "\"\"");
   for (const std::string& s :
        std::vector<std::string>{"Mug \"Deluxe\"", "back\\slash", "tab\there", "caf\xc3\xa9", "bad \xff byte", "del\x7f",
                                 std::string("nul\0in", 6), "/slash/"}) {
-    EXPECT_EQ(jsonString(s), nlohmannOf(s)) << s;
+    EXPECT_EQ(productTextJsonString(s), nlohmannOf(s)) << s;
   }
   std::mt19937 rng(20261207);
   for (int round = 0; round < 5000; ++round) {
@@ -65,7 +73,7 @@ TEST(ProductText, JsonStringsAreWhatNlohmannWrites) {
     for (auto& c : s) {
       c = static_cast<char>(rng() % top);
     }
-    ASSERT_EQ(jsonString(s), nlohmannOf(s)) << "round " << round;
+    ASSERT_EQ(productTextJsonString(s), nlohmannOf(s)) << "round " << round;
   }
 }
 
